@@ -1,0 +1,1 @@
+"""The cloudfn console (Textual) and the `cloudfn` command line."""

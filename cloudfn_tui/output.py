@@ -1,0 +1,97 @@
+"""Human output of the command line: aligned tables and short summaries; JSON for scripts."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from typing import Any, Callable, Iterable, Sequence
+
+from core.models import Function, InvokeResult
+
+
+def print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2, ensure_ascii=False, default=str)
+    sys.stdout.write("\n")
+
+
+def emit(data: Any, as_json: bool, as_text: Callable[[Any], str]) -> None:
+    if as_json:
+        print_json(data)
+    else:
+        print(as_text(data))
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    cells = [[str(c) for c in r] for r in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    return "\n".join(lines)
+
+
+def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    print(table(headers, rows))
+
+
+def when(ts: datetime) -> str:
+    return ts.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def print_function_table(fns: list[Function]) -> None:
+    if not fns:
+        print("no functions yet; create one with `cloudfn create` or `cloudfn deploy DIR`")
+        return
+    print_table(
+        ["NAME", "RUNTIME", "HANDLER", "VERSION", "TIMEOUT", "MEMORY", "UPDATED"],
+        [[f.name, f.runtime, f.handler, f.version, f"{f.timeout}s", f"{f.memory}MB", when(f.updated_at)] for f in fns],
+    )
+
+
+def function_text(fn: Function) -> str:
+    env = ", ".join(f"{k}={v}" for k, v in fn.environment.items()) or "-"
+    rows = [
+        ("name", fn.name), ("id", fn.id), ("runtime", fn.runtime), ("handler", fn.handler),
+        ("version", fn.version), ("timeout", f"{fn.timeout}s"), ("memory", f"{fn.memory}MB"),
+        ("max concurrency", fn.max_concurrency or "platform limit"),
+        ("network", "on" if fn.network else "off"), ("environment", env),
+        ("description", fn.description or "-"), ("created", when(fn.created_at)), ("updated", when(fn.updated_at)),
+    ]
+    width = max(len(k) for k, _ in rows)
+    head = "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
+    return f"{head}\n\n{fn.code.rstrip()}"
+
+
+def info_text(info: dict[str, Any]) -> str:
+    out = [f"cloudfn {info['version']} ({info['mode']}, Python {info['python']})", "", "paths:"]
+    out += [f"  {k:<18} {v}" for k, v in info["paths"].items()]
+    out += ["", "settings:"]
+    out += [f"  {k:<24} {v['value']!s:<28} {v['source']}" for k, v in info["settings"].items()]
+    out += ["", "runtimes:"]
+    for name, rt in info["runtimes"].items():
+        state = rt.get("version") or rt.get("path") or ""
+        if not rt.get("available"):
+            state = "not found" + (f": {rt['hint']}" if rt.get("hint") else "")
+        out.append(f"  {name:<8} {state}")
+    if info.get("protections"):
+        out += ["", "protections in force:"]
+        for k, v in info["protections"].items():
+            out.append(f"  {k:<24} {v}")
+    out += ["", f"functions: {info['functions']}"]
+    return "\n".join(out)
+
+
+def print_invoke_result(r: InvokeResult) -> None:
+    status = "ok" if r.success else f"FAILED {r.error_type.value if r.error_type else ''}".rstrip()
+    start = f"cold start, init {r.init_duration:.1f} ms" if r.cold_start else "warm"
+    print(f"{status}  {r.duration:.1f} ms  {start}  {r.memory_used:.1f} MB  invocation {r.invocation_id}")
+    if r.success:
+        print(json.dumps(r.result, indent=2, ensure_ascii=False))
+    else:
+        print(f"error: {r.error}")
+        for frame in r.stack:
+            col = f":{frame.column}" if frame.column else ""
+            print(f"  at {frame.function or '<anonymous>'} ({frame.file}:{frame.line}{col})")
+    if r.logs:
+        print("--- logs ---")
+        print(r.logs.rstrip("\n"))

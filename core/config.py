@@ -1,0 +1,256 @@
+"""Configuration: defaults < YAML file < environment < command-line flags.
+
+The YAML keeps the seed's sections (`server`, `runtime`, `monitor`) and the seed's variables
+(`PORT`, `LOG_LEVEL`, `GIN_MODE`, `FUNCTIONS_DIR`, `DATA_DIR`) keep working beside `CLOUDFN_*`
+ones, which win when both are set. Every setting remembers where its value came from, so
+`cloudfn info` can say so.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import yaml
+
+from core import paths
+from core.errors import ConfigError
+
+
+def _bool(v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, str) and v.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if isinstance(v, str) and v.strip().lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("true or false")
+
+
+def _int(lo: int, hi: int) -> Callable[[Any], int]:
+    def parse(v: Any) -> int:
+        if isinstance(v, bool):
+            raise ValueError(f"a whole number from {lo} to {hi}")
+        try:
+            n = int(v) if isinstance(v, (int, str)) else None
+        except ValueError:
+            n = None
+        if n is None or not lo <= n <= hi:
+            raise ValueError(f"a whole number from {lo} to {hi}")
+        return n
+
+    return parse
+
+
+def _number(lo: float, hi: float) -> Callable[[Any], float]:
+    def parse(v: Any) -> float:
+        try:
+            n = float(v) if not isinstance(v, bool) else None
+        except (TypeError, ValueError):
+            n = None
+        if n is None or not lo <= n <= hi:
+            raise ValueError(f"a number from {lo:g} to {hi:g}")
+        return n
+
+    return parse
+
+
+def _choice(*options: str) -> Callable[[Any], str]:
+    def parse(v: Any) -> str:
+        if isinstance(v, str) and v.strip().lower() in options:
+            return v.strip().lower()
+        raise ValueError("one of " + ", ".join(options))
+
+    return parse
+
+
+def _text(v: Any) -> str:
+    if isinstance(v, (str, int, float)) and not isinstance(v, bool):
+        return str(v)
+    raise ValueError("a string")
+
+
+def _path(v: Any) -> Path:
+    if isinstance(v, str) and v.strip():
+        return Path(v).expanduser()
+    raise ValueError("a path")
+
+
+@dataclass(frozen=True)
+class Option:
+    section: str
+    key: str
+    parse: Callable[[Any], Any]
+    default: Any
+    env: tuple[str, ...] = ()  # later names win over earlier ones
+    help: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.section}.{self.key}"
+
+
+def _env(section: str, key: str, *seed: str) -> tuple[str, ...]:
+    return (*seed, f"CLOUDFN_{section.upper()}_{key.upper()}")
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("server", "host", _text, "127.0.0.1", _env("server", "host", "CLOUDFN_HOST"),
+           "address `cloudfn serve` binds (the seed used 0.0.0.0; loopback is the safe default)"),
+    Option("server", "port", _int(0, 65535), 8080, _env("server", "port", "PORT", "CLOUDFN_PORT"),
+           "port `cloudfn serve` listens on"),
+    Option("server", "mode", _choice("debug", "release"), "debug",
+           _env("server", "mode", "GIN_MODE", "CLOUDFN_MODE"), "debug logs more than release"),
+    Option("runtime", "work_dir", _path, None, _env("runtime", "work_dir", "FUNCTIONS_DIR"),
+           "where workers get their folders (default: <data_dir>/functions)"),
+    Option("runtime", "max_concurrent", _int(1, 10000), 10, _env("runtime", "max_concurrent"),
+           "invocations running at once, across all functions"),
+    Option("runtime", "default_timeout", _int(1, 900), 30, _env("runtime", "default_timeout"),
+           "timeout in seconds for functions that set none"),
+    Option("runtime", "queue_size", _int(0, 100000), 100, _env("runtime", "queue_size"),
+           "invocations that may wait for a free slot before being throttled"),
+    Option("runtime", "keep_warm", _number(0, 86400), 300.0, _env("runtime", "keep_warm"),
+           "seconds an idle worker stays warm"),
+    Option("runtime", "sandbox", _choice("auto", "none"), "auto", _env("runtime", "sandbox"),
+           "auto uses every protection the host has; none uses rlimits only"),
+    Option("monitor", "log_level", _choice("debug", "info", "warning", "warn", "error"), "info",
+           _env("monitor", "log_level", "LOG_LEVEL", "CLOUDFN_LOG_LEVEL"), "platform log level"),
+    Option("monitor", "enable_metrics", _bool, True, _env("monitor", "enable_metrics"),
+           "collect metrics"),
+    Option("storage", "data_dir", _path, None, _env("storage", "data_dir", "DATA_DIR", "CLOUDFN_DATA_DIR"),
+           "where cloudfn keeps its stores (default: the XDG data folder)"),
+)
+BY_NAME = {o.name: o for o in OPTIONS}
+SECTIONS = sorted({o.section for o in OPTIONS})
+CONFIG_ENV = "CLOUDFN_CONFIG"
+
+
+@dataclass
+class Setting:
+    value: Any
+    source: str  # "default", "file <path>", "env NAME", "flag --x"
+
+
+@dataclass
+class Config:
+    settings: dict[str, Setting]
+    file: Path | None
+    file_exists: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.settings[name].value
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self["storage.data_dir"])
+
+    @property
+    def work_dir(self) -> Path:
+        return Path(self["runtime.work_dir"])
+
+    @property
+    def cache_dir(self) -> Path:
+        return paths.default_cache_dir()
+
+
+def load_config(
+    config_file: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    flags: Mapping[str, Any] | None = None,
+) -> Config:
+    """Merge the layers. `flags` maps option names ("storage.data_dir") to values given on the
+    command line; None values are ignored. Raises ConfigError naming file, key and expectation."""
+    environ = os.environ if environ is None else environ
+    settings = {o.name: Setting(o.default, "default") for o in OPTIONS}
+
+    path, explicit = _config_path(config_file, environ)
+    exists = path.is_file()
+    if explicit and not exists:
+        raise ConfigError(f"config file {path}: cannot read it (no such file). Create it or drop --config/{CONFIG_ENV}.")
+    if exists:
+        for name, value in _read_file(path).items():
+            settings[name] = Setting(value, f"file {path}")
+
+    for opt in OPTIONS:
+        for var in opt.env:
+            raw = environ.get(var)
+            if raw is None or raw == "":
+                continue
+            try:
+                settings[opt.name] = Setting(opt.parse(raw), f"env {var}")
+            except ValueError as exc:
+                raise ConfigError(f"environment variable {var}={raw!r}: expected {exc} (sets {opt.name})") from None
+
+    for name, raw in (flags or {}).items():
+        if raw is None:
+            continue
+        opt = BY_NAME[name]
+        try:
+            settings[name] = Setting(opt.parse(raw), "flag")
+        except ValueError as exc:
+            raise ConfigError(f"{name}={raw!r}: expected {exc}") from None
+
+    if settings["storage.data_dir"].value is None:
+        settings["storage.data_dir"] = Setting(paths.default_data_dir(), "default (XDG data folder)")
+    data_dir = Path(settings["storage.data_dir"].value).resolve()
+    settings["storage.data_dir"].value = data_dir
+    if settings["runtime.work_dir"].value is None:
+        settings["runtime.work_dir"] = Setting(data_dir / "functions", "default (<data_dir>/functions)")
+    return Config(settings=settings, file=path, file_exists=exists)
+
+
+def _config_path(config_file: str | Path | None, environ: Mapping[str, str]) -> tuple[Path, bool]:
+    if config_file:
+        return Path(config_file).expanduser(), True
+    if environ.get(CONFIG_ENV):
+        return Path(environ[CONFIG_ENV]).expanduser(), True
+    return paths.default_config_file(), False
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path}: cannot read it ({exc}).") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"config file {path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}.") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: expected a mapping of sections ({', '.join(SECTIONS)}), got {type(data).__name__}.")
+
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for section, body in data.items():
+        if section not in SECTIONS:
+            problems.append(f"unknown section {section!r} (known: {', '.join(SECTIONS)})")
+            continue
+        if body is None:
+            continue
+        if not isinstance(body, dict):
+            problems.append(f"{section}: expected a mapping of keys, got {type(body).__name__}")
+            continue
+        for key, raw in body.items():
+            opt = BY_NAME.get(f"{section}.{key}")
+            if opt is None:
+                known = ", ".join(o.key for o in OPTIONS if o.section == section)
+                problems.append(f"unknown key {section}.{key} (known in {section}: {known})")
+                continue
+            try:
+                value = opt.parse(raw)
+            except ValueError as exc:
+                problems.append(f"{opt.name}: expected {exc}, got {raw!r}")
+                continue
+            if opt.parse is _path and not value.is_absolute():
+                value = (path.parent / value).resolve()  # relative to the file, not the caller
+            values[opt.name] = value
+    if problems:
+        raise ConfigError(f"config file {path}:\n" + "\n".join(f"  - {p}" for p in problems))
+    return values

@@ -1,0 +1,241 @@
+"""The platform's data: functions and invocation results, validated at every write.
+
+Validation reports every bad field at once, by name, as `InvalidInput`; pydantic's own error
+type never leaves this module.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from core.errors import FieldError, InvalidInput
+
+RUNTIMES = ("python", "nodejs", "go")
+RUNTIME_ALIASES = {"node": "nodejs", "node.js": "nodejs", "py": "python", "python3": "python", "golang": "go"}
+NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+HANDLER_RE = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*(?:\.[A-Za-z_$][A-Za-z0-9_$]*)?$")
+ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_CODE_BYTES = 1024 * 1024
+TIMEOUT_RANGE = (1, 900)
+MEMORY_RANGE = (64, 8192)
+CONCURRENCY_RANGE = (1, 1000)
+DEFAULT_HANDLER = "handler"
+# Fields a client may echo back (a GET then PUT round trip) but never sets.
+READ_ONLY_FIELDS = ("id", "version", "created_at", "updated_at")
+
+Runtime = Literal["python", "nodejs", "go"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def normalize_runtime(value: Any) -> Any:
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        return RUNTIME_ALIASES.get(lowered, lowered)
+    return value
+
+
+class _Editable(BaseModel):
+    """Fields a user sets; shared by create, update and the stored function."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+    @field_validator("name", check_fields=False)
+    @classmethod
+    def _name(cls, v: str | None) -> str | None:
+        if v is not None and not NAME_RE.match(v):
+            raise ValueError(
+                "must be 1-63 lowercase letters, digits and dashes, starting and ending with a "
+                f"letter or digit (got {v!r})"
+            )
+        return v
+
+    @field_validator("runtime", mode="before", check_fields=False)
+    @classmethod
+    def _runtime(cls, v: Any) -> Any:
+        v = normalize_runtime(v)
+        if v is not None and v not in RUNTIMES:
+            raise ValueError(f"must be one of {', '.join(RUNTIMES)} (or node), got {v!r}")
+        return v
+
+    @field_validator("handler", check_fields=False)
+    @classmethod
+    def _handler(cls, v: str | None) -> str | None:
+        if v is not None and not HANDLER_RE.match(v):
+            raise ValueError(
+                f"must be a function name such as 'handler' or 'exports.handler' (got {v!r})"
+            )
+        return v
+
+    @field_validator("code", check_fields=False)
+    @classmethod
+    def _code(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        if not v.strip():
+            raise ValueError("must not be empty")
+        if len(v.encode()) > MAX_CODE_BYTES:
+            raise ValueError(f"is larger than {MAX_CODE_BYTES // 1024} KiB")
+        return v
+
+    @field_validator("environment", check_fields=False)
+    @classmethod
+    def _environment(cls, v: dict[str, str] | None) -> dict[str, str] | None:
+        if v is None:
+            return v
+        bad = [k for k in v if not ENV_KEY_RE.match(k)]
+        if bad:
+            raise ValueError(
+                f"variable names must be letters, digits and underscores, not starting with a "
+                f"digit (bad: {', '.join(map(repr, bad))})"
+            )
+        return v
+
+
+def _int_field(default: Any, bounds: tuple[int, int], description: str) -> Any:
+    return Field(default, ge=bounds[0], le=bounds[1], description=description)
+
+
+class FunctionSpec(_Editable):
+    """What a create request carries."""
+
+    name: str
+    runtime: Runtime
+    code: str
+    handler: str = DEFAULT_HANDLER
+    timeout: int = _int_field(30, TIMEOUT_RANGE, "seconds")
+    memory: int = _int_field(128, MEMORY_RANGE, "MB")
+    environment: dict[str, str] = Field(default_factory=dict)
+    description: str = Field("", max_length=1024)
+    max_concurrency: int | None = _int_field(None, CONCURRENCY_RANGE, "parallel invocations")
+    network: bool = False
+
+
+class FunctionPatch(_Editable):
+    """A partial update: only the fields sent change."""
+
+    name: str | None = None
+    runtime: Runtime | None = None
+    code: str | None = None
+    handler: str | None = None
+    timeout: int | None = _int_field(None, TIMEOUT_RANGE, "seconds")
+    memory: int | None = _int_field(None, MEMORY_RANGE, "MB")
+    environment: dict[str, str] | None = None
+    description: str | None = Field(None, max_length=1024)
+    max_concurrency: int | None = _int_field(None, CONCURRENCY_RANGE, "parallel invocations")
+    network: bool | None = None
+
+
+class Function(FunctionSpec):
+    """A stored function."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    version: int = Field(1, ge=1)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    def to_doc(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def _field_errors(exc: ValidationError) -> list[FieldError]:
+    errors = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "body"
+        kind = err["type"]
+        if kind == "missing":
+            msg = "is required"
+        elif kind == "extra_forbidden":
+            msg = "is not a known field"
+        elif kind in ("greater_than_equal", "less_than_equal"):
+            ctx = err.get("ctx", {})
+            bound = ctx.get("ge", ctx.get("le"))
+            word = "at least" if kind == "greater_than_equal" else "at most"
+            msg = f"must be {word} {bound} (got {err.get('input')!r})"
+        elif kind.startswith("int_") or kind.startswith("bool_") or kind.startswith("string_"):
+            msg = f"{err['msg'][0].lower()}{err['msg'][1:]} (got {err.get('input')!r})"
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+        errors.append(FieldError(loc, msg))
+    return errors
+
+
+def parse_spec(data: Any) -> FunctionSpec:
+    return _parse(FunctionSpec, data, "function")
+
+
+def parse_patch(data: Any) -> FunctionPatch:
+    return _parse(FunctionPatch, data, "function update")
+
+
+def _parse(model: type[BaseModel], data: Any, what: str):
+    if not isinstance(data, dict):
+        raise InvalidInput(what, [FieldError("body", f"must be an object, got {type(data).__name__}")])
+    data = {k: v for k, v in data.items() if k not in READ_ONLY_FIELDS}
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInput(what, _field_errors(exc)) from None
+
+
+def validation_errors(model: type[BaseModel], data: dict[str, Any]) -> list[FieldError]:
+    """Every bad field of `data` for `model`, for callers that merge sources first."""
+    try:
+        model.model_validate(data)
+    except ValidationError as exc:
+        return _field_errors(exc)
+    return []
+
+
+class ErrorType(str, Enum):
+    HANDLER_ERROR = "HandlerError"
+    COMPILE_ERROR = "CompileError"
+    TIMEOUT = "Timeout"
+    MEMORY_LIMIT = "MemoryLimitExceeded"
+    OUTPUT_TOO_LARGE = "OutputTooLarge"
+    THROTTLED = "Throttled"
+    RUNTIME_UNAVAILABLE = "RuntimeUnavailable"
+    WORKER_CRASHED = "WorkerCrashed"
+    INVALID_EVENT = "InvalidEvent"
+    INVALID_RESULT = "InvalidResult"
+
+
+class StackFrame(BaseModel):
+    file: str
+    line: int
+    function: str = ""
+    column: int | None = None
+
+
+class InvokeResult(BaseModel):
+    """The seed's invoke answer (success, result, error as a string, duration in ms, memory_used)
+    extended with what a user needs to debug."""
+
+    success: bool
+    result: Any = None
+    error: str = ""
+    error_type: ErrorType | None = None
+    stack: list[StackFrame] = Field(default_factory=list)
+    duration: float = 0.0
+    memory_used: float = 0.0
+    cold_start: bool = False
+    init_duration: float = 0.0
+    invocation_id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    logs: str = ""
+    function_id: str = ""
+    function_name: str = ""
+    function_version: int = 0
+
+    @classmethod
+    def failure(cls, error_type: ErrorType, message: str, **kw: Any) -> "InvokeResult":
+        return cls(success=False, error=message, error_type=error_type, **kw)

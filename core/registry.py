@@ -1,0 +1,110 @@
+"""The function registry: create, list, get by id or name, partial update, delete.
+
+Every stored version is kept in its own table, so a function can be rolled back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.errors import Conflict, FieldError, InvalidInput, NotFound
+from core.models import Function, FunctionPatch, FunctionSpec, parse_patch, parse_spec, utcnow
+from core.storage import TinyStore
+
+FUNCTIONS = "functions"
+VERSIONS = "versions"
+META = "meta"
+
+
+class Registry:
+    def __init__(self, store: TinyStore, default_timeout: int = 30):
+        self.store = store
+        self.default_timeout = default_timeout
+
+    # -- reads ---------------------------------------------------------------------------
+    def list(self) -> list[Function]:
+        return sorted((Function.model_validate(d) for d in self.store.all(FUNCTIONS)), key=lambda f: f.name)
+
+    def get(self, ref: str) -> Function:
+        return Function.model_validate(self._find(self.store, ref))
+
+    def versions(self, ref: str) -> list[Function]:
+        fn = self.get(ref)
+        docs = [d for d in self.store.all(VERSIONS) if d["id"] == fn.id]
+        return sorted((Function.model_validate(d) for d in docs), key=lambda f: f.version)
+
+    @staticmethod
+    def _find(store: TinyStore, ref: str) -> dict[str, Any]:
+        docs = store.all(FUNCTIONS)
+        for d in docs:
+            if d["id"] == ref:
+                return d
+        for d in docs:
+            if d["name"] == ref:
+                return d
+        raise NotFound(f"no function named {ref!r}")
+
+    # -- writes --------------------------------------------------------------------------
+    def create(self, data: dict[str, Any] | FunctionSpec) -> Function:
+        if isinstance(data, dict) and "timeout" not in data:
+            data = {**data, "timeout": self.default_timeout}
+        spec = data if isinstance(data, FunctionSpec) else parse_spec(data)
+        fn = Function(**spec.model_dump())
+
+        def write(store: TinyStore) -> Function:
+            self._check_name_free(store, fn.name)
+            store.insert(FUNCTIONS, fn.to_doc())
+            store.insert(VERSIONS, fn.to_doc())
+            return fn
+
+        return self.store.transaction(write)
+
+    def update(self, ref: str, data: dict[str, Any] | FunctionPatch) -> Function:
+        patch = data if isinstance(data, FunctionPatch) else parse_patch(data)
+        changes = patch.model_dump(exclude_unset=True)
+        nulls = [k for k, v in changes.items() if v is None and k != "max_concurrency"]
+        if nulls:
+            raise InvalidInput("function update", [FieldError(k, "cannot be null") for k in nulls])
+
+        def write(store: TinyStore) -> Function:
+            current = Function.model_validate(self._find(store, ref))
+            if "name" in changes and changes["name"] != current.name:
+                self._check_name_free(store, changes["name"])
+            updated = current.model_copy(
+                update={**changes, "version": current.version + 1, "updated_at": utcnow()}
+            )
+            store.upsert(FUNCTIONS, "id", updated.to_doc())
+            store.insert(VERSIONS, updated.to_doc())
+            return updated
+
+        return self.store.transaction(write)
+
+    def rollback(self, ref: str, version: int) -> Function:
+        """Make an earlier version's code and settings current again, as a new version."""
+        old = next((v for v in self.versions(ref) if v.version == version), None)
+        if old is None:
+            raise NotFound(f"function {ref!r} has no version {version}")
+        fields = old.model_dump(include=set(FunctionPatch.model_fields))
+        return self.update(ref, FunctionPatch(**fields))
+
+    def delete(self, ref: str) -> Function:
+        def write(store: TinyStore) -> Function:
+            fn = Function.model_validate(self._find(store, ref))
+            store.remove(FUNCTIONS, "id", fn.id)
+            store.remove(VERSIONS, "id", fn.id)
+            return fn
+
+        return self.store.transaction(write)
+
+    @staticmethod
+    def _check_name_free(store: TinyStore, name: str) -> None:
+        if any(d["name"] == name for d in store.all(FUNCTIONS)):
+            raise Conflict(f"a function named {name!r} already exists; pick another name or update it")
+
+    # -- first start ---------------------------------------------------------------------
+    def get_meta(self, key: str) -> Any:
+        doc = self.store.get(META, "key", key)
+        return doc["value"] if doc else None
+
+    def set_meta(self, key: str, value: Any) -> None:
+        self.store.upsert(META, "key", {"key": key, "value": value})

@@ -1,0 +1,5 @@
+function handler(event, context) {
+  const greeting = process.env.GREETING || 'Hello';
+  const name = (event && event.name) || 'World';
+  return { message: `${greeting}, ${name}!`, event };
+}

@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "Run with no command to open the console.")
     p.add_argument("--data-dir", metavar="DIR", help="data directory (default: the XDG data folder)")
     p.add_argument("--config", metavar="FILE", help="YAML config file (default: the XDG config folder)")
-    p.add_argument("--version", action="store_true", help="print the version and exit")
+    p.add_argument("--version", dest="show_version", action="store_true", help="print the version and exit")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     def cmd(name: str, help: str) -> argparse.ArgumentParser:
@@ -110,7 +110,7 @@ def _settings_flags(c: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.version:
+    if args.show_version:
         from core import __version__
 
         print(f"cloudfn {__version__}")
@@ -124,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `cloudfn list | head`: the reader left; nothing to report
+        sys.stderr.close()
+        return 0
 
 
 def open_platform(args: argparse.Namespace, command: str) -> PlatformAPI:

@@ -1,0 +1,40 @@
+# Sourced by scripts/console and scripts/test: installs what cloudfn needs on a machine that
+# has Python, Node.js and apt, into .venv beside the checkout. Safe to run again: it only
+# installs what is missing.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+# Runtimes and the sandbox come from Debian: the Go toolchain (golang-go), bubblewrap for the
+# namespace sandbox, tmux for the console's end-to-end test. Without root or apt they are
+# skipped, and `cloudfn info` / the test summary say what is missing.
+need=()
+command -v go >/dev/null 2>&1 || need+=(golang-go)
+command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+if [ "${CLOUDFN_SETUP_TEST:-0}" = 1 ]; then
+  command -v tmux >/dev/null 2>&1 || need+=(tmux)
+fi
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing ${need[*]} with apt-get" >&2
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  else
+    echo "setup: not installing ${need[*]} (needs root and apt-get); those parts will be unavailable" >&2
+  fi
+fi
+
+PY="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+  .venv/bin/python -m pip install -q --upgrade pip
+fi
+extras=""
+[ "${CLOUDFN_SETUP_TEST:-0}" = 1 ] && extras="[test]"
+# Reinstall only when the project's metadata changed since the last install.
+stamp=".venv/.cloudfn-installed${extras}"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/python -m pip install -q -e ".${extras}"
+  touch "$stamp"
+fi

@@ -1,0 +1,247 @@
+// cloudfn Go worker: compiled together with the user's main.go and a generated
+// cloudfn_handler.go (which names the handler). Started as: handler REQ_FD RESP_FD.
+// Frames both ways: 4-byte big-endian length, then UTF-8 JSON. The first request is "init";
+// then one "invoke" at a time. What the user prints goes to fds 1/2, a separate pipe; after each
+// invocation a marker carrying the request's nonce closes its logs.
+package main
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type cfnFrame struct {
+	File     string `json:"file"`
+	Line     int    `json:"line"`
+	Function string `json:"function"`
+}
+
+// cfnError records where an error made by the user's code was created (fmt.Errorf and
+// errors.New calls in main.go are routed here), so a returned error has a stack too.
+type cfnError struct {
+	err      error
+	pcs      []uintptr
+	duringGo bool
+}
+
+var cfnInvoking bool
+
+func (e *cfnError) Error() string { return e.err.Error() }
+func (e *cfnError) Unwrap() error { return e.err }
+
+func cfn_Errorf(format string, a ...interface{}) error {
+	return &cfnError{fmt.Errorf(format, a...), cfnCallers(2), cfnInvoking}
+}
+
+func cfn_errNew(text string) error {
+	return &cfnError{errors.New(text), cfnCallers(2), cfnInvoking}
+}
+
+func cfnCallers(skip int) []uintptr {
+	pcs := make([]uintptr, 64)
+	n := runtime.Callers(skip+1, pcs)
+	return pcs[:n]
+}
+
+func cfnUserFrames(pcs []uintptr) []cfnFrame {
+	out := []cfnFrame{}
+	frames := runtime.CallersFrames(pcs)
+	for {
+		f, more := frames.Next()
+		if strings.HasSuffix(f.File, "/"+cloudfnUserFile) || f.File == cloudfnUserFile {
+			name := f.Function
+			if i := strings.LastIndex(name, "."); i >= 0 && strings.HasPrefix(name, "main.") {
+				name = name[i+1:]
+			}
+			line := f.Line - cloudfnLineOffset
+			if line > 0 {
+				out = append(out, cfnFrame{File: cloudfnUserFile, Line: line, Function: name})
+			}
+		}
+		if !more {
+			break
+		}
+	}
+	return out
+}
+
+var cfnIn *os.File
+var cfnOut *os.File
+
+func cfnReadFrame() []byte {
+	var head [4]byte
+	if _, err := io.ReadFull(cfnIn, head[:]); err != nil {
+		os.Exit(0) // the platform closed the pipe
+	}
+	body := make([]byte, binary.BigEndian.Uint32(head[:]))
+	if _, err := io.ReadFull(cfnIn, body); err != nil {
+		os.Exit(0)
+	}
+	return body
+}
+
+func cfnWrite(data []byte) {
+	buf := make([]byte, 4+len(data))
+	binary.BigEndian.PutUint32(buf, uint32(len(data)))
+	copy(buf[4:], data)
+	cfnOut.Write(buf)
+}
+
+func cfnCloseLogs(nonce string) bool {
+	_, err := syscall.Write(1, []byte("\x1e"+nonce+"\x1e"))
+	return err == nil
+}
+
+type cfnRequest struct {
+	Type       string          `json:"type"`
+	Event      json.RawMessage `json:"event"`
+	Context    json.RawMessage `json:"context"`
+	Nonce      string          `json:"nonce"`
+	MaxResult  int             `json:"max_result_bytes"`
+	Timeout    float64         `json:"timeout"`
+	DeadlineMs float64         `json:"deadline_ms"`
+}
+
+func cfnStats(m map[string]interface{}) {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		m["maxrss_kb"] = ru.Maxrss
+		m["cpu"] = float64(ru.Utime.Sec+ru.Stime.Sec) + float64(ru.Utime.Usec+ru.Stime.Usec)/1e6
+	}
+}
+
+func cfnFail(kind, msg string, stack []cfnFrame) map[string]interface{} {
+	if stack == nil {
+		stack = []cfnFrame{}
+	}
+	return map[string]interface{}{"ok": false, "error_type": kind, "error": msg, "stack": stack}
+}
+
+var cfnErrorType = reflect.TypeOf((*error)(nil)).Elem()
+
+func cfnInvoke(hv reflect.Value, req *cfnRequest) (reply map[string]interface{}) {
+	ht := hv.Type()
+	args := make([]reflect.Value, ht.NumIn())
+	for i := 0; i < ht.NumIn(); i++ {
+		raw := req.Event
+		what := "event"
+		if i == 1 {
+			raw, what = req.Context, "context"
+		}
+		ptr := reflect.New(ht.In(i))
+		if len(raw) > 0 {
+			if err := json.Unmarshal(raw, ptr.Interface()); err != nil {
+				return cfnFail("InvalidEvent", fmt.Sprintf("the %s does not fit the handler's parameter of type %s: %v", what, ht.In(i), err), nil)
+			}
+		}
+		args[i] = ptr.Elem()
+	}
+	defer func() {
+		cfnInvoking = false
+		if r := recover(); r != nil {
+			pcs := cfnCallers(2)
+			msg := fmt.Sprint(r)
+			if e, ok := r.(error); ok {
+				msg = e.Error()
+			}
+			reply = cfnFail("HandlerError", "panic: "+msg, cfnUserFrames(pcs))
+		}
+	}()
+	cfnInvoking = true
+	outs := hv.Call(args)
+	cfnInvoking = false
+	var result interface{}
+	if n := len(outs); n > 0 {
+		last := outs[n-1]
+		if ht.Out(n-1) == cfnErrorType || (ht.Out(n-1).Kind() == reflect.Interface && ht.Out(n-1).Implements(cfnErrorType) && n == 2) {
+			if !last.IsNil() {
+				err := last.Interface().(error)
+				return cfnFail("HandlerError", err.Error(), cfnErrorStack(err))
+			}
+			outs = outs[:n-1]
+		}
+		if len(outs) > 0 {
+			result = outs[0].Interface()
+		}
+	}
+	body, err := json.Marshal(result)
+	if err != nil {
+		return cfnFail("InvalidResult", "the result is not JSON-serialisable: "+err.Error(), nil)
+	}
+	max := req.MaxResult
+	if max <= 0 {
+		max = 6 * 1024 * 1024
+	}
+	if len(body) > max {
+		return cfnFail("OutputTooLarge", fmt.Sprintf("the result is %d bytes; the limit is %d", len(body), max), nil)
+	}
+	return map[string]interface{}{"ok": true, "result": json.RawMessage(body)}
+}
+
+// The stack of the innermost error the user's code created during this invocation.
+func cfnErrorStack(err error) []cfnFrame {
+	var best *cfnError
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if ce, ok := e.(*cfnError); ok && ce.duringGo {
+			best = ce
+		}
+	}
+	if best == nil {
+		return []cfnFrame{}
+	}
+	return cfnUserFrames(best.pcs)
+}
+
+func main() {
+	inFd, _ := strconv.Atoi(os.Args[1])
+	outFd, _ := strconv.Atoi(os.Args[2])
+	cfnIn = os.NewFile(uintptr(inFd), "requests")
+	cfnOut = os.NewFile(uintptr(outFd), "responses")
+	start := time.Now()
+	var init struct {
+		Nonce string `json:"nonce"`
+	}
+	json.Unmarshal(cfnReadFrame(), &init)
+	hv := reflect.ValueOf(cloudfnHandler)
+	var ready map[string]interface{}
+	if hv.Kind() != reflect.Func {
+		ready = cfnFail("CompileError", "the handler is not a function", nil)
+	} else if hv.Type().NumIn() > 2 {
+		ready = cfnFail("CompileError", "the handler takes more than two parameters (event, context)", nil)
+	} else if hv.Type().NumOut() > 2 {
+		ready = cfnFail("CompileError", "the handler returns more than two values (result, error)", nil)
+	} else {
+		ready = map[string]interface{}{"ok": true, "type": "ready"}
+	}
+	ready["load_ms"] = float64(time.Since(start).Microseconds()) / 1000
+	cfnCloseLogs(init.Nonce)
+	b, _ := json.Marshal(ready)
+	cfnWrite(b)
+	if ready["ok"] != true {
+		return
+	}
+	for {
+		var req cfnRequest
+		if err := json.Unmarshal(cfnReadFrame(), &req); err != nil {
+			os.Exit(71)
+		}
+		reply := cfnInvoke(hv, &req)
+		cfnStats(reply)
+		reply["logs_closed"] = cfnCloseLogs(req.Nonce)
+		b, err := json.Marshal(reply)
+		if err != nil {
+			b, _ = json.Marshal(cfnFail("InvalidResult", err.Error(), nil))
+		}
+		cfnWrite(b)
+	}
+}

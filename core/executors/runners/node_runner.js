@@ -1,0 +1,230 @@
+// cloudfn Node.js worker. Started as: node [--max-old-space-size=N] node_runner.js REQ_FD RESP_FD
+// Frames both ways: 4-byte big-endian length, then UTF-8 JSON. The first request is "init" (load
+// the user's code once); then one "invoke" at a time. What the user prints goes to fds 1/2, a
+// separate pipe; after each invocation a marker carrying the request's nonce closes its logs.
+'use strict';
+const fs = require('fs');
+const vm = require('vm');
+const path = require('path');
+
+const REQ_FD = Number(process.argv[2]);
+const RESP_FD = Number(process.argv[3]);
+
+let pending = Buffer.alloc(0);
+let waiting = null;
+
+function readSome() {
+  const buf = Buffer.allocUnsafe(65536);
+  let n;
+  for (;;) {
+    try {
+      n = fs.readSync(REQ_FD, buf, 0, buf.length, null);
+      break;
+    } catch (e) {
+      if (e.code === 'EAGAIN') continue;
+      if (e.code === 'EOF') { n = 0; break; }
+      throw e;
+    }
+  }
+  if (n === 0) process.exit(0); // the platform closed the pipe
+  pending = Buffer.concat([pending, buf.subarray(0, n)]);
+}
+
+function readFrame() {
+  while (pending.length < 4) readSome();
+  const size = pending.readUInt32BE(0);
+  while (pending.length < 4 + size) readSome();
+  const body = pending.subarray(4, 4 + size);
+  pending = pending.subarray(4 + size);
+  return JSON.parse(body.toString('utf8'));
+}
+
+function writeRaw(data) {
+  const head = Buffer.alloc(4);
+  head.writeUInt32BE(data.length, 0);
+  const all = Buffer.concat([head, data]);
+  let off = 0;
+  while (off < all.length) {
+    try {
+      off += fs.writeSync(RESP_FD, all, off, all.length - off);
+    } catch (e) {
+      if (e.code !== 'EAGAIN') throw e;
+    }
+  }
+}
+
+function writeFrame(obj) {
+  writeRaw(Buffer.from(JSON.stringify(obj), 'utf8'));
+}
+
+function closeLogs(nonce) {
+  try {
+    fs.writeSync(1, '\x1e' + nonce + '\x1e');
+    return true;
+  } catch (e) {
+    return false;
+  }
+}
+
+let codeFile = '';
+const fileName = () => path.basename(codeFile);
+
+function userFrames(err) {
+  const frames = [];
+  const stack = (err && typeof err.stack === 'string') ? err.stack : '';
+  for (const line of stack.split('\n')) {
+    const m = /^\s*at (?:(.*?) \()?(.*?):(\d+):(\d+)\)?$/.exec(line);
+    if (!m || m[2] !== codeFile) continue;
+    frames.push({ file: fileName(), line: Number(m[3]), column: Number(m[4]),
+      function: (m[1] || '<anonymous>').replace(/^Object\./, '') });
+  }
+  return frames;
+}
+
+function describe(err) {
+  if (err instanceof Error) return `${err.name}: ${err.message}`;
+  try {
+    return `thrown value: ${typeof err === 'string' ? err : JSON.stringify(err)}`;
+  } catch (e) {
+    return `thrown value: ${String(err)}`;
+  }
+}
+
+function syntaxLocation(err, source) {
+  // V8 puts "file:line" on the first line of a SyntaxError's stack.
+  const stack = String(err.stack || '');
+  const m = new RegExp(codeFile.replace(/[.*+?^${}()|[\]\\]/g, '\\$&') + ':(\\d+)').exec(stack);
+  if (!m) return null;
+  const line = Number(m[1]);
+  // The caret line shows the column.
+  const lines = stack.split('\n');
+  let column = null;
+  for (let i = 0; i < lines.length; i++) {
+    if (/^\s*\^+\s*$/.test(lines[i])) { column = lines[i].indexOf('^') + 1; break; }
+  }
+  return { line, column };
+}
+
+function load(init) {
+  codeFile = init.code_path;
+  const source = fs.readFileSync(codeFile, 'utf8');
+  const name = init.handler;
+  const bare = name.startsWith('exports.') ? name.slice(8) : name;
+  const module = { exports: {} };
+  const req = require('module').createRequire(codeFile);
+  const params = ['exports', 'require', 'module', '__filename', '__dirname'];
+  let wrapped;
+  try {
+    vm.compileFunction(source, params, { filename: codeFile });
+  } catch (e) {
+    const loc = syntaxLocation(e, source);
+    return [null, { ok: false, error_type: 'CompileError',
+      error: `${describe(e)}` + (loc ? ` (line ${loc.line}${loc.column ? `, column ${loc.column}` : ''})` : ''),
+      stack: loc ? [{ file: fileName(), line: loc.line, column: loc.column, function: '<module>' }] : [] }];
+  }
+  // The body is the user's code unchanged (line numbers are theirs); one line after it hands
+  // back a function declared under the handler's name, if there is one.
+  const tail = name.startsWith('exports.') ? '' : `\n;return typeof ${bare} === 'function' ? ${bare} : undefined;`;
+  try {
+    wrapped = vm.compileFunction(source + tail, params, { filename: codeFile });
+  } catch (e) {
+    wrapped = vm.compileFunction(source, params, { filename: codeFile });
+  }
+  let fn;
+  try {
+    fn = wrapped.call(module.exports, module.exports, req, module, codeFile, path.dirname(codeFile));
+  } catch (e) {
+    return [null, { ok: false, error_type: 'CompileError',
+      error: `error while loading the code: ${describe(e)}`, stack: userFrames(e) }];
+  }
+  if (typeof fn !== 'function') {
+    const ex = module.exports;
+    if (ex && typeof ex[bare] === 'function') fn = ex[bare];
+    else if (typeof ex === 'function' && (bare === 'handler' || ex.name === bare)) fn = ex;
+  }
+  if (typeof fn !== 'function') {
+    return [null, { ok: false, error_type: 'CompileError',
+      error: `handler '${name}' is not defined in the code (define function ${bare}(event, context) or set exports.${bare})`,
+      stack: [] }];
+  }
+  return [fn, { ok: true, type: 'ready' }];
+}
+
+function cpuSeconds() {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+}
+
+async function main() {
+  const init = readFrame();
+  const t0 = process.hrtime.bigint();
+  const [handler, reply] = load(init);
+  reply.load_ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  closeLogs(init.nonce || '');
+  writeFrame(reply);
+  if (!handler) return;
+  const maxResult = Number(init.max_result_bytes || 6 * 1024 * 1024);
+  let current = null;
+  // Errors that escape the handler (a callback that throws, a promise nobody awaits) fail the
+  // invocation that is running instead of killing the worker silently.
+  process.on('uncaughtException', (err) => { if (current) current(err); else process.exit(70); });
+  process.on('unhandledRejection', (err) => { if (current) current(err); });
+  for (;;) {
+    const req = readFrame();
+    const ctx = Object.assign({}, req.context || {});
+    const deadline = Number(req.deadline_ms || Date.now() + 30000);
+    Object.defineProperty(ctx, 'getRemainingTimeInMillis', {
+      value: () => Math.max(0, deadline - Date.now()), enumerable: false });
+    let reply;
+    try {
+      const result = await new Promise((resolve, reject) => {
+        current = reject;
+        try {
+          Promise.resolve(handler(req.event, ctx)).then(resolve, reject);
+        } catch (e) {
+          reject(e);
+        }
+      });
+      current = null;
+      let body;
+      try {
+        body = JSON.stringify(result === undefined ? null : result);
+        if (body === undefined) body = 'null';
+      } catch (e) {
+        reply = { ok: false, error_type: 'InvalidResult', error: `the result is not JSON-serialisable: ${e.message}` };
+      }
+      if (!reply) {
+        const size = Buffer.byteLength(body);
+        if (size > maxResult) {
+          reply = { ok: false, error_type: 'OutputTooLarge', error: `the result is ${size} bytes; the limit is ${maxResult}` };
+        } else {
+          reply = { ok: true, result: null, __raw: body };
+        }
+      }
+    } catch (err) {
+      current = null;
+      let type = 'HandlerError';
+      if (err instanceof RangeError && /Invalid (string|array) length|Array buffer allocation failed/.test(String(err.message))) {
+        type = 'MemoryLimitExceeded';
+      }
+      reply = { ok: false, error_type: type, error: describe(err), stack: userFrames(err) };
+    }
+    reply.maxrss_kb = process.resourceUsage().maxRSS;
+    reply.cpu = cpuSeconds();
+    reply.logs_closed = closeLogs(req.nonce || '');
+    if (reply.__raw !== undefined) {
+      const raw = reply.__raw;
+      delete reply.__raw;
+      delete reply.result;
+      const rest = JSON.stringify(reply);
+      writeRaw(Buffer.from('{"result":' + raw + ',' + rest.slice(1), 'utf8'));
+    } else {
+      writeFrame(reply);
+    }
+  }
+}
+
+main().catch((e) => {
+  try { fs.writeSync(2, `cloudfn runner failed: ${e && e.stack}\n`); } catch (_) { /* ignore */ }
+  process.exit(70);
+});

@@ -1,0 +1,212 @@
+# cloudfn Python worker. Started as: python -I -S -u -B python_runner.py REQ_FD RESP_FD
+# Frames both ways: 4-byte big-endian length, then UTF-8 JSON. The first request is "init" (load
+# the user's code once); then one "invoke" at a time. Whatever the user prints goes to fds 1/2, a
+# separate pipe; after each invocation a marker carrying the request's nonce closes its logs.
+import json
+import os
+import sys
+import time
+
+REQ_FD = int(sys.argv[1])
+RESP_FD = int(sys.argv[2])
+RUNNER_PID = os.getpid()
+_stdin_r = os.open(os.devnull, os.O_RDONLY)
+if _stdin_r != 0:
+    os.dup2(_stdin_r, 0)
+    os.close(_stdin_r)
+
+
+def _read_exact(n):
+    buf = b""
+    while len(buf) < n:
+        chunk = os.read(REQ_FD, n - len(buf))
+        if not chunk:
+            os._exit(0)  # the platform closed the pipe: stop quietly
+        buf += chunk
+    return buf
+
+
+def read_frame():
+    size = int.from_bytes(_read_exact(4), "big")
+    return json.loads(_read_exact(size))
+
+
+def write_frame(obj, raw=None):
+    if os.getpid() != RUNNER_PID:
+        os._exit(1)  # a forked child of the user's code must never speak the protocol
+    data = raw if raw is not None else json.dumps(obj).encode()
+    data = len(data).to_bytes(4, "big") + data
+    view = memoryview(data)
+    while view:
+        n = os.write(RESP_FD, view)
+        view = view[n:]
+
+
+def close_logs(nonce):
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    try:
+        os.write(1, b"\x1e" + nonce.encode() + b"\x1e")
+        return True
+    except OSError:
+        return False
+
+
+def _maxrss_kb():
+    try:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    except Exception:
+        return 0
+
+
+def _cpu():
+    t = os.times()
+    return t.user + t.system
+
+
+def user_frames(tb, code_file):
+    import traceback
+
+    frames = []
+    for fs in traceback.extract_tb(tb):
+        if fs.filename == code_file:
+            frames.append({"file": os.path.basename(code_file), "line": fs.lineno or 0,
+                           "function": fs.name, "column": (fs.colno + 1) if getattr(fs, "colno", None) is not None else None})
+    return frames
+
+
+def describe(exc):
+    text = str(exc)
+    name = type(exc).__name__
+    return f"{name}: {text}" if text else name
+
+
+class Context(dict):
+    """The context map, with Lambda's helper for the time left."""
+
+    def get_remaining_time_in_millis(self):
+        return max(0, int(self._deadline - time.time() * 1000))
+
+
+def load(init):
+    code_file = init["code_path"]
+    handler_name = init["handler"]
+    with open(code_file, encoding="utf-8") as f:
+        source = f.read()
+    try:
+        code = compile(source, code_file, "exec")
+    except SyntaxError as exc:
+        msg = f"{type(exc).__name__}: {exc.msg} (line {exc.lineno}"
+        msg += f", column {exc.offset})" if exc.offset else ")"
+        return None, {"ok": False, "error_type": "CompileError", "error": msg,
+                      "stack": [{"file": os.path.basename(code_file), "line": exc.lineno or 0,
+                                 "function": "<module>", "column": exc.offset}]}
+    import types
+
+    module = types.ModuleType("function")
+    module.__file__ = code_file
+    sys.modules["function"] = module
+    sys.path.insert(0, os.path.dirname(code_file))
+    try:
+        exec(code, module.__dict__)
+    except BaseException as exc:  # the module itself raised while loading
+        return None, {"ok": False, "error_type": "CompileError",
+                      "error": f"error while loading the code: {describe(exc)}",
+                      "stack": user_frames(exc.__traceback__, code_file)}
+    target = module.__dict__.get(handler_name)
+    if target is None and "." in handler_name:
+        obj = module
+        for part in handler_name.split("."):
+            obj = getattr(obj, part, None)
+        target = obj or module.__dict__.get(handler_name.rsplit(".", 1)[-1])
+    if not callable(target):
+        defined = sorted(k for k, v in module.__dict__.items()
+                         if callable(v) and getattr(v, "__module__", None) == "function")
+        hint = f"; functions defined: {', '.join(defined)}" if defined else ""
+        return None, {"ok": False, "error_type": "CompileError",
+                      "error": f"handler '{handler_name}' is not defined in the code{hint}", "stack": []}
+    return (target, code_file), {"ok": True, "type": "ready"}
+
+
+def main():
+    init = read_frame()
+    t0 = time.perf_counter()
+    loaded, reply = load(init)
+    reply["load_ms"] = (time.perf_counter() - t0) * 1000
+    close_logs(init.get("nonce", ""))
+    write_frame(reply)
+    if loaded is None:
+        return
+    handler, code_file = loaded
+    loop = None
+    code_obj = getattr(handler, "__code__", None)
+    is_async = bool(code_obj is not None and code_obj.co_flags & 0x180)  # CO_COROUTINE
+    max_result = int(init.get("max_result_bytes", 6 * 1024 * 1024))
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    except Exception:
+        resource = None
+        hard = -1
+    while True:
+        req = read_frame()
+        timeout = float(req.get("timeout", 30))
+        if resource is not None and hard != resource.RLIM_INFINITY and hard > 0:
+            # RLIMIT_CPU counts the worker's whole life: give this invocation `timeout` seconds.
+            try:
+                resource.setrlimit(resource.RLIMIT_CPU, (min(hard - 1, int(_cpu() + timeout + 1)), hard))
+            except (ValueError, OSError):
+                pass
+        ctx = Context(req.get("context") or {})
+        ctx._deadline = float(req.get("deadline_ms", time.time() * 1000 + timeout * 1000))
+        reply = None
+        try:
+            result = handler(req.get("event"), ctx)
+            if is_async or hasattr(result, "__await__"):
+                if loop is None:
+                    import asyncio
+
+                    loop = asyncio.new_event_loop()
+                    asyncio.set_event_loop(loop)
+                result = loop.run_until_complete(result)
+        except MemoryError as exc:
+            reply = {"ok": False, "error_type": "MemoryLimitExceeded",
+                     "error": f"MemoryError: the function needed more than its {init.get('memory_mb')} MB",
+                     "stack": user_frames(exc.__traceback__, code_file)}
+        except RecursionError as exc:
+            reply = {"ok": False, "error_type": "HandlerError",
+                     "error": f"RecursionError: {exc}", "stack": user_frames(exc.__traceback__, code_file)[:20]}
+        except BaseException as exc:
+            if os.getpid() != RUNNER_PID:
+                os._exit(1)
+            reply = {"ok": False, "error_type": "HandlerError", "error": describe(exc),
+                     "stack": user_frames(exc.__traceback__, code_file)}
+        raw = None
+        if reply is None:
+            try:
+                body = json.dumps(result, allow_nan=False)
+                if len(body) > max_result:
+                    reply = {"ok": False, "error_type": "OutputTooLarge",
+                             "error": f"the result is {len(body)} bytes; the limit is {max_result}"}
+                else:
+                    raw = ('{"ok":true,"result":' + body).encode()
+            except (TypeError, ValueError, RecursionError) as exc:
+                reply = {"ok": False, "error_type": "InvalidResult",
+                         "error": f"the result is not JSON-serialisable: {exc}"}
+        extra = {"maxrss_kb": _maxrss_kb(), "cpu": _cpu(), "logs_closed": close_logs(req.get("nonce", ""))}
+        if raw is not None:
+            raw += b"," + json.dumps(extra).encode()[1:]
+            write_frame(None, raw)
+        else:
+            reply.update(extra)
+            write_frame(reply)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""What a runtime module provides. Adding a runtime is one module here plus one runner file."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+from core.models import Function, InvokeResult
+
+from ..sandbox import BASE_ENV, WorkerSpec
+from ..worker import WorkerInit
+
+RUNNERS_DIR = Path(__file__).resolve().parent.parent / "runners"
+# Where things appear inside the sandbox.
+FUNCTION_DIR = "/function"
+RUNTIME_DIR = "/runtime"
+
+
+class Runtime:
+    name = ""
+    code_file = ""  # the file name the user's code is written to (and shown in stacks)
+
+    def __init__(self, work_dir: Path, cache_dir: Path):
+        self.work_dir = work_dir
+        self.cache_dir = cache_dir
+
+    # --- discovery ----------------------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        """{"available", "version", "path", "hint"} for `cloudfn info`."""
+        raise NotImplementedError
+
+    # --- per code version ---------------------------------------------------------------------
+    def function_dir(self, fn: Function) -> Path:
+        digest = hashlib.sha256(f"{fn.handler}\0{fn.code}".encode()).hexdigest()[:16]
+        return self.work_dir / fn.id / f"v{fn.version}-{digest}"
+
+    def write_code(self, fn: Function, code: str | None = None) -> Path:
+        """The function's folder (written once per version; read-only to the worker)."""
+        d = self.function_dir(fn)
+        target = d / self.code_file
+        if not target.exists():
+            d.mkdir(parents=True, exist_ok=True)
+            tmp = d / f".{self.code_file}.{os.getpid()}.tmp"
+            tmp.write_text(code if code is not None else fn.code, encoding="utf-8")
+            os.chmod(tmp, 0o644)
+            tmp.replace(target)
+            os.chmod(d, 0o755)
+        return d
+
+    async def prepare(self, fn: Function) -> WorkerInit | InvokeResult:
+        """Everything a worker of this code version needs, or a failure (CompileError, ...)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def env(fn: Function, extra: dict[str, str] | None = None) -> dict[str, str]:
+        env = dict(BASE_ENV)
+        env.update(fn.environment or {})
+        env.update(extra or {})
+        return env
+
+    @staticmethod
+    def cpu_budget(fn: Function) -> int:
+        """RLIMIT_CPU for a worker's whole life; runners re-arm the soft limit per invocation
+        where the runtime can, and a worker near its budget is replaced."""
+        return int(max(fn.timeout * 4, 120))
+
+    def base_spec(self, fn: Function, argv: list[str], env: dict[str, str], mounts, **kw) -> WorkerSpec:
+        return WorkerSpec(argv=argv, env=env, mounts=mounts, memory_mb=fn.memory,
+                          cpu_seconds=self.cpu_budget(fn), network=fn.network, **kw)

@@ -1,0 +1,291 @@
+"""Go functions: `func NAME(event interface{}, context map[string]string) interface{}` or
+returning `(interface{}, error)`, with or without `package main` and `import` lines.
+
+Each code version is compiled once into the cache (key: code, handler, toolchain version, runner),
+together with runners/go_runner.go, into a static binary that stays warm in its workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+import uuid
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from core.models import ErrorType, Function, InvokeResult, StackFrame
+
+from ..sandbox import Mount
+from ..worker import WorkerInit
+from .base import FUNCTION_DIR, RUNNERS_DIR, Runtime
+
+INSTALL_HINT = "install the Go toolchain (apt-get install golang-go), then invoke again"
+BUILD_FORMAT = "3"  # bump when the wrapper changes: old cache entries are then ignored
+USER_FILE = "main.go"
+RUNNER_SRC = RUNNERS_DIR / "go_runner.go"
+
+# Packages added automatically when code without any `import` line uses them.
+AUTO_IMPORTS = {
+    "fmt": "fmt", "strings": "strings", "strconv": "strconv", "math": "math", "time": "time",
+    "sort": "sort", "errors": "errors", "os": "os", "json": "encoding/json", "regexp": "regexp",
+    "bytes": "bytes", "unicode": "unicode", "rand": "math/rand", "utf8": "unicode/utf8",
+    "base64": "encoding/base64", "hex": "encoding/hex", "sha256": "crypto/sha256",
+}
+PACKAGE_RE = re.compile(r"^\s*package\s+\w+\s*;?\s*(//.*)?$")
+IMPORT_RE = re.compile(r"^\s*import\b", re.M)
+ERROR_LINE_RE = re.compile(r"^(?:\./)?([\w.\-]+\.go):(\d+):(?:(\d+):)?\s*(.*)$")
+MISSING_COMMA = "unexpected newline in composite literal; possibly missing comma or }"
+
+
+@lru_cache(maxsize=1)
+def _go() -> tuple[str | None, str]:
+    path = shutil.which("go")
+    if not path:
+        for cand in ("/usr/lib/go/bin/go", "/usr/local/go/bin/go"):
+            if os.access(cand, os.X_OK):
+                path = cand
+                break
+    if not path:
+        return None, ""
+    try:
+        out = subprocess.run([path, "env", "GOVERSION"], capture_output=True, text=True, timeout=30,
+                             env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/tmp", "GOTOOLCHAIN": "local"})
+        version = out.stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return None, ""
+    return (path, version) if version else (None, "")
+
+
+class GoSource:
+    """The user's code made into a compilable main.go, with the line offset to undo."""
+
+    def __init__(self, code: str, handler: str):
+        self.handler = handler
+        self.notes: list[str] = []
+        lines = code.split("\n")
+        self.offset = 0
+        has_package = False
+        for i, line in enumerate(lines):
+            s = line.strip()
+            if not s or s.startswith("//"):
+                continue
+            if PACKAGE_RE.match(line):
+                lines[i] = "package main" + (" " + PACKAGE_RE.match(line).group(1) if PACKAGE_RE.match(line).group(1) else "")
+                has_package = True
+            break
+        self.auto_imports: list[str] = []
+        body = "\n".join(lines)
+        if not has_package:
+            if not IMPORT_RE.search(body):
+                for ident, pkg in AUTO_IMPORTS.items():
+                    if re.search(rf"(?<![\w.]){ident}\.[A-Z]", body):
+                        self.auto_imports.append(pkg)
+            self.offset = 1
+        self.lines = lines
+
+    def render(self, skip_imports: set[str] = frozenset()) -> str:
+        body = "\n".join(self.lines)
+        imports = [p for p in self.auto_imports if p not in skip_imports]
+        # fmt.Errorf / errors.New calls are routed through the runner so a returned error keeps
+        # the stack where it was made. Same length: columns in compile errors stay the user's.
+        tail = []
+        uses_fmt = '"fmt"' in body or "fmt" in imports
+        uses_errors = '"errors"' in body or "errors" in imports
+        if uses_fmt and not re.search(r'\w+\s+"fmt"', body):
+            body = re.sub(r"(?<![\w.])fmt\.Errorf\(", "cfn_Errorf(", body)
+            tail.append("var _ = fmt.Sprint")
+        if uses_errors and not re.search(r'\w+\s+"errors"', body):
+            body = re.sub(r"(?<![\w.])errors\.New\(", "cfn_errNew(", body)
+            tail.append("var _ = errors.Is")
+        head = ""
+        if self.offset:
+            head = "package main"
+            if imports:
+                head += "; import (" + "; ".join(f'"{p}"' for p in imports) + ")"
+            head += "\n"
+        return head + body + "\n" + "\n".join(tail) + "\n"
+
+    def add_comma(self, user_line: int) -> bool:
+        """The seed's own example leaves out a trailing comma Go requires; add it when the line
+        plainly ends an element (no comment, not already ending in a comma or brace)."""
+        i = user_line - 1
+        if not (0 <= i < len(self.lines)):
+            return False
+        line = self.lines[i]
+        s = line.rstrip()
+        if not s or "//" in s or s.endswith((",", "{", "(", "[")) or s.strip() in ("}", ")", "]"):
+            return False
+        self.lines[i] = s + "," + line[len(s):]
+        self.notes.append(f"cloudfn: added a missing trailing comma at the end of line {user_line} "
+                          "(Go requires one after the last element of a multi-line literal)")
+        return True
+
+
+class GoRuntime(Runtime):
+    name = "go"
+    code_file = USER_FILE
+
+    def __init__(self, work_dir: Path, cache_dir: Path):
+        super().__init__(work_dir, cache_dir)
+        self._locks: dict[str, asyncio.Lock] = {}
+        self.last_build_ms = 0.0  # for benchmarks: time of the last real build
+
+    def info(self) -> dict[str, Any]:
+        path, version = _go()
+        return {"available": path is not None, "version": version, "path": path or "",
+                "hint": "" if path else INSTALL_HINT}
+
+    def _key(self, fn: Function, version: str) -> str:
+        h = hashlib.sha256()
+        for part in (BUILD_FORMAT, version, fn.handler, fn.code, RUNNER_SRC.read_text()):
+            h.update(part.encode())
+            h.update(b"\0")
+        return h.hexdigest()[:32]
+
+    def _go_env(self) -> dict[str, str]:
+        root = self.cache_dir / "go"
+        return {
+            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            "HOME": str(root / "home"),
+            "GOCACHE": str(root / "build-cache"),
+            "GOPATH": str(root / "gopath"),
+            "GOFLAGS": "-mod=mod",
+            "GOPROXY": "off",
+            "GOTOOLCHAIN": "local",
+            "GO111MODULE": "on",
+            "CGO_ENABLED": "0",
+            "GOENV": "off",
+            "LANG": "C.UTF-8",
+        }
+
+    async def prepare(self, fn: Function) -> WorkerInit | InvokeResult:
+        go, version = _go()
+        if go is None:
+            return InvokeResult.failure(ErrorType.RUNTIME_UNAVAILABLE, f"Go is not installed on this host: {INSTALL_HINT}")
+        key = self._key(fn, version)
+        out_dir = self.cache_dir / "go" / key
+        binary = out_dir / "handler"
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            if not binary.exists():
+                failure = await self._build(go, fn, out_dir)
+                if failure is not None:
+                    return failure
+        notes: list[str] = []
+        try:
+            notes = json.loads((out_dir / "notes.json").read_text())
+        except (OSError, ValueError):
+            pass
+        mounts = [Mount(out_dir, FUNCTION_DIR)]
+        env = self.env(fn, {"GOMEMLIMIT": f"{max(8, int(fn.memory * 0.9))}MiB"})
+        spec = self.base_spec(fn, [f"{FUNCTION_DIR}/handler", "{REQ_FD}", "{RESP_FD}"], env, mounts,
+                              host_dir=self.function_dir(fn).parent / "run")
+        return WorkerInit(spec=spec, init={"type": "init", "handler": fn.handler}, notes=notes)
+
+    def build_dir_files(self, src: GoSource, skip: set[str]) -> dict[str, str]:
+        return {
+            "go.mod": "module cloudfn\n\ngo 1.19\n",
+            USER_FILE: src.render(skip),
+            "cloudfn_runner.go": RUNNER_SRC.read_text(),
+            "cloudfn_handler.go": (
+                "package main\n\n"
+                f"var cloudfnHandler interface{{}} = {src.handler.split('.')[-1]}\n\n"
+                f"const cloudfnLineOffset = {src.offset}\n\n"
+                f'const cloudfnUserFile = "{USER_FILE}"\n'
+            ),
+        }
+
+    async def _build(self, go: str, fn: Function, out_dir: Path) -> InvokeResult | None:
+        src = GoSource(fn.code, fn.handler)
+        tmp = self.cache_dir / "go" / f"build-{uuid.uuid4().hex[:12]}"
+        tmp.mkdir(parents=True)
+        skip: set[str] = set()
+        t0 = time.perf_counter()
+        try:
+            for _attempt in range(8):
+                for name, text in self.build_dir_files(src, skip).items():
+                    (tmp / name).write_text(text)
+                proc = await asyncio.create_subprocess_exec(
+                    go, "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w", "-o", str(tmp / "handler"), ".",
+                    cwd=tmp, env=self._go_env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+                try:
+                    out, _ = await asyncio.wait_for(proc.communicate(), 300)
+                except asyncio.TimeoutError:
+                    proc.kill()
+                    await proc.wait()
+                    return InvokeResult.failure(ErrorType.COMPILE_ERROR, "go build did not finish within 300 s")
+                if proc.returncode == 0:
+                    break
+                errors = self._parse_errors(out.decode(errors="replace"), src)
+                retry = False
+                for e in errors:
+                    # Imports cloudfn added itself and the code turned out not to need.
+                    m = re.search(r'"([\w/]+)" imported and not used', e["message"])
+                    if e["file"] == USER_FILE and e["line"] == 0 and m and m.group(1) in src.auto_imports:
+                        skip.add(m.group(1))
+                        retry = True
+                if not retry:
+                    commas = [e for e in errors if e["file"] == USER_FILE and MISSING_COMMA in e["message"]]
+                    if commas and len(src.notes) < 5 and src.add_comma(commas[0]["line"]):
+                        retry = True
+                if not retry:
+                    return self._compile_failure(errors, out.decode(errors="replace"), fn)
+            else:
+                return InvokeResult.failure(ErrorType.COMPILE_ERROR, "the code did not compile")
+            self.last_build_ms = (time.perf_counter() - t0) * 1000
+            out_dir.mkdir(parents=True, exist_ok=True)
+            (tmp / "notes.json").write_text(json.dumps(src.notes))
+            os.replace(tmp / "notes.json", out_dir / "notes.json")
+            (out_dir / "main.go").write_text(fn.code)
+            os.chmod(tmp / "handler", 0o755)
+            os.replace(tmp / "handler", out_dir / "handler")  # last: its presence means "built"
+            os.chmod(out_dir, 0o755)
+            return None
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def _parse_errors(self, text: str, src: GoSource) -> list[dict[str, Any]]:
+        errors = []
+        for raw in text.splitlines():
+            m = ERROR_LINE_RE.match(raw.strip())
+            if not m:
+                continue
+            file, line, col, msg = m.group(1), int(m.group(2)), m.group(3), m.group(4)
+            if file == USER_FILE:
+                line -= src.offset
+                msg = msg.replace("cfn_Errorf", "fmt.Errorf").replace("cfn_errNew", "errors.New")
+            errors.append({"file": file, "line": line, "column": int(col) if col else None, "message": msg})
+        return errors
+
+    def _compile_failure(self, errors: list[dict[str, Any]], raw: str, fn: Function) -> InvokeResult:
+        user = [e for e in errors if e["file"] == USER_FILE and e["line"] > 0]
+        handler = fn.handler.split(".")[-1]
+        if not user:
+            for e in errors:
+                if e["file"] == "cloudfn_handler.go" and "undefined" in e["message"]:
+                    return InvokeResult.failure(
+                        ErrorType.COMPILE_ERROR,
+                        f"handler '{handler}' is not defined in the code (define func {handler}(event interface{{}}, "
+                        "context map[string]string) interface{})")
+                if e["file"] == "cloudfn_runner.go" or e["file"] == "cloudfn_handler.go":
+                    return InvokeResult.failure(
+                        ErrorType.COMPILE_ERROR,
+                        f"the code clashes with cloudfn's wrapper: {e['message']} "
+                        "(do not define main() or names starting with cfn or cloudfn)")
+            text = raw.strip().splitlines()
+            return InvokeResult.failure(ErrorType.COMPILE_ERROR, "go build failed: " + " | ".join(text[-5:]))
+        first = user[0]
+        where = f"line {first['line']}" + (f", column {first['column']}" if first["column"] else "")
+        msg = f"{USER_FILE}:{first['line']}:{first['column'] or 0}: {first['message']} ({where})"
+        if len(user) > 1:
+            msg += "".join(f"\n{USER_FILE}:{e['line']}:{e['column'] or 0}: {e['message']}" for e in user[1:10])
+        return InvokeResult.failure(
+            ErrorType.COMPILE_ERROR, msg,
+            stack=[StackFrame(file=USER_FILE, line=e["line"], column=e["column"], function="") for e in user[:10]])

@@ -1,0 +1,55 @@
+"""Node.js functions: a (possibly async) function named by `handler`, or `exports.handler`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from functools import lru_cache
+from typing import Any
+
+from core.models import ErrorType, Function, InvokeResult
+
+from ..sandbox import Mount
+from ..worker import WorkerInit
+from .base import FUNCTION_DIR, RUNNERS_DIR, RUNTIME_DIR, Runtime
+
+INSTALL_HINT = "install Node.js 18 or newer (apt-get install nodejs)"
+
+
+@lru_cache(maxsize=1)
+def _node() -> tuple[str | None, str]:
+    path = shutil.which("node") or shutil.which("nodejs")
+    if not path:
+        return None, ""
+    path = os.path.realpath(path)
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return None, ""
+    return path, out.lstrip("v")
+
+
+class NodeRuntime(Runtime):
+    name = "nodejs"
+    code_file = "index.js"
+
+    def info(self) -> dict[str, Any]:
+        path, version = _node()
+        return {"available": path is not None, "version": version, "path": path or "",
+                "hint": "" if path else INSTALL_HINT}
+
+    async def prepare(self, fn: Function) -> WorkerInit | InvokeResult:
+        node, _ = _node()
+        if node is None:
+            return InvokeResult.failure(ErrorType.RUNTIME_UNAVAILABLE, f"Node.js is not installed on this host: {INSTALL_HINT}")
+        d = self.write_code(fn)
+        mounts = [Mount(d, FUNCTION_DIR), Mount(RUNNERS_DIR, RUNTIME_DIR)]
+        if not node.startswith("/usr/"):
+            mounts.append(Mount(os.path.dirname(os.path.dirname(node)), os.path.dirname(os.path.dirname(node))))
+        heap = max(16, int(fn.memory * 0.75))
+        argv = [node, f"--max-old-space-size={heap}", "--no-warnings",
+                f"{RUNTIME_DIR}/node_runner.js", "{REQ_FD}", "{RESP_FD}"]
+        spec = self.base_spec(fn, argv, self.env(fn), mounts, host_dir=d.parent / "run")
+        return WorkerInit(spec=spec, init={"type": "init", "code_path": f"{FUNCTION_DIR}/{self.code_file}",
+                                           "handler": fn.handler})

@@ -1,0 +1,471 @@
+"""What the host offers to contain a worker, and how a worker's command line is built from it.
+
+Measured on these machines (DESIGN.md "Execution"): a cgroup per worker for memory and processes,
+`prlimit` for rlimits (no `preexec_fn`: the platform is threaded), `bwrap` for namespaces with a
+non-root uid. Each piece is probed once; whatever is missing is reported by `HostSandbox.report()`
+and the rest still applies.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+CGROUP_V1_ROOT = Path("/sys/fs/cgroup")
+CGROUP_V2_ROOT = Path("/sys/fs/cgroup")
+
+# Per-worker limits that are not the function's own settings.
+PIDS_MAX = 128  # threads count too: Node starts ~11, Go ~8
+NOFILE = 1024  # Node crashes at 16 or below
+FSIZE_MB = 64  # largest file a function may write
+TMP_MB = 64  # size of the private /tmp when the sandbox gives one
+BASE_ENV = {
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "LANG": "C.UTF-8",
+    "HOME": "/tmp",
+    "TMPDIR": "/tmp",
+}
+
+
+def _own_cgroup(controller: str) -> str | None:
+    """This process's path in a v1 hierarchy (e.g. '/process_api/abc'), or None."""
+    try:
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            _, ctrls, path = line.split(":", 2)
+            if controller in ctrls.split(","):
+                return path
+    except OSError:
+        pass
+    return None
+
+
+@dataclass
+class CgroupSet:
+    """The cgroups of one worker (v1: one folder per controller; v2: one folder)."""
+
+    memory: Path | None = None
+    pids: Path | None = None
+    v2: bool = False
+    _oom_base: int = 0
+    _pids_max_base: int = 0
+
+    def paths(self) -> list[Path]:
+        seen: list[Path] = []
+        for p in (self.memory, self.pids):
+            if p is not None and p not in seen:
+                seen.append(p)
+        return seen
+
+    # --- memory -------------------------------------------------------------------------------
+    def reset_peak(self) -> None:
+        if self.memory is None:
+            return
+        try:
+            if self.v2:
+                (self.memory / "memory.peak").write_text("0")  # kernels >= 6.12 allow a reset
+            else:
+                (self.memory / "memory.max_usage_in_bytes").write_text("0")
+        except OSError:
+            pass
+
+    def peak_mb(self) -> float | None:
+        if self.memory is None:
+            return None
+        name = "memory.peak" if self.v2 else "memory.max_usage_in_bytes"
+        try:
+            return int((self.memory / name).read_text().split()[0]) / (1024 * 1024)
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def oom_kills(self) -> int:
+        if self.memory is None:
+            return 0
+        try:
+            if self.v2:
+                text = (self.memory / "memory.events").read_text()
+            else:
+                text = (self.memory / "memory.oom_control").read_text()
+            for line in text.splitlines():
+                k, _, v = line.partition(" ")
+                if k == "oom_kill":
+                    return int(v)
+        except (OSError, ValueError):
+            pass
+        return 0
+
+    def mark(self) -> None:
+        """Remember counters, so a later death can be blamed on what changed since."""
+        self._oom_base = self.oom_kills()
+        self._pids_max_base = self.pids_max_hits()
+
+    def oom_since_mark(self) -> bool:
+        if self.memory is None:
+            return False
+        if self.oom_kills() > self._oom_base:
+            return True
+        if not self.v2:  # older v1 kernels have no oom_kill counter: failcnt tells the same
+            try:
+                return int((self.memory / "memory.failcnt").read_text()) > 0
+            except (OSError, ValueError):
+                return False
+        return False
+
+    # --- pids ---------------------------------------------------------------------------------
+    def pids_max_hits(self) -> int:
+        if self.pids is None:
+            return 0
+        try:
+            for line in (self.pids / "pids.events").read_text().splitlines():
+                k, _, v = line.partition(" ")
+                if k == "max":
+                    return int(v)
+        except (OSError, ValueError):
+            pass
+        return 0
+
+    def pids_limit_hit_since_mark(self) -> bool:
+        return self.pids_max_hits() > self._pids_max_base
+
+    def members(self) -> list[int]:
+        """Every process (thread-group id) in the worker's cgroup."""
+        for p in (self.pids, self.memory):
+            if p is None:
+                continue
+            try:
+                return [int(x) for x in (p / "cgroup.procs").read_text().split()]
+            except (OSError, ValueError):
+                continue
+        return []
+
+    def kill_all(self, keep: set[int] | None = None) -> int:
+        """SIGKILL every member but `keep`; repeat while members appear (a forking child)."""
+        killed = 0
+        for _ in range(50):
+            victims = [p for p in self.members() if not keep or p not in keep]
+            if not victims:
+                break
+            for pid in victims:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    killed += 1
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.002 if killed else 0)
+        return killed
+
+    def remove(self) -> None:
+        for p in self.paths():
+            for _ in range(100):
+                try:
+                    p.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError as exc:
+                    if exc.errno != errno.EBUSY:
+                        break
+                    self.kill_all()
+                    time.sleep(0.005)
+
+
+class CgroupManager:
+    """Creates one cgroup per worker under a folder of this process's own (v1 or v2)."""
+
+    def __init__(self) -> None:
+        self.memory_base: Path | None = None
+        self.pids_base: Path | None = None
+        self.v2 = False
+        self.problems: list[str] = []
+        tag = f"cloudfn-{os.getpid()}"
+        v1_mem = CGROUP_V1_ROOT / "memory"
+        v1_pids = CGROUP_V1_ROOT / "pids"
+        if (v1_mem / "memory.limit_in_bytes").exists() or (v1_pids / "cgroup.procs").exists():
+            for ctrl, attr, probe in (
+                ("memory", "memory_base", "memory.limit_in_bytes"),
+                ("pids", "pids_base", "pids.max"),
+            ):
+                root = CGROUP_V1_ROOT / ctrl
+                own = _own_cgroup(ctrl)
+                if own is None or not (root / "cgroup.procs").exists():
+                    self.problems.append(f"{ctrl} cgroup not mounted")
+                    continue
+                base = root / own.lstrip("/") / tag
+                try:
+                    base.mkdir(exist_ok=True)
+                    probe_dir = base / "probe"
+                    probe_dir.mkdir(exist_ok=True)
+                    ok = (probe_dir / probe).exists()
+                    probe_dir.rmdir()
+                    if ok:
+                        setattr(self, attr, base)
+                    else:
+                        self.problems.append(f"{ctrl} cgroup has no {probe}")
+                except OSError as exc:
+                    self.problems.append(f"cannot create a {ctrl} cgroup: {exc.strerror}")
+        elif (CGROUP_V2_ROOT / "cgroup.controllers").exists():
+            self.v2 = True
+            own = _own_cgroup("") or "/"
+            try:
+                for line in Path("/proc/self/cgroup").read_text().splitlines():
+                    if line.startswith("0::"):
+                        own = line[3:]
+                base = CGROUP_V2_ROOT / own.lstrip("/") / tag
+                base.mkdir(exist_ok=True)
+                ctrls = (base / "cgroup.controllers").read_text().split()
+                wanted = [c for c in ("memory", "pids") if c in ctrls]
+                (base / "cgroup.subtree_control").write_text(" ".join(f"+{c}" for c in wanted))
+                if "memory" in wanted:
+                    self.memory_base = base
+                if "pids" in wanted:
+                    self.pids_base = base
+            except OSError as exc:
+                self.problems.append(f"cannot create a cgroup v2 folder: {exc.strerror}")
+        else:
+            self.problems.append("no cgroup filesystem")
+
+    @property
+    def memory(self) -> bool:
+        return self.memory_base is not None
+
+    @property
+    def pids(self) -> bool:
+        return self.pids_base is not None
+
+    def create(self, memory_mb: int, pids_max: int = PIDS_MAX) -> CgroupSet:
+        name = f"w-{uuid.uuid4().hex[:12]}"
+        cg = CgroupSet(v2=self.v2)
+        limit = memory_mb * 1024 * 1024
+        if self.memory_base is not None:
+            path = self.memory_base / name
+            try:
+                path.mkdir()
+                if self.v2:
+                    (path / "memory.max").write_text(str(limit))
+                    try:
+                        (path / "memory.swap.max").write_text("0")
+                    except OSError:
+                        pass
+                else:
+                    (path / "memory.limit_in_bytes").write_text(str(limit))
+                    try:
+                        (path / "memory.memsw.limit_in_bytes").write_text(str(limit))
+                    except OSError:
+                        pass
+                    try:
+                        (path / "memory.swappiness").write_text("0")
+                    except OSError:
+                        pass
+                cg.memory = path
+            except OSError:
+                pass
+        if self.pids_base is not None:
+            path = self.pids_base / name
+            try:
+                if not path.exists():
+                    path.mkdir()
+                (path / "pids.max").write_text(str(pids_max))
+                cg.pids = path
+            except OSError:
+                pass
+        cg.mark()
+        return cg
+
+    def cleanup(self) -> None:
+        for base in {self.memory_base, self.pids_base} - {None}:
+            try:
+                for child in base.iterdir():
+                    if child.is_dir():
+                        CgroupSet(memory=child).remove()
+                base.rmdir()
+            except OSError:
+                pass
+
+
+@dataclass
+class Mount:
+    """A host path the sandbox shows at `target` (read-only unless `rw`)."""
+
+    source: Path
+    target: str
+    rw: bool = False
+
+
+@dataclass
+class WorkerSpec:
+    """Everything needed to start one sandboxed worker."""
+
+    argv: list[str]  # the runner command, with paths as the worker sees them
+    env: dict[str, str]
+    mounts: list[Mount] = field(default_factory=list)
+    host_dir: Path | None = None  # a private working folder used when there is no sandbox
+    memory_mb: int = 128
+    cpu_seconds: int = 60  # RLIMIT_CPU soft; hard is one more
+    data_mb: int | None = None  # RLIMIT_DATA (Python only: never for Node or Go)
+    network: bool = False
+
+
+def _which(name: str) -> str | None:
+    path = shutil.which(name)
+    return os.path.realpath(path) if path else None
+
+
+class HostSandbox:
+    """Probes the host once and turns a `WorkerSpec` into a command line."""
+
+    def __init__(self, mode: str = "auto", *, use_cgroups: bool = True):
+        self.mode = mode
+        self.prlimit = _which("prlimit")
+        self.sh = _which("sh") or "/bin/sh"
+        self.bwrap: str | None = None
+        self.bwrap_problem = ""
+        self.cgroups: CgroupManager | None = None
+        if mode == "auto":
+            self.bwrap = _which("bwrap")
+            if self.bwrap:
+                self.bwrap_problem = self._probe_bwrap()
+                if self.bwrap_problem:
+                    self.bwrap = None
+            else:
+                self.bwrap_problem = "bwrap not installed (apt-get install bubblewrap)"
+            if use_cgroups:
+                self.cgroups = CgroupManager()
+        elif mode != "none":
+            raise ValueError(f"sandbox must be 'auto' or 'none', not {mode!r}")
+
+    def _probe_bwrap(self) -> str:
+        try:
+            proc = subprocess.run(
+                [self.bwrap, *self._bwrap_base(network=False), "--", "/bin/sh", "-c", "exit 7"],
+                capture_output=True,
+                timeout=10,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"bwrap does not start: {exc}"
+        if proc.returncode != 7:
+            return "bwrap cannot create namespaces here: " + proc.stderr.decode(errors="replace").strip()
+        return ""
+
+    @staticmethod
+    def _bwrap_base(network: bool) -> list[str]:
+        args = [
+            "--unshare-all",
+            "--unshare-user",
+            "--uid", "65534",
+            "--gid", "65534",
+            "--die-with-parent",
+            "--new-session",
+            "--ro-bind", "/usr", "/usr",
+        ]
+        for link in ("bin", "lib", "lib64", "sbin"):
+            p = Path("/") / link
+            if p.is_symlink():
+                args += ["--symlink", os.readlink(p), f"/{link}"]
+            elif p.is_dir():
+                args += ["--ro-bind", str(p), f"/{link}"]
+        # A few files from /etc that runtimes read (time zone, DNS when networked, users).
+        for f in ("/etc/localtime", "/etc/passwd", "/etc/group", "/etc/nsswitch.conf", "/etc/ssl",
+                  "/etc/ca-certificates", "/etc/alternatives"):
+            if os.path.exists(f):
+                args += ["--ro-bind", f, f]
+        if network:
+            args += ["--share-net"]
+            for f in ("/etc/resolv.conf", "/etc/hosts"):
+                if os.path.exists(f):
+                    args += ["--ro-bind", f, f]
+        args += [
+            "--proc", "/proc",
+            "--dev", "/dev",
+            "--size", str(TMP_MB * 1024 * 1024), "--tmpfs", "/tmp",
+            "--chdir", "/tmp",
+        ]
+        return args
+
+    # --- reporting ----------------------------------------------------------------------------
+    @property
+    def namespaces(self) -> bool:
+        return self.bwrap is not None
+
+    def report(self) -> dict[str, Any]:
+        cg = self.cgroups
+        rl = self.prlimit is not None
+        return {
+            "sandbox_mode": self.mode,
+            "memory_cgroup": bool(cg and cg.memory),
+            "pids_cgroup": bool(cg and cg.pids),
+            "cgroup_version": (2 if cg.v2 else 1) if cg and (cg.memory or cg.pids) else None,
+            "cgroup_problems": list(cg.problems) if cg else ["sandbox is 'none'"],
+            "bwrap_namespaces": self.namespaces,
+            "bwrap_problem": self.bwrap_problem if self.mode == "auto" else "sandbox is 'none'",
+            "network_isolation": self.namespaces,
+            "non_root_uid": self.namespaces or os.geteuid() != 0,
+            "private_tmp": self.namespaces,
+            "read_only_code": self.namespaces,
+            "kill_tree": "pid namespace + cgroup" if self.namespaces else (
+                "cgroup" if cg and cg.pids else "process group"),
+            "rlimits": ["cpu", "fsize", "nofile", "core", "data (python)"] if rl else [],
+            "rlimits_tool": self.prlimit or "missing (util-linux prlimit)",
+            "runtime_memory_caps": "node --max-old-space-size, go GOMEMLIMIT, python RLIMIT_DATA",
+            "scrubbed_environment": True,
+            "wall_clock_timeout": True,
+        }
+
+    # --- command line -------------------------------------------------------------------------
+    def command(self, spec: WorkerSpec, cg: CgroupSet | None) -> tuple[list[str], dict[str, str], str | None]:
+        """(argv, env, cwd) to exec for this worker; fds 3 and 4 are passed through."""
+        cmd: list[str] = []
+        cwd: str | None = None
+        if self.prlimit:
+            cmd += [
+                self.prlimit,
+                f"--cpu={spec.cpu_seconds}:{spec.cpu_seconds + 1}",
+                f"--fsize={FSIZE_MB * 1024 * 1024}",
+                f"--nofile={NOFILE}",
+                "--core=0",
+            ]
+            if spec.data_mb:
+                cmd.append(f"--data={spec.data_mb * 1024 * 1024}")
+            cmd.append("--")
+        if self.bwrap:
+            cmd += [self.bwrap, *self._bwrap_base(spec.network)]
+            for m in spec.mounts:
+                cmd += ["--bind" if m.rw else "--ro-bind", str(m.source), m.target]
+            cmd += ["--"]
+            cmd += spec.argv
+        else:
+            # No namespaces: the runner sees host paths, so map each mount target back.
+            mapping = {m.target: str(m.source) for m in spec.mounts}
+            argv = []
+            for a in spec.argv:
+                for target, source in mapping.items():
+                    if a == target or a.startswith(target + "/"):
+                        a = source + a[len(target):]
+                        break
+                argv.append(a)
+            cmd += argv
+            cwd = str(spec.host_dir) if spec.host_dir else None
+        env = dict(spec.env)
+        if not self.bwrap and spec.host_dir:
+            env["TMPDIR"] = str(spec.host_dir)
+            env["HOME"] = str(spec.host_dir)
+        if cg and cg.paths():
+            # Join the worker's cgroups before anything else runs, then become the worker.
+            joins = " && ".join(f"echo $$ > '{p}/cgroup.procs'" for p in cg.paths())
+            cmd = [self.sh, "-c", f'{joins} && exec "$@"', "cloudfn-worker", *cmd]
+        return cmd, env, cwd
+
+    def host_path(self, spec: WorkerSpec, target: str) -> str:
+        """A path as the runner sees it (identity inside the sandbox, the source outside)."""
+        if self.bwrap:
+            return target
+        for m in spec.mounts:
+            if target == m.target or target.startswith(m.target + "/"):
+                return str(m.source) + target[len(m.target):]
+        return target

@@ -1,0 +1,344 @@
+"""The execution service: scheduling (global and per-function limits, a bounded queue), warm
+worker pools per function version, retirement on update, and the host's protections."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.models import ErrorType, Function, InvokeResult, normalize_runtime
+
+from .runtimes import RUNTIMES, Runtime
+from .sandbox import HostSandbox
+from .worker import EVENT_LIMIT_BYTES, Worker, WorkerInit
+
+MAX_IDLE_WORKERS = 64  # idle workers kept across all functions; the least recently used go first
+
+
+@dataclass
+class ExecutionSettings:
+    work_dir: Path  # per-function working folders live under here
+    cache_dir: Path  # Go build cache (binaries keyed by code + toolchain)
+    max_concurrent: int = 10  # global limit on invocations running at once
+    queue_size: int = 100  # how many may wait for a slot; past it -> Throttled
+    queue_timeout: float = 10.0  # how long one may wait for a slot before -> Throttled
+    keep_warm: float = 300.0  # idle workers are reaped after this many seconds
+    sandbox: str = "auto"  # "auto" (use what the host has) | "none" (rlimits only)
+
+
+class _Throttled(Exception):
+    pass
+
+
+class Scheduler:
+    """Slots: a global limit plus an optional per-function one; waiting is bounded in number
+    and in time. FIFO per limit."""
+
+    def __init__(self, max_concurrent: int, queue_size: int, queue_timeout: float):
+        self.max_concurrent = max(1, max_concurrent)
+        self.queue_size = max(0, queue_size)
+        self.queue_timeout = queue_timeout
+        self.running = 0
+        self.queued = 0
+        self._global = asyncio.Semaphore(self.max_concurrent)
+        self._per_fn: dict[str, tuple[int, asyncio.Semaphore]] = {}
+
+    def _fn_sem(self, fn: Function) -> asyncio.Semaphore | None:
+        if not fn.max_concurrency:
+            return None
+        cur = self._per_fn.get(fn.id)
+        if cur is None or cur[0] != fn.max_concurrency:
+            cur = (fn.max_concurrency, asyncio.Semaphore(fn.max_concurrency))
+            self._per_fn[fn.id] = cur
+        return cur[1]
+
+    async def acquire(self, fn: Function) -> list[asyncio.Semaphore]:
+        sems = [s for s in (self._fn_sem(fn), self._global) if s is not None]
+        if all(not s.locked() for s in sems):
+            for s in sems:  # free right now: no waiting, no queue slot used
+                await s.acquire()
+            self.running += 1
+            return sems
+        if self.queued >= self.queue_size:
+            raise _Throttled(f"too many invocations: {self.running} running and {self.queued} waiting "
+                             f"(queue size {self.queue_size})")
+        self.queued += 1
+        held: list[asyncio.Semaphore] = []
+        deadline = time.monotonic() + self.queue_timeout
+        try:
+            for s in sems:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise asyncio.TimeoutError
+                await asyncio.wait_for(s.acquire(), left)
+                held.append(s)
+        except asyncio.TimeoutError:
+            for s in held:
+                s.release()
+            which = "the function's max_concurrency" if sems[0] is not self._global and sems[0] not in held else "max_concurrent"
+            raise _Throttled(f"no free slot within {self.queue_timeout:g} s (limit: {which})") from None
+        except BaseException:
+            for s in held:
+                s.release()
+            raise
+        finally:
+            self.queued -= 1
+        self.running += 1
+        return sems
+
+    def release(self, sems: list[asyncio.Semaphore]) -> None:
+        self.running -= 1
+        for s in sems:
+            s.release()
+
+
+class _Pool:
+    """The warm workers of one function version."""
+
+    def __init__(self, fn: Function, runtime: Runtime):
+        self.fn = fn
+        self.runtime = runtime
+        self.idle: deque[Worker] = deque()
+        self.busy: set[Worker] = set()
+        self.prepared: WorkerInit | None = None
+        self.prepare_lock = asyncio.Lock()
+        self.retired = False
+
+
+class ExecutionService:
+    def __init__(self, settings: ExecutionSettings):
+        self.settings = settings
+        self.settings.work_dir = Path(settings.work_dir)
+        self.settings.cache_dir = Path(settings.cache_dir)
+        self.settings.work_dir.mkdir(parents=True, exist_ok=True)
+        self.settings.cache_dir.mkdir(parents=True, exist_ok=True)
+        self.sandbox = HostSandbox(settings.sandbox)
+        self.runtimes_ = {name: cls(self.settings.work_dir, self.settings.cache_dir) for name, cls in RUNTIMES.items()}
+        self._scheduler: Scheduler | None = None
+        self._pools: dict[tuple[str, int], _Pool] = {}
+        self._newest: dict[str, int] = {}  # highest version seen per function id
+        self._floor: dict[str, int] = {}  # versions below this were retired
+        self._reaper: asyncio.Task | None = None
+        self._closed = False
+
+    # --- scheduling ---------------------------------------------------------------------------
+    @property
+    def scheduler(self) -> Scheduler:
+        if self._scheduler is None:  # made lazily: its semaphores belong to the running loop
+            s = self.settings
+            self._scheduler = Scheduler(s.max_concurrent, s.queue_size, s.queue_timeout)
+        return self._scheduler
+
+    def _start_reaper(self) -> None:
+        if self._reaper is None or self._reaper.done():
+            self._reaper = asyncio.ensure_future(self._reap_loop())
+
+    async def _reap_loop(self) -> None:
+        interval = max(0.05, min(30.0, self.settings.keep_warm / 4))
+        while not self._closed:
+            await asyncio.sleep(interval)
+            await self._reap()
+
+    async def _reap(self) -> None:
+        now = time.monotonic()
+        victims = []
+        for key, pool in list(self._pools.items()):
+            while pool.idle and now - pool.idle[0].last_used >= self.settings.keep_warm:
+                victims.append(pool.idle.popleft())
+        idle = [w for p in self._pools.values() for w in p.idle]
+        if len(idle) > MAX_IDLE_WORKERS:
+            idle.sort(key=lambda w: w.last_used)
+            for w in idle[: len(idle) - MAX_IDLE_WORKERS]:
+                self._pools[w.key].idle.remove(w)
+                victims.append(w)
+        for w in victims:
+            await w.kill()
+
+    # --- invoke -------------------------------------------------------------------------------
+    async def invoke(self, fn: Function, event: Any, context: dict[str, str] | None = None) -> InvokeResult:
+        request_id = str(uuid.uuid4())
+        t0 = time.perf_counter()
+        try:
+            res = await self._invoke(fn, event, context or {}, request_id)
+        except Exception as exc:  # a bug of ours must not look like the platform died
+            res = InvokeResult.failure(ErrorType.WORKER_CRASHED, f"internal error while invoking: {type(exc).__name__}: {exc}")
+        res.invocation_id = request_id
+        res.function_id = fn.id
+        res.function_name = fn.name
+        res.function_version = fn.version
+        if not res.duration:
+            res.duration = (time.perf_counter() - t0) * 1000
+        return res
+
+    async def _invoke(self, fn: Function, event: Any, context: dict[str, str], request_id: str) -> InvokeResult:
+        if self._closed:
+            return InvokeResult.failure(ErrorType.RUNTIME_UNAVAILABLE, "the execution service is shut down")
+        runtime = self.runtimes_.get(normalize_runtime(fn.runtime))
+        if runtime is None:
+            return InvokeResult.failure(ErrorType.RUNTIME_UNAVAILABLE, f"unknown runtime {fn.runtime!r}")
+        stale = self._stale(fn)
+        if stale:
+            return stale
+        try:
+            size = len(json.dumps(event, allow_nan=False))
+        except (TypeError, ValueError) as exc:
+            return InvokeResult.failure(ErrorType.INVALID_EVENT, f"the event is not JSON: {exc}")
+        if size > EVENT_LIMIT_BYTES:
+            return InvokeResult.failure(ErrorType.INVALID_EVENT, f"the event is {size} bytes; the limit is {EVENT_LIMIT_BYTES}")
+        if not isinstance(context, dict) or not all(isinstance(k, str) for k in context):
+            return InvokeResult.failure(ErrorType.INVALID_EVENT, "the context must be a map of strings")
+        ctx = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in context.items()}
+        ctx.update(function_name=fn.name, function_id=fn.id, request_id=request_id,
+                   memory_limit_mb=str(fn.memory), function_version=str(fn.version))
+        self._start_reaper()
+        try:
+            sems = await self.scheduler.acquire(fn)
+        except _Throttled as exc:
+            return InvokeResult.failure(ErrorType.THROTTLED, str(exc))
+        try:
+            stale = self._stale(fn)  # an update may have landed while this one waited
+            if stale:
+                return stale
+            return await self._run(fn, runtime, event, ctx)
+        finally:
+            self.scheduler.release(sems)
+
+    def _stale(self, fn: Function) -> InvokeResult | None:
+        if fn.version < self._floor.get(fn.id, 0):
+            return InvokeResult.failure(
+                ErrorType.RUNTIME_UNAVAILABLE,
+                f"version {fn.version} of '{fn.name}' was replaced or deleted; invoke the current version")
+        return None
+
+    async def _pool(self, fn: Function, runtime: Runtime) -> _Pool:
+        key = (fn.id, fn.version)
+        newest = self._newest.get(fn.id, 0)
+        if fn.version > newest:
+            self._newest[fn.id] = fn.version
+            for (fid, ver), old in list(self._pools.items()):
+                if fid == fn.id and ver < fn.version:
+                    await self._retire_pool((fid, ver))
+        pool = self._pools.get(key)
+        if pool is None or pool.fn.code != fn.code or pool.fn.handler != fn.handler:
+            if pool is not None:
+                await self._retire_pool(key)
+            pool = _Pool(fn, runtime)
+            self._pools[key] = pool
+        return pool
+
+    async def _run(self, fn: Function, runtime: Runtime, event: Any, ctx: dict[str, str]) -> InvokeResult:
+        pool = await self._pool(fn, runtime)
+        cold = False
+        init_ms = 0.0
+        notes: list[str] = []
+        worker: Worker | None = None
+        while pool.idle:
+            w = pool.idle.pop()  # the most recently used: the warmest
+            if not w.dead and w.proc and w.proc.returncode is None:
+                worker = w
+                break
+            await w.kill()
+        if worker is None:
+            t0 = time.perf_counter()
+            async with pool.prepare_lock:
+                if pool.prepared is None:
+                    prepared = await runtime.prepare(fn)
+                    if isinstance(prepared, InvokeResult):
+                        prepared.cold_start = True
+                        prepared.init_duration = (time.perf_counter() - t0) * 1000
+                        return prepared
+                    pool.prepared = prepared
+            worker = Worker((fn.id, fn.version), runtime.name, pool.prepared, self.sandbox, fn.memory, fn.timeout)
+            pool.busy.add(worker)
+            failure = await worker.start()
+            if failure is not None:
+                pool.busy.discard(worker)
+                failure.init_duration = (time.perf_counter() - t0) * 1000
+                return failure
+            cold = True
+            init_ms = (time.perf_counter() - t0) * 1000
+            notes = pool.prepared.notes
+        else:
+            pool.busy.add(worker)
+        try:
+            res = await worker.invoke(event, ctx, float(fn.timeout))
+        finally:
+            pool.busy.discard(worker)
+        if pool.retired and not worker.dead:
+            await worker.kill()
+            res = InvokeResult.failure(
+                ErrorType.WORKER_CRASHED,
+                "the function was updated or deleted while this invocation ran; its old code was stopped",
+                duration=res.duration, logs=res.logs)
+        elif worker.dead:
+            pass  # a timeout, crash or flood: the next invocation starts a fresh worker
+        elif worker.cpu_used + fn.timeout + 1 >= pool.prepared.spec.cpu_seconds:
+            await worker.kill()  # near its lifetime CPU budget: replace it
+        else:
+            pool.idle.append(worker)
+        res.cold_start = cold
+        res.init_duration = round(init_ms, 3) if cold else 0.0
+        if notes:
+            res.logs = "\n".join(notes) + "\n" + res.logs
+        return res
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    async def _retire_pool(self, key: tuple[str, int]) -> None:
+        pool = self._pools.pop(key, None)
+        if pool is None:
+            return
+        pool.retired = True
+        workers = list(pool.idle) + list(pool.busy)
+        pool.idle.clear()
+        for w in workers:
+            await w.kill()
+
+    async def retire(self, function_id: str) -> None:
+        """After an update or delete: the function's workers stop; no old code runs afterwards."""
+        self._floor[function_id] = max(self._floor.get(function_id, 0), self._newest.get(function_id, 0) + 1)
+        for key in [k for k in self._pools if k[0] == function_id]:
+            await self._retire_pool(key)
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._reaper is not None:
+            self._reaper.cancel()
+            try:
+                await self._reaper
+            except (asyncio.CancelledError, Exception):
+                pass
+        for key in list(self._pools):
+            await self._retire_pool(key)
+        if self.sandbox.cgroups is not None:
+            self.sandbox.cgroups.cleanup()
+
+    # --- reporting ----------------------------------------------------------------------------
+    def protections(self) -> dict[str, Any]:
+        return self.sandbox.report()
+
+    def runtimes(self) -> dict[str, dict[str, Any]]:
+        return {name: rt.info() for name, rt in self.runtimes_.items()}
+
+    def stats(self) -> dict[str, Any]:
+        per_fn: dict[str, dict[str, int]] = {}
+        for (fid, ver), pool in self._pools.items():
+            d = per_fn.setdefault(fid, {"warm": 0, "busy": 0, "version": ver})
+            d["warm"] += len(pool.idle)
+            d["busy"] += len(pool.busy)
+            d["version"] = max(d["version"], ver)
+        sch = self._scheduler
+        return {
+            "workers": per_fn,
+            "warm_workers": sum(d["warm"] for d in per_fn.values()),
+            "busy_workers": sum(d["busy"] for d in per_fn.values()),
+            "in_flight": sch.running if sch else 0,
+            "queued": sch.queued if sch else 0,
+            "max_concurrent": self.settings.max_concurrent,
+            "queue_size": self.settings.queue_size,
+        }

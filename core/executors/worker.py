@@ -1,0 +1,382 @@
+"""One warm worker process: spawn it sandboxed, load the code once, run invocations one at a time.
+
+Protocol (see runners/): the platform writes framed JSON requests to one pipe (the worker's
+REQ_FD) and reads framed responses from another (RESP_FD); a frame is a 4-byte big-endian length
+then UTF-8 JSON. The user's stdout and stderr share a third pipe; each request carries a nonce
+that the runner writes there once the invocation is over, so logs are attributed exactly and
+nothing the user prints can reach the protocol pipes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import shutil
+import json
+import os
+import signal
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.models import ErrorType, InvokeResult, StackFrame
+
+from .sandbox import CgroupSet, HostSandbox, WorkerSpec
+
+LOG_KEEP_BYTES = 64 * 1024  # logs returned with one invocation
+LOG_LIMIT_BYTES = 1024 * 1024  # printing more than this in one invocation -> OutputTooLarge
+RESULT_LIMIT_BYTES = 6 * 1024 * 1024  # Lambda's response limit
+FRAME_SLACK = 64 * 1024
+EVENT_LIMIT_BYTES = 6 * 1024 * 1024
+
+SIGNAL_NAMES = {s.value: s.name for s in signal.Signals}
+
+
+class WorkerDied(Exception):
+    pass
+
+
+class LogCollector:
+    """Reads the worker's stdout+stderr pipe; splits it into invocations at nonce markers."""
+
+    def __init__(self, reader: asyncio.StreamReader):
+        self.reader = reader
+        self.buf = bytearray()
+        self.total = 0
+        self.nonce = b""
+        self.done = asyncio.Event()
+        self.overflow = asyncio.Event()
+        self.tail = bytearray()  # the last bytes ever read, for crash messages
+        self._scan = bytearray()
+        self.task = asyncio.ensure_future(self._run())
+
+    def begin(self, nonce: str) -> None:
+        self.buf = bytearray()
+        self.total = 0
+        self.nonce = b"\x1e" + nonce.encode() + b"\x1e"
+        self.done.clear()
+        self.overflow.clear()
+        self._scan = bytearray()
+
+    def _take(self, data: bytes) -> None:
+        self.total += len(data)
+        room = LOG_KEEP_BYTES - len(self.buf)
+        if room > 0:
+            self.buf += data[:room]
+        if self.total > LOG_LIMIT_BYTES:
+            self.overflow.set()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                chunk = await self.reader.read(65536)
+            except Exception:
+                chunk = b""
+            if not chunk:
+                self.done.set()
+                return
+            self.tail = (self.tail + chunk)[-4096:]
+            if not self.nonce or self.done.is_set():
+                continue  # between invocations: printed by a leftover thread, dropped
+            scan = self._scan + chunk
+            idx = scan.find(self.nonce)
+            if idx >= 0:
+                before = len(scan) - len(chunk)  # bytes of scan already taken
+                self._take(bytes(scan[before:idx]) if idx >= before else b"")
+                if idx < before:  # marker began in bytes already taken: drop them again
+                    cut = before - idx
+                    del self.buf[max(0, len(self.buf) - cut):]
+                    self.total -= cut
+                self.done.set()
+                continue
+            self._take(chunk)
+            self._scan = scan[-(len(self.nonce) - 1):] if len(self.nonce) > 1 else bytearray()
+
+    def text(self) -> str:
+        s = bytes(self.buf).decode("utf-8", errors="replace")
+        if self.total > len(self.buf):
+            s += f"\n[cloudfn: logs truncated, {self.total - len(self.buf)} more bytes]"
+        return s
+
+
+@dataclass
+class WorkerInit:
+    """What a runtime hands the worker layer: how to start, and the init frame."""
+
+    spec: WorkerSpec
+    init: dict[str, Any]
+    notes: list[str] = field(default_factory=list)  # told to the user in the first logs
+
+
+def _frames(raw: list[dict[str, Any]] | None) -> list[StackFrame]:
+    out = []
+    for f in raw or []:
+        try:
+            out.append(StackFrame(**{k: f.get(k) for k in ("file", "line", "function", "column") if f.get(k) is not None}))
+        except Exception:
+            continue
+    return out
+
+
+class Worker:
+    def __init__(self, key: tuple[str, int], runtime: str, wi: WorkerInit, sandbox: HostSandbox,
+                 memory_mb: int, timeout: float):
+        self.key = key
+        self.runtime = runtime
+        self.wi = wi
+        self.sandbox = sandbox
+        self.memory_mb = memory_mb
+        self.timeout = timeout
+        self.id = uuid.uuid4().hex[:8]
+        self.proc: asyncio.subprocess.Process | None = None
+        self.cg: CgroupSet | None = None
+        self.req_w: asyncio.StreamWriter | None = None
+        self.resp_r: asyncio.StreamReader | None = None
+        self.logs: LogCollector | None = None
+        self.exit_task: asyncio.Future | None = None
+        self.baseline: set[int] = set()
+        self.invocations = 0
+        self.last_used = time.monotonic()
+        self.dead = False
+        self.killed_for: ErrorType | None = None
+        self.cpu_used = 0.0
+        self.init_ms = 0.0
+        self.busy = False
+        self.host_dir = None
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    async def start(self) -> InvokeResult | None:
+        """Spawn and load the code. None when ready, else the failure (e.g. CompileError)."""
+        t0 = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        if self.sandbox.cgroups is not None:
+            self.cg = self.sandbox.cgroups.create(self.memory_mb)
+        req_r, req_w = os.pipe()
+        resp_r, resp_w = os.pipe()
+        log_r, log_w = os.pipe()
+        base = self.wi.spec
+        host_dir = None
+        if base.host_dir is not None and not self.sandbox.bwrap:
+            host_dir = base.host_dir / self.id  # a private working folder when there is no sandbox
+            host_dir.mkdir(parents=True, exist_ok=True)
+            self.host_dir = host_dir
+        spec = dataclasses.replace(
+            base, host_dir=host_dir,
+            argv=[a.replace("{REQ_FD}", str(req_r)).replace("{RESP_FD}", str(resp_w)) for a in base.argv])
+        argv, env, cwd = self.sandbox.command(spec, self.cg)
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=log_w, stderr=log_w,
+                pass_fds=(req_r, resp_w), env=env, cwd=cwd, close_fds=True,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            for fd in (req_r, req_w, resp_r, resp_w, log_r, log_w):
+                os.close(fd)
+            self.dead = True
+            self._remove_cgroup()
+            return InvokeResult.failure(ErrorType.RUNTIME_UNAVAILABLE, f"cannot start the {self.runtime} worker: {exc}")
+        finally:
+            pass
+        for fd in (req_r, resp_w, log_w):
+            os.close(fd)
+        self.resp_r = asyncio.StreamReader(limit=2**31)
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(self.resp_r), os.fdopen(resp_r, "rb", 0))
+        log_reader = asyncio.StreamReader(limit=2**31)
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(log_reader), os.fdopen(log_r, "rb", 0))
+        self.logs = LogCollector(log_reader)
+        transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, os.fdopen(req_w, "wb", 0))
+        self.req_w = asyncio.StreamWriter(transport, protocol, None, loop)
+        self.exit_task = asyncio.ensure_future(self.proc.wait())
+
+        nonce = uuid.uuid4().hex
+        self.logs.begin(nonce)
+        init = dict(self.wi.init, nonce=nonce, memory_mb=self.memory_mb, max_result_bytes=RESULT_LIMIT_BYTES)
+        reply, failure = await self._exchange(init, timeout=max(10.0, self.timeout))
+        self.init_ms = (time.perf_counter() - t0) * 1000
+        if failure is not None:
+            await self.kill()
+            failure.init_duration = self.init_ms
+            failure.cold_start = True
+            return failure
+        if not reply.get("ok"):
+            logs = self.logs.text()
+            await self.kill()
+            return InvokeResult.failure(
+                ErrorType(reply.get("error_type", "CompileError")), reply.get("error", "the code did not load"),
+                stack=_frames(reply.get("stack")), logs=logs, cold_start=True, init_duration=self.init_ms)
+        if self.cg:
+            self.baseline = set(self.cg.members())
+        return None
+
+    def _remove_cgroup(self) -> None:
+        if self.cg:
+            self.cg.remove()
+            self.cg = None
+
+    async def kill(self) -> None:
+        """Stop the worker and everything it started."""
+        self.dead = True
+        if self.cg:
+            self.cg.kill_all()
+        if self.proc and self.proc.returncode is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            try:
+                self.proc.kill()
+            except ProcessLookupError:
+                pass
+        if self.exit_task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self.exit_task), 5)
+            except (asyncio.TimeoutError, Exception):
+                pass
+        if self.req_w is not None:
+            try:
+                self.req_w.close()
+            except Exception:
+                pass
+        if self.logs is not None:
+            self.logs.task.cancel()
+        self._remove_cgroup()
+        if self.host_dir is not None:
+            shutil.rmtree(self.host_dir, ignore_errors=True)
+
+    # --- one exchange -------------------------------------------------------------------------
+    async def _read_frame(self) -> dict[str, Any] | int:
+        head = await self.resp_r.readexactly(4)
+        size = int.from_bytes(head, "big")
+        if size > RESULT_LIMIT_BYTES + FRAME_SLACK:
+            return size
+        return json.loads(await self.resp_r.readexactly(size))
+
+    async def _exchange(self, msg: dict[str, Any], timeout: float) -> tuple[dict[str, Any] | None, InvokeResult | None]:
+        """Send one request, wait for its reply, the worker's death, a log flood or the timeout."""
+        data = json.dumps(msg).encode()
+        self.req_w.write(len(data).to_bytes(4, "big") + data)
+        read = asyncio.ensure_future(self._read_frame())
+        flood = asyncio.ensure_future(self.logs.overflow.wait())
+        waits = {read, self.exit_task, flood}
+        try:
+            done, _ = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            flood.cancel()
+        if read in done and read.exception() is None:
+            reply = read.result()
+            if isinstance(reply, int):
+                await self.kill()
+                return None, InvokeResult.failure(
+                    ErrorType.OUTPUT_TOO_LARGE,
+                    f"the response is {reply} bytes; the limit is {RESULT_LIMIT_BYTES}")
+            # Logs end at the marker the runner wrote before the reply: usually already read.
+            if reply.get("logs_closed", True) and not self.logs.done.is_set():
+                try:
+                    await asyncio.wait_for(self.logs.done.wait(), 2)
+                except asyncio.TimeoutError:
+                    pass
+            return reply, None
+        read.cancel()
+        if flood in done:
+            await self.kill()
+            return None, InvokeResult.failure(
+                ErrorType.OUTPUT_TOO_LARGE,
+                f"the function printed more than {LOG_LIMIT_BYTES // 1024} KiB of logs in one invocation; "
+                "the worker was stopped")
+        if not done:  # the wall-clock timeout
+            self.killed_for = ErrorType.TIMEOUT
+            await self.kill()
+            return None, InvokeResult.failure(
+                ErrorType.TIMEOUT, f"the function did not finish within its timeout of {self._fmt_timeout(timeout)}; "
+                "it was stopped with everything it started")
+        # The worker died (or closed its pipe): find out why.
+        try:
+            await asyncio.wait_for(asyncio.shield(self.exit_task), 2)
+        except asyncio.TimeoutError:
+            pass
+        failure = self._death()
+        await self.kill()
+        return None, failure
+
+    @staticmethod
+    def _fmt_timeout(t: float) -> str:
+        return f"{t:g} s"
+
+    def _death(self) -> InvokeResult:
+        rc = self.proc.returncode if self.proc else None
+        sig = None
+        if rc is not None and rc < 0:
+            sig = -rc
+        elif rc is not None and rc > 128 and self.sandbox.bwrap:
+            sig = rc - 128  # bwrap reports its child's signal death as 128+signal
+        tail = bytes(self.logs.tail).decode("utf-8", errors="replace") if self.logs else ""
+        low = tail.lower()
+        oom = self.cg.oom_since_mark() if self.cg else False
+        mem = f"{self.memory_mb} MB"
+        if oom or "heap out of memory" in low or "runtime: out of memory" in low or "fatal error: out of memory" in low:
+            return InvokeResult.failure(ErrorType.MEMORY_LIMIT, f"the function used more than its memory limit of {mem} and was stopped")
+        if sig == signal.SIGXCPU or (sig == signal.SIGKILL and self.cpu_used + 0.5 >= self.wi.spec.cpu_seconds):
+            return InvokeResult.failure(ErrorType.TIMEOUT, "the function used up its CPU time limit and was stopped")
+        if sig == signal.SIGXFSZ:
+            return InvokeResult.failure(ErrorType.OUTPUT_TOO_LARGE, "the function wrote a file larger than the file size limit")
+        last = "\n".join(tail.strip().splitlines()[-5:])
+        hint = f"; its last output: {last}" if last else ""
+        if sig is not None:
+            name = SIGNAL_NAMES.get(sig, f"signal {sig}")
+            return InvokeResult.failure(ErrorType.WORKER_CRASHED, f"the worker was killed by {name}{hint}")
+        if rc is None:
+            return InvokeResult.failure(ErrorType.WORKER_CRASHED, f"the worker closed its pipe unexpectedly{hint}")
+        return InvokeResult.failure(ErrorType.WORKER_CRASHED, f"the worker exited with code {rc} during the invocation{hint}")
+
+    async def invoke(self, event: Any, context: dict[str, str], timeout: float) -> InvokeResult:
+        self.busy = True
+        try:
+            return await self._invoke(event, context, timeout)
+        finally:
+            self.busy = False
+            self.last_used = time.monotonic()
+
+    async def _invoke(self, event: Any, context: dict[str, str], timeout: float) -> InvokeResult:
+        nonce = uuid.uuid4().hex
+        self.logs.begin(nonce)
+        if self.cg:
+            self.cg.reset_peak()
+            self.cg.mark()
+        deadline_ms = time.time() * 1000 + timeout * 1000
+        ctx = dict(context)
+        ctx["time_remaining_ms"] = str(int(timeout * 1000))
+        ctx["deadline_ms"] = str(int(deadline_ms))
+        msg = {"type": "invoke", "event": event, "context": ctx, "nonce": nonce, "timeout": timeout,
+               "deadline_ms": deadline_ms, "max_result_bytes": RESULT_LIMIT_BYTES}
+        t0 = time.perf_counter()
+        reply, failure = await self._exchange(msg, timeout)
+        duration = (time.perf_counter() - t0) * 1000
+        self.invocations += 1
+        logs = self.logs.text()
+        peak = self.cg.peak_mb() if self.cg else None
+        if failure is not None:
+            failure.duration = duration
+            failure.logs = logs
+            if peak is not None:
+                failure.memory_used = round(peak, 2)
+            return failure
+        self.cpu_used = float(reply.get("cpu") or 0.0)
+        if peak is None:
+            peak = float(reply.get("maxrss_kb") or 0) / 1024
+        pids_note = ""
+        if self.cg:
+            if self.cg.pids_limit_hit_since_mark():
+                pids_note = " (the worker reached its limit on processes and threads)"
+            # Anything the function started and left running stops with the invocation.
+            if set(self.cg.members()) - self.baseline:
+                self.cg.kill_all(keep=self.baseline)
+        res = InvokeResult(success=bool(reply.get("ok")), duration=duration, memory_used=round(peak, 2), logs=logs)
+        if res.success:
+            res.result = reply.get("result")
+        else:
+            res.error_type = ErrorType(reply.get("error_type", "HandlerError"))
+            res.error = (reply.get("error") or "the function failed") + pids_note
+            res.stack = _frames(reply.get("stack"))
+        return res

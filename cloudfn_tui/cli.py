@@ -1,31 +1,26 @@
 """The `cloudfn` command line. With no subcommand it opens the console.
 
 Exit codes: 0 ok, 1 the invoked function failed, 2 invalid input or configuration, 3 not found,
-4 conflict (name taken), 5 platform unavailable (data directory held, store corrupt), 130
-interrupted.
+4 conflict (name taken), 5 platform unavailable (data directory held, store corrupt, server
+unreachable), 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
-from pathlib import Path
-from typing import Any, Awaitable, Callable
 
 from core.api import PlatformAPI
-from core.errors import CloudfnError, FieldError, InvalidInput
-from core.models import Function, InvokeResult
+from core.errors import CloudfnError
 
-from cloudfn_tui import output
+from cloudfn_tui.commands import MODULES
 
-EXIT_FAILED = 1
 EXIT_INVALID = 2
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse's own exits with 2 too; keep it short
+    def error(self, message: str) -> None:
         self.print_usage(sys.stderr)
         self.exit(EXIT_INVALID, f"error: {message}\n(see `{self.prog} --help`)\n")
 
@@ -37,75 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="FILE", help="YAML config file (default: the XDG config folder)")
     p.add_argument("--version", dest="show_version", action="store_true", help="print the version and exit")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-
-    def cmd(name: str, help: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help, description=help)
-
-    cmd("console", "open the console (the default)")
-    c = cmd("info", "print version, paths, settings with their sources, runtimes and protections")
-    c.add_argument("--json", action="store_true")
-    c = cmd("list", "list functions")
-    c.add_argument("--json", action="store_true")
-    c = cmd("get", "show one function, its settings and code")
-    c.add_argument("name", help="name or id")
-    c.add_argument("--json", action="store_true")
-
-    c = cmd("create", "create a function from a code file")
-    c.add_argument("--name", required=True)
-    c.add_argument("--runtime", required=True, help="python, nodejs (node) or go")
-    c.add_argument("--file", required=True, type=Path, help="the code file")
-    _settings_flags(c)
-    c.add_argument("--json", action="store_true")
-
-    c = cmd("update", "change a function; only what you pass changes")
-    c.add_argument("name", help="name or id")
-    c.add_argument("--name", dest="new_name", metavar="NEW_NAME", help="rename")
-    c.add_argument("--file", type=Path, help="new code file")
-    _settings_flags(c)
-    c.add_argument("--unset-env", action="append", default=[], metavar="KEY", help="remove a variable")
-    c.add_argument("--json", action="store_true")
-
-    c = cmd("deploy", "create or update a function from a folder with a function.yaml")
-    c.add_argument("dir", type=Path)
-    c.add_argument("--json", action="store_true")
-
-    c = cmd("delete", "delete a function")
-    c.add_argument("name", help="name or id")
-    c.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
-
-    c = cmd("export", "write a function as a folder (function.yaml + code)")
-    c.add_argument("name", help="name or id")
-    c.add_argument("dir", type=Path)
-    c.add_argument("--force", action="store_true", help="replace files already there")
-
-    c = cmd("versions", "list the stored versions of a function")
-    c.add_argument("name", help="name or id")
-    c.add_argument("--json", action="store_true")
-
-    c = cmd("rollback", "make an earlier version current again (as a new version)")
-    c.add_argument("name", help="name or id")
-    c.add_argument("version", type=int)
-    c.add_argument("--json", action="store_true")
-
-    c = cmd("invoke", "invoke a function and print its result and logs")
-    c.add_argument("name", help="name or id")
-    ev = c.add_mutually_exclusive_group()
-    ev.add_argument("--event", metavar="JSON", help="the event, as JSON (default: null)")
-    ev.add_argument("--event-file", metavar="FILE", type=Path, help="read the event from a JSON file ('-' for stdin)")
-    c.add_argument("--context", metavar="JSON", help="context, a JSON object of strings")
-    c.add_argument("--json", action="store_true", help="print the whole invoke result as JSON")
+    console = sub.add_parser("console", help="open the console (the default)")
+    console.set_defaults(main=run_console)
+    for module in MODULES:
+        module.register(sub)
     return p
-
-
-def _settings_flags(c: argparse.ArgumentParser) -> None:
-    c.add_argument("--handler", help="the function to call (default: handler)")
-    c.add_argument("--timeout", type=int, metavar="SECONDS")
-    c.add_argument("--memory", type=int, metavar="MB")
-    c.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="set a variable (repeatable)")
-    c.add_argument("--description")
-    c.add_argument("--max-concurrency", type=int, metavar="N")
-    c.add_argument("--network", action=argparse.BooleanOptionalAction, default=None,
-                   help="allow network access (off by default)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,9 +47,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cloudfn {__version__}")
         return 0
     try:
-        if args.command in (None, "console"):
-            return _run_console(args)
-        return asyncio.run(_run_command(args))
+        if args.command is None:
+            return run_console(args)
+        if getattr(args, "main", None):
+            return args.main(args)
+        return asyncio.run(_run_handler(args))
     except CloudfnError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return exc.exit_code
@@ -129,15 +62,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
-def open_platform(args: argparse.Namespace, command: str) -> PlatformAPI:
+def load_settings(args: argparse.Namespace):
     from core.config import load_config
+
+    return load_config(args.config, flags={"storage.data_dir": args.data_dir})
+
+
+def open_platform(args: argparse.Namespace, command: str) -> PlatformAPI:
     from core.local import LocalPlatform
 
-    config = load_config(args.config, flags={"storage.data_dir": args.data_dir})
-    return LocalPlatform(config, command=command)
+    return LocalPlatform(load_settings(args), command=command)
 
 
-def _run_console(args: argparse.Namespace) -> int:
+def run_console(args: argparse.Namespace) -> int:
     platform = open_platform(args, "cloudfn console")
     from cloudfn_tui.app import CloudfnApp
 
@@ -145,199 +82,12 @@ def _run_console(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _run_command(args: argparse.Namespace) -> int:
-    handler = COMMANDS[args.command]
+async def _run_handler(args: argparse.Namespace) -> int:
     platform = open_platform(args, f"cloudfn {args.command}")
     try:
-        return await handler(platform, args)
+        return await args.run(platform, args)
     finally:
         await platform.close()
-
-
-# -- commands ----------------------------------------------------------------------------
-async def cmd_info(api: PlatformAPI, args: argparse.Namespace) -> int:
-    info = await api.info()
-    output.emit(info, args.json, output.info_text)
-    return 0
-
-
-async def cmd_list(api: PlatformAPI, args: argparse.Namespace) -> int:
-    fns = await api.list_functions()
-    if args.json:
-        output.print_json({"functions": [f.to_doc() for f in fns], "count": len(fns)})
-    else:
-        output.print_function_table(fns)
-    return 0
-
-
-async def cmd_get(api: PlatformAPI, args: argparse.Namespace) -> int:
-    fn = await api.get_function(args.name)
-    output.emit({"function": fn.to_doc()}, args.json, lambda _: output.function_text(fn))
-    return 0
-
-
-def _read_code(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInput("function", [FieldError("file", f"cannot read {path}: {exc.strerror if isinstance(exc, OSError) else exc}")]) from None
-
-
-def _parse_env(pairs: list[str]) -> dict[str, str]:
-    env, bad = {}, []
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            bad.append(pair)
-        else:
-            env[key] = value
-    if bad:
-        raise InvalidInput("function", [FieldError("env", f"{b!r} is not KEY=VALUE") for b in bad])
-    return env
-
-
-def _settings_from(args: argparse.Namespace) -> dict[str, Any]:
-    fields = {
-        "handler": args.handler,
-        "timeout": args.timeout,
-        "memory": args.memory,
-        "description": args.description,
-        "max_concurrency": args.max_concurrency,
-        "network": args.network,
-    }
-    return {k: v for k, v in fields.items() if v is not None}
-
-
-def _print_saved(fn: Function, verb: str, as_json: bool) -> None:
-    if as_json:
-        output.print_json({"message": f"function {verb}", "function": fn.to_doc()})
-    else:
-        print(f"{verb} {fn.name} ({fn.runtime}, version {fn.version}, id {fn.id})")
-
-
-async def cmd_create(api: PlatformAPI, args: argparse.Namespace) -> int:
-    data = {"name": args.name, "runtime": args.runtime, "code": _read_code(args.file), **_settings_from(args)}
-    if args.env:
-        data["environment"] = _parse_env(args.env)
-    _print_saved(await api.create_function(data), "created", args.json)
-    return 0
-
-
-async def cmd_update(api: PlatformAPI, args: argparse.Namespace) -> int:
-    data = _settings_from(args)
-    if args.new_name:
-        data["name"] = args.new_name
-    if args.file:
-        data["code"] = _read_code(args.file)
-    if args.env or args.unset_env:
-        env = dict((await api.get_function(args.name)).environment)
-        env.update(_parse_env(args.env))
-        for key in args.unset_env:
-            env.pop(key, None)
-        data["environment"] = env
-    if not data:
-        raise InvalidInput("update", [FieldError("options", "nothing to change; pass --file, --timeout, --env, ...")])
-    _print_saved(await api.update_function(args.name, data), "updated", args.json)
-    return 0
-
-
-async def cmd_deploy(api: PlatformAPI, args: argparse.Namespace) -> int:
-    from core.bundle import load_bundle
-    from core.errors import NotFound
-
-    spec = load_bundle(args.dir).spec
-    try:
-        existing = await api.get_function(spec.name)
-    except NotFound:
-        _print_saved(await api.create_function(spec.model_dump()), "created", args.json)
-        return 0
-    _print_saved(await api.update_function(existing.id, spec.model_dump()), "updated", args.json)
-    return 0
-
-
-async def cmd_delete(api: PlatformAPI, args: argparse.Namespace) -> int:
-    fn = await api.get_function(args.name)
-    if not args.yes:
-        if not sys.stdin.isatty():
-            raise InvalidInput("delete", [FieldError("--yes", f"needed to delete {fn.name!r} without a terminal to confirm on")])
-        answer = input(f"Delete function {fn.name} ({fn.runtime}, version {fn.version})? [y/N] ")
-        if answer.strip().lower() not in ("y", "yes"):
-            print("not deleted")
-            return 0
-    await api.delete_function(fn.id)
-    print(f"deleted {fn.name}")
-    return 0
-
-
-async def cmd_export(api: PlatformAPI, args: argparse.Namespace) -> int:
-    from core.bundle import export_bundle
-
-    fn = await api.get_function(args.name)
-    written = export_bundle(fn, args.dir, overwrite=args.force)
-    print(f"exported {fn.name} to " + ", ".join(str(p) for p in written))
-    return 0
-
-
-async def cmd_versions(api: PlatformAPI, args: argparse.Namespace) -> int:
-    versions = await api.function_versions(args.name)
-    if args.json:
-        output.print_json({"versions": [v.to_doc() for v in versions], "count": len(versions)})
-    else:
-        output.print_table(
-            ["VERSION", "UPDATED", "RUNTIME", "HANDLER", "TIMEOUT", "MEMORY", "CODE"],
-            [[v.version, output.when(v.updated_at), v.runtime, v.handler, f"{v.timeout}s", f"{v.memory}MB",
-              f"{len(v.code.splitlines())} lines"] for v in versions],
-        )
-    return 0
-
-
-async def cmd_rollback(api: PlatformAPI, args: argparse.Namespace) -> int:
-    fn = await api.rollback_function(args.name, args.version)
-    _print_saved(fn, f"rolled back to version {args.version}:", args.json)
-    return 0
-
-
-def _json_arg(text: str, flag: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidInput("invocation", [FieldError(flag, f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")]) from None
-
-
-async def cmd_invoke(api: PlatformAPI, args: argparse.Namespace) -> int:
-    event = None
-    if args.event is not None:
-        event = _json_arg(args.event, "--event")
-    elif args.event_file is not None:
-        try:
-            text = sys.stdin.read() if str(args.event_file) == "-" else args.event_file.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise InvalidInput("invocation", [FieldError("--event-file", f"cannot read {args.event_file}: {exc.strerror}")]) from None
-        event = _json_arg(text, "--event-file")
-    context = None
-    if args.context is not None:
-        context = _json_arg(args.context, "--context")
-    result: InvokeResult = await api.invoke(args.name, event, context)
-    if args.json:
-        output.print_json(result.model_dump(mode="json"))
-    else:
-        output.print_invoke_result(result)
-    return 0 if result.success else EXIT_FAILED
-
-
-COMMANDS: dict[str, Callable[[PlatformAPI, argparse.Namespace], Awaitable[int]]] = {
-    "info": cmd_info,
-    "list": cmd_list,
-    "get": cmd_get,
-    "create": cmd_create,
-    "update": cmd_update,
-    "deploy": cmd_deploy,
-    "delete": cmd_delete,
-    "export": cmd_export,
-    "versions": cmd_versions,
-    "rollback": cmd_rollback,
-    "invoke": cmd_invoke,
-}
 
 
 if __name__ == "__main__":

@@ -1,19 +1,31 @@
 """`PlatformAPI`: the one interface the console, the command line and the REST server use.
 
-`LocalPlatform` implements it in process; a remote implementation talks to `cloudfn serve`.
-Functions are addressed by id or by name (`ref`). Every method raises a `CloudfnError` subclass
-for what a user did wrong (InvalidInput, NotFound, Conflict) and never a library's exception.
+`LocalPlatform` implements it in process; `RemotePlatform` talks to a `cloudfn serve` over HTTP.
+One conformance suite runs against both. Functions are addressed by id or by name (`ref`).
+Methods raise a `CloudfnError` subclass for what a caller did wrong (InvalidInput, NotFound,
+Conflict) or for a platform that cannot answer (Unavailable), never a library's exception.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from datetime import datetime
+from typing import Any, AsyncIterator, Protocol, runtime_checkable
 
-from core.models import Function, InvokeResult
+from core.models import (
+    Alert,
+    AlertRule,
+    Event,
+    Function,
+    InvocationRecord,
+    InvokeResult,
+    LogRecord,
+    SavedEvent,
+)
 
 
 @runtime_checkable
 class PlatformAPI(Protocol):
+    # -- functions ---------------------------------------------------------------------
     async def list_functions(self) -> list[Function]: ...
 
     async def get_function(self, ref: str) -> Function: ...
@@ -28,7 +40,78 @@ class PlatformAPI(Protocol):
 
     async def rollback_function(self, ref: str, version: int) -> Function: ...
 
+    # -- invocations -------------------------------------------------------------------
     async def invoke(self, ref: str, event: Any = None, context: dict[str, str] | None = None) -> InvokeResult: ...
+
+    async def list_invocations(
+        self,
+        function: str | None = None,
+        status: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[InvocationRecord]:
+        """Newest first. `function` is a name or id; `status` success, failed or throttled."""
+        ...
+
+    async def get_invocation(self, invocation_id: str) -> InvocationRecord: ...
+
+    # -- saved test events (per function) ----------------------------------------------
+    async def list_saved_events(self, ref: str) -> list[SavedEvent]: ...
+
+    async def save_event(self, ref: str, name: str, event: Any, last_result: dict[str, Any] | None = None) -> SavedEvent: ...
+
+    async def delete_saved_event(self, ref: str, name: str) -> None: ...
+
+    # -- metrics -----------------------------------------------------------------------
+    async def metrics(self, function: str | None = None) -> dict[str, Any]:
+        """The JSON snapshot: the seed's fields (total_executions, success_rate, failure_rate,
+        avg/min/max_execution_time, runtime_distribution, errors_by_type, uptime_seconds,
+        function_count) plus per-function, per-runtime stats and time series."""
+        ...
+
+    async def prometheus_metrics(self) -> str: ...
+
+    # -- logs --------------------------------------------------------------------------
+    async def query_logs(
+        self,
+        level: str | None = None,
+        function: str | None = None,
+        invocation_id: str | None = None,
+        text: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 200,
+    ) -> list[LogRecord]:
+        """Oldest first within the newest `limit` matches; `level` is a minimum level."""
+        ...
+
+    # -- alerts ------------------------------------------------------------------------
+    async def list_alert_rules(self) -> list[AlertRule]: ...
+
+    async def create_alert_rule(self, data: dict[str, Any]) -> AlertRule: ...
+
+    async def update_alert_rule(self, ref: str, data: dict[str, Any]) -> AlertRule: ...
+
+    async def delete_alert_rule(self, ref: str) -> AlertRule: ...
+
+    async def alerts(self) -> list[Alert]:
+        """The current state of every rule."""
+        ...
+
+    async def alert_history(self, limit: int = 100) -> list[Alert]:
+        """Transitions (pending, firing, resolved), newest first."""
+        ...
+
+    # -- live --------------------------------------------------------------------------
+    def events(self, kinds: set[str] | None = None) -> AsyncIterator[Event]:
+        """An endless stream of bus events (function changes, invocations, log lines, alerts),
+        from now on. A slow reader loses events rather than stalling the platform."""
+        ...
+
+    # -- about -------------------------------------------------------------------------
+    async def health(self) -> dict[str, Any]: ...
 
     async def info(self) -> dict[str, Any]: ...
 

@@ -239,3 +239,154 @@ class InvokeResult(BaseModel):
     @classmethod
     def failure(cls, error_type: ErrorType, message: str, **kw: Any) -> "InvokeResult":
         return cls(success=False, error=message, error_type=error_type, **kw)
+
+
+# -- observability -------------------------------------------------------------------------
+InvocationStatus = Literal["success", "failed", "throttled"]
+
+
+class InvocationRecord(BaseModel):
+    """One invocation as the history keeps it. Event, result and logs are bounded; a cut one
+    is flagged."""
+
+    id: str
+    function_id: str
+    function_name: str
+    function_version: int
+    runtime: str
+    status: InvocationStatus
+    error_type: str | None = None
+    error: str = ""
+    started_at: datetime
+    duration: float = 0.0
+    init_duration: float = 0.0
+    cold_start: bool = False
+    memory_used: float = 0.0
+    event: Any = None
+    result: Any = None
+    logs: str = ""
+    event_truncated: bool = False
+    result_truncated: bool = False
+    logs_truncated: bool = False
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+class LogRecord(BaseModel):
+    """A structured log line: the platform's own, or one a function printed."""
+
+    time: datetime
+    level: str
+    logger: str
+    message: str
+    function: str | None = None
+    invocation_id: str | None = None
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+EVENT_KINDS = (
+    "function.created", "function.updated", "function.deleted",
+    "invocation.started", "invocation.finished",
+    "log", "alert.fired", "alert.resolved",
+)
+EventKind = Literal[
+    "function.created", "function.updated", "function.deleted",
+    "invocation.started", "invocation.finished",
+    "log", "alert.fired", "alert.resolved",
+]
+
+
+class Event(BaseModel):
+    """What the event bus carries to the console's live panes, the SSE stream and the alert
+    engine. `data` is the JSON form of the subject: a Function, an InvocationRecord, a LogRecord
+    or an Alert."""
+
+    seq: int = 0
+    kind: EventKind
+    time: datetime = Field(default_factory=utcnow)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+ALERT_METRICS = (
+    "error_rate", "success_rate", "failures", "duration_p95", "duration_avg",
+    "throttles", "timeouts", "invocation_rate", "cold_starts",
+)
+AlertMetric = Literal[
+    "error_rate", "success_rate", "failures", "duration_p95", "duration_avg",
+    "throttles", "timeouts", "invocation_rate", "cold_starts",
+]
+AlertState = Literal["inactive", "pending", "firing", "resolved"]
+
+
+class AlertRuleSpec(BaseModel):
+    """A user's alert rule. Rates are percentages (0-100), durations milliseconds,
+    invocation_rate per second; scope is `all`, `function:NAME` or `runtime:RUNTIME`."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: str
+    metric: AlertMetric
+    comparison: Literal[">", ">=", "<", "<="] = ">"
+    threshold: float
+    scope: str = "all"
+    window: int = Field(300, ge=1, le=86400, description="seconds of data the metric is computed over")
+    for_: int = Field(0, alias="for", ge=0, le=86400, description="seconds the condition must hold before firing")
+    severity: Literal["info", "warning", "critical"] = "warning"
+    enabled: bool = True
+    webhook: str | None = None
+    description: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not re.match(r"^[a-z0-9][a-z0-9_-]{0,62}$", v):
+            raise ValueError("must be 1-63 lowercase letters, digits, dashes or underscores")
+        return v
+
+    @field_validator("scope")
+    @classmethod
+    def _scope(cls, v: str) -> str:
+        kind, _, target = v.partition(":")
+        if v == "all" or (kind == "function" and NAME_RE.match(target)) or (kind == "runtime" and target in RUNTIMES):
+            return v
+        raise ValueError("must be all, function:NAME or runtime:python|nodejs|go")
+
+    @field_validator("webhook")
+    @classmethod
+    def _webhook(cls, v: str | None) -> str | None:
+        if v and not re.match(r"^https?://", v):
+            raise ValueError("must be an http:// or https:// URL")
+        return v or None
+
+
+class AlertRule(AlertRuleSpec):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Alert(BaseModel):
+    """A rule's current state, or one transition of it in the alert history."""
+
+    rule: str
+    state: AlertState = "inactive"
+    severity: str = "warning"
+    value: float | None = None
+    threshold: float | None = None
+    summary: str = ""
+    since: datetime | None = None  # when the current state began
+    fired_at: datetime | None = None
+    resolved_at: datetime | None = None
+
+
+class SavedEvent(BaseModel):
+    """A named test event of a function, with the last result it produced (for a diff)."""
+
+    function_id: str
+    name: str
+    event: Any = None
+    last_result: dict[str, Any] | None = None
+    updated_at: datetime = Field(default_factory=utcnow)

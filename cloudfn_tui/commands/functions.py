@@ -1,0 +1,258 @@
+"""Commands on functions: info, list, get, create, update, deploy, delete, export, versions,
+rollback, invoke."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from core.api import PlatformAPI
+from core.errors import FieldError, InvalidInput, NotFound
+from core.models import Function, InvokeResult
+
+from cloudfn_tui import output
+
+EXIT_FAILED = 1
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    def cmd(name: str, help: str, handler) -> argparse.ArgumentParser:
+        c = sub.add_parser(name, help=help, description=help)
+        c.set_defaults(run=handler)
+        return c
+
+    c = cmd("info", "print version, paths, settings with their sources, runtimes and protections", cmd_info)
+    c.add_argument("--json", action="store_true")
+    c = cmd("list", "list functions", cmd_list)
+    c.add_argument("--json", action="store_true")
+    c = cmd("get", "show one function, its settings and code", cmd_get)
+    c.add_argument("name", help="name or id")
+    c.add_argument("--json", action="store_true")
+
+    c = cmd("create", "create a function from a code file", cmd_create)
+    c.add_argument("--name", required=True)
+    c.add_argument("--runtime", required=True, help="python, nodejs (node) or go")
+    c.add_argument("--file", required=True, type=Path, help="the code file")
+    _settings_flags(c)
+    c.add_argument("--json", action="store_true")
+
+    c = cmd("update", "change a function; only what you pass changes", cmd_update)
+    c.add_argument("name", help="name or id")
+    c.add_argument("--name", dest="new_name", metavar="NEW_NAME", help="rename")
+    c.add_argument("--file", type=Path, help="new code file")
+    _settings_flags(c)
+    c.add_argument("--unset-env", action="append", default=[], metavar="KEY", help="remove a variable")
+    c.add_argument("--json", action="store_true")
+
+    c = cmd("deploy", "create or update a function from a folder with a function.yaml", cmd_deploy)
+    c.add_argument("dir", type=Path)
+    c.add_argument("--json", action="store_true")
+
+    c = cmd("delete", "delete a function", cmd_delete)
+    c.add_argument("name", help="name or id")
+    c.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+
+    c = cmd("export", "write a function as a folder (function.yaml + code)", cmd_export)
+    c.add_argument("name", help="name or id")
+    c.add_argument("dir", type=Path)
+    c.add_argument("--force", action="store_true", help="replace files already there")
+
+    c = cmd("versions", "list the stored versions of a function", cmd_versions)
+    c.add_argument("name", help="name or id")
+    c.add_argument("--json", action="store_true")
+
+    c = cmd("rollback", "make an earlier version current again (as a new version)", cmd_rollback)
+    c.add_argument("name", help="name or id")
+    c.add_argument("version", type=int)
+    c.add_argument("--json", action="store_true")
+
+    c = cmd("invoke", "invoke a function and print its result and logs", cmd_invoke)
+    c.add_argument("name", help="name or id")
+    ev = c.add_mutually_exclusive_group()
+    ev.add_argument("--event", metavar="JSON", help="the event, as JSON (default: null)")
+    ev.add_argument("--event-file", metavar="FILE", type=Path, help="read the event from a JSON file ('-' for stdin)")
+    c.add_argument("--context", metavar="JSON", help="context, a JSON object of strings")
+    c.add_argument("--json", action="store_true", help="print the whole invoke result as JSON")
+
+
+def _settings_flags(c: argparse.ArgumentParser) -> None:
+    c.add_argument("--handler", help="the function to call (default: handler)")
+    c.add_argument("--timeout", type=int, metavar="SECONDS")
+    c.add_argument("--memory", type=int, metavar="MB")
+    c.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="set a variable (repeatable)")
+    c.add_argument("--description")
+    c.add_argument("--max-concurrency", type=int, metavar="N")
+    c.add_argument("--network", action=argparse.BooleanOptionalAction, default=None,
+                   help="allow network access (off by default)")
+
+
+
+async def cmd_info(api: PlatformAPI, args: argparse.Namespace) -> int:
+    info = await api.info()
+    output.emit(info, args.json, output.info_text)
+    return 0
+
+
+async def cmd_list(api: PlatformAPI, args: argparse.Namespace) -> int:
+    fns = await api.list_functions()
+    if args.json:
+        output.print_json({"functions": [f.to_doc() for f in fns], "count": len(fns)})
+    else:
+        output.print_function_table(fns)
+    return 0
+
+
+async def cmd_get(api: PlatformAPI, args: argparse.Namespace) -> int:
+    fn = await api.get_function(args.name)
+    output.emit({"function": fn.to_doc()}, args.json, lambda _: output.function_text(fn))
+    return 0
+
+
+def _read_code(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput("function", [FieldError("file", f"cannot read {path}: {exc.strerror if isinstance(exc, OSError) else exc}")]) from None
+
+
+def _parse_env(pairs: list[str]) -> dict[str, str]:
+    env, bad = {}, []
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            bad.append(pair)
+        else:
+            env[key] = value
+    if bad:
+        raise InvalidInput("function", [FieldError("env", f"{b!r} is not KEY=VALUE") for b in bad])
+    return env
+
+
+def _settings_from(args: argparse.Namespace) -> dict[str, Any]:
+    fields = {
+        "handler": args.handler,
+        "timeout": args.timeout,
+        "memory": args.memory,
+        "description": args.description,
+        "max_concurrency": args.max_concurrency,
+        "network": args.network,
+    }
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def _print_saved(fn: Function, verb: str, as_json: bool) -> None:
+    if as_json:
+        output.print_json({"message": f"function {verb}", "function": fn.to_doc()})
+    else:
+        print(f"{verb} {fn.name} ({fn.runtime}, version {fn.version}, id {fn.id})")
+
+
+async def cmd_create(api: PlatformAPI, args: argparse.Namespace) -> int:
+    data = {"name": args.name, "runtime": args.runtime, "code": _read_code(args.file), **_settings_from(args)}
+    if args.env:
+        data["environment"] = _parse_env(args.env)
+    _print_saved(await api.create_function(data), "created", args.json)
+    return 0
+
+
+async def cmd_update(api: PlatformAPI, args: argparse.Namespace) -> int:
+    data = _settings_from(args)
+    if args.new_name:
+        data["name"] = args.new_name
+    if args.file:
+        data["code"] = _read_code(args.file)
+    if args.env or args.unset_env:
+        env = dict((await api.get_function(args.name)).environment)
+        env.update(_parse_env(args.env))
+        for key in args.unset_env:
+            env.pop(key, None)
+        data["environment"] = env
+    if not data:
+        raise InvalidInput("update", [FieldError("options", "nothing to change; pass --file, --timeout, --env, ...")])
+    _print_saved(await api.update_function(args.name, data), "updated", args.json)
+    return 0
+
+
+async def cmd_deploy(api: PlatformAPI, args: argparse.Namespace) -> int:
+    from core.bundle import load_bundle
+    spec = load_bundle(args.dir).spec
+    try:
+        existing = await api.get_function(spec.name)
+    except NotFound:
+        _print_saved(await api.create_function(spec.model_dump()), "created", args.json)
+        return 0
+    _print_saved(await api.update_function(existing.id, spec.model_dump()), "updated", args.json)
+    return 0
+
+
+async def cmd_delete(api: PlatformAPI, args: argparse.Namespace) -> int:
+    fn = await api.get_function(args.name)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise InvalidInput("delete", [FieldError("--yes", f"needed to delete {fn.name!r} without a terminal to confirm on")])
+        answer = input(f"Delete function {fn.name} ({fn.runtime}, version {fn.version})? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("not deleted")
+            return 0
+    await api.delete_function(fn.id)
+    print(f"deleted {fn.name}")
+    return 0
+
+
+async def cmd_export(api: PlatformAPI, args: argparse.Namespace) -> int:
+    from core.bundle import export_bundle
+
+    fn = await api.get_function(args.name)
+    written = export_bundle(fn, args.dir, overwrite=args.force)
+    print(f"exported {fn.name} to " + ", ".join(str(p) for p in written))
+    return 0
+
+
+async def cmd_versions(api: PlatformAPI, args: argparse.Namespace) -> int:
+    versions = await api.function_versions(args.name)
+    if args.json:
+        output.print_json({"versions": [v.to_doc() for v in versions], "count": len(versions)})
+    else:
+        output.print_table(
+            ["VERSION", "UPDATED", "RUNTIME", "HANDLER", "TIMEOUT", "MEMORY", "CODE"],
+            [[v.version, output.when(v.updated_at), v.runtime, v.handler, f"{v.timeout}s", f"{v.memory}MB",
+              f"{len(v.code.splitlines())} lines"] for v in versions],
+        )
+    return 0
+
+
+async def cmd_rollback(api: PlatformAPI, args: argparse.Namespace) -> int:
+    fn = await api.rollback_function(args.name, args.version)
+    _print_saved(fn, f"rolled back to version {args.version}:", args.json)
+    return 0
+
+
+def _json_arg(text: str, flag: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput("invocation", [FieldError(flag, f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")]) from None
+
+
+async def cmd_invoke(api: PlatformAPI, args: argparse.Namespace) -> int:
+    event = None
+    if args.event is not None:
+        event = _json_arg(args.event, "--event")
+    elif args.event_file is not None:
+        try:
+            text = sys.stdin.read() if str(args.event_file) == "-" else args.event_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise InvalidInput("invocation", [FieldError("--event-file", f"cannot read {args.event_file}: {exc.strerror}")]) from None
+        event = _json_arg(text, "--event-file")
+    context = None
+    if args.context is not None:
+        context = _json_arg(args.context, "--context")
+    result: InvokeResult = await api.invoke(args.name, event, context)
+    if args.json:
+        output.print_json(result.model_dump(mode="json"))
+    else:
+        output.print_invoke_result(result)
+    return 0 if result.success else EXIT_FAILED

@@ -144,6 +144,7 @@ class Worker:
         self.init_ms = 0.0
         self.busy = False
         self.host_dir = None
+        self.last_peak: float | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> InvokeResult | None:
@@ -192,7 +193,10 @@ class Worker:
 
         nonce = uuid.uuid4().hex
         self.logs.begin(nonce)
-        init = dict(self.wi.init, nonce=nonce, memory_mb=self.memory_mb, max_result_bytes=RESULT_LIMIT_BYTES)
+        init = dict(self.wi.init)
+        if "code_path" in init:
+            init["code_path"] = self.sandbox.host_path(spec, init["code_path"])
+        init = dict(init, nonce=nonce, memory_mb=self.memory_mb, max_result_bytes=RESULT_LIMIT_BYTES)
         reply, failure = await self._exchange(init, timeout=max(10.0, self.timeout))
         self.init_ms = (time.perf_counter() - t0) * 1000
         if failure is not None:
@@ -219,6 +223,7 @@ class Worker:
         """Stop the worker and everything it started."""
         self.dead = True
         if self.cg:
+            self.last_peak = self.cg.peak_mb()
             self.cg.kill_all()
         if self.proc and self.proc.returncode is None:
             try:
@@ -328,7 +333,7 @@ class Worker:
             return InvokeResult.failure(ErrorType.WORKER_CRASHED, f"the worker was killed by {name}{hint}")
         if rc is None:
             return InvokeResult.failure(ErrorType.WORKER_CRASHED, f"the worker closed its pipe unexpectedly{hint}")
-        return InvokeResult.failure(ErrorType.WORKER_CRASHED, f"the worker exited with code {rc} during the invocation{hint}")
+        return InvokeResult.failure(ErrorType.WORKER_CRASHED, f"the worker exited with code {rc}{hint}")
 
     async def invoke(self, event: Any, context: dict[str, str], timeout: float) -> InvokeResult:
         self.busy = True
@@ -355,7 +360,7 @@ class Worker:
         duration = (time.perf_counter() - t0) * 1000
         self.invocations += 1
         logs = self.logs.text()
-        peak = self.cg.peak_mb() if self.cg else None
+        peak = self.cg.peak_mb() if self.cg else self.last_peak
         if failure is not None:
             failure.duration = duration
             failure.logs = logs

@@ -116,6 +116,18 @@ func cfnStats(m map[string]interface{}) {
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
 		m["maxrss_kb"] = ru.Maxrss
+		// VmHWM starts afresh at exec (ru_maxrss keeps the forking parent's peak).
+		if b, err := os.ReadFile("/proc/self/status"); err == nil {
+			for _, line := range strings.Split(string(b), "\n") {
+				if strings.HasPrefix(line, "VmHWM:") {
+					if f := strings.Fields(line); len(f) >= 2 {
+						if v, err := strconv.Atoi(f[1]); err == nil {
+							m["maxrss_kb"] = v
+						}
+					}
+				}
+			}
+		}
 		m["cpu"] = float64(ru.Utime.Sec+ru.Stime.Sec) + float64(ru.Utime.Usec+ru.Stime.Usec)/1e6
 	}
 }

@@ -150,6 +150,15 @@ function load(init) {
   return [fn, { ok: true, type: 'ready' }];
 }
 
+function peakKb() {
+  // VmHWM starts afresh at exec (maxRSS keeps the forking parent's peak).
+  try {
+    const m = /VmHWM:\s+(\d+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+    if (m) return Number(m[1]);
+  } catch (e) { /* no /proc */ }
+  return process.resourceUsage().maxRSS;
+}
+
 function cpuSeconds() {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1e6;
@@ -174,7 +183,7 @@ async function main() {
     const ctx = Object.assign({}, req.context || {});
     const deadline = Number(req.deadline_ms || Date.now() + 30000);
     Object.defineProperty(ctx, 'getRemainingTimeInMillis', {
-      value: () => Math.max(0, deadline - Date.now()), enumerable: false });
+      value: () => Math.max(0, Math.floor(deadline - Date.now())), enumerable: false });
     let reply;
     try {
       const result = await new Promise((resolve, reject) => {
@@ -209,7 +218,7 @@ async function main() {
       }
       reply = { ok: false, error_type: type, error: describe(err), stack: userFrames(err) };
     }
-    reply.maxrss_kb = process.resourceUsage().maxRSS;
+    reply.maxrss_kb = peakKb();
     reply.cpu = cpuSeconds();
     reply.logs_closed = closeLogs(req.nonce || '');
     if (reply.__raw !== undefined) {

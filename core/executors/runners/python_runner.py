@@ -56,6 +56,14 @@ def close_logs(nonce):
 
 
 def _maxrss_kb():
+    # VmHWM starts afresh at exec (ru_maxrss keeps the forking parent's peak).
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         import resource
 
@@ -77,6 +85,7 @@ def user_frames(tb, code_file):
         if fs.filename == code_file:
             frames.append({"file": os.path.basename(code_file), "line": fs.lineno or 0,
                            "function": fs.name, "column": (fs.colno + 1) if getattr(fs, "colno", None) is not None else None})
+    frames.reverse()  # innermost first, as in the Node.js and Go runners
     return frames
 
 

@@ -49,6 +49,7 @@ function writeRaw(data) {
       off += fs.writeSync(RESP_FD, all, off, all.length - off);
     } catch (e) {
       if (e.code !== 'EAGAIN') throw e;
+      Atomics.wait(sleepCell, 0, 0, 1);
     }
   }
 }
@@ -59,7 +60,7 @@ function writeFrame(obj) {
 
 function closeLogs(nonce) {
   try {
-    fs.writeSync(1, '\x1e' + nonce + '\x1e');
+    syncWriter(1)('\x1e' + nonce + '\x1e');
     return true;
   } catch (e) {
     return false;
@@ -163,6 +164,30 @@ function cpuSeconds() {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1e6;
 }
+
+// console.log and friends write synchronously: a flood then blocks on the pipe (and the platform
+// stops it at the output limit) instead of queueing in memory behind a busy event loop.
+const sleepCell = new Int32Array(new SharedArrayBuffer(4));
+function syncWriter(fd) {
+  return function write(chunk, encoding, cb) {
+    if (typeof encoding === 'function') { cb = encoding; encoding = undefined; }
+    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk), typeof encoding === 'string' ? encoding : 'utf8');
+    let off = 0;
+    while (off < buf.length) {
+      try {
+        off += fs.writeSync(fd, buf, off, buf.length - off);
+      } catch (e) {
+        if (e.code === 'EAGAIN') { Atomics.wait(sleepCell, 0, 0, 1); continue; }
+        if (e.code === 'EPIPE') break;
+        throw e;
+      }
+    }
+    if (cb) process.nextTick(cb);
+    return true;
+  };
+}
+process.stdout.write = syncWriter(1);
+process.stderr.write = syncWriter(2);
 
 async function main() {
   const init = readFrame();

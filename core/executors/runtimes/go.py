@@ -44,14 +44,14 @@ ERROR_LINE_RE = re.compile(r"^(?:\./)?([\w.\-]+\.go):(\d+):(?:(\d+):)?\s*(.*)$")
 MISSING_COMMA = "unexpected newline in composite literal; possibly missing comma or }"
 
 
-@lru_cache(maxsize=1)
 def _go() -> tuple[str | None, str]:
-    path = shutil.which("go")
-    if not path:
-        for cand in ("/usr/lib/go/bin/go", "/usr/local/go/bin/go"):
-            if os.access(cand, os.X_OK):
-                path = cand
-                break
+    return _go_on(os.environ.get("PATH", ""))
+
+
+@lru_cache(maxsize=8)
+def _go_on(search_path: str) -> tuple[str | None, str]:
+    """Looked up once per PATH: a toolchain installed later is found when PATH changes or on restart."""
+    path = shutil.which("go", path=search_path)
     if not path:
         return None, ""
     try:
@@ -61,6 +61,11 @@ def _go() -> tuple[str | None, str]:
     except (OSError, subprocess.TimeoutExpired):
         return None, ""
     return (path, version) if version else (None, "")
+
+
+def _aliased(body: str, pkg: str) -> bool:
+    """Whether the package is imported under another name (`f "fmt"`, `. "fmt"`)."""
+    return any(m.group(1) != "import" for m in re.finditer(rf'([\w.]+)\s+"{pkg}"', body))
 
 
 class GoSource:
@@ -98,10 +103,10 @@ class GoSource:
         tail = []
         uses_fmt = '"fmt"' in body or "fmt" in imports
         uses_errors = '"errors"' in body or "errors" in imports
-        if uses_fmt and not re.search(r'\w+\s+"fmt"', body):
+        if uses_fmt and not _aliased(body, "fmt"):
             body = re.sub(r"(?<![\w.])fmt\.Errorf\(", "cfn_Errorf(", body)
             tail.append("var _ = fmt.Sprint")
-        if uses_errors and not re.search(r'\w+\s+"errors"', body):
+        if uses_errors and not _aliased(body, "errors"):
             body = re.sub(r"(?<![\w.])errors\.New\(", "cfn_errNew(", body)
             tail.append("var _ = errors.Is")
         head = ""

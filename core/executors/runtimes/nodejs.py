@@ -17,9 +17,14 @@ from .base import FUNCTION_DIR, RUNNERS_DIR, RUNTIME_DIR, Runtime
 INSTALL_HINT = "install Node.js 18 or newer (apt-get install nodejs)"
 
 
-@lru_cache(maxsize=1)
 def _node() -> tuple[str | None, str]:
-    path = shutil.which("node") or shutil.which("nodejs")
+    return _node_on(os.environ.get("PATH", ""))
+
+
+@lru_cache(maxsize=8)
+def _node_on(search_path: str) -> tuple[str | None, str]:
+    """Looked up once per PATH: a toolchain installed later is found when PATH changes or on restart."""
+    path = shutil.which("node", path=search_path) or shutil.which("nodejs", path=search_path)
     if not path:
         return None, ""
     path = os.path.realpath(path)

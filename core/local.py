@@ -1,38 +1,72 @@
-"""`LocalPlatform`: the whole platform in this process, owning one data directory."""
+"""`LocalPlatform`: the whole platform in this process, owning one data directory.
+
+Every invocation becomes an InvocationRecord that feeds the history, the metrics, the logs (what
+the function printed) and the event bus, from which the console, the SSE stream and the alert
+engine read.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import shutil
 import sys
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, AsyncIterator
 
 from core import __version__, paths
+from core.alerts import AlertEngine
 from core.bundle import bundles_in
 from core.config import Config
-from core.errors import InvalidInput, FieldError
-from core.models import ErrorType, Function, InvokeResult
+from core.errors import FieldError, InvalidInput
+from core.events import EventBus
+from core.history import MAX_LOGS, History, bounded
+from core.logs import LogHub, attach, detach, truncate
+from core.metrics import Metrics
+from core.models import (
+    Alert,
+    AlertRule,
+    ErrorType,
+    Event,
+    Function,
+    InvocationRecord,
+    InvokeResult,
+    LogRecord,
+    SavedEvent,
+    utcnow,
+)
 from core.registry import Registry
 from core.storage import DataDirLock, TinyStore
 
 log = logging.getLogger("cloudfn.platform")
 REGISTRY_FILE = "registry.json"
+ALERTS_FILE = "alerts.json"
 EXAMPLES_KEY = "examples_installed"
+STATUSES = ("success", "failed", "throttled")
 
 
 class LocalPlatform:
     def __init__(self, config: Config, command: str = "cloudfn", install_examples: bool = True):
         self.config = config
         self.data_dir = config.data_dir
+        self.location = f"local {self.data_dir}"
         self.lock = DataDirLock(self.data_dir)
         self.lock.acquire({"command": command, "version": __version__})
+        self._tasks: list[asyncio.Task] = []
+        self._started = False
+        self._closed = False
         try:
             self.store = TinyStore(self.data_dir / REGISTRY_FILE)
             self.registry = Registry(self.store, default_timeout=config["runtime.default_timeout"])
             if install_examples:
                 self._install_examples_once()
+            self.bus = EventBus()
+            self.logs = LogHub(self.data_dir / "logs", publish=self.bus.publish)
+            attach(self.logs, config["monitor.log_level"])
+            self.history = History(self.data_dir / "history", autoflush=False)
+            self.metrics_engine = Metrics()
+            self.alert_engine = AlertEngine(TinyStore(self.data_dir / ALERTS_FILE), self.metrics_engine, publish=self.bus.publish)
             self.executor = self._make_executor()
         except BaseException:
             self.lock.release()
@@ -46,13 +80,13 @@ class LocalPlatform:
         if not self.registry.list():
             for bundle in bundles_in(paths.bundled_functions_dir()):
                 self.registry.create(bundle.spec)
+                if bundle.event is not None:
+                    self.registry.save_event(bundle.spec.name, "sample", bundle.event)
         self.registry.set_meta(EXAMPLES_KEY, True)
 
     def _make_executor(self) -> Any:
-        try:
-            from core.executors import ExecutionService, ExecutionSettings
-        except ImportError:  # the execution layer is optional until it lands
-            return None
+        from core.executors import ExecutionService, ExecutionSettings
+
         c = self.config
         return ExecutionService(
             ExecutionSettings(
@@ -65,6 +99,23 @@ class LocalPlatform:
             )
         )
 
+    async def start(self) -> None:
+        """Start the background work (history flushing, alert evaluation). Called by the
+        long-running clients (console, server) and by the first invocation."""
+        if self._started or self._closed:
+            return
+        self._started = True
+        self._tasks = [
+            asyncio.create_task(self._flush_history_loop(), name="cloudfn-history-flush"),
+            asyncio.create_task(self.alert_engine.run(), name="cloudfn-alerts"),
+        ]
+        log.info("platform started", extra={"data_dir": str(self.data_dir)})
+
+    async def _flush_history_loop(self, interval: float = 1.0) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            await asyncio.to_thread(self.history.flush)
+
     # -- functions -----------------------------------------------------------------------
     async def list_functions(self) -> list[Function]:
         return await asyncio.to_thread(self.registry.list)
@@ -73,16 +124,21 @@ class LocalPlatform:
         return await asyncio.to_thread(self.registry.get, ref)
 
     async def create_function(self, data: dict[str, Any]) -> Function:
-        return await asyncio.to_thread(self.registry.create, data)
+        fn = await asyncio.to_thread(self.registry.create, data)
+        self._changed("function.created", fn)
+        return fn
 
     async def update_function(self, ref: str, data: dict[str, Any]) -> Function:
         fn = await asyncio.to_thread(self.registry.update, ref, data)
-        await self._retire(fn.id)
+        await self.executor.retire(fn.id)
+        self._changed("function.updated", fn)
         return fn
 
     async def delete_function(self, ref: str) -> Function:
         fn = await asyncio.to_thread(self.registry.delete, ref)
-        await self._retire(fn.id)
+        await self.executor.retire(fn.id)
+        self.metrics_engine.forget_function(fn.name)
+        self._changed("function.deleted", fn)
         return fn
 
     async def function_versions(self, ref: str) -> list[Function]:
@@ -90,12 +146,14 @@ class LocalPlatform:
 
     async def rollback_function(self, ref: str, version: int) -> Function:
         fn = await asyncio.to_thread(self.registry.rollback, ref, version)
-        await self._retire(fn.id)
+        await self.executor.retire(fn.id)
+        self._changed("function.updated", fn)
         return fn
 
-    async def _retire(self, function_id: str) -> None:
-        if self.executor is not None:
-            await self.executor.retire(function_id)
+    def _changed(self, kind: str, fn: Function) -> None:
+        log.info("%s %s (version %d)", kind.replace(".", " "), fn.name, fn.version,
+                 extra={"function": fn.name})
+        self.bus.publish(kind, fn.to_doc())
 
     # -- invoke --------------------------------------------------------------------------
     async def invoke(self, ref: str, event: Any = None, context: dict[str, str] | None = None) -> InvokeResult:
@@ -104,22 +162,144 @@ class LocalPlatform:
             not isinstance(context, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in context.items())
         ):
             raise InvalidInput("invocation", [FieldError("context", "must be a map of strings to strings")])
-        if self.executor is None:
-            return InvokeResult.failure(
-                ErrorType.RUNTIME_UNAVAILABLE,
-                "this build of cloudfn has no execution layer",
-                function_id=fn.id, function_name=fn.name, function_version=fn.version,
-            )
-        result: InvokeResult = await self.executor.invoke(fn, event, context or {})
-        return result.model_copy(
-            update={"function_id": fn.id, "function_name": fn.name, "function_version": fn.version}
+        await self.start()
+        started_at = utcnow()
+        self.metrics_engine.started(fn.name)
+        self.bus.publish("invocation.started", {"function_id": fn.id, "function_name": fn.name,
+                                                "function_version": fn.version, "started_at": started_at.isoformat()})
+        try:
+            result: InvokeResult = await self.executor.invoke(fn, event, context or {})
+        finally:
+            self.metrics_engine.finished(fn.name)
+        result = result.model_copy(update={"function_id": fn.id, "function_name": fn.name, "function_version": fn.version})
+        self._record(fn, event, result, started_at)
+        return result
+
+    def _record(self, fn: Function, event: Any, result: InvokeResult, started_at: datetime) -> InvocationRecord:
+        status = "success" if result.success else ("throttled" if result.error_type == ErrorType.THROTTLED else "failed")
+        ev, ev_cut = bounded(event)
+        res, res_cut = bounded(result.result)
+        logs = truncate(result.logs, MAX_LOGS)
+        rec = InvocationRecord(
+            id=result.invocation_id, function_id=fn.id, function_name=fn.name, function_version=fn.version,
+            runtime=fn.runtime, status=status,
+            error_type=result.error_type.value if result.error_type else None, error=truncate(result.error, 4096),
+            started_at=started_at, duration=result.duration, init_duration=result.init_duration,
+            cold_start=result.cold_start, memory_used=result.memory_used, event=ev, result=res, logs=logs,
+            event_truncated=ev_cut, result_truncated=res_cut, logs_truncated=len(logs) < len(result.logs),
         )
+        if self.history.add(rec):
+            self._spawn_flush()
+        self.metrics_engine.record(rec)
+        if result.logs:
+            self.logs.function_output(fn.name, rec.id, result.logs, when=started_at)
+        if not result.success:
+            log.log(logging.INFO if status == "throttled" else logging.WARNING,
+                    "%s failed: %s: %s", fn.name, rec.error_type, rec.error.splitlines()[0] if rec.error else "",
+                    extra={"function": fn.name, "invocation_id": rec.id})
+        self.bus.publish("invocation.finished", rec.model_dump(mode="json"))
+        return rec
+
+    def _spawn_flush(self) -> None:
+        with contextlib.suppress(RuntimeError):
+            task = asyncio.get_running_loop().create_task(asyncio.to_thread(self.history.flush))
+            self._tasks.append(task)
+            task.add_done_callback(lambda t: t in self._tasks and self._tasks.remove(t))
+
+    async def list_invocations(self, function: str | None = None, status: str | None = None,
+                               since: datetime | None = None, until: datetime | None = None,
+                               limit: int = 50, offset: int = 0) -> list[InvocationRecord]:
+        errors = []
+        if status is not None and status not in STATUSES:
+            errors.append(FieldError("status", f"must be one of {', '.join(STATUSES)}"))
+        if not 1 <= limit <= 1000:
+            errors.append(FieldError("limit", "must be from 1 to 1000"))
+        if offset < 0:
+            errors.append(FieldError("offset", "must not be negative"))
+        if errors:
+            raise InvalidInput("history query", errors)
+        function_id = (await self.get_function(function)).id if function else None
+        return self.history.query(function_id, status, since, until, limit, offset)
+
+    async def get_invocation(self, invocation_id: str) -> InvocationRecord:
+        return self.history.get(invocation_id)
+
+    # -- saved events --------------------------------------------------------------------
+    async def list_saved_events(self, ref: str) -> list[SavedEvent]:
+        return await asyncio.to_thread(self.registry.saved_events, ref)
+
+    async def save_event(self, ref: str, name: str, event: Any, last_result: dict[str, Any] | None = None) -> SavedEvent:
+        return await asyncio.to_thread(self.registry.save_event, ref, name, event, last_result)
+
+    async def delete_saved_event(self, ref: str, name: str) -> None:
+        await asyncio.to_thread(self.registry.delete_saved_event, ref, name)
+
+    # -- metrics -------------------------------------------------------------------------
+    async def metrics(self, function: str | None = None) -> dict[str, Any]:
+        name = (await self.get_function(function)).name if function else None
+        count = len(await self.list_functions())
+        return self.metrics_snapshot(name, count)
+
+    def metrics_snapshot(self, function: str | None, function_count: int) -> dict[str, Any]:
+        stats = self.executor.stats()
+        snap = self.metrics_engine.snapshot(function, function_count=function_count, warm_workers=stats["warm_workers"])
+        snap["queued"] = stats["queued"]
+        snap["events_dropped"] = self.bus.dropped
+        return snap
+
+    async def prometheus_metrics(self) -> str:
+        count = len(await self.list_functions())
+        return self.metrics_engine.prometheus(function_count=count, warm_workers=self.executor.stats()["warm_workers"])
+
+    # -- logs ----------------------------------------------------------------------------
+    async def query_logs(self, level: str | None = None, function: str | None = None,
+                         invocation_id: str | None = None, text: str | None = None,
+                         since: datetime | None = None, until: datetime | None = None,
+                         limit: int = 200) -> list[LogRecord]:
+        errors = []
+        if level is not None and level.lower() not in ("debug", "info", "warning", "warn", "error", "critical"):
+            errors.append(FieldError("level", "must be one of debug, info, warning, error, critical"))
+        if not 1 <= limit <= 10_000:
+            errors.append(FieldError("limit", "must be from 1 to 10000"))
+        if errors:
+            raise InvalidInput("log query", errors)
+        return await asyncio.to_thread(self.logs.query, level, function, invocation_id, text, since, until, limit)
+
+    # -- alerts --------------------------------------------------------------------------
+    async def list_alert_rules(self) -> list[AlertRule]:
+        return await asyncio.to_thread(self.alert_engine.rules)
+
+    async def create_alert_rule(self, data: dict[str, Any]) -> AlertRule:
+        return await asyncio.to_thread(self.alert_engine.create, data)
+
+    async def update_alert_rule(self, ref: str, data: dict[str, Any]) -> AlertRule:
+        return await asyncio.to_thread(self.alert_engine.update, ref, data)
+
+    async def delete_alert_rule(self, ref: str) -> AlertRule:
+        return await asyncio.to_thread(self.alert_engine.delete, ref)
+
+    async def alerts(self) -> list[Alert]:
+        return await asyncio.to_thread(self.alert_engine.current)
+
+    async def alert_history(self, limit: int = 100) -> list[Alert]:
+        return await asyncio.to_thread(self.alert_engine.history, limit)
+
+    # -- live ----------------------------------------------------------------------------
+    async def events(self, kinds: set[str] | None = None) -> AsyncIterator[Event]:
+        await self.start()
+        sub = self.bus.subscribe(kinds)
+        try:
+            async for event in sub:
+                yield event
+        finally:
+            sub.close()
 
     # -- about ---------------------------------------------------------------------------
+    async def health(self) -> dict[str, Any]:
+        return {"status": "ok", "service": "cloudfn", "version": __version__}
+
     async def info(self) -> dict[str, Any]:
         c = self.config
-        runtimes = self.executor.runtimes() if self.executor else _runtimes_on_path()
-        protections = self.executor.protections() if self.executor else {}
         return {
             "version": __version__,
             "mode": "local",
@@ -128,6 +308,8 @@ class LocalPlatform:
                 "config_file": str(c.file) + ("" if c.file_exists else " (not present)"),
                 "data_dir": str(c.data_dir),
                 "registry": str(self.store.path),
+                "history": str(self.history.dir),
+                "logs": str(self.logs.path),
                 "work_dir": str(c.work_dir),
                 "cache_dir": str(c.cache_dir),
                 "bundled_functions": str(paths.bundled_functions_dir()),
@@ -135,15 +317,26 @@ class LocalPlatform:
                 "user_themes": str(paths.user_themes_dir()),
             },
             "settings": {name: {"value": _plain(s.value), "source": s.source} for name, s in c.settings.items()},
-            "runtimes": runtimes,
-            "protections": protections,
+            "runtimes": self.executor.runtimes(),
+            "protections": self.executor.protections(),
             "functions": len(await self.list_functions()),
         }
 
     async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         try:
-            if self.executor is not None:
-                await self.executor.close()
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self.executor.close()
+            await self.alert_engine.close()
+            self.history.flush()
+            log.info("platform stopped")
+            detach(self.logs)
+            self.logs.close()
+            self.alert_engine.store.close()
             self.store.close()
         finally:
             self.lock.release()
@@ -151,8 +344,3 @@ class LocalPlatform:
 
 def _plain(value: Any) -> Any:
     return str(value) if isinstance(value, Path) else value
-
-
-def _runtimes_on_path() -> dict[str, dict[str, Any]]:
-    found = {"python": sys.executable, "nodejs": shutil.which("node"), "go": shutil.which("go")}
-    return {name: {"available": bool(p), "path": p or ""} for name, p in found.items()}

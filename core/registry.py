@@ -8,12 +8,16 @@ from __future__ import annotations
 from typing import Any
 
 from core.errors import Conflict, FieldError, InvalidInput, NotFound
-from core.models import Function, FunctionPatch, FunctionSpec, parse_patch, parse_spec, utcnow
+import json
+
+from core.models import Function, FunctionPatch, FunctionSpec, SavedEvent, parse_patch, parse_spec, utcnow
 from core.storage import TinyStore
 
 FUNCTIONS = "functions"
 VERSIONS = "versions"
 META = "meta"
+SAVED = "saved_events"
+MAX_SAVED_EVENT = 256 * 1024
 
 
 class Registry:
@@ -92,6 +96,7 @@ class Registry:
             fn = Function.model_validate(self._find(store, ref))
             store.remove(FUNCTIONS, "id", fn.id)
             store.remove(VERSIONS, "id", fn.id)
+            store.remove(SAVED, "function_id", fn.id)
             return fn
 
         return self.store.transaction(write)
@@ -100,6 +105,36 @@ class Registry:
     def _check_name_free(store: TinyStore, name: str) -> None:
         if any(d["name"] == name for d in store.all(FUNCTIONS)):
             raise Conflict(f"a function named {name!r} already exists; pick another name or update it")
+
+    # -- saved test events --------------------------------------------------------------
+    def saved_events(self, ref: str) -> list[SavedEvent]:
+        fn = self.get(ref)
+        docs = [d for d in self.store.all(SAVED) if d["function_id"] == fn.id]
+        return sorted((SavedEvent.model_validate(d) for d in docs), key=lambda e: e.name)
+
+    def save_event(self, ref: str, name: str, event: Any, last_result: dict[str, Any] | None = None) -> SavedEvent:
+        errors = []
+        if not isinstance(name, str) or not name.strip() or len(name) > 64:
+            errors.append(FieldError("name", "must be 1-64 characters"))
+        try:
+            size = len(json.dumps(event))
+        except (TypeError, ValueError):
+            errors.append(FieldError("event", "must be JSON"))
+        else:
+            if size > MAX_SAVED_EVENT:
+                errors.append(FieldError("event", f"is {size} bytes; the limit is {MAX_SAVED_EVENT}"))
+        if errors:
+            raise InvalidInput("saved event", errors)
+        fn = self.get(ref)
+        saved = SavedEvent(function_id=fn.id, name=name.strip(), event=event, last_result=last_result)
+        doc = {**saved.model_dump(mode="json"), "key": f"{fn.id}/{saved.name}"}
+        self.store.upsert(SAVED, "key", doc)
+        return saved
+
+    def delete_saved_event(self, ref: str, name: str) -> None:
+        fn = self.get(ref)
+        if not self.store.remove(SAVED, "key", f"{fn.id}/{name}"):
+            raise NotFound(f"function {fn.name!r} has no saved event named {name!r}")
 
     # -- first start ---------------------------------------------------------------------
     def get_meta(self, key: str) -> Any:

@@ -166,6 +166,12 @@ class TinyStore:
         with self._locked():
             self._table(table).insert_multiple(docs)
 
+    def replace_all(self, table: str, docs: list[dict[str, Any]]) -> None:
+        with self._locked():
+            t = self._table(table)
+            t.truncate()
+            t.insert_multiple(docs)
+
     def upsert(self, table: str, key: str, doc: dict[str, Any]) -> None:
         with self._locked():
             t = self._table(table)

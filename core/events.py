@@ -1,0 +1,98 @@
+"""The event bus: function changes, invocations, log lines and alerts, to every live reader.
+
+Publishing never waits for a reader. Each subscription has a bounded queue; when a slow reader
+lets it fill, new events for that reader are dropped and counted, so an invocation is never
+held up by a console or an SSE client that stopped reading.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+from typing import Any, AsyncIterator
+
+from core.models import EVENT_KINDS, Event
+
+
+class Subscription:
+    def __init__(self, bus: "EventBus", kinds: set[str] | None, maxsize: int):
+        self.bus = bus
+        self.kinds = kinds
+        self.loop = asyncio.get_running_loop()
+        self.queue: asyncio.Queue[Event] = asyncio.Queue(maxsize)
+        self.dropped = 0
+
+    def offer(self, event: Event) -> None:
+        if self.kinds is not None and event.kind not in self.kinds:
+            return
+        if self.bus._on_loop(self.loop):
+            self._put(event)
+        else:
+            try:
+                self.loop.call_soon_threadsafe(self._put, event)
+            except RuntimeError:  # the reader's loop is gone
+                self.bus._subs.discard(self)
+
+    def _put(self, event: Event) -> None:
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.dropped += 1
+            self.bus.dropped += 1
+
+    async def get(self) -> Event:
+        return await self.queue.get()
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Event]:
+        try:
+            while True:
+                yield await self.queue.get()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.bus._subs.discard(self)
+
+
+class EventBus:
+    def __init__(self, maxsize: int = 10_000):
+        self.maxsize = maxsize
+        self._subs: set[Subscription] = set()
+        self._seq = itertools.count(1)
+        self._seq_lock = threading.Lock()
+        self.published = 0
+        self.dropped = 0
+
+    @staticmethod
+    def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
+        try:
+            return asyncio.get_running_loop() is loop
+        except RuntimeError:
+            return False
+
+    def subscribe(self, kinds: set[str] | None = None, maxsize: int | None = None) -> Subscription:
+        """Must be called inside the event loop the reader runs in."""
+        unknown = set(kinds or ()) - set(EVENT_KINDS)
+        if unknown:
+            raise ValueError(f"unknown event kinds: {', '.join(sorted(unknown))}")
+        sub = Subscription(self, kinds, maxsize or self.maxsize)
+        self._subs.add(sub)
+        return sub
+
+    def publish(self, kind: str, data: dict[str, Any]) -> Event:
+        """Safe from any thread; returns at once whatever the readers do."""
+        with self._seq_lock:
+            seq = next(self._seq)
+        event = Event(seq=seq, kind=kind, data=data)
+        self.published += 1
+        for sub in list(self._subs):
+            sub.offer(event)
+        return event
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subs)

@@ -1,0 +1,216 @@
+"""Invocation history: its own store, so that invoking stays as fast with 100,000 records as
+with none (TinyDB rewrites its whole file on every insert).
+
+Records are appended in batches to JSON-lines segment files; a small in-memory index (time,
+id, function, status, where the line is) answers queries, which then read only the page they
+return. Retention drops whole segments, oldest first, past a count or an age. A crash can tear
+at most the last line of the newest segment, which the next start cuts off.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from core.errors import NotFound
+from core.models import InvocationRecord
+
+SEGMENT_RECORDS = 5_000
+MAX_PAYLOAD = 64 * 1024  # characters of event or result JSON kept per record
+MAX_LOGS = 16 * 1024
+
+
+@dataclass(slots=True)
+class _Entry:
+    ts: float
+    id: str
+    function_id: str
+    function_name: str
+    status: str
+    segment: int  # -1 while still pending in memory
+    offset: int
+    length: int
+
+
+def bounded(value: Any, limit: int = MAX_PAYLOAD) -> tuple[Any, bool]:
+    """The value itself if its JSON fits, else a cut string of its JSON, flagged."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        text = repr(value)
+    if len(text) <= limit:
+        return value, False
+    return text[:limit] + "…", True
+
+
+class History:
+    def __init__(self, directory: Path, max_records: int = 100_000, max_age: timedelta = timedelta(days=7),
+                 batch_size: int = 256, autoflush: bool = True):
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.max_records = max_records
+        self.max_age = max_age
+        self.batch_size = batch_size
+        # Off when the owner flushes from a background thread, keeping fsync off its hot path.
+        self.autoflush = autoflush
+        self._lock = threading.RLock()
+        self._index: list[_Entry] = []
+        self._pending: list[tuple[_Entry, InvocationRecord]] = []
+        self._pending_by_id: dict[str, InvocationRecord] = {}
+        self._segment_counts: dict[int, int] = {}
+        self._load()
+
+    # -- start-up ------------------------------------------------------------------------
+    def _segments(self) -> list[int]:
+        return sorted(int(p.stem.split("-")[1]) for p in self.dir.glob("segment-*.jsonl"))
+
+    def _path(self, seg: int) -> Path:
+        return self.dir / f"segment-{seg:08d}.jsonl"
+
+    def _load(self) -> None:
+        for seg in self._segments():
+            path = self._path(seg)
+            good_end = 0
+            count = 0
+            with open(path, "rb") as f:
+                offset = 0
+                for raw in f:
+                    length = len(raw)
+                    if not raw.endswith(b"\n"):
+                        break  # torn last line
+                    try:
+                        d = json.loads(raw)
+                        ts = datetime.fromisoformat(d["started_at"]).timestamp()
+                        self._index.append(_Entry(ts, d["id"], d["function_id"], d["function_name"], d["status"], seg, offset, length))
+                        count += 1
+                    except (ValueError, KeyError):
+                        pass  # a damaged line is skipped, the rest kept
+                    offset += length
+                    good_end = offset
+            if good_end < path.stat().st_size:
+                with open(path, "r+b") as f:
+                    f.truncate(good_end)
+            self._segment_counts[seg] = count
+        self._enforce_retention()
+
+    # -- writes --------------------------------------------------------------------------
+    def add(self, rec: InvocationRecord) -> bool:
+        """Index and queue one record; True when a batch is ready to flush."""
+        entry = _Entry(rec.started_at.timestamp(), rec.id, rec.function_id, rec.function_name, rec.status, -1, 0, 0)
+        with self._lock:
+            self._index.append(entry)
+            self._pending.append((entry, rec))
+            self._pending_by_id[rec.id] = rec
+            full = len(self._pending) >= self.batch_size
+        if full and self.autoflush:
+            self.flush()
+        return full
+
+    def flush(self) -> int:
+        """Write pending records to disk (fsynced). Returns how many were written."""
+        with self._lock:
+            if not self._pending:
+                return 0
+            pending, self._pending = self._pending, []
+            written = len(pending)
+            seg = max(self._segment_counts, default=1)
+            while pending:
+                room = SEGMENT_RECORDS - self._segment_counts.get(seg, 0)
+                if room <= 0:
+                    seg += 1
+                    continue
+                self._append(seg, pending[:room])
+                pending = pending[room:]
+            self._enforce_retention()
+            return written
+
+    def _append(self, seg: int, batch: list[tuple[_Entry, InvocationRecord]]) -> None:
+        with open(self._path(seg), "ab") as f:
+            offset = f.tell()
+            lines = []
+            for entry, rec in batch:
+                line = (rec.model_dump_json() + "\n").encode()
+                entry.segment, entry.offset, entry.length = seg, offset, len(line)
+                offset += len(line)
+                lines.append(line)
+            f.write(b"".join(lines))
+            f.flush()
+            os.fsync(f.fileno())
+        self._segment_counts[seg] = self._segment_counts.get(seg, 0) + len(batch)
+        for _, rec in batch:
+            self._pending_by_id.pop(rec.id, None)
+
+    def _enforce_retention(self) -> None:
+        with self._lock:
+            cutoff = (datetime.now(timezone.utc) - self.max_age).timestamp()
+            drop = max(0, len(self._index) - self.max_records)
+            while drop < len(self._index) and self._index[drop].ts < cutoff:
+                drop += 1
+            if not drop:
+                return
+            gone, self._index = self._index[:drop], self._index[drop:]
+            gone_pending = {e.id for e in gone if e.segment < 0}
+            if gone_pending:
+                self._pending = [(pe, pr) for pe, pr in self._pending if pe.id not in gone_pending]
+                for rid in gone_pending:
+                    self._pending_by_id.pop(rid, None)
+            # A segment file goes once none of its records is still indexed.
+            live = {e.segment for e in self._index}
+            for seg in list(self._segment_counts):
+                if seg not in live and seg != max(self._segment_counts):
+                    self._path(seg).unlink(missing_ok=True)
+                    del self._segment_counts[seg]
+
+    # -- reads ---------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def query(self, function_id: str | None = None, status: str | None = None, since: datetime | None = None,
+              until: datetime | None = None, limit: int = 50, offset: int = 0) -> list[InvocationRecord]:
+        lo = since.timestamp() if since else None
+        hi = until.timestamp() if until else None
+        page: list[_Entry] = []
+        skipped = 0
+        with self._lock:
+            for e in reversed(self._index):
+                if function_id is not None and e.function_id != function_id:
+                    continue
+                if status is not None and e.status != status:
+                    continue
+                if hi is not None and e.ts > hi:
+                    continue
+                if lo is not None and e.ts < lo:
+                    continue
+                if skipped < offset:
+                    skipped += 1
+                    continue
+                page.append(e)
+                if len(page) >= limit:
+                    break
+            return [self._read(e) for e in page]
+
+    def get(self, invocation_id: str) -> InvocationRecord:
+        with self._lock:
+            for e in reversed(self._index):
+                if e.id == invocation_id:
+                    return self._read(e)
+        raise NotFound(f"no invocation with id {invocation_id!r}")
+
+    def _read(self, e: _Entry) -> InvocationRecord:
+        if e.segment < 0:
+            return self._pending_by_id[e.id]
+        with open(self._path(e.segment), "rb") as f:
+            f.seek(e.offset)
+            return InvocationRecord.model_validate_json(f.read(e.length))
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        with self._lock:
+            for e in self._index:
+                out[e.status] = out.get(e.status, 0) + 1
+        return out

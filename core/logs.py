@@ -1,0 +1,205 @@
+"""Structured logs: the platform logs through stdlib `logging`; every record becomes a
+`LogRecord` kept in a bounded ring (for the console), appended to a rotating JSON-lines file in
+the data directory, and published on the event bus. What a function prints becomes records
+tagged with its function and invocation.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+from collections import deque
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+from core.models import LOG_LEVELS, LogRecord
+
+MAX_LINE = 16 * 1024  # longer lines are cut; a 10 MB line must not be stored whole
+LEVEL_NUM = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
+_STD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+# "ERROR ...", "[warn] ...", "level=info ..." at the start of a printed line.
+_LEVEL_PREFIX = re.compile(
+    r"^\s*(?:\[|level=)?(debug|info|warn|warning|error|err|fatal|critical)\b[\]:]?", re.IGNORECASE
+)
+_LEVEL_ALIASES = {"warn": "warning", "err": "error", "fatal": "critical"}
+FUNCTION_LOGGER = "cloudfn.function"
+
+
+def level_name(levelno: int) -> str:
+    for name, num in sorted(LEVEL_NUM.items(), key=lambda kv: -kv[1]):
+        if levelno >= num:
+            return name
+    return "debug"
+
+
+def normalize_level(level: str) -> str:
+    level = level.strip().lower()
+    level = _LEVEL_ALIASES.get(level, level)
+    if level not in LEVEL_NUM:
+        raise ValueError(f"unknown log level {level!r}; use one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
+def truncate(text: str, limit: int = MAX_LINE) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… [cut {len(text) - limit} characters]"
+
+
+class LogHub(logging.Handler):
+    def __init__(self, directory: Path, ring_size: int = 20_000, max_bytes: int = 10 * 1024 * 1024,
+                 backups: int = 5, publish=None):
+        super().__init__(level=logging.DEBUG)
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.path = self.directory / "cloudfn.jsonl"
+        self.max_bytes = max_bytes
+        self.backups = backups
+        self.ring: deque[LogRecord] = deque(maxlen=ring_size)
+        self.publish = publish
+        self._lock = threading.Lock()
+        self._file = open(self.path, "a", encoding="utf-8")
+
+    # -- in ------------------------------------------------------------------------------
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            extra = {k: v for k, v in vars(record).items() if k not in _STD_ATTRS and k not in ("function", "invocation_id")}
+            message = record.getMessage()
+            if record.exc_info:
+                message = f"{message}\n{logging.Formatter().formatException(record.exc_info)}"
+            self.add(LogRecord(
+                time=datetime.fromtimestamp(record.created, timezone.utc),
+                level=level_name(record.levelno),
+                logger=record.name,
+                message=truncate(message),
+                function=getattr(record, "function", None),
+                invocation_id=getattr(record, "invocation_id", None),
+                extra=_jsonable(extra),
+            ))
+        except Exception:  # a log line must never break the caller
+            self.handleError(record)
+
+    def function_output(self, function: str, invocation_id: str, text: str, when: datetime | None = None) -> list[LogRecord]:
+        """Turn what a function printed into records, one a line, its level read from a
+        leading word (INFO, WARN, ERROR...) and info otherwise."""
+        when = when or datetime.now(timezone.utc)
+        records = []
+        for line in text.splitlines():
+            if not line.strip():
+                continue
+            m = _LEVEL_PREFIX.match(line)
+            level = _LEVEL_ALIASES.get(m.group(1).lower(), m.group(1).lower()) if m else "info"
+            rec = LogRecord(time=when, level=level, logger=FUNCTION_LOGGER, message=truncate(line),
+                            function=function, invocation_id=invocation_id)
+            self.add(rec)
+            records.append(rec)
+        return records
+
+    def add(self, rec: LogRecord) -> None:
+        line = rec.model_dump_json() + "\n"
+        with self._lock:
+            self.ring.append(rec)
+            if self._file.closed:
+                return
+            self._file.write(line)
+            self._file.flush()
+            if self._file.tell() >= self.max_bytes:
+                self._rotate()
+        if self.publish is not None:
+            self.publish("log", rec.model_dump(mode="json"))
+
+    def _rotate(self) -> None:
+        self._file.close()
+        for i in range(self.backups - 1, 0, -1):
+            older = self.path.with_name(f"{self.path.name}.{i}")
+            if older.exists():
+                os.replace(older, self.path.with_name(f"{self.path.name}.{i + 1}"))
+        os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+        self._file = open(self.path, "a", encoding="utf-8")
+
+    # -- out -----------------------------------------------------------------------------
+    def files(self) -> list[Path]:
+        """Oldest first."""
+        rotated = sorted(self.directory.glob(f"{self.path.name}.*"), key=lambda p: -int(p.suffix[1:]))
+        return [*rotated, self.path]
+
+    def query(self, level: str | None = None, function: str | None = None, invocation_id: str | None = None,
+              text: str | None = None, since: datetime | None = None, until: datetime | None = None,
+              limit: int = 200) -> list[LogRecord]:
+        """The newest `limit` matches, oldest first. Served from the ring; when the ring does
+        not reach back far enough and `since` asks for older lines, the files are read too."""
+        floor = LEVEL_NUM[normalize_level(level)] if level else 0
+        needle = text.lower() if text else None
+
+        def keep(r: LogRecord) -> bool:
+            return (
+                LEVEL_NUM.get(r.level, 0) >= floor
+                and (function is None or r.function == function)
+                and (invocation_id is None or r.invocation_id == invocation_id)
+                and (needle is None or needle in r.message.lower())
+                and (since is None or r.time >= since)
+                and (until is None or r.time <= until)
+            )
+
+        with self._lock:
+            ring = list(self.ring)
+        source: Iterable[LogRecord] = ring
+        ring_full = len(ring) == self.ring.maxlen
+        if ring_full and since is not None and ring and ring[0].time > since:
+            source = self._read_files()
+        out: deque[LogRecord] = deque(maxlen=max(1, limit))
+        for r in source:
+            if keep(r):
+                out.append(r)
+        return list(out)
+
+    def _read_files(self) -> Iterable[LogRecord]:
+        with self._lock:
+            self._file.flush()
+        for path in self.files():
+            try:
+                with open(path, encoding="utf-8") as f:
+                    for line in f:
+                        try:
+                            yield LogRecord.model_validate_json(line)
+                        except ValueError:
+                            continue  # a torn last line after a crash
+            except FileNotFoundError:
+                continue
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._file.closed:
+                self._file.close()
+        super().close()
+
+
+def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in values.items():
+        try:
+            json.dumps(v)
+            out[k] = v
+        except (TypeError, ValueError):
+            out[k] = repr(v)
+    return out
+
+
+def attach(hub: LogHub, level: str) -> logging.Logger:
+    """Route the `cloudfn` logger tree into the hub at the configured level."""
+    logger = logging.getLogger("cloudfn")
+    for h in list(logger.handlers):
+        if isinstance(h, LogHub):
+            logger.removeHandler(h)
+    logger.addHandler(hub)
+    logger.setLevel(LEVEL_NUM[normalize_level(level)])
+    logger.propagate = False
+    return logger
+
+
+def detach(hub: LogHub) -> None:
+    logging.getLogger("cloudfn").removeHandler(hub)

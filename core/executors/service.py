@@ -145,6 +145,12 @@ class ExecutionService:
             await asyncio.sleep(interval)
             await self._reap()
 
+    async def reap_idle(self) -> int:
+        """Stop the workers idle for longer than keep_warm now (the reaper does this on a timer)."""
+        before = sum(len(p.idle) for p in self._pools.values())
+        await self._reap()
+        return before - sum(len(p.idle) for p in self._pools.values())
+
     async def _reap(self) -> None:
         now = time.monotonic()
         victims = []
@@ -259,6 +265,10 @@ class ExecutionService:
             failure = await worker.start()
             if failure is not None:
                 pool.busy.discard(worker)
+                if worker.retired:
+                    failure = InvokeResult.failure(
+                        ErrorType.WORKER_CRASHED,
+                        "the function was updated or deleted while its worker started; its old code was stopped")
                 failure.init_duration = (time.perf_counter() - t0) * 1000
                 return failure
             cold = True
@@ -270,7 +280,7 @@ class ExecutionService:
             res = await worker.invoke(event, ctx, float(fn.timeout))
         finally:
             pool.busy.discard(worker)
-        if pool.retired and not worker.dead:
+        if pool.retired and (not worker.dead or (worker.retired and not res.success)):
             await worker.kill()
             res = InvokeResult.failure(
                 ErrorType.WORKER_CRASHED,
@@ -297,6 +307,7 @@ class ExecutionService:
         workers = list(pool.idle) + list(pool.busy)
         pool.idle.clear()
         for w in workers:
+            w.retired = True
             await w.kill()
 
     async def retire(self, function_id: str) -> None:

@@ -144,6 +144,7 @@ class Worker:
         self.init_ms = 0.0
         self.busy = False
         self.host_dir = None
+        self.retired = False  # stopped because its function changed
         self.last_peak: float | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------

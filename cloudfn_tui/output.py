@@ -95,3 +95,35 @@ def print_invoke_result(r: InvokeResult) -> None:
     if r.logs:
         print("--- logs ---")
         print(r.logs.rstrip("\n"))
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}ms"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}%"
+
+
+def metrics_text(snap: dict[str, Any]) -> str:
+    o = snap["overall"]
+    d = o["duration_ms"]
+    lines = [
+        f"uptime {snap['uptime_seconds']:.0f}s  functions {snap['function_count']}  in flight {snap['in_flight']}"
+        f"  warm workers {snap.get('warm_workers') if snap.get('warm_workers') is not None else '-'}",
+        f"invocations {o['invocations']}  success {_pct(o['success_rate'])}  failures {o['failures']}"
+        f"  throttles {o['throttles']}  timeouts {o['timeouts']}  cold starts {o['cold_starts']}",
+        f"duration avg {_ms(d['avg'])}  min {_ms(d['min'])}  max {_ms(d['max'])}"
+        f"  p50 {_ms(d['p50'])}  p95 {_ms(d['p95'])}  p99 {_ms(d['p99'])}",
+    ]
+    if o["errors_by_type"]:
+        lines.append("errors: " + ", ".join(f"{k} {v}" for k, v in sorted(o["errors_by_type"].items())))
+    for title, group in (("FUNCTION", snap["functions"]), ("RUNTIME", snap["runtimes"])):
+        if group:
+            lines += ["", table(
+                [title, "CALLS", "SUCCESS", "FAIL", "THROTTLED", "COLD", "P50", "P95", "P99", "MAX"],
+                [[name, s["invocations"], _pct(s["success_rate"]), s["failures"], s["throttles"], s["cold_starts"],
+                  _ms(s["duration_ms"]["p50"]), _ms(s["duration_ms"]["p95"]), _ms(s["duration_ms"]["p99"]),
+                  _ms(s["duration_ms"]["max"])] for name, s in group.items()],
+            )]
+    return "\n".join(lines)

@@ -72,6 +72,26 @@ def _text(v: Any) -> str:
     raise ValueError("a string")
 
 
+def _optional_text(v: Any) -> str | None:
+    if v is None or v == "":
+        return None
+    return _text(v)
+
+
+def _keymap(v: Any) -> dict[str, str]:
+    """Binding id -> keys, as a mapping in the file or `id=keys;id=keys` in the environment."""
+    if isinstance(v, str):
+        pairs = [p.partition("=") for p in v.split(";") if p.strip()]
+        if any(not sep for _, sep, _ in pairs):
+            raise ValueError("a mapping of binding ids to keys (id=keys;id=keys in the environment)")
+        v = {k.strip(): keys.strip() for k, _, keys in pairs}
+    if v is None:
+        return {}
+    if not isinstance(v, dict) or not all(isinstance(k, str) and isinstance(x, str) and x.strip() for k, x in v.items()):
+        raise ValueError("a mapping of binding ids to keys, such as {main.invoke: f5}")
+    return dict(v)
+
+
 def _path(v: Any) -> Path:
     if isinstance(v, str) and v.strip():
         return Path(v).expanduser()
@@ -103,6 +123,14 @@ OPTIONS: tuple[Option, ...] = (
            "port `cloudfn serve` listens on"),
     Option("server", "mode", _choice("debug", "release"), "debug",
            _env("server", "mode", "GIN_MODE", "CLOUDFN_MODE"), "debug logs more than release"),
+    Option("server", "cors_origins", _text, "", _env("server", "cors_origins"),
+           "origins allowed to call the REST API from a browser, comma-separated (default: none)"),
+    Option("server", "max_body", _int(1024, 1024 ** 3), 6 * 1024 * 1024, _env("server", "max_body"),
+           "largest request body `cloudfn serve` accepts, in bytes (larger answers 413)"),
+    Option("server", "shutdown_grace", _number(0, 3600), 30.0, _env("server", "shutdown_grace"),
+           "seconds `cloudfn serve` lets invocations in flight finish after SIGTERM/SIGINT"),
+    Option("client", "remote", _text, None, ("CLOUDFN_REMOTE",),
+           "attach to this server instead of a local data directory: a URL or a name from `remotes`"),
     Option("runtime", "work_dir", _path, None, _env("runtime", "work_dir", "FUNCTIONS_DIR"),
            "where workers get their folders (default: <data_dir>/functions)"),
     Option("runtime", "max_concurrent", _int(1, 10000), 10, _env("runtime", "max_concurrent"),
@@ -119,11 +147,25 @@ OPTIONS: tuple[Option, ...] = (
            _env("monitor", "log_level", "LOG_LEVEL", "CLOUDFN_LOG_LEVEL"), "platform log level"),
     Option("monitor", "enable_metrics", _bool, True, _env("monitor", "enable_metrics"),
            "collect metrics"),
+    Option("monitor", "alert_interval", _number(0, 3600), 1.0, _env("monitor", "alert_interval"),
+           "seconds between alert evaluations (0 turns background evaluation off)"),
+    Option("monitor", "history_max_records", _int(100, 10_000_000), 100_000, _env("monitor", "history_max_records"),
+           "invocations kept in the history"),
+    Option("monitor", "history_max_age_days", _number(0.001, 3650), 7.0, _env("monitor", "history_max_age_days"),
+           "days an invocation is kept in the history"),
     Option("storage", "data_dir", _path, None, _env("storage", "data_dir", "DATA_DIR", "CLOUDFN_DATA_DIR"),
            "where cloudfn keeps its stores (default: the XDG data folder)"),
+    Option("console", "theme", _optional_text, None, _env("console", "theme"),
+           "the console's theme (default: the last one chosen in the console, else cloudfn-night)"),
+    Option("console", "keymap", _keymap, {}, _env("console", "keymap"),
+           "binding id -> keys, remapping the console's keys (`?` in the console lists the ids)"),
 )
 BY_NAME = {o.name: o for o in OPTIONS}
-SECTIONS = sorted({o.section for o in OPTIONS})
+# `remotes` is not a section of options but a table of named servers, like kubectl's contexts:
+#   remotes:
+#     prod: {url: "https://cloudfn.example.com", token: "..."}   # or token_file: PATH
+REMOTES = "remotes"
+SECTIONS = sorted({o.section for o in OPTIONS} | {REMOTES})
 CONFIG_ENV = "CLOUDFN_CONFIG"
 
 
@@ -133,12 +175,33 @@ class Setting:
     source: str  # "default", "file <path>", "env NAME", "flag --x"
 
 
+@dataclass(frozen=True)
+class Remote:
+    """A named server from the config file's `remotes` table. The token is never printed."""
+
+    name: str
+    url: str
+    token: str | None = None
+    token_file: Path | None = None
+
+    def resolve_token(self) -> str | None:
+        if self.token:
+            return self.token
+        if self.token_file:
+            try:
+                return self.token_file.read_text().strip() or None
+            except OSError as exc:
+                raise ConfigError(f"remote {self.name!r}: cannot read token_file {self.token_file}: {exc.strerror}") from None
+        return None
+
+
 @dataclass
 class Config:
     settings: dict[str, Setting]
     file: Path | None
     file_exists: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    remotes: dict[str, Remote] = field(default_factory=dict)
 
     def __getitem__(self, name: str) -> Any:
         return self.settings[name].value
@@ -170,8 +233,9 @@ def load_config(
     exists = path.is_file()
     if explicit and not exists:
         raise ConfigError(f"config file {path}: cannot read it (no such file). Create it or drop --config/{CONFIG_ENV}.")
+    remotes: dict[str, Remote] = {}
     if exists:
-        for name, value in _read_file(path).items():
+        for name, value in _read_file(path, remotes).items():
             settings[name] = Setting(value, f"file {path}")
 
     for opt in OPTIONS:
@@ -199,7 +263,7 @@ def load_config(
     settings["storage.data_dir"].value = data_dir
     if settings["runtime.work_dir"].value is None:
         settings["runtime.work_dir"] = Setting(data_dir / "functions", "default (<data_dir>/functions)")
-    return Config(settings=settings, file=path, file_exists=exists)
+    return Config(settings=settings, file=path, file_exists=exists, remotes=remotes)
 
 
 def _config_path(config_file: str | Path | None, environ: Mapping[str, str]) -> tuple[Path, bool]:
@@ -210,7 +274,39 @@ def _config_path(config_file: str | Path | None, environ: Mapping[str, str]) -> 
     return paths.default_config_file(), False
 
 
-def _read_file(path: Path) -> dict[str, Any]:
+def _read_remotes(path: Path, body: Any, remotes: dict[str, Remote], problems: list[str]) -> None:
+    if not isinstance(body, dict):
+        problems.append(f"{REMOTES}: expected a mapping of names to {{url, token}}, got {type(body).__name__}")
+        return
+    for name, entry in body.items():
+        if not isinstance(entry, dict):
+            problems.append(f"{REMOTES}.{name}: expected a mapping with url (and token or token_file)")
+            continue
+        unknown = sorted(set(entry) - {"url", "token", "token_file"})
+        if unknown:
+            problems.append(f"{REMOTES}.{name}: unknown key(s) {', '.join(map(str, unknown))} (known: url, token, token_file)")
+        url = entry.get("url")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            problems.append(f"{REMOTES}.{name}.url: expected an http:// or https:// URL, got {url!r}")
+            continue
+        token = entry.get("token")
+        if token is not None and not isinstance(token, str):
+            problems.append(f"{REMOTES}.{name}.token: expected a string")
+            continue
+        token_file = entry.get("token_file")
+        tf = None
+        if token_file is not None:
+            try:
+                tf = _path(token_file)
+            except ValueError:
+                problems.append(f"{REMOTES}.{name}.token_file: expected a path")
+                continue
+            if not tf.is_absolute():
+                tf = (path.parent / tf).resolve()
+        remotes[str(name)] = Remote(str(name), url.rstrip("/"), token, tf)
+
+
+def _read_file(path: Path, remotes: dict[str, Remote] | None = None) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -233,6 +329,9 @@ def _read_file(path: Path) -> dict[str, Any]:
             problems.append(f"unknown section {section!r} (known: {', '.join(SECTIONS)})")
             continue
         if body is None:
+            continue
+        if section == REMOTES:
+            _read_remotes(path, body, remotes if remotes is not None else {}, problems)
             continue
         if not isinstance(body, dict):
             problems.append(f"{section}: expected a mapping of keys, got {type(body).__name__}")

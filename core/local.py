@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, AsyncIterator
 
@@ -64,7 +64,9 @@ class LocalPlatform:
             self.bus = EventBus()
             self.logs = LogHub(self.data_dir / "logs", publish=self.bus.publish)
             attach(self.logs, config["monitor.log_level"])
-            self.history = History(self.data_dir / "history", autoflush=False)
+            self.history = History(self.data_dir / "history", autoflush=False,
+                                   max_records=config["monitor.history_max_records"],
+                                   max_age=timedelta(days=config["monitor.history_max_age_days"]))
             self.metrics_engine = Metrics()
             self.alert_engine = AlertEngine(TinyStore(self.data_dir / ALERTS_FILE), self.metrics_engine, publish=self.bus.publish)
             self.executor = self._make_executor()
@@ -102,13 +104,16 @@ class LocalPlatform:
     async def start(self) -> None:
         """Start the background work (history flushing, alert evaluation). Called by the
         long-running clients (console, server) and by the first invocation."""
+        self._start_background()
+
+    def _start_background(self) -> None:
         if self._started or self._closed:
             return
         self._started = True
-        self._tasks = [
-            asyncio.create_task(self._flush_history_loop(), name="cloudfn-history-flush"),
-            asyncio.create_task(self.alert_engine.run(), name="cloudfn-alerts"),
-        ]
+        self._tasks = [asyncio.create_task(self._flush_history_loop(), name="cloudfn-history-flush")]
+        interval = self.config["monitor.alert_interval"]
+        if interval:
+            self._tasks.append(asyncio.create_task(self.alert_engine.run(interval), name="cloudfn-alerts"))
         log.info("platform started", extra={"data_dir": str(self.data_dir)})
 
     async def _flush_history_loop(self, interval: float = 1.0) -> None:
@@ -285,14 +290,11 @@ class LocalPlatform:
         return await asyncio.to_thread(self.alert_engine.history, limit)
 
     # -- live ----------------------------------------------------------------------------
-    async def events(self, kinds: set[str] | None = None) -> AsyncIterator[Event]:
-        await self.start()
-        sub = self.bus.subscribe(kinds)
-        try:
-            async for event in sub:
-                yield event
-        finally:
-            sub.close()
+    def events(self, kinds: set[str] | None = None) -> AsyncIterator[Event]:
+        """Subscribes at once (inside the running loop), so no event published after this call
+        returns is missed."""
+        self._start_background()
+        return aiter(self.bus.subscribe(kinds))
 
     # -- about ---------------------------------------------------------------------------
     async def health(self) -> dict[str, Any]:

@@ -63,6 +63,9 @@ class LogHub(logging.Handler):
         self.publish = publish
         self._lock = threading.Lock()
         self._file = open(self.path, "a", encoding="utf-8")
+        # Lines from before this process are read into the ring on the first query only, so
+        # starting the platform never pays for a large log file.
+        self._backfilled = self._file.tell() == 0
 
     # -- in ------------------------------------------------------------------------------
     def emit(self, record: logging.LogRecord) -> None:
@@ -145,6 +148,8 @@ class LogHub(logging.Handler):
                 and (until is None or r.time <= until)
             )
 
+        if not self._backfilled:
+            self._backfill()
         with self._lock:
             ring = list(self.ring)
         source: Iterable[LogRecord] = ring
@@ -156,6 +161,14 @@ class LogHub(logging.Handler):
             if keep(r):
                 out.append(r)
         return list(out)
+
+    def _backfill(self) -> None:
+        tail: deque[LogRecord] = deque(self._read_files(), maxlen=self.ring.maxlen)
+        with self._lock:
+            # Every line of this process is in the files too, so the tail replaces the ring.
+            self.ring.clear()
+            self.ring.extend(tail)
+            self._backfilled = True
 
     def _read_files(self) -> Iterable[LogRecord]:
         with self._lock:

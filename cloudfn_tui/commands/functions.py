@@ -72,7 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c = cmd("invoke", "invoke a function and print its result and logs", cmd_invoke)
     c.add_argument("name", help="name or id")
     ev = c.add_mutually_exclusive_group()
-    ev.add_argument("--event", metavar="JSON", help="the event, as JSON (default: null)")
+    ev.add_argument("--event", metavar="JSON", help="the event, as JSON (default: {})")
     ev.add_argument("--event-file", metavar="FILE", type=Path, help="read the event from a JSON file ('-' for stdin)")
     c.add_argument("--context", metavar="JSON", help="context, a JSON object of strings")
     c.add_argument("--json", action="store_true", help="print the whole invoke result as JSON")
@@ -238,7 +238,7 @@ def _json_arg(text: str, flag: str) -> Any:
 
 
 async def cmd_invoke(api: PlatformAPI, args: argparse.Namespace) -> int:
-    event = None
+    event: Any = {}
     if args.event is not None:
         event = _json_arg(args.event, "--event")
     elif args.event_file is not None:

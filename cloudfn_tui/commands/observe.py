@@ -1,0 +1,202 @@
+"""Commands to watch the platform: history, logs, metrics, alerts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import datetime, timezone
+
+from core.api import PlatformAPI
+from core.errors import FieldError, InvalidInput
+from core.models import ALERT_METRICS, LogRecord
+
+from cloudfn_tui import output
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    def cmd(name: str, help: str, run, parent=sub) -> argparse.ArgumentParser:
+        c = parent.add_parser(name, help=help, description=help)
+        c.set_defaults(run=run)
+        return c
+
+    c = cmd("history", "list recent invocations, newest first", cmd_history)
+    c.add_argument("name", nargs="?", help="only this function (name or id)")
+    c.add_argument("--status", choices=["success", "failed", "throttled"])
+    c.add_argument("--since", type=_when, metavar="TIME", help="ISO time, or an age like 10m, 2h, 1d")
+    c.add_argument("--limit", type=int, default=20)
+    c.add_argument("--id", dest="invocation", metavar="INVOCATION_ID", help="show one invocation in full")
+    c.add_argument("--json", action="store_true")
+
+    c = cmd("logs", "show platform and function logs", cmd_logs)
+    c.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    c.add_argument("--function", metavar="NAME")
+    c.add_argument("--level", help="minimum level: debug, info, warning, error")
+    c.add_argument("--grep", metavar="TEXT", help="only lines containing TEXT")
+    c.add_argument("--invocation", metavar="ID")
+    c.add_argument("--since", type=_when, metavar="TIME", help="ISO time, or an age like 10m, 2h, 1d")
+    c.add_argument("--limit", type=int, default=100)
+    c.add_argument("--json", action="store_true", help="one JSON object a line")
+
+    c = cmd("metrics", "show invocation metrics", cmd_metrics)
+    c.add_argument("--function", metavar="NAME")
+    fmt = c.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true")
+    fmt.add_argument("--prometheus", action="store_true", help="Prometheus text format")
+
+    alerts = sub.add_parser("alerts", help="alert rules, their state and history",
+                            description="alert rules, their state and history")
+    asub = alerts.add_subparsers(dest="alerts_command", metavar="ACTION", required=True,
+                                 parser_class=type(alerts))
+    c = cmd("list", "rules with their current state", cmd_alerts_list, asub)
+    c.add_argument("--json", action="store_true")
+    for name, run, help in (("add", cmd_alerts_add, "add a rule"), ("update", cmd_alerts_update, "change a rule")):
+        c = cmd(name, help, run, asub)
+        c.add_argument("name")
+        required = name == "add"
+        c.add_argument("--metric", choices=ALERT_METRICS, required=required)
+        c.add_argument("--comparison", choices=[">", ">=", "<", "<="])
+        c.add_argument("--threshold", type=float, required=required)
+        c.add_argument("--scope", help="all, function:NAME or runtime:RUNTIME (default all)")
+        c.add_argument("--window", type=int, metavar="SECONDS")
+        c.add_argument("--for", dest="for_", type=int, metavar="SECONDS", help="how long it must hold before firing")
+        c.add_argument("--severity", choices=["info", "warning", "critical"])
+        c.add_argument("--webhook", metavar="URL")
+        c.add_argument("--description")
+        c.add_argument("--enabled", action=argparse.BooleanOptionalAction, default=None)
+        c.add_argument("--json", action="store_true")
+    c = cmd("delete", "delete a rule", cmd_alerts_delete, asub)
+    c.add_argument("name")
+    c = cmd("history", "state changes, newest first", cmd_alerts_history, asub)
+    c.add_argument("--limit", type=int, default=50)
+    c.add_argument("--json", action="store_true")
+
+
+def _when(text: str) -> datetime:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if text and text[-1] in units and text[:-1].isdigit():
+        return datetime.fromtimestamp(datetime.now(timezone.utc).timestamp() - int(text[:-1]) * units[text[-1]], timezone.utc)
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither an ISO time nor an age like 10m") from None
+    return when if when.tzinfo else when.astimezone()
+
+
+async def cmd_history(api: PlatformAPI, args: argparse.Namespace) -> int:
+    if args.invocation:
+        rec = await api.get_invocation(args.invocation)
+        output.emit(rec.model_dump(mode="json"), args.json, lambda d: json.dumps(d, indent=2, ensure_ascii=False))
+        return 0
+    records = await api.list_invocations(args.name, args.status, args.since, None, args.limit)
+    if args.json:
+        output.print_json({"invocations": [r.model_dump(mode="json") for r in records], "count": len(records)})
+        return 0
+    if not records:
+        print("no invocations recorded" + (f" for {args.name}" if args.name else ""))
+        return 0
+    output.print_table(
+        ["STARTED", "FUNCTION", "VER", "STATUS", "ERROR", "DURATION", "START", "ID"],
+        [[output.when(r.started_at), r.function_name, r.function_version, r.status, r.error_type or "",
+          f"{r.duration:.1f}ms", "cold" if r.cold_start else "warm", r.id] for r in records],
+    )
+    return 0
+
+
+def _log_line(rec: LogRecord) -> str:
+    where = f" [{rec.function}]" if rec.function else ""
+    return f"{output.when(rec.time)} {rec.level.upper():<8}{where} {rec.message}"
+
+
+async def cmd_logs(api: PlatformAPI, args: argparse.Namespace) -> int:
+    records = await api.query_logs(args.level, args.function, args.invocation, args.grep, args.since, None, args.limit)
+
+    def show(rec: LogRecord) -> None:
+        print(rec.model_dump_json() if args.json else _log_line(rec), flush=True)
+
+    for rec in records:
+        show(rec)
+    if not args.follow:
+        return 0
+    from core.logs import LEVEL_NUM, normalize_level
+
+    floor = LEVEL_NUM[normalize_level(args.level)] if args.level else 0
+    async for event in api.events({"log"}):
+        rec = LogRecord.model_validate(event.data)
+        if LEVEL_NUM.get(rec.level, 0) < floor:
+            continue
+        if args.function and rec.function != args.function:
+            continue
+        if args.grep and args.grep.lower() not in rec.message.lower():
+            continue
+        show(rec)
+    return 0
+
+
+async def cmd_metrics(api: PlatformAPI, args: argparse.Namespace) -> int:
+    if args.prometheus:
+        print(await api.prometheus_metrics(), end="")
+        return 0
+    snap = await api.metrics(args.function)
+    if args.json:
+        output.print_json(snap)
+        return 0
+    print(output.metrics_text(snap))
+    return 0
+
+
+def _rule_fields(args: argparse.Namespace) -> dict:
+    fields = {"metric": args.metric, "comparison": args.comparison, "threshold": args.threshold,
+              "scope": args.scope, "window": args.window, "for": args.for_, "severity": args.severity,
+              "webhook": args.webhook, "description": args.description, "enabled": args.enabled}
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+async def cmd_alerts_list(api: PlatformAPI, args: argparse.Namespace) -> int:
+    rules = await api.list_alert_rules()
+    states = {a.rule: a for a in await api.alerts()}
+    if args.json:
+        output.print_json({"rules": [r.model_dump(mode="json", by_alias=True) for r in rules],
+                           "alerts": [a.model_dump(mode="json") for a in states.values()]})
+        return 0
+    output.print_table(
+        ["NAME", "STATE", "METRIC", "CONDITION", "SCOPE", "WINDOW", "FOR", "SEVERITY", "VALUE"],
+        [[r.name, (states[r.name].state if r.name in states else "inactive") if r.enabled else "disabled", r.metric,
+          f"{r.comparison} {r.threshold:g}", r.scope, f"{r.window}s", f"{r.for_}s", r.severity,
+          "" if r.name not in states or states[r.name].value is None else f"{states[r.name].value:.4g}"]
+         for r in rules],
+    )
+    return 0
+
+
+async def cmd_alerts_add(api: PlatformAPI, args: argparse.Namespace) -> int:
+    rule = await api.create_alert_rule({"name": args.name, **_rule_fields(args)})
+    output.emit(rule.model_dump(mode="json", by_alias=True), args.json, lambda _: f"added alert rule {rule.name}")
+    return 0
+
+
+async def cmd_alerts_update(api: PlatformAPI, args: argparse.Namespace) -> int:
+    fields = _rule_fields(args)
+    if not fields:
+        raise InvalidInput("alert rule", [FieldError("options", "nothing to change; pass --threshold, --window, ...")])
+    rule = await api.update_alert_rule(args.name, fields)
+    output.emit(rule.model_dump(mode="json", by_alias=True), args.json, lambda _: f"updated alert rule {rule.name}")
+    return 0
+
+
+async def cmd_alerts_delete(api: PlatformAPI, args: argparse.Namespace) -> int:
+    rule = await api.delete_alert_rule(args.name)
+    print(f"deleted alert rule {rule.name}")
+    return 0
+
+
+async def cmd_alerts_history(api: PlatformAPI, args: argparse.Namespace) -> int:
+    items = await api.alert_history(args.limit)
+    if args.json:
+        output.print_json({"history": [a.model_dump(mode="json") for a in items], "count": len(items)})
+        return 0
+    if not items:
+        print("no alert has changed state yet")
+        return 0
+    output.print_table(["WHEN", "RULE", "STATE", "SEVERITY", "SUMMARY"],
+                       [[output.when(a.since) if a.since else "", a.rule, a.state, a.severity, a.summary] for a in items])
+    return 0

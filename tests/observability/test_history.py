@@ -1,0 +1,69 @@
+"""The history store: batches, newest-first paged queries, retention, crash recovery."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from core.history import SEGMENT_RECORDS, History
+from core.models import InvocationRecord
+
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def rec(i: int, fn: str = "f", status: str = "success", at: datetime | None = None) -> InvocationRecord:
+    return InvocationRecord(id=f"inv-{i}", function_id=f"id-{fn}", function_name=fn, function_version=1,
+                            runtime="python", status=status, started_at=at or T0 + timedelta(seconds=i),
+                            duration=float(i), result={"i": i})
+
+
+def test_queries_are_newest_first_paged_and_filtered_before_and_after_a_flush(tmp_path):
+    h = History(tmp_path, max_age=timedelta(days=36500), batch_size=1000)
+    for i in range(30):
+        h.add(rec(i, fn="a" if i % 2 else "b", status="failed" if i % 3 == 0 else "success"))
+    page1 = h.query(limit=10)
+    assert [r.id for r in page1] == [f"inv-{i}" for i in range(29, 19, -1)]
+    h.flush()
+    assert [r.id for r in h.query(limit=10)] == [r.id for r in page1]  # same answer from disk
+    assert [r.id for r in h.query(limit=5, offset=10)] == [f"inv-{i}" for i in range(19, 14, -1)]
+    assert all(r.function_name == "a" for r in h.query(function_id="id-a", limit=100))
+    assert len(h.query(status="failed", limit=100)) == 10
+    window = h.query(since=T0 + timedelta(seconds=5), until=T0 + timedelta(seconds=9), limit=100)
+    assert [r.id for r in window] == [f"inv-{i}" for i in range(9, 4, -1)]
+    assert h.get("inv-7").result == {"i": 7}
+
+
+def test_records_survive_a_reopen_and_a_torn_last_line_is_cut_off(tmp_path):
+    h = History(tmp_path, max_age=timedelta(days=36500))
+    for i in range(5):
+        h.add(rec(i))
+    h.flush()
+    (segment,) = tmp_path.glob("segment-*.jsonl")
+    with open(segment, "ab") as f:
+        f.write(b'{"id": "inv-torn", "function_id"')  # a crash in the middle of a line
+    again = History(tmp_path, max_age=timedelta(days=36500))
+    assert [r.id for r in again.query()] == [f"inv-{i}" for i in range(4, -1, -1)]
+    again.add(rec(5))
+    again.flush()
+    assert [r.id for r in History(tmp_path, max_age=timedelta(days=36500)).query(limit=2)] == ["inv-5", "inv-4"]
+
+
+def test_retention_by_count_drops_whole_old_segments(tmp_path):
+    h = History(tmp_path, max_records=SEGMENT_RECORDS, max_age=timedelta(days=36500), batch_size=10_000)
+    total = SEGMENT_RECORDS * 2 + 10
+    for i in range(total):
+        h.add(rec(i))
+    h.flush()
+    assert len(h) == SEGMENT_RECORDS
+    assert h.query(limit=1)[0].id == f"inv-{total - 1}"
+    assert h.query(limit=1, offset=SEGMENT_RECORDS - 1)[0].id == f"inv-{total - SEGMENT_RECORDS}"
+    assert len(list(tmp_path.glob("segment-*.jsonl"))) <= 2  # the oldest segment is gone
+    assert len(History(tmp_path, max_records=SEGMENT_RECORDS, max_age=timedelta(days=36500))) == SEGMENT_RECORDS
+
+
+def test_retention_by_age(tmp_path):
+    now = datetime.now(timezone.utc)
+    h = History(tmp_path, max_age=timedelta(hours=1))
+    h.add(rec(1, at=now - timedelta(hours=3)))
+    h.add(rec(2, at=now - timedelta(minutes=5)))
+    h.flush()
+    assert [r.id for r in h.query()] == ["inv-2"]

@@ -1,0 +1,89 @@
+"""Metrics: exact counts, percentiles against a known distribution, series, Prometheus."""
+
+from __future__ import annotations
+
+import random
+import time
+from datetime import datetime, timezone
+
+from core.metrics import Metrics, Series, duration_summary
+from core.models import InvocationRecord
+
+
+def rec(i: int, duration: float, status: str = "success", error_type: str | None = None, fn: str = "f",
+        runtime: str = "python", cold: bool = False, ts: float | None = None) -> InvocationRecord:
+    at = datetime.fromtimestamp(ts if ts is not None else time.time(), timezone.utc)
+    return InvocationRecord(id=str(i), function_id=fn, function_name=fn, function_version=1, runtime=runtime,
+                            status=status, error_type=error_type, started_at=at, duration=duration, cold_start=cold)
+
+
+def test_percentiles_of_a_known_distribution():
+    m = Metrics()
+    durations = list(range(1, 1001))  # 1..1000 ms, shuffled
+    random.Random(7).shuffle(durations)
+    for i, d in enumerate(durations):
+        m.record(rec(i, float(d)))
+    d = m.snapshot()["overall"]["duration_ms"]
+    assert (d["p50"], d["p95"], d["p99"]) == (500.0, 950.0, 990.0)
+    assert (d["min"], d["max"], d["avg"]) == (1.0, 1000.0, 500.5)
+    assert duration_summary([]) == {k: None for k in ("avg", "min", "max", "p50", "p95", "p99")}
+
+
+def test_counts_per_function_runtime_and_overall_are_exact():
+    m = Metrics()
+    m.record(rec(1, 10, fn="a", cold=True))
+    m.record(rec(2, 20, fn="a"))
+    m.record(rec(3, 5, "failed", "HandlerError", fn="b", runtime="go"))
+    m.record(rec(4, 3000, "failed", "Timeout", fn="b", runtime="go"))
+    m.record(rec(5, 0, "throttled", "Throttled", fn="a"))
+    s = m.snapshot(function_count=2)
+    o = s["overall"]
+    assert (o["invocations"], o["successes"], o["failures"], o["throttles"], o["timeouts"], o["cold_starts"]) == (5, 2, 3, 1, 1, 1)
+    assert o["errors_by_type"] == {"HandlerError": 1, "Timeout": 1, "Throttled": 1}
+    assert o["duration_ms"]["min"] == 5 and o["duration_ms"]["max"] == 3000  # throttled never ran
+    assert s["runtime_distribution"] == {"go": 2, "python": 3}
+    assert (s["success_rate"], s["failure_rate"]) == (40.0, 60.0)
+    assert s["functions"]["a"]["invocations"] == 3 and s["functions"]["b"]["timeouts"] == 1
+    assert m.snapshot("b")["scope"] == "b"
+
+
+def test_series_buckets_by_second_and_minute_and_forgets_old_buckets():
+    s = Series(1, 5)
+    base = 1_000_000
+    s.add(base, False, False, 10)
+    s.add(base + 0.5, True, False, 30)
+    s.add(base + 2, False, True, 0)
+    pts = s.points(now=base + 2)
+    assert pts["start"] == base - 2 and pts["step"] == 1
+    assert pts["count"] == [0, 0, 2, 0, 1]
+    assert pts["failures"] == [0, 0, 1, 0, 0]
+    assert pts["throttles"] == [0, 0, 0, 0, 1]
+    assert pts["avg_ms"][2] == 20.0 and pts["max_ms"][2] == 30.0
+    # Five seconds later the first bucket's slot is reused, not added to.
+    s.add(base + 5, False, False, 1)
+    assert s.points(now=base + 5)["count"] == [0, 1, 0, 0, 1]  # base+5 holds 1, not 2+1
+    minute = Metrics().overall.per_minute
+    assert minute.resolution == 60 and minute.slots == 1440
+
+
+def test_windows_for_alerts_filter_by_scope_and_time():
+    m = Metrics()
+    now = time.time()
+    m.record(rec(1, 1, fn="a", ts=now - 100))
+    m.record(rec(2, 1, fn="a", ts=now - 10))
+    m.record(rec(3, 1, fn="b", runtime="go", ts=now - 5))
+    assert len(m.window("all", 60, now)) == 2
+    assert [r.function for r in m.window("function:a", 60, now)] == ["a"]
+    assert [r.function for r in m.window("runtime:go", 600, now)] == ["b"]
+
+
+def test_prometheus_text_has_histogram_buckets_from_a_millisecond_to_minutes():
+    m = Metrics()
+    m.record(rec(1, 2.0, fn="hello"))
+    m.record(rec(2, 1.0, "failed", "HandlerError", fn="hello"))
+    text = m.prometheus(function_count=3)
+    assert 'cloudfn_invocations_total{function="hello",runtime="python",status="success"} 1.0' in text
+    assert 'cloudfn_errors_total{error_type="HandlerError",function="hello",runtime="python"} 1.0' in text
+    assert 'cloudfn_invocation_duration_seconds_bucket{function="hello",le="0.001",runtime="python"} 1.0' in text
+    assert 'le="900.0"' in text
+    assert "cloudfn_functions 3.0" in text

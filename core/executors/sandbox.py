@@ -65,23 +65,44 @@ class CgroupSet:
         return seen
 
     # --- memory -------------------------------------------------------------------------------
+    # Files read or written on every invocation stay open (pread/pwrite: no open() per call).
+    def _fd(self, path: Path | None, name: str, flags: int) -> int | None:
+        if path is None:
+            return None
+        fds = self.__dict__.setdefault("_fds", {})
+        key = (str(path), name)
+        if key not in fds:
+            try:
+                fds[key] = os.open(path / name, flags | os.O_CLOEXEC)
+            except OSError:
+                fds[key] = None
+        return fds[key]
+
+    def close_fds(self) -> None:
+        for fd in self.__dict__.pop("_fds", {}).values():
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+
+    def _peak_file(self) -> str:
+        return "memory.peak" if self.v2 else "memory.max_usage_in_bytes"
+
     def reset_peak(self) -> None:
-        if self.memory is None:
-            return
-        try:
-            if self.v2:
-                (self.memory / "memory.peak").write_text("0")  # kernels >= 6.12 allow a reset
-            else:
-                (self.memory / "memory.max_usage_in_bytes").write_text("0")
-        except OSError:
-            pass
+        fd = self._fd(self.memory, self._peak_file(), os.O_RDWR)
+        if fd is not None:
+            try:
+                os.pwrite(fd, b"0", 0)  # v2 allows a reset from kernel 6.12 on
+            except OSError:
+                pass
 
     def peak_mb(self) -> float | None:
-        if self.memory is None:
+        fd = self._fd(self.memory, self._peak_file(), os.O_RDWR)
+        if fd is None:
             return None
-        name = "memory.peak" if self.v2 else "memory.max_usage_in_bytes"
         try:
-            return int((self.memory / name).read_text().split()[0]) / (1024 * 1024)
+            return int(os.pread(fd, 64, 0).split()[0]) / (1024 * 1024)
         except (OSError, ValueError, IndexError):
             return None
 
@@ -139,10 +160,23 @@ class CgroupSet:
         for p in (self.pids, self.memory):
             if p is None:
                 continue
+            # Opened afresh each time: v1 caches the pid list per open file.
             try:
-                return [int(x) for x in (p / "cgroup.procs").read_text().split()]
+                fd = os.open(p / "cgroup.procs", os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                continue
+            try:
+                data = b""
+                while True:
+                    chunk = os.read(fd, 65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                return [int(x) for x in data.split()]
             except (OSError, ValueError):
                 continue
+            finally:
+                os.close(fd)
         return []
 
     def kill_all(self, keep: set[int] | None = None) -> int:
@@ -162,6 +196,7 @@ class CgroupSet:
         return killed
 
     def remove(self) -> None:
+        self.close_fds()
         for p in self.paths():
             for _ in range(100):
                 try:

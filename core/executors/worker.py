@@ -37,27 +37,41 @@ class WorkerDied(Exception):
     pass
 
 
-class LogCollector:
+class LogCollector(asyncio.Protocol):
     """Reads the worker's stdout+stderr pipe; splits it into invocations at nonce markers."""
 
-    def __init__(self, reader: asyncio.StreamReader):
-        self.reader = reader
+    def __init__(self, on_flood):
+        self.on_flood = on_flood
         self.buf = bytearray()
         self.total = 0
         self.nonce = b""
-        self.done = asyncio.Event()
-        self.overflow = asyncio.Event()
+        self.done = False
         self.tail = bytearray()  # the last bytes ever read, for crash messages
-        self._scan = bytearray()
-        self.task = asyncio.ensure_future(self._run())
+        self._scan = b""
+        self._waiter: asyncio.Future | None = None
 
     def begin(self, nonce: str) -> None:
         self.buf = bytearray()
         self.total = 0
         self.nonce = b"\x1e" + nonce.encode() + b"\x1e"
-        self.done.clear()
-        self.overflow.clear()
-        self._scan = bytearray()
+        self.done = False
+        self._scan = b""
+
+    async def wait_done(self, timeout: float) -> None:
+        if self.done:
+            return
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait_for(self._waiter, timeout)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            self._waiter = None
+
+    def _finish(self) -> None:
+        self.done = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     def _take(self, data: bytes) -> None:
         self.total += len(data)
@@ -65,39 +79,64 @@ class LogCollector:
         if room > 0:
             self.buf += data[:room]
         if self.total > LOG_LIMIT_BYTES:
-            self.overflow.set()
+            self.on_flood()
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                chunk = await self.reader.read(65536)
-            except Exception:
-                chunk = b""
-            if not chunk:
-                self.done.set()
-                return
-            self.tail = (self.tail + chunk)[-4096:]
-            if not self.nonce or self.done.is_set():
-                continue  # between invocations: printed by a leftover thread, dropped
-            scan = self._scan + chunk
-            idx = scan.find(self.nonce)
-            if idx >= 0:
-                before = len(scan) - len(chunk)  # bytes of scan already taken
-                self._take(bytes(scan[before:idx]) if idx >= before else b"")
-                if idx < before:  # marker began in bytes already taken: drop them again
-                    cut = before - idx
-                    del self.buf[max(0, len(self.buf) - cut):]
-                    self.total -= cut
-                self.done.set()
-                continue
-            self._take(chunk)
-            self._scan = scan[-(len(self.nonce) - 1):] if len(self.nonce) > 1 else bytearray()
+    def data_received(self, chunk: bytes) -> None:
+        self.tail = (self.tail + chunk)[-4096:]
+        if not self.nonce or self.done:
+            return  # between invocations: printed by a leftover thread, dropped
+        scan = self._scan + chunk
+        idx = scan.find(self.nonce)
+        if idx >= 0:
+            before = len(self._scan)  # bytes of scan already taken
+            if idx >= before:
+                self._take(scan[before:idx])
+            else:  # the marker began in bytes already taken: drop them again
+                cut = before - idx
+                del self.buf[max(0, len(self.buf) - cut):]
+                self.total -= cut
+            self._finish()
+            return
+        self._take(chunk)
+        keep = len(self.nonce) - 1
+        self._scan = scan[-keep:] if keep else b""
+
+    def connection_lost(self, exc) -> None:
+        self._finish()
 
     def text(self) -> str:
         s = bytes(self.buf).decode("utf-8", errors="replace")
         if self.total > len(self.buf):
             s += f"\n[cloudfn: logs truncated, {self.total - len(self.buf)} more bytes]"
         return s
+
+
+class FrameReader(asyncio.Protocol):
+    """Parses the worker's response pipe into frames and hands each to `on_event`."""
+
+    def __init__(self, on_event):
+        self.on_event = on_event
+        self.buf = bytearray()
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        while len(self.buf) >= 4:
+            size = int.from_bytes(self.buf[:4], "big")
+            if size > RESULT_LIMIT_BYTES + FRAME_SLACK:
+                self.on_event("toolarge", size)
+                self.buf.clear()
+                return
+            if len(self.buf) < 4 + size:
+                return
+            body = bytes(self.buf[4:4 + size])
+            del self.buf[:4 + size]
+            try:
+                self.on_event("frame", json.loads(body))
+            except ValueError:
+                self.on_event("garbage", None)
+
+    def connection_lost(self, exc) -> None:
+        self.on_event("eof", None)
 
 
 @dataclass
@@ -131,8 +170,8 @@ class Worker:
         self.id = uuid.uuid4().hex[:8]
         self.proc: asyncio.subprocess.Process | None = None
         self.cg: CgroupSet | None = None
-        self.req_w: asyncio.StreamWriter | None = None
-        self.resp_r: asyncio.StreamReader | None = None
+        self.req_w: asyncio.WriteTransport | None = None
+        self._waiter: asyncio.Future | None = None
         self.logs: LogCollector | None = None
         self.exit_task: asyncio.Future | None = None
         self.baseline: set[int] = set()
@@ -183,14 +222,12 @@ class Worker:
             pass
         for fd in (req_r, resp_w, log_w):
             os.close(fd)
-        self.resp_r = asyncio.StreamReader(limit=2**31)
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(self.resp_r), os.fdopen(resp_r, "rb", 0))
-        log_reader = asyncio.StreamReader(limit=2**31)
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(log_reader), os.fdopen(log_r, "rb", 0))
-        self.logs = LogCollector(log_reader)
-        transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, os.fdopen(req_w, "wb", 0))
-        self.req_w = asyncio.StreamWriter(transport, protocol, None, loop)
+        await loop.connect_read_pipe(lambda: FrameReader(self._on_event), os.fdopen(resp_r, "rb", 0))
+        self.logs = LogCollector(lambda: self._on_event("flood", None))
+        await loop.connect_read_pipe(lambda: self.logs, os.fdopen(log_r, "rb", 0))
+        self.req_w, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(req_w, "wb", 0))
         self.exit_task = asyncio.ensure_future(self.proc.wait())
+        self.exit_task.add_done_callback(lambda _: self._on_event("exit", None))
 
         nonce = uuid.uuid4().hex
         self.logs.begin(nonce)
@@ -245,59 +282,59 @@ class Worker:
                 self.req_w.close()
             except Exception:
                 pass
-        if self.logs is not None:
-            self.logs.task.cancel()
         self._remove_cgroup()
         if self.host_dir is not None:
             shutil.rmtree(self.host_dir, ignore_errors=True)
 
     # --- one exchange -------------------------------------------------------------------------
-    async def _read_frame(self) -> dict[str, Any] | int:
-        head = await self.resp_r.readexactly(4)
-        size = int.from_bytes(head, "big")
-        if size > RESULT_LIMIT_BYTES + FRAME_SLACK:
-            return size
-        return json.loads(await self.resp_r.readexactly(size))
+    def _on_event(self, kind: str, value: Any) -> None:
+        w = self._waiter
+        if w is not None and not w.done():
+            if kind == "eof" and self.proc is not None and self.proc.returncode is None:
+                return  # the pipe closed first; the exit itself follows
+            w.set_result((kind, value))
 
     async def _exchange(self, msg: dict[str, Any], timeout: float) -> tuple[dict[str, Any] | None, InvokeResult | None]:
         """Send one request, wait for its reply, the worker's death, a log flood or the timeout."""
+        loop = asyncio.get_running_loop()
         data = json.dumps(msg).encode()
-        self.req_w.write(len(data).to_bytes(4, "big") + data)
-        read = asyncio.ensure_future(self._read_frame())
-        flood = asyncio.ensure_future(self.logs.overflow.wait())
-        waits = {read, self.exit_task, flood}
+        fut = self._waiter = loop.create_future()
+        if self.exit_task.done():
+            fut.set_result(("exit", None))
+        else:
+            self.req_w.write(len(data).to_bytes(4, "big") + data)
+        timer = loop.call_later(timeout, lambda: fut.done() or fut.set_result(("timeout", None)))
         try:
-            done, _ = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            kind, value = await fut
         finally:
-            flood.cancel()
-        if read in done and read.exception() is None:
-            reply = read.result()
-            if isinstance(reply, int):
-                await self.kill()
-                return None, InvokeResult.failure(
-                    ErrorType.OUTPUT_TOO_LARGE,
-                    f"the response is {reply} bytes; the limit is {RESULT_LIMIT_BYTES}")
+            timer.cancel()
+            self._waiter = None
+        if kind == "frame":
             # Logs end at the marker the runner wrote before the reply: usually already read.
-            if reply.get("logs_closed", True) and not self.logs.done.is_set():
-                try:
-                    await asyncio.wait_for(self.logs.done.wait(), 2)
-                except asyncio.TimeoutError:
-                    pass
-            return reply, None
-        read.cancel()
-        if flood in done:
+            if value.get("logs_closed", True) and not self.logs.done:
+                await self.logs.wait_done(2)
+            return value, None
+        if kind == "toolarge":
+            await self.kill()
+            return None, InvokeResult.failure(
+                ErrorType.OUTPUT_TOO_LARGE, f"the response is {value} bytes; the limit is {RESULT_LIMIT_BYTES}")
+        if kind == "flood":
             await self.kill()
             return None, InvokeResult.failure(
                 ErrorType.OUTPUT_TOO_LARGE,
                 f"the function printed more than {LOG_LIMIT_BYTES // 1024} KiB of logs in one invocation; "
                 "the worker was stopped")
-        if not done:  # the wall-clock timeout
+        if kind == "timeout":
             self.killed_for = ErrorType.TIMEOUT
             await self.kill()
             return None, InvokeResult.failure(
                 ErrorType.TIMEOUT, f"the function did not finish within its timeout of {self._fmt_timeout(timeout)}; "
                 "it was stopped with everything it started")
-        # The worker died (or closed its pipe): find out why.
+        # The worker died, closed its pipe or wrote garbage: find out why.
+        if kind == "garbage":
+            await self.kill()
+            return None, InvokeResult.failure(
+                ErrorType.WORKER_CRASHED, "the worker wrote something that is not a response on the protocol pipe")
         try:
             await asyncio.wait_for(asyncio.shield(self.exit_task), 2)
         except asyncio.TimeoutError:
@@ -349,7 +386,6 @@ class Worker:
         self.logs.begin(nonce)
         if self.cg:
             self.cg.reset_peak()
-            self.cg.mark()
         deadline_ms = time.time() * 1000 + timeout * 1000
         ctx = dict(context)
         ctx["time_remaining_ms"] = str(int(timeout * 1000))
@@ -373,8 +409,9 @@ class Worker:
             peak = float(reply.get("maxrss_kb") or 0) / 1024
         pids_note = ""
         if self.cg:
-            if self.cg.pids_limit_hit_since_mark():
+            if not reply.get("ok") and self.cg.pids_limit_hit_since_mark():
                 pids_note = " (the worker reached its limit on processes and threads)"
+                self.cg.mark()
             # Anything the function started and left running stops with the invocation.
             if set(self.cg.members()) - self.baseline:
                 self.cg.kill_all(keep=self.baseline)

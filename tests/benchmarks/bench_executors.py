@@ -1,0 +1,206 @@
+"""Execution-layer benchmark: every figure is a ratio to a floor measured in the same run.
+
+    python tests/benchmarks/bench_executors.py [--n 400] [--cold 15]
+
+- warm invoke through ExecutionService.invoke, p50 and p99 per runtime, against a bare pipe round
+  trip (same framing, blocking reads) to a trivial echo worker of that runtime;
+- cold start until the first result (fresh worker, sandbox and all), against the bare interpreter
+  start (`python -I -S -c pass`, `node -e 0`, a Go hello binary);
+- Go rebuild after a code change, against a plain `go build` of the same source; and that
+  unchanged code builds nothing.
+Not collected by pytest (tests/benchmarks is outside the test paths).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from core.executors import ExecutionService, ExecutionSettings  # noqa: E402
+from core.executors.runtimes.go import GoSource, _go  # noqa: E402
+from core.models import Function  # noqa: E402
+
+ECHO = {
+    "python": ("import os, sys\nr, w = int(sys.argv[1]), int(sys.argv[2])\n"
+               "def rd(n):\n    b = b''\n    while len(b) < n:\n        c = os.read(r, n - len(b))\n"
+               "        if not c: sys.exit(0)\n        b += c\n    return b\n"
+               "while True:\n    n = int.from_bytes(rd(4), 'big')\n    os.write(w, n.to_bytes(4, 'big') + rd(n))\n"),
+    "nodejs": ("const fs = require('fs'); const r = +process.argv[2], w = +process.argv[3];\n"
+               "const h = Buffer.alloc(4);\nfunction rd(b) { let o = 0; while (o < b.length) { const n = fs.readSync(r, b, o, b.length - o, null); if (!n) process.exit(0); o += n; } }\n"
+               "for (;;) { rd(h); const b = Buffer.alloc(h.readUInt32BE(0)); rd(b); fs.writeSync(w, Buffer.concat([h, b])); }\n"),
+    "go": ('package main\n\nimport ("encoding/binary"; "io"; "os"; "strconv")\n\nfunc main() {\n'
+           '\tr, _ := strconv.Atoi(os.Args[1]); w, _ := strconv.Atoi(os.Args[2])\n'
+           '\tin, out := os.NewFile(uintptr(r), "r"), os.NewFile(uintptr(w), "w")\n\th := make([]byte, 4)\n'
+           '\tfor {\n\t\tif _, err := io.ReadFull(in, h); err != nil { return }\n'
+           '\t\tb := make([]byte, 4+binary.BigEndian.Uint32(h)); copy(b, h)\n'
+           '\t\tif _, err := io.ReadFull(in, b[4:]); err != nil { return }\n\t\tout.Write(b)\n\t}\n}\n'),
+}
+
+HANDLERS = {
+    "python": "def handler(event, context):\n    return event\n",
+    "nodejs": "function handler(event, context) { return event; }",
+    "go": "func handler(event interface{}, context map[string]string) interface{} {\n\treturn event\n}\n",
+}
+
+EVENT = {"name": "World", "n": 1}
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+def go_binary(src: str, out: Path, env=None) -> float:
+    d = Path(tempfile.mkdtemp(prefix="bench-go-"))
+    (d / "go.mod").write_text("module bench\n\ngo 1.19\n")
+    (d / "main.go").write_text(src)
+    t0 = time.perf_counter()
+    subprocess.run(["go", "build", "-o", str(out), "."], cwd=d, check=True, env=env)
+    took = time.perf_counter() - t0
+    shutil.rmtree(d)
+    return took * 1000
+
+
+def echo_floor(runtime: str, n: int, tmp: Path) -> list[float]:
+    if runtime == "python":
+        p = tmp / "echo.py"
+        p.write_text(ECHO["python"])
+        cmd = [os.path.realpath(sys.executable), "-I", "-S", str(p)]
+    elif runtime == "nodejs":
+        p = tmp / "echo.js"
+        p.write_text(ECHO["nodejs"])
+        cmd = ["node", str(p)]
+    else:
+        exe = tmp / "echo-go"
+        go_binary(ECHO["go"], exe)
+        cmd = [str(exe)]
+    req_r, req_w = os.pipe()
+    resp_r, resp_w = os.pipe()
+    proc = subprocess.Popen(cmd + [str(req_r), str(resp_w)], pass_fds=(req_r, resp_w))
+    os.close(req_r)
+    os.close(resp_w)
+    import json
+
+    body = json.dumps({"type": "invoke", "event": EVENT, "context": {"user": "bench"}}).encode()
+    frame = len(body).to_bytes(4, "big") + body
+    times = []
+    for i in range(n + 20):
+        t0 = time.perf_counter()
+        os.write(req_w, frame)
+        got = b""
+        while len(got) < len(frame):
+            got += os.read(resp_r, 65536)
+        json.loads(got[4:])
+        if i >= 20:
+            times.append((time.perf_counter() - t0) * 1000)
+    os.close(req_w)
+    proc.wait()
+    os.close(resp_r)
+    return times
+
+
+def bare_start(cmd: list[str], n: int) -> list[float]:
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True)
+        times.append((time.perf_counter() - t0) * 1000)
+    return times
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=400, help="warm invocations per runtime")
+    ap.add_argument("--cold", type=int, default=15, help="cold starts per runtime")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="cloudfn-bench-"))
+    svc = ExecutionService(ExecutionSettings(work_dir=tmp / "work", cache_dir=tmp / "cache"))
+    have_go = _go()[0] is not None
+    runtimes = ["python", "nodejs"] + (["go"] if have_go else [])
+    print(f"host: {os.cpu_count()} cores; protections: "
+          + ", ".join(k for k, v in svc.protections().items() if v is True))
+    print()
+    print("warm invoke (ms)        floor p50  floor p99 | invoke p50  invoke p99 | ratio p50  ratio p99")
+    for rt in runtimes:
+        floor = echo_floor(rt, args.n, tmp)
+        f = Function(name=f"bench-{rt}", runtime=rt, code=HANDLERS[rt])
+        first = await svc.invoke(f, EVENT, {"user": "bench"})
+        assert first.success, first.error
+        times = []
+        for i in range(args.n + 20):
+            t0 = time.perf_counter()
+            r = await svc.invoke(f, EVENT, {"user": "bench"})
+            if i >= 20:
+                times.append((time.perf_counter() - t0) * 1000)
+            assert r.success
+        fp50, fp99, p50, p99 = pct(floor, 50), pct(floor, 99), pct(times, 50), pct(times, 99)
+        print(f"  {rt:<20} {fp50:9.3f}  {fp99:9.3f} | {p50:10.3f}  {p99:10.3f} | {p50 / fp50:8.2f}x  {p99 / fp99:8.2f}x")
+    print()
+    print("cold start (ms)          bare p50 | first result p50  (init p50) | ratio")
+    go_hello = tmp / "hello-go"
+    if have_go:
+        go_binary('package main\n\nimport "fmt"\n\nfunc main() { fmt.Println("hello") }\n', go_hello)
+    bare = {
+        "python": [os.path.realpath(sys.executable), "-I", "-S", "-c", "pass"],
+        "nodejs": ["node", "-e", "0"],
+        "go": [str(go_hello)],
+    }
+    for rt in runtimes:
+        base = bare_start(bare[rt], args.cold)
+        firsts, inits = [], []
+        f = Function(name=f"cold-{rt}", runtime=rt, code=HANDLERS[rt])
+        await svc.invoke(f, EVENT)  # build (Go) outside the measurement
+        for v in range(2, args.cold + 2):
+            await svc.retire(f.id)
+            f = f.model_copy(update={"version": v})
+            t0 = time.perf_counter()
+            r = await svc.invoke(f, EVENT)
+            firsts.append((time.perf_counter() - t0) * 1000)
+            inits.append(r.init_duration)
+            assert r.success and r.cold_start
+        b, c = statistics.median(base), statistics.median(firsts)
+        extra = f"  (+{c - b:.1f} ms)" if rt == "go" else ""
+        print(f"  {rt:<20} {b:9.2f} | {c:16.2f}  ({statistics.median(inits):8.2f}) | {c / b:5.2f}x{extra}")
+    if have_go:
+        print()
+        print("go build (ms)")
+        go_rt = svc.runtimes_["go"]
+        ours, plain = [], []
+        for i in range(3):
+            code = HANDLERS["go"].replace("return event", f"_ = {i + 100}\n\treturn event")
+            f = Function(name="build-go", runtime="go", code=code, version=1)
+            t0 = time.perf_counter()
+            prepared = await go_rt.prepare(f)
+            ours.append((time.perf_counter() - t0) * 1000)
+            assert not hasattr(prepared, "error_type"), prepared
+            # A plain `go build` of the very same source, same toolchain, same build cache.
+            d = Path(tempfile.mkdtemp(prefix="bench-plain-"))
+            files = go_rt.build_dir_files(GoSource(code.replace(f"{i + 100}", f"{i + 200}"), "handler"), set())
+            for name, text in files.items():
+                (d / name).write_text(text)
+            t0 = time.perf_counter()
+            subprocess.run(["go", "build", "-o", str(d / "out"), "."], cwd=d, env=go_rt._go_env(), check=True)
+            plain.append((time.perf_counter() - t0) * 1000)
+            shutil.rmtree(d)
+        t0 = time.perf_counter()
+        await go_rt.prepare(Function(name="build-go", runtime="go", code=code, version=2))
+        unchanged = (time.perf_counter() - t0) * 1000
+        o, p = statistics.median(ours), statistics.median(plain)
+        print(f"  rebuild after a change {o:8.1f} | plain go build {p:8.1f} | ratio {o / p:5.2f}x")
+        print(f"  unchanged code          {unchanged:8.2f} (cache hit, nothing built)")
+    await svc.close()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -31,12 +31,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", metavar="DIR", help="data directory (default: the XDG data folder)")
     p.add_argument("--config", metavar="FILE", help="YAML config file (default: the XDG config folder)")
     p.add_argument("--version", dest="show_version", action="store_true", help="print the version and exit")
+    _remote_flags(p, None)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     console = sub.add_parser("console", help="open the console (the default)")
     console.set_defaults(main=run_console)
     for module in MODULES:
         module.register(sub)
+    for parser in _subparsers(p):  # `cloudfn list --remote URL`, `cloudfn alerts list --remote URL`
+        _remote_flags(parser, argparse.SUPPRESS, token_only=parser is sub.choices.get("serve"))
     return p
+
+
+def _subparsers(parser: argparse.ArgumentParser):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                yield child
+                yield from _subparsers(child)
+
+
+# -- remote attach: --remote/--token (CLOUDFN_REMOTE, CLOUDFN_TOKEN, the config's remotes) ------
+def _remote_flags(parser: argparse.ArgumentParser, default: object, token_only: bool = False) -> None:
+    if not token_only:
+        parser.add_argument("--remote", metavar="URL|NAME", default=default,
+                            help="use the cloudfn server at URL (or a name from the config file's remotes) "
+                                 "instead of the local data directory (also CLOUDFN_REMOTE)")
+    parser.add_argument("--token", metavar="T", default=default,
+                        help="the server's bearer token (also CLOUDFN_TOKEN)" if not token_only
+                        else "the bearer token clients must send (default: CLOUDFN_TOKEN, else server.token in the data directory)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,9 +91,24 @@ def load_settings(args: argparse.Namespace):
 
 
 def open_platform(args: argparse.Namespace, command: str) -> PlatformAPI:
+    """A RemotePlatform when --remote, CLOUDFN_REMOTE or the config's client.remote says so, or
+    when a running `cloudfn serve` holds the data directory; else the LocalPlatform."""
+    from core.errors import DataDirLocked
     from core.local import LocalPlatform
+    from core.remote import attach_to_owner, remote_from_config
 
-    return LocalPlatform(load_settings(args), command=command)
+    config = load_settings(args)
+    token = getattr(args, "token", None)
+    remote = remote_from_config(config, getattr(args, "remote", None), token)
+    if remote is not None:
+        return remote
+    try:
+        return LocalPlatform(config, command=command)
+    except DataDirLocked:
+        attached = attach_to_owner(config.data_dir, token)
+        if attached is None:
+            raise
+        return attached
 
 
 def run_console(args: argparse.Namespace) -> int:

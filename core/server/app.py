@@ -1,0 +1,558 @@
+"""The FastAPI application: routes, error mapping, and the guard (auth, body limit, shutdown).
+
+Wire format (the seed's, extended; see seed/README.md):
+- create answers 201 `{"message", "function"}`, list `{"functions", "count"}`, get `{"function"}`,
+  update (PUT, partial) and delete `{"message", "function"}`;
+- invoke takes `{"event", "context"}` and answers the InvokeResult itself: `{"success", "result",
+  "error" (a string), "duration" (ms), "memory_used", "error_type", ...}`. 200 whether the
+  function succeeded or failed (the request was served; `success` and the `X-Cloudfn-Error-Type`
+  header tell a failure, as Lambda's Invoke API does), 429 with the same body when throttled;
+- errors answer `{"error": message, "type": ErrorClass, "status": code}`; invalid input adds
+  `"what"` and `"errors": [{"field", "message"}, ...]` naming every bad field.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Awaitable, Callable
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from core import __version__
+from core.api import PlatformAPI
+from core.errors import CloudfnError, FieldError, InvalidInput
+from core.models import (
+    EVENT_KINDS,
+    AlertRuleSpec,
+    ErrorType,
+    FunctionPatch,
+    FunctionSpec,
+    InvokeResult,
+)
+
+log = logging.getLogger("cloudfn.server")
+
+SERVICE = "cloudfn"
+API_VERSION = 1  # bumped on an incompatible change of the wire format; RemotePlatform checks it
+HEALTH_PATHS = frozenset({"/api/health", "/api/v1/health"})
+DEFAULT_MAX_BODY = 6 * 1024 * 1024  # like Lambda's synchronous payload limit
+JSON_TYPE = "application/json"
+
+
+@dataclass
+class ServerSettings:
+    token: str | None = None  # None: no auth (only allowed on loopback; `serve` enforces it)
+    max_body: int = DEFAULT_MAX_BODY
+    cors_origins: list[str] = field(default_factory=list)
+    heartbeat: float = 15.0  # seconds between SSE heartbeat comments
+    sse_queue: int = 1000  # events buffered per SSE client before it loses some
+
+
+class ServerState:
+    """What the runner and the routes share: whether the server is shutting down, and the
+    live SSE streams to end when it does."""
+
+    def __init__(self) -> None:
+        self.shutting_down = False
+        self.in_flight = 0
+        self.streams: set[asyncio.Queue] = set()
+
+    def begin_shutdown(self) -> None:
+        """Call on the event loop's thread."""
+        self.shutting_down = True
+        for q in list(self.streams):
+            with contextlib.suppress(asyncio.QueueFull):
+                q.put_nowait(None)
+            if q.full():  # make room for the end mark
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    q.get_nowait()
+                q.put_nowait(None)
+
+
+# -- errors ---------------------------------------------------------------------------------
+class MalformedBody(InvalidInput):
+    http_status = 400
+
+
+class NotImplementedYet(CloudfnError):
+    http_status = 501
+    exit_code = 5
+
+
+class BodyTooLarge(StarletteHTTPException):
+    def __init__(self, limit: int):
+        super().__init__(413, f"the request body is larger than the limit of {limit} bytes")
+
+
+def _dumps(data: Any) -> bytes:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(_dumps(data), status, headers=headers, media_type=JSON_TYPE)
+
+
+def error_body(exc: CloudfnError) -> dict[str, Any]:
+    body: dict[str, Any] = {"error": exc.message, "type": type(exc).__name__, "status": exc.http_status}
+    if isinstance(exc, InvalidInput):
+        body["what"] = exc.what
+        body["errors"] = [{"field": e.field, "message": e.message} for e in exc.errors]
+    return body
+
+
+def _validation_errors(exc: RequestValidationError) -> InvalidInput:
+    errors = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ())]
+        if loc and loc[0] in ("query", "path", "body", "header"):
+            loc = loc[1:]
+        name = ".".join(loc) or "request"
+        errors.append(FieldError(name, f"{err.get('msg', 'is invalid')} (got {err.get('input')!r})"))
+    return InvalidInput("request", errors)
+
+
+# -- the guard: shutdown, auth, body size -----------------------------------------------------
+async def _send_json(send: Callable[..., Awaitable[None]], status: int, body: dict[str, Any],
+                     headers: list[tuple[bytes, bytes]] = ()) -> None:
+    payload = _dumps(body)
+    await send({
+        "type": "http.response.start",
+        "status": status,
+        "headers": [(b"content-type", JSON_TYPE.encode()), (b"content-length", str(len(payload)).encode()), *headers],
+    })
+    await send({"type": "http.response.body", "body": payload})
+
+
+class Guard:
+    """A plain ASGI middleware (no per-request task or copy, unlike BaseHTTPMiddleware)."""
+
+    def __init__(self, app: Any, settings: ServerSettings, state: ServerState):
+        self.app = app
+        self.token = settings.token.encode() if settings.token else None
+        self.max_body = settings.max_body
+        self.state = state
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self.state.shutting_down:
+            await _send_json(send, 503, {"error": "the server is shutting down", "type": "Unavailable", "status": 503},
+                             [(b"connection", b"close"), (b"retry-after", b"5")])
+            return
+        length = None
+        auth = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                auth = value
+            elif name == b"content-length":
+                length = value
+        if self.token is not None and scope["path"] not in HEALTH_PATHS:
+            if auth is None or auth[:7].lower() != b"bearer " or not hmac.compare_digest(auth[7:].strip(), self.token):
+                why = "no bearer token" if auth is None else "a wrong token"
+                await _send_json(send, 401, {
+                    "error": f"unauthorized: the request carries {why}. Send `Authorization: Bearer <token>` "
+                             "(the token is in the server's data directory, file server.token, or CLOUDFN_TOKEN)",
+                    "type": "Unauthorized", "status": 401,
+                }, [(b"www-authenticate", b'Bearer realm="cloudfn"')])
+                return
+        if length is not None:
+            try:
+                too_large = int(length) > self.max_body
+            except ValueError:
+                too_large = False
+            if too_large:
+                await _send_json(send, 413, {"error": BodyTooLarge(self.max_body).detail, "type": "BodyTooLarge", "status": 413},
+                                 [(b"connection", b"close")])
+                return
+            wrapped = receive  # the server enforces content-length; no counting needed
+        else:
+            wrapped = self._counting(receive)
+        self.state.in_flight += 1
+        try:
+            await self.app(scope, wrapped, send)
+        finally:
+            self.state.in_flight -= 1
+
+    def _counting(self, receive: Callable) -> Callable:
+        seen = 0
+        limit = self.max_body
+
+        async def counted() -> dict:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        return counted
+
+
+# -- the application --------------------------------------------------------------------------
+def _schema(model: Any, partial: bool = False) -> dict[str, Any]:
+    schema = model.model_json_schema(by_alias=True)
+    return {"requestBody": {"required": not partial, "content": {JSON_TYPE: {"schema": schema}}}}
+
+
+_INVOKE_BODY = {
+    "requestBody": {
+        "required": False,
+        "content": {JSON_TYPE: {"schema": {
+            "type": "object",
+            "properties": {
+                "event": {"description": "any JSON value, passed to the handler as `event`"},
+                "context": {"type": "object", "additionalProperties": {"type": "string"},
+                            "description": "a map of strings, merged into the handler's `context`"},
+            },
+            "additionalProperties": False,
+            "example": {"event": {"name": "World"}, "context": {"user": "test"}},
+        }}},
+    }
+}
+
+
+def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
+               state: ServerState | None = None) -> FastAPI:
+    settings = settings or ServerSettings()
+    state = state or ServerState()
+    app = FastAPI(
+        title="cloudfn",
+        version=__version__,
+        description="A cloud-function platform: functions CRUD, invoke, history, metrics, logs, alerts, "
+                    "and a live event stream. Every route but health needs `Authorization: Bearer <token>`.",
+    )
+    app.state.platform = platform
+    app.state.settings = settings
+    app.state.server = state
+
+    # -- error mapping ------------------------------------------------------------------------
+    @app.exception_handler(CloudfnError)
+    async def _cloudfn_error(request: Request, exc: CloudfnError) -> Response:
+        if exc.http_status >= 500 and exc.http_status != 501:
+            log.warning("%s %s: %s", request.method, request.url.path, exc.message)
+        return json_response(error_body(exc), exc.http_status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _request_invalid(request: Request, exc: RequestValidationError) -> Response:
+        return json_response(error_body(_validation_errors(exc)), 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        kind = {404: "NotFound", 405: "MethodNotAllowed", 413: "BodyTooLarge"}.get(exc.status_code, "HTTPError")
+        detail = exc.detail
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"no route {request.method} {request.url.path} (see /docs or /openapi.json)"
+        return json_response({"error": detail, "type": kind, "status": exc.status_code}, exc.status_code,
+                             headers=getattr(exc, "headers", None))
+
+    def need(name: str) -> Callable[..., Any]:
+        method = getattr(platform, name, None)
+        if method is None:
+            raise NotImplementedYet(f"this server's platform does not offer {name} yet")
+        return method
+
+    async def body_of(request: Request, what: str) -> Any:
+        raw = await request.body()
+        if not raw.strip():
+            return None
+        try:
+            return json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
+            raise MalformedBody(what, [FieldError("body", f"is not valid JSON: {reason}{where}")]) from None
+
+    async def object_body(request: Request, what: str) -> dict[str, Any]:
+        data = await body_of(request, what)
+        if not isinstance(data, dict):
+            got = "nothing" if data is None else type(data).__name__
+            raise InvalidInput(what, [FieldError("body", f"must be a JSON object, got {got}")])
+        return data
+
+    # -- health and metrics (unversioned, as the seed has them) ---------------------------------
+    async def health() -> Response:
+        body: dict[str, Any] = {}
+        extra = getattr(platform, "health", None)
+        if extra is not None:
+            with contextlib.suppress(Exception):
+                body.update(await extra())
+        body.update({"status": "ok", "service": SERVICE, "version": __version__, "api": API_VERSION})
+        return json_response(body)
+
+    for path in ("/api/health", "/api/v1/health"):
+        app.add_api_route(path, health, methods=["GET"], tags=["about"], summary="health check (no token needed)")
+
+    async def metrics_json(function: str | None = None) -> Response:
+        return json_response(await need("metrics")(function))
+
+    for path in ("/api/metrics", "/api/v1/metrics"):
+        app.add_api_route(path, metrics_json, methods=["GET"], tags=["metrics"],
+                          summary="the metrics snapshot as JSON (the seed's fields and more)")
+
+    @app.get("/metrics", tags=["metrics"], summary="metrics in the Prometheus text format")
+    async def metrics_prometheus() -> Response:
+        text = await need("prometheus_metrics")()
+        return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    v1 = "/api/v1"
+
+    @app.get(f"{v1}/info", tags=["about"], summary="version, paths, settings, runtimes, protections")
+    async def info() -> Response:
+        return json_response(await platform.info())
+
+    # -- functions ------------------------------------------------------------------------------
+    @app.get(f"{v1}/functions", tags=["functions"], summary="list functions")
+    async def list_functions() -> Response:
+        fns = await platform.list_functions()
+        return json_response({"functions": [f.to_doc() for f in fns], "count": len(fns)})
+
+    @app.post(f"{v1}/functions", tags=["functions"], status_code=201, summary="create a function",
+              openapi_extra=_schema(FunctionSpec))
+    async def create_function(request: Request) -> Response:
+        fn = await platform.create_function(await object_body(request, "function"))
+        return json_response({"message": "function created", "function": fn.to_doc()}, 201)
+
+    @app.get(f"{v1}/functions/{{ref}}", tags=["functions"], summary="one function, by id or name")
+    async def get_function(ref: str) -> Response:
+        return json_response({"function": (await platform.get_function(ref)).to_doc()})
+
+    @app.put(f"{v1}/functions/{{ref}}", tags=["functions"], summary="update a function: only the fields sent change",
+             openapi_extra=_schema(FunctionPatch, partial=True))
+    async def update_function(ref: str, request: Request) -> Response:
+        fn = await platform.update_function(ref, await object_body(request, "function update"))
+        return json_response({"message": "function updated", "function": fn.to_doc()})
+
+    app.add_api_route(f"{v1}/functions/{{ref}}", update_function, methods=["PATCH"], tags=["functions"],
+                      summary="the same as PUT (updates are partial)", openapi_extra=_schema(FunctionPatch, partial=True))
+
+    @app.delete(f"{v1}/functions/{{ref}}", tags=["functions"], summary="delete a function")
+    async def delete_function(ref: str) -> Response:
+        fn = await platform.delete_function(ref)
+        return json_response({"message": "function deleted", "function": fn.to_doc()})
+
+    @app.get(f"{v1}/functions/{{ref}}/versions", tags=["functions"], summary="every stored version, oldest first")
+    async def function_versions(ref: str) -> Response:
+        versions = await platform.function_versions(ref)
+        return json_response({"versions": [v.to_doc() for v in versions], "count": len(versions)})
+
+    @app.post(f"{v1}/functions/{{ref}}/rollback", tags=["functions"],
+              summary="make an earlier version current again (as a new version)",
+              openapi_extra={"requestBody": {"required": True, "content": {JSON_TYPE: {"schema": {
+                  "type": "object", "required": ["version"], "properties": {"version": {"type": "integer", "minimum": 1}}}}}}})
+    async def rollback_function(ref: str, request: Request) -> Response:
+        data = await object_body(request, "rollback")
+        version = data.get("version")
+        bad = [FieldError(k, "is not a known field") for k in data if k != "version"]
+        if "version" not in data:
+            bad.insert(0, FieldError("version", "is required"))
+        elif not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            bad.insert(0, FieldError("version", f"must be a whole number of at least 1 (got {version!r})"))
+        if bad:
+            raise InvalidInput("rollback", bad)
+        fn = await platform.rollback_function(ref, version)
+        return json_response({"message": f"function rolled back to version {version}", "function": fn.to_doc()})
+
+    # -- invoke (the hot path: no pydantic body model, one JSON encode) ---------------------------
+    @app.post(f"{v1}/functions/{{ref}}/invoke", tags=["invoke"], openapi_extra=_INVOKE_BODY,
+              summary="invoke a function; 200 with success true or false, 429 when throttled",
+              response_model=InvokeResult)
+    async def invoke(ref: str, request: Request) -> Response:
+        body = await body_of(request, "invocation")
+        event = context = None
+        if body is not None:
+            if not isinstance(body, dict):
+                raise InvalidInput("invocation", [FieldError(
+                    "body", f'must be an object {{"event": ..., "context": {{...}}}}, got {type(body).__name__}')])
+            if len(body) > 2 or any(k not in ("event", "context") for k in body):
+                raise InvalidInput("invocation", [
+                    FieldError(k, 'is not a known field (send {"event": ..., "context": {...}})')
+                    for k in body if k not in ("event", "context")])
+            event = body.get("event")
+            context = body.get("context")
+        result = await platform.invoke(ref, event, context)
+        if result.success:
+            return Response(result.model_dump_json(), 200, media_type=JSON_TYPE)
+        kind = result.error_type.value if result.error_type else "Error"
+        if result.error_type == ErrorType.THROTTLED:
+            return Response(result.model_dump_json(), 429, media_type=JSON_TYPE,
+                            headers={"x-cloudfn-error-type": kind, "retry-after": "1"})
+        return Response(result.model_dump_json(), 200, media_type=JSON_TYPE, headers={"x-cloudfn-error-type": kind})
+
+    # -- invocation history ---------------------------------------------------------------------
+    async def _invocations(function: str | None, status: str | None, since: datetime | None,
+                           until: datetime | None, limit: int, offset: int) -> Response:
+        records = await need("list_invocations")(function=function, status=status, since=since, until=until,
+                                                 limit=limit, offset=offset)
+        return json_response({"invocations": [r.model_dump(mode="json") for r in records], "count": len(records)})
+
+    @app.get(f"{v1}/invocations", tags=["history"], summary="invocation history, newest first")
+    async def list_invocations(function: str | None = None, status: str | None = None,
+                               since: datetime | None = None, until: datetime | None = None,
+                               limit: int = 50, offset: int = 0) -> Response:
+        return await _invocations(function, status, since, until, limit, offset)
+
+    @app.get(f"{v1}/functions/{{ref}}/invocations", tags=["history"], summary="one function's invocations, newest first")
+    async def function_invocations(ref: str, status: str | None = None, since: datetime | None = None,
+                                   until: datetime | None = None, limit: int = 50, offset: int = 0) -> Response:
+        return await _invocations(ref, status, since, until, limit, offset)
+
+    @app.get(f"{v1}/invocations/{{invocation_id}}", tags=["history"], summary="one invocation")
+    async def get_invocation(invocation_id: str) -> Response:
+        record = await need("get_invocation")(invocation_id)
+        return json_response({"invocation": record.model_dump(mode="json")})
+
+    # -- saved test events ----------------------------------------------------------------------
+    @app.get(f"{v1}/functions/{{ref}}/saved-events", tags=["saved events"], summary="a function's saved test events")
+    async def list_saved_events(ref: str) -> Response:
+        events = await need("list_saved_events")(ref)
+        return json_response({"saved_events": [e.model_dump(mode="json") for e in events], "count": len(events)})
+
+    @app.put(f"{v1}/functions/{{ref}}/saved-events/{{name}}", tags=["saved events"],
+             summary="save (create or replace) a named test event",
+             openapi_extra={"requestBody": {"required": True, "content": {JSON_TYPE: {"schema": {
+                 "type": "object", "properties": {"event": {}, "last_result": {"type": ["object", "null"]}}}}}}})
+    async def save_event(ref: str, name: str, request: Request) -> Response:
+        data = await object_body(request, "saved event")
+        bad = [FieldError(k, "is not a known field") for k in data if k not in ("event", "last_result")]
+        if data.get("last_result") is not None and not isinstance(data["last_result"], dict):
+            bad.append(FieldError("last_result", "must be an object or null"))
+        if bad:
+            raise InvalidInput("saved event", bad)
+        saved = await need("save_event")(ref, name, data.get("event"), data.get("last_result"))
+        return json_response({"message": "event saved", "saved_event": saved.model_dump(mode="json")})
+
+    @app.delete(f"{v1}/functions/{{ref}}/saved-events/{{name}}", tags=["saved events"], summary="delete a saved test event")
+    async def delete_saved_event(ref: str, name: str) -> Response:
+        await need("delete_saved_event")(ref, name)
+        return json_response({"message": "saved event deleted"})
+
+    # -- logs -----------------------------------------------------------------------------------
+    @app.get(f"{v1}/logs", tags=["logs"], summary="query logs: oldest first within the newest `limit` matches")
+    async def query_logs(level: str | None = None, function: str | None = None, invocation_id: str | None = None,
+                         text: str | None = None, since: datetime | None = None, until: datetime | None = None,
+                         limit: int = 200) -> Response:
+        records = await need("query_logs")(level=level, function=function, invocation_id=invocation_id, text=text,
+                                           since=since, until=until, limit=limit)
+        return json_response({"logs": [r.model_dump(mode="json") for r in records], "count": len(records)})
+
+    # -- alerts ---------------------------------------------------------------------------------
+    def rule_doc(rule: Any) -> dict[str, Any]:
+        return rule.model_dump(mode="json", by_alias=True)
+
+    @app.get(f"{v1}/alerts/rules", tags=["alerts"], summary="alert rules")
+    async def list_alert_rules() -> Response:
+        rules = await need("list_alert_rules")()
+        return json_response({"rules": [rule_doc(r) for r in rules], "count": len(rules)})
+
+    @app.post(f"{v1}/alerts/rules", tags=["alerts"], status_code=201, summary="create an alert rule",
+              openapi_extra=_schema(AlertRuleSpec))
+    async def create_alert_rule(request: Request) -> Response:
+        rule = await need("create_alert_rule")(await object_body(request, "alert rule"))
+        return json_response({"message": "alert rule created", "rule": rule_doc(rule)}, 201)
+
+    async def update_alert_rule(ref: str, request: Request) -> Response:
+        rule = await need("update_alert_rule")(ref, await object_body(request, "alert rule update"))
+        return json_response({"message": "alert rule updated", "rule": rule_doc(rule)})
+
+    app.add_api_route(f"{v1}/alerts/rules/{{ref}}", update_alert_rule, methods=["PUT", "PATCH"], tags=["alerts"],
+                      summary="update an alert rule: only the fields sent change")
+
+    @app.delete(f"{v1}/alerts/rules/{{ref}}", tags=["alerts"], summary="delete an alert rule")
+    async def delete_alert_rule(ref: str) -> Response:
+        rule = await need("delete_alert_rule")(ref)
+        return json_response({"message": "alert rule deleted", "rule": rule_doc(rule)})
+
+    @app.get(f"{v1}/alerts", tags=["alerts"], summary="the current state of every rule")
+    async def alerts() -> Response:
+        items = await need("alerts")()
+        return json_response({"alerts": [a.model_dump(mode="json") for a in items], "count": len(items)})
+
+    @app.get(f"{v1}/alerts/history", tags=["alerts"], summary="alert transitions, newest first")
+    async def alert_history(limit: int = 100) -> Response:
+        items = await need("alert_history")(limit)
+        return json_response({"alerts": [a.model_dump(mode="json") for a in items], "count": len(items)})
+
+    # -- the live event stream --------------------------------------------------------------------
+    @app.get(f"{v1}/events", tags=["events"],
+             summary="Server-Sent Events: function changes, invocations, log lines, alerts, from now on",
+             description="`kinds` filters (comma-separated or repeated): " + ", ".join(EVENT_KINDS) +
+                         f". Each event is `id: <seq>`, `event: <kind>`, `data: <JSON Event>`; a comment line "
+                         f"every {settings.heartbeat:g} s keeps idle connections open.",
+             response_class=StreamingResponse)
+    async def events(kinds: list[str] | None = Query(None)) -> Response:
+        wanted: set[str] | None = None
+        if kinds:
+            wanted = {k.strip() for item in kinds for k in item.split(",") if k.strip()}
+            bad = sorted(wanted - set(EVENT_KINDS))
+            if bad:
+                raise InvalidInput("event stream", [FieldError("kinds", f"unknown kind {k!r} (known: {', '.join(EVENT_KINDS)})") for k in bad])
+        source = need("events")(wanted or None)
+        return StreamingResponse(_sse(source, settings, state), media_type="text/event-stream",
+                                 headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
+
+    app.add_middleware(Guard, settings=settings, state=state)
+    if settings.cors_origins:
+        from starlette.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
+                           allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                           allow_headers=["authorization", "content-type"])
+    return app
+
+
+async def _sse(source: Any, settings: ServerSettings, state: ServerState):
+    """Pump the platform's stream into a bounded queue (a slow client loses events, never stalls
+    the platform), and write it out with heartbeats until the client leaves or the server stops."""
+    queue: asyncio.Queue = asyncio.Queue(settings.sse_queue)
+    dropped = 0
+
+    async def pump() -> None:
+        nonlocal dropped
+        try:
+            async for ev in source:
+                try:
+                    queue.put_nowait(ev)
+                except asyncio.QueueFull:
+                    dropped += 1
+        finally:
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(None)
+
+    state.streams.add(queue)
+    task = asyncio.create_task(pump())
+    try:
+        yield b": connected\n\n"
+        while True:
+            try:
+                ev = await asyncio.wait_for(queue.get(), settings.heartbeat)
+            except asyncio.TimeoutError:
+                yield b": heartbeat\n\n"
+                continue
+            if ev is None:
+                if state.shutting_down:
+                    yield b"event: shutdown\ndata: {}\n\n"
+                return
+            if dropped:
+                yield f": dropped {dropped} events (slow reader)\n\n".encode()
+                dropped = 0
+            yield b"id: %d\nevent: %s\ndata: %s\n\n" % (ev.seq, ev.kind.encode(), ev.model_dump_json().encode())
+    finally:
+        state.streams.discard(queue)
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+        aclose = getattr(source, "aclose", None)
+        if aclose is not None:
+            with contextlib.suppress(BaseException):
+                await aclose()

@@ -1,0 +1,248 @@
+"""Running the server: the token, the loopback rule, uvicorn, and a graceful shutdown.
+
+On SIGTERM or SIGINT the server stops accepting (new requests on open connections get 503),
+lets the requests in flight finish within the grace period, closes the platform (which flushes
+history and logs and stops the workers) and exits 0. A second signal skips the wait; one during
+the platform's close exits at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import os
+import secrets
+import signal
+import socket
+import stat
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from core import __version__
+from core.config import Config
+from core.errors import ConfigError
+from core.server.app import DEFAULT_MAX_BODY, ServerSettings, ServerState, create_app
+
+log = logging.getLogger("cloudfn.server")
+TOKEN_FILE = "server.token"
+TOKEN_ENV = "CLOUDFN_TOKEN"
+EXIT_FORCED = 1
+
+
+def is_loopback(host: str) -> bool:
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def token_path(data_dir: Path) -> Path:
+    return Path(data_dir) / TOKEN_FILE
+
+
+def read_token_file(data_dir: Path) -> str | None:
+    try:
+        return token_path(data_dir).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def load_or_create_token(data_dir: Path) -> tuple[str, Path]:
+    """The token stored in the data directory, made (0600, from `secrets`) at the first start."""
+    path = token_path(data_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            os.chmod(path, 0o600)
+            log.warning("%s was readable by others (mode %o); made it 0600", path, mode)
+        token = path.read_text().strip()
+        if not token:
+            raise ConfigError(f"the token file {path} is empty; delete it to have a new token made") from None
+        return token, path
+    token = secrets.token_urlsafe(32)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    return token, path
+
+
+def connect_url(host: str, port: int) -> str:
+    """The address a client on this machine uses: a wildcard bind is reached over loopback."""
+    h = host.strip("[]")
+    if h in ("0.0.0.0", ""):
+        h = "127.0.0.1"
+    elif h == "::":
+        h = "::1"
+    if ":" in h:
+        h = f"[{h}]"
+    return f"http://{h}:{port}"
+
+
+@dataclass
+class ServeOptions:
+    host: str
+    port: int
+    no_auth: bool = False
+    token: str | None = None  # from --token or CLOUDFN_TOKEN; else the data directory's file
+    mode: str = "debug"
+    log_level: str = "info"
+    cors_origins: list[str] = field(default_factory=list)
+    max_body: int = DEFAULT_MAX_BODY
+    grace: float = 30.0
+    heartbeat: float = 15.0
+    announce: Callable[[str], None] = lambda line: print(line, flush=True)
+
+
+def options_from_config(config: Config, **overrides: Any) -> ServeOptions:
+    origins = [o.strip() for o in str(config["server.cors_origins"] or "").split(",") if o.strip()]
+    opts = ServeOptions(
+        host=config["server.host"], port=config["server.port"], mode=config["server.mode"],
+        log_level=config["monitor.log_level"], cors_origins=origins,
+        max_body=config["server.max_body"], grace=config["server.shutdown_grace"],
+    )
+    for k, v in overrides.items():
+        if v is not None:
+            setattr(opts, k, v)
+    return opts
+
+
+def check_auth_rule(opts: ServeOptions) -> None:
+    if opts.no_auth and not is_loopback(opts.host):
+        raise ConfigError(
+            f"refusing to serve without a token on {opts.host}: --no-auth is only allowed on a loopback "
+            f"address (127.0.0.1, ::1, localhost), where only this machine can connect. Drop --no-auth "
+            f"(a token is made for you and stored in the data directory), or bind --host 127.0.0.1."
+        )
+
+
+def serve(config: Config, opts: ServeOptions) -> int:
+    """Open the platform on `config`'s data directory and serve it until a signal. Returns the
+    exit code: 0 after a graceful shutdown."""
+    check_auth_rule(opts)
+    import uvicorn
+
+    _setup_logging(opts)
+    loop_factory = uvicorn.Config(app=None, loop="auto").get_loop_factory()  # uvloop when installed
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return runner.run(_serve(config, opts))
+
+
+def _level(name: str) -> str:
+    return "warning" if name == "warn" else name
+
+
+def _setup_logging(opts: ServeOptions) -> None:
+    level = logging.WARNING if opts.mode == "release" else getattr(logging, _level(opts.log_level).upper(), logging.INFO)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("cloudfn").setLevel(level)
+
+
+async def _serve(config: Config, opts: ServeOptions) -> int:
+    import uvicorn
+
+    from core.local import LocalPlatform
+
+    token: str | None = None
+    token_file: str | None = None
+    token_note = "no token (--no-auth, loopback only)"
+    sock = _bind(opts.host, opts.port)
+    try:
+        if not opts.no_auth:
+            if opts.token:
+                token, token_note = opts.token, "token from --token/CLOUDFN_TOKEN"
+            else:
+                token, path = load_or_create_token(config.data_dir)
+                token_note, token_file = f"token in {path}", str(path)
+        platform = LocalPlatform(config, command="cloudfn serve")
+    except BaseException:
+        sock.close()
+        raise
+    port = sock.getsockname()[1]
+    url = connect_url(opts.host, port)
+    state = ServerState()
+    settings = ServerSettings(token=token, max_body=opts.max_body, cors_origins=opts.cors_origins,
+                              heartbeat=opts.heartbeat)
+    app = create_app(platform, settings, state)
+    release = opts.mode == "release"
+    uv_config = uvicorn.Config(
+        app, loop="auto", http="auto", lifespan="off",
+        log_level="warning" if release else _level(opts.log_level),
+        access_log=not release, timeout_graceful_shutdown=opts.grace, server_header=False,
+        timeout_keep_alive=30, backlog=2048,
+    )
+    server = _Server(uv_config, state)
+    loop = asyncio.get_running_loop()
+    previous = {sig: signal.signal(sig, server.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+    server.loop = loop
+    try:
+        start = getattr(platform, "start", None)
+        if start is not None:  # background work: history flushing, alert evaluation
+            await start()
+        platform.lock.update({"command": "cloudfn serve", "version": __version__, "url": url,
+                              "auth": token is not None, "token_file": token_file})
+        opts.announce(f"cloudfn {__version__} serving on {url} (pid {os.getpid()}, mode {opts.mode}; {token_note})")
+        try:
+            await server.serve(sockets=[sock])
+        finally:
+            server.closing = True
+            sock.close()
+            log.info("closing the platform (flushing history and logs, stopping workers)")
+            await platform.close()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return EXIT_FORCED if server.force_exit else 0
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}. Pick another --port or --host.") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+class _Server:
+    """uvicorn.Server with cloudfn's signal rules (built lazily so importing this module does
+    not import uvicorn)."""
+
+    def __new__(cls, config: Any, state: ServerState):
+        import uvicorn
+
+        class Server(uvicorn.Server):
+            closing = False
+            loop: asyncio.AbstractEventLoop | None = None
+
+            @contextlib.contextmanager
+            def capture_signals(self):  # the runner installs the handlers, for the close too
+                yield
+
+            def handle_exit(self, sig: int, frame: Any) -> None:
+                if self.closing:
+                    os._exit(EXIT_FORCED)
+                if self.should_exit:
+                    log.warning("second signal: not waiting for requests in flight")
+                    self.force_exit = True
+                    return
+                log.info("signal %s: shutting down gracefully", signal.Signals(sig).name)
+                self.should_exit = True
+                if self.loop is not None:
+                    self.loop.call_soon_threadsafe(state.begin_shutdown)
+
+        return Server(config)

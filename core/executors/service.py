@@ -126,6 +126,7 @@ class ExecutionService:
         self._floor: dict[str, int] = {}  # versions below this were retired
         self._reaper: asyncio.Task | None = None
         self._closed = False
+        self._background: set[asyncio.Task] = set()
 
     # --- scheduling ---------------------------------------------------------------------------
     @property
@@ -229,7 +230,7 @@ class ExecutionService:
             self._newest[fn.id] = fn.version
             for (fid, ver), old in list(self._pools.items()):
                 if fid == fn.id and ver < fn.version:
-                    await self._retire_pool((fid, ver))
+                    self._retire_soon((fid, ver))
         pool = self._pools.get(key)
         if pool is None or pool.fn.code != fn.code or pool.fn.handler != fn.handler:
             if pool is not None:
@@ -299,6 +300,20 @@ class ExecutionService:
         return res
 
     # --- lifecycle ----------------------------------------------------------------------------
+    def _retire_soon(self, key: tuple[str, int]) -> None:
+        """Retire without making the caller wait for the old workers to be reaped: they are sent
+        SIGKILL now (so no old code runs), the waiting happens in the background."""
+        pool = self._pools.get(key)
+        if pool is None:
+            return
+        pool.retired = True
+        for w in list(pool.idle) + list(pool.busy):
+            w.retired = True
+            w.signal_kill()
+        task = asyncio.ensure_future(self._retire_pool(key))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     async def _retire_pool(self, key: tuple[str, int]) -> None:
         pool = self._pools.pop(key, None)
         if pool is None:
@@ -326,6 +341,8 @@ class ExecutionService:
                 pass
         for key in list(self._pools):
             await self._retire_pool(key)
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
         if self.sandbox.cgroups is not None:
             self.sandbox.cgroups.cleanup()
 

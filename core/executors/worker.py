@@ -257,11 +257,25 @@ class Worker:
             self.cg.remove()
             self.cg = None
 
+    def signal_kill(self) -> None:
+        """SIGKILL the worker and everything it started, without waiting for them."""
+        self.dead = True
+        if self.cg:
+            if self.last_peak is None:
+                self.last_peak = self.cg.peak_mb()
+            self.cg.kill_all()
+        if self.proc and self.proc.returncode is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
     async def kill(self) -> None:
         """Stop the worker and everything it started."""
         self.dead = True
         if self.cg:
-            self.last_peak = self.cg.peak_mb()
+            if self.last_peak is None:
+                self.last_peak = self.cg.peak_mb()
             self.cg.kill_all()
         if self.proc and self.proc.returncode is None:
             try:

@@ -54,6 +54,7 @@ class LocalPlatform:
         self.lock = DataDirLock(self.data_dir)
         self.lock.acquire({"command": command, "version": __version__})
         self._tasks: list[asyncio.Task] = []
+        self._flush_task: asyncio.Task | None = None
         self._started = False
         self._closed = False
         try:
@@ -206,10 +207,11 @@ class LocalPlatform:
         return rec
 
     def _spawn_flush(self) -> None:
-        with contextlib.suppress(RuntimeError):
-            task = asyncio.get_running_loop().create_task(asyncio.to_thread(self.history.flush))
-            self._tasks.append(task)
-            task.add_done_callback(lambda t: t in self._tasks and self._tasks.remove(t))
+        """Flush a full batch from a thread, one flush at a time, off the invocation path."""
+        if self._flush_task is not None and not self._flush_task.done():
+            return
+        with contextlib.suppress(RuntimeError):  # no running loop: close() flushes
+            self._flush_task = asyncio.get_running_loop().create_task(asyncio.to_thread(self.history.flush))
 
     async def list_invocations(self, function: str | None = None, status: str | None = None,
                                since: datetime | None = None, until: datetime | None = None,
@@ -332,6 +334,8 @@ class LocalPlatform:
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            if self._flush_task is not None:
+                await asyncio.gather(self._flush_task, return_exceptions=True)
             await self.executor.close()
             await self.alert_engine.close()
             self.history.flush()

@@ -113,7 +113,7 @@ def bare_start(cmd: list[str], n: int) -> list[float]:
     times = []
     for _ in range(n):
         t0 = time.perf_counter()
-        subprocess.run(cmd, check=True)
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         times.append((time.perf_counter() - t0) * 1000)
     return times
 

@@ -23,6 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="allow browser calls from this origin (repeatable; default: none)")
     c.add_argument("--grace", type=float, metavar="SECONDS",
                    help="how long requests in flight may finish after SIGTERM (default: server.shutdown_grace, 30)")
+    c.add_argument("--heartbeat", type=float, default=None, metavar="SECONDS",
+                   help="seconds between the event stream's keep-alive comments (default: 15)")
     c.set_defaults(main=run_serve)
 
 
@@ -36,5 +38,5 @@ def run_serve(args: argparse.Namespace) -> int:
         "server.cors_origins": ",".join(args.cors_origin) if args.cors_origin else None,
     })
     token = getattr(args, "token", None) or os.environ.get(TOKEN_ENV) or None
-    opts = options_from_config(config, no_auth=args.no_auth, token=token)
+    opts = options_from_config(config, no_auth=args.no_auth, token=token, heartbeat=args.heartbeat)
     return serve(config, opts)

@@ -83,14 +83,12 @@ def test_a_writer_killed_mid_write_never_breaks_the_file_nor_loses_an_acknowledg
         assert first.strip() == "0", p.stderr.read()
         # Let it run a little, then kill it wherever it is: the random pause (not a wait for
         # anything) spreads the kills over the read, the temp-file write, the fsync and the rename.
-        for _ in range(rng.randint(0, 3)):
-            if not p.stdout.readline():
-                break
+        seen = [p.stdout.readline() for _ in range(rng.randint(0, 3))]
         time.sleep(rng.uniform(0, 0.004))
         os.kill(p.pid, signal.SIGKILL)
         out, _ = p.communicate()
         kills += p.returncode == -signal.SIGKILL
-        acked = [int(x) for x in (first + out).split()]
+        acked = [int(x) for x in (first + "".join(seen) + out).split()]
         acknowledged |= {(tag, n) for n in acked}
 
         mid_write += any(".tmp-" in f.name for f in tmp_path.iterdir())

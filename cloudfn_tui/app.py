@@ -1,40 +1,323 @@
-"""The Textual console. For now: the function list over PlatformAPI (the full console is issue 6)."""
+"""The cloudfn console: a Textual application over `PlatformAPI`.
+
+It talks only to the PlatformAPI it is given, so it behaves the same on the embedded
+`LocalPlatform` and attached to a `cloudfn serve` through `RemotePlatform`. One worker reads the
+platform's event stream and feeds the live panes; if the stream drops it says so in the header
+and reconnects.
+"""
 
 from __future__ import annotations
 
-from textual.app import App, ComposeResult
-from textual.binding import Binding
-from textual.widgets import DataTable, Footer, Header
+import asyncio
+from functools import partial
+from typing import Any
+
+from textual.app import App
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.theme import Theme
 
 from core.api import PlatformAPI
+from cloudfn_tui import themes as theme_files
+from cloudfn_tui.keymap import Command, bindings, known_ids
+from cloudfn_tui.screens.main import MainScreen
+from cloudfn_tui.screens.modals import HelpScreen
+
+APP_COMMANDS = [
+    Command("app.quit", "ctrl+q", "quit", "Quit", "leave the console", show=False, priority=True),
+    Command("app.theme", "f2", "change_theme", "Theme", "choose a theme (remembered)", show=False),
+]
+RECONNECT_DELAYS = (0.5, 1, 2, 5, 10)
+OPEN_GRACE = 0.2  # a stream that has not failed within this counts as open
+
+
+def _widget_tables() -> list[tuple[str, str, list[Command]]]:
+    """(where, css selector of the target, commands) of the widgets that own keys."""
+    from cloudfn_tui.widgets.function_list import LIST_COMMANDS
+    from cloudfn_tui.widgets.live import ALERT_COMMANDS, HISTORY_COMMANDS
+    from cloudfn_tui.widgets.log_view import LOG_COMMANDS
+
+    return [
+        ("function list", "#functions", LIST_COMMANDS),
+        ("logs pane", "#log-view", LOG_COMMANDS),
+        ("history pane", "#history", HISTORY_COMMANDS),
+        ("alerts pane", "#alerts-table", ALERT_COMMANDS),
+    ]
+
+
+def all_binding_ids() -> set[str]:
+    from cloudfn_tui.screens import forms, metrics, modals, pickers
+    from cloudfn_tui.screens.main import MAIN_COMMANDS
+
+    tables = [APP_COMMANDS, MAIN_COMMANDS, forms.FORM_COMMANDS, modals.DIALOG_COMMANDS,
+              modals.ConfirmScreen.COMMANDS_TABLE, modals.HelpScreen.COMMANDS_TABLE,
+              pickers.VersionsScreen.COMMANDS_TABLE, pickers.SavedEventsScreen.COMMANDS_TABLE,
+              pickers.InvocationScreen.COMMANDS_TABLE, metrics.MetricsScreen.COMMANDS_TABLE]
+    tables += [t for _, _, t in _widget_tables()]
+    return known_ids(*tables)
+
+
+class ConsoleCommands(Provider):
+    """Every action of the current screen and its panes, plus the themes, in the palette."""
+
+    def _entries(self) -> list[tuple[str, str, Any]]:
+        screen = self.screen
+        entries: list[tuple[str, str, Any]] = []
+        for cmd in getattr(screen, "COMMANDS_TABLE", []):
+            if cmd.palette:
+                entries.append((cmd.description, f"{cmd.help}  [{cmd.keys}]", partial(screen.run_action, cmd.action)))
+        if isinstance(screen, MainScreen):
+            for where, selector, table in _widget_tables():
+                for cmd in table:
+                    if not cmd.palette:
+                        continue
+
+                    async def run(selector=selector, action=cmd.action, where=where) -> None:
+                        widget = screen.query_one(selector)
+                        pane = {"logs pane": "logs", "history pane": "history", "alerts pane": "alerts"}.get(where)
+                        if pane:
+                            screen.action_show_pane(pane)
+                        await widget.run_action(action)
+
+                    entries.append((f"{where.split()[0].capitalize()}: {cmd.description}", f"{cmd.help}  [{cmd.keys}]", run))
+        for cmd in APP_COMMANDS:
+            entries.append((cmd.description, f"{cmd.help}  [{cmd.keys}]", partial(self.app.run_action, cmd.action)))
+        for name in sorted(self.app.available_themes):
+            entries.append((f"Theme: {name}", "switch to this theme (remembered)", partial(setattr, self.app, "theme", name)))
+        return entries
+
+    async def discover(self) -> Hits:
+        for title, help, callback in self._entries():
+            if not title.startswith("Theme: "):
+                yield DiscoveryHit(title, callback, help=help)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for title, help, callback in self._entries():
+            score = matcher.match(title)
+            if score > 0:
+                yield Hit(score, matcher.highlight(title), callback, help=help)
 
 
 class CloudfnApp(App):
     TITLE = "cloudfn"
-    BINDINGS = [
-        Binding("q", "quit", "Quit", id="app.quit"),
-        Binding("r", "refresh", "Refresh", id="app.refresh"),
-    ]
+    CSS_PATH = "app.tcss"
+    COMMANDS = App.COMMANDS | {ConsoleCommands}
+    COMMANDS_TABLE = APP_COMMANDS
+    BINDINGS = bindings(APP_COMMANDS)
 
-    def __init__(self, platform: PlatformAPI):
+    def __init__(
+        self,
+        platform: PlatformAPI,
+        *,
+        keymap: dict[str, str] | None = None,
+        theme: str | None = None,
+        attached: str | None = None,
+        remember_theme: bool = True,
+        close_platform: bool = True,
+    ):
         super().__init__()
         self.platform = platform
+        config = getattr(platform, "config", None)  # LocalPlatform carries its Config
+        if keymap is None:
+            keymap = _setting(config, "console.keymap", {})
+        if theme is None:
+            theme = _setting(config, "console.theme", None)
+        self.user_keymap = dict(keymap or {})
+        self.start_theme = theme
+        self.attached = attached or describe_platform(platform)
+        self.remember = remember_theme
+        self.close_platform = close_platform
+        self.stream_state = "connecting"
+        self.events_seen = 0
+        self.stream_ready = asyncio.Event()  # set once the event stream is open (tests wait on it)
+        self.theme_problems: list[str] = []
 
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield DataTable(id="functions", cursor_type="row")
-        yield Footer()
+    @classmethod
+    def from_config(cls, platform: PlatformAPI, config: Any, **kw: Any) -> "CloudfnApp":
+        return cls(platform, keymap=_setting(config, "console.keymap", {}), theme=_setting(config, "console.theme", None), **kw)
 
+    # -- start -----------------------------------------------------------------------------
     async def on_mount(self) -> None:
-        table = self.query_one("#functions", DataTable)
-        table.add_columns("name", "runtime", "version", "description")
-        await self.action_refresh()
+        start = getattr(self.platform, "start", None)
+        if start is not None:  # LocalPlatform: history flushing, alert evaluation
+            await start()
+        found = theme_files.discover()
+        for t in found.themes:
+            self.register_theme(t)
+        self.theme_problems = found.problems
+        for problem in found.problems:
+            self.notify(problem, title="Theme file", severity="warning", timeout=10)
+        self.theme = self._initial_theme()
+        self.theme_changed_signal.subscribe(self, self._theme_changed)
+        if self.user_keymap:
+            unknown = sorted(set(self.user_keymap) - all_binding_ids())
+            if unknown:
+                self.notify(f"console.keymap: unknown binding ids {', '.join(unknown)} (press ? for the ids)",
+                            severity="warning", timeout=10)
+            self.set_keymap({k: v for k, v in self.user_keymap.items() if k not in unknown})
+        self._update_subtitle()
+        self.run_worker(self._event_stream(), group="events", name="event-stream", exit_on_error=False)
 
-    async def action_refresh(self) -> None:
-        table = self.query_one("#functions", DataTable)
-        table.clear()
-        for fn in await self.platform.list_functions():
-            table.add_row(fn.name, fn.runtime, str(fn.version), fn.description, key=fn.id)
+    def get_default_screen(self) -> MainScreen:
+        return MainScreen()
+
+    def _initial_theme(self) -> str:
+        for name in (self.start_theme, theme_files.remembered_theme() if self.remember else None, theme_files.DEFAULT_THEME):
+            if name and name in self.available_themes:
+                return name
+        return "textual-dark"
+
+    def _theme_changed(self, theme: Theme) -> None:
+        if self.remember:
+            theme_files.remember_theme(theme.name)
+
+    def _update_subtitle(self) -> None:
+        state = {
+            "live": "",
+            "connecting": " · connecting to the event stream…",
+            "lost": " · ⚠ event stream lost — reconnecting",
+            "none": " · no event stream",
+        }.get(self.stream_state, "")
+        self.sub_title = f"{self.attached}{state}"
+
+    # -- the event stream --------------------------------------------------------------------
+    async def _event_stream(self) -> None:
+        attempt = 0
+        while True:
+            try:
+                stream = self.platform.events()
+            except (AttributeError, NotImplementedError):
+                self.stream_state = "none"
+                self._update_subtitle()
+                return
+            try:
+                first = True
+                async for ev in _opened(stream, self._stream_opened):
+                    if first:
+                        first = False
+                        attempt = 0
+                    self.events_seen += 1
+                    self._dispatch(ev)
+                raise ConnectionError("the event stream ended")
+            except asyncio.CancelledError:
+                raise
+            except (AttributeError, NotImplementedError):
+                self.stream_state = "none"
+                self._update_subtitle()
+                return
+            except Exception as exc:
+                was_live = self.stream_state == "live"
+                self.stream_state = "lost"
+                self.stream_ready.clear()
+                self._update_subtitle()
+                if was_live:
+                    self.notify(f"Event stream lost ({exc}). Reconnecting…", title="Connection", severity="warning")
+                await asyncio.sleep(RECONNECT_DELAYS[min(attempt, len(RECONNECT_DELAYS) - 1)])
+                attempt += 1
+
+    def _stream_opened(self) -> None:
+        reconnected = self.stream_state == "lost"
+        self.stream_state = "live"
+        self.stream_ready.set()
+        self._update_subtitle()
+        if reconnected:
+            self.notify("Event stream back.", title="Connection")
+            main = self._main()
+            if main is not None:
+                main.load_all()  # catch up on what happened while away
+
+    def _main(self) -> MainScreen | None:
+        for screen in self.screen_stack:
+            if isinstance(screen, MainScreen):
+                return screen
+        return None
+
+    def _dispatch(self, ev: Any) -> None:
+        if ev.kind == "alert.fired":
+            d = ev.data
+            self.notify(d.get("summary") or f"{d.get('rule')} is firing", title=f"Alert: {d.get('rule')}",
+                        severity="error" if d.get("severity") == "critical" else "warning", timeout=8)
+        elif ev.kind == "alert.resolved":
+            self.notify(f"{ev.data.get('rule')} resolved", title="Alert", timeout=4)
+        main = self._main()
+        if main is not None and main.is_mounted:
+            main.on_platform_event(ev)
+
+    # -- help --------------------------------------------------------------------------------
+    def help_rows(self, screen: Any = None) -> list[tuple[str, str, str, str]]:
+        screen = screen or self.screen
+        keymap = self._keymap
+        rows: list[tuple[str, str, str, str]] = []
+        seen: set[str] = set()
+
+        def add(cmd: Command, where: str) -> None:
+            if cmd.id in seen:
+                return
+            seen.add(cmd.id)
+            rows.append((keymap.get(cmd.id, cmd.keys), cmd.help or cmd.description, where, cmd.id))
+
+        for cmd in getattr(screen, "COMMANDS_TABLE", []):
+            add(cmd, "this screen")
+        if isinstance(screen, MainScreen):
+            for where, _, table in _widget_tables():
+                for cmd in table:
+                    add(cmd, where)
+            for keys, desc in (("ctrl+z", "undo"), ("ctrl+y", "redo"), ("ctrl+a / ctrl+e", "line start / end"),
+                               ("f6 / f7", "select line / select all")):
+                rows.append((keys, desc, "editor", "(textual)"))
+        for cmd in APP_COMMANDS:
+            add(cmd, "everywhere")
+        rows.append(("ctrl+p", "command palette: every action, themes", "everywhere", "(textual)"))
+        return rows
+
+    def show_help(self) -> None:
+        title = "Keys — " + (self.screen.__class__.__name__.removesuffix("Screen") or "screen")
+        self.push_screen(HelpScreen(self.help_rows(), title))
 
     async def on_unmount(self) -> None:
-        await self.platform.close()
+        if self.close_platform:
+            await self.platform.close()
+
+
+def _setting(config: Any, name: str, default: Any) -> Any:
+    try:
+        return config.settings[name].value
+    except (KeyError, AttributeError):
+        return default
+
+
+async def _opened(stream: Any, on_open) -> Any:
+    """Yield from `stream`, calling `on_open` once the first read was attempted without error.
+
+    An async generator only starts when first awaited, so the stream counts as open as soon
+    as its first `__anext__` is pending; errors before that propagate to the reconnect loop."""
+    it = stream.__aiter__()
+    first = asyncio.ensure_future(it.__anext__())
+    try:
+        await asyncio.wait([first], timeout=OPEN_GRACE)
+    except asyncio.CancelledError:
+        first.cancel()
+        raise
+    if first.done() and first.exception() is not None:
+        if isinstance(first.exception(), StopAsyncIteration):
+            return
+        raise first.exception()
+    on_open()
+    try:
+        yield await first
+    except StopAsyncIteration:
+        return
+    async for ev in it:
+        yield ev
+
+
+def describe_platform(platform: Any) -> str:
+    """Where the console is attached: the local data directory or the server's URL."""
+    for attr in ("base_url", "url", "server_url"):
+        url = getattr(platform, attr, None)
+        if url:
+            return f"remote · {url}"
+    data_dir = getattr(platform, "data_dir", None)
+    if data_dir:
+        return f"local · {data_dir}"
+    return platform.__class__.__name__

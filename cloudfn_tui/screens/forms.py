@@ -1,0 +1,268 @@
+"""Forms: create a function (from a bundled template), configure one, edit an alert rule."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Button, Input, Label, Select, Switch, TextArea
+
+from core.bundle import Bundle
+from core.models import ALERT_METRICS, RUNTIMES, AlertRule, Function
+from cloudfn_tui.keymap import Command, bindings
+from cloudfn_tui.screens.modals import Dialog
+
+FORM_COMMANDS = [
+    Command("form.submit", "ctrl+s", "submit", "Save", "save the form"),
+    Command("form.cancel", "escape", "dismiss_none", "Cancel", palette=False),
+]
+
+STARTER = {
+    "python": "def handler(event, context):\n    return {\"hello\": event.get(\"name\", \"world\")}\n",
+    "nodejs": "async function handler(event, context) {\n  return { hello: event.name || 'world' };\n}\n",
+    "go": "func handler(event interface{}, context map[string]string) interface{} {\n\treturn map[string]interface{}{\"hello\": \"world\"}\n}\n",
+}
+
+
+class Form(Dialog):
+    COMMANDS_TABLE = FORM_COMMANDS
+    BINDINGS = bindings(FORM_COMMANDS)
+
+    def show_error(self, message: str) -> None:
+        label = self.query_one("#form-error", Label)
+        label.update(Text(message, style="bold red"))
+        label.display = bool(message)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "submit":
+            self.action_submit()
+        else:
+            self.dismiss(None)
+
+    def buttons(self) -> ComposeResult:
+        yield Label("", id="form-error")
+        with Horizontal(classes="buttons"):
+            yield Button("Save (ctrl+s)", variant="primary", id="submit")
+            yield Button("Cancel (esc)", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#form-error", Label).display = False
+
+    def action_submit(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+class CreateFunctionScreen(Form):
+    """Dismisses with a create body: name, runtime, handler, code (+ template's settings)."""
+
+    def __init__(self, templates: list[Bundle]) -> None:
+        super().__init__()
+        self.templates = templates
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog form"):
+            yield Label(Text("New function", style="bold"))
+            yield Label("name (lowercase letters, digits, dashes)")
+            yield Input(placeholder="my-function", id="new-name")
+            yield Label("runtime")
+            yield Select([(r, r) for r in RUNTIMES], value="python", allow_blank=False, id="new-runtime")
+            yield Label("template")
+            yield Select(self._template_options("python"), value="", allow_blank=False, id="new-template")
+            yield from self.buttons()
+
+    def _template_options(self, runtime: str) -> list[tuple[str, str]]:
+        opts = [("blank starter", "")]
+        for b in self.templates:
+            if b.spec.runtime == runtime:
+                opts.append((f"{b.spec.name} — {b.spec.description[:40]}", b.spec.name))
+        return opts
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.query_one("#new-name", Input).focus()
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id == "new-runtime":
+            tpl = self.query_one("#new-template", Select)
+            tpl.set_options(self._template_options(str(event.value)))
+            tpl.value = ""
+
+    def action_submit(self) -> None:
+        name = self.query_one("#new-name", Input).value.strip()
+        runtime = str(self.query_one("#new-runtime", Select).value)
+        template = self.query_one("#new-template", Select).value
+        if not name:
+            self.show_error("name: is required")
+            return
+        body: dict[str, Any] = {"name": name, "runtime": runtime, "handler": "handler", "code": STARTER[runtime]}
+        for b in self.templates:
+            if b.spec.name == template:
+                spec = b.spec.model_dump()
+                spec.update(name=name)
+                body = spec
+                body["_event"] = b.event
+        self.dismiss(body)
+
+
+def _env_text(env: dict[str, str]) -> str:
+    return "\n".join(f"{k}={v}" for k, v in env.items())
+
+
+def parse_env(text: str) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep:
+            raise ValueError(f"environment line {n}: expected KEY=value, got {line!r}")
+        env[key.strip()] = value
+    return env
+
+
+class ConfigureScreen(Form):
+    """Dismisses with a partial update of the settings that changed."""
+
+    def __init__(self, fn: Function) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def compose(self) -> ComposeResult:
+        fn = self.fn
+        with VerticalScroll(classes="dialog form wide"):
+            yield Label(Text(f"Configure {fn.name} (v{fn.version})", style="bold"))
+            with Horizontal(classes="row"):
+                with Vertical():
+                    yield Label("handler")
+                    yield Input(fn.handler, id="cfg-handler")
+                with Vertical():
+                    yield Label("timeout (s, 1-900)")
+                    yield Input(str(fn.timeout), id="cfg-timeout", type="integer")
+            with Horizontal(classes="row"):
+                with Vertical():
+                    yield Label("memory (MB, 64-8192)")
+                    yield Input(str(fn.memory), id="cfg-memory", type="integer")
+                with Vertical():
+                    yield Label("max concurrency (empty: platform limit)")
+                    yield Input("" if fn.max_concurrency is None else str(fn.max_concurrency), id="cfg-concurrency", type="integer")
+            with Horizontal(classes="row switch-row"):
+                yield Label("network access ")
+                yield Switch(fn.network, id="cfg-network")
+            yield Label("description")
+            yield Input(fn.description, id="cfg-description")
+            yield Label("environment variables (KEY=value, one a line)")
+            yield TextArea(_env_text(fn.environment), id="cfg-env", soft_wrap=False)
+            yield from self.buttons()
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.query_one("#cfg-handler", Input).focus()
+
+    def action_submit(self) -> None:
+        fn = self.fn
+        q = lambda i: self.query_one(i, Input).value.strip()  # noqa: E731
+        try:
+            env = parse_env(self.query_one("#cfg-env", TextArea).text)
+        except ValueError as exc:
+            self.show_error(str(exc))
+            return
+        values: dict[str, Any] = {
+            "handler": q("#cfg-handler"),
+            "description": self.query_one("#cfg-description", Input).value,
+            "network": self.query_one("#cfg-network", Switch).value,
+            "environment": env,
+        }
+        problems = []
+        for key, ident in (("timeout", "#cfg-timeout"), ("memory", "#cfg-memory"), ("max_concurrency", "#cfg-concurrency")):
+            raw = q(ident)
+            if not raw:
+                if key == "max_concurrency":
+                    values[key] = None
+                    continue
+                problems.append(f"{key}: is required")
+                continue
+            try:
+                values[key] = int(raw)
+            except ValueError:
+                problems.append(f"{key}: must be a whole number")
+        if problems:
+            self.show_error("; ".join(problems))
+            return
+        current = fn.model_dump()
+        patch = {k: v for k, v in values.items() if current.get(k) != v}
+        self.dismiss(patch)
+
+
+class AlertRuleScreen(Form):
+    """Dismisses with an alert-rule body (create or update)."""
+
+    def __init__(self, rule: AlertRule | None, functions: list[str]) -> None:
+        super().__init__()
+        self.rule = rule
+        self.functions = functions
+
+    def compose(self) -> ComposeResult:
+        r = self.rule
+        scopes = ["all", *(f"runtime:{x}" for x in RUNTIMES), *(f"function:{f}" for f in self.functions)]
+        if r and r.scope not in scopes:
+            scopes.append(r.scope)
+        with VerticalScroll(classes="dialog form wide"):
+            yield Label(Text("Edit alert rule" if r else "New alert rule", style="bold"))
+            with Horizontal(classes="row"):
+                with Vertical():
+                    yield Label("name")
+                    yield Input(r.name if r else "", id="rule-name", disabled=r is not None)
+                with Vertical():
+                    yield Label("metric")
+                    yield Select([(m, m) for m in ALERT_METRICS], value=r.metric if r else "error_rate", allow_blank=False, id="rule-metric")
+            with Horizontal(classes="row"):
+                with Vertical():
+                    yield Label("comparison")
+                    yield Select([(c, c) for c in (">", ">=", "<", "<=")], value=r.comparison if r else ">", allow_blank=False, id="rule-comparison")
+                with Vertical():
+                    yield Label("threshold")
+                    yield Input(f"{r.threshold:g}" if r else "10", id="rule-threshold", type="number")
+            with Horizontal(classes="row"):
+                with Vertical():
+                    yield Label("scope")
+                    yield Select([(s, s) for s in scopes], value=r.scope if r else "all", allow_blank=False, id="rule-scope")
+                with Vertical():
+                    yield Label("severity")
+                    yield Select([(s, s) for s in ("info", "warning", "critical")], value=r.severity if r else "warning", allow_blank=False, id="rule-severity")
+            with Horizontal(classes="row"):
+                with Vertical():
+                    yield Label("window (s)")
+                    yield Input(str(r.window if r else 300), id="rule-window", type="integer")
+                with Vertical():
+                    yield Label("for (s)")
+                    yield Input(str(r.for_ if r else 0), id="rule-for", type="integer")
+            with Horizontal(classes="row switch-row"):
+                yield Label("enabled ")
+                yield Switch(r.enabled if r else True, id="rule-enabled")
+            yield from self.buttons()
+
+    def action_submit(self) -> None:
+        q = lambda i: self.query_one(i, Input).value.strip()  # noqa: E731
+        s = lambda i: self.query_one(i, Select).value  # noqa: E731
+        try:
+            body = {
+                "name": q("#rule-name"),
+                "metric": s("#rule-metric"),
+                "comparison": s("#rule-comparison"),
+                "threshold": float(q("#rule-threshold")),
+                "scope": s("#rule-scope"),
+                "severity": s("#rule-severity"),
+                "window": int(q("#rule-window")),
+                "for": int(q("#rule-for")),
+                "enabled": self.query_one("#rule-enabled", Switch).value,
+            }
+        except ValueError:
+            self.show_error("threshold, window and for must be numbers")
+            return
+        if not body["name"]:
+            self.show_error("name: is required")
+            return
+        self.dismiss(body)

@@ -1,0 +1,789 @@
+"""The main screen: functions, code, event, result, and the live panes (logs, metrics, history,
+alerts). Wide terminals show them side by side; at 80x24 they collapse into tabs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Input, TabbedContent, TabPane, Tab, Tabs
+from textual.worker import Worker
+
+from core.errors import CloudfnError
+from core.models import Alert, AlertRule, Event, Function, InvocationRecord, InvokeResult
+from cloudfn_tui.keymap import Command, bindings
+from cloudfn_tui.screens.forms import AlertRuleScreen, ConfigureScreen, CreateFunctionScreen
+from cloudfn_tui.screens.modals import ConfirmScreen, PromptScreen
+from cloudfn_tui.screens.pickers import InvocationScreen, SavedEventsScreen, VersionsScreen
+from cloudfn_tui.widgets.editors import CodeEditor, EventEditor, EventError
+from cloudfn_tui.widgets.function_list import FunctionList, outcome_of
+from cloudfn_tui.widgets.live import (
+    AlertsPane, AlertsTable, DeleteRule, EditRule, HistoryTable, LogsPane, MetricsPane, OpenInvocation,
+)
+from cloudfn_tui.widgets.log_view import LogLine, LogView, line_from_record
+from cloudfn_tui.widgets.result_view import ResultView, result_doc
+
+# (tab id, label, widget id to focus)
+PANES = [
+    ("functions", "Functions", "functions"),
+    ("code", "Code", "code"),
+    ("event", "Event", "event"),
+    ("result", "Result", "pane-result"),
+    ("logs", "Logs", "log-view"),
+    ("metrics", "Metrics", "pane-metrics"),
+    ("history", "History", "history"),
+    ("alerts", "Alerts", "alerts-table"),
+]
+LIVE = ("logs", "metrics", "history", "alerts")
+NARROW_WIDTH = 100
+NARROW_HEIGHT = 30
+
+MAIN_COMMANDS = [
+    Command("main.help", "question_mark,f1", "help", "Help", "list every key of this screen"),
+    Command("main.filter", "slash", "filter", "Filter", "filter the function list"),
+    Command("main.command", "colon", "command_mode", "Command", "type a command (:help lists them)", show=False),
+    Command("main.invoke", "ctrl+enter,ctrl+r,f5", "invoke", "Invoke", "invoke the function with the event (ctrl+r / F5 work in tmux)", priority=True),
+    Command("main.save", "ctrl+s", "save", "Save", "save the code as a new version", priority=True),
+    Command("main.goto_error", "ctrl+g", "goto_error", "Error line", "move the editor to the line that failed", show=False),
+    Command("main.new", "n", "new_function", "New", "create a function from a template"),
+    Command("main.configure", "c", "configure", "Configure", "handler, timeout, memory, environment, concurrency, network", show=False),
+    Command("main.delete", "d,delete", "delete_function", "Delete", "delete the function (asks first)"),
+    Command("main.versions", "v", "versions", "Versions", "list versions and roll back", show=False),
+    Command("main.saved_events", "ctrl+o", "saved_events", "Saved events", "pick or delete a saved test event", show=False, priority=True),
+    Command("main.save_event", "ctrl+t", "save_event", "Save event", "save the event under a name", show=False, priority=True),
+    Command("main.metrics", "m", "metrics", "Metrics", "the full metrics screen"),
+    Command("main.refresh", "r", "refresh", "Refresh", "reload functions, history and alerts", show=False),
+    Command("main.back", "escape", "back", "Back", "close the filter or command line; back to the list", show=False, palette=False),
+    Command("main.next_pane", "right_square_bracket,ctrl+right_square_bracket", "next_pane", "Next pane", "move to the next pane", show=False),
+    Command("main.prev_pane", "left_square_bracket", "prev_pane", "Previous pane", "move to the previous pane", show=False),
+    *[
+        Command(f"main.pane_{tab}", f"alt+{i}", f"show_pane('{tab}')", label, f"go to the {label} pane", show=False)
+        for i, (tab, label, _) in enumerate(PANES, 1)
+    ],
+    Command("main.quit", "q", "app.quit", "Quit", "leave the console", show=False),
+]
+
+COMMAND_WORDS = {
+    "q": "app.quit", "quit": "app.quit", "new": "new_function", "create": "new_function",
+    "delete": "delete_function", "rm": "delete_function", "invoke": "invoke", "run": "invoke",
+    "save": "save", "w": "save", "config": "configure", "configure": "configure",
+    "versions": "versions", "rollback": "versions", "events": "saved_events", "metrics": "metrics",
+    "help": "help", "refresh": "refresh",
+}
+
+
+def _sample_events() -> dict[str, Any]:
+    """The bundled examples' sample events, by function name (pre-fills the event editor)."""
+    try:
+        from core import paths
+        from core.bundle import bundles_in
+
+        return {b.spec.name: b.event for b in bundles_in(paths.bundled_functions_dir()) if b.event is not None}
+    except Exception:
+        return {}
+
+
+class MainScreen(Screen):
+    COMMANDS_TABLE = MAIN_COMMANDS
+    BINDINGS = bindings(MAIN_COMMANDS)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.current: Function | None = None
+        self.code_drafts: dict[str, str] = {}  # unsaved code per function id
+        self.event_drafts: dict[str, tuple[str, str | None]] = {}  # event text, saved name
+        self.last_results: dict[tuple[str, str], dict[str, Any]] = {}  # (fn id, event json) -> doc
+        self.samples = _sample_events()
+        self.narrow = False
+        self.pane = "functions"
+        self._metrics_pending = False
+        self.snapshot: dict[str, Any] | None = None
+
+    # -- layout ----------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Tabs(*[Tab(label, id=f"tab-{tab}") for tab, label, _ in PANES], id="pane-tabs")
+        with Horizontal(id="top"):
+            with Vertical(id="pane-functions"):
+                yield Input(placeholder="filter: name, runtime or words of the description", id="filter")
+                yield FunctionList(id="functions")
+            with Vertical(id="work"):
+                yield CodeEditor(id="pane-code")
+                with Horizontal(id="io"):
+                    yield EventEditor(id="pane-event")
+                    yield ResultView(id="pane-result")
+        with TabbedContent(id="live", initial="logs"):
+            with TabPane("Logs", id="logs"):
+                yield LogsPane(id="pane-logs")
+            with TabPane("Metrics", id="metrics"):
+                yield MetricsPane(id="pane-metrics")
+            with TabPane("History", id="history-tab"):
+                yield HistoryTable(id="history")
+            with TabPane("Alerts", id="alerts"):
+                yield AlertsPane(id="pane-alerts")
+        yield Input(placeholder=":command — help, new, invoke, save, delete, rollback N, theme NAME, goto PANE, q", id="command")
+        yield Footer()
+
+    @property
+    def functions(self) -> FunctionList:
+        return self.query_one(FunctionList)
+
+    @property
+    def editor(self) -> CodeEditor:
+        return self.query_one(CodeEditor)
+
+    @property
+    def event_editor(self) -> EventEditor:
+        return self.query_one(EventEditor)
+
+    @property
+    def result_view(self) -> ResultView:
+        return self.query_one(ResultView)
+
+    @property
+    def log_view(self) -> LogView:
+        return self.query_one(LogView)
+
+    async def on_mount(self) -> None:
+        self.query_one("#filter", Input).display = False
+        self.query_one("#command", Input).display = False
+        self.editor.load(None)
+        self.event_editor.set_event({})
+        self.apply_layout(self.app.size.width, self.app.size.height)
+        self.functions.focus()
+        await self._load_functions()
+        self.load_all(functions=False)
+
+    def on_resize(self, event) -> None:
+        self.apply_layout(event.size.width, event.size.height)
+
+    def apply_layout(self, width: int, height: int) -> None:
+        self.narrow = width < NARROW_WIDTH or height < NARROW_HEIGHT
+        self.set_class(self.narrow, "-narrow")
+        tabs = self.query_one("#pane-tabs", Tabs)
+        tabs.display = self.narrow
+        self._show_only(self.pane if self.narrow else None)
+
+    def _show_only(self, pane: str | None) -> None:
+        """In narrow mode show one pane; None shows the wide layout."""
+        q = self.query_one
+        wide = pane is None
+        in_top = pane in ("functions", "code", "event", "result")
+        q("#top").display = wide or in_top
+        q("#pane-functions").display = wide or pane == "functions"
+        q("#work").display = wide or pane in ("code", "event", "result")
+        q("#pane-code").display = wide or pane == "code"
+        q("#io").display = wide or pane in ("event", "result")
+        q("#pane-event").display = wide or pane == "event"
+        q("#pane-result").display = wide or pane == "result"
+        q("#live").display = wide or pane in LIVE
+        if pane in LIVE:
+            q("#live", TabbedContent).active = "history-tab" if pane == "history" else pane
+
+    def action_show_pane(self, pane: str) -> None:
+        self.pane = pane
+        if self.narrow:
+            tabs = self.query_one("#pane-tabs", Tabs)
+            if tabs.active != f"tab-{pane}":
+                tabs.active = f"tab-{pane}"
+            self._show_only(pane)
+        elif pane in LIVE:
+            self.query_one("#live", TabbedContent).active = "history-tab" if pane == "history" else pane
+        target = next(w for t, _, w in PANES if t == pane)
+        self.call_after_refresh(self.query_one(f"#{target}").focus)
+
+    @on(Tabs.TabActivated, "#pane-tabs")
+    def _tab_activated(self, event: Tabs.TabActivated) -> None:
+        pane = event.tab.id.removeprefix("tab-")
+        if pane != self.pane or self.narrow:
+            self.pane = pane
+            if self.narrow:
+                self._show_only(pane)
+
+    def _step_pane(self, step: int) -> None:
+        names = [p for p, _, _ in PANES]
+        self.action_show_pane(names[(names.index(self.pane) + step) % len(names)])
+
+    def action_next_pane(self) -> None:
+        self._step_pane(1)
+
+    def action_prev_pane(self) -> None:
+        self._step_pane(-1)
+
+    def on_descendant_focus(self, event) -> None:
+        """Keep `pane` (and the narrow tabs) in step with where the focus is."""
+        node = event.widget
+        ids = {w: t for t, _, w in PANES}
+        while node is not None and node is not self:
+            if node.id in ids or node.id in ("pane-functions", "pane-code", "pane-event", "pane-logs", "pane-alerts"):
+                self.pane = ids.get(node.id) or node.id.removeprefix("pane-")
+                return
+            node = node.parent
+
+    # -- loading ---------------------------------------------------------------------------
+    async def _load_functions(self) -> None:
+        try:
+            fns = await self.app.platform.list_functions()
+        except CloudfnError as exc:
+            self.notify(f"cannot list functions: {exc.message}", severity="error", timeout=10)
+            return
+        self.functions.set_functions(fns)
+        if fns and (self.current is None or self.current.id not in self.functions.functions):
+            self.current = None
+            self.functions.move_cursor(row=0)
+            self.select(self.functions.selected_id)
+
+    @work(group="load", exclusive=True)
+    async def load_all(self, functions: bool = True) -> None:
+        if functions:
+            await self._load_functions()
+        await self._load_history()
+        await self._load_alerts()
+        await self._load_logs()
+        await self.refresh_metrics()
+
+    async def _load_history(self) -> None:
+        try:
+            records = await self.app.platform.list_invocations(limit=200)
+        except Exception:  # history lands with observability; the pane fills from events anyway
+            return
+        docs = [r.model_dump(mode="json") for r in records]
+        seen: set[str] = set()
+        for r in records:  # newest first: the first one per function is its last outcome
+            if r.function_id not in seen:
+                seen.add(r.function_id)
+                self.functions.set_outcome(r.function_id, outcome_of(r.status, r.duration, r.error_type))
+        self.query_one(HistoryTable).set_records(docs)
+
+    async def _load_alerts(self) -> None:
+        try:
+            rules = await self.app.platform.list_alert_rules()
+            states = await self.app.platform.alerts()
+        except Exception:
+            return
+        table = self.query_one(AlertsTable)
+        table.states = {a.rule: a for a in states}
+        table.set_rules(rules)
+        self.query_one(AlertsPane).show_firing(states)
+
+    async def _load_logs(self) -> None:
+        try:
+            records = await self.app.platform.query_logs(limit=200)
+        except Exception:
+            return
+        view = self.log_view
+        for rec in records:
+            view.append_record(rec.model_dump(mode="json"))
+
+    async def refresh_metrics(self) -> None:
+        self._metrics_pending = False
+        pane = self.query_one(MetricsPane)
+        try:
+            pane.snapshot = self.snapshot = await self.app.platform.metrics()
+        except Exception:
+            return
+        pane.redraw()
+
+    def _schedule_metrics(self) -> None:
+        """Event-driven and debounced: at most one snapshot a second while invocations stream."""
+        if not self._metrics_pending:
+            self._metrics_pending = True
+            self.set_timer(1.0, lambda: self.run_worker(self.refresh_metrics(), group="metrics", exclusive=True))
+
+    # -- selection -------------------------------------------------------------------------
+    @on(DataTable.RowHighlighted, "#functions")
+    def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key is not None and event.row_key.value:
+            self.select(event.row_key.value)
+
+    @on(DataTable.RowSelected, "#functions")
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_show_pane("code")
+
+    def _stash_drafts(self) -> None:
+        if self.current is None:
+            return
+        if self.editor.dirty:
+            self.code_drafts[self.current.id] = self.editor.area.text
+        else:
+            self.code_drafts.pop(self.current.id, None)
+        self.event_drafts[self.current.id] = (self.event_editor.area.text, self.event_editor.saved_name)
+
+    def select(self, fn_id: str | None) -> None:
+        fn = self.functions.functions.get(fn_id) if fn_id else None
+        if fn is not None and self.current is not None and fn.id == self.current.id:
+            return
+        self._stash_drafts()
+        self.current = fn
+        self.editor.load(fn)
+        self.query_one(MetricsPane).function_name = fn.name if fn else None
+        history = self.query_one(HistoryTable)
+        if fn is None:
+            self.event_editor.set_event({})
+            return
+        draft = self.code_drafts.get(fn.id)
+        if draft is not None:
+            self.editor.area.load_text(draft)
+            self.editor.on_text_area_changed(TextAreaChangedShim())
+        if fn.id in self.event_drafts:
+            text, name = self.event_drafts[fn.id]
+            self.event_editor.area.load_text(text)
+            self.event_editor.saved_name = name
+            self.event_editor._update_title()
+        else:
+            self.event_editor.set_event(self.samples.get(fn.name, {}))
+            self.prefill_event(fn)
+        self.result_view.show_message(f"{fn.name}: {fn.description or 'no description'}\n\nInvoke with ctrl+enter, ctrl+r or F5.")
+        del history
+
+    @work(group="prefill", exclusive=True)
+    async def prefill_event(self, fn: Function) -> None:
+        try:
+            saved = await self.app.platform.list_saved_events(fn.id)
+        except Exception:
+            return
+        if not saved or self.current is None or self.current.id != fn.id:
+            return
+        if fn.id in self.event_drafts:
+            return
+        newest = max(saved, key=lambda e: e.updated_at)
+        self.event_editor.set_event(newest.event, newest.name)
+
+    # -- invoke ----------------------------------------------------------------------------
+    def action_invoke(self) -> None:
+        fn = self.current
+        if fn is None:
+            self.notify("Select a function first.", severity="warning")
+            return
+        try:
+            event = self.event_editor.value()
+        except EventError as exc:
+            self.notify(str(exc), title="Event", severity="error")
+            if self.narrow:
+                self.action_show_pane("event")
+            else:
+                self.event_editor.area.focus()
+            return
+        if self.editor.dirty:
+            self.notify(f"Invoking the saved v{fn.version}; ctrl+s saves your edits first.", severity="warning")
+        self.result_view.show_message(f"invoking {fn.name} …")
+        self.invoke_worker(fn, event, self.event_editor.saved_name)
+
+    @work(group="invoke")
+    async def invoke_worker(self, fn: Function, event: Any, saved_name: str | None) -> InvokeResult | None:
+        platform = self.app.platform
+        key = (fn.id, json.dumps(event, sort_keys=True, default=str))
+        previous = self.last_results.get(key)
+        if saved_name:
+            try:
+                for saved in await platform.list_saved_events(fn.id):
+                    if saved.name == saved_name and saved.event == event and saved.last_result is not None:
+                        previous = saved.last_result
+            except Exception:
+                pass
+        try:
+            result = await platform.invoke(fn.id, event)
+        except CloudfnError as exc:
+            self.result_view.show_message(f"{fn.name}: {exc.message}", style="red")
+            self.notify(exc.message, title="Invoke", severity="error")
+            return None
+        doc = result_doc(result)
+        self.last_results[key] = doc
+        if saved_name:
+            try:
+                await platform.save_event(fn.id, saved_name, event, last_result=doc)
+            except Exception:
+                pass
+        if self.current is not None and self.current.id == fn.id:
+            self.result_view.show(result, previous)
+            if self.narrow and self.pane in ("event", "code", "functions"):
+                self.action_show_pane("result")
+        status = "success" if result.success else "failed"
+        if result.error_type and result.error_type.value == "Throttled":
+            status = "throttled"
+        self.functions.set_outcome(fn.id, outcome_of(status, result.duration, result.error_type.value if result.error_type else None))
+        return result
+
+    def action_goto_error(self) -> None:
+        frame = self.result_view.failing_frame
+        if frame is None:
+            self.notify("No failing line: the last result has no stack.", severity="warning")
+            return
+        if self.narrow:
+            self.action_show_pane("code")
+        self.editor.goto_line(frame.line, frame.column)
+        self.notify(f"{frame.file}:{frame.line} in {frame.function or '?'}", title="Failing line")
+
+    # -- save, create, configure, delete, roll back --------------------------------------------
+    @work(group="write")
+    async def action_save(self) -> None:
+        fn = self.current
+        if fn is None:
+            return
+        if not self.editor.dirty:
+            self.notify("No changes to save.")
+            return
+        try:
+            updated = await self.app.platform.update_function(fn.id, {"code": self.editor.area.text})
+        except CloudfnError as exc:
+            self.notify(exc.message, title="Save failed", severity="error", timeout=10)
+            return
+        self.code_drafts.pop(fn.id, None)
+        self._replace(updated)
+        self.notify(f"Saved {updated.name} as v{updated.version}.")
+
+    def _replace(self, fn: Function, reload_editor: bool = True) -> None:
+        self.functions.upsert(fn)
+        if self.current is not None and self.current.id == fn.id:
+            self.current = fn
+            if reload_editor:
+                self.editor.load(fn, keep_edits=False)
+            else:
+                self.editor.load(fn, keep_edits=True)
+
+    @work(group="write")
+    async def action_new_function(self) -> None:
+        from core import paths
+        from core.bundle import bundles_in
+
+        try:
+            templates = bundles_in(paths.bundled_functions_dir())
+        except Exception:
+            templates = []
+        body = await self.app.push_screen_wait(CreateFunctionScreen(templates))
+        if not body:
+            return
+        event = body.pop("_event", None)
+        try:
+            fn = await self.app.platform.create_function(body)
+        except CloudfnError as exc:
+            self.notify(exc.message, title="Create failed", severity="error", timeout=10)
+            return
+        if event is not None:
+            self.samples[fn.name] = event
+        self.functions.upsert(fn)
+        self.functions.select_id(fn.id)
+        self.select(fn.id)
+        self.notify(f"Created {fn.name} ({fn.runtime}).")
+        self.action_show_pane("code")
+
+    @work(group="write")
+    async def action_configure(self) -> None:
+        fn = self.current
+        if fn is None:
+            return
+        patch = await self.app.push_screen_wait(ConfigureScreen(fn))
+        if not patch:
+            return
+        try:
+            updated = await self.app.platform.update_function(fn.id, patch)
+        except CloudfnError as exc:
+            self.notify(exc.message, title="Configure failed", severity="error", timeout=10)
+            return
+        self._replace(updated, reload_editor=False)
+        self.notify(f"Configured {updated.name}: {', '.join(patch)} (v{updated.version}).")
+
+    @work(group="write")
+    async def action_delete_function(self) -> None:
+        fn = self.current
+        if fn is None:
+            return
+        ok = await self.app.push_screen_wait(
+            ConfirmScreen(f"Delete {fn.name}?", f"{fn.runtime} · v{fn.version} — its versions and saved events go too.")
+        )
+        if not ok:
+            return
+        try:
+            await self.app.platform.delete_function(fn.id)
+        except CloudfnError as exc:
+            self.notify(exc.message, title="Delete failed", severity="error")
+            return
+        self._forget(fn.id)
+        self.notify(f"Deleted {fn.name}.")
+
+    def _forget(self, fn_id: str) -> None:
+        self.functions.remove(fn_id)
+        self.code_drafts.pop(fn_id, None)
+        self.event_drafts.pop(fn_id, None)
+        if self.current is not None and self.current.id == fn_id:
+            self.current = None
+            self.select(self.functions.selected_id)
+
+    @work(group="write")
+    async def action_versions(self) -> None:
+        fn = self.current
+        if fn is None:
+            return
+        try:
+            versions = await self.app.platform.function_versions(fn.id)
+        except CloudfnError as exc:
+            self.notify(exc.message, severity="error")
+            return
+        version = await self.app.push_screen_wait(VersionsScreen(fn, versions))
+        if version is None:
+            return
+        await self.rollback(fn, version)
+
+    async def rollback(self, fn: Function, version: int) -> None:
+        ok = await self.app.push_screen_wait(
+            ConfirmScreen(f"Roll {fn.name} back to v{version}?", "The code and settings of that version become a new version.", yes="Roll back")
+        )
+        if not ok:
+            return
+        try:
+            updated = await self.app.platform.rollback_function(fn.id, version)
+        except CloudfnError as exc:
+            self.notify(exc.message, title="Roll back failed", severity="error")
+            return
+        self.code_drafts.pop(fn.id, None)
+        self._replace(updated)
+        self.notify(f"{updated.name} is now v{updated.version} (the code of v{version}).")
+
+    # -- saved events ------------------------------------------------------------------------
+    @work(group="write")
+    async def action_saved_events(self) -> None:
+        fn = self.current
+        if fn is None:
+            return
+        try:
+            saved = await self.app.platform.list_saved_events(fn.id)
+        except Exception as exc:
+            self.notify(f"saved events unavailable: {exc}", severity="error")
+            return
+        choice = await self.app.push_screen_wait(SavedEventsScreen(fn, saved))
+        if not choice:
+            return
+        what, ev = choice
+        if what == "pick":
+            self.event_editor.set_event(ev.event, ev.name)
+            if ev.last_result is not None:
+                self.last_results[(fn.id, json.dumps(ev.event, sort_keys=True, default=str))] = ev.last_result
+            return
+        ok = await self.app.push_screen_wait(ConfirmScreen(f"Delete the saved event {ev.name!r}?"))
+        if ok:
+            await self.app.platform.delete_saved_event(fn.id, ev.name)
+            if self.event_editor.saved_name == ev.name:
+                self.event_editor.saved_name = None
+                self.event_editor._update_title()
+            self.notify(f"Deleted the saved event {ev.name}.")
+
+    @work(group="write")
+    async def action_save_event(self) -> None:
+        fn = self.current
+        if fn is None:
+            return
+        try:
+            event = self.event_editor.value()
+        except EventError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        name = await self.app.push_screen_wait(PromptScreen("Save the event as", self.event_editor.saved_name or "", "a name, e.g. happy-path"))
+        if not name:
+            return
+        key = (fn.id, json.dumps(event, sort_keys=True, default=str))
+        try:
+            await self.app.platform.save_event(fn.id, name, event, last_result=self.last_results.get(key))
+        except CloudfnError as exc:
+            self.notify(exc.message, severity="error")
+            return
+        self.event_editor.saved_name = name
+        self.event_editor._update_title()
+        self.notify(f"Saved the event as {name!r}.")
+
+    # -- history and alerts --------------------------------------------------------------------
+    @on(OpenInvocation)
+    @work(group="write")
+    async def open_invocation(self, message: OpenInvocation) -> None:
+        try:
+            record = await self.app.platform.get_invocation(message.invocation_id)
+        except Exception as exc:
+            self.notify(f"cannot open the invocation: {exc}", severity="error")
+            return
+        choice = await self.app.push_screen_wait(InvocationScreen(record))
+        if choice and choice[0] == "replay":
+            fn = self.functions.functions.get(record.function_id)
+            if fn is not None:
+                self.functions.select_id(fn.id)
+                self.select(fn.id)
+                self.event_editor.set_event(record.event)
+                self.action_show_pane("event")
+
+    @on(EditRule)
+    @work(group="write")
+    async def edit_rule(self, message: EditRule) -> None:
+        names = sorted(f.name for f in self.functions.functions.values())
+        body = await self.app.push_screen_wait(AlertRuleScreen(message.rule, names))
+        if not body:
+            return
+        try:
+            if message.rule is None:
+                await self.app.platform.create_alert_rule(body)
+            else:
+                body.pop("name", None)
+                await self.app.platform.update_alert_rule(message.rule.id, body)
+        except CloudfnError as exc:
+            self.notify(exc.message, title="Alert rule", severity="error", timeout=10)
+            return
+        await self._load_alerts()
+
+    @on(DeleteRule)
+    @work(group="write")
+    async def delete_rule(self, message: DeleteRule) -> None:
+        ok = await self.app.push_screen_wait(ConfirmScreen(f"Delete the alert rule {message.rule.name}?"))
+        if not ok:
+            return
+        try:
+            await self.app.platform.delete_alert_rule(message.rule.id)
+        except CloudfnError as exc:
+            self.notify(exc.message, severity="error")
+            return
+        await self._load_alerts()
+
+    # -- the event stream ----------------------------------------------------------------------
+    def on_platform_event(self, ev: Event) -> None:
+        kind, data = ev.kind, ev.data
+        if kind in ("function.created", "function.updated"):
+            try:
+                fn = Function.model_validate(data)
+            except Exception:
+                return
+            mine = self.current is not None and self.current.id == fn.id
+            if mine and self.current.version == fn.version:
+                return
+            self.functions.upsert(fn)
+            if mine:
+                dirty = self.editor.dirty
+                self._replace(fn, reload_editor=not dirty)
+                if dirty:
+                    self.notify(f"{fn.name} changed elsewhere (now v{fn.version}); your edits are kept.", severity="warning")
+        elif kind == "function.deleted":
+            fn_id = data.get("id")
+            if fn_id:
+                self._forget(fn_id)
+        elif kind == "invocation.finished":
+            self.functions.set_outcome(data.get("function_id", ""), outcome_of(data.get("status", ""), float(data.get("duration") or 0), data.get("error_type")))
+            self.query_one(HistoryTable).add_record(data)
+            self.query_one(MetricsPane).record(data)
+            self._schedule_metrics()
+        elif kind == "log":
+            self.log_view.append_record(data)
+        elif kind in ("alert.fired", "alert.resolved"):
+            try:
+                alert = Alert.model_validate(data)
+            except Exception:
+                return
+            self.query_one(AlertsTable).set_state(alert)
+            self.query_one(AlertsPane).show_firing(list(self.query_one(AlertsTable).states.values()))
+
+    # -- filter, command line, back ------------------------------------------------------------
+    def action_filter(self) -> None:
+        if self.narrow:
+            self.action_show_pane("functions")
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.focus()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.functions.set_filter(event.value)
+
+    @on(Input.Submitted, "#filter")
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        if not event.value:
+            event.input.display = False
+        self.functions.focus()
+
+    def action_command_mode(self) -> None:
+        box = self.query_one("#command", Input)
+        box.display = True
+        box.value = ""
+        box.focus()
+
+    @on(Input.Submitted, "#command")
+    def _command_submitted(self, event: Input.Submitted) -> None:
+        event.input.display = False
+        self.functions.focus()
+        self.run_command_line(event.value)
+
+    def run_command_line(self, line: str) -> None:
+        words = line.strip().lstrip(":").split()
+        if not words:
+            return
+        head, args = words[0].lower(), words[1:]
+        if head == "theme" and args:
+            if args[0] in self.app.available_themes:
+                self.app.theme = args[0]
+            else:
+                self.notify(f"no theme {args[0]!r}; known: {', '.join(sorted(self.app.available_themes))}", severity="error")
+            return
+        if head == "filter":
+            self.query_one("#filter", Input).display = True
+            self.query_one("#filter", Input).value = " ".join(args)
+            return
+        if head in ("goto", "pane") and args:
+            names = [p for p, _, _ in PANES]
+            if args[0] in names:
+                self.action_show_pane(args[0])
+            else:
+                self.notify(f"panes: {', '.join(names)}", severity="error")
+            return
+        if head == "level" and args:
+            if args[0] in ("debug", "info", "warning", "error"):
+                self.log_view.min_level = args[0]
+            else:
+                self.notify("levels: debug, info, warning, error", severity="error")
+            return
+        if head == "rollback" and args and args[0].lstrip("v").isdigit() and self.current is not None:
+            fn, version = self.current, int(args[0].lstrip("v"))
+            self.run_worker(self.rollback(fn, version), group="write")
+            return
+        action = COMMAND_WORDS.get(head)
+        if action:
+            self.run_action(action)
+            return
+        for fn in self.functions.functions.values():
+            if fn.name == head:
+                self.functions.select_id(fn.id)
+                self.select(fn.id)
+                return
+        self.notify(f"unknown command {head!r}: try help, new, invoke, save, delete, rollback N, theme NAME, goto PANE, level L, filter TEXT, q, or a function name",
+                    severity="error", timeout=8)
+
+    def action_back(self) -> None:
+        for ident in ("#command", "#filter"):
+            box = self.query_one(ident, Input)
+            if box.has_focus:
+                if ident == "#filter":
+                    box.value = ""
+                box.display = False
+                self.functions.focus()
+                return
+        if self.query_one(LogsPane).close_search():
+            return
+        if self.narrow and self.pane != "functions":
+            self.action_show_pane("functions")
+            return
+        self.functions.focus()
+
+    def action_help(self) -> None:
+        self.app.show_help()
+
+    def action_metrics(self) -> None:
+        from cloudfn_tui.screens.metrics import MetricsScreen
+
+        self.app.push_screen(MetricsScreen(self.query_one(MetricsPane).stats, self.snapshot))
+
+    def action_refresh(self) -> None:
+        self.load_all()
+
+
+class TextAreaChangedShim:
+    """Lets `select` re-run the dirty check after loading a draft."""
+
+    def stop(self) -> None:
+        pass

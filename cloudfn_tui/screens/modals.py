@@ -1,0 +1,104 @@
+"""Small dialogs: confirm, prompt for a line of text, and the key help."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, DataTable, Input, Label
+
+from cloudfn_tui.keymap import Command, bindings, display_keys
+
+DIALOG_COMMANDS = [
+    Command("dialog.close", "escape", "dismiss_none", "Close", palette=False),
+]
+
+
+class Dialog(ModalScreen):
+    BINDINGS = bindings(DIALOG_COMMANDS)
+    COMMANDS_TABLE = DIALOG_COMMANDS
+
+    def action_dismiss_none(self) -> None:
+        self.dismiss(None)
+
+
+class ConfirmScreen(Dialog):
+    """y confirms, n or esc cancels. Dismisses with True or False."""
+
+    COMMANDS_TABLE = [
+        Command("confirm.yes", "y", "yes", "Yes", palette=False),
+        Command("confirm.no", "n,escape", "no", "No", palette=False),
+    ]
+    BINDINGS = bindings(COMMANDS_TABLE)
+
+    def __init__(self, question: str, detail: str = "", yes: str = "Delete") -> None:
+        super().__init__()
+        self.question = question
+        self.detail = detail
+        self.yes = yes
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog confirm"):
+            yield Label(Text(self.question, style="bold"), id="confirm-question")
+            if self.detail:
+                yield Label(self.detail, classes="dim")
+            with Horizontal(classes="buttons"):
+                yield Button(f"{self.yes} (y)", variant="error", id="yes")
+                yield Button("Cancel (n)", id="no")
+
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()
+
+    def action_yes(self) -> None:
+        self.dismiss(True)
+
+    def action_no(self) -> None:
+        self.dismiss(False)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+
+class PromptScreen(Dialog):
+    """One line of text; dismisses with the text or None."""
+
+    def __init__(self, title: str, value: str = "", placeholder: str = "") -> None:
+        super().__init__()
+        self.title_text = title
+        self.value = value
+        self.placeholder = placeholder
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog prompt"):
+            yield Label(Text(self.title_text, style="bold"))
+            yield Input(self.value, placeholder=self.placeholder, id="prompt-input")
+            yield Label("enter to accept · esc to cancel", classes="dim")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value.strip() or None)
+
+
+class HelpScreen(Dialog):
+    """Every key of the screen it was opened on, with its binding id (for the keymap)."""
+
+    COMMANDS_TABLE = [Command("help.close", "escape,question_mark,f1,q", "dismiss_none", "Close", palette=False)]
+    BINDINGS = bindings(COMMANDS_TABLE)
+
+    def __init__(self, rows: list[tuple[str, str, str, str]], title: str) -> None:
+        super().__init__()
+        self.rows = rows
+        self.title_text = title
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog help"):
+            yield Label(Text(self.title_text, style="bold"))
+            yield DataTable(id="help-table", cursor_type="row", zebra_stripes=True)
+            yield Label("Remap any key in the config file:  console: {keymap: {<id>: <keys>}}   · esc closes", classes="dim")
+
+    def on_mount(self) -> None:
+        table = self.query_one("#help-table", DataTable)
+        table.add_columns("key", "does", "where", "id")
+        for keys, desc, where, ident in self.rows:
+            table.add_row(Text(display_keys(keys), style="bold"), desc, where, Text(ident, style="dim"))
+        table.focus()

@@ -1,0 +1,378 @@
+"""The live panes: metrics, logs, invocation history and alerts. They are fed by the app's one
+event-stream worker (`platform.events()`); nothing here polls storage."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import DataTable, Input, Label, Sparkline, Static
+
+from core.models import Alert, AlertRule, InvocationRecord
+from cloudfn_tui.keymap import Command, bindings
+from cloudfn_tui.widgets.function_list import VimTable
+from cloudfn_tui.widgets.log_view import LogView, SearchRequested
+
+WINDOW = 60  # seconds of sparkline
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    s = sorted(values)
+    k = max(0, min(len(s) - 1, int(round(q / 100 * (len(s) - 1)))))
+    return s[k]
+
+
+@dataclass
+class Series:
+    """Per-second buckets over the last WINDOW seconds, plus bounded totals since the start."""
+
+    counts: deque = field(default_factory=lambda: deque([0] * WINDOW, maxlen=WINDOW))
+    latency_sum: deque = field(default_factory=lambda: deque([0.0] * WINDOW, maxlen=WINDOW))
+    second: int = 0
+    invocations: int = 0
+    successes: int = 0
+    throttles: int = 0
+    cold_starts: int = 0
+    durations: deque = field(default_factory=lambda: deque(maxlen=2000))
+
+    def _advance(self, now: int) -> None:
+        if self.second == 0:
+            self.second = now
+        gap = min(now - self.second, WINDOW)
+        for _ in range(max(0, gap)):
+            self.counts.append(0)
+            self.latency_sum.append(0.0)
+        if now > self.second:
+            self.second = now
+
+    def add(self, now: float, status: str, duration: float, cold: bool) -> None:
+        self._advance(int(now))
+        self.counts[-1] += 1
+        self.latency_sum[-1] += duration
+        self.invocations += 1
+        self.successes += status == "success"
+        self.throttles += status == "throttled"
+        self.cold_starts += bool(cold)
+        if status != "throttled":
+            self.durations.append(duration)
+
+    def rates(self, now: float) -> list[float]:
+        self._advance(int(now))
+        return list(self.counts)
+
+    def latencies(self, now: float) -> list[float]:
+        self._advance(int(now))
+        return [s / c if c else 0.0 for s, c in zip(self.latency_sum, self.counts)]
+
+
+class Stats:
+    """What the console itself saw on the event stream, overall and per function."""
+
+    def __init__(self) -> None:
+        self.all = Series()
+        self.by_function: dict[str, Series] = {}
+        self.by_runtime: dict[str, Series] = {}
+
+    def add(self, rec: dict[str, Any], now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        args = (now, rec.get("status", "success"), float(rec.get("duration") or 0.0), bool(rec.get("cold_start")))
+        self.all.add(*args)
+        self.by_function.setdefault(rec.get("function_name", "?"), Series()).add(*args)
+        self.by_runtime.setdefault(rec.get("runtime", "?"), Series()).add(*args)
+
+
+def _fmt_ms(v: Any) -> str:
+    return "–" if v is None else f"{float(v):.1f} ms"
+
+
+def _fmt_pct(v: Any) -> str:
+    return "–" if v is None else f"{float(v):.1f}%"
+
+
+def summary_from(stats: dict[str, Any] | None, series: Series | None) -> dict[str, Any]:
+    """Numbers to show: the platform's (a metrics snapshot, or one scope's stats of it) where it
+    has them, else what the console itself saw on the event stream."""
+    snap = dict(stats or {})
+    if isinstance(snap.get("overall"), dict):
+        snap = snap["overall"]
+    lat = snap.get("duration_ms") or {}
+    out: dict[str, Any] = {
+        "invocations": snap.get("invocations", snap.get("total_executions")),
+        "success_rate": snap.get("success_rate"),
+        "p50": lat.get("p50"), "p95": lat.get("p95"), "p99": lat.get("p99"),
+        "throttles": snap.get("throttles"),
+        "cold_starts": snap.get("cold_starts"),
+    }
+    if series is not None and not out["invocations"]:
+        d = list(series.durations)
+        out = {
+            "invocations": series.invocations,
+            "success_rate": 100.0 * series.successes / series.invocations if series.invocations else None,
+            "p50": percentile(d, 50), "p95": percentile(d, 95), "p99": percentile(d, 99),
+            "throttles": series.throttles, "cold_starts": series.cold_starts,
+        }
+    return out
+
+
+def summary_text(title: str, s: dict[str, Any]) -> Text:
+    return Text.assemble(
+        (f"{title:<14}", "bold"),
+        f"{s.get('invocations') or 0:>6} inv  ",
+        ("ok " + _fmt_pct(s.get("success_rate")), "green"), "  ",
+        f"p50 {_fmt_ms(s.get('p50'))}  p95 {_fmt_ms(s.get('p95'))}  p99 {_fmt_ms(s.get('p99'))}  ",
+        (f"thr {s.get('throttles') or 0}", "yellow"), "  ",
+        f"cold {s.get('cold_starts') or 0}",
+    )
+
+
+class MetricsPane(Vertical):
+    """Overall and selected-function numbers, with sparklines of rate and latency."""
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self.border_title = "Metrics"
+        self.stats = Stats()
+        self.snapshot: dict[str, Any] | None = None
+        self.function_name: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="metrics-all")
+        with Horizontal(classes="spark-row"):
+            yield Label("rate/s ", classes="spark-label")
+            yield Sparkline([0] * WINDOW, id="spark-rate")
+        with Horizontal(classes="spark-row"):
+            yield Label("latency", classes="spark-label")
+            yield Sparkline([0] * WINDOW, id="spark-latency")
+        yield Static(id="metrics-fn")
+        with Horizontal(classes="spark-row"):
+            yield Label("fn rate", classes="spark-label")
+            yield Sparkline([0] * WINDOW, id="spark-fn-rate")
+
+    def on_mount(self) -> None:
+        self.set_interval(1.0, self.redraw)  # the sparklines' clock: reads memory, not storage
+        self.redraw()
+
+    def record(self, rec: dict[str, Any]) -> None:
+        self.stats.add(rec)
+
+    def redraw(self) -> None:
+        now = time.time()
+        self.query_one("#metrics-all", Static).update(summary_text("all functions", summary_from(self.snapshot, self.stats.all)))
+        self.query_one("#spark-rate", Sparkline).data = self.stats.all.rates(now)
+        self.query_one("#spark-latency", Sparkline).data = self.stats.all.latencies(now)
+        name = self.function_name
+        series = self.stats.by_function.get(name) if name else None
+        fn_stats = ((self.snapshot or {}).get("functions") or {}).get(name) if name else None
+        self.query_one("#metrics-fn", Static).update(
+            summary_text(name or "(no function)", summary_from(fn_stats, series))
+        )
+        self.query_one("#spark-fn-rate", Sparkline).data = series.rates(now) if series else [0] * WINDOW
+
+
+class OpenInvocation(Message):
+    def __init__(self, invocation_id: str) -> None:
+        super().__init__()
+        self.invocation_id = invocation_id
+
+
+HISTORY_COMMANDS = [
+    Command("history.open", "enter,o", "open", "Open", "open the invocation: event, result and logs"),
+]
+
+
+class HistoryTable(VimTable):
+    BINDINGS = bindings(HISTORY_COMMANDS)
+    MAX_ROWS = 500
+
+    def __init__(self, **kw) -> None:
+        super().__init__(cursor_type="row", **kw)
+        self.function_filter: str | None = None
+        self.records: deque[dict[str, Any]] = deque(maxlen=self.MAX_ROWS)
+
+    def on_mount(self) -> None:
+        self.border_title = "History"
+        for col in ("time", "function", "status", "duration", "start"):
+            self.add_column(col, key=col)
+        self.set_interval(0.4, self.flush)
+
+    def _row(self, rec: dict[str, Any]) -> tuple:
+        t = str(rec.get("started_at", ""))[11:19]
+        status = rec.get("status", "")
+        style = {"success": "green", "failed": "red", "throttled": "yellow"}.get(status, "")
+        label = status if status == "success" else (rec.get("error_type") or status)
+        return (t, rec.get("function_name", ""), Text(label, style=style),
+                f"{float(rec.get('duration') or 0):.1f} ms", "cold" if rec.get("cold_start") else "warm")
+
+    def set_records(self, records: list[dict[str, Any]]) -> None:
+        """Newest first."""
+        self.records = deque(records[: self.MAX_ROWS], maxlen=self.MAX_ROWS)
+        self.rebuild()
+
+    def add_record(self, rec: dict[str, Any]) -> None:
+        """Batched: the table is rebuilt at most a few times a second, newest on top."""
+        self.records.appendleft(rec)
+        self._pending_flush = True
+
+    def flush(self) -> None:
+        if getattr(self, "_pending_flush", False):
+            self._pending_flush = False
+            self.rebuild()
+
+    def rebuild(self) -> None:
+        keep = self.cursor_row
+        self.clear()
+        for rec in self.records:
+            if self.function_filter and rec.get("function_name") != self.function_filter:
+                continue
+            if rec["id"] in self.rows:
+                continue
+            self.add_row(*self._row(rec), key=rec["id"])
+        if self.row_count and keep:
+            self.move_cursor(row=min(keep, self.row_count - 1))
+
+    def action_open(self) -> None:
+        if self.row_count:
+            key = self.coordinate_to_cell_key((self.cursor_row, 0)).row_key.value
+            self.post_message(OpenInvocation(key))
+
+
+class LogsPane(Vertical):
+    """The log tail plus its search box."""
+
+    def compose(self) -> ComposeResult:
+        yield Input(placeholder="search logs (enter to apply, esc to close)", id="log-search")
+        yield LogView(id="log-view")
+
+    def on_mount(self) -> None:
+        self.query_one("#log-search", Input).display = False
+
+    @property
+    def view(self) -> LogView:
+        return self.query_one(LogView)
+
+    def on_search_requested(self, message: SearchRequested) -> None:
+        box = self.query_one("#log-search", Input)
+        box.display = True
+        box.value = self.view.search_text
+        box.focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "log-search":
+            event.stop()
+            self.view.search_text = event.value.strip()
+            event.input.display = False
+            self.view.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "log-search":
+            event.stop()
+            self.view.search_text = event.value.strip()
+
+    def close_search(self) -> bool:
+        box = self.query_one("#log-search", Input)
+        if box.display:
+            box.display = False
+            self.view.focus()
+            return True
+        return False
+
+
+ALERT_COMMANDS = [
+    Command("alerts.new", "n", "new_rule", "New rule", "create an alert rule"),
+    Command("alerts.edit", "enter,e", "edit_rule", "Edit rule", "edit the selected rule"),
+    Command("alerts.delete", "d,delete", "delete_rule", "Delete rule", "delete the selected rule (asks first)"),
+]
+
+
+class EditRule(Message):
+    def __init__(self, rule: AlertRule | None) -> None:
+        super().__init__()
+        self.rule = rule
+
+
+class DeleteRule(Message):
+    def __init__(self, rule: AlertRule) -> None:
+        super().__init__()
+        self.rule = rule
+
+
+class AlertsTable(VimTable):
+    BINDINGS = bindings(ALERT_COMMANDS)
+
+    def __init__(self, **kw) -> None:
+        super().__init__(cursor_type="row", **kw)
+        self.rules: dict[str, AlertRule] = {}
+        self.states: dict[str, Alert] = {}
+
+    def on_mount(self) -> None:
+        for col in ("rule", "condition", "scope", "state", "value"):
+            self.add_column(col, key=col)
+
+    def set_rules(self, rules: list[AlertRule]) -> None:
+        self.rules = {r.name: r for r in rules}
+        self.rebuild()
+
+    def set_state(self, alert: Alert) -> None:
+        self.states[alert.rule] = alert
+        self.rebuild()
+
+    def rebuild(self) -> None:
+        keep = self.cursor_row
+        self.clear()
+        for name, rule in sorted(self.rules.items()):
+            state = self.states.get(name)
+            st = state.state if state else "inactive"
+            style = {"firing": "bold red", "pending": "yellow", "resolved": "green"}.get(st, "dim")
+            value = "" if not state or state.value is None else f"{state.value:g}"
+            cond = f"{rule.metric} {rule.comparison} {rule.threshold:g}" + ("" if rule.enabled else " (off)")
+            self.add_row(name, cond, rule.scope, Text(st, style=style), value, key=name)
+        if self.row_count:
+            self.move_cursor(row=min(keep, self.row_count - 1))
+
+    def selected(self) -> AlertRule | None:
+        if not self.row_count:
+            return None
+        key = self.coordinate_to_cell_key((self.cursor_row, 0)).row_key.value
+        return self.rules.get(key)
+
+    def action_new_rule(self) -> None:
+        self.post_message(EditRule(None))
+
+    def action_edit_rule(self) -> None:
+        rule = self.selected()
+        if rule:
+            self.post_message(EditRule(rule))
+
+    def action_delete_rule(self) -> None:
+        rule = self.selected()
+        if rule:
+            self.post_message(DeleteRule(rule))
+
+
+class AlertsPane(Vertical):
+    def compose(self) -> ComposeResult:
+        yield AlertsTable(id="alerts-table")
+        yield Static("", id="alerts-firing")
+
+    def on_mount(self) -> None:
+        self.query_one("#alerts-table").border_title = "Alert rules · n new · e edit · d delete"
+
+    def show_firing(self, alerts: list[Alert]) -> None:
+        firing = [a for a in alerts if a.state == "firing"]
+        if not firing:
+            self.query_one("#alerts-firing", Static).update(Text("no alert firing", style="green"))
+            return
+        t = Text()
+        for a in firing:
+            t.append("● ", style="bold red")
+            t.append(f"{a.rule}: {a.summary or a.state}\n")
+        self.query_one("#alerts-firing", Static).update(t)

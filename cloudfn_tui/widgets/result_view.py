@@ -1,0 +1,125 @@
+"""The result of an invocation: status, timings, the pretty JSON, the logs, an error's stack, and
+a diff against the last result of the same saved event."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.syntax import Syntax
+from rich.text import Text
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from core.models import InvokeResult
+
+
+def pretty(value: Any) -> str:
+    try:
+        return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, default=str)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def result_doc(result: InvokeResult) -> dict[str, Any]:
+    """What a saved event keeps as its last result (and what the diff compares)."""
+    if result.success:
+        return {"success": True, "result": result.result}
+    return {"success": False, "error_type": result.error_type.value if result.error_type else None, "error": result.error}
+
+
+def diff_lines(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    a = pretty(before).splitlines()
+    b = pretty(after).splitlines()
+    return [l for l in difflib.unified_diff(a, b, "last", "now", lineterm="", n=1)]
+
+
+def _heading(text: str) -> Text:
+    return Text(text, style="bold")
+
+
+def render_result(result: InvokeResult, previous: dict[str, Any] | None = None, theme: str = "ansi_dark") -> RenderableType:
+    parts: list[RenderableType] = []
+    if result.success:
+        status = Text.assemble(("✓ success", "bold green"))
+    else:
+        kind = result.error_type.value if result.error_type else "Error"
+        status = Text.assemble(("✗ ", "bold red"), (kind, "bold red"))
+    start = "cold" if result.cold_start else "warm"
+    init = f" (init {result.init_duration:.0f} ms)" if result.cold_start and result.init_duration else ""
+    parts.append(Text.assemble(
+        status, " · ", (f"{result.duration:.1f} ms", "bold"), " · ",
+        (start + init, "yellow" if result.cold_start else "cyan"), " · ", f"{result.memory_used:.1f} MB",
+    ))
+    if result.success:
+        parts.append(Syntax(pretty(result.result), "json", theme=theme, background_color="default", word_wrap=True))
+    else:
+        parts.append(Text(result.error, style="red"))
+        if result.stack:
+            parts.append(_heading("stack, innermost first (ctrl+g: go to the line)"))
+            for i, frame in enumerate(result.stack):
+                where = f"{frame.file}:{frame.line}" + (f":{frame.column}" if frame.column else "")
+                marker = "→ " if i == 0 else "  "
+                parts.append(Text.assemble((marker, "bold red"), (where, "bold" if i == 0 else ""), (f"  in {frame.function}" if frame.function else "", "dim")))
+    if result.logs:
+        parts.append(_heading("logs"))
+        parts.append(Text(result.logs.rstrip("\n"), style="dim"))
+    ident = f"{result.function_name} v{result.function_version} · {result.invocation_id}" if result.function_name else result.invocation_id
+    parts.append(Text(ident, style="dim"))
+    if previous is not None:
+        now = result_doc(result)
+        lines = diff_lines(previous, now)
+        if not lines:
+            parts.append(Text("= same as the last run of this saved event", style="green"))
+        else:
+            parts.append(_heading("diff against the last run of this saved event"))
+            for line in lines[2:]:
+                style = "green" if line.startswith("+") else "red" if line.startswith("-") else "cyan" if line.startswith("@@") else "dim"
+                parts.append(Text(line, style=style))
+    return Group(*parts)
+
+
+class ResultView(VerticalScroll):
+    """Scrollable; `show()` replaces what it shows."""
+
+    can_focus = True
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self.border_title = "Result"
+        self.result: InvokeResult | None = None
+        self.previous: dict[str, Any] | None = None
+
+    def compose(self):
+        yield Static(Text("Invoke with ctrl+enter, ctrl+r or F5.", style="dim"), id="result-body")
+
+    def show(self, result: InvokeResult, previous: dict[str, Any] | None = None) -> None:
+        self.result = result
+        self.previous = previous
+        self.query_one("#result-body", Static).update(render_result(result, previous))
+        self.border_title = "Result · ✓" if result.success else f"Result · ✗ {result.error_type.value if result.error_type else ''}"
+        self.set_class(not result.success, "-error")
+        self.scroll_home(animate=False)
+
+    def show_message(self, text: str, style: str = "dim") -> None:
+        self.query_one("#result-body", Static).update(Text(text, style=style))
+        self.border_title = "Result"
+        self.remove_class("-error")
+
+    @property
+    def failing_frame(self):
+        if self.result is None or not self.result.stack:
+            return None
+        return self.result.stack[0]
+
+    @property
+    def text(self) -> str:
+        """The rendered result as plain text (tests, copy)."""
+        from rich.console import Console
+
+        console = Console(width=200, color_system=None, record=True)
+        with console.capture():
+            console.print(render_result(self.result, self.previous) if self.result else "")
+        return console.export_text()

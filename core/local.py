@@ -124,10 +124,10 @@ class LocalPlatform:
 
     # -- functions -----------------------------------------------------------------------
     async def list_functions(self) -> list[Function]:
-        return await asyncio.to_thread(self.registry.list)
+        return self.registry.list()  # from memory: no file is read
 
     async def get_function(self, ref: str) -> Function:
-        return await asyncio.to_thread(self.registry.get, ref)
+        return self.registry.get(ref)
 
     async def create_function(self, data: dict[str, Any]) -> Function:
         fn = await asyncio.to_thread(self.registry.create, data)

@@ -1,15 +1,16 @@
 """The function registry: create, list, get by id or name, partial update, delete.
 
-Every stored version is kept in its own table, so a function can be rolled back.
+Every stored version is kept in its own table, so a function can be rolled back. The current
+functions are also held in memory: one process owns a data directory, so after the first read
+every write passes through here, and an invoke never reads the file.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from core.errors import Conflict, FieldError, InvalidInput, NotFound
-import json
-
 from core.models import Function, FunctionPatch, FunctionSpec, SavedEvent, parse_patch, parse_spec, utcnow
 from core.storage import TinyStore
 
@@ -24,13 +25,41 @@ class Registry:
     def __init__(self, store: TinyStore, default_timeout: int = 30):
         self.store = store
         self.default_timeout = default_timeout
+        self._by_id: dict[str, Function] | None = None
 
     # -- reads ---------------------------------------------------------------------------
+    def _cache(self) -> dict[str, Function]:
+        if self._by_id is None:
+            self._by_id = {d["id"]: Function.model_validate(d) for d in self.store.all(FUNCTIONS)}
+        return self._by_id
+
     def list(self) -> list[Function]:
-        return sorted((Function.model_validate(d) for d in self.store.all(FUNCTIONS)), key=lambda f: f.name)
+        return sorted(self._cache().values(), key=lambda f: f.name)
 
     def get(self, ref: str) -> Function:
-        return Function.model_validate(self._find(self.store, ref))
+        cache = self._cache()
+        fn = cache.get(ref)
+        if fn is not None:
+            return fn
+        for fn in cache.values():
+            if fn.name == ref:
+                return fn
+        raise NotFound(f"no function named {ref!r}")
+
+    def _write(self, write) -> Function:
+        """Run a write in a store transaction and keep the cache in step; a failed write
+        drops the cache, so the next read comes from the file."""
+        try:
+            fn, deleted = self.store.transaction(write)
+        except BaseException:
+            self._by_id = None
+            raise
+        cache = self._cache()
+        if deleted:
+            cache.pop(fn.id, None)
+        else:
+            cache[fn.id] = fn
+        return fn
 
     def versions(self, ref: str) -> list[Function]:
         fn = self.get(ref)
@@ -55,13 +84,13 @@ class Registry:
         spec = data if isinstance(data, FunctionSpec) else parse_spec(data)
         fn = Function(**spec.model_dump())
 
-        def write(store: TinyStore) -> Function:
+        def write(store: TinyStore) -> tuple[Function, bool]:
             self._check_name_free(store, fn.name)
             store.insert(FUNCTIONS, fn.to_doc())
             store.insert(VERSIONS, fn.to_doc())
-            return fn
+            return fn, False
 
-        return self.store.transaction(write)
+        return self._write(write)
 
     def update(self, ref: str, data: dict[str, Any] | FunctionPatch) -> Function:
         patch = data if isinstance(data, FunctionPatch) else parse_patch(data)
@@ -70,7 +99,7 @@ class Registry:
         if nulls:
             raise InvalidInput("function update", [FieldError(k, "cannot be null") for k in nulls])
 
-        def write(store: TinyStore) -> Function:
+        def write(store: TinyStore) -> tuple[Function, bool]:
             current = Function.model_validate(self._find(store, ref))
             if "name" in changes and changes["name"] != current.name:
                 self._check_name_free(store, changes["name"])
@@ -79,9 +108,9 @@ class Registry:
             )
             store.upsert(FUNCTIONS, "id", updated.to_doc())
             store.insert(VERSIONS, updated.to_doc())
-            return updated
+            return updated, False
 
-        return self.store.transaction(write)
+        return self._write(write)
 
     def rollback(self, ref: str, version: int) -> Function:
         """Make an earlier version's code and settings current again, as a new version."""
@@ -92,14 +121,14 @@ class Registry:
         return self.update(ref, FunctionPatch(**fields))
 
     def delete(self, ref: str) -> Function:
-        def write(store: TinyStore) -> Function:
+        def write(store: TinyStore) -> tuple[Function, bool]:
             fn = Function.model_validate(self._find(store, ref))
             store.remove(FUNCTIONS, "id", fn.id)
             store.remove(VERSIONS, "id", fn.id)
             store.remove(SAVED, "function_id", fn.id)
-            return fn
+            return fn, True
 
-        return self.store.transaction(write)
+        return self._write(write)
 
     @staticmethod
     def _check_name_free(store: TinyStore, name: str) -> None:

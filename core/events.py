@@ -12,6 +12,7 @@ import itertools
 import threading
 from typing import Any, AsyncIterator
 
+from core.errors import FieldError, InvalidInput
 from core.models import EVENT_KINDS, Event
 
 
@@ -78,7 +79,8 @@ class EventBus:
         """Must be called inside the event loop the reader runs in."""
         unknown = set(kinds or ()) - set(EVENT_KINDS)
         if unknown:
-            raise ValueError(f"unknown event kinds: {', '.join(sorted(unknown))}")
+            raise InvalidInput("event subscription", [FieldError(
+                "kinds", f"unknown: {', '.join(sorted(unknown))} (known: {', '.join(EVENT_KINDS)})")])
         sub = Subscription(self, kinds, maxsize or self.maxsize)
         self._subs.add(sub)
         return sub

@@ -111,6 +111,7 @@ class AlertEngine:
         self.webhook_timeout = webhook_timeout
         self.webhook_retries = webhook_retries
         self.states: dict[str, Alert] = {}
+        self._pending_since: dict[str, float] = {}
         self.webhooks_sent = 0
         self.webhooks_failed = 0
         self._tasks: set[asyncio.Task] = set()
@@ -202,7 +203,8 @@ class AlertEngine:
             if holds:
                 if prev.state in ("inactive", "resolved"):
                     new_state, state.since = "pending", when
-                if new_state == "pending" and now - state.since.timestamp() >= rule.for_:
+                    self._pending_since[rule.name] = now  # float: a datetime round trip may lose a microsecond
+                if new_state == "pending" and now - self._pending_since.get(rule.name, now) >= rule.for_:
                     new_state, state.since, state.fired_at, state.resolved_at = "firing", when, when, None
             elif prev.state == "pending":
                 new_state, state.since = "inactive", when

@@ -74,11 +74,19 @@ def info_text(info: dict[str, Any]) -> str:
             state = "not found" + (f": {rt['hint']}" if rt.get("hint") else "")
         out.append(f"  {name:<8} {state}")
     if info.get("protections"):
-        out += ["", "protections in force:"]
+        out += ["", "protections:"]
         for k, v in info["protections"].items():
-            out.append(f"  {k:<24} {v}")
+            out.append(f"  {k.replace('_', ' '):<24} {_shown(v)}")
     out += ["", f"functions: {info['functions']}"]
     return "\n".join(out)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "NO"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value)) or "-"
+    return str(value) if value not in (None, "") else "-"
 
 
 def print_invoke_result(r: InvokeResult) -> None:

@@ -117,9 +117,10 @@ class ResultView(VerticalScroll):
     @property
     def text(self) -> str:
         """The rendered result as plain text (tests, copy)."""
+        import io
+
         from rich.console import Console
 
-        console = Console(width=200, color_system=None, record=True)
-        with console.capture():
-            console.print(render_result(self.result, self.previous) if self.result else "")
-        return console.export_text()
+        console = Console(width=200, color_system=None, file=io.StringIO())
+        console.print(render_result(self.result, self.previous) if self.result else "")
+        return console.file.getvalue()

@@ -1,0 +1,211 @@
+"""An in-memory PlatformAPI with fixed ids, times and durations, so the console's snapshots are
+the same on every run. It keeps the contract's shapes (models, errors) without any execution."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timezone
+from typing import Any, AsyncIterator
+
+from core.errors import FieldError, InvalidInput, NotFound
+from core.models import (
+    Alert, AlertRule, ErrorType, Event, Function, InvocationRecord, InvokeResult, LogRecord, SavedEvent,
+    StackFrame, parse_patch, parse_spec,
+)
+
+T0 = datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+
+PY_OK = 'def handler(event, context):\n    name = event.get("name", "World")\n    return {"message": f"Hello, {name}!"}\n'
+PY_FAIL = (
+    "def check_stock(order_id):\n    raise ValueError(f\"order {order_id}: out of stock\")\n\n\n"
+    "def handler(event, context):\n    return check_stock(event.get(\"order_id\", 42))\n"
+)
+JS_OK = "async function handler(event, context) {\n  return { sum: (event.a || 0) + (event.b || 0) };\n}\n"
+GO_OK = "func handler(event interface{}, context map[string]string) interface{} {\n\treturn map[string]interface{}{\"ok\": true}\n}\n"
+
+SEED = [
+    ("hello-python", "python", PY_OK, "Echoes a greeting."),
+    ("fail-python", "python", PY_FAIL, "Always fails, to show stacks."),
+    ("sum-nodejs", "nodejs", JS_OK, "Adds a and b."),
+    ("ok-go", "go", GO_OK, "Says ok."),
+]
+
+
+class FakePlatform:
+    def __init__(self, n_extra: int = 0) -> None:
+        self.functions: dict[str, Function] = {}
+        self.versions: dict[str, list[Function]] = {}
+        self.saved: dict[tuple[str, str], SavedEvent] = {}
+        self.rules: dict[str, AlertRule] = {}
+        self.states: dict[str, Alert] = {}
+        self.records: list[InvocationRecord] = []
+        self.invocations = 0
+        self.queue: asyncio.Queue[Event | Exception] | None = None
+        self.fail_events = 0  # how many times events() fails before it works
+        self.data_dir = "/data/cloudfn"
+        self.closed = False
+        for i, (name, runtime, code, desc) in enumerate(SEED):
+            self._add(Function(id=f"fn-{i:04d}", name=name, runtime=runtime, code=code, description=desc,
+                               created_at=T0, updated_at=T0))
+        for i in range(n_extra):
+            self._add(Function(id=f"fx-{i:05d}", name=f"extra-{i:05d}", runtime="python", code=PY_OK,
+                               created_at=T0, updated_at=T0))
+
+    def _add(self, fn: Function) -> None:
+        self.functions[fn.id] = fn
+        self.versions.setdefault(fn.id, []).append(fn)
+
+    def _get(self, ref: str) -> Function:
+        for fn in self.functions.values():
+            if ref in (fn.id, fn.name):
+                return fn
+        raise NotFound(f"function {ref!r} not found")
+
+    # -- functions
+    async def list_functions(self) -> list[Function]:
+        return list(self.functions.values())
+
+    async def get_function(self, ref: str) -> Function:
+        return self._get(ref)
+
+    async def create_function(self, data: dict[str, Any]) -> Function:
+        spec = parse_spec(data)
+        if any(f.name == spec.name for f in self.functions.values()):
+            raise InvalidInput("function", [FieldError("name", "is taken")])
+        fn = Function(**spec.model_dump(), id=f"fn-new-{len(self.functions):04d}", created_at=T0, updated_at=T0)
+        self._add(fn)
+        return fn
+
+    async def update_function(self, ref: str, data: dict[str, Any]) -> Function:
+        fn = self._get(ref)
+        patch = parse_patch(data).model_dump(exclude_unset=True)
+        new = fn.model_copy(update={**patch, "version": fn.version + 1})
+        self._add(new)
+        return new
+
+    async def delete_function(self, ref: str) -> Function:
+        fn = self._get(ref)
+        del self.functions[fn.id]
+        return fn
+
+    async def function_versions(self, ref: str) -> list[Function]:
+        return list(self.versions[self._get(ref).id])
+
+    async def rollback_function(self, ref: str, version: int) -> Function:
+        fn = self._get(ref)
+        old = next(v for v in self.versions[fn.id] if v.version == version)
+        new = old.model_copy(update={"version": fn.version + 1})
+        self._add(new)
+        return new
+
+    # -- invoke
+    async def invoke(self, ref: str, event: Any = None, context: dict[str, str] | None = None) -> InvokeResult:
+        fn = self._get(ref)
+        self.invocations += 1
+        inv_id = f"inv-{self.invocations:04d}"
+        common = dict(duration=12.5, memory_used=6.0, cold_start=self.invocations == 1, init_duration=40.0,
+                      invocation_id=inv_id, function_id=fn.id, function_name=fn.name, function_version=fn.version)
+        if fn.name.startswith("fail"):
+            result = InvokeResult.failure(
+                ErrorType.HANDLER_ERROR, "ValueError: order 42: out of stock",
+                stack=[StackFrame(file="handler.py", line=2, function="check_stock", column=5),
+                       StackFrame(file="handler.py", line=6, function="handler", column=12)],
+                logs="checking stock\n", **common)
+        else:
+            greeting = fn.environment.get("GREETING", "Hello")
+            result = InvokeResult(success=True, result={"message": f"{greeting}!", "event": event}, logs="hi from the function\n", **common)
+        self.records.insert(0, InvocationRecord(
+            id=inv_id, function_id=fn.id, function_name=fn.name, function_version=fn.version, runtime=fn.runtime,
+            status="success" if result.success else "failed", error_type=result.error_type.value if result.error_type else None,
+            error=result.error, started_at=T0, duration=12.5, cold_start=result.cold_start, memory_used=6.0,
+            event=event, result=result.result, logs=result.logs))
+        return result
+
+    async def list_invocations(self, function=None, status=None, since=None, until=None, limit=50, offset=0):
+        return self.records[offset:offset + limit]
+
+    async def get_invocation(self, invocation_id: str) -> InvocationRecord:
+        for r in self.records:
+            if r.id == invocation_id:
+                return r
+        raise NotFound(invocation_id)
+
+    # -- saved events
+    async def list_saved_events(self, ref: str) -> list[SavedEvent]:
+        fn = self._get(ref)
+        return [e for (fid, _), e in self.saved.items() if fid == fn.id]
+
+    async def save_event(self, ref, name, event, last_result=None) -> SavedEvent:
+        fn = self._get(ref)
+        ev = SavedEvent(function_id=fn.id, name=name, event=event, last_result=last_result, updated_at=T0)
+        self.saved[(fn.id, name)] = ev
+        return ev
+
+    async def delete_saved_event(self, ref: str, name: str) -> None:
+        self.saved.pop((self._get(ref).id, name), None)
+
+    # -- metrics, logs, alerts
+    async def metrics(self, function: str | None = None) -> dict[str, Any]:
+        stats = {"invocations": 10, "successes": 9, "failures": 1, "throttles": 0, "timeouts": 0, "cold_starts": 2,
+                 "success_rate": 90.0, "error_rate": 10.0, "errors_by_type": {"HandlerError": 1},
+                 "duration_ms": {"avg": 10.0, "min": 1.0, "max": 40.0, "p50": 8.0, "p95": 30.0, "p99": 40.0}}
+        return {"total_executions": 10, "success_rate": 90.0, "overall": stats,
+                "functions": {"hello-python": stats}, "runtimes": {"python": stats}}
+
+    async def prometheus_metrics(self) -> str:
+        return ""
+
+    async def query_logs(self, level=None, function=None, invocation_id=None, text=None, since=None, until=None, limit=200):
+        return [LogRecord(time=T0, level="info", logger="cloudfn.platform", message="platform started"),
+                LogRecord(time=T0, level="warning", logger="fn", function="fail-python", message="fail-python failed: HandlerError")]
+
+    async def list_alert_rules(self) -> list[AlertRule]:
+        return list(self.rules.values())
+
+    async def create_alert_rule(self, data: dict[str, Any]) -> AlertRule:
+        rule = AlertRule.model_validate({**data, "id": f"rule-{len(self.rules)}", "created_at": T0, "updated_at": T0})
+        self.rules[rule.id] = rule
+        return rule
+
+    async def update_alert_rule(self, ref: str, data: dict[str, Any]) -> AlertRule:
+        rule = self.rules[ref]
+        new = AlertRule.model_validate({**rule.model_dump(by_alias=True), **data})
+        self.rules[ref] = new
+        return new
+
+    async def delete_alert_rule(self, ref: str) -> AlertRule:
+        return self.rules.pop(ref)
+
+    async def alerts(self) -> list[Alert]:
+        return list(self.states.values())
+
+    async def alert_history(self, limit: int = 100) -> list[Alert]:
+        return []
+
+    # -- live
+    async def events(self, kinds: set[str] | None = None) -> AsyncIterator[Event]:
+        if self.fail_events:
+            self.fail_events -= 1
+            raise ConnectionError("server went away")
+        if self.queue is None:
+            self.queue = asyncio.Queue()
+        while True:
+            item = await self.queue.get()
+            if isinstance(item, Exception):
+                self.queue = None
+                raise item
+            yield item
+
+    def publish(self, kind: str, data: dict[str, Any]) -> None:
+        if self.queue is None:
+            self.queue = asyncio.Queue()
+        self.queue.put_nowait(Event(kind=kind, time=T0, data=data))
+
+    async def health(self) -> dict[str, Any]:
+        return {"status": "ok"}
+
+    async def info(self) -> dict[str, Any]:
+        return {"mode": "fake"}
+
+    async def close(self) -> None:
+        self.closed = True

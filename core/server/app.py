@@ -55,6 +55,7 @@ class ServerSettings:
     cors_origins: list[str] = field(default_factory=list)
     heartbeat: float = 15.0  # seconds between SSE heartbeat comments
     sse_queue: int = 1000  # events buffered per SSE client before it loses some
+    fast_invoke: bool = True  # serve POST .../invoke in the guard, past the framework's routing
 
 
 class ServerState:
@@ -120,6 +121,48 @@ def _validation_errors(exc: RequestValidationError) -> InvalidInput:
     return InvalidInput("request", errors)
 
 
+# -- invoke: shared by the route and the guard's fast path -------------------------------------
+INVOKE_PREFIX, INVOKE_SUFFIX = "/api/v1/functions/", "/invoke"
+
+
+def parse_json_body(raw: bytes, what: str) -> Any:
+    if not raw.strip():
+        return None
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
+        raise MalformedBody(what, [FieldError("body", f"is not valid JSON: {reason}{where}")]) from None
+
+
+def parse_invoke_body(raw: bytes) -> tuple[Any, Any]:
+    """`{"event": ..., "context": {...}}` (both optional; no body is a null event)."""
+    body = parse_json_body(raw, "invocation")
+    if body is None:
+        return None, None
+    if not isinstance(body, dict):
+        raise InvalidInput("invocation", [FieldError(
+            "body", f'must be an object {{"event": ..., "context": {{...}}}}, got {type(body).__name__}')])
+    if len(body) > 2 or any(k not in ("event", "context") for k in body):
+        raise InvalidInput("invocation", [
+            FieldError(k, 'is not a known field (send {"event": ..., "context": {...}})')
+            for k in body if k not in ("event", "context")])
+    return body.get("event"), body.get("context")
+
+
+def invoke_answer(result: InvokeResult) -> tuple[int, bytes, dict[str, str]]:
+    """200 for a success and for a failed function (the seed's body, `success` false, and the
+    error type in a header), 429 when throttled."""
+    payload = result.model_dump_json().encode()
+    if result.success:
+        return 200, payload, {}
+    kind = result.error_type.value if result.error_type else "Error"
+    if result.error_type == ErrorType.THROTTLED:
+        return 429, payload, {"x-cloudfn-error-type": kind, "retry-after": "1"}
+    return 200, payload, {"x-cloudfn-error-type": kind}
+
+
 # -- the guard: shutdown, auth, body size -----------------------------------------------------
 async def _send_json(send: Callable[..., Awaitable[None]], status: int, body: dict[str, Any],
                      headers: list[tuple[bytes, bytes]] = ()) -> None:
@@ -135,11 +178,12 @@ async def _send_json(send: Callable[..., Awaitable[None]], status: int, body: di
 class Guard:
     """A plain ASGI middleware (no per-request task or copy, unlike BaseHTTPMiddleware)."""
 
-    def __init__(self, app: Any, settings: ServerSettings, state: ServerState):
+    def __init__(self, app: Any, settings: ServerSettings, state: ServerState, platform: Any = None):
         self.app = app
         self.token = settings.token.encode() if settings.token else None
         self.max_body = settings.max_body
         self.state = state
+        self.platform = platform
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
@@ -179,9 +223,42 @@ class Guard:
             wrapped = self._counting(receive)
         self.state.in_flight += 1
         try:
+            path = scope["path"]
+            if (self.platform is not None and scope["method"] == "POST" and path.startswith(INVOKE_PREFIX)
+                    and path.endswith(INVOKE_SUFFIX)):
+                ref = path[len(INVOKE_PREFIX):-len(INVOKE_SUFFIX)]
+                if ref and "/" not in ref:
+                    await self._invoke(ref, wrapped, send)
+                    return
             await self.app(scope, wrapped, send)
         finally:
             self.state.in_flight -= 1
+
+    async def _invoke(self, ref: str, receive: Callable, send: Callable) -> None:
+        """The invoke route without the framework's routing and dependency solving (it is the
+        hot path); the FastAPI route of the same path documents it and does the same."""
+        try:
+            chunks = []
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body"):
+                    break
+            event, context = parse_invoke_body(b"".join(chunks))
+            status, payload, extra = invoke_answer(await self.platform.invoke(ref, event, context))
+        except CloudfnError as exc:
+            await _send_json(send, exc.http_status, error_body(exc))
+            return
+        except BodyTooLarge as exc:
+            await _send_json(send, 413, {"error": exc.detail, "type": "BodyTooLarge", "status": 413},
+                             [(b"connection", b"close")])
+            return
+        headers = [(b"content-type", JSON_TYPE.encode()), (b"content-length", str(len(payload)).encode())]
+        headers += [(k.encode(), v.encode()) for k, v in extra.items()]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
 
     def _counting(self, receive: Callable) -> Callable:
         seen = 0
@@ -263,15 +340,7 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
         return method
 
     async def body_of(request: Request, what: str) -> Any:
-        raw = await request.body()
-        if not raw.strip():
-            return None
-        try:
-            return json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
-            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
-            raise MalformedBody(what, [FieldError("body", f"is not valid JSON: {reason}{where}")]) from None
+        return parse_json_body(await request.body(), what)
 
     async def object_body(request: Request, what: str) -> dict[str, Any]:
         data = await body_of(request, what)
@@ -368,26 +437,9 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
               summary="invoke a function; 200 with success true or false, 429 when throttled",
               response_model=InvokeResult)
     async def invoke(ref: str, request: Request) -> Response:
-        body = await body_of(request, "invocation")
-        event = context = None
-        if body is not None:
-            if not isinstance(body, dict):
-                raise InvalidInput("invocation", [FieldError(
-                    "body", f'must be an object {{"event": ..., "context": {{...}}}}, got {type(body).__name__}')])
-            if len(body) > 2 or any(k not in ("event", "context") for k in body):
-                raise InvalidInput("invocation", [
-                    FieldError(k, 'is not a known field (send {"event": ..., "context": {...}})')
-                    for k in body if k not in ("event", "context")])
-            event = body.get("event")
-            context = body.get("context")
-        result = await platform.invoke(ref, event, context)
-        if result.success:
-            return Response(result.model_dump_json(), 200, media_type=JSON_TYPE)
-        kind = result.error_type.value if result.error_type else "Error"
-        if result.error_type == ErrorType.THROTTLED:
-            return Response(result.model_dump_json(), 429, media_type=JSON_TYPE,
-                            headers={"x-cloudfn-error-type": kind, "retry-after": "1"})
-        return Response(result.model_dump_json(), 200, media_type=JSON_TYPE, headers={"x-cloudfn-error-type": kind})
+        event, context = parse_invoke_body(await request.body())
+        status, payload, headers = invoke_answer(await platform.invoke(ref, event, context))
+        return Response(payload, status, headers=headers, media_type=JSON_TYPE)
 
     # -- invocation history ---------------------------------------------------------------------
     async def _invocations(function: str | None, status: str | None, since: datetime | None,
@@ -501,7 +553,7 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
         return StreamingResponse(_sse(source, settings, state), media_type="text/event-stream",
                                  headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
 
-    app.add_middleware(Guard, settings=settings, state=state)
+    app.add_middleware(Guard, settings=settings, state=state, platform=platform if settings.fast_invoke else None)
     if settings.cors_origins:
         from starlette.middleware.cors import CORSMiddleware
 

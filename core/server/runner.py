@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import ipaddress
 import logging
 import os
@@ -188,6 +189,8 @@ async def _serve(config: Config, opts: ServeOptions) -> int:
         start = getattr(platform, "start", None)
         if start is not None:  # background work: history flushing, alert evaluation
             await start()
+        gc.collect()
+        gc.freeze()  # what exists at start lives as long as the server: keep it out of every GC pass
         platform.lock.update({"command": "cloudfn serve", "version": __version__, "url": url,
                               "auth": token is not None, "token_file": token_file})
         opts.announce(f"cloudfn {__version__} serving on {url} (pid {os.getpid()}, mode {opts.mode}; {token_note})")

@@ -269,11 +269,8 @@ async def test_event_stream(platform, name):
 
 
 async def test_event_kinds_are_validated(platform):
-    try:
-        with pytest.raises(InvalidInput) as info:
-            await anext(platform.events({"nonsense"}))
-    except ValueError:  # core/events.py raises a bare ValueError; reported, to become InvalidInput
-        pytest.xfail("LocalPlatform.events() raises ValueError for an unknown kind, not InvalidInput")
+    with pytest.raises(InvalidInput) as info:
+        await anext(platform.events({"nonsense"}))
     assert fields(info.value) == {"kinds"}
 
 

@@ -1,0 +1,269 @@
+"""REST server benchmark: `cloudfn serve` against functions-framework, side by side in one run.
+
+    python tests/benchmarks/bench_server.py [--duration 5] [--ff-venv /tmp/ffvenv]
+
+The same hello function in Python, invoked over HTTP on loopback:
+- latency p50 and p99 at 1 connection;
+- throughput (requests/s) and p99 at 16 connections;
+- server start until the first 200 (cloudfn: a restart on an existing data directory, until
+  the health route answers and until the first invoke answers; functions-framework: until the
+  function answers).
+Peers: functions-framework's default mode (gunicorn, threads) and its `--asgi` mode (uvicorn),
+as `pip install functions-framework` installs them into their own venv (not the project's):
+
+    python3 -m venv /tmp/ffvenv && /tmp/ffvenv/bin/pip install functions-framework
+
+The load generator is `wrk` (Debian package `wrk`), with a bounded duration per run. cloudfn
+runs in release mode (the seed's production setting: no access log) with its bearer token.
+Every figure is also printed as a ratio to the peer. Not collected by pytest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[2]
+TOKEN = "bench-token-0123456789abcdef"
+CLOUDFN_FN = (
+    "def handler(event, context):\n"
+    "    return {'message': 'Hello ' + (event or {}).get('name', 'World') + '!'}\n"
+)
+FF_FN = (
+    "def hello(request):\n"
+    "    event = request.get_json(silent=True) or {}\n"
+    "    return {'message': 'Hello ' + event.get('name', 'World') + '!'}\n"
+)
+# `--asgi` hands the function a Starlette request: the same function, written for it.
+FF_ASGI_FN = (
+    "async def hello(request):\n"
+    "    try:\n"
+    "        event = await request.json()\n"
+    "    except ValueError:\n"
+    "        event = {}\n"
+    "    return {'message': 'Hello ' + (event or {}).get('name', 'World') + '!'}\n"
+)
+START_DEADLINE = 60.0
+
+
+def free_port() -> int:
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_200(method: str, url: str, deadline: float, **kw) -> float:
+    """Seconds until `url` first answers 200 (polling: this is a measurement, not a test)."""
+    t0 = time.perf_counter()
+    end = t0 + deadline
+    while time.perf_counter() < end:
+        try:
+            if httpx.request(method, url, timeout=5, **kw).status_code == 200:
+                return time.perf_counter() - t0
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.005)
+    raise SystemExit(f"{url} did not answer 200 within {deadline} s")
+
+
+class Proc:
+    def __init__(self, cmd: list[str], env: dict[str, str], cwd: Path):
+        self.t0 = time.perf_counter()
+        self.log = tempfile.TemporaryFile()
+        self.p = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=self.log, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")[-3000:]
+
+    def stop(self) -> None:
+        if self.p.poll() is None:
+            os.killpg(self.p.pid, signal.SIGTERM)
+            try:
+                self.p.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.p.pid, signal.SIGKILL)
+                self.p.wait()
+
+
+def cloudfn_env(root: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDFN_")}
+    env.update(XDG_CONFIG_HOME=str(root / "cfg"), XDG_DATA_HOME=str(root / "xdg"), XDG_CACHE_HOME=str(root / "cache"),
+               PYTHONPATH=str(REPO), CLOUDFN_TOKEN=TOKEN, GIN_MODE="release")
+    return env
+
+
+def start_cloudfn(root: Path, port: int, max_concurrent: int | None = None) -> Proc:
+    cmd = [sys.executable, "-m", "cloudfn_tui.cli", "--data-dir", str(root / "data"), "serve", "--port", str(port),
+           "--mode", "release"]
+    env = cloudfn_env(root)
+    if max_concurrent:
+        env["CLOUDFN_RUNTIME_MAX_CONCURRENT"] = str(max_concurrent)
+    return Proc(cmd, env, REPO)
+
+
+def start_ff(venv: Path, src: Path, port: int, asgi: bool) -> Proc:
+    cmd = [str(venv / "bin" / "functions-framework"), "--target", "hello", "--source", str(src / "main.py"),
+           "--host", "127.0.0.1", "--port", str(port)] + (["--asgi"] if asgi else [])
+    env = {k: v for k, v in os.environ.items()}
+    return Proc(cmd, env, src)
+
+
+def wrk(url: str, body: str, headers: dict[str, str], connections: int, duration: float) -> dict[str, float]:
+    script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+    lines = ['wrk.method = "POST"', f"wrk.body = {json.dumps(body)}"]
+    lines += [f'wrk.headers["{k}"] = {json.dumps(v)}' for k, v in headers.items()]
+    script.write("\n".join(lines) + "\n")
+    script.close()
+    threads = min(2, connections)
+    run = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency",
+                          "-s", script.name, url], capture_output=True, text=True, timeout=duration + 60)
+    os.unlink(script.name)
+    out = run.stdout
+    found = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if not found:
+        raise SystemExit(f"wrk gave no figures:\n{out}\n{run.stderr}")
+    rps = float(found.group(1))
+    lat = {m.group(1): _ms(m.group(2)) for m in re.finditer(r"^\s+(50|75|90|99)%\s+([\d.]+\w+)", out, re.M)}
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    return {"rps": rps, "p50": lat["50"], "p99": lat["99"], "non2xx": int(bad.group(1)) if bad else 0,
+            "socket_errors": errors.group(1) if errors else ""}
+
+
+def _ms(text: str) -> float:
+    m = re.match(r"([\d.]+)(us|ms|s)", text)
+    v, unit = float(m.group(1)), m.group(2)
+    return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+
+
+def measure(name: str, url: str, body: str, headers: dict[str, str], duration: float) -> dict[str, float]:
+    wrk(url, body, headers, 16, 1.0)  # warm every worker the 16 connections will use
+    one = wrk(url, body, headers, 1, duration)
+    many = wrk(url, body, headers, 16, duration)
+    for run in (one, many):
+        if run["non2xx"] or run["socket_errors"]:
+            print(f"  !! {name}: {run['non2xx']} non-2xx answers, socket errors: {run['socket_errors'] or 'none'}")
+    return {"p50_1": one["p50"], "p99_1": one["p99"], "rps_1": one["rps"], "rps_16": many["rps"], "p99_16": many["p99"]}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run (default 5)")
+    ap.add_argument("--ff-venv", type=Path, default=Path("/tmp/ffvenv"))
+    ap.add_argument("--max-concurrent", type=int, action="append", default=None, metavar="N",
+                    help="cloudfn's runtime.max_concurrent (warm workers); repeat to compare "
+                         "(default: the platform's default, 10, and 2 x CPUs)")
+    args = ap.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("needs wrk (apt-get install wrk)")
+    ff_bin = args.ff_venv / "bin" / "functions-framework"
+    if not ff_bin.exists():
+        raise SystemExit(f"needs functions-framework in {args.ff_venv}: python3 -m venv {args.ff_venv} && "
+                         f"{args.ff_venv}/bin/pip install functions-framework")
+
+    results: dict[str, dict[str, float]] = {}
+    starts: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-server-") as tmp:
+        root = Path(tmp)
+        # -- cloudfn ----------------------------------------------------------------------------
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        proc = start_cloudfn(root, port)  # first start: makes the data directory
+        try:
+            wait_200("GET", base + "/api/health", START_DEADLINE)
+            r = httpx.post(base + "/api/v1/functions", headers=auth,
+                           json={"name": "bench-hello", "runtime": "python", "code": CLOUDFN_FN})
+            assert r.status_code == 201, r.text
+        finally:
+            proc.stop()
+        body = json.dumps({"event": {"name": "World"}})
+        for mc in args.max_concurrent or [None, 2 * (os.cpu_count() or 1)]:
+            label = "cloudfn serve" + (f" (max_concurrent {mc})" if mc else "")
+            port = free_port()
+            base = f"http://127.0.0.1:{port}"
+            invoke_url = base + "/api/v1/functions/bench-hello/invoke"
+            proc = start_cloudfn(root, port, mc)  # a restart, timed
+            try:
+                health = wait_200("GET", base + "/api/health", START_DEADLINE)
+                first = health + wait_200("POST", invoke_url, START_DEADLINE, headers=auth, content=body)
+                starts[label] = {"health": health, "first_invoke": first}
+                r = httpx.post(invoke_url, headers=auth, content=body)
+                assert r.json()["result"] == {"message": "Hello World!"}, r.text
+                results[label] = measure(label, invoke_url, body, {**auth, "Content-Type": "application/json"},
+                                         args.duration)
+            finally:
+                proc.stop()
+
+        # -- functions-framework, default and --asgi ---------------------------------------------
+        ff_body = json.dumps({"name": "World"})
+        for label, asgi in (("functions-framework", False), ("functions-framework --asgi", True)):
+            src = root / ("ff-asgi" if asgi else "ff")
+            src.mkdir()
+            (src / "main.py").write_text(FF_ASGI_FN if asgi else FF_FN)
+            port = free_port()
+            url = f"http://127.0.0.1:{port}/"
+            proc = start_ff(args.ff_venv, src, port, asgi)
+            try:
+                try:
+                    t = wait_200("POST", url, START_DEADLINE, content=ff_body, headers={"content-type": "application/json"})
+                except SystemExit:
+                    print(proc.output())
+                    raise
+                starts[label] = {"first_invoke": t}
+                r = httpx.post(url, content=ff_body, headers={"content-type": "application/json"})
+                assert r.json() == {"message": "Hello World!"}, r.text
+                results[label] = measure(label, url, ff_body, {"Content-Type": "application/json"}, args.duration)
+            finally:
+                proc.stop()
+
+    report(results, starts, args.duration)
+    return 0
+
+
+def report(results: dict[str, dict[str, float]], starts: dict[str, dict[str, float]], duration: float) -> None:
+    print(f"\nREST invoke of a Python hello over loopback, wrk {duration:g} s per run, {os.cpu_count()} CPUs")
+    print(f"{'server':38} {'p50@1 ms':>9} {'p99@1 ms':>9} {'rps@16':>9} {'p99@16 ms':>10}")
+    for name, r in results.items():
+        print(f"{name:38} {r['p50_1']:9.2f} {r['p99_1']:9.2f} {r['rps_16']:9.0f} {r['p99_16']:10.2f}")
+    ours = [n for n in results if n.startswith("cloudfn")]
+    peers = [n for n in results if not n.startswith("cloudfn")]
+    print("\nas a ratio to each peer (throughput: higher is better; latency: lower is better)")
+    for mine in ours:
+        cf = results[mine]
+        for name in peers:
+            r = results[name]
+            print(f"  {mine:36} vs {name:26} throughput@16 {cf['rps_16'] / r['rps_16']:5.2f}x   "
+                  f"p50@1 {cf['p50_1'] / r['p50_1']:5.2f}x   p99@1 {cf['p99_1'] / r['p99_1']:5.2f}x   "
+                  f"p99@16 {cf['p99_16'] / r['p99_16']:5.2f}x")
+    print("\nstart until the first 200")
+    for name, s in starts.items():
+        if name.startswith("cloudfn"):
+            print(f"  {name + ' (restart)':46} health {s['health'] * 1000:6.0f} ms   first invoke {s['first_invoke'] * 1000:6.0f} ms")
+        else:
+            print(f"  {name:46} first invoke {s['first_invoke'] * 1000:6.0f} ms")
+    cs = starts[ours[0]]
+    for name in peers:
+        print(f"  cloudfn first invoke / {name}: {cs['first_invoke'] / starts[name]['first_invoke']:4.2f}x")
+    print("\ngoals (issue 5): throughput >= 1.0x ff --asgi (milestone 0.8x), >= 4x ff default, p99@16 <= 3 ms")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -517,8 +517,10 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
         rule = await need("update_alert_rule")(ref, await object_body(request, "alert rule update"))
         return json_response({"message": "alert rule updated", "rule": rule_doc(rule)})
 
-    app.add_api_route(f"{v1}/alerts/rules/{{ref}}", update_alert_rule, methods=["PUT", "PATCH"], tags=["alerts"],
-                      summary="update an alert rule: only the fields sent change")
+    for method in ("PUT", "PATCH"):
+        app.add_api_route(f"{v1}/alerts/rules/{{ref}}", update_alert_rule, methods=[method], tags=["alerts"],
+                          operation_id=f"update_alert_rule_{method.lower()}",
+                          summary="update an alert rule: only the fields sent change")
 
     @app.delete(f"{v1}/alerts/rules/{{ref}}", tags=["alerts"], summary="delete an alert rule")
     async def delete_alert_rule(ref: str) -> Response:

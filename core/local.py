@@ -196,7 +196,8 @@ class LocalPlatform:
         )
         if self.history.add(rec):
             self._spawn_flush()
-        self.metrics_engine.record(rec)
+        if self.config["monitor.enable_metrics"]:  # the seed's switch; alerts read these too
+            self.metrics_engine.record(rec)
         if result.logs:
             self.logs.function_output(fn.name, rec.id, result.logs, when=started_at)
         if not result.success:

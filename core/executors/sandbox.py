@@ -474,6 +474,9 @@ class HostSandbox:
                 cmd += ["--bind" if m.rw else "--ro-bind", str(m.source), m.target]
             cmd += ["--"]
             cmd += spec.argv
+            # The shell that joins the cgroups exports PWD, which the sandbox's init keeps (a
+            # function can read /proc/1/environ): start from / so no host path shows there.
+            cwd = "/"
         else:
             # No namespaces: the runner sees host paths, so map each mount target back.
             mapping = {m.target: str(m.source) for m in spec.mounts}

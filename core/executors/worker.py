@@ -14,6 +14,7 @@ import dataclasses
 import shutil
 import json
 import os
+import re
 import signal
 import time
 import uuid
@@ -31,6 +32,8 @@ FRAME_SLACK = 64 * 1024
 EVENT_LIMIT_BYTES = 6 * 1024 * 1024
 
 SIGNAL_NAMES = {s.value: s.name for s in signal.Signals}
+NONCE_MARKER = re.compile(r"\x1e[0-9a-f]{32}\x1e\n?")  # the runner's end-of-logs markers
+PIDS_NOTE = " (the worker reached its limit on processes and threads)"
 
 
 class WorkerDied(Exception):
@@ -368,7 +371,8 @@ class Worker:
             sig = -rc
         elif rc is not None and rc > 128 and self.sandbox.bwrap:
             sig = rc - 128  # bwrap reports its child's signal death as 128+signal
-        tail = bytes(self.logs.tail).decode("utf-8", errors="replace") if self.logs else ""
+        # The markers that ended earlier invocations' logs mean nothing to the user.
+        tail = NONCE_MARKER.sub("", bytes(self.logs.tail).decode("utf-8", errors="replace")) if self.logs else ""
         low = tail.lower()
         oom = self.cg.oom_since_mark() if self.cg else False
         mem = f"{self.memory_mb} MB"
@@ -380,6 +384,15 @@ class Worker:
             return InvokeResult.failure(ErrorType.OUTPUT_TOO_LARGE, "the function wrote a file larger than the file size limit")
         last = "\n".join(tail.strip().splitlines()[-5:])
         hint = f"; its last output: {last}" if last else ""
+        # A runtime's own fatal error (Go: "fatal error: all goroutines are asleep - deadlock!")
+        # heads a long dump whose last lines say little: name it first.
+        output = self.logs.text() if self.logs else ""
+        fatal = next((line.strip() for line in output.splitlines()
+                      if line.startswith(("fatal error:", "FATAL ERROR:"))), "")
+        if fatal and fatal not in last:
+            hint = f"; {fatal}{hint}"
+        if self.cg and self.cg.pids_limit_hit_since_mark():
+            hint = PIDS_NOTE + hint
         if sig is not None:
             name = SIGNAL_NAMES.get(sig, f"signal {sig}")
             return InvokeResult.failure(ErrorType.WORKER_CRASHED, f"the worker was killed by {name}{hint}")
@@ -422,13 +435,18 @@ class Worker:
         if peak is None:
             peak = float(reply.get("maxrss_kb") or 0) / 1024
         pids_note = ""
+        recycle = False
         if self.cg:
-            if not reply.get("ok") and self.cg.pids_limit_hit_since_mark():
-                pids_note = " (the worker reached its limit on processes and threads)"
-                self.cg.mark()
+            if self.cg.pids_limit_hit_since_mark():
+                # Threads the function left running (and Node's unreaped children) would keep
+                # the limit full for every later invocation: this worker is not reused.
+                pids_note = PIDS_NOTE if not reply.get("ok") else ""
+                recycle = True
             # Anything the function started and left running stops with the invocation.
             if set(self.cg.members()) - self.baseline:
                 self.cg.kill_all(keep=self.baseline)
+        if recycle:
+            await self.kill()
         res = InvokeResult(success=bool(reply.get("ok")), duration=duration, memory_used=round(peak, 2), logs=logs)
         if res.success:
             res.result = reply.get("result")

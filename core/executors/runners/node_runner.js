@@ -203,6 +203,15 @@ async function main() {
   // invocation that is running instead of killing the worker silently.
   process.on('uncaughtException', (err) => { if (current) current(err); else process.exit(70); });
   process.on('unhandledRejection', (err) => { if (current) current(err); });
+  // Requests are read synchronously, so nothing of the runner's own keeps the event loop alive:
+  // a handler whose promise nothing can settle (no timer, socket or callback pending) would
+  // otherwise let Node exit quietly in the middle of the invocation.
+  process.on('beforeExit', () => {
+    if (current) {
+      current(new Error('the handler returned a promise that can never settle: nothing is left '
+        + 'pending in the event loop (no timer, socket or callback) that could resolve it'));
+    }
+  });
   for (;;) {
     const req = readFrame();
     const ctx = Object.assign({}, req.context || {});

@@ -279,7 +279,9 @@ class Worker:
         if self.cg:
             if self.last_peak is None:
                 self.last_peak = self.cg.peak_mb()
-            self.cg.kill_all()
+            # Killing a cgroup full of processes (a fork bomb's) polls until they are gone:
+            # off the event loop, which keeps serving every other function meanwhile.
+            await asyncio.to_thread(self.cg.kill_all)
         if self.proc and self.proc.returncode is None:
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)
@@ -299,7 +301,9 @@ class Worker:
                 self.req_w.close()
             except Exception:
                 pass
-        self._remove_cgroup()
+        cg, self.cg = self.cg, None
+        if cg is not None:
+            await asyncio.to_thread(cg.remove)  # rmdir waits out the last exits
         if self.host_dir is not None:
             shutil.rmtree(self.host_dir, ignore_errors=True)
 
@@ -444,7 +448,7 @@ class Worker:
                 recycle = True
             # Anything the function started and left running stops with the invocation.
             if set(self.cg.members()) - self.baseline:
-                self.cg.kill_all(keep=self.baseline)
+                await asyncio.to_thread(self.cg.kill_all, self.baseline)
         if recycle:
             await self.kill()
         res = InvokeResult(success=bool(reply.get("ok")), duration=duration, memory_used=round(peak, 2), logs=logs)

@@ -322,6 +322,7 @@ class Case:
     expect: dict[str, ErrorType | None]  # per runtime; None: the invocation succeeds
     slow: bool = False
     error_has: dict[str, str] = field(default_factory=dict)  # per runtime: text in the error
+    needs: tuple[str, ...] = ()  # protections (`cloudfn info`) without which the case cannot hold
     runtimes: tuple[str, ...] = ("python", "nodejs", "go")
 
 
@@ -330,13 +331,14 @@ def _all(t: ErrorType | None, **kw) -> dict[str, ErrorType | None]:
 
 
 CASES: dict[str, Case] = {
-    "memory_bomb": Case("memory_bomb", _all(E.MEMORY_LIMIT)),
+    "memory_bomb": Case("memory_bomb", _all(E.MEMORY_LIMIT), needs=("memory_cgroup",)),
     # Fork until the pids cgroup refuses: the error names the limit; the children are killed.
-    "fork_bomb": Case("fork_bomb", _all(E.HANDLER_ERROR), error_has=dict.fromkeys(RUNTIME_NAMES, "limit on processes")),
+    "fork_bomb": Case("fork_bomb", _all(E.HANDLER_ERROR), error_has=dict.fromkeys(RUNTIME_NAMES, "limit on processes"),
+                      needs=("pids_cgroup",)),
     # Python: RuntimeError (thread stacks reach RLIMIT_DATA); Node: each worker thread is a V8
     # isolate, so memory runs out before pids; Go: the runtime aborts when it cannot make a thread.
     "thread_bomb": Case("thread_bomb", _all(E.HANDLER_ERROR, nodejs=E.MEMORY_LIMIT, go=E.WORKER_CRASHED),
-                        error_has={"go": "limit on processes"}),
+                        error_has={"go": "limit on processes"}, needs=("pids_cgroup", "memory_cgroup")),
     "cpu_spin": Case("cpu_spin", _all(E.TIMEOUT), slow=True),
     "sleep_forever": Case("sleep_forever", _all(E.TIMEOUT), slow=True),
     # A promise or coroutine nothing can settle: Python waits out its timeout; Node's event loop
@@ -344,19 +346,21 @@ CASES: dict[str, Case] = {
     "never_settles": Case("never_settles", _all(E.TIMEOUT, nodejs=E.HANDLER_ERROR, go=E.WORKER_CRASHED),
                           error_has={"nodejs": "never settle", "go": "deadlock"}),
     "stdout_flood": Case("stdout_flood", _all(E.OUTPUT_TOO_LARGE)),
-    "fill_tmp": Case("fill_tmp", _all(E.HANDLER_ERROR)),
+    "fill_tmp": Case("fill_tmp", _all(E.HANDLER_ERROR), needs=("private_tmp",)),
     "huge_result": Case("huge_result", _all(E.OUTPUT_TOO_LARGE)),
     # Go's goroutine stack may grow to 1 GB: the memory cgroup stops it first.
-    "deep_recursion": Case("deep_recursion", _all(E.HANDLER_ERROR, go=E.MEMORY_LIMIT)),
-    "read_environment": Case("snoop", _all(None)),
-    "read_data_dir": Case("snoop", _all(None)),
-    "read_token": Case("snoop", _all(None)),
-    "read_shadow": Case("snoop", _all(None)),
-    "read_other_code": Case("snoop", _all(None)),
-    "connect_host": Case("connect_host", _all(None)),
-    "dns": Case("dns", _all(None)),
-    "escapee": Case("escapee", _all(None)),
-    "kill_parent": Case("kill_parent", _all(None)),
+    "deep_recursion": Case("deep_recursion", _all(E.HANDLER_ERROR, go=E.MEMORY_LIMIT), needs=("memory_cgroup",)),
+    # Without namespaces a function would see the host's files and, as root, could read them all.
+    "read_environment": Case("snoop", _all(None), needs=("bwrap_namespaces",)),
+    "read_data_dir": Case("snoop", _all(None), needs=("bwrap_namespaces",)),
+    "read_token": Case("snoop", _all(None), needs=("bwrap_namespaces",)),
+    "read_shadow": Case("snoop", _all(None), needs=("bwrap_namespaces",)),
+    "read_other_code": Case("snoop", _all(None), needs=("bwrap_namespaces",)),
+    "connect_host": Case("connect_host", _all(None), needs=("network_isolation",)),
+    "dns": Case("dns", _all(None), needs=("network_isolation",)),
+    "escapee": Case("escapee", _all(None), needs=("pids_cgroup",)),
+    # Without a pid namespace the worker's parent is the platform itself.
+    "kill_parent": Case("kill_parent", _all(None), needs=("bwrap_namespaces",)),
     "close_fds": Case("close_fds", _all(E.WORKER_CRASHED)),
     "ignore_sigterm": Case("ignore_sigterm", _all(E.TIMEOUT), slow=True),
     "unserialisable": Case("unserialisable", _all(E.INVALID_RESULT)),
@@ -445,6 +449,11 @@ async def _check_outcome(h: Host, name: str, rt: str, case: Case, res: InvokeRes
 async def test_hostile(host: Host, name: str, rt: str):
     h, p = host, host.platform
     case = CASES[name]
+    prot = p.executor.protections()
+    missing = [n for n in case.needs if not prot.get(n)]
+    if missing:
+        pytest.skip(f"this host cannot enforce it: no {', '.join(missing)} ({prot.get('bwrap_problem')}; "
+                    f"{prot.get('cgroup_problems')})")
     marker = f"cfnhostile{uuid.uuid4().hex[:12]}"
     event: dict[str, Any] = {"case": case.event_case, "marker": marker}
     ctx: dict[str, Any] = {"marker": marker}
@@ -482,8 +491,9 @@ async def test_hostile(host: Host, name: str, rt: str):
         assert again.cold_start, "the worker that hit its process limit was reused"
     after = await _hello_latencies(p, 15)
     outcome = "ok" if res.success else res.error_type.value
+    worst = max(during, default=float("nan"))
     row = (f"{name:17} {rt:6} -> {outcome:20} {took:7.0f} ms | hello p50 during {_p50(during):6.2f} ms "
-           f"(n={len(during)}), after {_p50(after):6.2f} ms, baseline {h.baseline_ms:.2f} ms")
+           f"(max {worst:6.2f}, n={len(during)}), after {_p50(after):6.2f} ms, baseline {h.baseline_ms:.2f} ms")
     print(f"\n[hostile] {row}")
     h.rows.append(row)
     limit = LATENCY_FACTOR * h.baseline_ms + LATENCY_SLACK_MS

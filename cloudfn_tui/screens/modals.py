@@ -98,7 +98,7 @@ class HelpScreen(Dialog):
 
     def on_mount(self) -> None:
         table = self.query_one("#help-table", DataTable)
-        table.add_columns("key", "does", "where", "id")
+        table.add_columns("key", "id (for the keymap)", "does", "where")
         for keys, desc, where, ident in self.rows:
-            table.add_row(Text(display_keys(keys), style="bold"), desc, where, Text(ident, style="dim"))
+            table.add_row(Text(display_keys(keys), style="bold"), Text(ident, style="dim"), desc, where)
         table.focus()

@@ -9,9 +9,15 @@ from console_fakes import FakePlatform
 
 
 async def settle(pilot, app) -> None:
-    """Wait until every worker except the endless event stream has finished, and repaint."""
+    """Wait until every worker except the endless event stream has finished, and repaint.
+    A worker that waits on an open dialog is left alone: it finishes when the dialog does."""
+    from textual.screen import ModalScreen
+
     for _ in range(50):
-        busy = [w for w in app.workers if w.group != "events" and not w.is_finished]
+        if isinstance(app.screen, ModalScreen) or app.screen.__class__.__name__ == "MetricsScreen":
+            busy = [w for w in app.workers if w.group not in ("events", "write") and not w.is_finished]
+        else:
+            busy = [w for w in app.workers if w.group != "events" and not w.is_finished]
         if not busy:
             break
         await app.workers.wait_for_complete(busy)

@@ -18,9 +18,10 @@ from core.errors import FieldError, InvalidInput
 
 RUNTIMES = ("python", "nodejs", "go")
 RUNTIME_ALIASES = {"node": "nodejs", "node.js": "nodejs", "py": "python", "python3": "python", "golang": "go"}
-NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-HANDLER_RE = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*(?:\.[A-Za-z_$][A-Za-z0-9_$]*)?$")
-ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# `\Z`, not `$`: `$` also matches before a trailing newline, so "abc\n" would pass.
+NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
+HANDLER_RE = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*(?:\.[A-Za-z_$][A-Za-z0-9_$]*)?\Z")
+ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 MAX_CODE_BYTES = 1024 * 1024
 TIMEOUT_RANGE = (1, 900)
 MEMORY_RANGE = (64, 8192)
@@ -340,7 +341,7 @@ class AlertRuleSpec(BaseModel):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not re.match(r"^[a-z0-9][a-z0-9_-]{0,62}$", v):
+        if not re.match(r"^[a-z0-9][a-z0-9_-]{0,62}\Z", v):
             raise ValueError("must be 1-63 lowercase letters, digits, dashes or underscores")
         return v
 

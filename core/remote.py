@@ -344,11 +344,17 @@ def _seg(value: str) -> str:
 
 
 def _params(**kw: Any) -> dict[str, Any]:
+    """Query parameters as the server's document has them: times in RFC 3339 with an offset (a
+    naive time is this machine's local time, as LocalPlatform reads it), log levels lowercase."""
     out = {}
     for k, v in kw.items():
         if v is None:
             continue
-        out[k] = v.isoformat() if isinstance(v, datetime) else v
+        if isinstance(v, datetime):
+            v = (v if v.tzinfo is not None else v.astimezone()).isoformat()
+        elif k == "level" and isinstance(v, str):
+            v = v.lower()
+        out[k] = v
     return out
 
 

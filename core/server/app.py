@@ -19,10 +19,9 @@ import hmac
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Awaitable, Callable
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -30,14 +29,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from core import __version__
 from core.api import PlatformAPI
 from core.errors import CloudfnError, FieldError, InvalidInput
-from core.models import (
-    EVENT_KINDS,
-    AlertRuleSpec,
-    ErrorType,
-    FunctionPatch,
-    FunctionSpec,
-    InvokeResult,
-)
+from core.models import EVENT_KINDS, ErrorType, InvokeResult
+from core.server import schema as S
 
 log = logging.getLogger("cloudfn.server")
 
@@ -64,12 +57,37 @@ class ServerState:
 
     def __init__(self) -> None:
         self.shutting_down = False
-        self.in_flight = 0
+        self.in_flight = 0  # requests being served (the 503s of a shutdown are not counted)
         self.streams: set[asyncio.Queue] = set()
+        self._drained: asyncio.Event | None = None
+
+    def request_done(self) -> None:
+        self.in_flight -= 1
+        if self.in_flight == 0 and self._drained is not None:
+            self._drained.set()
+
+    async def wait_drained(self, timeout: float) -> bool:
+        """Wait (on the loop) until no request is being served, `timeout` seconds at most, or
+        until `stop_waiting`. True when drained."""
+        if self._drained is None:
+            self._drained = asyncio.Event()
+        if self.in_flight == 0:
+            return True
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._drained.wait(), timeout)
+        return self.in_flight == 0
+
+    def stop_waiting(self) -> None:
+        """Call on the event loop's thread (a forced exit)."""
+        if self._drained is None:
+            self._drained = asyncio.Event()
+        self._drained.set()
 
     def begin_shutdown(self) -> None:
         """Call on the event loop's thread."""
         self.shutting_down = True
+        if self._drained is None:
+            self._drained = asyncio.Event()
         for q in list(self.streams):
             with contextlib.suppress(asyncio.QueueFull):
                 q.put_nowait(None)
@@ -232,7 +250,7 @@ class Guard:
                     return
             await self.app(scope, wrapped, send)
         finally:
-            self.state.in_flight -= 1
+            self.state.request_done()
 
     async def _invoke(self, ref: str, receive: Callable, send: Callable) -> None:
         """The invoke route without the framework's routing and dependency solving (it is the
@@ -254,6 +272,11 @@ class Guard:
         except BodyTooLarge as exc:
             await _send_json(send, 413, {"error": exc.detail, "type": "BodyTooLarge", "status": 413},
                              [(b"connection", b"close")])
+            return
+        except Exception:
+            log.exception("POST %s%s%s failed", INVOKE_PREFIX, ref, INVOKE_SUFFIX)
+            await _send_json(send, 500, {"error": "internal server error (the server's log has the details)",
+                                         "type": "InternalError", "status": 500})
             return
         headers = [(b"content-type", JSON_TYPE.encode()), (b"content-length", str(len(payload)).encode())]
         headers += [(k.encode(), v.encode()) for k, v in extra.items()]
@@ -277,28 +300,6 @@ class Guard:
 
 
 # -- the application --------------------------------------------------------------------------
-def _schema(model: Any, partial: bool = False) -> dict[str, Any]:
-    schema = model.model_json_schema(by_alias=True)
-    return {"requestBody": {"required": not partial, "content": {JSON_TYPE: {"schema": schema}}}}
-
-
-_INVOKE_BODY = {
-    "requestBody": {
-        "required": False,
-        "content": {JSON_TYPE: {"schema": {
-            "type": "object",
-            "properties": {
-                "event": {"description": "any JSON value, passed to the handler as `event`"},
-                "context": {"type": "object", "additionalProperties": {"type": "string"},
-                            "description": "a map of strings, merged into the handler's `context`"},
-            },
-            "additionalProperties": False,
-            "example": {"event": {"name": "World"}, "context": {"user": "test"}},
-        }}},
-    }
-}
-
-
 def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
                state: ServerState | None = None) -> FastAPI:
     settings = settings or ServerSettings()
@@ -328,10 +329,22 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         kind = {404: "NotFound", 405: "MethodNotAllowed", 413: "BodyTooLarge"}.get(exc.status_code, "HTTPError")
         detail = exc.detail
+        headers = dict(getattr(exc, "headers", None) or {})
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"no route {request.method} {request.url.path} (see /docs or /openapi.json)"
+        if exc.status_code == 405:
+            # Starlette names only the first route of the path; every method of it is allowed.
+            allowed = _methods_of(app, request.url.path)
+            headers["allow"] = ", ".join(allowed)
+            detail = f"{request.method} is not allowed on {request.url.path} (allowed: {', '.join(allowed)})"
         return json_response({"error": detail, "type": kind, "status": exc.status_code}, exc.status_code,
-                             headers=getattr(exc, "headers", None))
+                             headers=headers or None)
+
+    @app.exception_handler(Exception)
+    async def _internal_error(request: Request, exc: Exception) -> Response:
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return json_response({"error": "internal server error (the server's log has the details)",
+                              "type": "InternalError", "status": 500}, 500)
 
     def need(name: str) -> Callable[..., Any]:
         method = getattr(platform, name, None)
@@ -342,11 +355,14 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
     async def body_of(request: Request, what: str) -> Any:
         return parse_json_body(await request.body(), what)
 
-    async def object_body(request: Request, what: str) -> dict[str, Any]:
+    async def object_body(request: Request, what: str, schema: dict[str, Any] | None = None, model: Any = None,
+                          base: dict[str, Any] | None = None) -> dict[str, Any]:
         data = await body_of(request, what)
         if not isinstance(data, dict):
             got = "nothing" if data is None else type(data).__name__
             raise InvalidInput(what, [FieldError("body", f"must be a JSON object, got {got}")])
+        if schema is not None:
+            S.check_body(schema, data, what, model, base)
         return data
 
     # -- health and metrics (unversioned, as the seed has them) ---------------------------------
@@ -360,68 +376,86 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
         return json_response(body)
 
     for path in ("/api/health", "/api/v1/health"):
-        app.add_api_route(path, health, methods=["GET"], tags=["about"], summary="health check (no token needed)")
+        app.add_api_route(path, health, methods=["GET"], tags=["about"], summary="health check (no token needed)",
+                          operation_id=f"health{'_v1' if 'v1' in path else ''}",
+                          responses=S.responses(S.Health, auth=False), openapi_extra={"security": []})
 
-    async def metrics_json(function: str | None = None) -> Response:
-        return json_response(await need("metrics")(function))
+    function_param = S.param("function", {"type": "string"}, "a function's id or name (404 if there is none)")
+
+    async def metrics_json(request: Request) -> Response:
+        return json_response(await need("metrics")(request.query_params.get("function")))
 
     for path in ("/api/metrics", "/api/v1/metrics"):
         app.add_api_route(path, metrics_json, methods=["GET"], tags=["metrics"],
-                          summary="the metrics snapshot as JSON (the seed's fields and more)")
+                          operation_id=f"metrics_json{'_v1' if 'v1' in path else ''}",
+                          summary="the metrics snapshot as JSON (the seed's fields and more)",
+                          responses=S.responses(None, 404, ok_content={JSON_TYPE: {"schema": {"type": "object"}}}),
+                          openapi_extra=S.params(function_param))
 
-    @app.get("/metrics", tags=["metrics"], summary="metrics in the Prometheus text format")
+    @app.get("/metrics", tags=["metrics"], summary="metrics in the Prometheus text format",
+             responses=S.responses(None, ok_content={"text/plain": {"schema": {"type": "string"}}}))
     async def metrics_prometheus() -> Response:
         text = await need("prometheus_metrics")()
         return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     v1 = "/api/v1"
 
-    @app.get(f"{v1}/info", tags=["about"], summary="version, paths, settings, runtimes, protections")
+    @app.get(f"{v1}/info", tags=["about"], summary="version, paths, settings, runtimes, protections",
+             responses=S.responses(None, ok_content={JSON_TYPE: {"schema": {"type": "object"}}}))
     async def info() -> Response:
         return json_response(await platform.info())
 
     # -- functions ------------------------------------------------------------------------------
-    @app.get(f"{v1}/functions", tags=["functions"], summary="list functions")
+    create_body, patch_body = S.function_body(), S.function_body(patch=True)
+
+    @app.get(f"{v1}/functions", tags=["functions"], summary="list functions", responses=S.responses(S.FunctionList))
     async def list_functions() -> Response:
         fns = await platform.list_functions()
         return json_response({"functions": [f.to_doc() for f in fns], "count": len(fns)})
 
     @app.post(f"{v1}/functions", tags=["functions"], status_code=201, summary="create a function",
-              openapi_extra=_schema(FunctionSpec))
+              openapi_extra=create_body, responses=S.responses(S.FunctionChanged, 400, 409, 422, status=201))
     async def create_function(request: Request) -> Response:
-        fn = await platform.create_function(await object_body(request, "function"))
+        fn = await platform.create_function(await object_body(request, "function", create_body, S.FunctionSpec))
         return json_response({"message": "function created", "function": fn.to_doc()}, 201)
 
-    @app.get(f"{v1}/functions/{{ref}}", tags=["functions"], summary="one function, by id or name")
+    @app.get(f"{v1}/functions/{{ref}}", tags=["functions"], summary="one function, by id or name",
+             responses=S.responses(S.FunctionAnswer, 404))
     async def get_function(ref: str) -> Response:
         return json_response({"function": (await platform.get_function(ref)).to_doc()})
 
-    @app.put(f"{v1}/functions/{{ref}}", tags=["functions"], summary="update a function: only the fields sent change",
-             openapi_extra=_schema(FunctionPatch, partial=True))
     async def update_function(ref: str, request: Request) -> Response:
-        fn = await platform.update_function(ref, await object_body(request, "function update"))
+        fn = await platform.update_function(ref, await object_body(request, "function update", patch_body, S.FunctionPatch))
         return json_response({"message": "function updated", "function": fn.to_doc()})
 
-    app.add_api_route(f"{v1}/functions/{{ref}}", update_function, methods=["PATCH"], tags=["functions"],
-                      summary="the same as PUT (updates are partial)", openapi_extra=_schema(FunctionPatch, partial=True))
+    for method, summary in (("PUT", "update a function: only the fields sent change"),
+                            ("PATCH", "the same as PUT (updates are partial)")):
+        app.add_api_route(f"{v1}/functions/{{ref}}", update_function, methods=[method], tags=["functions"],
+                          operation_id=f"update_function_{method.lower()}", summary=summary,
+                          openapi_extra=patch_body, responses=S.responses(S.FunctionChanged, 400, 404, 409, 422))
 
-    @app.delete(f"{v1}/functions/{{ref}}", tags=["functions"], summary="delete a function")
+    @app.delete(f"{v1}/functions/{{ref}}", tags=["functions"], summary="delete a function",
+                responses=S.responses(S.FunctionChanged, 404))
     async def delete_function(ref: str) -> Response:
         fn = await platform.delete_function(ref)
         return json_response({"message": "function deleted", "function": fn.to_doc()})
 
-    @app.get(f"{v1}/functions/{{ref}}/versions", tags=["functions"], summary="every stored version, oldest first")
+    @app.get(f"{v1}/functions/{{ref}}/versions", tags=["functions"], summary="every stored version, oldest first",
+             responses=S.responses(S.VersionList, 404))
     async def function_versions(ref: str) -> Response:
         versions = await platform.function_versions(ref)
         return json_response({"versions": [v.to_doc() for v in versions], "count": len(versions)})
 
+    rollback_body = S.body(S.ROLLBACK_BODY)
+
     @app.post(f"{v1}/functions/{{ref}}/rollback", tags=["functions"],
               summary="make an earlier version current again (as a new version)",
-              openapi_extra={"requestBody": {"required": True, "content": {JSON_TYPE: {"schema": {
-                  "type": "object", "required": ["version"], "properties": {"version": {"type": "integer", "minimum": 1}}}}}}})
+              openapi_extra=rollback_body, responses=S.responses(S.FunctionChanged, 400, 404, 409, 422))
     async def rollback_function(ref: str, request: Request) -> Response:
         data = await object_body(request, "rollback")
         version = data.get("version")
+        if isinstance(version, float) and version.is_integer():
+            version = int(version)  # JSON does not tell 2 from 2.0
         bad = [FieldError(k, "is not a known field") for k in data if k != "version"]
         if "version" not in data:
             bad.insert(0, FieldError("version", "is required"))
@@ -433,68 +467,98 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
         return json_response({"message": f"function rolled back to version {version}", "function": fn.to_doc()})
 
     # -- invoke (the hot path: no pydantic body model, one JSON encode) ---------------------------
-    @app.post(f"{v1}/functions/{{ref}}/invoke", tags=["invoke"], openapi_extra=_INVOKE_BODY,
+    @app.post(f"{v1}/functions/{{ref}}/invoke", tags=["invoke"], openapi_extra=S.body(S.INVOKE_BODY, required=False),
               summary="invoke a function; 200 with success true or false, 429 when throttled",
-              response_model=InvokeResult)
+              responses=S.invoke_responses())
     async def invoke(ref: str, request: Request) -> Response:
         event, context = parse_invoke_body(await request.body())
         status, payload, headers = invoke_answer(await platform.invoke(ref, event, context))
         return Response(payload, status, headers=headers, media_type=JSON_TYPE)
 
     # -- invocation history ---------------------------------------------------------------------
-    async def _invocations(function: str | None, status: str | None, since: datetime | None,
-                           until: datetime | None, limit: int, offset: int) -> Response:
+    history_params = (
+        S.param("status", {"type": "string", "enum": list(S.STATUSES)}),
+        S.param("since", S.TIME_SCHEMA, "only invocations started at or after this time"),
+        S.param("until", S.TIME_SCHEMA, "only invocations started at or before this time"),
+        S.param("limit", S.int_schema(1, 1000, 50)),
+        S.param("offset", S.int_schema(0, None, 0)),
+    )
+
+    async def _invocations(function: str | None, request: Request) -> Response:
+        q = S.Query(request.query_params, "history query")
+        status = q.choice("status", S.STATUSES)
+        since, until = q.time("since"), q.time("until")
+        limit, offset = q.integer("limit", 50, 1, 1000), q.integer("offset", 0, 0)
+        q.done()
         records = await need("list_invocations")(function=function, status=status, since=since, until=until,
                                                  limit=limit, offset=offset)
         return json_response({"invocations": [r.model_dump(mode="json") for r in records], "count": len(records)})
 
-    @app.get(f"{v1}/invocations", tags=["history"], summary="invocation history, newest first")
-    async def list_invocations(function: str | None = None, status: str | None = None,
-                               since: datetime | None = None, until: datetime | None = None,
-                               limit: int = 50, offset: int = 0) -> Response:
-        return await _invocations(function, status, since, until, limit, offset)
+    @app.get(f"{v1}/invocations", tags=["history"], summary="invocation history, newest first",
+             openapi_extra=S.params(function_param, *history_params), responses=S.responses(S.InvocationList, 404, 422))
+    async def list_invocations(request: Request) -> Response:
+        return await _invocations(request.query_params.get("function"), request)
 
-    @app.get(f"{v1}/functions/{{ref}}/invocations", tags=["history"], summary="one function's invocations, newest first")
-    async def function_invocations(ref: str, status: str | None = None, since: datetime | None = None,
-                                   until: datetime | None = None, limit: int = 50, offset: int = 0) -> Response:
-        return await _invocations(ref, status, since, until, limit, offset)
+    @app.get(f"{v1}/functions/{{ref}}/invocations", tags=["history"], summary="one function's invocations, newest first",
+             openapi_extra=S.params(*history_params), responses=S.responses(S.InvocationList, 404, 422))
+    async def function_invocations(ref: str, request: Request) -> Response:
+        return await _invocations(ref, request)
 
-    @app.get(f"{v1}/invocations/{{invocation_id}}", tags=["history"], summary="one invocation")
+    @app.get(f"{v1}/invocations/{{invocation_id}}", tags=["history"], summary="one invocation",
+             responses=S.responses(S.InvocationAnswer, 404))
     async def get_invocation(invocation_id: str) -> Response:
         record = await need("get_invocation")(invocation_id)
         return json_response({"invocation": record.model_dump(mode="json")})
 
     # -- saved test events ----------------------------------------------------------------------
-    @app.get(f"{v1}/functions/{{ref}}/saved-events", tags=["saved events"], summary="a function's saved test events")
+    @app.get(f"{v1}/functions/{{ref}}/saved-events", tags=["saved events"], summary="a function's saved test events",
+             responses=S.responses(S.SavedEventList, 404))
     async def list_saved_events(ref: str) -> Response:
         events = await need("list_saved_events")(ref)
         return json_response({"saved_events": [e.model_dump(mode="json") for e in events], "count": len(events)})
 
+    saved_name = S.param("name", {"type": "string", "minLength": 1, "maxLength": 64, "pattern": S.NOT_BLANK},
+                         "the event's name: 1-64 characters, not blank (kept stripped)", where="path")
+    saved_body = S.body(S.SAVED_EVENT_BODY)
+
     @app.put(f"{v1}/functions/{{ref}}/saved-events/{{name}}", tags=["saved events"],
              summary="save (create or replace) a named test event",
-             openapi_extra={"requestBody": {"required": True, "content": {JSON_TYPE: {"schema": {
-                 "type": "object", "properties": {"event": {}, "last_result": {"type": ["object", "null"]}}}}}}})
-    async def save_event(ref: str, name: str, request: Request) -> Response:
-        data = await object_body(request, "saved event")
+             openapi_extra={**saved_body, **S.params(saved_name)},
+             responses=S.responses(S.SavedEventChanged, 400, 404, 422))
+    async def save_event(ref: str, request: Request) -> Response:
+        name = request.path_params["name"]
+        data = await object_body(request, "saved event", saved_body)
         bad = [FieldError(k, "is not a known field") for k in data if k not in ("event", "last_result")]
-        if data.get("last_result") is not None and not isinstance(data["last_result"], dict):
-            bad.append(FieldError("last_result", "must be an object or null"))
         if bad:
             raise InvalidInput("saved event", bad)
         saved = await need("save_event")(ref, name, data.get("event"), data.get("last_result"))
         return json_response({"message": "event saved", "saved_event": saved.model_dump(mode="json")})
 
-    @app.delete(f"{v1}/functions/{{ref}}/saved-events/{{name}}", tags=["saved events"], summary="delete a saved test event")
-    async def delete_saved_event(ref: str, name: str) -> Response:
-        await need("delete_saved_event")(ref, name)
+    @app.delete(f"{v1}/functions/{{ref}}/saved-events/{{name}}", tags=["saved events"],
+                summary="delete a saved test event", openapi_extra=S.params(saved_name),
+                responses=S.responses(S.Message, 404, 422))
+    async def delete_saved_event(ref: str, request: Request) -> Response:
+        await need("delete_saved_event")(ref, request.path_params["name"])
         return json_response({"message": "saved event deleted"})
 
     # -- logs -----------------------------------------------------------------------------------
-    @app.get(f"{v1}/logs", tags=["logs"], summary="query logs: oldest first within the newest `limit` matches")
-    async def query_logs(level: str | None = None, function: str | None = None, invocation_id: str | None = None,
-                         text: str | None = None, since: datetime | None = None, until: datetime | None = None,
-                         limit: int = 200) -> Response:
-        records = await need("query_logs")(level=level, function=function, invocation_id=invocation_id, text=text,
+    @app.get(f"{v1}/logs", tags=["logs"], summary="query logs: oldest first within the newest `limit` matches",
+             openapi_extra=S.params(
+                 S.param("level", {"type": "string", "enum": list(S.LEVEL_CHOICES)}, "this level and above"),
+                 S.param("function", {"type": "string"}, "a function's name"),
+                 S.param("invocation_id", {"type": "string"}),
+                 S.param("text", {"type": "string"}, "lines containing this text"),
+                 S.param("since", S.TIME_SCHEMA), S.param("until", S.TIME_SCHEMA),
+                 S.param("limit", S.int_schema(1, 10_000, 200))),
+             responses=S.responses(S.LogList, 422))
+    async def query_logs(request: Request) -> Response:
+        q = S.Query(request.query_params, "log query")
+        level = q.choice("level", S.LEVEL_CHOICES)
+        since, until = q.time("since"), q.time("until")
+        limit = q.integer("limit", 200, 1, 10_000)
+        q.done()
+        records = await need("query_logs")(level=level, function=q.text("function"),
+                                           invocation_id=q.text("invocation_id"), text=q.text("text"),
                                            since=since, until=until, limit=limit)
         return json_response({"logs": [r.model_dump(mode="json") for r in records], "count": len(records)})
 
@@ -502,38 +566,48 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
     def rule_doc(rule: Any) -> dict[str, Any]:
         return rule.model_dump(mode="json", by_alias=True)
 
-    @app.get(f"{v1}/alerts/rules", tags=["alerts"], summary="alert rules")
+    rule_create, rule_patch = S.rule_body(), S.rule_body(patch=True)
+
+    @app.get(f"{v1}/alerts/rules", tags=["alerts"], summary="alert rules", responses=S.responses(S.RuleList))
     async def list_alert_rules() -> Response:
         rules = await need("list_alert_rules")()
         return json_response({"rules": [rule_doc(r) for r in rules], "count": len(rules)})
 
     @app.post(f"{v1}/alerts/rules", tags=["alerts"], status_code=201, summary="create an alert rule",
-              openapi_extra=_schema(AlertRuleSpec))
+              openapi_extra=rule_create, responses=S.responses(S.RuleChanged, 400, 409, 422, status=201))
     async def create_alert_rule(request: Request) -> Response:
-        rule = await need("create_alert_rule")(await object_body(request, "alert rule"))
+        rule = await need("create_alert_rule")(await object_body(request, "alert rule", rule_create, S.AlertRuleSpec))
         return json_response({"message": "alert rule created", "rule": rule_doc(rule)}, 201)
 
     async def update_alert_rule(ref: str, request: Request) -> Response:
-        rule = await need("update_alert_rule")(ref, await object_body(request, "alert rule update"))
+        rule = await need("update_alert_rule")(ref, await object_body(request, "alert rule update", rule_patch,
+                                                                     S.AlertRuleSpec, S.RULE_BASE))
         return json_response({"message": "alert rule updated", "rule": rule_doc(rule)})
 
     for method in ("PUT", "PATCH"):
         app.add_api_route(f"{v1}/alerts/rules/{{ref}}", update_alert_rule, methods=[method], tags=["alerts"],
                           operation_id=f"update_alert_rule_{method.lower()}",
-                          summary="update an alert rule: only the fields sent change")
+                          summary="update an alert rule: only the fields sent change",
+                          openapi_extra=rule_patch, responses=S.responses(S.RuleChanged, 400, 404, 409, 422))
 
-    @app.delete(f"{v1}/alerts/rules/{{ref}}", tags=["alerts"], summary="delete an alert rule")
+    @app.delete(f"{v1}/alerts/rules/{{ref}}", tags=["alerts"], summary="delete an alert rule",
+                responses=S.responses(S.RuleChanged, 404))
     async def delete_alert_rule(ref: str) -> Response:
         rule = await need("delete_alert_rule")(ref)
         return json_response({"message": "alert rule deleted", "rule": rule_doc(rule)})
 
-    @app.get(f"{v1}/alerts", tags=["alerts"], summary="the current state of every rule")
+    @app.get(f"{v1}/alerts", tags=["alerts"], summary="the current state of every rule", responses=S.responses(S.AlertList))
     async def alerts() -> Response:
         items = await need("alerts")()
         return json_response({"alerts": [a.model_dump(mode="json") for a in items], "count": len(items)})
 
-    @app.get(f"{v1}/alerts/history", tags=["alerts"], summary="alert transitions, newest first")
-    async def alert_history(limit: int = 100) -> Response:
+    @app.get(f"{v1}/alerts/history", tags=["alerts"], summary="alert transitions, newest first",
+             openapi_extra=S.params(S.param("limit", S.int_schema(1, 1000, 100))),
+             responses=S.responses(S.AlertList, 422))
+    async def alert_history(request: Request) -> Response:
+        q = S.Query(request.query_params, "alert history query")
+        limit = q.integer("limit", 100, 1, 1000)
+        q.done()
         items = await need("alert_history")(limit)
         return json_response({"alerts": [a.model_dump(mode="json") for a in items], "count": len(items)})
 
@@ -543,11 +617,14 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
              description="`kinds` filters (comma-separated or repeated): " + ", ".join(EVENT_KINDS) +
                          f". Each event is `id: <seq>`, `event: <kind>`, `data: <JSON Event>`; a comment line "
                          f"every {settings.heartbeat:g} s keeps idle connections open.",
-             response_class=StreamingResponse)
-    async def events(kinds: list[str] | None = Query(None)) -> Response:
+             openapi_extra=S.params(S.param("kinds", {"type": "array", "items": {
+                 "type": "string", "pattern": S.KINDS_PATTERN}}, "event kinds, comma-separated or repeated")),
+             responses=S.responses(None, 422, ok_content={"text/event-stream": {"schema": {"type": "string"}}}))
+    async def events(request: Request) -> Response:
+        kinds = request.query_params.getlist("kinds")
         wanted: set[str] | None = None
         if kinds:
-            wanted = {k.strip() for item in kinds for k in item.split(",") if k.strip()}
+            wanted = {k.strip(" \t") for item in kinds for k in item.split(",") if k.strip(" \t")}
             bad = sorted(wanted - set(EVENT_KINDS))
             if bad:
                 raise InvalidInput("event stream", [FieldError("kinds", f"unknown kind {k!r} (known: {', '.join(EVENT_KINDS)})") for k in bad])
@@ -555,6 +632,7 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
         return StreamingResponse(_sse(source, settings, state), media_type="text/event-stream",
                                  headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
 
+    app.openapi = _openapi_with_auth(app, bearer=settings.token is not None)  # type: ignore[method-assign]
     app.add_middleware(Guard, settings=settings, state=state, platform=platform if settings.fast_invoke else None)
     if settings.cors_origins:
         from starlette.middleware.cors import CORSMiddleware
@@ -563,6 +641,83 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
                            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
                            allow_headers=["authorization", "content-type"])
     return app
+
+
+def _methods_of(app: FastAPI, path: str) -> list[str]:
+    methods: set[str] = set()
+    for route in app.routes:
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(path):
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
+_FN = "/api/v1/functions/{ref}"
+_RULE = "/api/v1/alerts/rules/{ref}"
+_SAVED = "/api/v1/functions/{ref}/saved-events/{name}"
+# (from path, method, status) -> [(to path, method, parameters)]: how an answer's ids feed the
+# next request, for clients and for stateful testing.
+_LINK_TABLE: dict[tuple[str, str, str], list[tuple[str, str, dict[str, str]]]] = {
+    ("/api/v1/functions", "post", "201"): [
+        (path, method, {"ref": "$response.body#/function/id"}) for path, method in (
+            (_FN, "get"), (_FN, "put"), (_FN, "patch"), (_FN, "delete"), (f"{_FN}/invoke", "post"),
+            (f"{_FN}/versions", "get"), (f"{_FN}/rollback", "post"), (f"{_FN}/invocations", "get"),
+            (f"{_FN}/saved-events", "get"), (_SAVED, "put"))],
+    ("/api/v1/functions/{ref}/invoke", "post", "200"): [
+        ("/api/v1/invocations/{invocation_id}", "get", {"invocation_id": "$response.body#/invocation_id"})],
+    (_SAVED, "put", "200"): [
+        (_SAVED, "delete", {"ref": "$request.path.ref", "name": "$request.path.name"})],
+    ("/api/v1/alerts/rules", "post", "201"): [
+        (_RULE, method, {"ref": "$response.body#/rule/id"}) for method in ("put", "patch", "delete")],
+}
+
+
+def _add_links(spec: dict[str, Any]) -> None:
+    paths = spec.get("paths", {})
+    for (path, method, status), targets in _LINK_TABLE.items():
+        answer = paths.get(path, {}).get(method, {}).get("responses", {}).get(status)
+        if answer is None:
+            continue
+        links = answer.setdefault("links", {})
+        for to_path, to_method, parameters in targets:
+            op = paths.get(to_path, {}).get(to_method)
+            if op is not None:
+                link: dict[str, Any] = {"operationId": op["operationId"], "parameters": parameters}
+                if to_path.endswith("/rollback"):  # to a version that exists
+                    link["requestBody"] = {"version": "$response.body#/function/version"}
+                links[op["operationId"]] = link
+
+
+def _openapi_with_auth(app: FastAPI, bearer: bool) -> Callable[[], dict[str, Any]]:
+    """The generated document, plus the bearer scheme (health routes opt out), minus the
+    framework's own 422 shape, which this server never answers (its 422 is ErrorBody)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        spec = generate()
+        for ops in spec.get("paths", {}).values():
+            for op in ops.values():
+                bad = op.get("responses", {}).get("422", {})
+                if "HTTPValidationError" in json.dumps(bad):
+                    del op["responses"]["422"]
+                if not bearer:
+                    op.pop("security", None)
+                    op.get("responses", {}).pop("401", None)
+        _add_links(spec)
+        schemas = spec.get("components", {}).get("schemas", {})
+        for name in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(name, None)
+        if bearer:
+            spec.setdefault("components", {})["securitySchemes"] = {
+                "bearer": {"type": "http", "scheme": "bearer",
+                           "description": "the token in the server's data directory (server.token) or CLOUDFN_TOKEN"}}
+            spec["security"] = [{"bearer": []}]
+        app.openapi_schema = spec
+        return spec
+
+    return openapi
 
 
 async def _sse(source: Any, settings: ServerSettings, state: ServerState):

@@ -1,9 +1,10 @@
 """Running the server: the token, the loopback rule, uvicorn, and a graceful shutdown.
 
-On SIGTERM or SIGINT the server stops accepting (new requests on open connections get 503),
-lets the requests in flight finish within the grace period, closes the platform (which flushes
-history and logs and stops the workers) and exits 0. A second signal skips the wait; one during
-the platform's close exits at once.
+On SIGTERM or SIGINT the server answers every new request 503 (it keeps listening meanwhile, so
+a client gets a clear answer rather than a refused connection, and a load balancer's probe of
+/api/health sees it leave), lets the requests in flight finish within the grace period, then
+stops listening, closes the platform (which flushes history and logs and stops the workers) and
+exits 0. A second signal skips the wait (exit 1); one during the platform's close exits at once.
 """
 
 from __future__ import annotations
@@ -236,12 +237,26 @@ class _Server:
             def capture_signals(self):  # the runner installs the handlers, for the close too
                 yield
 
+            async def shutdown(self, sockets: list | None = None) -> None:
+                # Drain first, still listening: the guard answers new requests 503 meanwhile.
+                grace = self.config.timeout_graceful_shutdown or 0
+                start = asyncio.get_running_loop().time()
+                if not self.force_exit:
+                    if state.in_flight:
+                        log.info("waiting up to %gs for %d request(s) in flight", grace, state.in_flight)
+                    await state.wait_drained(grace)
+                left = max(0.0, grace - (asyncio.get_running_loop().time() - start))
+                self.config.timeout_graceful_shutdown = left
+                await super().shutdown(sockets)
+
             def handle_exit(self, sig: int, frame: Any) -> None:
                 if self.closing:
                     os._exit(EXIT_FORCED)
                 if self.should_exit:
                     log.warning("second signal: not waiting for requests in flight")
                     self.force_exit = True
+                    if self.loop is not None:
+                        self.loop.call_soon_threadsafe(state.stop_waiting)
                     return
                 log.info("signal %s: shutting down gracefully", signal.Signals(sig).name)
                 self.should_exit = True

@@ -24,9 +24,9 @@ pytestmark = pytest.mark.slow
 TOTAL = 10_000
 CONNECTIONS = 32
 RSS_GROWTH_MB = 30.0
-# 50 ms of work: 10 slots serve at most ~200 a second, so 32 connections keep more invocations
+# 100 ms of work: 10 slots serve at most 100 a second, so 32 connections keep more invocations
 # in the server than its 10 slots and 5 queue places hold, and some are throttled.
-CODE = "import time\ndef handler(event, context):\n    time.sleep(0.05)\n    return {'i': event['i']}\n"
+CODE = "import time\ndef handler(event, context):\n    time.sleep(0.1)\n    return {'i': event['i']}\n"
 
 
 def rss_mb(pid: int) -> float:

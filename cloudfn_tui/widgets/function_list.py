@@ -52,10 +52,11 @@ class FunctionList(VimTable):
         self.filter_text = ""
 
     def on_mount(self) -> None:
-        self.add_column("name", key="name")
-        self.add_column("runtime", key="runtime")
-        self.add_column("v", key="version")
-        self.add_column("last", key="last")
+        # Fixed widths: no measuring of every cell when a thousand functions load.
+        self.add_column("name", key="name", width=18)
+        self.add_column("runtime", key="runtime", width=7)
+        self.add_column("v", key="version", width=3)
+        self.add_column("last", key="last", width=10)
 
     @property
     def selected_id(self) -> str | None:

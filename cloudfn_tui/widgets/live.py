@@ -191,7 +191,7 @@ HISTORY_COMMANDS = [
 
 class HistoryTable(VimTable):
     BINDINGS = bindings(HISTORY_COMMANDS)
-    MAX_ROWS = 500
+    MAX_ROWS = 200
 
     def __init__(self, **kw) -> None:
         super().__init__(cursor_type="row", **kw)
@@ -200,8 +200,8 @@ class HistoryTable(VimTable):
 
     def on_mount(self) -> None:
         self.border_title = "History"
-        for col in ("time", "function", "status", "duration", "start"):
-            self.add_column(col, key=col)
+        for col, width in (("time", 8), ("function", 20), ("status", 14), ("duration", 11), ("start", 5)):
+            self.add_column(col, key=col, width=width)
         self.set_interval(0.4, self.flush)
 
     def _row(self, rec: dict[str, Any]) -> tuple:

@@ -241,6 +241,8 @@ class _Server:
                 # Drain first, still listening: the guard answers new requests 503 meanwhile.
                 grace = self.config.timeout_graceful_shutdown or 0
                 start = asyncio.get_running_loop().time()
+                if not state.shutting_down:  # stopped by uvicorn itself rather than a signal
+                    state.begin_shutdown()
                 if not self.force_exit:
                     if state.in_flight:
                         log.info("waiting up to %gs for %d request(s) in flight", grace, state.in_flight)

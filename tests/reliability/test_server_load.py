@@ -104,4 +104,5 @@ async def test_10000_invocations_over_32_connections(tmp_path, shared_cache):
     print(f"\nload: {TOTAL} invocations over {CONNECTIONS} connections in {elapsed:.1f} s "
           f"({TOTAL / elapsed:.0f}/s): {seen['success']} success + {seen['throttled']} throttled (429), 0 other; "
           f"history and metrics count the same; server RSS {rss_half:.1f} MB after {TOTAL // 2}, "
-          f"{rss_end:.1f} MB after {TOTAL} ({growth:+.1f} MB, bound {RSS_GROWTH_MB:.0f})")
+          f"{rss_end:.1f} MB after {TOTAL} ({growth:+.1f} MB, {growth * 2**20 / (TOTAL - TOTAL // 2):.0f} bytes "
+          f"per invocation; bound {RSS_GROWTH_MB:.0f} MB)")

@@ -90,14 +90,14 @@ def load_settings(args: argparse.Namespace):
     return load_config(args.config, flags={"storage.data_dir": args.data_dir})
 
 
-def open_platform(args: argparse.Namespace, command: str) -> PlatformAPI:
+def open_platform(args: argparse.Namespace, command: str, config=None) -> PlatformAPI:
     """A RemotePlatform when --remote, CLOUDFN_REMOTE or the config's client.remote says so, or
     when a running `cloudfn serve` holds the data directory; else the LocalPlatform."""
     from core.errors import DataDirLocked
     from core.local import LocalPlatform
     from core.remote import attach_to_owner, remote_from_config
 
-    config = load_settings(args)
+    config = config or load_settings(args)
     token = getattr(args, "token", None)
     remote = remote_from_config(config, getattr(args, "remote", None), token)
     if remote is not None:
@@ -112,10 +112,12 @@ def open_platform(args: argparse.Namespace, command: str) -> PlatformAPI:
 
 
 def run_console(args: argparse.Namespace) -> int:
-    platform = open_platform(args, "cloudfn console")
+    config = load_settings(args)
+    platform = open_platform(args, "cloudfn console", config)
     from cloudfn_tui.app import CloudfnApp
 
-    CloudfnApp(platform).run()
+    # The keymap and theme come from the local config file, attached or not.
+    CloudfnApp.from_config(platform, config).run()
     return 0
 
 

@@ -185,7 +185,7 @@ class MainScreen(Screen):
         if pane in LIVE:
             q("#live", TabbedContent).active = "history-tab" if pane == "history" else pane
 
-    def action_show_pane(self, pane: str) -> None:
+    def action_show_pane(self, pane: str, focus: bool = True) -> None:
         self.pane = pane
         if self.narrow:
             tabs = self.query_one("#pane-tabs", Tabs)
@@ -194,8 +194,9 @@ class MainScreen(Screen):
             self._show_only(pane)
         elif pane in LIVE:
             self.query_one("#live", TabbedContent).active = "history-tab" if pane == "history" else pane
-        target = next(w for t, _, w in PANES if t == pane)
-        self.call_after_refresh(self.query_one(f"#{target}").focus)
+        if focus:
+            target = next(w for t, _, w in PANES if t == pane)
+            self.call_after_refresh(self.query_one(f"#{target}").focus)
 
     @on(Tabs.TabActivated, "#pane-tabs")
     def _tab_activated(self, event: Tabs.TabActivated) -> None:
@@ -683,7 +684,9 @@ class MainScreen(Screen):
     # -- filter, command line, back ------------------------------------------------------------
     def action_filter(self) -> None:
         if self.narrow:
-            self.action_show_pane("functions")
+            # Without focus=False the pane's own focus, applied after the refresh, would take
+            # the keys away from the filter box.
+            self.action_show_pane("functions", focus=False)
         box = self.query_one("#filter", Input)
         box.display = True
         box.focus()

@@ -49,6 +49,17 @@ async def test_list_shows_the_functions_with_runtime_and_filters_on_slash(fake, 
         assert len(names(app)) == 4
 
 
+async def test_the_filter_takes_the_keys_at_80x24_too(fake, make_app):
+    app = make_app(fake)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("slash")
+        await settle(pilot, app)
+        assert app.focused.id == "filter"
+        await pilot.press(*"fail")
+        assert names(app) == ["fail-python"]
+
+
 async def test_create_from_a_template(fake, make_app):
     app = make_app(fake)
     async with app.run_test(size=(120, 40)) as pilot:

@@ -415,9 +415,11 @@ class MainScreen(Screen):
         if frame is None:
             self.notify("No failing line: the last result has no stack.", severity="warning")
             return
-        if self.narrow:
-            self.action_show_pane("code")
-        self.editor.goto_line(frame.line, frame.column)
+        if self.narrow:  # the editor must be shown and laid out before it can scroll
+            self.action_show_pane("code", focus=False)
+            self.call_after_refresh(self.editor.goto_line, frame.line, frame.column)
+        else:
+            self.editor.goto_line(frame.line, frame.column)
         self.notify(f"{frame.file}:{frame.line} in {frame.function or '?'}", title="Failing line")
 
     # -- save, create, configure, delete, roll back --------------------------------------------

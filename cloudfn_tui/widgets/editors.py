@@ -9,6 +9,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Label, TextArea
+from textual.widgets.text_area import Selection
 
 from core.models import Function
 
@@ -88,8 +89,11 @@ class CodeEditor(Vertical):
         area = self.area
         row = max(0, min(line - 1, area.document.line_count - 1))
         col = max(0, (column or 1) - 1)
-        area.move_cursor((row, min(col, len(area.document.get_line(row)))), center=True)
-        area.select_line(row)
+        end = len(area.document.get_line(row))
+        # Highlight the line with the cursor at the failing column: a cursor at the line's end
+        # (select_line) scrolls a long line sideways, out of sight of its start.
+        area.selection = Selection((row, end), (row, min(col, end)))
+        area.scroll_cursor_visible(center=True)
         area.focus()
 
 

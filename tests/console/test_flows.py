@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from textual.widgets import Input, Tabs
 
 from cloudfn_tui.screens.forms import ConfigureScreen, CreateFunctionScreen
@@ -120,17 +122,21 @@ async def test_invoke_success_with_ctrl_r_and_f5(fake, make_app):
         assert fake.invocations == 2 and "warm" in view.text
 
 
-async def test_invoke_error_shows_stack_and_ctrl_g_jumps_to_the_line(fake, make_app):
+@pytest.mark.parametrize("size", [(120, 40), (80, 24)])
+async def test_invoke_error_shows_stack_and_ctrl_g_jumps_to_the_line(fake, make_app, size):
     app = make_app(fake)
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with app.run_test(size=size) as pilot:
         await select(pilot, app, "fail-python")
         await pilot.press("ctrl+r")
         await settle(pilot, app)
         text = app.screen.query_one(ResultView).text
         assert "HandlerError" in text and "out of stock" in text and "handler.py:2:5" in text
         await pilot.press("ctrl+g")
+        await pilot.pause()
         area = app.screen.query_one(CodeEditor).area
-        assert area.has_focus and area.cursor_location[0] == 1  # line 2
+        assert area.has_focus and area.cursor_location == (1, 4)  # line 2, column 5
+        assert area.selected_text.strip().startswith("raise")  # the line is highlighted
+        assert area.scroll_offset.x == 0  # and its start is in sight
 
 
 async def test_a_bad_event_is_refused_before_invoking(fake, make_app):

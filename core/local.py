@@ -227,7 +227,7 @@ class LocalPlatform:
         if errors:
             raise InvalidInput("history query", errors)
         function_id = (await self.get_function(function)).id if function else None
-        return self.history.query(function_id, status, since, until, limit, offset)
+        return self.history.query(function_id, status, _aware(since), _aware(until), limit, offset)
 
     async def get_invocation(self, invocation_id: str) -> InvocationRecord:
         return self.history.get(invocation_id)
@@ -271,7 +271,8 @@ class LocalPlatform:
             errors.append(FieldError("limit", "must be from 1 to 10000"))
         if errors:
             raise InvalidInput("log query", errors)
-        return await asyncio.to_thread(self.logs.query, level, function, invocation_id, text, since, until, limit)
+        return await asyncio.to_thread(self.logs.query, level, function, invocation_id, text,
+                                       _aware(since), _aware(until), limit)
 
     # -- alerts --------------------------------------------------------------------------
     async def list_alert_rules(self) -> list[AlertRule]:
@@ -347,6 +348,11 @@ class LocalPlatform:
             self.store.close()
         finally:
             self.lock.release()
+
+
+def _aware(when: datetime | None) -> datetime | None:
+    """A time without an offset is the caller's local time."""
+    return when.astimezone() if when is not None and when.tzinfo is None else when
 
 
 def _plain(value: Any) -> Any:

@@ -112,3 +112,13 @@ async def test_bad_queries_name_each_bad_field(platform):
         await platform.query_logs(level="loud")
     with pytest.raises(NotFound, match="no invocation"):
         await platform.get_invocation("nope")
+
+
+async def test_times_without_an_offset_are_local_times(platform):
+    from datetime import datetime, timedelta
+
+    r = await platform.invoke("chatty", {})
+    an_hour_ago = datetime.now() - timedelta(hours=1)  # naive, as a script might pass it
+    assert [x.id for x in await platform.list_invocations(since=an_hour_ago)] == [r.invocation_id]
+    assert len(await platform.query_logs(function="chatty", since=an_hour_ago)) == 2
+    assert await platform.list_invocations(until=an_hour_ago) == []

@@ -183,6 +183,10 @@ class CloudfnApp(App):
     # -- the event stream --------------------------------------------------------------------
     async def _event_stream(self) -> None:
         attempt = 0
+        on_open = self._stream_opened
+        if hasattr(self.platform, "on_stream_state"):  # it knows better than a first read can
+            self.platform.on_stream_state = self._remote_stream_state
+            on_open = _nothing
         while True:
             try:
                 stream = self.platform.events()
@@ -192,7 +196,7 @@ class CloudfnApp(App):
                 return
             try:
                 first = True
-                async for ev in _opened(stream, self._stream_opened):
+                async for ev in _opened(stream, on_open):
                     if first:
                         first = False
                         attempt = 0
@@ -206,14 +210,24 @@ class CloudfnApp(App):
                 self._update_subtitle()
                 return
             except Exception as exc:
-                was_live = self.stream_state == "live"
-                self.stream_state = "lost"
-                self.stream_ready.clear()
-                self._update_subtitle()
-                if was_live:
-                    self.notify(f"Event stream lost ({exc}). Reconnecting…", title="Connection", severity="warning")
+                self._stream_lost(str(exc))
                 await asyncio.sleep(RECONNECT_DELAYS[min(attempt, len(RECONNECT_DELAYS) - 1)])
                 attempt += 1
+
+    def _stream_lost(self, reason: str) -> None:
+        was_live = self.stream_state == "live"
+        self.stream_state = "lost"
+        self.stream_ready.clear()
+        self._update_subtitle()
+        if was_live:
+            self.notify(f"Event stream lost ({reason}). Reconnecting…", title="Connection", severity="warning")
+
+    def _remote_stream_state(self, state: str) -> None:
+        """A RemotePlatform reconnects its stream by itself and reports the state here."""
+        if state == "live":
+            self._stream_opened()
+        elif state == "lost":
+            self._stream_lost(f"{getattr(self.platform, 'url', 'the server')} is not answering")
 
     def _stream_opened(self) -> None:
         reconnected = self.stream_state == "lost"
@@ -284,6 +298,10 @@ def _setting(config: Any, name: str, default: Any) -> Any:
         return config.settings[name].value
     except (KeyError, AttributeError):
         return default
+
+
+def _nothing() -> None:
+    pass
 
 
 async def _opened(stream: Any, on_open) -> Any:

@@ -13,7 +13,7 @@ import asyncio
 import json
 import random
 from datetime import datetime
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 import httpx
 
@@ -60,6 +60,8 @@ class RemotePlatform:
         self._client = httpx.AsyncClient(base_url=self.url, headers=headers, timeout=timeout, transport=transport)
         self._checked: dict[str, Any] | None = None
         self._check_lock: asyncio.Lock | None = None
+        self.stream_state = "connecting"  # then "live" or "lost"
+        self.on_stream_state: Callable[[str], None] | None = None
 
     def __repr__(self) -> str:
         return f"RemotePlatform({self.url!r})"
@@ -282,6 +284,7 @@ class RemotePlatform:
                             await resp.aread()
                             raise self._error(resp, "GET", "/api/v1/events")
                         else:
+                            self._stream_state("live")
                             async for ev_id, kind, data in _sse_events(resp):
                                 pause = BACKOFF[0]  # a live stream resets the backoff
                                 if kind is None:
@@ -293,8 +296,17 @@ class RemotePlatform:
                                 yield Event.model_validate_json(data)
                 except (Unreachable, httpx.TransportError, httpx.StreamError):
                     self._checked = None  # the server may come back as another version
+                self._stream_state("lost")
                 await asyncio.sleep(pause * (0.5 + random.random() / 2))
                 pause = min(pause * 2, BACKOFF[1])
+
+    def _stream_state(self, state: str) -> None:
+        """Tell a watcher (the console's header) whether the event stream is live or lost:
+        the stream itself reconnects silently."""
+        if state != self.stream_state:
+            self.stream_state = state
+            if self.on_stream_state is not None:
+                self.on_stream_state(state)
 
     # -- about -----------------------------------------------------------------------------------
     async def health(self) -> dict[str, Any]:

@@ -6,16 +6,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
+from textual.css.query import NoMatches
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, TabbedContent, TabPane, Tab, Tabs
-from textual.worker import Worker
 
 from core.errors import CloudfnError
-from core.models import Alert, AlertRule, Event, Function, InvocationRecord, InvokeResult
+from core.models import Alert, Event, Function, InvokeResult
 from cloudfn_tui.keymap import Command, bindings
 from cloudfn_tui.screens.forms import AlertRuleScreen, ConfigureScreen, CreateFunctionScreen
 from cloudfn_tui.screens.modals import ConfirmScreen, PromptScreen
@@ -25,7 +24,7 @@ from cloudfn_tui.widgets.function_list import FunctionList, outcome_of
 from cloudfn_tui.widgets.live import (
     AlertsPane, AlertsTable, DeleteRule, EditRule, HistoryTable, LogsPane, MetricsPane, OpenInvocation,
 )
-from cloudfn_tui.widgets.log_view import LogLine, LogView, line_from_record
+from cloudfn_tui.widgets.log_view import LogView
 from cloudfn_tui.widgets.result_view import ResultView, result_doc
 
 # (tab id, label, widget id to focus)
@@ -241,12 +240,16 @@ class MainScreen(Screen):
 
     @work(group="load", exclusive=True)
     async def load_all(self, functions: bool = True) -> None:
-        if functions:
-            await self._load_functions()
-        await self._load_history()
-        await self._load_alerts()
-        await self._load_logs()
-        await self.refresh_metrics()
+        try:
+            if functions:
+                await self._load_functions()
+            await self._load_history()
+            await self._load_alerts()
+            await self._load_logs()
+            await self.refresh_metrics()
+        except NoMatches:  # the app quit while a reload awaited the platform
+            if self.is_attached and not self.app._exit:
+                raise
 
     async def _load_history(self) -> None:
         try:

@@ -8,14 +8,13 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.widgets import DataTable, Input, Label, Sparkline, Static
+from textual.widgets import Input, Label, Sparkline, Static
 
-from core.models import Alert, AlertRule, InvocationRecord
+from core.models import Alert, AlertRule
 from cloudfn_tui.keymap import Command, bindings
 from cloudfn_tui.widgets.function_list import VimTable
 from cloudfn_tui.widgets.log_view import LogView, SearchRequested

@@ -17,9 +17,6 @@ from pydantic import BaseModel, Field
 
 from core.errors import FieldError, InvalidInput
 from core.models import (
-    AlertRuleSpec,
-    FunctionPatch,
-    FunctionSpec,
     validation_errors,
     ALERT_METRICS,
     CONCURRENCY_RANGE,

@@ -94,7 +94,6 @@ async def bench_keypress(rate: int = 200, presses: int = 60) -> dict:
 
         async def stream():
             i = 0
-            t_start = time.perf_counter()
             while not stop:
                 i += 1
                 fn = f"extra-{i % 200:05d}"

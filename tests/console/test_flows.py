@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from textual.widgets import Input, Tabs
@@ -16,7 +14,7 @@ from cloudfn_tui.widgets.editors import CodeEditor, EventEditor
 from cloudfn_tui.widgets.function_list import FunctionList
 from cloudfn_tui.widgets.log_view import LogView
 from cloudfn_tui.widgets.result_view import ResultView
-from conftest import settle, until
+from console_waits import settle, until
 
 
 def names(app) -> list[str]:

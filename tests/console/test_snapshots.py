@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import settle, until
+from console_waits import settle, until
 from console_fakes import FakePlatform
 
 from cloudfn_tui.app import CloudfnApp

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from core.executors import ExecutionService, ExecutionSettings
-from core.models import Function
 
 GO_MISSING = shutil.which("go") is None
 NODE_MISSING = shutil.which("node") is None

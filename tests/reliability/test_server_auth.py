@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
-from serverproc import REPO, ServerProc, server_env, start_server  # noqa: E402
+from serverproc import REPO, ServerProc, start_server  # noqa: E402
 
 from core.server import ServerSettings, create_app  # noqa: E402
 from core.server.app import HEALTH_PATHS  # noqa: E402

@@ -25,7 +25,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
-from serverproc import REPO, start_server  # noqa: E402
+from serverproc import start_server  # noqa: E402
 
 from core.models import EVENT_KINDS  # noqa: E402
 

@@ -16,7 +16,10 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from core.errors import FieldError, InvalidInput
-from core.models import (
+from core.models import (  # the model classes are re-exported for app.py's bodies
+    AlertRuleSpec,  # noqa: F401
+    FunctionPatch,  # noqa: F401
+    FunctionSpec,  # noqa: F401
     validation_errors,
     ALERT_METRICS,
     CONCURRENCY_RANGE,

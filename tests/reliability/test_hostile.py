@@ -63,6 +63,9 @@ class Host:
     shadow_lines: list[str]
     baseline_ms: float = 0.0
     rows: list[str] = field(default_factory=list)
+    # Children the test run had before this platform started (a served platform of another
+    # module, say): they and their descendants are not this platform's leftovers.
+    foreign_roots: set[int] = field(default_factory=set)
 
     @property
     def secrets(self) -> list[str]:
@@ -96,6 +99,7 @@ async def host(tmp_path_factory, shared_cache):
     env_secret = f"env-secret-{uuid.uuid4().hex}"
     mp.setenv("CLOUDFN_HOSTILE_SECRET", env_secret)  # in the platform's own environment
     data_dir = root / "data"
+    foreign_roots = _descendants(os.getpid())
     p = LocalPlatform(load_config(flags={"storage.data_dir": str(data_dir), "monitor.alert_interval": 0}),
                       install_examples=False)
     token_secret = f"token-secret-{uuid.uuid4().hex}"
@@ -113,7 +117,8 @@ async def host(tmp_path_factory, shared_cache):
     h = Host(platform=p, data_dir=data_dir, cache_dir=p.config.cache_dir, env_secret=env_secret,
              token_secret=token_secret, victim_secret=victim_secret, victim_code=Path("/nonexistent"),
              canary=canary, canary_text=canary_text,
-             shadow_lines=[line for line in shadow if len(line) > 8 and ":" in line])
+             shadow_lines=[line for line in shadow if len(line) > 8 and ":" in line],
+             foreign_roots=foreign_roots)
     try:
         await p.create_function({"name": "hello", "runtime": "python", "code": HELLO})
         victim = await p.create_function({
@@ -252,7 +257,8 @@ def leftovers(h: Host, marker: str) -> list[str]:
             if d.is_dir():
                 extra = {pid for pid in _procs(d) - live.get(d.name, set()) if _alive(pid)}
                 found += [f"cgroup {d.name}: {pid} {_cmdline(pid)!r}" for pid in sorted(extra)]
-    for pid in sorted(_descendants(os.getpid()) - allowed):
+    foreign = set(h.foreign_roots).union(*(_descendants(r) for r in h.foreign_roots))
+    for pid in sorted(_descendants(os.getpid()) - allowed - foreign):
         if _alive(pid):
             found.append(f"descendant {pid} {_cmdline(pid)!r}")
     for d in os.listdir("/proc"):

@@ -5,6 +5,9 @@ Records are appended in batches to JSON-lines segment files; a small in-memory i
 id, function, status, where the line is) answers queries, which then read only the page they
 return. Retention drops whole segments, oldest first, past a count or an age. A crash can tear
 at most the last line of the newest segment, which the next start cuts off.
+
+Opening reads only the newest segment's tail; the index of older records is built when a query
+first needs it, so a one-shot command on a full history starts as fast as on an empty one.
 """
 
 from __future__ import annotations
@@ -63,7 +66,8 @@ class History:
         self._pending: list[tuple[_Entry, InvocationRecord]] = []
         self._pending_by_id: dict[str, InvocationRecord] = {}
         self._segment_counts: dict[int, int] = {}
-        self._load()
+        self._loaded = False
+        self._open_tail()
 
     # -- start-up ------------------------------------------------------------------------
     def _segments(self) -> list[int]:
@@ -72,31 +76,77 @@ class History:
     def _path(self, seg: int) -> Path:
         return self.dir / f"segment-{seg:08d}.jsonl"
 
-    def _load(self) -> None:
-        for seg in self._segments():
-            path = self._path(seg)
-            good_end = 0
-            count = 0
-            with open(path, "rb") as f:
-                offset = 0
-                for raw in f:
-                    length = len(raw)
-                    if not raw.endswith(b"\n"):
-                        break  # torn last line
-                    try:
-                        d = json.loads(raw)
-                        ts = datetime.fromisoformat(d["started_at"]).timestamp()
-                        self._index.append(_Entry(ts, d["id"], d["function_id"], d["function_name"], d["status"], seg, offset, length))
-                        count += 1
-                    except (ValueError, KeyError):
-                        pass  # a damaged line is skipped, the rest kept
-                    offset += length
-                    good_end = offset
-            if good_end < path.stat().st_size:
+    def _open_tail(self) -> None:
+        """Cut a torn last line off the newest segment and count its records. Older segments
+        are full by construction (a new one starts when the newest fills up)."""
+        segs = self._segments()
+        for seg in segs[:-1]:
+            self._segment_counts[seg] = SEGMENT_RECORDS
+        if segs:
+            path = self._path(segs[-1])
+            data = path.read_bytes()
+            good_end = data.rfind(b"\n") + 1
+            if good_end < len(data):
                 with open(path, "r+b") as f:
                     f.truncate(good_end)
-            self._segment_counts[seg] = count
-        self._enforce_retention()
+            self._segment_counts[segs[-1]] = data.count(b"\n", 0, good_end)
+
+    def _ensure_loaded(self) -> None:
+        """Index every record on disk, once. Records added since opening are indexed already."""
+        if self._loaded:
+            return
+        with self._lock:
+            if self._loaded:
+                return
+            known = {e.id for e in self._index}
+            loaded: list[_Entry] = []
+            for seg in self._segments():
+                count = 0
+                with open(self._path(seg), "rb") as f:
+                    offset = 0
+                    for raw in f:
+                        length = len(raw)
+                        if not raw.endswith(b"\n"):
+                            break  # a line being appended right now
+                        try:
+                            d = json.loads(raw)
+                            if d["id"] not in known:
+                                ts = datetime.fromisoformat(d["started_at"]).timestamp()
+                                loaded.append(_Entry(ts, d["id"], d["function_id"], d["function_name"],
+                                                     d["status"], seg, offset, length))
+                            count += 1
+                        except (ValueError, KeyError):
+                            pass  # a damaged line is skipped, the rest kept
+                        offset += length
+                self._segment_counts[seg] = count
+            self._index = loaded + self._index
+            self._loaded = True
+            self._enforce_retention()
+
+    def _retention_unloaded(self) -> None:
+        """Retention without the index: drop whole old segments past the count, assuming full
+        ones, and old segments whose newest record is past the age."""
+        cutoff = (datetime.now(timezone.utc) - self.max_age).timestamp()
+        segs = self._segments()
+        total = sum(self._segment_counts.get(s, 0) for s in segs)
+        while len(segs) > 1:
+            oldest = segs[0]
+            if total - self._segment_counts.get(oldest, 0) >= self.max_records or self._newest_ts(oldest) < cutoff:
+                total -= self._segment_counts.pop(oldest, 0)
+                self._path(oldest).unlink(missing_ok=True)
+                segs.pop(0)
+            else:
+                break
+
+    def _newest_ts(self, seg: int) -> float:
+        try:
+            with open(self._path(seg), "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - 64 * 1024))
+                last = f.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
+            return datetime.fromisoformat(json.loads(last)["started_at"]).timestamp()
+        except (OSError, ValueError, KeyError):
+            return float("inf")  # unreadable: keep it; the full retention judges it later
 
     # -- writes --------------------------------------------------------------------------
     def add(self, rec: InvocationRecord) -> bool:
@@ -126,7 +176,10 @@ class History:
                     continue
                 self._append(seg, pending[:room])
                 pending = pending[room:]
-            self._enforce_retention()
+            if self._loaded:
+                self._enforce_retention()
+            else:
+                self._retention_unloaded()
             return written
 
     def _append(self, seg: int, batch: list[tuple[_Entry, InvocationRecord]]) -> None:
@@ -168,10 +221,12 @@ class History:
 
     # -- reads ---------------------------------------------------------------------------
     def __len__(self) -> int:
+        self._ensure_loaded()
         return len(self._index)
 
     def query(self, function_id: str | None = None, status: str | None = None, since: datetime | None = None,
               until: datetime | None = None, limit: int = 50, offset: int = 0) -> list[InvocationRecord]:
+        self._ensure_loaded()
         lo = since.timestamp() if since else None
         hi = until.timestamp() if until else None
         page: list[_Entry] = []
@@ -195,6 +250,7 @@ class History:
             return [self._read(e) for e in page]
 
     def get(self, invocation_id: str) -> InvocationRecord:
+        self._ensure_loaded()
         with self._lock:
             for e in reversed(self._index):
                 if e.id == invocation_id:
@@ -209,6 +265,7 @@ class History:
             return InvocationRecord.model_validate_json(f.read(e.length))
 
     def counts(self) -> dict[str, int]:
+        self._ensure_loaded()
         out: dict[str, int] = {}
         with self._lock:
             for e in self._index:

@@ -67,3 +67,43 @@ def test_retention_by_age(tmp_path):
     h.add(rec(2, at=now - timedelta(minutes=5)))
     h.flush()
     assert [r.id for r in h.query()] == ["inv-2"]
+
+
+def test_records_added_before_the_first_query_merge_with_those_on_disk(tmp_path):
+    h = History(tmp_path, max_age=timedelta(days=36500))
+    for i in range(10):
+        h.add(rec(i))
+    h.flush()
+    again = History(tmp_path, max_age=timedelta(days=36500))  # opens without reading old records
+    for i in range(10, 15):
+        again.add(rec(i))
+    again.flush()
+    again.add(rec(15))  # still pending
+    assert [r.id for r in again.query(limit=100)] == [f"inv-{i}" for i in range(15, -1, -1)]
+    assert len(again) == 16
+    assert again.get("inv-3").result == {"i": 3}
+
+
+def test_retention_works_without_a_query_ever_loading_the_index(tmp_path):
+    total = SEGMENT_RECORDS * 3 + 7
+    h = History(tmp_path, max_records=SEGMENT_RECORDS, max_age=timedelta(days=36500), batch_size=10_000)
+    for i in range(total):
+        h.add(rec(i))
+        if i % SEGMENT_RECORDS == SEGMENT_RECORDS - 1:
+            h.flush()
+            h = History(tmp_path, max_records=SEGMENT_RECORDS, max_age=timedelta(days=36500), batch_size=10_000)
+    h.flush()
+    assert len(list(tmp_path.glob("segment-*.jsonl"))) <= 2
+    kept = History(tmp_path, max_records=SEGMENT_RECORDS, max_age=timedelta(days=36500)).query(limit=1)
+    assert kept[0].id == f"inv-{total - 1}"
+
+    aged = tmp_path / "aged"
+    old = History(aged, max_age=timedelta(days=36500))
+    for i in range(SEGMENT_RECORDS):  # one full segment of old records
+        old.add(rec(i, at=datetime.now(timezone.utc) - timedelta(days=30)))
+    old.flush()
+    fresh = History(aged, max_age=timedelta(days=7))
+    fresh.add(rec(99_999, at=datetime.now(timezone.utc)))
+    fresh.flush()  # no query: the old segment goes by its newest record's age
+    assert [p.name for p in aged.glob("segment-*.jsonl")] == ["segment-00000002.jsonl"]
+    assert [r.id for r in History(aged, max_age=timedelta(days=7)).query()] == ["inv-99999"]

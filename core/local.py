@@ -72,6 +72,9 @@ class LocalPlatform:
             self.alert_engine = AlertEngine(TinyStore(self.data_dir / ALERTS_FILE), self.metrics_engine, publish=self.bus.publish)
             self.executor = self._make_executor()
         except BaseException:
+            if hasattr(self, "logs"):  # a failed start leaves no handler on the `cloudfn` logger
+                detach(self.logs)
+                self.logs.close()
             self.lock.release()
             raise
 

@@ -247,8 +247,8 @@ class MainScreen(Screen):
             await self._load_alerts()
             await self._load_logs()
             await self.refresh_metrics()
-        except NoMatches:  # the app quit while a reload awaited the platform
-            if self.is_attached and not self.app._exit:
+        except NoMatches:
+            if self.query(FunctionList):  # the screen is whole: a real bug, not a quit mid-reload
                 raise
 
     async def _load_history(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 from core.errors import FieldError, InvalidInput
 from core.models import EVENT_KINDS, Event
@@ -85,13 +85,17 @@ class EventBus:
         self._subs.add(sub)
         return sub
 
-    def publish(self, kind: str, data: dict[str, Any]) -> Event:
-        """Safe from any thread; returns at once whatever the readers do."""
+    def publish(self, kind: str, data: dict[str, Any] | Callable[[], dict[str, Any]]) -> Event | None:
+        """Safe from any thread; returns at once whatever the readers do. `data` may be a
+        function building the payload, called only when some reader wants this kind."""
         with self._seq_lock:
             seq = next(self._seq)
-        event = Event(seq=seq, kind=kind, data=data)
         self.published += 1
-        for sub in list(self._subs):
+        subs = [sub for sub in self._subs if sub.kinds is None or kind in sub.kinds]
+        if not subs:
+            return None
+        event = Event(seq=seq, kind=kind, data=data() if callable(data) else data)
+        for sub in subs:
             sub.offer(event)
         return event
 

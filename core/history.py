@@ -42,6 +42,8 @@ class _Entry:
 
 def bounded(value: Any, limit: int = MAX_PAYLOAD) -> tuple[Any, bool]:
     """The value itself if its JSON fits, else a cut string of its JSON, flagged."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value, False  # no JSON encoding needed to know these fit
     try:
         text = json.dumps(value, ensure_ascii=False, default=str)
     except (TypeError, ValueError):
@@ -61,9 +63,10 @@ class History:
         self.batch_size = batch_size
         # Off when the owner flushes from a background thread, keeping fsync off its hot path.
         self.autoflush = autoflush
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # the index and the pending queue
+        self._flush_lock = threading.Lock()  # one writer of segment files at a time; taken before _lock
         self._index: list[_Entry] = []
-        self._pending: list[tuple[_Entry, InvocationRecord]] = []
+        self._pending: list[tuple[_Entry, bytes]] = []  # entry, encoded line
         self._pending_by_id: dict[str, InvocationRecord] = {}
         self._segment_counts: dict[int, int] = {}
         self._loaded = False
@@ -95,7 +98,7 @@ class History:
         """Index every record on disk, once. Records added since opening are indexed already."""
         if self._loaded:
             return
-        with self._lock:
+        with self._flush_lock, self._lock:
             if self._loaded:
                 return
             known = {e.id for e in self._index}
@@ -151,10 +154,13 @@ class History:
     # -- writes --------------------------------------------------------------------------
     def add(self, rec: InvocationRecord) -> bool:
         """Index and queue one record; True when a batch is ready to flush."""
+        # Encoded here, a few microseconds each, so that the flushing thread holds the GIL only
+        # briefly: encoding a whole batch there stalled the event loop by up to a switch interval.
+        line = (rec.model_dump_json() + "\n").encode()
         entry = _Entry(rec.started_at.timestamp(), rec.id, rec.function_id, rec.function_name, rec.status, -1, 0, 0)
         with self._lock:
             self._index.append(entry)
-            self._pending.append((entry, rec))
+            self._pending.append((entry, line))
             self._pending_by_id[rec.id] = rec
             full = len(self._pending) >= self.batch_size
         if full and self.autoflush:
@@ -162,41 +168,46 @@ class History:
         return full
 
     def flush(self) -> int:
-        """Write pending records to disk (fsynced). Returns how many were written."""
-        with self._lock:
-            if not self._pending:
-                return 0
-            pending, self._pending = self._pending, []
+        """Write pending records to disk (fsynced). Returns how many were written. The disk is
+        written outside the index lock, so `add` never waits for an fsync; until a record's
+        line is on disk, reads find it in memory."""
+        with self._flush_lock:
+            with self._lock:
+                if not self._pending:
+                    return 0
+                pending, self._pending = self._pending, []
             written = len(pending)
             seg = max(self._segment_counts, default=1)
+            placed: list[tuple[_Entry, int, int, int]] = []
             while pending:
                 room = SEGMENT_RECORDS - self._segment_counts.get(seg, 0)
                 if room <= 0:
                     seg += 1
                     continue
-                self._append(seg, pending[:room])
-                pending = pending[room:]
-            if self._loaded:
-                self._enforce_retention()
-            else:
-                self._retention_unloaded()
+                batch, pending = pending[:room], pending[room:]
+                placed += self._append(seg, batch)
+                self._segment_counts[seg] = self._segment_counts.get(seg, 0) + len(batch)
+            with self._lock:
+                for entry, seg, offset, length in placed:
+                    entry.segment, entry.offset, entry.length = seg, offset, length
+                    self._pending_by_id.pop(entry.id, None)
+                if self._loaded:
+                    self._enforce_retention()
+                else:
+                    self._retention_unloaded()
             return written
 
-    def _append(self, seg: int, batch: list[tuple[_Entry, InvocationRecord]]) -> None:
+    def _append(self, seg: int, batch: list[tuple[_Entry, bytes]]) -> list[tuple[_Entry, int, int, int]]:
+        placed = []
         with open(self._path(seg), "ab") as f:
             offset = f.tell()
-            lines = []
-            for entry, rec in batch:
-                line = (rec.model_dump_json() + "\n").encode()
-                entry.segment, entry.offset, entry.length = seg, offset, len(line)
+            for entry, line in batch:
+                placed.append((entry, seg, offset, len(line)))
                 offset += len(line)
-                lines.append(line)
-            f.write(b"".join(lines))
+            f.write(b"".join(line for _, line in batch))
             f.flush()
             os.fsync(f.fileno())
-        self._segment_counts[seg] = self._segment_counts.get(seg, 0) + len(batch)
-        for _, rec in batch:
-            self._pending_by_id.pop(rec.id, None)
+        return placed
 
     def _enforce_retention(self) -> None:
         with self._lock:
@@ -209,7 +220,7 @@ class History:
             gone, self._index = self._index[:drop], self._index[drop:]
             gone_pending = {e.id for e in gone if e.segment < 0}
             if gone_pending:
-                self._pending = [(pe, pr) for pe, pr in self._pending if pe.id not in gone_pending]
+                self._pending = [(pe, line) for pe, line in self._pending if pe.id not in gone_pending]
                 for rid in gone_pending:
                     self._pending_by_id.pop(rid, None)
             # A segment file goes once none of its records is still indexed.

@@ -174,13 +174,15 @@ class LocalPlatform:
         await self.start()
         started_at = utcnow()
         self.metrics_engine.started(fn.name)
-        self.bus.publish("invocation.started", {"function_id": fn.id, "function_name": fn.name,
-                                                "function_version": fn.version, "started_at": started_at.isoformat()})
+        self.bus.publish("invocation.started", lambda: {
+            "function_id": fn.id, "function_name": fn.name, "function_version": fn.version,
+            "started_at": started_at.isoformat()})
         try:
             result: InvokeResult = await self.executor.invoke(fn, event, context or {})
         finally:
             self.metrics_engine.finished(fn.name)
-        result = result.model_copy(update={"function_id": fn.id, "function_name": fn.name, "function_version": fn.version})
+        # The executor's result is this call's own object: filled in place, not copied.
+        result.function_id, result.function_name, result.function_version = fn.id, fn.name, fn.version
         self._record(fn, event, result, started_at)
         return result
 
@@ -189,7 +191,9 @@ class LocalPlatform:
         ev, ev_cut = bounded(event)
         res, res_cut = bounded(result.result)
         logs = truncate(result.logs, MAX_LOGS)
-        rec = InvocationRecord(
+        # Every value comes from validated models of this process: constructed, not re-validated
+        # (validation was a third of the cost of recording an invocation).
+        rec = InvocationRecord.model_construct(
             id=result.invocation_id, function_id=fn.id, function_name=fn.name, function_version=fn.version,
             runtime=fn.runtime, status=status,
             error_type=result.error_type.value if result.error_type else None, error=truncate(result.error, 4096),
@@ -207,7 +211,7 @@ class LocalPlatform:
             log.log(logging.INFO if status == "throttled" else logging.WARNING,
                     "%s failed: %s: %s", fn.name, rec.error_type, rec.error.splitlines()[0] if rec.error else "",
                     extra={"function": fn.name, "invocation_id": rec.id})
-        self.bus.publish("invocation.finished", rec.model_dump(mode="json"))
+        self.bus.publish("invocation.finished", lambda: rec.model_dump(mode="json"))
         return rec
 
     def _spawn_flush(self) -> None:

@@ -113,7 +113,7 @@ class LogHub(logging.Handler):
             if self._file.tell() >= self.max_bytes:
                 self._rotate()
         if self.publish is not None:
-            self.publish("log", rec.model_dump(mode="json"))
+            self.publish("log", lambda: rec.model_dump(mode="json"))
 
     def _rotate(self) -> None:
         self._file.close()

@@ -195,15 +195,24 @@ class Metrics:
         self._p_uptime = Gauge("cloudfn_uptime_seconds", "Seconds since the platform started", registry=self.registry)
         self._p_functions = Gauge("cloudfn_functions", "Functions registered", registry=self.registry)
         self._p_warm = Gauge("cloudfn_warm_workers", "Warm worker processes", registry=self.registry)
+        self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
+
+    def _child(self, metric: Any, *values: str) -> Any:
+        """`metric.labels(*values)`, remembered: prometheus_client checks and converts the label
+        values on every call, which was a tenth of the cost of recording an invocation."""
+        child = self._children.get((metric, values))
+        if child is None:
+            child = self._children[(metric, values)] = metric.labels(*values)
+        return child
 
     # -- recording -----------------------------------------------------------------------
     def started(self, function: str) -> None:
         self.in_flight[function] = self.in_flight.get(function, 0) + 1
-        self._p_in_flight.labels(function).inc()
+        self._child(self._p_in_flight, function).inc()
 
     def finished(self, function: str) -> None:
         self.in_flight[function] = max(0, self.in_flight.get(function, 0) - 1)
-        self._p_in_flight.labels(function).dec()
+        self._child(self._p_in_flight, function).dec()
 
     def record(self, rec: InvocationRecord) -> None:
         ts = rec.started_at.timestamp()
@@ -217,13 +226,13 @@ class Metrics:
             rt = self.runtimes[rec.runtime] = _Scope()
         rt.add(rec, ts)
         self.recent.append(Recent(ts, rec.function_name, rec.runtime, rec.status, rec.error_type, rec.duration, rec.cold_start))
-        self._p_invocations.labels(rec.function_name, rec.runtime, rec.status).inc()
+        self._child(self._p_invocations, rec.function_name, rec.runtime, rec.status).inc()
         if rec.status != "success":
-            self._p_errors.labels(rec.function_name, rec.runtime, rec.error_type or "Unknown").inc()
+            self._child(self._p_errors, rec.function_name, rec.runtime, rec.error_type or "Unknown").inc()
         if rec.status != "throttled":
-            self._p_duration.labels(rec.function_name, rec.runtime).observe(rec.duration / 1000.0)
+            self._child(self._p_duration, rec.function_name, rec.runtime).observe(rec.duration / 1000.0)
             if rec.cold_start:
-                self._p_cold.labels(rec.function_name, rec.runtime).inc()
+                self._child(self._p_cold, rec.function_name, rec.runtime).inc()
 
     def forget_function(self, name: str) -> None:
         self.functions.pop(name, None)

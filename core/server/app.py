@@ -300,11 +300,37 @@ class Guard:
 
 
 # -- the application --------------------------------------------------------------------------
+class _GuardedFastAPI(FastAPI):
+    """FastAPI whose middleware stack is wrapped by `outer_layers` (see create_app)."""
+
+    def __init__(self, outer_layers: Callable[[Any], Any], **kwargs: Any):
+        self._outer_layers = outer_layers
+        super().__init__(**kwargs)
+
+    def build_middleware_stack(self) -> Any:
+        return self._outer_layers(super().build_middleware_stack())
+
+
 def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
                state: ServerState | None = None) -> FastAPI:
     settings = settings or ServerSettings()
     state = state or ServerState()
-    app = FastAPI(
+
+    def outer_layers(inner: Any) -> Any:
+        # The guard goes outside the framework's own layers (error page, telemetry, body limit),
+        # which every invoke on the fast path would otherwise cross for nothing; CORS stays
+        # outside the guard so that refusals carry its headers.
+        stack: Any = Guard(inner, settings=settings, state=state, platform=platform if settings.fast_invoke else None)
+        if settings.cors_origins:
+            from starlette.middleware.cors import CORSMiddleware
+
+            stack = CORSMiddleware(stack, allow_origins=settings.cors_origins, allow_credentials=False,
+                                   allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                                   allow_headers=["authorization", "content-type"])
+        return stack
+
+    app = _GuardedFastAPI(
+        outer_layers,
         title="cloudfn",
         version=__version__,
         description="A cloud-function platform: functions CRUD, invoke, history, metrics, logs, alerts, "
@@ -633,13 +659,6 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
                                  headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
 
     app.openapi = _openapi_with_auth(app, bearer=settings.token is not None)  # type: ignore[method-assign]
-    app.add_middleware(Guard, settings=settings, state=state, platform=platform if settings.fast_invoke else None)
-    if settings.cors_origins:
-        from starlette.middleware.cors import CORSMiddleware
-
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
-                           allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-                           allow_headers=["authorization", "content-type"])
     return app
 
 

@@ -70,13 +70,15 @@ class CgroupSet:
         if path is None:
             return None
         fds = self.__dict__.setdefault("_fds", {})
-        key = (str(path), name)
-        if key not in fds:
-            try:
-                fds[key] = os.open(path / name, flags | os.O_CLOEXEC)
-            except OSError:
-                fds[key] = None
-        return fds[key]
+        try:
+            return fds[name]  # file names are unique across the controllers' folders
+        except KeyError:
+            pass
+        try:
+            fds[name] = os.open(os.path.join(path, name), flags | os.O_CLOEXEC)
+        except OSError:
+            fds[name] = None
+        return fds[name]
 
     def close_fds(self) -> None:
         for fd in self.__dict__.pop("_fds", {}).values():
@@ -141,12 +143,13 @@ class CgroupSet:
 
     # --- pids ---------------------------------------------------------------------------------
     def pids_max_hits(self) -> int:
-        if self.pids is None:
+        fd = self._fd(self.pids, "pids.events", os.O_RDONLY)
+        if fd is None:
             return 0
         try:
-            for line in (self.pids / "pids.events").read_text().splitlines():
-                k, _, v = line.partition(" ")
-                if k == "max":
+            for line in os.pread(fd, 256, 0).splitlines():
+                k, _, v = line.partition(b" ")
+                if k == b"max":
                     return int(v)
         except (OSError, ValueError):
             pass

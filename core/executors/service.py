@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
-import uuid
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +30,15 @@ class ExecutionSettings:
     queue_timeout: float = 10.0  # how long one may wait for a slot before -> Throttled
     keep_warm: float = 300.0  # idle workers are reaped after this many seconds
     sandbox: str = "auto"  # "auto" (use what the host has) | "none" (rlimits only)
+
+
+def _uuid4() -> str:
+    """A random (version 4) UUID as text, as str(uuid.uuid4()) but without building the object."""
+    h = bytearray(os.urandom(16))
+    h[6] = (h[6] & 0x0F) | 0x40
+    h[8] = (h[8] & 0x3F) | 0x80
+    x = h.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 class _Throttled(Exception):
@@ -169,7 +178,7 @@ class ExecutionService:
 
     # --- invoke -------------------------------------------------------------------------------
     async def invoke(self, fn: Function, event: Any, context: dict[str, str] | None = None) -> InvokeResult:
-        request_id = str(uuid.uuid4())
+        request_id = _uuid4()
         t0 = time.perf_counter()
         try:
             res = await self._invoke(fn, event, context or {}, request_id)
@@ -193,9 +202,10 @@ class ExecutionService:
         if stale:
             return stale
         try:
-            size = len(json.dumps(event, allow_nan=False))
+            event_json = json.dumps(event, allow_nan=False)
         except (TypeError, ValueError) as exc:
             return InvokeResult.failure(ErrorType.INVALID_EVENT, f"the event is not JSON: {exc}")
+        size = len(event_json)
         if size > EVENT_LIMIT_BYTES:
             return InvokeResult.failure(ErrorType.INVALID_EVENT, f"the event is {size} bytes; the limit is {EVENT_LIMIT_BYTES}")
         if not isinstance(context, dict) or not all(isinstance(k, str) for k in context):
@@ -212,7 +222,7 @@ class ExecutionService:
             stale = self._stale(fn)  # an update may have landed while this one waited
             if stale:
                 return stale
-            return await self._run(fn, runtime, event, ctx)
+            return await self._run(fn, runtime, event_json, ctx)
         finally:
             self.scheduler.release(sems)
 
@@ -239,7 +249,7 @@ class ExecutionService:
             self._pools[key] = pool
         return pool
 
-    async def _run(self, fn: Function, runtime: Runtime, event: Any, ctx: dict[str, str]) -> InvokeResult:
+    async def _run(self, fn: Function, runtime: Runtime, event_json: str, ctx: dict[str, str]) -> InvokeResult:
         pool = await self._pool(fn, runtime)
         cold = False
         init_ms = 0.0
@@ -278,7 +288,7 @@ class ExecutionService:
         else:
             pool.busy.add(worker)
         try:
-            res = await worker.invoke(event, ctx, float(fn.timeout))
+            res = await worker.invoke(None, ctx, float(fn.timeout), event_json=event_json)
         finally:
             pool.busy.discard(worker)
         if pool.retired and (not worker.dead or (worker.retired and not res.success)):

@@ -171,6 +171,9 @@ class Worker:
         self.memory_mb = memory_mb
         self.timeout = timeout
         self.id = uuid.uuid4().hex[:8]
+        # Nonces: a random per-worker prefix and a counter (unique per worker; no uuid per call).
+        self._nonce_prefix = os.urandom(8).hex()
+        self._nonce_count = 0
         self.proc: asyncio.subprocess.Process | None = None
         self.cg: CgroupSet | None = None
         self.req_w: asyncio.WriteTransport | None = None
@@ -232,7 +235,7 @@ class Worker:
         self.exit_task = asyncio.ensure_future(self.proc.wait())
         self.exit_task.add_done_callback(lambda _: self._on_event("exit", None))
 
-        nonce = uuid.uuid4().hex
+        nonce = self._nonce()
         self.logs.begin(nonce)
         init = dict(self.wi.init)
         if "code_path" in init:
@@ -254,6 +257,10 @@ class Worker:
         if self.cg:
             self.baseline = set(self.cg.members())
         return None
+
+    def _nonce(self) -> str:
+        self._nonce_count += 1
+        return f"{self._nonce_prefix}{self._nonce_count:016x}"  # 32 hex digits, as NONCE_MARKER
 
     def _remove_cgroup(self) -> None:
         if self.cg:
@@ -315,10 +322,11 @@ class Worker:
                 return  # the pipe closed first; the exit itself follows
             w.set_result((kind, value))
 
-    async def _exchange(self, msg: dict[str, Any], timeout: float) -> tuple[dict[str, Any] | None, InvokeResult | None]:
-        """Send one request, wait for its reply, the worker's death, a log flood or the timeout."""
+    async def _exchange(self, msg: dict[str, Any] | bytes, timeout: float) -> tuple[dict[str, Any] | None, InvokeResult | None]:
+        """Send one request (a message, or one already encoded), wait for its reply, the worker's
+        death, a log flood or the timeout."""
         loop = asyncio.get_running_loop()
-        data = json.dumps(msg).encode()
+        data = msg if isinstance(msg, bytes) else json.dumps(msg).encode()
         fut = self._waiter = loop.create_future()
         if self.exit_task.done():
             fut.set_result(("exit", None))
@@ -404,16 +412,18 @@ class Worker:
             return InvokeResult.failure(ErrorType.WORKER_CRASHED, f"the worker closed its pipe unexpectedly{hint}")
         return InvokeResult.failure(ErrorType.WORKER_CRASHED, f"the worker exited with code {rc}{hint}")
 
-    async def invoke(self, event: Any, context: dict[str, str], timeout: float) -> InvokeResult:
+    async def invoke(self, event: Any, context: dict[str, str], timeout: float,
+                     event_json: str | None = None) -> InvokeResult:
+        """`event_json`: the event already encoded (the service checks its size that way)."""
         self.busy = True
         try:
-            return await self._invoke(event, context, timeout)
+            return await self._invoke(event_json if event_json is not None else json.dumps(event), context, timeout)
         finally:
             self.busy = False
             self.last_used = time.monotonic()
 
-    async def _invoke(self, event: Any, context: dict[str, str], timeout: float) -> InvokeResult:
-        nonce = uuid.uuid4().hex
+    async def _invoke(self, event_json: str, context: dict[str, str], timeout: float) -> InvokeResult:
+        nonce = self._nonce()
         self.logs.begin(nonce)
         if self.cg:
             self.cg.reset_peak()
@@ -421,8 +431,11 @@ class Worker:
         ctx = dict(context)
         ctx["time_remaining_ms"] = str(int(timeout * 1000))
         ctx["deadline_ms"] = str(int(deadline_ms))
-        msg = {"type": "invoke", "event": event, "context": ctx, "nonce": nonce, "timeout": timeout,
-               "deadline_ms": deadline_ms, "max_result_bytes": RESULT_LIMIT_BYTES}
+        # The same message as json.dumps of {"type", "event", "context", ...}, without encoding
+        # the event a second time.
+        msg = (f'{{"type": "invoke", "event": {event_json}, "context": {json.dumps(ctx)}, '
+               f'"nonce": "{nonce}", "timeout": {float(timeout)!r}, "deadline_ms": {deadline_ms!r}, '
+               f'"max_result_bytes": {RESULT_LIMIT_BYTES}}}').encode()
         t0 = time.perf_counter()
         reply, failure = await self._exchange(msg, timeout)
         duration = (time.perf_counter() - t0) * 1000
@@ -451,7 +464,9 @@ class Worker:
                 await asyncio.to_thread(self.cg.kill_all, self.baseline)
         if recycle:
             await self.kill()
-        res = InvokeResult(success=bool(reply.get("ok")), duration=duration, memory_used=round(peak, 2), logs=logs)
+        # invocation_id is the service's to set: no uuid made here only to be replaced.
+        res = InvokeResult(success=bool(reply.get("ok")), duration=duration, memory_used=round(peak, 2), logs=logs,
+                           invocation_id="")
         if res.success:
             res.result = reply.get("result")
         else:

@@ -12,15 +12,16 @@ import asyncio
 import logging
 import time
 from datetime import datetime, timezone
-from typing import Any, Callable
-
-import httpx
+from typing import TYPE_CHECKING, Any, Callable
 
 from core import __version__
 from core.errors import Conflict, FieldError, InvalidInput, NotFound
 from core.metrics import Metrics, Recent, percentile
 from core.models import Alert, AlertRule, AlertRuleSpec, utcnow, validation_errors
 from core.storage import TinyStore
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("cloudfn.alerts")
 RULES = "rules"
@@ -244,6 +245,10 @@ class AlertEngine:
         task.add_done_callback(self._tasks.discard)
 
     async def _send_webhook(self, url: str, payload: dict[str, Any]) -> bool:
+        # Imported here: httpx (with the click and rich its CLI pulls in) is a tenth of a
+        # second of every start, and most platforms never send a webhook.
+        import httpx
+
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=self.webhook_timeout)
         delay = 0.5

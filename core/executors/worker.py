@@ -240,7 +240,10 @@ class Worker:
         init = dict(self.wi.init)
         if "code_path" in init:
             init["code_path"] = self.sandbox.host_path(spec, init["code_path"])
-        init = dict(init, nonce=nonce, memory_mb=self.memory_mb, max_result_bytes=RESULT_LIMIT_BYTES)
+        # The runner reports its own peak memory only where the cgroup cannot (one read of
+        # /proc/self/status less per invocation).
+        rss = self.cg is None or self.cg.peak_mb() is None
+        init = dict(init, nonce=nonce, memory_mb=self.memory_mb, max_result_bytes=RESULT_LIMIT_BYTES, rss=rss)
         reply, failure = await self._exchange(init, timeout=max(10.0, self.timeout))
         self.init_ms = (time.perf_counter() - t0) * 1000
         if failure is not None:

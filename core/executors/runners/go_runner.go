@@ -112,9 +112,14 @@ type cfnRequest struct {
 	DeadlineMs float64         `json:"deadline_ms"`
 }
 
-func cfnStats(m map[string]interface{}) {
+func cfnStats(m map[string]interface{}, wantRss bool) {
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		m["cpu"] = float64(ru.Utime.Sec+ru.Stime.Sec) + float64(ru.Utime.Usec+ru.Stime.Usec)/1e6
+		m["maxrss_kb"] = 0
+		if !wantRss {
+			return
+		}
 		m["maxrss_kb"] = ru.Maxrss
 		// VmHWM starts afresh at exec (ru_maxrss keeps the forking parent's peak).
 		if b, err := os.ReadFile("/proc/self/status"); err == nil {
@@ -128,7 +133,6 @@ func cfnStats(m map[string]interface{}) {
 				}
 			}
 		}
-		m["cpu"] = float64(ru.Utime.Sec+ru.Stime.Sec) + float64(ru.Utime.Usec+ru.Stime.Usec)/1e6
 	}
 }
 
@@ -222,6 +226,7 @@ func main() {
 	start := time.Now()
 	var init struct {
 		Nonce string `json:"nonce"`
+		Rss   *bool  `json:"rss"` // false when the platform reads the peak from the cgroup
 	}
 	json.Unmarshal(cfnReadFrame(), &init)
 	hv := reflect.ValueOf(cloudfnHandler)
@@ -248,7 +253,7 @@ func main() {
 			os.Exit(71)
 		}
 		reply := cfnInvoke(hv, &req)
-		cfnStats(reply)
+		cfnStats(reply, init.Rss == nil || *init.Rss)
 		reply["logs_closed"] = cfnCloseLogs(req.Nonce)
 		b, err := json.Marshal(reply)
 		if err != nil {

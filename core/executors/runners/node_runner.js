@@ -198,6 +198,7 @@ async function main() {
   writeFrame(reply);
   if (!handler) return;
   const maxResult = Number(init.max_result_bytes || 6 * 1024 * 1024);
+  const wantRss = init.rss !== false; // false when the platform reads the peak from the cgroup
   let current = null;
   // Errors that escape the handler (a callback that throws, a promise nobody awaits) fail the
   // invocation that is running instead of killing the worker silently.
@@ -252,7 +253,7 @@ async function main() {
       }
       reply = { ok: false, error_type: type, error: describe(err), stack: userFrames(err) };
     }
-    reply.maxrss_kb = peakKb();
+    reply.maxrss_kb = wantRss ? peakKb() : 0;
     reply.cpu = cpuSeconds();
     reply.logs_closed = closeLogs(req.nonce || '');
     if (reply.__raw !== undefined) {

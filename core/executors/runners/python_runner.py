@@ -197,6 +197,8 @@ def main():
     code_obj = getattr(handler, "__code__", None)
     is_async = bool(code_obj is not None and code_obj.co_flags & 0x180)  # CO_COROUTINE
     max_result = int(init.get("max_result_bytes", 6 * 1024 * 1024))
+    want_rss = init.get("rss", True)  # False when the platform reads the peak from the cgroup
+    armed = None
     try:
         import resource
 
@@ -209,10 +211,13 @@ def main():
         timeout = float(req.get("timeout", 30))
         if resource is not None and hard != resource.RLIM_INFINITY and hard > 0:
             # RLIMIT_CPU counts the worker's whole life: give this invocation `timeout` seconds.
-            try:
-                resource.setrlimit(resource.RLIMIT_CPU, (min(hard - 1, int(_cpu() + timeout + 1)), hard))
-            except (ValueError, OSError):
-                pass
+            soft = min(hard - 1, int(_cpu() + timeout + 1))
+            if soft != armed:
+                try:
+                    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+                    armed = soft
+                except (ValueError, OSError):
+                    pass
         ctx = Context(req.get("context") or {})
         ctx._deadline = float(req.get("deadline_ms", time.time() * 1000 + timeout * 1000))
         reply = None
@@ -249,7 +254,8 @@ def main():
             except (TypeError, ValueError, RecursionError) as exc:
                 reply = {"ok": False, "error_type": "InvalidResult",
                          "error": f"the result is not JSON-serialisable: {exc}"}
-        extra = {"maxrss_kb": _maxrss_kb(), "cpu": _cpu(), "logs_closed": close_logs(req.get("nonce", ""))}
+        extra = {"maxrss_kb": _maxrss_kb() if want_rss else 0, "cpu": _cpu(),
+                 "logs_closed": close_logs(req.get("nonce", ""))}
         if raw is not None:
             raw += b"," + json.dumps(extra).encode()[1:]
             write_frame(None, raw)

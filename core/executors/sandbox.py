@@ -108,6 +108,29 @@ class CgroupSet:
         except (OSError, ValueError, IndexError):
             return None
 
+    def set_memory_limit(self, memory_mb: int) -> bool:
+        """Change the limit of a running cgroup (a pre-started sandbox taking on a function).
+        False if the kernel refused (v1: when the usage is above the new limit)."""
+        if self.memory is None:
+            return True
+        limit = str(memory_mb * 1024 * 1024)
+        try:
+            if self.v2:
+                (self.memory / "memory.max").write_text(limit)
+                return True
+            # v1 keeps memsw.limit >= limit at every step: raise memsw first, lower it last.
+            mem = self.memory / "memory.limit_in_bytes"
+            memsw = self.memory / "memory.memsw.limit_in_bytes"
+            raising = int(mem.read_text()) < int(limit)
+            steps = [memsw, mem] if raising else [mem, memsw]
+            for f in steps:
+                if f is memsw and not memsw.exists():
+                    continue
+                f.write_text(limit)
+            return int(mem.read_text()) == int(limit)
+        except (OSError, ValueError):
+            return False
+
     def oom_kills(self) -> int:
         if self.memory is None:
             return 0

@@ -16,7 +16,8 @@ from core.models import ErrorType, Function, InvokeResult, normalize_runtime
 
 from .runtimes import RUNTIMES, Runtime
 from .sandbox import HostSandbox
-from .worker import EVENT_LIMIT_BYTES, Worker, WorkerInit
+from .prewarm import Prewarm
+from .worker import EVENT_LIMIT_BYTES, NotAdopted, Worker, WorkerInit
 
 MAX_IDLE_WORKERS = 64  # idle workers kept across all functions; the least recently used go first
 
@@ -30,6 +31,7 @@ class ExecutionSettings:
     queue_timeout: float = 10.0  # how long one may wait for a slot before -> Throttled
     keep_warm: float = 300.0  # idle workers are reaped after this many seconds
     sandbox: str = "auto"  # "auto" (use what the host has) | "none" (rlimits only)
+    prewarm: int = 0  # pre-started sandboxes kept per runtime that supports them (prewarm.py)
 
 
 def _uuid4() -> str:
@@ -136,6 +138,7 @@ class ExecutionService:
         self._reaper: asyncio.Task | None = None
         self._closed = False
         self._background: set[asyncio.Task] = set()
+        self.prewarm = Prewarm(self.sandbox, self.runtimes_, self.settings.work_dir, settings.prewarm)
 
     # --- scheduling ---------------------------------------------------------------------------
     @property
@@ -214,6 +217,7 @@ class ExecutionService:
         ctx.update(function_name=fn.name, function_id=fn.id, request_id=request_id,
                    memory_limit_mb=str(fn.memory), function_version=str(fn.version))
         self._start_reaper()
+        self.prewarm.fill()
         try:
             sems = await self.scheduler.acquire(fn)
         except _Throttled as exc:
@@ -271,9 +275,23 @@ class ExecutionService:
                         prepared.init_duration = (time.perf_counter() - t0) * 1000
                         return prepared
                     pool.prepared = prepared
-            worker = Worker((fn.id, fn.version), runtime.name, pool.prepared, self.sandbox, fn.memory, fn.timeout)
-            pool.busy.add(worker)
-            failure = await worker.start()
+            worker = None
+            if self.prewarm.eligible(fn, runtime.name):
+                while (taken := self.prewarm.take(runtime.name)) is not None:
+                    pool.busy.add(taken)  # from here on, a retire stops it like any other worker
+                    try:
+                        failure = await taken.adopt((fn.id, fn.version), pool.prepared, fn.memory, fn.timeout,
+                                                    self.prewarm.files(pool.prepared))
+                    except NotAdopted:
+                        pool.busy.discard(taken)
+                        await taken.kill()
+                        continue
+                    worker = taken
+                    break
+            if worker is None:
+                worker = Worker((fn.id, fn.version), runtime.name, pool.prepared, self.sandbox, fn.memory, fn.timeout)
+                pool.busy.add(worker)
+                failure = await worker.start()
             if failure is not None:
                 pool.busy.discard(worker)
                 if worker.retired:
@@ -353,6 +371,7 @@ class ExecutionService:
             await self._retire_pool(key)
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+        await self.prewarm.close()
         if self.sandbox.cgroups is not None:
             self.sandbox.cgroups.cleanup()
 
@@ -379,4 +398,5 @@ class ExecutionService:
             "queued": sch.queued if sch else 0,
             "max_concurrent": self.settings.max_concurrent,
             "queue_size": self.settings.queue_size,
+            "prewarmed": self.prewarm.count(),
         }

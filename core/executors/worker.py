@@ -19,6 +19,7 @@ import signal
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from core.models import ErrorType, InvokeResult, StackFrame
@@ -38,6 +39,10 @@ PIDS_NOTE = " (the worker reached its limit on processes and threads)"
 
 class WorkerDied(Exception):
     pass
+
+
+class NotAdopted(Exception):
+    """A pre-started sandbox could not take on a function (the caller starts a fresh worker)."""
 
 
 class LogCollector(asyncio.Protocol):
@@ -191,11 +196,21 @@ class Worker:
         self.host_dir = None
         self.retired = False  # stopped because its function changed
         self.last_peak: float | None = None
+        self.slot: Path | None = None  # a pre-started sandbox's own function folder (removed with it)
+        self._spec: WorkerSpec | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> InvokeResult | None:
         """Spawn and load the code. None when ready, else the failure (e.g. CompileError)."""
         t0 = time.perf_counter()
+        failure = await self.spawn()
+        if failure is not None:
+            return failure
+        return await self._load(t0)
+
+    async def spawn(self, wait_up: bool = False) -> InvokeResult | None:
+        """Start the process (cgroup, sandbox, pipes) without loading any code. `wait_up`: wait
+        for the runner's {"type": "up"} (a pre-started runner says it once it is running)."""
         loop = asyncio.get_running_loop()
         if self.sandbox.cgroups is not None:
             self.cg = self.sandbox.cgroups.create(self.memory_mb)
@@ -234,10 +249,48 @@ class Worker:
         self.req_w, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(req_w, "wb", 0))
         self.exit_task = asyncio.ensure_future(self.proc.wait())
         self.exit_task.add_done_callback(lambda _: self._on_event("exit", None))
+        self._spec = spec
+        if wait_up:
+            reply, failure = await self._exchange(None, timeout=max(10.0, self.timeout))
+            if failure is None and (reply or {}).get("type") != "up":
+                await self.kill()
+                failure = InvokeResult.failure(ErrorType.WORKER_CRASHED, "the pre-started worker did not start")
+            return failure
+        return None
 
+    async def adopt(self, key: tuple[str, int], wi: WorkerInit, memory_mb: int, timeout: float,
+                    files: list[Path]) -> InvokeResult | None:
+        """A pre-started sandbox (see prewarm.py) takes on one function version: the version's
+        files appear in the sandbox's own (read-only) folder `slot`, its cgroup gets the
+        function's memory limit, and the runner applies the function's rlimits and environment
+        before it loads the code. Raises NotAdopted when this sandbox cannot take it on."""
+        t0 = time.perf_counter()
+        slot = self.slot
+        if slot is None or self.dead or self.proc is None or self.proc.returncode is not None:
+            raise NotAdopted("the pre-started worker is gone")
+        self.key, self.wi, self.memory_mb, self.timeout = key, wi, memory_mb, timeout
+        try:
+            for f in files:
+                try:
+                    os.link(f, slot / f.name)
+                except OSError:
+                    shutil.copy2(f, slot / f.name)
+        except OSError as exc:
+            raise NotAdopted(f"cannot place the function's files: {exc}") from None
+        if self.cg and not self.cg.set_memory_limit(memory_mb):
+            raise NotAdopted("the cgroup refused the function's memory limit")
+        limits = {"cpu": [wi.spec.cpu_seconds, wi.spec.cpu_seconds + 1]}
+        if wi.spec.data_mb:
+            limits["data"] = [wi.spec.data_mb * 1024 * 1024] * 2
+        return await self._load(t0, {"env": dict(wi.spec.env), "limits": limits})
+
+    async def _load(self, t0: float, extra: dict[str, Any] | None = None) -> InvokeResult | None:
+        spec = self._spec
         nonce = self._nonce()
         self.logs.begin(nonce)
         init = dict(self.wi.init)
+        if extra:
+            init.update(extra)
         if "code_path" in init:
             init["code_path"] = self.sandbox.host_path(spec, init["code_path"])
         # The runner reports its own peak memory only where the cgroup cannot (one read of
@@ -316,6 +369,8 @@ class Worker:
             await asyncio.to_thread(cg.remove)  # rmdir waits out the last exits
         if self.host_dir is not None:
             shutil.rmtree(self.host_dir, ignore_errors=True)
+        if self.slot is not None:
+            shutil.rmtree(self.slot, ignore_errors=True)
 
     # --- one exchange -------------------------------------------------------------------------
     def _on_event(self, kind: str, value: Any) -> None:
@@ -325,15 +380,15 @@ class Worker:
                 return  # the pipe closed first; the exit itself follows
             w.set_result((kind, value))
 
-    async def _exchange(self, msg: dict[str, Any] | bytes, timeout: float) -> tuple[dict[str, Any] | None, InvokeResult | None]:
+    async def _exchange(self, msg: dict[str, Any] | bytes | None, timeout: float) -> tuple[dict[str, Any] | None, InvokeResult | None]:
         """Send one request (a message, or one already encoded), wait for its reply, the worker's
         death, a log flood or the timeout."""
         loop = asyncio.get_running_loop()
-        data = msg if isinstance(msg, bytes) else json.dumps(msg).encode()
         fut = self._waiter = loop.create_future()
         if self.exit_task.done():
             fut.set_result(("exit", None))
-        else:
+        elif msg is not None:  # None: only wait for what the worker says by itself
+            data = msg if isinstance(msg, bytes) else json.dumps(msg).encode()
             self.req_w.write(len(data).to_bytes(4, "big") + data)
         timer = loop.call_later(timeout, lambda: fut.done() or fut.set_result(("timeout", None)))
         try:

@@ -1,6 +1,8 @@
 # cloudfn Python worker. Started as: python -I -S -u -B python_runner.py REQ_FD RESP_FD
 # Frames both ways: 4-byte big-endian length, then UTF-8 JSON. The first request is "init" (load
-# the user's code once); then one "invoke" at a time. Whatever the user prints goes to fds 1/2, a
+# the user's code once); then one "invoke" at a time. Started with a third argument "prewarm", the
+# runner is a pre-started sandbox waiting for a function: it says {"type": "up"} once it is, and
+# its init then carries the function's environment and rlimits, applied before the code loads. Whatever the user prints goes to fds 1/2, a
 # separate pipe; after each invocation a marker carrying the request's nonce closes its logs.
 import os
 import sys
@@ -50,6 +52,7 @@ class json:  # the two calls the runner needs, with the standard library's behav
 
 REQ_FD = int(sys.argv[1])
 RESP_FD = int(sys.argv[2])
+PREWARM = sys.argv[3:4] == ["prewarm"]
 RUNNER_PID = os.getpid()
 _stdin_r = os.open(os.devnull, os.O_RDONLY)
 if _stdin_r != 0:
@@ -183,8 +186,28 @@ def load(init):
     return (target, code_file), {"ok": True, "type": "ready"}
 
 
+def adopt(init):
+    """A pre-started runner takes on its function: rlimits first (lowered only: no way back up),
+    then the function's environment, all before any of its code runs."""
+    try:
+        limits = init.get("limits") or {}
+        if limits:
+            import resource
+
+            for name, (soft, hard) in limits.items():
+                resource.setrlimit(getattr(resource, "RLIMIT_" + name.upper()), (soft, hard))
+        os.environ.update(init.get("env") or {})
+    except Exception as exc:
+        os.write(2, f"cloudfn: cannot apply the function's limits and environment: {exc}\n".encode())
+        os._exit(71)
+
+
 def main():
+    if PREWARM:
+        write_frame({"type": "up", "logs_closed": False})
     init = read_frame()
+    if PREWARM:
+        adopt(init)
     t0 = time.perf_counter()
     loaded, reply = load(init)
     reply["load_ms"] = (time.perf_counter() - t0) * 1000

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from core.models import Function, InvokeResult
+from core.models import TIMEOUT_RANGE, Function, InvokeResult
 
 from ..sandbox import BASE_ENV, WorkerSpec
 from ..worker import WorkerInit
@@ -16,6 +16,9 @@ RUNNERS_DIR = Path(__file__).resolve().parent.parent / "runners"
 # Where things appear inside the sandbox.
 FUNCTION_DIR = "/function"
 RUNTIME_DIR = "/runtime"
+# A pre-started sandbox's CPU limit until it takes on a function: the largest budget any
+# function can get (cpu_budget at the longest timeout); the runner then lowers it.
+PREWARM_CPU_SECONDS = 4 * TIMEOUT_RANGE[1]
 
 
 class Runtime:
@@ -52,6 +55,11 @@ class Runtime:
     async def prepare(self, fn: Function) -> WorkerInit | InvokeResult:
         """Everything a worker of this code version needs, or a failure (CompileError, ...)."""
         raise NotImplementedError
+
+    def prewarm_spec(self, slot: Path) -> WorkerSpec | None:
+        """How to pre-start a generic sandboxed runner of this runtime whose function folder is
+        `slot` (see prewarm.py), or None if the runtime cannot take on a function after start."""
+        return None
 
     @staticmethod
     def env(fn: Function, extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -10,9 +10,9 @@ from typing import Any
 
 from core.models import Function, InvokeResult
 
-from ..sandbox import Mount
+from ..sandbox import BASE_ENV, Mount, WorkerSpec
 from ..worker import WorkerInit
-from .base import FUNCTION_DIR, RUNNERS_DIR, RUNTIME_DIR, Runtime
+from .base import FUNCTION_DIR, PREWARM_CPU_SECONDS, RUNNERS_DIR, RUNTIME_DIR, Runtime
 
 
 def _interpreter() -> tuple[str, str]:
@@ -32,17 +32,32 @@ class PythonRuntime(Runtime):
         return {"available": os.access(exe, os.X_OK), "version": sys.version.split()[0], "path": exe,
                 "hint": "" if os.access(exe, os.X_OK) else "the platform's own Python runs Python functions"}
 
-    async def prepare(self, fn: Function) -> WorkerInit | InvokeResult:
-        d = self.write_code(fn)
+    @staticmethod
+    def _mounts(function_dir: Path) -> list[Mount]:
         exe, prefix = _interpreter()
-        mounts = [Mount(d, FUNCTION_DIR), Mount(RUNNERS_DIR, RUNTIME_DIR)]
+        mounts = [Mount(function_dir, FUNCTION_DIR), Mount(RUNNERS_DIR, RUNTIME_DIR)]
         if not prefix.startswith("/usr/") and prefix != "/usr":
             mounts.append(Mount(Path(prefix), prefix))
         stdlib = sysconfig.get_paths().get("stdlib", "")
         real_stdlib = os.path.realpath(stdlib) if stdlib else ""
         if real_stdlib and not real_stdlib.startswith(prefix) and not real_stdlib.startswith("/usr/"):
             mounts.append(Mount(Path(real_stdlib), real_stdlib))
-        argv = [exe, "-I", "-S", "-u", "-B", f"{RUNTIME_DIR}/python_runner.py", "{REQ_FD}", "{RESP_FD}"]
-        spec = self.base_spec(fn, argv, self.env(fn), mounts, data_mb=fn.memory + 256, host_dir=d.parent / "run")
+        return mounts
+
+    @staticmethod
+    def _argv(*extra: str) -> list[str]:
+        exe, _ = _interpreter()
+        return [exe, "-I", "-S", "-u", "-B", f"{RUNTIME_DIR}/python_runner.py", "{REQ_FD}", "{RESP_FD}", *extra]
+
+    async def prepare(self, fn: Function) -> WorkerInit | InvokeResult:
+        d = self.write_code(fn)
+        spec = self.base_spec(fn, self._argv(), self.env(fn), self._mounts(d), data_mb=fn.memory + 256,
+                              host_dir=d.parent / "run")
         return WorkerInit(spec=spec, init={"type": "init", "code_path": f"{FUNCTION_DIR}/{self.code_file}",
                                            "handler": fn.handler})
+
+    def prewarm_spec(self, slot: Path) -> WorkerSpec | None:
+        # The interpreter and runner start now; the function's rlimits (CPU, data) and
+        # environment come with its init frame and are applied before its code loads.
+        return WorkerSpec(argv=self._argv("prewarm"), env=dict(BASE_ENV), mounts=self._mounts(slot),
+                          cpu_seconds=PREWARM_CPU_SECONDS)

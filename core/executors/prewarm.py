@@ -1,0 +1,153 @@
+"""Pre-started sandboxes: a few generic runners per runtime, already sandboxed and running, that
+take on a function at its cold start, so the cold start no longer pays for the process chain
+(cgroup join, prlimit, bwrap's namespaces, the interpreter's start).
+
+Isolation is the same as a freshly started worker's (DESIGN.md "Execution"):
+- each sandbox has its own cgroup (pids limit from the start; the function's memory limit is
+  written there when it takes the function on) and its own empty function folder, bind-mounted
+  read-only at /function; only the adopting function's files are ever placed there, and the
+  folder is removed with the sandbox. Nothing else of any function is visible inside;
+- it starts with the base environment only (no function's variables) and rlimits for file size,
+  open files and core dumps from prlimit; CPU is capped at the largest budget any function gets;
+  the runner lowers CPU (and data, for Python) to the function's limits and adds the function's
+  environment before it loads any of the function's code. A sandbox takes on one function
+  version, once, and dies with that worker;
+- functions with network on, or whose environment changes how a process starts (the dynamic
+  loader's, libc's, locale and time-zone variables), start the usual way;
+- only where bwrap gives namespaces (the folder trick needs its mounts); the pool is refilled in
+  the background and its processes are stopped by `close()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import uuid
+from collections import deque
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from core.models import Function
+
+from .runtimes.base import FUNCTION_DIR
+from .worker import Worker, WorkerInit
+
+if TYPE_CHECKING:
+    from .runtimes import Runtime
+    from .sandbox import HostSandbox
+
+# Variables read while a process starts (by the dynamic loader, libc, the interpreter): a
+# function setting one gets a fresh worker, which starts with it.
+STARTUP_ENV = re.compile(r"^(LD_\w*|GLIBC_TUNABLES|MALLOC_\w*|LANG|LANGUAGE|LC_\w*|TZ|PYTHON\w*)$")
+PREWARM_MEMORY_MB = 128  # a waiting sandbox's memory limit, until it takes on a function
+
+
+class Prewarm:
+    def __init__(self, sandbox: HostSandbox, runtimes: dict[str, Runtime], work_dir: Path, size: int):
+        self.sandbox = sandbox
+        self.size = size
+        self.dir = work_dir / ".prewarm"
+        self.specs = {}
+        if size > 0 and sandbox.bwrap:
+            for name, rt in runtimes.items():
+                if rt.prewarm_spec(self.dir / "probe") is not None:
+                    self.specs[name] = rt
+        self.ready: dict[str, deque[Worker]] = {name: deque() for name in self.specs}
+        self.starting: dict[str, int] = {name: 0 for name in self.specs}
+        self._tasks: set[asyncio.Task] = set()
+        self._closed = False
+        self._changed: asyncio.Event | None = None
+
+    # --- which functions ---------------------------------------------------------------------
+    def eligible(self, fn: Function, runtime_name: str) -> bool:
+        return (runtime_name in self.specs and not fn.network
+                and not any(STARTUP_ENV.match(k) for k in (fn.environment or {})))
+
+    # --- the pool -----------------------------------------------------------------------------
+    def fill(self) -> None:
+        """Start what is missing, in the background."""
+        if self._closed:
+            return
+        for name in self.specs:
+            for _ in range(self.size - len(self.ready[name]) - self.starting[name]):
+                self.starting[name] += 1
+                task = asyncio.ensure_future(self._start_one(name))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _start_one(self, name: str) -> None:
+        w: Worker | None = None
+        try:
+            if self._closed:
+                return
+            slot = self.dir / uuid.uuid4().hex[:12]
+            slot.mkdir(parents=True)
+            os.chmod(slot, 0o755)
+            spec = self.specs[name].prewarm_spec(slot)
+            w = Worker(("", 0), name, WorkerInit(spec=spec, init={}), self.sandbox, PREWARM_MEMORY_MB, 10.0)
+            w.slot = slot
+            if await w.spawn(wait_up=True) is None and not self._closed:
+                self.ready[name].append(w)
+                w = None
+        finally:
+            if w is not None:
+                await w.kill()  # also removes its folder
+            self.starting[name] -= 1
+            if self._changed is not None:
+                self._changed.set()
+
+    def take(self, runtime_name: str) -> Worker | None:
+        """A waiting sandbox for this runtime (the pool refills in the background), or None."""
+        pool = self.ready.get(runtime_name)
+        w = None
+        while pool and w is None:
+            w = pool.popleft()
+            if w.dead or w.proc is None or w.proc.returncode is not None:
+                self._discard(w)
+                w = None
+        self.fill()
+        return w
+
+    @staticmethod
+    def files(wi: WorkerInit) -> list[Path]:
+        """The function version's own files (what its usual worker sees at /function)."""
+        return [p for m in wi.spec.mounts if m.target == FUNCTION_DIR
+                for p in sorted(Path(m.source).iterdir()) if p.is_file() and not p.name.startswith(".")]
+
+    def _discard(self, w: Worker) -> None:
+        task = asyncio.ensure_future(w.kill())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def wait_ready(self) -> None:
+        """Until the pools are full, or no start is under way (benchmarks, tests)."""
+        self._changed = self._changed or asyncio.Event()
+        self.fill()
+        while any(self.starting.values()) and not self._closed:
+            self._changed.clear()
+            await self._changed.wait()
+
+    def count(self) -> dict[str, int]:
+        return {name: len(pool) for name, pool in self.ready.items()}
+
+    def pids(self) -> set[int]:
+        """Every process of the waiting sandboxes (for leftover checks)."""
+        out: set[int] = set()
+        for pool in self.ready.values():
+            for w in pool:
+                if w.cg is not None:
+                    out |= set(w.cg.members())
+                elif w.proc is not None:
+                    out.add(w.proc.pid)
+        return out
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        for pool in self.ready.values():
+            while pool:
+                await pool.popleft().kill()
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -1,0 +1,158 @@
+"""Pre-started sandboxes (prewarm.py): a cold start adopts one, with exactly the isolation of a
+freshly started worker, and nothing of them is left after close."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from core.executors.sandbox import BASE_ENV
+from core.models import ErrorType
+from exec_helpers import fn
+
+PROBE = (
+    "import os, resource\n"
+    "def handler(event, context):\n"
+    "    out = {'env': dict(os.environ), 'files': sorted(os.listdir('/function')), 'uid': os.getuid(),\n"
+    "           'cpu': resource.getrlimit(resource.RLIMIT_CPU), 'data': resource.getrlimit(resource.RLIMIT_DATA),\n"
+    "           'nofile': resource.getrlimit(resource.RLIMIT_NOFILE), 'code': open(__file__).read()}\n"
+    "    try:\n        open(__file__, 'a').write('# changed')\n        out['write'] = 'writable'\n"
+    "    except OSError as exc:\n        out['write'] = exc.strerror\n"
+    "    return out\n"
+)
+
+
+def _adopted(svc, f) -> bool:
+    """Whether the function's warm worker is a pre-started sandbox that took it on."""
+    pool = svc._pools[(f.id, f.version)]
+    workers = list(pool.idle) + list(pool.busy)
+    assert len(workers) == 1
+    return workers[0].slot is not None
+
+
+@pytest.fixture
+async def prewarmed(make_service):
+    svc = make_service(prewarm=1)
+    if not svc.protections()["bwrap_namespaces"]:
+        pytest.skip("pre-started sandboxes need bwrap's namespaces")
+    await svc.prewarm.wait_ready()
+    assert svc.stats()["prewarmed"] == {"python": 1}
+    return svc
+
+
+async def test_a_cold_start_adopts_a_sandbox_with_the_functions_own_limits(prewarmed, monkeypatch):
+    monkeypatch.setenv("CLOUDFN_TEST_SECRET", "hunter2")  # the platform's: never visible
+    f = fn("python", PROBE, environment={"GREETING": "hi"}, memory=200, timeout=7)
+    res = await prewarmed.invoke(f, {})
+    assert res.success, res.error
+    assert res.cold_start and _adopted(prewarmed, f)
+    r = res.result
+    env = dict(r["env"])
+    env.pop("PWD", None)  # as in a freshly started worker
+    assert env == {**BASE_ENV, "GREETING": "hi"}, r["env"]
+    assert r["files"] == ["handler.py"] and r["code"] == PROBE
+    assert r["write"] in ("Read-only file system", "Permission denied")
+    assert r["uid"] == 65534
+    budget = max(7 * 4, 120)
+    assert r["cpu"][1] == budget + 1  # the function's CPU budget, not the waiting sandbox's
+    assert r["data"] == [(200 + 256) * 1024 * 1024] * 2
+    assert r["nofile"] == [1024, 1024]
+    # The pool refills in the background.
+    await prewarmed.prewarm.wait_ready()
+    assert prewarmed.stats()["prewarmed"] == {"python": 1}
+
+
+async def test_an_adopted_sandbox_gets_the_functions_memory_limit(prewarmed):
+    hog = "def handler(event, context):\n    b = bytearray(event['mb'] * 1024 * 1024)\n    return len(b)\n"
+    # Above the waiting sandbox's own 128 MB: the limit was raised to the function's.
+    big = fn("python", hog, name="big", memory=512)
+    res = await prewarmed.invoke(big, {"mb": 300})
+    assert res.success and _adopted(prewarmed, big), res.error
+    await prewarmed.prewarm.wait_ready()
+    # And lowered: 64 MB is enforced by the cgroup (RLIMIT_DATA is 64 + 256 MB here).
+    small = fn("python", hog, name="small", memory=64)
+    res = await prewarmed.invoke(small, {"mb": 100})
+    assert res.cold_start and res.error_type == ErrorType.MEMORY_LIMIT, res.error
+
+
+async def test_a_sandbox_shows_only_its_own_functions_files(prewarmed):
+    code = "import os\ndef handler(e, c):\n    return {'files': os.listdir('/function'), 'code': open(__file__).read()}\n"
+    seen = []
+    for name in ("first", "second", "third"):
+        await prewarmed.prewarm.wait_ready()
+        f = fn("python", code + f"# {name}\n", name=name)
+        res = await prewarmed.invoke(f, {})
+        assert res.success and _adopted(prewarmed, f), res.error
+        assert res.result["files"] == ["handler.py"]
+        assert res.result["code"].endswith(f"# {name}\n")
+        seen.append(res.result["code"])
+    assert len(set(seen)) == 3
+
+
+async def test_update_of_an_adopted_function_never_runs_old_code(prewarmed):
+    f = fn("python", "def handler(e, c):\n    return 'v1'\n")
+    assert (await prewarmed.invoke(f, {})).result == "v1"
+    for v in (2, 3):
+        await prewarmed.prewarm.wait_ready()
+        f = f.model_copy(update={"code": f"def handler(e, c):\n    return 'v{v}'\n", "version": v})
+        await prewarmed.retire(f.id)
+        res = await prewarmed.invoke(f, {})
+        assert res.result == f"v{v}" and res.cold_start and _adopted(prewarmed, f)
+
+
+@pytest.mark.parametrize("kw", [{"network": True}, {"environment": {"TZ": "UTC"}},
+                                {"environment": {"LD_PRELOAD": "/nothing.so"}}])
+async def test_functions_that_need_their_own_start_are_not_adopted(prewarmed, kw):
+    f = fn("python", "def handler(e, c):\n    return 1\n", **kw)
+    res = await prewarmed.invoke(f, {})
+    assert res.success and res.cold_start, res.error
+    assert not _adopted(prewarmed, f)
+    assert prewarmed.stats()["prewarmed"] == {"python": 1}  # still waiting, untouched
+
+
+def _children(pid: int) -> set[int]:
+    kids = set()
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as fh:
+                    if int(fh.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        kids.add(int(d))
+            except (OSError, ValueError, IndexError):
+                pass
+    return kids
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for its parent's reaping does not count)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+async def test_close_stops_the_waiting_sandboxes(make_service):
+    before = _children(os.getpid())
+    svc = make_service(prewarm=2)
+    if not svc.protections()["bwrap_namespaces"]:
+        pytest.skip("pre-started sandboxes need bwrap's namespaces")
+    await svc.prewarm.wait_ready()
+    assert svc.stats()["prewarmed"] == {"python": 2}
+    pids = svc.prewarm.pids()
+    assert len(pids) >= 2 and _children(os.getpid()) - before
+    slots = list(svc.prewarm.dir.iterdir())
+    assert len(slots) == 2
+    await svc.close()
+    assert _children(os.getpid()) - before == set()
+    assert not any(_alive(p) for p in pids)
+    assert not svc.prewarm.dir.exists()
+
+
+async def test_without_namespaces_nothing_is_prestarted(make_service):
+    svc = make_service(sandbox="none", prewarm=2)
+    res = await svc.invoke(fn("python", "def handler(e, c):\n    return 1\n"), {})
+    assert res.success and res.cold_start
+    await svc.prewarm.wait_ready()
+    assert svc.stats()["prewarmed"] == {}

@@ -281,7 +281,7 @@ class ExecutionService:
                     pool.busy.add(taken)  # from here on, a retire stops it like any other worker
                     try:
                         failure = await taken.adopt((fn.id, fn.version), pool.prepared, fn.memory, fn.timeout,
-                                                    self.prewarm.files(pool.prepared))
+                                                    self.prewarm.files(pool.prepared), runtime.adoption(pool.prepared))
                     except NotAdopted:
                         pool.busy.discard(taken)
                         await taken.kill()

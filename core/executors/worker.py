@@ -156,6 +156,15 @@ class WorkerInit:
     notes: list[str] = field(default_factory=list)  # told to the user in the first logs
 
 
+@dataclass
+class Adoption:
+    """How a pre-started runner of a runtime takes on one function version (prewarm.py)."""
+
+    init: dict[str, Any] = field(default_factory=dict)  # added to its init frame
+    files: dict[str, str] = field(default_factory=dict)  # in its function folder until the code loads
+    prelude: bytes = b""  # written to its request pipe before the init frame
+
+
 def _frames(raw: list[dict[str, Any]] | None) -> list[StackFrame]:
     out = []
     for f in raw or []:
@@ -259,11 +268,12 @@ class Worker:
         return None
 
     async def adopt(self, key: tuple[str, int], wi: WorkerInit, memory_mb: int, timeout: float,
-                    files: list[Path]) -> InvokeResult | None:
+                    files: list[Path], how: Adoption) -> InvokeResult | None:
         """A pre-started sandbox (see prewarm.py) takes on one function version: the version's
         files appear in the sandbox's own (read-only) folder `slot`, its cgroup gets the
-        function's memory limit, and the runner applies the function's rlimits and environment
-        before it loads the code. Raises NotAdopted when this sandbox cannot take it on."""
+        function's memory limit, and the runtime's `how` applies the function's rlimits and
+        environment before any of its code runs. Raises NotAdopted when this sandbox cannot
+        take it on."""
         t0 = time.perf_counter()
         slot = self.slot
         if slot is None or self.dead or self.proc is None or self.proc.returncode is not None:
@@ -275,14 +285,22 @@ class Worker:
                     os.link(f, slot / f.name)
                 except OSError:
                     shutil.copy2(f, slot / f.name)
+            for name, text in how.files.items():
+                (slot / name).write_text(text)
+                os.chmod(slot / name, 0o644)
         except OSError as exc:
             raise NotAdopted(f"cannot place the function's files: {exc}") from None
         if self.cg and not self.cg.set_memory_limit(memory_mb):
             raise NotAdopted("the cgroup refused the function's memory limit")
-        limits = {"cpu": [wi.spec.cpu_seconds, wi.spec.cpu_seconds + 1]}
-        if wi.spec.data_mb:
-            limits["data"] = [wi.spec.data_mb * 1024 * 1024] * 2
-        return await self._load(t0, {"env": dict(wi.spec.env), "limits": limits})
+        if how.prelude:
+            self.req_w.write(how.prelude)
+        failure = await self._load(t0, how.init)
+        for name in how.files:  # needed until the code is loaded (the folder then looks as usual)
+            try:
+                os.unlink(slot / name)
+            except OSError:
+                pass
+        return failure
 
     async def _load(self, t0: float, extra: dict[str, Any] | None = None) -> InvokeResult | None:
         spec = self._spec

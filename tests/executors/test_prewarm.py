@@ -37,7 +37,7 @@ async def prewarmed(make_service):
     if not svc.protections()["bwrap_namespaces"]:
         pytest.skip("pre-started sandboxes need bwrap's namespaces")
     await svc.prewarm.wait_ready()
-    assert svc.stats()["prewarmed"] == {"python": 1}
+    assert svc.stats()["prewarmed"]["python"] == 1
     return svc
 
 
@@ -60,7 +60,7 @@ async def test_a_cold_start_adopts_a_sandbox_with_the_functions_own_limits(prewa
     assert r["nofile"] == [1024, 1024]
     # The pool refills in the background.
     await prewarmed.prewarm.wait_ready()
-    assert prewarmed.stats()["prewarmed"] == {"python": 1}
+    assert prewarmed.stats()["prewarmed"]["python"] == 1
 
 
 async def test_an_adopted_sandbox_gets_the_functions_memory_limit(prewarmed):
@@ -108,7 +108,7 @@ async def test_functions_that_need_their_own_start_are_not_adopted(prewarmed, kw
     res = await prewarmed.invoke(f, {})
     assert res.success and res.cold_start, res.error
     assert not _adopted(prewarmed, f)
-    assert prewarmed.stats()["prewarmed"] == {"python": 1}  # still waiting, untouched
+    assert prewarmed.stats()["prewarmed"]["python"] == 1  # still waiting, untouched
 
 
 def _children(pid: int) -> set[int]:
@@ -139,11 +139,11 @@ async def test_close_stops_the_waiting_sandboxes(make_service):
     if not svc.protections()["bwrap_namespaces"]:
         pytest.skip("pre-started sandboxes need bwrap's namespaces")
     await svc.prewarm.wait_ready()
-    assert svc.stats()["prewarmed"] == {"python": 2}
+    assert svc.stats()["prewarmed"]["python"] == 2
     pids = svc.prewarm.pids()
     assert len(pids) >= 2 and _children(os.getpid()) - before
     slots = list(svc.prewarm.dir.iterdir())
-    assert len(slots) == 2
+    assert len(slots) == sum(svc.stats()["prewarmed"].values())
     await svc.close()
     assert _children(os.getpid()) - before == set()
     assert not any(_alive(p) for p in pids)
@@ -156,3 +156,45 @@ async def test_without_namespaces_nothing_is_prestarted(make_service):
     assert res.success and res.cold_start
     await svc.prewarm.wait_ready()
     assert svc.stats()["prewarmed"] == {}
+
+
+GO_PROBE = '''import ("os"; "sort"; "syscall")
+
+func handler(event interface{}, context map[string]string) interface{} {
+	var r syscall.Rlimit
+	syscall.Getrlimit(syscall.RLIMIT_CPU, &r)
+	d, _ := os.Open("/function")
+	names, _ := d.Readdirnames(-1)
+	sort.Strings(names)
+	env := map[string]string{}
+	for _, kv := range os.Environ() {
+		for i := 0; i < len(kv); i++ {
+			if kv[i] == '=' {
+				env[kv[:i]] = kv[i+1:]
+				break
+			}
+		}
+	}
+	return map[string]interface{}{"env": env, "cpu": []uint64{r.Cur, r.Max}, "files": names, "uid": os.Getuid()}
+}
+'''
+
+
+@pytest.mark.go
+async def test_a_go_cold_start_adopts_a_sandbox_with_the_functions_own_limits(prewarmed, monkeypatch):
+    monkeypatch.setenv("CLOUDFN_TEST_SECRET", "hunter2")
+    odd = "it's a \"quoted\" $HOME `x` \\ value\nwith a line"  # pasted into a shell script: exact
+    f = fn("go", GO_PROBE, environment={"GREETING": odd}, memory=200, timeout=7)
+    await prewarmed.invoke(f.model_copy(update={"version": 99}), {})  # builds outside the measure
+    await prewarmed.prewarm.wait_ready()
+    assert prewarmed.stats()["prewarmed"] == {"python": 1, "go": 1}
+    res = await prewarmed.invoke(f, {})
+    assert res.success, res.error
+    assert res.cold_start and _adopted(prewarmed, f)
+    r = res.result
+    env = dict(r["env"])
+    env.pop("PWD", None)
+    assert env == {**BASE_ENV, "GREETING": odd, "GOMEMLIMIT": "180MiB"}, r["env"]
+    assert r["files"] == ["handler", "main.go", "notes.json"]  # as a freshly started worker sees
+    assert r["uid"] == 65534
+    assert r["cpu"] == [120, 121]

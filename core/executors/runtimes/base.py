@@ -10,7 +10,7 @@ from typing import Any
 from core.models import TIMEOUT_RANGE, Function, InvokeResult
 
 from ..sandbox import BASE_ENV, WorkerSpec
-from ..worker import WorkerInit
+from ..worker import Adoption, WorkerInit
 
 RUNNERS_DIR = Path(__file__).resolve().parent.parent / "runners"
 # Where things appear inside the sandbox.
@@ -60,6 +60,10 @@ class Runtime:
         """How to pre-start a generic sandboxed runner of this runtime whose function folder is
         `slot` (see prewarm.py), or None if the runtime cannot take on a function after start."""
         return None
+
+    def adoption(self, wi: WorkerInit) -> Adoption:
+        """What a pre-started runner needs to take on the version `wi` describes."""
+        raise NotImplementedError
 
     @staticmethod
     def env(fn: Function, extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -22,14 +22,15 @@ from typing import Any
 
 from core.models import ErrorType, Function, InvokeResult, StackFrame
 
-from ..sandbox import Mount
-from ..worker import WorkerInit
-from .base import FUNCTION_DIR, RUNNERS_DIR, Runtime
+from ..sandbox import BASE_ENV, Mount, WorkerSpec
+from ..worker import Adoption, NotAdopted, WorkerInit
+from .base import FUNCTION_DIR, PREWARM_CPU_SECONDS, RUNNERS_DIR, Runtime
 
 INSTALL_HINT = "install the Go toolchain (apt-get install golang-go), then invoke again"
 BUILD_FORMAT = "3"  # bump when the wrapper changes: old cache entries are then ignored
 USER_FILE = "main.go"
 RUNNER_SRC = RUNNERS_DIR / "go_runner.go"
+PREWARM_START = ".cloudfn-start"  # a pre-started sandbox's last step (see prewarm_spec)
 
 # Packages added automatically when code without any `import` line uses them.
 AUTO_IMPORTS = {
@@ -193,6 +194,34 @@ class GoRuntime(Runtime):
         spec = self.base_spec(fn, [f"{FUNCTION_DIR}/handler", "{REQ_FD}", "{RESP_FD}"], env, mounts,
                               host_dir=self.function_dir(fn).parent / "run")
         return WorkerInit(spec=spec, init={"type": "init", "handler": fn.handler}, notes=notes)
+
+    # --- pre-started sandboxes (prewarm.py) ----------------------------------------------------
+    # A Go function is its own binary, so what waits in the sandbox is a shell: it says "up",
+    # waits for one line on the request pipe, then sources the adopting function's PREWARM_START
+    # (its rlimits and environment) and execs the binary, which reads the init frame as usual.
+    def prewarm_spec(self, slot: Path) -> WorkerSpec | None:
+        sh = shutil.which("sh")
+        sh = os.path.realpath(sh) if sh else ""
+        if _go()[0] is None or not sh.startswith("/usr/"):
+            return None
+        up = '{"type":"up","logs_closed":false}'
+        # (dash redirects only fds 0-9 with >&N: the pipes are reopened through /proc instead)
+        script = (f"printf '\\000\\000\\000\\{len(up):03o}%s' '{up}' >/proc/self/fd/\"$2\" || exit 70\n"
+                  'IFS= read -r _ </proc/self/fd/"$1" || exit 0\n'
+                  f". {FUNCTION_DIR}/{PREWARM_START}\n"
+                  "exit 71\n")
+        return WorkerSpec(argv=[sh, "-c", script, "cloudfn-prewarm", "{REQ_FD}", "{RESP_FD}"],
+                          env=dict(BASE_ENV), mounts=[Mount(slot, FUNCTION_DIR)], cpu_seconds=PREWARM_CPU_SECONDS)
+
+    def adoption(self, wi: WorkerInit) -> Adoption:
+        cpu = wi.spec.cpu_seconds
+        lines = [f"ulimit -S -t {cpu} && ulimit -H -t {cpu + 1} || exit 71"]
+        for k, v in wi.spec.env.items():
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k):  # the model refuses such names
+                raise NotAdopted(f"environment variable name {k!r} cannot go into a shell script")
+            lines.append(f"export {k}='" + v.replace("'", "'\\''") + "'")
+        lines.append(f'exec {FUNCTION_DIR}/handler "$1" "$2"')
+        return Adoption(files={PREWARM_START: "\n".join(lines) + "\n"}, prelude=b"go\n")
 
     def build_dir_files(self, src: GoSource, skip: set[str]) -> dict[str, str]:
         return {

@@ -11,7 +11,7 @@ from typing import Any
 from core.models import Function, InvokeResult
 
 from ..sandbox import BASE_ENV, Mount, WorkerSpec
-from ..worker import WorkerInit
+from ..worker import Adoption, WorkerInit
 from .base import FUNCTION_DIR, PREWARM_CPU_SECONDS, RUNNERS_DIR, RUNTIME_DIR, Runtime
 
 
@@ -61,3 +61,10 @@ class PythonRuntime(Runtime):
         # environment come with its init frame and are applied before its code loads.
         return WorkerSpec(argv=self._argv("prewarm"), env=dict(BASE_ENV), mounts=self._mounts(slot),
                           cpu_seconds=PREWARM_CPU_SECONDS)
+
+    def adoption(self, wi: WorkerInit) -> Adoption:
+        # python_runner.py applies these (rlimits first) before it loads the code.
+        limits = {"cpu": [wi.spec.cpu_seconds, wi.spec.cpu_seconds + 1]}
+        if wi.spec.data_mb:
+            limits["data"] = [wi.spec.data_mb * 1024 * 1024] * 2
+        return Adoption(init={"env": dict(wi.spec.env), "limits": limits})

@@ -1,11 +1,15 @@
 """Execution-layer benchmark: every figure is a ratio to a floor measured in the same run.
 
-    python tests/benchmarks/bench_executors.py [--n 400] [--cold 15]
+    python tests/benchmarks/bench_executors.py [--n 400] [--cold 15] [--uvloop]
 
 - warm invoke through ExecutionService.invoke, p50 and p99 per runtime, against a bare pipe round
-  trip (same framing, blocking reads) to a trivial echo worker of that runtime;
-- cold start until the first result (fresh worker, sandbox and all), against the bare interpreter
-  start (`python -I -S -c pass`, `node -e 0`, a Go hello binary);
+  trip (same framing, blocking reads) to a trivial echo worker of that runtime; for reference, the
+  same round trip through the event loop (non-blocking pipes, one future per request: what any
+  asyncio caller pays before doing anything) is printed beside it, not used in the ratios;
+- cold start until the first result, against the bare interpreter start (`python -I -S -c pass`,
+  `node -e 0`, a Go hello binary): with a fresh worker (cgroup, prlimit, bwrap, interpreter: the
+  default), and with a pre-started sandbox adopting the function (ExecutionSettings.prewarm; the
+  pool is refilled between cold starts, as it is when cold starts are not back to back);
 - Go rebuild after a code change, against a plain `go build` of the same source; and that
   unchanged code builds nothing.
 Not collected by pytest (tests/benchmarks is outside the test paths).
@@ -72,18 +76,7 @@ def go_binary(src: str, out: Path, env=None) -> float:
 
 
 def echo_floor(runtime: str, n: int, tmp: Path) -> list[float]:
-    if runtime == "python":
-        p = tmp / "echo.py"
-        p.write_text(ECHO["python"])
-        cmd = [os.path.realpath(sys.executable), "-I", "-S", str(p)]
-    elif runtime == "nodejs":
-        p = tmp / "echo.js"
-        p.write_text(ECHO["nodejs"])
-        cmd = ["node", str(p)]
-    else:
-        exe = tmp / "echo-go"
-        go_binary(ECHO["go"], exe)
-        cmd = [str(exe)]
+    cmd = echo_cmd(runtime, tmp)
     req_r, req_w = os.pipe()
     resp_r, resp_w = os.pipe()
     proc = subprocess.Popen(cmd + [str(req_r), str(resp_w)], pass_fds=(req_r, resp_w))
@@ -109,6 +102,59 @@ def echo_floor(runtime: str, n: int, tmp: Path) -> list[float]:
     return times
 
 
+def echo_cmd(runtime: str, tmp: Path) -> list[str]:
+    if runtime == "python":
+        p = tmp / "echo.py"
+        p.write_text(ECHO["python"])
+        return [os.path.realpath(sys.executable), "-I", "-S", str(p)]
+    if runtime == "nodejs":
+        p = tmp / "echo.js"
+        p.write_text(ECHO["nodejs"])
+        return ["node", str(p)]
+    exe = tmp / "echo-go"
+    if not exe.exists():
+        go_binary(ECHO["go"], exe)
+    return [str(exe)]
+
+
+async def asyncio_floor(runtime: str, n: int, tmp: Path) -> list[float]:
+    """The echo round trip through the running event loop (pipe transports and a future)."""
+    import json
+
+    loop = asyncio.get_running_loop()
+    req_r, req_w = os.pipe()
+    resp_r, resp_w = os.pipe()
+    proc = subprocess.Popen(echo_cmd(runtime, tmp) + [str(req_r), str(resp_w)], pass_fds=(req_r, resp_w))
+    os.close(req_r)
+    os.close(resp_w)
+    state: dict = {"buf": b"", "fut": None, "want": 0}
+
+    class Reader(asyncio.Protocol):
+        def data_received(self, data: bytes) -> None:
+            state["buf"] += data
+            if len(state["buf"]) >= state["want"] and state["fut"] and not state["fut"].done():
+                state["fut"].set_result(state["buf"])
+
+    reader, _ = await loop.connect_read_pipe(Reader, os.fdopen(resp_r, "rb", 0))
+    writer, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(req_w, "wb", 0))
+    times = []
+    for i in range(n + 20):
+        t0 = time.perf_counter()
+        body = json.dumps({"type": "invoke", "event": EVENT, "context": {"user": "bench"}}).encode()
+        frame = len(body).to_bytes(4, "big") + body
+        state.update(buf=b"", fut=loop.create_future(), want=len(frame))
+        writer.write(frame)
+        got = await state["fut"]
+        json.loads(got[4:])
+        if i >= 20:
+            times.append((time.perf_counter() - t0) * 1000)
+    writer.close()  # (the pipes close on the loop's next turn: do not wait for the echo's exit)
+    reader.close()
+    proc.kill()
+    proc.wait()
+    return times
+
+
 def bare_start(cmd: list[str], n: int) -> list[float]:
     times = []
     for _ in range(n):
@@ -122,17 +168,21 @@ async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=400, help="warm invocations per runtime")
     ap.add_argument("--cold", type=int, default=15, help="cold starts per runtime")
+    ap.add_argument("--uvloop", action="store_true", help="(set before the loop starts)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="cloudfn-bench-"))
     svc = ExecutionService(ExecutionSettings(work_dir=tmp / "work", cache_dir=tmp / "cache"))
+    pre = ExecutionService(ExecutionSettings(work_dir=tmp / "work-pre", cache_dir=tmp / "cache", prewarm=1))
     have_go = _go()[0] is not None
     runtimes = ["python", "nodejs"] + (["go"] if have_go else [])
-    print(f"host: {os.cpu_count()} cores; protections: "
+    print(f"host: {os.cpu_count()} cores; event loop: {type(asyncio.get_running_loop()).__module__}; protections: "
           + ", ".join(k for k, v in svc.protections().items() if v is True))
     print()
-    print("warm invoke (ms)        floor p50  floor p99 | invoke p50  invoke p99 | ratio p50  ratio p99")
+    print("warm invoke (ms)        floor p50  floor p99 | invoke p50  invoke p99 | ratio p50  ratio p99"
+          " | asyncio floor p50  p99 (reference)")
     for rt in runtimes:
         floor = echo_floor(rt, args.n, tmp)
+        afloor = await asyncio_floor(rt, args.n, tmp)
         f = Function(name=f"bench-{rt}", runtime=rt, code=HANDLERS[rt])
         first = await svc.invoke(f, EVENT, {"user": "bench"})
         assert first.success, first.error
@@ -144,9 +194,11 @@ async def main() -> None:
                 times.append((time.perf_counter() - t0) * 1000)
             assert r.success
         fp50, fp99, p50, p99 = pct(floor, 50), pct(floor, 99), pct(times, 50), pct(times, 99)
-        print(f"  {rt:<20} {fp50:9.3f}  {fp99:9.3f} | {p50:10.3f}  {p99:10.3f} | {p50 / fp50:8.2f}x  {p99 / fp99:8.2f}x")
+        print(f"  {rt:<20} {fp50:9.3f}  {fp99:9.3f} | {p50:10.3f}  {p99:10.3f} | {p50 / fp50:8.2f}x  {p99 / fp99:8.2f}x"
+              f" | {pct(afloor, 50):17.3f}  {pct(afloor, 99):6.3f}")
     print()
     print("cold start (ms)          bare p50 | first result p50  (init p50) | ratio")
+    print("  (fresh worker; below each, a pre-started sandbox adopting the function)")
     go_hello = tmp / "hello-go"
     if have_go:
         go_binary('package main\n\nimport "fmt"\n\nfunc main() { fmt.Println("hello") }\n', go_hello)
@@ -157,20 +209,26 @@ async def main() -> None:
     }
     for rt in runtimes:
         base = bare_start(bare[rt], args.cold)
-        firsts, inits = [], []
-        f = Function(name=f"cold-{rt}", runtime=rt, code=HANDLERS[rt])
-        await svc.invoke(f, EVENT)  # build (Go) outside the measurement
-        for v in range(2, args.cold + 2):
-            await svc.retire(f.id)
-            f = f.model_copy(update={"version": v})
-            t0 = time.perf_counter()
-            r = await svc.invoke(f, EVENT)
-            firsts.append((time.perf_counter() - t0) * 1000)
-            inits.append(r.init_duration)
-            assert r.success and r.cold_start
-        b, c = statistics.median(base), statistics.median(firsts)
-        extra = f"  (+{c - b:.1f} ms)" if rt == "go" else ""
-        print(f"  {rt:<20} {b:9.2f} | {c:16.2f}  ({statistics.median(inits):8.2f}) | {c / b:5.2f}x{extra}")
+        b = statistics.median(base)
+        for label, service in ((rt, svc), ("  pre-started", pre)):
+            if label != rt and rt not in service.prewarm.specs:
+                print(f"  {label:<20} {'':9} | (not for {rt}: its workers start fresh)")
+                continue
+            firsts, inits = [], []
+            f = Function(name=f"cold-{rt}", runtime=rt, code=HANDLERS[rt])
+            await service.invoke(f, EVENT)  # build (Go) outside the measurement
+            for v in range(2, args.cold + 2):
+                await service.retire(f.id)
+                await service.prewarm.wait_ready()
+                f = f.model_copy(update={"version": v})
+                t0 = time.perf_counter()
+                r = await service.invoke(f, EVENT)
+                firsts.append((time.perf_counter() - t0) * 1000)
+                inits.append(r.init_duration)
+                assert r.success and r.cold_start
+            c = statistics.median(firsts)
+            extra = f"  (+{c - b:.1f} ms)" if rt == "go" else ""
+            print(f"  {label:<20} {b:9.2f} | {c:16.2f}  ({statistics.median(inits):8.2f}) | {c / b:5.2f}x{extra}")
     if have_go:
         print()
         print("go build (ms)")
@@ -199,8 +257,13 @@ async def main() -> None:
         print(f"  rebuild after a change {o:8.1f} | plain go build {p:8.1f} | ratio {o / p:5.2f}x")
         print(f"  unchanged code          {unchanged:8.2f} (cache hit, nothing built)")
     await svc.close()
+    await pre.close()
     shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
+    if "--uvloop" in sys.argv:
+        import uvloop
+
+        uvloop.install()
     asyncio.run(main())

@@ -115,16 +115,40 @@ async def test_fork_loop_is_stopped_by_the_process_limit(service):
     assert ok.success
 
 
+GO_SPAWN = ('import ("os/exec"; "syscall")\n\nfunc handler(event interface{}, context map[string]string) interface{} {\n'
+            '\tc := exec.Command("sleep", "987663")\n\tc.SysProcAttr = &syscall.SysProcAttr{Setsid: true}\n'
+            '\tc.Start()\n\treturn "ok"\n}\n')
+
+
 @pytest.mark.parametrize("runtime,code", [
     ("python", "import subprocess\ndef handler(event, context):\n    subprocess.Popen(['sleep', '987661'], start_new_session=True)\n    return 'ok'\n"),
     ("nodejs", "const cp = require('child_process');\nfunction handler() { cp.spawn('sleep', ['987662'], {detached: true}).unref(); return 'ok'; }"),
+    pytest.param("go", GO_SPAWN, marks=pytest.mark.go),
 ])
 async def test_no_process_left_after_success(service, runtime, code):
     _needs(service, "pids_cgroup")
-    marker = "987661" if runtime == "python" else "987662"
+    marker = {"python": "987661", "nodejs": "987662", "go": "987663"}[runtime]
     res = await service.invoke(fn(runtime, code), {})
     assert res.success and res.result == "ok"
     assert processes_matching(f"sleep {marker}") == []
+
+
+LINGER = ("import subprocess, threading\nstop = threading.Event()\n"
+          "waiter = threading.Thread(target=stop.wait, daemon=True)\n"
+          "waiter.start()  # a thread of the worker from the moment its code loaded\n"
+          "def handler(event, context):\n"
+          "    stop.set()\n    waiter.join()  # that thread has ended...\n"
+          "    subprocess.Popen(['sleep', '987664'], start_new_session=True)  # ...and a process began\n"
+          "    return 'process'\n")
+
+
+async def test_a_process_is_stopped_even_when_a_thread_ended_meanwhile(service):
+    """A count of tasks cannot tell "a thread ended and a process started" from "nothing
+    changed": the check at the end of an invocation must look at the processes themselves."""
+    _needs(service, "pids_cgroup")
+    res = await service.invoke(fn("python", LINGER), {})
+    assert res.result == "process", res.error
+    assert processes_matching("sleep 987664") == []
 
 
 def _children(pid: int) -> list[int]:

@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.css.query import NoMatches
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, TabbedContent, TabPane, Tab, Tabs
+from textual.widgets import Header, Input, TabbedContent, TabPane, Tab, Tabs
 
 from core.errors import CloudfnError
 from core.models import Alert, Event, Function, InvokeResult
@@ -20,6 +20,7 @@ from cloudfn_tui.screens.forms import AlertRuleScreen, ConfigureScreen, CreateFu
 from cloudfn_tui.screens.modals import ConfirmScreen, PromptScreen
 from cloudfn_tui.screens.pickers import InvocationScreen, SavedEventsScreen, VersionsScreen
 from cloudfn_tui.widgets.editors import CodeEditor, EventEditor, EventError
+from cloudfn_tui.widgets.footer import KeyFooter
 from cloudfn_tui.widgets.function_list import FunctionList, outcome_of
 from cloudfn_tui.widgets.live import (
     AlertsPane, AlertsTable, DeleteRule, EditRule, HistoryTable, LogsPane, MetricsPane, OpenInvocation,
@@ -76,15 +77,28 @@ COMMAND_WORDS = {
 }
 
 
-def _sample_events() -> dict[str, Any]:
-    """The bundled examples' sample events, by function name (pre-fills the event editor)."""
-    try:
-        from core import paths
-        from core.bundle import bundles_in
+class SampleEvents(dict):
+    """The bundled examples' sample events, by function name (pre-fills the event editor).
 
-        return {b.spec.name: b.event for b in bundles_in(paths.bundled_functions_dir()) if b.event is not None}
-    except Exception:
-        return {}
+    Read one example at a time, when a function of that name is first shown: reading all of
+    them cost the start 45 ms of YAML. Each example's folder is named after its function (a
+    test keeps it so)."""
+
+    def __missing__(self, name: str) -> Any:
+        event = None
+        try:
+            from core import paths
+            from core.bundle import MANIFEST, load_bundle
+
+            folder = paths.bundled_functions_dir() / name
+            if (folder / MANIFEST).is_file():
+                bundle = load_bundle(folder)
+                if bundle.spec.name == name:
+                    event = bundle.event
+        except Exception:
+            pass
+        self[name] = event
+        return event
 
 
 class MainScreen(Screen):
@@ -97,7 +111,7 @@ class MainScreen(Screen):
         self.code_drafts: dict[str, str] = {}  # unsaved code per function id
         self.event_drafts: dict[str, tuple[str, str | None]] = {}  # event text, saved name
         self.last_results: dict[tuple[str, str], dict[str, Any]] = {}  # (fn id, event json) -> doc
-        self.samples = _sample_events()
+        self.samples = SampleEvents()
         self.narrow = False
         self.pane = "functions"
         self._metrics_pending = False
@@ -126,7 +140,7 @@ class MainScreen(Screen):
             with TabPane("Alerts", id="alerts"):
                 yield AlertsPane(id="pane-alerts")
         yield Input(placeholder=":command — help, new, invoke, save, delete, rollback N, theme NAME, goto PANE, q", id="command")
-        yield Footer()
+        yield KeyFooter()
 
     @property
     def functions(self) -> FunctionList:
@@ -237,6 +251,13 @@ class MainScreen(Screen):
             self.current = None
             self.functions.move_cursor(row=0)
             self.select(self.functions.selected_id)
+        elif self.current is not None and self.functions.functions[self.current.id] != self.current:
+            # Changed elsewhere (a refresh after another client saved): show the new version,
+            # keeping the drafts.
+            fresh = self.current.id
+            self._stash_drafts()
+            self.current = None
+            self.select(fresh)
 
     @work(group="load", exclusive=True)
     async def load_all(self, functions: bool = True) -> None:
@@ -300,13 +321,12 @@ class MainScreen(Screen):
             self.set_timer(1.0, lambda: self.run_worker(self.refresh_metrics(), group="metrics", exclusive=True))
 
     # -- selection -------------------------------------------------------------------------
-    @on(DataTable.RowHighlighted, "#functions")
-    def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if event.row_key is not None and event.row_key.value:
-            self.select(event.row_key.value)
+    @on(FunctionList.Highlighted)
+    def _row_highlighted(self, event: FunctionList.Highlighted) -> None:
+        self.select(event.fn_id)
 
-    @on(DataTable.RowSelected, "#functions")
-    def _row_selected(self, event: DataTable.RowSelected) -> None:
+    @on(FunctionList.Selected)
+    def _row_selected(self, event: FunctionList.Selected) -> None:
         self.action_show_pane("code")
 
     def _stash_drafts(self) -> None:
@@ -325,7 +345,7 @@ class MainScreen(Screen):
         self._stash_drafts()
         self.current = fn
         self.editor.load(fn)
-        self.query_one(MetricsPane).function_name = fn.name if fn else None
+        self.query_one(MetricsPane).show_function(fn.name if fn else None)
         history = self.query_one(HistoryTable)
         if fn is None:
             self.event_editor.set_event({})
@@ -340,7 +360,8 @@ class MainScreen(Screen):
             self.event_editor.saved_name = name
             self.event_editor._update_title()
         else:
-            self.event_editor.set_event(self.samples.get(fn.name, {}))
+            sample = self.samples[fn.name]
+            self.event_editor.set_event(sample if sample is not None else {})
             self.prefill_event(fn)
         self.result_view.show_message(f"{fn.name}: {fn.description or 'no description'}\n\nInvoke with ctrl+enter, ctrl+r or F5.")
         del history

@@ -9,9 +9,10 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Label, Static
+from textual.widgets import Header, Label, Static
 
 from cloudfn_tui.keymap import Command, bindings
+from cloudfn_tui.widgets.footer import KeyFooter
 from cloudfn_tui.widgets.function_list import VimTable
 from cloudfn_tui.widgets.live import Stats, summary_from, summary_text
 
@@ -50,7 +51,7 @@ class MetricsScreen(Screen):
             yield VimTable(id="metrics-functions", cursor_type="row")
             yield Label(Text("per runtime", style="bold"))
             yield VimTable(id="metrics-runtimes", cursor_type="row")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         for ident in ("#metrics-functions", "#metrics-runtimes"):

@@ -163,6 +163,13 @@ class MetricsPane(Vertical):
     def record(self, rec: dict[str, Any]) -> None:
         self.stats.add(rec)
 
+    def show_function(self, name: str | None) -> None:
+        """The selected function's numbers, at once (not at the sparklines' next tick)."""
+        if name != self.function_name:
+            self.function_name = name
+            if self.is_mounted:
+                self.redraw()
+
     def redraw(self) -> None:
         now = time.time()
         self.query_one("#metrics-all", Static).update(summary_text("all functions", summary_from(self.snapshot, self.stats.all)))

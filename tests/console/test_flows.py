@@ -443,3 +443,12 @@ async def test_the_event_stream_reconnects_and_says_so(fake, make_app):
         assert "event stream lost" in app.sub_title
         await until(pilot, lambda: app.stream_state == "live", "reconnect")
         assert app.sub_title == "local · /data/cloudfn"
+
+
+def test_each_bundled_example_is_in_a_folder_named_after_it():
+    """The console finds an example's sample event by the function's name as a folder name."""
+    from core import paths
+    from core.bundle import bundles_in
+
+    for bundle in bundles_in(paths.bundled_functions_dir()):
+        assert bundle.folder.name == bundle.spec.name

@@ -15,7 +15,8 @@ Isolation is the same as a freshly started worker's (DESIGN.md "Execution"):
 - functions with network on, or whose environment changes how a process starts (the dynamic
   loader's, libc's, locale and time-zone variables), start the usual way;
 - only where bwrap gives namespaces (the folder trick needs its mounts); the pool is refilled in
-  the background and its processes are stopped by `close()`.
+  the background once the cold start that took a sandbox is served, and its processes are
+  stopped by `close()`.
 """
 
 from __future__ import annotations
@@ -99,7 +100,8 @@ class Prewarm:
                 self._changed.set()
 
     def take(self, runtime_name: str) -> Worker | None:
-        """A waiting sandbox for this runtime (the pool refills in the background), or None."""
+        """A waiting sandbox for this runtime, or None. The caller calls fill() once its cold
+        start is served: a refill started now would compete with it for the CPU and the loop."""
         pool = self.ready.get(runtime_name)
         w = None
         while pool and w is None:
@@ -107,7 +109,6 @@ class Prewarm:
             if w.dead or w.proc is None or w.proc.returncode is not None:
                 self._discard(w)
                 w = None
-        self.fill()
         return w
 
     @staticmethod

@@ -321,6 +321,8 @@ class ExecutionService:
             await worker.kill()  # near its lifetime CPU budget: replace it
         else:
             pool.idle.append(worker)
+        if cold:
+            self.prewarm.fill()  # what this cold start took is replaced now, in the background
         res.cold_start = cold
         res.init_duration = round(init_ms, 3) if cold else 0.0
         if notes:

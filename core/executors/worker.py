@@ -369,8 +369,11 @@ class Worker:
             except (ProcessLookupError, PermissionError):
                 pass
             try:
-                self.proc.kill()
-            except ProcessLookupError:
+                # Not self.proc.kill(): Popen polls (waitpid) before it signals, reaping a worker
+                # that just died under asyncio's child watcher, which then reports exit code 255
+                # ("Unknown child process") instead of the signal.
+                os.kill(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
                 pass
         if self.exit_task is not None:
             try:

@@ -72,11 +72,11 @@ class ConsoleCommands(Provider):
                         continue
 
                     async def run(selector=selector, action=cmd.action, where=where) -> None:
-                        widget = screen.query_one(selector)
                         pane = {"logs pane": "logs", "history pane": "history", "alerts pane": "alerts"}.get(where)
                         if pane:
                             screen.action_show_pane(pane)
-                        await widget.run_action(action)
+                            await screen.panes_mounted()
+                        await screen.query_one(selector).run_action(action)
 
                     entries.append((f"{where.split()[0].capitalize()}: {cmd.description}", f"{cmd.help}  [{cmd.keys}]", run))
         for cmd in APP_COMMANDS:

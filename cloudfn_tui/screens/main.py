@@ -11,6 +11,7 @@ from textual.app import ComposeResult
 from textual.css.query import NoMatches
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
+from textual.widget import AwaitMount
 from textual.widgets import Header, Input, TabbedContent, TabPane, Tab, Tabs
 
 from core.errors import CloudfnError
@@ -23,7 +24,7 @@ from cloudfn_tui.widgets.editors import CodeEditor, EventEditor, EventError
 from cloudfn_tui.widgets.footer import KeyFooter
 from cloudfn_tui.widgets.function_list import FunctionList, outcome_of
 from cloudfn_tui.widgets.live import (
-    AlertsPane, AlertsTable, DeleteRule, EditRule, HistoryTable, LogsPane, MetricsPane, OpenInvocation,
+    AlertsPane, DeleteRule, EditRule, HistoryTable, LogsPane, MetricsPane, OpenInvocation,
 )
 from cloudfn_tui.widgets.log_view import LogView
 from cloudfn_tui.widgets.result_view import ResultView, result_doc
@@ -40,6 +41,7 @@ PANES = [
     ("alerts", "Alerts", "alerts-table"),
 ]
 LIVE = ("logs", "metrics", "history", "alerts")
+LIVE_TABS = {"logs": "logs", "metrics": "metrics", "history": "history-tab", "alerts": "alerts"}  # pane -> tab pane id
 NARROW_WIDTH = 100
 NARROW_HEIGHT = 30
 
@@ -103,6 +105,7 @@ class SampleEvents(dict):
 
 class MainScreen(Screen):
     COMMANDS_TABLE = MAIN_COMMANDS
+    AUTO_FOCUS = "#functions"  # not the first focusable widget, then the list: a restyle less
     BINDINGS = bindings(MAIN_COMMANDS)
 
     def __init__(self) -> None:
@@ -116,6 +119,12 @@ class MainScreen(Screen):
         self.pane = "functions"
         self._metrics_pending = False
         self.snapshot: dict[str, Any] | None = None
+        # Mounted in their tabs when first shown; fed before that.
+        self.metrics_pane = MetricsPane(id="pane-metrics")
+        self.history_table = HistoryTable(id="history")
+        self.alerts_pane = AlertsPane(id="pane-alerts")
+        self._lazy = {"metrics": self.metrics_pane, "history-tab": self.history_table, "alerts": self.alerts_pane}
+        self._mounting: AwaitMount | None = None
 
     # -- layout ----------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -133,12 +142,9 @@ class MainScreen(Screen):
         with TabbedContent(id="live", initial="logs"):
             with TabPane("Logs", id="logs"):
                 yield LogsPane(id="pane-logs")
-            with TabPane("Metrics", id="metrics"):
-                yield MetricsPane(id="pane-metrics")
-            with TabPane("History", id="history-tab"):
-                yield HistoryTable(id="history")
-            with TabPane("Alerts", id="alerts"):
-                yield AlertsPane(id="pane-alerts")
+            yield TabPane("Metrics", id="metrics")
+            yield TabPane("History", id="history-tab")
+            yield TabPane("Alerts", id="alerts")
         yield Input(placeholder=":command — help, new, invoke, save, delete, rollback N, theme NAME, goto PANE, q", id="command")
         yield KeyFooter()
 
@@ -196,7 +202,7 @@ class MainScreen(Screen):
         q("#pane-result").display = wide or pane == "result"
         q("#live").display = wide or pane in LIVE
         if pane in LIVE:
-            q("#live", TabbedContent).active = "history-tab" if pane == "history" else pane
+            self._activate_live(pane)
 
     def action_show_pane(self, pane: str, focus: bool = True) -> None:
         self.pane = pane
@@ -206,10 +212,36 @@ class MainScreen(Screen):
                 tabs.active = f"tab-{pane}"
             self._show_only(pane)
         elif pane in LIVE:
-            self.query_one("#live", TabbedContent).active = "history-tab" if pane == "history" else pane
+            self._activate_live(pane)
         if focus:
             target = next(w for t, _, w in PANES if t == pane)
-            self.call_after_refresh(self.query_one(f"#{target}").focus)
+
+            async def focus_target() -> None:
+                await self.panes_mounted()
+                self.query_one(f"#{target}").focus()
+
+            self.call_after_refresh(focus_target)
+
+    async def panes_mounted(self) -> None:
+        """Wait until the live pane shown last (mounted when first shown) can be queried."""
+        if self._mounting is not None:
+            await self._mounting
+
+    def _activate_live(self, pane: str) -> None:
+        tab = LIVE_TABS[pane]
+        self._mount_live(tab)
+        self.query_one("#live", TabbedContent).active = tab
+
+    def _mount_live(self, tab: str) -> None:
+        """Mount a live pane in its tab the first time the tab is shown; `_mounting` is done
+        once it and its children are mounted."""
+        pane = self._lazy.pop(tab, None)
+        if pane is not None:
+            self._mounting = self.query_one(f"#{tab}", TabPane).mount(pane)
+
+    @on(TabbedContent.TabActivated, "#live")
+    def _live_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        self._mount_live(event.pane.id)
 
     @on(Tabs.TabActivated, "#pane-tabs")
     def _tab_activated(self, event: Tabs.TabActivated) -> None:
@@ -283,7 +315,7 @@ class MainScreen(Screen):
             if r.function_id not in seen:
                 seen.add(r.function_id)
                 self.functions.set_outcome(r.function_id, outcome_of(r.status, r.duration, r.error_type))
-        self.query_one(HistoryTable).set_records(docs)
+        self.history_table.set_records(docs)
 
     async def _load_alerts(self) -> None:
         try:
@@ -291,10 +323,10 @@ class MainScreen(Screen):
             states = await self.app.platform.alerts()
         except Exception:
             return
-        table = self.query_one(AlertsTable)
+        table = self.alerts_pane.table
         table.states = {a.rule: a for a in states}
         table.set_rules(rules)
-        self.query_one(AlertsPane).show_firing(states)
+        self.alerts_pane.show_firing(states)
 
     async def _load_logs(self) -> None:
         try:
@@ -307,7 +339,7 @@ class MainScreen(Screen):
 
     async def refresh_metrics(self) -> None:
         self._metrics_pending = False
-        pane = self.query_one(MetricsPane)
+        pane = self.metrics_pane
         try:
             pane.snapshot = self.snapshot = await self.app.platform.metrics()
         except Exception:
@@ -345,8 +377,7 @@ class MainScreen(Screen):
         self._stash_drafts()
         self.current = fn
         self.editor.load(fn)
-        self.query_one(MetricsPane).show_function(fn.name if fn else None)
-        history = self.query_one(HistoryTable)
+        self.metrics_pane.show_function(fn.name if fn else None)
         if fn is None:
             self.event_editor.set_event({})
             return
@@ -364,7 +395,6 @@ class MainScreen(Screen):
             self.event_editor.set_event(sample if sample is not None else {})
             self.prefill_event(fn)
         self.result_view.show_message(f"{fn.name}: {fn.description or 'no description'}\n\nInvoke with ctrl+enter, ctrl+r or F5.")
-        del history
 
     @work(group="prefill", exclusive=True)
     async def prefill_event(self, fn: Function) -> None:
@@ -694,8 +724,8 @@ class MainScreen(Screen):
                 self._forget(fn_id)
         elif kind == "invocation.finished":
             self.functions.set_outcome(data.get("function_id", ""), outcome_of(data.get("status", ""), float(data.get("duration") or 0), data.get("error_type")))
-            self.query_one(HistoryTable).add_record(data)
-            self.query_one(MetricsPane).record(data)
+            self.history_table.add_record(data)
+            self.metrics_pane.record(data)
             self._schedule_metrics()
         elif kind == "log":
             self.log_view.append_record(data)
@@ -704,8 +734,8 @@ class MainScreen(Screen):
                 alert = Alert.model_validate(data)
             except Exception:
                 return
-            self.query_one(AlertsTable).set_state(alert)
-            self.query_one(AlertsPane).show_firing(list(self.query_one(AlertsTable).states.values()))
+            self.alerts_pane.table.set_state(alert)
+            self.alerts_pane.show_firing(list(self.alerts_pane.table.states.values()))
 
     # -- filter, command line, back ------------------------------------------------------------
     def action_filter(self) -> None:
@@ -805,7 +835,7 @@ class MainScreen(Screen):
     def action_metrics(self) -> None:
         from cloudfn_tui.screens.metrics import MetricsScreen
 
-        self.app.push_screen(MetricsScreen(self.query_one(MetricsPane).stats, self.snapshot))
+        self.app.push_screen(MetricsScreen(self.metrics_pane.stats, self.snapshot))
 
     def action_refresh(self) -> None:
         self.load_all()

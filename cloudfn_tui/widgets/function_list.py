@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
@@ -61,6 +62,14 @@ def outcome_of(status: str, duration: float, error_type: str | None) -> Outcome:
         return Outcome(True, f"{duration:.0f} ms" if duration >= 1 else f"{duration:.1f} ms")
     label = error_type or status
     return Outcome(False, label.removesuffix("Error") if label.endswith("Error") and label != "Error" else label)
+
+
+def _fit(text: str, width: int) -> str:
+    """`text` padded or cut (with an ellipsis) to `width` cells."""
+    size = cell_len(text)
+    if size <= width:
+        return text + " " * (width - size)
+    return set_cell_size(text, width - 1) + "…"
 
 
 class VimTable(DataTable):
@@ -285,17 +294,23 @@ class FunctionList(ScrollView, can_focus=True):
         return self._row_strip(row).crop_extend(scroll_x, scroll_x + width, fill)
 
     def _line(self, cells: list[str | Text], style: Style, post: Style | None = None) -> Strip:
-        line = Text(no_wrap=True, end="")
+        """One row; plain cells become one segment (no Text to lay out: this runs for every row
+        that scrolls into view)."""
+        segments: list[Segment] = []
+        plain = ""
         pad = " " * PADDING
         for cell, (_, width) in zip(cells, COLUMNS):
-            text = cell.copy() if isinstance(cell, Text) else Text(cell)
-            text.truncate(width, overflow="ellipsis", pad=True)
-            line.append(pad)
-            line.append_text(text)
-            line.append(pad)
+            if isinstance(cell, Text):
+                text = cell.copy()
+                text.truncate(width, overflow="ellipsis", pad=True)
+                console = self.app.console  # Text.render leaves the text's own style out
+                segments += [Segment(plain + pad), *Segment.apply_style(text.render(console), console.get_style(text.style))]
+                plain = pad
+            else:
+                plain += pad + _fit(cell, width) + pad
+        segments.append(Segment(plain))
         # `style` goes under the cells' own styles, `post` over them.
-        segments = list(Segment.apply_style(line.render(self.app.console), style, post))
-        return Strip(segments, ROW_WIDTH)
+        return Strip(list(Segment.apply_style(segments, style, post)), ROW_WIDTH)
 
     def _row_strip(self, row: int) -> Strip:
         fn_id = self._order[row]

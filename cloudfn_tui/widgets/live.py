@@ -1,5 +1,9 @@
 """The live panes: metrics, logs, invocation history and alerts. They are fed by the app's one
-event-stream worker (`platform.events()`); nothing here polls storage."""
+event-stream worker (`platform.events()`); nothing here polls storage.
+
+The metrics, history and alerts panes are mounted when first shown (most of a session never
+opens them, and mounting them cost the start 90 ms), so they take data before they are mounted
+and draw it when they are."""
 
 from __future__ import annotations
 
@@ -142,6 +146,7 @@ class MetricsPane(Vertical):
         self.stats = Stats()
         self.snapshot: dict[str, Any] | None = None
         self.function_name: str | None = None
+        self.drawn = False  # mounted: is_mounted turns true only after on_mount
 
     def compose(self) -> ComposeResult:
         yield Static(id="metrics-all")
@@ -157,6 +162,7 @@ class MetricsPane(Vertical):
             yield Sparkline([0] * WINDOW, id="spark-fn-rate")
 
     def on_mount(self) -> None:
+        self.drawn = True
         self.set_interval(1.0, self.redraw)  # the sparklines' clock: reads memory, not storage
         self.redraw()
 
@@ -167,10 +173,11 @@ class MetricsPane(Vertical):
         """The selected function's numbers, at once (not at the sparklines' next tick)."""
         if name != self.function_name:
             self.function_name = name
-            if self.is_mounted:
-                self.redraw()
+            self.redraw()
 
     def redraw(self) -> None:
+        if not self.drawn:
+            return
         now = time.time()
         self.query_one("#metrics-all", Static).update(summary_text("all functions", summary_from(self.snapshot, self.stats.all)))
         self.query_one("#spark-rate", Sparkline).data = self.stats.all.rates(now)
@@ -203,12 +210,15 @@ class HistoryTable(VimTable):
         super().__init__(cursor_type="row", **kw)
         self.function_filter: str | None = None
         self.records: deque[dict[str, Any]] = deque(maxlen=self.MAX_ROWS)
+        self.drawn = False
 
     def on_mount(self) -> None:
+        self.drawn = True
         self.border_title = "History"
         for col, width in (("time", 8), ("function", 20), ("status", 14), ("duration", 11), ("start", 5)):
             self.add_column(col, key=col, width=width)
         self.set_interval(0.4, self.flush)
+        self.rebuild()
 
     def _row(self, rec: dict[str, Any]) -> tuple:
         t = str(rec.get("started_at", ""))[11:19]
@@ -234,6 +244,8 @@ class HistoryTable(VimTable):
             self.rebuild()
 
     def rebuild(self) -> None:
+        if not self.drawn:  # on_mount draws the records
+            return
         keep = self.cursor_row
         self.clear()
         for rec in self.records:
@@ -318,10 +330,13 @@ class AlertsTable(VimTable):
         super().__init__(cursor_type="row", **kw)
         self.rules: dict[str, AlertRule] = {}
         self.states: dict[str, Alert] = {}
+        self.drawn = False
 
     def on_mount(self) -> None:
+        self.drawn = True
         for col in ("rule", "condition", "scope", "state", "value"):
             self.add_column(col, key=col)
+        self.rebuild()
 
     def set_rules(self, rules: list[AlertRule]) -> None:
         self.rules = {r.name: r for r in rules}
@@ -332,6 +347,8 @@ class AlertsTable(VimTable):
         self.rebuild()
 
     def rebuild(self) -> None:
+        if not self.drawn:  # on_mount draws the rules
+            return
         keep = self.cursor_row
         self.clear()
         for name, rule in sorted(self.rules.items()):
@@ -365,15 +382,25 @@ class AlertsTable(VimTable):
 
 
 class AlertsPane(Vertical):
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self.table = AlertsTable(id="alerts-table")
+        self.firing: list[Alert] = []
+        self.drawn = False
+
     def compose(self) -> ComposeResult:
-        yield AlertsTable(id="alerts-table")
+        yield self.table
         yield Static("", id="alerts-firing")
 
     def on_mount(self) -> None:
-        self.query_one("#alerts-table").border_title = "Alert rules · n new · e edit · d delete"
+        self.drawn = True
+        self.table.border_title = "Alert rules · n new · e edit · d delete"
+        self.show_firing(self.firing)
 
     def show_firing(self, alerts: list[Alert]) -> None:
-        firing = [a for a in alerts if a.state == "firing"]
+        firing = self.firing = [a for a in alerts if a.state == "firing"]
+        if not self.drawn:
+            return
         if not firing:
             self.query_one("#alerts-firing", Static).update(Text("no alert firing", style="green"))
             return

@@ -248,7 +248,7 @@ async def test_live_panes_follow_the_event_stream_and_an_alert_fires_a_toast(fak
         assert "boom" in app.screen.query_one(LogView).plain_lines()[-1]
         assert "Timeout" in str(app.screen.query_one(FunctionList).get_row("fn-0003")[3])
         assert any("error rate 50% > 10%" in n for n in notes(app))
-        assert app.screen.query_one("#alerts-table").states["errors"].state == "firing"
+        assert app.screen.alerts_pane.table.states["errors"].state == "firing"
 
 
 async def test_alert_rules_can_be_created_edited_and_deleted(fake, make_app):

@@ -60,6 +60,7 @@ class Prewarm:
         self._tasks: set[asyncio.Task] = set()
         self._closed = False
         self._changed: asyncio.Event | None = None
+        self.problem = ""  # why the last start that failed failed (shown in stats)
 
     # --- which functions ---------------------------------------------------------------------
     def eligible(self, fn: Function, runtime_name: str) -> bool:
@@ -89,7 +90,10 @@ class Prewarm:
             spec = self.specs[name].prewarm_spec(slot)
             w = Worker(("", 0), name, WorkerInit(spec=spec, init={}), self.sandbox, PREWARM_MEMORY_MB, 10.0)
             w.slot = slot
-            if await w.spawn(wait_up=True) is None and not self._closed:
+            failure = await w.spawn(wait_up=True)
+            if failure is not None:
+                self.problem = f"{name}: {failure.error}"
+            elif not self._closed:
                 self.ready[name].append(w)
                 w = None
         finally:

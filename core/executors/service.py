@@ -401,4 +401,5 @@ class ExecutionService:
             "max_concurrent": self.settings.max_concurrent,
             "queue_size": self.settings.queue_size,
             "prewarmed": self.prewarm.count(),
+            "prewarm_problem": self.prewarm.problem,
         }

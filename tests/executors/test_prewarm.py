@@ -37,7 +37,7 @@ async def prewarmed(make_service):
     if not svc.protections()["bwrap_namespaces"]:
         pytest.skip("pre-started sandboxes need bwrap's namespaces")
     await svc.prewarm.wait_ready()
-    assert svc.stats()["prewarmed"]["python"] == 1
+    assert svc.stats()["prewarmed"]["python"] == 1, svc.stats()["prewarm_problem"]
     return svc
 
 
@@ -139,7 +139,7 @@ async def test_close_stops_the_waiting_sandboxes(make_service):
     if not svc.protections()["bwrap_namespaces"]:
         pytest.skip("pre-started sandboxes need bwrap's namespaces")
     await svc.prewarm.wait_ready()
-    assert svc.stats()["prewarmed"]["python"] == 2
+    assert svc.stats()["prewarmed"]["python"] == 2, svc.stats()["prewarm_problem"]
     pids = svc.prewarm.pids()
     assert len(pids) >= 2 and _children(os.getpid()) - before
     slots = list(svc.prewarm.dir.iterdir())

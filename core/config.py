@@ -143,6 +143,8 @@ OPTIONS: tuple[Option, ...] = (
            "seconds an idle worker stays warm"),
     Option("runtime", "sandbox", _choice("auto", "none"), "auto", _env("runtime", "sandbox"),
            "auto uses every protection the host has; none uses rlimits only"),
+    Option("runtime", "prewarm", _int(0, 16), 1, _env("runtime", "prewarm"),
+           "sandboxes kept started per runtime, ready for a cold start (0: start each one then)"),
     Option("monitor", "log_level", _choice("debug", "info", "warning", "warn", "error"), "info",
            _env("monitor", "log_level", "LOG_LEVEL", "CLOUDFN_LOG_LEVEL"), "platform log level"),
     Option("monitor", "enable_metrics", _bool, True, _env("monitor", "enable_metrics"),

@@ -102,6 +102,7 @@ class LocalPlatform:
                 queue_size=c["runtime.queue_size"],
                 keep_warm=c["runtime.keep_warm"],
                 sandbox=c["runtime.sandbox"],
+                prewarm=c["runtime.prewarm"],
             )
         )
 

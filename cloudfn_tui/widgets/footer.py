@@ -31,8 +31,9 @@ class KeyFooter(Footer):
         )
 
     def compose(self) -> ComposeResult:
-        if not self._bindings_ready:
-            return
+        # Textual's Footer composes empty, then again once the screen says its bindings are
+        # ready (after the first paint: a second mount, layout and paint of the footer). The
+        # screen's own keys are known as soon as it is composed, so this one shows them at once.
         self._shown = self._keys()
         active = self.screen.active_bindings
         seen: set[str] = set()

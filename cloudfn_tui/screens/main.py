@@ -125,11 +125,11 @@ class MainScreen(Screen):
         self.alerts_pane = AlertsPane(id="pane-alerts")
         self._lazy = {"metrics": self.metrics_pane, "history-tab": self.history_table, "alerts": self.alerts_pane}
         self._mounting: AwaitMount | None = None
+        self.pane_tabs: Tabs | None = None  # the narrow layout's tabs, made when first narrow
 
     # -- layout ----------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Tabs(*[Tab(label, id=f"tab-{tab}") for tab, label, _ in PANES], id="pane-tabs")
         with Horizontal(id="top"):
             with Vertical(id="pane-functions"):
                 yield Input(placeholder="filter: name, runtime or words of the description", id="filter")
@@ -184,8 +184,14 @@ class MainScreen(Screen):
     def apply_layout(self, width: int, height: int) -> None:
         self.narrow = width < NARROW_WIDTH or height < NARROW_HEIGHT
         self.set_class(self.narrow, "-narrow")
-        tabs = self.query_one("#pane-tabs", Tabs)
-        tabs.display = self.narrow
+        if self.pane_tabs is None and self.narrow:
+            # Only small terminals show the pane tabs: made when first needed (14 widgets less
+            # to mount and style when a wide console starts).
+            self.pane_tabs = Tabs(*[Tab(label, id=f"tab-{tab}") for tab, label, _ in PANES], id="pane-tabs",
+                                  active=f"tab-{self.pane}")
+            self.mount(self.pane_tabs, before="#top")
+        if self.pane_tabs is not None:
+            self.pane_tabs.display = self.narrow
         self._show_only(self.pane if self.narrow else None)
 
     def _show_only(self, pane: str | None) -> None:
@@ -207,7 +213,7 @@ class MainScreen(Screen):
     def action_show_pane(self, pane: str, focus: bool = True) -> None:
         self.pane = pane
         if self.narrow:
-            tabs = self.query_one("#pane-tabs", Tabs)
+            tabs = self.pane_tabs
             if tabs.active != f"tab-{pane}":
                 tabs.active = f"tab-{pane}"
             self._show_only(pane)

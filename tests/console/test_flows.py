@@ -452,3 +452,22 @@ def test_each_bundled_example_is_in_a_folder_named_after_it():
 
     for bundle in bundles_in(paths.bundled_functions_dir()):
         assert bundle.folder.name == bundle.spec.name
+
+
+async def test_a_wide_console_made_narrow_gets_the_pane_tabs(fake, make_app):
+    app = make_app(fake)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        await select(pilot, app, "ok-go")
+        assert screen.pane_tabs is None  # made only when the terminal is small
+        await pilot.resize_terminal(80, 24)
+        await settle(pilot, app)
+        assert screen.narrow and screen.query_one("#pane-tabs", Tabs).display
+        assert screen.query_one("#pane-functions").display and not screen.query_one("#pane-code").display
+        await pilot.press("alt+2")
+        await pilot.pause()
+        assert screen.query_one("#pane-tabs", Tabs).active == "tab-code" and screen.query_one("#pane-code").display
+        await pilot.resize_terminal(120, 40)
+        await settle(pilot, app)
+        assert not screen.narrow and not screen.query_one("#pane-tabs", Tabs).display
+        assert screen.query_one("#pane-functions").display and screen.query_one("#pane-code").display

@@ -137,6 +137,18 @@ class Prewarm:
     def count(self) -> dict[str, int]:
         return {name: len(pool) for name, pool in self.ready.items()}
 
+    def members(self) -> dict[str, set[int]]:
+        """The waiting sandboxes' processes by cgroup folder name (for leftover checks: these
+        are the platform's, not any function's)."""
+        out: dict[str, set[int]] = {}
+        for pool in self.ready.values():
+            for w in pool:
+                if w.cg is not None:
+                    pids = set(w.cg.members())
+                    for p in w.cg.paths():
+                        out[p.name] = pids
+        return out
+
     def pids(self) -> set[int]:
         """Every process of the waiting sandboxes (for leftover checks)."""
         out: set[int] = set()

@@ -142,6 +142,9 @@ async def test_close_stops_the_waiting_sandboxes(make_service):
     assert svc.stats()["prewarmed"]["python"] == 2, svc.stats()["prewarm_problem"]
     pids = svc.prewarm.pids()
     assert len(pids) >= 2 and _children(os.getpid()) - before
+    by_cgroup = svc.prewarm.members()
+    assert len(by_cgroup) == sum(svc.stats()["prewarmed"].values())
+    assert set().union(*by_cgroup.values()) == pids
     slots = list(svc.prewarm.dir.iterdir())
     assert len(slots) == sum(svc.stats()["prewarmed"].values())
     await svc.close()

@@ -178,7 +178,8 @@ def snapshot(h: Host) -> dict[str, Any]:
     snap: dict[str, Any] = {}
     paths: list[Path] = [h.data_dir]
     paths += [p for p in h.data_dir.rglob("*")
-              if p.relative_to(h.data_dir).parts[0] not in ("history", "logs")]  # the platform's own writes
+              if p.relative_to(h.data_dir).parts[0] not in ("history", "logs")  # the platform's own writes
+              and ".prewarm" not in p.relative_to(h.data_dir).parts]
     paths += [h.canary, Path("/etc/shadow"), Path("/etc/passwd"), RUNNERS_DIR, *RUNNERS_DIR.iterdir()]
     go_root = h.cache_dir / "go"
     if go_root.is_dir():  # built Go functions (each folder is mounted as a worker's /function)
@@ -250,6 +251,9 @@ def leftovers(h: Host, marker: str) -> list[str]:
                 for p in w.cg.paths():
                     live[p.name] = w.baseline
                 allowed |= w.baseline
+    for name, pids in ex.prewarm.members().items():  # the platform's waiting sandboxes
+        live[name] = pids
+        allowed |= pids
     found = []
     cg = ex.sandbox.cgroups
     for base in {cg.memory_base, cg.pids_base} - {None} if cg else ():

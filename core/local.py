@@ -192,9 +192,7 @@ class LocalPlatform:
         ev, ev_cut = bounded(event)
         res, res_cut = bounded(result.result)
         logs = truncate(result.logs, MAX_LOGS)
-        # Every value comes from validated models of this process: constructed, not re-validated
-        # (validation was a third of the cost of recording an invocation).
-        rec = InvocationRecord.model_construct(
+        rec = InvocationRecord(
             id=result.invocation_id, function_id=fn.id, function_name=fn.name, function_version=fn.version,
             runtime=fn.runtime, status=status,
             error_type=result.error_type.value if result.error_type else None, error=truncate(result.error, 4096),

@@ -2,8 +2,9 @@
 # Frames both ways: 4-byte big-endian length, then UTF-8 JSON. The first request is "init" (load
 # the user's code once); then one "invoke" at a time. Started with a third argument "prewarm", the
 # runner is a pre-started sandbox waiting for a function: it says {"type": "up"} once it is, and
-# its init then carries the function's environment and rlimits, applied before the code loads. Whatever the user prints goes to fds 1/2, a
-# separate pipe; after each invocation a marker carrying the request's nonce closes its logs.
+# its init then carries the function's environment and rlimits, applied before the code loads.
+# Whatever the user prints goes to fds 1/2, a separate pipe; after each invocation a marker
+# carrying the request's nonce closes its logs.
 import os
 import sys
 import time

@@ -107,8 +107,9 @@ class LocalPlatform:
         )
 
     async def start(self) -> None:
-        """Start the background work (history flushing, alert evaluation). Called by the
-        long-running clients (console, server) and by the first invocation."""
+        """Start the background work (history flushing, alert evaluation, the pre-started
+        sandboxes). Called by the long-running clients (console, server) and by the first
+        invocation."""
         self._start_background()
 
     def _start_background(self) -> None:
@@ -116,6 +117,7 @@ class LocalPlatform:
             return
         self._started = True
         self._tasks = [asyncio.create_task(self._flush_history_loop(), name="cloudfn-history-flush")]
+        self.executor.warm_up()
         interval = self.config["monitor.alert_interval"]
         if interval:
             self._tasks.append(asyncio.create_task(self.alert_engine.run(interval), name="cloudfn-alerts"))

@@ -148,6 +148,12 @@ class ExecutionService:
             self._scheduler = Scheduler(s.max_concurrent, s.queue_size, s.queue_timeout)
         return self._scheduler
 
+    def warm_up(self) -> None:
+        """Start the pre-started sandboxes now, in the background, so that the first cold start
+        finds one (long-running clients call this at start; otherwise the first invoke does)."""
+        if not self._closed:
+            self.prewarm.fill()
+
     def _start_reaper(self) -> None:
         if self._reaper is None or self._reaper.done():
             self._reaper = asyncio.ensure_future(self._reap_loop())

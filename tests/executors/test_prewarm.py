@@ -201,3 +201,24 @@ async def test_a_go_cold_start_adopts_a_sandbox_with_the_functions_own_limits(pr
     assert r["files"] == ["handler", "main.go", "notes.json"]  # as a freshly started worker sees
     assert r["uid"] == 65534
     assert r["cpu"] == [120, 121]
+
+
+async def test_a_started_platform_has_a_sandbox_waiting_for_its_first_cold_start(config):
+    from core.local import LocalPlatform
+
+    platform = LocalPlatform(config, install_examples=False)
+    try:
+        svc = platform.executor
+        if not svc.protections()["bwrap_namespaces"]:
+            pytest.skip("pre-started sandboxes need bwrap's namespaces")
+        assert not any(svc.prewarm.count().values())  # nothing is started by opening a platform
+        await platform.start()  # what the console and `cloudfn serve` do before any invocation
+        assert svc.prewarm.starting["python"] == 1
+        await svc.prewarm.wait_ready()
+        assert svc.stats()["prewarmed"]["python"] == 1, svc.stats()["prewarm_problem"]
+        f = await platform.create_function({"name": "first", "runtime": "python", "code": "def handler(e, c):\n    return e\n"})
+        res = await platform.invoke("first", {"n": 1})
+        assert res.success and res.result == {"n": 1}
+        assert res.cold_start and _adopted(svc, f)
+    finally:
+        await platform.close()

@@ -6,8 +6,8 @@ type never leaves this module.
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, Literal
@@ -31,6 +31,16 @@ DEFAULT_HANDLER = "handler"
 READ_ONLY_FIELDS = ("id", "version", "created_at", "updated_at")
 
 Runtime = Literal["python", "nodejs", "go"]
+
+
+def new_uuid() -> str:
+    """A random (version 4) UUID as text, as str(uuid.uuid4()) but without building the object
+    (a few microseconds less on every invocation)."""
+    h = bytearray(os.urandom(16))
+    h[6] = (h[6] & 0x0F) | 0x40
+    h[8] = (h[8] & 0x3F) | 0x80
+    x = h.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 def utcnow() -> datetime:
@@ -140,7 +150,7 @@ class Function(FunctionSpec):
 
     model_config = ConfigDict(extra="ignore")
 
-    id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    id: str = Field(default_factory=new_uuid)
     version: int = Field(1, ge=1)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
@@ -231,7 +241,7 @@ class InvokeResult(BaseModel):
     memory_used: float = 0.0
     cold_start: bool = False
     init_duration: float = 0.0
-    invocation_id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    invocation_id: str = Field(default_factory=new_uuid)
     logs: str = ""
     function_id: str = ""
     function_name: str = ""
@@ -364,7 +374,7 @@ class AlertRuleSpec(BaseModel):
 class AlertRule(AlertRuleSpec):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
-    id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    id: str = Field(default_factory=new_uuid)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 

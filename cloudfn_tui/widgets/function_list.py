@@ -148,16 +148,8 @@ class FunctionList(ScrollView, can_focus=True):
         return len(self._order)
 
     @property
-    def rows(self) -> dict[str, int]:
-        """The shown function ids (with their row index)."""
-        return self._index
-
-    @property
     def selected_id(self) -> str | None:
         return self._order[self.cursor_row] if self._order else None
-
-    def get_row_index(self, fn_id: str) -> int:
-        return self._index[fn_id]
 
     def get_row(self, fn_id: str) -> list[str | Text]:
         fn = self.functions[fn_id]

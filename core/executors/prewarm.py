@@ -151,13 +151,8 @@ class Prewarm:
 
     def pids(self) -> set[int]:
         """Every process of the waiting sandboxes (for leftover checks)."""
-        out: set[int] = set()
-        for pool in self.ready.values():
-            for w in pool:
-                if w.cg is not None:
-                    out |= set(w.cg.members())
-                elif w.proc is not None:
-                    out.add(w.proc.pid)
+        out: set[int] = set().union(*self.members().values())
+        out |= {w.proc.pid for pool in self.ready.values() for w in pool if w.cg is None and w.proc is not None}
         return out
 
     async def close(self) -> None:

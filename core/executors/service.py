@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.models import ErrorType, Function, InvokeResult, normalize_runtime
+from core.models import ErrorType, Function, InvokeResult, new_uuid, normalize_runtime
 
 from .runtimes import RUNTIMES, Runtime
 from .sandbox import HostSandbox
@@ -32,15 +31,6 @@ class ExecutionSettings:
     keep_warm: float = 300.0  # idle workers are reaped after this many seconds
     sandbox: str = "auto"  # "auto" (use what the host has) | "none" (rlimits only)
     prewarm: int = 0  # pre-started sandboxes kept per runtime that supports them (prewarm.py)
-
-
-def _uuid4() -> str:
-    """A random (version 4) UUID as text, as str(uuid.uuid4()) but without building the object."""
-    h = bytearray(os.urandom(16))
-    h[6] = (h[6] & 0x0F) | 0x40
-    h[8] = (h[8] & 0x3F) | 0x80
-    x = h.hex()
-    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 class _Throttled(Exception):
@@ -187,7 +177,7 @@ class ExecutionService:
 
     # --- invoke -------------------------------------------------------------------------------
     async def invoke(self, fn: Function, event: Any, context: dict[str, str] | None = None) -> InvokeResult:
-        request_id = _uuid4()
+        request_id = new_uuid()
         t0 = time.perf_counter()
         try:
             res = await self._invoke(fn, event, context or {}, request_id)
@@ -223,7 +213,6 @@ class ExecutionService:
         ctx.update(function_name=fn.name, function_id=fn.id, request_id=request_id,
                    memory_limit_mb=str(fn.memory), function_version=str(fn.version))
         self._start_reaper()
-        self.prewarm.fill()
         try:
             sems = await self.scheduler.acquire(fn)
         except _Throttled as exc:
@@ -312,7 +301,7 @@ class ExecutionService:
         else:
             pool.busy.add(worker)
         try:
-            res = await worker.invoke(None, ctx, float(fn.timeout), event_json=event_json)
+            res = await worker.invoke(event_json, ctx, float(fn.timeout))
         finally:
             pool.busy.discard(worker)
         if pool.retired and (not worker.dead or (worker.retired and not res.success)):

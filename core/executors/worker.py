@@ -491,12 +491,11 @@ class Worker:
             return InvokeResult.failure(ErrorType.WORKER_CRASHED, f"the worker closed its pipe unexpectedly{hint}")
         return InvokeResult.failure(ErrorType.WORKER_CRASHED, f"the worker exited with code {rc}{hint}")
 
-    async def invoke(self, event: Any, context: dict[str, str], timeout: float,
-                     event_json: str | None = None) -> InvokeResult:
+    async def invoke(self, event_json: str, context: dict[str, str], timeout: float) -> InvokeResult:
         """`event_json`: the event already encoded (the service checks its size that way)."""
         self.busy = True
         try:
-            return await self._invoke(event_json if event_json is not None else json.dumps(event), context, timeout)
+            return await self._invoke(event_json, context, timeout)
         finally:
             self.busy = False
             self.last_used = time.monotonic()

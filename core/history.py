@@ -40,12 +40,16 @@ class _Entry:
     length: int
 
 
+# One encoder, made once: json.dumps with options builds a new encoder on every call.
+_payload_json = json.JSONEncoder(ensure_ascii=False, default=str).encode
+
+
 def bounded(value: Any, limit: int = MAX_PAYLOAD) -> tuple[Any, bool]:
     """The value itself if its JSON fits, else a cut string of its JSON, flagged."""
     if value is None or isinstance(value, (bool, int, float)):
         return value, False  # no JSON encoding needed to know these fit
     try:
-        text = json.dumps(value, ensure_ascii=False, default=str)
+        text = _payload_json(value)
     except (TypeError, ValueError):
         text = repr(value)
     if len(text) <= limit:

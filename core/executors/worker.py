@@ -537,8 +537,9 @@ class Worker:
                 # the limit full for every later invocation: this worker is not reused.
                 pids_note = PIDS_NOTE if not reply.get("ok") else ""
                 recycle = True
-            # Anything the function started and left running stops with the invocation.
-            if set(self.cg.members()) - self.baseline:
+            # Anything the function started and left running stops with the invocation. (A thread
+            # it left running can start one after any check; the next invocation's check stops that.)
+            if not self.cg.holds_only(self.baseline) and set(self.cg.members()) - self.baseline:
                 await asyncio.to_thread(self.cg.kill_all, self.baseline)
         if recycle:
             await self.kill()

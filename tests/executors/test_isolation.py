@@ -151,6 +151,29 @@ async def test_a_process_is_stopped_even_when_a_thread_ended_meanwhile(service):
     assert processes_matching("sleep 987664") == []
 
 
+async def test_the_cheap_leftover_check_tells_a_clean_worker_from_one_with_a_process(service):
+    """After an invocation the worker compares the cgroup's task count with its own processes'
+    threads before listing cgroup.procs: a clean worker passes, one more process does not."""
+    _needs(service, "pids_cgroup")
+    f = fn("python", "import threading, time\n"
+                     "threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n"
+                     "def handler(event, context):\n    return 1\n")
+    assert (await service.invoke(f, {})).success
+    [worker] = service._pools[(f.id, f.version)].idle
+    assert worker.cg.holds_only(worker.baseline)  # its extra thread is one of its own
+    stray = await asyncio.create_subprocess_exec("sleep", "987665")
+    try:
+        with open(os.path.join(worker.cg.pids, "cgroup.procs"), "w") as procs:
+            procs.write(str(stray.pid))
+        assert not worker.cg.holds_only(worker.baseline)
+        assert (await service.invoke(f, {})).success
+        assert await asyncio.wait_for(stray.wait(), 5) == -9  # stopped with that invocation
+    finally:
+        if stray.returncode is None:
+            stray.kill()
+            await stray.wait()
+
+
 def _children(pid: int) -> list[int]:
     kids = []
     for d in os.listdir("/proc"):

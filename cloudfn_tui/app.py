@@ -28,7 +28,6 @@ APP_COMMANDS = [
     Command("app.theme", "f2", "change_theme", "Theme", "choose a theme (remembered)", show=False),
 ]
 RECONNECT_DELAYS = (0.5, 1, 2, 5, 10)
-OPEN_GRACE = 0.2  # a stream that has not failed within this counts as open
 
 
 def _widget_tables() -> list[tuple[str, str, list[Command]]]:
@@ -36,12 +35,14 @@ def _widget_tables() -> list[tuple[str, str, list[Command]]]:
     from cloudfn_tui.widgets.function_list import LIST_COMMANDS
     from cloudfn_tui.widgets.live import ALERT_COMMANDS, HISTORY_COMMANDS
     from cloudfn_tui.widgets.log_view import LOG_COMMANDS
+    from cloudfn_tui.widgets.tab_bar import TAB_COMMANDS
 
     return [
         ("function list", "#functions", LIST_COMMANDS),
         ("logs pane", "#log-view", LOG_COMMANDS),
         ("history pane", "#history", HISTORY_COMMANDS),
         ("alerts pane", "#alerts-table", ALERT_COMMANDS),
+        ("live tabs", "#live-tabs", TAB_COMMANDS),
     ]
 
 
@@ -135,7 +136,11 @@ class CloudfnApp(App):
         self.stream_state = "connecting"
         self.events_seen = 0
         self.stream_ready = asyncio.Event()  # set once the event stream is open (tests wait on it)
-        self.theme_problems: list[str] = []
+        found = theme_files.discover()
+        for t in found.themes:
+            self.register_theme(t)
+        self.theme_problems: list[str] = found.problems
+        self._start_with_theme(self._initial_theme())
 
     @classmethod
     def from_config(cls, platform: PlatformAPI, config: Any, **kw: Any) -> "CloudfnApp":
@@ -146,13 +151,8 @@ class CloudfnApp(App):
         start = getattr(self.platform, "start", None)
         if start is not None:  # LocalPlatform: history flushing, alert evaluation
             await start()
-        found = theme_files.discover()
-        for t in found.themes:
-            self.register_theme(t)
-        self.theme_problems = found.problems
-        for problem in found.problems:
+        for problem in self.theme_problems:
             self.notify(problem, title="Theme file", severity="warning", timeout=10)
-        self.theme = self._initial_theme()
         self.theme_changed_signal.subscribe(self, self._theme_changed)
         if self.user_keymap:
             unknown = sorted(set(self.user_keymap) - all_binding_ids())
@@ -165,6 +165,20 @@ class CloudfnApp(App):
 
     def get_default_screen(self) -> MainScreen:
         return MainScreen()
+
+    def _start_with_theme(self, name: str) -> None:
+        """Take the theme before any CSS is parsed. Setting `theme` runs Textual's watcher,
+        which re-parses every stylesheet with the new colours and restyles every widget once
+        the app runs: the start parsed the console's CSS three times for it."""
+        self.set_reactive(App.theme, name)
+        self.stylesheet.set_variables(self.get_css_variables())
+        dark = self.current_theme.dark
+        self.set_class(True, f"-theme-{name}", update=False)
+        self.set_class(dark, "-dark-mode", update=False)
+        self.set_class(not dark, "-light-mode", update=False)
+        refresh_filter = getattr(self, "_refresh_truecolor_filter", None)
+        if refresh_filter is not None:  # the ANSI colours of a light theme
+            refresh_filter(self.ansi_theme)
 
     def _initial_theme(self) -> str:
         for name in (self.start_theme, theme_files.remembered_theme() if self.remember else None, theme_files.DEFAULT_THEME):
@@ -314,11 +328,14 @@ async def _opened(stream: Any, on_open) -> Any:
     """Yield from `stream`, calling `on_open` once the first read was attempted without error.
 
     An async generator only starts when first awaited, so the stream counts as open as soon
-    as its first `__anext__` is pending; errors before that propagate to the reconnect loop."""
+    as its first `__anext__` has run up to its wait for an event; errors before that propagate
+    to the reconnect loop. (A stream whose first read can fail later, over a network, reports
+    its state itself: `on_stream_state`, as RemotePlatform does.) It used to wait 0.2 s for
+    an error first, so every start repainted its header once more, a fifth of a second in."""
     it = stream.__aiter__()
     first = asyncio.ensure_future(it.__anext__())
     try:
-        await asyncio.wait([first], timeout=OPEN_GRACE)
+        await asyncio.sleep(0)  # the read's first step runs before this returns
     except asyncio.CancelledError:
         first.cancel()
         raise

@@ -12,7 +12,7 @@ from textual.css.query import NoMatches
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widget import AwaitMount
-from textual.widgets import Header, Input, TabbedContent, TabPane, Tab, Tabs
+from textual.widgets import Input, Tab, Tabs
 
 from core.errors import CloudfnError
 from core.models import Alert, Event, Function, InvokeResult
@@ -22,6 +22,8 @@ from cloudfn_tui.screens.modals import ConfirmScreen, PromptScreen
 from cloudfn_tui.screens.pickers import InvocationScreen, SavedEventsScreen, VersionsScreen
 from cloudfn_tui.widgets.editors import CodeEditor, EventEditor, EventError
 from cloudfn_tui.widgets.footer import KeyFooter
+from cloudfn_tui.widgets.header import ConsoleHeader
+from cloudfn_tui.widgets.tab_bar import TabBar
 from cloudfn_tui.widgets.function_list import FunctionList, outcome_of
 from cloudfn_tui.widgets.live import (
     AlertsPane, DeleteRule, EditRule, HistoryTable, LogsPane, MetricsPane, OpenInvocation,
@@ -41,7 +43,13 @@ PANES = [
     ("alerts", "Alerts", "alerts-table"),
 ]
 LIVE = ("logs", "metrics", "history", "alerts")
-LIVE_TABS = {"logs": "logs", "metrics": "metrics", "history": "history-tab", "alerts": "alerts"}  # pane -> tab pane id
+LIVE_TABS = {"logs": "logs", "metrics": "metrics", "history": "history-tab", "alerts": "alerts"}  # pane -> tab id
+LIVE_WIDGETS = {"logs": "pane-logs", "metrics": "pane-metrics", "history-tab": "history", "alerts": "pane-alerts"}  # tab -> widget id
+# The boxes made when first opened: (placeholder, mounted in (None: the screen), before)
+BOXES = {
+    "filter": ("filter: name, runtime or words of the description", "#pane-functions", "#functions"),
+    "command": (":command — help, new, invoke, save, delete, rollback N, theme NAME, goto PANE, q", None, "KeyFooter"),
+}
 NARROW_WIDTH = 100
 NARROW_HEIGHT = 30
 
@@ -129,23 +137,18 @@ class MainScreen(Screen):
 
     # -- layout ----------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield ConsoleHeader()
         with Horizontal(id="top"):
             with Vertical(id="pane-functions"):
-                yield Input(placeholder="filter: name, runtime or words of the description", id="filter")
                 yield FunctionList(id="functions")
             with Vertical(id="work"):
                 yield CodeEditor(id="pane-code")
                 with Horizontal(id="io"):
                     yield EventEditor(id="pane-event")
                     yield ResultView(id="pane-result")
-        with TabbedContent(id="live", initial="logs"):
-            with TabPane("Logs", id="logs"):
-                yield LogsPane(id="pane-logs")
-            yield TabPane("Metrics", id="metrics")
-            yield TabPane("History", id="history-tab")
-            yield TabPane("Alerts", id="alerts")
-        yield Input(placeholder=":command — help, new, invoke, save, delete, rollback N, theme NAME, goto PANE, q", id="command")
+        with Vertical(id="live"):
+            yield TabBar([(LIVE_TABS[p], label) for p, label, _ in PANES if p in LIVE], active="logs", id="live-tabs")
+            yield LogsPane(id="pane-logs")
         yield KeyFooter()
 
     @property
@@ -169,8 +172,6 @@ class MainScreen(Screen):
         return self.query_one(LogView)
 
     async def on_mount(self) -> None:
-        self.query_one("#filter", Input).display = False
-        self.query_one("#command", Input).display = False
         self.editor.load(None)
         self.event_editor.set_event({})
         self.apply_layout(self.app.size.width, self.app.size.height)
@@ -180,6 +181,15 @@ class MainScreen(Screen):
 
     def on_resize(self, event) -> None:
         self.apply_layout(event.size.width, event.size.height)
+
+    def _screen_resized(self, size) -> None:
+        """Textual sends a screen that has just started three resizes to the size it already has
+        (the app's first size, the driver's, and the one its own first layout sends itself);
+        each laid out and painted every widget once more. A real change of size still does."""
+        laid_out = getattr(getattr(self, "_compositor", None), "size", None)
+        if laid_out and laid_out == size:
+            return
+        super()._screen_resized(size)
 
     def apply_layout(self, width: int, height: int) -> None:
         self.narrow = width < NARROW_WIDTH or height < NARROW_HEIGHT
@@ -235,19 +245,22 @@ class MainScreen(Screen):
 
     def _activate_live(self, pane: str) -> None:
         tab = LIVE_TABS[pane]
-        self._mount_live(tab)
-        self.query_one("#live", TabbedContent).active = tab
+        self.query_one("#live-tabs", TabBar).active = tab
+        self._show_live(tab)
 
-    def _mount_live(self, tab: str) -> None:
-        """Mount a live pane in its tab the first time the tab is shown; `_mounting` is done
-        once it and its children are mounted."""
+    def _show_live(self, tab: str) -> None:
+        """Show the live pane of `tab` under the tab bar, mounting it the first time it is shown
+        (`_mounting` is done once it and its children are mounted); hide the others."""
         pane = self._lazy.pop(tab, None)
         if pane is not None:
-            self._mounting = self.query_one(f"#{tab}", TabPane).mount(pane)
+            self._mounting = self.query_one("#live").mount(pane)
+        for other, ident in LIVE_WIDGETS.items():
+            for widget in self.query(f"#{ident}"):
+                widget.display = other == tab
 
-    @on(TabbedContent.TabActivated, "#live")
-    def _live_tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        self._mount_live(event.pane.id)
+    @on(TabBar.Activated, "#live-tabs")
+    def _live_tab_activated(self, event: TabBar.Activated) -> None:
+        self._show_live(event.tab)
 
     @on(Tabs.TabActivated, "#pane-tabs")
     def _tab_activated(self, event: Tabs.TabActivated) -> None:
@@ -342,6 +355,7 @@ class MainScreen(Screen):
         view = self.log_view
         for rec in records:
             view.append_record(rec.model_dump(mode="json"))
+        view.flush()  # now, with the rest of the start, not in a layout of its own on the next tick
 
     async def refresh_metrics(self) -> None:
         self._metrics_pending = False
@@ -744,14 +758,31 @@ class MainScreen(Screen):
             self.alerts_pane.show_firing(list(self.alerts_pane.table.states.values()))
 
     # -- filter, command line, back ------------------------------------------------------------
+    def _box(self, name: str, value: str | None = None) -> Input:
+        """The filter or the command box, shown. Each is made when first opened: hidden, they
+        cost the start their styling all the same."""
+        box = self._open_box(name)
+        if box is None:
+            placeholder, where, before = BOXES[name]
+            box = Input(value, placeholder=placeholder, id=name)
+            (self.query_one(where) if where else self).mount(box, before=self.query_one(before))
+        else:
+            box.display = True
+            if value is not None:
+                box.value = value
+        return box
+
+    def _open_box(self, name: str) -> Input | None:
+        for box in self.query(f"#{name}").results(Input):
+            return box
+        return None
+
     def action_filter(self) -> None:
         if self.narrow:
             # Without focus=False the pane's own focus, applied after the refresh, would take
             # the keys away from the filter box.
             self.action_show_pane("functions", focus=False)
-        box = self.query_one("#filter", Input)
-        box.display = True
-        box.focus()
+        self._box("filter").focus()
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
@@ -764,10 +795,7 @@ class MainScreen(Screen):
         self.functions.focus()
 
     def action_command_mode(self) -> None:
-        box = self.query_one("#command", Input)
-        box.display = True
-        box.value = ""
-        box.focus()
+        self._box("command", "").focus()
 
     @on(Input.Submitted, "#command")
     def _command_submitted(self, event: Input.Submitted) -> None:
@@ -787,8 +815,7 @@ class MainScreen(Screen):
                 self.notify(f"no theme {args[0]!r}; known: {', '.join(sorted(self.app.available_themes))}", severity="error")
             return
         if head == "filter":
-            self.query_one("#filter", Input).display = True
-            self.query_one("#filter", Input).value = " ".join(args)
+            self._box("filter", " ".join(args))
             return
         if head in ("goto", "pane") and args:
             names = [p for p, _, _ in PANES]
@@ -820,10 +847,10 @@ class MainScreen(Screen):
                     severity="error", timeout=8)
 
     def action_back(self) -> None:
-        for ident in ("#command", "#filter"):
-            box = self.query_one(ident, Input)
-            if box.has_focus:
-                if ident == "#filter":
+        for ident in ("command", "filter"):
+            box = self._open_box(ident)
+            if box is not None and box.has_focus:
+                if ident == "filter":
                     box.value = ""
                 box.display = False
                 self.functions.focus()

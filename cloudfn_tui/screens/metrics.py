@@ -9,10 +9,11 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import Header, Label, Static
+from textual.widgets import Label, Static
 
 from cloudfn_tui.keymap import Command, bindings
 from cloudfn_tui.widgets.footer import KeyFooter
+from cloudfn_tui.widgets.header import ConsoleHeader
 from cloudfn_tui.widgets.function_list import VimTable
 from cloudfn_tui.widgets.live import Stats, summary_from, summary_text
 
@@ -44,7 +45,7 @@ class MetricsScreen(Screen):
         self.snapshot = snapshot or {}
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield ConsoleHeader()
         with Vertical(id="metrics-screen"):
             yield Static(id="metrics-overall")
             yield Label(Text("per function — rate and latency over the last 60 s", style="bold"))

@@ -120,8 +120,7 @@ class EventEditor(Vertical):
         self.saved_name: str | None = None
 
     def compose(self) -> ComposeResult:
-        yield _code_area("event")
-        yield Label("", id="event-error")
+        yield _code_area("event")  # the error line below it is made when first needed
 
     @property
     def area(self) -> TextArea:
@@ -152,13 +151,22 @@ class EventEditor(Vertical):
         self._show_error("")
         return value
 
+    def _error_label(self) -> Label | None:
+        for label in self.query("#event-error").results(Label):
+            return label
+        return None
+
     def _show_error(self, message: str) -> None:
-        label = self.query_one("#event-error", Label)
+        label = self._error_label()
+        if label is None:
+            if message:
+                self.mount(Label(message, id="event-error"))
+            return
         label.update(message)
         label.display = bool(message)
 
     def on_text_area_changed(self, event: TextArea.Changed) -> None:
         event.stop()
-        label = self.query_one("#event-error", Label)
-        if label.display:
+        label = self._error_label()
+        if label is not None and label.display:
             label.display = False

@@ -267,20 +267,25 @@ class LogsPane(Vertical):
     """The log tail plus its search box."""
 
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="search logs (enter to apply, esc to close)", id="log-search")
         yield LogView(id="log-view")
-
-    def on_mount(self) -> None:
-        self.query_one("#log-search", Input).display = False
 
     @property
     def view(self) -> LogView:
         return self.query_one(LogView)
 
+    def _search_box(self) -> Input | None:
+        for box in self.query("#log-search").results(Input):
+            return box
+        return None
+
     def on_search_requested(self, message: SearchRequested) -> None:
-        box = self.query_one("#log-search", Input)
-        box.display = True
-        box.value = self.view.search_text
+        box = self._search_box()
+        if box is None:  # made when first asked for: a hidden box costs the start its styling
+            box = Input(self.view.search_text, placeholder="search logs (enter to apply, esc to close)", id="log-search")
+            self.mount(box, before=self.view)
+        else:
+            box.display = True
+            box.value = self.view.search_text
         box.focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
@@ -296,8 +301,8 @@ class LogsPane(Vertical):
             self.view.search_text = event.value.strip()
 
     def close_search(self) -> bool:
-        box = self.query_one("#log-search", Input)
-        if box.display:
+        box = self._search_box()
+        if box is not None and box.display:
             box.display = False
             self.view.focus()
             return True

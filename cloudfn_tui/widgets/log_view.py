@@ -92,7 +92,7 @@ class LogView(ScrollView, can_focus=True):
         self._max_width = 80
 
     def on_mount(self) -> None:
-        self.set_interval(1 / 8, self._flush)
+        self.set_interval(1 / 8, self.flush)
         self._update_title()
 
     # -- feeding ---------------------------------------------------------------------------
@@ -118,7 +118,8 @@ class LogView(ScrollView, can_focus=True):
     def append_record(self, data: dict) -> None:
         self.append(line_from_record(data))
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Show what arrived since the last repaint (a timer calls this a few times a second)."""
         if not self._pending_flush:
             return
         self._pending_flush = False
@@ -189,6 +190,10 @@ class LogView(ScrollView, can_focus=True):
         self.border_subtitle = f"{len(self.view)}/{len(self.buffer)} lines (max {self.max_lines})"
 
     # -- rendering -------------------------------------------------------------------------
+    def notify_style_update(self) -> None:
+        self._cache.clear()  # the cached lines carry the old theme's colours
+        super().notify_style_update()
+
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
         index = scroll_y + y

@@ -149,6 +149,16 @@ def _setup_logging(opts: ServeOptions) -> None:
     logging.getLogger("cloudfn").setLevel(level)
 
 
+def _http_protocol() -> Any:
+    """uvicorn's httptools protocol with one write per response (http_protocol.py); without
+    httptools, uvicorn's own choice."""
+    try:
+        from core.server.http_protocol import OneWriteHttpToolsProtocol
+    except ImportError:
+        return "auto"
+    return OneWriteHttpToolsProtocol
+
+
 async def _serve(config: Config, opts: ServeOptions) -> int:
     import uvicorn
 
@@ -177,7 +187,7 @@ async def _serve(config: Config, opts: ServeOptions) -> int:
     app = create_app(platform, settings, state)
     release = opts.mode == "release"
     uv_config = uvicorn.Config(
-        app, loop="auto", http="auto", lifespan="off",
+        app, loop="auto", http=_http_protocol(), lifespan="off",
         log_level="warning" if release else _level(opts.log_level),
         access_log=not release, timeout_graceful_shutdown=opts.grace, server_header=False,
         timeout_keep_alive=30, backlog=2048,

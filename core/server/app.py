@@ -310,6 +310,14 @@ class _GuardedFastAPI(FastAPI):
     def build_middleware_stack(self) -> Any:
         return self._outer_layers(super().build_middleware_stack())
 
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        # Starlette's call, without FastAPI's asking OpenTelemetry on every request whether it
+        # is configured (cloudfn does not use it; the check was a few percent of an invoke).
+        scope["app"] = self
+        if self.middleware_stack is None:
+            self.middleware_stack = self.build_middleware_stack()
+        await self.middleware_stack(scope, receive, send)
+
 
 def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
                state: ServerState | None = None) -> FastAPI:

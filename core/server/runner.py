@@ -191,6 +191,7 @@ async def _serve(config: Config, opts: ServeOptions) -> int:
         log_level="warning" if release else _level(opts.log_level),
         access_log=not release, timeout_graceful_shutdown=opts.grace, server_header=False,
         timeout_keep_alive=30, backlog=2048,
+        proxy_headers=False,  # no X-Forwarded-* rewriting: the server uses no client address
     )
     server = _Server(uv_config, state)
     loop = asyncio.get_running_loop()

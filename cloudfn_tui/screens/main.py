@@ -134,6 +134,7 @@ class MainScreen(Screen):
         self._lazy = {"metrics": self.metrics_pane, "history-tab": self.history_table, "alerts": self.alerts_pane}
         self._mounting: AwaitMount | None = None
         self.pane_tabs: Tabs | None = None  # the narrow layout's tabs, made when first narrow
+        self._resumed = False
 
     # -- layout ----------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -172,15 +173,23 @@ class MainScreen(Screen):
         return self.query_one(LogView)
 
     async def on_mount(self) -> None:
-        self.editor.load(None)
-        self.event_editor.set_event({})
         self.apply_layout(self.app.size.width, self.app.size.height)
         self.functions.focus()
         await self._load_functions()
+        if self.current is None:  # else the first function is shown already
+            self.select(None)
         self.load_all(functions=False)
 
     def on_resize(self, event) -> None:
         self.apply_layout(event.size.width, event.size.height)
+
+    def _on_screen_resume(self, event) -> None:
+        """Runs before Textual's own handler of the event (Textual calls the handler of each
+        class in the MRO). The first resume would restyle every widget, each styled as it was
+        mounted moments ago; later ones (back from a dialog) still do."""
+        if not self._resumed:
+            self._resumed = True
+            event.refresh_styles = False
 
     def _screen_resized(self, size) -> None:
         """Textual sends a screen that has just started three resizes to the size it already has

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import math
 import time
+from bisect import bisect_left
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.samples import Sample
 
 from core.models import InvocationRecord
 
@@ -185,34 +188,15 @@ class Metrics:
         self.recent: deque[Recent] = deque(maxlen=RECENT)
         self.in_flight: dict[str, int] = {}
         self.registry = CollectorRegistry()
-        labels = ["function", "runtime"]
-        self._p_invocations = Counter("cloudfn_invocations", "Invocations by outcome", [*labels, "status"], registry=self.registry)
-        self._p_errors = Counter("cloudfn_errors", "Failed invocations by error type", [*labels, "error_type"], registry=self.registry)
-        self._p_cold = Counter("cloudfn_cold_starts", "Invocations served by a new worker", labels, registry=self.registry)
-        self._p_duration = Histogram("cloudfn_invocation_duration_seconds", "Invocation duration", labels,
-                                     buckets=BUCKETS, registry=self.registry)
-        self._p_in_flight = Gauge("cloudfn_in_flight", "Invocations running now", ["function"], registry=self.registry)
-        self._p_uptime = Gauge("cloudfn_uptime_seconds", "Seconds since the platform started", registry=self.registry)
-        self._p_functions = Gauge("cloudfn_functions", "Functions registered", registry=self.registry)
-        self._p_warm = Gauge("cloudfn_warm_workers", "Warm worker processes", registry=self.registry)
-        self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
-
-    def _child(self, metric: Any, *values: str) -> Any:
-        """`metric.labels(*values)`, remembered: prometheus_client checks and converts the label
-        values on every call, which was a tenth of the cost of recording an invocation."""
-        child = self._children.get((metric, values))
-        if child is None:
-            child = self._children[(metric, values)] = metric.labels(*values)
-        return child
+        self._prom = _Exposition(self)
+        self.registry.register(self._prom)
 
     # -- recording -----------------------------------------------------------------------
     def started(self, function: str) -> None:
         self.in_flight[function] = self.in_flight.get(function, 0) + 1
-        self._child(self._p_in_flight, function).inc()
 
     def finished(self, function: str) -> None:
         self.in_flight[function] = max(0, self.in_flight.get(function, 0) - 1)
-        self._child(self._p_in_flight, function).dec()
 
     def record(self, rec: InvocationRecord) -> None:
         ts = rec.started_at.timestamp()
@@ -226,13 +210,7 @@ class Metrics:
             rt = self.runtimes[rec.runtime] = _Scope()
         rt.add(rec, ts)
         self.recent.append(Recent(ts, rec.function_name, rec.runtime, rec.status, rec.error_type, rec.duration, rec.cold_start))
-        self._child(self._p_invocations, rec.function_name, rec.runtime, rec.status).inc()
-        if rec.status != "success":
-            self._child(self._p_errors, rec.function_name, rec.runtime, rec.error_type or "Unknown").inc()
-        if rec.status != "throttled":
-            self._child(self._p_duration, rec.function_name, rec.runtime).observe(rec.duration / 1000.0)
-            if rec.cold_start:
-                self._child(self._p_cold, rec.function_name, rec.runtime).inc()
+        self._prom.add(rec)
 
     def forget_function(self, name: str) -> None:
         self.functions.pop(name, None)
@@ -287,8 +265,77 @@ class Metrics:
         return snap
 
     def prometheus(self, function_count: int = 0, warm_workers: int | None = None) -> str:
-        self._p_uptime.set(time.time() - self.started_at)
-        self._p_functions.set(function_count)
-        if warm_workers is not None:
-            self._p_warm.set(warm_workers)
+        self._prom.gauges = {"functions": function_count, "warm_workers": warm_workers}
         return generate_latest(self.registry).decode()
+
+
+class _Exposition:
+    """The Prometheus series, counted in plain dicts as invocations are recorded and made into
+    metric families only when scraped: prometheus_client's counters and histogram took a lock
+    each and walked the buckets in Python on every invocation."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+        self.invocations: dict[tuple[str, str, str], int] = {}  # (function, runtime, status)
+        self.errors: dict[tuple[str, str, str], int] = {}  # (function, runtime, error type)
+        self.cold: dict[tuple[str, str], int] = {}
+        # (function, runtime) -> per-bucket counts (the last one: above every bound), then the sum.
+        self.durations: dict[tuple[str, str], list[float]] = {}
+        self.created: dict[tuple[str, tuple[str, ...]], float] = {}
+        self.gauges: dict[str, int | None] = {}
+
+    def _bump(self, name: str, table: dict, key: tuple) -> None:
+        n = table.get(key)
+        if n is None:
+            self.created[(name, key)] = time.time()
+            n = 0
+        table[key] = n + 1
+
+    def add(self, rec: InvocationRecord) -> None:
+        fr = (rec.function_name, rec.runtime)
+        self._bump("invocations", self.invocations, (*fr, rec.status))
+        if rec.status != "success":
+            self._bump("errors", self.errors, (*fr, rec.error_type or "Unknown"))
+        if rec.status == "throttled":
+            return
+        if rec.cold_start:
+            self._bump("cold_starts", self.cold, fr)
+        hist = self.durations.get(fr)
+        if hist is None:
+            self.created[("durations", fr)] = time.time()
+            hist = self.durations[fr] = [0] * (len(BUCKETS) + 1) + [0.0]
+        seconds = rec.duration / 1000.0
+        hist[bisect_left(BUCKETS, seconds)] += 1  # a bucket counts values up to its bound
+        hist[-1] += seconds
+
+    def _counter(self, name: str, doc: str, labels: list[str], table: dict) -> CounterMetricFamily:
+        family = CounterMetricFamily(f"cloudfn_{name}", doc, labels=labels)
+        for key, n in table.items():
+            family.add_metric(list(key), n, created=self.created.get((name, key)))
+        return family
+
+    def collect(self):
+        m = self.metrics
+        yield self._counter("invocations", "Invocations by outcome", ["function", "runtime", "status"], self.invocations)
+        yield self._counter("errors", "Failed invocations by error type", ["function", "runtime", "error_type"], self.errors)
+        yield self._counter("cold_starts", "Invocations served by a new worker", ["function", "runtime"], self.cold)
+        family = HistogramMetricFamily("cloudfn_invocation_duration_seconds", "Invocation duration",
+                                       labels=["function", "runtime"])
+        for key, hist in self.durations.items():
+            total, buckets = 0, []
+            for bound, n in zip([*BUCKETS, math.inf], hist):
+                total += n
+                buckets.append(("+Inf" if bound == math.inf else repr(float(bound)), total))
+            family.add_metric(list(key), buckets, hist[-1])
+            family.samples.append(Sample("cloudfn_invocation_duration_seconds_created",
+                                         dict(zip(["function", "runtime"], key)), self.created[("durations", key)]))
+        yield family
+        in_flight = GaugeMetricFamily("cloudfn_in_flight", "Invocations running now", labels=["function"])
+        for function, n in m.in_flight.items():
+            in_flight.add_metric([function], n)
+        yield in_flight
+        yield GaugeMetricFamily("cloudfn_uptime_seconds", "Seconds since the platform started",
+                                value=time.time() - m.started_at)
+        yield GaugeMetricFamily("cloudfn_functions", "Functions registered", value=self.gauges.get("functions") or 0)
+        warm = self.gauges.get("warm_workers")
+        yield GaugeMetricFamily("cloudfn_warm_workers", "Warm worker processes", value=warm if warm is not None else 0)

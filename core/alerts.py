@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from core import __version__
 from core.errors import Conflict, FieldError, InvalidInput, NotFound
-from core.metrics import Metrics, Recent, percentile
+from core.metrics import Metrics, Recent, WindowStats, percentile
 from core.models import Alert, AlertRule, AlertRuleSpec, utcnow, validation_errors
 from core.storage import TinyStore
 
@@ -44,31 +44,24 @@ COMPARE: dict[str, Callable[[float, float], bool]] = {
 UNITS = {"error_rate": "%", "success_rate": "%", "duration_p95": " ms", "duration_avg": " ms", "invocation_rate": "/s"}
 
 
-def metric_value(metric: str, window: list[Recent], seconds: float) -> float | None:
+def metric_value(metric: str, window: WindowStats | list[Recent], seconds: float) -> float | None:
     """The rule's metric over a window; None when there is nothing to judge."""
+    if isinstance(window, list):
+        window = WindowStats.of(window)
     if metric == "invocation_rate":
-        return len(window) / seconds
+        return window.count / seconds
     if metric in ("failures", "throttles", "timeouts", "cold_starts"):
-        if metric == "failures":
-            return float(sum(r.status != "success" for r in window))
-        if metric == "throttles":
-            return float(sum(r.status == "throttled" for r in window))
-        if metric == "timeouts":
-            return float(sum(r.error_type == "Timeout" for r in window))
-        return float(sum(r.cold_start for r in window))
-    if not window:
+        return float(getattr(window, metric))
+    if not window.count:
         return None
     if metric in ("error_rate", "success_rate"):
-        ok = sum(r.status == "success" for r in window)
-        rate = 100.0 * ok / len(window)
+        rate = 100.0 * (window.count - window.failures) / window.count
         return rate if metric == "success_rate" else 100.0 - rate
-    ran = [r.duration for r in window if r.status != "throttled"]
-    if not ran:
+    if not window.ran:
         return None
     if metric == "duration_avg":
-        return sum(ran) / len(ran)  # no sort: a busy platform's window holds 200,000 of them
-    ran.sort()
-    return percentile(ran, 95)
+        return window.duration_sum / window.ran
+    return percentile(sorted(r.duration for r in window.items if r.status != "throttled"), 95)
 
 
 def parse_rule(data: Any, partial_of: AlertRule | None = None) -> AlertRuleSpec:
@@ -191,14 +184,14 @@ class AlertEngine:
         now = time.time() if now is None else now
         when = datetime.fromtimestamp(now, timezone.utc)
         changes = []
-        windows: dict[tuple[str, float], list[Recent]] = {}  # rules over the same window share one scan
+        windows: dict[tuple[str, float], WindowStats] = {}  # rules over the same window share it
         for rule in self.rules():
             if not rule.enabled:
                 self.states.pop(rule.name, None)
                 continue
             key = (rule.scope, rule.window)
             if key not in windows:
-                windows[key] = self.metrics.window(rule.scope, rule.window, now)
+                windows[key] = self.metrics.window_stats(rule.scope, rule.window, now)
             value = metric_value(rule.metric, windows[key], rule.window)
             holds = value is not None and COMPARE[rule.comparison](value, rule.threshold)
             prev = self.states.get(rule.name) or Alert(rule=rule.name, severity=rule.severity, threshold=rule.threshold)
@@ -223,6 +216,7 @@ class AlertEngine:
                 changes.append(state)
                 self._transition(rule, state)
             self.states[rule.name] = state
+        self.metrics.keep_windows(windows)
         return changes
 
     def _transition(self, rule: AlertRule, alert: Alert) -> None:

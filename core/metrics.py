@@ -179,6 +179,83 @@ class Recent:
     cold_start: bool
 
 
+@dataclass
+class WindowStats:
+    """What the alert engine judges a rule on: totals of one scope over a window, and its
+    invocations (read only for a percentile)."""
+
+    count: int = 0
+    failures: int = 0
+    throttles: int = 0
+    timeouts: int = 0
+    cold_starts: int = 0
+    duration_sum: float = 0.0  # over the invocations that ran (not throttled)
+    ran: int = 0
+    items: Iterable[Recent] = ()
+
+    @classmethod
+    def of(cls, recents: list[Recent]) -> "WindowStats":
+        w = _Window("all", "", 0)
+        for r in recents:
+            w.add(r)
+        return w.stats()
+
+
+class _Window:
+    """Running totals of one scope over the last `seconds`: added to as invocations are recorded,
+    trimmed when judged. Scanning the recent invocations instead held the event loop for tens of
+    milliseconds every second on a busy platform (200,000 of them per rule)."""
+
+    __slots__ = ("kind", "target", "seconds", "items", "count", "failures", "throttles", "timeouts",
+                 "cold_starts", "duration_sum", "ran", "judged_at")
+
+    def __init__(self, kind: str, target: str, seconds: float):
+        self.kind, self.target, self.seconds = kind, target, seconds
+        self.items: deque[Recent] = deque()
+        self.count = self.failures = self.throttles = self.timeouts = self.cold_starts = self.ran = 0
+        self.duration_sum = 0.0
+        self.judged_at = -math.inf
+
+    def matches(self, r: Recent) -> bool:
+        return (self.kind == "all" or (self.kind == "function" and r.function == self.target)
+                or (self.kind == "runtime" and r.runtime == self.target))
+
+    def _count(self, r: Recent, sign: int) -> None:
+        self.count += sign
+        if r.status != "success":
+            self.failures += sign
+        if r.status == "throttled":
+            self.throttles += sign
+        else:
+            self.ran += sign
+            self.duration_sum += sign * r.duration
+        if r.error_type == "Timeout":
+            self.timeouts += sign
+        if r.cold_start:
+            self.cold_starts += sign
+
+    def add(self, r: Recent) -> None:
+        self.items.append(r)
+        self._count(r, 1)
+        if len(self.items) > RECENT:  # no more than the recent invocations hold
+            self._count(self.items.popleft(), -1)
+
+    def trim(self, now: float) -> None:
+        # In the order recorded: one started long ago and finished late leaves with the ones
+        # recorded around it (the scan this replaces stopped at the same place).
+        lo = now - self.seconds
+        items = self.items
+        while items and items[0].ts < lo:
+            self._count(items.popleft(), -1)
+        if not items:  # no float drift left behind
+            self.duration_sum = 0.0
+        self.judged_at = now
+
+    def stats(self) -> WindowStats:
+        return WindowStats(self.count, self.failures, self.throttles, self.timeouts, self.cold_starts,
+                           self.duration_sum, self.ran, self.items)
+
+
 class Metrics:
     def __init__(self) -> None:
         self.started_at = time.time()
@@ -187,6 +264,7 @@ class Metrics:
         self.runtimes: dict[str, _Scope] = {}
         self.recent: deque[Recent] = deque(maxlen=RECENT)
         self.in_flight: dict[str, int] = {}
+        self._windows: dict[tuple[str, float], _Window] = {}  # kept for the alert rules
         self.registry = CollectorRegistry()
         self._prom = _Exposition(self)
         self.registry.register(self._prom)
@@ -209,7 +287,11 @@ class Metrics:
         if rt is None:
             rt = self.runtimes[rec.runtime] = _Scope()
         rt.add(rec, ts)
-        self.recent.append(Recent(ts, rec.function_name, rec.runtime, rec.status, rec.error_type, rec.duration, rec.cold_start))
+        recent = Recent(ts, rec.function_name, rec.runtime, rec.status, rec.error_type, rec.duration, rec.cold_start)
+        self.recent.append(recent)
+        for w in self._windows.values():
+            if w.matches(recent):
+                w.add(recent)
         self._prom.add(rec)
 
     def forget_function(self, name: str) -> None:
@@ -233,6 +315,30 @@ class Metrics:
                 continue
             out.append(r)
         return out
+
+    def window_stats(self, scope: str, seconds: float, now: float | None = None) -> WindowStats:
+        """`window`'s totals, from running totals kept per (scope, seconds) once asked for. A
+        `now` earlier than the last judged one, or before the newest invocation (tests judge
+        arbitrary moments), is answered by a scan."""
+        now = time.time() if now is None else now
+        key = (scope, seconds)
+        w = self._windows.get(key)
+        if w is None:
+            kind, _, target = scope.partition(":")
+            w = _Window(kind, target, seconds)
+            for r in self.window(scope, seconds, now)[::-1]:
+                w.add(r)
+            self._windows[key] = w
+        if now < w.judged_at or (self.recent and self.recent[-1].ts > now):
+            return WindowStats.of(self.window(scope, seconds, now))
+        w.trim(now)
+        return w.stats()
+
+    def keep_windows(self, keys: Iterable[tuple[str, float]]) -> None:
+        """Drop the running totals no rule asks for any more."""
+        keep = set(keys)
+        for key in [k for k in self._windows if k not in keep]:
+            del self._windows[key]
 
     # -- exports -------------------------------------------------------------------------
     def snapshot(self, function: str | None = None, function_count: int = 0,

@@ -87,3 +87,36 @@ def test_prometheus_text_has_histogram_buckets_from_a_millisecond_to_minutes():
     assert 'cloudfn_invocation_duration_seconds_bucket{function="hello",le="0.001",runtime="python"} 1.0' in text
     assert 'le="900.0"' in text
     assert "cloudfn_functions 3.0" in text
+
+
+def test_running_window_totals_equal_a_scan_of_the_recent_invocations():
+    """The alert engine's window totals are kept as invocations are recorded; at every moment
+    they equal what a scan of the recent invocations gives, for every scope and window."""
+    from core.alerts import metric_value
+    from core.metrics import WindowStats
+
+    m = Metrics()
+    rnd = random.Random(11)
+    t = 1_000_000.0
+    scopes = [("all", 5), ("all", 30), ("function:a", 10), ("runtime:go", 7)]
+    metrics = ["invocation_rate", "failures", "throttles", "timeouts", "cold_starts",
+               "error_rate", "success_rate", "duration_avg", "duration_p95"]
+    for step in range(400):
+        for _ in range(rnd.randrange(0, 6)):
+            status, error = rnd.choice([("success", None), ("success", None), ("failed", "HandlerError"),
+                                        ("failed", "Timeout"), ("throttled", "Throttled")])
+            m.record(rec(step, rnd.uniform(0.1, 900.0), status, error, fn=rnd.choice("ab"),
+                         runtime=rnd.choice(["python", "go"]), cold=rnd.random() < 0.2, ts=t))
+            t += rnd.uniform(0.0, 0.3)
+        now = t + rnd.uniform(0.0, 0.5)
+        for scope, seconds in scopes:
+            kept = m.window_stats(scope, seconds, now)
+            scanned = WindowStats.of(m.window(scope, seconds, now))
+            for metric in metrics:
+                a, b = metric_value(metric, kept, seconds), metric_value(metric, scanned, seconds)
+                assert (a is None) == (b is None), (step, scope, metric)
+                if a is not None:
+                    assert abs(a - b) <= 1e-6 * max(1.0, abs(b)), (step, scope, metric, a, b)
+    assert len(m._windows) == len(scopes)
+    m.keep_windows([("all", 5)])
+    assert list(m._windows) == [("all", 5)]

@@ -122,6 +122,7 @@ class CloudfnApp(App):
         # it: keep it out of the collector's passes, which otherwise rescan it all while the
         # start allocates its widgets (50-150 ms a full pass). Undone when the console closes.
         gc.freeze()
+        self._gc_paused = False
         self.platform = platform
         config = getattr(platform, "config", None)  # LocalPlatform carries its Config
         if keymap is None:
@@ -147,6 +148,13 @@ class CloudfnApp(App):
         return cls(platform, keymap=_setting(config, "console.keymap", {}), theme=_setting(config, "console.theme", None), **kw)
 
     # -- start -----------------------------------------------------------------------------
+    def on_load(self) -> None:
+        # No collections at all while the main screen is built (some seventy young passes,
+        # 7-10 ms of the start): `started()` freezes what the start made and collects again.
+        if gc.isenabled():
+            self._gc_paused = True
+            gc.disable()
+
     async def on_mount(self) -> None:
         start = getattr(self.platform, "start", None)
         if start is not None:  # LocalPlatform: history flushing, alert evaluation
@@ -162,6 +170,14 @@ class CloudfnApp(App):
             self.set_keymap({k: v for k, v in self.user_keymap.items() if k not in unknown})
         self._update_subtitle()
         self.run_worker(self._event_stream(), group="events", name="event-stream", exit_on_error=False)
+
+    def started(self) -> None:
+        """The main screen is up (called after its first paint): what the start allocated (the
+        widgets, the functions) lives on, so it joins the frozen objects; collections resume."""
+        if self._gc_paused:
+            self._gc_paused = False
+            gc.freeze()
+            gc.enable()
 
     def get_default_screen(self) -> MainScreen:
         return MainScreen()
@@ -308,6 +324,7 @@ class CloudfnApp(App):
         self.push_screen(HelpScreen(self.help_rows(), title))
 
     async def on_unmount(self) -> None:
+        self.started()  # a console closed before its main screen was up
         gc.unfreeze()
         if self.close_platform:
             await self.platform.close()

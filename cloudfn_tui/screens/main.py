@@ -179,6 +179,7 @@ class MainScreen(Screen):
         if self.current is None:  # else the first function is shown already
             self.select(None)
         self.load_all(functions=False)
+        self.call_after_refresh(self.app.started)
 
     def on_resize(self, event) -> None:
         self.apply_layout(event.size.width, event.size.height)

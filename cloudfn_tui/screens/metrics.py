@@ -33,6 +33,22 @@ def _num(v: Any, fmt: str) -> str:
 
 
 class MetricsScreen(Screen):
+    # Here, not in app.tcss: parsed when the screen first opens, not while the console starts.
+    DEFAULT_CSS = """
+    #metrics-screen {
+        padding: 0 1;
+    }
+    #metrics-overall {
+        height: auto;
+        margin: 1 0;
+    }
+    #metrics-functions {
+        height: 2fr;
+    }
+    #metrics-runtimes {
+        height: 1fr;
+    }
+    """
     COMMANDS_TABLE = [
         Command("metrics.back", "escape,m", "app.pop_screen", "Back", "back to the functions"),
         Command("metrics.refresh", "r", "refresh", "Refresh", "fetch a new metrics snapshot"),

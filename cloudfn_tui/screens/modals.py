@@ -18,6 +18,74 @@ DIALOG_COMMANDS = [
 class Dialog(ModalScreen):
     BINDINGS = bindings(DIALOG_COMMANDS)
     COMMANDS_TABLE = DIALOG_COMMANDS
+    # Here, not in app.tcss: parsed when the first dialog opens, not while the console starts.
+    DEFAULT_CSS = """
+    .dialog {
+        width: 64;
+        max-width: 100%;
+        height: auto;
+        max-height: 100%;
+        border: thick $primary;
+        background: $surface;
+        padding: 0 1;
+    }
+    .dialog.wide {
+        width: 110;
+    }
+    .dialog.tall {
+        height: 90%;
+    }
+    .dialog.help {
+        width: 110;
+        height: 90%;
+    }
+    .dialog.confirm {
+        border: thick $error;
+    }
+    .dialog Label {
+        margin-top: 1;
+    }
+    .dialog .buttons {
+        height: auto;
+        margin-top: 1;
+        align-horizontal: right;
+    }
+    .dialog .buttons Button {
+        margin-left: 1;
+    }
+    .dialog .row {
+        height: auto;
+    }
+    .dialog .row > Vertical {
+        height: auto;
+        width: 1fr;
+        margin-right: 1;
+    }
+    .dialog .switch-row {
+        height: 3;
+    }
+    .dialog .switch-row Label {
+        margin-top: 1;
+    }
+    #cfg-env {
+        height: 6;
+    }
+    #help-table {
+        height: 1fr;
+    }
+    #versions-table, #saved-table {
+        width: 40;
+        height: 1fr;
+    }
+    #versions-diff, #saved-preview, #invocation-body {
+        width: 1fr;
+        height: 1fr;
+        padding: 0 1;
+    }
+    #form-error {
+        height: auto;
+    }
+    """
 
     def action_dismiss_none(self) -> None:
         self.dismiss(None)

@@ -140,6 +140,31 @@ def summary_text(title: str, s: dict[str, Any]) -> Text:
 class MetricsPane(Vertical):
     """Overall and selected-function numbers, with sparklines of rate and latency."""
 
+    # Its own rules here, not in app.tcss: parsed when the pane is first shown.
+    DEFAULT_CSS = """
+    MetricsPane {
+        height: 1fr;
+        padding: 0 1;
+    }
+    .spark-row {
+        height: 1;
+    }
+    .spark-label {
+        width: 8;
+        color: $text-muted;
+    }
+    Sparkline {
+        width: 1fr;
+        height: 1;
+    }
+    #spark-rate > .sparkline--max-color, #spark-fn-rate > .sparkline--max-color {
+        color: $success;
+    }
+    #spark-latency > .sparkline--max-color {
+        color: $warning;
+    }
+    """
+
     def __init__(self, **kw) -> None:
         super().__init__(**kw)
         self.border_title = "Metrics"
@@ -387,6 +412,14 @@ class AlertsTable(VimTable):
 
 
 class AlertsPane(Vertical):
+    DEFAULT_CSS = """
+    #alerts-firing {
+        height: auto;
+        max-height: 4;
+        padding: 0 1;
+    }
+    """
+
     def __init__(self, **kw) -> None:
         super().__init__(**kw)
         self.table = AlertsTable(id="alerts-table")

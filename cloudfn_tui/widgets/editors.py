@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from textual.app import ComposeResult
@@ -29,10 +30,119 @@ def _load(area: TextArea, text: str, language: str | None) -> None:
         language = None
     if area.language != language:
         area.language = None
+        if language is not None:
+            _use_styled_query(area, language)
         area.load_text(text)
         area.language = language
     else:
         area.load_text(text)
+
+
+# -- highlight queries: only the patterns the editor's theme draws ------------------------------
+_STRING = re.compile(r'"(?:\\.|[^"\\])*"')
+_CAPTURE = re.compile(r"@([\w.-]+)")
+_NAME = re.compile(r"[\w.!-]+")
+
+
+def _use_styled_query(area: TextArea, language: str) -> None:
+    """Give `area` Textual's highlight query for `language` without the patterns whose every
+    capture the area's theme leaves unstyled (variables, parameters, fields, ...).
+
+    The editor draws a capture only if its theme has a style of that exact name, so the picture
+    is the same; the query compiles in half the time (Python: 20 ms of the console's start, and
+    of every function shown after a function of another language). Once per area and language;
+    anything unexpected keeps Textual's own query."""
+    done = getattr(area, "_cloudfn_queries", None)
+    if done is None:
+        done = area._cloudfn_queries = set()
+    if language in done:
+        return
+    done.add(language)
+    try:
+        theme = getattr(area, "_theme", None)
+        styled = set(theme.syntax_styles) if theme is not None else set()
+        source = TextArea._get_builtin_highlight_query(language)
+        if not styled or not source:
+            return
+        kept = [p for p in split_query(source) if _draws(p, styled)]
+        area.update_highlight_query(language, "\n".join(kept))
+    except Exception:
+        return
+
+
+def _draws(pattern: str, styled: set[str]) -> bool:
+    names = _CAPTURE.findall(_STRING.sub('""', pattern))
+    return any(name in styled for name in names if not name.startswith("_"))
+
+
+def split_query(source: str) -> list[str]:
+    """The top-level patterns of a tree-sitter query, each with its captures, quantifiers and
+    predicates. Raises ValueError on text it does not understand."""
+    patterns: list[str] = []
+    i, n = 0, len(source)
+
+    def skip(i: int) -> int:  # blanks and ; comments
+        while i < n:
+            if source[i].isspace():
+                i += 1
+            elif source[i] == ";":
+                i = source.find("\n", i)
+                i = n if i < 0 else i
+            else:
+                break
+        return i
+
+    def string_end(i: int) -> int:
+        m = _STRING.match(source, i)
+        if m is None:
+            raise ValueError(f"unterminated string at {i}")
+        return m.end()
+
+    def form_end(i: int) -> int:
+        depth = 0
+        while i < n:
+            c = source[i]
+            if c == '"':
+                i = string_end(i)
+                continue
+            if c == ";":
+                i = skip(i)
+                continue
+            if c in "([":
+                depth += 1
+            elif c in ")]":
+                depth -= 1
+                if depth == 0:
+                    return i + 1
+            i += 1
+        raise ValueError("unbalanced pattern")
+
+    i = skip(0)
+    while i < n:
+        start, c = i, source[i]
+        if c in "([":
+            i = form_end(i)
+        elif c == '"':
+            i = string_end(i)
+        else:
+            m = _NAME.match(source, i)
+            if m is None:
+                raise ValueError(f"unexpected {c!r} at {i}")
+            i = m.end()
+        while True:  # what follows the pattern: quantifiers and captures
+            j = skip(i)
+            if j < n and source[j] in "*+?":
+                i = j + 1
+            elif j < n and source[j] == "@":
+                m = _CAPTURE.match(source, j)
+                if m is None:
+                    raise ValueError(f"bad capture at {j}")
+                i = m.end()
+            else:
+                break
+        patterns.append(source[start:i])
+        i = skip(i)
+    return patterns
 
 
 class CodeEditor(Vertical):

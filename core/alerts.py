@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from core import __version__
 from core.errors import Conflict, FieldError, InvalidInput, NotFound
-from core.metrics import Metrics, Recent, WindowStats, percentile
+from core.metrics import DURATION, STATUS, Metrics, Recent, WindowStats, percentile
 from core.models import Alert, AlertRule, AlertRuleSpec, utcnow, validation_errors
 from core.storage import TinyStore
 
@@ -61,7 +61,7 @@ def metric_value(metric: str, window: WindowStats | list[Recent], seconds: float
         return None
     if metric == "duration_avg":
         return window.duration_sum / window.ran
-    return percentile(sorted(r.duration for r in window.items if r.status != "throttled"), 95)
+    return percentile(sorted(r[DURATION] for r in window.items if r[STATUS] != "throttled"), 95)
 
 
 def parse_rule(data: Any, partial_of: AlertRule | None = None) -> AlertRuleSpec:

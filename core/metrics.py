@@ -11,7 +11,7 @@ import time
 from bisect import bisect_left
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -168,8 +168,11 @@ class _Scope:
         self.per_minute.add(ts, failed, throttled, rec.duration)
 
 
-@dataclass(slots=True)
-class Recent:
+class Recent(NamedTuple):
+    """One invocation, as alert windows read it. Kept as a plain tuple of the same fields (index
+    with the constants below): the cyclic GC stops tracking those, never a tuple subclass, and
+    full collections walking the 200,000 kept paused the event loop."""
+
     ts: float
     function: str
     runtime: str
@@ -177,6 +180,9 @@ class Recent:
     error_type: str | None
     duration: float
     cold_start: bool
+
+
+TS, FUNCTION, RUNTIME, STATUS, ERROR_TYPE, DURATION, COLD_START = range(7)
 
 
 @dataclass
@@ -211,27 +217,27 @@ class _Window:
 
     def __init__(self, kind: str, target: str, seconds: float):
         self.kind, self.target, self.seconds = kind, target, seconds
-        self.items: deque[Recent] = deque()
+        self.items: deque[tuple] = deque()
         self.count = self.failures = self.throttles = self.timeouts = self.cold_starts = self.ran = 0
         self.duration_sum = 0.0
         self.judged_at = -math.inf
 
     def matches(self, r: Recent) -> bool:
-        return (self.kind == "all" or (self.kind == "function" and r.function == self.target)
-                or (self.kind == "runtime" and r.runtime == self.target))
+        return (self.kind == "all" or (self.kind == "function" and r[FUNCTION] == self.target)
+                or (self.kind == "runtime" and r[RUNTIME] == self.target))
 
     def _count(self, r: Recent, sign: int) -> None:
         self.count += sign
-        if r.status != "success":
+        if r[STATUS] != "success":
             self.failures += sign
-        if r.status == "throttled":
+        if r[STATUS] == "throttled":
             self.throttles += sign
         else:
             self.ran += sign
-            self.duration_sum += sign * r.duration
-        if r.error_type == "Timeout":
+            self.duration_sum += sign * r[DURATION]
+        if r[ERROR_TYPE] == "Timeout":
             self.timeouts += sign
-        if r.cold_start:
+        if r[COLD_START]:
             self.cold_starts += sign
 
     def add(self, r: Recent) -> None:
@@ -245,7 +251,7 @@ class _Window:
         # recorded around it (the scan this replaces stopped at the same place).
         lo = now - self.seconds
         items = self.items
-        while items and items[0].ts < lo:
+        while items and items[0][TS] < lo:
             self._count(items.popleft(), -1)
         if not items:  # no float drift left behind
             self.duration_sum = 0.0
@@ -262,7 +268,7 @@ class Metrics:
         self.overall = _Scope()
         self.functions: dict[str, _Scope] = {}
         self.runtimes: dict[str, _Scope] = {}
-        self.recent: deque[Recent] = deque(maxlen=RECENT)
+        self.recent: deque[tuple] = deque(maxlen=RECENT)  # Recent's fields, as plain tuples
         self.in_flight: dict[str, int] = {}
         self._windows: dict[tuple[str, float], _Window] = {}  # kept for the alert rules
         self.registry = CollectorRegistry()
@@ -287,7 +293,7 @@ class Metrics:
         if rt is None:
             rt = self.runtimes[rec.runtime] = _Scope()
         rt.add(rec, ts)
-        recent = Recent(ts, rec.function_name, rec.runtime, rec.status, rec.error_type, rec.duration, rec.cold_start)
+        recent = (ts, rec.function_name, rec.runtime, rec.status, rec.error_type, rec.duration, rec.cold_start)
         self.recent.append(recent)
         for w in self._windows.values():
             if w.matches(recent):
@@ -305,15 +311,15 @@ class Metrics:
         kind, _, target = scope.partition(":")
         out = []
         for r in reversed(self.recent):
-            if r.ts < lo:
+            if r[TS] < lo:
                 break
-            if r.ts > now:
+            if r[TS] > now:
                 continue
-            if kind == "function" and r.function != target:
+            if kind == "function" and r[FUNCTION] != target:
                 continue
-            if kind == "runtime" and r.runtime != target:
+            if kind == "runtime" and r[RUNTIME] != target:
                 continue
-            out.append(r)
+            out.append(Recent._make(r))
         return out
 
     def window_stats(self, scope: str, seconds: float, now: float | None = None) -> WindowStats:
@@ -327,9 +333,9 @@ class Metrics:
             kind, _, target = scope.partition(":")
             w = _Window(kind, target, seconds)
             for r in self.window(scope, seconds, now)[::-1]:
-                w.add(r)
+                w.add(tuple(r))  # a plain tuple, untracked by the GC like the rest
             self._windows[key] = w
-        if now < w.judged_at or (self.recent and self.recent[-1].ts > now):
+        if now < w.judged_at or (self.recent and self.recent[-1][TS] > now):
             return WindowStats.of(self.window(scope, seconds, now))
         w.trim(now)
         return w.stats()

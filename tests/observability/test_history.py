@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from core.history import SEGMENT_RECORDS, History
+from core.history import SEGMENT, SEGMENT_RECORDS, History
 from core.models import InvocationRecord
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -107,3 +107,35 @@ def test_retention_works_without_a_query_ever_loading_the_index(tmp_path):
     fresh.flush()  # no query: the old segment goes by its newest record's age
     assert [p.name for p in aged.glob("segment-*.jsonl")] == ["segment-00000002.jsonl"]
     assert [r.id for r in History(aged, max_age=timedelta(days=7)).query()] == ["inv-99999"]
+
+
+def test_a_record_added_during_a_flush_stays_readable_and_is_written_by_the_next(tmp_path, monkeypatch):
+    h = History(tmp_path, max_age=timedelta(days=36500), batch_size=1000)
+    for i in range(3):
+        h.add(rec(i))
+    append = h._append
+
+    def add_meanwhile(seg, batch):  # another invocation lands while the batch is on its way to disk
+        h.add(rec(99))
+        return append(seg, batch)
+
+    monkeypatch.setattr(h, "_append", add_meanwhile)
+    assert h.flush() == 3
+    monkeypatch.setattr(h, "_append", append)
+    assert [e[SEGMENT] >= 0 for e in h._index] == [True, True, True, False]
+    assert h.get("inv-99").id == "inv-99" and h.get("inv-1").result == {"i": 1}
+    assert h.flush() == 1
+    reopened = History(tmp_path, max_age=timedelta(days=36500))
+    assert [r.id for r in reopened.query(limit=10)] == ["inv-99", "inv-2", "inv-1", "inv-0"]
+
+
+def test_indexed_records_are_not_tracked_by_the_cyclic_gc(tmp_path):
+    """A busy platform indexes 100,000 records; a full collection walking them all paused the
+    event loop for tens of milliseconds."""
+    import gc
+
+    h = History(tmp_path, max_age=timedelta(days=36500), batch_size=10)
+    for i in range(25):
+        h.add(rec(i))
+    gc.collect()
+    assert h._index and not any(gc.is_tracked(e) for e in h._index)

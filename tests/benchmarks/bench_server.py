@@ -15,7 +15,9 @@ as `pip install functions-framework` installs them into their own venv (not the 
 
 The load generator is `wrk` (Debian package `wrk`), with a bounded duration per run. cloudfn
 runs in release mode (the seed's production setting: no access log) with its bearer token.
-Every figure is also printed as a ratio to the peer. Not collected by pytest.
+All servers stay up while the rounds take turns measuring each (`--rounds`, default 3), so a
+noisy minute on this shared machine falls on every server alike; each ratio is taken within a
+round, and the median and range over the rounds are printed. Not collected by pytest.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import os
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -166,6 +169,8 @@ def measure(name: str, url: str, body: str, headers: dict[str, str], duration: f
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run (default 5)")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="rounds; each measures every server in turn, and ratios are taken within a round (default 3)")
     ap.add_argument("--ff-venv", type=Path, default=Path("/tmp/ffvenv"))
     ap.add_argument("--max-concurrent", type=int, action="append", default=None, metavar="N",
                     help="cloudfn's runtime.max_concurrent (warm workers); repeat to compare "
@@ -178,81 +183,98 @@ def main() -> int:
         raise SystemExit(f"needs functions-framework in {args.ff_venv}: python3 -m venv {args.ff_venv} && "
                          f"{args.ff_venv}/bin/pip install functions-framework")
 
-    results: dict[str, dict[str, float]] = {}
+    # name -> (invoke url, body, headers); every server stays up and the rounds take turns, so
+    # that a noisy minute on this shared machine falls on all of them, not on one.
+    servers: dict[str, tuple[str, str, dict[str, str]]] = {}
     starts: dict[str, dict[str, float]] = {}
+    procs: list[Proc] = []
     with tempfile.TemporaryDirectory(prefix="bench-server-") as tmp:
         root = Path(tmp)
-        # -- cloudfn ----------------------------------------------------------------------------
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        auth = {"Authorization": f"Bearer {TOKEN}"}
-        proc = start_cloudfn(root, port)  # first start: makes the data directory
         try:
-            wait_200("GET", base + "/api/health", START_DEADLINE)
-            r = httpx.post(base + "/api/v1/functions", headers=auth,
-                           json={"name": "bench-hello", "runtime": "python", "code": CLOUDFN_FN})
-            assert r.status_code == 201, r.text
-        finally:
-            proc.stop()
-        body = json.dumps({"event": {"name": "World"}})
-        for mc in args.max_concurrent or [None, 2 * (os.cpu_count() or 1)]:
-            label = "cloudfn serve" + (f" (max_concurrent {mc})" if mc else "")
+            # -- cloudfn ------------------------------------------------------------------------
             port = free_port()
             base = f"http://127.0.0.1:{port}"
-            invoke_url = base + "/api/v1/functions/bench-hello/invoke"
-            proc = start_cloudfn(root, port, mc)  # a restart, timed
+            auth = {"Authorization": f"Bearer {TOKEN}"}
+            proc = start_cloudfn(root, port)  # first start: makes the data directory
             try:
+                wait_200("GET", base + "/api/health", START_DEADLINE)
+                r = httpx.post(base + "/api/v1/functions", headers=auth,
+                               json={"name": "bench-hello", "runtime": "python", "code": CLOUDFN_FN})
+                assert r.status_code == 201, r.text
+            finally:
+                proc.stop()
+            body = json.dumps({"event": {"name": "World"}})
+            for i, mc in enumerate(args.max_concurrent or [None, 2 * (os.cpu_count() or 1)]):
+                label = "cloudfn serve" + (f" (max_concurrent {mc})" if mc else "")
+                port = free_port()
+                base = f"http://127.0.0.1:{port}"
+                invoke_url = base + "/api/v1/functions/bench-hello/invoke"
+                # A restart, timed; the others get data directories of their own (one owner each).
+                data_root = root if i == 0 else root / f"copy-{i}"
+                if i:
+                    shutil.copytree(root / "data", data_root / "data", ignore=shutil.ignore_patterns("*.lock", "server.*"))
+                procs.append(start_cloudfn(data_root, port, mc))
                 health = wait_200("GET", base + "/api/health", START_DEADLINE)
                 first = health + wait_200("POST", invoke_url, START_DEADLINE, headers=auth, content=body)
                 starts[label] = {"health": health, "first_invoke": first}
                 r = httpx.post(invoke_url, headers=auth, content=body)
                 assert r.json()["result"] == {"message": "Hello World!"}, r.text
-                results[label] = measure(label, invoke_url, body, {**auth, "Content-Type": "application/json"},
-                                         args.duration)
-            finally:
-                proc.stop()
+                servers[label] = (invoke_url, body, {**auth, "Content-Type": "application/json"})
 
-        # -- functions-framework, default and --asgi ---------------------------------------------
-        ff_body = json.dumps({"name": "World"})
-        for label, asgi in (("functions-framework", False), ("functions-framework --asgi", True)):
-            src = root / ("ff-asgi" if asgi else "ff")
-            src.mkdir()
-            (src / "main.py").write_text(FF_ASGI_FN if asgi else FF_FN)
-            port = free_port()
-            url = f"http://127.0.0.1:{port}/"
-            proc = start_ff(args.ff_venv, src, port, asgi)
-            try:
+            # -- functions-framework, default and --asgi -----------------------------------------
+            ff_body = json.dumps({"name": "World"})
+            for label, asgi in (("functions-framework", False), ("functions-framework --asgi", True)):
+                src = root / ("ff-asgi" if asgi else "ff")
+                src.mkdir()
+                (src / "main.py").write_text(FF_ASGI_FN if asgi else FF_FN)
+                port = free_port()
+                url = f"http://127.0.0.1:{port}/"
+                procs.append(start_ff(args.ff_venv, src, port, asgi))
                 try:
                     t = wait_200("POST", url, START_DEADLINE, content=ff_body, headers={"content-type": "application/json"})
                 except SystemExit:
-                    print(proc.output())
+                    print(procs[-1].output())
                     raise
                 starts[label] = {"first_invoke": t}
                 r = httpx.post(url, content=ff_body, headers={"content-type": "application/json"})
                 assert r.json() == {"message": "Hello World!"}, r.text
-                results[label] = measure(label, url, ff_body, {"Content-Type": "application/json"}, args.duration)
-            finally:
+                servers[label] = (url, ff_body, {"Content-Type": "application/json"})
+
+            rounds: list[dict[str, dict[str, float]]] = []
+            for n in range(args.rounds):
+                this: dict[str, dict[str, float]] = {}
+                for label, (url, payload, headers) in servers.items():
+                    this[label] = measure(label, url, payload, headers, args.duration)
+                rounds.append(this)
+                print(f"round {n + 1}/{args.rounds}: " + ", ".join(f"{k} {v['rps_16']:.0f}/s" for k, v in this.items()),
+                      flush=True)
+        finally:
+            for proc in procs:
                 proc.stop()
 
-    report(results, starts, args.duration)
+    report(rounds, starts, args.duration)
     return 0
 
 
-def report(results: dict[str, dict[str, float]], starts: dict[str, dict[str, float]], duration: float) -> None:
-    print(f"\nREST invoke of a Python hello over loopback, wrk {duration:g} s per run, {os.cpu_count()} CPUs")
+def report(rounds: list[dict[str, dict[str, float]]], starts: dict[str, dict[str, float]], duration: float) -> None:
+    names = list(rounds[0])
+    results = {name: {k: statistics.median(r[name][k] for r in rounds) for k in rounds[0][name]} for name in names}
+    print(f"\nREST invoke of a Python hello over loopback, wrk {duration:g} s per run, {os.cpu_count()} CPUs, "
+          f"median of {len(rounds)} rounds")
     print(f"{'server':38} {'p50@1 ms':>9} {'p99@1 ms':>9} {'rps@16':>9} {'p99@16 ms':>10}")
     for name, r in results.items():
         print(f"{name:38} {r['p50_1']:9.2f} {r['p99_1']:9.2f} {r['rps_16']:9.0f} {r['p99_16']:10.2f}")
     ours = [n for n in results if n.startswith("cloudfn")]
     peers = [n for n in results if not n.startswith("cloudfn")]
-    print("\nas a ratio to each peer (throughput: higher is better; latency: lower is better)")
+    print("\nas a ratio to each peer, median over the rounds [lowest-highest] (throughput: higher is better; "
+          "latency: lower is better)")
     for mine in ours:
-        cf = results[mine]
         for name in peers:
-            r = results[name]
-            print(f"  {mine:36} vs {name:26} throughput@16 {cf['rps_16'] / r['rps_16']:5.2f}x   "
-                  f"p50@1 {cf['p50_1'] / r['p50_1']:5.2f}x   p99@1 {cf['p99_1'] / r['p99_1']:5.2f}x   "
-                  f"p99@16 {cf['p99_16'] / r['p99_16']:5.2f}x")
+            cells = []
+            for key, label in (("rps_16", "throughput@16"), ("p50_1", "p50@1"), ("p99_1", "p99@1"), ("p99_16", "p99@16")):
+                ratios = sorted(r[mine][key] / r[name][key] for r in rounds)
+                cells.append(f"{label} {statistics.median(ratios):4.2f}x [{ratios[0]:.2f}-{ratios[-1]:.2f}]")
+            print(f"  {mine:36} vs {name:26} " + "   ".join(cells))
     print("\nstart until the first 200")
     for name, s in starts.items():
         if name.startswith("cloudfn"):

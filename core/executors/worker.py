@@ -419,7 +419,11 @@ class Worker:
             self._waiter = None
         if kind == "frame":
             # Logs end at the marker the runner wrote before the reply: usually already read.
-            if value.get("logs_closed", True) and not self.logs.done:
+            # Without one, all that was printed had been read before the reply was written, and
+            # what comes later belongs to no invocation.
+            if not value.get("logs_closed", True):
+                self.logs.done = True
+            elif not self.logs.done:
                 await self.logs.wait_done(2)
             return value, None
         if kind == "toolarge":

@@ -135,6 +135,7 @@ class MainScreen(Screen):
         self._mounting: AwaitMount | None = None
         self.pane_tabs: Tabs | None = None  # the narrow layout's tabs, made when first narrow
         self._resumed = False
+        self._paint_after_next_layout = False
 
     # -- layout ----------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -191,6 +192,18 @@ class MainScreen(Screen):
         if not self._resumed:
             self._resumed = True
             event.refresh_styles = False
+            self._paint_after_next_layout = True
+
+    def _compositor_refresh(self) -> None:
+        """The first layout of the screen always asks for another (each widget, sized for the
+        first time, lays out again; the list's scrollbars appear), and Textual paints after
+        both, every widget twice. The first of those paints is left out: the screen is painted
+        once, complete, after the second layout (Textual's resume handler asks for that paint)."""
+        if self._paint_after_next_layout:
+            self._paint_after_next_layout = False
+            if self._layout_required:
+                return
+        super()._compositor_refresh()
 
     def _screen_resized(self, size) -> None:
         """Textual sends a screen that has just started three resizes to the size it already has

@@ -229,17 +229,21 @@ class MainScreen(Screen):
 
     def _show_only(self, pane: str | None) -> None:
         """In narrow mode show one pane; None shows the wide layout."""
-        q = self.query_one
         wide = pane is None
         in_top = pane in ("functions", "code", "event", "result")
-        q("#top").display = wide or in_top
-        q("#pane-functions").display = wide or pane == "functions"
-        q("#work").display = wide or pane in ("code", "event", "result")
-        q("#pane-code").display = wide or pane == "code"
-        q("#io").display = wide or pane in ("event", "result")
-        q("#pane-event").display = wide or pane == "event"
-        q("#pane-result").display = wide or pane == "result"
-        q("#live").display = wide or pane in LIVE
+        for ident, shown in (
+            ("#top", wide or in_top),
+            ("#pane-functions", wide or pane == "functions"),
+            ("#work", wide or pane in ("code", "event", "result")),
+            ("#pane-code", wide or pane == "code"),
+            ("#io", wide or pane in ("event", "result")),
+            ("#pane-event", wide or pane == "event"),
+            ("#pane-result", wide or pane == "result"),
+            ("#live", wide or pane in LIVE),
+        ):
+            widget = self.query_one(ident)
+            if widget.display != shown:  # setting it anyway asks each for a layout
+                widget.display = shown
         if pane in LIVE:
             self._activate_live(pane)
 

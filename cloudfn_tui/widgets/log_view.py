@@ -90,6 +90,7 @@ class LogView(ScrollView, can_focus=True):
         self._cache: LRUCache[tuple, Strip] = LRUCache(512)
         self._pending_flush = False
         self._max_width = 80
+        self._base: Style | None = None
 
     def on_mount(self) -> None:
         self.set_interval(1 / 8, self.flush)
@@ -192,14 +193,22 @@ class LogView(ScrollView, can_focus=True):
     # -- rendering -------------------------------------------------------------------------
     def notify_style_update(self) -> None:
         self._cache.clear()  # the cached lines carry the old theme's colours
+        self._base = None
         super().notify_style_update()
+
+    @property
+    def _base_style(self) -> Style:
+        """rich_style, worked out once (30 us a time) until the styles change."""
+        if self._base is None:
+            self._base = self.rich_style
+        return self._base
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
         index = scroll_y + y
         width = self.scrollable_content_region.width
         if index >= len(self.view):
-            return Strip.blank(width, self.rich_style)
+            return Strip.blank(width, self._base_style)
         line = self.view[index]
         key = (id(line), line, scroll_x, width)
         strip = self._cache.get(key)
@@ -212,7 +221,7 @@ class LogView(ScrollView, can_focus=True):
                 Segment(line.message, style if line.level in ("error", "critical") else None),
             ]
             strip = Strip(segments).crop(scroll_x, scroll_x + width).extend_cell_length(width)
-            strip = strip.apply_style(self.rich_style)
+            strip = strip.apply_style(self._base_style)
             self._cache[key] = strip
         return strip
 

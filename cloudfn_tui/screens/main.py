@@ -136,6 +136,7 @@ class MainScreen(Screen):
         self.pane_tabs: Tabs | None = None  # the narrow layout's tabs, made when first narrow
         self._resumed = False
         self._paint_after_next_layout = False
+        self._first_paint_due = False
 
     # -- layout ----------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -202,8 +203,17 @@ class MainScreen(Screen):
         if self._paint_after_next_layout:
             self._paint_after_next_layout = False
             if self._layout_required:
+                self._first_paint_due = True
                 return
         super()._compositor_refresh()
+        if self._first_paint_due:
+            # Everything was painted, as it is now (nothing had been): the repaints asked for
+            # while the screen was built and laid out (of the screen, of every widget sized, of
+            # the list's scrollbars) would draw it all once more.
+            self._first_paint_due = False
+            self._repaint_required = False
+            for widget in self._compositor.widgets:
+                widget._repaint_required = False
 
     def _screen_resized(self, size) -> None:
         """Textual sends a screen that has just started three resizes to the size it already has
@@ -325,6 +335,7 @@ class MainScreen(Screen):
             self.notify(f"cannot list functions: {exc.message}", severity="error", timeout=10)
             return
         self.functions.set_functions(fns)
+        self._expect_list_scrollbars()
         if fns and (self.current is None or self.current.id not in self.functions.functions):
             self.current = None
             self.functions.move_cursor(row=0)
@@ -336,6 +347,20 @@ class MainScreen(Screen):
             self._stash_drafts()
             self.current = None
             self.select(fresh)
+
+    def _expect_list_scrollbars(self) -> None:
+        """Before the first layout, show the list's scrollbars when they are sure to be needed:
+        a list taller than the terminal, and the wide layout's list pane, narrower than a row.
+        Textual decides only after laying the list out, then lays it out once more to place
+        the bars, and once more again as the bars take their size; a wrong guess is undone at
+        the first layout."""
+        fl = self.functions
+        if fl.size:  # laid out already: Textual knows
+            return
+        if fl.row_count + 1 > self.app.size.height:
+            fl.show_vertical_scrollbar = True
+            if not self.narrow:
+                fl.show_horizontal_scrollbar = True
 
     @work(group="load", exclusive=True)
     async def load_all(self, functions: bool = True) -> None:

@@ -184,9 +184,10 @@ class CgroupSet:
     def holds_only(self, procs: set[int]) -> bool:
         """True when the cgroup's task count (pids.current) equals the threads of `procs`: then
         no other process is in it. A pread and an fstat per process on kept fds, where listing
-        cgroup.procs cost a fifth of a warm invoke under load (v1). False whenever unsure; the caller then lists the
-        members. The count is read first, so a thread starting or ending between the reads makes
-        the two differ; zombies count in pids.current and not in `procs`, so they differ too."""
+        cgroup.procs cost a fifth of a warm invoke under load (v1). False whenever unsure; the
+        caller then lists the members. The count is read first, so a thread starting or ending
+        between the reads makes the two differ; zombies count in pids.current and not in
+        `procs`, so they differ too."""
         if not procs:
             return False
         fd = self._fd(self.pids, "pids.current", os.O_RDONLY)

@@ -89,9 +89,10 @@ def write_frame(obj, raw=None):
 
 
 def close_logs(nonce):
-    """End the request's logs; True if a marker was written. None is when the log pipe is empty:
-    the platform has then read everything printed, and taken it in (it reads and takes in one
-    go), before the reply is even written. That saves a write, and a wake-up of the platform."""
+    """End the request's logs; True if a marker was written. None is written when the log pipe
+    is empty: the platform has then read everything printed, and taken it in (it does both in
+    one callback), before the reply is even written. That saves a write and a wake-up of the
+    platform per invocation."""
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

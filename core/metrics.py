@@ -428,8 +428,10 @@ class _Exposition:
 
     def collect(self):
         m = self.metrics
-        yield self._counter("invocations", "Invocations by outcome", ["function", "runtime", "status"], self.invocations)
-        yield self._counter("errors", "Failed invocations by error type", ["function", "runtime", "error_type"], self.errors)
+        yield self._counter("invocations", "Invocations by outcome", ["function", "runtime", "status"],
+                            self.invocations)
+        yield self._counter("errors", "Failed invocations by error type", ["function", "runtime", "error_type"],
+                            self.errors)
         yield self._counter("cold_starts", "Invocations served by a new worker", ["function", "runtime"], self.cold)
         family = HistogramMetricFamily("cloudfn_invocation_duration_seconds", "Invocation duration",
                                        labels=["function", "runtime"])

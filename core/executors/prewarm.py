@@ -157,6 +157,8 @@ class Prewarm:
 
     async def close(self) -> None:
         self._closed = True
+        for task in self._tasks:  # a sandbox still starting is stopped, not waited for
+            task.cancel()
         if self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
         for pool in self.ready.values():

@@ -192,6 +192,7 @@ class Worker:
         self.cg: CgroupSet | None = None
         self.req_w: asyncio.WriteTransport | None = None
         self._waiter: asyncio.Future | None = None
+        self._early: tuple[str, Any] | None = None  # an event that came with no one waiting
         self.logs: LogCollector | None = None
         self.exit_task: asyncio.Future | None = None
         self.baseline: set[int] = set()
@@ -400,13 +401,20 @@ class Worker:
             if kind == "eof" and self.proc is not None and self.proc.returncode is None:
                 return  # the pipe closed first; the exit itself follows
             w.set_result((kind, value))
+        elif w is None and kind not in ("eof", "exit") and self._early is None:
+            # Said before anyone waits: a pre-started runner's "up" can arrive while its pipes
+            # are still being connected (it was lost, and the pool waited 10 s for it).
+            self._early = (kind, value)
 
     async def _exchange(self, msg: dict[str, Any] | bytes | None, timeout: float) -> tuple[dict[str, Any] | None, InvokeResult | None]:
         """Send one request (a message, or one already encoded), wait for its reply, the worker's
         death, a log flood or the timeout."""
         loop = asyncio.get_running_loop()
         fut = self._waiter = loop.create_future()
-        if self.exit_task.done():
+        early, self._early = self._early, None  # an answer only to waiting for what it says by itself
+        if early is not None and msg is None:
+            fut.set_result(early)
+        elif self.exit_task.done():
             fut.set_result(("exit", None))
         elif msg is not None:  # None: only wait for what the worker says by itself
             data = msg if isinstance(msg, bytes) else json.dumps(msg).encode()

@@ -222,3 +222,34 @@ async def test_a_started_platform_has_a_sandbox_waiting_for_its_first_cold_start
         assert res.cold_start and _adopted(svc, f)
     finally:
         await platform.close()
+
+
+async def test_a_sandbox_that_says_up_before_its_pipes_are_all_connected_is_not_lost(make_service, monkeypatch):
+    """A waiting runner says "up" as soon as it runs; on a busy event loop that came while the
+    worker was still connecting its request pipe, was dropped, and the pool waited 10 s for it
+    (the console then took that long to quit)."""
+    import asyncio
+
+    from core.executors.worker import Worker
+
+    svc = make_service(prewarm=1)
+    if not svc.protections()["bwrap_namespaces"]:
+        pytest.skip("pre-started sandboxes need bwrap's namespaces")
+    heard = asyncio.Event()
+    on_event = Worker._on_event
+
+    def noting(self, kind, value):
+        heard.set()
+        on_event(self, kind, value)
+
+    monkeypatch.setattr(Worker, "_on_event", noting)
+    loop = asyncio.get_running_loop()
+    connect_write_pipe = loop.connect_write_pipe
+
+    async def late_connect(*args, **kwargs):
+        await heard.wait()  # the runner has spoken before the last pipe is connected
+        return await connect_write_pipe(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "connect_write_pipe", late_connect)
+    await asyncio.wait_for(svc.prewarm.wait_ready(), 5)
+    assert svc.stats()["prewarmed"]["python"] == 1, svc.stats()["prewarm_problem"]

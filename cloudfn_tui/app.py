@@ -19,7 +19,7 @@ from textual.theme import Theme
 
 from core.api import PlatformAPI
 from cloudfn_tui import themes as theme_files
-from cloudfn_tui.keymap import Command, bindings, known_ids
+from cloudfn_tui.keymap import Command, bindings, known_ids, listed_keys
 from cloudfn_tui.screens.main import MainScreen
 from cloudfn_tui.screens.modals import HelpScreen
 
@@ -66,7 +66,7 @@ class ConsoleCommands(Provider):
         entries: list[tuple[str, str, Any]] = []
         for cmd in getattr(screen, "COMMANDS_TABLE", []):
             if cmd.palette:
-                entries.append((cmd.description, f"{cmd.help}  [{cmd.keys}]", partial(screen.run_action, cmd.action)))
+                entries.append((cmd.description, f"{cmd.help}  [{listed_keys(cmd.keys)}]", partial(screen.run_action, cmd.action)))
         if isinstance(screen, MainScreen):
             for where, selector, table in _widget_tables():
                 for cmd in table:
@@ -80,9 +80,9 @@ class ConsoleCommands(Provider):
                             await screen.panes_mounted()
                         await screen.query_one(selector).run_action(action)
 
-                    entries.append((f"{where.split()[0].capitalize()}: {cmd.description}", f"{cmd.help}  [{cmd.keys}]", run))
+                    entries.append((f"{where.split()[0].capitalize()}: {cmd.description}", f"{cmd.help}  [{listed_keys(cmd.keys)}]", run))
         for cmd in APP_COMMANDS:
-            entries.append((cmd.description, f"{cmd.help}  [{cmd.keys}]", partial(self.app.run_action, cmd.action)))
+            entries.append((cmd.description, f"{cmd.help}  [{listed_keys(cmd.keys)}]", partial(self.app.run_action, cmd.action)))
         for name in sorted(self.app.available_themes):
             entries.append((f"Theme: {name}", "switch to this theme (remembered)", partial(setattr, self.app, "theme", name)))
         return entries

@@ -16,7 +16,7 @@ from textual.widgets import Input, Tab, Tabs
 
 from core.errors import CloudfnError
 from core.models import Alert, Event, Function, InvokeResult
-from cloudfn_tui.keymap import Command, bindings
+from cloudfn_tui.keymap import ESC_DIGIT_KEYS, Command, bindings
 from cloudfn_tui.screens.forms import AlertRuleScreen, ConfigureScreen, CreateFunctionScreen
 from cloudfn_tui.screens.modals import ConfirmScreen, PromptScreen
 from cloudfn_tui.screens.pickers import InvocationScreen, SavedEventsScreen, VersionsScreen
@@ -72,7 +72,8 @@ MAIN_COMMANDS = [
     Command("main.next_pane", "right_square_bracket,ctrl+right_square_bracket", "next_pane", "Next pane", "move to the next pane", show=False),
     Command("main.prev_pane", "left_square_bracket", "prev_pane", "Previous pane", "move to the previous pane", show=False),
     *[
-        Command(f"main.pane_{tab}", f"alt+{i}", f"show_pane('{tab}')", label, f"go to the {label} pane", show=False)
+        Command(f"main.pane_{tab}", f"alt+{i},{ESC_DIGIT_KEYS[i - 1]}", f"show_pane('{tab}')", label,
+                f"go to the {label} pane", show=False)
         for i, (tab, label, _) in enumerate(PANES, 1)
     ],
     Command("main.quit", "q", "app.quit", "Quit", "leave the console", show=False),

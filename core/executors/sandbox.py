@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -268,6 +269,43 @@ class CgroupSet:
                     time.sleep(0.005)
 
 
+def sweep_dead_owners(bases: list[Path], quiet_for: float = 60.0) -> int:
+    """Remove the cgroup folders of platforms that died without cleaning up (a SIGKILL, a power
+    cut): siblings of `bases` named cloudfn-PID whose PID is gone and that nothing touched for
+    `quiet_for` seconds (a platform in another PID namespace looks gone but keeps making worker
+    cgroups). Only empty cgroups can be removed: a process still in one keeps it. Returns how
+    many owner folders went."""
+    removed = 0
+    now = time.time()
+    for base in bases:
+        try:
+            siblings = list(base.parent.iterdir())
+        except OSError:
+            continue
+        for folder in siblings:
+            name = folder.name
+            if not name.startswith("cloudfn-") or folder == base or not name[8:].isdigit():
+                continue
+            try:
+                os.kill(int(name[8:]), 0)
+                continue  # its owner lives
+            except ProcessLookupError:
+                pass
+            except (PermissionError, OverflowError):
+                continue
+            try:
+                if now - folder.stat().st_mtime < quiet_for:
+                    continue
+                for child in folder.iterdir():
+                    if child.is_dir():
+                        child.rmdir()
+                folder.rmdir()
+                removed += 1
+            except OSError:
+                continue  # busy (a process left in it) or already gone
+    return removed
+
+
 class CgroupManager:
     """Creates one cgroup per worker under a folder of this process's own (v1 or v2)."""
 
@@ -322,6 +360,10 @@ class CgroupManager:
                 self.problems.append(f"cannot create a cgroup v2 folder: {exc.strerror}")
         else:
             self.problems.append("no cgroup filesystem")
+
+        bases = [b for b in {self.memory_base, self.pids_base} if b is not None]
+        if bases:  # off the start's path: the first sweep may meet thousands
+            threading.Thread(target=sweep_dead_owners, args=(bases,), name="cloudfn-cgroup-sweep", daemon=True).start()
 
     @property
     def memory(self) -> bool:

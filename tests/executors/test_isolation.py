@@ -212,3 +212,54 @@ async def test_without_sandbox_functions_still_run_with_rlimits(make_service, mo
     assert res.result == 42
     res = await svc.invoke(fn("python", "import time\ndef handler(e, c):\n    time.sleep(5)\n", timeout=1), {})
     assert res.error_type == ErrorType.TIMEOUT
+
+
+def test_cgroup_folders_of_platforms_that_died_are_swept(tmp_path):
+    """A platform killed with SIGKILL leaves its cgroup folders; the next one to start removes
+    them, but never those of a live owner, nor ones touched in the last minute, nor a cgroup a
+    process is still in."""
+    import subprocess
+    import time
+    import uuid
+
+    from core.executors.sandbox import CGROUP_V1_ROOT, _own_cgroup, sweep_dead_owners
+
+    own = _own_cgroup("pids")
+    root = CGROUP_V1_ROOT / "pids"
+    if own is None or not (root / "cgroup.procs").exists():
+        pytest.skip("needs the pids cgroup (v1)")
+    scratch = root / own.lstrip("/") / f"cftest-{uuid.uuid4().hex[:8]}"
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    live_pid = os.getpid()
+    folders = {
+        "dead_old": scratch / f"cloudfn-{dead.pid}",
+        "live_old": scratch / f"cloudfn-{live_pid}",
+        "busy": scratch / "cloudfn-999999999",
+    }
+    sleeper = None
+    try:
+        scratch.mkdir()
+        for folder in folders.values():
+            (folder / "w-1").mkdir(parents=True)
+        sleeper = subprocess.Popen(["sleep", "987666"])
+        (folders["busy"] / "w-1" / "cgroup.procs").write_text(str(sleeper.pid))
+        old = time.time() - 3600
+        for folder in folders.values():
+            os.utime(folder, (old, old))
+        base = scratch / "cloudfn-own"
+        base.mkdir()
+        recent = scratch / "cloudfn-999999998"
+        (recent / "w-1").mkdir(parents=True)  # dead owner, but touched just now
+        assert sweep_dead_owners([base]) == 1
+        assert not folders["dead_old"].exists()
+        assert folders["live_old"].exists() and folders["busy"].exists() and recent.exists()
+    finally:
+        if sleeper is not None:
+            sleeper.kill()
+            sleeper.wait()
+        for folder in sorted(scratch.glob("*/*"), reverse=True) + sorted(scratch.glob("*")) + [scratch]:
+            try:
+                folder.rmdir()
+            except OSError:
+                pass

@@ -350,18 +350,15 @@ class MainScreen(Screen):
             self.select(fresh)
 
     def _expect_list_scrollbars(self) -> None:
-        """Before the first layout, show the list's scrollbars when they are sure to be needed:
-        a list taller than the terminal, and the wide layout's list pane, narrower than a row.
-        Textual decides only after laying the list out, then lays it out once more to place
-        the bars, and once more again as the bars take their size; a wrong guess is undone at
-        the first layout."""
+        """Before the first layout, show the list's scrollbar when it is sure to be needed: a
+        list taller than the terminal. Textual decides only after laying the list out, then lays
+        it out once more to place the bar, and once more again as the bar takes its size; a
+        wrong guess is undone at the first layout."""
         fl = self.functions
         if fl.size:  # laid out already: Textual knows
             return
         if fl.row_count + 1 > self.app.size.height:
             fl.show_vertical_scrollbar = True
-            if not self.narrow:
-                fl.show_horizontal_scrollbar = True
 
     @work(group="load", exclusive=True)
     async def load_all(self, functions: bool = True) -> None:

@@ -41,7 +41,8 @@ NAV_COMMANDS = [
     Command("list.last", "end,ctrl+end", "scroll_bottom", "Last", show=False, palette=False),
 ]
 
-COLUMNS = [("name", 18), ("runtime", 7), ("v", 3), ("last", 10)]
+# 44 cells with their padding: the wide layout's pane inside its border, so no sideways scrolling.
+COLUMNS = [("name", 17), ("runtime", 7), ("v", 3), ("last", 9)]
 PADDING = 1  # a space either side of each cell, as a DataTable has
 ROW_WIDTH = sum(width + 2 * PADDING for _, width in COLUMNS)
 

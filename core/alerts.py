@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from core import __version__
 from core.errors import Conflict, FieldError, InvalidInput, NotFound
-from core.metrics import DURATION, STATUS, Metrics, Recent, WindowStats, percentile
+from core.metrics import DURATION, STATUS, Metrics, WindowStats, percentile
 from core.models import Alert, AlertRule, AlertRuleSpec, utcnow, validation_errors
 from core.storage import TinyStore
 
@@ -44,10 +44,8 @@ COMPARE: dict[str, Callable[[float, float], bool]] = {
 UNITS = {"error_rate": "%", "success_rate": "%", "duration_p95": " ms", "duration_avg": " ms", "invocation_rate": "/s"}
 
 
-def metric_value(metric: str, window: WindowStats | list[Recent], seconds: float) -> float | None:
+def metric_value(metric: str, window: WindowStats, seconds: float) -> float | None:
     """The rule's metric over a window; None when there is nothing to judge."""
-    if isinstance(window, list):
-        window = WindowStats.of(window)
     if metric == "invocation_rate":
         return window.count / seconds
     if metric in ("failures", "throttles", "timeouts", "cold_starts"):

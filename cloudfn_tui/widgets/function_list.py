@@ -22,6 +22,7 @@ from textual.widgets import DataTable
 
 from core.models import Function
 from cloudfn_tui.keymap import Command, bindings
+from cloudfn_tui.widgets.base_style import CachedBaseStyle
 
 LIST_COMMANDS = [
     Command("list.down", "j", "cursor_down", "Down", show=False, palette=False),
@@ -79,7 +80,7 @@ class VimTable(DataTable):
     BINDINGS = bindings(LIST_COMMANDS)
 
 
-class FunctionList(ScrollView, can_focus=True):
+class FunctionList(CachedBaseStyle, ScrollView, can_focus=True):
     """Rows keyed by function id; `filter` narrows by name, runtime or description."""
 
     BINDINGS = bindings(LIST_COMMANDS + NAV_COMMANDS)
@@ -141,7 +142,6 @@ class FunctionList(ScrollView, can_focus=True):
         self.cursor_row = 0
         self._highlighted: str | None = None  # the id the last Highlighted named
         self._strips: dict[tuple[str, bool], Strip] = {}  # rendered rows, until a style or row changes
-        self._base: Style | None = None  # rich_style (30 us to work out, once a line otherwise), as _strips
         self.virtual_size = Size(ROW_WIDTH, 1)
 
     # -- what the tests and the screen read -------------------------------------------------
@@ -272,14 +272,7 @@ class FunctionList(ScrollView, can_focus=True):
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._strips.clear()
-        self._base = None
         self.refresh()
-
-    @property
-    def _base_style(self) -> Style:
-        if self._base is None:
-            self._base = self.rich_style
-        return self._base
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset

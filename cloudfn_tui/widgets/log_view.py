@@ -21,6 +21,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from cloudfn_tui.keymap import Command, bindings
+from cloudfn_tui.widgets.base_style import CachedBaseStyle
 
 LEVELS = ("debug", "info", "warning", "error", "critical")
 LEVEL_RANK = {name: i for i, name in enumerate(LEVELS)}
@@ -72,7 +73,7 @@ def line_from_record(data: dict) -> LogLine:
     return LogLine(stamp, normalize_level(data.get("level", "info")), source, str(data.get("message", "")))
 
 
-class LogView(ScrollView, can_focus=True):
+class LogView(CachedBaseStyle, ScrollView, can_focus=True):
     BINDINGS = bindings(LOG_COMMANDS)
 
     min_level: reactive[str] = reactive("debug")
@@ -90,7 +91,6 @@ class LogView(ScrollView, can_focus=True):
         self._cache: LRUCache[tuple, Strip] = LRUCache(512)
         self._pending_flush = False
         self._max_width = 80
-        self._base: Style | None = None
 
     def on_mount(self) -> None:
         self.set_interval(1 / 8, self.flush)
@@ -193,15 +193,7 @@ class LogView(ScrollView, can_focus=True):
     # -- rendering -------------------------------------------------------------------------
     def notify_style_update(self) -> None:
         self._cache.clear()  # the cached lines carry the old theme's colours
-        self._base = None
         super().notify_style_update()
-
-    @property
-    def _base_style(self) -> Style:
-        """rich_style, worked out once (30 us a time) until the styles change."""
-        if self._base is None:
-            self._base = self.rich_style
-        return self._base
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset

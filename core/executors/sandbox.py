@@ -1,8 +1,8 @@
 """What the host offers to contain a worker, and how a worker's command line is built from it.
 
 Measured on these machines (DESIGN.md "Execution"): a cgroup per worker for memory and processes,
-`prlimit` for rlimits (no `preexec_fn`: the platform is threaded), `bwrap` for namespaces with a
-non-root uid. Each piece is probed once; whatever is missing is reported by `HostSandbox.report()`
+the launching shell's `ulimit` for rlimits (no `preexec_fn`: the platform is threaded), `bwrap`
+for namespaces with a non-root uid, `setpriv` to leave root, a seccomp filter (seccomp.py). Each piece is probed once; whatever is missing is reported by `HostSandbox.report()`
 and the rest still applies.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -20,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import seccomp
+
 CGROUP_V1_ROOT = Path("/sys/fs/cgroup")
 CGROUP_V2_ROOT = Path("/sys/fs/cgroup")
 
@@ -28,6 +31,8 @@ PIDS_MAX = 128  # threads count too: Node starts ~11, Go ~8
 NOFILE = 1024  # Node crashes at 16 or below
 FSIZE_MB = 64  # largest file a function may write
 TMP_MB = 64  # size of the private /tmp when the sandbox gives one
+# The whole environment of the processes that launch a sandbox (root ones among them).
+LAUNCH_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
 BASE_ENV = {
     "PATH": "/usr/local/bin:/usr/bin:/bin",
     "LANG": "C.UTF-8",
@@ -453,16 +458,43 @@ def _which(name: str) -> str | None:
 
 
 class HostSandbox:
-    """Probes the host once and turns a `WorkerSpec` into a command line."""
+    """Probes the host once and turns a `WorkerSpec` into the command that launches it.
 
-    def __init__(self, mode: str = "auto", *, use_cgroups: bool = True):
+    The chain, as root (DESIGN.md "Security model"): a shell joins the worker's cgroups and sets
+    its rlimits; a root bwrap lays out the sandbox's files (it can read paths that only root may
+    traverse, such as an interpreter under /root); setpriv drops to the sandbox user with no
+    capabilities and no_new_privs; an unprivileged bwrap then makes the user, pid, network, ipc
+    and uts namespaces, a private /proc and /tmp, applies the seccomp filter and sets the
+    function's environment, and execs the runner. The sandbox's uid therefore maps to the
+    sandbox user on the host, never to root. Not as root, one unprivileged bwrap does all of
+    it. Every process before the last exec runs with LAUNCH_ENV only: a function's variables
+    (LD_PRELOAD, say) never reach a process outside its sandbox."""
+
+    def __init__(self, mode: str = "auto", *, use_cgroups: bool = True, user: str | None = None,
+                 hardening: bool = True):
         self.mode = mode
-        self.prlimit = _which("prlimit")
+        self.hardening = hardening  # off only in benchmarks, to measure what the hardening costs
         self.sh = _which("sh") or "/bin/sh"
+        self.setpriv = _which("setpriv")
         self.bwrap: str | None = None
         self.bwrap_problem = ""
         self.cgroups: CgroupManager | None = None
+        self.user: SandboxUser | None = None
+        self.user_problem = ""
+        self.seccomp: bytes | None = None
+        self.seccomp_problem = "sandbox is 'none'"
+        if mode not in ("auto", "none"):
+            raise ValueError(f"sandbox must be 'auto' or 'none', not {mode!r}")
+        if mode == "auto" and os.geteuid() == 0 and hardening:
+            self.user = resolve_sandbox_user(user)
+            if self.setpriv is None:
+                self.user_problem = "setpriv not installed (apt-get install util-linux)"
         if mode == "auto":
+            if hardening:
+                self.seccomp = seccomp.program()
+                self.seccomp_problem = seccomp.problem()
+            else:
+                self.seccomp_problem = "hardening switched off (benchmark)"
             self.bwrap = _which("bwrap")
             if self.bwrap:
                 self.bwrap_problem = self._probe_bwrap()
@@ -472,56 +504,27 @@ class HostSandbox:
                 self.bwrap_problem = "bwrap not installed (apt-get install bubblewrap)"
             if use_cgroups:
                 self.cgroups = CgroupManager()
-        elif mode != "none":
-            raise ValueError(f"sandbox must be 'auto' or 'none', not {mode!r}")
+
+    @property
+    def drops_uid(self) -> bool:
+        """Functions run as the sandbox user. Only with namespaces: without them the runner would
+        need every host path it reads (an interpreter under /root, the data directory) open to
+        that user, so a root platform without bwrap runs them as root, and says so."""
+        return self.user is not None and self.setpriv is not None and self.bwrap is not None
 
     def _probe_bwrap(self) -> str:
+        spec = WorkerSpec(argv=["/bin/sh", "-c", "exit 7"], env={})
+        launch = self.command(spec, None)
         try:
-            proc = subprocess.run(
-                [self.bwrap, *self._bwrap_base(network=False), "--", "/bin/sh", "-c", "exit 7"],
-                capture_output=True,
-                timeout=10,
-            )
+            proc = subprocess.run(launch.argv, env=launch.env, cwd=launch.cwd, pass_fds=launch.fds,
+                                  capture_output=True, timeout=10)
         except (OSError, subprocess.TimeoutExpired) as exc:
             return f"bwrap does not start: {exc}"
+        finally:
+            launch.close()
         if proc.returncode != 7:
             return "bwrap cannot create namespaces here: " + proc.stderr.decode(errors="replace").strip()
         return ""
-
-    @staticmethod
-    def _bwrap_base(network: bool) -> list[str]:
-        args = [
-            "--unshare-all",
-            "--unshare-user",
-            "--uid", "65534",
-            "--gid", "65534",
-            "--die-with-parent",
-            "--new-session",
-            "--ro-bind", "/usr", "/usr",
-        ]
-        for link in ("bin", "lib", "lib64", "sbin"):
-            p = Path("/") / link
-            if p.is_symlink():
-                args += ["--symlink", os.readlink(p), f"/{link}"]
-            elif p.is_dir():
-                args += ["--ro-bind", str(p), f"/{link}"]
-        # A few files from /etc that runtimes read (time zone, DNS when networked, users).
-        for f in ("/etc/localtime", "/etc/passwd", "/etc/group", "/etc/nsswitch.conf", "/etc/ssl",
-                  "/etc/ca-certificates", "/etc/alternatives"):
-            if os.path.exists(f):
-                args += ["--ro-bind", f, f]
-        if network:
-            args += ["--share-net"]
-            for f in ("/etc/resolv.conf", "/etc/hosts"):
-                if os.path.exists(f):
-                    args += ["--ro-bind", f, f]
-        args += [
-            "--proc", "/proc",
-            "--dev", "/dev",
-            "--size", str(TMP_MB * 1024 * 1024), "--tmpfs", "/tmp",
-            "--chdir", "/tmp",
-        ]
-        return args
 
     # --- reporting ----------------------------------------------------------------------------
     @property
@@ -530,7 +533,17 @@ class HostSandbox:
 
     def report(self) -> dict[str, Any]:
         cg = self.cgroups
-        rl = self.prlimit is not None
+        root = os.geteuid() == 0
+        if not root:
+            uid_drop = f"not needed: the platform runs as uid {os.geteuid()}"
+        elif self.drops_uid:
+            uid_drop = f"uid {self.user.uid} ({self.user.name}), no capabilities, no_new_privs"
+        elif self.mode == "none":
+            uid_drop = "off: sandbox is 'none' (functions run as root)"
+        else:
+            uid_drop = "off: " + (self.user_problem or (
+                f"no namespace sandbox ({self.bwrap_problem}): functions run as host root" if not self.bwrap
+                else "hardening switched off"))
         return {
             "sandbox_mode": self.mode,
             "memory_cgroup": bool(cg and cg.memory),
@@ -540,43 +553,122 @@ class HostSandbox:
             "bwrap_namespaces": self.namespaces,
             "bwrap_problem": self.bwrap_problem if self.mode == "auto" else "sandbox is 'none'",
             "network_isolation": self.namespaces,
-            "non_root_uid": self.namespaces or os.geteuid() != 0,
+            "uid_drop": uid_drop,
+            "non_root_uid": not root or self.drops_uid,
+            "seccomp": bool(self.seccomp) and self.namespaces,
+            "seccomp_problem": "" if self.seccomp and self.namespaces else (
+                self.seccomp_problem or "applied by bwrap, which is missing here"),
+            "read_only_proc_sys": self.namespaces and (not root or self.drops_uid),
+            "no_new_user_namespaces": self.namespaces,
+            "fd_hygiene": "only the protocol's pipes are passed; the runners close any other",
+            "launcher_environment": "fixed; the function's variables are set inside the sandbox only",
             "private_tmp": self.namespaces,
             "read_only_code": self.namespaces,
             "kill_tree": "pid namespace + cgroup" if self.namespaces else (
                 "cgroup" if cg and cg.pids else "process group"),
-            "rlimits": ["cpu", "fsize", "nofile", "core", "data (python)"] if rl else [],
-            "rlimits_tool": self.prlimit or "missing (util-linux prlimit)",
+            "rlimits": ["cpu", "fsize", "nofile", "core", "data (python)"],
             "runtime_memory_caps": "node --max-old-space-size, go GOMEMLIMIT, python RLIMIT_DATA",
             "scrubbed_environment": True,
             "wall_clock_timeout": True,
         }
 
     # --- command line -------------------------------------------------------------------------
-    def command(self, spec: WorkerSpec, cg: CgroupSet | None) -> tuple[list[str], dict[str, str], str | None]:
-        """(argv, env, cwd) to exec for this worker; fds 3 and 4 are passed through."""
-        cmd: list[str] = []
-        cwd: str | None = None
-        if self.prlimit:
-            cmd += [
-                self.prlimit,
-                f"--cpu={spec.cpu_seconds}:{spec.cpu_seconds + 1}",
-                f"--fsize={FSIZE_MB * 1024 * 1024}",
-                f"--nofile={NOFILE}",
-                "--core=0",
-            ]
-            if spec.data_mb:
-                cmd.append(f"--data={spec.data_mb * 1024 * 1024}")
-            cmd.append("--")
+    @staticmethod
+    def _layout(spec: WorkerSpec) -> list[str]:
+        """The sandbox's files: /usr and a few /etc files read-only, the spec's mounts."""
+        args: list[str] = []
+        made = {"/"}
+
+        def bind(source: str, target: str, rw: bool = False) -> None:
+            # Folders on the way to a mount point are made traversable: a root bwrap makes them
+            # 0700 (and copies nothing of the host's /root), so the sandbox user could not pass.
+            chain = []
+            parent = os.path.dirname(target.rstrip("/"))
+            while parent not in made:
+                chain.append(parent)
+                made.add(parent)
+                parent = os.path.dirname(parent)
+            for d in reversed(chain):
+                args.extend(["--perms", "0755", "--dir", d])
+            args.extend(["--bind" if rw else "--ro-bind", source, target])
+            made.add(target.rstrip("/") or "/")
+
+        bind("/usr", "/usr")
+        for link in ("bin", "lib", "lib64", "sbin"):
+            p = Path("/") / link
+            if p.is_symlink():
+                args.extend(["--symlink", os.readlink(p), f"/{link}"])
+            elif p.is_dir():
+                bind(str(p), f"/{link}")
+        # A few files from /etc that runtimes read (time zone, DNS when networked, users).
+        etc = ["/etc/localtime", "/etc/passwd", "/etc/group", "/etc/nsswitch.conf", "/etc/ssl",
+               "/etc/ca-certificates", "/etc/alternatives"]
+        if spec.network:
+            etc += ["/etc/resolv.conf", "/etc/hosts"]
+        for f in etc:
+            if os.path.exists(f):
+                bind(f, f)
+        for m in spec.mounts:
+            bind(str(m.source), m.target, m.rw)
+        return args
+
+    def _namespaces(self, spec: WorkerSpec, fds: list[int]) -> list[str]:
+        args = ["--unshare-all", "--unshare-user", "--disable-userns", "--uid", "65534", "--gid", "65534",
+                "--die-with-parent", "--new-session"]
+        if spec.network:
+            args.append("--share-net")
+        if self.seccomp:
+            fds.append(_memfd("cloudfn-seccomp", self.seccomp))
+            args += ["--seccomp", str(fds[-1])]
+        return args
+
+    def _private(self) -> list[str]:
+        return ["--proc", "/proc", "--dev", "/dev", "--size", str(TMP_MB * 1024 * 1024), "--tmpfs", "/tmp",
+                "--chdir", "/tmp"]
+
+    def _limits_script(self, spec: WorkerSpec, cg: CgroupSet | None) -> str:
+        """Join the cgroups first (as root: the sandbox user could not), then set the rlimits."""
+        steps = [f"echo $$ > '{p}/cgroup.procs'" for p in (cg.paths() if cg else [])]
+        cpu = spec.cpu_seconds
+        steps += [f"ulimit -t {cpu + 1}", f"ulimit -S -t {cpu}", f"ulimit -f {FSIZE_MB * 2048}",
+                  f"ulimit -n {NOFILE}", "ulimit -c 0"]
+        if spec.data_mb:
+            steps.append(f"ulimit -d {spec.data_mb * 1024}")
+        return " && ".join(steps) + ' && exec "$@"'
+
+    def command(self, spec: WorkerSpec, cg: CgroupSet | None) -> "Launch":
+        """How to exec this worker; fds named in the argv ({REQ_FD}, {RESP_FD}) are the caller's
+        to pass, besides `Launch.fds`."""
+        fds: list[int] = []
+        env = dict(LAUNCH_ENV)
         if self.bwrap:
-            cmd += [self.bwrap, *self._bwrap_base(spec.network)]
-            for m in spec.mounts:
-                cmd += ["--bind" if m.rw else "--ro-bind", str(m.source), m.target]
-            cmd += ["--"]
-            cmd += spec.argv
-            # The shell that joins the cgroups exports PWD, which the sandbox's init keeps (a
-            # function can read /proc/1/environ): start from / so no host path shows there.
-            cwd = "/"
+            bwrap = self.bwrap
+            inner = self._namespaces(spec, fds)
+            if self.drops_uid:
+                # The root bwrap lays out the files; the unprivileged one sees only that layout.
+                outer = [bwrap, "--die-with-parent", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
+                         "--cap-add", "CAP_SETPCAP", *self._layout(spec), "--bind", "/proc", "/proc",
+                         "--dev", "/dev", "--dir", "/tmp", "--"]
+                inner += ["--ro-bind", "/", "/"]
+                for m in spec.mounts:
+                    if m.rw:
+                        inner += ["--bind", m.target, m.target]
+                u = self.user
+                drop = [self.setpriv, f"--reuid={u.uid}", f"--regid={u.gid}", "--clear-groups",
+                        "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+                head = [*outer, *drop, bwrap]
+            else:
+                inner += self._layout(spec)
+                head = [bwrap]
+            inner += self._private()
+            inner += ["--clearenv"]
+            for k, v in spec.env.items():
+                inner += ["--setenv", k, v]
+            # The arguments go through an fd: the sandbox's pid 1 is this bwrap, and its command
+            # line (readable inside) would show every host path mounted and every variable.
+            fds.append(_memfd("cloudfn-args", b"\0".join(a.encode() for a in inner) + b"\0"))
+            cmd = [*head, "--args", str(fds[-1]), "--", *spec.argv]
+            cwd: str | None = "/"
         else:
             # No namespaces: the runner sees host paths, so map each mount target back.
             mapping = {m.target: str(m.source) for m in spec.mounts}
@@ -587,17 +679,15 @@ class HostSandbox:
                         a = source + a[len(target):]
                         break
                 argv.append(a)
-            cmd += argv
+            run_env = dict(spec.env)
+            if spec.host_dir:
+                run_env["TMPDIR"] = str(spec.host_dir)
+                run_env["HOME"] = str(spec.host_dir)
+            # env -i: the function's variables apply to the runner alone, never to the shell.
+            cmd = [_which("env") or "/usr/bin/env", "-i", *(f"{k}={v}" for k, v in run_env.items()), *argv]
             cwd = str(spec.host_dir) if spec.host_dir else None
-        env = dict(spec.env)
-        if not self.bwrap and spec.host_dir:
-            env["TMPDIR"] = str(spec.host_dir)
-            env["HOME"] = str(spec.host_dir)
-        if cg and cg.paths():
-            # Join the worker's cgroups before anything else runs, then become the worker.
-            joins = " && ".join(f"echo $$ > '{p}/cgroup.procs'" for p in cg.paths())
-            cmd = [self.sh, "-c", f'{joins} && exec "$@"', "cloudfn-worker", *cmd]
-        return cmd, env, cwd
+        cmd = [self.sh, "-c", self._limits_script(spec, cg), "cloudfn-worker", *cmd]
+        return Launch(cmd, env, cwd, tuple(fds))
 
     def host_path(self, spec: WorkerSpec, target: str) -> str:
         """A path as the runner sees it (identity inside the sandbox, the source outside)."""
@@ -607,3 +697,82 @@ class HostSandbox:
             if target == m.target or target.startswith(m.target + "/"):
                 return str(m.source) + target[len(m.target):]
         return target
+
+
+@dataclass
+class Launch:
+    """A worker's command: argv and environment for the root end of the chain, the fds to pass
+    (besides the protocol's), closed by the caller once the process has started."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str | None
+    fds: tuple[int, ...] = ()
+
+    def close(self) -> None:
+        for fd in self.fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def seal_fds(keep: tuple[int, ...] = ()) -> None:
+    """Mark every inheritable fd of this process close-on-exec, but `keep`. Python makes its own
+    fds that way; one inherited from a parent (systemd's sockets, a shell's) or made inheritable
+    by a library (a server's listening socket) would otherwise reach every worker, as uvloop's
+    spawning does not honour close_fds."""
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return
+    for name in names:
+        fd = int(name)
+        if fd > 2 and fd not in keep:
+            try:
+                if os.get_inheritable(fd):
+                    os.set_inheritable(fd, False)
+            except OSError:
+                pass  # the listing's own fd, closed by now
+
+
+def _memfd(name: str, data: bytes) -> int:
+    fd = os.memfd_create(name, os.MFD_CLOEXEC)
+    os.write(fd, data)
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+@dataclass(frozen=True)
+class SandboxUser:
+    uid: int
+    gid: int
+    name: str
+
+
+DEFAULT_SANDBOX_USER = "cloudfn-sandbox"  # made by scripts/setup.sh when run as root
+
+
+def resolve_sandbox_user(setting: str | None) -> SandboxUser:
+    """runtime.sandbox_user: a user name or uid; by default the dedicated user setup made,
+    else nobody (65534). Raises ValueError (a configuration error) for a bad setting."""
+    if not setting:
+        try:
+            pw = pwd.getpwnam(DEFAULT_SANDBOX_USER)
+            if pw.pw_uid != 0:
+                return SandboxUser(pw.pw_uid, pw.pw_gid, pw.pw_name)
+        except KeyError:
+            pass
+        return SandboxUser(65534, 65534, "nobody")
+    text = str(setting).strip()
+    try:
+        pw = pwd.getpwuid(int(text)) if text.isdigit() else pwd.getpwnam(text)
+        user = SandboxUser(pw.pw_uid, pw.pw_gid, pw.pw_name)
+    except KeyError:
+        if not text.isdigit():
+            raise ValueError(f"runtime.sandbox_user: there is no user {text!r} on this host; create it "
+                             f"(useradd --system --no-create-home {text}) or name another") from None
+        user = SandboxUser(int(text), int(text), text)
+    if user.uid == 0 or user.gid == 0:
+        raise ValueError("runtime.sandbox_user must not be root (uid or gid 0): functions would run as host root")
+    return user

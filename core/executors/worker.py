@@ -24,7 +24,7 @@ from typing import Any
 
 from core.models import ErrorType, InvokeResult, StackFrame
 
-from .sandbox import CgroupSet, HostSandbox, WorkerSpec
+from .sandbox import CgroupSet, HostSandbox, WorkerSpec, seal_fds
 
 LOG_KEEP_BYTES = 64 * 1024  # logs returned with one invocation
 LOG_LIMIT_BYTES = 1024 * 1024  # printing more than this in one invocation -> OutputTooLarge
@@ -236,11 +236,17 @@ class Worker:
         spec = dataclasses.replace(
             base, host_dir=host_dir,
             argv=[a.replace("{REQ_FD}", str(req_r)).replace("{RESP_FD}", str(resp_w)) for a in base.argv])
-        argv, env, cwd = self.sandbox.command(spec, self.cg)
+        launch = self.sandbox.command(spec, self.cg)
+        if self.sandbox.drops_uid:
+            # The sandbox user may reopen its own pipes through /proc/self/fd (Go's pre-started
+            # shell does: dash cannot redirect fds above 9); a pipe belongs to its maker, root.
+            for fd in (req_r, resp_w):
+                os.fchown(fd, self.sandbox.user.uid, self.sandbox.user.gid)
+        seal_fds()
         try:
             self.proc = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=log_w, stderr=log_w,
-                pass_fds=(req_r, resp_w), env=env, cwd=cwd, close_fds=True,
+                *launch.argv, stdin=asyncio.subprocess.DEVNULL, stdout=log_w, stderr=log_w,
+                pass_fds=(req_r, resp_w, *launch.fds), env=launch.env, cwd=launch.cwd, close_fds=True,
                 start_new_session=True,
             )
         except OSError as exc:
@@ -250,7 +256,7 @@ class Worker:
             self._remove_cgroup()
             return InvokeResult.failure(ErrorType.RUNTIME_UNAVAILABLE, f"cannot start the {self.runtime} worker: {exc}")
         finally:
-            pass
+            launch.close()
         for fd in (req_r, resp_w, log_w):
             os.close(fd)
         await loop.connect_read_pipe(lambda: FrameReader(self._on_event), os.fdopen(resp_r, "rb", 0))

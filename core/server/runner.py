@@ -229,7 +229,6 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.close()
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}. Pick another --port or --host.") from None
     sock.listen(2048)
-    sock.set_inheritable(True)
     return sock
 
 

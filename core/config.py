@@ -143,6 +143,11 @@ OPTIONS: tuple[Option, ...] = (
            "seconds an idle worker stays warm"),
     Option("runtime", "sandbox", _choice("auto", "none"), "auto", _env("runtime", "sandbox"),
            "auto uses every protection the host has; none uses rlimits only"),
+    Option("runtime", "sandbox_user", _optional_text, None, _env("runtime", "sandbox_user"),
+           "host user functions and builds run as when cloudfn runs as root (default: cloudfn-sandbox, "
+           "which scripts/setup.sh creates, else nobody, 65534)"),
+    Option("runtime", "build_memory", _int(128, 65536), 1024, _env("runtime", "build_memory"),
+           "memory limit of one Go build, in MB (compile and link together)"),
     Option("runtime", "prewarm", _int(0, 16), 1, _env("runtime", "prewarm"),
            "sandboxes kept started per runtime, ready for a cold start (0: start each one then)"),
     Option("monitor", "log_level", _choice("debug", "info", "warning", "warn", "error"), "info",

@@ -102,6 +102,8 @@ class LocalPlatform:
                 queue_size=c["runtime.queue_size"],
                 keep_warm=c["runtime.keep_warm"],
                 sandbox=c["runtime.sandbox"],
+                sandbox_user=c["runtime.sandbox_user"],
+                build_memory=c["runtime.build_memory"],
                 prewarm=c["runtime.prewarm"],
             )
         )

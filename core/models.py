@@ -22,6 +22,10 @@ RUNTIME_ALIASES = {"node": "nodejs", "node.js": "nodejs", "py": "python", "pytho
 NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
 HANDLER_RE = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*(?:\.[A-Za-z_$][A-Za-z0-9_$]*)?\Z")
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
+# Variables that make a program load other code before its runtime starts (the dynamic loader's,
+# iconv's, Node's preloads and inspector): refused, so what runs is the function's code on the
+# platform's runtime. They would reach the runtime inside the sandbox only, never a host process.
+RESERVED_ENV_RE = re.compile(r"^(LD_\w*|GCONV_PATH|NODE_OPTIONS)\Z")
 MAX_CODE_BYTES = 1024 * 1024
 TIMEOUT_RANGE = (1, 900)
 MEMORY_RANGE = (64, 8192)
@@ -108,6 +112,15 @@ class _Editable(BaseModel):
                 f"variable names must be letters, digits and underscores, not starting with a "
                 f"digit (bad: {', '.join(map(repr, bad))})"
             )
+        reserved = [k for k in v if RESERVED_ENV_RE.match(k)]
+        if reserved:
+            raise ValueError(
+                f"{', '.join(reserved)} may not be set: variables that load other code into the runtime "
+                "(LD_*, GCONV_PATH, NODE_OPTIONS) are reserved; load libraries from the function's code instead"
+            )
+        nul = [k for k, x in v.items() if "\0" in k or "\0" in str(x)]
+        if nul:
+            raise ValueError(f"values must not contain a NUL character (in {', '.join(map(repr, nul))})")
         return v
 
 

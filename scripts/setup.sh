@@ -25,6 +25,12 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
+# Functions run as this user when cloudfn runs as root (runtime.sandbox_user), never as root.
+if [ "$(id -u)" = 0 ] && ! id cloudfn-sandbox >/dev/null 2>&1 && command -v useradd >/dev/null 2>&1; then
+  useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin cloudfn-sandbox \
+    || echo "setup: could not create the cloudfn-sandbox user; functions will run as nobody (65534)" >&2
+fi
+
 PY="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv

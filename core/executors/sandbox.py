@@ -450,6 +450,8 @@ class WorkerSpec:
     cpu_seconds: int = 60  # RLIMIT_CPU soft; hard is one more
     data_mb: int | None = None  # RLIMIT_DATA (Python only: never for Node or Go)
     network: bool = False
+    chdir: str = "/tmp"  # the working folder inside the sandbox
+    pids_max: int = PIDS_MAX
 
 
 def _which(name: str) -> str | None:
@@ -544,7 +546,13 @@ class HostSandbox:
             uid_drop = "off: " + (self.user_problem or (
                 f"no namespace sandbox ({self.bwrap_problem}): functions run as host root" if not self.bwrap
                 else "hardening switched off"))
+        warning = ""
+        if self.mode == "none":
+            warning = "runtime.sandbox is 'none': functions run unsandboxed"
+        elif not self.namespaces:
+            warning = f"no namespace sandbox ({self.bwrap_problem}): functions are contained by rlimits and cgroups only"
         return {
+            "warning": warning,
             "sandbox_mode": self.mode,
             "memory_cgroup": bool(cg and cg.memory),
             "pids_cgroup": bool(cg and cg.pids),
@@ -622,9 +630,10 @@ class HostSandbox:
             args += ["--seccomp", str(fds[-1])]
         return args
 
-    def _private(self) -> list[str]:
+    @staticmethod
+    def _private(spec: WorkerSpec) -> list[str]:
         return ["--proc", "/proc", "--dev", "/dev", "--size", str(TMP_MB * 1024 * 1024), "--tmpfs", "/tmp",
-                "--chdir", "/tmp"]
+                "--chdir", spec.chdir]
 
     def _limits_script(self, spec: WorkerSpec, cg: CgroupSet | None) -> str:
         """Join the cgroups first (as root: the sandbox user could not), then set the rlimits."""
@@ -660,12 +669,14 @@ class HostSandbox:
             else:
                 inner += self._layout(spec)
                 head = [bwrap]
-            inner += self._private()
+            inner += self._private(spec)
             inner += ["--clearenv"]
             for k, v in spec.env.items():
                 inner += ["--setenv", k, v]
             # The arguments go through an fd: the sandbox's pid 1 is this bwrap, and its command
             # line (readable inside) would show every host path mounted and every variable.
+            if any("\0" in a for a in inner):  # the models refuse them; a NUL would add arguments
+                raise ValueError("a sandbox argument contains a NUL character")
             fds.append(_memfd("cloudfn-args", b"\0".join(a.encode() for a in inner) + b"\0"))
             cmd = [*head, "--args", str(fds[-1]), "--", *spec.argv]
             cwd: str | None = "/"

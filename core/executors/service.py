@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.errors import ConfigError
 from core.models import ErrorType, Function, InvokeResult, new_uuid, normalize_runtime
 
 from .runtimes import RUNTIMES, Runtime
@@ -34,6 +35,9 @@ class ExecutionSettings:
     keep_warm: float = 300.0  # idle workers are reaped after this many seconds
     sandbox: str = "auto"  # "auto" (use what the host has) | "none" (rlimits only)
     prewarm: int = 0  # pre-started sandboxes kept per runtime that supports them (prewarm.py)
+    sandbox_user: str | None = None  # runtime.sandbox_user: who functions run as when we are root
+    build_memory: int = 1024  # MB for one Go build
+    hardening: bool = True  # uid drop and seccomp; off only to measure their cost (benchmarks)
 
 
 class _Throttled(Exception):
@@ -166,8 +170,15 @@ class ExecutionService:
         self.settings.cache_dir = Path(settings.cache_dir)
         self.settings.work_dir.mkdir(parents=True, exist_ok=True)
         self.settings.cache_dir.mkdir(parents=True, exist_ok=True)
-        self.sandbox = HostSandbox(settings.sandbox)
-        self.runtimes_ = {name: cls(self.settings.work_dir, self.settings.cache_dir) for name, cls in RUNTIMES.items()}
+        try:
+            self.sandbox = HostSandbox(settings.sandbox, user=settings.sandbox_user, hardening=settings.hardening)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        self.runtimes_ = {name: cls(self.settings.work_dir, self.settings.cache_dir, self.sandbox)
+                          for name, cls in RUNTIMES.items()}
+        go = self.runtimes_.get("go")
+        if go is not None:
+            go.build_limits.memory_mb = settings.build_memory
         self._scheduler: Scheduler | None = None
         self._pools: dict[tuple[str, int], _Pool] = {}
         self._newest: dict[str, int] = {}  # highest version seen per function id

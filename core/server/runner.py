@@ -127,6 +127,23 @@ def check_auth_rule(opts: ServeOptions) -> None:
         )
 
 
+def sandbox_refusal(config: Config, platform: Any) -> str:
+    """Why a server must not start here ("" when it may): a server runs other people's code, so
+    a missing namespace sandbox is never silently accepted; `runtime.sandbox: none` says so
+    explicitly (and is warned about at every start)."""
+    prot = platform.executor.protections()
+    if config["runtime.sandbox"] == "none":
+        print("cloudfn: warning: runtime.sandbox is 'none': functions run without namespaces, seccomp or a "
+              "uid drop" + (", as host root" if os.geteuid() == 0 else ""), file=sys.stderr, flush=True)
+        return ""
+    if prot["bwrap_namespaces"]:
+        return ""
+    return (f"refusing to serve: the function sandbox cannot start on this host ({prot['bwrap_problem']}). "
+            "Install bubblewrap (apt-get install bubblewrap) and allow user namespaces (README, 'Running in "
+            "containers'), or set runtime.sandbox: none (CLOUDFN_RUNTIME_SANDBOX=none) to run functions "
+            "without it, which every start then warns about.")
+
+
 def serve(config: Config, opts: ServeOptions) -> int:
     """Open the platform on `config`'s data directory and serve it until a signal. Returns the
     exit code: 0 after a graceful shutdown."""
@@ -176,6 +193,10 @@ async def _serve(config: Config, opts: ServeOptions) -> int:
                 token, path = load_or_create_token(config.data_dir)
                 token_note, token_file = f"token in {path}", str(path)
         platform = LocalPlatform(config, command="cloudfn serve")
+        refusal = sandbox_refusal(config, platform)
+        if refusal:
+            await platform.close()
+            raise ConfigError(refusal)
     except BaseException:
         sock.close()
         raise

@@ -9,7 +9,7 @@ from typing import Any
 
 from core.models import TIMEOUT_RANGE, Function, InvokeResult
 
-from ..sandbox import BASE_ENV, WorkerSpec
+from ..sandbox import BASE_ENV, HostSandbox, WorkerSpec
 from ..worker import Adoption, WorkerInit
 
 RUNNERS_DIR = Path(__file__).resolve().parent.parent / "runners"
@@ -25,9 +25,10 @@ class Runtime:
     name = ""
     code_file = ""  # the file name the user's code is written to (and shown in stacks)
 
-    def __init__(self, work_dir: Path, cache_dir: Path):
+    def __init__(self, work_dir: Path, cache_dir: Path, sandbox: "HostSandbox | None" = None):
         self.work_dir = work_dir
         self.cache_dir = cache_dir
+        self.sandbox = sandbox or HostSandbox("none")  # what builds run in
 
     # --- discovery ----------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from typing import Any
 from core.models import ErrorType, Function, InvokeResult, StackFrame
 
 from ..sandbox import BASE_ENV, Mount, WorkerSpec
+from ..builds import BUILD_DIR, CACHE_DIR, BuildLimits, reclaim, run_build
 from ..worker import Adoption, NotAdopted, WorkerInit
 from .base import FUNCTION_DIR, PREWARM_CPU_SECONDS, RUNNERS_DIR, Runtime
 
@@ -138,9 +139,10 @@ class GoRuntime(Runtime):
     name = "go"
     code_file = USER_FILE
 
-    def __init__(self, work_dir: Path, cache_dir: Path):
-        super().__init__(work_dir, cache_dir)
+    def __init__(self, work_dir: Path, cache_dir: Path, sandbox=None):
+        super().__init__(work_dir, cache_dir, sandbox)
         self._locks: dict[str, asyncio.Lock] = {}
+        self.build_limits = BuildLimits()
         self.last_build_ms = 0.0  # for benchmarks: time of the last real build
 
     def info(self) -> dict[str, Any]:
@@ -156,12 +158,12 @@ class GoRuntime(Runtime):
         return h.hexdigest()[:32]
 
     def _go_env(self) -> dict[str, str]:
-        root = self.cache_dir / "go"
+        """The build's whole environment, with paths as the build sandbox shows them."""
         return {
-            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
-            "HOME": str(root / "home"),
-            "GOCACHE": str(root / "build-cache"),
-            "GOPATH": str(root / "gopath"),
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": "/tmp",
+            "GOCACHE": f"{CACHE_DIR}/build-cache",
+            "GOPATH": "/tmp/gopath",
             "GOFLAGS": "-mod=mod",
             "GOPROXY": "off",
             "GOTOOLCHAIN": "local",
@@ -170,6 +172,15 @@ class GoRuntime(Runtime):
             "GOENV": "off",
             "LANG": "C.UTF-8",
         }
+
+    @staticmethod
+    def _toolchain_mounts(go: str) -> list[Mount]:
+        """A toolchain outside /usr (say /opt/go) is shown to the build at its own path."""
+        real = os.path.realpath(go)
+        if real.startswith("/usr/"):
+            return []
+        root = os.path.dirname(os.path.dirname(real))
+        return [Mount(Path(root), root)]
 
     async def prepare(self, fn: Function) -> WorkerInit | InvokeResult:
         go, version = _go()
@@ -246,17 +257,16 @@ class GoRuntime(Runtime):
             for _attempt in range(8):
                 for name, text in self.build_dir_files(src, skip).items():
                     (tmp / name).write_text(text)
-                proc = await asyncio.create_subprocess_exec(
-                    go, "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w", "-o", str(tmp / "handler"), ".",
-                    cwd=tmp, env=self._go_env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-                try:
-                    out, _ = await asyncio.wait_for(proc.communicate(), 300)
-                except asyncio.TimeoutError:
-                    proc.kill()
-                    await proc.wait()
-                    return InvokeResult.failure(ErrorType.COMPILE_ERROR, "go build did not finish within 300 s")
-                if proc.returncode == 0:
+                res = await run_build(
+                    self.sandbox, [go, "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w", "-o",
+                                   f"{BUILD_DIR}/handler", "."],
+                    self._go_env(), tmp, self.cache_dir / "go" / "sandbox-cache", self.build_limits,
+                    extra_mounts=self._toolchain_mounts(go))
+                if res.limit:
+                    return InvokeResult.failure(ErrorType.COMPILE_ERROR, f"go build was stopped: {res.limit}")
+                if res.returncode == 0:
                     break
+                out = res.output.encode()
                 errors = self._parse_errors(out.decode(errors="replace"), src)
                 retry = False
                 for e in errors:
@@ -278,6 +288,7 @@ class GoRuntime(Runtime):
             (tmp / "notes.json").write_text(json.dumps(src.notes))
             os.replace(tmp / "notes.json", out_dir / "notes.json")
             (out_dir / "main.go").write_text(fn.code)
+            reclaim(tmp / "handler")
             os.chmod(tmp / "handler", 0o755)
             os.replace(tmp / "handler", out_dir / "handler")  # last: its presence means "built"
             os.chmod(out_dir, 0o755)

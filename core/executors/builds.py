@@ -1,0 +1,114 @@
+"""Builds run like functions: sandboxed as the sandbox user, in a cgroup of their own, under
+memory, CPU-time, process and wall-clock limits, with the seccomp filter. A build's input is the
+function author's code, and a compiler can be driven to use gigabytes (1.6 KB of Go constants
+took compile + link to 1.1 GB for 8 s), so it is treated as hostile like the function itself.
+
+A build gets its folder read-write at /build and a cache folder read-write at /cache; nothing
+else of the host but /usr and a few /etc files. Where there are no namespaces it runs on the
+host's paths (the mounts mapped back), still in its cgroup and under its rlimits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .sandbox import HostSandbox, Mount, WorkerSpec, seal_fds
+
+BUILD_DIR = "/build"
+CACHE_DIR = "/cache"
+BUILD_PIDS = 512  # go build runs compile and link processes with a dozen threads each
+BUILD_CPU_SECONDS = 300
+BUILD_WALL_SECONDS = 300.0
+
+
+@dataclass
+class BuildLimits:
+    memory_mb: int = 1024
+    cpu_seconds: int = BUILD_CPU_SECONDS
+    wall_seconds: float = BUILD_WALL_SECONDS
+    pids: int = BUILD_PIDS
+    setting: str = "runtime.build_memory"  # named in the message when memory runs out
+
+
+@dataclass
+class BuildResult:
+    returncode: int | None
+    output: str
+    limit: str = ""  # which limit stopped it, in words for the user; "" when none did
+    extra: dict = field(default_factory=dict)
+
+
+def _own(path: Path, sandbox: HostSandbox) -> None:
+    """Give a build folder to the sandbox user (it writes there), the rest of the host stays root's."""
+    if sandbox.drops_uid:
+        for root, dirs, files in os.walk(path):
+            for name in (root, *(os.path.join(root, d) for d in dirs), *(os.path.join(root, f) for f in files)):
+                os.lchown(name, sandbox.user.uid, sandbox.user.gid)
+
+
+def reclaim(path: Path) -> None:
+    """Back to root, before anything the build made is used (a binary the sandbox user owns
+    could be changed by a later build)."""
+    if os.geteuid() == 0:
+        os.lchown(path, 0, 0)
+
+
+async def run_build(sandbox: HostSandbox, argv: list[str], env: dict[str, str], build_dir: Path,
+                    cache_dir: Path, limits: BuildLimits, extra_mounts: list[Mount] | None = None) -> BuildResult:
+    """Run one build command in `build_dir` (seen as /build). `argv` and `env` name paths as the
+    sandbox sees them (/build, /cache)."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    _own(build_dir, sandbox)
+    if sandbox.drops_uid and cache_dir.stat().st_uid != sandbox.user.uid:
+        _own(cache_dir, sandbox)  # once: what builds add to it is theirs already
+    mounts = [Mount(build_dir, BUILD_DIR, rw=True), Mount(cache_dir, CACHE_DIR, rw=True), *(extra_mounts or [])]
+    spec = WorkerSpec(argv=argv, env=env, mounts=mounts, memory_mb=limits.memory_mb, cpu_seconds=limits.cpu_seconds,
+                      host_dir=build_dir, chdir=BUILD_DIR, pids_max=limits.pids)
+    if not sandbox.bwrap:  # host paths: map what the command and its environment name
+        spec.argv = [sandbox.host_path(spec, a) for a in argv]
+        spec.env = {k: sandbox.host_path(spec, v) for k, v in env.items()}
+    cg = sandbox.cgroups.create(limits.memory_mb, pids_max=limits.pids) if sandbox.cgroups is not None else None
+    launch = sandbox.command(spec, cg)
+    seal_fds()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *launch.argv, env=launch.env, cwd=launch.cwd, pass_fds=launch.fds, stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True)
+    except OSError as exc:
+        if cg is not None:
+            cg.remove()
+        return BuildResult(None, "", f"the build could not start: {exc}")
+    finally:
+        launch.close()
+    limit = ""
+    try:
+        try:
+            out, _ = await asyncio.wait_for(proc.communicate(), limits.wall_seconds)
+        except asyncio.TimeoutError:
+            limit = f"it did not finish within its time limit of {limits.wall_seconds:g} s"
+            out = b""
+        finally:
+            if proc.returncode is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+                await proc.wait()
+        rc = proc.returncode
+        if not limit and rc != 0:
+            sig = -rc if rc < 0 else (rc - 128 if rc > 128 and sandbox.bwrap else 0)
+            text = out.decode(errors="replace").lower()
+            if cg is not None and cg.oom_since_mark() or "out of memory" in text or "cannot allocate memory" in text:
+                limit = f"it used more than its memory limit of {limits.memory_mb} MB ({limits.setting})"
+            elif sig == signal.SIGXCPU or "cpu time limit exceeded" in text:
+                limit = f"it used up its CPU time limit of {limits.cpu_seconds} s"
+            elif cg is not None and cg.pids_limit_hit_since_mark():
+                limit = f"it reached its limit of {limits.pids} processes and threads"
+        return BuildResult(rc, out.decode(errors="replace"), limit)
+    finally:
+        if cg is not None:
+            await asyncio.to_thread(cg.remove)

@@ -129,6 +129,13 @@ OPTIONS: tuple[Option, ...] = (
            "largest request body `cloudfn serve` accepts, in bytes (larger answers 413)"),
     Option("server", "shutdown_grace", _number(0, 3600), 30.0, _env("server", "shutdown_grace"),
            "seconds `cloudfn serve` lets invocations in flight finish after SIGTERM/SIGINT"),
+    Option("server", "header_timeout", _number(0.1, 3600), 10.0, _env("server", "header_timeout"),
+           "seconds a client has, from connecting (or from its next request's first byte), to send all its "
+           "request headers; then 408 and the connection closes (a slowloris defence)"),
+    Option("server", "body_timeout", _number(0.1, 3600), 60.0, _env("server", "body_timeout"),
+           "seconds a client has, after its headers, to send the whole request body; then 408 and close"),
+    Option("server", "max_connections", _int(1, 1_000_000), 1000, _env("server", "max_connections"),
+           "open connections `cloudfn serve` holds at once; past it a new one gets 503 and is closed"),
     Option("client", "remote", _text, None, ("CLOUDFN_REMOTE",),
            "attach to this server instead of a local data directory: a URL or a name from `remotes`"),
     Option("runtime", "work_dir", _path, None, _env("runtime", "work_dir", "FUNCTIONS_DIR"),

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import NotFound
+from core.jsonlimits import SURROGATE, json_safe
 from core.models import InvocationRecord
 
 SEGMENT_RECORDS = 5_000
@@ -39,17 +40,29 @@ TS, ID, FUNCTION_ID, FUNCTION_NAME, STATUS, SEGMENT, OFFSET, LENGTH = range(8)
 _payload_json = json.JSONEncoder(ensure_ascii=False, default=str).encode
 
 
-def bounded(value: Any, limit: int = MAX_PAYLOAD) -> tuple[Any, bool]:
-    """The value itself if its JSON fits, else a cut string of its JSON, flagged."""
-    if value is None or isinstance(value, (bool, int, float)):
-        return value, False  # no JSON encoding needed to know these fit
+def bounded(value: Any, limit: int = MAX_PAYLOAD) -> tuple[Any, bool, Any]:
+    """(what to store, whether it was cut, the whole value made JSON-safe). What is stored is
+    the value itself if its JSON fits, else a cut string of its JSON, flagged. The safe value is
+    `value` itself unless it held what UTF-8 JSON cannot carry (a lone surrogate, an integer
+    past the digit limit, nesting past the depth limit): an invocation is recorded whatever its
+    event or result, and a line that cannot be encoded would lose it."""
+    if value is None or isinstance(value, (bool, float)):
+        return value, False, value  # no JSON encoding needed to know these fit
+    if isinstance(value, int):
+        safe = json_safe(value)
+        return safe, safe is not value, safe
     try:
         text = _payload_json(value)
-    except (TypeError, ValueError):
-        text = repr(value)
+    except (TypeError, ValueError, RecursionError):
+        value = json_safe(value)
+        text = _payload_json(value)
+    else:
+        if not text.isascii() and SURROGATE.search(text):
+            value = json_safe(value)
+            text = _payload_json(value)
     if len(text) <= limit:
-        return value, False
-    return text[:limit] + "…", True
+        return value, False, value
+    return text[:limit] + "…", True, value
 
 
 class History:
@@ -154,7 +167,12 @@ class History:
         """Index and queue one record; True when a batch is ready to flush."""
         # Encoded here, a few microseconds each, so that the flushing thread holds the GIL only
         # briefly: encoding a whole batch there stalled the event loop by up to a switch interval.
-        line = (rec.model_dump_json() + "\n").encode()
+        try:
+            line = (rec.model_dump_json() + "\n").encode()
+        except ValueError:  # what bounded() let through, such as a lone surrogate in the logs
+            rec = rec.model_copy(update={"event": json_safe(rec.event), "result": json_safe(rec.result),
+                                         "logs": json_safe(rec.logs), "error": json_safe(rec.error)})
+            line = (rec.model_dump_json() + "\n").encode()
         entry = (rec.started_at.timestamp(), rec.id, rec.function_id, rec.function_name, rec.status, -1, 0, 0)
         with self._lock:
             self._index.append(entry)

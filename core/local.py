@@ -193,8 +193,10 @@ class LocalPlatform:
 
     def _record(self, fn: Function, event: Any, result: InvokeResult, started_at: datetime) -> InvocationRecord:
         status = "success" if result.success else ("throttled" if result.error_type == ErrorType.THROTTLED else "failed")
-        ev, ev_cut = bounded(event)
-        res, res_cut = bounded(result.result)
+        ev, ev_cut, _ = bounded(event)
+        res, res_cut, safe = bounded(result.result)
+        if safe is not result.result:  # the caller gets what the history keeps, never an unsendable value
+            result.result = safe
         logs = truncate(result.logs, MAX_LOGS)
         rec = InvocationRecord(
             id=result.invocation_id, function_id=fn.id, function_name=fn.name, function_version=fn.version,

@@ -8,10 +8,14 @@ textual-serve has no authentication of its own, so another address must be asked
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import ipaddress
 import os
 import shlex
+import signal
 import sys
+from urllib.parse import urlsplit
 
 from core.errors import ConfigError
 
@@ -52,6 +56,70 @@ def console_command(args: argparse.Namespace) -> str:
     return shlex.join(argv)
 
 
+def _origin(url: str) -> str:
+    """scheme://host[:port], lowercased, without the scheme's default port (as browsers send it)."""
+    parts = urlsplit(url.strip())
+    scheme = (parts.scheme or "http").lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    port = parts.port
+    default = {"http": 80, "https": 443, "ws": 80, "wss": 443}.get(scheme)
+    return f"{scheme}://{host}" if port is None or port == default else f"{scheme}://{host}:{port}"
+
+
+def allowed_origins(host: str, port: int, public_url: str) -> frozenset[str]:
+    """The page's own origin: its public URL, and, served on loopback, the other loopback names
+    of the same port (a browser on http://localhost:8000 opens the socket textual-serve names,
+    ws://127.0.0.1:8000/ws, with Origin http://localhost:8000)."""
+    origins = {_origin(public_url)}
+    if _is_loopback(host.strip("[]")):
+        for name in ("localhost", "127.0.0.1", "[::1]"):
+            origins.add(_origin(f"http://{name}:{port}"))
+    return frozenset(origins)
+
+
+def _server_class():
+    from aiohttp import web
+    from textual_serve.server import Server
+
+    class OriginCheckedServer(Server):
+        """textual-serve's server, refusing a websocket from any other page's origin.
+
+        textual-serve checks no Origin: any web page the user opens could open ws://127.0.0.1:8000/ws
+        (a websocket is not bound by the same-origin policy) and type into the console. A browser
+        always sends Origin on a websocket; a client without one is not a web page."""
+
+        def __init__(self, *args, origins: frozenset[str] = frozenset(), announce: str = "", **kwargs):
+            super().__init__(*args, **kwargs)
+            self.origins = origins
+            self.announce = announce
+
+        async def handle_websocket(self, request: web.Request) -> web.StreamResponse:
+            origin = request.headers.get("Origin")
+            if origin is not None and _origin(origin) not in self.origins:
+                print(f"cloudfn web: refused a websocket from the page at {origin[:100]!r} (not this console's "
+                      f"origin: {', '.join(sorted(self.origins))})", file=sys.stderr, flush=True)
+                return web.Response(status=403, text=f"websocket refused: Origin {origin[:100]!r} is not "
+                                                     f"this console's page ({_origin(self.public_url)})\n")
+            return await super().handle_websocket(request)
+
+        def serve(self, debug: bool = False) -> None:
+            # textual-serve's serve(), but announcing once the socket listens (aiohttp calls
+            # `print` after its sites start), so that whoever waits for the line can connect.
+            self.debug = debug
+            self.initialize_logging()
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(signal.SIGINT, self.request_exit)
+                loop.add_signal_handler(signal.SIGTERM, self.request_exit)
+            web.run_app(self._make_app(), host=self.host, port=self.port, handle_signals=False, loop=loop,
+                        print=lambda *_: print(self.announce, file=sys.stderr, flush=True))
+
+    return OriginCheckedServer
+
+
 def run_web(args: argparse.Namespace) -> int:
     if not _is_loopback(args.host) and not args.allow_remote_access:
         raise ConfigError(
@@ -59,13 +127,15 @@ def run_web(args: argparse.Namespace) -> int:
             "Use --host 127.0.0.1 (and an SSH tunnel), or pass --allow-remote-access if you mean it."
         )
     try:
-        from textual_serve.server import Server
+        server_class = _server_class()
     except ImportError:
         raise ConfigError("cloudfn web needs textual-serve: pip install textual-serve") from None
     token = getattr(args, "token", None)
     if isinstance(token, str) and token:
         os.environ["CLOUDFN_TOKEN"] = token  # to the sessions, not on their command lines
-    server = Server(console_command(args), host=args.host, port=args.port, title="cloudfn", public_url=args.public_url)
-    print(f"cloudfn web: serving the console at {server.public_url} (ctrl+c stops)", file=sys.stderr)
+    public_url = args.public_url or f"http://{args.host}:{args.port}"
+    server = server_class(console_command(args), host=args.host, port=args.port, title="cloudfn",
+                          public_url=args.public_url, origins=allowed_origins(args.host, args.port, public_url),
+                          announce=f"cloudfn web: serving the console at {public_url} (ctrl+c stops)")
     server.serve()
     return 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import ipaddress
 import json
 import logging
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from core import __version__
 from core.api import PlatformAPI
 from core.errors import CloudfnError, FieldError, InvalidInput
+from core.jsonlimits import JSONLimitError, field_path, json_safe, loads_checked
 from core.models import EVENT_KINDS, ErrorType, InvokeResult
 from core.server import schema as S
 
@@ -49,6 +51,10 @@ class ServerSettings:
     heartbeat: float = 15.0  # seconds between SSE heartbeat comments
     sse_queue: int = 1000  # events buffered per SSE client before it loses some
     fast_invoke: bool = True  # serve POST .../invoke in the guard, past the framework's routing
+    # Without a token, any web page the user opens can reach a loopback server: a DNS-rebound name
+    # or a cross-site "simple" request (a form, text/plain fetch) needs no preflight. None: on
+    # exactly when there is no token. See Guard._browser_refusal.
+    loopback_only: bool | None = None
 
 
 class ServerState:
@@ -113,7 +119,10 @@ class BodyTooLarge(StarletteHTTPException):
 
 
 def _dumps(data: Any) -> bytes:
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+    try:
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+    except (ValueError, RecursionError):  # a lone surrogate or a huge integer got this far: answer, not 500
+        return json.dumps(json_safe(data), separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -147,7 +156,9 @@ def parse_json_body(raw: bytes, what: str) -> Any:
     if not raw.strip():
         return None
     try:
-        return json.loads(raw)
+        return loads_checked(raw)
+    except JSONLimitError as exc:
+        raise MalformedBody(what, [FieldError(field_path(path), message) for path, message in exc.problems]) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
         reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
@@ -172,7 +183,12 @@ def parse_invoke_body(raw: bytes) -> tuple[Any, Any]:
 def invoke_answer(result: InvokeResult) -> tuple[int, bytes, dict[str, str]]:
     """200 for a success and for a failed function (the seed's body, `success` false, and the
     error type in a header), 429 when throttled."""
-    payload = result.model_dump_json().encode()
+    try:
+        payload = result.model_dump_json().encode()
+    except ValueError:  # a value UTF-8 JSON cannot carry (the platform makes results safe; this is the backstop)
+        result = result.model_copy(update={"result": json_safe(result.result), "logs": json_safe(result.logs),
+                                           "error": json_safe(result.error)})
+        payload = result.model_dump_json().encode()
     if result.success:
         return 200, payload, {}
     kind = result.error_type.value if result.error_type else "Error"
@@ -182,6 +198,34 @@ def invoke_answer(result: InvokeResult) -> tuple[int, bytes, dict[str, str]]:
 
 
 # -- the guard: shutdown, auth, body size -----------------------------------------------------
+def loopback_host(host: bytes) -> bool:
+    """Whether a Host header (with or without a port) names this machine's loopback:
+    localhost, 127.x.x.x or [::1]. 127.0.0.1.evil.example is a name, not an address."""
+    h = host.decode("latin-1").strip().lower()
+    if h.startswith("["):
+        end = h.find("]")
+        if end < 0 or (h[end + 1:] and not (h[end + 1] == ":" and h[end + 2:].isdigit())):
+            return False
+        h = h[1:end]
+    elif ":" in h:
+        h, _, port = h.rpartition(":")
+        if not port.isdigit():
+            return False
+    if h in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(h).is_loopback
+    except ValueError:
+        return False
+
+
+def json_media_type(ctype: bytes | None) -> bool:
+    if ctype is None:
+        return False
+    media = ctype.split(b";", 1)[0].strip().lower()
+    return media == b"application/json" or (media.startswith(b"application/") and media.endswith(b"+json"))
+
+
 async def _send_json(send: Callable[..., Awaitable[None]], status: int, body: dict[str, Any],
                      headers: list[tuple[bytes, bytes]] = ()) -> None:
     payload = _dumps(body)
@@ -202,6 +246,8 @@ class Guard:
         self.max_body = settings.max_body
         self.state = state
         self.platform = platform
+        self.loopback_only = settings.token is None if settings.loopback_only is None else settings.loopback_only
+        self.origins = frozenset(o.rstrip("/").lower() for o in settings.cors_origins)
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
@@ -218,6 +264,11 @@ class Guard:
                 auth = value
             elif name == b"content-length":
                 length = value
+        if self.loopback_only:
+            refusal = self._browser_refusal(scope, length)
+            if refusal is not None:
+                await _send_json(send, refusal["status"], refusal)
+                return
         if self.token is not None and scope["path"] not in HEALTH_PATHS:
             if auth is None or auth[:7].lower() != b"bearer " or not hmac.compare_digest(auth[7:].strip(), self.token):
                 why = "no bearer token" if auth is None else "a wrong token"
@@ -251,6 +302,48 @@ class Guard:
             await self.app(scope, wrapped, send)
         finally:
             self.state.request_done()
+
+    def _browser_refusal(self, scope: dict, length: bytes | None) -> dict[str, Any] | None:
+        """Without a token, what keeps web pages out (the token does it otherwise: a page cannot
+        send it cross-site without a CORS preflight, which only `server.cors_origins` pass):
+        - a Host that is not a loopback name: a DNS-rebound page (evil.example resolving to
+          127.0.0.1) is same-origin to the browser, so only the Host tells it apart;
+        - a state-changing request from a foreign Origin, or with a body that is not JSON: a
+          cross-site form or text/plain fetch is sent without a preflight, JSON is not."""
+        host = origin = ctype = chunked = None
+        for name, value in scope["headers"]:
+            if name == b"host":
+                host = value
+            elif name == b"origin":
+                origin = value
+            elif name == b"content-type":
+                ctype = value
+            elif name == b"transfer-encoding":
+                chunked = value
+        if host is not None and not loopback_host(host):
+            shown = host.decode("latin-1")[:100]
+            return {"error": f"the Host header {shown!r} is not a loopback name: this server runs without a token "
+                             "(--no-auth) and answers only requests addressed to localhost, 127.0.0.1 or [::1] "
+                             "(a page on another name could reach it by DNS rebinding). Connect to "
+                             "http://127.0.0.1:<port>, or serve with a token to use other names.",
+                    "type": "MisdirectedRequest", "status": 421}
+        if scope["method"] not in ("POST", "PUT", "PATCH", "DELETE"):
+            return None
+        if origin is not None:
+            o = origin.decode("latin-1").rstrip("/").lower()
+            own = host is not None and o in (f"http://{host.decode('latin-1').lower()}",
+                                              f"https://{host.decode('latin-1').lower()}")
+            if not own and o not in self.origins:
+                return {"error": f"requests from the web page at {o[:100]!r} are refused: this server runs without "
+                                 "a token (--no-auth), so only its own pages and the origins in server.cors_origins "
+                                 "may change anything. Add the origin to server.cors_origins if you trust it.",
+                        "type": "ForbiddenOrigin", "status": 403}
+        has_body = chunked is not None or (length is not None and length.strip() not in (b"0", b""))
+        if has_body and not json_media_type(ctype):
+            got = "no Content-Type" if ctype is None else f"Content-Type {ctype.decode('latin-1')[:100]!r}"
+            return {"error": f"the request body has {got}; send it as JSON with `Content-Type: {JSON_TYPE}`",
+                    "type": "UnsupportedMediaType", "status": 415}
+        return None
 
     async def _invoke(self, ref: str, receive: Callable, send: Callable) -> None:
         """The invoke route without the framework's routing and dependency solving (it is the

@@ -62,3 +62,88 @@ class _OneWritePerTurn:
 class OneWriteHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(_OneWritePerTurn(transport, self.loop))  # type: ignore[arg-type]
+
+
+class GuardedHttpToolsProtocol(OneWriteHttpToolsProtocol):
+    """Deadlines for a client to send its headers and its body, and a cap on open connections.
+
+    uvicorn arms a timer only between requests (keep-alive): a connection that opens and then
+    sends its headers a byte at a time, or never, holds a file descriptor and a protocol for
+    ever, and a few hundred of them (slowloris) exhaust the server without a token. Subclassed
+    with the limits as class attributes by `guarded_protocol`."""
+
+    header_timeout: float = 10.0
+    body_timeout: float = 60.0
+    max_connections: int = 1000
+    _last_warning = float("-inf")
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self._deadline: asyncio.TimerHandle | None = None
+        # Counted before this one joins the set; refused here, before any byte is read, so
+        # that past the cap a connection costs one accept and one close.
+        if len(self.connections) >= self.max_connections:
+            super().connection_made(transport)
+            now = self.loop.time()
+            if now - GuardedHttpToolsProtocol._last_warning > 10:  # one line per 10 s under a flood
+                GuardedHttpToolsProtocol._last_warning = now
+                self.logger.warning("refusing connections: %d are open (server.max_connections)",
+                                    len(self.connections) - 1)
+            self._answer_and_close(503, "the server has too many open connections; retry shortly")
+            return
+        super().connection_made(transport)
+        self._arm(self.header_timeout, "headers")
+
+    def _arm(self, seconds: float, what: str) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(seconds, self._expired, what)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expired(self, what: str) -> None:
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        limit = self.header_timeout if what == "headers" else self.body_timeout
+        self.logger.debug("closing a connection that sent no complete %s within %gs", what, limit)
+        if what == "body" and self.cycle is not None and self.cycle.response_started:
+            self.transport.close()
+            return
+        self._answer_and_close(408, f"the request's {what} did not arrive within {limit:g} s")
+
+    def _answer_and_close(self, status: int, message: str) -> None:
+        body = ('{"error":"%s","type":"%s","status":%d}' % (
+            message, "RequestTimeout" if status == 408 else "Unavailable", status)).encode()
+        reason = b"Request Timeout" if status == 408 else b"Service Unavailable"
+        self.transport.write(b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+                             b"connection: close\r\n\r\n%s" % (status, reason, len(body), body))
+        self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        # A keep-alive connection's next request: the deadline runs from its first byte. (The
+        # first request's runs from the connect, armed in connection_made.)
+        if self._deadline is None:
+            self._arm(self.header_timeout, "headers")
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        super().on_headers_complete()
+        if self.transport.is_closing() or (self.parser.should_upgrade() and self._should_upgrade()):
+            return
+        self._arm(self.body_timeout, "body")
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        super().on_message_complete()
+
+
+def guarded_protocol(header_timeout: float, body_timeout: float, max_connections: int) -> type:
+    return type("GuardedHttpToolsProtocol", (GuardedHttpToolsProtocol,), {
+        "header_timeout": header_timeout, "body_timeout": body_timeout, "max_connections": max_connections})

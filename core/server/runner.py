@@ -101,6 +101,9 @@ class ServeOptions:
     cors_origins: list[str] = field(default_factory=list)
     max_body: int = DEFAULT_MAX_BODY
     grace: float = 30.0
+    header_timeout: float = 10.0
+    body_timeout: float = 60.0
+    max_connections: int = 1000
     heartbeat: float = 15.0
     announce: Callable[[str], None] = lambda line: print(line, flush=True)
 
@@ -111,6 +114,8 @@ def options_from_config(config: Config, **overrides: Any) -> ServeOptions:
         host=config["server.host"], port=config["server.port"], mode=config["server.mode"],
         log_level=config["monitor.log_level"], cors_origins=origins,
         max_body=config["server.max_body"], grace=config["server.shutdown_grace"],
+        header_timeout=config["server.header_timeout"], body_timeout=config["server.body_timeout"],
+        max_connections=config["server.max_connections"],
     )
     for k, v in overrides.items():
         if v is not None:
@@ -166,14 +171,16 @@ def _setup_logging(opts: ServeOptions) -> None:
     logging.getLogger("cloudfn").setLevel(level)
 
 
-def _http_protocol() -> Any:
-    """uvicorn's httptools protocol with one write per response (http_protocol.py); without
-    httptools, uvicorn's own choice."""
+def _http_protocol(opts: ServeOptions) -> Any:
+    """uvicorn's httptools protocol with one write per response, header and body deadlines and
+    a connection cap (http_protocol.py); without httptools, uvicorn's own choice, which has none
+    of them, so say so."""
     try:
-        from core.server.http_protocol import OneWriteHttpToolsProtocol
+        from core.server.http_protocol import guarded_protocol
     except ImportError:
+        log.warning("httptools is not installed: no header/body timeouts or connection cap (pip install httptools)")
         return "auto"
-    return OneWriteHttpToolsProtocol
+    return guarded_protocol(opts.header_timeout, opts.body_timeout, opts.max_connections)
 
 
 async def _serve(config: Config, opts: ServeOptions) -> int:
@@ -204,11 +211,11 @@ async def _serve(config: Config, opts: ServeOptions) -> int:
     url = connect_url(opts.host, port)
     state = ServerState()
     settings = ServerSettings(token=token, max_body=opts.max_body, cors_origins=opts.cors_origins,
-                              heartbeat=opts.heartbeat)
+                              heartbeat=opts.heartbeat, loopback_only=token is None)
     app = create_app(platform, settings, state)
     release = opts.mode == "release"
     uv_config = uvicorn.Config(
-        app, loop="auto", http=_http_protocol(), lifespan="off",
+        app, loop="auto", http=_http_protocol(opts), lifespan="off",
         log_level="warning" if release else _level(opts.log_level),
         access_log=not release, timeout_graceful_shutdown=opts.grace, server_header=False,
         timeout_keep_alive=30, backlog=2048,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -42,6 +43,7 @@ from core.storage import DataDirLock, TinyStore
 log = logging.getLogger("cloudfn.platform")
 REGISTRY_FILE = "registry.json"
 ALERTS_FILE = "alerts.json"
+CODE_DIR = "versions"
 EXAMPLES_KEY = "examples_installed"
 STATUSES = ("success", "failed", "throttled")
 
@@ -59,7 +61,8 @@ class LocalPlatform:
         self._closed = False
         try:
             self.store = TinyStore(self.data_dir / REGISTRY_FILE)
-            self.registry = Registry(self.store, default_timeout=config["runtime.default_timeout"])
+            self.registry = Registry(self.store, default_timeout=config["runtime.default_timeout"],
+                                     code_dir=self.data_dir / CODE_DIR, max_versions=config["storage.max_versions"])
             if install_examples:
                 self._install_examples_once()
             self.bus = EventBus()
@@ -149,6 +152,9 @@ class LocalPlatform:
     async def delete_function(self, ref: str) -> Function:
         fn = await asyncio.to_thread(self.registry.delete, ref)
         await self.executor.retire(fn.id)
+        # The workers' copies of its code (work_dir/<id>/v<n>-<hash>, see runtimes/base.py), once
+        # no worker of it is left: they stayed on disk for ever.
+        await asyncio.to_thread(shutil.rmtree, self.config.work_dir / fn.id, True)
         self.metrics_engine.forget_function(fn.name)
         self._changed("function.deleted", fn)
         return fn

@@ -189,6 +189,27 @@ class TinyStore:
                 t.remove(doc_ids=ids)
             return len(ids)
 
+    def remove_where(self, table: str, keep_out: Callable[[dict[str, Any]], bool]) -> int:
+        """Remove every document `keep_out` picks, in one write."""
+        with self._locked():
+            t = self._table(table)
+            ids = [d.doc_id for d in t.all() if keep_out(d)]
+            if ids:
+                t.remove(doc_ids=ids)
+            return len(ids)
+
+    def rewrite(self, transform: Callable[[dict[str, Any]], dict[str, Any] | None]) -> bool:
+        """Give the whole file's data ({table: {doc_id: doc}}) to `transform` and write what it
+        returns in one atomic write (None: no change). A format migration goes through here, so
+        a crash leaves the old format or the new one, never a half-moved table."""
+        with self._locked():
+            data = self._db.storage.read() or {}
+            new = transform(data)
+            if new is None:
+                return False
+            self._db.storage.write(new)
+            return True
+
     def transaction(self, fn: Callable[["TinyStore"], T]) -> T:
         """Run `fn` with the store locked, so a check-then-write cannot interleave with another
         writer (a name's uniqueness, a version bump)."""

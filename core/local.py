@@ -22,6 +22,7 @@ from core.bundle import bundles_in
 from core.config import Config
 from core.errors import FieldError, InvalidInput
 from core.events import EventBus
+from core.filemodes import secure_data_dir
 from core.history import MAX_LOGS, History, bounded
 from core.logs import LogHub, attach, detach, truncate
 from core.metrics import Metrics
@@ -53,6 +54,7 @@ class LocalPlatform:
         self.config = config
         self.data_dir = config.data_dir
         self.location = f"local {self.data_dir}"
+        secure_data_dir(self.data_dir, open_inside=[config.work_dir])
         self.lock = DataDirLock(self.data_dir)
         self.lock.acquire({"command": command, "version": __version__})
         self._tasks: list[asyncio.Task] = []

@@ -14,13 +14,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import re
 import shutil
 from pathlib import Path
 from typing import Any
 
 from core.errors import Conflict, FieldError, InvalidInput, NotFound, StoreCorrupt
+from core.filemodes import PRIVATE_FILE, private_dir
 from core.models import Function, FunctionPatch, FunctionSpec, SavedEvent, parse_patch, parse_spec, utcnow
 from core.storage import TinyStore, atomic_write_bytes
 
@@ -61,9 +61,8 @@ class Registry:
         if not path.exists():  # named by its content: an existing file already holds these bytes
             for d in (self.code_dir, folder):
                 if not d.is_dir():
-                    d.mkdir(mode=0o700, exist_ok=True)
-                    os.chmod(d, 0o700)  # mkdir's mode is cut by the umask; this is exact
-            atomic_write_bytes(path, data, mode=0o600)
+                    private_dir(d)
+            atomic_write_bytes(path, data, mode=PRIVATE_FILE)
         return digest
 
     def _get_code(self, fn_id: str, digest: str) -> str:

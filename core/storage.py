@@ -24,6 +24,7 @@ from tinydb.storages import Storage as TinyStorage
 from tinydb.table import Document, Table
 
 from core.errors import DataDirLocked, StoreCorrupt
+from core.filemodes import PRIVATE_FILE, private_dir
 
 T = TypeVar("T")
 TEMP_MARK = ".tmp-"
@@ -37,11 +38,12 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
+def atomic_write_bytes(path: Path, data: bytes, mode: int = PRIVATE_FILE) -> None:
     """Replace `path` by `data` so that a crash leaves either the old or the new content."""
     tmp = path.with_name(f".{path.name}{TEMP_MARK}{os.getpid()}-{threading.get_ident()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
     try:
+        os.fchmod(fd, mode)  # exact, whatever the umask or a stale temp file's mode
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
@@ -115,7 +117,8 @@ class TinyStore:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.parent.is_dir():
+            private_dir(self.path.parent)
         self._thread_lock = threading.RLock()
         self._lock_path = self.path.with_name(self.path.name + ".lock")
         self._depth = 0
@@ -232,7 +235,8 @@ class DataDirLock:
         self._fd: int | None = None
 
     def acquire(self, info: dict[str, Any] | None = None) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.parent.is_dir():
+            private_dir(self.path.parent)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

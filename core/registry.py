@@ -110,30 +110,30 @@ class Registry:
         of deleted functions, files no version names, temp files."""
         if not self.code_dir.is_dir():
             return
-        live = {d["id"] for d in self.store.all(FUNCTIONS)}
+        named: dict[str, set[str]] = {d["id"]: set() for d in self.store.all(FUNCTIONS)}
+        for table in (FUNCTIONS, VERSIONS):  # one read of each table, however many functions
+            for d in self.store.all(table):
+                named.get(d["id"], set()).add(d.get(CODE_KEY))
         for folder in self.code_dir.iterdir():
-            if folder.name not in live:
+            if folder.name not in named:
                 _remove(folder)
-        for fn_id in live:
-            self._collect(fn_id)
+        for fn_id, digests in named.items():
+            self._collect(fn_id, digests)
 
-    def _collect(self, fn_id: str, store: TinyStore | None = None) -> None:
+    def _collect(self, fn_id: str, named: set[str]) -> None:
         """Remove this function's code files that no stored version names."""
         folder = self._fn_dir(fn_id)
-        if not folder.is_dir():
-            return
-        store = store or self.store
-        named = {d.get(CODE_KEY) for table in (FUNCTIONS, VERSIONS) for d in store.all(table) if d["id"] == fn_id}
-        for path in folder.iterdir():
-            if path.name not in named:
-                _remove(path)
+        if folder.is_dir():
+            for path in folder.iterdir():
+                if path.name not in named:
+                    _remove(path)
 
     def _prune(self, store: TinyStore, fn_id: str) -> None:
         versions = sorted(d["version"] for d in store.all(VERSIONS) if d["id"] == fn_id)
         if len(versions) > self.max_versions:
             floor = versions[-self.max_versions]
             store.remove_where(VERSIONS, lambda d: d["id"] == fn_id and d["version"] < floor)
-        self._collect(fn_id, store)
+        self._collect(fn_id, {d.get(CODE_KEY) for t in (FUNCTIONS, VERSIONS) for d in store.all(t) if d["id"] == fn_id})
 
     # -- reads ---------------------------------------------------------------------------
     def _cache(self) -> dict[str, Function]:

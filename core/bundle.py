@@ -1,10 +1,19 @@
 """Function folders: a `function.yaml` beside one code file. Used by `deploy`, `export` and
-the bundled examples."""
+the bundled examples.
+
+A function folder may come from anyone (a clone, an archive), so deploy reads only regular files
+inside it and never follows a symlink: a `handler.py` linked to `server.token` or `/etc/shadow`
+would otherwise be uploaded as code (and its first bytes echoed back in an error). The folder the
+user names is followed, since the user chose it. Export likewise never writes through a symlink.
+"""
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
@@ -15,6 +24,7 @@ from core.models import Function, FunctionSpec, normalize_runtime, parse_spec
 MANIFEST = "function.yaml"
 DEFAULT_FILES = {"python": "handler.py", "nodejs": "index.js", "go": "main.go"}
 MANIFEST_KEYS = {"file", "event", *FunctionSpec.model_fields}
+MAX_FILE = 64 * 1024 * 1024  # larger than any code a function may hold; stops /dev-like surprises early
 
 
 @dataclass
@@ -24,18 +34,91 @@ class Bundle:
     event: Any = None  # the sample event shipped with it
 
 
+def _inside_name(name: Any) -> tuple[PurePosixPath | None, str]:
+    """`name` as a relative path that stays inside the folder, or why it does not."""
+    if not isinstance(name, str) or not name.strip():
+        return None, "must be the name of a code file in the folder"
+    p = PurePosixPath(name)
+    if p.is_absolute():
+        return None, f"{name!r} is an absolute path; name a file inside the function folder"
+    if ".." in p.parts:
+        return None, f"{name!r} leads out of the function folder ('..'); name a file inside it"
+    return p, ""
+
+
+def _read_inside(folder_fd: int, rel: PurePosixPath, shown: Path, field: str, what: str) -> str:
+    """Read `rel` under the open folder, refusing a symlink at any step and anything but a
+    regular file (a FIFO would hang the read, a device would never end)."""
+    fd = folder_fd
+    opened: list[int] = []
+    try:
+        base = shown.parents[len(rel.parts) - 1]
+        for i, part in enumerate(rel.parts[:-1]):
+            try:
+                fd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            except OSError as exc:
+                step = base.joinpath(*rel.parts[:i + 1])
+                raise InvalidInput(what, [FieldError(field, _refusal(step, exc, folder=True))]) from None
+            opened.append(fd)
+        try:
+            fd = os.open(rel.parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=fd)
+        except OSError as exc:
+            raise InvalidInput(what, [FieldError(field, _refusal(shown, exc))]) from None
+        opened.append(fd)
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise InvalidInput(what, [FieldError(field, f"{shown} is not a regular file; deploy reads only "
+                                                        f"regular files inside the function folder")])
+        if st.st_size > MAX_FILE:
+            raise InvalidInput(what, [FieldError(field, f"{shown} is {st.st_size} bytes; the limit is {MAX_FILE}")])
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        try:
+            return b"".join(chunks).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidInput(what, [FieldError(field, f"{shown} is not UTF-8 text: {exc.reason}")]) from None
+    finally:
+        for o in opened:
+            os.close(o)
+
+
+def _refusal(shown: Path, exc: OSError, folder: bool = False) -> str:
+    if exc.errno == errno.ELOOP or shown.is_symlink():
+        return (f"{shown} is a symlink; deploy does not follow links inside a function folder "
+                f"(they could point at secrets): put a copy of the file there instead")
+    if exc.errno == errno.ENOENT:
+        return f"{shown} does not exist"
+    if folder and exc.errno == errno.ENOTDIR:
+        return f"{shown} is not a folder"
+    return f"cannot read {shown}: {exc.strerror}"
+
+
 def load_bundle(folder: Path) -> Bundle:
     folder = Path(folder)
-    manifest = folder / MANIFEST
     what = f"function folder {folder}"
-    if not manifest.is_file():
-        raise InvalidInput(what, [FieldError(MANIFEST, f"is missing: a function folder needs {manifest}")])
     try:
-        data = yaml.safe_load(manifest.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        folder_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)  # the named folder itself may be a link
+    except OSError as exc:
+        raise InvalidInput(what, [FieldError("dir", f"cannot open {folder} as a folder: {exc.strerror}")]) from None
+    try:
+        return _load(folder, folder_fd, what)
+    finally:
+        os.close(folder_fd)
+
+
+def _load(folder: Path, folder_fd: int, what: str) -> Bundle:
+    manifest = folder / MANIFEST
+    if not os.path.lexists(manifest):
+        raise InvalidInput(what, [FieldError(MANIFEST, f"is missing: a function folder needs {manifest}")])
+    text = _read_inside(folder_fd, PurePosixPath(MANIFEST), manifest, MANIFEST, what)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
         raise InvalidInput(what, [FieldError(MANIFEST, f"cannot be read as YAML: {exc}")]) from None
     if not isinstance(data, dict):
-        raise InvalidInput(what, [FieldError(MANIFEST, "must be a mapping of keys (name, runtime, handler, file, ...)")])
+        raise InvalidInput(what, [FieldError(MANIFEST,
+                                             "must be a mapping of keys (name, runtime, handler, file, ...)")])
 
     unknown = sorted(set(data) - MANIFEST_KEYS)
     if unknown:
@@ -43,11 +126,12 @@ def load_bundle(folder: Path) -> Bundle:
     runtime = normalize_runtime(data.get("runtime"))
     code_name = data.pop("file", None) or DEFAULT_FILES.get(runtime or "", "")
     event = data.pop("event", None)
-    code_path = folder / code_name if code_name else None
-    if code_path is None or not code_path.is_file():
-        shown = code_path or f"{folder}/<file>"
-        raise InvalidInput(what, [FieldError("file", f"names no readable code file ({shown}); set `file:` in {MANIFEST}")])
-    data["code"] = code_path.read_text(encoding="utf-8")
+    if not code_name:
+        raise InvalidInput(what, [FieldError("file", f"names no code file; set `file:` in {MANIFEST}")])
+    rel, why = _inside_name(code_name)
+    if rel is None:
+        raise InvalidInput(what, [FieldError("file", why)])
+    data["code"] = _read_inside(folder_fd, rel, folder / rel, "file", what)
     try:
         spec = parse_spec(data)
     except InvalidInput as exc:
@@ -60,15 +144,27 @@ def bundles_in(root: Path) -> list[Bundle]:
 
 
 def export_bundle(fn: Function, folder: Path, overwrite: bool = False) -> list[Path]:
-    """Write `fn` as a function folder; refuses to replace existing files unless told to."""
+    """Write `fn` as a function folder; refuses to replace existing files unless told to, and
+    never writes through a symlink (the folder or a file in it, dangling or not): a link planted
+    there would have the export overwrite whatever it points at."""
     folder = Path(folder)
     code_path = folder / DEFAULT_FILES[fn.runtime]
     manifest = folder / MANIFEST
+    links = [p for p in (folder, manifest, code_path) if p.is_symlink()]
+    if links:
+        names = ", ".join(str(p) for p in links)
+        raise InvalidInput("export", [FieldError("dir", f"{names} is a symlink; export does not write through links: "
+                                                        f"remove the link or choose another folder")])
     existing = [p for p in (manifest, code_path) if p.exists()]
     if existing and not overwrite:
         names = ", ".join(str(p) for p in existing)
-        raise InvalidInput("export", [FieldError("dir", f"already holds {names}; choose an empty folder or pass --force")])
-    folder.mkdir(parents=True, exist_ok=True)
+        raise InvalidInput("export", [FieldError("dir",
+                                                 f"already holds {names}; choose an empty folder or pass --force")])
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        folder_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise InvalidInput("export", [FieldError("dir", f"cannot use {folder} as a folder: {exc.strerror}")]) from None
     doc: dict[str, Any] = {
         "name": fn.name,
         "runtime": fn.runtime,
@@ -82,6 +178,33 @@ def export_bundle(fn: Function, folder: Path, overwrite: bool = False) -> list[P
     }
     if fn.max_concurrency is not None:
         doc["max_concurrency"] = fn.max_concurrency
-    code_path.write_text(fn.code, encoding="utf-8")
-    manifest.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    try:
+        _write_inside(folder_fd, code_path, fn.code.encode("utf-8"), overwrite)
+        _write_inside(folder_fd, manifest, yaml.safe_dump(doc, sort_keys=False, allow_unicode=True).encode("utf-8"),
+                      overwrite)
+    finally:
+        os.close(folder_fd)
     return [manifest, code_path]
+
+
+def _write_inside(folder_fd: int, path: Path, data: bytes, overwrite: bool) -> None:
+    # O_NOFOLLOW and O_EXCL hold even if a link appears after the checks above.
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | (os.O_TRUNC if overwrite else os.O_EXCL)
+    try:
+        fd = os.open(path.name, flags, 0o644, dir_fd=folder_fd)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            why = f"{path} is a symlink; export does not write through links: remove it or choose another folder"
+        elif exc.errno == errno.EEXIST:
+            why = f"already holds {path}; choose an empty folder or pass --force"
+        else:
+            why = f"cannot write {path}: {exc.strerror}"
+        raise InvalidInput("export", [FieldError("dir", why)]) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise InvalidInput("export", [FieldError("dir", f"{path} is not a regular file; remove it first")])
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)

@@ -169,6 +169,8 @@ OPTIONS: tuple[Option, ...] = (
            "days an invocation is kept in the history"),
     Option("storage", "data_dir", _path, None, _env("storage", "data_dir", "DATA_DIR", "CLOUDFN_DATA_DIR"),
            "where cloudfn keeps its stores (default: the XDG data folder)"),
+    Option("storage", "max_versions", _int(1, 10_000), 20, _env("storage", "max_versions"),
+           "versions kept per function for `cloudfn versions` and rollback; the oldest are removed"),
     Option("console", "theme", _optional_text, None, _env("console", "theme"),
            "the console's theme (default: the last one chosen in the console, else cloudfn-night)"),
     Option("console", "keymap", _keymap, {}, _env("console", "keymap"),

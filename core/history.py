@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import NotFound
+from core.filemodes import open_private, private_dir
 from core.jsonlimits import SURROGATE, json_safe
 from core.models import InvocationRecord
 
@@ -69,7 +70,7 @@ class History:
     def __init__(self, directory: Path, max_records: int = 100_000, max_age: timedelta = timedelta(days=7),
                  batch_size: int = 256, autoflush: bool = True):
         self.dir = Path(directory)
-        self.dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.dir)
         self.max_records = max_records
         self.max_age = max_age
         self.batch_size = batch_size
@@ -225,7 +226,7 @@ class History:
 
     def _append(self, seg: int, batch: list[tuple[_Entry, bytes]]) -> list[tuple[_Entry, int, int, int]]:
         placed = []
-        with open(self._path(seg), "ab") as f:
+        with open_private(self._path(seg), "ab") as f:
             offset = f.tell()
             for entry, line in batch:
                 placed.append((entry, seg, offset, len(line)))

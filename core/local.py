@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -21,6 +22,7 @@ from core.bundle import bundles_in
 from core.config import Config
 from core.errors import FieldError, InvalidInput
 from core.events import EventBus
+from core.filemodes import secure_data_dir
 from core.history import MAX_LOGS, History, bounded
 from core.logs import LogHub, attach, detach, truncate
 from core.metrics import Metrics
@@ -42,6 +44,7 @@ from core.storage import DataDirLock, TinyStore
 log = logging.getLogger("cloudfn.platform")
 REGISTRY_FILE = "registry.json"
 ALERTS_FILE = "alerts.json"
+CODE_DIR = "versions"
 EXAMPLES_KEY = "examples_installed"
 STATUSES = ("success", "failed", "throttled")
 
@@ -51,6 +54,7 @@ class LocalPlatform:
         self.config = config
         self.data_dir = config.data_dir
         self.location = f"local {self.data_dir}"
+        secure_data_dir(self.data_dir, open_inside=[config.work_dir])
         self.lock = DataDirLock(self.data_dir)
         self.lock.acquire({"command": command, "version": __version__})
         self._tasks: list[asyncio.Task] = []
@@ -59,7 +63,8 @@ class LocalPlatform:
         self._closed = False
         try:
             self.store = TinyStore(self.data_dir / REGISTRY_FILE)
-            self.registry = Registry(self.store, default_timeout=config["runtime.default_timeout"])
+            self.registry = Registry(self.store, default_timeout=config["runtime.default_timeout"],
+                                     code_dir=self.data_dir / CODE_DIR, max_versions=config["storage.max_versions"])
             if install_examples:
                 self._install_examples_once()
             self.bus = EventBus()
@@ -151,6 +156,9 @@ class LocalPlatform:
     async def delete_function(self, ref: str) -> Function:
         fn = await asyncio.to_thread(self.registry.delete, ref)
         await self.executor.retire(fn.id)
+        # The workers' copies of its code (work_dir/<id>/v<n>-<hash>, see runtimes/base.py), once
+        # no worker of it is left: they stayed on disk for ever.
+        await asyncio.to_thread(shutil.rmtree, self.config.work_dir / fn.id, True)
         self.metrics_engine.forget_function(fn.name)
         self._changed("function.deleted", fn)
         return fn

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
+from core.filemodes import open_private, private_dir
 from core.models import LOG_LEVELS, LogRecord
 
 MAX_LINE = 16 * 1024  # longer lines are cut; a 10 MB line must not be stored whole
@@ -55,14 +56,14 @@ class LogHub(logging.Handler):
                  backups: int = 5, publish=None):
         super().__init__(level=logging.DEBUG)
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_dir(self.directory)
         self.path = self.directory / "cloudfn.jsonl"
         self.max_bytes = max_bytes
         self.backups = backups
         self.ring: deque[LogRecord] = deque(maxlen=ring_size)
         self.publish = publish
         self._lock = threading.Lock()
-        self._file = open(self.path, "a", encoding="utf-8")
+        self._file = open_private(self.path, "a", encoding="utf-8")
         # Lines from before this process are read into the ring on the first query only, so
         # starting the platform never pays for a large log file.
         self._backfilled = self._file.tell() == 0
@@ -122,7 +123,7 @@ class LogHub(logging.Handler):
             if older.exists():
                 os.replace(older, self.path.with_name(f"{self.path.name}.{i + 1}"))
         os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
-        self._file = open(self.path, "a", encoding="utf-8")
+        self._file = open_private(self.path, "a", encoding="utf-8")
 
     # -- out -----------------------------------------------------------------------------
     def files(self) -> list[Path]:

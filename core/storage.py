@@ -24,6 +24,7 @@ from tinydb.storages import Storage as TinyStorage
 from tinydb.table import Document, Table
 
 from core.errors import DataDirLocked, StoreCorrupt
+from core.filemodes import PRIVATE_FILE, private_dir
 
 T = TypeVar("T")
 TEMP_MARK = ".tmp-"
@@ -37,11 +38,12 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
+def atomic_write_bytes(path: Path, data: bytes, mode: int = PRIVATE_FILE) -> None:
     """Replace `path` by `data` so that a crash leaves either the old or the new content."""
     tmp = path.with_name(f".{path.name}{TEMP_MARK}{os.getpid()}-{threading.get_ident()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
     try:
+        os.fchmod(fd, mode)  # exact, whatever the umask or a stale temp file's mode
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
@@ -115,7 +117,8 @@ class TinyStore:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.parent.is_dir():
+            private_dir(self.path.parent)
         self._thread_lock = threading.RLock()
         self._lock_path = self.path.with_name(self.path.name + ".lock")
         self._depth = 0
@@ -189,6 +192,27 @@ class TinyStore:
                 t.remove(doc_ids=ids)
             return len(ids)
 
+    def remove_where(self, table: str, keep_out: Callable[[dict[str, Any]], bool]) -> int:
+        """Remove every document `keep_out` picks, in one write."""
+        with self._locked():
+            t = self._table(table)
+            ids = [d.doc_id for d in t.all() if keep_out(d)]
+            if ids:
+                t.remove(doc_ids=ids)
+            return len(ids)
+
+    def rewrite(self, transform: Callable[[dict[str, Any]], dict[str, Any] | None]) -> bool:
+        """Give the whole file's data ({table: {doc_id: doc}}) to `transform` and write what it
+        returns in one atomic write (None: no change). A format migration goes through here, so
+        a crash leaves the old format or the new one, never a half-moved table."""
+        with self._locked():
+            data = self._db.storage.read() or {}
+            new = transform(data)
+            if new is None:
+                return False
+            self._db.storage.write(new)
+            return True
+
     def transaction(self, fn: Callable[["TinyStore"], T]) -> T:
         """Run `fn` with the store locked, so a check-then-write cannot interleave with another
         writer (a name's uniqueness, a version bump)."""
@@ -211,7 +235,8 @@ class DataDirLock:
         self._fd: int | None = None
 
     def acquire(self, info: dict[str, Any] | None = None) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.parent.is_dir():
+            private_dir(self.path.parent)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

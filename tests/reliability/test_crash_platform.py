@@ -90,7 +90,10 @@ def test_200_kills_under_mixed_load_lose_no_acknowledged_function_write(tmp_path
             assert name in stored, f"round {round_}: acknowledged create of {name} lost"
             assert stored[name]["version"] >= version, f"round {round_}: acknowledged update of {name} lost"
             if stored[name]["version"] >= 2:
-                assert "{'v': 1}" in stored[name]["code"] and stored[name]["timeout"] == 7
+                # The code lives in a file named by its hash, written before the store names it.
+                doc = stored[name]
+                code = (data_dir / "versions" / doc["id"] / doc["code_sha256"]).read_text()
+                assert "{'v': 1}" in code and doc["timeout"] == 7
         registry.close()
         TinyStore(data_dir / "alerts.json").close()
         History(data_dir / "history")

@@ -4,17 +4,18 @@
 # container engine. Treat it as a starting point and check it before you rely on it.
 #
 #   docker build -t cloudfn .
-#   docker run -p 8080:8080 -v cloudfn-data:/data -e CLOUDFN_TOKEN=$(openssl rand -hex 32) cloudfn
+#   docker run -p 8080:8080 -v cloudfn-data:/data -e CLOUDFN_TOKEN=$(openssl rand -hex 32) \
+#     --security-opt seccomp=deploy/seccomp-cloudfn.json --security-opt systempaths=unconfined cloudfn
 #
 # Without CLOUDFN_TOKEN the server makes a token at its first start and keeps it in
 # /data/server.token (read it with `docker exec <container> cat /data/server.token`).
-# The sandbox (bubblewrap, cgroups) needs user namespaces and a writable cgroup tree, which most
-# container runtimes withhold; without them cloudfn degrades to rlimits, and `cloudfn info`
-# says which protections are in force.
+# The sandbox (bubblewrap) needs user namespaces and an unmasked /proc, which default container
+# profiles withhold: the two --security-opt flags above give exactly that (README, "Running in
+# containers"); without them `cloudfn serve` refuses to start rather than run functions unsandboxed.
 FROM python:3.11-slim
 
 RUN apt-get update \
- && apt-get install -y --no-install-recommends nodejs golang-go bubblewrap ca-certificates \
+ && apt-get install -y --no-install-recommends nodejs golang-go bubblewrap libseccomp2 ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app

@@ -103,6 +103,7 @@ class LocalPlatform:
                 keep_warm=c["runtime.keep_warm"],
                 sandbox=c["runtime.sandbox"],
                 prewarm=c["runtime.prewarm"],
+                max_memory=c["runtime.max_memory"],
             )
         )
 

@@ -253,6 +253,7 @@ func main() {
 	}
 	ready["load_ms"] = float64(time.Since(start).Microseconds()) / 1000
 	ready["logs_closed"] = cfnCloseLogs(init.Nonce)
+	ready["nonce"] = init.Nonce // the platform takes no reply without its request's nonce
 	b, _ := json.Marshal(ready)
 	cfnWrite(b)
 	if ready["ok"] != true {
@@ -266,9 +267,12 @@ func main() {
 		reply := cfnInvoke(hv, &req)
 		cfnStats(reply, init.Rss == nil || *init.Rss)
 		reply["logs_closed"] = cfnCloseLogs(req.Nonce)
+		reply["nonce"] = req.Nonce
 		b, err := json.Marshal(reply)
 		if err != nil {
-			b, _ = json.Marshal(cfnFail("InvalidResult", err.Error(), nil))
+			fail := cfnFail("InvalidResult", err.Error(), nil)
+			fail["nonce"] = req.Nonce
+			b, _ = json.Marshal(fail)
 		}
 		cfnWrite(b)
 	}

@@ -195,6 +195,7 @@ async function main() {
   const [handler, reply] = load(init);
   reply.load_ms = Number(process.hrtime.bigint() - t0) / 1e6;
   closeLogs(init.nonce || '');
+  reply.nonce = init.nonce || ''; // the platform takes no reply without its request's nonce
   writeFrame(reply);
   if (!handler) return;
   const maxResult = Number(init.max_result_bytes || 6 * 1024 * 1024);
@@ -256,6 +257,7 @@ async function main() {
     reply.maxrss_kb = wantRss ? peakKb() : 0;
     reply.cpu = cpuSeconds();
     reply.logs_closed = closeLogs(req.nonce || '');
+    reply.nonce = req.nonce || '';
     if (reply.__raw !== undefined) {
       const raw = reply.__raw;
       delete reply.__raw;

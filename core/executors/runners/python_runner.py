@@ -226,6 +226,7 @@ def main():
     loaded, reply = load(init)
     reply["load_ms"] = (time.perf_counter() - t0) * 1000
     reply["logs_closed"] = close_logs(init.get("nonce", ""))
+    reply["nonce"] = init.get("nonce", "")  # the platform takes no reply without its request's nonce
     write_frame(reply)
     if loaded is None:
         return
@@ -292,7 +293,7 @@ def main():
                 reply = {"ok": False, "error_type": "InvalidResult",
                          "error": f"the result is not JSON-serialisable: {exc}"}
         extra = {"maxrss_kb": _maxrss_kb() if want_rss else 0, "cpu": _cpu(),
-                 "logs_closed": close_logs(req.get("nonce", ""))}
+                 "logs_closed": close_logs(req.get("nonce", "")), "nonce": req.get("nonce", "")}
         if raw is not None:
             raw += b"," + json.dumps(extra).encode()[1:]
             write_frame(None, raw)

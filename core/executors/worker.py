@@ -582,8 +582,8 @@ class Worker:
                 "it was stopped with everything it started")
         # The worker died, closed its pipe or wrote garbage: find out why.
         if kind == "garbage":
-            if self.violation is None:
-                self.violation = value
+            # This frame, not the runner's real reply that often follows it in the same read.
+            self.violation = value
             await self.kill()
             return None, self._protocol_failure()
         try:

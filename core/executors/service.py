@@ -364,7 +364,8 @@ class ExecutionService:
                 if victims:
                     for v in victims:  # their room is this start's from now on (budget.py)
                         b.move(v, holder)
-                    await asyncio.gather(*(v.kill() for v in victims))
+                    # Shielded: a caller that goes away must not leave a victim half stopped.
+                    await asyncio.shield(asyncio.gather(*(v.kill() for v in victims)))
                     continue
                 sch = self.scheduler
                 if not counted:
@@ -442,9 +443,10 @@ class ExecutionService:
                 self._in_background(worker.kill())
             raise
         finally:
-            self.budget.release(holder)
-            if taken is not None:
+            if taken is not None:  # not adopted (throttled, cancelled): it counts until it is gone
+                self.budget.move(holder, taken)
                 self._in_background(taken.kill())
+            self.budget.release(holder)
 
     async def _run(self, fn: Function, runtime: Runtime, event_json: str, ctx: dict[str, str],
                    deadline: float) -> InvokeResult:

@@ -116,6 +116,19 @@ def _env(section: str, key: str, *seed: str) -> tuple[str, ...]:
     return (*seed, f"CLOUDFN_{section.upper()}_{key.upper()}")
 
 
+def default_max_memory() -> int:
+    """runtime.max_memory's default: half of the host's memory (the rest is the platform's, the
+    page cache's and other programs'); 4096 MB where /proc/meminfo cannot be read."""
+    try:
+        with open("/proc/meminfo", "rb") as f:
+            for line in f:
+                if line.startswith(b"MemTotal:"):
+                    return max(128, int(line.split()[1]) // 1024 // 2)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 4096
+
+
 OPTIONS: tuple[Option, ...] = (
     Option("server", "host", _text, "127.0.0.1", _env("server", "host", "CLOUDFN_HOST"),
            "address `cloudfn serve` binds (the seed used 0.0.0.0; loopback is the safe default)"),
@@ -157,6 +170,9 @@ OPTIONS: tuple[Option, ...] = (
            "memory limit of one Go build, in MB (compile and link together)"),
     Option("runtime", "prewarm", _int(0, 16), 1, _env("runtime", "prewarm"),
            "sandboxes kept started per runtime, ready for a cold start (0: start each one then)"),
+    Option("runtime", "max_memory", _int(128, 16 * 1024 * 1024), default_max_memory(),
+           _env("runtime", "max_memory"),
+           "MB all workers' memory limits may add up to; idle ones are reaped for room (default: half the host's)"),
     Option("monitor", "log_level", _choice("debug", "info", "warning", "warn", "error"), "info",
            _env("monitor", "log_level", "LOG_LEVEL", "CLOUDFN_LOG_LEVEL"), "platform log level"),
     Option("monitor", "enable_metrics", _bool, True, _env("monitor", "enable_metrics"),

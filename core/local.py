@@ -110,6 +110,7 @@ class LocalPlatform:
                 sandbox_user=c["runtime.sandbox_user"],
                 build_memory=c["runtime.build_memory"],
                 prewarm=c["runtime.prewarm"],
+                max_memory=c["runtime.max_memory"],
             )
         )
 

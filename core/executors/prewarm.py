@@ -36,6 +36,7 @@ from .runtimes.base import FUNCTION_DIR
 from .worker import Worker, WorkerInit
 
 if TYPE_CHECKING:
+    from .budget import MemoryBudget
     from .runtimes import Runtime
     from .sandbox import HostSandbox
 
@@ -46,8 +47,10 @@ PREWARM_MEMORY_MB = 128  # a waiting sandbox's memory limit, until it takes on a
 
 
 class Prewarm:
-    def __init__(self, sandbox: HostSandbox, runtimes: dict[str, Runtime], work_dir: Path, size: int):
+    def __init__(self, sandbox: HostSandbox, runtimes: dict[str, Runtime], work_dir: Path, size: int,
+                 budget: MemoryBudget | None = None):
         self.sandbox = sandbox
+        self.budget = budget  # a waiting sandbox's cgroup limit counts in runtime.max_memory
         self.size = size
         self.dir = work_dir / ".prewarm"
         self.specs = {}
@@ -90,6 +93,11 @@ class Prewarm:
             spec = self.specs[name].prewarm_spec(slot)
             w = Worker(("", 0), name, WorkerInit(spec=spec, init={}), self.sandbox, PREWARM_MEMORY_MB, 10.0)
             w.slot = slot
+            if self.budget is not None:
+                if not self.budget.charge(w, PREWARM_MEMORY_MB):
+                    self.problem = f"{name}: no room left in runtime.max_memory ({self.budget.limit} MB)"
+                    return  # not started; its folder goes below
+                w.budget = self.budget
             failure = await w.spawn(wait_up=True)
             if failure is not None:
                 self.problem = f"{name}: {failure.error}"
@@ -114,6 +122,15 @@ class Prewarm:
                 self._discard(w)
                 w = None
         return w
+
+    def idle(self) -> list[Worker]:
+        """The waiting sandboxes (the service may reap them to make room in its memory budget)."""
+        return [w for pool in self.ready.values() for w in pool]
+
+    def evict(self, w: Worker) -> None:
+        for pool in self.ready.values():
+            if w in pool:
+                pool.remove(w)
 
     @staticmethod
     def files(wi: WorkerInit) -> list[Path]:

@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import ConfigError
+from core.config import default_max_memory
 from core.models import ErrorType, Function, InvokeResult, new_uuid, normalize_runtime
 
+from .budget import MemoryBudget
 from .runtimes import RUNTIMES, Runtime
 from .sandbox import HostSandbox
 from .prewarm import Prewarm
@@ -38,6 +40,7 @@ class ExecutionSettings:
     sandbox_user: str | None = None  # runtime.sandbox_user: who functions run as when we are root
     build_memory: int = 1024  # MB for one Go build
     hardening: bool = True  # uid drop and seccomp; off only to measure their cost (benchmarks)
+    max_memory: int = 0  # MB: the sum of live workers' memory limits (budget.py); 0: half the host's
 
 
 class _Throttled(Exception):
@@ -186,7 +189,10 @@ class ExecutionService:
         self._reaper: asyncio.Task | None = None
         self._closed = False
         self._background: set[asyncio.Task] = set()
-        self.prewarm = Prewarm(self.sandbox, self.runtimes_, self.settings.work_dir, settings.prewarm)
+        self.budget = MemoryBudget(settings.max_memory or default_max_memory())
+        self._memory_waiting = 0
+        self.prewarm = Prewarm(self.sandbox, self.runtimes_, self.settings.work_dir, settings.prewarm,
+                               budget=self.budget)
 
     # --- scheduling ---------------------------------------------------------------------------
     @property
@@ -271,6 +277,8 @@ class ExecutionService:
         ctx.update(function_name=fn.name, function_id=fn.id, request_id=request_id,
                    memory_limit_mb=str(fn.memory), function_version=str(fn.version))
         self._start_reaper()
+        # One deadline for all waiting: for a slot, then for memory.
+        deadline = asyncio.get_running_loop().time() + self.settings.queue_timeout
         try:
             limits = await self.scheduler.acquire(fn)
         except _Throttled as exc:
@@ -279,7 +287,7 @@ class ExecutionService:
             stale = self._stale(fn)  # an update may have landed while this one waited
             if stale:
                 return stale
-            return await self._run(fn, runtime, event_json, ctx)
+            return await self._run(fn, runtime, event_json, ctx, deadline)
         finally:
             self.scheduler.release(limits)
 
@@ -306,19 +314,164 @@ class ExecutionService:
             self._pools[key] = pool
         return pool
 
-    async def _run(self, fn: Function, runtime: Runtime, event_json: str, ctx: dict[str, str]) -> InvokeResult:
+    async def _warm(self, pool: _Pool) -> Worker | None:
+        while pool.idle:
+            w = pool.idle.pop()  # the most recently used: the warmest
+            if not w.dead and w.proc and w.proc.returncode is None:
+                return w
+            await w.kill()
+        return None
+
+    def _worker_gone(self, w: Worker) -> None:
+        """A worker ended between invocations (see Worker.on_gone): out of its pool, and stopped."""
+        pool = self._pools.get(w.key)
+        if pool is not None:
+            with contextlib.suppress(ValueError):
+                pool.idle.remove(w)
+        self._in_background(w.kill())
+
+    def _in_background(self, coro) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _victims(self, mb: int) -> list[Worker]:
+        """Idle workers and pre-started sandboxes, oldest first, that together hold `mb`; none
+        if all of them together hold less (reaping them would not make the room)."""
+        idle = [w for p in self._pools.values() for w in p.idle] + self.prewarm.idle()
+        idle.sort(key=lambda w: w.last_used)
+        out, got = [], 0
+        for w in idle:
+            if got >= mb:
+                break
+            out.append(w)
+            got += self.budget.held.get(w, 0)
+        if got < mb:
+            return []
+        for w in out:
+            pool = self._pools.get(w.key)
+            if pool is not None and w in pool.idle:
+                pool.idle.remove(w)
+            else:
+                self.prewarm.evict(w)
+        return out
+
+    async def _make_room(self, fn: Function, pool: _Pool, holder: object,
+                         deadline: float) -> Worker | InvokeResult | None:
+        """Have `holder` hold fn.memory MB of the budget: None once it does. Idle workers are
+        reaped for it, oldest first; when they are not enough it waits for a worker to end or go
+        idle. A worker of this same function that goes idle meanwhile is returned instead."""
+        b = self.budget
+        counted = False
+        try:
+            while True:
+                warm = await self._warm(pool)
+                if warm is not None:
+                    return warm
+                short = fn.memory - b.held.get(holder, 0)
+                if short <= 0 or b.charge(holder, short):
+                    return None
+                victims = self._victims(short - b.free())
+                if victims:
+                    for v in victims:  # their room is this start's from now on (budget.py)
+                        b.move(v, holder)
+                    # Shielded: a caller that goes away must not leave a victim half stopped.
+                    await asyncio.shield(asyncio.gather(*(v.kill() for v in victims)))
+                    continue
+                sch = self.scheduler
+                if not counted:
+                    if sch.queued + self._memory_waiting >= sch.queue_size:
+                        return InvokeResult.failure(
+                            ErrorType.THROTTLED,
+                            f"no room for a new worker of {fn.memory} MB: runtime.max_memory ({b.limit} MB) is held "
+                            f"by busy workers ({b.used} MB) and the queue is full ({sch.queue_size})")
+                    self._memory_waiting += 1
+                    counted = True
+                if not await b.wait_change(deadline):
+                    return InvokeResult.failure(
+                        ErrorType.THROTTLED,
+                        f"no room for a new worker of {fn.memory} MB within {self.settings.queue_timeout:g} s: "
+                        f"runtime.max_memory ({b.limit} MB) is held by busy workers ({b.used} MB)")
+        finally:
+            if counted:
+                self._memory_waiting -= 1
+
+    async def _start_worker(self, fn: Function, runtime: Runtime, pool: _Pool,
+                            deadline: float) -> tuple[Worker, bool] | InvokeResult:
+        """A new worker for `pool` (in its busy set), or a warm one that came back while this
+        waited for memory (then False: not a cold start), or why there is none."""
+        holder = object()  # this start's share of the budget until its worker holds it
+        taken = None
+        worker = None
+        try:
+            if self.prewarm.eligible(fn, runtime.name):
+                taken = self.prewarm.take(runtime.name)
+                if taken is not None:
+                    self.budget.move(taken, holder)  # its cgroup's room counts toward the function's
+            room = await self._make_room(fn, pool, holder, deadline)
+            if isinstance(room, Worker):
+                pool.busy.add(room)
+                return room, False
+            if room is not None:
+                return room
+            failure = None
+            if taken is not None:
+                pool.busy.add(taken)  # from here on, a retire stops it like any other worker
+                taken.on_gone = self._worker_gone
+                try:
+                    failure = await taken.adopt((fn.id, fn.version), pool.prepared, fn.memory, fn.timeout,
+                                                self.prewarm.files(pool.prepared), runtime.adoption(pool.prepared))
+                    worker = taken
+                except NotAdopted:
+                    pool.busy.discard(taken)
+                    await taken.kill()
+                taken = None
+            if worker is None:
+                worker = Worker((fn.id, fn.version), runtime.name, pool.prepared, self.sandbox, fn.memory, fn.timeout)
+                worker.budget = self.budget
+                worker.on_gone = self._worker_gone
+                pool.busy.add(worker)
+                self.budget.move(holder, worker)
+                self.budget.shrink(worker, fn.memory)
+                failure = await worker.start()
+            else:
+                self.budget.move(holder, worker)  # its cgroup has the function's limit now
+                self.budget.shrink(worker, fn.memory)
+            if failure is None and worker.dead:
+                failure = InvokeResult.failure(ErrorType.WORKER_CRASHED, "the worker was stopped while it started")
+            if failure is not None:
+                pool.busy.discard(worker)
+                await worker.kill()  # also releases its memory (start() leaves that to here)
+                if worker.retired:
+                    failure = InvokeResult.failure(
+                        ErrorType.WORKER_CRASHED,
+                        "the function was updated or deleted while its worker started; its old code was stopped")
+                return failure
+            return worker, True
+        except BaseException:
+            if worker is not None:  # cancelled (a client gone) while it started: nothing stays
+                pool.busy.discard(worker)
+                self._in_background(worker.kill())
+            raise
+        finally:
+            if taken is not None:  # not adopted (throttled, cancelled): it counts until it is gone
+                self.budget.move(holder, taken)
+                self._in_background(taken.kill())
+            self.budget.release(holder)
+
+    async def _run(self, fn: Function, runtime: Runtime, event_json: str, ctx: dict[str, str],
+                   deadline: float) -> InvokeResult:
         pool = await self._pool(fn, runtime)
         cold = False
         init_ms = 0.0
         notes: list[str] = []
-        worker: Worker | None = None
-        while pool.idle:
-            w = pool.idle.pop()  # the most recently used: the warmest
-            if not w.dead and w.proc and w.proc.returncode is None:
-                worker = w
-                break
-            await w.kill()
+        worker = await self._warm(pool)
         if worker is None:
+            if fn.memory > self.budget.limit:
+                return InvokeResult.failure(
+                    ErrorType.RUNTIME_UNAVAILABLE,
+                    f"the function's memory ({fn.memory} MB) is more than runtime.max_memory ({self.budget.limit} MB),"
+                    " the memory all workers together may have; lower its memory or raise runtime.max_memory")
             t0 = time.perf_counter()
             async with pool.prepare_lock:
                 if pool.prepared is None:
@@ -328,38 +481,27 @@ class ExecutionService:
                         prepared.init_duration = (time.perf_counter() - t0) * 1000
                         return prepared
                     pool.prepared = prepared
-            worker = None
-            if self.prewarm.eligible(fn, runtime.name):
-                while (taken := self.prewarm.take(runtime.name)) is not None:
-                    pool.busy.add(taken)  # from here on, a retire stops it like any other worker
-                    try:
-                        failure = await taken.adopt((fn.id, fn.version), pool.prepared, fn.memory, fn.timeout,
-                                                    self.prewarm.files(pool.prepared), runtime.adoption(pool.prepared))
-                    except NotAdopted:
-                        pool.busy.discard(taken)
-                        await taken.kill()
-                        continue
-                    worker = taken
-                    break
-            if worker is None:
-                worker = Worker((fn.id, fn.version), runtime.name, pool.prepared, self.sandbox, fn.memory, fn.timeout)
-                pool.busy.add(worker)
-                failure = await worker.start()
-            if failure is not None:
-                pool.busy.discard(worker)
-                if worker.retired:
-                    failure = InvokeResult.failure(
-                        ErrorType.WORKER_CRASHED,
-                        "the function was updated or deleted while its worker started; its old code was stopped")
-                failure.init_duration = (time.perf_counter() - t0) * 1000
-                return failure
-            cold = True
-            init_ms = (time.perf_counter() - t0) * 1000
-            notes = pool.prepared.notes
+            started = await self._start_worker(fn, runtime, pool, deadline)
+            if isinstance(started, InvokeResult):
+                if started.error_type != ErrorType.THROTTLED:
+                    started.cold_start = True
+                    started.init_duration = (time.perf_counter() - t0) * 1000
+                return started
+            worker, cold = started
+            if cold:
+                init_ms = (time.perf_counter() - t0) * 1000
+                notes = pool.prepared.notes
         else:
             pool.busy.add(worker)
         try:
             res = await worker.invoke(event_json, ctx, float(fn.timeout))
+        except Exception as exc:  # a bug of ours: the worker is in an unknown state, so it goes
+            await worker.kill()
+            res = InvokeResult.failure(ErrorType.WORKER_CRASHED,
+                                       f"internal error while invoking: {type(exc).__name__}: {exc}")
+        except BaseException:
+            self._in_background(worker.kill())
+            raise
         finally:
             pool.busy.discard(worker)
         if pool.retired and (not worker.dead or (worker.retired and not res.success)):
@@ -369,11 +511,12 @@ class ExecutionService:
                 "the function was updated or deleted while this invocation ran; its old code was stopped",
                 duration=res.duration, logs=res.logs)
         elif worker.dead:
-            pass  # a timeout, crash or flood: the next invocation starts a fresh worker
+            await worker.kill()  # a timeout, crash, flood or bad frame: its cgroup and memory go now
         elif worker.cpu_used + fn.timeout + 1 >= pool.prepared.spec.cpu_seconds:
             await worker.kill()  # near its lifetime CPU budget: replace it
         else:
             pool.idle.append(worker)
+            self.budget.wake()  # a start waiting for memory may reap it, or use it
         if cold:
             self.prewarm.fill()  # what this cold start took is replaced now, in the background
         res.cold_start = cold
@@ -432,7 +575,8 @@ class ExecutionService:
 
     # --- reporting ----------------------------------------------------------------------------
     def protections(self) -> dict[str, Any]:
-        return self.sandbox.report()
+        return dict(self.sandbox.report(), memory_budget=(
+            f"{self.budget.limit} MB for all workers' memory limits together (runtime.max_memory)"))
 
     def runtimes(self) -> dict[str, dict[str, Any]]:
         return {name: rt.info() for name, rt in self.runtimes_.items()}
@@ -454,5 +598,7 @@ class ExecutionService:
             "max_concurrent": self.settings.max_concurrent,
             "queue_size": self.settings.queue_size,
             "prewarmed": self.prewarm.count(),
+            "memory": {"max_memory_mb": self.budget.limit, "reserved_mb": self.budget.used,
+                       "peak_reserved_mb": self.budget.peak, "waiting": self._memory_waiting},
             "prewarm_problem": self.prewarm.problem,
         }

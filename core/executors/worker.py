@@ -120,31 +120,96 @@ class LogCollector(asyncio.Protocol):
 
 
 class FrameReader(asyncio.Protocol):
-    """Parses the worker's response pipe into frames and hands each to `on_event`."""
+    """Parses the worker's response pipe into frames and hands each to `on_event`. What cannot
+    be a frame is handed on as "garbage" with what is wrong with it."""
 
     def __init__(self, on_event):
         self.on_event = on_event
         self.buf = bytearray()
+        self.broken = False
 
     def data_received(self, data: bytes) -> None:
+        if self.broken:
+            return  # the worker is being stopped: what follows the first bad frame means nothing
         self.buf += data
         while len(self.buf) >= 4:
             size = int.from_bytes(self.buf[:4], "big")
             if size > RESULT_LIMIT_BYTES + FRAME_SLACK:
                 self.on_event("toolarge", size)
                 self.buf.clear()
+                self.broken = True
                 return
             if len(self.buf) < 4 + size:
                 return
             body = bytes(self.buf[4:4 + size])
             del self.buf[:4 + size]
             try:
-                self.on_event("frame", json.loads(body))
-            except ValueError:
-                self.on_event("garbage", None)
+                text = body.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                self._garbage(f"a frame of {size} bytes that is not UTF-8 ({exc.reason} at byte {exc.start})")
+                return
+            try:
+                value = json.loads(text)
+            except ValueError as exc:
+                self._garbage(f"a frame of {size} bytes that is not JSON ({exc})")
+                return
+            self.on_event("frame", value)
+
+    def _garbage(self, what: str) -> None:
+        self.broken = True
+        self.buf.clear()
+        self.on_event("garbage", what)
 
     def connection_lost(self, exc) -> None:
+        if self.buf and not self.broken:
+            have = len(self.buf)
+            want = f"{int.from_bytes(self.buf[:4], 'big') + 4} bytes" if have >= 4 else "a 4-byte length"
+            self._garbage(f"a frame cut short: the pipe closed after {have} bytes of {want}")
         self.on_event("eof", None)
+
+
+# Error types a runner may report about its own invocation; any other (Throttled, say) would
+# have the platform speak for the function.
+RUNNER_ERROR_TYPES = frozenset(e.value for e in (
+    ErrorType.HANDLER_ERROR, ErrorType.COMPILE_ERROR, ErrorType.MEMORY_LIMIT, ErrorType.OUTPUT_TOO_LARGE,
+    ErrorType.INVALID_EVENT, ErrorType.INVALID_RESULT))
+_JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number"}
+
+
+def reply_problem(value: Any, nonce: str | None, expect: str | None) -> str | None:
+    """What is wrong with a reply frame, or None. `expect`: "ready" (to an init), "result" (to an
+    invoke), None (only an object is expected: a pre-started runner's "up")."""
+    if not isinstance(value, dict):
+        return f"a JSON {_JSON_TYPES.get(type(value), 'null')} where a reply object was expected"
+    if expect is None:
+        return None
+    kind = value.get("type")
+    if value.get("nonce") != nonce:
+        what = f"type {kind!r}" if isinstance(kind, str) else "no type"
+        return (f"a frame ({what}) that does not carry the nonce of the request it answers: "
+                "made up, or a reply to another request")
+    if expect == "ready" and kind not in (None, "ready"):
+        return f"a frame of type {kind!r} where the reply to loading the code was expected"
+    if expect == "result" and kind is not None:
+        return f"a frame of type {kind!r} where an invocation's result was expected"
+    ok = value.get("ok")
+    if not isinstance(ok, bool):
+        return "a reply whose 'ok' is not true or false"
+    if not ok:
+        et = value.get("error_type", "CompileError" if expect == "ready" else "HandlerError")
+        if et not in RUNNER_ERROR_TYPES:
+            return f"a reply with the error_type {et!r}, which a runner cannot report"
+        if not isinstance(value.get("error", ""), str):
+            return "a reply whose 'error' is not a string"
+        if not isinstance(value.get("stack") or [], list):
+            return "a reply whose 'stack' is not a list"
+    for k in ("cpu", "maxrss_kb", "load_ms"):
+        v = value.get(k, 0)
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return f"a reply whose {k!r} is not a number"
+    if not isinstance(value.get("logs_closed", True), bool):
+        return "a reply whose 'logs_closed' is not true or false"
+    return None
 
 
 @dataclass
@@ -208,15 +273,29 @@ class Worker:
         self.last_peak: float | None = None
         self.slot: Path | None = None  # a pre-started sandbox's own function folder (removed with it)
         self._spec: WorkerSpec | None = None
+        self.violation: str | None = None  # how it broke the protocol, if it did
+        # Called when the worker ends on its own between invocations (a frame nobody asked for,
+        # an exit): its pool drops it and stops what is left. Without one it stops itself.
+        self.on_gone = None
+        self.budget = None  # the service's MemoryBudget, released once the worker is gone
+        self._exchanges = 0
+        self._ending = False
+        self._kills = 0
+        self._starting = False
+        self._cleanup: asyncio.Future | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> InvokeResult | None:
         """Spawn and load the code. None when ready, else the failure (e.g. CompileError)."""
         t0 = time.perf_counter()
-        failure = await self.spawn()
-        if failure is not None:
-            return failure
-        return await self._load(t0)
+        self._starting = True
+        try:
+            failure = await self.spawn()
+            if failure is not None:
+                return failure
+            return await self._load(t0)
+        finally:
+            self._starting = False
 
     async def spawn(self, wait_up: bool = False) -> InvokeResult | None:
         """Start the process (cgroup, sandbox, pipes) without loading any code. `wait_up`: wait
@@ -322,7 +401,9 @@ class Worker:
         # /proc/self/status less per invocation).
         rss = self.cg is None or self.cg.peak_mb() is None
         init = dict(init, nonce=nonce, memory_mb=self.memory_mb, max_result_bytes=RESULT_LIMIT_BYTES, rss=rss)
-        reply, failure = await self._exchange(init, timeout=max(10.0, self.timeout))
+        reply, failure = await self._exchange(init, timeout=max(10.0, self.timeout), nonce=nonce, expect="ready")
+        if failure is None and self.violation is not None:
+            failure = self._protocol_failure()
         self.init_ms = (time.perf_counter() - t0) * 1000
         if failure is not None:
             await self.kill()
@@ -362,7 +443,19 @@ class Worker:
                 pass
 
     async def kill(self) -> None:
-        """Stop the worker and everything it started."""
+        """Stop the worker and everything it started. Safe to call again, and concurrently: the
+        last call out releases the worker's memory budget, once its cgroup is gone."""
+        self._kills += 1
+        try:
+            await self._kill()
+        finally:
+            self._kills -= 1
+            # Not while start() runs: a kill that lands before the process exists (a retire)
+            # leaves it to be spawned after; the caller of start() kills it again then.
+            if self._kills == 0 and not self._starting and self.budget is not None:
+                self.budget.release(self)
+
+    async def _kill(self) -> None:
         self.dead = True
         if self.cg:
             if self.last_peak is None:
@@ -407,15 +500,48 @@ class Worker:
             if kind == "eof" and self.proc is not None and self.proc.returncode is None:
                 return  # the pipe closed first; the exit itself follows
             w.set_result((kind, value))
-        elif w is None and kind not in ("eof", "exit") and self._early is None:
+            return
+        if kind == "eof":
+            return
+        if kind == "exit":
+            if not self.dead and not self.busy:
+                self._end_unasked(None)  # died between invocations: its cgroup and pool place go
+            return
+        if (w is None and self._exchanges == 0 and self._early is None and kind == "frame"
+                and isinstance(value, dict) and value.get("type") == "up"):
             # Said before anyone waits: a pre-started runner's "up" can arrive while its pipes
             # are still being connected (it was lost, and the pool waited 10 s for it).
             self._early = (kind, value)
+            return
+        # Nobody asked: a second reply, a reply between invocations, a frame a thread of the
+        # function wrote after its reply. No later reply of this worker could be trusted.
+        what = {"frame": "a frame nobody asked for (a second reply, or one between invocations)",
+                "toolarge": f"an unasked frame of {value} bytes"}.get(kind, value)
+        self._end_unasked(what)
 
-    async def _exchange(self, msg: dict[str, Any] | bytes | None, timeout: float) -> tuple[dict[str, Any] | None, InvokeResult | None]:
+    def _end_unasked(self, violation: str | None) -> None:
+        if violation and self.violation is None:
+            self.violation = violation
+        if self._ending:
+            return
+        self._ending = True
+        self.signal_kill()
+        if self.on_gone is not None:
+            self.on_gone(self)
+        else:
+            self._cleanup = asyncio.ensure_future(self.kill())
+
+    def _protocol_failure(self) -> InvokeResult:
+        return InvokeResult.failure(
+            ErrorType.WORKER_CRASHED, f"the worker broke the protocol: it wrote {self.violation}; it was stopped")
+
+    async def _exchange(self, msg: dict[str, Any] | bytes | None, timeout: float, nonce: str | None = None,
+                        expect: str | None = None) -> tuple[dict[str, Any] | None, InvokeResult | None]:
         """Send one request (a message, or one already encoded), wait for its reply, the worker's
-        death, a log flood or the timeout."""
+        death, a log flood or the timeout. A reply must carry `nonce` and fit `expect` (see
+        reply_problem); one that does not stops the worker."""
         loop = asyncio.get_running_loop()
+        self._exchanges += 1
         fut = self._waiter = loop.create_future()
         early, self._early = self._early, None  # an answer only to waiting for what it says by itself
         if early is not None and msg is None:
@@ -431,6 +557,10 @@ class Worker:
         finally:
             timer.cancel()
             self._waiter = None
+        if kind == "frame":
+            problem = reply_problem(value, nonce, expect)
+            if problem is not None:
+                kind, value = "garbage", problem
         if kind == "frame":
             # Logs end at the marker the runner wrote before the reply: usually already read.
             # Without one, all that was printed had been read before the reply was written, and
@@ -458,9 +588,10 @@ class Worker:
                 "it was stopped with everything it started")
         # The worker died, closed its pipe or wrote garbage: find out why.
         if kind == "garbage":
+            # This frame, not the runner's real reply that often follows it in the same read.
+            self.violation = value
             await self.kill()
-            return None, InvokeResult.failure(
-                ErrorType.WORKER_CRASHED, "the worker wrote something that is not a response on the protocol pipe")
+            return None, self._protocol_failure()
         try:
             await asyncio.wait_for(asyncio.shield(self.exit_task), 2)
         except asyncio.TimeoutError:
@@ -533,7 +664,10 @@ class Worker:
                f'"nonce": "{nonce}", "timeout": {float(timeout)!r}, "deadline_ms": {deadline_ms!r}, '
                f'"max_result_bytes": {RESULT_LIMIT_BYTES}}}').encode()
         t0 = time.perf_counter()
-        reply, failure = await self._exchange(msg, timeout)
+        reply, failure = await self._exchange(msg, timeout, nonce=nonce, expect="result")
+        if failure is None and self.violation is not None:  # another frame came with the reply
+            await self.kill()
+            failure = self._protocol_failure()
         duration = (time.perf_counter() - t0) * 1000
         self.invocations += 1
         logs = self.logs.text()

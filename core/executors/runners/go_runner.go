@@ -80,6 +80,60 @@ func cfnUserFrames(pcs []uintptr) []cfnFrame {
 var cfnIn *os.File
 var cfnOut *os.File
 
+// Package variables are set before any init() and before main.go's own (files initialise in
+// name order, cloudfn_runner.go first): no user code runs with an inherited fd.
+var cfnInheritedClosed = cfnCloseInherited()
+
+// cfnCloseInherited closes the fds this process inherited beyond stdio and the protocol's: a
+// second line behind the spawner's close_fds (uvloop's spawning ignored it, and each worker
+// inherited the API's listening socket). Raw syscalls: os.Open would start the runtime's poller
+// (an epoll fd and a pipe). Should the runtime have fds of its own by now, they are kept by the
+// rule the Node.js runner uses: anon_inode fds, and pipes with both ends here, stay.
+func cfnCloseInherited() bool {
+	keep := map[int]bool{0: true, 1: true, 2: true}
+	for _, a := range os.Args[1:3] {
+		if fd, err := strconv.Atoi(a); err == nil {
+			keep[fd] = true
+		}
+	}
+	dir, err := syscall.Open("/proc/self/fd", syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	var names []string
+	buf := make([]byte, 8192)
+	for {
+		n, err := syscall.ReadDirent(dir, buf)
+		if err != nil || n <= 0 {
+			break
+		}
+		_, _, names = syscall.ParseDirent(buf[:n], -1, names)
+	}
+	syscall.Close(dir)
+	links := map[int]string{}
+	ends := map[string]int{}
+	target := make([]byte, 256)
+	for _, name := range names {
+		fd, err := strconv.Atoi(name)
+		if err != nil || keep[fd] || fd == dir {
+			continue
+		}
+		n, err := syscall.Readlink("/proc/self/fd/"+name, target)
+		if err != nil {
+			continue
+		}
+		links[fd] = string(target[:n])
+		ends[links[fd]]++
+	}
+	for fd, link := range links {
+		if strings.HasPrefix(link, "anon_inode:") || (strings.HasPrefix(link, "pipe:") && ends[link] > 1) {
+			continue
+		}
+		syscall.Close(fd)
+	}
+	return true
+}
+
 func cfnReadFrame() []byte {
 	var head [4]byte
 	if _, err := io.ReadFull(cfnIn, head[:]); err != nil {
@@ -253,6 +307,7 @@ func main() {
 	}
 	ready["load_ms"] = float64(time.Since(start).Microseconds()) / 1000
 	ready["logs_closed"] = cfnCloseLogs(init.Nonce)
+	ready["nonce"] = init.Nonce // the platform takes no reply without its request's nonce
 	b, _ := json.Marshal(ready)
 	cfnWrite(b)
 	if ready["ok"] != true {
@@ -266,9 +321,12 @@ func main() {
 		reply := cfnInvoke(hv, &req)
 		cfnStats(reply, init.Rss == nil || *init.Rss)
 		reply["logs_closed"] = cfnCloseLogs(req.Nonce)
+		reply["nonce"] = req.Nonce
 		b, err := json.Marshal(reply)
 		if err != nil {
-			b, _ = json.Marshal(cfnFail("InvalidResult", err.Error(), nil))
+			fail := cfnFail("InvalidResult", err.Error(), nil)
+			fail["nonce"] = req.Nonce
+			b, _ = json.Marshal(fail)
 		}
 		cfnWrite(b)
 	}

@@ -10,6 +10,43 @@ const path = require('path');
 const REQ_FD = Number(process.argv[2]);
 const RESP_FD = Number(process.argv[3]);
 
+// Close the fds this process inherited beyond stdio and the protocol's, before any user code
+// loads: a second line behind the spawner's close_fds (uvloop's spawning ignored it, and each
+// worker inherited the API's listening socket). Node cannot tell inherited fds by their flags
+// (libuv sets close-on-exec on every fd at start), and its own are open by now, so what it
+// closes is decided by kind:
+// - sockets, files, folders, devices: Node holds none of these at start, so all go;
+// - anon_inode fds (epoll, eventfd, io_uring, signalfd) stay: libuv's loops run on them;
+// - a pipe stays only when both its ends are here (libuv's self-pipes); one end of a pipe goes
+//   (another process's pipe, or the read end of this worker's own log pipe).
+// Left open, then: an inherited anon_inode fd, or a pipe of which both ends leaked in.
+function closeInherited(keep) {
+  let names;
+  try {
+    names = fs.readdirSync('/proc/self/fd');
+  } catch (e) {
+    return; // no /proc: nothing to tell Node's own fds by
+  }
+  const links = new Map();
+  for (const n of names) {
+    const fd = Number(n);
+    if (keep.has(fd)) continue;
+    try {
+      links.set(fd, fs.readlinkSync('/proc/self/fd/' + n));
+    } catch (e) { /* the listing's own fd, closed already */ }
+  }
+  const ends = new Map();
+  for (const link of links.values()) ends.set(link, (ends.get(link) || 0) + 1);
+  for (const [fd, link] of links) {
+    if (link.startsWith('anon_inode:')) continue;
+    if (link.startsWith('pipe:') && ends.get(link) > 1) continue;
+    try {
+      fs.closeSync(fd);
+    } catch (e) { /* gone already */ }
+  }
+}
+closeInherited(new Set([0, 1, 2, REQ_FD, RESP_FD]));
+
 let pending = Buffer.alloc(0);
 let waiting = null;
 
@@ -195,6 +232,7 @@ async function main() {
   const [handler, reply] = load(init);
   reply.load_ms = Number(process.hrtime.bigint() - t0) / 1e6;
   closeLogs(init.nonce || '');
+  reply.nonce = init.nonce || ''; // the platform takes no reply without its request's nonce
   writeFrame(reply);
   if (!handler) return;
   const maxResult = Number(init.max_result_bytes || 6 * 1024 * 1024);
@@ -256,6 +294,7 @@ async function main() {
     reply.maxrss_kb = wantRss ? peakKb() : 0;
     reply.cpu = cpuSeconds();
     reply.logs_closed = closeLogs(req.nonce || '');
+    reply.nonce = req.nonce || '';
     if (reply.__raw !== undefined) {
       const raw = reply.__raw;
       delete reply.__raw;

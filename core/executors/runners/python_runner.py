@@ -56,6 +56,30 @@ REQ_FD = int(sys.argv[1])
 RESP_FD = int(sys.argv[2])
 PREWARM = sys.argv[3:4] == ["prewarm"]
 RUNNER_PID = os.getpid()
+
+
+def _close_inherited(keep):
+    """Close every fd but stdio and the protocol's before any user code loads: a second line
+    behind the spawner's close_fds (uvloop's spawning ignored it, and each worker inherited the
+    API's listening socket). Nothing of Python's own is open yet, so all else goes."""
+    try:
+        fds = [int(n) for n in os.listdir("/proc/self/fd")]  # the listing's own fd is closed by now
+    except OSError:
+        fds = None
+    if fds is None:  # no /proc: every number up to the open-files limit
+        edges = sorted(keep) + [os.sysconf("SC_OPEN_MAX")]
+        for lo, hi in zip(edges, edges[1:]):
+            os.closerange(lo + 1, hi)
+        return
+    for fd in fds:
+        if fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+_close_inherited({0, 1, 2, REQ_FD, RESP_FD})
 _stdin_r = os.open(os.devnull, os.O_RDONLY)
 if _stdin_r != 0:
     os.dup2(_stdin_r, 0)
@@ -226,6 +250,7 @@ def main():
     loaded, reply = load(init)
     reply["load_ms"] = (time.perf_counter() - t0) * 1000
     reply["logs_closed"] = close_logs(init.get("nonce", ""))
+    reply["nonce"] = init.get("nonce", "")  # the platform takes no reply without its request's nonce
     write_frame(reply)
     if loaded is None:
         return
@@ -292,7 +317,7 @@ def main():
                 reply = {"ok": False, "error_type": "InvalidResult",
                          "error": f"the result is not JSON-serialisable: {exc}"}
         extra = {"maxrss_kb": _maxrss_kb() if want_rss else 0, "cpu": _cpu(),
-                 "logs_closed": close_logs(req.get("nonce", ""))}
+                 "logs_closed": close_logs(req.get("nonce", "")), "nonce": req.get("nonce", "")}
         if raw is not None:
             raw += b"," + json.dumps(extra).encode()[1:]
             write_frame(None, raw)

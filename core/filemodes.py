@@ -17,10 +17,10 @@ log = logging.getLogger("cloudfn.storage")
 
 PRIVATE_FILE = 0o600
 PRIVATE_DIR = 0o700
-# Others may pass through but not list: the sandbox's unprivileged uid must reach the function
-# folders inside (default <data_dir>/functions). Measured: bwrap run as uid 65534 answers "Can't
-# find source path ...: Permission denied" for a folder under a 0700 one, and binds it under 0711.
-TRAVERSE_DIR = 0o711
+# The folders on the way to the workers' function folders. 0700 like the rest: the sandbox's
+# files are laid out by a root bwrap (core/executors/sandbox.py), so the sandbox user never
+# needs to pass through the data directory (bwrap run as that user could not bind from it).
+TRAVERSE_DIR = PRIVATE_DIR
 
 
 def _opener(path: str, flags: int) -> int:

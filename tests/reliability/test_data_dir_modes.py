@@ -78,8 +78,9 @@ async def test_every_store_file_is_0600_in_0700_folders_whatever_the_umask(data_
     loose = {k: oct(m) for k, m in found.items()
              if m != (0o700 if stat.S_ISDIR(os.lstat(data_dir / k).st_mode) else 0o600)}
     assert loose == {}
-    # The workers' folders are under it (the default): others may pass through, never list.
-    assert mode(data_dir) == 0o711
+    # The workers' folders are under it (the default), and still it is private: the sandbox's
+    # files are bound by root.
+    assert mode(data_dir) == 0o700
 
 
 async def test_with_the_work_dir_elsewhere_the_data_dir_is_0700(data_dir, tmp_path, umask):
@@ -132,8 +133,9 @@ def check_loose_modes_are_fixed(data_dir: Path) -> None:
         assert denied.returncode != 0 and "Permission denied" in denied.stderr, secret
     denied = subprocess.run([*NOBODY, "ls", str(data_dir)], capture_output=True, text=True)
     assert denied.returncode != 0 and "Permission denied" in denied.stderr
-    # What the sandbox's uid reads is still readable through the data directory.
+    # Not even the sandbox's uid passes through it: functions still run (their files are bound in).
     code = next(config.work_dir.glob("*/v*/handler.py"))
-    assert subprocess.run([*NOBODY, "cat", str(code)], capture_output=True).returncode == 0
+    assert subprocess.run([*NOBODY, "cat", str(code)], capture_output=True).returncode != 0
+    assert cloudfn(data_dir, "invoke", "hello-python").returncode == 0
     r = cloudfn(data_dir, "list")  # fixed once: no warning the second time
     assert "open to other users" not in r.stderr

@@ -135,6 +135,7 @@ class CloudfnApp(App):
         self.remember = remember_theme
         self.close_platform = close_platform
         self.stream_state = "connecting"
+        self.sandbox_note = ""
         self.events_seen = 0
         self.stream_ready = asyncio.Event()  # set once the event stream is open (tests wait on it)
         found = theme_files.discover()
@@ -170,6 +171,24 @@ class CloudfnApp(App):
             self.set_keymap({k: v for k, v in self.user_keymap.items() if k not in unknown})
         self._update_subtitle()
         self.run_worker(self._event_stream(), group="events", name="event-stream", exit_on_error=False)
+        self.run_worker(self._sandbox_warning(), group="info", name="sandbox-warning", exit_on_error=False)
+
+    async def _sandbox_warning(self) -> None:
+        """Functions running without the namespace sandbox is said in the header, not only in
+        `cloudfn info` (a server refuses to start so; a laptop's console degrades)."""
+        executor = getattr(self.platform, "executor", None)
+        if executor is not None:  # in process: no runtime probing (info's) on the start's path
+            warning = executor.protections().get("warning", "")
+        else:
+            try:
+                warning = ((await self.platform.info()).get("protections") or {}).get("warning", "")
+            except Exception:
+                return  # unreachable or refused: the event stream's state says so already
+        if warning:
+            self.sandbox_note = " · ⚠ functions run unsandboxed"
+            self._update_subtitle()
+            self.notify(warning + " (cloudfn info lists every protection)", title="Sandbox",
+                        severity="warning", timeout=15)
 
     def started(self) -> None:
         """The main screen is up (called after its first paint): what the start allocated (the
@@ -213,7 +232,7 @@ class CloudfnApp(App):
             "lost": " · ⚠ event stream lost — reconnecting",
             "none": " · no event stream",
         }.get(self.stream_state, "")
-        self.sub_title = f"{self.attached}{state}"
+        self.sub_title = f"{self.attached}{self.sandbox_note}{state}"
 
     # -- the event stream --------------------------------------------------------------------
     async def _event_stream(self) -> None:

@@ -691,12 +691,15 @@ class HostSandbox:
                         break
                 argv.append(a)
             run_env = dict(spec.env)
-            if spec.host_dir:
-                run_env["TMPDIR"] = str(spec.host_dir)
-                run_env["HOME"] = str(spec.host_dir)
+            if spec.host_dir:  # the sandbox's private /tmp is the worker's own folder here
+                for k in ("TMPDIR", "HOME"):
+                    if run_env.get(k) == "/tmp":
+                        run_env[k] = str(spec.host_dir)
             # env -i: the function's variables apply to the runner alone, never to the shell.
             cmd = [_which("env") or "/usr/bin/env", "-i", *(f"{k}={v}" for k, v in run_env.items()), *argv]
             cwd = str(spec.host_dir) if spec.host_dir else None
+            if spec.chdir != "/tmp":
+                cwd = self.host_path(spec, spec.chdir)
         cmd = [self.sh, "-c", self._limits_script(spec, cg), "cloudfn-worker", *cmd]
         return Launch(cmd, env, cwd, tuple(fds))
 

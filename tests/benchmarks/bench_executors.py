@@ -247,7 +247,9 @@ async def main() -> None:
             for name, text in files.items():
                 (d / name).write_text(text)
             t0 = time.perf_counter()
-            subprocess.run(["go", "build", "-o", str(d / "out"), "."], cwd=d, env=go_rt._go_env(), check=True)
+            env = dict(go_rt._go_env(), GOCACHE=str(tmp / "cache" / "go" / "sandbox-cache" / "build-cache"),
+                       HOME=str(d), GOPATH=str(d / "gopath"))  # the sandbox's paths, as the host sees them
+            subprocess.run(["go", "build", "-o", str(d / "out"), "."], cwd=d, env=env, check=True)
             plain.append((time.perf_counter() - t0) * 1000)
             shutil.rmtree(d)
         t0 = time.perf_counter()
@@ -258,7 +260,64 @@ async def main() -> None:
         print(f"  unchanged code          {unchanged:8.2f} (cache hit, nothing built)")
     await svc.close()
     await pre.close()
+    await hardening_cost(args, tmp, runtimes)
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+async def _warm_p50(service: ExecutionService, f: Function, n: int) -> float:
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        r = await service.invoke(f, EVENT)
+        times.append((time.perf_counter() - t0) * 1000)
+        assert r.success, r.error
+    return pct(times, 50)
+
+
+async def _cold(service: ExecutionService, f: Function, version: int) -> float:
+    await service.retire(f.id)
+    await service.prewarm.wait_ready()
+    f = f.model_copy(update={"version": version})
+    t0 = time.perf_counter()
+    r = await service.invoke(f, EVENT)
+    assert r.success and r.cold_start, r.error
+    return (time.perf_counter() - t0) * 1000
+
+
+async def hardening_cost(args, tmp: Path, runtimes: list[str]) -> None:
+    print()
+    print("hardening (ms)            on p50 |   off p50 | ratio on/off   (warm; cold fresh; cold pre-started)")
+    services = {}
+    for on in (True, False):
+        for prewarm in (0, 1):
+            services[on, prewarm] = ExecutionService(ExecutionSettings(
+                work_dir=tmp / f"work-h{on}{prewarm}", cache_dir=tmp / "cache", prewarm=prewarm, hardening=on))
+    if not services[True, 0].protections()["seccomp"]:
+        print("  (the hardening is not in force on this host: nothing to compare)")
+    rounds = 5
+    for rt in runtimes:
+        figures: dict[tuple[str, bool], list[float]] = {}
+        fns = {on: Function(name=f"hard-{rt}-{on}", runtime=rt, code=HANDLERS[rt]) for on in (True, False)}
+        for on in (True, False):
+            for prewarm in (0, 1):
+                assert (await services[on, prewarm].invoke(fns[on], EVENT)).success  # builds, first start
+        version = 2
+        for _ in range(rounds):  # interleaved, so a noisy moment falls on both
+            for on in (True, False):
+                figures.setdefault(("warm", on), []).append(await _warm_p50(services[on, 0], fns[on], args.n // rounds))
+                figures.setdefault(("fresh", on), []).append(await _cold(services[on, 0], fns[on], version))
+                if rt in services[on, 1].prewarm.specs:
+                    figures.setdefault(("pre-started", on), []).append(await _cold(services[on, 1], fns[on], version))
+            version += 1
+            fns = {on: f.model_copy(update={"version": version}) for on, f in fns.items()}
+            version += 1
+        for kind in ("warm", "fresh", "pre-started"):
+            if (kind, True) not in figures:
+                continue
+            a, b = statistics.median(figures[kind, True]), statistics.median(figures[kind, False])
+            print(f"  {rt + ' ' + kind:<22} {a:8.3f} | {b:9.3f} | {a / b:6.2f}x")
+    for service in services.values():
+        await service.close()
 
 
 if __name__ == "__main__":

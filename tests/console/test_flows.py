@@ -491,3 +491,20 @@ async def test_alt_digit_switches_pane_as_xterm_and_tmux_send_it(fake, make_app)
         await pilot.press(list(XTermParser().feed("\x1b2"))[0].key)  # alt+2: the code
         await pilot.pause()
         assert screen.pane == "code" and "™" not in screen.query_one(CodeEditor).area.text
+
+
+
+@pytest.mark.parametrize("warning", ["runtime.sandbox is 'none': functions run unsandboxed", ""])
+async def test_the_header_says_when_functions_run_unsandboxed(fake, make_app, warning):
+    async def info():
+        return {"protections": {"warning": warning}}
+
+    fake.info = info
+    app = make_app(fake)
+    async with app.run_test(size=(120, 40)) as pilot:
+        if warning:
+            await until(pilot, lambda: "⚠ functions run unsandboxed" in app.sub_title, "the header's warning")
+            assert any(warning in n.message for n in app._notifications)
+        else:
+            await settle(pilot, app)
+            assert "unsandboxed" not in app.sub_title

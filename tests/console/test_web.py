@@ -4,15 +4,18 @@ websocket client plays the browser and sees the console draw the bundled example
 from __future__ import annotations
 
 import os
-import selectors
 import signal
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import aiohttp
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
+from serverproc import wait_for_line  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -33,22 +36,6 @@ def wait_for_port(port: int, deadline: float = 60) -> None:
         except OSError:
             time.sleep(0.05)
     raise AssertionError(f"cloudfn web never listened on {port}")
-
-
-def wait_for_line(proc: subprocess.Popen, needle: str, deadline: float = 60) -> str:
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stderr, selectors.EVENT_READ)
-    end = time.monotonic() + deadline
-    seen = []
-    while time.monotonic() < end:
-        if sel.select(end - time.monotonic()):
-            line = proc.stderr.readline().decode(errors="replace")
-            if not line:
-                break
-            seen.append(line)
-            if needle in line:
-                return line
-    raise AssertionError(f"no {needle!r} from cloudfn web:\n{''.join(seen)}")
 
 
 async def test_the_browser_console_draws_the_functions(tmp_path):

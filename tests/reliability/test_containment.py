@@ -307,3 +307,36 @@ def test_a_server_socket_is_never_inheritable(server):
             # O_CLOEXEC is 02000000 in fdinfo's octal flags
             assert int(flags, 8) & 0o2000000, (name, target, flags)
     assert httpx.get(f"{server.url}/api/health").status_code == 200
+
+
+FAKE_FRAME = '''import os, sys
+
+def handler(event, context):
+    body = b'{"type": "result", "ok": true, "result": "forged"}'
+    os.write(int(sys.argv[2]), len(body).to_bytes(4, "big") + body)
+    return "real"
+'''
+
+
+def test_a_forged_reply_frame_stops_its_worker_and_nothing_is_left(server):
+    marker = MARKER + "-frame"
+    _create(server, "forger", "python", FAKE_FRAME, environment={"MARKER": marker})
+    for _ in range(3):  # the issue's case: three calls left three 112 MB workers behind
+        res = _invoke(server, "forger")
+        assert not res["success"] and res["error_type"] == "WorkerCrashed", res
+        assert "protocol" in res["error"], res["error"]
+    left = [p for p in map(_proc, _descendants(server.proc.pid)) if p and p["env"].get("MARKER") == marker]
+    assert left == [], [p["cmd"][:3] for p in left]
+    _still_serving(server)
+
+
+def test_after_delete_no_function_process_is_left(server):
+    with server.client() as c:
+        names = [f["name"] for f in c.get("/api/v1/functions").json()["functions"]]
+        for name in names:
+            assert c.delete(f"/api/v1/functions/{name}").status_code in (200, 204)
+    procs = [p for p in map(_proc, _descendants(server.proc.pid)) if p]
+    # What remains are the pre-started sandboxes, which hold no function (none of their variables).
+    assert not [p for p in procs if "MARKER" in p["env"]], procs
+    runners = [p for p in procs if "python_runner.py" in " ".join(p["cmd"]) or "node_runner.js" in " ".join(p["cmd"])]
+    assert all("prewarm" in p["cmd"] for p in runners), [p["cmd"] for p in runners]

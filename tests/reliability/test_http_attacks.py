@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
-from serverproc import ServerProc, start_server  # noqa: E402
+from serverproc import ServerProc, start_server, wait_for_line  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -157,21 +157,6 @@ def _free_port() -> int:
         return sk.getsockname()[1]
 
 
-def _wait_for_line(proc: subprocess.Popen, needle: str, deadline: float = 60) -> str:
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stderr, selectors.EVENT_READ)
-    end = time.monotonic() + deadline
-    seen = []
-    while time.monotonic() < end and sel.select(end - time.monotonic()):
-        line = proc.stderr.readline().decode(errors="replace")
-        if not line:
-            break
-        seen.append(line)
-        if needle in line:
-            return line
-    raise AssertionError(f"no {needle!r} from cloudfn web:\n{''.join(seen)}")
-
-
 async def _ws_status(port: int, origin: str | None) -> int:
     """The handshake's status: 101 when the socket opened (then closed at once)."""
     async with aiohttp.ClientSession() as session:
@@ -192,12 +177,12 @@ async def test_web_refuses_a_websocket_from_another_origin(tmp_path):
         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env)
     try:
         # Announced once the socket listens: no polling for the port.
-        _wait_for_line(proc, "serving the console at")
+        wait_for_line(proc, "serving the console at")
         foreign = ["https://evil.example", "null", f"http://127.0.0.1.evil.example:{port}",
                    f"http://127.0.0.1:{port + 1}", f"https://127.0.0.1:{port}"]
         for origin in foreign:
             assert await _ws_status(port, origin) == 403, origin
-        line = _wait_for_line(proc, "refused a websocket")
+        line = wait_for_line(proc, "refused a websocket")
         assert "evil.example" in line
         for origin in (f"http://127.0.0.1:{port}", f"http://localhost:{port}"):
             assert await _ws_status(port, origin) == 101, origin

@@ -109,3 +109,20 @@ def _first_line(proc: subprocess.Popen, deadline: float) -> str:
                 return proc.stdout.readline().decode(errors="replace")
     finally:
         sel.close()
+
+
+def wait_for_line(proc: subprocess.Popen, needle: str, deadline: float = 60) -> str:
+    """The first line of `proc`'s stderr holding `needle` (an event to wait on, never a sleep)."""
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stderr, selectors.EVENT_READ)
+    end = time.monotonic() + deadline
+    seen = []
+    while time.monotonic() < end:
+        if sel.select(end - time.monotonic()):
+            line = proc.stderr.readline().decode(errors="replace")
+            if not line:
+                break
+            seen.append(line)
+            if needle in line:
+                return line
+    raise AssertionError(f"no {needle!r} from cloudfn web:\n{''.join(seen)}")

@@ -25,6 +25,7 @@ import asyncio
 import os
 import re
 import shutil
+import stat
 import uuid
 from collections import deque
 from pathlib import Path
@@ -46,13 +47,40 @@ STARTUP_ENV = re.compile(r"^(LD_\w*|GLIBC_TUNABLES|MALLOC_\w*|LANG|LANGUAGE|LC_\
 PREWARM_MEMORY_MB = 128  # a waiting sandbox's memory limit, until it takes on a function
 
 
+SHM = Path("/dev/shm")
+
+
+def slot_root(work_dir: Path) -> Path:
+    """Where the pre-started sandboxes' folders live. A sandbox binds its folder (files arrive
+    after it starts), and a bind shows its host path in the sandbox's /proc/self/mountinfo: under
+    /dev/shm that path names no data directory. Folders of platforms that died are removed."""
+    if not (SHM.is_dir() and os.access(SHM, os.W_OK)):
+        return work_dir / ".prewarm"
+    for old in SHM.glob("cloudfn-*-prewarm"):
+        pid = old.name.split("-")[1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists() and old.lstat().st_uid == os.geteuid():
+            shutil.rmtree(old, ignore_errors=True)
+    root = SHM / f"cloudfn-{os.getpid()}-prewarm"
+    try:
+        root.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return work_dir / ".prewarm"
+    # /dev/shm is everyone's: a folder (or link) someone else put there first is not used.
+    st = os.lstat(root)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or stat.S_IMODE(st.st_mode) & 0o077:
+        return work_dir / ".prewarm"
+    return root
+
+
 class Prewarm:
     def __init__(self, sandbox: HostSandbox, runtimes: dict[str, Runtime], work_dir: Path, size: int,
                  budget: MemoryBudget | None = None):
         self.sandbox = sandbox
         self.budget = budget  # a waiting sandbox's cgroup limit counts in runtime.max_memory
         self.size = size
-        self.dir = work_dir / ".prewarm"
+        self.dir = slot_root(work_dir)
         self.specs = {}
         if size > 0 and sandbox.bwrap:
             for name, rt in runtimes.items():

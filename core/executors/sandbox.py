@@ -431,11 +431,14 @@ class CgroupManager:
 
 @dataclass
 class Mount:
-    """A host path the sandbox shows at `target` (read-only unless `rw`)."""
+    """A host path the sandbox shows at `target` (read-only unless `rw`). With `copy`, a file or
+    a folder's files are copied into the sandbox instead of bound: a bind shows its host path in
+    /proc/self/mountinfo (the data directory, the checkout), a copy shows none."""
 
     source: Path
     target: str
     rw: bool = False
+    copy: bool = False
 
 
 @dataclass
@@ -582,12 +585,12 @@ class HostSandbox:
 
     # --- command line -------------------------------------------------------------------------
     @staticmethod
-    def _layout(spec: WorkerSpec) -> list[str]:
+    def _layout(spec: WorkerSpec, fds: list[int]) -> list[str]:
         """The sandbox's files: /usr and a few /etc files read-only, the spec's mounts."""
         args: list[str] = []
         made = {"/"}
 
-        def bind(source: str, target: str, rw: bool = False) -> None:
+        def parents(target: str) -> None:
             # Folders on the way to a mount point are made traversable: a root bwrap makes them
             # 0700 (and copies nothing of the host's /root), so the sandbox user could not pass.
             chain = []
@@ -598,8 +601,25 @@ class HostSandbox:
                 parent = os.path.dirname(parent)
             for d in reversed(chain):
                 args.extend(["--perms", "0755", "--dir", d])
+
+        def bind(source: str, target: str, rw: bool = False) -> None:
+            parents(target)
             args.extend(["--bind" if rw else "--ro-bind", source, target])
             made.add(target.rstrip("/") or "/")
+
+        def copy(source: str, target: str) -> None:
+            parents(target)
+            made.add(target)
+            if os.path.isdir(source):
+                args.extend(["--perms", "0755", "--dir", target])
+                for entry in sorted(os.scandir(source), key=lambda e: e.name):
+                    if entry.is_dir(follow_symlinks=False) or entry.is_file(follow_symlinks=False):
+                        copy(entry.path, f"{target}/{entry.name}")
+                return
+            fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+            fds.append(fd)
+            mode = "0555" if os.fstat(fd).st_mode & 0o111 else "0444"
+            args.extend(["--perms", mode, "--ro-bind-data", str(fd), target])
 
         bind("/usr", "/usr")
         for link in ("bin", "lib", "lib64", "sbin"):
@@ -617,7 +637,10 @@ class HostSandbox:
             if os.path.exists(f):
                 bind(f, f)
         for m in spec.mounts:
-            bind(str(m.source), m.target, m.rw)
+            if m.copy and not m.rw:
+                copy(str(m.source), m.target)
+            else:
+                bind(str(m.source), m.target, m.rw)
         return args
 
     def _namespaces(self, spec: WorkerSpec, fds: list[int]) -> list[str]:
@@ -656,7 +679,7 @@ class HostSandbox:
             if self.drops_uid:
                 # The root bwrap lays out the files; the unprivileged one sees only that layout.
                 outer = [bwrap, "--die-with-parent", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
-                         "--cap-add", "CAP_SETPCAP", *self._layout(spec), "--bind", "/proc", "/proc",
+                         "--cap-add", "CAP_SETPCAP", *self._layout(spec, fds), "--bind", "/proc", "/proc",
                          "--dev", "/dev", "--dir", "/tmp", "--"]
                 inner += ["--ro-bind", "/", "/"]
                 for m in spec.mounts:
@@ -667,7 +690,7 @@ class HostSandbox:
                         "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
                 head = [*outer, *drop, bwrap]
             else:
-                inner += self._layout(spec)
+                inner += self._layout(spec, fds)
                 head = [bwrap]
             inner += self._private(spec)
             inner += ["--clearenv"]

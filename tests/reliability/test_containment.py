@@ -63,6 +63,7 @@ def handler(event, context):
     out["pid1_cmdline"] = open("/proc/1/cmdline", "rb").read().decode(errors="replace")
     out["self_cmdline"] = open("/proc/self/cmdline", "rb").read().decode(errors="replace")
     out["pid1_environ"] = open("/proc/1/environ", "rb").read().decode(errors="replace")
+    out["mountinfo"] = open("/proc/self/mountinfo").read()
     out["marker"] = os.environ.get("MARKER")
     return out
 '''
@@ -227,7 +228,7 @@ def test_the_functions_environment_never_reaches_a_root_process(probe, server):
 
 
 def test_proc_inside_shows_no_data_directory_or_checkout(probe, server):
-    for key in ("pid1_cmdline", "pid1_environ", "self_cmdline"):
+    for key in ("pid1_cmdline", "pid1_environ", "self_cmdline", "mountinfo"):
         assert str(server.data_dir) not in probe[key], (key, probe[key])
         assert str(REPO) not in probe[key], (key, probe[key])
         assert MARKER not in probe[key], (key, probe[key])

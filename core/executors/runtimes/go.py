@@ -200,7 +200,7 @@ class GoRuntime(Runtime):
             notes = json.loads((out_dir / "notes.json").read_text())
         except (OSError, ValueError):
             pass
-        mounts = [Mount(out_dir, FUNCTION_DIR)]
+        mounts = [Mount(out_dir, FUNCTION_DIR, copy=True)]
         env = self.env(fn, {"GOMEMLIMIT": f"{max(8, int(fn.memory * 0.9))}MiB"})
         spec = self.base_spec(fn, [f"{FUNCTION_DIR}/handler", "{REQ_FD}", "{RESP_FD}"], env, mounts,
                               host_dir=self.function_dir(fn).parent / "run")

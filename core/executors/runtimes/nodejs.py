@@ -49,7 +49,8 @@ class NodeRuntime(Runtime):
         if node is None:
             return InvokeResult.failure(ErrorType.RUNTIME_UNAVAILABLE, f"Node.js is not installed on this host: {INSTALL_HINT}")
         d = self.write_code(fn)
-        mounts = [Mount(d, FUNCTION_DIR), Mount(RUNNERS_DIR, RUNTIME_DIR)]
+        mounts = [Mount(d, FUNCTION_DIR, copy=True),
+                  Mount(RUNNERS_DIR / "node_runner.js", f"{RUNTIME_DIR}/node_runner.js", copy=True)]
         if not node.startswith("/usr/"):
             mounts.append(Mount(os.path.dirname(os.path.dirname(node)), os.path.dirname(os.path.dirname(node))))
         heap = max(16, int(fn.memory * 0.75))

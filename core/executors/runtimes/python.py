@@ -33,9 +33,11 @@ class PythonRuntime(Runtime):
                 "hint": "" if os.access(exe, os.X_OK) else "the platform's own Python runs Python functions"}
 
     @staticmethod
-    def _mounts(function_dir: Path) -> list[Mount]:
+    def _mounts(function_dir: Path, copy: bool = True) -> list[Mount]:
+        """`copy` False: a pre-started sandbox's folder, bound, since files arrive after it starts."""
         exe, prefix = _interpreter()
-        mounts = [Mount(function_dir, FUNCTION_DIR), Mount(RUNNERS_DIR, RUNTIME_DIR)]
+        mounts = [Mount(function_dir, FUNCTION_DIR, copy=copy),
+                  Mount(RUNNERS_DIR / "python_runner.py", f"{RUNTIME_DIR}/python_runner.py", copy=True)]
         if not prefix.startswith("/usr/") and prefix != "/usr":
             mounts.append(Mount(Path(prefix), prefix))
         stdlib = sysconfig.get_paths().get("stdlib", "")
@@ -59,7 +61,7 @@ class PythonRuntime(Runtime):
     def prewarm_spec(self, slot: Path) -> WorkerSpec | None:
         # The interpreter and runner start now; the function's rlimits (CPU, data) and
         # environment come with its init frame and are applied before its code loads.
-        return WorkerSpec(argv=self._argv("prewarm"), env=dict(BASE_ENV), mounts=self._mounts(slot),
+        return WorkerSpec(argv=self._argv("prewarm"), env=dict(BASE_ENV), mounts=self._mounts(slot, copy=False),
                           cpu_seconds=PREWARM_CPU_SECONDS)
 
     def adoption(self, wi: WorkerInit) -> Adoption:

@@ -68,8 +68,7 @@ async def run_build(sandbox: HostSandbox, argv: list[str], env: dict[str, str], 
     mounts = [Mount(build_dir, BUILD_DIR, rw=True), Mount(cache_dir, CACHE_DIR, rw=True), *(extra_mounts or [])]
     spec = WorkerSpec(argv=argv, env=env, mounts=mounts, memory_mb=limits.memory_mb, cpu_seconds=limits.cpu_seconds,
                       host_dir=build_dir, chdir=BUILD_DIR, pids_max=limits.pids)
-    if not sandbox.bwrap:  # host paths: map what the command and its environment name
-        spec.argv = [sandbox.host_path(spec, a) for a in argv]
+    if not sandbox.bwrap:  # host paths: what the environment names (the command is mapped by the sandbox)
         spec.env = {k: sandbox.host_path(spec, v) for k, v in env.items()}
     cg = sandbox.cgroups.create(limits.memory_mb, pids_max=limits.pids) if sandbox.cgroups is not None else None
     launch = sandbox.command(spec, cg)

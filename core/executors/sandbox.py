@@ -672,6 +672,13 @@ class HostSandbox:
         """How to exec this worker; fds named in the argv ({REQ_FD}, {RESP_FD}) are the caller's
         to pass, besides `Launch.fds`."""
         fds: list[int] = []
+        try:
+            return self._command(spec, cg, fds)
+        except BaseException:
+            Launch([], {}, None, tuple(fds)).close()
+            raise
+
+    def _command(self, spec: WorkerSpec, cg: CgroupSet | None, fds: list[int]) -> "Launch":
         env = dict(LAUNCH_ENV)
         if self.bwrap:
             bwrap = self.bwrap
@@ -705,14 +712,7 @@ class HostSandbox:
             cwd: str | None = "/"
         else:
             # No namespaces: the runner sees host paths, so map each mount target back.
-            mapping = {m.target: str(m.source) for m in spec.mounts}
-            argv = []
-            for a in spec.argv:
-                for target, source in mapping.items():
-                    if a == target or a.startswith(target + "/"):
-                        a = source + a[len(target):]
-                        break
-                argv.append(a)
+            argv = [self.host_path(spec, a) for a in spec.argv]
             run_env = dict(spec.env)
             if spec.host_dir:  # the sandbox's private /tmp is the worker's own folder here
                 for k in ("TMPDIR", "HOME"):

@@ -76,6 +76,10 @@ def info_text(info: dict[str, Any]) -> str:
     if info.get("protections"):
         out += ["", "protections:"]
         for k, v in info["protections"].items():
+            if k == "warning":
+                if v:
+                    out.insert(out.index("protections:") + 1, f"  ⚠ {v}")
+                continue
             out.append(f"  {k.replace('_', ' '):<24} {_shown(v)}")
     out += ["", f"functions: {info['functions']}"]
     return "\n".join(out)

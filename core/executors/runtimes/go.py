@@ -116,7 +116,7 @@ class GoSource:
     def render(self, skip_imports: set[str] = frozenset()) -> str:
         lines = list(self.lines)
         for line_no, pkg in self.blanked.items():
-            lines[line_no - 1] = re.sub(rf'(?:(?!import\b)[\w.]+\s+)?"{re.escape(pkg)}"', f'_ "{pkg}"',
+            lines[line_no - 1] = re.sub(rf'(?:(?<![\w.])(?!import\b)[\w.]+\s+)?"{re.escape(pkg)}"', f'_ "{pkg}"',
                                         lines[line_no - 1], count=1)
         imports = [p for p in self.auto_imports + self.added if p not in skip_imports]
         if self.package_index is not None:

@@ -178,7 +178,8 @@ async def test_go_typed_errors_and_events(service):
     f = fn("go", code, handler="H", name="typed")
     res = await service.invoke(f, {"name": "x", "count": -1})
     assert res.error_type == ErrorType.HANDLER_ERROR and res.error == "negative count", res.error
-    assert res.stack and res.stack[0].line == code.split("\n").index('\t\treturn Receipt{}, errors.New("negative count")') + 1
+    made_at = code.split("\n").index('\t\treturn Receipt{}, errors.New("negative count")') + 1
+    assert res.stack and res.stack[0].line == made_at, res.stack
     res = await service.invoke(f, {"name": "x", "count": "three"})
     assert res.error_type == ErrorType.INVALID_EVENT, f"{res.error_type}: {res.error}"
     assert "main.Order" in res.error and "count" in res.error, res.error

@@ -71,27 +71,41 @@ async def test_go_process_data_with_an_unused_import(service):
     assert bad.error_type == ErrorType.HANDLER_ERROR and bad.stack and bad.stack[0].line == 12, bad.stack
 
 
-# Imports given, but one missing (strings) and one unused (os): goimports' way, and the fallback.
+# Imports given, but some missing (strings, context; net/url only goimports knows) and one unused (os).
 PARTIAL_IMPORTS = (
     'import (\n\t"fmt"\n\t"os"\n)\n\n'
     "func handler(ctx context.Context, event map[string]string) (string, error) {\n"
-    '\treturn fmt.Sprint(strings.Repeat(event["s"], 2)), nil\n'
+    '\treturn fmt.Sprint(strings.Repeat(event["s"], 2), url.QueryEscape(" ")), nil\n'
     "}\n"
 )
 
 
 @pytest.mark.go
-@pytest.mark.parametrize("goimports", [True, False], ids=["goimports", "fallback"])
-async def test_go_missing_and_unused_imports_fixed(service, goimports):
-    service.runtimes_["go"].use_goimports = goimports
-    if goimports and service.runtimes_["go"]._goimports() is None:
+async def test_go_missing_and_unused_imports_fixed_by_goimports(service):
+    if service.runtimes_["go"]._goimports() is None:
         pytest.skip("goimports is not installed (apt-get install golang-golang-x-tools)")
     res = await service.invoke(fn("go", PARTIAL_IMPORTS, name="partial-imports"), {"s": "ab"})
     assert res.success, f"{res.error_type}: {res.error}"
-    assert res.result == "abab"
+    assert res.result == "abab+"
     for note in ('added the missing import "strings"', 'added the missing import "context"',
-                 'removed the unused import "os" at line 3'):
+                 'added the missing import "net/url"', 'removed the unused import "os" at line 3'):
         assert note in res.logs, res.logs
+
+
+@pytest.mark.go
+async def test_go_missing_imports_without_goimports(service):
+    """Without goimports, cloudfn's own list of standard packages: strings and context are on it,
+    net/url is not, and the error says so at the user's line and column."""
+    service.runtimes_["go"].use_goimports = False
+    res = await service.invoke(fn("go", PARTIAL_IMPORTS, name="partial-imports"), {"s": "ab"})
+    assert res.error_type == ErrorType.COMPILE_ERROR, f"{res.error_type}: {res.error}"
+    column = PARTIAL_IMPORTS.split("\n")[6].index("url.") + 1
+    assert res.error.startswith(f"main.go:7:{column}: undefined: url"), res.error
+    assert "strings" not in res.error and "context" not in res.error and '"os"' not in res.error, res.error
+    fixed = PARTIAL_IMPORTS.replace('url.QueryEscape(" ")', '"+"')
+    res = await service.invoke(fn("go", fixed, name="partial-imports"), {"s": "ab"})
+    assert res.success and res.result == "abab+", f"{res.error_type}: {res.error}"
+    assert 'added the missing import "strings"' in res.logs and 'removed the unused import "os"' in res.logs
 
 
 @pytest.mark.go

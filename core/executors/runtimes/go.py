@@ -194,7 +194,7 @@ class GoRuntime(Runtime):
     def info(self) -> dict[str, Any]:
         path, version = _go()
         return {"available": path is not None, "version": version, "path": path or "",
-                "hint": "" if path else INSTALL_HINT}
+                "hint": "" if path else INSTALL_HINT, "goimports": self._goimports() or ""}
 
     def _key(self, fn: Function, version: str) -> str:
         h = hashlib.sha256()
@@ -372,17 +372,19 @@ class GoRuntime(Runtime):
         if not names:
             return []
         have = set(src.auto_imports) - skip | set(src.added)
+        listed = [p for p in (AUTO_IMPORTS.get(n) for n in sorted(names)) if p and p not in have]
         goimports = self._goimports()
         if goimports is None:
-            found = [AUTO_IMPORTS[n] for n in sorted(names) if n in AUTO_IMPORTS]
-            return [p for p in found if p not in have]
+            return listed
         rendered = (tmp / USER_FILE).read_text()
-        mounts = {m.target: m for t in (goimports, _go()[0]) if t for m in self._toolchain_mounts(t)}
+        mounts = {m.target: m for m in self._toolchain_mounts(_go()[0] or "/usr/bin/go")}
+        if not goimports.startswith("/usr/"):  # the binary alone, not the folder it was installed in
+            mounts[goimports] = Mount(Path(goimports), goimports)
         res = await run_build(self.sandbox, [goimports, f"{BUILD_DIR}/{USER_FILE}"], self._go_env(), tmp,
                               self.cache_dir / "go" / "sandbox-cache", self.build_limits,
                               extra_mounts=list(mounts.values()))
         if res.returncode != 0:
-            return []
+            return listed
         out = res.output.split("\nfunc ", 1)[0]
         found = [p for p in IMPORT_SPEC_RE.findall(out) if f'"{p}"' not in rendered and "." not in p.split("/")[0]]
         # goimports knows every package; only those naming an undefined identifier are wanted

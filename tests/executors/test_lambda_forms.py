@@ -300,7 +300,7 @@ exports.handler = async (event, context) => {
 
 
 @pytest.mark.parametrize("runtime,code,handler", [("python", PY_LAMBDA, "lambda_handler"),
-                                                  ("nodejs", NODE_LAMBDA, "handler")])
+                                                  ("nodejs", NODE_LAMBDA, "handler")], ids=["python", "nodejs"])
 async def test_lambda_context_object(service, runtime, code, handler):
     f = fn(runtime, code, handler=handler, name="aws-style", memory=160, timeout=7)
     res = await service.invoke(f, {}, {"user": "u1"})

@@ -315,12 +315,14 @@ class GoRuntime(Runtime):
                     break
                 out = res.output.encode()
                 errors = self._parse_errors(out.decode(errors="replace"), src)
+                # unused and missing imports both fixed before the next try: one more compile, not two
                 retry = self._fix_imports(src, errors, skip)
-                if not retry:
-                    missing = {m.group(1) for e in errors if e["file"] == USER_FILE
-                               for m in [UNDEFINED_RE.match(e["message"])] if m}
+                missing = {m.group(1) for e in errors if e["file"] == USER_FILE
+                           for m in [UNDEFINED_RE.match(e["message"])] if m}
+                if missing:
+                    (tmp / USER_FILE).write_text(src.render(skip))
                     found = await self._resolve_imports(src, missing, skip, tmp)
-                    retry = bool(found)
+                    retry = retry or bool(found)
                     src.added += found
                 if not retry:
                     commas = [e for e in errors if e["file"] == USER_FILE and MISSING_COMMA in e["message"]]

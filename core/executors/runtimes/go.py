@@ -414,7 +414,8 @@ class GoRuntime(Runtime):
                     return InvokeResult.failure(
                         ErrorType.COMPILE_ERROR,
                         f"handler '{handler}' is not defined in the code (define func {handler}(event interface{{}}, "
-                        "context map[string]string) interface{})")
+                        "context map[string]string) interface{}, or an aws-lambda-go form such as "
+                        f"func {handler}(ctx context.Context, event T) (R, error))")
                 if e["file"] == "cloudfn_runner.go" or e["file"] == "cloudfn_handler.go":
                     return InvokeResult.failure(
                         ErrorType.COMPILE_ERROR,

@@ -5,11 +5,13 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-# Runtimes and the sandbox come from Debian: the Go toolchain (golang-go), bubblewrap for the
+# Runtimes and the sandbox come from Debian: the Go toolchain (golang-go), goimports
+# (golang-golang-x-tools: Go functions may leave out or leave over imports), bubblewrap for the
 # namespace sandbox, tmux for the console's end-to-end test. Without root or apt they are
 # skipped, and `cloudfn info` / the test summary say what is missing.
 need=()
 command -v go >/dev/null 2>&1 || need+=(golang-go)
+command -v goimports >/dev/null 2>&1 || need+=(golang-golang-x-tools)
 command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 if [ "${CLOUDFN_SETUP_TEST:-0}" = 1 ]; then

@@ -7,6 +7,7 @@
 package main
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -209,23 +210,103 @@ func cfnFail(kind, msg string, stack []cfnFrame) map[string]interface{} {
 }
 
 var cfnErrorType = reflect.TypeOf((*error)(nil)).Elem()
+var cfnContextType = reflect.TypeOf((*context.Context)(nil)).Elem()
 
-func cfnInvoke(hv reflect.Value, req *cfnRequest) (reply map[string]interface{}) {
+// cfnShape is what the handler's signature asks for, worked out once at load so an invocation
+// only fills in the parameters. Accepted: every aws-lambda-go form (an optional leading
+// context.Context, then at most one event; no result, error, TOut or (TOut, error)) and the
+// seed's (event, context map) forms, whose second parameter receives the platform's context.
+type cfnShape struct {
+	takesCtx bool
+	event    int // the event parameter's index, -1 when there is none
+	ctxMap   int // the seed's context-map parameter's index, -1 when there is none
+	value    int // the result's index, -1 when there is none
+	err      int // the error's index, -1 when there is none
+}
+
+func cfnAnalyse(ht reflect.Type) (cfnShape, string) {
+	s := cfnShape{event: -1, ctxMap: -1, value: -1, err: -1}
+	n := ht.NumIn()
+	if ht.IsVariadic() {
+		return s, "the handler is variadic; it takes (event) or (ctx context.Context, event)"
+	}
+	if n > 0 && ht.In(0) == cfnContextType {
+		s.takesCtx = true
+		if n > 2 {
+			return s, "the handler takes more than two parameters (ctx context.Context, event)"
+		}
+		if n == 2 {
+			s.event = 1
+		}
+	} else {
+		if n > 2 {
+			return s, "the handler takes more than two parameters (event, context)"
+		}
+		if n >= 1 {
+			s.event = 0
+		}
+		if n == 2 {
+			if ht.In(1) == cfnContextType {
+				return s, "context.Context must be the handler's first parameter (ctx context.Context, event)"
+			}
+			s.ctxMap = 1
+		}
+	}
+	switch ht.NumOut() {
+	case 0:
+	case 1:
+		if ht.Out(0) == cfnErrorType {
+			s.err = 0
+		} else {
+			s.value = 0
+		}
+	case 2:
+		out := ht.Out(1)
+		if out != cfnErrorType && !(out.Kind() == reflect.Interface && out.Implements(cfnErrorType)) {
+			return s, fmt.Sprintf("the handler's second result is %s; it must be error (result, error)", out)
+		}
+		s.value, s.err = 0, 1
+	default:
+		return s, "the handler returns more than two values (result, error)"
+	}
+	return s, ""
+}
+
+func cfnDecode(raw json.RawMessage, t reflect.Type, what string) (reflect.Value, map[string]interface{}) {
+	ptr := reflect.New(t)
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, ptr.Interface()); err != nil {
+			return ptr, cfnFail("InvalidEvent", fmt.Sprintf("the %s does not fit the handler's parameter of type %s: %v",
+				what, t, err), nil)
+		}
+	}
+	return ptr.Elem(), nil
+}
+
+func cfnInvoke(hv reflect.Value, s *cfnShape, req *cfnRequest) (reply map[string]interface{}) {
 	ht := hv.Type()
 	args := make([]reflect.Value, ht.NumIn())
-	for i := 0; i < ht.NumIn(); i++ {
-		raw := req.Event
-		what := "event"
-		if i == 1 {
-			raw, what = req.Context, "context"
+	if s.takesCtx {
+		// As in Lambda: the context's deadline is the invocation's timeout, and it is cancelled
+		// then (the platform stops the worker at the same moment).
+		deadline := time.Unix(0, int64(req.DeadlineMs*1e6))
+		if req.DeadlineMs <= 0 {
+			deadline = time.Now().Add(time.Duration(req.Timeout * float64(time.Second)))
 		}
-		ptr := reflect.New(ht.In(i))
-		if len(raw) > 0 {
-			if err := json.Unmarshal(raw, ptr.Interface()); err != nil {
-				return cfnFail("InvalidEvent", fmt.Sprintf("the %s does not fit the handler's parameter of type %s: %v", what, ht.In(i), err), nil)
-			}
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		defer cancel()
+		args[0] = reflect.ValueOf(ctx)
+	}
+	var fail map[string]interface{}
+	if s.event >= 0 {
+		if args[s.event], fail = cfnDecode(req.Event, ht.In(s.event), "event"); fail != nil {
+			return fail
 		}
-		args[i] = ptr.Elem()
+	}
+	if s.ctxMap >= 0 {
+		if args[s.ctxMap], fail = cfnDecode(req.Context, ht.In(s.ctxMap), "context"); fail != nil {
+			return fail
+		}
 	}
 	defer func() {
 		cfnInvoking = false
@@ -241,19 +322,15 @@ func cfnInvoke(hv reflect.Value, req *cfnRequest) (reply map[string]interface{})
 	cfnInvoking = true
 	outs := hv.Call(args)
 	cfnInvoking = false
+	if s.err >= 0 {
+		if e := outs[s.err]; !e.IsNil() {
+			err := e.Interface().(error)
+			return cfnFail("HandlerError", err.Error(), cfnErrorStack(err))
+		}
+	}
 	var result interface{}
-	if n := len(outs); n > 0 {
-		last := outs[n-1]
-		if ht.Out(n-1) == cfnErrorType || (ht.Out(n-1).Kind() == reflect.Interface && ht.Out(n-1).Implements(cfnErrorType) && n == 2) {
-			if !last.IsNil() {
-				err := last.Interface().(error)
-				return cfnFail("HandlerError", err.Error(), cfnErrorStack(err))
-			}
-			outs = outs[:n-1]
-		}
-		if len(outs) > 0 {
-			result = outs[0].Interface()
-		}
+	if s.value >= 0 {
+		result = outs[s.value].Interface()
 	}
 	body, err := json.Marshal(result)
 	if err != nil {
@@ -296,13 +373,13 @@ func main() {
 	json.Unmarshal(cfnReadFrame(), &init)
 	hv := reflect.ValueOf(cloudfnHandler)
 	var ready map[string]interface{}
+	var shape cfnShape
 	if hv.Kind() != reflect.Func {
 		ready = cfnFail("CompileError", "the handler is not a function", nil)
-	} else if hv.Type().NumIn() > 2 {
-		ready = cfnFail("CompileError", "the handler takes more than two parameters (event, context)", nil)
-	} else if hv.Type().NumOut() > 2 {
-		ready = cfnFail("CompileError", "the handler returns more than two values (result, error)", nil)
+	} else if s, problem := cfnAnalyse(hv.Type()); problem != "" {
+		ready = cfnFail("CompileError", problem, nil)
 	} else {
+		shape = s
 		ready = map[string]interface{}{"ok": true, "type": "ready"}
 	}
 	ready["load_ms"] = float64(time.Since(start).Microseconds()) / 1000
@@ -318,7 +395,7 @@ func main() {
 		if err := json.Unmarshal(cfnReadFrame(), &req); err != nil {
 			os.Exit(71)
 		}
-		reply := cfnInvoke(hv, &req)
+		reply := cfnInvoke(hv, &shape, &req)
 		cfnStats(reply, init.Rss == nil || *init.Rss)
 		reply["logs_closed"] = cfnCloseLogs(req.Nonce)
 		reply["nonce"] = req.Nonce

@@ -226,6 +226,34 @@ function syncWriter(fd) {
 process.stdout.write = syncWriter(1);
 process.stderr.write = syncWriter(2);
 
+// A context is the platform's map as own keys (the original's plain-object form: JSON.stringify
+// and spreading show just those), with Lambda's context on a prototype built once: an invocation
+// sets two symbols and pays for nothing it does not read.
+const DEADLINE = Symbol('deadline');
+const SETTLE = Symbol('settle');
+const lambdaContext = {
+  get functionName() { return this.function_name || ''; },
+  get functionVersion() { return String(this.function_version || '$LATEST'); },
+  get memoryLimitInMB() { return String(this.memory_limit_mb || ''); }, // a string, as in Lambda
+  get awsRequestId() { return this.request_id || ''; },
+  get invokedFunctionArn() { return `arn:aws:lambda:local:000000000000:function:${this.functionName}`; },
+  get logGroupName() { return `/aws/lambda/${this.functionName}`; },
+  get logStreamName() {
+    const day = new Date().toISOString().slice(0, 10).replace(/-/g, '/');
+    return `${day}/[${this.functionVersion}]${this.function_id || ''}`;
+  },
+  identity: undefined,
+  clientContext: undefined,
+  callbackWaitsForEmptyEventLoop: true,
+  getRemainingTimeInMillis() { return Math.max(0, Math.floor(this[DEADLINE] - Date.now())); },
+  succeed(result) { this[SETTLE](null, result); },
+  fail(err) { this[SETTLE](err == null ? new Error('context.fail() was called') : err); },
+  done(err, result) { this[SETTLE](err, result); },
+};
+for (const name of Object.keys(lambdaContext)) {
+  Object.defineProperty(lambdaContext, name, { enumerable: false });
+}
+
 async function main() {
   const init = readFrame();
   const t0 = process.hrtime.bigint();
@@ -236,6 +264,8 @@ async function main() {
   writeFrame(reply);
   if (!handler) return;
   const maxResult = Number(init.max_result_bytes || 6 * 1024 * 1024);
+  // Lambda's callback style: a third parameter (event, context, callback), told once at load.
+  const callbackStyle = handler.length >= 3;
   const wantRss = init.rss !== false; // false when the platform reads the peak from the cgroup
   let current = null;
   // Errors that escape the handler (a callback that throws, a promise nobody awaits) fail the
@@ -245,28 +275,41 @@ async function main() {
   // Requests are read synchronously, so nothing of the runner's own keeps the event loop alive:
   // a handler whose promise nothing can settle (no timer, socket or callback pending) would
   // otherwise let Node exit quietly in the middle of the invocation.
+  let waiting = null;
   process.on('beforeExit', () => {
-    if (current) {
+    if (waiting) {
+      waiting(null);
+    } else if (current) {
       current(new Error('the handler returned a promise that can never settle: nothing is left '
         + 'pending in the event loop (no timer, socket or callback) that could resolve it'));
     }
   });
   for (;;) {
     const req = readFrame();
-    const ctx = Object.assign({}, req.context || {});
-    const deadline = Number(req.deadline_ms || Date.now() + 30000);
-    Object.defineProperty(ctx, 'getRemainingTimeInMillis', {
-      value: () => Math.max(0, Math.floor(deadline - Date.now())), enumerable: false });
+    const ctx = Object.assign(Object.create(lambdaContext), req.context || {});
+    ctx[DEADLINE] = Number(req.deadline_ms || Date.now() + 30000);
     let reply;
     try {
       const result = await new Promise((resolve, reject) => {
         current = reject;
+        const settle = (err, value) => { if (err !== null && err !== undefined) reject(err); else resolve(value); };
+        ctx[SETTLE] = settle;
         try {
-          Promise.resolve(handler(req.event, ctx)).then(resolve, reject);
+          const out = callbackStyle ? handler(req.event, ctx, settle) : handler(req.event, ctx);
+          if (out !== undefined && out !== null && typeof out.then === 'function') out.then(resolve, reject);
+          else if (out !== undefined || callbackStyle) {
+            if (!callbackStyle) resolve(out);
+            // else: Lambda's callback style, whose result is what the callback is given
+          } else {
+            // Nothing returned: as in Lambda, the result is what context.succeed/done (or a
+            // callback) gives, or null once nothing is left pending in the event loop.
+            waiting = resolve;
+          }
         } catch (e) {
           reject(e);
         }
       });
+      waiting = null;
       current = null;
       let body;
       try {
@@ -285,6 +328,7 @@ async function main() {
       }
     } catch (err) {
       current = null;
+      waiting = null;
       let type = 'HandlerError';
       if (err instanceof RangeError && /Invalid (string|array) length|Array buffer allocation failed/.test(String(err.message))) {
         type = 'MemoryLimitExceeded';

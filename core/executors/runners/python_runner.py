@@ -178,10 +178,45 @@ def describe(exc):
 
 
 class Context(dict):
-    """The context map, with Lambda's helper for the time left."""
+    """The platform's context map (the original's form: `context.get('function_name')`,
+    `context['request_id']`), which is also a Lambda context object: its attributes are read from
+    the map when asked for, so an invocation pays for none it does not use."""
+
+    __slots__ = ("_deadline",)
+    identity = None
+    client_context = None
 
     def get_remaining_time_in_millis(self):
         return max(0, int(self._deadline - time.time() * 1000))
+
+    @property
+    def function_name(self):
+        return self.get("function_name", "")
+
+    @property
+    def function_version(self):
+        return str(self.get("function_version") or "$LATEST")
+
+    @property
+    def memory_limit_in_mb(self):
+        return str(self.get("memory_limit_mb", ""))  # a string, as Lambda's runtime gives it
+
+    @property
+    def aws_request_id(self):
+        return self.get("request_id", "")
+
+    @property
+    def invoked_function_arn(self):
+        return f"arn:aws:lambda:local:000000000000:function:{self.function_name}"
+
+    @property
+    def log_group_name(self):
+        return f"/aws/lambda/{self.function_name}"
+
+    @property
+    def log_stream_name(self):
+        day = time.strftime("%Y/%m/%d", time.gmtime())
+        return f"{day}/[{self.function_version}]{self.get('function_id', '')}"
 
 
 def load(init):

@@ -1,5 +1,8 @@
 """Go functions: `func NAME(event interface{}, context map[string]string) interface{}` or
-returning `(interface{}, error)`, with or without `package main` and `import` lines.
+returning `(interface{}, error)`, and every aws-lambda-go signature (an optional leading
+context.Context, a typed event, TOut and/or error results), with or without `package main` and
+`import` lines: missing standard imports are added and unused ones made blank, without moving a
+line of the user's code, so compile errors keep the user's line and column.
 
 Each code version is compiled once into the cache (key: code, handler, toolchain version, runner),
 together with runners/go_runner.go, into a static binary that stays warm in its workers.
@@ -28,7 +31,7 @@ from ..worker import Adoption, NotAdopted, WorkerInit
 from .base import FUNCTION_DIR, PREWARM_CPU_SECONDS, RUNNERS_DIR, Runtime
 
 INSTALL_HINT = "install the Go toolchain (apt-get install golang-go), then invoke again"
-BUILD_FORMAT = "3"  # bump when the wrapper changes: old cache entries are then ignored
+BUILD_FORMAT = "4"  # bump when the wrapper changes: old cache entries are then ignored
 USER_FILE = "main.go"
 RUNNER_SRC = RUNNERS_DIR / "go_runner.go"
 PREWARM_START = ".cloudfn-start"  # a pre-started sandbox's last step (see prewarm_spec)
@@ -38,8 +41,13 @@ AUTO_IMPORTS = {
     "fmt": "fmt", "strings": "strings", "strconv": "strconv", "math": "math", "time": "time",
     "sort": "sort", "errors": "errors", "os": "os", "json": "encoding/json", "regexp": "regexp",
     "bytes": "bytes", "unicode": "unicode", "rand": "math/rand", "utf8": "unicode/utf8",
-    "base64": "encoding/base64", "hex": "encoding/hex", "sha256": "crypto/sha256",
+    "base64": "encoding/base64", "hex": "encoding/hex", "sha256": "crypto/sha256", "context": "context",
 }
+# go 1.19 says `imported and not used: "p"`, later releases `"p" imported and not used`
+UNUSED_IMPORT_RE = re.compile(r'(?:"([\w./\-]+)" imported (?:as \w+ )?and not used'
+                              r'|imported (?:as \w+ )?and not used: "([\w./\-]+)")')
+UNDEFINED_RE = re.compile(r"^undefined: (\w+)$")
+IMPORT_SPEC_RE = re.compile(r'^\s*(?:import\s+)?\(?\s*(?:[\w.]+\s+)?"([^"]+)"\s*\)?\s*$', re.M)
 PACKAGE_RE = re.compile(r"^\s*package\s+\w+\s*;?\s*(//.*)?$")
 IMPORT_RE = re.compile(r"^\s*import\b", re.M)
 ERROR_LINE_RE = re.compile(r"^(?:\./)?([\w.\-]+\.go):(\d+):(?:(\d+):)?\s*(.*)$")
@@ -71,35 +79,52 @@ def _aliased(body: str, pkg: str) -> bool:
 
 
 class GoSource:
-    """The user's code made into a compilable main.go, with the line offset to undo."""
+    """The user's code made into a compilable main.go, with the line offset to undo.
+
+    Import fixes never move the user's lines: imports cloudfn adds go on the line it writes
+    before the code, or onto the user's `package` line (`package main; import ("context")`), and
+    an unused import becomes a blank one (`_ "encoding/json"`) where it stands."""
 
     def __init__(self, code: str, handler: str):
         self.handler = handler
         self.notes: list[str] = []
         lines = code.split("\n")
         self.offset = 0
-        has_package = False
+        self.package_index: int | None = None
+        self.package_comment = ""
         for i, line in enumerate(lines):
             s = line.strip()
             if not s or s.startswith("//"):
                 continue
-            if PACKAGE_RE.match(line):
-                lines[i] = "package main" + (" " + PACKAGE_RE.match(line).group(1) if PACKAGE_RE.match(line).group(1) else "")
-                has_package = True
+            m = PACKAGE_RE.match(line)
+            if m:
+                self.package_index = i
+                self.package_comment = " " + m.group(1) if m.group(1) else ""
             break
         self.auto_imports: list[str] = []
+        self.added: list[str] = []  # imports added after a build named the package undefined
+        self.blanked: dict[int, str] = {}  # user line -> unused import made blank there
+        self.lines = lines
         body = "\n".join(lines)
-        if not has_package:
+        if self.package_index is None:
             if not IMPORT_RE.search(body):
                 for ident, pkg in AUTO_IMPORTS.items():
                     if re.search(rf"(?<![\w.]){ident}\.[A-Z]", body):
                         self.auto_imports.append(pkg)
             self.offset = 1
-        self.lines = lines
 
     def render(self, skip_imports: set[str] = frozenset()) -> str:
-        body = "\n".join(self.lines)
-        imports = [p for p in self.auto_imports if p not in skip_imports]
+        lines = list(self.lines)
+        for line_no, pkg in self.blanked.items():
+            lines[line_no - 1] = re.sub(rf'(?:(?<![\w.])(?!import\b)[\w.]+\s+)?"{re.escape(pkg)}"', f'_ "{pkg}"',
+                                        lines[line_no - 1], count=1)
+        imports = [p for p in self.auto_imports + self.added if p not in skip_imports]
+        if self.package_index is not None:
+            clause = "package main"
+            if imports:
+                clause += "; import (" + "; ".join(f'"{p}"' for p in imports) + ")"
+            lines[self.package_index] = clause + self.package_comment
+        body = "\n".join(lines)
         # fmt.Errorf / errors.New calls are routed through the runner so a returned error keeps
         # the stack where it was made. Same length: columns in compile errors stay the user's.
         tail = []
@@ -118,6 +143,26 @@ class GoSource:
                 head += "; import (" + "; ".join(f'"{p}"' for p in imports) + ")"
             head += "\n"
         return head + body + "\n" + "\n".join(tail) + "\n"
+
+    def ours(self, pkg: str, user_line: int) -> bool:
+        """Whether an import the compiler names at this line is one cloudfn added."""
+        on_our_line = user_line <= 0 or (self.package_index is not None and user_line == self.package_index + 1)
+        return on_our_line and pkg in self.auto_imports + self.added
+
+    def blank(self, pkg: str, user_line: int) -> bool:
+        if not (1 <= user_line <= len(self.lines)) or user_line in self.blanked:
+            return False
+        if f'"{pkg}"' not in self.lines[user_line - 1]:
+            return False
+        self.blanked[user_line] = pkg
+        return True
+
+    def import_notes(self, skip: set[str]) -> list[str]:
+        added = [p for p in self.auto_imports + self.added if p not in skip]
+        notes = [f'cloudfn: added the missing import "{p}" (the code uses it without importing it)' for p in added]
+        notes += [f'cloudfn: removed the unused import "{p}" at line {n} (Go refuses to build with it)'
+                  for n, p in sorted(self.blanked.items())]
+        return notes
 
     def add_comma(self, user_line: int) -> bool:
         """The seed's own example leaves out a trailing comma Go requires; add it when the line
@@ -144,15 +189,17 @@ class GoRuntime(Runtime):
         self._locks: dict[str, asyncio.Lock] = {}
         self.build_limits = BuildLimits()
         self.last_build_ms = 0.0  # for benchmarks: time of the last real build
+        self.use_goimports = True  # False: missing imports come from AUTO_IMPORTS only
 
     def info(self) -> dict[str, Any]:
         path, version = _go()
         return {"available": path is not None, "version": version, "path": path or "",
-                "hint": "" if path else INSTALL_HINT}
+                "hint": "" if path else INSTALL_HINT, "goimports": self._goimports() or ""}
 
     def _key(self, fn: Function, version: str) -> str:
         h = hashlib.sha256()
-        for part in (BUILD_FORMAT, version, fn.handler, fn.code, RUNNER_SRC.read_text()):
+        tools = "goimports" if self._goimports() else ""
+        for part in (BUILD_FORMAT, version, tools, fn.handler, fn.code, RUNNER_SRC.read_text()):
             h.update(part.encode())
             h.update(b"\0")
         return h.hexdigest()[:32]
@@ -268,13 +315,15 @@ class GoRuntime(Runtime):
                     break
                 out = res.output.encode()
                 errors = self._parse_errors(out.decode(errors="replace"), src)
-                retry = False
-                for e in errors:
-                    # Imports cloudfn added itself and the code turned out not to need.
-                    m = re.search(r'"([\w/]+)" imported and not used', e["message"])
-                    if e["file"] == USER_FILE and e["line"] == 0 and m and m.group(1) in src.auto_imports:
-                        skip.add(m.group(1))
-                        retry = True
+                # unused and missing imports both fixed before the next try: one more compile, not two
+                retry = self._fix_imports(src, errors, skip)
+                missing = {m.group(1) for e in errors if e["file"] == USER_FILE
+                           for m in [UNDEFINED_RE.match(e["message"])] if m}
+                if missing:
+                    (tmp / USER_FILE).write_text(src.render(skip))
+                    found = await self._resolve_imports(src, missing, skip, tmp)
+                    retry = retry or bool(found)
+                    src.added += found
                 if not retry:
                     commas = [e for e in errors if e["file"] == USER_FILE and MISSING_COMMA in e["message"]]
                     if commas and len(src.notes) < 5 and src.add_comma(commas[0]["line"]):
@@ -285,7 +334,7 @@ class GoRuntime(Runtime):
                 return InvokeResult.failure(ErrorType.COMPILE_ERROR, "the code did not compile")
             self.last_build_ms = (time.perf_counter() - t0) * 1000
             out_dir.mkdir(parents=True, exist_ok=True)
-            (tmp / "notes.json").write_text(json.dumps(src.notes))
+            (tmp / "notes.json").write_text(json.dumps(src.import_notes(skip) + src.notes))
             os.replace(tmp / "notes.json", out_dir / "notes.json")
             (out_dir / "main.go").write_text(fn.code)
             reclaim(tmp / "handler")
@@ -295,6 +344,53 @@ class GoRuntime(Runtime):
             return None
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+    def _goimports(self) -> str | None:
+        if not self.use_goimports:
+            return None
+        path = shutil.which("goimports", path=os.environ.get("PATH", "") + ":/usr/bin")
+        return os.path.realpath(path) if path else None
+
+    @staticmethod
+    def _fix_imports(src: GoSource, errors: list[dict[str, Any]], skip: set[str]) -> bool:
+        """Unused imports: cloudfn's own are dropped, the user's made blank. True if any changed."""
+        changed = False
+        for e in errors:
+            m = UNUSED_IMPORT_RE.search(e["message"])
+            if e["file"] != USER_FILE or not m:
+                continue
+            pkg = m.group(1) or m.group(2)
+            if src.ours(pkg, e["line"]):
+                if pkg not in skip:
+                    skip.add(pkg)
+                    changed = True
+            elif src.blank(pkg, e["line"]):
+                changed = True
+        return changed
+
+    async def _resolve_imports(self, src: GoSource, names: set[str], skip: set[str], tmp: Path) -> list[str]:
+        """The standard packages that define the undefined names, as goimports picks them (run in
+        the build sandbox, it reads the code), else from AUTO_IMPORTS; only new ones."""
+        if not names:
+            return []
+        have = set(src.auto_imports) - skip | set(src.added)
+        listed = [p for p in (AUTO_IMPORTS.get(n) for n in sorted(names)) if p and p not in have]
+        goimports = self._goimports()
+        if goimports is None:
+            return listed
+        rendered = (tmp / USER_FILE).read_text()
+        mounts = {m.target: m for m in self._toolchain_mounts(_go()[0] or "/usr/bin/go")}
+        if not goimports.startswith("/usr/"):  # the binary alone, not the folder it was installed in
+            mounts[goimports] = Mount(Path(goimports), goimports)
+        res = await run_build(self.sandbox, [goimports, f"{BUILD_DIR}/{USER_FILE}"], self._go_env(), tmp,
+                              self.cache_dir / "go" / "sandbox-cache", self.build_limits,
+                              extra_mounts=list(mounts.values()))
+        if res.returncode != 0:
+            return listed
+        out = res.output.split("\nfunc ", 1)[0]
+        found = [p for p in IMPORT_SPEC_RE.findall(out) if f'"{p}"' not in rendered and "." not in p.split("/")[0]]
+        # goimports knows every package; only those naming an undefined identifier are wanted
+        return [p for p in dict.fromkeys(found) if p.rsplit("/", 1)[-1] in names and p not in have]
 
     def _parse_errors(self, text: str, src: GoSource) -> list[dict[str, Any]]:
         errors = []
@@ -318,7 +414,8 @@ class GoRuntime(Runtime):
                     return InvokeResult.failure(
                         ErrorType.COMPILE_ERROR,
                         f"handler '{handler}' is not defined in the code (define func {handler}(event interface{{}}, "
-                        "context map[string]string) interface{})")
+                        "context map[string]string) interface{}, or an aws-lambda-go form such as "
+                        f"func {handler}(ctx context.Context, event T) (R, error))")
                 if e["file"] == "cloudfn_runner.go" or e["file"] == "cloudfn_handler.go":
                     return InvokeResult.failure(
                         ErrorType.COMPILE_ERROR,

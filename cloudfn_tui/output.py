@@ -92,7 +92,7 @@ def _shown(value: Any) -> str:
 def print_invoke_result(r: InvokeResult) -> None:
     status = "ok" if r.success else f"FAILED {r.error_type.value if r.error_type else ''}".rstrip()
     start = f"cold start, init {r.init_duration:.1f} ms" if r.cold_start else "warm"
-    print(f"{status}  {r.duration:.1f} ms  {start}  {r.memory_used:.1f} MB  invocation {r.invocation_id}")
+    print(f"{status}  {r.duration_ms:.1f} ms  {start}  {r.memory_used:.1f} MB  invocation {r.invocation_id}")
     if r.success:
         print(json.dumps(r.result, indent=2, ensure_ascii=False))
     else:

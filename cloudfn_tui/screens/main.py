@@ -531,7 +531,7 @@ class MainScreen(Screen):
         status = "success" if result.success else "failed"
         if result.error_type and result.error_type.value == "Throttled":
             status = "throttled"
-        self.functions.set_outcome(fn.id, outcome_of(status, result.duration, result.error_type.value if result.error_type else None))
+        self.functions.set_outcome(fn.id, outcome_of(status, result.duration_ms, result.error_type.value if result.error_type else None))
         return result
 
     def action_goto_error(self) -> None:

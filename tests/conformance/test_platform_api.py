@@ -115,7 +115,7 @@ async def test_invoke_python(platform, name):
     assert res.success is True, res.error
     assert res.result == {"message": "Hello Ada", "user": "test", "function_name": name}
     assert (res.error, res.error_type) == ("", None)
-    assert res.duration > 0 and res.memory_used >= 0 and res.invocation_id
+    assert res.duration_ms > 0 and isinstance(res.duration, int) and res.memory_used >= 0 and res.invocation_id
     assert (res.function_id, res.function_name, res.function_version) == (fn.id, name, 1)
     assert "hello from the handler" in res.logs
     again = await platform.invoke(fn.id)

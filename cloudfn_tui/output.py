@@ -67,6 +67,8 @@ def info_text(info: dict[str, Any]) -> str:
     out += [f"  {k:<18} {v}" for k, v in info["paths"].items()]
     out += ["", "settings:"]
     out += [f"  {k:<24} {v['value']!s:<28} {v['source']}" for k, v in info["settings"].items()]
+    if info.get("ignored_config"):
+        out += ["", "ignored (not used by cloudfn): " + ", ".join(info["ignored_config"])]
     out += ["", "runtimes:"]
     for name, rt in info["runtimes"].items():
         state = rt.get("version") or rt.get("path") or ""

@@ -38,9 +38,10 @@ _SAFE_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
 
 class Registry:
     def __init__(self, store: TinyStore, default_timeout: int = 30, code_dir: Path | None = None,
-                 max_versions: int = DEFAULT_MAX_VERSIONS):
+                 max_versions: int = DEFAULT_MAX_VERSIONS, default_memory: int = 128):
         self.store = store
         self.default_timeout = default_timeout
+        self.default_memory = default_memory
         self.code_dir = Path(code_dir) if code_dir is not None else store.path.parent / "versions"
         self.max_versions = max(1, max_versions)
         self._by_id: dict[str, Function] | None = None
@@ -198,8 +199,7 @@ class Registry:
     def create(self, data: dict[str, Any] | FunctionSpec) -> Function:
         if isinstance(data, dict):
             data = drop_zero_values(data, patch=False)
-            if "timeout" not in data:
-                data = {**data, "timeout": self.default_timeout}
+            data = {"timeout": self.default_timeout, "memory": self.default_memory, **data}
         spec = data if isinstance(data, FunctionSpec) else parse_spec(data)
         fn = Function(**spec.model_dump())
 

@@ -89,6 +89,8 @@ def test_names_are_unique_without_regard_to_case(cli, code_file):
     assert "'my function' already exists ('My Function': names are unique without regard to case)" in err
     # Found in any case; a rename to another case of its own name is no conflict.
     assert json.loads(cli("get", "MY FUNCTION", "--json")[1])["function"]["name"] == "My Function"
+    code, out, _ = cli("logs", "--function", "my function", "--json")
+    assert code == 0 and any(rec["function"] == "My Function" for rec in map(json.loads, out.splitlines()))
     code, out, _ = cli("update", "my function", "--name", "MY FUNCTION")
     assert code == 0 and out.startswith("updated MY FUNCTION")
     code, out, _ = cli("create", "--name", "Straße", "--runtime", "python", "--file", str(code_file))

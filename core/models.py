@@ -275,17 +275,16 @@ ZERO_MEANS_UNSET_ON_CREATE = ("handler", "timeout", "memory", "environment")
 ZERO_MEANS_UNSET_ON_UPDATE = ("name", "runtime", "code", "handler", "timeout", "memory", "environment")
 
 
-def _is_zero(key: str, value: Any) -> bool:
+def _is_zero(value: Any) -> bool:
+    # Not {}: an empty environment is the default on create anyway, and on update it clears them.
     if value is None or value == "":
         return True
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return value == 0
-    return False  # {} environment: the default on create anyway, and on update it clears the variables
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0
 
 
 def drop_zero_values(data: dict[str, Any], patch: bool) -> dict[str, Any]:
     keys = ZERO_MEANS_UNSET_ON_UPDATE if patch else ZERO_MEANS_UNSET_ON_CREATE
-    return {k: v for k, v in data.items() if not (k in keys and _is_zero(k, v))}
+    return {k: v for k, v in data.items() if not (k in keys and _is_zero(v))}
 
 
 def _parse(model: type[BaseModel], data: Any, what: str):

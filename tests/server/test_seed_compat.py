@@ -118,3 +118,16 @@ def test_the_openapi_document_carries_the_name_rule(http):
     pattern = re.compile(body["properties"]["name"]["pattern"])
     assert all(pattern.search(n) for n in ["方法", "My Function", "Test_Go", "a" * 64, "Привет"])
     assert not any(pattern.search(n) for n in ["..", " a", "a ", "a/b", "a\u200bb", "a" * 65, "a!"])
+
+
+def test_import_into_a_remote_server_twice(http, seed_server, tmp_path, capsys):
+    from test_compat_seed import write_original_data_folder
+
+    folder = write_original_data_folder(tmp_path / "data")
+    argv = ["--remote", seed_server.url, "import", str(folder)]
+    assert main(argv) == 2  # two broken entries, reported; the rest imported
+    assert capsys.readouterr().out.splitlines()[-1] == "3 created, 0 updated, 0 unchanged, 2 failed"
+    assert http.get(f"/api/v1/functions/{quote('方法', safe='')}").json()["function"]["memory"] == 256
+    assert main(argv) == 2
+    assert capsys.readouterr().out.splitlines()[-1] == "0 created, 0 updated, 3 unchanged, 2 failed"
+    assert http.get(f"/api/v1/functions/{quote('test_go', safe='')}/versions").json()["count"] == 1

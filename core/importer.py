@@ -43,11 +43,12 @@ class Outcome:
     def line(self, dry_run: bool = False) -> str:
         who = repr(self.name) if self.name else "(no name)"
         where = f" [{self.seed_id}]" if self.seed_id else ""
-        if self.action == "failed":
-            return f"failed     {who}{where}: {self.reason}"
-        verb = {"created": "would create", "updated": "would update"}.get(self.action, self.action) if dry_run \
-            else self.action
+        verb = self.action
+        if dry_run:
+            verb = {"created": "would create", "updated": "would update"}.get(verb, verb)
         extra = f": {', '.join(self.changed)}" if self.changed else ""
+        if self.action == "failed":
+            extra = f": {self.reason}"
         return f"{verb:<12} {who}{where}{extra}"
 
 

@@ -87,7 +87,15 @@ def main(argv: list[str] | None = None) -> int:
 def load_settings(args: argparse.Namespace):
     from core.config import load_config
 
-    return load_config(args.config, flags={"storage.data_dir": args.data_dir})
+    return report_ignored(load_config(args.config, flags={"storage.data_dir": args.data_dir}))
+
+
+def report_ignored(config):
+    """Say once, on stderr, which of the original platform's config keys cloudfn does not use."""
+    note = config.ignored_note()
+    if note:
+        print(f"cloudfn: {note}", file=sys.stderr)
+    return config
 
 
 def open_platform(args: argparse.Namespace, command: str, config=None) -> PlatformAPI:

@@ -67,6 +67,8 @@ def info_text(info: dict[str, Any]) -> str:
     out += [f"  {k:<18} {v}" for k, v in info["paths"].items()]
     out += ["", "settings:"]
     out += [f"  {k:<24} {v['value']!s:<28} {v['source']}" for k, v in info["settings"].items()]
+    if info.get("ignored_config"):
+        out += ["", "ignored (not used by cloudfn): " + ", ".join(info["ignored_config"])]
     out += ["", "runtimes:"]
     for name, rt in info["runtimes"].items():
         state = rt.get("version") or rt.get("path") or ""
@@ -96,7 +98,7 @@ def _shown(value: Any) -> str:
 def print_invoke_result(r: InvokeResult) -> None:
     status = "ok" if r.success else f"FAILED {r.error_type.value if r.error_type else ''}".rstrip()
     start = f"cold start, init {r.init_duration:.1f} ms" if r.cold_start else "warm"
-    print(f"{status}  {r.duration:.1f} ms  {start}  {r.memory_used:.1f} MB  invocation {r.invocation_id}")
+    print(f"{status}  {r.duration_ms:.1f} ms  {start}  {r.memory_used:.1f} MB  invocation {r.invocation_id}")
     if r.success:
         print(json.dumps(r.result, indent=2, ensure_ascii=False))
     else:

@@ -9,6 +9,7 @@ ones, which win when both are set. Every setting remembers where its value came 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -92,6 +93,27 @@ def _keymap(v: Any) -> dict[str, str]:
     return dict(v)
 
 
+_GO_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_GO_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+
+
+def go_duration(v: Any) -> float:
+    """Seconds from a number or a Go duration ("30s", "1m30s", "500ms"), as the seed's files write
+    its timeouts."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return float(v)
+    if isinstance(v, str):
+        text = v.strip()
+        parts = _GO_DURATION_RE.findall(text)
+        if parts and "".join(n + u for n, u in parts) == text:
+            return sum(float(n) * _GO_DURATION_UNITS[u] for n, u in parts)
+        try:
+            return float(text)
+        except ValueError:
+            pass
+    raise ValueError("a number of seconds or a Go duration such as 30s or 1m30s")
+
+
 def _path(v: Any) -> Path:
     if isinstance(v, str) and v.strip():
         return Path(v).expanduser()
@@ -157,6 +179,8 @@ OPTIONS: tuple[Option, ...] = (
            "invocations running at once, across all functions"),
     Option("runtime", "default_timeout", _int(1, 900), 30, _env("runtime", "default_timeout"),
            "timeout in seconds for functions that set none"),
+    Option("runtime", "default_memory", _int(64, 8192), 128, _env("runtime", "default_memory"),
+           "memory limit in MB for functions that set none"),
     Option("runtime", "queue_size", _int(0, 100000), 100, _env("runtime", "queue_size"),
            "invocations that may wait for a free slot before being throttled"),
     Option("runtime", "keep_warm", _number(0, 86400), 300.0, _env("runtime", "keep_warm"),
@@ -197,8 +221,40 @@ BY_NAME = {o.name: o for o in OPTIONS}
 #   remotes:
 #     prod: {url: "https://cloudfn.example.com", token: "..."}   # or token_file: PATH
 REMOTES = "remotes"
-SECTIONS = sorted({o.section for o in OPTIONS} | {REMOTES})
 CONFIG_ENV = "CLOUDFN_CONFIG"
+
+# The original platform's backend/config/config.yaml and storage.yaml, so its files load as they
+# are. A key listed here with a cloudfn equivalent is translated (SEED_RENAMES); the others are
+# read, reported once as ignored, and never fatal. A key in neither list is still an error, in
+# cloudfn's sections and the seed's alike: a typo must not pass as "the original's setting".
+SEED_KEYS: dict[str, frozenset[str]] = {
+    "server": frozenset({"host", "port", "mode", "read_timeout", "write_timeout", "idle_timeout"}),
+    "storage": frozenset({"type", "data_dir", "max_conns", "max_idle_time", "primary", "cache", "object", "logs"}),
+    "runtime": frozenset({"work_dir", "max_concurrent", "default_timeout", "default_memory", "enabled_runtimes",
+                          "runtime_paths", "max_code_size", "allowed_packages"}),
+    "security": frozenset({"enable_auth", "jwt_expiry", "allowed_origins", "rate_limit", "enable_https"}),
+    "monitor": frozenset({"enable_metrics", "metrics_path", "enable_profiling", "profiling_path", "log_level",
+                          "log_format", "log_output", "enable_tracing"}),
+}
+# Sections of the seed's files read as a whole and ignored (storage.yaml's per-environment overrides).
+SEED_IGNORED_SECTIONS = frozenset({"environments"})
+
+
+def _comma_list(v: Any) -> str:
+    if isinstance(v, str):
+        return v
+    if isinstance(v, list) and all(isinstance(x, str) for x in v):
+        return ",".join(v)
+    raise ValueError("a list of origins")
+
+
+# seed key -> (cloudfn option names, parser): Go's ReadTimeout bounds reading the whole request,
+# headers and body, so it sets both of cloudfn's read timeouts.
+SEED_RENAMES: dict[str, tuple[tuple[str, ...], Callable[[Any], Any]]] = {
+    "server.read_timeout": (("server.header_timeout", "server.body_timeout"), go_duration),
+    "security.allowed_origins": (("server.cors_origins",), _comma_list),
+}
+SECTIONS = sorted({o.section for o in OPTIONS} | {REMOTES} | set(SEED_KEYS) | SEED_IGNORED_SECTIONS)
 
 
 @dataclass
@@ -234,6 +290,13 @@ class Config:
     file_exists: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
     remotes: dict[str, Remote] = field(default_factory=dict)
+    ignored: list[str] = field(default_factory=list)  # the seed's keys cloudfn has no use for
+
+    def ignored_note(self) -> str:
+        """The one line that reports them, or ""."""
+        if not self.ignored:
+            return ""
+        return f"config file {self.file}: ignored (not used by cloudfn): {', '.join(self.ignored)}"
 
     def __getitem__(self, name: str) -> Any:
         return self.settings[name].value
@@ -266,8 +329,9 @@ def load_config(
     if explicit and not exists:
         raise ConfigError(f"config file {path}: cannot read it (no such file). Create it or drop --config/{CONFIG_ENV}.")
     remotes: dict[str, Remote] = {}
+    ignored: list[str] = []
     if exists:
-        for name, value in _read_file(path, remotes).items():
+        for name, value in _read_file(path, remotes, ignored).items():
             settings[name] = Setting(value, f"file {path}")
 
     for opt in OPTIONS:
@@ -295,7 +359,7 @@ def load_config(
     settings["storage.data_dir"].value = data_dir
     if settings["runtime.work_dir"].value is None:
         settings["runtime.work_dir"] = Setting(data_dir / "functions", "default (<data_dir>/functions)")
-    return Config(settings=settings, file=path, file_exists=exists, remotes=remotes)
+    return Config(settings=settings, file=path, file_exists=exists, remotes=remotes, ignored=ignored)
 
 
 def _config_path(config_file: str | Path | None, environ: Mapping[str, str]) -> tuple[Path, bool]:
@@ -338,7 +402,7 @@ def _read_remotes(path: Path, body: Any, remotes: dict[str, Remote], problems: l
         remotes[str(name)] = Remote(str(name), url.rstrip("/"), token, tf)
 
 
-def _read_file(path: Path, remotes: dict[str, Remote] | None = None) -> dict[str, Any]:
+def _read_file(path: Path, remotes: dict[str, Remote] | None = None, ignored: list[str] | None = None) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -355,12 +419,17 @@ def _read_file(path: Path, remotes: dict[str, Remote] | None = None) -> dict[str
         raise ConfigError(f"config file {path}: expected a mapping of sections ({', '.join(SECTIONS)}), got {type(data).__name__}.")
 
     values: dict[str, Any] = {}
+    renamed: dict[str, Any] = {}
     problems: list[str] = []
+    ignored = ignored if ignored is not None else []
     for section, body in data.items():
         if section not in SECTIONS:
             problems.append(f"unknown section {section!r} (known: {', '.join(SECTIONS)})")
             continue
         if body is None:
+            continue
+        if section in SEED_IGNORED_SECTIONS:
+            ignored.append(str(section))
             continue
         if section == REMOTES:
             _read_remotes(path, body, remotes if remotes is not None else {}, problems)
@@ -371,8 +440,27 @@ def _read_file(path: Path, remotes: dict[str, Remote] | None = None) -> dict[str
         for key, raw in body.items():
             opt = BY_NAME.get(f"{section}.{key}")
             if opt is None:
-                known = ", ".join(o.key for o in OPTIONS if o.section == section)
-                problems.append(f"unknown key {section}.{key} (known in {section}: {known})")
+                seed_name = f"{section}.{key}"
+                if seed_name in SEED_RENAMES:
+                    targets, parse = SEED_RENAMES[seed_name]
+                    try:
+                        value = parse(raw)
+                    except ValueError as exc:
+                        problems.append(f"{seed_name}: expected {exc}, got {raw!r}")
+                        continue
+                    for target in targets:
+                        try:
+                            renamed[target] = BY_NAME[target].parse(value)
+                        except ValueError as exc:
+                            problems.append(f"{seed_name} (sets {target}): expected {exc}, got {raw!r}")
+                    continue
+                if key in SEED_KEYS.get(section, ()):
+                    if not _seed_value_used(section, key, raw):
+                        ignored.append(seed_name)
+                    continue
+                own = [o.key for o in OPTIONS if o.section == section]
+                known = own + sorted(SEED_KEYS.get(section, set()) - set(own))
+                problems.append(f"unknown key {section}.{key} (known in {section}: {', '.join(known)})")
                 continue
             try:
                 value = opt.parse(raw)
@@ -384,4 +472,10 @@ def _read_file(path: Path, remotes: dict[str, Remote] | None = None) -> dict[str
             values[opt.name] = value
     if problems:
         raise ConfigError(f"config file {path}:\n" + "\n".join(f"  - {p}" for p in problems))
-    return values
+    return {**renamed, **values}  # cloudfn's own key beats the seed's in the same file
+
+
+def _seed_value_used(section: str, key: str, raw: Any) -> bool:
+    """Whether a seed key without an option of its own still says what cloudfn does anyway, so
+    reporting it as ignored would mislead: `storage.type: file` is cloudfn's embedded store."""
+    return section == "storage" and key == "type" and isinstance(raw, str) and raw.strip().lower() == "file"

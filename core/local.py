@@ -64,7 +64,8 @@ class LocalPlatform:
         try:
             self.store = TinyStore(self.data_dir / REGISTRY_FILE)
             self.registry = Registry(self.store, default_timeout=config["runtime.default_timeout"],
-                                     code_dir=self.data_dir / CODE_DIR, max_versions=config["storage.max_versions"])
+                                     code_dir=self.data_dir / CODE_DIR, max_versions=config["storage.max_versions"],
+                                     default_memory=config["runtime.default_memory"])
             if install_examples:
                 self._install_examples_once()
             self.bus = EventBus()
@@ -344,6 +345,7 @@ class LocalPlatform:
                 "user_themes": str(paths.user_themes_dir()),
             },
             "settings": {name: {"value": _plain(s.value), "source": s.source} for name, s in c.settings.items()},
+            "ignored_config": list(c.ignored),
             "runtimes": self.executor.runtimes(),
             "protections": self.executor.protections(),
             "functions": len(await self.list_functions()),

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from core.filemodes import open_private, private_dir
-from core.models import LOG_LEVELS, LogRecord
+from core.models import LOG_LEVELS, LogRecord, name_key
 
 MAX_LINE = 16 * 1024  # longer lines are cut; a 10 MB line must not be stored whole
 LEVEL_NUM = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
@@ -138,11 +138,14 @@ class LogHub(logging.Handler):
         not reach back far enough and `since` asks for older lines, the files are read too."""
         floor = LEVEL_NUM[normalize_level(level)] if level else 0
         needle = text.lower() if text else None
+        # As function names are: without regard to case (the lines of a deleted function too).
+        wanted = name_key(function) if function is not None else None
 
         def keep(r: LogRecord) -> bool:
             return (
                 LEVEL_NUM.get(r.level, 0) >= floor
-                and (function is None or r.function == function)
+                and (wanted is None or (r.function is not None
+                                        and (r.function == function or name_key(r.function) == wanted)))
                 and (invocation_id is None or r.invocation_id == invocation_id)
                 and (needle is None or needle in r.message.lower())
                 and (since is None or r.time >= since)

@@ -6,20 +6,24 @@ type never leaves this module.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
+import unicodedata
 from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, field_validator, model_validator
 
 from core.errors import FieldError, InvalidInput
 
 RUNTIMES = ("python", "nodejs", "go")
 RUNTIME_ALIASES = {"node": "nodejs", "node.js": "nodejs", "py": "python", "python3": "python", "golang": "go"}
-# `\Z`, not `$`: `$` also matches before a trailing newline, so "abc\n" would pass.
-NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
+NAME_MAX = 64
+NAME_PUNCTUATION = frozenset(" -_.")
+NAME_RULE = (f"1-{NAME_MAX} letters (any script), digits, spaces, '-', '_' or '.', not only dots, "
+             "not starting or ending with a space")
 HANDLER_RE = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*(?:\.[A-Za-z_$][A-Za-z0-9_$]*)?\Z")
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 # Variables that make a program load other code before its runtime starts (the dynamic loader's,
@@ -51,6 +55,69 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _name_char_ok(ch: str) -> bool:
+    # Marks (M*) count as part of letters: Devanagari, Thai or Arabic words need them.
+    cat = unicodedata.category(ch)
+    return cat[0] in "LM" or cat == "Nd" or ch in NAME_PUNCTUATION
+
+
+def _shown(ch: str) -> str:
+    return f"U+{ord(ch):04X} {unicodedata.name(ch, 'unnamed')}"
+
+
+def name_problem(name: Any) -> str:
+    """Why `name` cannot name a function, or "". Names reach paths, URLs, terminals and
+    Prometheus labels, so the seed's "anything goes" stops at what is unsafe in one of them:
+    '/', control and invisible characters (a zero-width space makes two names look alike)."""
+    if not isinstance(name, str):
+        return f"must be a string of {NAME_RULE}"
+    if not name:
+        return f"must not be empty: use {NAME_RULE}"
+    if len(name) > NAME_MAX:
+        return f"is {len(name)} characters long; the limit is {NAME_MAX}: shorten it"
+    if "/" in name:
+        return f"must not contain '/' (got {name!r}): names are path segments in URLs; use '-' or '.' instead"
+    for ch in name:
+        cat = unicodedata.category(ch)
+        if cat in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn") or (ch.isspace() and ch != " "):
+            kind = ("a control character" if cat == "Cc" else "a line break" if cat in ("Zl", "Zp")
+                    else "whitespace other than a plain space" if ch.isspace() else "an invisible character")
+            return f"contains {kind} ({_shown(ch)}) in {name!r}: remove it (only plain spaces may separate words)"
+    if name != name.strip(" "):
+        return f"must not start or end with a space (got {name!r}): remove the outer spaces"
+    if not name.strip("."):
+        return f"must not be only dots (got {name!r}): '.' and '..' mean folders in paths; add a letter or digit"
+    bad = sorted({ch for ch in name if not _name_char_ok(ch)})
+    if bad:
+        shown = ", ".join(f"{ch!r} ({_shown(ch)})" for ch in bad[:5])
+        return f"may contain only {NAME_RULE}; remove or replace {shown}"
+    return ""
+
+
+def name_key(name: str) -> str:
+    """The form two names are compared in: equal keys are the same name (case and Unicode
+    normalisation aside), so "My Function" and "my function" cannot both exist."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFD", name).casefold())
+
+
+@functools.cache
+def name_pattern() -> str:
+    """NAME_RULE as a regular expression (JSON Schema's dialect and Python's agree on it), for
+    the OpenAPI document. Built from the Unicode tables once (~0.3 s), so only when asked."""
+    ranges: list[list[int]] = []
+    for c in range(0x110000):
+        ch = chr(c)
+        if ch not in NAME_PUNCTUATION and _name_char_ok(ch):
+            if ranges and ranges[-1][1] == c - 1:
+                ranges[-1][1] = c
+            else:
+                ranges.append([c, c])
+    letters = "".join(chr(a) if a == b else f"{chr(a)}-{chr(b)}" for a, b in ranges)
+    edge = f"[._\\-{letters}]"
+    inner = f"[ ._\\-{letters}]"
+    return f"^(?!\\.+$){edge}(?:{inner}{{0,{NAME_MAX - 2}}}{edge})?$"
+
+
 def normalize_runtime(value: Any) -> Any:
     if isinstance(value, str):
         lowered = value.strip().lower()
@@ -66,11 +133,10 @@ class _Editable(BaseModel):
     @field_validator("name", check_fields=False)
     @classmethod
     def _name(cls, v: str | None) -> str | None:
-        if v is not None and not NAME_RE.match(v):
-            raise ValueError(
-                "must be 1-63 lowercase letters, digits and dashes, starting and ending with a "
-                f"letter or digit (got {v!r})"
-            )
+        if v is not None:
+            why = name_problem(v)
+            if why:
+                raise ValueError(why)
         return v
 
     @field_validator("runtime", mode="before", check_fields=False)
@@ -202,10 +268,29 @@ def parse_patch(data: Any) -> FunctionPatch:
     return _parse(FunctionPatch, data, "function update")
 
 
+# The seed's `Function` fields whose zero value (as Go's encoding/json writes an unset field)
+# means "the default" on create and "unchanged" on update. `description` and the other fields
+# the seed lacks keep "" and 0 as real values, so a client can clear them.
+ZERO_MEANS_UNSET_ON_CREATE = ("handler", "timeout", "memory", "environment")
+ZERO_MEANS_UNSET_ON_UPDATE = ("name", "runtime", "code", "handler", "timeout", "memory", "environment")
+
+
+def _is_zero(value: Any) -> bool:
+    # Not {}: an empty environment is the default on create anyway, and on update it clears them.
+    if value is None or value == "":
+        return True
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0
+
+
+def drop_zero_values(data: dict[str, Any], patch: bool) -> dict[str, Any]:
+    keys = ZERO_MEANS_UNSET_ON_UPDATE if patch else ZERO_MEANS_UNSET_ON_CREATE
+    return {k: v for k, v in data.items() if not (k in keys and _is_zero(v))}
+
+
 def _parse(model: type[BaseModel], data: Any, what: str):
     if not isinstance(data, dict):
         raise InvalidInput(what, [FieldError("body", f"must be an object, got {type(data).__name__}")])
-    data = {k: v for k, v in data.items() if k not in READ_ONLY_FIELDS}
+    data = drop_zero_values({k: v for k, v in data.items() if k not in READ_ONLY_FIELDS}, model is FunctionPatch)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -250,7 +335,7 @@ class InvokeResult(BaseModel):
     error: str = ""
     error_type: ErrorType | None = None
     stack: list[StackFrame] = Field(default_factory=list)
-    duration: float = 0.0
+    duration_ms: float = Field(0.0, description="the exact duration in milliseconds")
     memory_used: float = 0.0
     cold_start: bool = False
     init_duration: float = 0.0
@@ -259,6 +344,26 @@ class InvokeResult(BaseModel):
     function_id: str = ""
     function_name: str = ""
     function_version: int = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _duration_in(cls, data: Any) -> Any:
+        # An answer with only `duration` (the seed's, or a server before duration_ms) still parses.
+        if isinstance(data, dict) and "duration" in data:
+            data = dict(data)
+            duration = data.pop("duration")
+            if "duration_ms" not in data:
+                data["duration_ms"] = duration
+        return data
+
+    @computed_field(description="whole milliseconds, as the seed's int64 (the exact value is duration_ms)")
+    @property
+    def duration(self) -> int:
+        return round(self.duration_ms)
+
+    @duration.setter
+    def duration(self, ms: float) -> None:
+        self.duration_ms = ms
 
     @classmethod
     def failure(cls, error_type: ErrorType, message: str, **kw: Any) -> "InvokeResult":
@@ -372,7 +477,7 @@ class AlertRuleSpec(BaseModel):
     @classmethod
     def _scope(cls, v: str) -> str:
         kind, _, target = v.partition(":")
-        if v == "all" or (kind == "function" and NAME_RE.match(target)) or (kind == "runtime" and target in RUNTIMES):
+        if v == "all" or (kind == "function" and not name_problem(target)) or (kind == "runtime" and target in RUNTIMES):
             return v
         raise ValueError("must be all, function:NAME or runtime:python|nodejs|go")
 

@@ -21,7 +21,8 @@ from typing import Any
 
 from core.errors import Conflict, FieldError, InvalidInput, NotFound, StoreCorrupt
 from core.filemodes import PRIVATE_FILE, private_dir
-from core.models import Function, FunctionPatch, FunctionSpec, SavedEvent, parse_patch, parse_spec, utcnow
+from core.models import (Function, FunctionPatch, FunctionSpec, SavedEvent, drop_zero_values, name_key, parse_patch,
+                          parse_spec, utcnow)
 from core.storage import TinyStore, atomic_write_bytes
 
 FUNCTIONS = "functions"
@@ -37,9 +38,10 @@ _SAFE_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
 
 class Registry:
     def __init__(self, store: TinyStore, default_timeout: int = 30, code_dir: Path | None = None,
-                 max_versions: int = DEFAULT_MAX_VERSIONS):
+                 max_versions: int = DEFAULT_MAX_VERSIONS, default_memory: int = 128):
         self.store = store
         self.default_timeout = default_timeout
+        self.default_memory = default_memory
         self.code_dir = Path(code_dir) if code_dir is not None else store.path.parent / "versions"
         self.max_versions = max(1, max_versions)
         self._by_id: dict[str, Function] | None = None
@@ -152,6 +154,10 @@ class Registry:
         for fn in cache.values():
             if fn.name == ref:
                 return fn
+        key = name_key(ref)  # names are unique without regard to case, so this finds at most one
+        for fn in cache.values():
+            if name_key(fn.name) == key:
+                return fn
         raise NotFound(f"no function named {ref!r}")
 
     def _write(self, write) -> Function:
@@ -183,12 +189,17 @@ class Registry:
         for d in docs:
             if d["name"] == ref:
                 return d
+        key = name_key(ref)
+        for d in docs:
+            if name_key(d["name"]) == key:
+                return d
         raise NotFound(f"no function named {ref!r}")
 
     # -- writes --------------------------------------------------------------------------
     def create(self, data: dict[str, Any] | FunctionSpec) -> Function:
-        if isinstance(data, dict) and "timeout" not in data:
-            data = {**data, "timeout": self.default_timeout}
+        if isinstance(data, dict):
+            data = drop_zero_values(data, patch=False)
+            data = {"timeout": self.default_timeout, "memory": self.default_memory, **data}
         spec = data if isinstance(data, FunctionSpec) else parse_spec(data)
         fn = Function(**spec.model_dump())
 
@@ -211,7 +222,7 @@ class Registry:
         def write(store: TinyStore) -> tuple[Function, bool]:
             current = self._loaded(self._find(store, ref))
             if "name" in changes and changes["name"] != current.name:
-                self._check_name_free(store, changes["name"])
+                self._check_name_free(store, changes["name"], current.id)
             updated = current.model_copy(
                 update={**changes, "version": current.version + 1, "updated_at": utcnow()}
             )
@@ -243,9 +254,12 @@ class Registry:
         return self._write(write)
 
     @staticmethod
-    def _check_name_free(store: TinyStore, name: str) -> None:
-        if any(d["name"] == name for d in store.all(FUNCTIONS)):
-            raise Conflict(f"a function named {name!r} already exists; pick another name or update it")
+    def _check_name_free(store: TinyStore, name: str, renaming: str | None = None) -> None:
+        key = name_key(name)
+        taken = next((d["name"] for d in store.all(FUNCTIONS) if name_key(d["name"]) == key and d["id"] != renaming), None)
+        if taken is not None:
+            same = "" if taken == name else f" ({taken!r}: names are unique without regard to case)"
+            raise Conflict(f"a function named {name!r} already exists{same}; pick another name or update it")
 
     # -- saved test events --------------------------------------------------------------
     def saved_events(self, ref: str) -> list[SavedEvent]:

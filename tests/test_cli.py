@@ -88,11 +88,11 @@ def test_create_get_update_versions_rollback_delete(cli, code_file):
 def test_an_invalid_function_names_every_bad_field_exits_2_and_stores_nothing(cli, code_file, data_dir):
     cli("list")
     before = (data_dir / REGISTRY_FILE).read_bytes()
-    code, out, err = cli("create", "--name", "Bad_Name", "--runtime", "ruby", "--file", str(code_file),
-                         "--timeout", "0", "--env", "novalue")
+    code, out, err = cli("create", "--name", "Bad/Name", "--runtime", "ruby", "--file", str(code_file),
+                         "--timeout", "-1", "--env", "novalue")
     assert code == 2 and out == ""
     assert "env: 'novalue' is not KEY=VALUE" in err
-    code, out, err = cli("create", "--name", "Bad_Name", "--runtime", "ruby", "--file", str(code_file), "--timeout", "0")
+    code, out, err = cli("create", "--name", "Bad/Name", "--runtime", "ruby", "--file", str(code_file), "--timeout", "-1")
     assert code == 2
     for field in ("name:", "runtime:", "timeout:"):
         assert field in err

@@ -118,3 +118,128 @@ def test_a_bad_environment_variable_is_named():
     with pytest.raises(ConfigError) as exc:
         load_config(environ={"PORT": "http"})
     assert "PORT='http'" in exc.value.message and "server.port" in exc.value.message
+
+
+# The original platform's backend/config/config.yaml and storage.yaml, rebuilt from what
+# seed/README.md says of them (the files themselves are not in seed/): every section and key.
+ORIGINAL_CONFIG_YAML = """
+server:
+  host: "0.0.0.0"
+  port: 8080
+  mode: "debug"
+  read_timeout: 30s
+  write_timeout: 30s
+  idle_timeout: 60s
+storage:
+  type: "file"
+  data_dir: "./data"
+  max_conns: 10
+  max_idle_time: 5m
+runtime:
+  work_dir: "./functions"
+  max_concurrent: 10
+  default_timeout: 30
+  default_memory: 256
+  enabled_runtimes: ["go", "nodejs", "python"]
+  runtime_paths:
+    go: "/usr/local/go/bin/go"
+    nodejs: "/usr/bin/node"
+    python: "/usr/bin/python3"
+  max_code_size: 1024
+  allowed_packages: ["fmt", "strings", "math"]
+security:
+  enable_auth: false
+  jwt_expiry: 24h
+  allowed_origins: ["http://localhost:5173", "http://localhost:3000"]
+  rate_limit: 100
+  enable_https: false
+monitor:
+  enable_metrics: true
+  metrics_path: "/metrics"
+  enable_profiling: false
+  profiling_path: "/debug/pprof"
+  log_level: "info"
+  log_format: "json"
+  log_output: "stdout"
+  enable_tracing: false
+"""
+
+ORIGINAL_STORAGE_YAML = """
+storage:
+  primary:
+    type: "postgresql"
+    host: "${DB_HOST}"
+    port: 5432
+    database: "cloudfunction"
+    username: "${DB_USER}"
+    password: "${DB_PASSWORD}"
+    ssl_mode: "require"
+    max_conns: 20
+    max_idle_time: 10m
+  cache:
+    type: "redis"
+    host: "${REDIS_HOST}"
+    port: 6379
+  object:
+    type: "s3"
+    bucket: "cloudfunction-code"
+    region: "us-east-1"
+  logs:
+    type: "elasticsearch"
+    hosts: ["http://es:9200"]
+environments:
+  development:
+    storage: {primary: {host: "localhost"}}
+  staging:
+    storage: {primary: {host: "staging-db"}}
+  production:
+    storage: {primary: {host: "prod-db", ssl_mode: "verify-full"}}
+"""
+
+
+def test_the_originals_config_yaml_loads_as_it_is(tmp_path):
+    f = tmp_path / "backend" / "config" / "config.yaml"
+    f.parent.mkdir(parents=True)
+    f.write_text(ORIGINAL_CONFIG_YAML)
+    c = load_config(f, environ={})
+    assert (c["server.host"], c["server.port"], c["server.mode"]) == ("0.0.0.0", 8080, "debug")
+    # Go's ReadTimeout bounds the whole request: both of cloudfn's read timeouts.
+    assert c["server.header_timeout"] == 30.0 and c["server.body_timeout"] == 30.0
+    assert c.data_dir == f.parent / "data" and c.work_dir == f.parent / "functions"
+    assert (c["runtime.max_concurrent"], c["runtime.default_timeout"], c["runtime.default_memory"]) == (10, 30, 256)
+    assert c["server.cors_origins"] == "http://localhost:5173,http://localhost:3000"
+    assert c["monitor.log_level"] == "info" and c["monitor.enable_metrics"] is True
+    assert c.ignored == [
+        "server.write_timeout", "server.idle_timeout", "storage.max_conns", "storage.max_idle_time",
+        "runtime.enabled_runtimes", "runtime.runtime_paths", "runtime.max_code_size", "runtime.allowed_packages",
+        "security.enable_auth", "security.jwt_expiry", "security.rate_limit", "security.enable_https",
+        "monitor.metrics_path", "monitor.enable_profiling", "monitor.profiling_path", "monitor.log_format",
+        "monitor.log_output", "monitor.enable_tracing",
+    ]
+    assert "storage.type" not in c.ignored  # "file" is what cloudfn does anyway
+    assert c.ignored_note().startswith(f"config file {f}: ignored (not used by cloudfn): server.write_timeout, ")
+
+
+def test_the_originals_storage_yaml_loads_and_is_reported_ignored(tmp_path):
+    f = tmp_path / "storage.yaml"
+    f.write_text(ORIGINAL_STORAGE_YAML)
+    c = load_config(f, environ={})
+    assert c.ignored == ["storage.primary", "storage.cache", "storage.object", "storage.logs", "environments"]
+    assert c["server.port"] == 8080 and c.data_dir == tmp_path / "xdg-data" / "cloudfn"
+
+
+def test_a_cloudfn_key_beats_the_seeds_and_seed_typos_stay_errors(tmp_path):
+    f = tmp_path / "config.yaml"
+    f.write_text("server:\n  read_timeout: 1m30s\n  header_timeout: 5\nsecurity:\n  enable_auht: true\n"
+                 "storage:\n  type: postgresql\n  max_conn: 3\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(f, environ={})
+    assert "unknown key security.enable_auht" in exc.value.message and "enable_auth" in exc.value.message
+    assert "unknown key storage.max_conn" in exc.value.message
+    f.write_text("server:\n  read_timeout: 1m30s\n  header_timeout: 5\nstorage:\n  type: postgresql\n")
+    c = load_config(f, environ={})
+    assert c["server.header_timeout"] == 5.0 and c["server.body_timeout"] == 90.0
+    assert c.ignored == ["storage.type"]  # a database the embedded store does not use
+    f.write_text("server:\n  read_timeout: soon\n")
+    with pytest.raises(ConfigError, match="server.read_timeout: expected a number of seconds or a Go duration"):
+        load_config(f, environ={})

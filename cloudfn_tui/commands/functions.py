@@ -1,4 +1,4 @@
-"""Commands on functions: info, list, get, create, update, deploy, delete, export, versions,
+"""Commands on functions: info, list, get, create, update, deploy, import, delete, export, versions,
 rollback, invoke."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from core.models import Function, InvokeResult
 from cloudfn_tui import output
 
 EXIT_FAILED = 1
+EXIT_INVALID_INPUT = 2
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -49,6 +50,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     c = cmd("deploy", "create or update a function from a folder with a function.yaml", cmd_deploy)
     c.add_argument("dir", type=Path)
+    c.add_argument("--json", action="store_true")
+
+    c = cmd("import", "create or update functions from the original platform's data folder "
+                      "(functions.json and its fn_* folders)", cmd_import)
+    c.add_argument("dir", type=Path, help="the folder holding functions.json (the original's ./data)")
+    c.add_argument("--dry-run", action="store_true", help="print what would change, change nothing")
     c.add_argument("--json", action="store_true")
 
     c = cmd("delete", "delete a function", cmd_delete)
@@ -186,6 +193,22 @@ async def cmd_deploy(api: PlatformAPI, args: argparse.Namespace) -> int:
         return 0
     _print_saved(await api.update_function(existing.id, spec.model_dump()), "updated", args.json)
     return 0
+
+
+async def cmd_import(api: PlatformAPI, args: argparse.Namespace) -> int:
+    from core.importer import import_seed_folder, summary
+
+    outcomes = await import_seed_folder(api, args.dir, dry_run=args.dry_run)
+    failed = sum(1 for o in outcomes if o.action == "failed")
+    if args.json:
+        output.print_json({"dry_run": args.dry_run, "results": [vars(o) for o in outcomes],
+                           "summary": summary(outcomes, args.dry_run)})
+    else:
+        for o in outcomes:
+            print(o.line(args.dry_run))
+        print(summary(outcomes, args.dry_run))
+    # Every entry was tried; a failed one still fails the command, so scripts notice.
+    return EXIT_INVALID_INPUT if failed else 0
 
 
 async def cmd_delete(api: PlatformAPI, args: argparse.Namespace) -> int:

@@ -32,11 +32,13 @@ def run_serve(args: argparse.Namespace) -> int:
     from core.config import load_config
     from core.server.runner import TOKEN_ENV, options_from_config, serve
 
-    config = load_config(args.config, flags={
+    from cloudfn_tui.cli import report_ignored
+
+    config = report_ignored(load_config(args.config, flags={
         "storage.data_dir": args.data_dir, "server.host": args.host, "server.port": args.port,
         "server.mode": args.mode, "server.shutdown_grace": args.grace,
         "server.cors_origins": ",".join(args.cors_origin) if args.cors_origin else None,
-    })
+    }))
     token = getattr(args, "token", None) or os.environ.get(TOKEN_ENV) or None
     opts = options_from_config(config, no_auth=args.no_auth, token=token, heartbeat=args.heartbeat)
     return serve(config, opts)

@@ -64,7 +64,7 @@ class CreateFunctionScreen(Form):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog form"):
             yield Label(Text("New function", style="bold"))
-            yield Label("name (lowercase letters, digits, dashes)")
+            yield Label("name (letters, digits, spaces, - _ .)")
             yield Input(placeholder="my-function", id="new-name")
             yield Label("runtime")
             yield Select([(r, r) for r in RUNTIMES], value="python", allow_blank=False, id="new-runtime")

@@ -15,7 +15,7 @@ from textual.widget import AwaitMount
 from textual.widgets import Input, Tab, Tabs
 
 from core.errors import CloudfnError
-from core.models import Alert, Event, Function, InvokeResult
+from core.models import Alert, Event, Function, InvokeResult, name_key
 from cloudfn_tui.keymap import ESC_DIGIT_KEYS, Command, bindings
 from cloudfn_tui.screens.forms import AlertRuleScreen, ConfigureScreen, CreateFunctionScreen
 from cloudfn_tui.screens.modals import ConfirmScreen, PromptScreen
@@ -531,7 +531,7 @@ class MainScreen(Screen):
         status = "success" if result.success else "failed"
         if result.error_type and result.error_type.value == "Throttled":
             status = "throttled"
-        self.functions.set_outcome(fn.id, outcome_of(status, result.duration, result.error_type.value if result.error_type else None))
+        self.functions.set_outcome(fn.id, outcome_of(status, result.duration_ms, result.error_type.value if result.error_type else None))
         return result
 
     def action_goto_error(self) -> None:
@@ -655,6 +655,22 @@ class MainScreen(Screen):
         if version is None:
             return
         await self.rollback(fn, version)
+
+    async def import_folder(self, folder: str) -> None:
+        from pathlib import Path
+
+        from core.importer import import_seed_folder, summary
+
+        try:
+            outcomes = await import_seed_folder(self.app.platform, Path(folder).expanduser())
+        except CloudfnError as exc:
+            self.notify(exc.message, title="Import failed", severity="error", timeout=10)
+            return
+        failed = [o for o in outcomes if o.action == "failed"]
+        details = "\n".join(o.line() for o in failed[:5])
+        self.notify(summary(outcomes) + (f"\n{details}" if details else ""), title="Import",
+                    severity="error" if failed else "information", timeout=12 if failed else 5)
+        self.load_all()
 
     async def rollback(self, fn: Function, version: int) -> None:
         ok = await self.app.push_screen_wait(
@@ -858,6 +874,15 @@ class MainScreen(Screen):
         if not words:
             return
         head, args = words[0].lower(), words[1:]
+        if head == "import":
+            # The rest of the line, spaces kept: a folder name may hold them.
+            folder = line.strip().lstrip(":").strip()[len(words[0]):].strip()
+            if not folder:
+                self.notify("import needs a folder: :import DIR (the original's data folder with functions.json)",
+                            severity="error")
+                return
+            self.run_worker(self.import_folder(folder), group="write")
+            return
         if head == "theme" and args:
             if args[0] in self.app.available_themes:
                 self.app.theme = args[0]
@@ -888,12 +913,15 @@ class MainScreen(Screen):
         if action:
             self.run_action(action)
             return
+        # A name may hold spaces and capitals: the whole line names it, compared as names are.
+        target = name_key(line.strip().lstrip(":").strip())
         for fn in self.functions.functions.values():
-            if fn.name == head:
+            if name_key(fn.name) == target:
                 self.functions.select_id(fn.id)
                 self.select(fn.id)
                 return
-        self.notify(f"unknown command {head!r}: try help, new, invoke, save, delete, rollback N, theme NAME, goto PANE, level L, filter TEXT, q, or a function name",
+        self.notify(f"unknown command {head!r}: try help, new, invoke, save, delete, rollback N, theme NAME, "
+                    "goto PANE, level L, filter TEXT, import DIR, q, or a function name",
                     severity="error", timeout=8)
 
     def action_back(self) -> None:

@@ -50,7 +50,7 @@ def render_result(result: InvokeResult, previous: dict[str, Any] | None = None, 
     start = "cold" if result.cold_start else "warm"
     init = f" (init {result.init_duration:.0f} ms)" if result.cold_start and result.init_duration else ""
     parts.append(Text.assemble(
-        status, " · ", (f"{result.duration:.1f} ms", "bold"), " · ",
+        status, " · ", (f"{result.duration_ms:.1f} ms", "bold"), " · ",
         (start + init, "yellow" if result.cold_start else "cyan"), " · ", f"{result.memory_used:.1f} MB",
     ))
     if result.success:

@@ -251,8 +251,8 @@ class ExecutionService:
         res.function_id = fn.id
         res.function_name = fn.name
         res.function_version = fn.version
-        if not res.duration:
-            res.duration = (time.perf_counter() - t0) * 1000
+        if not res.duration_ms:
+            res.duration_ms = (time.perf_counter() - t0) * 1000
         return res
 
     async def _invoke(self, fn: Function, event: Any, context: dict[str, str], request_id: str) -> InvokeResult:
@@ -509,7 +509,7 @@ class ExecutionService:
             res = InvokeResult.failure(
                 ErrorType.WORKER_CRASHED,
                 "the function was updated or deleted while this invocation ran; its old code was stopped",
-                duration=res.duration, logs=res.logs)
+                duration_ms=res.duration_ms, logs=res.logs)
         elif worker.dead:
             await worker.kill()  # a timeout, crash, flood or bad frame: its cgroup and memory go now
         elif worker.cpu_used + fn.timeout + 1 >= pool.prepared.spec.cpu_seconds:

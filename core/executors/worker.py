@@ -673,7 +673,7 @@ class Worker:
         logs = self.logs.text()
         peak = self.cg.peak_mb() if self.cg else self.last_peak
         if failure is not None:
-            failure.duration = duration
+            failure.duration_ms = duration
             failure.logs = logs
             if peak is not None:
                 failure.memory_used = round(peak, 2)
@@ -696,7 +696,7 @@ class Worker:
         if recycle:
             await self.kill()
         # invocation_id is the service's to set: no uuid made here only to be replaced.
-        res = InvokeResult(success=bool(reply.get("ok")), duration=duration, memory_used=round(peak, 2), logs=logs,
+        res = InvokeResult(success=bool(reply.get("ok")), duration_ms=duration, memory_used=round(peak, 2), logs=logs,
                            invocation_id="")
         if res.success:
             res.result = reply.get("result")

@@ -826,6 +826,7 @@ def _openapi_with_auth(app: FastAPI, bearer: bool) -> Callable[[], dict[str, Any
                     op.pop("security", None)
                     op.get("responses", {}).pop("401", None)
         _add_links(spec)
+        S.fill_name_patterns(spec)
         schemas = spec.get("components", {}).get("schemas", {})
         for name in ("HTTPValidationError", "ValidationError"):
             schemas.pop(name, None)

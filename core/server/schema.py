@@ -28,7 +28,8 @@ from core.models import (  # the model classes are re-exported for app.py's bodi
     HANDLER_RE,
     MAX_CODE_BYTES,
     MEMORY_RANGE,
-    NAME_RE,
+    NAME_RULE,
+    name_pattern,
     READ_ONLY_FIELDS,
     RUNTIME_ALIASES,
     RUNTIMES,
@@ -43,6 +44,25 @@ from core.models import (  # the model classes are re-exported for app.py's bodi
 )
 
 JSON_TYPE = "application/json"
+
+
+# Stands for the name pattern until the document is served: the pattern is built from the
+# Unicode tables (~0.3 s), which `serve` should not pay at every start.
+NAME_MARK = "<cloudfn-function-name>"
+
+
+def fill_name_patterns(node: Any) -> None:
+    """Put the real name pattern where NAME_MARK stands in a generated document."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "pattern" and isinstance(value, str) and NAME_MARK in value:
+                full = name_pattern()
+                node[key] = full if value == NAME_MARK else value.replace(NAME_MARK, full[1:-1])
+            else:
+                fill_name_patterns(value)
+    elif isinstance(node, list):
+        for item in node:
+            fill_name_patterns(item)
 
 
 def ecma(pattern: re.Pattern[str]) -> str:
@@ -185,8 +205,8 @@ def _function_properties(patch: bool) -> dict[str, Any]:
     m0, m1 = MEMORY_RANGE
     c0, c1 = CONCURRENCY_RANGE
     props: dict[str, Any] = {
-        "name": {"type": "string", "pattern": ecma(NAME_RE),
-                 "description": "unique: 1-63 lowercase letters, digits and dashes"},
+        "name": {"type": "string", "pattern": NAME_MARK,
+                 "description": f"unique without regard to case: {NAME_RULE}"},
         "runtime": {"type": "string", "enum": runtimes,
                     "description": "python, nodejs or go (aliases: " + ", ".join(RUNTIME_ALIASES) + ")"},
         "code": {"type": "string", "pattern": NOT_BLANK, "maxLength": MAX_CODE_BYTES,
@@ -206,6 +226,19 @@ def _function_properties(patch: bool) -> dict[str, Any]:
         props["timeout"]["default"] = 30
         props["memory"]["default"] = 128
         props["network"]["default"] = False
+    # The seed's Go clients send every field, unset ones as zero values: 0, "" or null mean "the
+    # default" on create and "unchanged" on update (see core.models.drop_zero_values).
+    zero = "0 or absent: the default" if not patch else "0 or absent: unchanged"
+    for key, (lo, hi) in (("timeout", (t0, t1)), ("memory", (m0, m1))):
+        props[key] = {"type": "integer", "anyOf": [{"const": 0}, {"minimum": lo, "maximum": hi}],
+                      "description": f"{props[key]['description']}; {zero}", **({"default": props[key]["default"]}
+                                                                              if "default" in props[key] else {})}
+    props["handler"]["pattern"] = "^$|" + props["handler"]["pattern"]
+    props["environment"]["type"] = ["object", "null"]
+    if patch:
+        props["name"]["pattern"] = f"^(|{NAME_MARK})$"
+        props["runtime"]["enum"] = ["", *runtimes]
+        props["code"]["pattern"] = "^$|" + NOT_BLANK
     for name in READ_ONLY_FIELDS:
         props[name] = dict(_IGNORED)
     return props
@@ -219,7 +252,7 @@ def function_body(patch: bool = False) -> dict[str, Any]:
 
 
 def _rule_properties() -> dict[str, Any]:
-    fn_name = ecma(NAME_RE).removeprefix("^").removesuffix("$")
+    fn_name = NAME_MARK
     return {
         "name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"},
         "metric": {"type": "string", "enum": list(ALERT_METRICS)},

@@ -46,7 +46,7 @@ async def test_runtime_alias_node(platform, name):
 
 
 async def test_create_names_every_bad_field_and_stores_nothing(platform, name):
-    bad = {"name": "Bad_Name", "runtime": "cobol", "code": "x", "timeout": 0, "memory": 1, "colour": "red"}
+    bad = {"name": "Bad/Name", "runtime": "cobol", "code": "x", "timeout": -1, "memory": 1, "colour": "red"}
     with pytest.raises(InvalidInput) as info:
         await platform.create_function(bad)
     assert fields(info.value) == {"name", "runtime", "timeout", "memory", "colour"}
@@ -115,7 +115,7 @@ async def test_invoke_python(platform, name):
     assert res.success is True, res.error
     assert res.result == {"message": "Hello Ada", "user": "test", "function_name": name}
     assert (res.error, res.error_type) == ("", None)
-    assert res.duration > 0 and res.memory_used >= 0 and res.invocation_id
+    assert res.duration_ms > 0 and isinstance(res.duration, int) and res.memory_used >= 0 and res.invocation_id
     assert (res.function_id, res.function_name, res.function_version) == (fn.id, name, 1)
     assert "hello from the handler" in res.logs
     again = await platform.invoke(fn.id)
@@ -281,3 +281,19 @@ async def test_health_and_info(platform):
     info = await platform.info()
     assert info["version"] == health["version"]
     assert {"python", "nodejs", "go"} <= set(info["runtimes"])
+
+
+async def test_names_of_any_script_are_addresses_without_regard_to_case(platform, name):
+    from core.errors import Conflict
+
+    odd = f"函数 Ünïcode {name[-6:]}"  # CJK, a space, capitals with diacritics
+    fn = await platform.create_function({"name": odd, "runtime": "python", "code": PY_HELLO})
+    assert (await platform.get_function(odd.upper())).id == fn.id
+    res = await platform.invoke(odd.lower(), {"name": "x"})
+    assert res.success and res.function_name == odd
+    assert isinstance(res.duration, int) and isinstance(res.duration_ms, float) and res.duration_ms > 0
+    with pytest.raises(Conflict):
+        await platform.create_function({"name": odd.casefold(), "runtime": "python", "code": PY_HELLO})
+    up = await platform.update_function(odd, {"timeout": 0, "memory": 0, "code": "", "environment": None})
+    assert (up.version, up.timeout, up.memory, up.code) == (2, fn.timeout, fn.memory, fn.code)
+    await platform.delete_function(odd)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from textual.widgets import Input, Tabs
@@ -77,9 +79,9 @@ async def test_create_from_a_template(fake, make_app):
 async def test_create_reports_an_invalid_name(fake, make_app):
     app = make_app(fake)
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("n", *"Bad_Name", "ctrl+s")
+        await pilot.press("n", *"Bad/Name", "ctrl+s")
         await settle(pilot, app)
-        assert "Bad_Name" not in names(app)
+        assert "Bad/Name" not in names(app)
         assert any("name" in n for n in notes(app))
 
 
@@ -508,3 +510,23 @@ async def test_the_header_says_when_functions_run_unsandboxed(fake, make_app, wa
         else:
             await settle(pilot, app)
             assert "unsandboxed" not in app.sub_title
+
+
+async def test_command_mode_imports_the_originals_data_folder(fake, make_app, tmp_path):
+    folder = tmp_path / "seed data"  # the rest of the line is the folder, spaces kept
+    folder.mkdir()
+    (folder / "functions.json").write_text(json.dumps([
+        {"id": "fn_1", "name": "Imported Fn", "runtime": "python", "code": "def handler(e, c):\n    return 1\n",
+         "handler": "", "environment": None, "timeout": 0, "memory": 0},
+        {"id": "fn_2", "name": "a/b", "runtime": "python", "code": "x"},
+    ]), encoding="utf-8")
+    app = make_app(fake)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("colon", *f"import {folder}", "enter")
+        await settle(pilot, app)
+        assert "Imported Fn" in names(app)
+        assert any("1 created" in n and "1 failed" in n and "'a/b' [fn_2]: name must not contain '/'" in n
+                   for n in notes(app))
+        await pilot.press("colon", *"imported fn", "enter")  # a name with a space, in another case
+        await settle(pilot, app)
+        assert app.screen.current.name == "Imported Fn"

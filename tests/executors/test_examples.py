@@ -42,7 +42,7 @@ async def test_bundled_example(service, folder: Path, meta: dict):
         assert res.success, f"{res.error_type}: {res.error}\n{res.logs}"
         assert res.result is not None
     assert res.cold_start and res.init_duration > 0
-    assert res.duration > 0
+    assert res.duration_ms > 0
 
 
 SEED_GO_HELLO = (

@@ -24,7 +24,7 @@ async def test_warm_worker_is_reused_and_cold_start_reported(service, runtime):
     second = await service.invoke(f, {})
     assert second.success and not second.cold_start and second.init_duration == 0
     assert second.result == first.result  # the same process
-    assert first.memory_used > 0 and second.duration > 0
+    assert first.memory_used > 0 and second.duration_ms > 0
     assert service.stats()["workers"][f.id]["warm"] == 1
 
 

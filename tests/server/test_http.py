@@ -57,7 +57,7 @@ def test_health_needs_no_token_and_the_right_token_works(auth_server):
 # -- status codes and error bodies --------------------------------------------------------------
 def test_invalid_input_names_every_field_422(auth_server):
     with auth_server.client() as c:
-        r = c.post("/api/v1/functions", json={"name": "Bad Name", "runtime": "cobol", "code": "", "timeout": 0, "memory": 1})
+        r = c.post("/api/v1/functions", json={"name": "Bad/Name", "runtime": "cobol", "code": "", "timeout": -1, "memory": 1})
         assert r.status_code == 422
         body = r.json()
         assert body["type"] == "InvalidInput" and body["what"] == "function"
@@ -307,7 +307,7 @@ async def test_remote_errors_name_the_url(auth_server, tmp_path):
     with pytest.raises(NotFound):
         await good.get_function("nope-nope")
     with pytest.raises(InvalidInput) as info:
-        await good.create_function({"name": "X", "runtime": "go", "code": "x"})
+        await good.create_function({"name": "X/Y", "runtime": "go", "code": "x"})
     assert {e.field for e in info.value.errors} == {"name"}
     await good.close()
 

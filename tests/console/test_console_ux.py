@@ -1,0 +1,205 @@
+"""Issue 13: focus discipline in the editors, drafts that outlive the console, the quit dialog,
+a refused token, the full rollback diff, and room to read (zoom, result scrolling, the diff key)."""
+
+from __future__ import annotations
+
+import pytest
+from textual._xterm_parser import XTermParser
+
+from cloudfn_tui.screens.main import MainScreen
+from cloudfn_tui.screens.modals import HelpScreen
+from cloudfn_tui.widgets.editors import CodeEditor, EventEditor
+from cloudfn_tui.widgets.function_list import FunctionList
+from console_waits import settle, until
+
+SIZES = [(80, 24), (120, 40)]
+PRINTABLE_NAV = ["right_square_bracket", "left_square_bracket", "q", "j", "k", "slash", "colon", "question_mark"]
+
+
+def esc_digit(i: int) -> str:
+    """The key Textual makes of what tmux and xterm send for alt+i (ESC then the digit)."""
+    [key] = list(XTermParser().feed(f"\x1b{i}"))
+    return key.key
+
+
+async def focus_editor(pilot, app, pane: str) -> None:
+    await pilot.press("alt+2" if pane == "code" else "alt+3")
+    target = app.screen.query_one(CodeEditor if pane == "code" else EventEditor).area
+    await until(pilot, lambda: app.focused is target, f"the {pane} editor focused")
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("pane", ["code", "event"])
+async def test_navigation_keys_never_type_into_an_editor(fake, make_app, size, pane):
+    app = make_app(fake)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot, app)
+        screen = app.screen
+        code, event = screen.editor.area, screen.event_editor.area
+        before = (code.text, event.text)
+        for i in range(1, 9):
+            for key in (f"alt+{i}", esc_digit(i)):
+                await focus_editor(pilot, app, pane)
+                await pilot.press(key)
+                wanted = [p for p, _, _ in __import__("cloudfn_tui.screens.main", fromlist=["PANES"]).PANES][i - 1]
+                await until(pilot, lambda: screen.pane == wanted, f"{key} to the {wanted} pane")
+                assert (code.text, event.text) == before, f"{key} changed a buffer"
+        # Printable keys are text inside an editor: typed once each, nothing else happens (no
+        # quit, filter, command line, help or pane change), and esc leaves for the list.
+        await focus_editor(pilot, app, pane)
+        area = code if pane == "code" else event
+        area.move_cursor((0, 0))
+        await pilot.press(*PRINTABLE_NAV)
+        assert app.is_running and app.screen is screen and app.focused is area
+        assert screen.pane == pane
+        assert area.text == "][qjk/:?" + before[0 if pane == "code" else 1]
+        assert (event.text if pane == "code" else code.text) == before[1 if pane == "code" else 0]
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.focused, FunctionList), "esc back to the list")
+        assert screen.pane == "functions"
+
+
+async def edit_code(pilot, app, name: str, text: str) -> None:
+    screen = app.screen
+    table = screen.query_one(FunctionList)
+    table.select_id(next(f.id for f in table.functions.values() if f.name == name))
+    await pilot.pause()
+    assert screen.current.name == name
+    await focus_editor(pilot, app, "code")
+    screen.editor.area.move_cursor((0, 0))
+    await pilot.press(*["enter" if c == "\n" else c for c in text])
+    assert screen.editor.dirty
+
+
+def draft_files(folder) -> dict[str, str]:
+    import json
+
+    return {p.stem: json.loads(p.read_text())["code"] for p in folder.glob("*.json")} if folder.is_dir() else {}
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_drafts_survive_a_restart_on_the_same_data_dir(fake, make_app, tmp_path, size):
+    import stat
+
+    from cloudfn_tui.screens.modals import QuitScreen
+
+    folder = tmp_path / "drafts"
+    app = make_app(fake, drafts_dir=folder)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot, app)
+        await edit_code(pilot, app, "hello-python", "# one\n")
+        await edit_code(pilot, app, "sum-nodejs", "// two\n")  # switching stashes the first
+        await pilot.press("ctrl+q")
+        await until(pilot, lambda: isinstance(app.screen, QuitScreen), "the quit dialog")
+        await pilot.press("k")
+        await until(pilot, lambda: not app.is_running, "the console to quit")
+    ids = {f.name: f.id for f in fake.functions.values()}
+    files = draft_files(folder)
+    assert files[ids["hello-python"]].startswith("# one\n") and files[ids["sum-nodejs"]].startswith("// two\n")
+    assert set(files) == {ids["hello-python"], ids["sum-nodejs"]}
+    for path in folder.glob("*.json"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert not list(folder.glob(".*"))  # no temp file left behind
+    assert "# one" not in fake.functions[ids["hello-python"]].code  # kept, not saved
+
+    again = make_app(fake, drafts_dir=folder)
+    async with again.run_test(size=size) as pilot:
+        await settle(pilot, again)
+        await until(pilot, lambda: any("Draft restored" in str(n.message) for n in again._notifications),
+                    "the draft restored note")
+        note = next(str(n.message) for n in again._notifications if "Draft restored" in str(n.message))
+        assert "hello-python" in note and "sum-nodejs" in note
+        screen = again.screen
+        table = screen.query_one(FunctionList)
+        table.select_id(ids["hello-python"])
+        await pilot.pause()
+        assert screen.editor.area.text.startswith("# one\n") and screen.editor.dirty
+        assert "draft restored" in str(screen.editor.border_title)
+        await pilot.press("ctrl+s")  # saving it drops its file
+        await settle(pilot, again)
+        assert fake.functions[ids["hello-python"]].code.startswith("# one\n")
+        assert set(draft_files(folder)) == {ids["sum-nodejs"]}
+
+
+@pytest.mark.parametrize("choice", ["save", "keep", "discard", "cancel"])
+async def test_quitting_with_unsaved_code_asks_save_keep_discard_or_cancel(fake, make_app, tmp_path, choice):
+    from cloudfn_tui.screens.modals import QuitScreen
+
+    folder = tmp_path / "drafts"
+    app = make_app(fake, drafts_dir=folder)
+    hello = next(f for f in fake.functions.values() if f.name == "hello-python")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app)
+        await edit_code(pilot, app, "hello-python", "# mine\n")
+        await pilot.press("ctrl+q")
+        await until(pilot, lambda: isinstance(app.screen, QuitScreen), "the quit dialog")
+        await pilot.press({"save": "s", "keep": "k", "discard": "d", "cancel": "escape"}[choice])
+        if choice == "cancel":
+            await until(pilot, lambda: isinstance(app.screen, MainScreen), "back to the console")
+            assert app.is_running and app.screen.editor.area.text.startswith("# mine\n")
+            await pilot.press("escape", "q")  # `q` from the list: asks again
+            await until(pilot, lambda: isinstance(app.screen, QuitScreen), "the dialog again")
+            return
+        await until(pilot, lambda: not app.is_running, "the console to quit")
+    saved = fake.functions[hello.id]
+    assert saved.code.startswith("# mine\n") == (choice == "save")
+    assert (hello.id in draft_files(folder)) == (choice == "keep")
+
+
+async def test_quitting_without_unsaved_code_does_not_ask(fake, make_app):
+    app = make_app(fake)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("ctrl+q")
+        await until(pilot, lambda: not app.is_running, "the console to quit")
+
+
+def statics_text(screen) -> str:
+    import io
+
+    from rich.console import Console
+
+    console = Console(width=300, color_system=None, file=io.StringIO())
+    for widget in screen.query("Static"):
+        console.print(widget.content)
+    return console.file.getvalue()
+
+
+def refusing_platform(token: str | None):
+    """A RemotePlatform whose server answers health and refuses everything else (401)."""
+    import httpx
+
+    from core.remote import RemotePlatform
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/v1/health":
+            return httpx.Response(200, json={"service": "cloudfn", "api": 1, "version": "test"})
+        return httpx.Response(401, json={"error": "unauthorized", "type": "Unauthorized", "status": 401})
+
+    return RemotePlatform("http://cloudfn.test:8080", token, transport=httpx.MockTransport(answer))
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("token", [None, "wrong"])
+async def test_a_refused_token_shows_what_was_wrong_and_how_to_fix_it(make_app, size, token):
+    from cloudfn_tui.screens.auth import AuthScreen
+
+    app = make_app(refusing_platform(token), config_file="/home/me/.config/cloudfn/config.yaml")
+    async with app.run_test(size=size) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, AuthScreen), "the refused-token screen")
+        await settle(pilot, app)
+        text = statics_text(app.screen)
+        for needle in ("http://cloudfn.test:8080", "401", "--token", "CLOUDFN_TOKEN", "server.token", "token_file",
+                       "/home/me/.config/cloudfn/config.yaml"):
+            assert needle in text, needle
+        assert ("not the server's" in text) == bool(token) and ("sent no token" in text) == (not token)
+        assert "token refused" in app.sub_title and "reconnecting" not in app.sub_title
+        # No reconnect loop: the event stream worker has ended, and stays ended.
+        assert all(w.is_finished for w in app.workers if w.group == "events")
+        assert app.stream_state == "refused"
+        await pilot.press("r")  # still refused: stays, and says so
+        await until(pilot, lambda: any("Still refused" == n.title for n in app._notifications), "the retry")
+        assert isinstance(app.screen, AuthScreen)
+        await pilot.press("q")
+        await until(pilot, lambda: not app.is_running, "quit")

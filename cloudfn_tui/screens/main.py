@@ -808,9 +808,12 @@ class MainScreen(Screen):
         except CloudfnError as exc:
             self.notify(exc.message, title="Roll back failed", severity="error")
             return
+        from cloudfn_tui.screens.pickers import describe_changes
+
         self._drop_draft(fn.id)
         self._replace(updated)
-        self.notify(f"{updated.name} is now v{updated.version} (the code of v{version}).")
+        self.notify(f"{updated.name} is now v{updated.version}, as v{version}: {describe_changes(fn, updated)}.",
+                    title="Rolled back", timeout=8)
 
     # -- saved events ------------------------------------------------------------------------
     @work(group="write")

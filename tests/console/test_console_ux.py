@@ -203,3 +203,118 @@ async def test_a_refused_token_shows_what_was_wrong_and_how_to_fix_it(make_app, 
         assert isinstance(app.screen, AuthScreen)
         await pilot.press("q")
         await until(pilot, lambda: not app.is_running, "quit")
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_rollback_previews_and_reports_settings_as_well_as_code(fake, make_app, size):
+    from cloudfn_tui.screens.modals import ConfirmScreen
+    from cloudfn_tui.screens.pickers import VersionsScreen
+
+    app = make_app(fake)
+    hello = next(f for f in fake.functions.values() if f.name == "hello-python")
+    v1 = hello
+    await fake.update_function(hello.id, {"code": "def handler(e, c):\n    return 2\n", "timeout": 5, "memory": 256,
+                                          "environment": {"MODE": "fast"}})
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot, app)
+        table = app.screen.query_one(FunctionList)
+        table.select_id(hello.id)
+        await pilot.pause()
+        await pilot.press("escape", "v")
+        await until(pilot, lambda: isinstance(app.screen, VersionsScreen), "versions")
+        await pilot.press("j")  # v1
+        await pilot.pause()
+        preview = statics_text(app.screen)
+        for needle in ("-timeout: 5 s", "+timeout: 30 s", "-memory: 256 MB", "+memory: 128 MB",
+                       "-environment.MODE: fast", "-def handler(e, c):", "+def handler(event, context):"):
+            assert needle in preview, needle
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "confirm")
+        await pilot.press("y")
+        await settle(pilot, app)
+        fn = fake.functions[hello.id]
+        assert (fn.timeout, fn.memory, fn.environment, fn.code) == (v1.timeout, v1.memory, v1.environment, v1.code)
+        await until(pilot, lambda: any(n.title == "Rolled back" for n in app._notifications), "the toast")
+        toast = next(str(n.message) for n in app._notifications if n.title == "Rolled back")
+        assert "code" in toast and "timeout 5 s → 30 s" in toast and "memory 256 MB → 128 MB" in toast
+        assert "environment −MODE" in toast and "the code of" not in toast
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_help_from_an_editor_lists_the_editors_own_keys(fake, make_app, size):
+    app = make_app(fake)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot, app)
+        await focus_editor(pilot, app, "event")
+        await pilot.press("f1")  # ? is text in here
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), "help")
+        assert app.screen.title_text == "Keys — Event editor"
+        first = [row for row in app.screen.rows if row[2] == "event editor"]
+        assert app.screen.rows[: len(first)] == first  # the editor's keys come first
+        ids = {row[3] for row in first}
+        assert {"main.back", "main.pane_*", "main.zoom", "main.saved_events", "app.quit"} <= ids
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, MainScreen), "help closed")
+        await pilot.press("escape", "question_mark")  # from the list: no editor rows
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), "help")
+        assert not any(row[2].endswith("editor") and row[3] == "main.pane_*" for row in app.screen.rows)
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_zoom_fills_the_screen_with_the_focused_pane_and_back(fake, make_app, size):
+    app = make_app(fake)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot, app)
+        screen = app.screen
+        await focus_editor(pilot, app, "code")
+        await pilot.press("f11")  # z would be text in an editor
+        await pilot.pause()
+        code = screen.query_one(CodeEditor)
+        assert screen.maximized is code and code.region.width == size[0]
+        assert not screen.query_one(FunctionList).region  # the rest is hidden
+        assert "z" not in code.area.text.splitlines()[0][:1]
+        await pilot.press("alt+4")  # zoom follows a move to another pane
+        await until(pilot, lambda: screen.maximized is screen.result_view, "the result zoomed")
+        await pilot.press("z")
+        await until(pilot, lambda: screen.maximized is None, "zoom off")
+        assert screen.query_one(FunctionList).region or screen.narrow
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_the_result_scrolls_with_g_end_and_page_keys_and_f4_shows_the_diff(fake, make_app, size):
+    from cloudfn_tui.widgets.result_view import ResultView
+
+    hello = next(f for f in fake.functions.values() if f.name == "hello-python")
+    event = {"name": "Ada", "pad": list(range(60))}  # the fake answers with the event: a long result
+    await fake.save_event(hello.id, "ada", event, last_result={"success": True, "result": {"message": "Bye!"}})
+    app = make_app(fake)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot, app)
+        screen = app.screen
+        screen.query_one(FunctionList).select_id(hello.id)
+        await settle(pilot, app)  # the saved event is pre-filled
+        assert screen.event_editor.saved_name == "ada"
+        await pilot.press("f4")  # no result yet: says why
+        await until(pilot, lambda: any("No diff" in str(n.message) for n in app._notifications), "no diff yet")
+        await pilot.press("ctrl+r")
+        await settle(pilot, app)
+        view = screen.query_one(ResultView)
+        await until(pilot, lambda: view.max_scroll_y > 0, "a result taller than its pane")
+        assert view.diff.display and "F4 diff" in str(view.border_subtitle)
+        await pilot.press("alt+4")
+        await until(pilot, lambda: app.focused is view, "the result focused")
+        await pilot.press("G")
+        await until(pilot, lambda: view.scroll_y == view.max_scroll_y, "G to the end")
+        await pilot.press("g")
+        await until(pilot, lambda: view.scroll_y == 0, "g to the top")
+        await pilot.press("pagedown")
+        await until(pilot, lambda: view.scroll_y > 0, "a page down")
+        await pilot.press("home", "end")
+        await until(pilot, lambda: view.scroll_y == view.max_scroll_y, "end")
+        await pilot.press("home", "escape")  # back to the list, then one key to the diff
+        await until(pilot, lambda: isinstance(app.focused, FunctionList), "the list")
+        await pilot.press("f4")
+        await until(pilot, lambda: app.focused is view, "F4 focuses the result")
+        await until(pilot, lambda: view.scroll_y > 0, "F4 scrolls to the diff")
+        diff_top = view.diff.virtual_region.y
+        assert view.scroll_y == min(diff_top, view.max_scroll_y)

@@ -368,7 +368,7 @@ class CloudfnApp(App):
 
         if isinstance(self.screen, (QuitScreen, AuthScreen)):
             if isinstance(self.screen, AuthScreen):
-                self.exit()
+                self.exit(return_code=5)  # the CLI's "platform unavailable"
             return
         main = self._main()
         pending = main.pending_drafts() if main is not None and main.is_mounted else {}

@@ -73,7 +73,7 @@ class AuthScreen(Screen):
             yield Static(head, id="auth-what")
             yield Static(Text("How to fix it: give the console the server's token, one of these ways", style="bold"))
             yield Static(fixes(self.url, self.config_file), id="auth-fixes")
-            yield Static(Text(f"r retry · q quit      ({self.reason})", style="dim"), id="auth-keys")
+            yield Static(Text("r retry · q quit", style="dim"), id="auth-keys")
 
     def action_retry(self) -> None:
         self.app.retry_auth()

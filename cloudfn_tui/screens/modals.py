@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, DataTable, Input, Label
+from textual.widgets import Button, DataTable, Input, Label, Static
 
 from cloudfn_tui.keymap import Command, bindings, display_keys
 
@@ -41,6 +41,12 @@ class Dialog(ModalScreen):
     }
     .dialog.confirm {
         border: thick $error;
+    }
+    .dialog.quit {
+        width: 76;  /* four buttons in a row */
+    }
+    .dialog.quit Static {
+        margin-top: 1;
     }
     .dialog Label {
         margin-top: 1;
@@ -145,10 +151,10 @@ class QuitScreen(Dialog):
 
     def compose(self) -> ComposeResult:
         listed = ", ".join(self.names[:5]) + (f" and {len(self.names) - 5} more" if len(self.names) > 5 else "")
-        with Vertical(classes="dialog confirm"):
-            yield Label(Text(f"Unsaved code in {listed}", style="bold"), id="quit-question")
-            yield Label("Save it as new versions, keep it as drafts for the next start, or discard it?",
-                        classes="dim")
+        with Vertical(classes="dialog confirm quit"):
+            yield Static(Text(f"Unsaved code in {listed}", style="bold"), id="quit-question")
+            yield Static("Save it as new versions, keep it as drafts for the next start, or discard it?",
+                         classes="dim")
             with Horizontal(classes="buttons"):
                 yield Button("Save (s)", variant="primary", id="save")
                 yield Button("Keep draft (k)", id="keep")

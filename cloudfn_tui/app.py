@@ -52,7 +52,8 @@ def all_binding_ids() -> set[str]:
     from cloudfn_tui.screens import auth, forms, metrics, modals, pickers
     from cloudfn_tui.screens.main import MAIN_COMMANDS
 
-    tables = [APP_COMMANDS, MAIN_COMMANDS, forms.FORM_COMMANDS, modals.DIALOG_COMMANDS, modals.QuitScreen.COMMANDS_TABLE,
+    tables = [APP_COMMANDS, MAIN_COMMANDS, forms.FORM_COMMANDS, modals.DIALOG_COMMANDS,
+              modals.QuitScreen.COMMANDS_TABLE,
               modals.ConfirmScreen.COMMANDS_TABLE, modals.HelpScreen.COMMANDS_TABLE,
               pickers.VersionsScreen.COMMANDS_TABLE, pickers.SavedEventsScreen.COMMANDS_TABLE,
               pickers.InvocationScreen.COMMANDS_TABLE, metrics.MetricsScreen.COMMANDS_TABLE, auth.AUTH_COMMANDS]
@@ -395,7 +396,8 @@ class CloudfnApp(App):
         problems = await main.save_drafts()
         if problems:
             main.keep_drafts()
-            self.notify("Not saved, so not quitting: " + "; ".join(problems), title="Quit", severity="error", timeout=15)
+            self.notify("Not saved, so not quitting: " + "; ".join(problems), title="Quit", severity="error",
+                        timeout=15)
             return
         self.exit()
 

@@ -20,7 +20,7 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 
 
 def drafts_folder(platform: Any) -> Path | None:
-    url = next((getattr(platform, a, None) for a in ("base_url", "url", "server_url") if getattr(platform, a, None)), None)
+    url = next((getattr(platform, a) for a in ("base_url", "url", "server_url") if getattr(platform, a, None)), None)
     if url:
         import platformdirs
 

@@ -77,7 +77,8 @@ MAIN_COMMANDS = [
                 f"go to the {label} pane", show=False, priority=True)
         for i, (tab, label, _) in enumerate(PANES, 1)
     ],
-    Command("main.zoom", "z,f11", "zoom", "Zoom", "maximise the focused pane, and back (F11 inside an editor)", show=False),
+    Command("main.zoom", "z,f11", "zoom", "Zoom", "maximise the focused pane, and back (F11 inside an editor)",
+            show=False),
     Command("main.result_diff", "f4", "result_diff", "Result diff",
             "show the result's diff against the saved event's last run", show=False),
     Command("main.quit", "q", "app.quit", "Quit", "leave the console", show=False),
@@ -533,7 +534,8 @@ class MainScreen(Screen):
             self._on_disk[fn_id] = doc["code"]
             self.draft_bases[fn_id] = int(doc.get("version") or fn.version)
             self.restored.add(fn_id)
-            moved = "" if self.draft_bases[fn_id] == fn.version else f" (written on v{self.draft_bases[fn_id]}, now v{fn.version})"
+            base = self.draft_bases[fn_id]
+            moved = "" if base == fn.version else f" (written on v{base}, now v{fn.version})"
             restored.append(f"{fn.name}{moved}")
         if not restored:
             return

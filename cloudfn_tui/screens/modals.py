@@ -138,8 +138,10 @@ class QuitScreen(Dialog):
     """Quitting with unsaved code. Dismisses with "save", "keep", "discard" or None (cancel)."""
 
     COMMANDS_TABLE = [
-        Command("quit.save", "s", "choose('save')", "Save", "save every draft as a new version, then quit", palette=False),
-        Command("quit.keep", "k", "choose('keep')", "Keep", "keep the drafts for the next start, then quit", palette=False),
+        Command("quit.save", "s", "choose('save')", "Save", "save every draft as a new version, then quit",
+                palette=False),
+        Command("quit.keep", "k", "choose('keep')", "Keep", "keep the drafts for the next start, then quit",
+                palette=False),
         Command("quit.discard", "d", "choose('discard')", "Discard", "drop the drafts, then quit", palette=False),
         Command("quit.cancel", "escape,c", "choose('')", "Cancel", "back to the console", palette=False),
     ]

@@ -121,11 +121,10 @@ class VersionsScreen(Dialog):
         self._show(0)
 
     def _against_current(self, f: Function) -> str:
-        """What rolling back to `f` would change: the code and how many settings."""
-        settings = len(setting_changes(self.current, f))
-        parts = (["code"] if f.code != self.current.code else []) + ([f"{settings} setting{'s' * (settings > 1)}"]
-                                                                       if settings else [])
-        return " + ".join(parts) or "same"
+        """What rolling back to `f` would change (short: the list is 40 columns wide)."""
+        parts = ["code"] if f.code != self.current.code else []
+        parts += ["settings"] if setting_changes(self.current, f) else []
+        return "+".join(parts) or "same"
 
     def _selected(self) -> Function | None:
         table = self.query_one("#versions-table", VimTable)

@@ -17,13 +17,15 @@ from core.models import InvokeResult
 from cloudfn_tui.keymap import Command, bindings
 
 RESULT_COMMANDS = [
-    Command("result.bottom", "G,end", "scroll_end", "Bottom", "scroll the result to its end", show=False, palette=False),
+    Command("result.bottom", "G,end", "scroll_end", "Bottom", "scroll the result to its end", show=False,
+            palette=False),
     Command("result.top", "g,home", "scroll_home", "Top", "scroll the result to its start", show=False, palette=False),
     Command("result.down", "j", "scroll_down", "Down", "scroll the result down a line", show=False, palette=False),
     Command("result.up", "k", "scroll_up", "Up", "scroll the result up a line", show=False, palette=False),
     Command("result.page_down", "pagedown,space", "page_down", "Page down", "scroll the result a page down",
             show=False, palette=False),
-    Command("result.page_up", "pageup,b", "page_up", "Page up", "scroll the result a page up", show=False, palette=False),
+    Command("result.page_up", "pageup,b", "page_up", "Page up", "scroll the result a page up", show=False,
+            palette=False),
 ]
 
 
@@ -66,7 +68,7 @@ def render_diff(result: InvokeResult, previous: dict[str, Any] | None) -> Render
         return Text("= same as the last run of this saved event", style="green")
     parts: list[RenderableType] = [_heading("diff against the last run of this saved event")]
     for line in lines[2:]:
-        style = "green" if line.startswith("+") else "red" if line.startswith("-") else "cyan" if line.startswith("@@") else "dim"
+        style = {"+": "green", "-": "red", "@": "cyan"}.get(line[:1], "dim")
         parts.append(Text(line, style=style))
     return Group(*parts)
 

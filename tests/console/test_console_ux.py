@@ -318,3 +318,30 @@ async def test_the_result_scrolls_with_g_end_and_page_keys_and_f4_shows_the_diff
         await until(pilot, lambda: view.scroll_y > 0, "F4 scrolls to the diff")
         diff_top = view.diff.virtual_region.y
         assert view.scroll_y == min(diff_top, view.max_scroll_y)
+
+
+def test_drafts_of_a_remote_go_to_the_xdg_state_folder_one_per_server(tmp_path, monkeypatch):
+    from core.remote import RemotePlatform
+
+    from cloudfn_tui.drafts import DraftStore, drafts_folder
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    a = drafts_folder(RemotePlatform("http://10.0.0.1:8080", "t"))
+    b = drafts_folder(RemotePlatform("https://cloudfn.example.com", "t"))
+    assert a != b and a.parent == b.parent == tmp_path / "state" / "cloudfn" / "drafts"
+    assert "10.0.0.1" in a.name
+    store = DraftStore(a)
+    assert store.write("fn-1", "code", 3, "hello") and store.load_all()["fn-1"]["version"] == 3
+    assert not store.write("../escape", "x", 1)  # ids are file names: nothing outside the folder
+    store.remove("fn-1")
+    assert store.load_all() == {}
+
+
+def test_an_unwritable_drafts_folder_is_said_once_and_the_console_goes_on(tmp_path):
+    from cloudfn_tui.drafts import DraftStore
+
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    store = DraftStore(blocker / "drafts")  # a folder under a file: cannot exist
+    assert not store.write("fn-1", "code", 1, "hello")
+    assert "hello" in store.problem

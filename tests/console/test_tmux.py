@@ -64,7 +64,8 @@ def test_alt_digits_in_the_editors_switch_panes_and_type_nothing(tmp_path):
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "cfg"), "XDG_DATA_HOME": str(tmp_path / "data"),
            "XDG_STATE_HOME": str(tmp_path / "state"), "TERM": "xterm-256color", "PYTHONPATH": str(REPO)}
     cmd = f"{sys.executable} -m cloudfn_tui.cli --data-dir {tmp_path / 'd'} console; echo EXITED=$?; sleep 30"
-    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24", cmd], check=True, env=env, cwd=REPO)
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24", cmd], check=True, env=env,
+                   cwd=REPO)
 
     def keys(*k: str) -> None:
         subprocess.run(["tmux", "send-keys", "-t", session, *k], check=True)

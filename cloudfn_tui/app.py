@@ -119,7 +119,7 @@ class CloudfnApp(App):
         attached: str | None = None,
         remember_theme: bool = True,
         close_platform: bool = True,
-        drafts_dir: Any = None,
+        drafts_dir: Any = None,  # None: beside the platform's data (drafts.py); "": keep no drafts on disk
         config_file: Any = None,
     ):
         super().__init__()
@@ -441,7 +441,7 @@ class CloudfnApp(App):
         rows = [
             (key("main.back", "escape"), "leave the editor, back to the function list", where, "main.back"),
             ("alt+1…8", "go to a pane (never typed here, even as ESC+digit in tmux)", where, "main.pane_*"),
-            ("q,j,k,slash,colon,question_mark,[,]", "typed as text in here: use esc or alt+N first", where, "(text)"),
+            ("q j k / : ? [ ]", "typed as text in here: esc or alt+N first", where, "(text)"),
             (key("main.help", "f1"), "this help (? is text in here)", where, "main.help"),
             (key("main.zoom", "f11"), "maximise the editor, and back (z is text in here)", where, "main.zoom"),
             (key("main.invoke", "ctrl+r"), "invoke the function with the event", where, "main.invoke"),

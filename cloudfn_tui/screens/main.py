@@ -312,7 +312,7 @@ class MainScreen(Screen):
             self.minimize()
             return
         self.maximized = self._zoom_target(self.pane)
-        self.notify("Zoomed: z or F11 (F11 or esc inside an editor) restores.", timeout=3)
+        self.notify("Zoomed. F11 (or z outside an editor, or esc) restores.", timeout=3)
 
     async def panes_mounted(self) -> None:
         """Wait until the live pane shown last (mounted when first shown) can be queried."""

@@ -10,6 +10,7 @@ from cloudfn_tui.screens.main import MainScreen
 from cloudfn_tui.screens.modals import HelpScreen
 from cloudfn_tui.widgets.editors import CodeEditor, EventEditor
 from cloudfn_tui.widgets.function_list import FunctionList
+from console_fakes import refusing_platform
 from console_waits import settle, until
 
 SIZES = [(80, 24), (120, 40)]
@@ -164,20 +165,6 @@ def statics_text(screen) -> str:
     for widget in screen.query("Static"):
         console.print(widget.content)
     return console.file.getvalue()
-
-
-def refusing_platform(token: str | None):
-    """A RemotePlatform whose server answers health and refuses everything else (401)."""
-    import httpx
-
-    from core.remote import RemotePlatform
-
-    def answer(request: httpx.Request) -> httpx.Response:
-        if request.url.path == "/api/v1/health":
-            return httpx.Response(200, json={"service": "cloudfn", "api": 1, "version": "test"})
-        return httpx.Response(401, json={"error": "unauthorized", "type": "Unauthorized", "status": 401})
-
-    return RemotePlatform("http://cloudfn.test:8080", token, transport=httpx.MockTransport(answer))
 
 
 @pytest.mark.parametrize("size", SIZES)

@@ -20,7 +20,7 @@ from cloudfn_tui.keymap import ESC_DIGIT_KEYS, Command, bindings
 from cloudfn_tui.screens.forms import AlertRuleScreen, ConfigureScreen, CreateFunctionScreen
 from cloudfn_tui.screens.modals import ConfirmScreen, PromptScreen
 from cloudfn_tui.screens.pickers import InvocationScreen, SavedEventsScreen, VersionsScreen
-from cloudfn_tui.widgets.editors import CodeEditor, EventEditor, EventError, is_navigation_key
+from cloudfn_tui.widgets.editors import CodeEditor, EditorArea, EventEditor, EventError, is_navigation_key
 from cloudfn_tui.widgets.footer import KeyFooter
 from cloudfn_tui.widgets.header import ConsoleHeader
 from cloudfn_tui.widgets.tab_bar import TabBar
@@ -687,7 +687,9 @@ class MainScreen(Screen):
             self.call_after_refresh(self.editor.goto_line, frame.line, frame.column)
         else:
             self.editor.goto_line(frame.line, frame.column)
-        self.notify(f"{frame.file}:{frame.line} in {frame.function or '?'}", title="Failing line")
+        # The line is selected, so a key typed next replaces it: say how to leave instead.
+        self.notify(f"{frame.file}:{frame.line} in {frame.function or '?'} · esc: back to list, alt+N: pane",
+                    title="Failing line")
 
     # -- save, create, configure, delete, roll back --------------------------------------------
     @work(group="write")
@@ -1051,7 +1053,8 @@ class MainScreen(Screen):
                 box.display = False
                 self.functions.focus()
                 return
-        if self.query_one(LogsPane).close_search():
+        in_editor = isinstance(self.app.focused, EditorArea)  # esc there leaves it, whatever else is open
+        if not in_editor and self.query_one(LogsPane).close_search():
             return
         if self.narrow and self.pane != "functions":
             self.action_show_pane("functions")

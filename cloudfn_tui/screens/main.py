@@ -1034,7 +1034,8 @@ class MainScreen(Screen):
             return
         action = COMMAND_WORDS.get(head)
         if action:
-            self.run_action(action)
+            # run_action is a coroutine: called bare it never ran (`:q`, `:save`... did nothing)
+            self.call_later(self.run_action, action)
             return
         for fn in self.functions.functions.values():
             if fn.name == head:

@@ -332,3 +332,29 @@ def test_an_unwritable_drafts_folder_is_said_once_and_the_console_goes_on(tmp_pa
     store = DraftStore(blocker / "drafts")  # a folder under a file: cannot exist
     assert not store.write("fn-1", "code", 1, "hello")
     assert "hello" in store.problem
+
+
+async def test_discard_drops_the_shown_draft_and_its_file(fake, make_app, tmp_path):
+    folder = tmp_path / "drafts"
+    app = make_app(fake, drafts_dir=folder)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, app)
+        await edit_code(pilot, app, "hello-python", "# mine\n")
+        screen = app.screen
+        screen._persist_current_draft()  # what the 2 s timer does
+        assert list(draft_files(folder).values())[0].startswith("# mine")
+        await pilot.press("escape", "colon", *"discard", "enter")
+        await settle(pilot, app)
+        assert not screen.editor.dirty and not screen.editor.area.text.startswith("# mine")
+        assert draft_files(folder) == {}
+
+
+async def test_command_words_run_their_action(fake, make_app):
+    """`:q` and the other words used to build a coroutine nobody awaited, and did nothing."""
+    app = make_app(fake)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("colon", *"help", "enter")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), ":help")
+        await pilot.press("escape", "colon", "q", "enter")
+        await until(pilot, lambda: not app.is_running, ":q quits")

@@ -1064,7 +1064,7 @@ class MainScreen(Screen):
 
     def action_result_diff(self) -> None:
         view = self.result_view
-        if not view.diff.display:
+        if not view.has_diff:
             self.notify("No diff: it compares a saved event's run with its last one (ctrl+o picks one, "
                         "then invoke).", severity="warning")
             return

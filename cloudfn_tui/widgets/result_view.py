@@ -118,21 +118,32 @@ class ResultView(VerticalScroll):
 
     def compose(self):
         yield Static(Text("Invoke with ctrl+enter, ctrl+r or F5.", style="dim"), id="result-body")
-        diff = Static(id="result-diff")  # its own widget: F4 scrolls straight to it
-        diff.display = False
-        yield diff
 
     @property
-    def diff(self) -> Static:
-        return self.query_one("#result-diff", Static)
+    def diff(self) -> Static | None:
+        """The saved-event diff: a widget of its own, so F4 can scroll to it; made when first
+        needed (a widget less to mount while the console starts)."""
+        for widget in self.query("#result-diff").results(Static):
+            return widget
+        return None
+
+    @property
+    def has_diff(self) -> bool:
+        diff = self.diff
+        return diff is not None and diff.display
 
     def show(self, result: InvokeResult, previous: dict[str, Any] | None = None) -> None:
         self.result = result
         self.previous = previous
         self.query_one("#result-body", Static).update(render_body(result))
         diff = render_diff(result, previous)
-        self.diff.update(diff or "")
-        self.diff.display = diff is not None
+        widget = self.diff
+        if widget is None and diff is not None:
+            widget = Static(id="result-diff")
+            self.mount(widget)
+        if widget is not None:
+            widget.update(diff or "")
+            widget.display = diff is not None
         self.border_title = "Result · ✓" if result.success else f"Result · ✗ {result.error_type.value if result.error_type else ''}"
         self.border_subtitle = "F4 diff · G end" if diff is not None else ""
         self.set_class(not result.success, "-error")
@@ -140,7 +151,8 @@ class ResultView(VerticalScroll):
 
     def show_message(self, text: str, style: str = "dim") -> None:
         self.query_one("#result-body", Static).update(Text(text, style=style))
-        self.diff.display = False
+        if self.diff is not None:
+            self.diff.display = False
         self.border_title = "Result"
         self.border_subtitle = ""
         self.remove_class("-error")
@@ -165,7 +177,7 @@ class ResultView(VerticalScroll):
 
     def show_diff(self) -> bool:
         """Scroll the diff into view; False when the result has none."""
-        if not self.diff.display:
+        if not self.has_diff:
             return False
         self.scroll_to_widget(self.diff, animate=False, top=True)
         return True

@@ -287,7 +287,7 @@ async def test_the_result_scrolls_with_g_end_and_page_keys_and_f4_shows_the_diff
         await settle(pilot, app)
         view = screen.query_one(ResultView)
         await until(pilot, lambda: view.max_scroll_y > 0, "a result taller than its pane")
-        assert view.diff.display and "F4 diff" in str(view.border_subtitle)
+        assert view.has_diff and "F4 diff" in str(view.border_subtitle)
         await pilot.press("alt+4")
         await until(pilot, lambda: app.focused is view, "the result focused")
         await pilot.press("G")

@@ -123,14 +123,15 @@ async def test_drafts_survive_a_restart_on_the_same_data_dir(fake, make_app, tmp
         assert set(draft_files(folder)) == {ids["sum-nodejs"]}
 
 
+@pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("choice", ["save", "keep", "discard", "cancel"])
-async def test_quitting_with_unsaved_code_asks_save_keep_discard_or_cancel(fake, make_app, tmp_path, choice):
+async def test_quitting_with_unsaved_code_asks_save_keep_discard_or_cancel(fake, make_app, tmp_path, choice, size):
     from cloudfn_tui.screens.modals import QuitScreen
 
     folder = tmp_path / "drafts"
     app = make_app(fake, drafts_dir=folder)
     hello = next(f for f in fake.functions.values() if f.name == "hello-python")
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with app.run_test(size=size) as pilot:
         await settle(pilot, app)
         await edit_code(pilot, app, "hello-python", "# mine\n")
         await pilot.press("ctrl+q")
@@ -358,3 +359,26 @@ async def test_command_words_run_their_action(fake, make_app):
         await until(pilot, lambda: isinstance(app.screen, HelpScreen), ":help")
         await pilot.press("escape", "colon", "q", "enter")
         await until(pilot, lambda: not app.is_running, ":q quits")
+
+
+async def test_save_and_quit_stays_when_a_save_fails_and_keeps_the_draft(fake, make_app, tmp_path):
+    from core.errors import FieldError, InvalidInput
+
+    from cloudfn_tui.screens.modals import QuitScreen
+
+    async def refuse(ref, data):
+        raise InvalidInput("function", [FieldError("code", "does not compile")])
+
+    folder = tmp_path / "drafts"
+    app = make_app(fake, drafts_dir=folder)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app)
+        await edit_code(pilot, app, "hello-python", "# mine\n")
+        fake.update_function = refuse
+        await pilot.press("ctrl+q")
+        await until(pilot, lambda: isinstance(app.screen, QuitScreen), "the quit dialog")
+        await pilot.press("s")
+        await until(pilot, lambda: any(n.title == "Quit" for n in app._notifications), "the failure")
+        assert app.is_running and isinstance(app.screen, MainScreen)
+        assert "does not compile" in next(str(n.message) for n in app._notifications if n.title == "Quit")
+        assert list(draft_files(folder).values())[0].startswith("# mine")

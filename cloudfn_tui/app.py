@@ -35,10 +35,12 @@ def _widget_tables() -> list[tuple[str, str, list[Command]]]:
     from cloudfn_tui.widgets.function_list import LIST_COMMANDS
     from cloudfn_tui.widgets.live import ALERT_COMMANDS, HISTORY_COMMANDS
     from cloudfn_tui.widgets.log_view import LOG_COMMANDS
+    from cloudfn_tui.widgets.result_view import RESULT_COMMANDS
     from cloudfn_tui.widgets.tab_bar import TAB_COMMANDS
 
     return [
         ("function list", "#functions", LIST_COMMANDS),
+        ("result pane", "#pane-result", RESULT_COMMANDS),
         ("logs pane", "#log-view", LOG_COMMANDS),
         ("history pane", "#history", HISTORY_COMMANDS),
         ("alerts pane", "#alerts-table", ALERT_COMMANDS),
@@ -47,13 +49,14 @@ def _widget_tables() -> list[tuple[str, str, list[Command]]]:
 
 
 def all_binding_ids() -> set[str]:
-    from cloudfn_tui.screens import forms, metrics, modals, pickers
+    from cloudfn_tui.screens import auth, forms, metrics, modals, pickers
     from cloudfn_tui.screens.main import MAIN_COMMANDS
 
     tables = [APP_COMMANDS, MAIN_COMMANDS, forms.FORM_COMMANDS, modals.DIALOG_COMMANDS,
+              modals.QuitScreen.COMMANDS_TABLE,
               modals.ConfirmScreen.COMMANDS_TABLE, modals.HelpScreen.COMMANDS_TABLE,
               pickers.VersionsScreen.COMMANDS_TABLE, pickers.SavedEventsScreen.COMMANDS_TABLE,
-              pickers.InvocationScreen.COMMANDS_TABLE, metrics.MetricsScreen.COMMANDS_TABLE]
+              pickers.InvocationScreen.COMMANDS_TABLE, metrics.MetricsScreen.COMMANDS_TABLE, auth.AUTH_COMMANDS]
     tables += [t for _, _, t in _widget_tables()]
     return known_ids(*tables)
 
@@ -116,6 +119,8 @@ class CloudfnApp(App):
         attached: str | None = None,
         remember_theme: bool = True,
         close_platform: bool = True,
+        drafts_dir: Any = None,  # None: beside the platform's data (drafts.py); "": keep no drafts on disk
+        config_file: Any = None,
     ):
         super().__init__()
         # What exists before the console starts (the modules, the platform) lives as long as
@@ -134,6 +139,10 @@ class CloudfnApp(App):
         self.attached = attached or describe_platform(platform)
         self.remember = remember_theme
         self.close_platform = close_platform
+        self.config_file = config_file or getattr(config, "file", None)  # named in the refused-token screen
+        from cloudfn_tui.drafts import DraftStore, drafts_folder
+
+        self.drafts = DraftStore(drafts_dir if drafts_dir is not None else drafts_folder(platform))
         self.stream_state = "connecting"
         self.sandbox_note = ""
         self.events_seen = 0
@@ -146,6 +155,7 @@ class CloudfnApp(App):
 
     @classmethod
     def from_config(cls, platform: PlatformAPI, config: Any, **kw: Any) -> "CloudfnApp":
+        kw.setdefault("config_file", getattr(config, "file", None))
         return cls(platform, keymap=_setting(config, "console.keymap", {}), theme=_setting(config, "console.theme", None), **kw)
 
     # -- start -----------------------------------------------------------------------------
@@ -231,6 +241,7 @@ class CloudfnApp(App):
             "connecting": " · connecting to the event stream…",
             "lost": " · ⚠ event stream lost — reconnecting",
             "none": " · no event stream",
+            "refused": " · ⚠ token refused (401)",
         }.get(self.stream_state, "")
         self.sub_title = f"{self.attached}{self.sandbox_note}{state}"
 
@@ -264,9 +275,48 @@ class CloudfnApp(App):
                 self._update_subtitle()
                 return
             except Exception as exc:
+                if _is_unauthorized(exc):  # the same token will not do better next time
+                    self.auth_failed(exc)
+                    return
                 self._stream_lost(str(exc))
                 await asyncio.sleep(RECONNECT_DELAYS[min(attempt, len(RECONNECT_DELAYS) - 1)])
                 attempt += 1
+
+    # -- a refused token ---------------------------------------------------------------------------
+    def auth_failed(self, exc: Exception) -> None:
+        from cloudfn_tui.screens.auth import AuthScreen
+
+        if self.stream_state == "refused":
+            return
+        self.stream_state = "refused"
+        self.stream_ready.clear()
+        self._update_subtitle()
+        url = getattr(self.platform, "url", None) or self.attached
+        token_sent = bool(getattr(self.platform, "token", None))
+        from core import paths
+
+        config_file = str(self.config_file or paths.default_config_file())
+        self.push_screen(AuthScreen(url, str(getattr(exc, "message", exc)), token_sent, config_file))
+
+    def retry_auth(self) -> None:
+        self.run_worker(self._retry_auth(), group="info", name="retry-auth", exclusive=True)
+
+    async def _retry_auth(self) -> None:
+        from cloudfn_tui.screens.auth import AuthScreen
+
+        try:
+            await self.platform.list_functions()
+        except Exception as exc:
+            self.notify(str(getattr(exc, "message", exc)), title="Still refused", severity="error")
+            return
+        self.stream_state = "connecting"
+        self._update_subtitle()
+        if isinstance(self.screen, AuthScreen):
+            self.pop_screen()
+        self.run_worker(self._event_stream(), group="events", name="event-stream", exit_on_error=False)
+        main = self._main()
+        if main is not None:
+            main.load_all()
 
     def _stream_lost(self, reason: str) -> None:
         was_live = self.stream_state == "live"
@@ -311,12 +361,56 @@ class CloudfnApp(App):
         if main is not None and main.is_mounted:
             main.on_platform_event(ev)
 
+    # -- quit: never with unsaved code unasked ------------------------------------------------------
+    async def action_quit(self) -> None:
+        from cloudfn_tui.screens.modals import QuitScreen
+
+        from cloudfn_tui.screens.auth import AuthScreen
+
+        if isinstance(self.screen, (QuitScreen, AuthScreen)):
+            if isinstance(self.screen, AuthScreen):
+                self.exit(return_code=5)  # the CLI's "platform unavailable"
+            return
+        main = self._main()
+        pending = main.pending_drafts() if main is not None and main.is_mounted else {}
+        if not pending:
+            self.exit()
+            return
+        names = sorted(main.functions.functions[i].name for i in pending)
+        self.push_screen(QuitScreen(names), self._quit_chosen)
+
+    def _quit_chosen(self, choice: str | None) -> None:
+        main = self._main()
+        if choice is None or main is None:
+            return
+        if choice == "discard":
+            main.discard_drafts()
+            self.exit()
+        elif choice == "keep":
+            main.keep_drafts()
+            self.exit()
+        elif choice == "save":
+            self.run_worker(self._save_and_quit(main), group="write", name="save-and-quit")
+
+    async def _save_and_quit(self, main: MainScreen) -> None:
+        problems = await main.save_drafts()
+        if problems:
+            main.keep_drafts()
+            self.notify("Not saved, so not quitting: " + "; ".join(problems), title="Quit", severity="error",
+                        timeout=15)
+            return
+        self.exit()
+
     # -- help --------------------------------------------------------------------------------
-    def help_rows(self, screen: Any = None) -> list[tuple[str, str, str, str]]:
+    def help_rows(self, screen: Any = None, editor: str | None = None) -> list[tuple[str, str, str, str]]:
+        """Every key of `screen`; opened from an editor (`editor`: "code" or "event"), that
+        editor's own keys first, since there printable keys are text."""
         screen = screen or self.screen
         keymap = self._keymap
         rows: list[tuple[str, str, str, str]] = []
         seen: set[str] = set()
+        if editor:
+            rows += self._editor_rows(editor)
 
         def add(cmd: Command, where: str) -> None:
             if cmd.id in seen:
@@ -338,9 +432,38 @@ class CloudfnApp(App):
         rows.append(("ctrl+p", "command palette: every action, themes", "everywhere", "(textual)"))
         return rows
 
+    def _editor_rows(self, editor: str) -> list[tuple[str, str, str, str]]:
+        where = f"{editor} editor"
+
+        def key(ident: str, default: str) -> str:
+            return self._keymap.get(ident, default)
+
+        rows = [
+            (key("main.back", "escape"), "leave the editor, back to the function list", where, "main.back"),
+            ("alt+1…8", "go to a pane (never typed here, even as ESC+digit in tmux)", where, "main.pane_*"),
+            ("q j k / : ? [ ]", "typed as text in here: esc or alt+N first", where, "(text)"),
+            (key("main.help", "f1"), "this help (? is text in here)", where, "main.help"),
+            (key("main.zoom", "f11"), "maximise the editor, and back (z is text in here)", where, "main.zoom"),
+            (key("main.invoke", "ctrl+r"), "invoke the function with the event", where, "main.invoke"),
+        ]
+        if editor == "code":
+            rows.append((key("main.save", "ctrl+s"), "save the code as a new version", where, "main.save"))
+        else:
+            rows.append((key("main.saved_events", "ctrl+o"), "pick a saved event", where, "main.saved_events"))
+            rows.append((key("main.save_event", "ctrl+t"), "save the event under a name", where, "main.save_event"))
+        rows.append(("ctrl+z,ctrl+y", "undo / redo", where, "(textual)"))
+        rows.append((key("app.quit", "ctrl+q"), "quit (asks about unsaved drafts)", where, "app.quit"))
+        return rows
+
     def show_help(self) -> None:
-        title = "Keys — " + (self.screen.__class__.__name__.removesuffix("Screen") or "screen")
-        self.push_screen(HelpScreen(self.help_rows(), title))
+        from cloudfn_tui.widgets.editors import EditorArea
+
+        focused = self.focused
+        editor = None
+        if isinstance(focused, EditorArea) and isinstance(self.screen, MainScreen):
+            editor = "code" if focused.id == "code" else "event"
+        name = f"{editor.capitalize()} editor" if editor else self.screen.__class__.__name__.removesuffix("Screen")
+        self.push_screen(HelpScreen(self.help_rows(editor=editor), "Keys — " + (name or "screen")))
 
     async def on_unmount(self) -> None:
         self.started()  # a console closed before its main screen was up
@@ -354,6 +477,12 @@ def _setting(config: Any, name: str, default: Any) -> Any:
         return config.settings[name].value
     except (KeyError, AttributeError):
         return default
+
+
+def _is_unauthorized(exc: BaseException) -> bool:
+    from core.remote import Unauthorized
+
+    return isinstance(exc, Unauthorized)
 
 
 def _nothing() -> None:

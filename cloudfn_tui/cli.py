@@ -125,8 +125,9 @@ def run_console(args: argparse.Namespace) -> int:
     from cloudfn_tui.app import CloudfnApp
 
     # The keymap and theme come from the local config file, attached or not.
-    CloudfnApp.from_config(platform, config).run()
-    return 0
+    app = CloudfnApp.from_config(platform, config)
+    app.run()
+    return app.return_code or 0
 
 
 async def _run_handler(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ from cloudfn_tui.keymap import ESC_DIGIT_KEYS, Command, bindings
 from cloudfn_tui.screens.forms import AlertRuleScreen, ConfigureScreen, CreateFunctionScreen
 from cloudfn_tui.screens.modals import ConfirmScreen, PromptScreen
 from cloudfn_tui.screens.pickers import InvocationScreen, SavedEventsScreen, VersionsScreen
-from cloudfn_tui.widgets.editors import CodeEditor, EventEditor, EventError
+from cloudfn_tui.widgets.editors import CodeEditor, EditorArea, EventEditor, EventError, is_navigation_key
 from cloudfn_tui.widgets.footer import KeyFooter
 from cloudfn_tui.widgets.header import ConsoleHeader
 from cloudfn_tui.widgets.tab_bar import TabBar
@@ -72,10 +72,15 @@ MAIN_COMMANDS = [
     Command("main.next_pane", "right_square_bracket,ctrl+right_square_bracket", "next_pane", "Next pane", "move to the next pane", show=False),
     Command("main.prev_pane", "left_square_bracket", "prev_pane", "Previous pane", "move to the previous pane", show=False),
     *[
+        # priority: ahead of the focused editor or input, which would type the key as text
         Command(f"main.pane_{tab}", f"alt+{i},{ESC_DIGIT_KEYS[i - 1]}", f"show_pane('{tab}')", label,
-                f"go to the {label} pane", show=False)
+                f"go to the {label} pane", show=False, priority=True)
         for i, (tab, label, _) in enumerate(PANES, 1)
     ],
+    Command("main.zoom", "z,f11", "zoom", "Zoom", "maximise the focused pane, and back (F11 inside an editor)",
+            show=False),
+    Command("main.result_diff", "f4", "result_diff", "Result diff",
+            "show the result's diff against the saved event's last run", show=False),
     Command("main.quit", "q", "app.quit", "Quit", "leave the console", show=False),
 ]
 
@@ -84,8 +89,15 @@ COMMAND_WORDS = {
     "delete": "delete_function", "rm": "delete_function", "invoke": "invoke", "run": "invoke",
     "save": "save", "w": "save", "config": "configure", "configure": "configure",
     "versions": "versions", "rollback": "versions", "events": "saved_events", "metrics": "metrics",
-    "help": "help", "refresh": "refresh",
+    "help": "help", "refresh": "refresh", "discard": "discard_draft", "zoom": "zoom", "diff": "result_diff",
 }
+
+
+class BoxInput(Input):
+    """The filter and command boxes: alt+digit (ESC+digit) moves to a pane, it is never typed."""
+
+    def check_consume_key(self, key: str, character: str | None = None) -> bool:
+        return not is_navigation_key(key) and super().check_consume_key(key, character)
 
 
 class SampleEvents(dict):
@@ -121,6 +133,10 @@ class MainScreen(Screen):
         super().__init__()
         self.current: Function | None = None
         self.code_drafts: dict[str, str] = {}  # unsaved code per function id
+        self.draft_bases: dict[str, int] = {}  # the version each draft was written on
+        self.restored: set[str] = set()  # drafts that came back from an earlier console
+        self._on_disk: dict[str, str] = {}  # what the draft files hold, to write only changes
+        self._warned_store = False
         self.event_drafts: dict[str, tuple[str, str | None]] = {}  # event text, saved name
         self.last_results: dict[tuple[str, str], dict[str, Any]] = {}  # (fn id, event json) -> doc
         self.samples = SampleEvents()
@@ -179,9 +195,13 @@ class MainScreen(Screen):
         self.apply_layout(self.app.size.width, self.app.size.height)
         self.functions.focus()
         await self._load_functions()
+        self._restore_drafts()
         if self.current is None:  # else the first function is shown already
             self.select(None)
         self.load_all(functions=False)
+        # Unsaved code also reaches the disk while the console runs, not only when it quits:
+        # a killed terminal or SSH session then loses two seconds of typing at most.
+        self.set_interval(2.0, self._persist_current_draft)
         self.call_after_refresh(self.app.started)
 
     def on_resize(self, event) -> None:
@@ -273,8 +293,26 @@ class MainScreen(Screen):
             async def focus_target() -> None:
                 await self.panes_mounted()
                 self.query_one(f"#{target}").focus()
+                if self.zoomed:  # zoom follows the move, as tmux's does not: reading on is the point
+                    self.maximized = self._zoom_target(pane)
 
             self.call_after_refresh(focus_target)
+
+    # -- zoom: one pane fills the screen (Textual's maximize; esc also restores) ------------------
+    @property
+    def zoomed(self) -> bool:
+        return self.maximized is not None
+
+    def _zoom_target(self, pane: str):
+        # the live panes with their tab bar, so the one shown can still be told
+        return self.query_one("#live" if pane in LIVE else f"#pane-{pane}")
+
+    def action_zoom(self) -> None:
+        if self.zoomed:
+            self.minimize()
+            return
+        self.maximized = self._zoom_target(self.pane)
+        self.notify("Zoomed. F11 (or z outside an editor, or esc) restores.", timeout=3)
 
     async def panes_mounted(self) -> None:
         """Wait until the live pane shown last (mounted when first shown) can be queried."""
@@ -333,6 +371,11 @@ class MainScreen(Screen):
         try:
             fns = await self.app.platform.list_functions()
         except CloudfnError as exc:
+            from core.remote import Unauthorized
+
+            if isinstance(exc, Unauthorized):
+                self.app.auth_failed(exc)
+                return
             self.notify(f"cannot list functions: {exc.message}", severity="error", timeout=10)
             return
         self.functions.set_functions(fns)
@@ -438,7 +481,109 @@ class MainScreen(Screen):
             self.code_drafts[self.current.id] = self.editor.area.text
         else:
             self.code_drafts.pop(self.current.id, None)
+        self._persist_draft(self.current.id)
         self.event_drafts[self.current.id] = (self.event_editor.area.text, self.event_editor.saved_name)
+
+    # -- drafts on disk (cloudfn_tui/drafts.py) ----------------------------------------------------
+    def _persist_draft(self, fn_id: str) -> None:
+        store = self.app.drafts
+        code = self.code_drafts.get(fn_id)
+        fn = self.functions.functions.get(fn_id)
+        if code is None or fn is None:
+            if self._on_disk.pop(fn_id, None) is not None:
+                store.remove(fn_id)
+            return
+        if self._on_disk.get(fn_id) == code:
+            return
+        base = self.draft_bases.get(fn_id, fn.version)
+        if store.write(fn_id, code, base, fn.name):
+            self._on_disk[fn_id] = code
+        elif store.problem and not self._warned_store:
+            self._warned_store = True
+            self.notify(store.problem, title="Drafts", severity="warning", timeout=10)
+
+    def _persist_current_draft(self) -> None:
+        fn = self.current
+        if fn is None or not self.is_mounted:
+            return
+        if self.editor.dirty:
+            self.code_drafts[fn.id] = self.editor.area.text
+            self.draft_bases.setdefault(fn.id, fn.version)
+        else:
+            self.code_drafts.pop(fn.id, None)
+        self._persist_draft(fn.id)
+
+    def _drop_draft(self, fn_id: str) -> None:
+        self.code_drafts.pop(fn_id, None)
+        self.draft_bases.pop(fn_id, None)
+        self.restored.discard(fn_id)
+        self._on_disk.pop(fn_id, None)
+        self.app.drafts.remove(fn_id)
+
+    def _restore_drafts(self) -> None:
+        """Unsaved code from an earlier console: back in the editors, with a note saying so."""
+        restored = []
+        for fn_id, doc in self.app.drafts.load_all().items():
+            fn = self.functions.functions.get(fn_id)
+            if fn is None:  # deleted meanwhile: the file stays, for whoever wants it by hand
+                continue
+            if doc["code"] == fn.code:
+                self.app.drafts.remove(fn_id)
+                continue
+            self.code_drafts[fn_id] = doc["code"]
+            self._on_disk[fn_id] = doc["code"]
+            self.draft_bases[fn_id] = int(doc.get("version") or fn.version)
+            self.restored.add(fn_id)
+            base = self.draft_bases[fn_id]
+            moved = "" if base == fn.version else f" (written on v{base}, now v{fn.version})"
+            restored.append(f"{fn.name}{moved}")
+        if not restored:
+            return
+        if self.current is not None and self.current.id in self.code_drafts:
+            self._load_code_draft(self.current)
+        self.notify(f"Draft restored: {', '.join(restored)}. ctrl+s saves; :discard drops the one shown.",
+                    title="Unsaved code", timeout=10)
+
+    def _load_code_draft(self, fn: Function) -> None:
+        self.editor.restored = fn.id in self.restored
+        self.editor.area.load_text(self.code_drafts[fn.id])
+        self.editor.on_text_area_changed(TextAreaChangedShim())
+
+    def pending_drafts(self) -> dict[str, str]:
+        """{function id: code} of every unsaved draft, the one in the editor included."""
+        self._stash_drafts()
+        return {i: c for i, c in self.code_drafts.items() if i in self.functions.functions}
+
+    def keep_drafts(self) -> None:
+        for fn_id in list(self.code_drafts):
+            self._persist_draft(fn_id)
+
+    def discard_drafts(self) -> None:
+        for fn_id in list(self.code_drafts):
+            self._drop_draft(fn_id)
+
+    async def save_drafts(self) -> list[str]:
+        """Save every draft as a new version; returns the problems (none: all saved)."""
+        problems = []
+        for fn_id, code in list(self.pending_drafts().items()):
+            fn = self.functions.functions[fn_id]
+            try:
+                updated = await self.app.platform.update_function(fn_id, {"code": code})
+            except CloudfnError as exc:
+                problems.append(f"{fn.name}: {exc.message}")
+                continue
+            self._drop_draft(fn_id)
+            self._replace(updated)
+        return problems
+
+    def action_discard_draft(self) -> None:
+        fn = self.current
+        if fn is None or not self.editor.dirty:
+            self.notify("No unsaved code to drop here.")
+            return
+        self._drop_draft(fn.id)
+        self.editor.load(fn, keep_edits=False)
+        self.notify(f"Dropped the unsaved code of {fn.name}; v{fn.version} is shown.")
 
     def select(self, fn_id: str | None) -> None:
         fn = self.functions.functions.get(fn_id) if fn_id else None
@@ -451,10 +596,8 @@ class MainScreen(Screen):
         if fn is None:
             self.event_editor.set_event({})
             return
-        draft = self.code_drafts.get(fn.id)
-        if draft is not None:
-            self.editor.area.load_text(draft)
-            self.editor.on_text_area_changed(TextAreaChangedShim())
+        if fn.id in self.code_drafts:
+            self._load_code_draft(fn)
         if fn.id in self.event_drafts:
             text, name = self.event_drafts[fn.id]
             self.event_editor.area.load_text(text)
@@ -544,7 +687,9 @@ class MainScreen(Screen):
             self.call_after_refresh(self.editor.goto_line, frame.line, frame.column)
         else:
             self.editor.goto_line(frame.line, frame.column)
-        self.notify(f"{frame.file}:{frame.line} in {frame.function or '?'}", title="Failing line")
+        # The line is selected, so a key typed next replaces it: say how to leave instead.
+        self.notify(f"{frame.file}:{frame.line} in {frame.function or '?'} · esc: back to list, alt+N: pane",
+                    title="Failing line")
 
     # -- save, create, configure, delete, roll back --------------------------------------------
     @work(group="write")
@@ -560,7 +705,7 @@ class MainScreen(Screen):
         except CloudfnError as exc:
             self.notify(exc.message, title="Save failed", severity="error", timeout=10)
             return
-        self.code_drafts.pop(fn.id, None)
+        self._drop_draft(fn.id)
         self._replace(updated)
         self.notify(f"Saved {updated.name} as v{updated.version}.")
 
@@ -635,7 +780,7 @@ class MainScreen(Screen):
 
     def _forget(self, fn_id: str) -> None:
         self.functions.remove(fn_id)
-        self.code_drafts.pop(fn_id, None)
+        self._drop_draft(fn_id)
         self.event_drafts.pop(fn_id, None)
         if self.current is not None and self.current.id == fn_id:
             self.current = None
@@ -683,9 +828,12 @@ class MainScreen(Screen):
         except CloudfnError as exc:
             self.notify(exc.message, title="Roll back failed", severity="error")
             return
-        self.code_drafts.pop(fn.id, None)
+        from cloudfn_tui.screens.pickers import describe_changes
+
+        self._drop_draft(fn.id)
         self._replace(updated)
-        self.notify(f"{updated.name} is now v{updated.version} (the code of v{version}).")
+        self.notify(f"{updated.name} is now v{updated.version}, as v{version}: {describe_changes(fn, updated)}.",
+                    title="Rolled back", timeout=8)
 
     # -- saved events ------------------------------------------------------------------------
     @work(group="write")
@@ -830,7 +978,7 @@ class MainScreen(Screen):
         box = self._open_box(name)
         if box is None:
             placeholder, where, before = BOXES[name]
-            box = Input(value, placeholder=placeholder, id=name)
+            box = BoxInput(value, placeholder=placeholder, id=name)
             (self.query_one(where) if where else self).mount(box, before=self.query_one(before))
         else:
             box.display = True
@@ -911,7 +1059,8 @@ class MainScreen(Screen):
             return
         action = COMMAND_WORDS.get(head)
         if action:
-            self.run_action(action)
+            # run_action is a coroutine: called bare it never ran (`:q`, `:save`... did nothing)
+            self.call_later(self.run_action, action)
             return
         # A name may hold spaces and capitals: the whole line names it, compared as names are.
         target = name_key(line.strip().lstrip(":").strip())
@@ -933,12 +1082,22 @@ class MainScreen(Screen):
                 box.display = False
                 self.functions.focus()
                 return
-        if self.query_one(LogsPane).close_search():
+        in_editor = isinstance(self.app.focused, EditorArea)  # esc there leaves it, whatever else is open
+        if not in_editor and self.query_one(LogsPane).close_search():
             return
         if self.narrow and self.pane != "functions":
             self.action_show_pane("functions")
             return
         self.functions.focus()
+
+    def action_result_diff(self) -> None:
+        view = self.result_view
+        if not view.has_diff:
+            self.notify("No diff: it compares a saved event's run with its last one (ctrl+o picks one, "
+                        "then invoke).", severity="warning")
+            return
+        self.action_show_pane("result")
+        self.call_after_refresh(view.show_diff)
 
     def action_help(self) -> None:
         self.app.show_help()

@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, DataTable, Input, Label
+from textual.widgets import Button, DataTable, Input, Label, Static
 
 from cloudfn_tui.keymap import Command, bindings, display_keys
 
@@ -41,6 +41,12 @@ class Dialog(ModalScreen):
     }
     .dialog.confirm {
         border: thick $error;
+    }
+    .dialog.quit {
+        width: 76;  /* four buttons in a row */
+    }
+    .dialog.quit Static {
+        margin-top: 1;
     }
     .dialog Label {
         margin-top: 1;
@@ -126,6 +132,45 @@ class ConfirmScreen(Dialog):
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "yes")
+
+
+class QuitScreen(Dialog):
+    """Quitting with unsaved code. Dismisses with "save", "keep", "discard" or None (cancel)."""
+
+    COMMANDS_TABLE = [
+        Command("quit.save", "s", "choose('save')", "Save", "save every draft as a new version, then quit",
+                palette=False),
+        Command("quit.keep", "k", "choose('keep')", "Keep", "keep the drafts for the next start, then quit",
+                palette=False),
+        Command("quit.discard", "d", "choose('discard')", "Discard", "drop the drafts, then quit", palette=False),
+        Command("quit.cancel", "escape,c", "choose('')", "Cancel", "back to the console", palette=False),
+    ]
+    BINDINGS = bindings(COMMANDS_TABLE)
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__()
+        self.names = names
+
+    def compose(self) -> ComposeResult:
+        listed = ", ".join(self.names[:5]) + (f" and {len(self.names) - 5} more" if len(self.names) > 5 else "")
+        with Vertical(classes="dialog confirm quit"):
+            yield Static(Text(f"Unsaved code in {listed}", style="bold"), id="quit-question")
+            yield Static("Save it as new versions, keep it as drafts for the next start, or discard it?",
+                         classes="dim")
+            with Horizontal(classes="buttons"):
+                yield Button("Save (s)", variant="primary", id="save")
+                yield Button("Keep draft (k)", id="keep")
+                yield Button("Discard (d)", variant="error", id="discard")
+                yield Button("Cancel (c)", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#keep", Button).focus()  # the choice that loses nothing
+
+    def action_choose(self, choice: str) -> None:
+        self.dismiss(choice or None)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(None if event.button.id == "cancel" else event.button.id)
 
 
 class PromptScreen(Dialog):

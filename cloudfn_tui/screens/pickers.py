@@ -27,6 +27,67 @@ def code_diff(old: str, new: str, a: str, b: str) -> Text:
     return out or Text("(same code)", style="dim")
 
 
+UNITS = {"timeout": " s", "memory": " MB"}
+
+
+def setting_changes(old: Function, new: Function) -> list[tuple[str, object, object]]:
+    """(field, old value, new value) of every setting but the code that differs; the
+    environment per variable (`environment.KEY`, None for absent). What a rollback reverts is
+    every field an update may set (FunctionPatch), so those are compared."""
+    from core.models import FunctionPatch
+
+    changes: list[tuple[str, object, object]] = []
+    for field in FunctionPatch.model_fields:
+        if field in ("code", "name"):
+            continue
+        a, b = getattr(old, field, None), getattr(new, field, None)
+        if a == b:
+            continue
+        if isinstance(a, dict) or isinstance(b, dict):
+            a, b = a or {}, b or {}
+            for key in sorted(set(a) | set(b)):
+                if a.get(key) != b.get(key):
+                    changes.append((f"{field}.{key}", a.get(key), b.get(key)))
+        else:
+            changes.append((field, a, b))
+    return changes
+
+
+def _shown(field: str, value: object) -> str:
+    if value is None:
+        return "(unset)"
+    return f"{value}{UNITS.get(field, '')}"
+
+
+def settings_diff(old: Function, new: Function, a: str, b: str) -> Text:
+    changes = setting_changes(old, new)
+    if not changes:
+        return Text("(same settings)\n", style="dim")
+    out = Text(f"--- {a}\n+++ {b}\n", style="dim")
+    for field, before, after in changes:
+        if before is not None:
+            out.append(f"-{field}: {_shown(field, before)}\n", style="red")
+        if after is not None:
+            out.append(f"+{field}: {_shown(field, after)}\n", style="green")
+    return out
+
+
+def describe_changes(old: Function, new: Function) -> str:
+    """What became different, for a toast: `code, timeout 30 → 5 s, environment +MODE −DEBUG`."""
+    parts = ["code"] if old.code != new.code else []
+    env_added, env_removed, env_changed = [], [], []
+    for field, before, after in setting_changes(old, new):
+        if "." in field:
+            key = field.split(".", 1)[1]
+            (env_added if before is None else env_removed if after is None else env_changed).append(key)
+        else:
+            parts.append(f"{field} {_shown(field, before)} → {_shown(field, after)}")
+    if env_added or env_removed or env_changed:
+        env = [f"+{k}" for k in env_added] + [f"−{k}" for k in env_removed] + [f"~{k}" for k in env_changed]
+        parts.append("environment " + " ".join(env))
+    return ", ".join(parts) if parts else "nothing changed"
+
+
 class VersionsScreen(Dialog):
     """Dismisses with the version number to roll back to, or None."""
 
@@ -51,12 +112,19 @@ class VersionsScreen(Dialog):
 
     def on_mount(self) -> None:
         table = self.query_one("#versions-table", VimTable)
-        table.add_columns("v", "updated", "code")
+        table.add_columns("v", "updated", "vs current")
         for f in self.versions:
             mark = " (current)" if f.version == self.current.version else ""
-            table.add_row(f"{f.version}{mark}", f.updated_at.strftime("%Y-%m-%d %H:%M"), f"{len(f.code.splitlines())} lines", key=str(f.version))
+            table.add_row(f"{f.version}{mark}", f.updated_at.strftime("%m-%d %H:%M"), self._against_current(f),
+                          key=str(f.version))
         table.focus()
         self._show(0)
+
+    def _against_current(self, f: Function) -> str:
+        """What rolling back to `f` would change (short: the list is 40 columns wide)."""
+        parts = ["code"] if f.code != self.current.code else []
+        parts += ["settings"] if setting_changes(self.current, f) else []
+        return "+".join(parts) or "same"
 
     def _selected(self) -> Function | None:
         table = self.query_one("#versions-table", VimTable)
@@ -70,7 +138,11 @@ class VersionsScreen(Dialog):
         if f is None:
             body.update("no versions")
             return
-        body.update(code_diff(self.current.code, f.code, f"v{self.current.version} (current)", f"v{f.version}"))
+        a, b = f"v{self.current.version} (current)", f"v{f.version}"
+        body.update(Group(
+            Text("settings", style="bold"), settings_diff(self.current, f, a, b),
+            Text("code", style="bold"), code_diff(self.current.code, f.code, a, b),
+        ))
 
     def on_data_table_row_highlighted(self, event) -> None:
         self._show(event.cursor_row)

@@ -13,12 +13,36 @@ from textual.widgets import Label, TextArea
 from textual.widgets.text_area import Selection
 
 from core.models import Function
+from cloudfn_tui.keymap import ESC_DIGIT_KEYS
 
 LANGUAGES = {"python": "python", "nodejs": "javascript", "go": "go"}
+# Shown under each editor: inside one, printable keys are text, so only these leave it.
+LEAVE_HINT = "esc: back to list · alt+N: pane"
+
+
+class EditorArea(TextArea):
+    """A code TextArea that never types a key the console binds to navigation.
+
+    Textual's code editor moves the focus to the next widget on esc (Code -> Event -> Result),
+    and types ESC+digit (alt+digit in tmux and xterm), which Textual reads as macOS's Option+digit
+    characters. Here both go on to the screen's bindings: esc back to the list, alt+N to a pane."""
+
+    def check_consume_key(self, key: str, character: str | None = None) -> bool:
+        # Textual drops the screen's bindings of any key the focused widget says it consumes.
+        return not is_navigation_key(key) and super().check_consume_key(key, character)
+
+    def _on_key(self, event) -> None:
+        if is_navigation_key(event.key):
+            event.prevent_default()  # not typed; the key still bubbles to the bindings
+
+
+def is_navigation_key(key: str) -> bool:
+    """esc and alt+anything (and their ESC+digit stand-ins): keys no text field may type."""
+    return key == "escape" or key in ESC_DIGIT_KEYS or key.startswith("alt+")
 
 
 def _code_area(id: str) -> TextArea:
-    return TextArea.code_editor("", language=None, id=id, soft_wrap=False, theme="css")
+    return EditorArea.code_editor("", language=None, id=id, soft_wrap=False, theme="css")
 
 
 def _load(area: TextArea, text: str, language: str | None) -> None:
@@ -157,6 +181,7 @@ class CodeEditor(Vertical):
         super().__init__(**kw)
         self.function: Function | None = None
         self._dirty = False
+        self.restored = False  # the unsaved code came back from an earlier console
         self.border_title = "Code"
 
     def compose(self) -> ComposeResult:
@@ -177,6 +202,7 @@ class CodeEditor(Vertical):
         if same and keep_edits and self._dirty:
             self._update_title()
             return
+        self.restored = False
         area = self.area
         _load(area, fn.code if fn else "", LANGUAGES.get(fn.runtime) if fn else None)
         area.read_only = fn is None
@@ -200,9 +226,9 @@ class CodeEditor(Vertical):
             self.border_title = "Code"
             self.border_subtitle = ""
             return
-        marker = " ● modified" if self._dirty else ""
+        marker = (" ● draft restored" if self.restored else " ● modified") if self._dirty else ""
         self.border_title = f"{fn.name} · {fn.runtime} · v{fn.version}{marker}"
-        self.border_subtitle = "ctrl+s save · ctrl+z undo"
+        self.border_subtitle = f"ctrl+s save · {LEAVE_HINT}"
         self.set_class(self._dirty, "-dirty")
 
     def goto_line(self, line: int, column: int | None = None) -> None:
@@ -244,7 +270,7 @@ class EventEditor(Vertical):
 
     def _update_title(self) -> None:
         self.border_title = f"Event · {self.saved_name}" if self.saved_name else "Event"
-        self.border_subtitle = "ctrl+o saved · ctrl+t save as"
+        self.border_subtitle = "esc: list · alt+N: pane"  # narrow in the wide layout: the way out first
 
     def value(self) -> Any:
         text = self.area.text

@@ -14,6 +14,19 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from core.models import InvokeResult
+from cloudfn_tui.keymap import Command, bindings
+
+RESULT_COMMANDS = [
+    Command("result.bottom", "G,end", "scroll_end", "Bottom", "scroll the result to its end", show=False,
+            palette=False),
+    Command("result.top", "g,home", "scroll_home", "Top", "scroll the result to its start", show=False, palette=False),
+    Command("result.down", "j", "scroll_down", "Down", "scroll the result down a line", show=False, palette=False),
+    Command("result.up", "k", "scroll_up", "Up", "scroll the result up a line", show=False, palette=False),
+    Command("result.page_down", "pagedown,space", "page_down", "Page down", "scroll the result a page down",
+            show=False, palette=False),
+    Command("result.page_up", "pageup,b", "page_up", "Page up", "scroll the result a page up", show=False,
+            palette=False),
+]
 
 
 def pretty(value: Any) -> str:
@@ -41,6 +54,26 @@ def _heading(text: str) -> Text:
 
 
 def render_result(result: InvokeResult, previous: dict[str, Any] | None = None, theme: str = "ansi_dark") -> RenderableType:
+    """The result, then (if `previous`) the diff against the saved event's last run."""
+    diff = render_diff(result, previous)
+    body = render_body(result, theme)
+    return body if diff is None else Group(body, diff)
+
+
+def render_diff(result: InvokeResult, previous: dict[str, Any] | None) -> RenderableType | None:
+    if previous is None:
+        return None
+    lines = diff_lines(previous, result_doc(result))
+    if not lines:
+        return Text("= same as the last run of this saved event", style="green")
+    parts: list[RenderableType] = [_heading("diff against the last run of this saved event")]
+    for line in lines[2:]:
+        style = {"+": "green", "-": "red", "@": "cyan"}.get(line[:1], "dim")
+        parts.append(Text(line, style=style))
+    return Group(*parts)
+
+
+def render_body(result: InvokeResult, theme: str = "ansi_dark") -> RenderableType:
     parts: list[RenderableType] = []
     if result.success:
         status = Text.assemble(("✓ success", "bold green"))
@@ -68,16 +101,6 @@ def render_result(result: InvokeResult, previous: dict[str, Any] | None = None, 
         parts.append(Text(result.logs.rstrip("\n"), style="dim"))
     ident = f"{result.function_name} v{result.function_version} · {result.invocation_id}" if result.function_name else result.invocation_id
     parts.append(Text(ident, style="dim"))
-    if previous is not None:
-        now = result_doc(result)
-        lines = diff_lines(previous, now)
-        if not lines:
-            parts.append(Text("= same as the last run of this saved event", style="green"))
-        else:
-            parts.append(_heading("diff against the last run of this saved event"))
-            for line in lines[2:]:
-                style = "green" if line.startswith("+") else "red" if line.startswith("-") else "cyan" if line.startswith("@@") else "dim"
-                parts.append(Text(line, style=style))
     return Group(*parts)
 
 
@@ -85,6 +108,7 @@ class ResultView(VerticalScroll):
     """Scrollable; `show()` replaces what it shows."""
 
     can_focus = True
+    BINDINGS = bindings(RESULT_COMMANDS)
 
     def __init__(self, **kw) -> None:
         super().__init__(**kw)
@@ -95,18 +119,68 @@ class ResultView(VerticalScroll):
     def compose(self):
         yield Static(Text("Invoke with ctrl+enter, ctrl+r or F5.", style="dim"), id="result-body")
 
+    @property
+    def diff(self) -> Static | None:
+        """The saved-event diff: a widget of its own, so F4 can scroll to it; made when first
+        needed (a widget less to mount while the console starts)."""
+        for widget in self.query("#result-diff").results(Static):
+            return widget
+        return None
+
+    @property
+    def has_diff(self) -> bool:
+        diff = self.diff
+        return diff is not None and diff.display
+
     def show(self, result: InvokeResult, previous: dict[str, Any] | None = None) -> None:
         self.result = result
         self.previous = previous
-        self.query_one("#result-body", Static).update(render_result(result, previous))
+        self.query_one("#result-body", Static).update(render_body(result))
+        diff = render_diff(result, previous)
+        widget = self.diff
+        if widget is None and diff is not None:
+            widget = Static(id="result-diff")
+            self.mount(widget)
+        if widget is not None:
+            widget.update(diff or "")
+            widget.display = diff is not None
         self.border_title = "Result · ✓" if result.success else f"Result · ✗ {result.error_type.value if result.error_type else ''}"
+        self.border_subtitle = "F4 diff · G end" if diff is not None else ""
         self.set_class(not result.success, "-error")
         self.scroll_home(animate=False)
 
     def show_message(self, text: str, style: str = "dim") -> None:
         self.query_one("#result-body", Static).update(Text(text, style=style))
+        if self.diff is not None:
+            self.diff.display = False
         self.border_title = "Result"
+        self.border_subtitle = ""
         self.remove_class("-error")
+
+    def action_scroll_end(self) -> None:
+        self.scroll_end(animate=False)
+
+    def action_scroll_home(self) -> None:
+        self.scroll_home(animate=False)
+
+    def action_scroll_down(self) -> None:
+        self.scroll_relative(y=1, animate=False)
+
+    def action_scroll_up(self) -> None:
+        self.scroll_relative(y=-1, animate=False)
+
+    def action_page_down(self) -> None:
+        self.scroll_page_down(animate=False)
+
+    def action_page_up(self) -> None:
+        self.scroll_page_up(animate=False)
+
+    def show_diff(self) -> bool:
+        """Scroll the diff into view; False when the result has none."""
+        if not self.has_diff:
+            return False
+        self.scroll_to_widget(self.diff, animate=False, top=True)
+        return True
 
     @property
     def failing_frame(self):

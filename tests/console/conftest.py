@@ -14,8 +14,9 @@ def fake() -> FakePlatform:
 
 
 @pytest.fixture
-def make_app():
+def make_app(tmp_path):
     def make(platform, **kw) -> CloudfnApp:
+        kw.setdefault("drafts_dir", tmp_path / "drafts")  # never the fake's /data/cloudfn
         kw.setdefault("theme", "cloudfn-night")
         kw.setdefault("remember_theme", False)
         return CloudfnApp(platform, **kw)

@@ -209,3 +209,17 @@ class FakePlatform:
 
     async def close(self) -> None:
         self.closed = True
+
+
+def refusing_platform(token: str | None):
+    """A RemotePlatform whose server answers health and refuses everything else (401)."""
+    import httpx
+
+    from core.remote import RemotePlatform
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/v1/health":
+            return httpx.Response(200, json={"service": "cloudfn", "api": 1, "version": "test"})
+        return httpx.Response(401, json={"error": "unauthorized", "type": "Unauthorized", "status": 401})
+
+    return RemotePlatform("http://cloudfn.test:8080", token, transport=httpx.MockTransport(answer))

@@ -15,8 +15,9 @@ from cloudfn_tui.widgets.function_list import FunctionList
 SIZES = [(80, 24), (120, 40)]
 
 
-def app() -> CloudfnApp:
-    return CloudfnApp(FakePlatform(), theme="cloudfn-night", remember_theme=False)
+def app(platform=None) -> CloudfnApp:
+    # drafts_dir "": no drafts on disk (the fake's data dir is not a real one)
+    return CloudfnApp(platform or FakePlatform(), theme="cloudfn-night", remember_theme=False, drafts_dir="")
 
 
 def after(*keys: str, select: str | None = "hello-python", invoke: bool = False, screen: str | None = None):
@@ -57,6 +58,9 @@ CASES = {
     "alerts": after("alt+8"),
     "metrics-screen": after("m", invoke=True, screen="MetricsScreen"),
     "delete-confirm": after("d", screen="ConfirmScreen"),
+    "editor-help": after("alt+2", "f1", screen="HelpScreen"),
+    "quit-dialog": after("alt+2", "x", "ctrl+q", screen="QuitScreen"),
+    "zoom": after("alt+2", "f11"),
 }
 
 
@@ -64,3 +68,16 @@ CASES = {
 @pytest.mark.parametrize("case", list(CASES))
 def test_screen(snap_compare, case, size):
     assert snap_compare(app(), terminal_size=size, run_before=CASES[case])
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_refused_token_screen(snap_compare, size):
+    from console_fakes import refusing_platform
+
+    async def run_before(pilot) -> None:
+        await until(pilot, lambda: pilot.app.screen.__class__.__name__ == "AuthScreen", "the auth screen")
+        await settle(pilot, pilot.app)
+
+    refused = app(refusing_platform("wrong"))
+    refused.config_file = "/home/me/.config/cloudfn/config.yaml"  # not this machine's path
+    assert snap_compare(refused, terminal_size=size, run_before=run_before)

@@ -20,16 +20,16 @@ def _capture(session: str) -> str:
     return subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True).stdout
 
 
-def _wait_for(session: str, needle: str, timeout: float = 30.0) -> str:
+def _wait_for(session: str, needle: str, timeout: float = 30.0, gone: bool = False) -> str:
     """Poll the terminal's contents (the only way to observe another process's screen)."""
     deadline = time.monotonic() + timeout
     screen = ""
     while time.monotonic() < deadline:
         screen = _capture(session)
-        if needle in screen:
+        if (needle in screen) != gone:
             return screen
         time.sleep(0.1)
-    raise AssertionError(f"{needle!r} never appeared; the screen was:\n{screen}")
+    raise AssertionError(f"{needle!r} never {'went' if gone else 'appeared'}; the screen was:\n{screen}")
 
 
 def test_the_console_in_tmux_lists_invokes_and_quits(tmp_path):
@@ -52,5 +52,42 @@ def test_the_console_in_tmux_lists_invokes_and_quits(tmp_path):
         assert "Hello, World!" in screen
         subprocess.run(["tmux", "send-keys", "-t", session, "C-q"], check=True)
         _wait_for(session, "EXITED=0")
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+def test_alt_digits_in_the_editors_switch_panes_and_type_nothing(tmp_path):
+    """tmux sends alt+N as ESC then the digit (Textual reads macOS's ¡ ™ £ ...). From inside
+    each editor, every one moves to its pane; none is typed: `q` from the list then quits at
+    once, where a typed character would have made a draft and the quit dialog."""
+    session = f"cloudfn-test-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "cfg"), "XDG_DATA_HOME": str(tmp_path / "data"),
+           "XDG_STATE_HOME": str(tmp_path / "state"), "TERM": "xterm-256color", "PYTHONPATH": str(REPO)}
+    cmd = f"{sys.executable} -m cloudfn_tui.cli --data-dir {tmp_path / 'd'} console; echo EXITED=$?; sleep 30"
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24", cmd], check=True, env=env,
+                   cwd=REPO)
+
+    def keys(*k: str) -> None:
+        subprocess.run(["tmux", "send-keys", "-t", session, *k], check=True)
+
+    try:
+        _wait_for(session, "analyze-text")
+        keys("M-5")
+        _wait_for(session, "Logs · following")  # the live panes are up: keys are read now
+        for editor, title in (("M-2", "esc: back to list"), ("M-3", "esc: list · alt+N")):
+            for digit in range(1, 9):
+                keys(editor)
+                _wait_for(session, title)
+                keys(f"M-{digit}")
+                if f"M-{digit}" != editor:  # at 80x24 one pane shows: the editor's went away
+                    _wait_for(session, title, gone=True)
+            keys(editor)
+            _wait_for(session, title)
+            keys("Escape")  # back to the list, whose footer has the list's keys
+            _wait_for(session, "n New")
+        screen = _capture(session)
+        assert not set("¡™£¢∞§¶•") & set(screen)
+        keys("q")
+        _wait_for(session, "EXITED=0", timeout=60)
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)

@@ -79,7 +79,7 @@ class LocalPlatform:
         except BaseException:
             if hasattr(self, "logs"):  # a failed start leaves no handler on the `cloudfn` logger
                 detach(self.logs)
-                self.logs.close()
+                self.logs.shutdown()
             self.lock.release()
             raise
 
@@ -364,7 +364,7 @@ class LocalPlatform:
             self.history.flush()
             log.info("platform stopped")
             detach(self.logs)
-            self.logs.close()
+            self.logs.shutdown()
             self.alert_engine.store.close()
             self.store.close()
         finally:

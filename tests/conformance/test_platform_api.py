@@ -281,3 +281,32 @@ async def test_health_and_info(platform):
     info = await platform.info()
     assert info["version"] == health["version"]
     assert {"python", "nodejs", "go"} <= set(info["runtimes"])
+
+
+async def test_log_lines_stream(platform, name):
+    """What a function prints arrives on the event stream as a `log` event within a second of
+    the invocation's answer, locally and through a server (it used to be stored but not pushed)."""
+    await platform.create_function(spec(name))
+    stream = platform.events({"log"})
+    first = asyncio.ensure_future(anext(stream))
+    try:
+        # The remote subscription starts with the first read: invoke until one log event shows.
+        for _ in range(50):
+            res = await platform.invoke(name, {})
+            done, _ = await asyncio.wait({first}, timeout=1.0)
+            if done:
+                break
+        ev = await asyncio.wait_for(first, 1.0)
+        while not (ev.data.get("function") == name and ev.data.get("message") == "hello from the handler"):
+            ev = await asyncio.wait_for(anext(stream), 1.0)
+        assert ev.kind == "log" and ev.data["logger"] == "cloudfn.function"
+        # Once subscribed, the next invocation's line must arrive within a second.
+        res = await platform.invoke(name, {"name": "again"})
+        while True:
+            ev = await asyncio.wait_for(anext(stream), 1.0)
+            if ev.data.get("invocation_id") == res.invocation_id:
+                break
+        assert ev.data["message"] == "hello from the handler" and ev.data["level"] == "info"
+    finally:
+        first.cancel()
+        await stream.aclose()

@@ -199,7 +199,7 @@ async def _serve(config: Config, opts: ServeOptions) -> int:
             else:
                 token, path = load_or_create_token(config.data_dir)
                 token_note, token_file = f"token in {path}", str(path)
-        platform = LocalPlatform(config, command="cloudfn serve")
+        platform = LocalPlatform(config, command="cloudfn serve", serve_socket=True)
         refusal = sandbox_refusal(config, platform)
         if refusal:
             await platform.close()

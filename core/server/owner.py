@@ -1,0 +1,188 @@
+"""The owner's private socket: one owner per data directory, many users.
+
+The process that owns a data directory (console, `serve`, a CLI command that changes things)
+serves the same FastAPI app as `cloudfn serve` on `<data_dir>/cloudfn.sock`, and every other
+`cloudfn` on that directory attaches to it through `RemotePlatform`, as the Docker CLI does with
+its daemon. No token: the socket is 0600 in a 0700 directory owned by the owner's uid, and a
+unix socket is never reachable over TCP. A socket left by a crashed owner refuses connections:
+the next owner (who holds the lock, so no live owner can be serving) replaces it. A symlink at
+the socket path is refused on both sides: it could lead a client, or the owner's files, to a
+place someone else chose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+import socket
+import stat
+from pathlib import Path
+from typing import Any
+
+from core.errors import Unavailable
+
+log = logging.getLogger("cloudfn.server")
+SOCKET_FILE = "cloudfn.sock"
+SOCKET_MODE = 0o600
+_SUN_PATH_MAX = 107  # sockaddr_un.sun_path holds 108 bytes with the NUL
+
+
+def socket_path(data_dir: Path) -> Path:
+    return Path(data_dir) / SOCKET_FILE
+
+
+class ShortPath:
+    """A path to the socket that fits sun_path: the path itself, or, for a long data directory
+    (pytest's temporary folders pass 108 bytes), the same file through /proc/self/fd of an open
+    handle on its folder. Keep the object alive while the path is in use."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._dir_fd: int | None = None
+        text = str(path)
+        if len(os.fsencode(text)) <= _SUN_PATH_MAX:
+            self.text = text
+        else:
+            self._dir_fd = os.open(path.parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            self.text = f"/proc/self/fd/{self._dir_fd}/{path.name}"
+
+    def close(self) -> None:
+        if self._dir_fd is not None:
+            os.close(self._dir_fd)
+            self._dir_fd = None
+
+    def __del__(self) -> None:
+        self.close()
+
+
+def refuse_symlink(path: Path) -> os.stat_result | None:
+    """The socket path's own status (None when absent); a symlink there is an error."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    if stat.S_ISLNK(st.st_mode):
+        raise Unavailable(f"{path} is a symbolic link, not cloudfn's socket: refusing to follow it (someone may "
+                          f"have planted it to capture requests). Remove it and check who can write {path.parent}.")
+    return st
+
+
+def probe(path: Path) -> str:
+    """"live" (an owner answers), "stale" (a socket nobody listens on), "absent", or raises for
+    a symlink or a socket owned by another user."""
+    st = refuse_symlink(path)
+    if st is None:
+        return "absent"
+    if not stat.S_ISSOCK(st.st_mode):
+        raise Unavailable(f"{path} is not a socket (a {_kind(st)}); cloudfn keeps its owner's socket there. "
+                          "Remove it.")
+    if st.st_uid != os.geteuid():
+        raise Unavailable(f"the socket {path} belongs to uid {st.st_uid}, not to you (uid {os.geteuid()}): "
+                          "refusing to talk to another user's process. Use a data directory of your own.")
+    short = ShortPath(path)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        s.connect(short.text)
+        return "live"
+    except (ConnectionRefusedError, FileNotFoundError):
+        return "stale"
+    finally:
+        s.close()
+        short.close()
+
+
+def _kind(st: os.stat_result) -> str:
+    return "folder" if stat.S_ISDIR(st.st_mode) else "regular file" if stat.S_ISREG(st.st_mode) else "special file"
+
+
+def bind_socket(path: Path) -> socket.socket:
+    """A listening socket at `path`, mode 0600. Call only while holding the data directory's
+    lock: whatever socket is there then is a dead owner's."""
+    st = refuse_symlink(path)
+    if st is not None:
+        if not stat.S_ISSOCK(st.st_mode):
+            raise Unavailable(f"{path} is not a socket (a {_kind(st)}); cloudfn needs that name for its owner's "
+                              "socket. Remove it.")
+        os.unlink(path)  # unlink does not follow links, and a link was refused above
+        log.info("replaced a stale socket at %s (its owner is gone)", path)
+    short = ShortPath(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        # The folder is 0700, so nobody else can reach the socket between bind and chmod.
+        sock.bind(short.text)
+        os.chmod(short.text, SOCKET_MODE)  # a socket just bound: the name is ours, not a link
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        short.close()
+        if exc.errno == errno.EADDRINUSE:  # something appeared at the path since the check
+            raise Unavailable(f"cannot make the owner's socket {path}: something else is there now. "
+                              "Remove it and start again.") from None
+        raise Unavailable(f"cannot make the owner's socket {path}: {exc.strerror}") from None
+    short.close()
+    return sock
+
+
+class OwnerSocket:
+    """Serves `platform` on its data directory's socket, on the running loop, until `stop`."""
+
+    def __init__(self, platform: Any, path: Path):
+        self.platform = platform
+        self.path = path
+        self._server: Any = None
+        self._task: asyncio.Task | None = None
+        self._state: Any = None
+        self._inode: int | None = None
+
+    def start(self) -> None:
+        import uvicorn
+
+        from core.server.app import ServerSettings, ServerState, create_app
+
+        sock = bind_socket(self.path)
+        self._inode = os.lstat(self.path).st_ino  # the file's, to remove only our own at stop
+        self._state = ServerState()
+        # No token: the socket's mode is the guard. loopback_only keeps the Host/Origin checks,
+        # which cost nothing and which httpx over the socket passes (Host: localhost).
+        settings = ServerSettings(token=None, loopback_only=True, heartbeat=15.0)
+        app = create_app(self.platform, settings, self._state)
+        config = uvicorn.Config(app, lifespan="off", log_config=None, access_log=False, log_level="warning",
+                                timeout_graceful_shutdown=2, server_header=False)
+        state = self._state
+
+        class Server(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self):  # the owner (console, serve, CLI) keeps its own handlers
+                yield
+
+        self._server = Server(config)
+        self._task = asyncio.get_running_loop().create_task(self._serve(sock, state), name="cloudfn-owner-socket")
+
+    async def _serve(self, sock: socket.socket, state: Any) -> None:
+        try:
+            await self._server.serve(sockets=[sock])
+        except Exception:
+            log.exception("the owner's socket %s stopped", self.path)
+        finally:
+            sock.close()
+
+    async def stop(self) -> None:
+        if self._task is None:
+            return
+        self._state.begin_shutdown()  # ends the event streams, which would hold the shutdown
+        self._server.should_exit = True
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(asyncio.shield(self._task), 5)
+        if not self._task.done():
+            self._server.force_exit = True
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+        self._task = None
+        # Remove our socket only: a successor may already have replaced it.
+        with contextlib.suppress(OSError):
+            if os.lstat(self.path).st_ino == self._inode:
+                os.unlink(self.path)

@@ -299,8 +299,7 @@ def not_found(ref: str, names: list[str]) -> NotFound:
     import difflib
 
     by_lower = {n.lower(): n for n in names}
-    close = [by_lower[n] for n in difflib.get_close_matches(str(ref).lower(), list(by_lower), n=3, cutoff=0.6)]
+    close = difflib.get_close_matches(str(ref).lower(), list(by_lower), n=1, cutoff=0.6)
     if not close:
         return NotFound(f"no function named {ref!r}")
-    options = " or ".join(repr(n) for n in close)
-    return NotFound(f"no function named {ref!r}; did you mean {options}?")
+    return NotFound(f"no function named {ref!r}; did you mean {by_lower[close[0]]!r}?")

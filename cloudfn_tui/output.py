@@ -145,25 +145,31 @@ def metrics_text(snap: dict[str, Any]) -> str:
 def invocation_text(rec: Any) -> str:
     """One invocation for a reader: what ran, how it went, then its event, result and logs."""
     cut = " (cut)"
+    start = "warm"
+    if rec.cold_start:
+        start = "cold start" + (f" (init {rec.init_duration:.1f}ms)" if rec.init_duration else "")
+    memory = f"  memory {rec.memory_used:.1f}MB" if rec.memory_used else ""
     lines = [
         f"invocation {rec.id}",
         f"function   {rec.function_name} (version {rec.function_version}, {rec.runtime})",
         f"started    {when(rec.started_at)}",
         f"status     {rec.status}" + (f": {rec.error_type}" if rec.error_type else ""),
-        f"duration   {rec.duration:.1f}ms" + ("  cold start" + (f" (init {rec.init_duration:.1f}ms)"
-                                                                if rec.init_duration else "") if rec.cold_start else
-                                             "  warm") + (f"  memory {rec.memory_used:.1f}MB" if rec.memory_used else ""),
+        f"duration   {rec.duration:.1f}ms  {start}{memory}",
         "",
         "event" + (cut if rec.event_truncated else "") + ":",
-        _indent(json.dumps(rec.event, indent=2, ensure_ascii=False)),
+        _indent(_pretty(rec.event)),
     ]
     if rec.error:
         lines += ["error:", _indent(rec.error)]
     else:
-        lines += ["result" + (cut if rec.result_truncated else "") + ":", _indent(json.dumps(rec.result, indent=2, ensure_ascii=False))]
+        lines += ["result" + (cut if rec.result_truncated else "") + ":", _indent(_pretty(rec.result))]
     if rec.logs:
         lines += ["logs" + (cut if rec.logs_truncated else "") + ":", _indent(rec.logs.rstrip("\n"))]
     return "\n".join(lines)
+
+
+def _pretty(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False)
 
 
 def _indent(text: str) -> str:

@@ -64,6 +64,9 @@ def refuse_symlink(path: Path) -> os.stat_result | None:
         st = os.lstat(path)
     except FileNotFoundError:
         return None
+    except PermissionError:
+        raise Unavailable(f"cannot look into {path.parent}: permission denied. It is another user's data "
+                          "directory; use one of your own (--data-dir).") from None
     if stat.S_ISLNK(st.st_mode):
         raise Unavailable(f"{path} is a symbolic link, not cloudfn's socket: refusing to follow it (someone may "
                           f"have planted it to capture requests). Remove it and check who can write {path.parent}.")
@@ -89,6 +92,9 @@ def probe(path: Path) -> str:
         return "live"
     except (ConnectionRefusedError, FileNotFoundError):
         return "stale"
+    except PermissionError:
+        raise Unavailable(f"cannot connect to the owner's socket {path}: permission denied. Run cloudfn as "
+                          "the user who owns the data directory.") from None
     finally:
         s.close()
         short.close()

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from cloudfn_tui.cli import main
+from core.config import load_config
 from core.errors import Unavailable
 from core.local import LocalPlatform
 from core.models import InvocationRecord
@@ -248,3 +249,25 @@ def test_alerts_delete_asks_first(cli, monkeypatch):
     assert code == 0 and out.strip() == "deleted alert rule slow"
     code, _, err = cli("alerts", "delete", "slow", "--yes")
     assert code == 3 and "no alert rule named 'slow'" in err
+
+
+async def test_a_killed_owners_socket_is_replaced_by_the_next_owner(tmp_path, shared_cache):
+    """A `cloudfn serve` killed with SIGKILL leaves its socket file; the next command finds it
+    refusing connections, owns the directory and serves a socket of its own."""
+    import signal
+
+    server = start_server(tmp_path / "srv", "--mode", "release", cache=shared_cache)
+    sock = server.data_dir / SOCKET_FILE
+    assert probe(sock) == "live"
+    assert server.stop(signal.SIGKILL) == -signal.SIGKILL
+    assert probe(sock) == "stale"
+    owner = LocalPlatform(load_config(flags={"storage.data_dir": str(server.data_dir)}), serve_socket=True)
+    try:
+        await owner.start()
+        assert probe(sock) == "live"  # (a freed inode number is reused at once: no inode check)
+        follower = await _cloudfn("--data-dir", str(server.data_dir), "invoke", "hello-python")
+        out, err = await asyncio.wait_for(follower.communicate(), DEADLINE)
+        assert follower.returncode == 0, err.decode()
+        assert len(await owner.list_invocations("hello-python")) == 1  # it ran in the new owner
+    finally:
+        await owner.close()

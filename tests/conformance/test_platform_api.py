@@ -164,6 +164,9 @@ async def test_invocation_history(platform, name):
     assert (one.id, one.function_name, one.status, one.result) == (ok.invocation_id, name, "success", ok.result)
     with pytest.raises(NotFound):
         await platform.get_invocation("no-such-invocation")
+    # A unique start of an id is enough (ids are 36-character UUIDs; tests/test_owner_socket.py
+    # checks that an ambiguous one names the candidates).
+    assert (await platform.get_invocation(ok.invocation_id[:13])).id == ok.invocation_id
     with pytest.raises(InvalidInput) as info:
         await platform.list_invocations(status="meh", limit=0)
     assert fields(info.value) == {"status", "limit"}

@@ -116,6 +116,10 @@ def _log_line(rec: LogRecord) -> str:
 
 
 async def cmd_logs(api: PlatformAPI, args: argparse.Namespace) -> int:
+    log_file = _local_log_file(api, args) if args.follow else None
+    # Where the follow starts is taken before the query: a line written in between is then in
+    # both, and shown once (taken after, it was in neither).
+    start = _file_end(log_file) if log_file is not None else None
     records = await api.query_logs(args.level, args.function, args.invocation, args.grep, args.since, None, args.limit)
 
     def show(rec: LogRecord) -> None:
@@ -135,15 +139,16 @@ async def cmd_logs(api: PlatformAPI, args: argparse.Namespace) -> int:
                 and (not args.invocation or rec.invocation_id == args.invocation)
                 and (not args.grep or args.grep.lower() in rec.message.lower()))
 
-    log_file = _local_log_file(api, args)
     if log_file is not None:
         # This machine's data directory: follow its log file, which every owner writes, so
         # the follow neither holds the directory (an invoke from another terminal owns it
         # meanwhile) nor misses the lines of owners that come and go.
-        start = _file_end(log_file)
+        shown = {_key(r) for r in records}
         await api.close()
         async for rec in _tail(log_file, start):
-            if wanted(rec):
+            if _key(rec) in shown:
+                shown.discard(_key(rec))
+            elif wanted(rec):
                 show(rec)
         return 0
     async for event in api.events({"log"}):
@@ -154,6 +159,10 @@ async def cmd_logs(api: PlatformAPI, args: argparse.Namespace) -> int:
 
 
 FOLLOW_POLL = 0.1  # seconds between looks at the log file when it has not grown
+
+
+def _key(rec: LogRecord) -> tuple:
+    return rec.time, rec.logger, rec.level, rec.message, rec.invocation_id
 
 
 def _local_log_file(api: PlatformAPI, args: argparse.Namespace):

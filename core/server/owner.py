@@ -168,7 +168,8 @@ class OwnerSocket:
         settings = ServerSettings(token=None, loopback_only=True)
         app = create_app(self.platform, settings, state)
         config = uvicorn.Config(app, lifespan="off", log_config=None, access_log=False, log_level="warning",
-                                timeout_graceful_shutdown=2, server_header=False, date_header=False)
+                                timeout_graceful_shutdown=2, server_header=False, date_header=False,
+                                http=_peer_checked_protocol())
         exit_event = self._exit
 
         class Server(uvicorn.Server):
@@ -217,10 +218,47 @@ class OwnerSocket:
             with contextlib.suppress(BaseException):
                 await self._task
         self._task = None
+        self._sock.close()  # a task cancelled before its first step never ran its finally
         # Remove our socket only: a successor may already have replaced it.
         with contextlib.suppress(OSError):
             if os.lstat(self.path).st_ino == self._inode:
                 os.unlink(self.path)
+
+
+def peer_uid(sock: socket.socket) -> int | None:
+    import struct
+
+    try:
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except OSError:
+        return None
+    return struct.unpack("3i", creds)[1]
+
+
+def _peer_checked_protocol() -> type:
+    """uvicorn's HTTP protocol, hanging up on a peer of another uid (root aside) before reading a
+    byte: the socket's mode and the folder's already keep others out; this holds even if a user
+    loosens them (chmod 755 on the data directory) or a process of another uid got the fd."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    allowed = {os.geteuid(), 0}
+
+    class PeerCheckedProtocol(HttpToolsProtocol):
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            sock = transport.get_extra_info("socket")
+            uid = peer_uid(sock) if sock is not None else None
+            if uid not in allowed:
+                log.warning("refused a connection to the owner's socket from uid %s", uid)
+                transport.abort()
+                return
+            super().connection_made(transport)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if getattr(self, "transport", None) is None:  # refused above: nothing was set up
+                return
+            super().connection_lost(exc)
+
+    return PeerCheckedProtocol
 
 
 def _on_daemon_thread(fn: Any) -> asyncio.Future:

@@ -5,8 +5,10 @@ courtesies (did you mean, id prefixes, confirmations)."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
+import shutil
 import socket
 import stat
 import sys
@@ -238,7 +240,7 @@ async def test_history_id_takes_a_unique_prefix_and_prints_a_human_form(cli, con
 
 def test_alerts_delete_asks_first(cli, monkeypatch):
     assert cli("alerts", "add", "slow", "--metric", "error_rate", "--threshold", "50")[0] == 0
-    monkeypatch.setattr(sys, "stdin", open("/dev/null"))
+    monkeypatch.setattr(sys, "stdin", io.StringIO())  # no terminal
     code, _, err = cli("alerts", "delete", "slow")
     assert code == 2 and "--yes" in err
     monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
@@ -273,3 +275,37 @@ async def test_a_killed_owners_socket_is_replaced_by_the_next_owner(tmp_path, sh
         assert len(await owner.list_invocations("hello-python")) == 1  # it ran in the new owner
     finally:
         await owner.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv to be another uid")
+async def test_a_peer_of_another_uid_is_hung_up_on_even_if_the_modes_are_loosened():
+    import tempfile
+
+    # Under /tmp itself: pytest's own temporary folders are 0700, which would stop the other uid
+    # before the socket does.
+    data_dir = Path(tempfile.mkdtemp(prefix="cloudfn-peer-", dir="/tmp"))
+    owner = LocalPlatform(load_config(flags={"storage.data_dir": str(data_dir)}), install_examples=False,
+                          serve_socket=True)
+    try:
+        await owner.start()
+        sock = data_dir / SOCKET_FILE
+        # What a user might do by hand: open the folder and the socket to everyone.
+        os.chmod(data_dir, 0o711)
+        os.chmod(sock, 0o666)
+        client = ("import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); "
+                  "s.sendall(b'GET /api/v1/health HTTP/1.1\\r\\nhost: localhost\\r\\n\\r\\n'); "
+                  "print(repr(s.recv(100)))")
+        probe_as = await asyncio.create_subprocess_exec(
+            "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-I", "-c", client,
+            str(sock), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(probe_as.communicate(), DEADLINE)
+        # Hung up unanswered: an empty read, or a reset.
+        assert out.decode().strip() == "b''" or b"ConnectionResetError" in err, (out, err)
+        mine = attach_to_socket(data_dir)  # the owner's own uid is still served
+        try:
+            assert (await mine.health())["status"] == "ok"
+        finally:
+            await mine.close()
+    finally:
+        await owner.close()
+        shutil.rmtree(data_dir, ignore_errors=True)

@@ -152,10 +152,9 @@ def run_console(args: argparse.Namespace) -> int:
 
 async def _run_handler(args: argparse.Namespace) -> int:
     platform = open_platform(args, f"cloudfn {args.command}")
-    start_socket = getattr(platform, "start_socket", None)
-    if start_socket is not None and platform.serve_socket:
-        start_socket()  # at once: another cloudfn started meanwhile attaches rather than waits
     try:
+        if getattr(platform, "serve_socket", False):
+            platform.start_socket()  # at once: another cloudfn started meanwhile attaches rather than waits
         return await args.run(platform, args)
     finally:
         await platform.close()

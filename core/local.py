@@ -146,10 +146,14 @@ class LocalPlatform:
         `cloudfn` processes on this directory attach instead of being refused."""
         if self._owner_socket is not None or self._closed:
             return
-        from core.server.owner import OwnerSocket, socket_path
+        from core.server.owner import OwnerSocket, SocketUnavailable, socket_path
 
         sock = OwnerSocket(self, socket_path(self.data_dir))
-        sock.start()
+        try:
+            sock.start()
+        except SocketUnavailable as exc:  # only sharing is lost: this process still works
+            log.warning("%s; other cloudfn processes on this data directory will be refused meanwhile", exc.message)
+            return
         self._owner_socket = sock
 
     async def _flush_history_loop(self, interval: float = 1.0) -> None:

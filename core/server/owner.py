@@ -27,6 +27,11 @@ from core.errors import Unavailable
 log = logging.getLogger("cloudfn.server")
 SOCKET_FILE = "cloudfn.sock"
 SOCKET_MODE = 0o600
+
+
+class SocketUnavailable(Unavailable):
+    """The file system of the data directory cannot hold a socket (some network and shared
+    folders): the owner goes on without one, and other processes are told who holds it."""
 _SUN_PATH_MAX = 107  # sockaddr_un.sun_path holds 108 bytes with the NUL
 
 
@@ -127,7 +132,7 @@ def bind_socket(path: Path) -> socket.socket:
         if exc.errno == errno.EADDRINUSE:  # something appeared at the path since the check
             raise Unavailable(f"cannot make the owner's socket {path}: something else is there now. "
                               "Remove it and start again.") from None
-        raise Unavailable(f"cannot make the owner's socket {path}: {exc.strerror}") from None
+        raise SocketUnavailable(f"cannot make the owner's socket {path}: {exc.strerror}") from None
     short.close()
     return sock
 
@@ -167,7 +172,10 @@ class OwnerSocket:
         # which httpx over the socket passes (Host: localhost).
         settings = ServerSettings(token=None, loopback_only=True)
         app = create_app(self.platform, settings, state)
-        config = uvicorn.Config(app, lifespan="off", log_config=None, access_log=False, log_level="warning",
+        # log_config/log_level None, access_log left on: uvicorn's loggers are global, and setting
+        # them here silenced a `cloudfn serve`'s access log (and dictConfig would close the
+        # console's handlers). Socket requests are then logged wherever the process logs uvicorn's.
+        config = uvicorn.Config(app, lifespan="off", log_config=None, log_level=None,
                                 timeout_graceful_shutdown=2, server_header=False, date_header=False,
                                 http=_peer_checked_protocol())
         exit_event = self._exit

@@ -214,10 +214,11 @@ async def _serve(config: Config, opts: ServeOptions) -> int:
                               heartbeat=opts.heartbeat, loopback_only=token is None)
     app = create_app(platform, settings, state)
     release = opts.mode == "release"
-    # log_config=None: uvicorn's dictConfig would close every logging handler, the platform's too
-    # (its log file and live log stream); its loggers go to the root handler set up above.
+    # uvicorn's dictConfig (its access log on stdout) runs logging.shutdown on every handler: the
+    # platform's LogHub survives it (see LogHub.close), which once cost the served platform its
+    # log file and live log stream.
     uv_config = uvicorn.Config(
-        app, loop="auto", http=_http_protocol(opts), lifespan="off", log_config=None,
+        app, loop="auto", http=_http_protocol(opts), lifespan="off",
         log_level="warning" if release else _level(opts.log_level),
         access_log=not release, timeout_graceful_shutdown=opts.grace, server_header=False,
         timeout_keep_alive=30, backlog=2048,

@@ -120,6 +120,8 @@ async def cmd_logs(api: PlatformAPI, args: argparse.Namespace) -> int:
     # Where the follow starts is taken before the query: a line written in between is then in
     # both, and shown once (taken after, it was in neither).
     start = _file_end(log_file) if log_file is not None else None
+    # A server's stream, likewise, is opened before the query.
+    stream = await _open_stream(api) if args.follow and log_file is None else None
     records = await api.query_logs(args.level, args.function, args.invocation, args.grep, args.since, None, args.limit)
 
     def show(rec: LogRecord) -> None:
@@ -151,11 +153,50 @@ async def cmd_logs(api: PlatformAPI, args: argparse.Namespace) -> int:
             elif wanted(rec):
                 show(rec)
         return 0
-    async for event in api.events({"log"}):
+    shown = {_key(r) for r in records}
+    async for event in stream:
         rec = LogRecord.model_validate(event.data)
-        if wanted(rec):
+        if _key(rec) in shown:
+            shown.discard(_key(rec))
+        elif wanted(rec):
             show(rec)
     return 0
+
+
+STREAM_OPEN_WAIT = 10.0  # seconds for a server's event stream to answer before the query goes ahead
+
+
+async def _open_stream(api: PlatformAPI):
+    """The log event stream, already subscribed on the server (RemotePlatform reports "live"
+    once the server answered, and the server subscribes before answering), so no line falls
+    between the stored ones and the live ones. An error opening it surfaces on the first read."""
+    import asyncio
+    import contextlib
+
+    live = asyncio.Event()
+    if hasattr(api, "on_stream_state"):
+        api.on_stream_state = lambda state: live.set() if state == "live" else None
+    else:
+        live.set()
+    events = api.events({"log"})
+    first = asyncio.ensure_future(anext(events))
+    waiter = asyncio.ensure_future(live.wait())
+    await asyncio.wait({first, waiter}, timeout=STREAM_OPEN_WAIT, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    if first.done() and first.exception() is not None:  # refused (a wrong token...): say so now
+        raise first.exception()
+
+    async def stream():
+        try:
+            yield await first
+            async for event in events:
+                yield event
+        finally:
+            first.cancel()
+            with contextlib.suppress(BaseException):
+                await events.aclose()
+
+    return stream()
 
 
 FOLLOW_POLL = 0.1  # seconds between looks at the log file when it has not grown

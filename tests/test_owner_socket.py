@@ -309,3 +309,24 @@ async def test_a_peer_of_another_uid_is_hung_up_on_even_if_the_modes_are_loosene
     finally:
         await owner.close()
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+async def test_an_owner_that_stops_lets_an_attached_invocation_finish(config, data_dir):
+    """A quick owner (a CLI call) closing while another process's invocation runs through its
+    socket waits for it, rather than cutting it off."""
+    # Longer than uvicorn's own 2 s grace (timeout_graceful_shutdown), which alone cut it off.
+    slow = "import time\n\ndef handler(event, context):\n    time.sleep(3)\n    return {'slept': True}\n"
+    owner = LocalPlatform(config, install_examples=False, serve_socket=True)
+    await owner.start()
+    try:
+        await owner.create_function({"name": "slow", "runtime": "python", "handler": "handler", "code": slow})
+        started = owner.events({"invocation.started"})
+        invoke = await _cloudfn("--data-dir", str(data_dir), "invoke", "slow", "--json")
+        ev = await asyncio.wait_for(anext(started), DEADLINE)  # it is running in the owner now
+        assert ev.data["function_name"] == "slow"
+        await started.aclose()
+    finally:
+        await owner.close()
+    out, err = await asyncio.wait_for(invoke.communicate(), DEADLINE)
+    assert invoke.returncode == 0, err.decode()
+    assert json.loads(out)["result"] == {"slept": True}

@@ -27,12 +27,13 @@ from core.errors import Unavailable
 log = logging.getLogger("cloudfn.server")
 SOCKET_FILE = "cloudfn.sock"
 SOCKET_MODE = 0o600
+_SUN_PATH_MAX = 107  # sockaddr_un.sun_path holds 108 bytes with the NUL
+DRAIN_GRACE = 30.0  # seconds an owner that stops waits for the requests of attached processes
 
 
 class SocketUnavailable(Unavailable):
     """The file system of the data directory cannot hold a socket (some network and shared
     folders): the owner goes on without one, and other processes are told who holds it."""
-_SUN_PATH_MAX = 107  # sockaddr_un.sun_path holds 108 bytes with the NUL
 
 
 def socket_path(data_dir: Path) -> Path:
@@ -214,7 +215,11 @@ class OwnerSocket:
         if self._server is None:  # still importing: nothing served yet
             self._task.cancel()
         else:
-            self._state.begin_shutdown()  # ends the event streams, which would hold the shutdown
+            # New requests get 503 and event streams end; those in flight, another process's
+            # invocation among them, finish first (a quick CLI owner would otherwise cut them off).
+            self._state.begin_shutdown()
+            if not await self._state.wait_drained(DRAIN_GRACE):
+                log.warning("stopping the owner's socket with %d request(s) still in flight", self._state.in_flight)
             self._server.should_exit = True
             self._exit.set()
         with contextlib.suppress(BaseException):

@@ -98,30 +98,59 @@ def report_ignored(config):
     return config
 
 
-def open_platform(args: argparse.Namespace, command: str, config=None) -> PlatformAPI:
+# What only reads: never takes the data directory over a running owner, serves no socket and
+# logs no "platform started" (`alerts list`/`alerts history` read too).
+READ_ONLY = frozenset({"list", "get", "info", "history", "logs", "metrics", "versions", "export"})
+READ_ONLY_ALERTS = frozenset({"list", "history"})
+LOCK_WAIT = 3.0  # seconds to wait for a briefly held data directory or an owner's socket
+
+
+def is_read_only(args: argparse.Namespace) -> bool:
+    if args.command == "alerts":
+        return getattr(args, "alerts_command", None) in READ_ONLY_ALERTS
+    return args.command in READ_ONLY
+
+
+def open_platform(args: argparse.Namespace, command: str, config=None, owner: bool = False) -> PlatformAPI:
     """A RemotePlatform when --remote, CLOUDFN_REMOTE or the config's client.remote says so, or
-    when a running `cloudfn serve` holds the data directory; else the LocalPlatform."""
+    when a process owns the data directory (through its private socket, or a `cloudfn serve`'s
+    URL); else the LocalPlatform, owned by this process. `owner`: a long-running owner
+    (console) that logs its start and stop. Read-only commands own only while no one else
+    does, briefly and silently, and serve no socket."""
+    import time
+
     from core.errors import DataDirLocked
     from core.local import LocalPlatform
-    from core.remote import attach_to_owner, remote_from_config
+    from core.remote import attach_to_owner, attach_to_socket, remote_from_config
 
     config = config or load_settings(args)
     token = getattr(args, "token", None)
     remote = remote_from_config(config, getattr(args, "remote", None), token)
     if remote is not None:
         return remote
-    try:
-        return LocalPlatform(config, command=command)
-    except DataDirLocked:
-        attached = attach_to_owner(config.data_dir, token)
-        if attached is None:
-            raise
-        return attached
+    read_only = not owner and is_read_only(args)
+    deadline = time.monotonic() + LOCK_WAIT
+    while True:
+        attached = attach_to_socket(config.data_dir)
+        if attached is not None:
+            return attached
+        try:
+            return LocalPlatform(config, command=command, announce=owner, serve_socket=not read_only)
+        except DataDirLocked:
+            # Held by a command that serves no socket (a read-only one, an older cloudfn), or by
+            # an owner still starting: both pass within moments. A `cloudfn serve` of an older
+            # version is reached by its URL.
+            attached = attach_to_owner(config.data_dir, token)
+            if attached is not None:
+                return attached
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
 
 
 def run_console(args: argparse.Namespace) -> int:
     config = load_settings(args)
-    platform = open_platform(args, "cloudfn console", config)
+    platform = open_platform(args, "cloudfn console", config, owner=True)
     from cloudfn_tui.app import CloudfnApp
 
     # The keymap and theme come from the local config file, attached or not.
@@ -133,6 +162,8 @@ def run_console(args: argparse.Namespace) -> int:
 async def _run_handler(args: argparse.Namespace) -> int:
     platform = open_platform(args, f"cloudfn {args.command}")
     try:
+        if getattr(platform, "serve_socket", False):
+            platform.start_socket()  # at once: another cloudfn started meanwhile attaches rather than waits
         return await args.run(platform, args)
     finally:
         await platform.close()

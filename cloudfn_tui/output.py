@@ -122,9 +122,14 @@ def _pct(value: float | None) -> str:
 def metrics_text(snap: dict[str, Any]) -> str:
     o = snap["overall"]
     d = o["duration_ms"]
+    if snap.get("source") == "history":  # no owner runs: counted from the stored invocations
+        head = f"from the history since {snap['since']}  functions {snap['function_count']}"
+    else:
+        warm = snap.get("warm_workers")
+        head = (f"uptime {snap['uptime_seconds']:.0f}s  functions {snap['function_count']}  in flight "
+                f"{snap['in_flight']}  warm workers {warm if warm is not None else '-'}")
     lines = [
-        f"uptime {snap['uptime_seconds']:.0f}s  functions {snap['function_count']}  in flight {snap['in_flight']}"
-        f"  warm workers {snap.get('warm_workers') if snap.get('warm_workers') is not None else '-'}",
+        head,
         f"invocations {o['invocations']}  success {_pct(o['success_rate'])}  failures {o['failures']}"
         f"  throttles {o['throttles']}  timeouts {o['timeouts']}  cold starts {o['cold_starts']}",
         f"duration avg {_ms(d['avg'])}  min {_ms(d['min'])}  max {_ms(d['max'])}"
@@ -141,3 +146,37 @@ def metrics_text(snap: dict[str, Any]) -> str:
                   _ms(s["duration_ms"]["max"])] for name, s in group.items()],
             )]
     return "\n".join(lines)
+
+
+def invocation_text(rec: Any) -> str:
+    """One invocation for a reader: what ran, how it went, then its event, result and logs."""
+    cut = " (cut)"
+    start = "warm"
+    if rec.cold_start:
+        start = "cold start" + (f" (init {rec.init_duration:.1f}ms)" if rec.init_duration else "")
+    memory = f"  memory {rec.memory_used:.1f}MB" if rec.memory_used else ""
+    lines = [
+        f"invocation {rec.id}",
+        f"function   {rec.function_name} (version {rec.function_version}, {rec.runtime})",
+        f"started    {when(rec.started_at)}",
+        f"status     {rec.status}" + (f": {rec.error_type}" if rec.error_type else ""),
+        f"duration   {rec.duration:.1f}ms  {start}{memory}",
+        "",
+        "event" + (cut if rec.event_truncated else "") + ":",
+        _indent(_pretty(rec.event)),
+    ]
+    if rec.error:
+        lines += ["error:", _indent(rec.error)]
+    else:
+        lines += ["result" + (cut if rec.result_truncated else "") + ":", _indent(_pretty(rec.result))]
+    if rec.logs:
+        lines += ["logs" + (cut if rec.logs_truncated else "") + ":", _indent(rec.logs.rstrip("\n"))]
+    return "\n".join(lines)
+
+
+def _pretty(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line for line in text.splitlines()) or "  (none)"

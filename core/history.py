@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from core.errors import NotFound
+from core.errors import FieldError, InvalidInput, NotFound
 from core.filemodes import open_private, private_dir
 from core.jsonlimits import SURROGATE, json_safe
 from core.models import InvocationRecord
@@ -296,7 +296,17 @@ class History:
             for e in reversed(self._index):
                 if e[ID] == invocation_id:
                     return self._read(e)
-        raise NotFound(f"no invocation with id {invocation_id!r}")
+            # A unique prefix is enough, as git takes one for a commit: ids are long UUIDs.
+            matches = [e for e in self._index if e[ID].startswith(invocation_id)] if invocation_id else []
+            if len(matches) == 1:
+                return self._read(matches[0])
+        if len(matches) > 1:
+            shown = ", ".join(e[ID] for e in matches[:3]) + (", ..." if len(matches) > 3 else "")
+            raise InvalidInput("invocation id", [FieldError("id", (
+                f"{invocation_id!r} is the start of {len(matches)} invocation ids ({shown}); give more characters")
+            )])
+        raise NotFound(f"no invocation with id {invocation_id!r} (nor one starting with it; `cloudfn history` "
+                       "lists them)")
 
     def _read(self, e: _Entry) -> InvocationRecord:
         if e[SEGMENT] < 0:

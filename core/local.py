@@ -50,8 +50,15 @@ STATUSES = ("success", "failed", "throttled")
 
 
 class LocalPlatform:
-    def __init__(self, config: Config, command: str = "cloudfn", install_examples: bool = True):
+    def __init__(self, config: Config, command: str = "cloudfn", install_examples: bool = True,
+                 announce: bool = True, serve_socket: bool = False):
+        """`announce`: log "platform started/stopped" (the long-running owners; a CLI call that
+        merely passes through would fill the logs with them). `serve_socket`: serve the API on
+        the data directory's private socket once started, for the other `cloudfn` processes."""
         self.config = config
+        self.announce = announce
+        self.serve_socket = serve_socket
+        self._owner_socket: Any = None
         self.data_dir = config.data_dir
         self.location = f"local {self.data_dir}"
         secure_data_dir(self.data_dir, open_inside=[config.work_dir])
@@ -80,7 +87,7 @@ class LocalPlatform:
         except BaseException:
             if hasattr(self, "logs"):  # a failed start leaves no handler on the `cloudfn` logger
                 detach(self.logs)
-                self.logs.close()
+                self.logs.shutdown()
             self.lock.release()
             raise
 
@@ -130,7 +137,25 @@ class LocalPlatform:
         interval = self.config["monitor.alert_interval"]
         if interval:
             self._tasks.append(asyncio.create_task(self.alert_engine.run(interval), name="cloudfn-alerts"))
-        log.info("platform started", extra={"data_dir": str(self.data_dir)})
+        if self.serve_socket:
+            self.start_socket()
+        if self.announce:
+            log.info("platform started", extra={"data_dir": str(self.data_dir)})
+
+    def start_socket(self) -> None:
+        """Serve the API on `<data_dir>/cloudfn.sock` (0600) from the running loop, so other
+        `cloudfn` processes on this directory attach instead of being refused."""
+        if self._owner_socket is not None or self._closed:
+            return
+        from core.server.owner import OwnerSocket, SocketUnavailable, socket_path
+
+        sock = OwnerSocket(self, socket_path(self.data_dir))
+        try:
+            sock.start()
+        except SocketUnavailable as exc:  # only sharing is lost: this process still works
+            log.warning("%s; other cloudfn processes on this data directory will be refused meanwhile", exc.message)
+            return
+        self._owner_socket = sock
 
     async def _flush_history_loop(self, interval: float = 1.0) -> None:
         while True:
@@ -356,6 +381,8 @@ class LocalPlatform:
             return
         self._closed = True
         try:
+            if self._owner_socket is not None:  # first: no new request while closing
+                await self._owner_socket.stop()
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -364,9 +391,10 @@ class LocalPlatform:
             await self.executor.close()
             await self.alert_engine.close()
             self.history.flush()
-            log.info("platform stopped")
+            if self.announce and self._started:
+                log.info("platform stopped")
             detach(self.logs)
-            self.logs.close()
+            self.logs.shutdown()
             self.alert_engine.store.close()
             self.store.close()
         finally:

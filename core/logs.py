@@ -107,12 +107,12 @@ class LogHub(logging.Handler):
         line = rec.model_dump_json() + "\n"
         with self._lock:
             self.ring.append(rec)
-            if self._file.closed:
-                return
-            self._file.write(line)
-            self._file.flush()
-            if self._file.tell() >= self.max_bytes:
-                self._rotate()
+            # A closed file must not silence the live stream: the bus does not depend on it.
+            if not self._file.closed:
+                self._file.write(line)
+                self._file.flush()
+                if self._file.tell() >= self.max_bytes:
+                    self._rotate()
         if self.publish is not None:
             self.publish("log", lambda: rec.model_dump(mode="json"))
 
@@ -189,6 +189,12 @@ class LogHub(logging.Handler):
                 continue
 
     def close(self) -> None:
+        """Only the platform closes the hub (`shutdown`). A logging reconfiguration
+        (uvicorn.Config's dictConfig) runs `logging.shutdown`, which closes every handler ever
+        made: that closed the file while the platform ran, so a served platform stored and
+        streamed no log line."""
+
+    def shutdown(self) -> None:
         with self._lock:
             if not self._file.closed:
                 self._file.close()

@@ -158,7 +158,7 @@ class Registry:
         for fn in cache.values():
             if name_key(fn.name) == key:
                 return fn
-        raise NotFound(f"no function named {ref!r}")
+        raise not_found(ref, [fn.name for fn in cache.values()])
 
     def _write(self, write) -> Function:
         """Run a write in a store transaction and keep the cache in step; a failed write
@@ -193,7 +193,7 @@ class Registry:
         for d in docs:
             if name_key(d["name"]) == key:
                 return d
-        raise NotFound(f"no function named {ref!r}")
+        raise not_found(ref, [d["name"] for d in docs])
 
     # -- writes --------------------------------------------------------------------------
     def create(self, data: dict[str, Any] | FunctionSpec) -> Function:
@@ -306,3 +306,14 @@ def _remove(path: Path) -> None:
             shutil.rmtree(path)
         else:
             path.unlink()
+
+
+def not_found(ref: str, names: list[str]) -> NotFound:
+    """NotFound naming the closest names, so a typo is one look away from its fix."""
+    import difflib
+
+    by_lower = {n.lower(): n for n in names}
+    close = difflib.get_close_matches(str(ref).lower(), list(by_lower), n=1, cutoff=0.6)
+    if not close:
+        return NotFound(f"no function named {ref!r}")
+    return NotFound(f"no function named {ref!r}; did you mean {by_lower[close[0]]!r}?")

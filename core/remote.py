@@ -46,10 +46,18 @@ class Unreachable(Unavailable):
 
 class RemotePlatform:
     def __init__(self, url: str, token: str | None = None, timeout: float = 30.0,
-                 transport: httpx.AsyncBaseTransport | None = None):
+                 transport: httpx.AsyncBaseTransport | None = None, uds: Any = None):
+        """`uds`: reach the server on this unix socket (a data directory owner's, see
+        core/server/owner.py) rather than over TCP; a `ShortPath` or a path."""
         if not url.startswith(("http://", "https://")):
             url = "http://" + url
         self.url = url.rstrip("/")
+        self._uds = uds  # kept alive: a ShortPath holds the folder handle its path goes through
+        if uds is not None:
+            self.url = f"unix:{getattr(uds, 'path', uds)}"
+            url = "http://localhost"
+            transport = transport or httpx.AsyncHTTPTransport(uds=getattr(uds, "text", str(uds)))
+        self.base_url = url.rstrip("/")
         self.token = token
         self.timeout = timeout
         headers = {"user-agent": f"cloudfn/{__version__}", "accept": "application/json"}
@@ -57,7 +65,7 @@ class RemotePlatform:
             headers["authorization"] = f"Bearer {token}"
         self._headers = headers
         self._transport = transport
-        self._client = httpx.AsyncClient(base_url=self.url, headers=headers, timeout=timeout, transport=transport)
+        self._client = httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=timeout, transport=transport)
         self._checked: dict[str, Any] | None = None
         self._check_lock: asyncio.Lock | None = None
         self.stream_state = "connecting"  # then "live" or "lost"
@@ -269,8 +277,12 @@ class RemotePlatform:
         # No read timeout: the server sends a heartbeat comment every few seconds, and a dead
         # peer shows as a closed connection.
         timeout = httpx.Timeout(self.timeout, read=None)
-        async with httpx.AsyncClient(base_url=self.url, headers=self._headers, timeout=timeout,
-                                     transport=self._transport) as client:
+        # A transport of its own: closing this stream's client closes its transport.
+        transport = self._transport
+        if self._uds is not None:
+            transport = httpx.AsyncHTTPTransport(uds=getattr(self._uds, "text", str(self._uds)))
+        async with httpx.AsyncClient(base_url=self.base_url, headers=self._headers, timeout=timeout,
+                                     transport=transport) as client:
             while True:
                 headers = {"accept": "text/event-stream"}
                 if last_id is not None:
@@ -323,6 +335,9 @@ class RemotePlatform:
 
     async def close(self) -> None:
         await self._client.aclose()
+        close = getattr(self._uds, "close", None)
+        if close is not None:
+            close()
 
 
 async def _sse_events(resp: httpx.Response) -> AsyncIterator[tuple[str | None, str | None, str]]:
@@ -452,3 +467,17 @@ def attach_to_owner(data_dir: Any, token: str | None = None, environ: dict[str, 
         else:  # it was given one (--token, CLOUDFN_TOKEN): so must we be
             token = environ.get(TOKEN_ENV)
     return RemotePlatform(str(holder["url"]), token)
+
+
+def attach_to_socket(data_dir: Any) -> RemotePlatform | None:
+    """A RemotePlatform on the private socket of the process that owns `data_dir`, or None when
+    no owner answers there (none ever ran, or it crashed and left its socket: the next owner
+    replaces it). A symlink or another user's socket there raises Unavailable."""
+    from pathlib import Path
+
+    from core.server.owner import ShortPath, probe, socket_path
+
+    path = socket_path(Path(data_dir))
+    if probe(path) != "live":
+        return None
+    return RemotePlatform("http://localhost", uds=ShortPath(path))

@@ -1,8 +1,9 @@
 """`cloudfn web`: the same console in a browser, served by textual-serve.
 
 Each browser tab runs its own `cloudfn console` process (textual-serve's model) with this
-command's --data-dir/--config/--remote. Local mode: the first tab owns the data directory; run
-`cloudfn serve` and `cloudfn web --remote URL` for several tabs or users. Loopback by default:
+command's --data-dir/--config/--remote. Local mode: the first tab owns the data directory and the
+others attach to it through its private socket; `cloudfn serve` and `cloudfn web --remote URL`
+serve other machines' users. Loopback by default:
 textual-serve has no authentication of its own, so another address must be asked for."""
 
 from __future__ import annotations

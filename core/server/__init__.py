@@ -6,6 +6,16 @@ here: every route calls one `PlatformAPI` method and maps its answer or its `Clo
 to HTTP. The wire format is the seed's (`seed/README.md`).
 """
 
-from core.server.app import API_VERSION, SERVICE, ServerSettings, ServerState, create_app
+from typing import Any
 
 __all__ = ["API_VERSION", "SERVICE", "ServerSettings", "ServerState", "create_app"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazily: a CLI call that only looks for an owner's socket (core.server.owner) must not pay
+    # for importing FastAPI (~150 ms).
+    if name in __all__:
+        from core.server import app
+
+        return getattr(app, name)
+    raise AttributeError(f"module 'core.server' has no attribute {name!r}")

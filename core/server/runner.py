@@ -199,7 +199,7 @@ async def _serve(config: Config, opts: ServeOptions) -> int:
             else:
                 token, path = load_or_create_token(config.data_dir)
                 token_note, token_file = f"token in {path}", str(path)
-        platform = LocalPlatform(config, command="cloudfn serve")
+        platform = LocalPlatform(config, command="cloudfn serve", serve_socket=True)
         refusal = sandbox_refusal(config, platform)
         if refusal:
             await platform.close()
@@ -214,6 +214,9 @@ async def _serve(config: Config, opts: ServeOptions) -> int:
                               heartbeat=opts.heartbeat, loopback_only=token is None)
     app = create_app(platform, settings, state)
     release = opts.mode == "release"
+    # uvicorn's dictConfig (its access log on stdout) runs logging.shutdown on every handler: the
+    # platform's LogHub survives it (see LogHub.close), which once cost the served platform its
+    # log file and live log stream.
     uv_config = uvicorn.Config(
         app, loop="auto", http=_http_protocol(opts), lifespan="off",
         log_level="warning" if release else _level(opts.log_level),

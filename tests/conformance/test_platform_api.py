@@ -164,6 +164,9 @@ async def test_invocation_history(platform, name):
     assert (one.id, one.function_name, one.status, one.result) == (ok.invocation_id, name, "success", ok.result)
     with pytest.raises(NotFound):
         await platform.get_invocation("no-such-invocation")
+    # A unique start of an id is enough (ids are 36-character UUIDs; tests/test_owner_socket.py
+    # checks that an ambiguous one names the candidates).
+    assert (await platform.get_invocation(ok.invocation_id[:13])).id == ok.invocation_id
     with pytest.raises(InvalidInput) as info:
         await platform.list_invocations(status="meh", limit=0)
     assert fields(info.value) == {"status", "limit"}
@@ -297,3 +300,32 @@ async def test_names_of_any_script_are_addresses_without_regard_to_case(platform
     up = await platform.update_function(odd, {"timeout": 0, "memory": 0, "code": "", "environment": None})
     assert (up.version, up.timeout, up.memory, up.code) == (2, fn.timeout, fn.memory, fn.code)
     await platform.delete_function(odd)
+
+
+async def test_log_lines_stream(platform, name):
+    """What a function prints arrives on the event stream as a `log` event within a second of
+    the invocation's answer, locally and through a server (it used to be stored but not pushed)."""
+    await platform.create_function(spec(name))
+    stream = platform.events({"log"})
+    first = asyncio.ensure_future(anext(stream))
+    try:
+        # The remote subscription starts with the first read: invoke until one log event shows.
+        for _ in range(50):
+            res = await platform.invoke(name, {})
+            done, _ = await asyncio.wait({first}, timeout=1.0)
+            if done:
+                break
+        ev = await asyncio.wait_for(first, 1.0)
+        while not (ev.data.get("function") == name and ev.data.get("message") == "hello from the handler"):
+            ev = await asyncio.wait_for(anext(stream), 1.0)
+        assert ev.kind == "log" and ev.data["logger"] == "cloudfn.function"
+        # Once subscribed, the next invocation's line must arrive within a second.
+        res = await platform.invoke(name, {"name": "again"})
+        while True:
+            ev = await asyncio.wait_for(anext(stream), 1.0)
+            if ev.data.get("invocation_id") == res.invocation_id:
+                break
+        assert ev.data["message"] == "hello from the handler" and ev.data["level"] == "info"
+    finally:
+        first.cancel()
+        await stream.aclose()

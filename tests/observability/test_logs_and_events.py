@@ -18,7 +18,7 @@ def hub(tmp_path):
     h = LogHub(tmp_path / "logs", ring_size=100, max_bytes=20_000, backups=2)
     yield h
     detach(h)
-    h.close()
+    h.shutdown()
 
 
 def test_platform_records_are_structured_json_lines_with_extra_fields(hub):

@@ -256,7 +256,8 @@ def test_a_second_cloudfn_on_a_served_data_dir_attaches(auth_server):
                        env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
-    assert info["mode"] == "remote" and info["server"] == auth_server.url
+    # Through the server's private socket, with no token (the socket's mode is the guard).
+    assert info["mode"] == "remote" and info["server"] == f"unix:{auth_server.data_dir.resolve() / 'cloudfn.sock'}"
     r = subprocess.run([sys.executable, "-m", "cloudfn_tui.cli", "--data-dir", str(auth_server.data_dir), "invoke",
                         "hello-python", "--event", '{"name": "attach"}', "--json"],
                        env=env, cwd=REPO, capture_output=True, text=True, timeout=60)

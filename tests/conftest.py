@@ -40,3 +40,16 @@ def config(data_dir):
 
 def has(tool: str) -> bool:
     return shutil.which(tool) is not None
+
+
+@pytest.fixture
+def cli(data_dir, capsys):
+    """`cloudfn --data-dir DATA_DIR ARGS` in process: (exit code, stdout, stderr)."""
+    from cloudfn_tui.cli import main
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        code = main(["--data-dir", str(data_dir), *argv])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

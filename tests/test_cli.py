@@ -10,20 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cloudfn_tui.cli import main
 from core.local import REGISTRY_FILE, LocalPlatform
 
 PY = "def handler(event, context):\n    return {'got': event}\n"
-
-
-@pytest.fixture
-def cli(data_dir, capsys):
-    def run(*argv: str) -> tuple[int, str, str]:
-        code = main(["--data-dir", str(data_dir), *argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 @pytest.fixture

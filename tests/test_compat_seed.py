@@ -10,22 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cloudfn_tui.cli import main
 from test_config import ORIGINAL_CONFIG_YAML
 
 PY = "def handler(event, context):\n    return {'hi': event.get('who'), 'fn': context['function_name']}\n"
 # Names the original accepts and its users have: its own stored example, capitals, spaces, scripts.
 SCRIPT_NAMES = ["方法", "My Function", "Test_Go", "Привет мир", "مرحبا بالعالم", "v1.2 beta", "データ処理"]
-
-
-@pytest.fixture
-def cli(data_dir, capsys):
-    def run(*argv: str) -> tuple[int, str, str]:
-        code = main(["--data-dir", str(data_dir), *argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from cloudfn_tui.cli import main
 from core.config import load_config
 from core.errors import Unavailable
 from core.local import LocalPlatform
@@ -30,16 +29,6 @@ from serverproc import REPO, start_server  # noqa: E402
 
 PRINTS = "def handler(event, context):\n    print('marker ' + str((event or {}).get('n')))\n    return {'ok': True}\n"
 DEADLINE = 60.0
-
-
-@pytest.fixture
-def cli(data_dir, capsys):
-    def run(*argv: str) -> tuple[int, str, str]:
-        code = main(["--data-dir", str(data_dir), *argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 def _env() -> dict[str, str]:

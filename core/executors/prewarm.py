@@ -1,15 +1,16 @@
 """Pre-started sandboxes: a few generic runners per runtime, already sandboxed and running, that
 take on a function at its cold start, so the cold start no longer pays for the process chain
-(cgroup join, prlimit, bwrap's namespaces, the interpreter's start).
+(cgroup join and rlimits, the bwraps and setpriv, the interpreter's start).
 
 Isolation is the same as a freshly started worker's (DESIGN.md "Execution"):
 - each sandbox has its own cgroup (pids limit from the start; the function's memory limit is
-  written there when it takes the function on) and its own empty function folder, bind-mounted
-  read-only at /function; only the adopting function's files are ever placed there, and the
-  folder is removed with the sandbox. Nothing else of any function is visible inside;
+  written there when it takes the function on) and its own empty function folder (under
+  /dev/shm, see slot_root), bind-mounted read-only at /function; only the adopting function's
+  files are ever placed there, and the folder is removed with the sandbox. Nothing else of any
+  function is visible inside;
 - it starts with the base environment only (no function's variables) and rlimits for file size,
-  open files and core dumps from prlimit; CPU is capped at the largest budget any function gets;
-  the runner lowers CPU (and data, for Python) to the function's limits and adds the function's
+  open files and core dumps from the launching shell; CPU is capped at the largest budget any
+  function gets; the runner lowers CPU (and data, for Python) to the function's limits and adds the function's
   environment before it loads any of the function's code. A sandbox takes on one function
   version, once, and dies with that worker;
 - functions with network on, or whose environment changes how a process starts (the dynamic

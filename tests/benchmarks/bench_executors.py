@@ -7,8 +7,8 @@
   same round trip through the event loop (non-blocking pipes, one future per request: what any
   asyncio caller pays before doing anything) is printed beside it, not used in the ratios;
 - cold start until the first result, against the bare interpreter start (`python -I -S -c pass`,
-  `node -e 0`, a Go hello binary): with a fresh worker (cgroup, prlimit, bwrap, interpreter: the
-  default), and with a pre-started sandbox adopting the function (ExecutionSettings.prewarm; the
+  `node -e 0`, a Go hello binary): with a fresh worker (cgroup, rlimits, two bwraps and setpriv
+  as root, interpreter: the default), and with a pre-started sandbox adopting the function (ExecutionSettings.prewarm; the
   pool is refilled between cold starts, as it is when cold starts are not back to back);
 - Go rebuild after a code change, against a plain `go build` of the same source; and that
   unchanged code builds nothing.

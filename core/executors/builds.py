@@ -16,6 +16,8 @@ import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.filemodes import private_dir
+
 from .sandbox import HostSandbox, Mount, WorkerSpec, seal_fds
 
 BUILD_DIR = "/build"
@@ -61,7 +63,7 @@ async def run_build(sandbox: HostSandbox, argv: list[str], env: dict[str, str], 
                     cache_dir: Path, limits: BuildLimits, extra_mounts: list[Mount] | None = None) -> BuildResult:
     """Run one build command in `build_dir` (seen as /build). `argv` and `env` name paths as the
     sandbox sees them (/build, /cache)."""
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(cache_dir, 0o700)
     _own(build_dir, sandbox)
     if sandbox.drops_uid and cache_dir.stat().st_uid != sandbox.user.uid:
         _own(cache_dir, sandbox)  # once: what builds add to it is theirs already

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import ConfigError
+from core.filemodes import private_dir
 from core.config import default_max_memory
 from core.models import ErrorType, Function, InvokeResult, new_uuid, normalize_runtime
 
@@ -171,8 +172,9 @@ class ExecutionService:
         self.settings = settings
         self.settings.work_dir = Path(settings.work_dir)
         self.settings.cache_dir = Path(settings.cache_dir)
-        self.settings.work_dir.mkdir(parents=True, exist_ok=True)
-        self.settings.cache_dir.mkdir(parents=True, exist_ok=True)
+        # Explicit modes: under a umask of 000 these were 0777, and anyone could swap a function's code.
+        private_dir(self.settings.work_dir, 0o755)
+        private_dir(self.settings.cache_dir, 0o755)
         try:
             self.sandbox = HostSandbox(settings.sandbox, user=settings.sandbox_user, hardening=settings.hardening)
         except ValueError as exc:

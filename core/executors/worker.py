@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.filemodes import private_dir
 from core.models import ErrorType, InvokeResult, StackFrame
 
 from .sandbox import CgroupSet, HostSandbox, WorkerSpec, seal_fds
@@ -310,7 +311,7 @@ class Worker:
         host_dir = None
         if base.host_dir is not None and not self.sandbox.bwrap:
             host_dir = base.host_dir / self.id  # a private working folder when there is no sandbox
-            host_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(host_dir, 0o700)
             self.host_dir = host_dir
         spec = dataclasses.replace(
             base, host_dir=host_dir,

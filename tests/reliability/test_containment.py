@@ -341,3 +341,23 @@ def test_after_delete_no_function_process_is_left(server):
     assert not [p for p in procs if "MARKER" in p["env"]], procs
     runners = [p for p in procs if "python_runner.py" in " ".join(p["cmd"]) or "node_runner.js" in " ".join(p["cmd"])]
     assert all("prewarm" in p["cmd"] for p in runners), [p["cmd"] for p in runners]
+
+
+def test_function_folders_are_never_writable_by_others_whatever_the_umask(tmp_path, shared_cache):
+    """Under a umask of 000 the executors' folders came out 0777: any local user could swap a
+    function's code or a Go binary before a worker started."""
+    s = start_server(tmp_path / "umask", cache=tmp_path / "cache", umask=0)
+    try:
+        _create(s, "um-py", "python", HELLO)
+        assert _invoke(s, "um-py")["success"]
+    finally:
+        assert s.stop() == 0, s.stderr()
+    loose = []
+    for root in (s.data_dir, tmp_path / "cache"):
+        for dirpath, dirs, files in os.walk(root):
+            for name in (*dirs, *files):
+                path = Path(dirpath) / name
+                st = path.lstat()
+                if not path.is_symlink() and st.st_mode & 0o022:
+                    loose.append((str(path), oct(st.st_mode & 0o777)))
+    assert loose == []

@@ -67,7 +67,8 @@ def server_env(root: Path, cache: Path | None = None, **extra: str) -> dict[str,
 
 
 def start_server(root: Path, *args: str, token: str | None = "test-token-0123456789", cache: Path | None = None,
-                 wait_health: bool = True, pass_fds: tuple[int, ...] = (), **env_extra: str) -> ServerProc:
+                 wait_health: bool = True, pass_fds: tuple[int, ...] = (), umask: int = -1,
+                 **env_extra: str) -> ServerProc:
     """Start `cloudfn --data-dir root/data serve --port 0 ARGS`; with `token`, CLOUDFN_TOKEN."""
     root.mkdir(parents=True, exist_ok=True)
     data_dir = root / "data"
@@ -78,7 +79,8 @@ def start_server(root: Path, *args: str, token: str | None = "test-token-0123456
     stderr_path = root / "serve.stderr"
     cmd = [sys.executable, "-m", "cloudfn_tui.cli", "--data-dir", str(data_dir), "serve", "--port", "0", *args]
     with open(stderr_path, "wb") as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, env=env, cwd=str(REPO), pass_fds=pass_fds)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, env=env, cwd=str(REPO), pass_fds=pass_fds,
+                                umask=umask)
     line = _first_line(proc, START_DEADLINE)
     if "serving on " not in line:
         proc.kill()

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from core.filemodes import private_dir
 from core.models import TIMEOUT_RANGE, Function, InvokeResult
 
 from ..sandbox import BASE_ENV, HostSandbox, WorkerSpec
@@ -45,7 +46,7 @@ class Runtime:
         d = self.function_dir(fn)
         target = d / self.code_file
         if not target.exists():
-            d.mkdir(parents=True, exist_ok=True)
+            private_dir(d, 0o755)
             tmp = d / f".{self.code_file}.{os.getpid()}.tmp"
             tmp.write_text(code if code is not None else fn.code, encoding="utf-8")
             os.chmod(tmp, 0o644)

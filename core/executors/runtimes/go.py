@@ -23,6 +23,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from core.filemodes import private_dir
 from core.models import ErrorType, Function, InvokeResult, StackFrame
 
 from ..sandbox import BASE_ENV, Mount, WorkerSpec
@@ -297,7 +298,7 @@ class GoRuntime(Runtime):
     async def _build(self, go: str, fn: Function, out_dir: Path) -> InvokeResult | None:
         src = GoSource(fn.code, fn.handler)
         tmp = self.cache_dir / "go" / f"build-{uuid.uuid4().hex[:12]}"
-        tmp.mkdir(parents=True)
+        private_dir(tmp, 0o700)  # the build's own (given to the sandbox user)
         skip: set[str] = set()
         t0 = time.perf_counter()
         try:
@@ -333,10 +334,12 @@ class GoRuntime(Runtime):
             else:
                 return InvokeResult.failure(ErrorType.COMPILE_ERROR, "the code did not compile")
             self.last_build_ms = (time.perf_counter() - t0) * 1000
-            out_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(out_dir, 0o755)
             (tmp / "notes.json").write_text(json.dumps(src.import_notes(skip) + src.notes))
+            os.chmod(tmp / "notes.json", 0o644)
             os.replace(tmp / "notes.json", out_dir / "notes.json")
             (out_dir / "main.go").write_text(fn.code)
+            os.chmod(out_dir / "main.go", 0o644)
             reclaim(tmp / "handler")
             os.chmod(tmp / "handler", 0o755)
             os.replace(tmp / "handler", out_dir / "handler")  # last: its presence means "built"

@@ -7,8 +7,9 @@ cd "$ROOT"
 
 # Runtimes and the sandbox come from Debian: the Go toolchain (golang-go), goimports
 # (golang-golang-x-tools: Go functions may leave out or leave over imports), bubblewrap for the
-# namespace sandbox, tmux for the console's end-to-end test. Without root or apt they are
-# skipped, and `cloudfn info` / the test summary say what is missing.
+# namespace sandbox, tmux and chromium (headless, for `cloudfn web`) for the console's end-to-end
+# tests. Without root or apt they are skipped, and `cloudfn info` / the test summary say what is
+# missing.
 need=()
 command -v go >/dev/null 2>&1 || need+=(golang-go)
 command -v goimports >/dev/null 2>&1 || need+=(golang-golang-x-tools)
@@ -16,6 +17,7 @@ command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 if [ "${CLOUDFN_SETUP_TEST:-0}" = 1 ]; then
   command -v tmux >/dev/null 2>&1 || need+=(tmux)
+  command -v chromium >/dev/null 2>&1 || need+=(chromium)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

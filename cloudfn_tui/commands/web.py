@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import ipaddress
 import os
+import re
 import shlex
 import signal
 import sys
@@ -80,7 +81,37 @@ def allowed_origins(host: str, port: int, public_url: str) -> frozenset[str]:
     return frozenset(origins)
 
 
+# textual-serve's page loads Roboto Mono from Google Fonts: offline, or over an SSH tunnel to a
+# server with no internet, the browser waits on it and then tells the user's network about every
+# session. The same font ships in textual-serve's own static folder; the page gets it from there.
+_FONT_CDN_LINK = re.compile(r"<link[^>]*fonts\.googleapis\.com[^>]*>", re.S)
+_LOCAL_FONTS = """<style>
+      @font-face {
+        font-family: "Roboto Mono"; font-style: normal; font-weight: 100 700; font-display: block;
+        src: url("{{ config.static.url }}fonts/RobotoMono-VariableFont_wght.ttf") format("truetype");
+      }
+      @font-face {
+        font-family: "Roboto Mono"; font-style: italic; font-weight: 100 700; font-display: block;
+        src: url("{{ config.static.url }}fonts/RobotoMono-Italic-VariableFont_wght.ttf") format("truetype");
+      }
+    </style>"""
+
+
+def offline_page(template: str) -> str:
+    """textual-serve's page template with every outside reference served locally; refuses (at
+    start, not in a user's browser) a template that still names another host."""
+    page = _FONT_CDN_LINK.sub(lambda _: _LOCAL_FONTS, template, count=1)
+    outside = re.findall(r"""(?:href|src)\s*=\s*["']?((?:https?:)?//[^"'\s>]+)""", page) + \
+        re.findall(r"""url\(\s*["']?((?:https?:)?//[^"')\s]+)""", page) + re.findall(r"@import[^;]*", page)
+    if outside:
+        raise ConfigError(f"cloudfn web: textual-serve's page loads {outside}; this textual-serve is not the "
+                          "version cloudfn was made for (see the pin in pyproject.toml)")
+    return page
+
+
 def _server_class():
+    import aiohttp_jinja2
+    import jinja2
     from aiohttp import web
     from textual_serve.server import Server
 
@@ -104,6 +135,14 @@ def _server_class():
                 return web.Response(status=403, text=f"websocket refused: Origin {origin[:100]!r} is not "
                                                      f"this console's page ({_origin(self.public_url)})\n")
             return await super().handle_websocket(request)
+
+        async def _make_app(self) -> web.Application:
+            # textual-serve takes a folder of templates; ours is its own page, rewritten in memory.
+            app = await super()._make_app()
+            page = offline_page((self.templates_path / "app_index.html").read_text(encoding="utf-8"))
+            aiohttp_jinja2.setup(app, loader=jinja2.ChoiceLoader([jinja2.DictLoader({"app_index.html": page}),
+                                                                  jinja2.FileSystemLoader(self.templates_path)]))
+            return app
 
         def serve(self, debug: bool = False) -> None:
             # textual-serve's serve(), but announcing once the socket listens (aiohttp calls

@@ -153,6 +153,21 @@ class CloudfnApp(App):
         self.theme_problems: list[str] = found.problems
         self._start_with_theme(self._initial_theme())
 
+    def get_driver_class(self) -> type:
+        driver_class = super().get_driver_class()
+        if driver_class.__module__ != "textual.drivers.linux_driver":
+            return driver_class  # the web, headless and inline drivers keep no alternate screen of ours
+
+        class ClearingDriver(driver_class):
+            def stop_application_mode(self) -> None:
+                # tmux from 3.2 (tmux issue 3510; Debian 12 has 3.3a) keeps lines of an alternate
+                # screen that grew when the program leaves it: they show above the shell's prompt
+                # and in its scrollback. A blank alternate screen has nothing for it to keep.
+                self.write("\x1b[2J")
+                super().stop_application_mode()
+
+        return ClearingDriver
+
     @classmethod
     def from_config(cls, platform: PlatformAPI, config: Any, **kw: Any) -> "CloudfnApp":
         kw.setdefault("config_file", getattr(config, "file", None))

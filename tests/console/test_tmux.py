@@ -91,3 +91,32 @@ def test_alt_digits_in_the_editors_switch_panes_and_type_nothing(tmp_path):
         _wait_for(session, "EXITED=0", timeout=60)
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+def test_quitting_after_a_resize_leaves_the_terminal_as_the_shell_left_it(tmp_path):
+    """The console draws on the alternate screen; leaving it must give back the shell's screen
+    untouched, also when the terminal grew while the console ran (a window maximised, an SSH
+    client's window enlarged): nothing of the console may stay on the user's screen or scrollback."""
+    session = f"cloudfn-test-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "cfg"), "XDG_DATA_HOME": str(tmp_path / "data"),
+           "XDG_STATE_HOME": str(tmp_path / "state"), "TERM": "xterm-256color", "PYTHONPATH": str(REPO)}
+    cmd = (f"echo shell-before; {sys.executable} -m cloudfn_tui.cli --data-dir {tmp_path / 'd'} console; "
+           "echo EXITED=$?; sleep 30")
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40", cmd], check=True, env=env,
+                   cwd=REPO)
+    try:
+        _wait_for(session, "Logs · following")  # the live panes are up: keys are read now
+        subprocess.run(["tmux", "resize-window", "-t", session, "-x", "150", "-y", "50"], check=True)
+        deadline = time.monotonic() + 30
+        while not (rows := _capture(session).splitlines()[-1:]) or "palette" not in rows[0]:
+            # the footer on row 50: the console saw the new size and drew it
+            assert time.monotonic() < deadline, f"the console never redrew at 150x50:\n{_capture(session)}"
+            time.sleep(0.1)
+        subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
+        _wait_for(session, "EXITED=0", timeout=60)
+        everything = subprocess.run(["tmux", "capture-pane", "-p", "-S", "-", "-t", session], capture_output=True,
+                                    text=True).stdout  # the scrollback too: the user scrolls back into it
+        lines = [line for line in everything.splitlines() if line.strip()]
+        assert lines == ["shell-before", "EXITED=0"], f"the console left lines on the terminal:\n{everything}"
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)

@@ -69,3 +69,19 @@ def test_web_refuses_a_public_address_without_asking():
     r = subprocess.run([sys.executable, "-m", "cloudfn_tui.cli", "web", "--host", "0.0.0.0"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "not a loopback address" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_the_page_names_no_other_host_and_a_new_one_is_refused():
+    """Without a browser: the page cloudfn web serves loads its font from itself, and a
+    textual-serve whose template brings another outside reference stops the start."""
+    import textual_serve
+
+    from cloudfn_tui.commands.web import offline_page
+    from core.errors import ConfigError
+
+    template = (Path(textual_serve.__file__).parent / "templates" / "app_index.html").read_text(encoding="utf-8")
+    assert "fonts.googleapis.com" in template  # why web.py rewrites the page
+    page = offline_page(template)
+    assert "googleapis" not in page and "fonts/RobotoMono-VariableFont_wght.ttf" in page
+    with pytest.raises(ConfigError, match="cdn.example"):
+        offline_page(template.replace("</head>", '<script src="https://cdn.example/x.js"></script></head>'))

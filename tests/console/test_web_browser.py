@@ -42,7 +42,6 @@ FIND_TERMINAL = """function () {
             && typeof o.buffer.active.getLine === "function" && typeof o.focus === "function";
     } catch (e) { return false; } }) || null;
 }"""
-# The rows on screen, as xterm's public buffer API reads them.
 _ROWS = """const screen = (t) => {
         const b = t.buffer.active, rows = [];
         for (let y = 0; y < t.rows; y++) {
@@ -60,6 +59,10 @@ WAIT_TEXT = "function (needle, gone) { " + _ROWS + """
         check();
     });
 }"""
+
+# document.fonts.check() is true for a family no @font-face declares: ask for a loaded face.
+ROBOTO_LOADED = """document.fonts.ready.then(() => [...document.fonts].some(
+    f => f.family.replace(/["']/g, "") === "Roboto Mono" && f.status === "loaded"))"""
 
 
 class CDP:
@@ -197,6 +200,10 @@ async def test_the_console_in_headless_chromium_draws_reads_keys_and_stays_on_lo
             foreign = [u for u in requests if urlsplit(u).scheme in ("http", "https", "ws", "wss")
                        and urlsplit(u).hostname not in LOOPBACK]
             assert requests and not foreign, f"the page asked hosts beyond loopback: {foreign}"
+            # offline is not enough: the terminal must still get its own font, not a fallback
+            fonts = await cdp.call("Runtime.evaluate", page, returnByValue=True, awaitPromise=True,
+                                   expression=ROBOTO_LOADED)
+            assert fonts["result"]["value"] is True and any("/static/fonts/" in u for u in requests), requests
             await cdp.call("Browser.close", timeout=10)
     finally:
         if browser is not None and browser.returncode is None:

@@ -121,7 +121,7 @@ async def test_the_console_in_headless_chromium_draws_reads_keys_and_stays_on_lo
     server = subprocess.Popen(
         [sys.executable, "-m", "cloudfn_tui.cli", "--data-dir", str(tmp_path / "d"), "web", "--port", str(port)],
         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env)
-    browser = None
+    browser = drain = None
     try:
         wait_for_line(server, "serving the console at")
         wait_for_port(port)
@@ -136,6 +136,7 @@ async def test_the_console_in_headless_chromium_draws_reads_keys_and_stays_on_lo
             "--remote-debugging-port=0", "about:blank",
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
         devtools = await _devtools_url(browser)
+        drain = asyncio.ensure_future(browser.stderr.read())  # a full pipe would stall the browser
         async with aiohttp.ClientSession() as http, http.ws_connect(devtools, max_msg_size=0) as ws:
             cdp = CDP(ws)
             requests: list[str] = []
@@ -209,5 +210,7 @@ async def test_the_console_in_headless_chromium_draws_reads_keys_and_stays_on_lo
         if browser is not None and browser.returncode is None:
             browser.kill()
             await browser.wait()
+        if drain is not None:
+            await drain
         server.send_signal(signal.SIGINT)
         server.wait(30)

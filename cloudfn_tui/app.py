@@ -19,7 +19,7 @@ from textual.theme import Theme
 
 from core.api import PlatformAPI
 from cloudfn_tui import themes as theme_files
-from cloudfn_tui.keymap import Command, bindings, known_ids, listed_keys
+from cloudfn_tui.keymap import Command, bindings, display_keys, known_ids
 from cloudfn_tui.screens.main import MainScreen
 from cloudfn_tui.screens.modals import HelpScreen
 
@@ -66,10 +66,15 @@ class ConsoleCommands(Provider):
 
     def _entries(self) -> list[tuple[str, str, Any]]:
         screen = self.screen
+        keymap = self.app._keymap
         entries: list[tuple[str, str, Any]] = []
+
+        def described(cmd: Command) -> str:
+            return f"{cmd.help} · {display_keys(keymap.get(cmd.id, cmd.keys), sep='/')}"
+
         for cmd in getattr(screen, "COMMANDS_TABLE", []):
             if cmd.palette:
-                entries.append((cmd.description, f"{cmd.help}  [{listed_keys(cmd.keys)}]", partial(screen.run_action, cmd.action)))
+                entries.append((cmd.description, described(cmd), partial(screen.run_action, cmd.action)))
         if isinstance(screen, MainScreen):
             for where, selector, table in _widget_tables():
                 for cmd in table:
@@ -83,12 +88,16 @@ class ConsoleCommands(Provider):
                             await screen.panes_mounted()
                         await screen.query_one(selector).run_action(action)
 
-                    entries.append((f"{where.split()[0].capitalize()}: {cmd.description}", f"{cmd.help}  [{listed_keys(cmd.keys)}]", run))
+                    entries.append((f"{where.split()[0].capitalize()}: {cmd.description}", described(cmd), run))
         for cmd in APP_COMMANDS:
-            entries.append((cmd.description, f"{cmd.help}  [{listed_keys(cmd.keys)}]", partial(self.app.run_action, cmd.action)))
+            entries.append((cmd.description, described(cmd), partial(self.app.run_action, cmd.action)))
         for name in sorted(self.app.available_themes):
             entries.append((f"Theme: {name}", "switch to this theme (remembered)", partial(setattr, self.app, "theme", name)))
-        return entries
+        # One entry per title: the main screen's q and the app's ctrl+q both read "Quit".
+        unique: dict[str, tuple[str, str, Any]] = {}
+        for entry in entries:
+            unique.setdefault(entry[0], entry)
+        return list(unique.values())
 
     async def discover(self) -> Hits:
         for title, help, callback in self._entries():
@@ -152,6 +161,13 @@ class CloudfnApp(App):
             self.register_theme(t)
         self.theme_problems: list[str] = found.problems
         self._start_with_theme(self._initial_theme())
+
+    def get_system_commands(self, screen: Any):
+        """Textual's own entries, less those the console lists itself with its keys (Theme,
+        Quit): the palette showed each of them twice."""
+        for command in super().get_system_commands(screen):
+            if command.title not in {c.description for c in APP_COMMANDS}:
+                yield command
 
     @classmethod
     def from_config(cls, platform: PlatformAPI, config: Any, **kw: Any) -> "CloudfnApp":

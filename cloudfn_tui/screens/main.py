@@ -73,7 +73,7 @@ MAIN_COMMANDS = [
     Command("main.prev_pane", "left_square_bracket", "prev_pane", "Previous pane", "move to the previous pane", show=False),
     *[
         # priority: ahead of the focused editor or input, which would type the key as text
-        Command(f"main.pane_{tab}", f"alt+{i},{ESC_DIGIT_KEYS[i - 1]}", f"show_pane('{tab}')", label,
+        Command(f"main.pane_{tab}", f"alt+{i},{ESC_DIGIT_KEYS[i - 1]}", f"show_pane('{tab}')", f"{label} pane",
                 f"go to the {label} pane", show=False, priority=True)
         for i, (tab, label, _) in enumerate(PANES, 1)
     ],

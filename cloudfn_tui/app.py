@@ -57,7 +57,9 @@ def all_binding_ids() -> set[str]:
               modals.ConfirmScreen.COMMANDS_TABLE, modals.HelpScreen.COMMANDS_TABLE,
               pickers.VersionsScreen.COMMANDS_TABLE, pickers.SavedEventsScreen.COMMANDS_TABLE,
               pickers.InvocationScreen.COMMANDS_TABLE, metrics.MetricsScreen.COMMANDS_TABLE, auth.AUTH_COMMANDS]
-    tables += [t for _, _, t in _widget_tables()]
+    from cloudfn_tui.widgets.editors import EDITOR_COMMANDS
+
+    tables += [t for _, _, t in _widget_tables()] + [EDITOR_COMMANDS]
     return known_ids(*tables)
 
 
@@ -440,8 +442,12 @@ class CloudfnApp(App):
             for where, _, table in _widget_tables():
                 for cmd in table:
                     add(cmd, where)
-            for keys, desc in (("ctrl+z", "undo"), ("ctrl+y", "redo"), ("ctrl+a / ctrl+e", "line start / end"),
-                               ("f6 / f7", "select line / select all")):
+            from cloudfn_tui.widgets.editors import EDITOR_COMMANDS
+
+            for cmd in EDITOR_COMMANDS:
+                add(cmd, "editor")
+            for keys, desc in (("ctrl+z", "undo (also after a save)"), ("ctrl+y", "redo"),
+                               ("home,end", "line start / end"), ("f6 / f7", "select line / select all")):
                 rows.append((keys, desc, "editor", "(textual)"))
         for cmd in APP_COMMANDS:
             add(cmd, "everywhere")
@@ -467,7 +473,8 @@ class CloudfnApp(App):
         else:
             rows.append((key("main.saved_events", "ctrl+o"), "pick a saved event", where, "main.saved_events"))
             rows.append((key("main.save_event", "ctrl+t"), "save the event under a name", where, "main.save_event"))
-        rows.append(("ctrl+z,ctrl+y", "undo / redo", where, "(textual)"))
+        rows.append((key("editor.select_all", "ctrl+a"), "select all (home: line start)", where, "editor.select_all"))
+        rows.append(("ctrl+z,ctrl+y", "undo / redo (a save keeps the history)", where, "(textual)"))
         rows.append((key("app.quit", "ctrl+q"), "quit (asks about unsaved drafts)", where, "app.quit"))
         return rows
 

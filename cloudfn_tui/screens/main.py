@@ -3,6 +3,7 @@ alerts). Wide terminals show them side by side; at 80x24 they collapse into tabs
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -16,6 +17,7 @@ from textual.widgets import Input, Tab, Tabs
 
 from core.errors import CloudfnError
 from core.models import Alert, Event, Function, InvokeResult, name_key
+from core.syntax import check_syntax
 from cloudfn_tui.keymap import ESC_DIGIT_KEYS, Command, bindings
 from cloudfn_tui.screens.forms import AlertRuleScreen, ConfigureScreen, CreateFunctionScreen
 from cloudfn_tui.screens.modals import ConfirmScreen, PromptScreen
@@ -139,6 +141,7 @@ class MainScreen(Screen):
         self._warned_store = False
         self.event_drafts: dict[str, tuple[str, str | None]] = {}  # event text, saved name
         self.last_results: dict[tuple[str, str], dict[str, Any]] = {}  # (fn id, event json) -> doc
+        self._saved_versions: set[tuple[str, int]] = set()  # (fn id, version) this console saved
         self.samples = SampleEvents()
         self.narrow = False
         self.pane = "functions"
@@ -682,14 +685,17 @@ class MainScreen(Screen):
         if frame is None:
             self.notify("No failing line: the last result has no stack.", severity="warning")
             return
-        if self.narrow:  # the editor must be shown and laid out before it can scroll
-            self.action_show_pane("code", focus=False)
-            self.call_after_refresh(self.editor.goto_line, frame.line, frame.column)
-        else:
-            self.editor.goto_line(frame.line, frame.column)
+        self._mark_line(frame.line, frame.column)
         # The line is selected, so a key typed next replaces it: say how to leave instead.
         self.notify(f"{frame.file}:{frame.line} in {frame.function or '?'} · esc: back to list, alt+N: pane",
                     title="Failing line")
+
+    def _mark_line(self, line: int, column: int | None) -> None:
+        if self.narrow and self.pane != "code":  # the editor must be shown and laid out before it can scroll
+            self.action_show_pane("code", focus=False)
+            self.call_after_refresh(self.editor.goto_line, line, column)
+        else:
+            self.editor.goto_line(line, column)
 
     # -- save, create, configure, delete, roll back --------------------------------------------
     @work(group="write")
@@ -700,14 +706,23 @@ class MainScreen(Screen):
         if not self.editor.dirty:
             self.notify("No changes to save.")
             return
+        code = self.editor.area.text
+        # Off the event loop: node and gofmt take a process each (up to core.syntax.TIMEOUT).
+        problem = await asyncio.to_thread(check_syntax, fn.runtime, code)
         try:
-            updated = await self.app.platform.update_function(fn.id, {"code": self.editor.area.text})
+            updated = await self.app.platform.update_function(fn.id, {"code": code})
         except CloudfnError as exc:
             self.notify(exc.message, title="Save failed", severity="error", timeout=10)
             return
+        self._saved_versions.add((fn.id, updated.version))
         self._drop_draft(fn.id)
         self._replace(updated)
-        self.notify(f"Saved {updated.name} as v{updated.version}.")
+        if problem is None:
+            self.notify(f"Saved {updated.name} as v{updated.version}.")
+            return
+        self._mark_line(problem.line, problem.column)
+        self.notify(f"line {problem.line}: {problem.message} · saved as v{updated.version} all the same",
+                    title="Syntax error", severity="warning", timeout=10)
 
     def _replace(self, fn: Function, reload_editor: bool = True) -> None:
         self.functions.upsert(fn)

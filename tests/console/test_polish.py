@@ -67,3 +67,84 @@ async def test_palette_entries_are_unique_with_readable_keys(fake, make_app, siz
         help_entry = prompts[titles.index("Help")]
         assert help_entry.endswith("· ?/F1")
         assert not any(re.search(r"question_mark|square_bracket|\[\w+(,\w+)*\]", p) for p in prompts), prompts
+
+
+# -- editor basics ---------------------------------------------------------------------------------
+async def open_code(pilot, app, name: str):
+    table = app.screen.functions
+    table.select_id(next(f.id for f in table.functions.values() if f.name == name))
+    await pilot.pause()
+    await pilot.press("alt+2")
+    area = app.screen.editor.area
+    await until(pilot, lambda: app.focused is area, "the code editor focused")
+    return area
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_select_all_then_typing_replaces_everything(fake, make_app, size):
+    app = make_app(fake)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot, app)
+        area = await open_code(pilot, app, "hello-python")
+        assert "def handler" in area.text
+        await pilot.press("ctrl+a", *"x = 1")
+        assert area.text == "x = 1"
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("name, line, indent", [
+    ("hello-python", "def f():", "    "),
+    ("hello-python", "x = call(", "    "),
+    ("sum-nodejs", "function f() {", "  "),
+    ("ok-go", "func f() {", "\t"),
+])
+async def test_enter_after_a_block_opener_indents_per_language(fake, make_app, size, name, line, indent):
+    app = make_app(fake)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot, app)
+        area = await open_code(pilot, app, name)
+        await pilot.press("ctrl+a", "delete", *line, "enter", "y")
+        assert area.text == f"{line}\n{indent}y"
+        await pilot.press("enter", "z")  # an ordinary line keeps its indent
+        assert area.text == f"{line}\n{indent}y\n{indent}z"
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_undo_after_a_save_brings_back_the_text_before_it(fake, make_app, size):
+    app = make_app(fake)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot, app)
+        area = await open_code(pilot, app, "hello-python")
+        before = area.text
+        await pilot.press("end", *"  # note")
+        edited = area.text
+        assert edited != before
+        await pilot.press("ctrl+s")
+        await settle(pilot, app)
+        assert app.screen.current.version == 2 and app.screen.current.code == edited
+        assert not app.screen.editor.dirty
+        await pilot.press("ctrl+z")
+        assert area.text == before
+        assert app.screen.editor.dirty  # the undone text is a change against v2
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("name, broken, line", [
+    ("hello-python", "def handler(event, context):\n    return {\n\ndef other(:\n    pass\n", 4),
+    ("sum-nodejs", "function handler(e) {\n  return 1;\n}\n}\n", 4),
+    ("ok-go", "func handler(e interface{}) interface{} {\n\treturn e +\n}\n", 3),
+])
+async def test_a_save_of_broken_code_marks_the_line_and_still_saves(fake, make_app, size, name, broken, line):
+    app = make_app(fake)
+    async with app.run_test(size=size, notifications=True) as pilot:
+        await settle(pilot, app)
+        area = await open_code(pilot, app, name)
+        area.load_text(broken)
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        await settle(pilot, app)
+        await until(pilot, lambda: any(n.title == "Syntax error" for n in app._notifications), "the warning")
+        assert app.screen.current.version == 2 and app.screen.current.code == broken
+        assert area.selection.start[0] == line - 1 and area.selection.start != area.selection.end
+        note = next(n.message for n in app._notifications if n.title == "Syntax error")
+        assert note.startswith(f"line {line}: ") and "saved as v2" in note

@@ -374,7 +374,7 @@ class CloudfnApp(App):
             self.notify(d.get("summary") or f"{d.get('rule')} is firing", title=f"Alert: {d.get('rule')}",
                         severity="error" if d.get("severity") == "critical" else "warning", timeout=8)
         elif ev.kind == "alert.resolved":
-            self.notify(f"{ev.data.get('rule')} resolved", title="Alert", timeout=4)
+            self.notify(ev.data.get("summary") or "resolved", title=f"Alert: {ev.data.get('rule')}", timeout=4)
         main = self._main()
         if main is not None and main.is_mounted:
             main.on_platform_event(ev)

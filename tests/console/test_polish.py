@@ -148,3 +148,29 @@ async def test_a_save_of_broken_code_marks_the_line_and_still_saves(fake, make_a
         assert area.selection.start[0] == line - 1 and area.selection.start != area.selection.end
         note = next(n.message for n in app._notifications if n.title == "Syntax error")
         assert note.startswith(f"line {line}: ") and "saved as v2" in note
+
+
+# -- the small things ------------------------------------------------------------------------------
+@pytest.mark.parametrize("size", SIZES)
+async def test_alert_banner_and_table_say_each_thing_once_with_readable_values(fake, make_app, size):
+    from core.alerts import describe
+    from core.models import AlertRule
+
+    rule = AlertRule.model_validate({"name": "okrate", "metric": "success_rate", "comparison": "<", "threshold": 90,
+                                     "id": "rule-0", "created_at": "2025-01-01T00:00:00Z",
+                                     "updated_at": "2025-01-01T00:00:00Z"})
+    fake.rules[rule.id] = rule
+    app = make_app(fake)
+    async with app.run_test(size=size) as pilot:
+        await until(pilot, lambda: app.stream_state == "live", "stream")
+        await pilot.press("alt+8")
+        await settle(pilot, app)
+        fake.publish("alert.fired", {"rule": "okrate", "state": "firing", "severity": "warning", "value": 53.846153,
+                                     "summary": describe(rule, 53.846153, "firing")})
+        await until(pilot, lambda: app.events_seen == 1, "the alert")
+        await settle(pilot, app)
+        lines = screen_text(app)
+        text = "\n".join(lines)
+        assert "● okrate: success_rate 53.8% < 90%" in text
+        assert "okrate: okrate" not in text and "53.846" not in text
+        assert any("okrate" in line and "53.8%" in line for line in lines if "●" not in line)  # the table's value

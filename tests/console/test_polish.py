@@ -174,3 +174,29 @@ async def test_alert_banner_and_table_say_each_thing_once_with_readable_values(f
         assert "● okrate: success_rate 53.8% < 90%" in text
         assert "okrate: okrate" not in text and "53.846" not in text
         assert any("okrate" in line and "53.8%" in line for line in lines if "●" not in line)  # the table's value
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_the_template_picker_shows_whole_descriptions_and_no_seed(fake, make_app, size):
+    from textual.widgets import Select
+
+    from cloudfn_tui.screens.forms import CreateFunctionScreen
+
+    app = make_app(fake)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot, app)
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(app.screen, CreateFunctionScreen), "the form")
+        form = app.screen
+        for runtime in ("python", "nodejs", "go"):
+            form.query_one("#new-runtime", Select).value = runtime
+            await pilot.pause()
+            for b in (t for t in form.templates if t.spec.runtime == runtime):
+                form.query_one("#new-template", Select).value = b.spec.name
+                await pilot.pause()
+                box = form.query_one(".dialog").region
+                lines = [line[box.x:box.right] for line in screen_text(app)[box.y:box.bottom]]
+                assert shown(lines, b.spec.description), b.spec.description
+                assert "seed" not in "\n".join(lines)
+                options = [str(p) for p, _ in form._template_options(runtime)]
+                assert all("—" not in o for o in options)

@@ -142,6 +142,9 @@ class MainScreen(Screen):
         self.event_drafts: dict[str, tuple[str, str | None]] = {}  # event text, saved name
         self.last_results: dict[tuple[str, str], dict[str, Any]] = {}  # (fn id, event json) -> doc
         self._saved_versions: set[tuple[str, int]] = set()  # (fn id, version) this console saved
+        self._saving: tuple[str, str] | None = None  # (fn id, code) of a save under way
+        # The last result shown per function, for the session: moving away and back keeps it.
+        self.shown_results: dict[str, tuple[InvokeResult, dict[str, Any] | None]] = {}
         self.samples = SampleEvents()
         self.narrow = False
         self.pane = "functions"
@@ -162,7 +165,8 @@ class MainScreen(Screen):
     def compose(self) -> ComposeResult:
         yield ConsoleHeader()
         with Horizontal(id="top"):
-            with Vertical(id="pane-functions"):
+            with Vertical(id="pane-functions") as pane:
+                pane.border_title = "Functions"  # as every other pane says what it is
                 yield FunctionList(id="functions")
             with Vertical(id="work"):
                 yield CodeEditor(id="pane-code")
@@ -610,7 +614,11 @@ class MainScreen(Screen):
             sample = self.samples[fn.name]
             self.event_editor.set_event(sample if sample is not None else {})
             self.prefill_event(fn)
-        self.result_view.show_message(f"{fn.name}: {fn.description or 'no description'}\n\nInvoke with ctrl+enter, ctrl+r or F5.")
+        if fn.id in self.shown_results:
+            self.result_view.show(*self.shown_results[fn.id])
+        else:
+            self.result_view.show_message(f"{fn.name}: {fn.description or 'no description'}\n\n"
+                                          "Invoke with ctrl+enter, ctrl+r or F5.")
 
     @work(group="prefill", exclusive=True)
     async def prefill_event(self, fn: Function) -> None:
@@ -665,6 +673,7 @@ class MainScreen(Screen):
             return None
         doc = result_doc(result)
         self.last_results[key] = doc
+        self.shown_results[fn.id] = (result, previous)
         if saved_name:
             try:
                 await platform.save_event(fn.id, saved_name, event, last_result=doc)
@@ -709,11 +718,14 @@ class MainScreen(Screen):
         code = self.editor.area.text
         # Off the event loop: node and gofmt take a process each (up to core.syntax.TIMEOUT).
         problem = await asyncio.to_thread(check_syntax, fn.runtime, code)
+        self._saving = (fn.id, code)
         try:
             updated = await self.app.platform.update_function(fn.id, {"code": code})
         except CloudfnError as exc:
             self.notify(exc.message, title="Save failed", severity="error", timeout=10)
             return
+        finally:
+            self._saving = None
         self._saved_versions.add((fn.id, updated.version))
         self._drop_draft(fn.id)
         self._replace(updated)
@@ -797,6 +809,7 @@ class MainScreen(Screen):
         self.functions.remove(fn_id)
         self._drop_draft(fn_id)
         self.event_drafts.pop(fn_id, None)
+        self.shown_results.pop(fn_id, None)
         if self.current is not None and self.current.id == fn_id:
             self.current = None
             self.select(self.functions.selected_id)
@@ -960,6 +973,10 @@ class MainScreen(Screen):
                 return
             mine = self.current is not None and self.current.id == fn.id
             if mine and self.current.version == fn.version:
+                return
+            # This console's own save, its event arriving before or after the save returned:
+            # not a change made elsewhere (it warned "changed elsewhere" after every ctrl+s).
+            if (fn.id, fn.version) in self._saved_versions or self._saving == (fn.id, fn.code):
                 return
             self.functions.upsert(fn)
             if mine:

@@ -200,3 +200,98 @@ async def test_the_template_picker_shows_whole_descriptions_and_no_seed(fake, ma
                 assert "seed" not in "\n".join(lines)
                 options = [str(p) for p, _ in form._template_options(runtime)]
                 assert all("—" not in o for o in options)
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_a_following_log_pane_shows_the_newest_line_as_it_first_overflows(fake, make_app, size):
+    from cloudfn_tui.widgets.log_view import LogView
+
+    app = make_app(fake)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot, app)
+        await pilot.press("alt+5")
+        await settle(pilot, app)
+        view = app.screen.query_one(LogView)
+        assert view.following
+        for i in range(view.size.height + 3):  # through the first overflow and past it
+            view.append_record({"time": "2025-01-02T03:04:05Z", "level": "info", "function": "f",
+                                "message": f"line number {i:03d}"})
+            view.flush()
+            await pilot.pause()
+            await pilot.pause()
+            text = "\n".join(screen_text(app))
+            assert f"line number {i:03d}" in text, f"line {i} hidden at height {view.size.height}\n{text}"
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_the_functions_pane_has_a_title(fake, make_app, size):
+    app = make_app(fake)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot, app)
+        pane = app.screen.query_one("#pane-functions").region
+        assert "Functions" in screen_text(app)[pane.y]  # its top border, as the other panes'
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_a_functions_result_stays_when_moving_away_and_back(fake, make_app, size):
+    from cloudfn_tui.widgets.result_view import ResultView
+
+    app = make_app(fake)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot, app)
+        screen = app.screen
+        await open_code(pilot, app, "fail-python")
+        await pilot.press("ctrl+r")
+        await settle(pilot, app)
+        view = screen.query_one(ResultView)
+        shown = view.text
+        assert view.result is not None and not view.result.success
+        await pilot.press("escape")
+        await settle(pilot, app)
+        await pilot.press("j")  # the next function: its own (empty) result
+        await settle(pilot, app)
+        assert screen.current.name != "fail-python" and view.result is None
+        await pilot.press("ctrl+g")  # no stale stack to jump to
+        await settle(pilot, app)
+        assert screen.editor.area.selection.is_empty
+        await pilot.press("k")
+        await settle(pilot, app)
+        assert screen.current.name == "fail-python"
+        assert view.result is not None and view.text == shown
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_no_changed_elsewhere_toast_after_ones_own_save(fake, make_app, size):
+    import asyncio
+
+    app = make_app(fake)
+    original = fake.update_function
+
+    async def update_and_announce(ref, data):
+        # As the platforms do: the event goes out before the call returns, and may be read first.
+        new = await original(ref, data)
+        seen = app.events_seen
+        fake.publish("function.updated", new.model_dump(mode="json"))
+        for _ in range(1000):
+            if app.events_seen > seen:
+                break
+            await asyncio.sleep(0)
+        return new
+
+    fake.update_function = update_and_announce
+    async with app.run_test(size=size, notifications=True) as pilot:
+        await until(pilot, lambda: app.stream_state == "live", "stream")
+        await settle(pilot, app)
+        await open_code(pilot, app, "hello-python")
+        await pilot.press("end", *"  # mine")
+        await pilot.press("ctrl+s")
+        await settle(pilot, app)
+        await until(pilot, lambda: any("Saved" in str(n.message) for n in app._notifications), "saved")
+        assert app.screen.current.version == 2
+        assert not any("changed elsewhere" in str(n.message) for n in app._notifications)
+        # a change made elsewhere while editing still says so
+        await pilot.press(*" more")
+        other = app.screen.current.model_copy(update={"version": 3, "code": "def handler(e, c):\n    return 3\n"})
+        fake.publish("function.updated", other.model_dump(mode="json"))
+        await until(pilot, lambda: any("changed elsewhere (now v3)" in str(n.message) for n in app._notifications),
+                    "the warning")

@@ -19,7 +19,7 @@ from textual.theme import Theme
 
 from core.api import PlatformAPI
 from cloudfn_tui import themes as theme_files
-from cloudfn_tui.keymap import Command, bindings, known_ids, listed_keys
+from cloudfn_tui.keymap import Command, bindings, display_keys, known_ids
 from cloudfn_tui.screens.main import MainScreen
 from cloudfn_tui.screens.modals import HelpScreen
 
@@ -57,7 +57,9 @@ def all_binding_ids() -> set[str]:
               modals.ConfirmScreen.COMMANDS_TABLE, modals.HelpScreen.COMMANDS_TABLE,
               pickers.VersionsScreen.COMMANDS_TABLE, pickers.SavedEventsScreen.COMMANDS_TABLE,
               pickers.InvocationScreen.COMMANDS_TABLE, metrics.MetricsScreen.COMMANDS_TABLE, auth.AUTH_COMMANDS]
-    tables += [t for _, _, t in _widget_tables()]
+    from cloudfn_tui.widgets.editors import EDITOR_COMMANDS
+
+    tables += [t for _, _, t in _widget_tables()] + [EDITOR_COMMANDS]
     return known_ids(*tables)
 
 
@@ -66,10 +68,15 @@ class ConsoleCommands(Provider):
 
     def _entries(self) -> list[tuple[str, str, Any]]:
         screen = self.screen
+        keymap = self.app._keymap
         entries: list[tuple[str, str, Any]] = []
+
+        def described(cmd: Command) -> str:
+            return f"{cmd.help} · {display_keys(keymap.get(cmd.id, cmd.keys), sep='/')}"
+
         for cmd in getattr(screen, "COMMANDS_TABLE", []):
             if cmd.palette:
-                entries.append((cmd.description, f"{cmd.help}  [{listed_keys(cmd.keys)}]", partial(screen.run_action, cmd.action)))
+                entries.append((cmd.description, described(cmd), partial(screen.run_action, cmd.action)))
         if isinstance(screen, MainScreen):
             for where, selector, table in _widget_tables():
                 for cmd in table:
@@ -83,12 +90,16 @@ class ConsoleCommands(Provider):
                             await screen.panes_mounted()
                         await screen.query_one(selector).run_action(action)
 
-                    entries.append((f"{where.split()[0].capitalize()}: {cmd.description}", f"{cmd.help}  [{listed_keys(cmd.keys)}]", run))
+                    entries.append((f"{where.split()[0].capitalize()}: {cmd.description}", described(cmd), run))
         for cmd in APP_COMMANDS:
-            entries.append((cmd.description, f"{cmd.help}  [{listed_keys(cmd.keys)}]", partial(self.app.run_action, cmd.action)))
+            entries.append((cmd.description, described(cmd), partial(self.app.run_action, cmd.action)))
         for name in sorted(self.app.available_themes):
             entries.append((f"Theme: {name}", "switch to this theme (remembered)", partial(setattr, self.app, "theme", name)))
-        return entries
+        # One entry per title: the main screen's q and the app's ctrl+q both read "Quit".
+        unique: dict[str, tuple[str, str, Any]] = {}
+        for entry in entries:
+            unique.setdefault(entry[0], entry)
+        return list(unique.values())
 
     async def discover(self) -> Hits:
         for title, help, callback in self._entries():
@@ -167,6 +178,13 @@ class CloudfnApp(App):
                 super().stop_application_mode()
 
         return ClearingDriver
+
+    def get_system_commands(self, screen: Any):
+        """Textual's own entries, less those the console lists itself with its keys (Theme,
+        Quit): the palette showed each of them twice."""
+        for command in super().get_system_commands(screen):
+            if command.title not in {c.description for c in APP_COMMANDS}:
+                yield command
 
     @classmethod
     def from_config(cls, platform: PlatformAPI, config: Any, **kw: Any) -> "CloudfnApp":
@@ -371,7 +389,7 @@ class CloudfnApp(App):
             self.notify(d.get("summary") or f"{d.get('rule')} is firing", title=f"Alert: {d.get('rule')}",
                         severity="error" if d.get("severity") == "critical" else "warning", timeout=8)
         elif ev.kind == "alert.resolved":
-            self.notify(f"{ev.data.get('rule')} resolved", title="Alert", timeout=4)
+            self.notify(ev.data.get("summary") or "resolved", title=f"Alert: {ev.data.get('rule')}", timeout=4)
         main = self._main()
         if main is not None and main.is_mounted:
             main.on_platform_event(ev)
@@ -439,8 +457,12 @@ class CloudfnApp(App):
             for where, _, table in _widget_tables():
                 for cmd in table:
                     add(cmd, where)
-            for keys, desc in (("ctrl+z", "undo"), ("ctrl+y", "redo"), ("ctrl+a / ctrl+e", "line start / end"),
-                               ("f6 / f7", "select line / select all")):
+            from cloudfn_tui.widgets.editors import EDITOR_COMMANDS
+
+            for cmd in EDITOR_COMMANDS:
+                add(cmd, "editor")
+            for keys, desc in (("ctrl+z", "undo (also after a save)"), ("ctrl+y", "redo"),
+                               ("home,end", "line start / end"), ("f6 / f7", "select line / select all")):
                 rows.append((keys, desc, "editor", "(textual)"))
         for cmd in APP_COMMANDS:
             add(cmd, "everywhere")
@@ -466,7 +488,8 @@ class CloudfnApp(App):
         else:
             rows.append((key("main.saved_events", "ctrl+o"), "pick a saved event", where, "main.saved_events"))
             rows.append((key("main.save_event", "ctrl+t"), "save the event under a name", where, "main.save_event"))
-        rows.append(("ctrl+z,ctrl+y", "undo / redo", where, "(textual)"))
+        rows.append((key("editor.select_all", "ctrl+a"), "select all (home: line start)", where, "editor.select_all"))
+        rows.append(("ctrl+z,ctrl+y", "undo / redo (a save keeps the history)", where, "(textual)"))
         rows.append((key("app.quit", "ctrl+q"), "quit (asks about unsaved drafts)", where, "app.quit"))
         return rows
 

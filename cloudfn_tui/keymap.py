@@ -3,6 +3,7 @@ config's `console.keymap` can remap it), its help line and its command-palette e
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -42,12 +43,27 @@ def listed_keys(keys: str) -> str:
     return ",".join(k for k in keys.split(",") if k.strip() not in ESC_DIGIT_KEYS)
 
 
-def display_keys(keys: str) -> str:
-    """`ctrl+enter,ctrl+r` -> `ctrl+enter / ctrl+r`, with Textual's long names made short (and
-    the alt+digit stand-ins left out)."""
-    names = {"question_mark": "?", "slash": "/", "colon": ":", "left_square_bracket": "[",
-             "right_square_bracket": "]", "escape": "esc"}
-    return " / ".join(names.get(k.strip(), k.strip()) for k in listed_keys(keys).split(","))
+_KEY_NAMES = {"question_mark": "?", "slash": "/", "colon": ":", "left_square_bracket": "[",
+              "right_square_bracket": "]", "escape": "esc", "delete": "del", "full_stop": ".",
+              "comma": ",", "underscore": "_", "plus": "+", "minus": "-"}
+
+
+def key_name(key: str) -> str:
+    """One key as people write it: `ctrl+right_square_bracket` -> `ctrl+]`, `f1` -> `F1`.
+
+    The modifiers stay spelled out (`ctrl+]`, not the footer's `^]`): help and the palette
+    are read by people looking up a key, who type what they read."""
+    *mods, base = key.strip().split("+")
+    base = _KEY_NAMES.get(base, base)
+    if re.fullmatch(r"f\d{1,2}", base):
+        base = base.upper()
+    return "+".join([*mods, base])
+
+
+def display_keys(keys: str, sep: str = " / ") -> str:
+    """`ctrl+enter,ctrl+r` -> `ctrl+enter / ctrl+r`, each key by `key_name` (and the alt+digit
+    stand-ins left out)."""
+    return sep.join(key_name(k) for k in listed_keys(keys).split(","))
 
 
 def known_ids(*tables: Iterable[Command]) -> set[str]:

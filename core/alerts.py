@@ -62,6 +62,35 @@ def metric_value(metric: str, window: WindowStats, seconds: float) -> float | No
     return percentile(sorted(r[DURATION] for r in window.items if r[STATUS] != "throttled"), 95)
 
 
+NEGATED = {">": "≤", ">=": "<", "<": "≥", "<=": ">"}
+
+
+def format_value(metric: str, value: float) -> str:
+    """A metric's value as people read it: percentages with one decimal, milliseconds to a
+    precision that fits their size, counts whole (the summary showed `53.8462`)."""
+    unit = UNITS.get(metric, "")
+    if unit == "%":
+        return f"{value:.1f}%"
+    if unit == " ms":
+        digits = 2 if abs(value) < 10 else 1 if abs(value) < 100 else 0
+        return f"{value:.{digits}f} ms"
+    if unit == "/s":
+        return f"{value:.2f}/s"
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:.2f}"
+
+
+def describe(rule: AlertRule, value: float | None, state: str) -> str:
+    """The alert's one-line summary, without the rule's name (every place showing it names the
+    rule already). A resolved alert says so, and states the comparison that now holds."""
+    unit = UNITS.get(rule.metric, "")
+    threshold = f"{rule.threshold:g}{unit}"
+    shown = "no data" if value is None else format_value(rule.metric, value)
+    where = f"({rule.scope}, {rule.window}s window)"
+    if state == "resolved":
+        return f"resolved: {rule.metric} {shown} {NEGATED[rule.comparison]} {threshold} {where}"
+    return f"{rule.metric} {shown} {rule.comparison} {threshold} {where}"
+
+
 def parse_rule(data: Any, partial_of: AlertRule | None = None) -> AlertRuleSpec:
     if not isinstance(data, dict):
         raise InvalidInput("alert rule", [FieldError("body", "must be an object")])
@@ -99,8 +128,11 @@ def alertmanager_payload(alert: Alert, rule: AlertRule) -> dict[str, Any]:
 
 class AlertEngine:
     def __init__(self, store: TinyStore, metrics: Metrics, publish: Callable[[str, dict], Any] | None = None,
-                 webhook_timeout: float = 5.0, webhook_retries: int = 3):
+                 webhook_timeout: float = 5.0, webhook_retries: int = 3,
+                 function_exists: Callable[[str], bool] | None = None):
         self.store = store
+        # A rule scoped to a function that does not exist would never fire, silently: refused.
+        self.function_exists = function_exists
         self.metrics = metrics
         self.publish = publish
         self.webhook_timeout = webhook_timeout
@@ -131,8 +163,14 @@ class AlertEngine:
                 return r
         raise NotFound(f"no alert rule named {ref!r}")
 
+    def _check_scope(self, scope: str) -> None:
+        kind, _, target = scope.partition(":")
+        if kind == "function" and self.function_exists is not None and not self.function_exists(target):
+            raise InvalidInput("alert rule", [FieldError("scope", f"{scope}: there is no function named {target!r}")])
+
     def create(self, data: dict[str, Any]) -> AlertRule:
         rule = AlertRule(**parse_rule(data).model_dump())
+        self._check_scope(rule.scope)
 
         def write(store: TinyStore) -> AlertRule:
             if store.get(RULES, "name", rule.name) is not None:
@@ -147,6 +185,8 @@ class AlertEngine:
     def update(self, ref: str, data: dict[str, Any]) -> AlertRule:
         current = self.rule(ref)
         spec = parse_rule(data, partial_of=current)
+        if spec.scope != current.scope:  # a rule whose function went since still edits
+            self._check_scope(spec.scope)
         updated = AlertRule(**{**spec.model_dump(), "id": current.id, "created_at": current.created_at, "updated_at": utcnow()})
 
         def write(store: TinyStore) -> AlertRule:
@@ -194,9 +234,6 @@ class AlertEngine:
             holds = value is not None and COMPARE[rule.comparison](value, rule.threshold)
             prev = self.states.get(rule.name) or Alert(rule=rule.name, severity=rule.severity, threshold=rule.threshold)
             state = prev.model_copy(update={"value": value, "severity": rule.severity, "threshold": rule.threshold})
-            unit = UNITS.get(rule.metric, "")
-            shown = "no data" if value is None else f"{value:.4g}{unit}"
-            state.summary = f"{rule.name}: {rule.metric} {shown} {rule.comparison} {rule.threshold:g}{unit} ({rule.scope}, {rule.window}s window)"
 
             new_state = prev.state
             if holds:
@@ -209,6 +246,7 @@ class AlertEngine:
                 new_state, state.since = "inactive", when
             elif prev.state == "firing":
                 new_state, state.since, state.resolved_at = "resolved", when, when
+            state.summary = describe(rule, value, new_state)
             if new_state != prev.state:
                 state.state = new_state
                 changes.append(state)

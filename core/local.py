@@ -20,7 +20,7 @@ from core import __version__, paths
 from core.alerts import AlertEngine
 from core.bundle import bundles_in
 from core.config import Config
-from core.errors import FieldError, InvalidInput
+from core.errors import FieldError, InvalidInput, NotFound
 from core.events import EventBus
 from core.filemodes import secure_data_dir
 from core.history import MAX_LOGS, History, bounded
@@ -82,7 +82,8 @@ class LocalPlatform:
                                    max_records=config["monitor.history_max_records"],
                                    max_age=timedelta(days=config["monitor.history_max_age_days"]))
             self.metrics_engine = Metrics()
-            self.alert_engine = AlertEngine(TinyStore(self.data_dir / ALERTS_FILE), self.metrics_engine, publish=self.bus.publish)
+            self.alert_engine = AlertEngine(TinyStore(self.data_dir / ALERTS_FILE), self.metrics_engine,
+                                            publish=self.bus.publish, function_exists=self._function_exists)
             self.executor = self._make_executor()
         except BaseException:
             if hasattr(self, "logs"):  # a failed start leaves no handler on the `cloudfn` logger
@@ -322,6 +323,13 @@ class LocalPlatform:
                                        _aware(since), _aware(until), limit)
 
     # -- alerts --------------------------------------------------------------------------
+    def _function_exists(self, name: str) -> bool:
+        try:
+            self.registry.get(name)
+        except NotFound:
+            return False
+        return True
+
     async def list_alert_rules(self) -> list[AlertRule]:
         return await asyncio.to_thread(self.alert_engine.rules)
 

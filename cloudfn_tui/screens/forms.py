@@ -7,7 +7,7 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Button, Input, Label, Select, Switch, TextArea
+from textual.widgets import Button, Input, Label, Select, Static, Switch, TextArea
 
 from core.bundle import Bundle
 from core.models import ALERT_METRICS, RUNTIMES, AlertRule, Function
@@ -66,24 +66,39 @@ class CreateFunctionScreen(Form):
             yield Label(Text("New function", style="bold"))
             yield Label("name (letters, digits, spaces, - _ .)")
             yield Input(placeholder="my-function", id="new-name")
-            yield Label("runtime")
-            yield Select([(r, r) for r in RUNTIMES], value="python", allow_blank=False, id="new-runtime")
-            yield Label("template")
-            yield Select(self._template_options("python"), value="", allow_blank=False, id="new-template")
+            # Side by side: the template's description below them then still fits at 80x24.
+            with Horizontal(classes="row"):
+                with Vertical():
+                    yield Label("runtime")
+                    yield Select([(r, r) for r in RUNTIMES], value="python", allow_blank=False, id="new-runtime")
+                with Vertical():
+                    yield Label("template")
+                    yield Select(self._template_options("python"), value="", allow_blank=False, id="new-template")
+            yield Static(self._describe(""), id="template-description", classes="dim")
             yield from self.buttons()
 
     def _template_options(self, runtime: str) -> list[tuple[str, str]]:
+        # Names only: a description in the list was cut at 40 characters, then wrapped by the
+        # overlay. The chosen one's description is shown whole under the list.
         opts = [("blank starter", "")]
         for b in self.templates:
             if b.spec.runtime == runtime:
-                opts.append((f"{b.spec.name} — {b.spec.description[:40]}", b.spec.name))
+                opts.append((b.spec.name, b.spec.name))
         return opts
+
+    def _describe(self, template: Any) -> str:
+        for b in self.templates:
+            if b.spec.name == template:
+                return b.spec.description or "(no description)"
+        return "a minimal handler that says hello: a place to start"
 
     def on_mount(self) -> None:
         super().on_mount()
         self.query_one("#new-name", Input).focus()
 
     def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id == "new-template":
+            self.query_one("#template-description", Static).update(self._describe(event.value))
         if event.select.id == "new-runtime":
             tpl = self.query_one("#new-template", Select)
             tpl.set_options(self._template_options(str(event.value)))

@@ -3,6 +3,7 @@ alerts). Wide terminals show them side by side; at 80x24 they collapse into tabs
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -16,6 +17,7 @@ from textual.widgets import Input, Tab, Tabs
 
 from core.errors import CloudfnError
 from core.models import Alert, Event, Function, InvokeResult, name_key
+from core.syntax import check_syntax
 from cloudfn_tui.keymap import ESC_DIGIT_KEYS, Command, bindings
 from cloudfn_tui.screens.forms import AlertRuleScreen, ConfigureScreen, CreateFunctionScreen
 from cloudfn_tui.screens.modals import ConfirmScreen, PromptScreen
@@ -73,7 +75,7 @@ MAIN_COMMANDS = [
     Command("main.prev_pane", "left_square_bracket", "prev_pane", "Previous pane", "move to the previous pane", show=False),
     *[
         # priority: ahead of the focused editor or input, which would type the key as text
-        Command(f"main.pane_{tab}", f"alt+{i},{ESC_DIGIT_KEYS[i - 1]}", f"show_pane('{tab}')", label,
+        Command(f"main.pane_{tab}", f"alt+{i},{ESC_DIGIT_KEYS[i - 1]}", f"show_pane('{tab}')", f"{label} pane",
                 f"go to the {label} pane", show=False, priority=True)
         for i, (tab, label, _) in enumerate(PANES, 1)
     ],
@@ -139,6 +141,10 @@ class MainScreen(Screen):
         self._warned_store = False
         self.event_drafts: dict[str, tuple[str, str | None]] = {}  # event text, saved name
         self.last_results: dict[tuple[str, str], dict[str, Any]] = {}  # (fn id, event json) -> doc
+        self._saved_versions: set[tuple[str, int]] = set()  # (fn id, version) this console saved
+        self._saving: tuple[str, str] | None = None  # (fn id, code) of a save under way
+        # The last result shown per function, for the session: moving away and back keeps it.
+        self.shown_results: dict[str, tuple[InvokeResult, dict[str, Any] | None]] = {}
         self.samples = SampleEvents()
         self.narrow = False
         self.pane = "functions"
@@ -159,7 +165,8 @@ class MainScreen(Screen):
     def compose(self) -> ComposeResult:
         yield ConsoleHeader()
         with Horizontal(id="top"):
-            with Vertical(id="pane-functions"):
+            with Vertical(id="pane-functions") as pane:
+                pane.border_title = "Functions"  # as every other pane says what it is
                 yield FunctionList(id="functions")
             with Vertical(id="work"):
                 yield CodeEditor(id="pane-code")
@@ -607,7 +614,11 @@ class MainScreen(Screen):
             sample = self.samples[fn.name]
             self.event_editor.set_event(sample if sample is not None else {})
             self.prefill_event(fn)
-        self.result_view.show_message(f"{fn.name}: {fn.description or 'no description'}\n\nInvoke with ctrl+enter, ctrl+r or F5.")
+        if fn.id in self.shown_results:
+            self.result_view.show(*self.shown_results[fn.id])
+        else:
+            self.result_view.show_message(f"{fn.name}: {fn.description or 'no description'}\n\n"
+                                          "Invoke with ctrl+enter, ctrl+r or F5.")
 
     @work(group="prefill", exclusive=True)
     async def prefill_event(self, fn: Function) -> None:
@@ -662,6 +673,7 @@ class MainScreen(Screen):
             return None
         doc = result_doc(result)
         self.last_results[key] = doc
+        self.shown_results[fn.id] = (result, previous)
         if saved_name:
             try:
                 await platform.save_event(fn.id, saved_name, event, last_result=doc)
@@ -682,14 +694,17 @@ class MainScreen(Screen):
         if frame is None:
             self.notify("No failing line: the last result has no stack.", severity="warning")
             return
-        if self.narrow:  # the editor must be shown and laid out before it can scroll
-            self.action_show_pane("code", focus=False)
-            self.call_after_refresh(self.editor.goto_line, frame.line, frame.column)
-        else:
-            self.editor.goto_line(frame.line, frame.column)
+        self._mark_line(frame.line, frame.column)
         # The line is selected, so a key typed next replaces it: say how to leave instead.
         self.notify(f"{frame.file}:{frame.line} in {frame.function or '?'} · esc: back to list, alt+N: pane",
                     title="Failing line")
+
+    def _mark_line(self, line: int, column: int | None) -> None:
+        if self.narrow and self.pane != "code":  # the editor must be shown and laid out before it can scroll
+            self.action_show_pane("code", focus=False)
+            self.call_after_refresh(self.editor.goto_line, line, column)
+        else:
+            self.editor.goto_line(line, column)
 
     # -- save, create, configure, delete, roll back --------------------------------------------
     @work(group="write")
@@ -700,14 +715,26 @@ class MainScreen(Screen):
         if not self.editor.dirty:
             self.notify("No changes to save.")
             return
+        code = self.editor.area.text
+        # Off the event loop: node and gofmt take a process each (up to core.syntax.TIMEOUT).
+        problem = await asyncio.to_thread(check_syntax, fn.runtime, code)
+        self._saving = (fn.id, code)
         try:
-            updated = await self.app.platform.update_function(fn.id, {"code": self.editor.area.text})
+            updated = await self.app.platform.update_function(fn.id, {"code": code})
         except CloudfnError as exc:
             self.notify(exc.message, title="Save failed", severity="error", timeout=10)
             return
+        finally:
+            self._saving = None
+        self._saved_versions.add((fn.id, updated.version))
         self._drop_draft(fn.id)
         self._replace(updated)
-        self.notify(f"Saved {updated.name} as v{updated.version}.")
+        if problem is None:
+            self.notify(f"Saved {updated.name} as v{updated.version}.")
+            return
+        self._mark_line(problem.line, problem.column)
+        self.notify(f"line {problem.line}: {problem.message} · saved as v{updated.version} all the same",
+                    title="Syntax error", severity="warning", timeout=10)
 
     def _replace(self, fn: Function, reload_editor: bool = True) -> None:
         self.functions.upsert(fn)
@@ -782,6 +809,7 @@ class MainScreen(Screen):
         self.functions.remove(fn_id)
         self._drop_draft(fn_id)
         self.event_drafts.pop(fn_id, None)
+        self.shown_results.pop(fn_id, None)
         if self.current is not None and self.current.id == fn_id:
             self.current = None
             self.select(self.functions.selected_id)
@@ -945,6 +973,10 @@ class MainScreen(Screen):
                 return
             mine = self.current is not None and self.current.id == fn.id
             if mine and self.current.version == fn.version:
+                return
+            # This console's own save, its event arriving before or after the save returned:
+            # not a change made elsewhere (it warned "changed elsewhere" after every ctrl+s).
+            if (fn.id, fn.version) in self._saved_versions or self._saving == (fn.id, fn.code):
                 return
             self.functions.upsert(fn)
             if mine:

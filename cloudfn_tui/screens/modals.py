@@ -207,11 +207,36 @@ class HelpScreen(Dialog):
         with Vertical(classes="dialog help"):
             yield Label(Text(self.title_text, style="bold"))
             yield DataTable(id="help-table", cursor_type="row", zebra_stripes=True)
-            yield Label("Remap any key in the config file:  console: {keymap: {<id>: <keys>}}   · esc closes", classes="dim")
+            yield Label("Remap a key in the config: console: {keymap: {<id>: <keys>}} · esc closes", classes="dim")
 
     def on_mount(self) -> None:
         table = self.query_one("#help-table", DataTable)
-        table.add_columns("key", "id (for the keymap)", "does", "where")
-        for keys, desc, where, ident in self.rows:
-            table.add_row(Text(display_keys(keys), style="bold"), Text(ident, style="dim"), desc, where)
+        keys = [display_keys(k) for k, _, _, _ in self.rows]
+        key_width = min(max(map(len, keys), default=3), 24)
+        # The dialog's inside: its border and padding, the table's scrollbar, one cell of
+        # padding each side of every column.
+        inside = min(110, self.app.size.width) - 4 - 2
+        wide = inside >= 100
+        if wide:
+            id_width = max((len(r[3]) for r in self.rows), default=2)
+            where_width = max((len(r[2]) for r in self.rows), default=5)
+            does_width = inside - key_width - id_width - where_width - 8
+            table.add_column("key", width=key_width)
+            table.add_column("id (for the keymap)", width=id_width)
+            table.add_column("does", width=does_width)
+            table.add_column("where", width=where_width)
+        else:
+            # At 80 columns four columns cut every description: the id and the place go under
+            # it, and it wraps rather than being cut.
+            does_width = inside - key_width - 4
+            table.add_column("key", width=key_width)
+            table.add_column("does · where · id (for the keymap)", width=does_width)
+        for shown, (_, desc, where, ident) in zip(keys, self.rows):
+            key = Text(shown, style="bold")
+            if wide:
+                table.add_row(key, Text(ident, style="dim"), Text(desc), Text(where), height=None)
+            else:
+                cell = Text(desc)
+                cell.append(f"\n{where} · {ident}", style="dim")
+                table.add_row(key, cell, height=None)
         table.focus()

@@ -13,11 +13,21 @@ from textual.widgets import Label, TextArea
 from textual.widgets.text_area import Selection
 
 from core.models import Function
-from cloudfn_tui.keymap import ESC_DIGIT_KEYS
+from cloudfn_tui.keymap import ESC_DIGIT_KEYS, Command, bindings
 
 LANGUAGES = {"python": "python", "nodejs": "javascript", "go": "go"}
 # Shown under each editor: inside one, printable keys are text, so only these leave it.
 LEAVE_HINT = "esc: back to list · alt+N: pane"
+EDITOR_COMMANDS = [
+    # Textual's editor moves to the line's start on ctrl+a (home does that too); people expect
+    # select-all there, as in every other editor they use.
+    Command("editor.select_all", "ctrl+a", "select_all", "Select all", "select the whole text", show=False,
+            palette=False),
+]
+# Per language: the unit of one indent level (each language's usual style: PEP 8, the bundled
+# JavaScript templates' two spaces, gofmt's tabs), and what opens a block after which enter
+# indents one level more.
+INDENTS = {"python": ("    ", ":([{"), "javascript": ("  ", "{(["), "go": ("\t", "{(["), "json": ("  ", "{[")}
 
 
 class EditorArea(TextArea):
@@ -27,6 +37,8 @@ class EditorArea(TextArea):
     and types ESC+digit (alt+digit in tmux and xterm), which Textual reads as macOS's Option+digit
     characters. Here both go on to the screen's bindings: esc back to the list, alt+N to a pane."""
 
+    BINDINGS = bindings(EDITOR_COMMANDS)
+
     def check_consume_key(self, key: str, character: str | None = None) -> bool:
         # Textual drops the screen's bindings of any key the focused widget says it consumes.
         return not is_navigation_key(key) and super().check_consume_key(key, character)
@@ -34,6 +46,26 @@ class EditorArea(TextArea):
     def _on_key(self, event) -> None:
         if is_navigation_key(event.key):
             event.prevent_default()  # not typed; the key still bubbles to the bindings
+        elif event.key == "enter" and not self.read_only:
+            event.stop()
+            event.prevent_default()  # Textual's own enter would insert a bare newline
+            start, end = self.selection
+            self._replace_via_keyboard("\n" + self.next_indent(), start, end)
+
+    def next_indent(self) -> str:
+        """The indent of a new line broken at the cursor: the line's own, one level more after
+        a line that opens a block (`def f():`, `{`, `(`)."""
+        start, end = sorted(self.selection)
+        row, column = start
+        before = self.document.get_line(row)[:column]
+        indent = before[: len(before) - len(before.lstrip())]
+        unit, openers = INDENTS.get(self.language or "", ("", ""))
+        stripped = before.rstrip()
+        if self.language == "python":
+            stripped = re.sub(r"\s+#.*$", "", stripped)  # `def f():  # why` still opens a block
+        if unit and stripped and stripped[-1] in openers:
+            indent += unit
+        return indent
 
 
 def is_navigation_key(key: str) -> bool:
@@ -204,7 +236,17 @@ class CodeEditor(Vertical):
             return
         self.restored = False
         area = self.area
-        _load(area, fn.code if fn else "", LANGUAGES.get(fn.runtime) if fn else None)
+        if same and area.text == fn.code:
+            # What the editor shows is the version now saved: reloading it would wipe the undo
+            # history, and ctrl+z after ctrl+s is how one gets back what the save replaced.
+            self._mark_dirty(False)
+            return
+        language = LANGUAGES.get(fn.runtime) if fn else None
+        if language == "go":
+            area.indent_type, area.indent_width = "tabs", 4
+        else:
+            area.indent_type, area.indent_width = "spaces", 2 if language == "javascript" else 4
+        _load(area, fn.code if fn else "", language)
         area.read_only = fn is None
         self._mark_dirty(False)
 

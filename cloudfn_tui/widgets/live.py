@@ -18,20 +18,14 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Input, Label, Sparkline, Static
 
+from core.alerts import format_value
+from core.metrics import duration_summary
 from core.models import Alert, AlertRule
 from cloudfn_tui.keymap import Command, bindings
 from cloudfn_tui.widgets.function_list import VimTable
 from cloudfn_tui.widgets.log_view import LogView, SearchRequested
 
 WINDOW = 60  # seconds of sparkline
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    s = sorted(values)
-    k = max(0, min(len(s) - 1, int(round(q / 100 * (len(s) - 1)))))
-    return s[k]
 
 
 @dataclass
@@ -116,11 +110,12 @@ def summary_from(stats: dict[str, Any] | None, series: Series | None) -> dict[st
         "cold_starts": snap.get("cold_starts"),
     }
     if series is not None and not out["invocations"]:
-        d = list(series.durations)
+        # core's definition (nearest rank), so the console's p95 is the server's for the same runs
+        lat = duration_summary(series.durations)
         out = {
             "invocations": series.invocations,
             "success_rate": 100.0 * series.successes / series.invocations if series.invocations else None,
-            "p50": percentile(d, 50), "p95": percentile(d, 95), "p99": percentile(d, 99),
+            "p50": lat["p50"], "p95": lat["p95"], "p99": lat["p99"],
             "throttles": series.throttles, "cold_starts": series.cold_starts,
         }
     return out
@@ -385,7 +380,7 @@ class AlertsTable(VimTable):
             state = self.states.get(name)
             st = state.state if state else "inactive"
             style = {"firing": "bold red", "pending": "yellow", "resolved": "green"}.get(st, "dim")
-            value = "" if not state or state.value is None else f"{state.value:g}"
+            value = "" if not state or state.value is None else format_value(rule.metric, state.value)
             cond = f"{rule.metric} {rule.comparison} {rule.threshold:g}" + ("" if rule.enabled else " (off)")
             self.add_row(name, cond, rule.scope, Text(st, style=style), value, key=name)
         if self.row_count:

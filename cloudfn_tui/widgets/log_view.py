@@ -130,8 +130,19 @@ class LogView(CachedBaseStyle, ScrollView, can_focus=True):
         self.virtual_size = Size(self._max_width, len(self.view))
         if self.following:
             self.scroll_end(animate=False, immediate=True)
+            # The first overflow adds the scrollbars, which take rows only at the next layout:
+            # the end reached above is then short of the newest line. Reach it again after.
+            self.call_after_refresh(self._stick_to_end)
         self._update_title()
         self.refresh()
+
+    def _stick_to_end(self) -> None:
+        if self.following and self.scroll_y < self.max_scroll_y:
+            self.scroll_end(animate=False, immediate=True)
+
+    def on_resize(self) -> None:
+        if self.following:
+            self.call_after_refresh(self._stick_to_end)
 
     def rebuild(self) -> None:
         self.view = deque((l for l in self.buffer if self.matches(l)), maxlen=self.max_lines)

@@ -150,6 +150,8 @@ class ResultView(VerticalScroll):
         self.scroll_home(animate=False)
 
     def show_message(self, text: str, style: str = "dim") -> None:
+        self.result = None  # ctrl+g must not jump to the line of a result no longer shown
+        self.previous = None
         self.query_one("#result-body", Static).update(Text(text, style=style))
         if self.diff is not None:
             self.diff.display = False

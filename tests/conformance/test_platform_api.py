@@ -223,6 +223,11 @@ async def test_query_logs(platform, name):
 
 # -- alerts -------------------------------------------------------------------------------------
 async def test_alert_rules(platform, name):
+    with pytest.raises(InvalidInput) as missing:  # a scope naming no function would never fire
+        await platform.create_alert_rule({"name": name, "metric": "failures", "threshold": 0,
+                                          "scope": f"function:{name}"})
+    assert fields(missing.value) == {"scope"} and f"function:{name}" in str(missing.value)
+    await platform.create_function(spec(name))
     rule = await platform.create_alert_rule({"name": name, "metric": "error_rate", "threshold": 50,
                                              "scope": f"function:{name}", "for": 0})
     assert (rule.name, rule.metric, rule.comparison, rule.threshold, rule.for_) == (name, "error_rate", ">", 50, 0)

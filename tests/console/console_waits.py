@@ -30,3 +30,8 @@ async def until(pilot, predicate, what: str = "condition", rounds: int = 400) ->
             return
         await pilot.pause(0.01)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def screen_text(app) -> list[str]:
+    """The lines the user sees now (the screen's last composition, as plain text)."""
+    return ["".join(segment.text for segment in strip) for strip in app.screen._compositor.render_strips()]

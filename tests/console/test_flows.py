@@ -347,13 +347,13 @@ async def test_every_binding_has_an_id():
 
     from cloudfn_tui import app as app_module
     from cloudfn_tui.screens import auth, forms, main, metrics, modals, pickers
-    from cloudfn_tui.widgets import function_list, live, log_view, result_view, tab_bar
+    from cloudfn_tui.widgets import editors, function_list, live, log_view, result_view, tab_bar
 
     classes = [app_module.CloudfnApp, main.MainScreen, metrics.MetricsScreen, modals.ConfirmScreen, modals.HelpScreen,
                modals.PromptScreen, forms.CreateFunctionScreen, forms.ConfigureScreen, forms.AlertRuleScreen,
                pickers.VersionsScreen, pickers.SavedEventsScreen, pickers.InvocationScreen, function_list.FunctionList,
                live.HistoryTable, live.AlertsTable, log_view.LogView, tab_bar.TabBar, modals.QuitScreen,
-               auth.AuthScreen, result_view.ResultView]
+               auth.AuthScreen, result_view.ResultView, editors.EditorArea]
     for cls in classes:
         for b in cls.__dict__.get("BINDINGS", []):
             assert isinstance(b, Binding) and b.id, f"{cls.__name__}: {b}"

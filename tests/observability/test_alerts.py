@@ -135,3 +135,41 @@ async def test_rules_change_while_running(platform):
     assert (updated.threshold, updated.enabled, updated.metric) == (5, False, "invocation_rate")
     await platform.delete_alert_rule("r1")
     assert "r1" not in {r.name for r in await platform.list_alert_rules()}
+
+
+async def test_a_rule_scoped_to_a_missing_function_is_refused_naming_the_scope(platform):
+    with pytest.raises(InvalidInput) as exc:
+        await platform.create_alert_rule({"name": "ghost", "metric": "failures", "threshold": 0,
+                                          "scope": "function:nope"})
+    assert [e.field for e in exc.value.errors] == ["scope"] and "function:nope" in exc.value.message
+    assert "ghost" not in {r.name for r in await platform.list_alert_rules()}
+    await platform.create_alert_rule({"name": "real", "metric": "failures", "threshold": 0, "scope": "function:fail"})
+    with pytest.raises(InvalidInput, match="function:gone"):
+        await platform.update_alert_rule("real", {"scope": "function:gone"})
+
+
+async def test_summaries_name_no_rule_format_values_and_say_resolved(platform):
+    await platform.delete_alert_rule("high_error_rate")
+    await platform.create_alert_rule({"name": "failpy", "metric": "failures", "threshold": 0, "window": 60})
+    await platform.create_alert_rule({"name": "errs", "metric": "error_rate", "threshold": 5, "window": 60})
+    engine = platform.alert_engine
+    await platform.invoke("fail", {})
+    for _ in range(12):
+        await platform.invoke("echo", {})
+    t0 = time.time()
+    fired = {a.rule: a.summary for a in engine.evaluate(now=t0)}
+    assert fired["failpy"] == "failures 1 > 0 (all, 60s window)"
+    assert fired["errs"] == "error_rate 7.7% > 5% (all, 60s window)"  # 1 of 13, not 7.69231%
+    resolved = {a.rule: a.summary for a in engine.evaluate(now=t0 + 70)}
+    assert resolved["failpy"] == "resolved: failures 0 ≤ 0 (all, 60s window)"
+
+
+def test_values_are_formatted_for_people():
+    from core.alerts import format_value
+
+    assert format_value("success_rate", 53.846153) == "53.8%"
+    assert format_value("duration_p95", 1.23456) == "1.23 ms"
+    assert format_value("duration_avg", 53.8462) == "53.8 ms"
+    assert format_value("duration_avg", 5012.7) == "5013 ms"
+    assert format_value("failures", 3.0) == "3"
+    assert format_value("invocation_rate", 0.5) == "0.50/s"

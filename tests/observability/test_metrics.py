@@ -134,3 +134,17 @@ def test_kept_invocations_are_not_tracked_by_the_cyclic_gc():
     gc.collect()
     assert len(m.recent) == 50 and not any(gc.is_tracked(r) for r in m.recent)
     assert not any(gc.is_tracked(r) for w in m._windows.values() for r in w.items)
+
+
+def test_the_console_and_the_server_share_one_percentile():
+    """The console's own p50/p95/p99 (from the event stream) is core's nearest rank, not a
+    formula of its own: the same runs give the same numbers in both places."""
+    from cloudfn_tui.widgets.live import Series, summary_from
+
+    for n in range(1, 41):
+        series = Series()
+        series.invocations = n
+        series.durations.extend(float(d) for d in range(n, 0, -1))
+        shown = summary_from(None, series)
+        server = duration_summary(range(1, n + 1))
+        assert (shown["p50"], shown["p95"], shown["p99"]) == (server["p50"], server["p95"], server["p99"]), n

@@ -166,7 +166,9 @@ class AlertEngine:
     def _check_scope(self, scope: str) -> None:
         kind, _, target = scope.partition(":")
         if kind == "function" and self.function_exists is not None and not self.function_exists(target):
-            raise InvalidInput("alert rule", [FieldError("scope", f"{scope}: there is no function named {target!r}")])
+            # A 404, as everywhere a request names a function that is not there (exit 3 in the CLI).
+            raise NotFound(f"alert rule scope {scope}: there is no function named {target!r}; create it first, "
+                           "or scope the rule to all or to a runtime")
 
     def create(self, data: dict[str, Any]) -> AlertRule:
         rule = AlertRule(**parse_rule(data).model_dump())

@@ -701,7 +701,7 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
         return json_response({"rules": [rule_doc(r) for r in rules], "count": len(rules)})
 
     @app.post(f"{v1}/alerts/rules", tags=["alerts"], status_code=201, summary="create an alert rule",
-              openapi_extra=rule_create, responses=S.responses(S.RuleChanged, 400, 409, 422, status=201))
+              openapi_extra=rule_create, responses=S.responses(S.RuleChanged, 400, 404, 409, 422, status=201))
     async def create_alert_rule(request: Request) -> Response:
         rule = await need("create_alert_rule")(await object_body(request, "alert rule", rule_create, S.AlertRuleSpec))
         return json_response({"message": "alert rule created", "rule": rule_doc(rule)}, 201)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from core.filemodes import private_dir
@@ -41,7 +41,6 @@ class BuildResult:
     returncode: int | None
     output: str
     limit: str = ""  # which limit stopped it, in words for the user; "" when none did
-    extra: dict = field(default_factory=dict)
 
 
 def _own(path: Path, sandbox: HostSandbox) -> None:
@@ -69,7 +68,7 @@ async def run_build(sandbox: HostSandbox, argv: list[str], env: dict[str, str], 
         _own(cache_dir, sandbox)  # once: what builds add to it is theirs already
     mounts = [Mount(build_dir, BUILD_DIR, rw=True), Mount(cache_dir, CACHE_DIR, rw=True), *(extra_mounts or [])]
     spec = WorkerSpec(argv=argv, env=env, mounts=mounts, memory_mb=limits.memory_mb, cpu_seconds=limits.cpu_seconds,
-                      host_dir=build_dir, chdir=BUILD_DIR, pids_max=limits.pids)
+                      host_dir=build_dir, chdir=BUILD_DIR)
     if not sandbox.bwrap:  # host paths: what the environment names (the command is mapped by the sandbox)
         spec.env = {k: sandbox.host_path(spec, v) for k, v in env.items()}
     cg = sandbox.cgroups.create(limits.memory_mb, pids_max=limits.pids) if sandbox.cgroups is not None else None

@@ -454,7 +454,6 @@ class WorkerSpec:
     data_mb: int | None = None  # RLIMIT_DATA (Python only: never for Node or Go)
     network: bool = False
     chdir: str = "/tmp"  # the working folder inside the sandbox
-    pids_max: int = PIDS_MAX
 
 
 def _which(name: str) -> str | None:
@@ -675,7 +674,7 @@ class HostSandbox:
         try:
             return self._command(spec, cg, fds)
         except BaseException:
-            Launch([], {}, None, tuple(fds)).close()
+            _close(fds)
             raise
 
     def _command(self, spec: WorkerSpec, cg: CgroupSet | None, fds: list[int]) -> "Launch":
@@ -747,11 +746,15 @@ class Launch:
     fds: tuple[int, ...] = ()
 
     def close(self) -> None:
-        for fd in self.fds:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        _close(self.fds)
+
+
+def _close(fds) -> None:
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
 
 
 def seal_fds(keep: tuple[int, ...] = ()) -> None:

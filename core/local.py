@@ -36,6 +36,7 @@ from core.models import (
     InvokeResult,
     LogRecord,
     SavedEvent,
+    Trigger,
     utcnow,
 )
 from core.registry import Registry
@@ -212,6 +213,12 @@ class LocalPlatform:
             not isinstance(context, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in context.items())
         ):
             raise InvalidInput("invocation", [FieldError("context", "must be a map of strings to strings")])
+        return await self.run_invocation(fn, event, context or {})
+
+    async def run_invocation(self, fn: Function, event: Any, context: dict[str, str],
+                             trigger: Trigger = "manual") -> InvokeResult:
+        """Every way of invoking a function ends here (the invoke API, HTTP endpoints, schedules,
+        the asynchronous queue), so limits, history, metrics and events treat them alike."""
         await self.start()
         started_at = utcnow()
         self.metrics_engine.started(fn.name)
@@ -219,15 +226,16 @@ class LocalPlatform:
             "function_id": fn.id, "function_name": fn.name, "function_version": fn.version,
             "started_at": started_at.isoformat()})
         try:
-            result: InvokeResult = await self.executor.invoke(fn, event, context or {})
+            result: InvokeResult = await self.executor.invoke(fn, event, context)
         finally:
             self.metrics_engine.finished(fn.name)
         # The executor's result is this call's own object: filled in place, not copied.
         result.function_id, result.function_name, result.function_version = fn.id, fn.name, fn.version
-        self._record(fn, event, result, started_at)
+        self._record(fn, event, result, started_at, trigger)
         return result
 
-    def _record(self, fn: Function, event: Any, result: InvokeResult, started_at: datetime) -> InvocationRecord:
+    def _record(self, fn: Function, event: Any, result: InvokeResult, started_at: datetime,
+                trigger: Trigger = "manual") -> InvocationRecord:
         status = "success" if result.success else ("throttled" if result.error_type == ErrorType.THROTTLED else "failed")
         ev, ev_cut, _ = bounded(event)
         res, res_cut, safe = bounded(result.result)
@@ -241,6 +249,7 @@ class LocalPlatform:
             started_at=started_at, duration=result.duration, init_duration=result.init_duration,
             cold_start=result.cold_start, memory_used=result.memory_used, event=ev, result=res, logs=logs,
             event_truncated=ev_cut, result_truncated=res_cut, logs_truncated=len(logs) < len(result.logs),
+            trigger=trigger,
         )
         if self.history.add(rec):
             self._spawn_flush()

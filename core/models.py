@@ -372,6 +372,10 @@ class InvokeResult(BaseModel):
 
 # -- observability -------------------------------------------------------------------------
 InvocationStatus = Literal["success", "failed", "throttled"]
+# How an invocation reached its function: by hand (CLI, console, invoke API), an HTTP endpoint,
+# a schedule, the asynchronous queue, or a retry of an asynchronous one.
+TRIGGERS = ("manual", "http", "schedule", "async", "retry")
+Trigger = Literal["manual", "http", "schedule", "async", "retry"]
 
 
 class InvocationRecord(BaseModel):
@@ -397,6 +401,7 @@ class InvocationRecord(BaseModel):
     event_truncated: bool = False
     result_truncated: bool = False
     logs_truncated: bool = False
+    trigger: Trigger = "manual"
 
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")

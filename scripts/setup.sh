@@ -40,11 +40,14 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip
 fi
-extras=""
-[ "${CLOUDFN_SETUP_TEST:-0}" = 1 ] && extras="[test]"
-# Reinstall only when the project's metadata changed since the last install.
-stamp=".venv/.cloudfn-installed${extras}"
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  .venv/bin/python -m pip install -q -e ".${extras}"
+# Exactly the versions CI tested, hash-checked, from the lock files (scripts/lock writes them from
+# pyproject.toml); then the project itself, editable, without letting pip resolve anything again.
+lock=requirements.lock
+[ "${CLOUDFN_SETUP_TEST:-0}" = 1 ] && lock=requirements-test.lock
+# Reinstall only when the lock or the project's metadata changed since the last install.
+stamp=".venv/.cloudfn-installed-${lock}"
+if [ ! -f "$stamp" ] || [ "$lock" -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/python -m pip install -q --require-hashes -r "$lock"
+  .venv/bin/python -m pip install -q --no-deps -e .
   touch "$stamp"
 fi

@@ -18,6 +18,7 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.theme import Theme
 
 from core.api import PlatformAPI
+from cloudfn_tui._textual_compat import start_with_theme
 from cloudfn_tui import themes as theme_files
 from cloudfn_tui.keymap import Command, bindings, display_keys, known_ids
 from cloudfn_tui.screens.main import MainScreen
@@ -162,7 +163,7 @@ class CloudfnApp(App):
         for t in found.themes:
             self.register_theme(t)
         self.theme_problems: list[str] = found.problems
-        self._start_with_theme(self._initial_theme())
+        start_with_theme(self, self._initial_theme())
 
     def get_driver_class(self) -> type:
         driver_class = super().get_driver_class()
@@ -243,20 +244,6 @@ class CloudfnApp(App):
 
     def get_default_screen(self) -> MainScreen:
         return MainScreen()
-
-    def _start_with_theme(self, name: str) -> None:
-        """Take the theme before any CSS is parsed. Setting `theme` runs Textual's watcher,
-        which re-parses every stylesheet with the new colours and restyles every widget once
-        the app runs: the start parsed the console's CSS three times for it."""
-        self.set_reactive(App.theme, name)
-        self.stylesheet.set_variables(self.get_css_variables())
-        dark = self.current_theme.dark
-        self.set_class(True, f"-theme-{name}", update=False)
-        self.set_class(dark, "-dark-mode", update=False)
-        self.set_class(not dark, "-light-mode", update=False)
-        refresh_filter = getattr(self, "_refresh_truecolor_filter", None)
-        if refresh_filter is not None:  # the ANSI colours of a light theme
-            refresh_filter(self.ansi_theme)
 
     def _initial_theme(self) -> str:
         for name in (self.start_theme, theme_files.remembered_theme() if self.remember else None, theme_files.DEFAULT_THEME):

@@ -11,13 +11,13 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.css.query import NoMatches
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
 from textual.widget import AwaitMount
 from textual.widgets import Input, Tab, Tabs
 
 from core.errors import CloudfnError
 from core.models import Alert, Event, Function, InvokeResult, name_key
 from core.syntax import check_syntax
+from cloudfn_tui._textual_compat import PaintOnceScreen
 from cloudfn_tui.keymap import ESC_DIGIT_KEYS, Command, bindings
 from cloudfn_tui.screens.forms import AlertRuleScreen, ConfigureScreen, CreateFunctionScreen
 from cloudfn_tui.screens.modals import ConfirmScreen, PromptScreen
@@ -126,7 +126,7 @@ class SampleEvents(dict):
         return event
 
 
-class MainScreen(Screen):
+class MainScreen(PaintOnceScreen):
     COMMANDS_TABLE = MAIN_COMMANDS
     AUTO_FOCUS = "#functions"  # not the first focusable widget, then the list: a restyle less
     BINDINGS = bindings(MAIN_COMMANDS)
@@ -157,9 +157,6 @@ class MainScreen(Screen):
         self._lazy = {"metrics": self.metrics_pane, "history-tab": self.history_table, "alerts": self.alerts_pane}
         self._mounting: AwaitMount | None = None
         self.pane_tabs: Tabs | None = None  # the narrow layout's tabs, made when first narrow
-        self._resumed = False
-        self._paint_after_next_layout = False
-        self._first_paint_due = False
 
     # -- layout ----------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -213,44 +210,6 @@ class MainScreen(Screen):
 
     def on_resize(self, event) -> None:
         self.apply_layout(event.size.width, event.size.height)
-
-    def _on_screen_resume(self, event) -> None:
-        """Runs before Textual's own handler of the event (Textual calls the handler of each
-        class in the MRO). The first resume would restyle every widget, each styled as it was
-        mounted moments ago; later ones (back from a dialog) still do."""
-        if not self._resumed:
-            self._resumed = True
-            event.refresh_styles = False
-            self._paint_after_next_layout = True
-
-    def _compositor_refresh(self) -> None:
-        """The first layout of the screen always asks for another (each widget, sized for the
-        first time, lays out again; the list's scrollbars appear), and Textual paints after
-        both, every widget twice. The first of those paints is left out: the screen is painted
-        once, complete, after the second layout (Textual's resume handler asks for that paint)."""
-        if self._paint_after_next_layout:
-            self._paint_after_next_layout = False
-            if self._layout_required:
-                self._first_paint_due = True
-                return
-        super()._compositor_refresh()
-        if self._first_paint_due:
-            # Everything was painted, as it is now (nothing had been): the repaints asked for
-            # while the screen was built and laid out (of the screen, of every widget sized, of
-            # the list's scrollbars) would draw it all once more.
-            self._first_paint_due = False
-            self._repaint_required = False
-            for widget in self._compositor.widgets:
-                widget._repaint_required = False
-
-    def _screen_resized(self, size) -> None:
-        """Textual sends a screen that has just started three resizes to the size it already has
-        (the app's first size, the driver's, and the one its own first layout sends itself);
-        each laid out and painted every widget once more. A real change of size still does."""
-        laid_out = getattr(getattr(self, "_compositor", None), "size", None)
-        if laid_out and laid_out == size:
-            return
-        super()._screen_resized(size)
 
     def apply_layout(self, width: int, height: int) -> None:
         self.narrow = width < NARROW_WIDTH or height < NARROW_HEIGHT

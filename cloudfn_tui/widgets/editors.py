@@ -13,6 +13,7 @@ from textual.widgets import Label, TextArea
 from textual.widgets.text_area import Selection
 
 from core.models import Function
+from cloudfn_tui._textual_compat import styled_highlight_source
 from cloudfn_tui.keymap import ESC_DIGIT_KEYS, Command, bindings
 
 LANGUAGES = {"python": "python", "nodejs": "javascript", "go": "go"}
@@ -115,9 +116,7 @@ def _use_styled_query(area: TextArea, language: str) -> None:
         return
     done.add(language)
     try:
-        theme = getattr(area, "_theme", None)
-        styled = set(theme.syntax_styles) if theme is not None else set()
-        source = TextArea._get_builtin_highlight_query(language)
+        styled, source = styled_highlight_source(area, language)
         if not styled or not source:
             return
         kept = [p for p in split_query(source) if _draws(p, styled)]

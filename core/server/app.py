@@ -33,6 +33,7 @@ from core.errors import CloudfnError, FieldError, InvalidInput
 from core.jsonlimits import JSONLimitError, field_path, json_safe, loads_checked
 from core.models import EVENT_KINDS, ErrorType, InvokeResult
 from core.server import schema as S
+from core.server._fastapi_compat import LeanFastAPI
 
 log = logging.getLogger("cloudfn.server")
 
@@ -393,7 +394,7 @@ class Guard:
 
 
 # -- the application --------------------------------------------------------------------------
-class _GuardedFastAPI(FastAPI):
+class _GuardedFastAPI(LeanFastAPI):  # type: ignore[misc,valid-type]
     """FastAPI whose middleware stack is wrapped by `outer_layers` (see create_app)."""
 
     def __init__(self, outer_layers: Callable[[Any], Any], **kwargs: Any):
@@ -402,14 +403,6 @@ class _GuardedFastAPI(FastAPI):
 
     def build_middleware_stack(self) -> Any:
         return self._outer_layers(super().build_middleware_stack())
-
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        # Starlette's call, without FastAPI's asking OpenTelemetry on every request whether it
-        # is configured (cloudfn does not use it; the check was a few percent of an invoke).
-        scope["app"] = self
-        if self.middleware_stack is None:
-            self.middleware_stack = self.build_middleware_stack()
-        await self.middleware_stack(scope, receive, send)
 
 
 def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,

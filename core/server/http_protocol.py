@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from core.server._uvicorn_compat import STOCK, HttpToolsProtocol
 
 
 class _OneWritePerTurn:
@@ -61,6 +61,9 @@ class _OneWritePerTurn:
 
 class OneWriteHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        if STOCK:  # CLOUDFN_STOCK_UVICORN: uvicorn's own two writes per response
+            super().connection_made(transport)
+            return
         super().connection_made(_OneWritePerTurn(transport, self.loop))  # type: ignore[arg-type]
 
 

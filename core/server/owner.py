@@ -181,11 +181,9 @@ class OwnerSocket:
                                 http=_peer_checked_protocol())
         exit_event = self._exit
 
-        class Server(uvicorn.Server):
-            @contextlib.contextmanager
-            def capture_signals(self):  # the owner (console, serve, CLI) keeps its own handlers
-                yield
+        from core.server._uvicorn_compat import QuietServer
 
+        class Server(QuietServer):  # the owner (console, serve, CLI) keeps its own signal handlers
             async def main_loop(self) -> None:
                 await exit_event.wait()
 
@@ -252,7 +250,7 @@ def _peer_checked_protocol() -> type:
     """uvicorn's HTTP protocol, hanging up on a peer of another uid (root aside) before reading a
     byte: the socket's mode and the folder's already keep others out; this holds even if a user
     loosens them (chmod 755 on the data directory) or a process of another uid got the fd."""
-    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    from core.server._uvicorn_compat import HttpToolsProtocol
 
     allowed = {os.geteuid(), 0}
 

@@ -10,7 +10,6 @@ exits 0. A second signal skips the wait (exit 1); one during the platform's clos
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import ipaddress
 import logging
@@ -153,11 +152,10 @@ def serve(config: Config, opts: ServeOptions) -> int:
     """Open the platform on `config`'s data directory and serve it until a signal. Returns the
     exit code: 0 after a graceful shutdown."""
     check_auth_rule(opts)
-    import uvicorn
+    from core.server._uvicorn_compat import loop_factory
 
     _setup_logging(opts)
-    loop_factory = uvicorn.Config(app=None, loop="auto").get_loop_factory()  # uvloop when installed
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:  # uvloop when installed
         return runner.run(_serve(config, opts))
 
 
@@ -268,15 +266,11 @@ class _Server:
     not import uvicorn)."""
 
     def __new__(cls, config: Any, state: ServerState):
-        import uvicorn
+        from core.server._uvicorn_compat import QuietServer
 
-        class Server(uvicorn.Server):
+        class Server(QuietServer):  # the runner installs the signal handlers, for the close too
             closing = False
             loop: asyncio.AbstractEventLoop | None = None
-
-            @contextlib.contextmanager
-            def capture_signals(self):  # the runner installs the handlers, for the close too
-                yield
 
             async def shutdown(self, sockets: list | None = None) -> None:
                 # Drain first, still listening: the guard answers new requests 503 meanwhile.

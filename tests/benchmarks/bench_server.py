@@ -112,12 +112,18 @@ def cloudfn_env(root: Path) -> dict[str, str]:
     return env
 
 
-def start_cloudfn(root: Path, port: int, max_concurrent: int | None = None) -> Proc:
+STOCK_SWITCHES = {"uvicorn": ["CLOUDFN_STOCK_UVICORN"], "fastapi": ["CLOUDFN_STOCK_FASTAPI"],
+                  "all": ["CLOUDFN_STOCK_UVICORN", "CLOUDFN_STOCK_FASTAPI"]}
+
+
+def start_cloudfn(root: Path, port: int, max_concurrent: int | None = None, stock: str | None = None) -> Proc:
     cmd = [sys.executable, "-m", "cloudfn_tui.cli", "--data-dir", str(root / "data"), "serve", "--port", str(port),
            "--mode", "release"]
     env = cloudfn_env(root)
     if max_concurrent:
         env["CLOUDFN_RUNTIME_MAX_CONCURRENT"] = str(max_concurrent)
+    for var in STOCK_SWITCHES.get(stock or "", []):  # the compat modules' switches back to stock
+        env[var] = "1"
     return Proc(cmd, env, REPO)
 
 
@@ -175,11 +181,15 @@ def main() -> int:
     ap.add_argument("--max-concurrent", type=int, action="append", default=None, metavar="N",
                     help="cloudfn's runtime.max_concurrent (warm workers); repeat to compare "
                          "(default: the platform's default, 10, and 2 x CPUs)")
+    ap.add_argument("--stock", action="append", choices=sorted(STOCK_SWITCHES), default=[],
+                    help="add cloudfn with CLOUDFN_STOCK_UVICORN and/or _FASTAPI=1 as a peer (repeat for more): "
+                         "what the overrides in core/server/_uvicorn_compat.py and _fastapi_compat.py still buy")
+    ap.add_argument("--no-ff", action="store_true", help="leave functions-framework out (with --stock)")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("needs wrk (apt-get install wrk)")
     ff_bin = args.ff_venv / "bin" / "functions-framework"
-    if not ff_bin.exists():
+    if not args.no_ff and not ff_bin.exists():
         raise SystemExit(f"needs functions-framework in {args.ff_venv}: python3 -m venv {args.ff_venv} && "
                          f"{args.ff_venv}/bin/pip install functions-framework")
 
@@ -204,16 +214,22 @@ def main() -> int:
             finally:
                 proc.stop()
             body = json.dumps({"event": {"name": "World"}})
-            for i, mc in enumerate(args.max_concurrent or [None, 2 * (os.cpu_count() or 1)]):
+            variants: list[tuple[int | None, str | None]] = [
+                (mc, None) for mc in args.max_concurrent or [None, 2 * (os.cpu_count() or 1)]]
+            variants += [(None, which) for which in args.stock]
+            for i, (mc, stock) in enumerate(variants):
                 label = "cloudfn serve" + (f" (max_concurrent {mc})" if mc else "")
+                if stock:  # a peer, not one of ours: the ratios then read "ours vs stock"
+                    label = f"stock {'uvicorn+fastapi' if stock == 'all' else stock} " + label
                 port = free_port()
                 base = f"http://127.0.0.1:{port}"
                 invoke_url = base + "/api/v1/functions/bench-hello/invoke"
                 # A restart, timed; the others get data directories of their own (one owner each).
                 data_root = root if i == 0 else root / f"copy-{i}"
                 if i:
-                    shutil.copytree(root / "data", data_root / "data", ignore=shutil.ignore_patterns("*.lock", "server.*"))
-                procs.append(start_cloudfn(data_root, port, mc))
+                    shutil.copytree(root / "data", data_root / "data",
+                                    ignore=shutil.ignore_patterns("*.lock", "*.sock", "server.*"))
+                procs.append(start_cloudfn(data_root, port, mc, stock))
                 health = wait_200("GET", base + "/api/health", START_DEADLINE)
                 first = health + wait_200("POST", invoke_url, START_DEADLINE, headers=auth, content=body)
                 starts[label] = {"health": health, "first_invoke": first}
@@ -223,7 +239,7 @@ def main() -> int:
 
             # -- functions-framework, default and --asgi -----------------------------------------
             ff_body = json.dumps({"name": "World"})
-            for label, asgi in (("functions-framework", False), ("functions-framework --asgi", True)):
+            for label, asgi in () if args.no_ff else (("functions-framework", False), ("functions-framework --asgi", True)):
                 src = root / ("ff-asgi" if asgi else "ff")
                 src.mkdir()
                 (src / "main.py").write_text(FF_ASGI_FN if asgi else FF_FN)
@@ -282,7 +298,7 @@ def report(rounds: list[dict[str, dict[str, float]]], starts: dict[str, dict[str
         else:
             print(f"  {name:46} first invoke {s['first_invoke'] * 1000:6.0f} ms")
     cs = starts[ours[0]]
-    for name in peers:
+    for name in (p for p in peers if "first_invoke" in starts[p] and not p.startswith("stock")):
         print(f"  cloudfn first invoke / {name}: {cs['first_invoke'] / starts[name]['first_invoke']:4.2f}x")
     print("\ngoals (issue 5): throughput >= 1.0x ff --asgi (milestone 0.8x), >= 4x ff default, p99@16 <= 3 ms")
 

@@ -4,7 +4,7 @@ a refused token, the full rollback diff, and room to read (zoom, result scrollin
 from __future__ import annotations
 
 import pytest
-from textual._xterm_parser import XTermParser
+from cloudfn_tui._textual_compat import xterm_parser
 
 from cloudfn_tui.screens.main import MainScreen
 from cloudfn_tui.screens.modals import HelpScreen
@@ -19,7 +19,7 @@ PRINTABLE_NAV = ["right_square_bracket", "left_square_bracket", "q", "j", "k", "
 
 def esc_digit(i: int) -> str:
     """The key Textual makes of what tmux and xterm send for alt+i (ESC then the digit)."""
-    [key] = list(XTermParser().feed(f"\x1b{i}"))
+    [key] = list(xterm_parser().feed(f"\x1b{i}"))
     return key.key
 
 

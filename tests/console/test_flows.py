@@ -479,9 +479,9 @@ async def test_a_wide_console_made_narrow_gets_the_pane_tabs(fake, make_app):
 async def test_alt_digit_switches_pane_as_xterm_and_tmux_send_it(fake, make_app):
     """Those terminals send ESC and the digit, which Textual reads as the character macOS's
     Option+digit types (alt+2 arrives as "™"); both forms move to the pane."""
-    from textual._xterm_parser import XTermParser
+    from cloudfn_tui._textual_compat import xterm_parser
 
-    [key] = list(XTermParser().feed("\x1b6"))  # what the terminal sends for alt+6
+    [key] = list(xterm_parser().feed("\x1b6"))  # what the terminal sends for alt+6
     app = make_app(fake)
     async with app.run_test(size=(80, 24)) as pilot:
         screen = app.screen
@@ -491,7 +491,7 @@ async def test_alt_digit_switches_pane_as_xterm_and_tmux_send_it(fake, make_app)
         await pilot.press("alt+1")
         await pilot.pause()
         assert screen.pane == "functions" and screen.query_one("#pane-functions").display
-        await pilot.press(list(XTermParser().feed("\x1b2"))[0].key)  # alt+2: the code
+        await pilot.press(list(xterm_parser().feed("\x1b2"))[0].key)  # alt+2: the code
         await pilot.pause()
         assert screen.pane == "code" and "™" not in screen.query_one(CodeEditor).area.text
 

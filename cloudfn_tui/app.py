@@ -201,9 +201,7 @@ class CloudfnApp(App):
             gc.disable()
 
     async def on_mount(self) -> None:
-        start = getattr(self.platform, "start", None)
-        if start is not None:  # LocalPlatform: history flushing, alert evaluation
-            await start()
+        await self.platform.start()  # a local platform's history flushing, alert evaluation
         for problem in self.theme_problems:
             self.notify(problem, title="Theme file", severity="warning", timeout=10)
         self.theme_changed_signal.subscribe(self, self._theme_changed)

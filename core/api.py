@@ -9,7 +9,8 @@ Conflict) or for a platform that cannot answer (Unavailable), never a library's 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, AsyncIterator, Protocol, runtime_checkable
+from types import TracebackType
+from typing import Any, AsyncIterator, Protocol, Self, runtime_checkable
 
 from core.models import (
     Alert,
@@ -25,6 +26,28 @@ from core.models import (
 
 @runtime_checkable
 class PlatformAPI(Protocol):
+    """Implementations subclass it, so that the type checker holds each to it (scripts/check) and
+    they share the context manager: `async with LocalPlatform(...) as p:` starts and closes."""
+
+    # -- lifecycle ---------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start what runs in the background (a local platform's history flushing, alert
+        evaluation, pre-started sandboxes). Long-running clients call it once; safe to call
+        again, and a platform used without it still answers every method."""
+        ...
+
+    async def close(self) -> None:
+        """Stop the background work and release what the platform holds; safe to call again."""
+        ...
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
     # -- functions ---------------------------------------------------------------------
     async def list_functions(self) -> list[Function]: ...
 
@@ -114,5 +137,3 @@ class PlatformAPI(Protocol):
     async def health(self) -> dict[str, Any]: ...
 
     async def info(self) -> dict[str, Any]: ...
-
-    async def close(self) -> None: ...

@@ -18,6 +18,7 @@ from typing import Any, AsyncIterator
 
 from core import __version__, paths
 from core.alerts import AlertEngine
+from core.api import PlatformAPI
 from core.bundle import bundles_in
 from core.config import Config
 from core.errors import FieldError, InvalidInput, NotFound
@@ -50,7 +51,7 @@ EXAMPLES_KEY = "examples_installed"
 STATUSES = ("success", "failed", "throttled")
 
 
-class LocalPlatform:
+class LocalPlatform(PlatformAPI):
     def __init__(self, config: Config, command: str = "cloudfn", install_examples: bool = True,
                  announce: bool = True, serve_socket: bool = False):
         """`announce`: log "platform started/stopped" (the long-running owners; a CLI call that

@@ -18,6 +18,7 @@ from typing import Any, AsyncIterator, Callable
 import httpx
 
 from core import __version__
+from core.api import PlatformAPI
 from core.errors import CloudfnError, Conflict, FieldError, InvalidInput, NotFound, Unavailable
 from core.models import (
     Alert,
@@ -44,7 +45,7 @@ class Unreachable(Unavailable):
     """No answer: connection refused or reset, a timeout. The event stream retries these."""
 
 
-class RemotePlatform:
+class RemotePlatform(PlatformAPI):
     def __init__(self, url: str, token: str | None = None, timeout: float = 30.0,
                  transport: httpx.AsyncBaseTransport | None = None, uds: Any = None):
         """`uds`: reach the server on this unix socket (a data directory owner's, see
@@ -100,6 +101,8 @@ class RemotePlatform:
             self._checked = body
 
     async def _send(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        if self._client.is_closed:  # httpx would raise a RuntimeError
+            raise Unavailable(f"this connection to {self.url} is closed; open a new one")
         try:
             return await self._client.request(method, path, **kw)
         except httpx.ConnectError as exc:
@@ -332,6 +335,10 @@ class RemotePlatform:
         info["server"] = self.url
         info["server_mode"] = info.get("mode")
         return info
+
+    async def start(self) -> None:
+        """Nothing to start: the connection opens with the first call, and the server runs its
+        own background work."""
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -109,11 +109,6 @@ class MalformedBody(InvalidInput):
     http_status = 400
 
 
-class NotImplementedYet(CloudfnError):
-    http_status = 501
-    exit_code = 5
-
-
 class BodyTooLarge(StarletteHTTPException):
     def __init__(self, limit: int):
         super().__init__(413, f"the request body is larger than the limit of {limit} bytes")
@@ -466,12 +461,6 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
         return json_response({"error": "internal server error (the server's log has the details)",
                               "type": "InternalError", "status": 500}, 500)
 
-    def need(name: str) -> Callable[..., Any]:
-        method = getattr(platform, name, None)
-        if method is None:
-            raise NotImplementedYet(f"this server's platform does not offer {name} yet")
-        return method
-
     async def body_of(request: Request, what: str) -> Any:
         return parse_json_body(await request.body(), what)
 
@@ -503,7 +492,7 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
     function_param = S.param("function", {"type": "string"}, "a function's id or name (404 if there is none)")
 
     async def metrics_json(request: Request) -> Response:
-        return json_response(await need("metrics")(request.query_params.get("function")))
+        return json_response(await platform.metrics(request.query_params.get("function")))
 
     for path in ("/api/metrics", "/api/v1/metrics"):
         app.add_api_route(path, metrics_json, methods=["GET"], tags=["metrics"],
@@ -515,7 +504,7 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
     @app.get("/metrics", tags=["metrics"], summary="metrics in the Prometheus text format",
              responses=S.responses(None, ok_content={"text/plain": {"schema": {"type": "string"}}}))
     async def metrics_prometheus() -> Response:
-        text = await need("prometheus_metrics")()
+        text = await platform.prometheus_metrics()
         return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     v1 = "/api/v1"
@@ -610,7 +599,7 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
         since, until = q.time("since"), q.time("until")
         limit, offset = q.integer("limit", 50, 1, 1000), q.integer("offset", 0, 0)
         q.done()
-        records = await need("list_invocations")(function=function, status=status, since=since, until=until,
+        records = await platform.list_invocations(function=function, status=status, since=since, until=until,
                                                  limit=limit, offset=offset)
         return json_response({"invocations": [r.model_dump(mode="json") for r in records], "count": len(records)})
 
@@ -627,14 +616,14 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
     @app.get(f"{v1}/invocations/{{invocation_id}}", tags=["history"], summary="one invocation",
              responses=S.responses(S.InvocationAnswer, 404))
     async def get_invocation(invocation_id: str) -> Response:
-        record = await need("get_invocation")(invocation_id)
+        record = await platform.get_invocation(invocation_id)
         return json_response({"invocation": record.model_dump(mode="json")})
 
     # -- saved test events ----------------------------------------------------------------------
     @app.get(f"{v1}/functions/{{ref}}/saved-events", tags=["saved events"], summary="a function's saved test events",
              responses=S.responses(S.SavedEventList, 404))
     async def list_saved_events(ref: str) -> Response:
-        events = await need("list_saved_events")(ref)
+        events = await platform.list_saved_events(ref)
         return json_response({"saved_events": [e.model_dump(mode="json") for e in events], "count": len(events)})
 
     saved_name = S.param("name", {"type": "string", "minLength": 1, "maxLength": 64, "pattern": S.NOT_BLANK},
@@ -651,14 +640,14 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
         bad = [FieldError(k, "is not a known field") for k in data if k not in ("event", "last_result")]
         if bad:
             raise InvalidInput("saved event", bad)
-        saved = await need("save_event")(ref, name, data.get("event"), data.get("last_result"))
+        saved = await platform.save_event(ref, name, data.get("event"), data.get("last_result"))
         return json_response({"message": "event saved", "saved_event": saved.model_dump(mode="json")})
 
     @app.delete(f"{v1}/functions/{{ref}}/saved-events/{{name}}", tags=["saved events"],
                 summary="delete a saved test event", openapi_extra=S.params(saved_name),
                 responses=S.responses(S.Message, 404, 422))
     async def delete_saved_event(ref: str, request: Request) -> Response:
-        await need("delete_saved_event")(ref, request.path_params["name"])
+        await platform.delete_saved_event(ref, request.path_params["name"])
         return json_response({"message": "saved event deleted"})
 
     # -- logs -----------------------------------------------------------------------------------
@@ -677,7 +666,7 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
         since, until = q.time("since"), q.time("until")
         limit = q.integer("limit", 200, 1, 10_000)
         q.done()
-        records = await need("query_logs")(level=level, function=q.text("function"),
+        records = await platform.query_logs(level=level, function=q.text("function"),
                                            invocation_id=q.text("invocation_id"), text=q.text("text"),
                                            since=since, until=until, limit=limit)
         return json_response({"logs": [r.model_dump(mode="json") for r in records], "count": len(records)})
@@ -690,17 +679,17 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
 
     @app.get(f"{v1}/alerts/rules", tags=["alerts"], summary="alert rules", responses=S.responses(S.RuleList))
     async def list_alert_rules() -> Response:
-        rules = await need("list_alert_rules")()
+        rules = await platform.list_alert_rules()
         return json_response({"rules": [rule_doc(r) for r in rules], "count": len(rules)})
 
     @app.post(f"{v1}/alerts/rules", tags=["alerts"], status_code=201, summary="create an alert rule",
               openapi_extra=rule_create, responses=S.responses(S.RuleChanged, 400, 404, 409, 422, status=201))
     async def create_alert_rule(request: Request) -> Response:
-        rule = await need("create_alert_rule")(await object_body(request, "alert rule", rule_create, S.AlertRuleSpec))
+        rule = await platform.create_alert_rule(await object_body(request, "alert rule", rule_create, S.AlertRuleSpec))
         return json_response({"message": "alert rule created", "rule": rule_doc(rule)}, 201)
 
     async def update_alert_rule(ref: str, request: Request) -> Response:
-        rule = await need("update_alert_rule")(ref, await object_body(request, "alert rule update", rule_patch,
+        rule = await platform.update_alert_rule(ref, await object_body(request, "alert rule update", rule_patch,
                                                                      S.AlertRuleSpec, S.RULE_BASE))
         return json_response({"message": "alert rule updated", "rule": rule_doc(rule)})
 
@@ -713,12 +702,12 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
     @app.delete(f"{v1}/alerts/rules/{{ref}}", tags=["alerts"], summary="delete an alert rule",
                 responses=S.responses(S.RuleChanged, 404))
     async def delete_alert_rule(ref: str) -> Response:
-        rule = await need("delete_alert_rule")(ref)
+        rule = await platform.delete_alert_rule(ref)
         return json_response({"message": "alert rule deleted", "rule": rule_doc(rule)})
 
     @app.get(f"{v1}/alerts", tags=["alerts"], summary="the current state of every rule", responses=S.responses(S.AlertList))
     async def alerts() -> Response:
-        items = await need("alerts")()
+        items = await platform.alerts()
         return json_response({"alerts": [a.model_dump(mode="json") for a in items], "count": len(items)})
 
     @app.get(f"{v1}/alerts/history", tags=["alerts"], summary="alert transitions, newest first",
@@ -728,7 +717,7 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
         q = S.Query(request.query_params, "alert history query")
         limit = q.integer("limit", 100, 1, 1000)
         q.done()
-        items = await need("alert_history")(limit)
+        items = await platform.alert_history(limit)
         return json_response({"alerts": [a.model_dump(mode="json") for a in items], "count": len(items)})
 
     # -- the live event stream --------------------------------------------------------------------
@@ -748,7 +737,7 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
             bad = sorted(wanted - set(EVENT_KINDS))
             if bad:
                 raise InvalidInput("event stream", [FieldError("kinds", f"unknown kind {k!r} (known: {', '.join(EVENT_KINDS)})") for k in bad])
-        source = need("events")(wanted or None)
+        source = platform.events(wanted or None)
         return StreamingResponse(_sse(source, settings, state), media_type="text/event-stream",
                                  headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
 

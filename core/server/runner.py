@@ -227,9 +227,7 @@ async def _serve(config: Config, opts: ServeOptions) -> int:
     previous = {sig: signal.signal(sig, server.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
     server.loop = loop
     try:
-        start = getattr(platform, "start", None)
-        if start is not None:  # background work: history flushing, alert evaluation
-            await start()
+        await platform.start()  # background work: history flushing, alert evaluation
         gc.collect()
         gc.freeze()  # what exists at start lives as long as the server: keep it out of every GC pass
         platform.lock.update({"command": "cloudfn serve", "version": __version__, "url": url,

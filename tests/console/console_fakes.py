@@ -7,6 +7,7 @@ import asyncio
 from datetime import datetime, timezone
 from typing import Any, AsyncIterator
 
+from core.api import PlatformAPI
 from core.errors import FieldError, InvalidInput, NotFound
 from core.models import (
     Alert, AlertRule, ErrorType, Event, Function, InvocationRecord, InvokeResult, LogRecord, SavedEvent,
@@ -31,7 +32,7 @@ SEED = [
 ]
 
 
-class FakePlatform:
+class FakePlatform(PlatformAPI):
     def __init__(self, n_extra: int = 0) -> None:
         self.functions: dict[str, Function] = {}
         self.versions: dict[str, list[Function]] = {}
@@ -43,6 +44,7 @@ class FakePlatform:
         self.queue: asyncio.Queue[Event | Exception] | None = None
         self.fail_events = 0  # how many times events() fails before it works
         self.data_dir = "/data/cloudfn"
+        self.started = False
         self.closed = False
         for i, (name, runtime, code, desc) in enumerate(SEED):
             self._add(Function(id=f"fn-{i:04d}", name=name, runtime=runtime, code=code, description=desc,
@@ -206,6 +208,9 @@ class FakePlatform:
 
     async def info(self) -> dict[str, Any]:
         return {"mode": "fake"}
+
+    async def start(self) -> None:
+        self.started = True
 
     async def close(self) -> None:
         self.closed = True

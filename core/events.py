@@ -8,6 +8,7 @@ held up by a console or an SSE client that stopped reading.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import threading
 from typing import Any, AsyncIterator, Callable
@@ -16,13 +17,43 @@ from core.errors import FieldError, InvalidInput
 from core.models import EVENT_KINDS, Event
 
 
+class DroppingQueue(asyncio.Queue):
+    """A bounded queue whose writer never waits: what arrives while it is full is dropped and
+    counted. The bus's subscriptions and the SSE writer both use it."""
+
+    def __init__(self, maxsize: int):
+        super().__init__(maxsize)
+        self.dropped = 0
+
+    def offer(self, item: Any) -> bool:
+        try:
+            self.put_nowait(item)
+            return True
+        except asyncio.QueueFull:
+            self.dropped += 1
+            return False
+
+    def take_dropped(self) -> int:
+        """How many were dropped since the last call."""
+        n, self.dropped = self.dropped, 0
+        return n
+
+    def end(self, mark: Any = None) -> None:
+        """Put the end mark even when full (the oldest item makes room), so the reader always
+        learns that nothing more comes."""
+        if self.full():
+            with contextlib.suppress(asyncio.QueueEmpty):
+                self.get_nowait()
+                self.dropped += 1
+        self.put_nowait(mark)
+
+
 class Subscription:
     def __init__(self, bus: "EventBus", kinds: set[str] | None, maxsize: int):
         self.bus = bus
         self.kinds = kinds
         self.loop = asyncio.get_running_loop()
-        self.queue: asyncio.Queue[Event] = asyncio.Queue(maxsize)
-        self.dropped = 0
+        self.queue = DroppingQueue(maxsize)
 
     def offer(self, event: Event) -> None:
         if self.kinds is not None and event.kind not in self.kinds:
@@ -35,11 +66,12 @@ class Subscription:
             except RuntimeError:  # the reader's loop is gone
                 self.bus._subs.discard(self)
 
+    @property
+    def dropped(self) -> int:
+        return self.queue.dropped
+
     def _put(self, event: Event) -> None:
-        try:
-            self.queue.put_nowait(event)
-        except asyncio.QueueFull:
-            self.dropped += 1
+        if not self.queue.offer(event):
             self.bus.dropped += 1
 
     async def get(self) -> Event:

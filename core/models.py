@@ -12,13 +12,14 @@ import re
 import unicodedata
 from datetime import datetime, timezone
 from enum import Enum
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, field_validator, model_validator
 
 from core.errors import FieldError, InvalidInput
 
-RUNTIMES = ("python", "nodejs", "go")
+Runtime = Literal["python", "nodejs", "go"]
+RUNTIMES: tuple[str, ...] = get_args(Runtime)  # the one list of runtime names; executors map each to a class
 RUNTIME_ALIASES = {"node": "nodejs", "node.js": "nodejs", "py": "python", "python3": "python", "golang": "go"}
 NAME_MAX = 64
 NAME_PUNCTUATION = frozenset(" -_.")
@@ -37,8 +38,6 @@ CONCURRENCY_RANGE = (1, 1000)
 DEFAULT_HANDLER = "handler"
 # Fields a client may echo back (a GET then PUT round trip) but never sets.
 READ_ONLY_FIELDS = ("id", "version", "created_at", "updated_at")
-
-Runtime = Literal["python", "nodejs", "go"]
 
 
 def new_uuid() -> str:

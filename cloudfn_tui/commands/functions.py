@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from core.api import PlatformAPI
+from core.envtext import parse_env
 from core.errors import FieldError, InvalidInput, NotFound
 from core.models import Function, InvokeResult
 
@@ -125,19 +126,6 @@ def _read_code(path: Path) -> str:
         raise InvalidInput("function", [FieldError("file", f"cannot read {path}: {exc.strerror if isinstance(exc, OSError) else exc}")]) from None
 
 
-def _parse_env(pairs: list[str]) -> dict[str, str]:
-    env, bad = {}, []
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            bad.append(pair)
-        else:
-            env[key] = value
-    if bad:
-        raise InvalidInput("function", [FieldError("env", f"{b!r} is not KEY=VALUE") for b in bad])
-    return env
-
-
 def _settings_from(args: argparse.Namespace) -> dict[str, Any]:
     fields = {
         "handler": args.handler,
@@ -160,7 +148,7 @@ def _print_saved(fn: Function, verb: str, as_json: bool) -> None:
 async def cmd_create(api: PlatformAPI, args: argparse.Namespace) -> int:
     data = {"name": args.name, "runtime": args.runtime, "code": _read_code(args.file), **_settings_from(args)}
     if args.env:
-        data["environment"] = _parse_env(args.env)
+        data["environment"] = parse_env(args.env)
     _print_saved(await api.create_function(data), "created", args.json)
     return 0
 
@@ -173,7 +161,7 @@ async def cmd_update(api: PlatformAPI, args: argparse.Namespace) -> int:
         data["code"] = _read_code(args.file)
     if args.env or args.unset_env:
         env = dict((await api.get_function(args.name)).environment)
-        env.update(_parse_env(args.env))
+        env.update(parse_env(args.env))
         for key in args.unset_env:
             env.pop(key, None)
         data["environment"] = env

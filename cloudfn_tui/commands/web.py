@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ipaddress
 import os
 import re
 import shlex
@@ -20,6 +19,7 @@ import sys
 from urllib.parse import urlsplit
 
 from core.errors import ConfigError
+from core.loopback import is_loopback
 
 DEFAULT_PORT = 8000
 
@@ -33,15 +33,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--allow-remote-access", action="store_true",
                    help="allow binding a non-loopback address: anyone who reaches it gets the console")
     p.set_defaults(main=run_web)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def console_command(args: argparse.Namespace) -> str:
@@ -75,7 +66,7 @@ def allowed_origins(host: str, port: int, public_url: str) -> frozenset[str]:
     of the same port (a browser on http://localhost:8000 opens the socket textual-serve names,
     ws://127.0.0.1:8000/ws, with Origin http://localhost:8000)."""
     origins = {_origin(public_url)}
-    if _is_loopback(host.strip("[]")):
+    if is_loopback(host):
         for name in ("localhost", "127.0.0.1", "[::1]"):
             origins.add(_origin(f"http://{name}:{port}"))
     return frozenset(origins)
@@ -161,7 +152,7 @@ def _server_class():
 
 
 def run_web(args: argparse.Namespace) -> int:
-    if not _is_loopback(args.host) and not args.allow_remote_access:
+    if not is_loopback(args.host) and not args.allow_remote_access:
         raise ConfigError(
             f"cloudfn web: {args.host} is not a loopback address, and the browser console has no login. "
             "Use --host 127.0.0.1 (and an SSH tunnel), or pass --allow-remote-access if you mean it."

@@ -10,6 +10,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Input, Label, Select, Static, Switch, TextArea
 
 from core.bundle import Bundle
+from core.envtext import parse_env
+from core.errors import InvalidInput
 from core.models import ALERT_METRICS, RUNTIMES, AlertRule, Function
 from cloudfn_tui.keymap import Command, bindings
 from cloudfn_tui.screens.modals import Dialog
@@ -125,19 +127,6 @@ def _env_text(env: dict[str, str]) -> str:
     return "\n".join(f"{k}={v}" for k, v in env.items())
 
 
-def parse_env(text: str) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for n, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, sep, value = line.partition("=")
-        if not sep:
-            raise ValueError(f"environment line {n}: expected KEY=value, got {line!r}")
-        env[key.strip()] = value
-    return env
-
-
 class ConfigureScreen(Form):
     """Dismisses with a partial update of the settings that changed."""
 
@@ -180,9 +169,9 @@ class ConfigureScreen(Form):
         fn = self.fn
         q = lambda i: self.query_one(i, Input).value.strip()  # noqa: E731
         try:
-            env = parse_env(self.query_one("#cfg-env", TextArea).text)
-        except ValueError as exc:
-            self.show_error(str(exc))
+            env = parse_env(self.query_one("#cfg-env", TextArea).text.splitlines(), "environment", numbered=True)
+        except InvalidInput as exc:
+            self.show_error("; ".join(map(str, exc.errors)))
             return
         values: dict[str, Any] = {
             "handler": q("#cfg-handler"),

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import ipaddress
 import json
 import logging
 from dataclasses import dataclass, field
@@ -30,7 +29,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from core import __version__
 from core.api import PlatformAPI
 from core.errors import CloudfnError, FieldError, InvalidInput
+from core.events import DroppingQueue
 from core.jsonlimits import JSONLimitError, field_path, json_safe, loads_checked
+from core.loopback import is_loopback_authority
 from core.models import EVENT_KINDS, ErrorType, InvokeResult
 from core.server import schema as S
 from core.server._fastapi_compat import LeanFastAPI
@@ -65,7 +66,7 @@ class ServerState:
     def __init__(self) -> None:
         self.shutting_down = False
         self.in_flight = 0  # requests being served (the 503s of a shutdown are not counted)
-        self.streams: set[asyncio.Queue] = set()
+        self.streams: set[DroppingQueue] = set()
         self._drained: asyncio.Event | None = None
 
     def request_done(self) -> None:
@@ -96,12 +97,7 @@ class ServerState:
         if self._drained is None:
             self._drained = asyncio.Event()
         for q in list(self.streams):
-            with contextlib.suppress(asyncio.QueueFull):
-                q.put_nowait(None)
-            if q.full():  # make room for the end mark
-                with contextlib.suppress(asyncio.QueueEmpty):
-                    q.get_nowait()
-                q.put_nowait(None)
+            q.end(None)
 
 
 # -- errors ---------------------------------------------------------------------------------
@@ -194,27 +190,6 @@ def invoke_answer(result: InvokeResult) -> tuple[int, bytes, dict[str, str]]:
 
 
 # -- the guard: shutdown, auth, body size -----------------------------------------------------
-def loopback_host(host: bytes) -> bool:
-    """Whether a Host header (with or without a port) names this machine's loopback:
-    localhost, 127.x.x.x or [::1]. 127.0.0.1.evil.example is a name, not an address."""
-    h = host.decode("latin-1").strip().lower()
-    if h.startswith("["):
-        end = h.find("]")
-        if end < 0 or (h[end + 1:] and not (h[end + 1] == ":" and h[end + 2:].isdigit())):
-            return False
-        h = h[1:end]
-    elif ":" in h:
-        h, _, port = h.rpartition(":")
-        if not port.isdigit():
-            return False
-    if h in ("localhost", "localhost."):
-        return True
-    try:
-        return ipaddress.ip_address(h).is_loopback
-    except ValueError:
-        return False
-
-
 def json_media_type(ctype: bytes | None) -> bool:
     if ctype is None:
         return False
@@ -316,7 +291,7 @@ class Guard:
                 ctype = value
             elif name == b"transfer-encoding":
                 chunked = value
-        if host is not None and not loopback_host(host):
+        if host is not None and not is_loopback_authority(host):
             shown = host.decode("latin-1")[:100]
             return {"error": f"the Host header {shown!r} is not a loopback name: this server runs without a token "
                              "(--no-auth) and answers only requests addressed to localhost, 127.0.0.1 or [::1] "
@@ -826,20 +801,14 @@ def _openapi_with_auth(app: FastAPI, bearer: bool) -> Callable[[], dict[str, Any
 async def _sse(source: Any, settings: ServerSettings, state: ServerState):
     """Pump the platform's stream into a bounded queue (a slow client loses events, never stalls
     the platform), and write it out with heartbeats until the client leaves or the server stops."""
-    queue: asyncio.Queue = asyncio.Queue(settings.sse_queue)
-    dropped = 0
+    queue = DroppingQueue(settings.sse_queue)
 
     async def pump() -> None:
-        nonlocal dropped
         try:
             async for ev in source:
-                try:
-                    queue.put_nowait(ev)
-                except asyncio.QueueFull:
-                    dropped += 1
+                queue.offer(ev)
         finally:
-            with contextlib.suppress(asyncio.QueueFull):
-                queue.put_nowait(None)
+            queue.end(None)
 
     state.streams.add(queue)
     task = asyncio.create_task(pump())
@@ -855,9 +824,9 @@ async def _sse(source: Any, settings: ServerSettings, state: ServerState):
                 if state.shutting_down:
                     yield b"event: shutdown\ndata: {}\n\n"
                 return
+            dropped = queue.take_dropped()
             if dropped:
                 yield f": dropped {dropped} events (slow reader)\n\n".encode()
-                dropped = 0
             yield b"id: %d\nevent: %s\ndata: %s\n\n" % (ev.seq, ev.kind.encode(), ev.model_dump_json().encode())
     finally:
         state.streams.discard(queue)

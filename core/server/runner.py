@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import ipaddress
 import logging
 import os
 import secrets
@@ -26,21 +25,13 @@ from typing import Any, Callable
 from core import __version__
 from core.config import Config
 from core.errors import ConfigError
+from core.loopback import is_loopback
 from core.server.app import DEFAULT_MAX_BODY, ServerSettings, ServerState, create_app
 
 log = logging.getLogger("cloudfn.server")
 TOKEN_FILE = "server.token"
 TOKEN_ENV = "CLOUDFN_TOKEN"
 EXIT_FORCED = 1
-
-
-def is_loopback(host: str) -> bool:
-    if host.strip().lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def token_path(data_dir: Path) -> Path:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
+import logging.handlers
 import re
 import threading
 from collections import deque
@@ -63,10 +63,10 @@ class LogHub(logging.Handler):
         self.ring: deque[LogRecord] = deque(maxlen=ring_size)
         self.publish = publish
         self._lock = threading.Lock()
-        self._file = open_private(self.path, "a", encoding="utf-8")
+        self._out = _PrivateRotatingFile(self.path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
         # Lines from before this process are read into the ring on the first query only, so
         # starting the platform never pays for a large log file.
-        self._backfilled = self._file.tell() == 0
+        self._backfilled = self._out.stream.tell() == 0
 
     # -- in ------------------------------------------------------------------------------
     def emit(self, record: logging.LogRecord) -> None:
@@ -108,22 +108,14 @@ class LogHub(logging.Handler):
         with self._lock:
             self.ring.append(rec)
             # A closed file must not silence the live stream: the bus does not depend on it.
-            if not self._file.closed:
-                self._file.write(line)
-                self._file.flush()
-                if self._file.tell() >= self.max_bytes:
-                    self._rotate()
+            out = self._out.stream
+            if out is not None and not out.closed:
+                out.write(line)
+                out.flush()
+                if out.tell() >= self.max_bytes:
+                    self._out.doRollover()
         if self.publish is not None:
             self.publish("log", lambda: rec.model_dump(mode="json"))
-
-    def _rotate(self) -> None:
-        self._file.close()
-        for i in range(self.backups - 1, 0, -1):
-            older = self.path.with_name(f"{self.path.name}.{i}")
-            if older.exists():
-                os.replace(older, self.path.with_name(f"{self.path.name}.{i + 1}"))
-        os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
-        self._file = open_private(self.path, "a", encoding="utf-8")
 
     # -- out -----------------------------------------------------------------------------
     def files(self) -> list[Path]:
@@ -176,7 +168,8 @@ class LogHub(logging.Handler):
 
     def _read_files(self) -> Iterable[LogRecord]:
         with self._lock:
-            self._file.flush()
+            if self._out.stream is not None and not self._out.stream.closed:
+                self._out.stream.flush()
         for path in self.files():
             try:
                 with open(path, encoding="utf-8") as f:
@@ -196,8 +189,7 @@ class LogHub(logging.Handler):
 
     def shutdown(self) -> None:
         with self._lock:
-            if not self._file.closed:
-                self._file.close()
+            self._out.shutdown()
         super().close()
 
 
@@ -226,3 +218,19 @@ def attach(hub: LogHub, level: str) -> logging.Logger:
 
 def detach(hub: LogHub) -> None:
     logging.getLogger("cloudfn").removeHandler(hub)
+
+
+class _PrivateRotatingFile(logging.handlers.RotatingFileHandler):
+    """The JSON-lines file, rotated by the standard library (cloudfn.jsonl.1 ... .N, as before),
+    created 0600 like every file in the data directory. The hub writes its stream directly (the
+    lines are already JSON) and asks for the rollover; `close` is the logging machinery's and
+    does nothing, since uvicorn's dictConfig closes every handler ever made (see LogHub.close)."""
+
+    def _open(self) -> Any:
+        return open_private(Path(self.baseFilename), self.mode, encoding=self.encoding)
+
+    def close(self) -> None:
+        pass
+
+    def shutdown(self) -> None:
+        super().close()

@@ -41,8 +41,10 @@ READ_ONLY_FIELDS = ("id", "version", "created_at", "updated_at")
 
 
 def new_uuid() -> str:
-    """A random (version 4) UUID as text, as str(uuid.uuid4()) but without building the object
-    (a few microseconds less on every invocation)."""
+    """A random (version 4) UUID as text, as str(uuid.uuid4()) but without building the object.
+    Kept for its cost, measured (timeit, 2026-12): 1.0 us against 2.4 us; an invocation makes two
+    (request and invocation ids), ~3 us of a 0.18-0.25 ms warm invoke (README, performance).
+    tests/test_libraries.py checks that uuid.UUID reads each as version 4."""
     h = bytearray(os.urandom(16))
     h[6] = (h[6] & 0x0F) | 0x40
     h[8] = (h[8] & 0x3F) | 0x80

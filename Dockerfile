@@ -19,12 +19,16 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
+# A server-only install: exactly the versions CI tested for [core] and [server] (hash-checked),
+# then cloudfn itself without its default dependencies (the console's Textual and tree-sitter).
+COPY requirements-server.lock ./
+RUN pip install --no-cache-dir --require-hashes -r requirements-server.lock
 COPY pyproject.toml README.md ./
 COPY core ./core
 COPY cloudfn_tui ./cloudfn_tui
 COPY functions ./functions
 COPY themes ./themes
-RUN pip install --no-cache-dir . && rm -rf /app/*
+RUN pip install --no-cache-dir --no-deps . && rm -rf /app/*
 
 RUN useradd --create-home --uid 10001 cloudfn && mkdir /data && chown cloudfn /data
 USER cloudfn

@@ -149,9 +149,15 @@ def open_platform(args: argparse.Namespace, command: str, config=None, owner: bo
 
 
 def run_console(args: argparse.Namespace) -> int:
+    try:  # before the data directory is taken
+        from cloudfn_tui.app import CloudfnApp
+    except ImportError as exc:
+        from core.errors import ConfigError
+
+        raise ConfigError(f"the console needs {exc.name or 'textual'}, which this install left out "
+                          "(a server-only install?): pip install 'cloudfn[console]'") from None
     config = load_settings(args)
     platform = open_platform(args, "cloudfn console", config, owner=True)
-    from cloudfn_tui.app import CloudfnApp
 
     # The keymap and theme come from the local config file, attached or not.
     app = CloudfnApp.from_config(platform, config)

@@ -1,7 +1,7 @@
 """Durable JSON document storage: TinyDB made safe for crashes and concurrent writers.
 
 TinyDB as shipped rewrites its file in place, so a writer killed mid-write leaves a broken file,
-and two writers at once corrupt it (DESIGN.md measured both). Here:
+and two writers at once corrupt it (measured here: 3% of 200 SIGKILLs; README, "Storage"). Here:
 - every write goes to a temp file in the same folder, is fsynced, renamed over the old file, and
   the folder is fsynced: after a crash the file is the old or the new version, never a mix;
 - every read-modify-write holds a thread lock and an `flock` on a sidecar lock file, so threads

@@ -1,5 +1,6 @@
-"""Runs functions: warm, sandboxed worker processes per function version (see DESIGN.md
-"Execution"). The platform core uses `ExecutionService` and `ExecutionSettings` only."""
+"""Runs functions: warm, sandboxed worker processes per function version (README, "Security:
+what cloudfn protects, and from whom"). The platform core uses `ExecutionService` and
+`ExecutionSettings` only."""
 
 from .service import ExecutionService, ExecutionSettings
 

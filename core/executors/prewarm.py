@@ -2,7 +2,7 @@
 take on a function at its cold start, so the cold start no longer pays for the process chain
 (cgroup join and rlimits, the bwraps and setpriv, the interpreter's start).
 
-Isolation is the same as a freshly started worker's (DESIGN.md "Execution"):
+Isolation is the same as a freshly started worker's (README, "Security"):
 - each sandbox has its own cgroup (pids limit from the start; the function's memory limit is
   written there when it takes the function on) and its own empty function folder (under
   /dev/shm, see slot_root), bind-mounted read-only at /function; only the adopting function's

@@ -1,6 +1,6 @@
 """What the host offers to contain a worker, and how a worker's command line is built from it.
 
-Measured on these machines (DESIGN.md "Execution"): a cgroup per worker for memory and processes,
+Measured on these machines (README, "Security"): a cgroup per worker for memory and processes,
 the launching shell's `ulimit` for rlimits (no `preexec_fn`: the platform is threaded), `bwrap`
 for namespaces with a non-root uid, `setpriv` to leave root, a seccomp filter (seccomp.py). Each piece is probed once; whatever is missing is reported by `HostSandbox.report()`
 and the rest still applies.
@@ -464,7 +464,7 @@ def _which(name: str) -> str | None:
 class HostSandbox:
     """Probes the host once and turns a `WorkerSpec` into the command that launches it.
 
-    The chain, as root (DESIGN.md "Security model"): a shell joins the worker's cgroups and sets
+    The chain, as root (README, "Security"): a shell joins the worker's cgroups and sets
     its rlimits; a root bwrap lays out the sandbox's files (it can read paths that only root may
     traverse, such as an interpreter under /root); setpriv drops to the sandbox user with no
     capabilities and no_new_privs; an unprivileged bwrap then makes the user, pid, network, ipc

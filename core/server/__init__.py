@@ -1,9 +1,9 @@
-"""The REST server: a thin HTTP adapter over `PlatformAPI` (DESIGN.md "REST API").
+"""The REST server: a thin HTTP adapter over `PlatformAPI` (README, "REST API and remote attach").
 
 `create_app(platform, settings)` builds the FastAPI application; `serve(...)` runs it under
 uvicorn with token auth, a body-size limit and a graceful shutdown. No platform logic lives
 here: every route calls one `PlatformAPI` method and maps its answer or its `CloudfnError`
-to HTTP. The wire format is the seed's (`seed/README.md`).
+to HTTP. The wire format is the original platform's (README, "Coming from the original platform").
 """
 
 from typing import Any

@@ -1,5 +1,5 @@
 """Every bundled example runs with its sample event; the seed's own example runs as written;
-every handler form of DESIGN.md works."""
+every handler form the README lists works ("Functions and runtimes")."""
 
 from __future__ import annotations
 

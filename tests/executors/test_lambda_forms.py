@@ -38,7 +38,7 @@ async def test_go_ui_template_runs(service, head, event, shown):
         assert 'added the missing import "context"' in res.logs, res.logs
 
 
-# functions.md's processData is not in /work/shared/seed; this one has its defect: encoding/json
+# functions.md's processData is not among the original platform's files; this one has its defect: encoding/json
 # imported and never used.
 PROCESS_DATA = (
     "package main\n"

@@ -13,7 +13,7 @@ own highlight queries. The console then looks the same and starts slower.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.app import App
 from textual.screen import Screen
@@ -71,7 +71,10 @@ class _PaintOnceScreen(Screen):
 
 
 # The base class of the console's main screen.
-PaintOnceScreen: type[Screen] = Screen if STOCK else _PaintOnceScreen
+if TYPE_CHECKING or not STOCK:
+    PaintOnceScreen = _PaintOnceScreen
+else:
+    PaintOnceScreen = Screen
 
 
 def start_with_theme(app: App, name: str) -> None:

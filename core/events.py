@@ -11,13 +11,16 @@ import asyncio
 import contextlib
 import itertools
 import threading
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable, TypeVar
 
 from core.errors import FieldError, InvalidInput
 from core.models import EVENT_KINDS, Event
 
 
-class DroppingQueue(asyncio.Queue):
+_T = TypeVar("_T")
+
+
+class DroppingQueue(asyncio.Queue[_T]):
     """A bounded queue whose writer never waits: what arrives while it is full is dropped and
     counted. The bus's subscriptions and the SSE writer both use it."""
 
@@ -25,7 +28,7 @@ class DroppingQueue(asyncio.Queue):
         super().__init__(maxsize)
         self.dropped = 0
 
-    def offer(self, item: Any) -> bool:
+    def offer(self, item: _T) -> bool:
         try:
             self.put_nowait(item)
             return True
@@ -38,7 +41,7 @@ class DroppingQueue(asyncio.Queue):
         n, self.dropped = self.dropped, 0
         return n
 
-    def end(self, mark: Any = None) -> None:
+    def end(self, mark: _T) -> None:
         """Put the end mark even when full (the oldest item makes room), so the reader always
         learns that nothing more comes."""
         if self.full():
@@ -53,7 +56,7 @@ class Subscription:
         self.bus = bus
         self.kinds = kinds
         self.loop = asyncio.get_running_loop()
-        self.queue = DroppingQueue(maxsize)
+        self.queue: DroppingQueue[Event] = DroppingQueue(maxsize)
 
     def offer(self, event: Event) -> None:
         if self.kinds is not None and event.kind not in self.kinds:

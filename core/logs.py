@@ -66,7 +66,7 @@ class LogHub(logging.Handler):
         self._out = _PrivateRotatingFile(self.path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
         # Lines from before this process are read into the ring on the first query only, so
         # starting the platform never pays for a large log file.
-        self._backfilled = self._out.stream.tell() == 0
+        self._backfilled = self.path.stat().st_size == 0
 
     # -- in ------------------------------------------------------------------------------
     def emit(self, record: logging.LogRecord) -> None:

@@ -29,10 +29,10 @@ def is_loopback_authority(host: bytes | str) -> bool:
     h = (host.decode("latin-1") if isinstance(host, bytes) else host).strip()
     if h.startswith("["):
         end = h.find("]")
-        rest = h[end + 1:] if end >= 0 else ""
+        rest = h[end + 1 :] if end >= 0 else ""
         if end < 0 or (rest and not (rest[0] == ":" and rest[1:].isdigit())):
             return False
-        h = h[:end + 1]
+        h = h[: end + 1]
     elif ":" in h:
         h, _, port = h.rpartition(":")
         if not port.isdigit() or ":" in h:  # a bare IPv6 address needs its brackets here

@@ -18,10 +18,31 @@ from core.loopback import is_loopback, is_loopback_authority
 from core.models import RUNTIMES
 from core.server.runner import ServeOptions, check_auth_rule
 
-LOOPBACK = ["localhost", "LOCALHOST", " localhost ", "localhost.", "127.0.0.1", "127.1.2.3", "::1", "[::1]",
-            "[0:0:0:0:0:0:0:1]"]
-NOT_LOOPBACK = ["0.0.0.0", "::", "[::]", "10.0.0.1", "example.com", "127.0.0.1.evil.example", "localhost.evil",
-                "[127.0.0.1", "::1]", "", "[]", "[localhost"]
+LOOPBACK = [
+    "localhost",
+    "LOCALHOST",
+    " localhost ",
+    "localhost.",
+    "127.0.0.1",
+    "127.1.2.3",
+    "::1",
+    "[::1]",
+    "[0:0:0:0:0:0:0:1]",
+]
+NOT_LOOPBACK = [
+    "0.0.0.0",
+    "::",
+    "[::]",
+    "10.0.0.1",
+    "example.com",
+    "127.0.0.1.evil.example",
+    "localhost.evil",
+    "[127.0.0.1",
+    "::1]",
+    "",
+    "[]",
+    "[localhost",
+]
 
 
 @pytest.mark.parametrize("host", LOOPBACK)
@@ -34,13 +55,26 @@ def test_not_loopback(host):
     assert not is_loopback(host)
 
 
-@pytest.mark.parametrize("header, ok", [
-    (b"localhost", True), (b"localhost:8080", True), (b"LocalHost:1", True), (b"127.0.0.1:80", True),
-    (b"[::1]:8080", True), (b"[::1]", True), (b"localhost.:8080", True),
-    (b"::1", False),  # an IPv6 host in a Host header needs its brackets
-    (b"localhost:", False), (b"localhost:x", False), (b"[::1]x", False), (b"[::1:80", False),
-    (b"evil.example", False), (b"127.0.0.1.evil.example:80", False), (b"0.0.0.0:8080", False),
-])
+@pytest.mark.parametrize(
+    "header, ok",
+    [
+        (b"localhost", True),
+        (b"localhost:8080", True),
+        (b"LocalHost:1", True),
+        (b"127.0.0.1:80", True),
+        (b"[::1]:8080", True),
+        (b"[::1]", True),
+        (b"localhost.:8080", True),
+        (b"::1", False),  # an IPv6 host in a Host header needs its brackets
+        (b"localhost:", False),
+        (b"localhost:x", False),
+        (b"[::1]x", False),
+        (b"[::1:80", False),
+        (b"evil.example", False),
+        (b"127.0.0.1.evil.example:80", False),
+        (b"0.0.0.0:8080", False),
+    ],
+)
 def test_host_headers(header, ok):
     assert is_loopback_authority(header) is ok
 

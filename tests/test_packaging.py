@@ -40,8 +40,11 @@ def test_the_version_is_written_once():
 
 
 def test_the_server_lock_holds_no_console_package():
-    names = {_name(line) for line in (REPO / "requirements-server.lock").read_text().splitlines()
-             if line and line[0].isalpha()}
+    names = {
+        _name(line)
+        for line in (REPO / "requirements-server.lock").read_text().splitlines()
+        if line and line[0].isalpha()
+    }
     assert {"fastapi", "uvicorn", "pydantic"} <= names
     assert not names & {"textual", "tree-sitter", "textual-serve", "rich"}
 
@@ -83,19 +86,28 @@ def test_a_server_only_install_serves_without_textual(wheel, tmp_path):
     cloudfn = tmp_path / "venv" / "bin" / "cloudfn"
     assert run([str(cloudfn), "--version"]).stdout.strip() == f"cloudfn {core.__version__}"
     assert "--no-auth" in run([str(cloudfn), "serve", "--help"]).stdout
-    probe = ("import sys, importlib.util\n"
-             "import core.server.app, core.server.runner, core.local\n"
-             "from core import paths\n"
-             "assert importlib.util.find_spec('textual') is None, 'textual is installed'\n"
-             "assert not [m for m in sys.modules if m.startswith(('textual', 'tree_sitter'))]\n"
-             "assert any(paths.bundled_functions_dir().glob('*/function.yaml')), paths.bundled_functions_dir()\n"
-             "print(paths.bundled_functions_dir())")
+    probe = (
+        "import sys, importlib.util\n"
+        "import core.server.app, core.server.runner, core.local\n"
+        "from core import paths\n"
+        "assert importlib.util.find_spec('textual') is None, 'textual is installed'\n"
+        "assert not [m for m in sys.modules if m.startswith(('textual', 'tree_sitter'))]\n"
+        "assert any(paths.bundled_functions_dir().glob('*/function.yaml')), paths.bundled_functions_dir()\n"
+        "print(paths.bundled_functions_dir())"
+    )
     where = run([str(py), "-c", probe]).stdout.strip()
     assert "site-packages/core/bundled_functions" in where
     # The console says what is missing rather than failing with a stack trace.
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    done = subprocess.run([str(cloudfn), "--data-dir", str(tmp_path / "data")], capture_output=True, text=True,
-                          timeout=60, stdin=subprocess.DEVNULL, cwd="/", env=env)
+    done = subprocess.run(
+        [str(cloudfn), "--data-dir", str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        cwd="/",
+        env=env,
+    )
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert "pip install 'cloudfn[console]'" in done.stderr
     assert not (tmp_path / "data").exists()  # nothing taken or written
@@ -106,9 +118,11 @@ def test_the_default_install_gives_the_console(wheel, tmp_path):
     py = fresh_venv(tmp_path / "venv", "requirements.lock", wheel)
     cloudfn = tmp_path / "venv" / "bin" / "cloudfn"
     assert run([str(cloudfn), "--version"]).stdout.strip() == f"cloudfn {core.__version__}"
-    probe = ("import cloudfn_tui.app, cloudfn_tui.commands.web, textual_serve\n"
-             "from core import paths\n"
-             "assert any(paths.bundled_themes_dir().glob('*.yaml')), paths.bundled_themes_dir()\n"
-             "import importlib.metadata as m\n"
-             "print(sorted((m.distribution('cloudfn').read_text('top_level.txt') or 'core cloudfn_tui').split()))")
+    probe = (
+        "import cloudfn_tui.app, cloudfn_tui.commands.web, textual_serve\n"
+        "from core import paths\n"
+        "assert any(paths.bundled_themes_dir().glob('*.yaml')), paths.bundled_themes_dir()\n"
+        "import importlib.metadata as m\n"
+        "print(sorted((m.distribution('cloudfn').read_text('top_level.txt') or 'core cloudfn_tui').split()))"
+    )
     assert run([str(py), "-c", probe]).stdout.strip() == "['cloudfn_tui', 'core']"

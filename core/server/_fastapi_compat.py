@@ -12,7 +12,7 @@ checks that FastAPI's call still only adds those two things to Starlette's.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
@@ -28,4 +28,7 @@ class _StarletteCallFastAPI(FastAPI):
 
 
 # The base of the server's application class (core/server/app.py).
-LeanFastAPI: type[FastAPI] = FastAPI if STOCK else _StarletteCallFastAPI
+if TYPE_CHECKING or not STOCK:
+    LeanFastAPI = _StarletteCallFastAPI
+else:
+    LeanFastAPI = FastAPI

@@ -41,5 +41,9 @@ class QuietServer(uvicorn.Server):
         yield
 
 
+async def _no_app(*args: Any) -> None:  # the Config is asked for its loop only
+    return None
+
+
 def loop_factory() -> Callable[[], Any] | None:
-    return uvicorn.Config(app=None, loop="auto").get_loop_factory()
+    return uvicorn.Config(app=_no_app, loop="auto").get_loop_factory()

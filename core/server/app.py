@@ -32,7 +32,7 @@ from core.errors import CloudfnError, FieldError, InvalidInput
 from core.events import DroppingQueue
 from core.jsonlimits import JSONLimitError, field_path, json_safe, loads_checked
 from core.loopback import is_loopback_authority
-from core.models import EVENT_KINDS, ErrorType, InvokeResult
+from core.models import EVENT_KINDS, ErrorType, Event, InvokeResult
 from core.server import schema as S
 from core.server._fastapi_compat import LeanFastAPI
 
@@ -66,7 +66,7 @@ class ServerState:
     def __init__(self) -> None:
         self.shutting_down = False
         self.in_flight = 0  # requests being served (the 503s of a shutdown are not counted)
-        self.streams: set[DroppingQueue] = set()
+        self.streams: set[DroppingQueue[Event | None]] = set()
         self._drained: asyncio.Event | None = None
 
     def request_done(self) -> None:
@@ -364,7 +364,7 @@ class Guard:
 
 
 # -- the application --------------------------------------------------------------------------
-class _GuardedFastAPI(LeanFastAPI):  # type: ignore[misc,valid-type]
+class _GuardedFastAPI(LeanFastAPI):
     """FastAPI whose middleware stack is wrapped by `outer_layers` (see create_app)."""
 
     def __init__(self, outer_layers: Callable[[Any], Any], **kwargs: Any):
@@ -801,7 +801,7 @@ def _openapi_with_auth(app: FastAPI, bearer: bool) -> Callable[[], dict[str, Any
 async def _sse(source: Any, settings: ServerSettings, state: ServerState):
     """Pump the platform's stream into a bounded queue (a slow client loses events, never stalls
     the platform), and write it out with heartbeats until the client leaves or the server stops."""
-    queue = DroppingQueue(settings.sse_queue)
+    queue: DroppingQueue[Event | None] = DroppingQueue(settings.sse_queue)
 
     async def pump() -> None:
         try:

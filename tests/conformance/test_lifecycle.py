@@ -27,39 +27,73 @@ CONTRACT_CODES = {"override", "abstract", "empty-body", "misc"}
 
 def test_every_implementation_keeps_the_protocols_signatures(tmp_path):
     missing = tmp_path / "instantiate.py"
-    missing.write_text("from core.local import LocalPlatform\nfrom core.remote import RemotePlatform\n"
-                       "from console_fakes import FakePlatform\n\n"
-                       "def all_of_them() -> None:\n"
-                       "    LocalPlatform(None)  # type: ignore[arg-type]\n"
-                       "    RemotePlatform('http://127.0.0.1:1')\n"
-                       "    FakePlatform()\n")
+    missing.write_text(
+        "from core.local import LocalPlatform\nfrom core.remote import RemotePlatform\n"
+        "from console_fakes import FakePlatform\n\n"
+        "def all_of_them() -> None:\n"
+        "    LocalPlatform(None)  # type: ignore[arg-type]\n"
+        "    RemotePlatform('http://127.0.0.1:1')\n"
+        "    FakePlatform()\n"
+    )
     out = subprocess.run(
-        [sys.executable, "-m", "mypy", "--follow-imports=silent", "--ignore-missing-imports", "--no-error-summary",
-         "--cache-dir", str(tmp_path / "cache"), *IMPLEMENTATIONS, str(missing)],
-        cwd=REPO, env={"MYPYPATH": str(REPO / "tests" / "console"), "PATH": "/usr/bin:/bin"},
-        capture_output=True, text=True, timeout=300)
-    broken = [line for line in out.stdout.splitlines()
-              if (m := re.search(r"\[([\w-]+)\]$", line)) and m.group(1) in CONTRACT_CODES]
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--follow-imports=silent",
+            "--ignore-missing-imports",
+            "--no-error-summary",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            *IMPLEMENTATIONS,
+            str(missing),
+        ],
+        cwd=REPO,
+        env={"MYPYPATH": str(REPO / "tests" / "console"), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    broken = [
+        line
+        for line in out.stdout.splitlines()
+        if (m := re.search(r"\[([\w-]+)\]$", line)) and m.group(1) in CONTRACT_CODES
+    ]
     assert not broken, "\n".join(broken)
     assert out.returncode in (0, 1), out.stderr  # 1: other findings, which scripts/check reports
 
 
 def test_the_type_check_catches_a_broken_implementation(tmp_path):
     bad = tmp_path / "bad.py"
-    bad.write_text("from typing import Any\nfrom console_fakes import FakePlatform\nfrom core.api import PlatformAPI\n\n"
-                   "class Drifted(FakePlatform):\n"
-                   "    async def health(self, strict: bool) -> dict[str, Any]:\n"
-                   "        return {}\n\n"
-                   "class Partial(PlatformAPI):\n"
-                   "    async def health(self) -> dict[str, Any]:\n"
-                   "        return {}\n\n"
-                   "def make() -> None:\n"
-                   "    Partial()\n")
+    bad.write_text(
+        "from typing import Any\nfrom console_fakes import FakePlatform\nfrom core.api import PlatformAPI\n\n"
+        "class Drifted(FakePlatform):\n"
+        "    async def health(self, strict: bool) -> dict[str, Any]:\n"
+        "        return {}\n\n"
+        "class Partial(PlatformAPI):\n"
+        "    async def health(self) -> dict[str, Any]:\n"
+        "        return {}\n\n"
+        "def make() -> None:\n"
+        "    Partial()\n"
+    )
     out = subprocess.run(
-        [sys.executable, "-m", "mypy", "--follow-imports=silent", "--ignore-missing-imports", "--no-error-summary",
-         "--cache-dir", str(tmp_path / "cache"), str(bad)],
-        cwd=REPO, env={"MYPYPATH": str(REPO / "tests" / "console"), "PATH": "/usr/bin:/bin"},
-        capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--follow-imports=silent",
+            "--ignore-missing-imports",
+            "--no-error-summary",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            str(bad),
+        ],
+        cwd=REPO,
+        env={"MYPYPATH": str(REPO / "tests" / "console"), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert '"health" incompatible with supertype' in out.stdout, out.stdout
     assert 'Cannot instantiate abstract class "Partial"' in out.stdout, out.stdout
 

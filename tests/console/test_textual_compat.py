@@ -117,8 +117,10 @@ def test_the_xterm_parser_makes_the_keys_the_keymap_binds_for_escape_digit():
 
 
 def test_the_stock_switch_turns_every_override_off():
-    code = ("from cloudfn_tui import _textual_compat as c; from textual.screen import Screen; "
-            "print(c.STOCK, c.PaintOnceScreen is Screen, c.styled_highlight_source(None, 'python'))")
+    code = (
+        "from cloudfn_tui import _textual_compat as c; from textual.screen import Screen; "
+        "print(c.STOCK, c.PaintOnceScreen is Screen, c.styled_highlight_source(None, 'python'))"
+    )
     env = {**os.environ, "PYTHONPATH": str(REPO), "CLOUDFN_STOCK_TEXTUAL": "1"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert out.stdout.split("\n")[0] == "True True (set(), None)", out.stderr

@@ -19,7 +19,7 @@ SOURCE = (Path(core.executors.__file__).parent / "runners" / "python_runner.py")
 
 
 def _runner_json():
-    head = SOURCE[:SOURCE.index("\nREQ_FD = ")]  # the module's top, before it reads its fds
+    head = SOURCE[: SOURCE.index("\nREQ_FD = ")]  # the module's top, before it reads its fds
     namespace: dict = {}
     exec(compile(head, "python_runner.py", "exec"), namespace)
     return namespace["json"]

@@ -15,17 +15,24 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
+from serverproc import REPO
 from starlette.applications import Starlette
+from test_http_protocol import protocol, request, settle
 
 from core.server import _fastapi_compat, _uvicorn_compat, http_protocol
-from serverproc import REPO
-from test_http_protocol import protocol, request, settle
 
 
 def test_the_protocol_base_has_what_the_subclasses_use():
     base = _uvicorn_compat.HttpToolsProtocol
-    for name in ("connection_made", "connection_lost", "data_received", "on_message_begin",
-                 "on_headers_complete", "on_message_complete", "_should_upgrade"):
+    for name in (
+        "connection_made",
+        "connection_lost",
+        "data_received",
+        "on_message_begin",
+        "on_headers_complete",
+        "on_message_complete",
+        "_should_upgrade",
+    ):
         assert callable(getattr(base, name, None)), f"HttpToolsProtocol.{name} is gone"
     init = inspect.getsource(base.__init__)
     for attr in ("self.connections", "self.logger", "self.cycle", "self.parser", "self.loop", "self.server_state"):
@@ -93,10 +100,17 @@ def test_fastapis_call_adds_only_what_we_skip_to_starlettes():
     assert "build_middleware_stack" in ours and "telemetry" not in ours
 
 
-@pytest.mark.parametrize("var, module, check", [
-    ("CLOUDFN_STOCK_UVICORN", "core.server._uvicorn_compat", "m.STOCK"),
-    ("CLOUDFN_STOCK_FASTAPI", "core.server._fastapi_compat", "m.STOCK and m.LeanFastAPI is __import__('fastapi').FastAPI"),
-])
+@pytest.mark.parametrize(
+    "var, module, check",
+    [
+        ("CLOUDFN_STOCK_UVICORN", "core.server._uvicorn_compat", "m.STOCK"),
+        (
+            "CLOUDFN_STOCK_FASTAPI",
+            "core.server._fastapi_compat",
+            "m.STOCK and m.LeanFastAPI is __import__('fastapi').FastAPI",
+        ),
+    ],
+)
 @pytest.mark.parametrize("value, expected", [("1", "True"), ("0", "False"), ("", "False")])
 def test_the_stock_switches_read_their_environment(var, module, check, value, expected):
     code = f"import importlib; m = importlib.import_module({module!r}); print(bool({check}))"

@@ -9,7 +9,7 @@ import argparse
 
 import pytest
 
-from cloudfn_tui.commands.web import allowed_origins, run_web
+from cloudfn_tui.commands.web import run_web
 from core.envtext import parse_env
 from core.errors import ConfigError, InvalidInput
 from core.events import DroppingQueue, EventBus
@@ -83,17 +83,27 @@ class Started(Exception):
     pass
 
 
-@pytest.mark.parametrize("host", ["[::1]", "LOCALHOST", "Localhost."])
-def test_cloudfn_web_takes_bracketed_and_uppercase_loopback_hosts(host, monkeypatch):
+@pytest.mark.parametrize(
+    "host, bound, url",
+    [
+        ("[::1]", "::1", "http://[::1]:8000"),
+        ("LOCALHOST", "LOCALHOST", "http://LOCALHOST:8000"),
+        ("localhost.", "localhost.", "http://localhost.:8000"),
+    ],
+)
+def test_cloudfn_web_takes_bracketed_and_uppercase_loopback_hosts(host, bound, url, monkeypatch):
     import cloudfn_tui.commands.web as web
 
-    def started():
-        raise Started  # past the loopback check: the server would be made now
+    class Server:  # past the loopback check: what the server would be made with
+        def __init__(self, command, **kw):
+            raise Started(kw)
 
-    monkeypatch.setattr(web, "_server_class", started)
-    with pytest.raises(Started):
-        run_web(argparse.Namespace(host=host, port=8000, allow_remote_access=False))
-    assert "http://localhost:8000" in allowed_origins(host, 8000, f"http://{host}:8000")
+    monkeypatch.setattr(web, "_server_class", lambda: Server)
+    with pytest.raises(Started) as made:
+        run_web(argparse.Namespace(host=host, port=8000, allow_remote_access=False, public_url=None))
+    kw = made.value.args[0]
+    assert (kw["host"], kw["public_url"]) == (bound, url)  # bound without brackets, named with them
+    assert "http://localhost:8000" in kw["origins"] and url.lower() in kw["origins"]  # browsers lowercase it
 
 
 def test_cloudfn_web_refuses_other_hosts():

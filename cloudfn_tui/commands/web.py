@@ -164,9 +164,12 @@ def run_web(args: argparse.Namespace) -> int:
     token = getattr(args, "token", None)
     if isinstance(token, str) and token:
         os.environ["CLOUDFN_TOKEN"] = token  # to the sessions, not on their command lines
-    public_url = args.public_url or f"http://{args.host}:{args.port}"
-    server = server_class(console_command(args), host=args.host, port=args.port, title="cloudfn",
-                          public_url=args.public_url, origins=allowed_origins(args.host, args.port, public_url),
+    # Bound without the brackets an IPv6 address takes in a URL (`--host [::1]`), named with them.
+    bind_host = args.host.strip().strip("[]")
+    url_host = f"[{bind_host}]" if ":" in bind_host else bind_host
+    public_url = args.public_url or f"http://{url_host}:{args.port}"
+    server = server_class(console_command(args), host=bind_host, port=args.port, title="cloudfn",
+                          public_url=public_url, origins=allowed_origins(args.host, args.port, public_url),
                           announce=f"cloudfn web: serving the console at {public_url} (ctrl+c stops)")
     server.serve()
     return 0

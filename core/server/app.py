@@ -32,7 +32,9 @@ from core.api import PlatformAPI
 from core.errors import CloudfnError, FieldError, InvalidInput
 from core.jsonlimits import JSONLimitError, field_path, json_safe, loads_checked
 from core.models import EVENT_KINDS, ErrorType, InvokeResult
+from core.secrets import credential_warnings
 from core.server import schema as S
+from core.server.secrets_routes import add_secret_routes
 
 log = logging.getLogger("cloudfn.server")
 
@@ -544,7 +546,8 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
               openapi_extra=create_body, responses=S.responses(S.FunctionChanged, 400, 409, 422, status=201))
     async def create_function(request: Request) -> Response:
         fn = await platform.create_function(await object_body(request, "function", create_body, S.FunctionSpec))
-        return json_response({"message": "function created", "function": fn.to_doc()}, 201)
+        return json_response({"message": "function created", "function": fn.to_doc(),
+                              "warnings": credential_warnings(fn.environment)}, 201)
 
     @app.get(f"{v1}/functions/{{ref}}", tags=["functions"], summary="one function, by id or name",
              responses=S.responses(S.FunctionAnswer, 404))
@@ -553,7 +556,8 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
 
     async def update_function(ref: str, request: Request) -> Response:
         fn = await platform.update_function(ref, await object_body(request, "function update", patch_body, S.FunctionPatch))
-        return json_response({"message": "function updated", "function": fn.to_doc()})
+        return json_response({"message": "function updated", "function": fn.to_doc(),
+                              "warnings": credential_warnings(fn.environment)})
 
     for method, summary in (("PUT", "update a function: only the fields sent change"),
                             ("PATCH", "the same as PUT (updates are partial)")):
@@ -737,6 +741,9 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
         q.done()
         items = await need("alert_history")(limit)
         return json_response({"alerts": [a.model_dump(mode="json") for a in items], "count": len(items)})
+
+    # -- secrets (issue 17) -------------------------------------------------------------------------
+    add_secret_routes(app, need, body_of, json_response, v1)
 
     # -- the live event stream --------------------------------------------------------------------
     @app.get(f"{v1}/events", tags=["events"],

@@ -215,6 +215,7 @@ class SecretStore:
         return self._key
 
     def _save(self, doc: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         atomic_write_bytes(self.path, json.dumps(doc, indent=1, sort_keys=True).encode(), mode=0o600)
 
     # -- the API ---------------------------------------------------------------------------

@@ -219,7 +219,8 @@ class LocalPlatform:
         spec = parse_patch(data) if patch else parse_spec(data)
         errors = [FieldError(field, f"no secret named {name!r}: set it first (cloudfn secrets set {name}), "
                                     "or see `cloudfn secrets list`")
-                  for field, names in (("secrets", spec.secrets or []), ("secret_env", (spec.secret_env or {}).values()))
+                  for field, names in (("secrets", spec.secrets or []),
+                                       ("secret_env", (spec.secret_env or {}).values()))
                   for name in dict.fromkeys(names) if not self.secrets.exists(name)]
         if errors:
             raise InvalidInput("function update" if patch else "function", errors)
@@ -416,7 +417,8 @@ class LocalPlatform:
         self._needles.clear()
         for fn in self._holders(name):
             await self.executor.replace_workers(fn.id)
-        log.info("secret %s deleted%s", name, " (forced; held by " + ", ".join(info.used_by) + ")" if info.used_by else "")
+        forced = f" (forced; held by {', '.join(info.used_by)})" if info.used_by else ""
+        log.info("secret %s deleted%s", name, forced)
         return info
 
     async def rotate_secrets_key(self) -> dict[str, Any]:

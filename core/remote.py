@@ -280,7 +280,8 @@ class RemotePlatform:
     async def delete_secret(self, name: str, force: bool = False) -> SecretInfo:
         if name_problem(name):
             raise NotFound(f"no secret named {name!r} (`cloudfn secrets list` shows them)")
-        body = await self._call("DELETE", f"/api/v1/secrets/{_seg(name)}", params={"force": "true" if force else "false"})
+        body = await self._call("DELETE", f"/api/v1/secrets/{_seg(name)}",
+                                params={"force": "true" if force else "false"})
         return SecretInfo.model_validate(body["secret"])
 
     async def rotate_secrets_key(self) -> dict[str, Any]:

@@ -92,7 +92,8 @@ COMMAND_WORDS = {
     "delete": "delete_function", "rm": "delete_function", "invoke": "invoke", "run": "invoke",
     "save": "save", "w": "save", "config": "configure", "configure": "configure",
     "versions": "versions", "rollback": "versions", "events": "saved_events", "metrics": "metrics",
-    "help": "help", "refresh": "refresh", "secrets": "secrets", "discard": "discard_draft", "zoom": "zoom", "diff": "result_diff",
+    "help": "help", "refresh": "refresh", "secrets": "secrets",
+    "discard": "discard_draft", "zoom": "zoom", "diff": "result_diff",
 }
 
 

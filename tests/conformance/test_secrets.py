@@ -71,7 +71,8 @@ async def test_invoke_reads_the_secret_and_history_masks_it(platform, name):
     await _needs_sandbox(platform)
     value = f"conf-{name}-value"
     await platform.set_secret(f"{name}-s", value)
-    code = HOLDER.replace("    return", "    print('the value is', open('/run/secrets/' + event['s']).read())\n    return")
+    code = HOLDER.replace("    return",
+                          "    print('the value is', open('/run/secrets/' + event['s']).read())\n    return")
     await platform.create_function({"name": name, "runtime": "python", "code": code, "secrets": [f"{name}-s"],
                                     "secret_env": {"PW": f"{name}-s"}})
     res = await platform.invoke(name, {"s": f"{name}-s"})

@@ -107,7 +107,9 @@ HUNTER = {
         "\t}\n"
         '\tfds, _ := filepath.Glob("/proc/*/fd/*")\n'
         "\tfor _, fd := range fds {\n"
-        '\t\tif l, err := os.Readlink(fd); err == nil && strings.HasPrefix(l, "/memfd:") { paths = append(paths, fd) }\n'
+        '\t\tif l, err := os.Readlink(fd); err == nil && strings.HasPrefix(l, "/memfd:") {\n'
+        "\t\t\tpaths = append(paths, fd)\n"
+        "\t\t}\n"
         "\t}\n"
         "\tgot := []string{}\n"
         "\tfails := 0\n"

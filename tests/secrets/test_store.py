@@ -184,7 +184,8 @@ def test_masking_covers_the_value_and_its_base64_forms():
 
 
 def test_credential_like_keys_and_held_by():
-    warned = credential_warnings({"DB_PASSWORD": "x", "API_TOKEN": "y", "AWS_SECRET_ACCESS_KEY": "z", "SIGNING_KEY": "k",
+    warned = credential_warnings({"DB_PASSWORD": "x", "API_TOKEN": "y", "AWS_SECRET_ACCESS_KEY": "z",
+                                  "SIGNING_KEY": "k",
                                   "GREETING": "hi", "KEYBOARD": "us"})
     assert [w.split()[2] for w in warned] == ["API_TOKEN", "AWS_SECRET_ACCESS_KEY", "DB_PASSWORD", "SIGNING_KEY"]
     assert all("secret_env" in w for w in warned)
@@ -194,3 +195,20 @@ def test_credential_like_keys_and_held_by():
         secret_env = {"B": "b", "A": "a"}
 
     assert held_by(F()) == ["a", "b"]
+
+
+def test_the_cli_says_what_to_do_when_the_key_is_missing_or_wrong(cli, data_dir, monkeypatch):
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(VALUE + "\n"))
+    code, out, err = cli("secrets", "set", "db-pw")
+    assert code == 0 and "set secret db-pw" in out and VALUE not in out + err
+    (data_dir / "secrets.key").rename(data_dir / "elsewhere.key")
+    code, out, err = cli("secrets", "list")
+    assert code == 2 and "key is missing" in err and "Traceback" not in err
+    monkeypatch.setenv(KEY_ENV, base64.b64encode(os.urandom(32)).decode())
+    code, out, err = cli("list")
+    assert code == 2 and "wrong key" in err and "Traceback" not in err
+    monkeypatch.setenv(KEY_ENV, (data_dir / "elsewhere.key").read_text().strip())
+    code, out, err = cli("secrets", "list")
+    assert code == 0 and "db-pw" in out and VALUE not in out

@@ -217,13 +217,14 @@ class LocalPlatform:
         if not isinstance(data, dict) or not ({"secrets", "secret_env"} & set(data)):
             return
         spec = parse_patch(data) if patch else parse_spec(data)
-        errors = [FieldError(field, f"no secret named {name!r}: set it first (cloudfn secrets set {name}), "
-                                    "or see `cloudfn secrets list`")
-                  for field, names in (("secrets", spec.secrets or []),
-                                       ("secret_env", (spec.secret_env or {}).values()))
-                  for name in dict.fromkeys(names) if not self.secrets.exists(name)]
-        if errors:
-            raise InvalidInput("function update" if patch else "function", errors)
+        missing = [f"{name!r} (in {field})" for field, names in (("secrets", spec.secrets or []),
+                                                                 ("secret_env", (spec.secret_env or {}).values()))
+                   for name in dict.fromkeys(names) if not self.secrets.exists(name)]
+        if missing:
+            # A 404, as everywhere a request names something that is not there (the REST fuzzer reads
+            # a 422 as a schema-valid body refused); exit 3 in the CLI.
+            raise NotFound(f"no secret named {', '.join(missing)}: set it first (cloudfn secrets set NAME), "
+                           "or see `cloudfn secrets list`")
 
     def _changed(self, kind: str, fn: Function) -> None:
         log.info("%s %s (version %d)", kind.replace(".", " "), fn.name, fn.version,

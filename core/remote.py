@@ -285,7 +285,7 @@ class RemotePlatform:
         return SecretInfo.model_validate(body["secret"])
 
     async def rotate_secrets_key(self) -> dict[str, Any]:
-        body = await self._call("POST", "/api/v1/secrets/rotate-key")
+        body = await self._call("POST", "/api/v1/secrets/key/rotate")
         return {"rotated": body["rotated"], "key_source": body["key_source"]}
 
     # -- live ------------------------------------------------------------------------------------

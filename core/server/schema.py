@@ -103,7 +103,7 @@ class FunctionAnswer(BaseModel):
 class FunctionChanged(BaseModel):
     message: str
     function: Function
-    # secrets (issue 17): environment keys that look like credentials, on create and update
+    # secrets (issue 17): environment keys that look like credentials, on create and update (absent: none)
     warnings: list[str] = Field(default_factory=list)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Path, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
@@ -35,7 +35,8 @@ class KeyRotated(BaseModel):
 SET_BODY = S.body({"type": "object", "required": ["value"], "additionalProperties": False, "properties": {
     "value": {"type": "string", "minLength": 1, "maxLength": MAX_VALUE_BYTES,
               "description": f"the secret's value: UTF-8 text, at most {MAX_VALUE_BYTES // 1024} KiB"}}})
-NAME_PARAM = S.param("name", {"type": "string", "pattern": S.ecma(SECRET_NAME_RE)}, "the secret's name", where="path")
+# The route's own parameter, so the document states the rule and FastAPI enforces it (422).
+NAME = Path(pattern=S.ecma(SECRET_NAME_RE), description="the secret's name (it becomes /run/secrets/NAME)")
 
 
 def add_secret_routes(app: FastAPI, need: Callable[[str], Any], body_of: Callable[..., Any], json_response: Any,
@@ -49,8 +50,8 @@ def add_secret_routes(app: FastAPI, need: Callable[[str], Any], body_of: Callabl
     @app.put(f"{v1}/secrets/{{name}}", tags=["secrets"], summary="set a secret (create or replace)",
              description="The warm workers of every function holding it are replaced before the answer, so no "
                          "invocation after it sees the old value. The answer never carries the value.",
-             openapi_extra={**SET_BODY, **S.params(NAME_PARAM)}, responses=S.responses(SecretChanged, 400, 422))
-    async def set_secret(name: str, request: Request) -> Response:
+             openapi_extra=SET_BODY, responses=S.responses(SecretChanged, 400, 422))
+    async def set_secret(request: Request, name: str = NAME) -> Response:
         data = await body_of(request, "secret")
         if not isinstance(data, dict):
             got = "nothing" if data is None else type(data).__name__
@@ -64,16 +65,17 @@ def add_secret_routes(app: FastAPI, need: Callable[[str], Any], body_of: Callabl
 
     @app.delete(f"{v1}/secrets/{{name}}", tags=["secrets"], summary="delete a secret",
                 description="409 while a function holds it, unless `force=true`.",
-                openapi_extra=S.params(NAME_PARAM, S.param("force", {"type": "boolean"}, "delete even if held")),
+                openapi_extra=S.params(S.param("force", {"type": "boolean"}, "delete even if held")),
                 responses=S.responses(SecretChanged, 404, 409, 422))
-    async def delete_secret(name: str, request: Request) -> Response:
+    async def delete_secret(request: Request, name: str = NAME) -> Response:
         raw = request.query_params.get("force", "false")
         if raw not in ("true", "false", "1", "0"):
             raise InvalidInput("secret deletion", [FieldError("force", f"must be true or false (got {raw!r})")])
         info = await need("delete_secret")(name, raw in ("true", "1"))
         return json_response({"message": "secret deleted", "secret": info.to_doc()})
 
-    @app.post(f"{v1}/secrets/rotate-key", tags=["secrets"], summary="re-encrypt every secret under a new key",
+    # Two segments: /secrets/{name} never matches it (a secret may be named "rotate-key").
+    @app.post(f"{v1}/secrets/key/rotate", tags=["secrets"], summary="re-encrypt every secret under a new key",
               responses=S.responses(KeyRotated, 409))
     async def rotate_key() -> Response:
         done = await need("rotate_secrets_key")()

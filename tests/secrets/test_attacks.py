@@ -38,7 +38,7 @@ WEB_PAGE = [
     ("foreign Origin set", "PUT", "/api/v1/secrets/target",
      {"content-type": "application/json", "origin": "https://evil.example"}, PLANT, 403),
     ("foreign Origin delete", "DELETE", "/api/v1/secrets/target", {"origin": "https://evil.example"}, b"", 403),
-    ("foreign Origin rotate", "POST", "/api/v1/secrets/rotate-key", {"origin": "null"}, b"", 403),
+    ("foreign Origin rotate", "POST", "/api/v1/secrets/key/rotate", {"origin": "null"}, b"", 403),
     ("rebinding list", "GET", "/api/v1/secrets", {"host": "evil.example"}, b"", 421),
     ("rebinding set", "PUT", "/api/v1/secrets/target",
      {"content-type": "application/json", "host": "rebind.evil.example"}, PLANT, 421),
@@ -62,7 +62,7 @@ def test_without_the_token_a_peer_gets_401_everywhere(tmp_path, shared_cache):
         with httpx.Client(base_url=s.url, timeout=30) as anon:
             for method, path, body in (("GET", "/api/v1/secrets", None), ("PUT", "/api/v1/secrets/target", PLANT),
                                        ("DELETE", "/api/v1/secrets/target", None),
-                                       ("POST", "/api/v1/secrets/rotate-key", None)):
+                                       ("POST", "/api/v1/secrets/key/rotate", None)):
                 r = anon.request(method, path, content=body, headers={"content-type": "application/json"})
                 assert r.status_code == 401 and VALUE not in r.text, (method, path, r.text)
                 r = anon.request(method, path, content=body, headers={"content-type": "application/json",

@@ -168,7 +168,7 @@ def test_no_value_anywhere_but_the_functions_own_answer(tmp_path, shared_cache):
             cli_output += out.stdout + out.stderr
         assert "db-pw" in cli_output and "API_TOKEN looks like a credential" in cli_output
 
-        call("POST", "/api/v1/secrets/rotate-key")
+        call("POST", "/api/v1/secrets/key/rotate")
         stream.stop.set()
         c.post("/api/v1/functions", json={"name": "last", "runtime": "python", "code": HOLDER["python"]})
         stream.join(30)

@@ -218,7 +218,8 @@ def _function_properties(patch: bool) -> dict[str, Any]:
         "timeout": {"type": "integer", "minimum": t0, "maximum": t1, "description": "seconds"},
         "memory": {"type": "integer", "minimum": m0, "maximum": m1, "description": "MB"},
         "environment": {"type": "object", "propertyNames": {"pattern": ecma(ENV_KEY_RE)},
-                        "additionalProperties": {"type": "string"}},
+                        # no NUL: the models refuse it (it would cut a variable short)
+                        "additionalProperties": {"type": "string", "pattern": "^[^\\u0000]*$"}},
         "description": {"type": "string", "maxLength": 1024},
         "max_concurrency": {"type": ["integer", "null"], "minimum": c0, "maximum": c1,
                             "description": "parallel invocations; null: the platform's limit"},

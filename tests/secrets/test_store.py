@@ -126,7 +126,6 @@ def test_a_rotation_cut_short_is_finished_or_forgotten_at_start(tmp_path, monkey
     s = SecretStore(tmp_path, environ={})
     s.set("one", VALUE)
     real_replace = os.replace
-    real_save = SecretStore._save
 
     def crash_replace(src, dst):
         if str(src).endswith(".new"):

@@ -50,14 +50,15 @@ def _widget_tables() -> list[tuple[str, str, list[Command]]]:
 
 
 def all_binding_ids() -> set[str]:
-    from cloudfn_tui.screens import auth, forms, metrics, modals, pickers
+    from cloudfn_tui.screens import auth, forms, metrics, modals, pickers, secrets
     from cloudfn_tui.screens.main import MAIN_COMMANDS
 
     tables = [APP_COMMANDS, MAIN_COMMANDS, forms.FORM_COMMANDS, modals.DIALOG_COMMANDS,
               modals.QuitScreen.COMMANDS_TABLE,
               modals.ConfirmScreen.COMMANDS_TABLE, modals.HelpScreen.COMMANDS_TABLE,
               pickers.VersionsScreen.COMMANDS_TABLE, pickers.SavedEventsScreen.COMMANDS_TABLE,
-              pickers.InvocationScreen.COMMANDS_TABLE, metrics.MetricsScreen.COMMANDS_TABLE, auth.AUTH_COMMANDS]
+              pickers.InvocationScreen.COMMANDS_TABLE, metrics.MetricsScreen.COMMANDS_TABLE, auth.AUTH_COMMANDS,
+              secrets.SecretsScreen.COMMANDS_TABLE]
     from cloudfn_tui.widgets.editors import EDITOR_COMMANDS
 
     tables += [t for _, _, t in _widget_tables()] + [EDITOR_COMMANDS]

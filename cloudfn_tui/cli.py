@@ -108,6 +108,8 @@ LOCK_WAIT = 3.0  # seconds to wait for a briefly held data directory or an owner
 def is_read_only(args: argparse.Namespace) -> bool:
     if args.command == "alerts":
         return getattr(args, "alerts_command", None) in READ_ONLY_ALERTS
+    if args.command == "secrets":
+        return getattr(args, "secrets_command", None) == "list"
     return args.command in READ_ONLY
 
 

@@ -55,11 +55,16 @@ def function_text(fn: Function) -> str:
         ("version", fn.version), ("timeout", f"{fn.timeout}s"), ("memory", f"{fn.memory}MB"),
         ("max concurrency", fn.max_concurrency or "platform limit"),
         ("network", "on" if fn.network else "off"), ("environment", env),
+        ("secrets", ", ".join(fn.secrets) or "-"),
+        ("secret env", ", ".join(f"{k} <- {v}" for k, v in fn.secret_env.items()) or "-"),
         ("description", fn.description or "-"), ("created", when(fn.created_at)), ("updated", when(fn.updated_at)),
     ]
     width = max(len(k) for k, _ in rows)
     head = "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
-    return f"{head}\n\n{fn.code.rstrip()}"
+    from core.secrets import credential_warnings
+
+    hints = "".join(f"\n⚠ {w}" for w in credential_warnings(fn.environment))
+    return f"{head}{hints}\n\n{fn.code.rstrip()}"
 
 
 def info_text(info: dict[str, Any]) -> str:
@@ -84,6 +89,9 @@ def info_text(info: dict[str, Any]) -> str:
                 continue
             out.append(f"  {k.replace('_', ' '):<24} {_shown(v)}")
     out += ["", f"functions: {info['functions']}"]
+    if info.get("secrets"):  # never a value or the key: where they are and where the key comes from
+        s = info["secrets"]
+        out.append(f"secrets: {s['count']} in {s['store']}, key from {s['key_source']}")
     return "\n".join(out)
 
 

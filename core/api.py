@@ -22,6 +22,7 @@ from core.models import (
     LogRecord,
     SavedEvent,
 )
+from core.secrets import SecretInfo
 
 
 @runtime_checkable
@@ -125,6 +126,21 @@ class PlatformAPI(Protocol):
 
     async def alert_history(self, limit: int = 100) -> list[Alert]:
         """Transitions (pending, firing, resolved), newest first."""
+        ...
+
+    # -- secrets (write-only: no method returns a value) ----------------------------------
+    async def set_secret(self, name: str, value: str) -> SecretInfo:
+        """Create or replace; every warm worker of a function holding it is replaced first."""
+        ...
+
+    async def list_secrets(self) -> list[SecretInfo]: ...
+
+    async def delete_secret(self, name: str, force: bool = False) -> SecretInfo:
+        """Conflict while a function holds it, unless `force`."""
+        ...
+
+    async def rotate_secrets_key(self) -> dict[str, Any]:
+        """Re-encrypt every secret under a new key: {"rotated": N, "key_source": ...}."""
         ...
 
     # -- live --------------------------------------------------------------------------

@@ -211,6 +211,10 @@ OPTIONS: tuple[Option, ...] = (
            "where cloudfn keeps its stores (default: the XDG data folder)"),
     Option("storage", "max_versions", _int(1, 10_000), 20, _env("storage", "max_versions"),
            "versions kept per function for `cloudfn versions` and rollback; the oldest are removed"),
+    # -- secrets (issue 17); the key itself may come from CLOUDFN_SECRETS_KEY, never a setting (info shows these)
+    Option("secrets", "key_file", _path, None, _env("secrets", "key_file"),
+           "file holding the secrets' encryption key (default: <data_dir>/secrets.key, made at the first set); "
+           "kept elsewhere, a backup of the data directory reveals no secret"),
     Option("console", "theme", _optional_text, None, _env("console", "theme"),
            "the console's theme (default: the last one chosen in the console, else cloudfn-night)"),
     Option("console", "keymap", _keymap, {}, _env("console", "keymap"),

@@ -9,7 +9,8 @@ from collections.abc import Iterable
 from core.errors import FieldError, InvalidInput
 
 
-def parse_env(entries: Iterable[str], field: str = "env", numbered: bool = False) -> dict[str, str]:
+def parse_env(entries: Iterable[str], field: str = "env", numbered: bool = False,
+              form: str = "KEY=VALUE") -> dict[str, str]:
     """Blank entries and `#` comments are skipped; the key loses surrounding spaces, the value is
     kept as written (a value may hold `=` and spaces). Every bad entry is named in one
     InvalidInput; `numbered` names entries by line (the console's box). Whether a key is a valid
@@ -23,7 +24,7 @@ def parse_env(entries: Iterable[str], field: str = "env", numbered: bool = False
         key = key.strip()
         if not sep or not key:
             where = f"line {n}: " if numbered else ""
-            bad.append(FieldError(field, f"{where}{entry.strip()!r} is not KEY=VALUE"))
+            bad.append(FieldError(field, f"{where}{entry.strip()!r} is not {form}"))
         else:
             env[key] = value
     if bad:

@@ -21,7 +21,7 @@ from core.alerts import AlertEngine
 from core.api import PlatformAPI
 from core.bundle import bundles_in
 from core.config import Config
-from core.errors import FieldError, InvalidInput, NotFound
+from core.errors import Conflict, FieldError, InvalidInput, NotFound
 from core.events import EventBus
 from core.filemodes import secure_data_dir
 from core.history import MAX_LOGS, History, bounded
@@ -38,9 +38,12 @@ from core.models import (
     LogRecord,
     SavedEvent,
     Trigger,
+    parse_patch,
+    parse_spec,
     utcnow,
 )
 from core.registry import Registry
+from core import secrets as sec
 from core.storage import DataDirLock, TinyStore
 
 log = logging.getLogger("cloudfn.platform")
@@ -83,10 +86,15 @@ class LocalPlatform(PlatformAPI):
             self.history = History(self.data_dir / "history", autoflush=False,
                                    max_records=config["monitor.history_max_records"],
                                    max_age=timedelta(days=config["monitor.history_max_age_days"]))
+            # Before anything runs: a wrong or missing key stops the start with what to do.
+            self.secrets = sec.SecretStore(self.data_dir, config["secrets.key_file"])
+            self._needles: dict[tuple[str, ...], list[str]] = {}
+            self._previous: dict[str, str] = {}  # a secret's value before its last set or delete
             self.metrics_engine = Metrics()
             self.alert_engine = AlertEngine(TinyStore(self.data_dir / ALERTS_FILE), self.metrics_engine,
                                             publish=self.bus.publish, function_exists=self._function_exists)
             self.executor = self._make_executor()
+            self.executor.secret_values = self.secrets.values
         except BaseException:
             if hasattr(self, "logs"):  # a failed start leaves no handler on the `cloudfn` logger
                 detach(self.logs)
@@ -173,11 +181,13 @@ class LocalPlatform(PlatformAPI):
         return self.registry.get(ref)
 
     async def create_function(self, data: dict[str, Any]) -> Function:
+        self._check_secrets_exist(data, patch=False)
         fn = await asyncio.to_thread(self.registry.create, data)
         self._changed("function.created", fn)
         return fn
 
     async def update_function(self, ref: str, data: dict[str, Any]) -> Function:
+        self._check_secrets_exist(data, patch=True)
         fn = await asyncio.to_thread(self.registry.update, ref, data)
         await self.executor.retire(fn.id)
         self._changed("function.updated", fn)
@@ -201,6 +211,21 @@ class LocalPlatform(PlatformAPI):
         await self.executor.retire(fn.id)
         self._changed("function.updated", fn)
         return fn
+
+    def _check_secrets_exist(self, data: Any, patch: bool) -> None:
+        """Every secret a create or update names must exist (the shape is checked first, so
+        other bad fields are reported together as usual)."""
+        if not isinstance(data, dict) or not ({"secrets", "secret_env"} & set(data)):
+            return
+        spec = parse_patch(data) if patch else parse_spec(data)
+        missing = [f"{name!r} (in {field})" for field, names in (("secrets", spec.secrets or []),
+                                                                 ("secret_env", (spec.secret_env or {}).values()))
+                   for name in dict.fromkeys(names) if not self.secrets.exists(name)]
+        if missing:
+            # A 404, as everywhere a request names something that is not there (the REST fuzzer reads
+            # a 422 as a schema-valid body refused); exit 3 in the CLI.
+            raise NotFound(f"no secret named {', '.join(missing)}: set it first (cloudfn secrets set NAME), "
+                           "or see `cloudfn secrets list`")
 
     def _changed(self, kind: str, fn: Function) -> None:
         log.info("%s %s (version %d)", kind.replace(".", " "), fn.name, fn.version,
@@ -243,13 +268,18 @@ class LocalPlatform(PlatformAPI):
         if safe is not result.result:  # the caller gets what the history keeps, never an unsendable value
             result.result = safe
         logs = truncate(result.logs, MAX_LOGS)
+        error = truncate(result.error, 4096)
+        found = self._secret_needles(fn)
+        if found:  # what is kept and shown later never holds the values (the caller's own answer does)
+            ev, res, logs, error = sec.mask(ev, found), sec.mask(res, found), sec.mask_text(logs, found), \
+                sec.mask_text(error, found)
         rec = InvocationRecord(
             id=result.invocation_id, function_id=fn.id, function_name=fn.name, function_version=fn.version,
             runtime=fn.runtime, status=status,
-            error_type=result.error_type.value if result.error_type else None, error=truncate(result.error, 4096),
+            error_type=result.error_type.value if result.error_type else None, error=error,
             started_at=started_at, duration=result.duration, init_duration=result.init_duration,
             cold_start=result.cold_start, memory_used=result.memory_used, event=ev, result=res, logs=logs,
-            event_truncated=ev_cut, result_truncated=res_cut, logs_truncated=len(logs) < len(result.logs),
+            event_truncated=ev_cut, result_truncated=res_cut, logs_truncated=len(result.logs) > MAX_LOGS,
             trigger=trigger,
         )
         if self.history.add(rec):
@@ -257,13 +287,26 @@ class LocalPlatform(PlatformAPI):
         if self.config["monitor.enable_metrics"]:  # the seed's switch; alerts read these too
             self.metrics_engine.record(rec)
         if result.logs:
-            self.logs.function_output(fn.name, rec.id, result.logs, when=started_at)
+            self.logs.function_output(fn.name, rec.id, sec.mask_text(result.logs, found) if found else result.logs,
+                                      when=started_at)
         if not result.success:
             log.log(logging.INFO if status == "throttled" else logging.WARNING,
                     "%s failed: %s: %s", fn.name, rec.error_type, rec.error.splitlines()[0] if rec.error else "",
                     extra={"function": fn.name, "invocation_id": rec.id})
         self.bus.publish("invocation.finished", lambda: rec.model_dump(mode="json"))
         return rec
+
+    def _secret_needles(self, fn: Function) -> list[str]:
+        names = tuple(sec.held_by(fn))
+        if not names:
+            return []
+        found = self._needles.get(names)
+        if found is None:
+            current = self.secrets.values(n for n in names if self.secrets.exists(n))
+            # Previous values too: an invocation that ran with one may be recorded after the set.
+            found = self._needles[names] = sec.needles(
+                [*current.values(), *(self._previous[n] for n in names if n in self._previous)])
+        return found
 
     def _spawn_flush(self) -> None:
         """Flush a full batch from a thread, one flush at a time, off the invocation path."""
@@ -332,6 +375,59 @@ class LocalPlatform(PlatformAPI):
         return await asyncio.to_thread(self.logs.query, level, function, invocation_id, text,
                                        _aware(since), _aware(until), limit)
 
+    # -- secrets -------------------------------------------------------------------------
+    def _secret_users(self) -> dict[str, list[str]]:
+        users: dict[str, list[str]] = {}
+        for fn in self.registry.list():
+            for name in sec.held_by(fn):
+                users.setdefault(name, []).append(fn.name)
+        return users
+
+    def _holders(self, name: str) -> list[Function]:
+        return [fn for fn in self.registry.list() if name in sec.held_by(fn)]
+
+    async def set_secret(self, name: str, value: str) -> sec.SecretInfo:
+        old = self.secrets.values([name]).get(name) if self.secrets.exists(name) else None
+        info = await asyncio.to_thread(self.secrets.set, name, value)
+        if old is not None and old != value:
+            self._previous[name] = old
+        self._needles.clear()
+        # Before answering: no warm worker keeps serving the old value (or lacks the new one).
+        holders = self._holders(name)
+        for fn in holders:
+            await self.executor.replace_workers(fn.id)
+        log.info("secret %s set (%d bytes); %d function(s) hold it", name, info.size, len(holders))
+        if len(value) < sec.MIN_MASK_CHARS:
+            log.warning("secret %s is shorter than %d characters: it is not masked in logs and history",
+                        name, sec.MIN_MASK_CHARS)
+        info.used_by = sorted(fn.name for fn in holders)
+        return info
+
+    async def list_secrets(self) -> list[sec.SecretInfo]:
+        return self.secrets.info(self._secret_users())
+
+    async def delete_secret(self, name: str, force: bool = False) -> sec.SecretInfo:
+        found = [s for s in self.secrets.info(self._secret_users()) if s.name == name]
+        if not found:
+            raise self.secrets.not_found(name)
+        info = found[0]
+        if info.used_by and not force:
+            raise Conflict(f"secret {name!r} is held by {', '.join(map(repr, info.used_by))}: remove it from their "
+                           "secrets and secret_env first, or delete with --force (their next start then fails)")
+        self._previous[name] = self.secrets.values([name])[name]
+        await asyncio.to_thread(self.secrets.delete, name)
+        self._needles.clear()
+        for fn in self._holders(name):
+            await self.executor.replace_workers(fn.id)
+        forced = f" (forced; held by {', '.join(info.used_by)})" if info.used_by else ""
+        log.info("secret %s deleted%s", name, forced)
+        return info
+
+    async def rotate_secrets_key(self) -> dict[str, Any]:
+        count = await asyncio.to_thread(self.secrets.rotate_key)
+        log.info("secrets key rotated: %d secret(s) re-encrypted", count)
+        return {"rotated": count, "key_source": self.secrets.key_source}
+
     # -- alerts --------------------------------------------------------------------------
     def _function_exists(self, name: str) -> bool:
         try:
@@ -392,6 +488,7 @@ class LocalPlatform(PlatformAPI):
             "runtimes": self.executor.runtimes(),
             "protections": self.executor.protections(),
             "functions": len(await self.list_functions()),
+            "secrets": self.secrets.describe(),
         }
 
     async def close(self) -> None:

@@ -32,6 +32,11 @@ ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 # platform's runtime. They would reach the runtime inside the sandbox only, never a host process.
 RESERVED_ENV_RE = re.compile(r"^(LD_\w*|GCONV_PATH|NODE_OPTIONS)\Z")
 MAX_CODE_BYTES = 1024 * 1024
+# Secrets (issue 17; the store is core/secrets.py): a name becomes a file name under
+# /run/secrets/ in the sandbox, so no '/' and no leading dot.
+SECRET_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}\Z")
+SECRET_NAME_RULE = "1-63 letters, digits, '.', '_' or '-', starting with a letter or digit"
+MAX_SECRETS_PER_FUNCTION = 50
 TIMEOUT_RANGE = (1, 900)
 MEMORY_RANGE = (64, 8192)
 CONCURRENCY_RANGE = (1, 1000)
@@ -190,6 +195,32 @@ class _Editable(BaseModel):
             raise ValueError(f"values must not contain a NUL character (in {', '.join(map(repr, nul))})")
         return v
 
+    # -- secrets (issue 17) --
+    @field_validator("secrets", check_fields=False)
+    @classmethod
+    def _secrets(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return v
+        bad = [n for n in v if not SECRET_NAME_RE.match(n)]
+        if bad:
+            raise ValueError(f"secret names must be {SECRET_NAME_RULE} (bad: {', '.join(map(repr, bad))})")
+        if len(set(v)) > MAX_SECRETS_PER_FUNCTION:
+            raise ValueError(f"a function may hold at most {MAX_SECRETS_PER_FUNCTION} secrets")
+        return list(dict.fromkeys(v))
+
+    @field_validator("secret_env", check_fields=False)
+    @classmethod
+    def _secret_env(cls, v: dict[str, str] | None) -> dict[str, str] | None:
+        if v is None:
+            return v
+        cls._environment(v)  # the keys follow `environment`'s rules
+        bad = [n for n in v.values() if not SECRET_NAME_RE.match(n)]
+        if bad:
+            raise ValueError(f"values are secret names, {SECRET_NAME_RULE} (bad: {', '.join(map(repr, bad))})")
+        if len(set(v.values())) > MAX_SECRETS_PER_FUNCTION:
+            raise ValueError(f"a function may hold at most {MAX_SECRETS_PER_FUNCTION} secrets")
+        return v
+
 
 def _int_field(default: Any, bounds: tuple[int, int], description: str) -> Any:
     return Field(default, ge=bounds[0], le=bounds[1], description=description)
@@ -208,6 +239,10 @@ class FunctionSpec(_Editable):
     description: str = Field("", max_length=1024)
     max_concurrency: int | None = _int_field(None, CONCURRENCY_RANGE, "parallel invocations")
     network: bool = False
+    # -- secrets (issue 17): names of secrets mounted at /run/secrets/<name>; ENV -> secret name
+    # (a secret named here is held too, without being listed in `secrets`)
+    secrets: list[str] = Field(default_factory=list)
+    secret_env: dict[str, str] = Field(default_factory=dict)
 
 
 class FunctionPatch(_Editable):
@@ -223,6 +258,9 @@ class FunctionPatch(_Editable):
     description: str | None = Field(None, max_length=1024)
     max_concurrency: int | None = _int_field(None, CONCURRENCY_RANGE, "parallel invocations")
     network: bool | None = None
+    # -- secrets (issue 17)
+    secrets: list[str] | None = None
+    secret_env: dict[str, str] | None = None
 
 
 class Function(FunctionSpec):

@@ -30,6 +30,7 @@ from core.models import (
     LogRecord,
     SavedEvent,
 )
+from core.secrets import SecretInfo, SecretStore, name_problem
 
 API_VERSION = 1  # the wire format this client speaks; the server reports its own in /health
 SERVICE = "cloudfn"
@@ -268,6 +269,27 @@ class RemotePlatform(PlatformAPI):
     async def alert_history(self, limit: int = 100) -> list[Alert]:
         body = await self._call("GET", "/api/v1/alerts/history", params={"limit": limit})
         return [Alert.model_validate(a) for a in body["alerts"]]
+
+    # -- secrets ---------------------------------------------------------------------------------
+    async def set_secret(self, name: str, value: str) -> SecretInfo:
+        SecretStore.validate(name, value)  # as the local platform: a bad name never reaches a URL
+        body = await self._call("PUT", f"/api/v1/secrets/{_seg(name)}", json={"value": value})
+        return SecretInfo.model_validate(body["secret"])
+
+    async def list_secrets(self) -> list[SecretInfo]:
+        body = await self._call("GET", "/api/v1/secrets")
+        return [SecretInfo.model_validate(s) for s in body["secrets"]]
+
+    async def delete_secret(self, name: str, force: bool = False) -> SecretInfo:
+        if name_problem(name):
+            raise NotFound(f"no secret named {name!r} (`cloudfn secrets list` shows them)")
+        body = await self._call("DELETE", f"/api/v1/secrets/{_seg(name)}",
+                                params={"force": "true" if force else "false"})
+        return SecretInfo.model_validate(body["secret"])
+
+    async def rotate_secrets_key(self) -> dict[str, Any]:
+        body = await self._call("POST", "/api/v1/secrets/key/rotate")
+        return {"rotated": body["rotated"], "key_source": body["key_source"]}
 
     # -- live ------------------------------------------------------------------------------------
     async def events(self, kinds: set[str] | None = None) -> AsyncIterator[Event]:

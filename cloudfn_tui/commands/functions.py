@@ -13,6 +13,7 @@ from core.api import PlatformAPI
 from core.envtext import parse_env
 from core.errors import FieldError, InvalidInput, NotFound
 from core.models import Function, InvokeResult
+from core.secrets import credential_warnings
 
 from cloudfn_tui import output
 
@@ -95,6 +96,11 @@ def _settings_flags(c: argparse.ArgumentParser) -> None:
     c.add_argument("--max-concurrency", type=int, metavar="N")
     c.add_argument("--network", action=argparse.BooleanOptionalAction, default=None,
                    help="allow network access (off by default)")
+    # secrets (issue 17): names only; values are set with `cloudfn secrets set`
+    c.add_argument("--secret", action="append", default=None, metavar="NAME",
+                   help="a secret the function may read at /run/secrets/NAME (repeatable; replaces the list)")
+    c.add_argument("--secret-env", action="append", default=None, metavar="ENV=NAME",
+                   help="set variable ENV to secret NAME's value (repeatable; replaces the mapping)")
 
 
 
@@ -134,15 +140,20 @@ def _settings_from(args: argparse.Namespace) -> dict[str, Any]:
         "description": args.description,
         "max_concurrency": args.max_concurrency,
         "network": args.network,
+        "secrets": [n for n in args.secret if n] if args.secret is not None else None,
+        "secret_env": parse_env(args.secret_env, "secret-env", form="ENV=NAME") if args.secret_env is not None else None,
     }
     return {k: v for k, v in fields.items() if v is not None}
 
 
 def _print_saved(fn: Function, verb: str, as_json: bool) -> None:
+    warnings = credential_warnings(fn.environment)
     if as_json:
-        output.print_json({"message": f"function {verb}", "function": fn.to_doc()})
+        output.print_json({"message": f"function {verb}", "function": fn.to_doc(), "warnings": warnings})
     else:
         print(f"{verb} {fn.name} ({fn.runtime}, version {fn.version}, id {fn.id})")
+        for w in warnings:
+            print(f"warning: {w}", file=sys.stderr)
 
 
 async def cmd_create(api: PlatformAPI, args: argparse.Namespace) -> int:

@@ -127,8 +127,25 @@ def _env_text(env: dict[str, str]) -> str:
     return "\n".join(f"{k}={v}" for k, v in env.items())
 
 
+def _credential_hint(env: dict[str, str]) -> str:
+    from core.secrets import CREDENTIAL_KEY_RE
+
+    keys = [k for k in env if CREDENTIAL_KEY_RE.search(k)]
+    if not keys:
+        return ""
+    what = "looks like a credential" if len(keys) == 1 else "look like credentials"
+    return (f"⚠ {', '.join(keys)} {what}: stored and shown in plain text here; set a secret (s) and map it "
+            "below instead")
+
+
 class ConfigureScreen(Form):
     """Dismisses with a partial update of the settings that changed."""
+
+    DEFAULT_CSS = """
+    #cfg-secret-env {
+        height: 4;
+    }
+    """
 
     def __init__(self, fn: Function) -> None:
         super().__init__()
@@ -157,19 +174,38 @@ class ConfigureScreen(Form):
                 yield Switch(fn.network, id="cfg-network")
             yield Label("description")
             yield Input(fn.description, id="cfg-description")
-            yield Label("environment variables (KEY=value, one a line)")
+            yield Label("environment variables (KEY=value, one a line; shown in plain text)")
             yield TextArea(_env_text(fn.environment), id="cfg-env", soft_wrap=False)
+            yield Static(_credential_hint(fn.environment), id="cfg-env-hint", classes="dim")
+            # secrets (issue 17): names only; values are set on the secrets screen (s)
+            yield Label("secrets (names, comma-separated: files at /run/secrets/NAME)")
+            yield Input(", ".join(fn.secrets), id="cfg-secrets")
+            yield Label("secret variables (ENV=secret-name, one a line)")
+            yield TextArea(_env_text(fn.secret_env), id="cfg-secret-env", soft_wrap=False)
             yield from self.buttons()
 
     def on_mount(self) -> None:
         super().on_mount()
         self.query_one("#cfg-handler", Input).focus()
+        self.query_one("#cfg-env-hint", Static).display = bool(_credential_hint(self.fn.environment))
+
+    def on_text_area_changed(self, event: TextArea.Changed) -> None:
+        if event.text_area.id == "cfg-env":
+            try:
+                hint = _credential_hint(parse_env(event.text_area.text.splitlines()))
+            except InvalidInput:
+                hint = ""
+            box = self.query_one("#cfg-env-hint", Static)
+            box.update(hint)
+            box.display = bool(hint)
 
     def action_submit(self) -> None:
         fn = self.fn
         q = lambda i: self.query_one(i, Input).value.strip()  # noqa: E731
         try:
             env = parse_env(self.query_one("#cfg-env", TextArea).text.splitlines(), "environment", numbered=True)
+            secret_env = parse_env(self.query_one("#cfg-secret-env", TextArea).text.splitlines(), "secret variables",
+                                   numbered=True, form="ENV=secret name")
         except InvalidInput as exc:
             self.show_error("; ".join(map(str, exc.errors)))
             return
@@ -178,6 +214,8 @@ class ConfigureScreen(Form):
             "description": self.query_one("#cfg-description", Input).value,
             "network": self.query_one("#cfg-network", Switch).value,
             "environment": env,
+            "secrets": [n.strip() for n in q("#cfg-secrets").split(",") if n.strip()],
+            "secret_env": {k.strip(): v.strip() for k, v in secret_env.items()},
         }
         problems = []
         for key, ident in (("timeout", "#cfg-timeout"), ("memory", "#cfg-memory"), ("max_concurrency", "#cfg-concurrency")):

@@ -69,6 +69,7 @@ MAIN_COMMANDS = [
     Command("main.saved_events", "ctrl+o", "saved_events", "Saved events", "pick or delete a saved test event", show=False, priority=True),
     Command("main.save_event", "ctrl+t", "save_event", "Save event", "save the event under a name", show=False, priority=True),
     Command("main.metrics", "m", "metrics", "Metrics", "the full metrics screen"),
+    Command("main.secrets", "s", "secrets", "Secrets", "the secrets screen: set (masked), list, delete", show=False),
     Command("main.refresh", "r", "refresh", "Refresh", "reload functions, history and alerts", show=False),
     Command("main.back", "escape", "back", "Back", "close the filter or command line; back to the list", show=False, palette=False),
     Command("main.next_pane", "right_square_bracket,ctrl+right_square_bracket", "next_pane", "Next pane", "move to the next pane", show=False),
@@ -91,7 +92,8 @@ COMMAND_WORDS = {
     "delete": "delete_function", "rm": "delete_function", "invoke": "invoke", "run": "invoke",
     "save": "save", "w": "save", "config": "configure", "configure": "configure",
     "versions": "versions", "rollback": "versions", "events": "saved_events", "metrics": "metrics",
-    "help": "help", "refresh": "refresh", "discard": "discard_draft", "zoom": "zoom", "diff": "result_diff",
+    "help": "help", "refresh": "refresh", "secrets": "secrets",
+    "discard": "discard_draft", "zoom": "zoom", "diff": "result_diff",
 }
 
 
@@ -1100,6 +1102,11 @@ class MainScreen(PaintOnceScreen):
 
     def action_refresh(self) -> None:
         self.load_all()
+
+    def action_secrets(self) -> None:
+        from cloudfn_tui.screens.secrets import SecretsScreen
+
+        self.app.push_screen(SecretsScreen())
 
 
 class TextAreaChangedShim:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.models import Function
+from core.secrets import held_by
 
 from .runtimes.base import FUNCTION_DIR
 from .worker import Worker, WorkerInit
@@ -96,7 +97,9 @@ class Prewarm:
 
     # --- which functions ---------------------------------------------------------------------
     def eligible(self, fn: Function, runtime_name: str) -> bool:
-        return (runtime_name in self.specs and not fn.network
+        # A function holding secrets starts the usual way: an adoption would carry their values
+        # into a host file (Go's start script) or through the init frame after start.
+        return (runtime_name in self.specs and not fn.network and not held_by(fn)
                 and not any(STARTUP_ENV.match(k) for k in (fn.environment or {})))
 
     # --- the pool -----------------------------------------------------------------------------

@@ -31,6 +31,7 @@ PIDS_MAX = 128  # threads count too: Node starts ~11, Go ~8
 NOFILE = 1024  # Node crashes at 16 or below
 FSIZE_MB = 64  # largest file a function may write
 TMP_MB = 64  # size of the private /tmp when the sandbox gives one
+SECRETS_DIR = "/run/secrets"
 # The whole environment of the processes that launch a sandbox (root ones among them).
 LAUNCH_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
 BASE_ENV = {
@@ -454,6 +455,9 @@ class WorkerSpec:
     data_mb: int | None = None  # RLIMIT_DATA (Python only: never for Node or Go)
     network: bool = False
     chdir: str = "/tmp"  # the working folder inside the sandbox
+    # name -> value of the function's secrets, files under SECRETS_DIR (core/secrets.py): passed
+    # through a memfd and bwrap's --ro-bind-data, so no host file and no argument holds a value.
+    secret_files: dict[str, bytes] = field(default_factory=dict)
 
 
 def _which(name: str) -> str | None:
@@ -640,6 +644,12 @@ class HostSandbox:
                 copy(str(m.source), m.target)
             else:
                 bind(str(m.source), m.target, m.rw)
+        for name, data in sorted(spec.secret_files.items()):
+            target = f"{SECRETS_DIR}/{name}"
+            parents(target)
+            made.add(target)
+            fds.append(_memfd("cloudfn-secret", data))
+            args.extend(["--perms", "0444", "--ro-bind-data", str(fds[-1]), target])
         return args
 
     def _namespaces(self, spec: WorkerSpec, fds: list[int]) -> list[str]:

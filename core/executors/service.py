@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.errors import ConfigError
+from core.errors import ConfigError, NotFound
 from core.filemodes import private_dir
 from core.config import default_max_memory
 from core.models import ErrorType, Function, InvokeResult, new_uuid, normalize_runtime
+from core.secrets import held_by
 
 from .budget import MemoryBudget
 from .runtimes import RUNTIMES, Runtime
@@ -195,6 +196,8 @@ class ExecutionService:
         self._memory_waiting = 0
         self.prewarm = Prewarm(self.sandbox, self.runtimes_, self.settings.work_dir, settings.prewarm,
                                budget=self.budget)
+        # Secret names -> values (the platform's SecretStore.values); None: no store.
+        self.secret_values: Any = None
 
     # --- scheduling ---------------------------------------------------------------------------
     @property
@@ -482,6 +485,9 @@ class ExecutionService:
                         prepared.cold_start = True
                         prepared.init_duration = (time.perf_counter() - t0) * 1000
                         return prepared
+                    failure = self._give_secrets(fn, prepared)
+                    if failure is not None:
+                        return failure
                     pool.prepared = prepared
             started = await self._start_worker(fn, runtime, pool, deadline)
             if isinstance(started, InvokeResult):
@@ -526,6 +532,37 @@ class ExecutionService:
         if notes:
             res.logs = "\n".join(notes) + "\n" + res.logs
         return res
+
+    def _give_secrets(self, fn: Function, prepared: WorkerInit) -> InvokeResult | None:
+        """Put the function's secrets into its workers' spec: files for all it holds, variables
+        for its secret_env. Only inside the namespace sandbox: without it the runner sees host
+        paths (a value would need a host file) and its variables go on `env`'s command line."""
+        names = held_by(fn)
+        if not names:
+            return None
+        if not self.sandbox.namespaces:
+            return InvokeResult.failure(
+                ErrorType.RUNTIME_UNAVAILABLE,
+                "this function holds secrets, which are given only inside the bwrap sandbox, and there is none here "
+                f"({self.sandbox.bwrap_problem or 'runtime.sandbox is none'}); `cloudfn info` lists the protections")
+        try:
+            if self.secret_values is None:
+                raise NotFound("no secret store")
+            values = self.secret_values(names)
+        except NotFound as exc:
+            return InvokeResult.failure(
+                ErrorType.RUNTIME_UNAVAILABLE,
+                f"{exc.message.split(' (')[0]}, which this function holds: set it (cloudfn secrets set NAME) or "
+                "remove it from the function's secrets and secret_env")
+        prepared.spec.secret_files = {n: values[n].encode() for n in names}
+        prepared.spec.env.update({k: values[n] for k, n in (fn.secret_env or {}).items()})
+        return None
+
+    async def replace_workers(self, function_id: str) -> None:
+        """Stop every worker of the function (busy ones too) without retiring its version: the
+        next invocation starts a fresh one, which reads its secrets anew."""
+        for key in [k for k in self._pools if k[0] == function_id]:
+            await self._retire_pool(key)
 
     # --- lifecycle ----------------------------------------------------------------------------
     def _retire_soon(self, key: tuple[str, int]) -> None:

@@ -33,8 +33,10 @@ from core.events import DroppingQueue
 from core.jsonlimits import JSONLimitError, field_path, json_safe, loads_checked
 from core.loopback import is_loopback_authority
 from core.models import EVENT_KINDS, ErrorType, Event, InvokeResult
+from core.secrets import credential_warnings
 from core.server import schema as S
 from core.server._fastapi_compat import LeanFastAPI
+from core.server.secrets_routes import add_secret_routes
 
 log = logging.getLogger("cloudfn.server")
 
@@ -498,10 +500,10 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
         return json_response({"functions": [f.to_doc() for f in fns], "count": len(fns)})
 
     @app.post(f"{v1}/functions", tags=["functions"], status_code=201, summary="create a function",
-              openapi_extra=create_body, responses=S.responses(S.FunctionChanged, 400, 409, 422, status=201))
+              openapi_extra=create_body, responses=S.responses(S.FunctionChanged, 400, 404, 409, 422, status=201))
     async def create_function(request: Request) -> Response:
         fn = await platform.create_function(await object_body(request, "function", create_body, S.FunctionSpec))
-        return json_response({"message": "function created", "function": fn.to_doc()}, 201)
+        return json_response(_with_warnings({"message": "function created", "function": fn.to_doc()}, fn), 201)
 
     @app.get(f"{v1}/functions/{{ref}}", tags=["functions"], summary="one function, by id or name",
              responses=S.responses(S.FunctionAnswer, 404))
@@ -510,7 +512,7 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
 
     async def update_function(ref: str, request: Request) -> Response:
         fn = await platform.update_function(ref, await object_body(request, "function update", patch_body, S.FunctionPatch))
-        return json_response({"message": "function updated", "function": fn.to_doc()})
+        return json_response(_with_warnings({"message": "function updated", "function": fn.to_doc()}, fn))
 
     for method, summary in (("PUT", "update a function: only the fields sent change"),
                             ("PATCH", "the same as PUT (updates are partial)")):
@@ -695,6 +697,9 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
         items = await platform.alert_history(limit)
         return json_response({"alerts": [a.model_dump(mode="json") for a in items], "count": len(items)})
 
+    # -- secrets (issue 17) -------------------------------------------------------------------------
+    add_secret_routes(app, platform, body_of, json_response, v1)
+
     # -- the live event stream --------------------------------------------------------------------
     @app.get(f"{v1}/events", tags=["events"],
              summary="Server-Sent Events: function changes, invocations, log lines, alerts, from now on",
@@ -718,6 +723,13 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
 
     app.openapi = _openapi_with_auth(app, bearer=settings.token is not None)  # type: ignore[method-assign]
     return app
+
+
+def _with_warnings(body: dict[str, Any], fn: Any) -> dict[str, Any]:
+    """Secrets (issue 17): environment keys that look like credentials. Only when there are some,
+    so the seed's clients keep seeing exactly {message, function}."""
+    warnings = credential_warnings(fn.environment)
+    return {**body, "warnings": warnings} if warnings else body
 
 
 def _methods_of(app: FastAPI, path: str) -> list[str]:

@@ -33,6 +33,7 @@ from core.models import (  # the model classes are re-exported for app.py's bodi
     READ_ONLY_FIELDS,
     RUNTIME_ALIASES,
     RUNTIMES,
+    SECRET_NAME_RE,
     TIMEOUT_RANGE,
     Alert,
     AlertRule,
@@ -102,6 +103,8 @@ class FunctionAnswer(BaseModel):
 class FunctionChanged(BaseModel):
     message: str
     function: Function
+    # secrets (issue 17): environment keys that look like credentials, on create and update (absent: none)
+    warnings: list[str] = Field(default_factory=list)
 
 
 class FunctionList(BaseModel):
@@ -215,11 +218,18 @@ def _function_properties(patch: bool) -> dict[str, Any]:
         "timeout": {"type": "integer", "minimum": t0, "maximum": t1, "description": "seconds"},
         "memory": {"type": "integer", "minimum": m0, "maximum": m1, "description": "MB"},
         "environment": {"type": "object", "propertyNames": {"pattern": ecma(ENV_KEY_RE)},
-                        "additionalProperties": {"type": "string"}},
+                        # no NUL: the models refuse it (it would cut a variable short)
+                        "additionalProperties": {"type": "string", "pattern": "^[^\\u0000]*$"}},
         "description": {"type": "string", "maxLength": 1024},
         "max_concurrency": {"type": ["integer", "null"], "minimum": c0, "maximum": c1,
                             "description": "parallel invocations; null: the platform's limit"},
         "network": {"type": "boolean", "description": "allow network access (off by default)"},
+        # -- secrets (issue 17)
+        "secrets": {"type": "array", "items": {"type": "string", "pattern": ecma(SECRET_NAME_RE)},
+                    "description": "secrets mounted read-only at /run/secrets/<name> (each must exist)"},
+        "secret_env": {"type": "object", "propertyNames": {"pattern": ecma(ENV_KEY_RE)},
+                       "additionalProperties": {"type": "string", "pattern": ecma(SECRET_NAME_RE)},
+                       "description": "environment variable -> secret name (the secret is held implicitly)"},
     }
     if not patch:
         props["handler"]["default"] = "handler"

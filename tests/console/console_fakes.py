@@ -184,6 +184,28 @@ class FakePlatform(PlatformAPI):
     async def alert_history(self, limit: int = 100) -> list[Alert]:
         return []
 
+    # -- secrets (names and sizes only, as the real ones)
+    async def set_secret(self, name: str, value: str):
+        from core.secrets import SecretInfo, SecretStore
+
+        SecretStore.validate(name, value)
+        self.__dict__.setdefault("secrets", {})[name] = SecretInfo(name=name, size=len(value.encode()),
+                                                                   set_at=datetime.now(timezone.utc))
+        return self.secrets[name]
+
+    async def list_secrets(self):
+        return sorted(self.__dict__.get("secrets", {}).values(), key=lambda s: s.name)
+
+    async def delete_secret(self, name: str, force: bool = False):
+        from core.errors import NotFound
+
+        if name not in self.__dict__.get("secrets", {}):
+            raise NotFound(f"no secret named {name!r}")
+        return self.secrets.pop(name)
+
+    async def rotate_secrets_key(self) -> dict[str, Any]:
+        return {"rotated": len(self.__dict__.get("secrets", {})), "key_source": "fake"}
+
     # -- live
     async def events(self, kinds: set[str] | None = None) -> AsyncIterator[Event]:
         if self.fail_events:

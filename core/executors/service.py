@@ -18,6 +18,7 @@ from core.config import default_max_memory
 from core.models import ErrorType, Function, InvokeResult, new_uuid, normalize_runtime
 
 from .budget import MemoryBudget
+from .demand import BurstStats, Demand, Ewma
 from .runtimes import RUNTIMES, Runtime
 from .sandbox import HostSandbox
 from .prewarm import Prewarm
@@ -165,6 +166,10 @@ class _Pool:
         self.prepared: WorkerInit | None = None
         self.prepare_lock = asyncio.Lock()
         self.retired = False
+        self.demand = Demand()  # what its invocations and starts take (demand.py)
+        self.waiters: deque[asyncio.Future] = deque()  # callers waiting for a busy worker, FIFO
+        self.fresh: dict[Worker, float] = {}  # started and not used yet -> ms its start took
+        self.grow_tasks: set[asyncio.Task] = set()  # background starts
 
 
 class ExecutionService:
@@ -193,6 +198,8 @@ class ExecutionService:
         self._background: set[asyncio.Task] = set()
         self.budget = MemoryBudget(settings.max_memory or default_max_memory())
         self._memory_waiting = 0
+        self._cold_by_runtime: dict[str, Ewma] = {}  # a new version's first guess at its cold start
+        self.burst: dict[str, BurstStats] = {}  # per function id (demand.py)
         self.prewarm = Prewarm(self.sandbox, self.runtimes_, self.settings.work_dir, settings.prewarm,
                                budget=self.budget)
 
@@ -464,9 +471,6 @@ class ExecutionService:
     async def _run(self, fn: Function, runtime: Runtime, event_json: str, ctx: dict[str, str],
                    deadline: float) -> InvokeResult:
         pool = await self._pool(fn, runtime)
-        cold = False
-        init_ms = 0.0
-        notes: list[str] = []
         worker = await self._warm(pool)
         if worker is None:
             if fn.memory > self.budget.limit:
@@ -483,18 +487,16 @@ class ExecutionService:
                         prepared.init_duration = (time.perf_counter() - t0) * 1000
                         return prepared
                     pool.prepared = prepared
-            started = await self._start_worker(fn, runtime, pool, deadline)
-            if isinstance(started, InvokeResult):
-                if started.error_type != ErrorType.THROTTLED:
-                    started.cold_start = True
-                    started.init_duration = (time.perf_counter() - t0) * 1000
-                return started
-            worker, cold = started
-            if cold:
-                init_ms = (time.perf_counter() - t0) * 1000
-                notes = pool.prepared.notes
+            found = await self._find_worker(fn, runtime, pool, deadline)
+            if isinstance(found, InvokeResult):
+                return found
+            worker = found
         else:
             pool.busy.add(worker)
+        init_ms = pool.fresh.pop(worker, None)  # its first invocation: a cold start
+        demand = pool.demand
+        began = time.perf_counter()
+        demand.running[worker] = began
         try:
             res = await worker.invoke(event_json, ctx, float(fn.timeout))
         except Exception as exc:  # a bug of ours: the worker is in an unknown state, so it goes
@@ -506,6 +508,8 @@ class ExecutionService:
             raise
         finally:
             pool.busy.discard(worker)
+            demand.running.pop(worker, None)
+        demand.invoke.add((time.perf_counter() - began) * 1000)
         if pool.retired and (not worker.dead or (worker.retired and not res.success)):
             await worker.kill()
             res = InvokeResult.failure(
@@ -514,18 +518,178 @@ class ExecutionService:
                 duration_ms=res.duration_ms, logs=res.logs)
         elif worker.dead:
             await worker.kill()  # a timeout, crash, flood or bad frame: its cgroup and memory go now
+            self._unstrand(fn, runtime, pool)
         elif worker.cpu_used + fn.timeout + 1 >= pool.prepared.spec.cpu_seconds:
             await worker.kill()  # near its lifetime CPU budget: replace it
+            self._unstrand(fn, runtime, pool)
         else:
-            pool.idle.append(worker)
-            self.budget.wake()  # a start waiting for memory may reap it, or use it
-        if cold:
+            self._offer(pool, worker)
+        if init_ms is not None:
             self.prewarm.fill()  # what this cold start took is replaced now, in the background
-        res.cold_start = cold
-        res.init_duration = round(init_ms, 3) if cold else 0.0
-        if notes:
-            res.logs = "\n".join(notes) + "\n" + res.logs
+        res.cold_start = init_ms is not None
+        res.init_duration = round(init_ms, 3) if init_ms is not None else 0.0
+        if init_ms is not None and pool.prepared.notes:
+            res.logs = "\n".join(pool.prepared.notes) + "\n" + res.logs
         return res
+
+    # --- wait or start (demand.py) ------------------------------------------------------------
+    def _stats(self, fn: Function, runtime: Runtime) -> BurstStats:
+        st = self.burst.get(fn.id)
+        if st is None:
+            st = self.burst[fn.id] = BurstStats(fn.name, runtime.name)
+        st.name = fn.name  # renamed: reported under the new name
+        return st
+
+    def _cold_guess(self, pool: _Pool, runtime: Runtime) -> float:
+        rt = self._cold_by_runtime.get(runtime.name)
+        return pool.demand.cold_ms(rt.value if rt is not None else None)
+
+    async def _find_worker(self, fn: Function, runtime: Runtime, pool: _Pool,
+                           deadline: float) -> Worker | InvokeResult:
+        """No worker is idle: wait for a busy one when it is expected to free up sooner than a
+        new one starts; else start one (in the background if some run already, so this caller
+        takes whichever is free first)."""
+        demand = pool.demand
+        cold_ms = self._cold_guess(pool, runtime)
+        wait = demand.expected_wait(len(pool.waiters), cold_ms)
+        if wait is not None and wait <= cold_ms:
+            return await self._wait_for_worker(fn, runtime, pool, deadline)
+        if not demand.running:
+            return await self._start_inline(fn, runtime, pool, deadline)
+        if len(demand.starts) <= len(pool.waiters):  # one start per waiting caller at most: the limits hold
+            self._grow(fn, runtime, pool)
+        return await self._wait_for_worker(fn, runtime, pool, deadline)
+
+    async def _wait_for_worker(self, fn: Function, runtime: Runtime, pool: _Pool,
+                               deadline: float) -> Worker | InvokeResult:
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        t0 = time.perf_counter()
+        if pool.demand.queued_since is None:
+            pool.demand.queued_since = t0
+        pool.waiters.append(fut)
+        timer = loop.call_at(deadline, _expire, fut)
+        try:
+            got = await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled() and isinstance(fut.result(), Worker):
+                self._offer(pool, fut.result())  # handed one just as this caller went away: pass it on
+            raise
+        finally:
+            timer.cancel()
+            if not fut.done() or fut.cancelled() or not isinstance(fut.result(), Worker):
+                with contextlib.suppress(ValueError):
+                    pool.waiters.remove(fut)
+        waited = (time.perf_counter() - t0) * 1000
+        self._stats(fn, runtime).waited(waited)
+        if got is False:
+            demand = pool.demand
+            return InvokeResult.failure(
+                ErrorType.THROTTLED,
+                f"no worker of '{fn.name}' came free within {self.settings.queue_timeout:g} s "
+                f"({len(demand.running)} busy, {len(demand.starts)} starting)")
+        if isinstance(got, InvokeResult):
+            return got
+        demand = pool.demand
+        now = time.perf_counter()
+        if (demand.queued_since is not None and pool.waiters and not pool.retired
+                and (now - demand.queued_since) * 1000 >= self._cold_guess(pool, runtime)
+                and len(demand.starts) < len(pool.waiters)):
+            demand.queued_since = now  # a queue that outlasts a start: one more worker
+            self._grow(fn, runtime, pool)
+        return got
+
+    def _offer(self, pool: _Pool, worker: Worker) -> None:
+        """A worker free for `pool`: straight to the first waiting caller, else idle."""
+        while pool.waiters:
+            fut = pool.waiters.popleft()
+            if not fut.done():
+                pool.busy.add(worker)
+                fut.set_result(worker)
+                return
+        pool.busy.discard(worker)
+        pool.demand.queued_since = None  # the queue drained
+        pool.idle.append(worker)
+        self.budget.wake()  # a start waiting for memory may reap it, or use it
+
+    def _record_start(self, fn: Function, runtime: Runtime, pool: _Pool, worker: Worker, ms: float,
+                      background: bool) -> None:
+        pool.demand.cold.add(ms)
+        self._cold_by_runtime.setdefault(runtime.name, Ewma()).add(ms)
+        self._stats(fn, runtime).started(ms, background)
+        pool.fresh[worker] = ms
+
+    async def _start_inline(self, fn: Function, runtime: Runtime, pool: _Pool,
+                            deadline: float) -> Worker | InvokeResult:
+        """This caller starts its own worker (nothing runs that could free up for it)."""
+        token = object()
+        t0 = time.perf_counter()
+        pool.demand.starts[token] = (t0, True)
+        try:
+            started = await self._start_worker(fn, runtime, pool, deadline)
+        finally:
+            pool.demand.starts.pop(token, None)
+        ms = (time.perf_counter() - t0) * 1000
+        if isinstance(started, InvokeResult):
+            if started.error_type != ErrorType.THROTTLED:
+                started.cold_start = True
+                started.init_duration = ms
+            self._fail_stranded(pool, started)
+            return started
+        worker, cold = started
+        if cold:
+            self._record_start(fn, runtime, pool, worker, ms, background=False)
+        return worker
+
+    def _grow(self, fn: Function, runtime: Runtime, pool: _Pool) -> None:
+        """Start one more worker in the background; it goes to the first waiting caller."""
+        token = object()
+        pool.demand.starts[token] = (time.perf_counter(), False)
+        task = asyncio.ensure_future(self._grow_one(fn, runtime, pool, token))
+        pool.grow_tasks.add(task)
+        task.add_done_callback(pool.grow_tasks.discard)
+        self._background.add(task)  # close() waits for it
+        task.add_done_callback(self._background.discard)
+
+    async def _grow_one(self, fn: Function, runtime: Runtime, pool: _Pool, token: object) -> None:
+        t0 = pool.demand.starts[token][0]
+        deadline = asyncio.get_running_loop().time() + self.settings.queue_timeout
+        try:
+            started = await self._start_worker(fn, runtime, pool, deadline)
+        finally:
+            pool.demand.starts.pop(token, None)
+        ms = (time.perf_counter() - t0) * 1000
+        if isinstance(started, InvokeResult):
+            if started.error_type != ErrorType.THROTTLED:
+                started.cold_start = True
+                started.init_duration = ms
+            self._fail_stranded(pool, started)
+            return
+        worker, cold = started
+        pool.busy.discard(worker)
+        if pool.retired or worker.dead:
+            await worker.kill()  # an update landed while it started: the old code never serves
+            return
+        if cold:
+            self._record_start(fn, runtime, pool, worker, ms, background=True)
+            self.prewarm.fill()
+        self._offer(pool, worker)
+
+    def _fail_stranded(self, pool: _Pool, failure: InvokeResult) -> None:
+        """A start failed: callers waiting for a worker that nothing will free get its failure
+        (a compile error, say) now rather than at the queue timeout."""
+        if pool.demand.running or pool.demand.starts:
+            return
+        while pool.waiters:
+            fut = pool.waiters.popleft()
+            if not fut.done():
+                fut.set_result(failure.model_copy())
+
+    def _unstrand(self, fn: Function, runtime: Runtime, pool: _Pool) -> None:
+        """A worker went away while callers waited for it: start one for them if nothing else
+        would free up."""
+        if pool.waiters and not pool.demand.running and not pool.demand.starts and not pool.retired:
+            self._grow(fn, runtime, pool)
 
     # --- lifecycle ----------------------------------------------------------------------------
     def _retire_soon(self, key: tuple[str, int]) -> None:
@@ -535,6 +699,7 @@ class ExecutionService:
         if pool is None:
             return
         pool.retired = True
+        self._end_waiting(pool)
         for w in list(pool.idle) + list(pool.busy):
             w.retired = True
             w.signal_kill()
@@ -547,11 +712,24 @@ class ExecutionService:
         if pool is None:
             return
         pool.retired = True
+        self._end_waiting(pool)
         workers = list(pool.idle) + list(pool.busy)
         pool.idle.clear()
         for w in workers:
             w.retired = True
             await w.kill()
+
+    @staticmethod
+    def _end_waiting(pool: _Pool) -> None:
+        for task in pool.grow_tasks:  # a start waiting for memory must not outlive its version
+            task.cancel()
+        while pool.waiters:
+            fut = pool.waiters.popleft()
+            if not fut.done():
+                fut.set_result(InvokeResult.failure(
+                    ErrorType.WORKER_CRASHED,
+                    "the function was updated or deleted while this invocation waited for a worker; "
+                    "invoke the current version"))
 
     async def retire(self, function_id: str) -> None:
         """After an update or delete: the function's workers stop; no old code runs afterwards."""
@@ -603,4 +781,6 @@ class ExecutionService:
             "memory": {"max_memory_mb": self.budget.limit, "reserved_mb": self.budget.used,
                        "peak_reserved_mb": self.budget.peak, "waiting": self._memory_waiting},
             "prewarm_problem": self.prewarm.problem,
+            # How invocations found a worker, per function id (demand.py).
+            "burst": {fid: dict(st.to_dict(), name=st.name) for fid, st in self.burst.items()},
         }

@@ -38,7 +38,7 @@ class Demand:
     """One function version's numbers: what an invocation and a cold start take, which workers
     run since when, which starts are under way since when, and the waiting not yet paid for."""
 
-    __slots__ = ("invoke", "cold", "running", "starts", "queued_since")
+    __slots__ = ("invoke", "cold", "running", "starts", "queued_since", "debt", "peak")
 
     def __init__(self) -> None:
         self.invoke = Ewma()  # ms a worker is held per invocation (wall clock, as the caller sees it)
@@ -51,6 +51,12 @@ class Demand:
         # and the clock restarts. A one-off burst that one worker drains sooner starts nothing: a
         # start in the background takes CPU from the worker that is draining it (2 cores here).
         self.queued_since: float | None = None
+        # Milliseconds callers waited since workers were last added for it, and the most callers
+        # seen at once. Once the waiting adds up to a cold start, one more worker would have paid
+        # for itself (the rent-or-buy rule): it is started when the queue drains (idle CPU), up
+        # to the peak, so the next burst finds it warm.
+        self.debt = 0.0
+        self.peak = 0
 
     def cold_ms(self, fallback: float | None) -> float:
         if self.cold.value is not None:
@@ -88,25 +94,28 @@ class BurstStats:
     """Per function: how its invocations found a worker. Counted by the execution service, read by
     the metrics snapshot, Prometheus and the console's metrics pane."""
 
-    __slots__ = ("name", "runtime", "cold_starts", "cold_ms_sum", "background_starts", "clones",
+    __slots__ = ("name", "runtime", "workers_started", "cold_ms_sum", "background_starts", "spare_starts", "clones",
                  "queue_waits", "queue_wait_ms_sum", "queue_wait_ms_max", "recent_waits")
 
     def __init__(self, name: str, runtime: str) -> None:
         self.name = name
         self.runtime = runtime
-        self.cold_starts = 0  # workers started (each is a cold start for the invocation it serves)
+        self.workers_started = 0
         self.cold_ms_sum = 0.0
-        self.background_starts = 0  # of those, started ahead of demand while callers waited
+        self.background_starts = 0  # of those, started in the background while callers waited
+        self.spare_starts = 0  # of those, started after a burst for the next one (idle until used)
         self.clones = 0  # workers cloned from a warm template (not built yet: always 0)
         self.queue_waits = 0  # invocations that waited for a busy worker instead of starting one
         self.queue_wait_ms_sum = 0.0
         self.queue_wait_ms_max = 0.0
         self.recent_waits: deque[float] = deque(maxlen=RECENT_WAITS)
 
-    def started(self, ms: float, background: bool) -> None:
-        self.cold_starts += 1
+    def started(self, ms: float, how: str) -> None:
+        """`how`: "caller" (its caller waited for it), "background", "spare"."""
+        self.workers_started += 1
         self.cold_ms_sum += ms
-        self.background_starts += background
+        self.background_starts += how == "background"
+        self.spare_starts += how == "spare"
 
     def waited(self, ms: float) -> None:
         self.queue_waits += 1
@@ -122,9 +131,10 @@ class BurstStats:
 
         return {
             "runtime": self.runtime,
-            "cold_starts": self.cold_starts,
-            "cold_start_ms_avg": round(self.cold_ms_sum / self.cold_starts, 3) if self.cold_starts else None,
+            "workers_started": self.workers_started,
+            "start_ms_avg": round(self.cold_ms_sum / self.workers_started, 3) if self.workers_started else None,
             "background_starts": self.background_starts,
+            "spare_starts": self.spare_starts,
             "clones": self.clones,
             "queue_waits": self.queue_waits,
             "queue_wait_ms": {"sum": round(self.queue_wait_ms_sum, 3), "max": round(self.queue_wait_ms_max, 3),

@@ -365,8 +365,8 @@ class ExecutionService:
                 self.prewarm.evict(w)
         return out
 
-    async def _make_room(self, fn: Function, pool: _Pool, holder: object,
-                         deadline: float) -> Worker | InvokeResult | None:
+    async def _make_room(self, fn: Function, pool: _Pool, holder: object, deadline: float,
+                         reuse_idle: bool = True) -> Worker | InvokeResult | None:
         """Have `holder` hold fn.memory MB of the budget: None once it does. Idle workers are
         reaped for it, oldest first; when they are not enough it waits for a worker to end or go
         idle. A worker of this same function that goes idle meanwhile is returned instead."""
@@ -374,7 +374,7 @@ class ExecutionService:
         counted = False
         try:
             while True:
-                warm = await self._warm(pool)
+                warm = await self._warm(pool) if reuse_idle else None
                 if warm is not None:
                     return warm
                 short = fn.memory - b.held.get(holder, 0)
@@ -405,8 +405,8 @@ class ExecutionService:
             if counted:
                 self._memory_waiting -= 1
 
-    async def _start_worker(self, fn: Function, runtime: Runtime, pool: _Pool,
-                            deadline: float) -> tuple[Worker, bool] | InvokeResult:
+    async def _start_worker(self, fn: Function, runtime: Runtime, pool: _Pool, deadline: float,
+                            reuse_idle: bool = True) -> tuple[Worker, bool] | InvokeResult:
         """A new worker for `pool` (in its busy set), or a warm one that came back while this
         waited for memory (then False: not a cold start), or why there is none."""
         holder = object()  # this start's share of the budget until its worker holds it
@@ -417,7 +417,7 @@ class ExecutionService:
                 taken = self.prewarm.take(runtime.name)
                 if taken is not None:
                     self.budget.move(taken, holder)  # its cgroup's room counts toward the function's
-            room = await self._make_room(fn, pool, holder, deadline)
+            room = await self._make_room(fn, pool, holder, deadline, reuse_idle)
             if isinstance(room, Worker):
                 pool.busy.add(room)
                 return room, False
@@ -565,9 +565,11 @@ class ExecutionService:
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
         t0 = time.perf_counter()
-        if pool.demand.queued_since is None:
-            pool.demand.queued_since = t0
+        demand = pool.demand
+        if demand.queued_since is None:
+            demand.queued_since = t0
         pool.waiters.append(fut)
+        demand.peak = max(demand.peak, len(demand.running) + len(pool.waiters))
         timer = loop.call_at(deadline, _expire, fut)
         try:
             got = await fut
@@ -591,6 +593,7 @@ class ExecutionService:
         if isinstance(got, InvokeResult):
             return got
         demand = pool.demand
+        demand.debt += waited
         now = time.perf_counter()
         if (demand.queued_since is not None and pool.waiters and not pool.retired
                 and (now - demand.queued_since) * 1000 >= self._cold_guess(pool, runtime)
@@ -608,16 +611,34 @@ class ExecutionService:
                 fut.set_result(worker)
                 return
         pool.busy.discard(worker)
+        pool.fresh.pop(worker, None)  # ready before anyone asked: whoever takes it waits for no start
         pool.demand.queued_since = None  # the queue drained
         pool.idle.append(worker)
         self.budget.wake()  # a start waiting for memory may reap it, or use it
+        self._grow_for_next_burst(pool)
+
+    def _grow_for_next_burst(self, pool: _Pool) -> None:
+        """The waiting of the last burst paid for more workers: start them now, while the CPU is
+        free, up to the most callers seen at once, only in free memory (no idle worker of
+        another function is reaped for a guess)."""
+        demand = pool.demand
+        cold_ms = self._cold_guess(pool, pool.runtime)
+        if demand.debt < cold_ms or pool.retired or self._closed:
+            return
+        have = len(pool.idle) + len(demand.running) + len(demand.starts)
+        limit = min(demand.peak, pool.fn.max_concurrency or demand.peak, self.settings.max_concurrent)
+        want = min(int(demand.debt // cold_ms), limit - have, self.budget.free() // max(1, pool.fn.memory))
+        demand.debt = 0.0
+        demand.peak = 0
+        for _ in range(max(0, want)):
+            self._grow(pool.fn, pool.runtime, pool, spare=True)
 
     def _record_start(self, fn: Function, runtime: Runtime, pool: _Pool, worker: Worker, ms: float,
-                      background: bool) -> None:
+                      how: str) -> None:
         pool.demand.cold.add(ms)
         self._cold_by_runtime.setdefault(runtime.name, Ewma()).add(ms)
-        self._stats(fn, runtime).started(ms, background)
-        pool.fresh[worker] = ms
+        self._stats(fn, runtime).started(ms, how)
+        pool.fresh[worker] = ms  # the invocation it serves first reports a cold start, if that one waited
 
     async def _start_inline(self, fn: Function, runtime: Runtime, pool: _Pool,
                             deadline: float) -> Worker | InvokeResult:
@@ -638,24 +659,26 @@ class ExecutionService:
             return started
         worker, cold = started
         if cold:
-            self._record_start(fn, runtime, pool, worker, ms, background=False)
+            self._record_start(fn, runtime, pool, worker, ms, "caller")
         return worker
 
-    def _grow(self, fn: Function, runtime: Runtime, pool: _Pool) -> None:
-        """Start one more worker in the background; it goes to the first waiting caller."""
+    def _grow(self, fn: Function, runtime: Runtime, pool: _Pool, spare: bool = False) -> None:
+        """Start one more worker in the background; it goes to the first waiting caller.
+        `spare`: for the next burst (an idle worker is not an answer then)."""
         token = object()
         pool.demand.starts[token] = (time.perf_counter(), False)
-        task = asyncio.ensure_future(self._grow_one(fn, runtime, pool, token))
+        task = asyncio.ensure_future(self._grow_one(fn, runtime, pool, token, not spare))
         pool.grow_tasks.add(task)
         task.add_done_callback(pool.grow_tasks.discard)
         self._background.add(task)  # close() waits for it
         task.add_done_callback(self._background.discard)
 
-    async def _grow_one(self, fn: Function, runtime: Runtime, pool: _Pool, token: object) -> None:
+    async def _grow_one(self, fn: Function, runtime: Runtime, pool: _Pool, token: object,
+                        reuse_idle: bool) -> None:
         t0 = pool.demand.starts[token][0]
         deadline = asyncio.get_running_loop().time() + self.settings.queue_timeout
         try:
-            started = await self._start_worker(fn, runtime, pool, deadline)
+            started = await self._start_worker(fn, runtime, pool, deadline, reuse_idle)
         finally:
             pool.demand.starts.pop(token, None)
         ms = (time.perf_counter() - t0) * 1000
@@ -671,7 +694,7 @@ class ExecutionService:
             await worker.kill()  # an update landed while it started: the old code never serves
             return
         if cold:
-            self._record_start(fn, runtime, pool, worker, ms, background=True)
+            self._record_start(fn, runtime, pool, worker, ms, "background" if reuse_idle else "spare")
             self.prewarm.fill()
         self._offer(pool, worker)
 

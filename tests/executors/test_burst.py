@@ -55,7 +55,7 @@ async def test_16_callers_on_one_warm_worker_of_a_1ms_function_wait_rather_than_
     assert slowest <= warm_queue, f"the slowest caller took {slowest:.1f} ms; the warm queue would take {warm_queue:.1f}"
     burst = svc.stats()["burst"][f.id]
     assert burst["queue_waits"] >= 16 - 1 - colds  # all but the one that found it idle waited
-    assert burst["cold_starts"] == 1 + colds
+    assert burst["workers_started"] == 1 + colds
     assert burst["queue_wait_ms"]["max"] <= slowest
 
 
@@ -137,3 +137,22 @@ async def test_a_compile_error_reaches_every_waiting_caller_at_once(make_service
     assert all(r.error_type == ErrorType.COMPILE_ERROR for r in results), [r.error_type for r in results]
     assert time.perf_counter() - t0 < 10
     assert svc.stats()["queued"] == 0 and os.getpid()
+
+
+async def test_after_a_burst_spare_workers_start_in_free_memory_only(make_service):
+    svc = make_service(max_concurrent=16, queue_timeout=30, max_memory=384)
+    other = fn("python", FAST, name="other", memory=128)
+    assert (await svc.invoke(other, {})).success  # an idle worker of another function: 128 MB
+    f = fn("python", FAST, name="bursty", memory=128)
+    assert (await svc.invoke(f, {})).success
+    results = await asyncio.gather(*(svc.invoke(f, {}) for _ in range(16)))
+    assert all(r.success for r in results)
+    await asyncio.gather(*svc._background, return_exceptions=True)  # the spare starts end
+    workers = svc.stats()["workers"]
+    # The waiting paid for more workers, but 384 MB hold three: one spare, and `other` keeps its own.
+    assert workers[other.id]["warm"] == 1, "an idle worker of another function was reaped for a guess"
+    assert workers[f.id]["warm"] == 2, workers
+    assert svc.stats()["burst"][f.id]["spare_starts"] == 1
+    assert svc.budget.used <= 384
+    again = await asyncio.gather(*(svc.invoke(f, {}) for _ in range(16)))
+    assert all(r.success for r in again) and not any(r.cold_start for r in again)

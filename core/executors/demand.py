@@ -42,10 +42,15 @@ class Demand:
 
     def __init__(self) -> None:
         self.invoke = Ewma()  # ms a worker is held per invocation (wall clock, as the caller sees it)
-        self.cold = Ewma()  # ms from deciding to start a worker to its being ready
+        # ms from deciding to start a worker to its being ready, by kind: "adopt" (a pre-started
+        # sandbox takes the function on: a few ms) and "fresh" (the whole launch chain: 30-100 ms).
+        # One figure for both made a burst look cheap to scale after one adoption, and then
+        # paid fresh starts that slowed the warm worker they were meant to relieve.
+        self.cold = {"adopt": Ewma(), "fresh": Ewma()}
         self.running: dict[Any, float] = {}  # busy worker -> perf_counter() when its invocation began
-        # Start under way -> (perf_counter() when it began, whether its own caller uses it first).
-        self.starts: dict[object, tuple[float, bool]] = {}
+        # Start under way -> (perf_counter() when it began, whether its own caller uses it first,
+        # the ms it is expected to take, its kind).
+        self.starts: dict[object, tuple[float, bool, float, str]] = {}
         # perf_counter() since when callers have been waiting without a break (None: nobody waits).
         # A queue that outlasts a cold start is demand, not a blip: one more worker is started then,
         # and the clock restarts. A one-off burst that one worker drains sooner starts nothing: a
@@ -58,15 +63,17 @@ class Demand:
         self.debt = 0.0
         self.peak = 0
 
-    def cold_ms(self, fallback: float | None) -> float:
-        if self.cold.value is not None:
-            return self.cold.value
+    def cold_ms(self, kind: str, fallback: float | None) -> float:
+        mine = self.cold[kind].value
+        if mine is not None:
+            return mine
         return fallback if fallback is not None else DEFAULT_COLD_MS
 
     def expected_wait(self, ahead: int, cold_ms: float, now: float | None = None) -> float | None:
         """Milliseconds until a worker is free for a caller with `ahead` callers before it, if
         nothing more is started; None when it cannot be told (no invocation measured yet while
-        one runs) or nothing would ever free up (no worker runs or starts)."""
+        one runs) or nothing would ever free up (no worker runs or starts). `cold_ms`: what the
+        next start would take."""
         d = self.invoke.value
         if not self.running and (d is None or not self.starts):
             return None
@@ -82,8 +89,8 @@ class Demand:
                 free.append(d - elapsed if elapsed < d else elapsed)
         if d is None:
             d = max(free)
-        for began, owned in self.starts.values():
-            free.append(max(0.0, cold_ms - (now - began) * 1000) + (d if owned else 0.0))
+        for began, owned, expect, _ in self.starts.values():
+            free.append(max(0.0, expect - (now - began) * 1000) + (d if owned else 0.0))
         heapq.heapify(free)
         for _ in range(ahead):
             heapq.heapreplace(free, free[0] + d)

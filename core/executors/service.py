@@ -43,6 +43,9 @@ class ExecutionSettings:
     build_memory: int = 1024  # MB for one Go build
     hardening: bool = True  # uid drop and seccomp; off only to measure their cost (benchmarks)
     max_memory: int = 0  # MB: the sum of live workers' memory limits (budget.py); 0: half the host's
+    # "demand": wait for a busy worker or start one, by the numbers (demand.py); "start": every caller
+    # that finds no idle worker starts its own (the policy before issue 19; benchmarks only).
+    scaling: str = "demand"
 
 
 class _Throttled(Exception):
@@ -198,7 +201,8 @@ class ExecutionService:
         self._background: set[asyncio.Task] = set()
         self.budget = MemoryBudget(settings.max_memory or default_max_memory())
         self._memory_waiting = 0
-        self._cold_by_runtime: dict[str, Ewma] = {}  # a new version's first guess at its cold start
+        # (runtime, "adopt" | "fresh") -> a new version's first guess at its cold start (demand.py)
+        self._cold_by_runtime: dict[tuple[str, str], Ewma] = {}
         self.burst: dict[str, BurstStats] = {}  # per function id (demand.py)
         self.prewarm = Prewarm(self.sandbox, self.runtimes_, self.settings.work_dir, settings.prewarm,
                                budget=self.budget)
@@ -366,7 +370,7 @@ class ExecutionService:
         return out
 
     async def _make_room(self, fn: Function, pool: _Pool, holder: object, deadline: float,
-                         reuse_idle: bool = True) -> Worker | InvokeResult | None:
+                         reuse_idle: bool = True, reap: bool = True) -> Worker | InvokeResult | None:
         """Have `holder` hold fn.memory MB of the budget: None once it does. Idle workers are
         reaped for it, oldest first; when they are not enough it waits for a worker to end or go
         idle. A worker of this same function that goes idle meanwhile is returned instead."""
@@ -380,6 +384,8 @@ class ExecutionService:
                 short = fn.memory - b.held.get(holder, 0)
                 if short <= 0 or b.charge(holder, short):
                     return None
+                if not reap:  # a start on a guess: free memory only, and no waiting for it
+                    return InvokeResult.failure(ErrorType.THROTTLED, "no free memory for a spare worker")
                 victims = self._victims(short - b.free())
                 if victims:
                     for v in victims:  # their room is this start's from now on (budget.py)
@@ -406,7 +412,7 @@ class ExecutionService:
                 self._memory_waiting -= 1
 
     async def _start_worker(self, fn: Function, runtime: Runtime, pool: _Pool, deadline: float,
-                            reuse_idle: bool = True) -> tuple[Worker, bool] | InvokeResult:
+                            reuse_idle: bool = True, reap: bool = True) -> tuple[Worker, bool] | InvokeResult:
         """A new worker for `pool` (in its busy set), or a warm one that came back while this
         waited for memory (then False: not a cold start), or why there is none."""
         holder = object()  # this start's share of the budget until its worker holds it
@@ -417,7 +423,7 @@ class ExecutionService:
                 taken = self.prewarm.take(runtime.name)
                 if taken is not None:
                     self.budget.move(taken, holder)  # its cgroup's room counts toward the function's
-            room = await self._make_room(fn, pool, holder, deadline, reuse_idle)
+            room = await self._make_room(fn, pool, holder, deadline, reuse_idle, reap)
             if isinstance(room, Worker):
                 pool.busy.add(room)
                 return room, False
@@ -540,9 +546,19 @@ class ExecutionService:
         st.name = fn.name  # renamed: reported under the new name
         return st
 
+    def _next_start(self, pool: _Pool, runtime: Runtime) -> tuple[str, float]:
+        """The kind of the next start and what it is expected to take: an adoption while the
+        pre-started sandboxes outnumber the adoptions under way, else a fresh start."""
+        kind = "fresh"
+        if self.prewarm.eligible(pool.fn, runtime.name):
+            pending = sum(1 for s in pool.demand.starts.values() if s[3] == "adopt")
+            if self.prewarm.count().get(runtime.name, 0) > pending:
+                kind = "adopt"
+        rt = self._cold_by_runtime.get((runtime.name, kind))
+        return kind, pool.demand.cold_ms(kind, rt.value if rt is not None else None)
+
     def _cold_guess(self, pool: _Pool, runtime: Runtime) -> float:
-        rt = self._cold_by_runtime.get(runtime.name)
-        return pool.demand.cold_ms(rt.value if rt is not None else None)
+        return self._next_start(pool, runtime)[1]
 
     async def _find_worker(self, fn: Function, runtime: Runtime, pool: _Pool,
                            deadline: float) -> Worker | InvokeResult:
@@ -550,6 +566,8 @@ class ExecutionService:
         new one starts; else start one (in the background if some run already, so this caller
         takes whichever is free first)."""
         demand = pool.demand
+        if self.settings.scaling == "start":
+            return await self._start_inline(fn, runtime, pool, deadline)
         cold_ms = self._cold_guess(pool, runtime)
         wait = demand.expected_wait(len(pool.waiters), cold_ms)
         if wait is not None and wait <= cold_ms:
@@ -599,7 +617,7 @@ class ExecutionService:
                 and (now - demand.queued_since) * 1000 >= self._cold_guess(pool, runtime)
                 and len(demand.starts) < len(pool.waiters)):
             demand.queued_since = now  # a queue that outlasts a start: one more worker
-            self._grow(fn, runtime, pool)
+            self._grow(fn, runtime, pool, "queue")
         return got
 
     def _offer(self, pool: _Pool, worker: Worker) -> None:
@@ -623,7 +641,7 @@ class ExecutionService:
         another function is reaped for a guess)."""
         demand = pool.demand
         cold_ms = self._cold_guess(pool, pool.runtime)
-        if demand.debt < cold_ms or pool.retired or self._closed:
+        if demand.debt < cold_ms or pool.retired or self._closed or self.settings.scaling != "demand":
             return
         have = len(pool.idle) + len(demand.running) + len(demand.starts)
         limit = min(demand.peak, pool.fn.max_concurrency or demand.peak, self.settings.max_concurrent)
@@ -631,12 +649,13 @@ class ExecutionService:
         demand.debt = 0.0
         demand.peak = 0
         for _ in range(max(0, want)):
-            self._grow(pool.fn, pool.runtime, pool, spare=True)
+            self._grow(pool.fn, pool.runtime, pool, "spare")
 
     def _record_start(self, fn: Function, runtime: Runtime, pool: _Pool, worker: Worker, ms: float,
                       how: str) -> None:
-        pool.demand.cold.add(ms)
-        self._cold_by_runtime.setdefault(runtime.name, Ewma()).add(ms)
+        kind = "adopt" if worker.slot is not None else "fresh"  # a pre-started sandbox has its own folder
+        pool.demand.cold[kind].add(ms)
+        self._cold_by_runtime.setdefault((runtime.name, kind), Ewma()).add(ms)
         self._stats(fn, runtime).started(ms, how)
         pool.fresh[worker] = ms  # the invocation it serves first reports a cold start, if that one waited
 
@@ -645,7 +664,7 @@ class ExecutionService:
         """This caller starts its own worker (nothing runs that could free up for it)."""
         token = object()
         t0 = time.perf_counter()
-        pool.demand.starts[token] = (t0, True)
+        pool.demand.starts[token] = (t0, True, *reversed(self._next_start(pool, runtime)))
         try:
             started = await self._start_worker(fn, runtime, pool, deadline)
         finally:
@@ -662,23 +681,25 @@ class ExecutionService:
             self._record_start(fn, runtime, pool, worker, ms, "caller")
         return worker
 
-    def _grow(self, fn: Function, runtime: Runtime, pool: _Pool, spare: bool = False) -> None:
-        """Start one more worker in the background; it goes to the first waiting caller.
-        `spare`: for the next burst (an idle worker is not an answer then)."""
+    def _grow(self, fn: Function, runtime: Runtime, pool: _Pool, why: str = "wait") -> None:
+        """Start one more worker in the background; it goes to the first waiting caller. `why`:
+        "wait" (a caller would wait longer than a start: it may reap idle workers of other
+        functions for memory, as a caller's own start does), "queue" (a queue outlasted a start)
+        or "spare" (for the next burst; an idle worker is no answer then): free memory only."""
         token = object()
-        pool.demand.starts[token] = (time.perf_counter(), False)
-        task = asyncio.ensure_future(self._grow_one(fn, runtime, pool, token, not spare))
+        pool.demand.starts[token] = (time.perf_counter(), False, *reversed(self._next_start(pool, runtime)))
+        task = asyncio.ensure_future(self._grow_one(fn, runtime, pool, token, why))
         pool.grow_tasks.add(task)
         task.add_done_callback(pool.grow_tasks.discard)
         self._background.add(task)  # close() waits for it
         task.add_done_callback(self._background.discard)
 
-    async def _grow_one(self, fn: Function, runtime: Runtime, pool: _Pool, token: object,
-                        reuse_idle: bool) -> None:
+    async def _grow_one(self, fn: Function, runtime: Runtime, pool: _Pool, token: object, why: str) -> None:
         t0 = pool.demand.starts[token][0]
         deadline = asyncio.get_running_loop().time() + self.settings.queue_timeout
         try:
-            started = await self._start_worker(fn, runtime, pool, deadline, reuse_idle)
+            started = await self._start_worker(fn, runtime, pool, deadline, reuse_idle=why != "spare",
+                                               reap=why == "wait")
         finally:
             pool.demand.starts.pop(token, None)
         ms = (time.perf_counter() - t0) * 1000
@@ -694,7 +715,7 @@ class ExecutionService:
             await worker.kill()  # an update landed while it started: the old code never serves
             return
         if cold:
-            self._record_start(fn, runtime, pool, worker, ms, "background" if reuse_idle else "spare")
+            self._record_start(fn, runtime, pool, worker, ms, "spare" if why == "spare" else "background")
             self.prewarm.fill()
         self._offer(pool, worker)
 

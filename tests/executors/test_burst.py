@@ -139,20 +139,35 @@ async def test_a_compile_error_reaches_every_waiting_caller_at_once(make_service
     assert svc.stats()["queued"] == 0 and os.getpid()
 
 
-async def test_after_a_burst_spare_workers_start_in_free_memory_only(make_service):
-    svc = make_service(max_concurrent=16, queue_timeout=30, max_memory=384)
-    other = fn("python", FAST, name="other", memory=128)
-    assert (await svc.invoke(other, {})).success  # an idle worker of another function: 128 MB
+async def test_after_a_burst_more_workers_wait_for_the_next_one_within_the_budget(make_service):
+    svc = make_service(max_concurrent=16, queue_timeout=30, max_memory=512)
     f = fn("python", FAST, name="bursty", memory=128)
     assert (await svc.invoke(f, {})).success
     results = await asyncio.gather(*(svc.invoke(f, {}) for _ in range(16)))
     assert all(r.success for r in results)
-    await asyncio.gather(*svc._background, return_exceptions=True)  # the spare starts end
-    workers = svc.stats()["workers"]
-    # The waiting paid for more workers, but 384 MB hold three: one spare, and `other` keeps its own.
-    assert workers[other.id]["warm"] == 1, "an idle worker of another function was reaped for a guess"
-    assert workers[f.id]["warm"] == 2, workers
-    assert svc.stats()["burst"][f.id]["spare_starts"] == 1
-    assert svc.budget.used <= 384
+    await asyncio.gather(*svc._background, return_exceptions=True)  # the starts end
+    burst = svc.stats()["burst"][f.id]
+    # 16 callers queued on a 1 ms worker: their waiting adds up to more than a start.
+    assert burst["spare_starts"] + burst["background_starts"] >= 1, burst
+    assert 2 <= svc.stats()["workers"][f.id]["warm"] <= 4, "512 MB hold four workers of 128 MB"
+    assert svc.budget.used <= 512 and svc.budget.peak <= 512
     again = await asyncio.gather(*(svc.invoke(f, {}) for _ in range(16)))
     assert all(r.success for r in again) and not any(r.cold_start for r in again)
+
+
+async def test_spare_workers_take_free_memory_only_never_another_functions_idle_worker(make_service):
+    svc = make_service(max_concurrent=16, queue_timeout=30, max_memory=256)
+    other = fn("python", FAST, name="other", memory=128)
+    f = fn("python", FAST, name="bursty", memory=128)
+    assert (await svc.invoke(other, {})).success and (await svc.invoke(f, {})).success
+    assert svc.budget.free() == 0
+    pool = svc._pools[(f.id, f.version)]
+    # As after a burst whose waiting paid for many workers (set directly: how long a real burst
+    # waits depends on the machine's load, and a wait-rule start may reap, as a caller's own does).
+    pool.demand.debt, pool.demand.peak = 1e6, 16
+    svc._grow_for_next_burst(pool)
+    await asyncio.gather(*svc._background, return_exceptions=True)
+    workers = svc.stats()["workers"]
+    assert workers[other.id]["warm"] == 1, "an idle worker of another function was reaped for a guess"
+    assert workers[f.id]["warm"] == 1 and svc.stats()["burst"][f.id]["spare_starts"] == 0
+    assert svc.stats()["memory"]["waiting"] == 0  # it did not wait for memory either

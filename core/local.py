@@ -121,6 +121,7 @@ class LocalPlatform:
                 build_memory=c["runtime.build_memory"],
                 prewarm=c["runtime.prewarm"],
                 max_memory=c["runtime.max_memory"],
+                prewarm_max=c["runtime.prewarm_max"],
             )
         )
 

@@ -46,6 +46,7 @@ class ExecutionSettings:
     # "demand": wait for a busy worker or start one, by the numbers (demand.py); "start": every caller
     # that finds no idle worker starts its own (the policy before issue 19; benchmarks only).
     scaling: str = "demand"
+    prewarm_max: int | None = None  # the most pre-started sandboxes per runtime under bursts (None: prewarm)
 
 
 class _Throttled(Exception):
@@ -205,7 +206,7 @@ class ExecutionService:
         self._cold_by_runtime: dict[tuple[str, str], Ewma] = {}
         self.burst: dict[str, BurstStats] = {}  # per function id (demand.py)
         self.prewarm = Prewarm(self.sandbox, self.runtimes_, self.settings.work_dir, settings.prewarm,
-                               budget=self.budget)
+                               budget=self.budget, maximum=settings.prewarm_max)
 
     # --- scheduling ---------------------------------------------------------------------------
     @property
@@ -251,6 +252,7 @@ class ExecutionService:
                 victims.append(w)
         for w in victims:
             await w.kill()
+        self.prewarm.fill()  # a burst's extra sandboxes go once its demand is past
 
     # --- invoke -------------------------------------------------------------------------------
     async def invoke(self, fn: Function, event: Any, context: dict[str, str] | None = None) -> InvokeResult:
@@ -822,6 +824,7 @@ class ExecutionService:
             "max_concurrent": self.settings.max_concurrent,
             "queue_size": self.settings.queue_size,
             "prewarmed": self.prewarm.count(),
+            "prewarm_target": self.prewarm.targets(),  # grows with bursts of cold starts (prewarm.py)
             "memory": {"max_memory_mb": self.budget.limit, "reserved_mb": self.budget.used,
                        "peak_reserved_mb": self.budget.peak, "waiting": self._memory_waiting},
             "prewarm_problem": self.prewarm.problem,

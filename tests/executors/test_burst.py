@@ -171,3 +171,42 @@ async def test_spare_workers_take_free_memory_only_never_another_functions_idle_
     assert workers[other.id]["warm"] == 1, "an idle worker of another function was reaped for a guess"
     assert workers[f.id]["warm"] == 1 and svc.stats()["burst"][f.id]["spare_starts"] == 0
     assert svc.stats()["memory"]["waiting"] == 0  # it did not wait for memory either
+
+
+async def test_the_pre_started_pool_grows_with_a_burst_of_cold_starts_and_shrinks_after(make_service, monkeypatch):
+    from core.executors import prewarm as prewarm_mod
+
+    svc = make_service(prewarm=1, prewarm_max=3, max_concurrent=10)
+    if not svc.protections()["bwrap_namespaces"]:
+        import pytest
+        pytest.skip("pre-started sandboxes need bwrap namespaces")
+    await svc.prewarm.wait_ready()
+    assert svc.stats()["prewarmed"]["python"] == 1 and svc.stats()["prewarm_target"]["python"] == 1
+    fns = [fn("python", FAST, name=f"cold{i}") for i in range(4)]
+    results = await asyncio.gather(*(svc.invoke(f, {}) for f in fns))  # four cold starts at once
+    assert all(r.success and r.cold_start for r in results)
+    assert svc.stats()["prewarm_target"]["python"] == 3  # four asked; runtime.prewarm_max is 3
+    await svc.prewarm.wait_ready()
+    assert svc.stats()["prewarmed"]["python"] == 3, svc.stats()["prewarm_problem"]
+    # The next burst of three adopts sandboxes: every start is an adoption.
+    more = [fn("python", FAST, name=f"next{i}") for i in range(3)]
+    before = len(svc.prewarm.pids())
+    assert before >= 3
+    results = await asyncio.gather(*(svc.invoke(f, {}) for f in more))
+    assert all(r.success and r.cold_start for r in results)
+    adopted = [w for p in svc._pools.values() for w in p.idle if w.key[0] in {f.id for f in more}]
+    assert len(adopted) == 3 and all(w.slot is not None for w in adopted), "a start of the burst was fresh"
+    # Once the burst is past the window, the pool goes back to its least.
+    monkeypatch.setattr(prewarm_mod, "DEMAND_WINDOW", 0.0)
+    await svc.reap_idle()
+    assert svc.stats()["prewarm_target"]["python"] == 1
+    await svc.prewarm.wait_ready()
+    assert svc.stats()["prewarmed"]["python"] == 1
+
+
+async def test_prewarm_0_stays_0_whatever_the_demand(make_service):
+    svc = make_service(prewarm=0, prewarm_max=4)
+    results = await asyncio.gather(*(svc.invoke(fn("python", FAST, name=f"z{i}"), {}) for i in range(3)))
+    assert all(r.success for r in results)
+    await svc.prewarm.wait_ready()
+    assert sum(svc.stats()["prewarmed"].values()) == 0

@@ -210,3 +210,42 @@ async def test_prewarm_0_stays_0_whatever_the_demand(make_service):
     assert all(r.success for r in results)
     await svc.prewarm.wait_ready()
     assert sum(svc.stats()["prewarmed"].values()) == 0
+
+
+NODE_PROBE = r"""
+const fs = require('fs');
+function handler(event, context) {
+  if (event.mb) { const keep = []; for (let i = 0; i < event.mb; i++) keep.push(Buffer.alloc(1048576, 1)); return keep.length; }
+  const limits = fs.readFileSync('/proc/self/limits', 'utf8').split('\n').find(l => l.startsWith('Max cpu time'));
+  let write;
+  try { fs.appendFileSync(__filename, '// changed'); write = 'writable'; } catch (e) { write = e.code; }
+  return {env: process.env, files: fs.readdirSync('/function').sort(), uid: process.getuid(), cpu: limits,
+          heap: require('v8').getHeapStatistics().heap_size_limit / 1048576, execArgv: process.execArgv, write};
+}
+"""
+
+
+async def test_a_nodejs_cold_start_adopts_a_sandbox_with_the_functions_own_limits(make_service, monkeypatch):
+    from core.executors.sandbox import BASE_ENV
+
+    svc = make_service(prewarm=1)
+    if not svc.protections()["bwrap_namespaces"] or "nodejs" not in svc.prewarm.specs:
+        import pytest
+        pytest.skip("pre-started sandboxes need bwrap namespaces and Node.js")
+    await svc.prewarm.wait_ready()
+    assert svc.stats()["prewarmed"]["nodejs"] == 1, svc.stats()["prewarm_problem"]
+    monkeypatch.setenv("CLOUDFN_TEST_SECRET", "hunter2")  # the platform's: never visible
+    f = fn("nodejs", NODE_PROBE, environment={"GREETING": "it's $HOME `id`"}, memory=256, timeout=7)
+    res = await svc.invoke(f, {})
+    assert res.success and res.cold_start, res.error
+    pool = svc._pools[(f.id, f.version)]
+    assert [w.slot is not None for w in pool.idle] == [True], "not adopted"
+    r = res.result
+    env = {k: v for k, v in r["env"].items() if k not in ("PWD", "SHLVL", "_")}  # set by the shell, as by any
+    assert env == {**BASE_ENV, "GREETING": "it's $HOME `id`"}, r["env"]
+    assert r["files"] == ["index.js"] and r["uid"] == 65534 and r["write"] in ("EROFS", "EACCES")
+    assert r["execArgv"][0] == "--max-old-space-size=192"  # the function's heap, not a waiting one's
+    assert r["cpu"].split()[3:5] == [str(max(7 * 4, 120)), str(max(7 * 4, 120) + 1)], r["cpu"]
+    # Its cgroup has the function's memory limit: past it, only this worker dies.
+    hog = await svc.invoke(f, {"mb": 400})
+    assert hog.error_type == ErrorType.MEMORY_LIMIT, (hog.error_type, hog.error)

@@ -194,6 +194,10 @@ def burst_once(root: Path, repo: Path, duration: float) -> dict[str, float]:
         if run["non2xx"] or run["socket_errors"]:
             print(f"  !! burst: {run['non2xx']} non-2xx answers, socket errors: {run['socket_errors'] or 'none'}")
     fn = stats.get("functions", {}).get("bench-hello", {})
+    sched = (stats.get("scheduling") or {}).get("bench-hello")  # (not in servers before issue 19)
+    if sched:
+        print(f"  workers started {sched['workers_started']} (background {sched['background_starts']}, spare "
+              f"{sched['spare_starts']}), queue waits {sched['queue_waits']} (p99 {sched['queue_wait_ms']['p99']} ms)")
     return {"rps_first": first["rps"], "p99_first": first["p99"], "rps_next": after["rps"], "p99_next": after["p99"],
             "cold": fn.get("cold_starts", 0)}
 

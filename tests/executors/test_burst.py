@@ -48,11 +48,13 @@ async def test_16_callers_on_one_warm_worker_of_a_1ms_function_wait_rather_than_
     results = [r for r, _ in timed]
     assert all(r.success for r in results), [r.error for r in results if not r.success]
     colds = sum(r.cold_start for r in results)
-    assert colds <= 3, f"{colds} of 16 callers waited for a cold start ({cold_ms:.1f} ms) of a {warm_ms:.2f} ms function"
+    assert colds <= 3, (f"{colds} of 16 callers waited for a cold start ({cold_ms:.1f} ms) "
+                        f"of a {warm_ms:.2f} ms function")
     slowest = max(ms for _, ms in timed)
     # The warm queue: 16 invocations one after another on the one worker, plus the loop's own work.
     warm_queue = 16 * warm_ms + 30
-    assert slowest <= warm_queue, f"the slowest caller took {slowest:.1f} ms; the warm queue would take {warm_queue:.1f}"
+    assert slowest <= warm_queue, (f"the slowest caller took {slowest:.1f} ms; "
+                                   f"the warm queue would take {warm_queue:.1f}")
     burst = svc.stats()["burst"][f.id]
     assert burst["queue_waits"] >= 16 - 1 - colds  # all but the one that found it idle waited
     assert burst["workers_started"] == 1 + colds
@@ -215,7 +217,11 @@ async def test_prewarm_0_stays_0_whatever_the_demand(make_service):
 NODE_PROBE = r"""
 const fs = require('fs');
 function handler(event, context) {
-  if (event.mb) { const keep = []; for (let i = 0; i < event.mb; i++) keep.push(Buffer.alloc(1048576, 1)); return keep.length; }
+  if (event.mb) {
+    const keep = [];
+    for (let i = 0; i < event.mb; i++) keep.push(Buffer.alloc(1048576, 1));
+    return keep.length;
+  }
   const limits = fs.readFileSync('/proc/self/limits', 'utf8').split('\n').find(l => l.startsWith('Max cpu time'));
   let write;
   try { fs.appendFileSync(__filename, '// changed'); write = 'writable'; } catch (e) { write = e.code; }

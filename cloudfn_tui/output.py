@@ -153,6 +153,15 @@ def metrics_text(snap: dict[str, Any]) -> str:
                   _ms(s["duration_ms"]["p50"]), _ms(s["duration_ms"]["p95"]), _ms(s["duration_ms"]["p99"]),
                   _ms(s["duration_ms"]["max"])] for name, s in group.items()],
             )]
+    sched = snap.get("scheduling") or {}
+    if sched:  # how invocations found a worker (issue 19)
+        lines += ["", table(
+            ["WORKERS OF", "STARTED", "START AVG", "BACKGROUND", "SPARE", "CLONES", "WAITS", "WAIT P50", "WAIT P99",
+             "WAIT MAX"],
+            [[name, s["workers_started"], _ms(s["start_ms_avg"]), s["background_starts"], s["spare_starts"],
+              s["clones"], s["queue_waits"], _ms(s["queue_wait_ms"]["p50"]), _ms(s["queue_wait_ms"]["p99"]),
+              _ms(s["queue_wait_ms"]["max"])] for name, s in sorted(sched.items())],
+        )]
     return "\n".join(lines)
 
 

@@ -197,6 +197,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("runtime", "max_memory", _int(128, 16 * 1024 * 1024), default_max_memory(),
            _env("runtime", "max_memory"),
            "MB all workers' memory limits may add up to; idle ones are reaped for room (default: half the host's)"),
+    # Bursts (issue 19): how far the pre-started pool grows when cold starts come together.
+    Option("runtime", "prewarm_max", _int(0, 64), 4, _env("runtime", "prewarm_max"),
+           "most sandboxes kept started per runtime while cold starts come in bursts (runtime.prewarm is the "
+           "least); the ones past the least use free memory only"),
     Option("monitor", "log_level", _choice("debug", "info", "warning", "warn", "error"), "info",
            _env("monitor", "log_level", "LOG_LEVEL", "CLOUDFN_LOG_LEVEL"), "platform log level"),
     Option("monitor", "enable_metrics", _bool, True, _env("monitor", "enable_metrics"),
@@ -363,6 +367,10 @@ def load_config(
     settings["storage.data_dir"].value = data_dir
     if settings["runtime.work_dir"].value is None:
         settings["runtime.work_dir"] = Setting(data_dir / "functions", "default (<data_dir>/functions)")
+    pmax, pmin = settings["runtime.prewarm_max"], settings["runtime.prewarm"]
+    if pmax.source != "default" and pmax.value < pmin.value:  # (the default 4 under a larger prewarm: prewarm)
+        raise ConfigError(f"runtime.prewarm_max={pmax.value} ({pmax.source}) is less than runtime.prewarm={pmin.value} "
+                          f"({pmin.source}), the least kept: set prewarm_max to {pmin.value} or more")
     return Config(settings=settings, file=path, file_exists=exists, remotes=remotes, ignored=ignored)
 
 

@@ -130,6 +130,7 @@ class LocalPlatform(PlatformAPI):
                 build_memory=c["runtime.build_memory"],
                 prewarm=c["runtime.prewarm"],
                 max_memory=c["runtime.max_memory"],
+                prewarm_max=c["runtime.prewarm_max"],
             )
         )
 
@@ -200,6 +201,7 @@ class LocalPlatform(PlatformAPI):
         # no worker of it is left: they stayed on disk for ever.
         await asyncio.to_thread(shutil.rmtree, self.config.work_dir / fn.id, True)
         self.metrics_engine.forget_function(fn.name)
+        self.executor.burst.pop(fn.id, None)  # its scheduling counts go with it
         self._changed("function.deleted", fn)
         return fn
 
@@ -354,11 +356,17 @@ class LocalPlatform(PlatformAPI):
         snap = self.metrics_engine.snapshot(function, function_count=function_count, warm_workers=stats["warm_workers"])
         snap["queued"] = stats["queued"]
         snap["events_dropped"] = self.bus.dropped
+        # How invocations found a worker (issue 19): cold starts, background and spare starts,
+        # queue waits, per function name.
+        sched = _scheduling_by_name(stats)
+        snap["scheduling"] = {function: sched[function]} if function in sched else ({} if function else sched)
         return snap
 
     async def prometheus_metrics(self) -> str:
         count = len(await self.list_functions())
-        return self.metrics_engine.prometheus(function_count=count, warm_workers=self.executor.stats()["warm_workers"])
+        stats = self.executor.stats()
+        return self.metrics_engine.prometheus(function_count=count, warm_workers=stats["warm_workers"],
+                                              scheduling=_scheduling_by_name(stats))
 
     # -- logs ----------------------------------------------------------------------------
     async def query_logs(self, level: str | None = None, function: str | None = None,
@@ -523,3 +531,11 @@ def _aware(when: datetime | None) -> datetime | None:
 
 def _plain(value: Any) -> Any:
     return str(value) if isinstance(value, Path) else value
+
+
+def _scheduling_by_name(executor_stats: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for st in executor_stats.get("burst", {}).values():
+        st = dict(st)
+        out[st.pop("name")] = st
+    return out

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, NamedTuple
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily,
+                                   SummaryMetricFamily)
 from prometheus_client.samples import Sample
 
 from core.models import InvocationRecord
@@ -376,8 +377,12 @@ class Metrics:
         }
         return snap
 
-    def prometheus(self, function_count: int = 0, warm_workers: int | None = None) -> str:
+    def prometheus(self, function_count: int = 0, warm_workers: int | None = None,
+                   scheduling: dict[str, dict[str, Any]] | None = None) -> str:
+        """`scheduling`: how invocations found a worker, per function name (the executor's
+        stats()["burst"] by name; core/executors/demand.py)."""
         self._prom.gauges = {"functions": function_count, "warm_workers": warm_workers}
+        self._prom.scheduling = scheduling or {}
         return generate_latest(self.registry).decode()
 
 
@@ -395,6 +400,7 @@ class _Exposition:
         self.durations: dict[tuple[str, str], list[float]] = {}
         self.created: dict[tuple[str, tuple[str, ...]], float] = {}
         self.gauges: dict[str, int | None] = {}
+        self.scheduling: dict[str, dict[str, Any]] = {}
 
     def _bump(self, name: str, table: dict, key: tuple) -> None:
         n = table.get(key)
@@ -453,3 +459,27 @@ class _Exposition:
         yield GaugeMetricFamily("cloudfn_functions", "Functions registered", value=self.gauges.get("functions") or 0)
         warm = self.gauges.get("warm_workers")
         yield GaugeMetricFamily("cloudfn_warm_workers", "Warm worker processes", value=warm if warm is not None else 0)
+        yield from self._scheduling()
+
+    def _scheduling(self):
+        """The scheduler's decisions per function: the executor counts them, so they are read
+        from its totals at scrape time (issue 19)."""
+        started = CounterMetricFamily(
+            "cloudfn_workers_started", "Workers started, by why: a caller waited for it (caller), callers waited "
+            "while it started (background), or after a burst for the next one (spare)",
+            labels=["function", "runtime", "how"])
+        clones = CounterMetricFamily("cloudfn_worker_clones", "Workers cloned from a warm template",
+                                     labels=["function", "runtime"])
+        waits = SummaryMetricFamily("cloudfn_queue_wait_seconds",
+                                    "Time invocations waited for a busy worker instead of starting one",
+                                    labels=["function", "runtime"])
+        for name, st in sorted(self.scheduling.items()):
+            key = [name, st.get("runtime", "")]
+            caller = st["workers_started"] - st["background_starts"] - st["spare_starts"]
+            for how, n in (("caller", caller), ("background", st["background_starts"]), ("spare", st["spare_starts"])):
+                started.add_metric([*key, how], n)
+            clones.add_metric(key, st.get("clones", 0))
+            waits.add_metric(key, st["queue_waits"], st["queue_wait_ms"]["sum"] / 1000.0)
+        yield started
+        yield clones
+        yield waits

@@ -243,3 +243,15 @@ def test_a_cloudfn_key_beats_the_seeds_and_seed_typos_stay_errors(tmp_path):
     f.write_text("server:\n  read_timeout: soon\n")
     with pytest.raises(ConfigError, match="server.read_timeout: expected a number of seconds or a Go duration"):
         load_config(f, environ={})
+
+
+def test_prewarm_max_is_the_most_and_prewarm_the_least_of_the_pre_started_pool(tmp_path):
+    env = {"CLOUDFN_DATA_DIR": str(tmp_path)}
+    c = load_config(environ=env)
+    assert (c["runtime.prewarm"], c["runtime.prewarm_max"]) == (1, 4)
+    assert load_config(environ={**env, "CLOUDFN_RUNTIME_PREWARM": "6"})["runtime.prewarm"] == 6  # default max: no error
+    with pytest.raises(ConfigError) as err:
+        load_config(environ={**env, "CLOUDFN_RUNTIME_PREWARM": "3", "CLOUDFN_RUNTIME_PREWARM_MAX": "2"})
+    msg = str(err.value)
+    assert "runtime.prewarm_max=2 (env CLOUDFN_RUNTIME_PREWARM_MAX)" in msg and "runtime.prewarm=3" in msg
+    assert "set prewarm_max to 3 or more" in msg

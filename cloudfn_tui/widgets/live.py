@@ -132,6 +132,20 @@ def summary_text(title: str, s: dict[str, Any]) -> Text:
     )
 
 
+def scheduling_text(s: dict[str, Any] | None) -> Text:
+    """How the function's invocations found a worker (the snapshot's "scheduling"; issue 19)."""
+    if not s:
+        return Text("")
+    waits = s.get("queue_wait_ms") or {}
+    return Text.assemble(
+        (f"{'  workers':<14}", "bold"),
+        f"started {s.get('workers_started') or 0} (bg {s.get('background_starts') or 0}, "
+        f"spare {s.get('spare_starts') or 0}, clones {s.get('clones') or 0}, avg {_fmt_ms(s.get('start_ms_avg'))})  ",
+        (f"waits {s.get('queue_waits') or 0}", "yellow"),
+        f"  p50 {_fmt_ms(waits.get('p50'))}  p99 {_fmt_ms(waits.get('p99'))}  max {_fmt_ms(waits.get('max'))}",
+    )
+
+
 class MetricsPane(Vertical):
     """Overall and selected-function numbers, with sparklines of rate and latency."""
 
@@ -205,9 +219,11 @@ class MetricsPane(Vertical):
         name = self.function_name
         series = self.stats.by_function.get(name) if name else None
         fn_stats = ((self.snapshot or {}).get("functions") or {}).get(name) if name else None
-        self.query_one("#metrics-fn", Static).update(
-            summary_text(name or "(no function)", summary_from(fn_stats, series))
-        )
+        sched = ((self.snapshot or {}).get("scheduling") or {}).get(name) if name else None
+        text = summary_text(name or "(no function)", summary_from(fn_stats, series))
+        if sched:
+            text = Text("\n").join([text, scheduling_text(sched)])
+        self.query_one("#metrics-fn", Static).update(text)
         self.query_one("#spark-fn-rate", Sparkline).data = series.rates(now) if series else [0] * WINDOW
 
 

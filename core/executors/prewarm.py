@@ -18,6 +18,13 @@ Isolation is the same as a freshly started worker's (README, "Security"):
 - only where bwrap gives namespaces (the folder trick needs its mounts); the pool is refilled in
   the background once the cold start that took a sandbox is served, and its processes are
   stopped by `close()`.
+
+Size by demand (issue 19): `size` (runtime.prewarm) is the least kept per runtime and `maximum`
+(runtime.prewarm_max) the most. The pool holds as many as the most cold starts that asked for a
+sandbox within one DEMAND_BURST of each other in the last DEMAND_WINDOW, so a function that
+bursts finds its next burst's starts adopted (a few ms) rather than fresh (30-100 ms). Sandboxes
+past the least are started only while the memory budget keeps PREWARM_RESERVE of it free for
+real workers, and they go first when room is needed (the service reaps idle ones oldest first).
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import os
 import re
 import shutil
 import stat
+import time
 import uuid
 from collections import deque
 from pathlib import Path
@@ -47,6 +55,9 @@ if TYPE_CHECKING:
 # function setting one gets a fresh worker, which starts with it.
 STARTUP_ENV = re.compile(r"^(LD_\w*|GLIBC_TUNABLES|MALLOC_\w*|LANG|LANGUAGE|LC_\w*|TZ|PYTHON\w*)$")
 PREWARM_MEMORY_MB = 128  # a waiting sandbox's memory limit, until it takes on a function
+DEMAND_BURST = 1.0  # seconds: cold starts this close together count as one burst
+DEMAND_WINDOW = 120.0  # seconds a burst keeps the pool at its size
+PREWARM_RESERVE = 0.25  # of the memory budget kept free by the sandboxes past the least
 
 
 SHM = Path("/dev/shm")
@@ -78,10 +89,15 @@ def slot_root(work_dir: Path) -> Path:
 
 class Prewarm:
     def __init__(self, sandbox: HostSandbox, runtimes: dict[str, Runtime], work_dir: Path, size: int,
-                 budget: MemoryBudget | None = None):
+                 budget: MemoryBudget | None = None, maximum: int | None = None):
         self.sandbox = sandbox
         self.budget = budget  # a waiting sandbox's cgroup limit counts in runtime.max_memory
-        self.size = size
+        self.size = size  # the least kept per runtime
+        self.maximum = max(size, size if maximum is None else maximum)
+        # Per runtime: when recent cold starts asked for a sandbox, and the largest burst of them
+        # (count, when) within DEMAND_WINDOW.
+        self._asks: dict[str, deque[float]] = {}
+        self._peak: dict[str, tuple[int, float]] = {}
         self.dir = slot_root(work_dir)
         self.specs = {}
         if size > 0 and sandbox.bwrap:
@@ -103,12 +119,31 @@ class Prewarm:
                 and not any(STARTUP_ENV.match(k) for k in (fn.environment or {})))
 
     # --- the pool -----------------------------------------------------------------------------
+    def target(self, name: str, now: float | None = None) -> int:
+        """How many sandboxes of runtime `name` to keep now (see the module's docstring)."""
+        if self.size <= 0:
+            return 0  # runtime.prewarm 0: every worker starts from scratch, as asked
+        now = time.monotonic() if now is None else now
+        count, when = self._peak.get(name, (0, 0.0))
+        if now - when > DEMAND_WINDOW:
+            count = 0
+        return max(self.size, min(self.maximum, count))
+
+    def _room_for_extra(self) -> bool:
+        b = self.budget
+        return b is None or b.free() - PREWARM_MEMORY_MB >= b.limit * PREWARM_RESERVE
+
     def fill(self) -> None:
-        """Start what is missing, in the background."""
+        """Start what is missing, in the background; stop what the demand no longer asks for."""
         if self._closed:
             return
         for name in self.specs:
-            for _ in range(self.size - len(self.ready[name]) - self.starting[name]):
+            want = self.target(name)
+            while len(self.ready[name]) > want:
+                self._discard(self.ready[name].popleft())  # the oldest first
+            for i in range(want - len(self.ready[name]) - self.starting[name]):
+                if len(self.ready[name]) + self.starting[name] >= self.size and not self._room_for_extra():
+                    break
                 self.starting[name] += 1
                 task = asyncio.ensure_future(self._start_one(name))
                 self._tasks.add(task)
@@ -133,7 +168,7 @@ class Prewarm:
             failure = await w.spawn(wait_up=True)
             if failure is not None:
                 self.problem = f"{name}: {failure.error}"
-            elif not self._closed:
+            elif not self._closed and len(self.ready[name]) < self.target(name):  # (the demand may have passed)
                 self.ready[name].append(w)
                 w = None
         finally:
@@ -143,9 +178,21 @@ class Prewarm:
             if self._changed is not None:
                 self._changed.set()
 
+    def _asked(self, name: str) -> None:
+        now = time.monotonic()
+        asks = self._asks.setdefault(name, deque())
+        asks.append(now)
+        while asks and now - asks[0] > DEMAND_BURST:
+            asks.popleft()
+        count, when = self._peak.get(name, (0, 0.0))
+        if len(asks) >= count or now - when > DEMAND_WINDOW:
+            self._peak[name] = (len(asks), now)
+
     def take(self, runtime_name: str) -> Worker | None:
         """A waiting sandbox for this runtime, or None. The caller calls fill() once its cold
         start is served: a refill started now would compete with it for the CPU and the loop."""
+        if runtime_name in self.specs:
+            self._asked(runtime_name)
         pool = self.ready.get(runtime_name)
         w = None
         while pool and w is None:
@@ -185,6 +232,9 @@ class Prewarm:
 
     def count(self) -> dict[str, int]:
         return {name: len(pool) for name, pool in self.ready.items()}
+
+    def targets(self) -> dict[str, int]:
+        return {name: self.target(name) for name in self.specs}
 
     def members(self) -> dict[str, set[int]]:
         """The waiting sandboxes' processes by cgroup folder name (for leftover checks: these

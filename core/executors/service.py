@@ -19,6 +19,7 @@ from core.models import ErrorType, Function, InvokeResult, new_uuid, normalize_r
 from core.secrets import held_by
 
 from .budget import MemoryBudget
+from .demand import BurstStats, Demand, Ewma
 from .runtimes import RUNTIMES, Runtime
 from .sandbox import HostSandbox
 from .prewarm import Prewarm
@@ -43,6 +44,10 @@ class ExecutionSettings:
     build_memory: int = 1024  # MB for one Go build
     hardening: bool = True  # uid drop and seccomp; off only to measure their cost (benchmarks)
     max_memory: int = 0  # MB: the sum of live workers' memory limits (budget.py); 0: half the host's
+    # "demand": wait for a busy worker or start one, by the numbers (demand.py); "start": every caller
+    # that finds no idle worker starts its own (the policy before issue 19; benchmarks only).
+    scaling: str = "demand"
+    prewarm_max: int | None = None  # the most pre-started sandboxes per runtime under bursts (None: prewarm)
 
 
 class _Throttled(Exception):
@@ -166,6 +171,10 @@ class _Pool:
         self.prepared: WorkerInit | None = None
         self.prepare_lock = asyncio.Lock()
         self.retired = False
+        self.demand = Demand()  # what its invocations and starts take (demand.py)
+        self.waiters: deque[asyncio.Future] = deque()  # callers waiting for a busy worker, FIFO
+        self.fresh: dict[Worker, float] = {}  # started and not used yet -> ms its start took
+        self.grow_tasks: set[asyncio.Task] = set()  # background starts
 
 
 class ExecutionService:
@@ -194,8 +203,11 @@ class ExecutionService:
         self._background: set[asyncio.Task] = set()
         self.budget = MemoryBudget(settings.max_memory or default_max_memory())
         self._memory_waiting = 0
+        # (runtime, "adopt" | "fresh") -> a new version's first guess at its cold start (demand.py)
+        self._cold_by_runtime: dict[tuple[str, str], Ewma] = {}
+        self.burst: dict[str, BurstStats] = {}  # per function id (demand.py)
         self.prewarm = Prewarm(self.sandbox, self.runtimes_, self.settings.work_dir, settings.prewarm,
-                               budget=self.budget)
+                               budget=self.budget, maximum=settings.prewarm_max)
         # Secret names -> values (the platform's SecretStore.values); None: no store.
         self.secret_values: Any = None
 
@@ -243,6 +255,7 @@ class ExecutionService:
                 victims.append(w)
         for w in victims:
             await w.kill()
+        self.prewarm.fill()  # a burst's extra sandboxes go once its demand is past
 
     # --- invoke -------------------------------------------------------------------------------
     async def invoke(self, fn: Function, event: Any, context: dict[str, str] | None = None) -> InvokeResult:
@@ -361,8 +374,8 @@ class ExecutionService:
                 self.prewarm.evict(w)
         return out
 
-    async def _make_room(self, fn: Function, pool: _Pool, holder: object,
-                         deadline: float) -> Worker | InvokeResult | None:
+    async def _make_room(self, fn: Function, pool: _Pool, holder: object, deadline: float,
+                         reuse_idle: bool = True, reap: bool = True) -> Worker | InvokeResult | None:
         """Have `holder` hold fn.memory MB of the budget: None once it does. Idle workers are
         reaped for it, oldest first; when they are not enough it waits for a worker to end or go
         idle. A worker of this same function that goes idle meanwhile is returned instead."""
@@ -370,12 +383,14 @@ class ExecutionService:
         counted = False
         try:
             while True:
-                warm = await self._warm(pool)
+                warm = await self._warm(pool) if reuse_idle else None
                 if warm is not None:
                     return warm
                 short = fn.memory - b.held.get(holder, 0)
                 if short <= 0 or b.charge(holder, short):
                     return None
+                if not reap:  # a start on a guess: free memory only, and no waiting for it
+                    return InvokeResult.failure(ErrorType.THROTTLED, "no free memory for a spare worker")
                 victims = self._victims(short - b.free())
                 if victims:
                     for v in victims:  # their room is this start's from now on (budget.py)
@@ -401,8 +416,8 @@ class ExecutionService:
             if counted:
                 self._memory_waiting -= 1
 
-    async def _start_worker(self, fn: Function, runtime: Runtime, pool: _Pool,
-                            deadline: float) -> tuple[Worker, bool] | InvokeResult:
+    async def _start_worker(self, fn: Function, runtime: Runtime, pool: _Pool, deadline: float,
+                            reuse_idle: bool = True, reap: bool = True) -> tuple[Worker, bool] | InvokeResult:
         """A new worker for `pool` (in its busy set), or a warm one that came back while this
         waited for memory (then False: not a cold start), or why there is none."""
         holder = object()  # this start's share of the budget until its worker holds it
@@ -413,7 +428,7 @@ class ExecutionService:
                 taken = self.prewarm.take(runtime.name)
                 if taken is not None:
                     self.budget.move(taken, holder)  # its cgroup's room counts toward the function's
-            room = await self._make_room(fn, pool, holder, deadline)
+            room = await self._make_room(fn, pool, holder, deadline, reuse_idle, reap)
             if isinstance(room, Worker):
                 pool.busy.add(room)
                 return room, False
@@ -467,9 +482,6 @@ class ExecutionService:
     async def _run(self, fn: Function, runtime: Runtime, event_json: str, ctx: dict[str, str],
                    deadline: float) -> InvokeResult:
         pool = await self._pool(fn, runtime)
-        cold = False
-        init_ms = 0.0
-        notes: list[str] = []
         worker = await self._warm(pool)
         if worker is None:
             if fn.memory > self.budget.limit:
@@ -489,18 +501,16 @@ class ExecutionService:
                     if failure is not None:
                         return failure
                     pool.prepared = prepared
-            started = await self._start_worker(fn, runtime, pool, deadline)
-            if isinstance(started, InvokeResult):
-                if started.error_type != ErrorType.THROTTLED:
-                    started.cold_start = True
-                    started.init_duration = (time.perf_counter() - t0) * 1000
-                return started
-            worker, cold = started
-            if cold:
-                init_ms = (time.perf_counter() - t0) * 1000
-                notes = pool.prepared.notes
+            found = await self._find_worker(fn, runtime, pool, deadline)
+            if isinstance(found, InvokeResult):
+                return found
+            worker = found
         else:
             pool.busy.add(worker)
+        init_ms = pool.fresh.pop(worker, None)  # its first invocation: a cold start
+        demand = pool.demand
+        began = time.perf_counter()
+        demand.running[worker] = began
         try:
             res = await worker.invoke(event_json, ctx, float(fn.timeout))
         except Exception as exc:  # a bug of ours: the worker is in an unknown state, so it goes
@@ -512,6 +522,8 @@ class ExecutionService:
             raise
         finally:
             pool.busy.discard(worker)
+            demand.running.pop(worker, None)
+        demand.invoke.add((time.perf_counter() - began) * 1000)
         if pool.retired and (not worker.dead or (worker.retired and not res.success)):
             await worker.kill()
             res = InvokeResult.failure(
@@ -520,17 +532,18 @@ class ExecutionService:
                 duration_ms=res.duration_ms, logs=res.logs)
         elif worker.dead:
             await worker.kill()  # a timeout, crash, flood or bad frame: its cgroup and memory go now
+            self._unstrand(fn, runtime, pool)
         elif worker.cpu_used + fn.timeout + 1 >= pool.prepared.spec.cpu_seconds:
             await worker.kill()  # near its lifetime CPU budget: replace it
+            self._unstrand(fn, runtime, pool)
         else:
-            pool.idle.append(worker)
-            self.budget.wake()  # a start waiting for memory may reap it, or use it
-        if cold:
+            self._offer(pool, worker)
+        if init_ms is not None:
             self.prewarm.fill()  # what this cold start took is replaced now, in the background
-        res.cold_start = cold
-        res.init_duration = round(init_ms, 3) if cold else 0.0
-        if notes:
-            res.logs = "\n".join(notes) + "\n" + res.logs
+        res.cold_start = init_ms is not None
+        res.init_duration = round(init_ms, 3) if init_ms is not None else 0.0
+        if init_ms is not None and pool.prepared.notes:
+            res.logs = "\n".join(pool.prepared.notes) + "\n" + res.logs
         return res
 
     def _give_secrets(self, fn: Function, prepared: WorkerInit) -> InvokeResult | None:
@@ -564,6 +577,206 @@ class ExecutionService:
         for key in [k for k in self._pools if k[0] == function_id]:
             await self._retire_pool(key)
 
+    # --- wait or start (demand.py) ------------------------------------------------------------
+    def _stats(self, fn: Function, runtime: Runtime) -> BurstStats:
+        st = self.burst.get(fn.id)
+        if st is None:
+            st = self.burst[fn.id] = BurstStats(fn.name, runtime.name)
+        st.name = fn.name  # renamed: reported under the new name
+        return st
+
+    def _next_start(self, pool: _Pool, runtime: Runtime) -> tuple[str, float]:
+        """The kind of the next start and what it is expected to take: an adoption while the
+        pre-started sandboxes outnumber the adoptions under way, else a fresh start."""
+        kind = "fresh"
+        if self.prewarm.eligible(pool.fn, runtime.name):
+            pending = sum(1 for s in pool.demand.starts.values() if s[3] == "adopt")
+            if self.prewarm.count().get(runtime.name, 0) > pending:
+                kind = "adopt"
+        rt = self._cold_by_runtime.get((runtime.name, kind))
+        return kind, pool.demand.cold_ms(kind, rt.value if rt is not None else None)
+
+    def _cold_guess(self, pool: _Pool, runtime: Runtime) -> float:
+        return self._next_start(pool, runtime)[1]
+
+    async def _find_worker(self, fn: Function, runtime: Runtime, pool: _Pool,
+                           deadline: float) -> Worker | InvokeResult:
+        """No worker is idle: wait for a busy one when it is expected to free up sooner than a
+        new one starts; else start one (in the background if some run already, so this caller
+        takes whichever is free first)."""
+        demand = pool.demand
+        if self.settings.scaling == "start":
+            return await self._start_inline(fn, runtime, pool, deadline)
+        cold_ms = self._cold_guess(pool, runtime)
+        wait = demand.expected_wait(len(pool.waiters), cold_ms)
+        if wait is not None and wait <= cold_ms:
+            return await self._wait_for_worker(fn, runtime, pool, deadline)
+        if not demand.running:
+            return await self._start_inline(fn, runtime, pool, deadline)
+        if len(demand.starts) <= len(pool.waiters):  # one start per waiting caller at most: the limits hold
+            self._grow(fn, runtime, pool)
+        return await self._wait_for_worker(fn, runtime, pool, deadline)
+
+    async def _wait_for_worker(self, fn: Function, runtime: Runtime, pool: _Pool,
+                               deadline: float) -> Worker | InvokeResult:
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        t0 = time.perf_counter()
+        demand = pool.demand
+        if demand.queued_since is None:
+            demand.queued_since = t0
+        pool.waiters.append(fut)
+        demand.peak = max(demand.peak, len(demand.running) + len(pool.waiters))
+        timer = loop.call_at(deadline, _expire, fut)
+        try:
+            got = await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled() and isinstance(fut.result(), Worker):
+                self._offer(pool, fut.result())  # handed one just as this caller went away: pass it on
+            raise
+        finally:
+            timer.cancel()
+            if not fut.done() or fut.cancelled() or not isinstance(fut.result(), Worker):
+                with contextlib.suppress(ValueError):
+                    pool.waiters.remove(fut)
+        waited = (time.perf_counter() - t0) * 1000
+        self._stats(fn, runtime).waited(waited)
+        if got is False:
+            demand = pool.demand
+            return InvokeResult.failure(
+                ErrorType.THROTTLED,
+                f"no worker of '{fn.name}' came free within {self.settings.queue_timeout:g} s "
+                f"({len(demand.running)} busy, {len(demand.starts)} starting)")
+        if isinstance(got, InvokeResult):
+            return got
+        demand = pool.demand
+        demand.debt += waited
+        now = time.perf_counter()
+        if (demand.queued_since is not None and pool.waiters and not pool.retired
+                and (now - demand.queued_since) * 1000 >= self._cold_guess(pool, runtime)
+                and len(demand.starts) < len(pool.waiters)):
+            demand.queued_since = now  # a queue that outlasts a start: one more worker
+            self._grow(fn, runtime, pool, "queue")
+        return got
+
+    def _offer(self, pool: _Pool, worker: Worker) -> None:
+        """A worker free for `pool`: straight to the first waiting caller, else idle."""
+        while pool.waiters:
+            fut = pool.waiters.popleft()
+            if not fut.done():
+                pool.busy.add(worker)
+                fut.set_result(worker)
+                return
+        pool.busy.discard(worker)
+        pool.fresh.pop(worker, None)  # ready before anyone asked: whoever takes it waits for no start
+        pool.demand.queued_since = None  # the queue drained
+        pool.idle.append(worker)
+        self.budget.wake()  # a start waiting for memory may reap it, or use it
+        if not pool.demand.running:  # the burst is over (a drained queue under steady load is not)
+            self._grow_for_next_burst(pool)
+
+    def _grow_for_next_burst(self, pool: _Pool) -> None:
+        """The waiting of the last burst paid for more workers: start them now, while the CPU is
+        free, up to the most callers seen at once, only in free memory (no idle worker of
+        another function is reaped for a guess). Measured: started whenever the queue drained,
+        under steady load over REST they took the CPU from the worker and the server (p99 of
+        the first 5 s 5x the next)."""
+        demand = pool.demand
+        cold_ms = self._cold_guess(pool, pool.runtime)
+        if demand.debt < cold_ms or pool.retired or self._closed or self.settings.scaling != "demand":
+            return
+        have = len(pool.idle) + len(demand.running) + len(demand.starts)
+        limit = min(demand.peak, pool.fn.max_concurrency or demand.peak, self.settings.max_concurrent)
+        want = min(int(demand.debt // cold_ms), limit - have, self.budget.free() // max(1, pool.fn.memory))
+        demand.debt = 0.0
+        demand.peak = 0
+        for _ in range(max(0, want)):
+            self._grow(pool.fn, pool.runtime, pool, "spare")
+
+    def _record_start(self, fn: Function, runtime: Runtime, pool: _Pool, worker: Worker, ms: float,
+                      how: str) -> None:
+        kind = "adopt" if worker.slot is not None else "fresh"  # a pre-started sandbox has its own folder
+        pool.demand.cold[kind].add(ms)
+        self._cold_by_runtime.setdefault((runtime.name, kind), Ewma()).add(ms)
+        self._stats(fn, runtime).started(ms, how)
+        pool.fresh[worker] = ms  # the invocation it serves first reports a cold start, if that one waited
+
+    async def _start_inline(self, fn: Function, runtime: Runtime, pool: _Pool,
+                            deadline: float) -> Worker | InvokeResult:
+        """This caller starts its own worker (nothing runs that could free up for it)."""
+        token = object()
+        t0 = time.perf_counter()
+        pool.demand.starts[token] = (t0, True, *reversed(self._next_start(pool, runtime)))
+        try:
+            started = await self._start_worker(fn, runtime, pool, deadline)
+        finally:
+            pool.demand.starts.pop(token, None)
+        ms = (time.perf_counter() - t0) * 1000
+        if isinstance(started, InvokeResult):
+            if started.error_type != ErrorType.THROTTLED:
+                started.cold_start = True
+                started.init_duration = ms
+            self._fail_stranded(pool, started)
+            return started
+        worker, cold = started
+        if cold:
+            self._record_start(fn, runtime, pool, worker, ms, "caller")
+        return worker
+
+    def _grow(self, fn: Function, runtime: Runtime, pool: _Pool, why: str = "wait") -> None:
+        """Start one more worker in the background; it goes to the first waiting caller. `why`:
+        "wait" (a caller would wait longer than a start: it may reap idle workers of other
+        functions for memory, as a caller's own start does), "queue" (a queue outlasted a start)
+        or "spare" (for the next burst; an idle worker is no answer then): free memory only."""
+        token = object()
+        pool.demand.starts[token] = (time.perf_counter(), False, *reversed(self._next_start(pool, runtime)))
+        task = asyncio.ensure_future(self._grow_one(fn, runtime, pool, token, why))
+        pool.grow_tasks.add(task)
+        task.add_done_callback(pool.grow_tasks.discard)
+        self._background.add(task)  # close() waits for it
+        task.add_done_callback(self._background.discard)
+
+    async def _grow_one(self, fn: Function, runtime: Runtime, pool: _Pool, token: object, why: str) -> None:
+        t0 = pool.demand.starts[token][0]
+        deadline = asyncio.get_running_loop().time() + self.settings.queue_timeout
+        try:
+            started = await self._start_worker(fn, runtime, pool, deadline, reuse_idle=why != "spare",
+                                               reap=why == "wait")
+        finally:
+            pool.demand.starts.pop(token, None)
+        ms = (time.perf_counter() - t0) * 1000
+        if isinstance(started, InvokeResult):
+            if started.error_type != ErrorType.THROTTLED:
+                started.cold_start = True
+                started.init_duration = ms
+            self._fail_stranded(pool, started)
+            return
+        worker, cold = started
+        pool.busy.discard(worker)
+        if pool.retired or worker.dead:
+            await worker.kill()  # an update landed while it started: the old code never serves
+            return
+        if cold:
+            self._record_start(fn, runtime, pool, worker, ms, "spare" if why == "spare" else "background")
+            self.prewarm.fill()
+        self._offer(pool, worker)
+
+    def _fail_stranded(self, pool: _Pool, failure: InvokeResult) -> None:
+        """A start failed: callers waiting for a worker that nothing will free get its failure
+        (a compile error, say) now rather than at the queue timeout."""
+        if pool.demand.running or pool.demand.starts:
+            return
+        while pool.waiters:
+            fut = pool.waiters.popleft()
+            if not fut.done():
+                fut.set_result(failure.model_copy())
+
+    def _unstrand(self, fn: Function, runtime: Runtime, pool: _Pool) -> None:
+        """A worker went away while callers waited for it: start one for them if nothing else
+        would free up."""
+        if pool.waiters and not pool.demand.running and not pool.demand.starts and not pool.retired:
+            self._grow(fn, runtime, pool)
+
     # --- lifecycle ----------------------------------------------------------------------------
     def _retire_soon(self, key: tuple[str, int]) -> None:
         """Retire without making the caller wait for the old workers to be reaped: they are sent
@@ -572,6 +785,7 @@ class ExecutionService:
         if pool is None:
             return
         pool.retired = True
+        self._end_waiting(pool)
         for w in list(pool.idle) + list(pool.busy):
             w.retired = True
             w.signal_kill()
@@ -584,11 +798,24 @@ class ExecutionService:
         if pool is None:
             return
         pool.retired = True
+        self._end_waiting(pool)
         workers = list(pool.idle) + list(pool.busy)
         pool.idle.clear()
         for w in workers:
             w.retired = True
             await w.kill()
+
+    @staticmethod
+    def _end_waiting(pool: _Pool) -> None:
+        for task in pool.grow_tasks:  # a start waiting for memory must not outlive its version
+            task.cancel()
+        while pool.waiters:
+            fut = pool.waiters.popleft()
+            if not fut.done():
+                fut.set_result(InvokeResult.failure(
+                    ErrorType.WORKER_CRASHED,
+                    "the function was updated or deleted while this invocation waited for a worker; "
+                    "invoke the current version"))
 
     async def retire(self, function_id: str) -> None:
         """After an update or delete: the function's workers stop; no old code runs afterwards."""
@@ -637,7 +864,10 @@ class ExecutionService:
             "max_concurrent": self.settings.max_concurrent,
             "queue_size": self.settings.queue_size,
             "prewarmed": self.prewarm.count(),
+            "prewarm_target": self.prewarm.targets(),  # grows with bursts of cold starts (prewarm.py)
             "memory": {"max_memory_mb": self.budget.limit, "reserved_mb": self.budget.used,
                        "peak_reserved_mb": self.budget.peak, "waiting": self._memory_waiting},
             "prewarm_problem": self.prewarm.problem,
+            # How invocations found a worker, per function id (demand.py).
+            "burst": {fid: dict(st.to_dict(), name=st.name) for fid, st in self.burst.items()},
         }

@@ -11,7 +11,11 @@
   as root, interpreter: the default), and with a pre-started sandbox adopting the function (ExecutionSettings.prewarm; the
   pool is refilled between cold starts, as it is when cold starts are not back to back);
 - Go rebuild after a code change, against a plain `go build` of the same source; and that
-  unchanged code builds nothing.
+  unchanged code builds nothing;
+- a burst (issue 19): 16 callers arrive at once at a function with one warm worker and call it
+  back to back; requests/s and p99 of the first `--burst-seconds` (5) against the next ones, side
+  by side for the scheduler that waits or starts by the numbers and for the one before it (every
+  caller without an idle worker starts its own: ExecutionSettings.scaling "start").
 Not collected by pytest (tests/benchmarks is outside the test paths).
 """
 
@@ -170,8 +174,14 @@ async def main() -> None:
     ap.add_argument("--cold", type=int, default=15, help="cold starts per runtime")
     ap.add_argument("--uvloop", action="store_true", help="(set before the loop starts)")
     ap.add_argument("--hardening-only", action="store_true", help="only the hardening's cost")
+    ap.add_argument("--burst-only", action="store_true", help="only the burst figures")
+    ap.add_argument("--burst-seconds", type=float, default=5.0, help="length of each burst window (default 5)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="cloudfn-bench-"))
+    if args.burst_only:
+        await burst(args, tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
     if args.hardening_only:
         await hardening_cost(args, tmp, ["python", "nodejs"] + (["go"] if _go()[0] else []))
         shutil.rmtree(tmp, ignore_errors=True)
@@ -266,7 +276,58 @@ async def main() -> None:
     await svc.close()
     await pre.close()
     await hardening_cost(args, tmp, runtimes)
+    await burst(args, tmp)
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+async def _burst_windows(service: ExecutionService, f: Function, seconds: float,
+                         callers: int = 16) -> tuple[dict[str, float], dict[str, float], dict[str, int]]:
+    """Two back-to-back windows of `callers` calling without pause: requests/s and p99 (ms) of
+    the invocations that ended in each, and the cold starts counted from the results."""
+    done: list[tuple[float, float, bool]] = []  # (end, latency ms, cold)
+    t_start = time.perf_counter()
+    end = t_start + 2 * seconds
+
+    async def caller() -> None:
+        while True:
+            t0 = time.perf_counter()
+            if t0 >= end:
+                return
+            r = await service.invoke(f, EVENT)
+            t1 = time.perf_counter()
+            assert r.success, r.error
+            done.append((t1, (t1 - t0) * 1000, r.cold_start))
+
+    await asyncio.gather(*(caller() for _ in range(callers)))
+    out = []
+    colds = {}
+    for name, lo, hi in (("first", t_start, t_start + seconds), ("next", t_start + seconds, end)):
+        lat = [ms for t, ms, _ in done if lo <= t < hi]
+        colds[name] = sum(c for t, _, c in done if lo <= t < hi)
+        out.append({"rps": len(lat) / seconds, "p99": pct(lat, 99), "p50": pct(lat, 50)})
+    return out[0], out[1], colds
+
+
+async def burst(args, tmp: Path) -> None:
+    print()
+    print(f"burst: 16 callers arrive at once at a Python function with one warm worker, calling back to back; "
+          f"first {args.burst_seconds:g} s vs the next {args.burst_seconds:g} s (goal: throughput >= 0.8x, p99 <= 3x)")
+    print(f"  {'scheduler':34} {'first rps':>9} {'p99 ms':>8} {'cold':>5} | {'next rps':>9} {'p99 ms':>8} {'cold':>5}"
+          f" | {'rps ratio':>9} {'p99 ratio':>9}")
+    for label, scaling in (("wait or start (demand)", "demand"), ("start per caller (before)", "start")):
+        service = ExecutionService(ExecutionSettings(work_dir=tmp / f"work-burst-{scaling}", cache_dir=tmp / "cache",
+                                                     prewarm=1, scaling=scaling))
+        try:
+            f = Function(name="burst-python", runtime="python", code=HANDLERS["python"])
+            await service.prewarm.wait_ready()
+            first = await service.invoke(f, EVENT)  # the one warm worker
+            assert first.success, first.error
+            await service.prewarm.wait_ready()
+            a, b, colds = await _burst_windows(service, f, args.burst_seconds)
+            print(f"  {label:34} {a['rps']:9.0f} {a['p99']:8.2f} {colds['first']:5d} | {b['rps']:9.0f} {b['p99']:8.2f}"
+                  f" {colds['next']:5d} | {a['rps'] / b['rps']:8.2f}x {a['p99'] / b['p99']:8.2f}x")
+        finally:
+            await service.close()
 
 
 async def _warm_p50(service: ExecutionService, f: Function, n: int) -> float:

@@ -8,6 +8,11 @@ The same hello function in Python, invoked over HTTP on loopback:
 - server start until the first 200 (cloudfn: a restart on an existing data directory, until
   the health route answers and until the first invoke answers; functions-framework: until the
   function answers).
+Burst (issue 19, `--burst-only` for just this): a freshly restarted server with one warm worker
+(one invoke), then 16 connections arrive at once; requests/s and p99 of the first `--duration`
+seconds against the next ones on the same server (goal: throughput >= 0.8x, p99 <= 3x). With
+`--before DIR` (a checkout of an older cloudfn, e.g. `git archive <commit> | tar -x -C DIR`) that
+server is measured the same way in the same run, turn about.
 Peers: functions-framework's default mode (gunicorn, threads) and its `--asgi` mode (uvicorn),
 as `pip install functions-framework` installs them into their own venv (not the project's):
 
@@ -116,15 +121,16 @@ STOCK_SWITCHES = {"uvicorn": ["CLOUDFN_STOCK_UVICORN"], "fastapi": ["CLOUDFN_STO
                   "all": ["CLOUDFN_STOCK_UVICORN", "CLOUDFN_STOCK_FASTAPI"]}
 
 
-def start_cloudfn(root: Path, port: int, max_concurrent: int | None = None, stock: str | None = None) -> Proc:
+def start_cloudfn(root: Path, port: int, max_concurrent: int | None = None, stock: str | None = None,
+                  repo: Path = REPO) -> Proc:
     cmd = [sys.executable, "-m", "cloudfn_tui.cli", "--data-dir", str(root / "data"), "serve", "--port", str(port),
            "--mode", "release"]
-    env = cloudfn_env(root)
+    env = dict(cloudfn_env(root), PYTHONPATH=str(repo))
     if max_concurrent:
         env["CLOUDFN_RUNTIME_MAX_CONCURRENT"] = str(max_concurrent)
     for var in STOCK_SWITCHES.get(stock or "", []):  # the compat modules' switches back to stock
         env[var] = "1"
-    return Proc(cmd, env, REPO)
+    return Proc(cmd, env, repo)
 
 
 def start_ff(venv: Path, src: Path, port: int, asgi: bool) -> Proc:
@@ -172,6 +178,73 @@ def measure(name: str, url: str, body: str, headers: dict[str, str], duration: f
     return {"p50_1": one["p50"], "p99_1": one["p99"], "rps_1": one["rps"], "rps_16": many["rps"], "p99_16": many["p99"]}
 
 
+def burst_once(root: Path, repo: Path, duration: float) -> dict[str, float]:
+    """One restart of the server on `root`'s data directory: one invoke (one warm worker), then
+    two back-to-back runs of 16 connections."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    url = base + "/api/v1/functions/bench-hello/invoke"
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    body = json.dumps({"event": {"name": "World"}})
+    proc = start_cloudfn(root, port, repo=repo)
+    try:
+        wait_200("GET", base + "/api/health", START_DEADLINE)
+        r = httpx.post(url, headers=auth, content=body, timeout=30)
+        assert r.status_code == 200 and r.json()["result"] == {"message": "Hello World!"}, r.text
+        headers = {**auth, "Content-Type": "application/json"}
+        first = wrk(url, body, headers, 16, duration)
+        after = wrk(url, body, headers, 16, duration)
+        stats = httpx.get(base + "/api/v1/metrics", headers=auth, timeout=30).json()
+    finally:
+        proc.stop()
+    for run in (first, after):
+        if run["non2xx"] or run["socket_errors"]:
+            print(f"  !! burst: {run['non2xx']} non-2xx answers, socket errors: {run['socket_errors'] or 'none'}")
+    fn = stats.get("functions", {}).get("bench-hello", {})
+    sched = (stats.get("scheduling") or {}).get("bench-hello")  # (not in servers before issue 19)
+    if sched:
+        print(f"  workers started {sched['workers_started']} (background {sched['background_starts']}, spare "
+              f"{sched['spare_starts']}), queue waits {sched['queue_waits']} (p99 {sched['queue_wait_ms']['p99']} ms)")
+    return {"rps_first": first["rps"], "p99_first": first["p99"], "rps_next": after["rps"], "p99_next": after["p99"],
+            "cold": fn.get("cold_starts", 0)}
+
+
+def burst(root: Path, before: Path | None, duration: float, rounds: int) -> None:
+    """The burst figure; the data directory (with bench-hello in it) is made here."""
+    port = free_port()
+    proc = start_cloudfn(root, port)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_200("GET", base + "/api/health", START_DEADLINE)
+        r = httpx.post(base + "/api/v1/functions", headers={"Authorization": f"Bearer {TOKEN}"},
+                       json={"name": "bench-hello", "runtime": "python", "code": CLOUDFN_FN})
+        assert r.status_code == 201, r.text
+    finally:
+        proc.stop()
+    servers = {"cloudfn serve": (root, REPO)}
+    if before is not None:
+        copy = root / "before"
+        shutil.copytree(root / "data", copy / "data", ignore=shutil.ignore_patterns("*.lock", "server.*"))
+        servers["cloudfn serve (before)"] = (copy, before)
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
+    for n in range(rounds):
+        for name, (data_root, repo) in servers.items():
+            results[name].append(burst_once(data_root, repo, duration))
+        print(f"burst round {n + 1}/{rounds}: " + ", ".join(
+            f"{k} {v[-1]['rps_first']:.0f}/s then {v[-1]['rps_next']:.0f}/s" for k, v in results.items()), flush=True)
+    print(f"\nburst: a restarted server with one warm worker, then 16 connections at once; the first {duration:g} s "
+          f"vs the next {duration:g} s on the same server, median of {rounds} rounds [lowest-highest]")
+    print(f"  {'server':26} {'first rps':>9} {'p99 ms':>8} | {'next rps':>9} {'p99 ms':>8} | {'cold':>4} | ratios")
+    for name, runs in results.items():
+        med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        rps = sorted(r["rps_first"] / r["rps_next"] for r in runs)
+        p99 = sorted(r["p99_first"] / r["p99_next"] for r in runs)
+        print(f"  {name:26} {med['rps_first']:9.0f} {med['p99_first']:8.2f} | {med['rps_next']:9.0f} "
+              f"{med['p99_next']:8.2f} | {med['cold']:4.0f} | throughput {statistics.median(rps):4.2f}x "
+              f"[{rps[0]:.2f}-{rps[-1]:.2f}]   p99 {statistics.median(p99):4.2f}x [{p99[0]:.2f}-{p99[-1]:.2f}]")
+    print("  goals (issue 19): throughput >= 0.8x, p99 <= 3x")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run (default 5)")
@@ -185,9 +258,16 @@ def main() -> int:
                     help="add cloudfn with CLOUDFN_STOCK_UVICORN and/or _FASTAPI=1 as a peer (repeat for more): "
                          "what the overrides in core/server/_uvicorn_compat.py and _fastapi_compat.py still buy")
     ap.add_argument("--no-ff", action="store_true", help="leave functions-framework out (with --stock)")
+    ap.add_argument("--burst-only", action="store_true", help="only the burst figure")
+    ap.add_argument("--before", type=Path, default=None,
+                    help="a checkout of an older cloudfn whose burst is measured beside this one's")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("needs wrk (apt-get install wrk)")
+    if args.burst_only:
+        with tempfile.TemporaryDirectory(prefix="bench-burst-") as tmp:
+            burst(Path(tmp), args.before, args.duration, args.rounds)
+        return 0
     ff_bin = args.ff_venv / "bin" / "functions-framework"
     if not args.no_ff and not ff_bin.exists():
         raise SystemExit(f"needs functions-framework in {args.ff_venv}: python3 -m venv {args.ff_venv} && "
@@ -269,6 +349,8 @@ def main() -> int:
                 proc.stop()
 
     report(rounds, starts, args.duration)
+    with tempfile.TemporaryDirectory(prefix="bench-burst-") as tmp:
+        burst(Path(tmp), args.before, args.duration, args.rounds)
     return 0
 
 

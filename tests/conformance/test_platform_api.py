@@ -209,6 +209,22 @@ async def test_metrics(platform, name):
     assert "# TYPE" in text and "cloudfn_" in text
 
 
+async def test_metrics_show_how_invocations_found_a_worker(platform, name):
+    await platform.create_function(spec(name))
+    first = await platform.invoke(name, {})
+    await platform.invoke(name, {})
+    sched = (await platform.metrics(name))["scheduling"]
+    assert list(sched) == [name]
+    mine = sched[name]
+    assert mine["workers_started"] == 1 and first.cold_start
+    assert mine["queue_waits"] == 0 and mine["clones"] == 0 and mine["start_ms_avg"] > 0
+    text = await platform.prometheus_metrics()
+    assert f'cloudfn_workers_started_total{{function="{name}",how="caller",runtime="python"}} 1.0' in text
+    assert f'cloudfn_queue_wait_seconds_count{{function="{name}",runtime="python"}} 0.0' in text
+    await platform.delete_function(name)
+    assert name not in (await platform.metrics())["scheduling"]
+
+
 async def test_query_logs(platform, name):
     await platform.create_function(spec(name))
     res = await platform.invoke(name, {})

@@ -10,8 +10,9 @@ from typing import Any
 
 from core.models import ErrorType, Function, InvokeResult
 
-from ..sandbox import Mount
-from ..worker import WorkerInit
+from ..sandbox import Mount, WorkerSpec
+from ..worker import Adoption, WorkerInit
+from . import shell_prewarm
 from .base import FUNCTION_DIR, RUNNERS_DIR, RUNTIME_DIR, Runtime
 
 INSTALL_HINT = "install Node.js 18 or newer (apt-get install nodejs)"
@@ -39,6 +40,24 @@ class NodeRuntime(Runtime):
     name = "nodejs"
     code_file = "index.js"
 
+    @staticmethod
+    def _runtime_mounts(node: str) -> list[Mount]:
+        mounts = [Mount(RUNNERS_DIR / "node_runner.js", f"{RUNTIME_DIR}/node_runner.js", copy=True)]
+        if not node.startswith("/usr/"):
+            mounts.append(Mount(os.path.dirname(os.path.dirname(node)), os.path.dirname(os.path.dirname(node))))
+        return mounts
+
+    def prewarm_spec(self, slot) -> WorkerSpec | None:
+        # Node cannot lower its own limits or heap once started: a shell waits in the sandbox and
+        # execs node with the function's flags at adoption (runtimes/shell_prewarm.py).
+        node, _ = _node()
+        if node is None:
+            return None
+        return shell_prewarm.waiting_spec(slot, self._runtime_mounts(node))
+
+    def adoption(self, wi: WorkerInit) -> Adoption:
+        return shell_prewarm.exec_adoption(wi)
+
     def info(self) -> dict[str, Any]:
         path, version = _node()
         return {"available": path is not None, "version": version, "path": path or "",
@@ -49,10 +68,7 @@ class NodeRuntime(Runtime):
         if node is None:
             return InvokeResult.failure(ErrorType.RUNTIME_UNAVAILABLE, f"Node.js is not installed on this host: {INSTALL_HINT}")
         d = self.write_code(fn)
-        mounts = [Mount(d, FUNCTION_DIR, copy=True),
-                  Mount(RUNNERS_DIR / "node_runner.js", f"{RUNTIME_DIR}/node_runner.js", copy=True)]
-        if not node.startswith("/usr/"):
-            mounts.append(Mount(os.path.dirname(os.path.dirname(node)), os.path.dirname(os.path.dirname(node))))
+        mounts = [Mount(d, FUNCTION_DIR, copy=True), *self._runtime_mounts(node)]
         heap = max(16, int(fn.memory * 0.75))
         argv = [node, f"--max-old-space-size={heap}", "--no-warnings",
                 f"{RUNTIME_DIR}/node_runner.js", "{REQ_FD}", "{RESP_FD}"]

@@ -7,6 +7,7 @@ type never leaves this module.
 from __future__ import annotations
 
 import functools
+import math
 import os
 import re
 import unicodedata
@@ -37,6 +38,8 @@ CONCURRENCY_RANGE = (1, 1000)
 DEFAULT_HANDLER = "handler"
 # Fields a client may echo back (a GET then PUT round trip) but never sets.
 READ_ONLY_FIELDS = ("id", "version", "created_at", "updated_at")
+# Fields of an update whose null is a value (none), not a mistake.
+NULLABLE_ON_UPDATE = ("max_concurrency", "rate_limit")
 
 Runtime = Literal["python", "nodejs", "go"]
 
@@ -194,6 +197,156 @@ def _int_field(default: Any, bounds: tuple[int, int], description: str) -> Any:
     return Field(default, ge=bounds[0], le=bounds[1], description=description)
 
 
+# -- triggers (issue 16): HTTP endpoint, rate limit, schedules -----------------------------------
+EVERY_RE = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)\Z")
+EVERY_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+EVERY_MIN = 1.0  # seconds: a shorter interval is a busy loop, not a schedule
+EVERY_MAX = 366 * 86400.0
+MAX_SCHEDULES = 10
+MAX_SCHEDULE_EVENT = 64 * 1024
+RATE_MAX = 100_000
+CRON_MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+
+
+def parse_every(text: str) -> float:
+    """'500ms', '30s', '5m', '1h' in seconds; ValueError naming the accepted forms."""
+    m = EVERY_RE.match(text.strip()) if isinstance(text, str) else None
+    if m is None:
+        raise ValueError(f"must be a duration such as 30s, 5m, 1h or 1500ms (got {text!r})")
+    seconds = float(m.group(1)) * EVERY_UNITS[m.group(2)]
+    if seconds < EVERY_MIN:
+        raise ValueError(f"is {text.strip()}; the shortest interval is {EVERY_MIN:g}s")
+    if seconds > EVERY_MAX:
+        raise ValueError(f"is {text.strip()}; the longest interval is 366 days (use cron for rarer runs)")
+    return seconds
+
+
+def cron_problem(expr: str) -> str:
+    """Why `expr` is not a schedule ("" when it is): 5 fields (minute hour day month weekday), or
+    6 with seconds first (as Quartz and robfig/cron write it), or a macro such as @hourly."""
+    from croniter import CroniterBadCronError, CroniterBadDateError, croniter
+
+    fields = expr.split()
+    if not fields:
+        return "must not be empty: write 5 fields (minute hour day month weekday), e.g. '*/5 * * * *'"
+    if fields[0].startswith("@"):
+        if len(fields) != 1 or fields[0].lower() not in CRON_MACROS:
+            return f"unknown macro {expr!r}; known: {', '.join(CRON_MACROS)}"
+    elif len(fields) not in (5, 6):
+        return (f"has {len(fields)} fields; write 5 (minute hour day month weekday) or 6 with seconds first "
+                f"(second minute hour day month weekday), e.g. '*/5 * * * *' or '*/10 * * * * *'")
+    try:
+        croniter(expr, 0.0, second_at_beginning=True).get_next(float)
+    except CroniterBadDateError:
+        return f"{expr!r} never matches a date (such as the 30th of February)"
+    except (CroniterBadCronError, ValueError, KeyError) as exc:
+        return f"is not valid cron syntax: {exc} (got {expr!r})"
+    return ""
+
+
+def timezone_problem(name: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return f"unknown time zone {name!r}: use an IANA name such as Europe/Berlin, America/New_York or UTC"
+    return ""
+
+
+class HttpTrigger(BaseModel):
+    """The function's endpoint, /fn/<name>[/<path>]: it needs the bearer token unless public."""
+
+    model_config = ConfigDict(extra="forbid")
+    public: bool = Field(False, description="answer without a token, as a Lambda function URL with auth NONE")
+
+
+class RateLimit(BaseModel):
+    """A token bucket: `burst` calls at once, refilled at `requests_per_second`."""
+
+    model_config = ConfigDict(extra="forbid")
+    requests_per_second: float = Field(gt=0, le=RATE_MAX, description="sustained calls per second (> 0)")
+    burst: int | None = Field(None, ge=1, le=RATE_MAX, description="calls allowed at once; default: ceil(rate)")
+
+    @model_validator(mode="after")
+    def _default_burst(self) -> "RateLimit":
+        if self.burst is None:
+            self.burst = max(1, math.ceil(self.requests_per_second))
+        return self
+
+
+class Schedule(BaseModel):
+    """One schedule: `cron` or `every`, in the server's time zone unless `timezone` names one."""
+
+    model_config = ConfigDict(extra="forbid")
+    cron: str | None = Field(None, description="5 fields, or 6 with seconds first, or @hourly and the like")
+    every: str | None = Field(None, description="an interval: 30s, 5m, 1h, 1500ms (at least 1s)")
+    event: Any = Field(None, description="the event each run gets")
+    timezone: str | None = Field(None, description="an IANA zone such as Europe/Berlin; default: the server's")
+    overlap: Literal["skip", "queue"] = Field("skip", description="a run due while the last still runs: skip or queue")
+    catch_up: bool = Field(False, description="after downtime, run once for the runs missed (else skip them)")
+    enabled: bool = True
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, v: str | None) -> str | None:
+        if v is not None:
+            why = cron_problem(v)
+            if why:
+                raise ValueError(why)
+            v = " ".join(v.split())
+        return v
+
+    @field_validator("every")
+    @classmethod
+    def _every(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_every(v)
+            v = v.strip()
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, v: str | None) -> str | None:
+        if v is not None:
+            why = timezone_problem(v)
+            if why:
+                raise ValueError(why)
+        return v
+
+    @field_validator("event")
+    @classmethod
+    def _event(cls, v: Any) -> Any:
+        import json
+
+        try:
+            size = len(json.dumps(v))
+        except (TypeError, ValueError):
+            raise ValueError("must be JSON") from None
+        if size > MAX_SCHEDULE_EVENT:
+            raise ValueError(f"is {size} bytes of JSON; the limit is {MAX_SCHEDULE_EVENT // 1024} KiB")
+        return v
+
+    @model_validator(mode="after")
+    def _one_timing(self) -> "Schedule":
+        if (self.cron is None) == (self.every is None):
+            raise ValueError("give exactly one of cron (e.g. '*/5 * * * *') or every (e.g. '30s')")
+        if self.every is not None and self.timezone is not None:
+            raise ValueError("timezone applies to cron only; an interval runs the same in every zone")
+        return self
+
+    @property
+    def key(self) -> str:
+        """What the durable state of this schedule is kept under: its timing, so editing the
+        event or the overlap keeps the last run, and a new timing starts afresh."""
+        return f"cron {self.cron} {self.timezone or ''}".strip() if self.cron else f"every {self.every}"
+
+    def describe(self) -> str:
+        if self.cron:
+            return f"cron {self.cron}" + (f" ({self.timezone})" if self.timezone else "")
+        return f"every {self.every}"
+
+
 class FunctionSpec(_Editable):
     """What a create request carries."""
 
@@ -207,6 +360,10 @@ class FunctionSpec(_Editable):
     description: str = Field("", max_length=1024)
     max_concurrency: int | None = _int_field(None, CONCURRENCY_RANGE, "parallel invocations")
     network: bool = False
+    # -- triggers (issue 16): HTTP endpoint, rate limit, schedules --
+    http: HttpTrigger = Field(default_factory=HttpTrigger)
+    rate_limit: RateLimit | None = None
+    schedules: list[Schedule] = Field(default_factory=list, max_length=MAX_SCHEDULES)
 
 
 class FunctionPatch(_Editable):
@@ -222,6 +379,10 @@ class FunctionPatch(_Editable):
     description: str | None = Field(None, max_length=1024)
     max_concurrency: int | None = _int_field(None, CONCURRENCY_RANGE, "parallel invocations")
     network: bool | None = None
+    # -- triggers (issue 16): HTTP endpoint, rate limit (null removes it), schedules --
+    http: HttpTrigger | None = None
+    rate_limit: RateLimit | None = None
+    schedules: list[Schedule] | None = Field(None, max_length=MAX_SCHEDULES)
 
 
 class Function(FunctionSpec):
@@ -251,6 +412,10 @@ def _field_errors(exc: ValidationError) -> list[FieldError]:
             ctx = err.get("ctx", {})
             bound = ctx.get("ge", ctx.get("le"))
             word = "at least" if kind == "greater_than_equal" else "at most"
+            msg = f"must be {word} {bound} (got {err.get('input')!r})"
+        elif kind in ("greater_than", "less_than"):
+            ctx = err.get("ctx", {})
+            word, bound = ("more than", ctx.get("gt")) if kind == "greater_than" else ("less than", ctx.get("lt"))
             msg = f"must be {word} {bound} (got {err.get('input')!r})"
         elif kind.startswith("int_") or kind.startswith("bool_") or kind.startswith("string_"):
             msg = f"{err['msg'][0].lower()}{err['msg'][1:]} (got {err.get('input')!r})"
@@ -344,6 +509,8 @@ class InvokeResult(BaseModel):
     function_id: str = ""
     function_name: str = ""
     function_version: int = 0
+    # -- rate limits (issue 16): when Throttled by the function's rate limit, seconds until a call fits --
+    retry_after: float | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -423,11 +590,13 @@ EVENT_KINDS = (
     "function.created", "function.updated", "function.deleted",
     "invocation.started", "invocation.finished",
     "log", "alert.fired", "alert.resolved",
+    "schedule.fired", "schedule.skipped",  # issue 16: schedules
 )
 EventKind = Literal[
     "function.created", "function.updated", "function.deleted",
     "invocation.started", "invocation.finished",
     "log", "alert.fired", "alert.resolved",
+    "schedule.fired", "schedule.skipped",  # issue 16: schedules
 ]
 
 
@@ -524,3 +693,25 @@ class SavedEvent(BaseModel):
     event: Any = None
     last_result: dict[str, Any] | None = None
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+# -- triggers (issue 16): what `function_triggers` answers ------------------------------------------
+class ScheduleStatus(BaseModel):
+    index: int
+    schedule: Schedule
+    description: str
+    next_run: datetime | None = None  # None: disabled
+    last_run: datetime | None = None
+    running: int = 0  # runs of it in flight (queued ones included)
+
+
+class FunctionTriggers(BaseModel):
+    """How a function is reached besides a direct call, with the schedules' next runs."""
+
+    function_id: str
+    function_name: str
+    endpoint: str | None = Field(None, description="the endpoint's URL; None where no server serves it")
+    public: bool = False
+    rate_limit: RateLimit | None = None
+    schedules: list[ScheduleStatus] = Field(default_factory=list)
+    schedules_running: bool = Field(False, description="whether the platform's owner runs the schedules now")

@@ -127,8 +127,10 @@ def check_auth_rule(opts: ServeOptions) -> None:
     if opts.no_auth and not is_loopback(opts.host):
         raise ConfigError(
             f"refusing to serve without a token on {opts.host}: --no-auth is only allowed on a loopback "
-            f"address (127.0.0.1, ::1, localhost), where only this machine can connect. Drop --no-auth "
-            f"(a token is made for you and stored in the data directory), or bind --host 127.0.0.1."
+            f"address (127.0.0.1, ::1, localhost), where only this machine can connect; beyond it every "
+            f"function's endpoint (/fn/<name>) would be public to the network. Drop --no-auth "
+            f"(a token is made for you and stored in the data directory; mark the endpoints meant for everyone "
+            f"http: {{public: true}}), or bind --host 127.0.0.1."
         )
 
 

@@ -27,6 +27,8 @@ from core.models import (  # the model classes are re-exported for app.py's bodi
     EVENT_KINDS,
     HANDLER_RE,
     MAX_CODE_BYTES,
+    MAX_SCHEDULES,
+    RATE_MAX,
     MEMORY_RANGE,
     NAME_RULE,
     name_pattern,
@@ -220,6 +222,26 @@ def _function_properties(patch: bool) -> dict[str, Any]:
         "max_concurrency": {"type": ["integer", "null"], "minimum": c0, "maximum": c1,
                             "description": "parallel invocations; null: the platform's limit"},
         "network": {"type": "boolean", "description": "allow network access (off by default)"},
+        # -- triggers (issue 16) --
+        "http": {"type": "object", "additionalProperties": False, "description": "the endpoint /fn/<name>",
+                 "properties": {"public": {"type": "boolean", "description": "answer without a token"}}},
+        "rate_limit": {"type": ["object", "null"], "additionalProperties": False, "required": ["requests_per_second"],
+                       "description": "a token bucket; null: no limit",
+                       "properties": {"requests_per_second": {"type": "number", "exclusiveMinimum": 0,
+                                                              "maximum": RATE_MAX},
+                                      "burst": {"type": ["integer", "null"], "minimum": 1, "maximum": RATE_MAX}}},
+        "schedules": {"type": "array", "maxItems": MAX_SCHEDULES, "items": {
+            "type": "object", "additionalProperties": False,
+            "description": "exactly one of cron or every",
+            "properties": {
+                "cron": {"type": "string", "description": "5 fields, or 6 with seconds first, or @hourly etc."},
+                "every": {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$",
+                          "description": "an interval of at least 1s: 30s, 5m, 1h, 1500ms"},
+                "event": {"description": "any JSON value, the event of each run"},
+                "timezone": {"type": ["string", "null"], "description": "an IANA zone (cron only)"},
+                "overlap": {"type": "string", "enum": ["skip", "queue"], "default": "skip"},
+                "catch_up": {"type": "boolean", "default": False},
+                "enabled": {"type": "boolean", "default": True}}}},
     }
     if not patch:
         props["handler"]["default"] = "handler"

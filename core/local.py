@@ -42,7 +42,7 @@ from core.models import (
 )
 from core.registry import Registry
 from core.storage import DataDirLock, TinyStore
-from core.triggers.ratelimit import RateLimiter
+from core.triggers.ratelimit import STATE_FILE as RATE_FILE, RateLimiter
 from core.triggers.schedules import STATE_FILE as SCHEDULE_FILE, Scheduler
 
 log = logging.getLogger("cloudfn.platform")
@@ -93,7 +93,7 @@ class LocalPlatform:
                                             publish=self.bus.publish, function_exists=self._function_exists)
             self.executor = self._make_executor()
             # -- triggers (issue 16): rate limits and schedules --
-            self.rate_limiter = RateLimiter()
+            self.rate_limiter = RateLimiter(self.data_dir / RATE_FILE)
             self.scheduler = Scheduler(self.data_dir / SCHEDULE_FILE, self.registry.list, self._function_by_id,
                                        self._scheduled_run, self.bus.publish)
         except BaseException:
@@ -446,6 +446,7 @@ class LocalPlatform:
             if self._flush_task is not None:
                 await asyncio.gather(self._flush_task, return_exceptions=True)
             await self.scheduler.close()  # before the executor: no run starts on a closing one
+            self.rate_limiter.save()
             await self.executor.close()
             await self.alert_engine.close()
             self.history.flush()

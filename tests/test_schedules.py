@@ -168,3 +168,25 @@ def test_next_run_times():
     # 02:30 in Berlin is 00:30 UTC in summer (CEST) and 01:30 UTC in winter (CET).
     assert next_after(berlin, 1_685_577_600.0) == 1_685_579_400.0  # from 2023-06-01 00:00 UTC
     assert next_after(berlin, 1_704_067_200.0) == 1_704_072_600.0  # from 2024-01-01 00:00 UTC
+
+
+async def test_an_attached_client_sees_the_owners_schedules_and_may_publish(config):
+    """The console attached through the owner's private socket (token-less, like --no-auth, but
+    the owner's own user) may make an endpoint public, and reads the owner's schedules."""
+    from core.remote import attach_to_socket
+
+    owner = LocalPlatform(config, install_examples=False, serve_socket=True)
+    try:
+        await owner.start()
+        await owner.create_function({"name": "owned", "runtime": "python", "code": QUICK,
+                                     "schedules": [{"cron": "@hourly"}]})
+        attached = attach_to_socket(config.data_dir)
+        try:
+            fn = await attached.update_function("owned", {"http": {"public": True}})
+            assert fn.http.public
+            t = await attached.function_triggers("owned")
+            assert t.schedules_running and t.schedules[0].next_run is not None and t.public
+        finally:
+            await attached.close()
+    finally:
+        await owner.close()

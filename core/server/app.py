@@ -57,6 +57,9 @@ class ServerSettings:
     # or a cross-site "simple" request (a form, text/plain fetch) needs no preflight. None: on
     # exactly when there is no token. See Guard._browser_refusal.
     loopback_only: bool | None = None
+    # -- HTTP endpoints (issue 16): a --no-auth TCP server refuses to make endpoints public (the
+    # owner's private socket, also token-less, does not: it is the owner's user at the console) --
+    refuse_public: bool = False
 
 
 class ServerState:
@@ -566,7 +569,7 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
               openapi_extra=create_body, responses=S.responses(S.FunctionChanged, 400, 409, 422, status=201))
     async def create_function(request: Request) -> Response:
         data = await object_body(request, "function", create_body, S.FunctionSpec)
-        refuse_public_without_token(data, settings.token)
+        refuse_public_without_token(data, settings.refuse_public)
         fn = await platform.create_function(data)
         return json_response({"message": "function created", "function": fn.to_doc()}, 201)
 
@@ -577,7 +580,7 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
 
     async def update_function(ref: str, request: Request) -> Response:
         data = await object_body(request, "function update", patch_body, S.FunctionPatch)
-        refuse_public_without_token(data, settings.token)
+        refuse_public_without_token(data, settings.refuse_public)
         fn = await platform.update_function(ref, data)
         return json_response({"message": "function updated", "function": fn.to_doc()})
 

@@ -213,7 +213,13 @@ async def _serve(config: Config, opts: ServeOptions) -> int:
     url = connect_url(opts.host, port)
     state = ServerState()
     settings = ServerSettings(token=token, max_body=opts.max_body, cors_origins=opts.cors_origins,
-                              heartbeat=opts.heartbeat, loopback_only=token is None)
+                              heartbeat=opts.heartbeat, loopback_only=token is None, refuse_public=token is None)
+    if token is None:
+        public = [f.name for f in platform.registry.list() if f.http.public]
+        if public:  # made public elsewhere (the console owning the directory): served like the rest
+            log.warning("served without a token: the public endpoints of %s answer this machine only, with the "
+                        "browser checks of every --no-auth endpoint; serve with a token to publish them",
+                        ", ".join(public))
     app = create_app(platform, settings, state)
     release = opts.mode == "release"
     # uvicorn's dictConfig (its access log on stdout) runs logging.shutdown on every handler: the

@@ -19,10 +19,10 @@ class TriggersAnswer(BaseModel):
     triggers: FunctionTriggers
 
 
-def refuse_public_without_token(data: Any, token: str | None) -> None:
+def refuse_public_without_token(data: Any, refuse: bool) -> None:
     """A --no-auth server answers only this machine, and keeps web pages out of its endpoints;
     a public endpoint promises the opposite, so it is refused rather than silently not kept."""
-    if token is None and isinstance(data, dict) and isinstance(data.get("http"), dict) and data["http"].get("public"):
+    if refuse and isinstance(data, dict) and isinstance(data.get("http"), dict) and data["http"].get("public"):
         raise InvalidInput("function", [FieldError(
             "http.public", "this server runs without a token (--no-auth, loopback only), where no endpoint can be "
                            "public: serve with a token (drop --no-auth) to publish endpoints")])

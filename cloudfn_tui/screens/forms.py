@@ -250,10 +250,11 @@ class ConfigureScreen(Form):
             problems.append(str(exc))
         else:
             values["schedules"] = schedules
-        problems += [str(e) for e in validation_errors(FunctionPatch, {k: v for k, v in values.items() if v is not None})]
+        given = {k: v for k, v in values.items() if v is not None}
+        problems += [str(e) for e in validation_errors(FunctionPatch, given)]
         if problems:
             return {}, problems
-        patch = parse_patch({k: v for k, v in values.items() if v is not None})
+        patch = parse_patch(given)
         if values["rate_limit"] is not None:
             values["rate_limit"] = patch.rate_limit.model_dump()
         values["schedules"] = [s.model_dump() for s in patch.schedules or []]

@@ -35,8 +35,8 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_server import (FF_ASGI_FN, FF_FN, START_DEADLINE, TOKEN, Proc, free_port, start_cloudfn,  # noqa: E402
-                          start_ff, wait_200, wrk)
+from bench_server import (  # noqa: E402
+    CLOUDFN_FN, FF_ASGI_FN, FF_FN, START_DEADLINE, TOKEN, Proc, free_port, start_cloudfn, start_ff, wait_200, wrk)
 
 ENDPOINT_FN = (
     "import json\n"
@@ -138,6 +138,7 @@ def main() -> int:
         raise SystemExit(f"needs functions-framework in {args.ff_venv}: python3 -m venv {args.ff_venv} && "
                          f"{args.ff_venv}/bin/pip install functions-framework")
     body = json.dumps({"name": "World"})
+    invoke_body = json.dumps({"event": {"name": "World"}})
     servers: dict[str, tuple[str, dict[str, str]]] = {}
     procs: list[Proc] = []
     with tempfile.TemporaryDirectory(prefix="bench-triggers-") as tmp:
@@ -155,6 +156,12 @@ def main() -> int:
             r = httpx.post(url, headers=auth, content=body)
             assert r.json() == {"message": "Hello World!"}, r.text
             servers["cloudfn /fn endpoint"] = (url, {**auth, "Content-Type": "application/json"})
+            r = httpx.post(base + "/api/v1/functions", headers=auth,
+                           json={"name": "bench-hello", "runtime": "python", "code": CLOUDFN_FN})
+            assert r.status_code == 201, r.text
+            # The same server's invoke API with the same body: what the endpoint adds to a call.
+            servers["cloudfn REST invoke"] = (base + "/api/v1/functions/bench-hello/invoke",
+                                              {**auth, "Content-Type": "application/json"})
             for label, asgi in (("functions-framework", False), ("functions-framework --asgi", True)):
                 src = root / ("ff-asgi" if asgi else "ff")
                 src.mkdir()
@@ -167,7 +174,8 @@ def main() -> int:
 
             rounds = []
             for n in range(args.rounds):
-                this = {label: measure_endpoint(u, body, h, args.duration) for label, (u, h) in servers.items()}
+                this = {label: measure_endpoint(u, invoke_body if "invoke" in label else body, h, args.duration)
+                        for label, (u, h) in servers.items()}
                 rounds.append(this)
                 print(f"round {n + 1}/{args.rounds}: " + ", ".join(f"{k} {v['rps']:.0f}/s" for k, v in this.items()),
                       flush=True)

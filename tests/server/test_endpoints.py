@@ -240,7 +240,8 @@ def noauth(tmp_path_factory, shared_cache):
 
 def test_no_auth_refuses_public_endpoints(noauth):
     with noauth.client() as c:
-        r = c.post("/api/v1/functions", json={"name": "pub", "runtime": "python", "code": WEB, "http": {"public": True}})
+        r = c.post("/api/v1/functions", json={"name": "pub", "runtime": "python", "code": WEB,
+                                              "http": {"public": True}})
         assert r.status_code == 422 and r.json()["errors"][0]["field"] == "http.public"
         assert "--no-auth" in r.json()["errors"][0]["message"]
         assert c.get("/api/v1/functions/pub").status_code == 404

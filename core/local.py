@@ -15,6 +15,7 @@ import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, AsyncIterator
+from urllib.parse import quote
 
 from core import __version__, paths
 from core.alerts import AlertEngine
@@ -64,6 +65,7 @@ class LocalPlatform:
         self.config = config
         self.announce = announce
         self.run_schedules = announce if run_schedules is None else run_schedules
+        self.endpoint_base: str | None = None  # set by `cloudfn serve`: its URL, for endpoints' URLs
         self.serve_socket = serve_socket
         self._owner_socket: Any = None
         self.data_dir = config.data_dir
@@ -270,7 +272,8 @@ class LocalPlatform:
         """Endpoint (no URL here: `cloudfn serve` gives it one), rate limit, and the schedules
         with their next and last runs."""
         fn = await self.get_function(ref)
-        return FunctionTriggers(function_id=fn.id, function_name=fn.name, endpoint=None, public=fn.http.public,
+        endpoint = f"{self.endpoint_base}/fn/{quote(fn.name, safe='')}" if self.endpoint_base else None
+        return FunctionTriggers(function_id=fn.id, function_name=fn.name, endpoint=endpoint, public=fn.http.public,
                                 rate_limit=fn.rate_limit, schedules=self.scheduler.status(fn),
                                 schedules_running=self.scheduler.running)
 

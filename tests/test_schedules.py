@@ -190,3 +190,27 @@ async def test_an_attached_client_sees_the_owners_schedules_and_may_publish(conf
             await attached.close()
     finally:
         await owner.close()
+
+
+async def test_a_console_attached_to_a_serve_by_its_socket_sees_the_tcp_endpoint_url(tmp_path, shared_cache):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "server"))
+    from serverproc import start_server
+
+    from core.remote import attach_to_socket
+
+    server = start_server(tmp_path / "srv", "--mode", "release", cache=shared_cache)
+    try:
+        with server.client() as c:
+            assert c.post("/api/v1/functions", json={"name": "via sock", "runtime": "python",
+                                                     "code": QUICK}).status_code == 201
+        attached = attach_to_socket(server.data_dir)
+        try:
+            t = await attached.function_triggers("via sock")
+            assert t.endpoint == f"{server.url}/fn/via%20sock"
+        finally:
+            await attached.close()
+    finally:
+        assert server.stop() == 0

@@ -242,6 +242,7 @@ async def _serve(config: Config, opts: ServeOptions) -> int:
             await start()
         gc.collect()
         gc.freeze()  # what exists at start lives as long as the server: keep it out of every GC pass
+        platform.endpoint_base = url  # the endpoints' URLs, also for consoles attached by the socket
         platform.lock.update({"command": "cloudfn serve", "version": __version__, "url": url,
                               "auth": token is not None, "token_file": token_file})
         opts.announce(f"cloudfn {__version__} serving on {url} (pid {os.getpid()}, mode {opts.mode}; {token_note})")

@@ -36,6 +36,10 @@ def add_trigger_routes(app: FastAPI, platform: Any, need: Callable[[str], Any]) 
         from core.server.app import json_response
 
         triggers = await need("function_triggers")(ref)
-        base = str(request.base_url).rstrip("/")
-        triggers.endpoint = f"{base}/fn/{quote(triggers.function_name, safe='')}"
+        server = request.scope.get("server")
+        if server and server[1] is not None:
+            # Over TCP: the URL this client reached us by. (Over the owner's unix socket there is
+            # none; a `cloudfn serve` owner has filled in its own, a console owner none.)
+            base = str(request.base_url).rstrip("/")
+            triggers.endpoint = f"{base}/fn/{quote(triggers.function_name, safe='')}"
         return json_response({"triggers": triggers.model_dump(mode="json")})

@@ -198,60 +198,113 @@ def _int_field(default: Any, bounds: tuple[int, int], description: str) -> Any:
 
 
 # -- triggers (issue 16): HTTP endpoint, rate limit, schedules -----------------------------------
-EVERY_RE = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)\Z")
+# The rules below are regular expressions and a list, not parsers' opinions, so that the API's
+# JSON Schema (core/server/schema.py) states exactly what is accepted (the fuzzer checks both ways).
+EVERY_LOOSE_RE = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)\Z")
+# Whole numbers, at least 1 s: 1000ms-99999999ms, 1s-9999999s, 1m-99999m, 1h-999h.
+EVERY_PATTERN = r"^(?:[1-9][0-9]{3,7}ms|[1-9][0-9]{0,6}s|[1-9][0-9]{0,4}m|[1-9][0-9]{0,2}h)$"
+EVERY_RE = re.compile(EVERY_PATTERN.replace("$", r"\Z"))
 EVERY_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-EVERY_MIN = 1.0  # seconds: a shorter interval is a busy loop, not a schedule
-EVERY_MAX = 366 * 86400.0
 MAX_SCHEDULES = 10
 MAX_SCHEDULE_EVENT = 64 * 1024
 RATE_MAX = 100_000
 CRON_MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
 
 
+def _cron_field(num: str, names: str = "") -> str:
+    val = f"(?:{num}|{names})" if names else f"(?:{num})"
+    item = f"(?:\\*|{val}(?:-{val})?)(?:/[1-9][0-9]?)?"
+    return f"{item}(?:,{item})*"
+
+
+def _any_case(*words: str) -> str:
+    # [jJ][aA][nN] rather than an inline flag: the same in Python's and JSON Schema's (ECMA) regexes.
+    return "|".join("".join(f"[{c.lower()}{c.upper()}]" for c in w) for w in words)
+
+
+_CRON_SEC = _cron_field("[1-5]?[0-9]")
+_CRON_FIVE = " ".join([
+    _cron_field("[1-5]?[0-9]"), _cron_field("1?[0-9]|2[0-3]"), _cron_field("[1-9]|[12][0-9]|3[01]"),
+    _cron_field("[1-9]|1[0-2]", _any_case("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct",
+                                          "nov", "dec")),
+    _cron_field("[0-7]", _any_case("sun", "mon", "tue", "wed", "thu", "fri", "sat"))])
+# minute hour day month weekday, optionally seconds first; numbers, names, *, ranges, lists, steps.
+CRON_PATTERN = f"^(?:@(?:{'|'.join(m[1:] for m in CRON_MACROS)})|(?:{_CRON_SEC} )?{_CRON_FIVE})$"
+CRON_RE = re.compile(CRON_PATTERN.replace("$", r"\Z"))
+
+
 def parse_every(text: str) -> float:
-    """'500ms', '30s', '5m', '1h' in seconds; ValueError naming the accepted forms."""
-    m = EVERY_RE.match(text.strip()) if isinstance(text, str) else None
+    """'1500ms', '30s', '5m', '1h' in seconds; ValueError saying what is accepted."""
+    if isinstance(text, str) and EVERY_RE.match(text):
+        m = EVERY_LOOSE_RE.match(text)
+        return float(m.group(1)) * EVERY_UNITS[m.group(2)]
+    m = EVERY_LOOSE_RE.match(text) if isinstance(text, str) else None
     if m is None:
-        raise ValueError(f"must be a duration such as 30s, 5m, 1h or 1500ms (got {text!r})")
+        raise ValueError(f"must be a whole number and a unit, such as 30s, 5m, 1h or 1500ms (got {text!r})")
     seconds = float(m.group(1)) * EVERY_UNITS[m.group(2)]
-    if seconds < EVERY_MIN:
-        raise ValueError(f"is {text.strip()}; the shortest interval is {EVERY_MIN:g}s")
-    if seconds > EVERY_MAX:
-        raise ValueError(f"is {text.strip()}; the longest interval is 366 days (use cron for rarer runs)")
-    return seconds
+    if seconds < 1:
+        raise ValueError(f"is {text}; the shortest interval is 1s")
+    if "." in m.group(1) or m.group(1).startswith("0"):
+        raise ValueError(f"must be a whole number without leading zeros (got {text!r}): write 1500ms, not 1.5s")
+    raise ValueError(f"is {text}; the longest is 999h (or 99999m, 9999999s): use cron for rarer runs")
 
 
 def cron_problem(expr: str) -> str:
-    """Why `expr` is not a schedule ("" when it is): 5 fields (minute hour day month weekday), or
-    6 with seconds first (as Quartz and robfig/cron write it), or a macro such as @hourly."""
-    from croniter import CroniterBadCronError, CroniterBadDateError, croniter
-
-    fields = expr.split()
-    if not fields:
+    """Why `expr` is not a schedule ("" when it is): 5 fields (minute hour day month weekday) or
+    6 with seconds first (as Quartz and robfig/cron write them), one space apart, or a macro
+    such as @hourly. A valid expression that never matches a date (the 30th of February) is
+    accepted and never runs: its next run shows as none."""
+    if CRON_RE.match(expr):
+        return ""
+    fields = expr.split(" ")
+    if not expr.strip():
         return "must not be empty: write 5 fields (minute hour day month weekday), e.g. '*/5 * * * *'"
-    if fields[0].startswith("@"):
-        if len(fields) != 1 or fields[0].lower() not in CRON_MACROS:
-            return f"unknown macro {expr!r}; known: {', '.join(CRON_MACROS)}"
-    elif len(fields) not in (5, 6):
-        return (f"has {len(fields)} fields; write 5 (minute hour day month weekday) or 6 with seconds first "
-                f"(second minute hour day month weekday), e.g. '*/5 * * * *' or '*/10 * * * * *'")
-    try:
-        croniter(expr, 0.0, second_at_beginning=True).get_next(float)
-    except CroniterBadDateError:
-        return f"{expr!r} never matches a date (such as the 30th of February)"
-    except (CroniterBadCronError, ValueError, KeyError) as exc:
-        return f"is not valid cron syntax: {exc} (got {expr!r})"
-    return ""
+    if expr.startswith("@"):
+        return f"unknown macro {expr!r}; known: {', '.join(CRON_MACROS)}"
+    if len(fields) not in (5, 6) or "" in fields:
+        return (f"has {len(expr.split())} fields{' (or extra spaces)' if '' in fields else ''}; write 5 (minute hour "
+                "day month weekday) or 6 with seconds first, one space apart, e.g. '*/5 * * * *' or '*/10 * * * * *'")
+    return (f"is not valid cron syntax (got {expr!r}): each field is *, a number in its range (second and minute "
+            "0-59, hour 0-23, day 1-31, month 1-12 or jan-dec, weekday 0-7 or sun-sat), a range a-b, a list a,b "
+            "or a step */n")
+
+
+@functools.cache
+def timezones() -> frozenset[str]:
+    from zoneinfo import available_timezones
+
+    return frozenset(available_timezones())
 
 
 def timezone_problem(name: str) -> str:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+    if name in timezones():
+        return ""
+    return f"unknown time zone {name!r}: use an IANA name such as Europe/Berlin, America/New_York or UTC"
 
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        return f"unknown time zone {name!r}: use an IANA name such as Europe/Berlin, America/New_York or UTC"
-    return ""
+
+def _json_number(v: Any, integral: bool = False) -> Any:
+    """JSON Schema's number (integer: a whole one): not a bool, not a string."""
+    if v is None:
+        return v
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError(f"must be a {'whole number' if integral else 'number'} (got {v!r})")
+    if integral and isinstance(v, float):
+        if not v.is_integer():
+            raise ValueError(f"must be a whole number (got {v!r})")
+        return int(v)
+    return v
+
+
+def _json_bool(v: Any) -> Any:
+    if not isinstance(v, bool):
+        raise ValueError(f"must be true or false (got {v!r})")
+    return v
+
+
+def _json_str(v: Any) -> Any:
+    if v is not None and not isinstance(v, str):
+        raise ValueError(f"must be a string (got {v!r})")
+    return v
 
 
 class HttpTrigger(BaseModel):
@@ -260,6 +313,11 @@ class HttpTrigger(BaseModel):
     model_config = ConfigDict(extra="forbid")
     public: bool = Field(False, description="answer without a token, as a Lambda function URL with auth NONE")
 
+    @field_validator("public", mode="before")
+    @classmethod
+    def _bool(cls, v: Any) -> Any:
+        return _json_bool(v)
+
 
 class RateLimit(BaseModel):
     """A token bucket: `burst` calls at once, refilled at `requests_per_second`."""
@@ -267,6 +325,16 @@ class RateLimit(BaseModel):
     model_config = ConfigDict(extra="forbid")
     requests_per_second: float = Field(gt=0, le=RATE_MAX, description="sustained calls per second (> 0)")
     burst: int | None = Field(None, ge=1, le=RATE_MAX, description="calls allowed at once; default: ceil(rate)")
+
+    @field_validator("requests_per_second", mode="before")
+    @classmethod
+    def _rate_number(cls, v: Any) -> Any:
+        return _json_number(v)
+
+    @field_validator("burst", mode="before")
+    @classmethod
+    def _burst_number(cls, v: Any) -> Any:
+        return _json_number(v, integral=True)
 
     @model_validator(mode="after")
     def _default_burst(self) -> "RateLimit":
@@ -287,6 +355,16 @@ class Schedule(BaseModel):
     catch_up: bool = Field(False, description="after downtime, run once for the runs missed (else skip them)")
     enabled: bool = True
 
+    @field_validator("cron", "every", "timezone", mode="before")
+    @classmethod
+    def _strings(cls, v: Any) -> Any:
+        return _json_str(v)
+
+    @field_validator("enabled", "catch_up", mode="before")
+    @classmethod
+    def _bools(cls, v: Any) -> Any:
+        return _json_bool(v)
+
     @field_validator("cron")
     @classmethod
     def _cron(cls, v: str | None) -> str | None:
@@ -294,7 +372,6 @@ class Schedule(BaseModel):
             why = cron_problem(v)
             if why:
                 raise ValueError(why)
-            v = " ".join(v.split())
         return v
 
     @field_validator("every")
@@ -302,7 +379,6 @@ class Schedule(BaseModel):
     def _every(cls, v: str | None) -> str | None:
         if v is not None:
             parse_every(v)
-            v = v.strip()
         return v
 
     @field_validator("timezone")

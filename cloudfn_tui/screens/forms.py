@@ -236,9 +236,16 @@ class ConfigureScreen(Form):
         problems: list[str] = []
         rate, burst = (self.query_one(i, Input).value.strip() for i in ("#cfg-rate", "#cfg-burst"))
         if rate:
-            limit: dict[str, Any] = {"requests_per_second": rate}
+            limit: dict[str, Any] = {}
+            try:
+                limit["requests_per_second"] = float(rate)
+            except ValueError:
+                problems.append(f"rate_limit.requests_per_second: must be a number (got {rate!r})")
             if burst:
-                limit["burst"] = burst
+                try:
+                    limit["burst"] = int(burst)
+                except ValueError:
+                    problems.append(f"rate_limit.burst: must be a whole number (got {burst!r})")
             values["rate_limit"] = limit
         elif burst:
             problems.append("burst: set a rate limit too, or clear it")

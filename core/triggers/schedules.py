@@ -40,17 +40,21 @@ def _tz(schedule: Schedule) -> Any:
     return tzlocal()
 
 
-def next_after(schedule: Schedule, after: float) -> float:
-    """The first run time strictly after `after` (epoch seconds)."""
+def next_after(schedule: Schedule, after: float) -> float | None:
+    """The first run time strictly after `after` (epoch seconds); None for a cron expression
+    that matches no date (the 30th of February)."""
     if schedule.every is not None:
         return after + parse_every(schedule.every)
-    from croniter import croniter
+    from croniter import CroniterBadDateError, croniter
 
     start = datetime.fromtimestamp(after, _tz(schedule))
-    return croniter(schedule.cron, start, second_at_beginning=True).get_next(float)
+    try:
+        return croniter(schedule.cron, start, second_at_beginning=True).get_next(float)
+    except CroniterBadDateError:
+        return None
 
 
-def next_run(schedule: Schedule, last: float | None, now: float) -> float:
+def next_run(schedule: Schedule, last: float | None, now: float) -> float | None:
     """When a schedule runs next: an interval keeps its rhythm from the last run (or starts one
     interval from now), a cron expression its own."""
     if schedule.every is not None and last is not None:
@@ -216,13 +220,13 @@ class Scheduler:
         last = self.state.last(slot.fn_id, sched.key)
         if last is not None:
             due = next_after(sched, last)
-            if due < now - LATE:
+            if due is not None and due < now - LATE:
                 if sched.catch_up:
                     self._fire(slot, due, catch_up=True)
                 else:
                     self._skipped(slot, due, "missed while the platform was down (catch_up is off)")
         at = next_run(sched, last, now)
-        while True:
+        while at is not None:
             slot.next_at = at
             delay = at - self.clock()
             while delay > 0:  # the loop's timer may wake a hair early
@@ -231,8 +235,9 @@ class Scheduler:
             self._fire(slot, at)
             at = next_after(sched, at)
             now = self.clock()
-            if at < now:  # the process was stalled past a whole period: run on from now, once
+            if at is not None and at < now:  # stalled past a whole period: run on from now, once
                 at = next_run(sched, at, now)
+        slot.next_at = None  # a date that never comes
 
     def _event(self, slot: _Slot, scheduled: float, **extra: Any) -> dict[str, Any]:
         fn = self.lookup(slot.fn_id)

@@ -172,6 +172,8 @@ class Endpoints:
         if dropped:
             log.info("%s set headers the server owns, dropped: %s", fn.name, ", ".join(dropped),
                      extra={"function": fn.name, "invocation_id": result.invocation_id})
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [*headers, (b"content-length", str(len(payload)).encode()), *extra]})
+        framing = [(b"content-length", str(len(payload)).encode())]
+        if status in (204, 304):  # no body, no length: a client would wait for the bytes announced
+            payload, framing = b"", []
+        await send({"type": "http.response.start", "status": status, "headers": [*headers, *framing, *extra]})
         await send({"type": "http.response.body", "body": payload})

@@ -36,6 +36,8 @@ def handler(event, context):
         return {"statusCode": 200, "headers": {"bad name:": "x"}}
     if path == "/status":
         return {"statusCode": 99}
+    if path == "/nocontent":
+        return {"statusCode": 204, "body": "ignored"}
     if path == "/fail":
         raise ValueError("secret path /srv/data in the message")
     if path == "/slow":
@@ -166,6 +168,13 @@ def test_header_injection_is_refused(auth, server):
     assert [h for h in lines if h.startswith("content-length:")] == ["content-length: 5"]
     assert not [h for h in lines if h.startswith(("transfer-encoding", "connection"))]
     assert "x-kept: yes" in lines and "x-cloudfn-invocation-id: forged" not in lines
+
+
+def test_no_content_has_no_body_nor_length(auth):
+    r = auth.get("/fn/web/nocontent")
+    assert r.status_code == 204 and r.content == b"" and "content-length" not in r.headers
+    r = auth.head("/fn/web")
+    assert r.status_code == 200 and r.content == b"" and r.headers["content-type"] == "application/json"
 
 
 def test_failures_map_to_502_504_and_hide_messages_from_strangers(auth, anon):

@@ -17,6 +17,7 @@ from core.models import (
     AlertRule,
     Event,
     Function,
+    FunctionTriggers,
     InvocationRecord,
     InvokeResult,
     LogRecord,
@@ -63,6 +64,12 @@ class PlatformAPI(Protocol):
     async def function_versions(self, ref: str) -> list[Function]: ...
 
     async def rollback_function(self, ref: str, version: int) -> Function: ...
+
+    # -- triggers (issue 16) -----------------------------------------------------------
+    async def function_triggers(self, ref: str) -> FunctionTriggers:
+        """The endpoint (its URL when a server serves it), rate limit and schedules with their
+        next and last runs."""
+        ...
 
     # -- invocations -------------------------------------------------------------------
     async def invoke(self, ref: str, event: Any = None, context: dict[str, str] | None = None) -> InvokeResult: ...

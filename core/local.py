@@ -15,6 +15,7 @@ import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, AsyncIterator
+from urllib.parse import quote
 
 from core import __version__, paths
 from core.alerts import AlertEngine
@@ -33,6 +34,7 @@ from core.models import (
     ErrorType,
     Event,
     Function,
+    FunctionTriggers,
     InvocationRecord,
     InvokeResult,
     LogRecord,
@@ -45,6 +47,8 @@ from core.models import (
 from core.registry import Registry
 from core import secrets as sec
 from core.storage import DataDirLock, TinyStore
+from core.triggers.ratelimit import STATE_FILE as RATE_FILE, RateLimiter
+from core.triggers.schedules import STATE_FILE as SCHEDULE_FILE, Scheduler
 
 log = logging.getLogger("cloudfn.platform")
 REGISTRY_FILE = "registry.json"
@@ -56,12 +60,16 @@ STATUSES = ("success", "failed", "throttled")
 
 class LocalPlatform(PlatformAPI):
     def __init__(self, config: Config, command: str = "cloudfn", install_examples: bool = True,
-                 announce: bool = True, serve_socket: bool = False):
+                 announce: bool = True, serve_socket: bool = False, run_schedules: bool | None = None):
         """`announce`: log "platform started/stopped" (the long-running owners; a CLI call that
         merely passes through would fill the logs with them). `serve_socket`: serve the API on
-        the data directory's private socket once started, for the other `cloudfn` processes."""
+        the data directory's private socket once started, for the other `cloudfn` processes.
+        `run_schedules` (default: `announce`): run the functions' schedules once started; a
+        command passing through must not fire them (nor catch up missed runs) on its way."""
         self.config = config
         self.announce = announce
+        self.run_schedules = announce if run_schedules is None else run_schedules
+        self.endpoint_base: str | None = None  # set by `cloudfn serve`: its URL, for endpoints' URLs
         self.serve_socket = serve_socket
         self._owner_socket: Any = None
         self.data_dir = config.data_dir
@@ -95,6 +103,10 @@ class LocalPlatform(PlatformAPI):
                                             publish=self.bus.publish, function_exists=self._function_exists)
             self.executor = self._make_executor()
             self.executor.secret_values = self.secrets.values
+            # -- triggers (issue 16): rate limits and schedules --
+            self.rate_limiter = RateLimiter(self.data_dir / RATE_FILE)
+            self.scheduler = Scheduler(self.data_dir / SCHEDULE_FILE, self.registry.list, self._function_by_id,
+                                       self._scheduled_run, self.bus.publish)
         except BaseException:
             if hasattr(self, "logs"):  # a failed start leaves no handler on the `cloudfn` logger
                 detach(self.logs)
@@ -149,6 +161,8 @@ class LocalPlatform(PlatformAPI):
         interval = self.config["monitor.alert_interval"]
         if interval:
             self._tasks.append(asyncio.create_task(self.alert_engine.run(interval), name="cloudfn-alerts"))
+        if self.run_schedules:
+            self.scheduler.start()
         if self.serve_socket:
             self.start_socket()
         if self.announce:
@@ -230,6 +244,9 @@ class LocalPlatform(PlatformAPI):
                            "or see `cloudfn secrets list`")
 
     def _changed(self, kind: str, fn: Function) -> None:
+        self.scheduler.sync()
+        if kind == "function.deleted":
+            self.rate_limiter.forget(fn.id)
         log.info("%s %s (version %d)", kind.replace(".", " "), fn.name, fn.version,
                  extra={"function": fn.name})
         self.bus.publish(kind, fn.to_doc())
@@ -254,13 +271,39 @@ class LocalPlatform(PlatformAPI):
             "function_id": fn.id, "function_name": fn.name, "function_version": fn.version,
             "started_at": started_at.isoformat()})
         try:
-            result: InvokeResult = await self.executor.invoke(fn, event, context)
+            wait = self.rate_limiter.check(fn) if fn.rate_limit is not None else 0.0
+            if wait:
+                limit = fn.rate_limit
+                result = InvokeResult.failure(
+                    ErrorType.THROTTLED, f"rate limit of {fn.name} exceeded ({limit.requests_per_second:g} per second, "
+                    f"burst {limit.burst}): retry in {wait:.3g} s", retry_after=wait)
+            else:
+                result = await self.executor.invoke(fn, event, context)
         finally:
             self.metrics_engine.finished(fn.name)
-        # The executor's result is this call's own object: filled in place, not copied.
+        # The result is this call's own object: filled in place, not copied.
         result.function_id, result.function_name, result.function_version = fn.id, fn.name, fn.version
         self._record(fn, event, result, started_at, trigger)
         return result
+
+    # -- triggers (issue 16) ---------------------------------------------------------------
+    def _function_by_id(self, fn_id: str) -> Function | None:
+        try:
+            return self.registry.get(fn_id)
+        except NotFound:
+            return None
+
+    async def _scheduled_run(self, fn: Function, event: Any, context: dict[str, str]) -> InvokeResult:
+        return await self.run_invocation(fn, event, context, trigger="schedule")
+
+    async def function_triggers(self, ref: str) -> FunctionTriggers:
+        """Endpoint (no URL here: `cloudfn serve` gives it one), rate limit, and the schedules
+        with their next and last runs."""
+        fn = await self.get_function(ref)
+        endpoint = f"{self.endpoint_base}/fn/{quote(fn.name, safe='')}" if self.endpoint_base else None
+        return FunctionTriggers(function_id=fn.id, function_name=fn.name, endpoint=endpoint, public=fn.http.public,
+                                rate_limit=fn.rate_limit, schedules=self.scheduler.status(fn),
+                                schedules_running=self.scheduler.running)
 
     def _record(self, fn: Function, event: Any, result: InvokeResult, started_at: datetime,
                 trigger: Trigger = "manual") -> InvocationRecord:
@@ -511,6 +554,8 @@ class LocalPlatform(PlatformAPI):
             await asyncio.gather(*self._tasks, return_exceptions=True)
             if self._flush_task is not None:
                 await asyncio.gather(self._flush_task, return_exceptions=True)
+            await self.scheduler.close()  # before the executor: no run starts on a closing one
+            self.rate_limiter.save()
             await self.executor.close()
             await self.alert_engine.close()
             self.history.flush()

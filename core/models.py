@@ -7,6 +7,7 @@ type never leaves this module.
 from __future__ import annotations
 
 import functools
+import math
 import os
 import re
 import unicodedata
@@ -43,6 +44,8 @@ CONCURRENCY_RANGE = (1, 1000)
 DEFAULT_HANDLER = "handler"
 # Fields a client may echo back (a GET then PUT round trip) but never sets.
 READ_ONLY_FIELDS = ("id", "version", "created_at", "updated_at")
+# Fields of an update whose null is a value (none), not a mistake.
+NULLABLE_ON_UPDATE = ("max_concurrency", "rate_limit")
 
 
 def new_uuid() -> str:
@@ -226,6 +229,232 @@ def _int_field(default: Any, bounds: tuple[int, int], description: str) -> Any:
     return Field(default, ge=bounds[0], le=bounds[1], description=description)
 
 
+# -- triggers (issue 16): HTTP endpoint, rate limit, schedules -----------------------------------
+# The rules below are regular expressions and a list, not parsers' opinions, so that the API's
+# JSON Schema (core/server/schema.py) states exactly what is accepted (the fuzzer checks both ways).
+EVERY_LOOSE_RE = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)\Z")
+# Whole numbers, at least 1 s: 1000ms-99999999ms, 1s-9999999s, 1m-99999m, 1h-999h.
+EVERY_PATTERN = r"^(?:[1-9][0-9]{3,7}ms|[1-9][0-9]{0,6}s|[1-9][0-9]{0,4}m|[1-9][0-9]{0,2}h)$"
+EVERY_RE = re.compile(EVERY_PATTERN.replace("$", r"\Z"))
+EVERY_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+MAX_SCHEDULES = 10
+MAX_SCHEDULE_EVENT = 64 * 1024
+RATE_MAX = 100_000
+CRON_MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+
+
+def _cron_field(num: str, names: str = "") -> str:
+    val = f"(?:{num}|{names})" if names else f"(?:{num})"
+    item = f"(?:\\*|{val}(?:-{val})?)(?:/[1-9][0-9]?)?"
+    return f"{item}(?:,{item})*"
+
+
+def _any_case(*words: str) -> str:
+    # [jJ][aA][nN] rather than an inline flag: the same in Python's and JSON Schema's (ECMA) regexes.
+    return "|".join("".join(f"[{c.lower()}{c.upper()}]" for c in w) for w in words)
+
+
+_CRON_SEC = _cron_field("[1-5]?[0-9]")
+_CRON_FIVE = " ".join([
+    _cron_field("[1-5]?[0-9]"), _cron_field("1?[0-9]|2[0-3]"), _cron_field("[1-9]|[12][0-9]|3[01]"),
+    _cron_field("[1-9]|1[0-2]", _any_case("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct",
+                                          "nov", "dec")),
+    _cron_field("[0-7]", _any_case("sun", "mon", "tue", "wed", "thu", "fri", "sat"))])
+# minute hour day month weekday, optionally seconds first; numbers, names, *, ranges, lists, steps.
+CRON_PATTERN = f"^(?:@(?:{'|'.join(m[1:] for m in CRON_MACROS)})|(?:{_CRON_SEC} )?{_CRON_FIVE})$"
+CRON_RE = re.compile(CRON_PATTERN.replace("$", r"\Z"))
+
+
+def parse_every(text: str) -> float:
+    """'1500ms', '30s', '5m', '1h' in seconds; ValueError saying what is accepted."""
+    if isinstance(text, str) and EVERY_RE.match(text):
+        m = EVERY_LOOSE_RE.match(text)
+        return float(m.group(1)) * EVERY_UNITS[m.group(2)]
+    m = EVERY_LOOSE_RE.match(text) if isinstance(text, str) else None
+    if m is None:
+        raise ValueError(f"must be a whole number and a unit, such as 30s, 5m, 1h or 1500ms (got {text!r})")
+    seconds = float(m.group(1)) * EVERY_UNITS[m.group(2)]
+    if seconds < 1:
+        raise ValueError(f"is {text}; the shortest interval is 1s")
+    if "." in m.group(1) or m.group(1).startswith("0"):
+        raise ValueError(f"must be a whole number without leading zeros (got {text!r}): write 1500ms, not 1.5s")
+    raise ValueError(f"is {text}; the longest is 999h (or 99999m, 9999999s): use cron for rarer runs")
+
+
+def cron_problem(expr: str) -> str:
+    """Why `expr` is not a schedule ("" when it is): 5 fields (minute hour day month weekday) or
+    6 with seconds first (as Quartz and robfig/cron write them), one space apart, or a macro
+    such as @hourly. A valid expression that never matches a date (the 30th of February) is
+    accepted and never runs: its next run shows as none."""
+    if CRON_RE.match(expr):
+        return ""
+    fields = expr.split(" ")
+    if not expr.strip():
+        return "must not be empty: write 5 fields (minute hour day month weekday), e.g. '*/5 * * * *'"
+    if expr.startswith("@"):
+        return f"unknown macro {expr!r}; known: {', '.join(CRON_MACROS)}"
+    if len(fields) not in (5, 6) or "" in fields:
+        return (f"has {len(expr.split())} fields{' (or extra spaces)' if '' in fields else ''}; write 5 (minute hour "
+                "day month weekday) or 6 with seconds first, one space apart, e.g. '*/5 * * * *' or '*/10 * * * * *'")
+    return (f"is not valid cron syntax (got {expr!r}): each field is *, a number in its range (second and minute "
+            "0-59, hour 0-23, day 1-31, month 1-12 or jan-dec, weekday 0-7 or sun-sat), a range a-b, a list a,b "
+            "or a step */n")
+
+
+@functools.cache
+def timezones() -> frozenset[str]:
+    from zoneinfo import available_timezones
+
+    return frozenset(available_timezones())
+
+
+def timezone_problem(name: str) -> str:
+    if name in timezones():
+        return ""
+    return f"unknown time zone {name!r}: use an IANA name such as Europe/Berlin, America/New_York or UTC"
+
+
+def _json_number(v: Any, integral: bool = False) -> Any:
+    """JSON Schema's number (integer: a whole one): not a bool, not a string."""
+    if v is None:
+        return v
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError(f"must be a {'whole number' if integral else 'number'} (got {v!r})")
+    if integral and isinstance(v, float):
+        if not v.is_integer():
+            raise ValueError(f"must be a whole number (got {v!r})")
+        return int(v)
+    return v
+
+
+def _json_bool(v: Any) -> Any:
+    if not isinstance(v, bool):
+        raise ValueError(f"must be true or false (got {v!r})")
+    return v
+
+
+def _json_str(v: Any) -> Any:
+    if v is not None and not isinstance(v, str):
+        raise ValueError(f"must be a string (got {v!r})")
+    return v
+
+
+class HttpTrigger(BaseModel):
+    """The function's endpoint, /fn/<name>[/<path>]: it needs the bearer token unless public."""
+
+    model_config = ConfigDict(extra="forbid")
+    public: bool = Field(False, description="answer without a token, as a Lambda function URL with auth NONE")
+
+    @field_validator("public", mode="before")
+    @classmethod
+    def _bool(cls, v: Any) -> Any:
+        return _json_bool(v)
+
+
+class RateLimit(BaseModel):
+    """A token bucket: `burst` calls at once, refilled at `requests_per_second`."""
+
+    model_config = ConfigDict(extra="forbid")
+    requests_per_second: float = Field(gt=0, le=RATE_MAX, description="sustained calls per second (> 0)")
+    burst: int | None = Field(None, ge=1, le=RATE_MAX, description="calls allowed at once; default: ceil(rate)")
+
+    @field_validator("requests_per_second", mode="before")
+    @classmethod
+    def _rate_number(cls, v: Any) -> Any:
+        return _json_number(v)
+
+    @field_validator("burst", mode="before")
+    @classmethod
+    def _burst_number(cls, v: Any) -> Any:
+        return _json_number(v, integral=True)
+
+    @model_validator(mode="after")
+    def _default_burst(self) -> "RateLimit":
+        if self.burst is None:
+            self.burst = max(1, math.ceil(self.requests_per_second))
+        return self
+
+
+class Schedule(BaseModel):
+    """One schedule: `cron` or `every`, in the server's time zone unless `timezone` names one."""
+
+    model_config = ConfigDict(extra="forbid")
+    cron: str | None = Field(None, description="5 fields, or 6 with seconds first, or @hourly and the like")
+    every: str | None = Field(None, description="an interval: 30s, 5m, 1h, 1500ms (at least 1s)")
+    event: Any = Field(None, description="the event each run gets")
+    timezone: str | None = Field(None, description="an IANA zone such as Europe/Berlin; default: the server's")
+    overlap: Literal["skip", "queue"] = Field("skip", description="a run due while the last still runs: skip or queue")
+    catch_up: bool = Field(False, description="after downtime, run once for the runs missed (else skip them)")
+    enabled: bool = True
+
+    @field_validator("cron", "every", "timezone", mode="before")
+    @classmethod
+    def _strings(cls, v: Any) -> Any:
+        return _json_str(v)
+
+    @field_validator("enabled", "catch_up", mode="before")
+    @classmethod
+    def _bools(cls, v: Any) -> Any:
+        return _json_bool(v)
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, v: str | None) -> str | None:
+        if v is not None:
+            why = cron_problem(v)
+            if why:
+                raise ValueError(why)
+        return v
+
+    @field_validator("every")
+    @classmethod
+    def _every(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_every(v)
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, v: str | None) -> str | None:
+        if v is not None:
+            why = timezone_problem(v)
+            if why:
+                raise ValueError(why)
+        return v
+
+    @field_validator("event")
+    @classmethod
+    def _event(cls, v: Any) -> Any:
+        import json
+
+        try:
+            size = len(json.dumps(v))
+        except (TypeError, ValueError):
+            raise ValueError("must be JSON") from None
+        if size > MAX_SCHEDULE_EVENT:
+            raise ValueError(f"is {size} bytes of JSON; the limit is {MAX_SCHEDULE_EVENT // 1024} KiB")
+        return v
+
+    @model_validator(mode="after")
+    def _one_timing(self) -> "Schedule":
+        if (self.cron is None) == (self.every is None):
+            raise ValueError("give exactly one of cron (e.g. '*/5 * * * *') or every (e.g. '30s')")
+        if self.every is not None and self.timezone is not None:
+            raise ValueError("timezone applies to cron only; an interval runs the same in every zone")
+        return self
+
+    @property
+    def key(self) -> str:
+        """What the durable state of this schedule is kept under: its timing, so editing the
+        event or the overlap keeps the last run, and a new timing starts afresh."""
+        return f"cron {self.cron} {self.timezone or ''}".strip() if self.cron else f"every {self.every}"
+
+    def describe(self) -> str:
+        if self.cron:
+            return f"cron {self.cron}" + (f" ({self.timezone})" if self.timezone else "")
+        return f"every {self.every}"
+
+
 class FunctionSpec(_Editable):
     """What a create request carries."""
 
@@ -243,6 +472,10 @@ class FunctionSpec(_Editable):
     # (a secret named here is held too, without being listed in `secrets`)
     secrets: list[str] = Field(default_factory=list)
     secret_env: dict[str, str] = Field(default_factory=dict)
+    # -- triggers (issue 16): HTTP endpoint, rate limit, schedules --
+    http: HttpTrigger = Field(default_factory=HttpTrigger)
+    rate_limit: RateLimit | None = None
+    schedules: list[Schedule] = Field(default_factory=list, max_length=MAX_SCHEDULES)
 
 
 class FunctionPatch(_Editable):
@@ -261,6 +494,10 @@ class FunctionPatch(_Editable):
     # -- secrets (issue 17)
     secrets: list[str] | None = None
     secret_env: dict[str, str] | None = None
+    # -- triggers (issue 16): HTTP endpoint, rate limit (null removes it), schedules --
+    http: HttpTrigger | None = None
+    rate_limit: RateLimit | None = None
+    schedules: list[Schedule] | None = Field(None, max_length=MAX_SCHEDULES)
 
 
 class Function(FunctionSpec):
@@ -290,6 +527,10 @@ def _field_errors(exc: ValidationError) -> list[FieldError]:
             ctx = err.get("ctx", {})
             bound = ctx.get("ge", ctx.get("le"))
             word = "at least" if kind == "greater_than_equal" else "at most"
+            msg = f"must be {word} {bound} (got {err.get('input')!r})"
+        elif kind in ("greater_than", "less_than"):
+            ctx = err.get("ctx", {})
+            word, bound = ("more than", ctx.get("gt")) if kind == "greater_than" else ("less than", ctx.get("lt"))
             msg = f"must be {word} {bound} (got {err.get('input')!r})"
         elif kind.startswith("int_") or kind.startswith("bool_") or kind.startswith("string_"):
             msg = f"{err['msg'][0].lower()}{err['msg'][1:]} (got {err.get('input')!r})"
@@ -383,6 +624,8 @@ class InvokeResult(BaseModel):
     function_id: str = ""
     function_name: str = ""
     function_version: int = 0
+    # -- rate limits (issue 16): when Throttled by the function's rate limit, seconds until a call fits --
+    retry_after: float | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -462,11 +705,13 @@ EVENT_KINDS = (
     "function.created", "function.updated", "function.deleted",
     "invocation.started", "invocation.finished",
     "log", "alert.fired", "alert.resolved",
+    "schedule.fired", "schedule.skipped",  # issue 16: schedules
 )
 EventKind = Literal[
     "function.created", "function.updated", "function.deleted",
     "invocation.started", "invocation.finished",
     "log", "alert.fired", "alert.resolved",
+    "schedule.fired", "schedule.skipped",  # issue 16: schedules
 ]
 
 
@@ -563,3 +808,25 @@ class SavedEvent(BaseModel):
     event: Any = None
     last_result: dict[str, Any] | None = None
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+# -- triggers (issue 16): what `function_triggers` answers ------------------------------------------
+class ScheduleStatus(BaseModel):
+    index: int
+    schedule: Schedule
+    description: str
+    next_run: datetime | None = None  # None: disabled
+    last_run: datetime | None = None
+    running: int = 0  # runs of it in flight (queued ones included)
+
+
+class FunctionTriggers(BaseModel):
+    """How a function is reached besides a direct call, with the schedules' next runs."""
+
+    function_id: str
+    function_name: str
+    endpoint: str | None = Field(None, description="the endpoint's URL; None where no server serves it")
+    public: bool = False
+    rate_limit: RateLimit | None = None
+    schedules: list[ScheduleStatus] = Field(default_factory=list)
+    schedules_running: bool = Field(False, description="whether the platform's owner runs the schedules now")

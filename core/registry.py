@@ -21,8 +21,8 @@ from typing import Any
 
 from core.errors import Conflict, FieldError, InvalidInput, NotFound, StoreCorrupt
 from core.filemodes import PRIVATE_FILE, private_dir
-from core.models import (Function, FunctionPatch, FunctionSpec, SavedEvent, drop_zero_values, name_key, parse_patch,
-                          parse_spec, utcnow)
+from core.models import (NULLABLE_ON_UPDATE, Function, FunctionPatch, FunctionSpec, SavedEvent, drop_zero_values,
+                          name_key, parse_patch, parse_spec, utcnow)
 from core.storage import TinyStore, atomic_write_bytes
 
 FUNCTIONS = "functions"
@@ -214,8 +214,10 @@ class Registry:
 
     def update(self, ref: str, data: dict[str, Any] | FunctionPatch) -> Function:
         patch = data if isinstance(data, FunctionPatch) else parse_patch(data)
-        changes = patch.model_dump(exclude_unset=True)
-        nulls = [k for k, v in changes.items() if v is None and k != "max_concurrency"]
+        # The fields as models, not dumped: model_copy below does not validate, and nested
+        # settings (http, rate_limit, schedules) must stay models in the stored Function.
+        changes = {k: getattr(patch, k) for k in patch.model_fields_set}
+        nulls = [k for k, v in changes.items() if v is None and k not in NULLABLE_ON_UPDATE]
         if nulls:
             raise InvalidInput("function update", [FieldError(k, "cannot be null") for k in nulls])
 

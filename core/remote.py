@@ -25,6 +25,7 @@ from core.models import (
     AlertRule,
     Event,
     Function,
+    FunctionTriggers,
     InvocationRecord,
     InvokeResult,
     LogRecord,
@@ -185,6 +186,11 @@ class RemotePlatform(PlatformAPI):
     async def rollback_function(self, ref: str, version: int) -> Function:
         body = await self._call("POST", f"/api/v1/functions/{_seg(ref)}/rollback", json={"version": version})
         return Function.model_validate(body["function"])
+
+    # -- triggers (issue 16) ---------------------------------------------------------------------
+    async def function_triggers(self, ref: str) -> FunctionTriggers:
+        body = await self._call("GET", f"/api/v1/functions/{_seg(ref)}/triggers")
+        return FunctionTriggers.model_validate(body["triggers"])
 
     # -- invocations -----------------------------------------------------------------------------
     async def invoke(self, ref: str, event: Any = None, context: dict[str, str] | None = None) -> InvokeResult:

@@ -121,7 +121,21 @@ async def cmd_list(api: PlatformAPI, args: argparse.Namespace) -> int:
 
 async def cmd_get(api: PlatformAPI, args: argparse.Namespace) -> int:
     fn = await api.get_function(args.name)
-    output.emit({"function": fn.to_doc()}, args.json, lambda _: output.function_text(fn))
+    triggers = await api.function_triggers(fn.id) if hasattr(api, "function_triggers") else None
+    doc = {"function": fn.to_doc()}
+    if triggers is not None:  # the endpoint and the schedules' next runs (issue 16)
+        doc["triggers"] = triggers.model_dump(mode="json")
+
+    def text(_: object) -> str:
+        if triggers is None:
+            return output.function_text(fn)
+        from cloudfn_tui.triggers_text import triggers_text
+
+        head, _, code = output.function_text(fn).partition("\n\n")
+        width = max(len(line.split("  ", 1)[0]) for line in head.splitlines())
+        return f"{head}\n{triggers_text(triggers, width)}\n\n{code}"
+
+    output.emit(doc, args.json, text)
     return 0
 
 

@@ -12,7 +12,7 @@ from textual.widgets import Button, Input, Label, Select, Static, Switch, TextAr
 from core.bundle import Bundle
 from core.envtext import parse_env
 from core.errors import InvalidInput
-from core.models import ALERT_METRICS, RUNTIMES, AlertRule, Function
+from core.models import ALERT_METRICS, RUNTIMES, AlertRule, Function, FunctionPatch, parse_patch, validation_errors
 from cloudfn_tui.keymap import Command, bindings
 from cloudfn_tui.screens.modals import Dialog
 
@@ -182,6 +182,21 @@ class ConfigureScreen(Form):
             yield Input(", ".join(fn.secrets), id="cfg-secrets")
             yield Label("secret variables (ENV=secret-name, one a line)")
             yield TextArea(_env_text(fn.secret_env), id="cfg-secret-env", soft_wrap=False)
+            # -- triggers (issue 16) --
+            with Horizontal(classes="row switch-row"):
+                yield Label("public endpoint (no token) ")
+                yield Switch(fn.http.public, id="cfg-public")
+            with Horizontal(classes="row"):
+                rate = fn.rate_limit
+                with Vertical():
+                    yield Label("rate limit (calls/s; empty: none)")
+                    yield Input("" if rate is None else f"{rate.requests_per_second:g}", id="cfg-rate", type="number")
+                with Vertical():
+                    yield Label("burst (empty: the rate)")
+                    yield Input("" if rate is None else str(rate.burst), id="cfg-burst", type="integer")
+            yield Label("schedules (YAML list: - every: 30s / - cron: '*/5 * * * *', event:, timezone:, overlap:, "
+                        "catch_up:, enabled:)")
+            yield TextArea(schedules_text(fn), id="cfg-schedules", soft_wrap=False)
             yield from self.buttons()
 
     def on_mount(self) -> None:
@@ -230,12 +245,81 @@ class ConfigureScreen(Form):
                 values[key] = int(raw)
             except ValueError:
                 problems.append(f"{key}: must be a whole number")
+        trigger_values, trigger_problems = self._triggers()
+        values.update(trigger_values)
+        problems += trigger_problems
         if problems:
             self.show_error("; ".join(problems))
             return
         current = fn.model_dump()
         patch = {k: v for k, v in values.items() if current.get(k) != v}
         self.dismiss(patch)
+
+
+    def _triggers(self) -> tuple[dict[str, Any], list[str]]:
+        """http, rate_limit and schedules from the form, checked as the platform will check them
+        (every bad field named, before anything is sent)."""
+        values: dict[str, Any] = {"http": {"public": self.query_one("#cfg-public", Switch).value}}
+        problems: list[str] = []
+        rate, burst = (self.query_one(i, Input).value.strip() for i in ("#cfg-rate", "#cfg-burst"))
+        if rate:
+            limit: dict[str, Any] = {}
+            try:
+                limit["requests_per_second"] = float(rate)
+            except ValueError:
+                problems.append(f"rate_limit.requests_per_second: must be a number (got {rate!r})")
+            if burst:
+                try:
+                    limit["burst"] = int(burst)
+                except ValueError:
+                    problems.append(f"rate_limit.burst: must be a whole number (got {burst!r})")
+            values["rate_limit"] = limit
+        elif burst:
+            problems.append("burst: set a rate limit too, or clear it")
+        else:
+            values["rate_limit"] = None
+        try:
+            schedules = parse_schedules(self.query_one("#cfg-schedules", TextArea).text)
+        except ValueError as exc:
+            problems.append(str(exc))
+        else:
+            values["schedules"] = schedules
+        given = {k: v for k, v in values.items() if v is not None}
+        problems += [str(e) for e in validation_errors(FunctionPatch, given)]
+        if problems:
+            return {}, problems
+        patch = parse_patch(given)
+        if values["rate_limit"] is not None:
+            values["rate_limit"] = patch.rate_limit.model_dump()
+        values["schedules"] = [s.model_dump() for s in patch.schedules or []]
+        return values, []
+
+
+def schedules_text(fn: Function) -> str:
+    if not fn.schedules:
+        return ""
+    import yaml
+
+    docs = [s.model_dump(exclude_defaults=True) for s in fn.schedules]
+    return yaml.safe_dump(docs, sort_keys=False, allow_unicode=True, default_flow_style=False)
+
+
+def parse_schedules(text: str) -> list[Any]:
+    import yaml
+
+    if not text.strip():
+        return []
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ValueError(f"schedules: not valid YAML{where}: write a list such as '- every: 30s'") from None
+    if isinstance(data, dict):
+        data = [data]
+    if not isinstance(data, list):
+        raise ValueError("schedules: must be a list such as '- every: 30s' or '- cron: \"0 3 * * *\"'")
+    return data
 
 
 class AlertRuleScreen(Form):

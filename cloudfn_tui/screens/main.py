@@ -65,6 +65,8 @@ MAIN_COMMANDS = [
     Command("main.new", "n", "new_function", "New", "create a function from a template"),
     Command("main.configure", "c", "configure", "Configure", "handler, timeout, memory, environment, concurrency, network", show=False),
     Command("main.delete", "d,delete", "delete_function", "Delete", "delete the function (asks first)"),
+    Command("main.triggers", "t", "triggers", "Triggers", "endpoint URL, schedules with next runs, rate limit",
+            show=False),
     Command("main.versions", "v", "versions", "Versions", "list versions and roll back", show=False),
     Command("main.saved_events", "ctrl+o", "saved_events", "Saved events", "pick or delete a saved test event", show=False, priority=True),
     Command("main.save_event", "ctrl+t", "save_event", "Save event", "save the event under a name", show=False, priority=True),
@@ -94,6 +96,7 @@ COMMAND_WORDS = {
     "versions": "versions", "rollback": "versions", "events": "saved_events", "metrics": "metrics",
     "help": "help", "refresh": "refresh", "secrets": "secrets",
     "discard": "discard_draft", "zoom": "zoom", "diff": "result_diff",
+    "triggers": "triggers", "schedules": "triggers",
 }
 
 
@@ -747,6 +750,21 @@ class MainScreen(PaintOnceScreen):
             return
         self._replace(updated, reload_editor=False)
         self.notify(f"Configured {updated.name}: {', '.join(patch)} (v{updated.version}).")
+
+    @work(group="write")
+    async def action_triggers(self) -> None:
+        fn = self.current
+        if fn is None:
+            return
+        from cloudfn_tui.screens.triggers import TriggersScreen
+
+        try:
+            triggers = await self.app.platform.function_triggers(fn.id)
+        except CloudfnError as exc:
+            self.notify(exc.message, title="Triggers", severity="error", timeout=10)
+            return
+        if await self.app.push_screen_wait(TriggersScreen(triggers)) == "configure":
+            self.action_configure()
 
     @work(group="write")
     async def action_delete_function(self) -> None:

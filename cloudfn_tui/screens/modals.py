@@ -73,7 +73,7 @@ class Dialog(ModalScreen):
     .dialog .switch-row Label {
         margin-top: 1;
     }
-    #cfg-env {
+    #cfg-env, #cfg-schedules {
         height: 6;
     }
     #help-table {

@@ -18,6 +18,7 @@ import contextlib
 import hmac
 import json
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
@@ -37,6 +38,7 @@ from core.secrets import credential_warnings
 from core.server import schema as S
 from core.server._fastapi_compat import LeanFastAPI
 from core.server.secrets_routes import add_secret_routes
+from core.server.trigger_routes import add_trigger_routes, refuse_public_without_token
 
 log = logging.getLogger("cloudfn.server")
 
@@ -59,6 +61,9 @@ class ServerSettings:
     # or a cross-site "simple" request (a form, text/plain fetch) needs no preflight. None: on
     # exactly when there is no token. See Guard._browser_refusal.
     loopback_only: bool | None = None
+    # -- HTTP endpoints (issue 16): a --no-auth TCP server refuses to make endpoints public (the
+    # owner's private socket, also token-less, does not: it is the owner's user at the console) --
+    refuse_public: bool = False
 
 
 class ServerState:
@@ -187,7 +192,8 @@ def invoke_answer(result: InvokeResult) -> tuple[int, bytes, dict[str, str]]:
         return 200, payload, {}
     kind = result.error_type.value if result.error_type else "Error"
     if result.error_type == ErrorType.THROTTLED:
-        return 429, payload, {"x-cloudfn-error-type": kind, "retry-after": "1"}
+        wait = max(1, math.ceil(result.retry_after)) if result.retry_after else 1
+        return 429, payload, {"x-cloudfn-error-type": kind, "retry-after": str(wait)}
     return 200, payload, {"x-cloudfn-error-type": kind}
 
 
@@ -219,8 +225,15 @@ class Guard:
         self.max_body = settings.max_body
         self.state = state
         self.platform = platform
+        self.fast_invoke = platform is not None and settings.fast_invoke
         self.loopback_only = settings.token is None if settings.loopback_only is None else settings.loopback_only
         self.origins = frozenset(o.rstrip("/").lower() for o in settings.cors_origins)
+        # -- HTTP endpoints (issue 16): /fn/<name>[/<path>], with their own auth rules --
+        self.endpoints = None
+        if platform is not None and hasattr(platform, "run_invocation"):
+            from core.server.endpoints import Endpoints
+
+            self.endpoints = Endpoints(platform, self.token, self.max_body, self.loopback_only, self.origins)
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
@@ -229,6 +242,18 @@ class Guard:
         if self.state.shutting_down:
             await _send_json(send, 503, {"error": "the server is shutting down", "type": "Unavailable", "status": 503},
                              [(b"connection", b"close"), (b"retry-after", b"5")])
+            return
+        if self.endpoints is not None and scope["path"].startswith("/fn/"):
+            self.state.in_flight += 1
+            try:
+                await self.endpoints(scope, receive, send)
+            except Exception:  # an answer, not a dropped connection; the log has the trace
+                log.exception("%s %s failed", scope["method"], scope["path"])
+                with contextlib.suppress(Exception):
+                    await _send_json(send, 500, {"error": "internal server error (the server's log has the details)",
+                                                 "type": "InternalError", "status": 500})
+            finally:
+                self.state.request_done()
             return
         length = None
         auth = None
@@ -266,7 +291,7 @@ class Guard:
         self.state.in_flight += 1
         try:
             path = scope["path"]
-            if (self.platform is not None and scope["method"] == "POST" and path.startswith(INVOKE_PREFIX)
+            if (self.fast_invoke and scope["method"] == "POST" and path.startswith(INVOKE_PREFIX)
                     and path.endswith(INVOKE_SUFFIX)):
                 ref = path[len(INVOKE_PREFIX):-len(INVOKE_SUFFIX)]
                 if ref and "/" not in ref:
@@ -386,7 +411,7 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
         # The guard goes outside the framework's own layers (error page, telemetry, body limit),
         # which every invoke on the fast path would otherwise cross for nothing; CORS stays
         # outside the guard so that refusals carry its headers.
-        stack: Any = Guard(inner, settings=settings, state=state, platform=platform if settings.fast_invoke else None)
+        stack: Any = Guard(inner, settings=settings, state=state, platform=platform)
         if settings.cors_origins:
             from starlette.middleware.cors import CORSMiddleware
 
@@ -502,7 +527,9 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
     @app.post(f"{v1}/functions", tags=["functions"], status_code=201, summary="create a function",
               openapi_extra=create_body, responses=S.responses(S.FunctionChanged, 400, 404, 409, 422, status=201))
     async def create_function(request: Request) -> Response:
-        fn = await platform.create_function(await object_body(request, "function", create_body, S.FunctionSpec))
+        data = await object_body(request, "function", create_body, S.FunctionSpec)
+        refuse_public_without_token(data, settings.refuse_public)
+        fn = await platform.create_function(data)
         return json_response(_with_warnings({"message": "function created", "function": fn.to_doc()}, fn), 201)
 
     @app.get(f"{v1}/functions/{{ref}}", tags=["functions"], summary="one function, by id or name",
@@ -511,7 +538,9 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
         return json_response({"function": (await platform.get_function(ref)).to_doc()})
 
     async def update_function(ref: str, request: Request) -> Response:
-        fn = await platform.update_function(ref, await object_body(request, "function update", patch_body, S.FunctionPatch))
+        data = await object_body(request, "function update", patch_body, S.FunctionPatch)
+        refuse_public_without_token(data, settings.refuse_public)
+        fn = await platform.update_function(ref, data)
         return json_response(_with_warnings({"message": "function updated", "function": fn.to_doc()}, fn))
 
     for method, summary in (("PUT", "update a function: only the fields sent change"),
@@ -551,6 +580,8 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
             raise InvalidInput("rollback", bad)
         fn = await platform.rollback_function(ref, version)
         return json_response({"message": f"function rolled back to version {version}", "function": fn.to_doc()})
+
+    add_trigger_routes(app, platform)  # issue 16: endpoint URL, schedules' next runs
 
     # -- invoke (the hot path: no pydantic body model, one JSON encode) ---------------------------
     @app.post(f"{v1}/functions/{{ref}}/invoke", tags=["invoke"], openapi_extra=S.body(S.INVOKE_BODY, required=False),

@@ -117,8 +117,10 @@ def check_auth_rule(opts: ServeOptions) -> None:
     if opts.no_auth and not is_loopback(opts.host):
         raise ConfigError(
             f"refusing to serve without a token on {opts.host}: --no-auth is only allowed on a loopback "
-            f"address (127.0.0.1, ::1, localhost), where only this machine can connect. Drop --no-auth "
-            f"(a token is made for you and stored in the data directory), or bind --host 127.0.0.1."
+            f"address (127.0.0.1, ::1, localhost), where only this machine can connect; beyond it every "
+            f"function's endpoint (/fn/<name>) would be public to the network. Drop --no-auth "
+            f"(a token is made for you and stored in the data directory; mark the endpoints meant for everyone "
+            f"http: {{public: true}}), or bind --host 127.0.0.1."
         )
 
 
@@ -200,7 +202,13 @@ async def _serve(config: Config, opts: ServeOptions) -> int:
     url = connect_url(opts.host, port)
     state = ServerState()
     settings = ServerSettings(token=token, max_body=opts.max_body, cors_origins=opts.cors_origins,
-                              heartbeat=opts.heartbeat, loopback_only=token is None)
+                              heartbeat=opts.heartbeat, loopback_only=token is None, refuse_public=token is None)
+    if token is None:
+        public = [f.name for f in platform.registry.list() if f.http.public]
+        if public:  # made public elsewhere (the console owning the directory): served like the rest
+            log.warning("served without a token: the public endpoints of %s answer this machine only, with the "
+                        "browser checks of every --no-auth endpoint; serve with a token to publish them",
+                        ", ".join(public))
     app = create_app(platform, settings, state)
     release = opts.mode == "release"
     # uvicorn's dictConfig (its access log on stdout) runs logging.shutdown on every handler: the
@@ -221,6 +229,7 @@ async def _serve(config: Config, opts: ServeOptions) -> int:
         await platform.start()  # background work: history flushing, alert evaluation
         gc.collect()
         gc.freeze()  # what exists at start lives as long as the server: keep it out of every GC pass
+        platform.endpoint_base = url  # the endpoints' URLs, also for consoles attached by the socket
         platform.lock.update({"command": "cloudfn serve", "version": __version__, "url": url,
                               "auth": token is not None, "token_file": token_file})
         opts.announce(f"cloudfn {__version__} serving on {url} (pid {os.getpid()}, mode {opts.mode}; {token_note})")

@@ -27,6 +27,11 @@ from core.models import (  # the model classes are re-exported for app.py's bodi
     EVENT_KINDS,
     HANDLER_RE,
     MAX_CODE_BYTES,
+    MAX_SCHEDULES,
+    CRON_PATTERN,
+    EVERY_PATTERN,
+    timezones,
+    RATE_MAX,
     MEMORY_RANGE,
     NAME_RULE,
     name_pattern,
@@ -202,6 +207,32 @@ def invoke_responses() -> dict[int | str, Any]:
 _IGNORED = {"description": "read-only: accepted (so a GET-then-PUT round trip works) and ignored"}
 
 
+def _schedule_schema() -> dict[str, Any]:
+    """Exactly what core.models.Schedule accepts: one of cron (with an optional time zone) or
+    every; the same patterns and the same list of zones."""
+    def given(name: str) -> dict[str, Any]:
+        return {"required": [name], "properties": {name: {"type": "string"}}}
+
+    return {
+        "type": "object", "additionalProperties": False,
+        "description": "exactly one of cron or every; timezone goes with cron only",
+        "properties": {
+            "cron": {"type": ["string", "null"], "pattern": CRON_PATTERN,
+                     "description": "5 fields (minute hour day month weekday), or 6 with seconds first, "
+                                    "one space apart; or @hourly, @daily..."},
+            "every": {"type": ["string", "null"], "pattern": EVERY_PATTERN,
+                      "description": "an interval of at least 1s, a whole number and a unit: 1500ms, 30s, 5m, 1h"},
+            "event": {"description": "any JSON value, the event of each run"},
+            "timezone": {"type": ["string", "null"], "enum": [*sorted(timezones()), None],
+                         "description": "an IANA zone (cron only); default: the server's"},
+            "overlap": {"type": "string", "enum": ["skip", "queue"], "default": "skip"},
+            "catch_up": {"type": "boolean", "default": False},
+            "enabled": {"type": "boolean", "default": True}},
+        "oneOf": [{**given("cron"), "not": given("every")},
+                  {**given("every"), "not": {"anyOf": [given("cron"), given("timezone")]}}],
+    }
+
+
 def _function_properties(patch: bool) -> dict[str, Any]:
     runtimes = [*RUNTIMES, *RUNTIME_ALIASES]
     t0, t1 = TIMEOUT_RANGE
@@ -230,6 +261,15 @@ def _function_properties(patch: bool) -> dict[str, Any]:
         "secret_env": {"type": "object", "propertyNames": {"pattern": ecma(ENV_KEY_RE)},
                        "additionalProperties": {"type": "string", "pattern": ecma(SECRET_NAME_RE)},
                        "description": "environment variable -> secret name (the secret is held implicitly)"},
+        # -- triggers (issue 16) --
+        "http": {"type": "object", "additionalProperties": False, "description": "the endpoint /fn/<name>",
+                 "properties": {"public": {"type": "boolean", "description": "answer without a token"}}},
+        "rate_limit": {"type": ["object", "null"], "additionalProperties": False, "required": ["requests_per_second"],
+                       "description": "a token bucket; null: no limit",
+                       "properties": {"requests_per_second": {"type": "number", "exclusiveMinimum": 0,
+                                                              "maximum": RATE_MAX},
+                                      "burst": {"type": ["integer", "null"], "minimum": 1, "maximum": RATE_MAX}}},
+        "schedules": {"type": "array", "maxItems": MAX_SCHEDULES, "items": _schedule_schema()},
     }
     if not patch:
         props["handler"]["default"] = "handler"

@@ -10,8 +10,8 @@ from typing import Any, AsyncIterator
 from core.api import PlatformAPI
 from core.errors import FieldError, InvalidInput, NotFound
 from core.models import (
-    Alert, AlertRule, ErrorType, Event, Function, InvocationRecord, InvokeResult, LogRecord, SavedEvent,
-    StackFrame, parse_patch, parse_spec,
+    Alert, AlertRule, ErrorType, Event, Function, FunctionTriggers, InvocationRecord, InvokeResult, LogRecord,
+    SavedEvent, ScheduleStatus, StackFrame, parse_patch, parse_spec,
 )
 
 T0 = datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
@@ -80,10 +80,18 @@ class FakePlatform(PlatformAPI):
 
     async def update_function(self, ref: str, data: dict[str, Any]) -> Function:
         fn = self._get(ref)
-        patch = parse_patch(data).model_dump(exclude_unset=True)
+        parsed = parse_patch(data)
+        patch = {k: getattr(parsed, k) for k in parsed.model_fields_set}  # nested settings stay models
         new = fn.model_copy(update={**patch, "version": fn.version + 1})
         self._add(new)
         return new
+
+    async def function_triggers(self, ref: str) -> FunctionTriggers:
+        fn = self._get(ref)
+        schedules = [ScheduleStatus(index=i, schedule=s, description=s.describe(), next_run=T0 if s.enabled else None)
+                     for i, s in enumerate(fn.schedules)]
+        return FunctionTriggers(function_id=fn.id, function_name=fn.name, endpoint=None, public=fn.http.public,
+                                rate_limit=fn.rate_limit, schedules=schedules, schedules_running=True)
 
     async def delete_function(self, ref: str) -> Function:
         fn = self._get(ref)

@@ -1,0 +1,1 @@
+"""What starts an invocation besides a direct call: HTTP endpoints, schedules, rate limits."""

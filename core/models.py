@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, field_validator, model_validator
 
 from core.errors import FieldError, InvalidInput
+from core.funcfiles import files_errors
 
 RUNTIMES = ("python", "nodejs", "go")
 RUNTIME_ALIASES = {"node": "nodejs", "node.js": "nodejs", "py": "python", "python3": "python", "golang": "go"}
@@ -207,6 +208,9 @@ class FunctionSpec(_Editable):
     description: str = Field("", max_length=1024)
     max_concurrency: int | None = _int_field(None, CONCURRENCY_RANGE, "parallel invocations")
     network: bool = False
+    # -- multi-file functions (issue #15): every file besides the handler file, which is `code`
+    files: dict[str, str] = Field(default_factory=dict, description=(
+        "the function's other files, {relative path: UTF-8 text}; the handler file stays in `code`"))
 
 
 class FunctionPatch(_Editable):
@@ -222,6 +226,9 @@ class FunctionPatch(_Editable):
     description: str | None = Field(None, max_length=1024)
     max_concurrency: int | None = _int_field(None, CONCURRENCY_RANGE, "parallel invocations")
     network: bool | None = None
+    # -- multi-file functions (issue #15): given, it replaces the whole set; absent, unchanged
+    files: dict[str, str] | None = Field(None, description=(
+        "replaces every file besides the handler file ({} removes them all); absent: unchanged"))
 
 
 class Function(FunctionSpec):
@@ -291,10 +298,16 @@ def _parse(model: type[BaseModel], data: Any, what: str):
     if not isinstance(data, dict):
         raise InvalidInput(what, [FieldError("body", f"must be an object, got {type(data).__name__}")])
     data = drop_zero_values({k: v for k, v in data.items() if k not in READ_ONLY_FIELDS}, model is FunctionPatch)
+    # files are checked one path at a time, so each bad one is named (pydantic would name `files`)
+    runtime = normalize_runtime(data.get("runtime")) if model is FunctionSpec else None
+    file_errors = files_errors(data.get("files"), runtime if runtime in RUNTIMES else None)
     try:
-        return model.model_validate(data)
+        parsed = model.model_validate(data)
     except ValidationError as exc:
-        raise InvalidInput(what, _field_errors(exc)) from None
+        raise InvalidInput(what, _field_errors(exc) + file_errors) from None
+    if file_errors:
+        raise InvalidInput(what, file_errors)
+    return parsed
 
 
 def validation_errors(model: type[BaseModel], data: dict[str, Any]) -> list[FieldError]:

@@ -48,7 +48,9 @@ class NodeRuntime(Runtime):
         node, _ = _node()
         if node is None:
             return InvokeResult.failure(ErrorType.RUNTIME_UNAVAILABLE, f"Node.js is not installed on this host: {INSTALL_HINT}")
-        d = self.write_code(fn)
+        d = self.laid_out(fn)
+        if isinstance(d, InvokeResult):
+            return d
         mounts = [Mount(d, FUNCTION_DIR, copy=True),
                   Mount(RUNNERS_DIR / "node_runner.js", f"{RUNTIME_DIR}/node_runner.js", copy=True)]
         if not node.startswith("/usr/"):

@@ -141,15 +141,21 @@ def write_tree(folder: Path, files: dict[str, bytes | str], mode: int = 0o644, e
     an error (EEXIST), else it is replaced in place."""
     root = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        for path, data in files.items():
-            why = path_problem(path)
-            if why and "reserved" not in why:
-                raise UnsafePath(f"{path!r} {why}")
-            if isinstance(data, str):
-                data = data.encode("utf-8")
-            _write_one(root, path.split("/"), data, mode, exclusive)
+        write_tree_at(root, files, mode, exclusive)
     finally:
         os.close(root)
+
+
+def write_tree_at(root: int, files: dict[str, bytes | str], mode: int = 0o644, exclusive: bool = True) -> None:
+    """write_tree under an open folder fd. Every path is checked before the first is written."""
+    for path in files:
+        why = path_problem(path)
+        if why and "reserved" not in why:
+            raise UnsafePath(f"{path!r} {why}")
+    for path, data in files.items():
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        _write_one(root, path.split("/"), data, mode, exclusive)
 
 
 def _write_one(root: int, parts: list[str], data: bytes, mode: int, exclusive: bool) -> None:

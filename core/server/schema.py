@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from core.errors import FieldError, InvalidInput
+from core.funcfiles import FILES_RULE, MANIFEST, MAX_FILE_BYTES, MAX_FILES, MAX_PATH_CHARS, MAX_TOTAL_BYTES
 from core.models import (  # the model classes are re-exported for app.py's bodies
     AlertRuleSpec,  # noqa: F401
     FunctionPatch,  # noqa: F401
@@ -220,6 +221,16 @@ def _function_properties(patch: bool) -> dict[str, Any]:
         "max_concurrency": {"type": ["integer", "null"], "minimum": c0, "maximum": c1,
                             "description": "parallel invocations; null: the platform's limit"},
         "network": {"type": "boolean", "description": "allow network access (off by default)"},
+        # -- multi-file functions (issue #15)
+        "files": {"type": "object", "maxProperties": MAX_FILES,
+                  "propertyNames": {"minLength": 1, "maxLength": MAX_PATH_CHARS},
+                  "additionalProperties": {"type": "string"},
+                  "description": (f"the function's other files, {{relative path: UTF-8 text}}; the handler file is "
+                                  f"`code`. Paths: {FILES_RULE}, not the runtime's handler file, {MANIFEST} or "
+                                  f"names starting with .cloudfn or cloudfn_. At most {MAX_FILES} files, "
+                                  f"{MAX_FILE_BYTES} bytes each, {MAX_TOTAL_BYTES} in all; text only"
+                                  + ("; given on update it replaces every file ({} removes them), absent: "
+                                     "unchanged" if patch else ""))},
     }
     if not patch:
         props["handler"]["default"] = "handler"

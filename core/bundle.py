@@ -21,7 +21,7 @@ import yaml
 
 from core.bundlefiles import IGNORE_FILE, ignore_spec, read_folder_files
 from core.errors import FieldError, InvalidInput
-from core.funcfiles import UnsafePath, path_problem, write_tree_at
+from core.funcfiles import UnsafePath, path_problem, shown_path, write_tree_at
 from core.models import Function, FunctionSpec, normalize_runtime, parse_spec
 
 MANIFEST = "function.yaml"
@@ -160,7 +160,7 @@ def export_bundle(fn: Function, folder: Path, overwrite: bool = False) -> list[P
     code_path = folder / DEFAULT_FILES[fn.runtime]
     manifest = folder / MANIFEST
     # a stored path is hostile input too (a hand-edited store): checked before anything is written
-    unsafe = [FieldError(f"files.{p}", f"{why}; export writes nothing outside the folder")
+    unsafe = [FieldError(f"files.{shown_path(p)}", f"{why}; export writes nothing outside the folder")
               for p in fn.files for why in [path_problem(p)] if why and "reserved" not in why]
     if unsafe:
         raise InvalidInput("export", unsafe)

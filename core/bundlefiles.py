@@ -17,7 +17,7 @@ from pathlib import Path
 import pathspec
 
 from core.errors import FieldError, InvalidInput
-from core.funcfiles import MAX_FILE_BYTES, MAX_FILES, MAX_TOTAL_BYTES, path_problem
+from core.funcfiles import MAX_FILE_BYTES, MAX_FILES, MAX_TOTAL_BYTES, path_problem, shown_path
 
 IGNORE_FILE = ".cloudfnignore"
 # Never part of a function unless .cloudfnignore re-includes them (`!node_modules/`): VCS data,
@@ -40,7 +40,7 @@ def read_folder_files(folder_fd: int, folder: Path, skip: set[str], ignore: path
     total = 0
 
     def refuse(rel: str, why: str) -> None:
-        errors.append(FieldError(f"files.{rel}", why))
+        errors.append(FieldError(f"files.{shown_path(rel)}", why))
 
     def walk(dir_fd: int, prefix: str) -> None:
         nonlocal total
@@ -54,7 +54,7 @@ def read_folder_files(folder_fd: int, folder: Path, skip: set[str], ignore: path
             is_dir = stat.S_ISDIR(st.st_mode)
             if rel in skip or ignore.match_file(rel + "/" if is_dir else rel):
                 continue
-            shown = folder / rel
+            shown = Path(shown_path(str(folder / rel)))  # a hostile name may hold terminal escapes
             if stat.S_ISLNK(st.st_mode):
                 refuse(rel, f"{shown} is a symlink; deploy does not follow links (they could point at secrets): "
                             f"put a copy of the file there, or list it in {IGNORE_FILE}")

@@ -45,7 +45,7 @@ def path_problem(path: Any) -> str:
         return f"is {len(path)} characters long; the limit is {MAX_PATH_CHARS}: shorten the path"
     for ch in path:
         cat = unicodedata.category(ch)
-        if cat in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"):
+        if cat in _UNSHOWN:
             return (f"contains a control or invisible character (U+{ord(ch):04X}); use {FILES_RULE}")
     if "\\" in path:
         return f"contains a backslash; separate folders with '/' (use {FILES_RULE})"
@@ -65,6 +65,15 @@ def path_problem(path: Any) -> str:
     return ""
 
 
+def shown_path(path: str) -> str:
+    """`path` safe to print in a terminal: control and invisible characters (a right-to-left
+    override could make `evil.py` read as something else) escaped as \\uXXXX."""
+    return "".join(f"\\u{ord(ch):04x}" if unicodedata.category(ch) in _UNSHOWN else ch for ch in path)
+
+
+_UNSHOWN = ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn")
+
+
 def files_errors(files: Any, runtime: str | None) -> list[FieldError]:
     """Every problem of a `files` map, one FieldError per bad entry (`files.<path>`), plus the
     limits. `runtime` None (a partial update without one): the handler-name check waits until
@@ -81,7 +90,7 @@ def files_errors(files: Any, runtime: str | None) -> list[FieldError]:
     for path, text in files.items():
         if not isinstance(path, str):
             continue  # pydantic names a key that is not a string
-        field = f"files.{path}"
+        field = f"files.{shown_path(path)}"
         why = path_problem(path)
         if not why and handler and (path == handler or path.startswith(handler + "/")):
             why = (f"is the {runtime} handler file, which holds `code`: send its text as `code`, "
@@ -115,7 +124,7 @@ def files_errors(files: Any, runtime: str | None) -> list[FieldError]:
         for i in range(1, len(parts)):
             prefix = "/".join(parts[:i])
             if prefix in names:
-                errors.append(FieldError(f"files.{path}", f"is inside {prefix!r}, which is a file; "
+                errors.append(FieldError(f"files.{shown_path(path)}", f"is inside {prefix!r}, which is a file; "
                                                           "rename one of them"))
                 break
     return errors

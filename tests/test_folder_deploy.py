@@ -125,3 +125,11 @@ def test_files_in_function_yaml_are_refused(cli, tmp_path):
                                                      "files": {"../x": "y"}}))
     code, _, err = cli("deploy", str(d))
     assert code == 2 and "files: is not a known key" in err
+
+
+def test_a_file_name_with_terminal_escapes_is_shown_escaped(cli, tmp_path):
+    d = make_folder(tmp_path)
+    (d / "evil\x1b[2Jname.py").write_text("x = 1\n")
+    code, _, err = cli("deploy", str(d))
+    assert code == 2
+    assert "\x1b" not in err and "evil\\u001b[2Jname.py" in err and "control" in err

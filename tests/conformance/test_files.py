@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from core.errors import InvalidInput, NotFound
-from core.funcfiles import MAX_FILE_BYTES, MAX_FILES
+from core.funcfiles import MAX_FILE_BYTES, MAX_FILES, shown_path
 
 CODE = ("import os\nimport helper\nfrom lib.util import twice\n"
         "def handler(event, context):\n"
@@ -93,7 +93,8 @@ HOSTILE = {
 async def test_every_bad_path_is_named_and_nothing_is_stored(platform, name):
     with pytest.raises(InvalidInput) as info:
         await platform.create_function(spec(name, files={**HOSTILE, "fine.py": ""}))
-    assert fields(info.value) == {f"files.{p}" for p in HOSTILE}
+    assert fields(info.value) == {f"files.{shown_path(p)}" for p in HOSTILE}
+    assert "files.bell\\u0007.py" in fields(info.value)  # escaped: safe to print
     text = info.value.message
     for words in ("'..'", "absolute", "backslash", "empty part", "control", "handler file", "reserved", "text only",
                   f"{MAX_FILE_BYTES} bytes"):

@@ -156,3 +156,16 @@ async def test_a_pre_started_sandbox_gets_every_file_folders_included(make_servi
     pool = svc._pools[(f.id, f.version)]
     assert res.cold_start and [w.slot is not None for w in [*pool.idle, *pool.busy]] == [True]
     assert res.result == [4, [".env", "handler.py", "pkg"], "A=1\n"]
+
+
+async def test_stack_frames_name_the_second_file_and_its_line(service):
+    py = fn("python", "import helper\ndef handler(event, context):\n    return helper.boom()\n",
+            files={"helper.py": "def boom():\n    x = 1\n    raise ValueError('in helper')\n"})
+    res = await service.invoke(py, {})
+    assert res.error_type == ErrorType.HANDLER_ERROR
+    assert [(s.file, s.line) for s in res.stack] == [("helper.py", 3), ("handler.py", 3)]
+    node = fn("nodejs", "const h = require('./lib/h');\nexports.handler = () => h.boom();\n",
+              handler="exports.handler", files={"lib/h.js": "exports.boom = () => {\n  throw new Error('in h');\n};\n"})
+    res = await service.invoke(node, {})
+    assert res.error_type == ErrorType.HANDLER_ERROR
+    assert [(s.file, s.line) for s in res.stack][:2] == [("lib/h.js", 2), ("index.js", 2)]

@@ -163,9 +163,10 @@ def user_frames(tb, code_file):
     import traceback
 
     frames = []
+    folder = os.path.dirname(code_file) + "/"  # the function's other files are user code too
     for fs in traceback.extract_tb(tb):
-        if fs.filename == code_file:
-            frames.append({"file": os.path.basename(code_file), "line": fs.lineno or 0,
+        if fs.filename == code_file or fs.filename.startswith(folder):
+            frames.append({"file": fs.filename[len(folder):], "line": fs.lineno or 0,
                            "function": fs.name, "column": (fs.colno + 1) if getattr(fs, "colno", None) is not None else None})
     frames.reverse()  # innermost first, as in the Node.js and Go runners
     return frames

@@ -169,3 +169,12 @@ async def test_stack_frames_name_the_second_file_and_its_line(service):
     res = await service.invoke(node, {})
     assert res.error_type == ErrorType.HANDLER_ERROR
     assert [(s.file, s.line) for s in res.stack][:2] == [("lib/h.js", 2), ("index.js", 2)]
+
+
+async def test_a_syntax_error_in_an_imported_file_points_at_it(service):
+    f = fn("python", "import helper\ndef handler(event, context):\n    return 1\n",
+           files={"helper.py": "x = 1\ndef broken(:\n"})
+    res = await service.invoke(f, {})
+    assert res.error_type == ErrorType.COMPILE_ERROR and "helper.py" in res.error
+    assert (res.stack[0].file, res.stack[0].line) == ("helper.py", 2)
+    assert (res.stack[1].file, res.stack[1].line) == ("handler.py", 1)

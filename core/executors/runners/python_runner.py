@@ -172,6 +172,18 @@ def user_frames(tb, code_file):
     return frames
 
 
+def exc_frames(exc, code_file):
+    """user_frames, with the spot of a SyntaxError in another file of the function first (an
+    import of a module that does not compile): its traceback stops at the import line."""
+    frames = user_frames(exc.__traceback__, code_file)
+    folder = os.path.dirname(code_file) + "/"
+    name = getattr(exc, "filename", None) if isinstance(exc, SyntaxError) else None
+    if isinstance(name, str) and name.startswith(folder) and exc.lineno:
+        frames.insert(0, {"file": name[len(folder):], "line": exc.lineno, "function": "<module>",
+                          "column": exc.offset})
+    return frames
+
+
 def describe(exc):
     text = str(exc)
     name = type(exc).__name__
@@ -244,7 +256,7 @@ def load(init):
     except BaseException as exc:  # the module itself raised while loading
         return None, {"ok": False, "error_type": "CompileError",
                       "error": f"error while loading the code: {describe(exc)}",
-                      "stack": user_frames(exc.__traceback__, code_file)}
+                      "stack": exc_frames(exc, code_file)}
     target = module.__dict__.get(handler_name)
     if target is None and "." in handler_name:
         obj = module
@@ -331,7 +343,7 @@ def main():
         except MemoryError as exc:
             reply = {"ok": False, "error_type": "MemoryLimitExceeded",
                      "error": f"MemoryError: the function needed more than its {init.get('memory_mb')} MB",
-                     "stack": user_frames(exc.__traceback__, code_file)}
+                     "stack": exc_frames(exc, code_file)}
         except RecursionError as exc:
             reply = {"ok": False, "error_type": "HandlerError",
                      "error": f"RecursionError: {exc}", "stack": user_frames(exc.__traceback__, code_file)[:20]}
@@ -339,7 +351,7 @@ def main():
             if os.getpid() != RUNNER_PID:
                 os._exit(1)
             reply = {"ok": False, "error_type": "HandlerError", "error": describe(exc),
-                     "stack": user_frames(exc.__traceback__, code_file)}
+                     "stack": exc_frames(exc, code_file)}
         raw = None
         if reply is None:
             try:

@@ -178,3 +178,16 @@ async def test_a_syntax_error_in_an_imported_file_points_at_it(service):
     assert res.error_type == ErrorType.COMPILE_ERROR and "helper.py" in res.error
     assert (res.stack[0].file, res.stack[0].line) == ("helper.py", 2)
     assert (res.stack[1].file, res.stack[1].line) == ("handler.py", 1)
+
+
+@pytest.mark.go
+async def test_a_module_build_never_fetches_directly(make_service, monkeypatch):
+    # `direct` would let a go.mod point the build at any HTTPS host and run VCS tools: dropped,
+    # and with nothing left the build is offline and says how to vendor.
+    monkeypatch.setenv("GOPROXY", "direct")
+    svc = make_service()
+    env = svc.runtimes_["go"]._go_env("proxy")
+    assert env["GOPROXY"] == "off" and env["GOVCS"] == "*:off" and env["GOTOOLCHAIN"] == "local"
+    files = {k: v for k, v in VENDORED.items() if not k.startswith("vendor/")}
+    res = await svc.invoke(fn("go", GO_MODULE_CODE, files=files), {})
+    assert res.error_type == ErrorType.COMPILE_ERROR and "go mod vendor" in res.error, res.error

@@ -80,6 +80,26 @@ def _go_on(search_path: str) -> tuple[str | None, str]:
     return (path, version) if version else (None, "")
 
 
+@lru_cache(maxsize=1)
+def _default_proxy() -> str:
+    """The toolchain's own default GOPROXY (asked of it, not written here)."""
+    go = _go()[0]
+    if go is None:
+        return "off"
+    try:
+        out = subprocess.run([go, "env", "GOPROXY"], capture_output=True, text=True, timeout=30,
+                             env={"PATH": "/usr/bin:/bin", "HOME": "/tmp", "GOTOOLCHAIN": "local", "GOENV": "off"})
+    except (OSError, subprocess.TimeoutExpired):
+        return "off"
+    return out.stdout.strip() or "off"
+
+
+def _proxies(value: str) -> str:
+    """A GOPROXY list without `direct` and `off` (the build may use proxies only)."""
+    kept = [p for p in re.split(r"[,|]", value) if p.strip() and p.strip() not in ("direct", "off")]
+    return ",".join(kept) or "off"
+
+
 def _aliased(body: str, pkg: str) -> bool:
     """Whether the package is imported under another name (`f "fmt"`, `. "fmt"`)."""
     return any(m.group(1) != "import" for m in re.finditer(rf'([\w.]+)\s+"{pkg}"', body))
@@ -227,9 +247,12 @@ class GoRuntime(Runtime):
         if mode == "vendor":
             env["GOFLAGS"] = "-mod=vendor"
         elif mode == "proxy":
-            # the toolchain's default proxy unless the host names one; modules kept in the cache
-            del env["GOPROXY"]
-            for k in ("GOPROXY", "GONOSUMDB", "GOPRIVATE", "GOSUMDB"):
+            # The host's proxy, else the toolchain's default, never `direct`: a direct fetch
+            # would let a go.mod send the build's requests to any HTTPS host (loopback too) and
+            # run version-control tools. Modules are kept in the cache across builds.
+            env["GOPROXY"] = _proxies(os.environ.get("GOPROXY") or _default_proxy())
+            env["GOVCS"] = "*:off"
+            for k in ("GONOSUMDB", "GOPRIVATE", "GOSUMDB"):
                 if os.environ.get(k):
                     env[k] = os.environ[k]
             env["GOMODCACHE"] = f"{CACHE_DIR}/mod"

@@ -191,3 +191,15 @@ async def test_a_module_build_never_fetches_directly(make_service, monkeypatch):
     files = {k: v for k, v in VENDORED.items() if not k.startswith("vendor/")}
     res = await svc.invoke(fn("go", GO_MODULE_CODE, files=files), {})
     assert res.error_type == ErrorType.COMPILE_ERROR and "go mod vendor" in res.error, res.error
+
+
+@pytest.mark.go
+async def test_a_go_mod_requiring_nothing_builds_offline_with_its_own_packages(service):
+    files = {"go.mod": "module example.com/fn\n\ngo 1.19\n",
+             "internal/util/util.go": VENDORED["internal/util/util.go"]}
+    assert service.runtimes_["go"].module_mode(fn("go", "x", files=files)) == ""
+    code = ("package main\n\nimport \"example.com/fn/internal/util\"\n\n"
+            "func handler(event interface{}, context map[string]string) interface{} {\n\treturn util.Twice(4)\n}\n")
+    res = await service.invoke(fn("go", code, files=files), {})
+    assert res.success, res.error
+    assert res.result == 8

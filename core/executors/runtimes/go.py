@@ -234,12 +234,13 @@ class GoRuntime(Runtime):
 
     @staticmethod
     def module_mode(fn: Function) -> str:
-        """How the build gets the modules: "" (cloudfn's own go.mod, standard library only),
-        "vendor" (the folder's vendor/, no network) or "proxy" (the user's go.mod without
-        vendor/: the module proxy is tried, the build's network on)."""
+        """How the build gets the modules: "" (offline: the standard library and the function's
+        own packages), "vendor" (the folder's vendor/, no network) or "proxy" (a go.mod that
+        requires modules, without vendor/: the module proxy is tried, the build's network on)."""
         if VENDOR_MANIFEST in fn.files:
             return "vendor"
-        return "proxy" if "go.mod" in fn.files else ""
+        # a go.mod that requires nothing (the function's own packages only) builds offline
+        return "proxy" if re.search(r"^\s*require\b", fn.files.get("go.mod", ""), re.M) else ""
 
     def _go_env(self, mode: str = "") -> dict[str, str]:
         """The build's whole environment, with paths as the build sandbox shows them."""

@@ -8,8 +8,10 @@ O_NOFOLLOW: a path cannot leave the folder it is written under, whatever was val
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import os
+import re
 import stat
 import unicodedata
 from pathlib import Path
@@ -71,7 +73,10 @@ def shown_path(path: str) -> str:
     return "".join(f"\\u{ord(ch):04x}" if unicodedata.category(ch) in _UNSHOWN else ch for ch in path)
 
 
-_UNSHOWN = ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn")
+# Control characters, format characters (zero-width, bidi overrides), line and paragraph
+# separators, surrogates: what could hide or reorder a name in a terminal. (Private-use and
+# unassigned code points show as boxes, so they pass; the OpenAPI pattern says the same.)
+_UNSHOWN = ("Cc", "Cf", "Zl", "Zp", "Cs")
 
 
 def files_errors(files: Any, runtime: str | None) -> list[FieldError]:
@@ -128,6 +133,29 @@ def files_errors(files: Any, runtime: str | None) -> list[FieldError]:
                                                           "rename one of them"))
                 break
     return errors
+
+
+@functools.cache
+def path_pattern() -> str:
+    """path_problem's rules (runtime-specific names aside) as a regular expression that
+    JSON Schema's dialect and Python's read alike, for the OpenAPI document."""
+    bad: list[list[int]] = []
+    for c in range(0x110000):
+        # Surrogates stay out of the class: a regex engine in Unicode mode refuses them there,
+        # and a lone one never reaches a path (the server answers 400 to such JSON).
+        if c in (0x2F, 0x5C) or (unicodedata.category(chr(c)) in _UNSHOWN and not 0xD800 <= c <= 0xDFFF):
+            if bad and bad[-1][1] == c - 1:
+                bad[-1][1] = c
+            else:
+                bad.append([c, c])
+
+    def one(c: int) -> str:
+        return f"\\u{c:04x}" if c <= 0xFFFF else chr(c)  # astral ones literal, as name_pattern does
+
+    ranges = "".join(one(a) if a == b else f"{one(a)}-{one(b)}" for a, b in bad)
+    seg = f"(?!\\.\\.?(?:/|$))[^{ranges}]{{1,{MAX_SEGMENT_CHARS}}}"
+    reserved = "(?!" + "|".join([re.escape(MANIFEST) + "(?:/|$)", *map(re.escape, RESERVED_PREFIXES)]) + ")"
+    return f"^(?=.{{1,{MAX_PATH_CHARS}}}$){reserved}{seg}(?:/{seg})*$"
 
 
 def files_digest(files: dict[str, str]) -> str:

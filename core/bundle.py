@@ -161,7 +161,7 @@ def export_bundle(fn: Function, folder: Path, overwrite: bool = False) -> list[P
     manifest = folder / MANIFEST
     # a stored path is hostile input too (a hand-edited store): checked before anything is written
     unsafe = [FieldError(f"files.{shown_path(p)}", f"{why}; export writes nothing outside the folder")
-              for p in fn.files for why in [path_problem(p)] if why and "reserved" not in why]
+              for p in fn.files for why in [path_problem(p, reserved_ok=True)] if why]
     if unsafe:
         raise InvalidInput("export", unsafe)
     extra = [folder / p for p in sorted(fn.files)]

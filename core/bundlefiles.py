@@ -74,8 +74,8 @@ def read_folder_files(folder_fd: int, folder: Path, skip: set[str], ignore: path
                 refuse(rel, f"{shown} is not a regular file (a device, FIFO or socket); remove it or list it "
                             f"in {IGNORE_FILE}")
                 continue
-            why = path_problem(rel)
-            if why and "reserved" not in why:
+            why = path_problem(rel, reserved_ok=True)  # reserved names: the API names them
+            if why:
                 refuse(rel, f"{shown}: the name {why}")
                 continue
             if len(files) >= MAX_FILES:

@@ -39,8 +39,9 @@ FILES_RULE = ("relative paths with '/' between folders, no '..', '.', empty part
               "characters")
 
 
-def path_problem(path: Any) -> str:
-    """Why `path` cannot name a file of a function, or ""."""
+def path_problem(path: Any, reserved_ok: bool = False) -> str:
+    """Why `path` cannot name a file of a function, or "". `reserved_ok`: only whether it
+    stays inside the folder (for writers, which also lay out cloudfn's own files)."""
     if not isinstance(path, str) or not path:
         return "file names must be non-empty strings"
     if len(path) > MAX_PATH_CHARS:
@@ -61,7 +62,7 @@ def path_problem(path: Any) -> str:
     long = next((p for p in parts if len(p) > MAX_SEGMENT_CHARS), None)
     if long is not None:
         return f"has a part {len(long)} characters long; the limit is {MAX_SEGMENT_CHARS}"
-    if parts[0] == MANIFEST or parts[0].startswith(RESERVED_PREFIXES):
+    if not reserved_ok and (parts[0] == MANIFEST or parts[0].startswith(RESERVED_PREFIXES)):
         return (f"is reserved: {MANIFEST} and top-level names starting with "
                 f"{' or '.join(map(repr, RESERVED_PREFIXES))} belong to cloudfn; rename the file")
     return ""
@@ -186,8 +187,8 @@ def write_tree(folder: Path, files: dict[str, bytes | str], mode: int = 0o644, e
 def write_tree_at(root: int, files: dict[str, bytes | str], mode: int = 0o644, exclusive: bool = True) -> None:
     """write_tree under an open folder fd. Every path is checked before the first is written."""
     for path in files:
-        why = path_problem(path)
-        if why and "reserved" not in why:
+        why = path_problem(path, reserved_ok=True)
+        if why:
             raise UnsafePath(f"{path!r} {why}")
     for path, data in files.items():
         if isinstance(data, str):

@@ -58,7 +58,8 @@ async def test_pruned_versions_take_their_files_with_them(config, data_dir):
 
 
 async def test_a_damaged_file_is_a_clear_error(platform, data_dir):
-    fn = await platform.create_function({"name": "f", "runtime": "python", "code": PY, "files": {"helper.py": "X = 1\n"}})
+    fn = await platform.create_function({"name": "f", "runtime": "python", "code": PY,
+                                         "files": {"helper.py": "X = 1\n"}})
     (data_dir / CODE_DIR / fn.id / sha("X = 1\n")).write_text("X = 666\n")
     platform.registry._by_id = None  # the next read comes from disk
     with pytest.raises(Exception, match="does not match its hash"):

@@ -117,7 +117,8 @@ function userFrames(err) {
     const dir = path.dirname(codeFile) + '/';
     const own = m[2] === codeFile || (m[2].startsWith(dir) && !m[2].includes('/node_modules/'));
     if (!own) continue;
-    frames.push({ file: m[2] === codeFile ? fileName() : m[2].slice(dir.length), line: Number(m[3]), column: Number(m[4]),
+    const file = m[2] === codeFile ? fileName() : m[2].slice(dir.length);
+    frames.push({ file, line: Number(m[3]), column: Number(m[4]),
       function: (m[1] || '<anonymous>').replace(/^Object\./, '') });
   }
   return frames;

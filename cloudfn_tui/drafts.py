@@ -1,4 +1,5 @@
-"""Unsaved code that outlives the console: one JSON file per function, `<folder>/<id>.json`.
+"""Unsaved code that outlives the console: one JSON file per function, `<folder>/<id>.json`,
+holding the handler file's code and, when they were edited, the function's other files.
 
 Local platform: `<data_dir>/drafts/`, beside the functions it drafts. Remote: the user's XDG
 state folder, one subfolder per server URL (the server's data directory is not ours to write).
@@ -44,7 +45,7 @@ class DraftStore:
         return self.folder / f"{fn_id}.json"
 
     def load_all(self) -> dict[str, dict[str, Any]]:
-        """{function id: {"code", "version", "name", "saved_at"}} of every readable draft."""
+        """{function id: {"code", "version", "name", "saved_at"[, "files"]}} of every readable draft."""
         found: dict[str, dict[str, Any]] = {}
         if self.folder is None or not self.folder.is_dir():
             return found
@@ -55,10 +56,17 @@ class DraftStore:
                 log.warning("unreadable draft %s left alone", path)
                 continue
             if isinstance(doc, dict) and isinstance(doc.get("code"), str) and doc.get("function_id") == path.stem:
+                files = doc.get("files")
+                if files is not None and not (isinstance(files, dict)
+                                              and all(isinstance(k, str) and isinstance(v, str)
+                                                      for k, v in files.items())):
+                    doc.pop("files")  # a damaged files map: the code draft is still worth keeping
                 found[path.stem] = doc
         return found
 
-    def write(self, fn_id: str, code: str, version: int, name: str = "") -> bool:
+    def write(self, fn_id: str, code: str, version: int, name: str = "",
+              files: dict[str, str] | None = None) -> bool:
+        """`files`: the function's other files as edited, when they differ from the saved ones."""
         path = self._path(fn_id)
         if path is None:
             return False
@@ -66,6 +74,8 @@ class DraftStore:
         from core.storage import atomic_write_bytes
 
         doc = {"function_id": fn_id, "name": name, "version": version, "code": code, "saved_at": time.time()}
+        if files is not None:
+            doc["files"] = files
         try:
             private_dir(path.parent)
             atomic_write_bytes(path, json.dumps(doc, ensure_ascii=False).encode("utf-8"))

@@ -59,6 +59,10 @@ def function_text(fn: Function) -> str:
         ("secret env", ", ".join(f"{k} <- {v}" for k, v in fn.secret_env.items()) or "-"),
         ("description", fn.description or "-"), ("created", when(fn.created_at)), ("updated", when(fn.updated_at)),
     ]
+    if fn.files:
+        names = sorted(fn.files)
+        shown = ", ".join(names[:8]) + (f", +{len(names) - 8} more" if len(names) > 8 else "")
+        rows.insert(4, ("files", f"{len(names)} besides the handler: {shown}"))
     width = max(len(k) for k, _ in rows)
     head = "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
     from core.secrets import credential_warnings

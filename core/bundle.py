@@ -1,5 +1,6 @@
-"""Function folders: a `function.yaml` beside one code file. Used by `deploy`, `export` and
-the bundled examples.
+"""Function folders: a `function.yaml` beside the handler file and any other files of the
+function (modules, data, manifests: see bundlefiles.py for what is taken). Used by `deploy`,
+`export` and the bundled examples.
 
 A function folder may come from anyone (a clone, an archive), so deploy reads only regular files
 inside it and never follows a symlink: a `handler.py` linked to `server.token` or `/etc/shadow`
@@ -18,12 +19,15 @@ from typing import Any
 
 import yaml
 
+from core.bundlefiles import IGNORE_FILE, ignore_spec, read_folder_files
 from core.errors import FieldError, InvalidInput
+from core.funcfiles import UnsafePath, path_problem, shown_path, write_tree_at
 from core.models import Function, FunctionSpec, normalize_runtime, parse_spec
 
 MANIFEST = "function.yaml"
 DEFAULT_FILES = {"python": "handler.py", "nodejs": "index.js", "go": "main.go"}
-MANIFEST_KEYS = {"file", "event", *FunctionSpec.model_fields}
+# `files` come from the folder itself, never from the manifest
+MANIFEST_KEYS = {"file", "event", *FunctionSpec.model_fields} - {"files"}
 MAX_FILE = 64 * 1024 * 1024  # larger than any code a function may hold; stops /dev-like surprises early
 
 
@@ -132,6 +136,11 @@ def _load(folder: Path, folder_fd: int, what: str) -> Bundle:
     if rel is None:
         raise InvalidInput(what, [FieldError("file", why)])
     data["code"] = _read_inside(folder_fd, rel, folder / rel, "file", what)
+    ignore_text = None
+    if os.path.lexists(folder / IGNORE_FILE):
+        ignore_text = _read_inside(folder_fd, PurePosixPath(IGNORE_FILE), folder / IGNORE_FILE, IGNORE_FILE, what)
+    data["files"] = read_folder_files(folder_fd, folder, {MANIFEST, IGNORE_FILE, rel.as_posix()},
+                                      ignore_spec(ignore_text), what)
     try:
         spec = parse_spec(data)
     except InvalidInput as exc:
@@ -150,12 +159,19 @@ def export_bundle(fn: Function, folder: Path, overwrite: bool = False) -> list[P
     folder = Path(folder)
     code_path = folder / DEFAULT_FILES[fn.runtime]
     manifest = folder / MANIFEST
-    links = [p for p in (folder, manifest, code_path) if p.is_symlink()]
+    # a stored path is hostile input too (a hand-edited store): checked before anything is written
+    unsafe = [FieldError(f"files.{shown_path(p)}", f"{why}; export writes nothing outside the folder")
+              for p in fn.files for why in [path_problem(p, reserved_ok=True)] if why]
+    if unsafe:
+        raise InvalidInput("export", unsafe)
+    extra = [folder / p for p in sorted(fn.files)]
+    links = [p for p in (folder, manifest, code_path, *extra) if p.is_symlink()]
+    links += sorted({d for p in extra for d in p.parents if d != folder and folder in d.parents and d.is_symlink()})
     if links:
         names = ", ".join(str(p) for p in links)
         raise InvalidInput("export", [FieldError("dir", f"{names} is a symlink; export does not write through links: "
                                                         f"remove the link or choose another folder")])
-    existing = [p for p in (manifest, code_path) if p.exists()]
+    existing = [p for p in (manifest, code_path, *extra) if p.exists()]
     if existing and not overwrite:
         names = ", ".join(str(p) for p in existing)
         raise InvalidInput("export", [FieldError("dir",
@@ -184,9 +200,17 @@ def export_bundle(fn: Function, folder: Path, overwrite: bool = False) -> list[P
         _write_inside(folder_fd, code_path, fn.code.encode("utf-8"), overwrite)
         _write_inside(folder_fd, manifest, yaml.safe_dump(doc, sort_keys=False, allow_unicode=True).encode("utf-8"),
                       overwrite)
+        # every other file, through folder fds with O_NOFOLLOW (a link made after the checks above
+        # is not followed either)
+        write_tree_at(folder_fd, fn.files, exclusive=not overwrite)
+    except (UnsafePath, OSError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        if isinstance(exc, OSError) and exc.errno == errno.ELOOP:
+            why = "a file or folder there is a symlink; export does not write through links"
+        raise InvalidInput("export", [FieldError("dir", f"cannot write the files into {folder}: {why}")]) from None
     finally:
         os.close(folder_fd)
-    return [manifest, code_path]
+    return [manifest, code_path, *extra]
 
 
 def _write_inside(folder_fd: int, path: Path, data: bytes, overwrite: bool) -> None:

@@ -18,6 +18,7 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, field_validator, model_validator
 
 from core.errors import FieldError, InvalidInput
+from core.funcfiles import files_errors
 
 Runtime = Literal["python", "nodejs", "go"]
 RUNTIMES: tuple[str, ...] = get_args(Runtime)  # the one list of runtime names; executors map each to a class
@@ -476,6 +477,9 @@ class FunctionSpec(_Editable):
     http: HttpTrigger = Field(default_factory=HttpTrigger)
     rate_limit: RateLimit | None = None
     schedules: list[Schedule] = Field(default_factory=list, max_length=MAX_SCHEDULES)
+    # -- multi-file functions (issue #15): every file besides the handler file, which is `code`
+    files: dict[str, str] = Field(default_factory=dict, description=(
+        "the function's other files, {relative path: UTF-8 text}; the handler file stays in `code`"))
 
 
 class FunctionPatch(_Editable):
@@ -498,6 +502,9 @@ class FunctionPatch(_Editable):
     http: HttpTrigger | None = None
     rate_limit: RateLimit | None = None
     schedules: list[Schedule] | None = Field(None, max_length=MAX_SCHEDULES)
+    # -- multi-file functions (issue #15): given, it replaces the whole set; absent, unchanged
+    files: dict[str, str] | None = Field(None, description=(
+        "replaces every file besides the handler file ({} removes them all); absent: unchanged"))
 
 
 class Function(FunctionSpec):
@@ -571,10 +578,16 @@ def _parse(model: type[BaseModel], data: Any, what: str):
     if not isinstance(data, dict):
         raise InvalidInput(what, [FieldError("body", f"must be an object, got {type(data).__name__}")])
     data = drop_zero_values({k: v for k, v in data.items() if k not in READ_ONLY_FIELDS}, model is FunctionPatch)
+    # files are checked one path at a time, so each bad one is named (pydantic would name `files`)
+    runtime = normalize_runtime(data.get("runtime")) if model is FunctionSpec else None
+    file_errors = files_errors(data.get("files"), runtime if runtime in RUNTIMES else None)
     try:
-        return model.model_validate(data)
+        parsed = model.model_validate(data)
     except ValidationError as exc:
-        raise InvalidInput(what, _field_errors(exc)) from None
+        raise InvalidInput(what, _field_errors(exc) + file_errors) from None
+    if file_errors:
+        raise InvalidInput(what, file_errors)
+    return parsed
 
 
 def validation_errors(model: type[BaseModel], data: dict[str, Any]) -> list[FieldError]:

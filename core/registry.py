@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import Conflict, FieldError, InvalidInput, NotFound, StoreCorrupt
+from core.funcfiles import files_errors
 from core.filemodes import PRIVATE_FILE, private_dir
 from core.models import (NULLABLE_ON_UPDATE, Function, FunctionPatch, FunctionSpec, SavedEvent, drop_zero_values,
                           name_key, parse_patch, parse_spec, utcnow)
@@ -31,6 +32,7 @@ META = "meta"
 SAVED = "saved_events"
 MAX_SAVED_EVENT = 256 * 1024
 CODE_KEY = "code_sha256"
+FILES_KEY = "files_sha256"  # {relative path: sha256 of its text}; the texts are files like the code
 DEFAULT_MAX_VERSIONS = 20
 # Ids become folder names; anything else in a (hand-edited) store must not reach rmtree.
 _SAFE_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
@@ -82,6 +84,8 @@ class Registry:
     def _stored(self, fn: Function) -> dict[str, Any]:
         doc = fn.to_doc()
         doc[CODE_KEY] = self._put_code(fn.id, doc.pop("code"))
+        # every file by its hash too: a version that changes one file stores one new file
+        doc[FILES_KEY] = {path: self._put_code(fn.id, text) for path, text in doc.pop("files", {}).items()}
         return doc
 
     def _loaded(self, doc: dict[str, Any]) -> Function:
@@ -89,6 +93,9 @@ class Registry:
         digest = doc.pop(CODE_KEY, None)
         if "code" not in doc and digest is not None:
             doc["code"] = self._get_code(doc["id"], digest)
+        digests = doc.pop(FILES_KEY, None)
+        if "files" not in doc and isinstance(digests, dict):
+            doc["files"] = {path: self._get_code(doc["id"], d) for path, d in digests.items()}
         return Function.model_validate(doc)
 
     def _migrate(self) -> None:
@@ -115,7 +122,7 @@ class Registry:
         named: dict[str, set[str]] = {d["id"]: set() for d in self.store.all(FUNCTIONS)}
         for table in (FUNCTIONS, VERSIONS):  # one read of each table, however many functions
             for d in self.store.all(table):
-                named.get(d["id"], set()).add(d.get(CODE_KEY))
+                named.get(d["id"], set()).update(_digests(d))
         for folder in self.code_dir.iterdir():
             if folder.name not in named:
                 _remove(folder)
@@ -135,7 +142,8 @@ class Registry:
         if len(versions) > self.max_versions:
             floor = versions[-self.max_versions]
             store.remove_where(VERSIONS, lambda d: d["id"] == fn_id and d["version"] < floor)
-        self._collect(fn_id, {d.get(CODE_KEY) for t in (FUNCTIONS, VERSIONS) for d in store.all(t) if d["id"] == fn_id})
+        self._collect(fn_id, {h for t in (FUNCTIONS, VERSIONS) for d in store.all(t) if d["id"] == fn_id
+                              for h in _digests(d)})
 
     # -- reads ---------------------------------------------------------------------------
     def _cache(self) -> dict[str, Function]:
@@ -202,6 +210,7 @@ class Registry:
             data = {"timeout": self.default_timeout, "memory": self.default_memory, **data}
         spec = data if isinstance(data, FunctionSpec) else parse_spec(data)
         fn = Function(**spec.model_dump())
+        _check_files(fn, "function")
 
         def write(store: TinyStore) -> tuple[Function, bool]:
             self._check_name_free(store, fn.name)
@@ -228,6 +237,7 @@ class Registry:
             updated = current.model_copy(
                 update={**changes, "version": current.version + 1, "updated_at": utcnow()}
             )
+            _check_files(updated, "function update")  # a new runtime's handler file may clash
             doc = self._stored(updated)
             store.upsert(FUNCTIONS, "id", doc)
             store.insert(VERSIONS, doc)
@@ -300,6 +310,18 @@ class Registry:
 
     def set_meta(self, key: str, value: Any) -> None:
         self.store.upsert(META, "key", {"key": key, "value": value})
+
+
+def _digests(doc: dict[str, Any]) -> set[str]:
+    """The content files a stored document names: its code and every other file."""
+    files = doc.get(FILES_KEY)
+    return {doc.get(CODE_KEY), *(files.values() if isinstance(files, dict) else ())}
+
+
+def _check_files(fn: Function, what: str) -> None:
+    errors = files_errors(fn.files, fn.runtime)
+    if errors:
+        raise InvalidInput(what, errors)
 
 
 def _remove(path: Path) -> None:

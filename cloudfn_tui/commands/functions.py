@@ -50,7 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--unset-env", action="append", default=[], metavar="KEY", help="remove a variable")
     c.add_argument("--json", action="store_true")
 
-    c = cmd("deploy", "create or update a function from a folder with a function.yaml", cmd_deploy)
+    c = cmd("deploy", "create or update a function from a folder with a function.yaml (every file in it "
+                      "but what .cloudfnignore lists)", cmd_deploy)
     c.add_argument("dir", type=Path)
     c.add_argument("--json", action="store_true")
 
@@ -64,7 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("name", help="name or id")
     c.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
 
-    c = cmd("export", "write a function as a folder (function.yaml + code)", cmd_export)
+    c = cmd("export", "write a function as a folder (function.yaml, the code and every other file)", cmd_export)
     c.add_argument("name", help="name or id")
     c.add_argument("dir", type=Path)
     c.add_argument("--force", action="store_true", help="replace files already there")
@@ -165,7 +166,8 @@ def _print_saved(fn: Function, verb: str, as_json: bool) -> None:
     if as_json:
         output.print_json({"message": f"function {verb}", "function": fn.to_doc(), "warnings": warnings})
     else:
-        print(f"{verb} {fn.name} ({fn.runtime}, version {fn.version}, id {fn.id})")
+        files = f", {len(fn.files) + 1} files" if fn.files else ""  # the handler file counts too
+        print(f"{verb} {fn.name} ({fn.runtime}, version {fn.version}{files}, id {fn.id})")
         for w in warnings:
             print(f"warning: {w}", file=sys.stderr)
 
@@ -243,7 +245,10 @@ async def cmd_export(api: PlatformAPI, args: argparse.Namespace) -> int:
 
     fn = await api.get_function(args.name)
     written = export_bundle(fn, args.dir, overwrite=args.force)
-    print(f"exported {fn.name} to " + ", ".join(str(p) for p in written))
+    shown = ", ".join(str(p) for p in written[:2])
+    if len(written) > 2:  # a folder of hundreds of files: the count, not every name
+        shown += f" and {len(written) - 2} more file{'s' if len(written) > 3 else ''} in {args.dir}"
+    print(f"exported {fn.name} to {shown}")
     return 0
 
 

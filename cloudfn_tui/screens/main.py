@@ -84,6 +84,12 @@ MAIN_COMMANDS = [
     ],
     Command("main.zoom", "z,f11", "zoom", "Zoom", "maximise the focused pane, and back (F11 inside an editor)",
             show=False),
+    # multi-file functions (issue #15): the editor shows one file at a time. priority: the
+    # editor's own f6 (select line) would take the key where it matters most
+    Command("main.next_file", "f6,ctrl+pagedown", "next_file", "Next file",
+            "show the function's next file in the editor (:file NAME opens or adds one)", show=False, priority=True),
+    Command("main.prev_file", "shift+f6,ctrl+pageup", "prev_file", "Previous file",
+            "show the function's previous file in the editor", show=False, priority=True),
     Command("main.result_diff", "f4", "result_diff", "Result diff",
             "show the result's diff against the saved event's last run", show=False),
     Command("main.quit", "q", "app.quit", "Quit", "leave the console", show=False),
@@ -140,9 +146,11 @@ class MainScreen(PaintOnceScreen):
         super().__init__()
         self.current: Function | None = None
         self.code_drafts: dict[str, str] = {}  # unsaved code per function id
+        # and the unsaved set of other files, where it differs from the saved version's
+        self.file_drafts: dict[str, dict[str, str]] = {}
         self.draft_bases: dict[str, int] = {}  # the version each draft was written on
         self.restored: set[str] = set()  # drafts that came back from an earlier console
-        self._on_disk: dict[str, str] = {}  # what the draft files hold, to write only changes
+        self._on_disk: dict[str, tuple[str, Any]] = {}  # what the draft files hold, to write only changes
         self._warned_store = False
         self.event_drafts: dict[str, tuple[str, str | None]] = {}  # event text, saved name
         self.last_results: dict[tuple[str, str], dict[str, Any]] = {}  # (fn id, event json) -> doc
@@ -448,14 +456,24 @@ class MainScreen(PaintOnceScreen):
     def _stash_drafts(self) -> None:
         if self.current is None:
             return
-        if self.editor.dirty:
-            self.code_drafts[self.current.id] = self.editor.area.text
-        else:
-            self.code_drafts.pop(self.current.id, None)
+        self._take_draft(self.current)
         self._persist_draft(self.current.id)
         self.event_drafts[self.current.id] = (self.event_editor.area.text, self.event_editor.saved_name)
 
     # -- drafts on disk (cloudfn_tui/drafts.py) ----------------------------------------------------
+    def _take_draft(self, fn: Function) -> None:
+        """The editor's unsaved texts of `fn` into the drafts (or none, when it is clean)."""
+        if self.editor.dirty:
+            code, files = self.editor.workspace()
+            self.code_drafts[fn.id] = code
+            if files != fn.files:
+                self.file_drafts[fn.id] = files
+            else:
+                self.file_drafts.pop(fn.id, None)
+        else:
+            self.code_drafts.pop(fn.id, None)
+            self.file_drafts.pop(fn.id, None)
+
     def _persist_draft(self, fn_id: str) -> None:
         store = self.app.drafts
         code = self.code_drafts.get(fn_id)
@@ -464,11 +482,12 @@ class MainScreen(PaintOnceScreen):
             if self._on_disk.pop(fn_id, None) is not None:
                 store.remove(fn_id)
             return
-        if self._on_disk.get(fn_id) == code:
+        files = self.file_drafts.get(fn_id)
+        if self._on_disk.get(fn_id) == (code, files):
             return
         base = self.draft_bases.get(fn_id, fn.version)
-        if store.write(fn_id, code, base, fn.name):
-            self._on_disk[fn_id] = code
+        if store.write(fn_id, code, base, fn.name, files=files):
+            self._on_disk[fn_id] = (code, files)
         elif store.problem and not self._warned_store:
             self._warned_store = True
             self.notify(store.problem, title="Drafts", severity="warning", timeout=10)
@@ -477,15 +496,14 @@ class MainScreen(PaintOnceScreen):
         fn = self.current
         if fn is None or not self.is_mounted:
             return
+        self._take_draft(fn)
         if self.editor.dirty:
-            self.code_drafts[fn.id] = self.editor.area.text
             self.draft_bases.setdefault(fn.id, fn.version)
-        else:
-            self.code_drafts.pop(fn.id, None)
         self._persist_draft(fn.id)
 
     def _drop_draft(self, fn_id: str) -> None:
         self.code_drafts.pop(fn_id, None)
+        self.file_drafts.pop(fn_id, None)
         self.draft_bases.pop(fn_id, None)
         self.restored.discard(fn_id)
         self._on_disk.pop(fn_id, None)
@@ -498,11 +516,14 @@ class MainScreen(PaintOnceScreen):
             fn = self.functions.functions.get(fn_id)
             if fn is None:  # deleted meanwhile: the file stays, for whoever wants it by hand
                 continue
-            if doc["code"] == fn.code:
+            files = doc.get("files")
+            if doc["code"] == fn.code and files in (None, fn.files):
                 self.app.drafts.remove(fn_id)
                 continue
             self.code_drafts[fn_id] = doc["code"]
-            self._on_disk[fn_id] = doc["code"]
+            if files is not None:
+                self.file_drafts[fn_id] = files
+            self._on_disk[fn_id] = (doc["code"], files)
             self.draft_bases[fn_id] = int(doc.get("version") or fn.version)
             self.restored.add(fn_id)
             base = self.draft_bases[fn_id]
@@ -517,8 +538,7 @@ class MainScreen(PaintOnceScreen):
 
     def _load_code_draft(self, fn: Function) -> None:
         self.editor.restored = fn.id in self.restored
-        self.editor.area.load_text(self.code_drafts[fn.id])
-        self.editor.on_text_area_changed(TextAreaChangedShim())
+        self.editor.set_workspace(self.code_drafts[fn.id], self.file_drafts.get(fn.id, fn.files))
 
     def pending_drafts(self) -> dict[str, str]:
         """{function id: code} of every unsaved draft, the one in the editor included."""
@@ -538,8 +558,11 @@ class MainScreen(PaintOnceScreen):
         problems = []
         for fn_id, code in list(self.pending_drafts().items()):
             fn = self.functions.functions[fn_id]
+            patch: dict[str, Any] = {"code": code}
+            if fn_id in self.file_drafts:
+                patch["files"] = self.file_drafts[fn_id]
             try:
-                updated = await self.app.platform.update_function(fn_id, {"code": code})
+                updated = await self.app.platform.update_function(fn_id, patch)
             except CloudfnError as exc:
                 problems.append(f"{fn.name}: {exc.message}")
                 continue
@@ -658,12 +681,16 @@ class MainScreen(PaintOnceScreen):
         if frame is None:
             self.notify("No failing line: the last result has no stack.", severity="warning")
             return
-        self._mark_line(frame.line, frame.column)
+        self._mark_line(frame.line, frame.column, frame.file)
         # The line is selected, so a key typed next replaces it: say how to leave instead.
         self.notify(f"{frame.file}:{frame.line} in {frame.function or '?'} · esc: back to list, alt+N: pane",
                     title="Failing line")
 
-    def _mark_line(self, line: int, column: int | None) -> None:
+    def _mark_line(self, line: int, column: int | None, file: str | None = None) -> None:
+        editor = self.editor
+        target = file if file in editor.texts else editor.handler_file  # a stack frame names its file
+        if target != editor.shown:
+            editor.show_file(target)
         if self.narrow and self.pane != "code":  # the editor must be shown and laid out before it can scroll
             self.action_show_pane("code", focus=False)
             self.call_after_refresh(self.editor.goto_line, line, column)
@@ -679,12 +706,15 @@ class MainScreen(PaintOnceScreen):
         if not self.editor.dirty:
             self.notify("No changes to save.")
             return
-        code = self.editor.area.text
+        code, files = self.editor.workspace()
         # Off the event loop: node and gofmt take a process each (up to core.syntax.TIMEOUT).
         problem = await asyncio.to_thread(check_syntax, fn.runtime, code)
         self._saving = (fn.id, code)
+        # every file in one new version; `files` only when they changed (a client sending code
+        # alone leaves them as they are)
+        patch: dict[str, Any] = {"code": code, **({"files": files} if files != fn.files else {})}
         try:
-            updated = await self.app.platform.update_function(fn.id, {"code": code})
+            updated = await self.app.platform.update_function(fn.id, patch)
         except CloudfnError as exc:
             self.notify(exc.message, title="Save failed", severity="error", timeout=10)
             return
@@ -1064,6 +1094,9 @@ class MainScreen(PaintOnceScreen):
             else:
                 self.notify("levels: debug, info, warning, error", severity="error")
             return
+        if head in ("file", "files"):
+            self.file_command(line.strip().lstrip(":").strip()[len(words[0]):].strip())
+            return
         if head == "rollback" and args and args[0].lstrip("v").isdigit() and self.current is not None:
             fn, version = self.current, int(args[0].lstrip("v"))
             self.run_worker(self.rollback(fn, version), group="write")
@@ -1081,8 +1114,87 @@ class MainScreen(PaintOnceScreen):
                 self.select(fn.id)
                 return
         self.notify(f"unknown command {head!r}: try help, new, invoke, save, delete, rollback N, theme NAME, "
-                    "goto PANE, level L, filter TEXT, import DIR, q, or a function name",
+                    "goto PANE, level L, filter TEXT, import DIR, file [NAME|mv NEW|rm], q, or a function name",
                     severity="error", timeout=8)
+
+    # -- the function's files (issue #15) -------------------------------------------------------
+    def action_next_file(self) -> None:
+        self._cycle_file(1)
+
+    def action_prev_file(self) -> None:
+        self._cycle_file(-1)
+
+    def _cycle_file(self, step: int) -> None:
+        if self.current is None:
+            return
+        if len(self.editor.file_names()) < 2:
+            self.notify("This function has one file. :file NAME adds another (helper.py, lib/util.js, data.json).")
+            return
+        if self.narrow and self.pane != "code":
+            self.action_show_pane("code")
+        self.editor.cycle(step)
+
+    def file_command(self, rest: str) -> None:
+        """`:file` lists the files; `:file NAME` shows NAME (adding it, empty, if new);
+        `:file mv NEW` renames the shown file; `:file rm` removes it. Saved with ctrl+s, all at once."""
+        fn = self.current
+        editor = self.editor
+        if fn is None:
+            self.notify("Select a function first.", severity="warning")
+            return
+        verb, _, arg = rest.partition(" ")
+        arg = arg.strip()
+        if not rest:
+            names = editor.file_names()
+            self.notify(f"{len(names)} files: " + ", ".join(names) + " · f6 next · :file NAME opens or adds · "
+                        ":file mv NEW renames · :file rm removes", title=fn.name, timeout=10)
+            return
+        if verb in ("rm", "remove", "delete") and not arg:
+            if editor.shown == editor.handler_file:
+                self.notify(f"{editor.handler_file} holds the handler and cannot be removed.", severity="error")
+                return
+            gone = editor.remove_shown()
+            self.notify(f"Removed {gone} from the draft; ctrl+s saves, :discard brings it back.")
+            self._stash_drafts()
+            return
+        if verb in ("mv", "rename") and arg:
+            if editor.shown == editor.handler_file:
+                self.notify(f"{editor.handler_file} holds the handler and keeps its name.", severity="error")
+                return
+            if not self._file_name_ok(arg, renaming=True):
+                return
+            old = editor.shown
+            editor.rename_shown(arg)
+            self.notify(f"Renamed {old} to {arg} in the draft; ctrl+s saves.")
+            self._stash_drafts()
+            return
+        if self.narrow and self.pane != "code":
+            self.action_show_pane("code")
+        if rest in editor.texts:
+            editor.show_file(rest)
+            editor.area.focus()
+            return
+        if not self._file_name_ok(rest):
+            return
+        editor.add_file(rest)
+        editor.area.focus()
+        self.notify(f"Added {rest} (empty) to the draft; ctrl+s saves it with the rest.")
+        self._stash_drafts()
+
+    def _file_name_ok(self, path: str, renaming: bool = False) -> bool:
+        from core.funcfiles import files_errors, shown_path
+
+        editor = self.editor
+        if path in editor.texts:
+            self.notify(f"{shown_path(path)} exists already; :file {shown_path(path)} shows it.", severity="error")
+            return False
+        others = {p: "" for p in editor.texts if p != editor.handler_file and not (renaming and p == editor.shown)}
+        problems = [e for e in files_errors({**others, path: ""}, self.current.runtime if self.current else None)
+                    if e.field in (f"files.{shown_path(path)}", "files")]
+        if problems:
+            self.notify(f"{shown_path(path)!r} {problems[0].message}", title="File name", severity="error", timeout=10)
+            return False
+        return True
 
     def action_back(self) -> None:
         for ident in ("command", "filter"):
@@ -1125,10 +1237,3 @@ class MainScreen(PaintOnceScreen):
         from cloudfn_tui.screens.secrets import SecretsScreen
 
         self.app.push_screen(SecretsScreen())
-
-
-class TextAreaChangedShim:
-    """Lets `select` re-run the dirty check after loading a draft."""
-
-    def stop(self) -> None:
-        pass

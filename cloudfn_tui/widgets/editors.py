@@ -9,9 +9,11 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
-from textual.widgets import Label, TextArea
+from rich.text import Text
+from textual.widgets import Label, Static, TextArea
 from textual.widgets.text_area import Selection
 
+from core.funcfiles import HANDLER_FILES
 from core.models import Function
 from cloudfn_tui._textual_compat import styled_highlight_source
 from cloudfn_tui.keymap import ESC_DIGIT_KEYS, Command, bindings
@@ -67,6 +69,20 @@ class EditorArea(TextArea):
         if unit and stripped and stripped[-1] in openers:
             indent += unit
         return indent
+
+
+EXTENSIONS = {".py": "python", ".js": "javascript", ".mjs": "javascript", ".cjs": "javascript", ".go": "go",
+              ".json": "json", ".md": "markdown", ".yaml": "yaml", ".yml": "yaml", ".toml": "toml", ".html": "html",
+              ".css": "css", ".sh": "bash", ".sql": "sql", ".xml": "xml"}
+
+
+def _language(path: str, runtime: str | None, is_handler: bool) -> str | None:
+    """How to highlight a file: the runtime's language for the handler file, else by extension
+    (`go.mod`, `requirements.txt` and other plain files are shown as text)."""
+    if is_handler:
+        return LANGUAGES.get(runtime or "")
+    dot = path.rfind(".")
+    return EXTENSIONS.get(path[dot:].lower()) if dot > path.rfind("/") else None
 
 
 def is_navigation_key(key: str) -> bool:
@@ -201,7 +217,10 @@ def split_query(source: str) -> list[str]:
 
 
 class CodeEditor(Vertical):
-    """The selected function's code, with a title naming it and a dirty marker."""
+    """The selected function's files, one shown at a time, with a title naming it and a dirty
+    marker. A function with files besides its handler file gets a one-line strip of their names
+    above the text (f6 / shift+f6 or `:file NAME` switch); the others keep their edits while
+    another is shown, and all of them are saved together as one version."""
 
     class DirtyChanged(Message):
         def __init__(self, dirty: bool) -> None:
@@ -214,8 +233,14 @@ class CodeEditor(Vertical):
         self._dirty = False
         self.restored = False  # the unsaved code came back from an earlier console
         self.border_title = "Code"
+        self.texts: dict[str, str] = {}  # every file's working text; the shown one's is in the area
+        self.shown = ""  # the path of the file in the area
+        self._others_dirty = False  # a file not shown differs from the saved version
 
     def compose(self) -> ComposeResult:
+        strip = Static("", id="file-strip", markup=False)
+        strip.display = False
+        yield strip
         yield _code_area("code")
 
     @property
@@ -226,33 +251,109 @@ class CodeEditor(Vertical):
     def dirty(self) -> bool:
         return self._dirty
 
+    @property
+    def handler_file(self) -> str:
+        return HANDLER_FILES.get(self.function.runtime, "code") if self.function is not None else "code"
+
+    def workspace(self) -> tuple[str, dict[str, str]]:
+        """(code, files) as edited: what a save sends."""
+        texts = dict(self.texts)
+        if self.shown:
+            texts[self.shown] = self.area.text
+        code = texts.pop(self.handler_file, "")
+        return code, texts
+
+    def _saved(self) -> dict[str, str]:
+        fn = self.function
+        return {self.handler_file: fn.code, **fn.files} if fn is not None else {}
+
     def load(self, fn: Function | None, keep_edits: bool = False) -> None:
         """Show `fn`; a reload of the same function with unsaved edits keeps them."""
         same = self.function is not None and fn is not None and fn.id == self.function.id
-        self.function = fn
         if same and keep_edits and self._dirty:
-            self._update_title()
+            self.function = fn
+            self._recheck()
             return
-        self.restored = False
-        area = self.area
-        if same and area.text == fn.code:
+        if same and self.workspace() == (fn.code, fn.files):
             # What the editor shows is the version now saved: reloading it would wipe the undo
             # history, and ctrl+z after ctrl+s is how one gets back what the save replaced.
+            self.function = fn
+            self.restored = False
+            self.texts = self._saved()
+            self._others_dirty = False
             self._mark_dirty(False)
+            self._update_strip()
             return
-        language = LANGUAGES.get(fn.runtime) if fn else None
+        self.function = fn
+        self.restored = False
+        self.set_workspace(fn.code if fn else "", dict(fn.files) if fn else {})
+        self.area.read_only = fn is None
+
+    def set_workspace(self, code: str, files: dict[str, str], shown: str | None = None) -> None:
+        """Show these texts (a draft's, or the saved version's) with the handler file in front."""
+        self.texts = {self.handler_file: code, **files}
+        self.shown = ""
+        self.show_file(shown if shown in self.texts else self.handler_file)
+
+    def show_file(self, path: str) -> None:
+        if self.shown and self.shown in self.texts:
+            self.texts[self.shown] = self.area.text
+        self.shown = path
+        area = self.area
+        language = _language(path, self.function.runtime if self.function else None,
+                             path == self.handler_file)
         if language == "go":
             area.indent_type, area.indent_width = "tabs", 4
         else:
-            area.indent_type, area.indent_width = "spaces", 2 if language == "javascript" else 4
-        _load(area, fn.code if fn else "", language)
-        area.read_only = fn is None
-        self._mark_dirty(False)
+            area.indent_type, area.indent_width = "spaces", 2 if language in ("javascript", "json", "yaml") else 4
+        _load(area, self.texts.get(path, ""), language)
+        saved = self._saved()
+        self._others_dirty = {p: t for p, t in self.texts.items() if p != path} != \
+            {p: t for p, t in saved.items() if p != path}
+        self._recheck()
+        self._update_strip()
+
+    def cycle(self, step: int) -> str:
+        names = self.file_names()
+        if len(names) < 2:
+            return self.shown
+        self.show_file(names[(names.index(self.shown) + step) % len(names)])
+        return self.shown
+
+    def file_names(self) -> list[str]:
+        """The handler file first, the others by path."""
+        return [self.handler_file, *sorted(p for p in self.texts if p != self.handler_file)]
+
+    def add_file(self, path: str) -> None:
+        self.texts[path] = ""
+        self.show_file(path)
+
+    def rename_shown(self, new: str) -> None:
+        text = self.area.text
+        old = self.shown
+        self.texts.pop(old, None)
+        self.texts[new] = text
+        self.shown = ""
+        self.show_file(new)
+
+    def remove_shown(self) -> str:
+        old = self.shown
+        self.texts.pop(old, None)
+        self.shown = ""
+        self.show_file(self.handler_file)
+        return old
 
     def on_text_area_changed(self, event: TextArea.Changed) -> None:
         event.stop()
-        if self.function is not None:
-            self._mark_dirty(self.area.text != self.function.code)
+        self._recheck()
+
+    def _recheck(self) -> None:
+        if self.function is None:
+            self._mark_dirty(False)
+            return
+        saved = self._saved()
+        shown_dirty = self.shown not in saved or self.area.text != saved[self.shown]
+        self._mark_dirty(self._others_dirty or shown_dirty)
 
     def _mark_dirty(self, dirty: bool) -> None:
         changed = dirty != self._dirty
@@ -261,6 +362,26 @@ class CodeEditor(Vertical):
         if changed:
             self.post_message(self.DirtyChanged(dirty))
 
+    def _update_strip(self) -> None:
+        strip = self.query_one("#file-strip", Static)
+        names = self.file_names()
+        many = len(names) > 1 or self.shown != self.handler_file
+        strip.display = many
+        if not many:
+            return
+        line = Text(no_wrap=True, overflow="ellipsis")
+        line.append(f"{names.index(self.shown) + 1}/{len(names)} ", style="dim")
+        at = names.index(self.shown)
+        # the shown file and the one before it first: a long list is cut at the right edge
+        if at > 1:
+            line.append("… ", style="dim")  # files before these: shift+f6 reaches them
+        for i, name in enumerate(names[max(0, at - 1):]):
+            if i:
+                line.append(" │ ", style="dim")
+            line.append(name, style="reverse bold" if name == self.shown else "")
+        strip.update(line)
+        self._update_title()
+
     def _update_title(self) -> None:
         fn = self.function
         if fn is None:
@@ -268,8 +389,9 @@ class CodeEditor(Vertical):
             self.border_subtitle = ""
             return
         marker = (" ● draft restored" if self.restored else " ● modified") if self._dirty else ""
-        self.border_title = f"{fn.name} · {fn.runtime} · v{fn.version}{marker}"
-        self.border_subtitle = f"ctrl+s save · {LEAVE_HINT}"
+        where = f" · {self.shown}" if len(self.texts) > 1 or self.shown != self.handler_file else ""
+        self.border_title = f"{fn.name} · {fn.runtime} · v{fn.version}{where}{marker}"
+        self.border_subtitle = f"ctrl+s save · {'f6 file · ' if where else ''}{LEAVE_HINT}"
         self.set_class(self._dirty, "-dirty")
 
     def goto_line(self, line: int, column: int | None = None) -> None:

@@ -59,16 +59,17 @@ def reclaim(path: Path) -> None:
 
 
 async def run_build(sandbox: HostSandbox, argv: list[str], env: dict[str, str], build_dir: Path,
-                    cache_dir: Path, limits: BuildLimits, extra_mounts: list[Mount] | None = None) -> BuildResult:
+                    cache_dir: Path, limits: BuildLimits, extra_mounts: list[Mount] | None = None,
+                    network: bool = False) -> BuildResult:
     """Run one build command in `build_dir` (seen as /build). `argv` and `env` name paths as the
-    sandbox sees them (/build, /cache)."""
+    sandbox sees them (/build, /cache). `network`: for a step that downloads (modules), and only it."""
     private_dir(cache_dir, 0o700)
     _own(build_dir, sandbox)
     if sandbox.drops_uid and cache_dir.stat().st_uid != sandbox.user.uid:
         _own(cache_dir, sandbox)  # once: what builds add to it is theirs already
     mounts = [Mount(build_dir, BUILD_DIR, rw=True), Mount(cache_dir, CACHE_DIR, rw=True), *(extra_mounts or [])]
     spec = WorkerSpec(argv=argv, env=env, mounts=mounts, memory_mb=limits.memory_mb, cpu_seconds=limits.cpu_seconds,
-                      host_dir=build_dir, chdir=BUILD_DIR)
+                      host_dir=build_dir, chdir=BUILD_DIR, network=network)
     if not sandbox.bwrap:  # host paths: what the environment names (the command is mapped by the sandbox)
         spec.env = {k: sandbox.host_path(spec, v) for k, v in env.items()}
     cg = sandbox.cgroups.create(limits.memory_mb, pids_max=limits.pids) if sandbox.cgroups is not None else None

@@ -212,10 +212,24 @@ class Prewarm:
                 pool.remove(w)
 
     @staticmethod
-    def files(wi: WorkerInit) -> list[Path]:
-        """The function version's own files (what its usual worker sees at /function)."""
-        return [p for m in wi.spec.mounts if m.target == FUNCTION_DIR
-                for p in sorted(Path(m.source).iterdir()) if p.is_file() and not p.name.startswith(".")]
+    def files(wi: WorkerInit) -> list[tuple[str, Path]]:
+        """The function version's own files, folders included, as (path in the folder, host
+        path): what its usual worker sees at /function. Links are never followed, and
+        cloudfn's own top-level `.cloudfn*` files stay out."""
+        out: list[tuple[str, Path]] = []
+        for m in wi.spec.mounts:
+            if m.target != FUNCTION_DIR:
+                continue
+            root = Path(m.source)
+            for folder, dirs, names in os.walk(root):
+                dirs.sort()
+                rel = Path(folder).relative_to(root)
+                for name in sorted(names):
+                    p = Path(folder) / name
+                    if (rel == Path(".") and name.startswith(".cloudfn")) or not stat.S_ISREG(p.lstat().st_mode):
+                        continue
+                    out.append(((rel / name).as_posix(), p))
+        return out
 
     def _discard(self, w: Worker) -> None:
         task = asyncio.ensure_future(w.kill())

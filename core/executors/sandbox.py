@@ -588,8 +588,12 @@ class HostSandbox:
 
     # --- command line -------------------------------------------------------------------------
     @staticmethod
-    def _layout(spec: WorkerSpec, fds: list[int]) -> list[str]:
-        """The sandbox's files: /usr and a few /etc files read-only, the spec's mounts."""
+    def _layout(spec: WorkerSpec, fds: list[int], plain_files: bool = False) -> list[str]:
+        """The sandbox's files: /usr and a few /etc files read-only, the spec's mounts.
+        `plain_files`: copied files become plain files of the sandbox's root (--file) instead
+        of one read-only bind each (--ro-bind-data): only where a later `--ro-bind / /` makes
+        the whole root read-only. Each bind is a mount, and a function of 500 files took 500
+        mounts and ~0.6 s more per cold start; plain files cost about nothing."""
         args: list[str] = []
         made = {"/"}
 
@@ -622,7 +626,7 @@ class HostSandbox:
             fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
             fds.append(fd)
             mode = "0555" if os.fstat(fd).st_mode & 0o111 else "0444"
-            args.extend(["--perms", mode, "--ro-bind-data", str(fd), target])
+            args.extend(["--perms", mode, "--file" if plain_files else "--ro-bind-data", str(fd), target])
 
         bind("/usr", "/usr")
         for link in ("bin", "lib", "lib64", "sbin"):
@@ -695,7 +699,8 @@ class HostSandbox:
             if self.drops_uid:
                 # The root bwrap lays out the files; the unprivileged one sees only that layout.
                 outer = [bwrap, "--die-with-parent", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
-                         "--cap-add", "CAP_SETPCAP", *self._layout(spec, fds), "--bind", "/proc", "/proc",
+                         "--cap-add", "CAP_SETPCAP", *self._layout(spec, fds, plain_files=True),
+                         "--bind", "/proc", "/proc",
                          "--dev", "/dev", "--dir", "/tmp", "--"]
                 inner += ["--ro-bind", "/", "/"]
                 for m in spec.mounts:

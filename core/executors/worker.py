@@ -355,7 +355,7 @@ class Worker:
         return None
 
     async def adopt(self, key: tuple[str, int], wi: WorkerInit, memory_mb: int, timeout: float,
-                    files: list[Path], how: Adoption) -> InvokeResult | None:
+                    files: list[tuple[str, Path]], how: Adoption) -> InvokeResult | None:
         """A pre-started sandbox (see prewarm.py) takes on one function version: the version's
         files appear in the sandbox's own (read-only) folder `slot`, its cgroup gets the
         function's memory limit, and the runtime's `how` applies the function's rlimits and
@@ -367,11 +367,14 @@ class Worker:
             raise NotAdopted("the pre-started worker is gone")
         self.key, self.wi, self.memory_mb, self.timeout = key, wi, memory_mb, timeout
         try:
-            for f in files:
+            for rel, f in files:  # paths from the version's own folder, laid out by write_tree
+                target = slot / rel
+                if "/" in rel:
+                    target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
                 try:
-                    os.link(f, slot / f.name)
+                    os.link(f, target)
                 except OSError:
-                    shutil.copy2(f, slot / f.name)
+                    shutil.copy2(f, target)
             for name, text in how.files.items():
                 (slot / name).write_text(text)
                 os.chmod(slot / name, 0o644)

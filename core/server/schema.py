@@ -16,6 +16,8 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from core.errors import FieldError, InvalidInput
+from core.funcfiles import (FILES_RULE, MANIFEST, MAX_FILE_BYTES, MAX_FILES, MAX_TOTAL_BYTES,
+                            path_pattern)
 from core.models import (  # the model classes are re-exported for app.py's bodies
     AlertRuleSpec,  # noqa: F401
     FunctionPatch,  # noqa: F401
@@ -55,6 +57,7 @@ JSON_TYPE = "application/json"
 # Stands for the name pattern until the document is served: the pattern is built from the
 # Unicode tables (~0.3 s), which `serve` should not pay at every start.
 NAME_MARK = "<cloudfn-function-name>"
+PATH_MARK = "<cloudfn-file-path>"  # likewise, a function's file path (core/funcfiles.py)
 
 
 def fill_name_patterns(node: Any) -> None:
@@ -64,6 +67,9 @@ def fill_name_patterns(node: Any) -> None:
             if key == "pattern" and isinstance(value, str) and NAME_MARK in value:
                 full = name_pattern()
                 node[key] = full if value == NAME_MARK else value.replace(NAME_MARK, full[1:-1])
+            elif key == "patternProperties" and isinstance(value, dict) and PATH_MARK in value:
+                # built like the name pattern, so filled in the same place
+                node[key] = {path_pattern(): value[PATH_MARK]}
             else:
                 fill_name_patterns(value)
     elif isinstance(node, list):
@@ -270,6 +276,19 @@ def _function_properties(patch: bool) -> dict[str, Any]:
                                                               "maximum": RATE_MAX},
                                       "burst": {"type": ["integer", "null"], "minimum": 1, "maximum": RATE_MAX}}},
         "schedules": {"type": "array", "maxItems": MAX_SCHEDULES, "items": _schedule_schema()},
+        # -- multi-file functions (issue #15)
+        "files": {"type": "object", "maxProperties": MAX_FILES,
+                  # patternProperties, not propertyNames: fuzzers (and most generators) honour it
+                  # text: no NUL; a quarter of the byte limit in characters always fits in UTF-8
+                  "patternProperties": {PATH_MARK: {"type": "string", "pattern": "^[^\\u0000]*$",
+                                                    "maxLength": MAX_FILE_BYTES // 4}},
+                  "additionalProperties": False,
+                  "description": (f"the function's other files, {{relative path: UTF-8 text}}; the handler file is "
+                                  f"`code`. Paths: {FILES_RULE}, not the runtime's handler file, {MANIFEST} or "
+                                  f"names starting with .cloudfn or cloudfn_. At most {MAX_FILES} files, "
+                                  f"{MAX_FILE_BYTES} bytes each, {MAX_TOTAL_BYTES} in all; text only"
+                                  + ("; given on update it replaces every file ({} removes them), absent: "
+                                     "unchanged" if patch else ""))},
     }
     if not patch:
         props["handler"]["default"] = "handler"

@@ -273,6 +273,7 @@ async def main() -> None:
         o, p = statistics.median(ours), statistics.median(plain)
         print(f"  rebuild after a change {o:8.1f} | plain go build {p:8.1f} | ratio {o / p:5.2f}x")
         print(f"  unchanged code          {unchanged:8.2f} (cache hit, nothing built)")
+    await multifile_cost(args, svc, runtimes)
     await svc.close()
     await pre.close()
     await hardening_cost(args, tmp, runtimes)
@@ -328,6 +329,25 @@ async def burst(args, tmp: Path) -> None:
                   f" {colds['next']:5d} | {a['rps'] / b['rps']:8.2f}x {a['p99'] / b['p99']:8.2f}x")
         finally:
             await service.close()
+
+
+async def multifile_cost(args, svc: ExecutionService, runtimes: list[str]) -> None:
+    """Cold start of a function that is a folder (issue #15) against the same handler alone:
+    every file is laid out in the sandbox on each fresh start."""
+    print()
+    print("multi-file cold start (ms)   handler alone p50 | with N files p50 | ratio")
+    ext = {"python": "py", "nodejs": "js", "go": "txt"}
+    for rt in [r for r in runtimes if r != "go"]:  # Go's files are built into one binary
+        alone = Function(name=f"mf-{rt}", runtime=rt, code=HANDLERS[rt])
+        await svc.invoke(alone, EVENT)
+        base = statistics.median([await _cold(svc, alone, v) for v in range(2, args.cold + 2)])
+        for n in (50, 500):
+            files = {f"lib{i % 20}/m{i}.{ext[rt]}": f"// module {i}\n" if rt == "nodejs" else f"# module {i}\n"
+                     for i in range(n)}
+            f = Function(name=f"mf-{rt}-{n}", runtime=rt, code=HANDLERS[rt], files=files)
+            await svc.invoke(f, EVENT)
+            c = statistics.median([await _cold(svc, f, v) for v in range(2, args.cold + 2)])
+            print(f"  {rt:<8} {n:>4} files        {base:17.2f} | {c:16.2f} | {c / base:5.2f}x")
 
 
 async def _warm_p50(service: ExecutionService, f: Function, n: int) -> float:

@@ -112,8 +112,13 @@ function userFrames(err) {
   const stack = (err && typeof err.stack === 'string') ? err.stack : '';
   for (const line of stack.split('\n')) {
     const m = /^\s*at (?:(.*?) \()?(.*?):(\d+):(\d+)\)?$/.exec(line);
-    if (!m || m[2] !== codeFile) continue;
-    frames.push({ file: fileName(), line: Number(m[3]), column: Number(m[4]),
+    if (!m) continue;
+    // the function's other files are user code too; installed packages are not
+    const dir = path.dirname(codeFile) + '/';
+    const own = m[2] === codeFile || (m[2].startsWith(dir) && !m[2].includes('/node_modules/'));
+    if (!own) continue;
+    const file = m[2] === codeFile ? fileName() : m[2].slice(dir.length);
+    frames.push({ file, line: Number(m[3]), column: Number(m[4]),
       function: (m[1] || '<anonymous>').replace(/^Object\./, '') });
   }
   return frames;

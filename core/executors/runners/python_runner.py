@@ -165,11 +165,24 @@ def user_frames(tb, code_file):
     import traceback
 
     frames = []
+    folder = os.path.dirname(code_file) + "/"  # the function's other files are user code too
     for fs in traceback.extract_tb(tb):
-        if fs.filename == code_file:
-            frames.append({"file": os.path.basename(code_file), "line": fs.lineno or 0,
+        if fs.filename == code_file or fs.filename.startswith(folder):
+            frames.append({"file": fs.filename[len(folder):], "line": fs.lineno or 0,
                            "function": fs.name, "column": (fs.colno + 1) if getattr(fs, "colno", None) is not None else None})
     frames.reverse()  # innermost first, as in the Node.js and Go runners
+    return frames
+
+
+def exc_frames(exc, code_file):
+    """user_frames, with the spot of a SyntaxError in another file of the function first (an
+    import of a module that does not compile): its traceback stops at the import line."""
+    frames = user_frames(exc.__traceback__, code_file)
+    folder = os.path.dirname(code_file) + "/"
+    name = getattr(exc, "filename", None) if isinstance(exc, SyntaxError) else None
+    if isinstance(name, str) and name.startswith(folder) and exc.lineno:
+        frames.insert(0, {"file": name[len(folder):], "line": exc.lineno, "function": "<module>",
+                          "column": exc.offset})
     return frames
 
 
@@ -245,7 +258,7 @@ def load(init):
     except BaseException as exc:  # the module itself raised while loading
         return None, {"ok": False, "error_type": "CompileError",
                       "error": f"error while loading the code: {describe(exc)}",
-                      "stack": user_frames(exc.__traceback__, code_file)}
+                      "stack": exc_frames(exc, code_file)}
     target = module.__dict__.get(handler_name)
     if target is None and "." in handler_name:
         obj = module
@@ -332,7 +345,7 @@ def main():
         except MemoryError as exc:
             reply = {"ok": False, "error_type": "MemoryLimitExceeded",
                      "error": f"MemoryError: the function needed more than its {init.get('memory_mb')} MB",
-                     "stack": user_frames(exc.__traceback__, code_file)}
+                     "stack": exc_frames(exc, code_file)}
         except RecursionError as exc:
             reply = {"ok": False, "error_type": "HandlerError",
                      "error": f"RecursionError: {exc}", "stack": user_frames(exc.__traceback__, code_file)[:20]}
@@ -340,7 +353,7 @@ def main():
             if os.getpid() != RUNNER_PID:
                 os._exit(1)
             reply = {"ok": False, "error_type": "HandlerError", "error": describe(exc),
-                     "stack": user_frames(exc.__traceback__, code_file)}
+                     "stack": exc_frames(exc, code_file)}
         raw = None
         if reply is None:
             try:

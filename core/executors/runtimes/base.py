@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import uuid
 from pathlib import Path
 from typing import Any
 
 from core.filemodes import private_dir
-from core.models import TIMEOUT_RANGE, Function, InvokeResult
+from core.funcfiles import UnsafePath, files_digest, write_tree
+from core.models import TIMEOUT_RANGE, ErrorType, Function, InvokeResult
 
 from ..sandbox import BASE_ENV, HostSandbox, WorkerSpec
 from ..worker import Adoption, WorkerInit
@@ -38,21 +41,43 @@ class Runtime:
 
     # --- per code version ---------------------------------------------------------------------
     def function_dir(self, fn: Function) -> Path:
-        digest = hashlib.sha256(f"{fn.handler}\0{fn.code}".encode()).hexdigest()[:16]
+        key = f"{fn.handler}\0{fn.code}"
+        if fn.files:
+            key += "\0" + files_digest(fn.files)
+        digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
         return self.work_dir / fn.id / f"v{fn.version}-{digest}"
 
     def write_code(self, fn: Function, code: str | None = None) -> Path:
-        """The function's folder (written once per version; read-only to the worker)."""
+        """The function's folder: the handler file and every other file of the version, written
+        once into a temp folder that is then renamed into place, so a folder that exists is
+        whole. Read-only to the worker. Raises UnsafePath for a path that would leave it."""
         d = self.function_dir(fn)
-        target = d / self.code_file
-        if not target.exists():
-            private_dir(d, 0o755)
-            tmp = d / f".{self.code_file}.{os.getpid()}.tmp"
-            tmp.write_text(code if code is not None else fn.code, encoding="utf-8")
-            os.chmod(tmp, 0o644)
-            tmp.replace(target)
-            os.chmod(d, 0o755)
+        if (d / self.code_file).exists():
+            return d
+        if not d.parent.is_dir():
+            private_dir(d.parent, 0o755)
+        tmp = d.parent / f".{d.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+        private_dir(tmp, 0o755)
+        try:
+            write_tree(tmp, {**fn.files, self.code_file: code if code is not None else fn.code})
+            if os.path.lexists(d):  # an older, partial layout: never half-used
+                shutil.rmtree(d, ignore_errors=True)
+            try:
+                os.rename(tmp, d)
+            except OSError:
+                if not (d / self.code_file).exists():
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
         return d
+
+    def laid_out(self, fn: Function) -> Path | InvokeResult:
+        """write_code, with a path that would leave the folder (only a tampered store holds
+        one: every write validates) answered as a failure of this version, nothing written."""
+        try:
+            return self.write_code(fn)
+        except (UnsafePath, OSError) as exc:
+            return InvokeResult.failure(ErrorType.COMPILE_ERROR, f"the function's files cannot be laid out: {exc}")
 
     async def prepare(self, fn: Function) -> WorkerInit | InvokeResult:
         """Everything a worker of this code version needs, or a failure (CompileError, ...)."""

@@ -28,11 +28,12 @@ from core.models import ErrorType, Function, InvokeResult, StackFrame
 
 from ..sandbox import BASE_ENV, Mount, WorkerSpec
 from ..builds import BUILD_DIR, CACHE_DIR, BuildLimits, reclaim, run_build
+from core.funcfiles import UnsafePath, files_digest, write_tree
 from ..worker import Adoption, NotAdopted, WorkerInit
 from .base import FUNCTION_DIR, PREWARM_CPU_SECONDS, RUNNERS_DIR, Runtime
 
 INSTALL_HINT = "install the Go toolchain (apt-get install golang-go), then invoke again"
-BUILD_FORMAT = "4"  # bump when the wrapper changes: old cache entries are then ignored
+BUILD_FORMAT = "5"  # bump when the wrapper changes: old cache entries are then ignored
 USER_FILE = "main.go"
 RUNNER_SRC = RUNNERS_DIR / "go_runner.go"
 PREWARM_START = ".cloudfn-start"  # a pre-started sandbox's last step (see prewarm_spec)
@@ -51,7 +52,12 @@ UNDEFINED_RE = re.compile(r"^undefined: (\w+)$")
 IMPORT_SPEC_RE = re.compile(r'^\s*(?:import\s+)?\(?\s*(?:[\w.]+\s+)?"([^"]+)"\s*\)?\s*$', re.M)
 PACKAGE_RE = re.compile(r"^\s*package\s+\w+\s*;?\s*(//.*)?$")
 IMPORT_RE = re.compile(r"^\s*import\b", re.M)
-ERROR_LINE_RE = re.compile(r"^(?:\./)?([\w.\-]+\.go):(\d+):(?:(\d+):)?\s*(.*)$")
+ERROR_LINE_RE = re.compile(r"^(?:\./)?([\w.\-/]+\.go):(\d+):(?:(\d+):)?\s*(.*)$")
+# What `go` prints when it cannot reach the module proxy (or may not: GOPROXY=off).
+MODULE_FETCH_RE = re.compile(r"dial tcp|no such host|i/o timeout|connection refused|network is unreachable"
+                             r"|proxyconnect|TLS handshake|server misbehaving|module lookup disabled"
+                             r"|GOPROXY=off|temporary failure in name resolution", re.I)
+VENDOR_MANIFEST = "vendor/modules.txt"
 MISSING_COMMA = "unexpected newline in composite literal; possibly missing comma or }"
 
 
@@ -72,6 +78,26 @@ def _go_on(search_path: str) -> tuple[str | None, str]:
     except (OSError, subprocess.TimeoutExpired):
         return None, ""
     return (path, version) if version else (None, "")
+
+
+@lru_cache(maxsize=1)
+def _default_proxy() -> str:
+    """The toolchain's own default GOPROXY (asked of it, not written here)."""
+    go = _go()[0]
+    if go is None:
+        return "off"
+    try:
+        out = subprocess.run([go, "env", "GOPROXY"], capture_output=True, text=True, timeout=30,
+                             env={"PATH": "/usr/bin:/bin", "HOME": "/tmp", "GOTOOLCHAIN": "local", "GOENV": "off"})
+    except (OSError, subprocess.TimeoutExpired):
+        return "off"
+    return out.stdout.strip() or "off"
+
+
+def _proxies(value: str) -> str:
+    """A GOPROXY list without `direct` and `off` (the build may use proxies only)."""
+    kept = [p for p in re.split(r"[,|]", value) if p.strip() and p.strip() not in ("direct", "off")]
+    return ",".join(kept) or "off"
 
 
 def _aliased(body: str, pkg: str) -> bool:
@@ -200,13 +226,40 @@ class GoRuntime(Runtime):
     def _key(self, fn: Function, version: str) -> str:
         h = hashlib.sha256()
         tools = "goimports" if self._goimports() else ""
-        for part in (BUILD_FORMAT, version, tools, fn.handler, fn.code, RUNNER_SRC.read_text()):
-            h.update(part.encode())
+        files = files_digest(fn.files) if fn.files else ""  # every file: a changed module rebuilds
+        for part in (BUILD_FORMAT, version, tools, fn.handler, fn.code, RUNNER_SRC.read_text(), files):
+            h.update(part.encode("utf-8", "surrogatepass"))
             h.update(b"\0")
         return h.hexdigest()[:32]
 
-    def _go_env(self) -> dict[str, str]:
+    @staticmethod
+    def module_mode(fn: Function) -> str:
+        """How the build gets the modules: "" (offline: the standard library and the function's
+        own packages), "vendor" (the folder's vendor/, no network) or "proxy" (a go.mod that
+        requires modules, without vendor/: the module proxy is tried, the build's network on)."""
+        if VENDOR_MANIFEST in fn.files:
+            return "vendor"
+        # a go.mod that requires nothing (the function's own packages only) builds offline
+        return "proxy" if re.search(r"^\s*require\b", fn.files.get("go.mod", ""), re.M) else ""
+
+    def _go_env(self, mode: str = "") -> dict[str, str]:
         """The build's whole environment, with paths as the build sandbox shows them."""
+        env = self._base_go_env()
+        if mode == "vendor":
+            env["GOFLAGS"] = "-mod=vendor"
+        elif mode == "proxy":
+            # The host's proxy, else the toolchain's default, never `direct`: a direct fetch
+            # would let a go.mod send the build's requests to any HTTPS host (loopback too) and
+            # run version-control tools. Modules are kept in the cache across builds.
+            env["GOPROXY"] = _proxies(os.environ.get("GOPROXY") or _default_proxy())
+            env["GOVCS"] = "*:off"
+            for k in ("GONOSUMDB", "GOPRIVATE", "GOSUMDB"):
+                if os.environ.get(k):
+                    env[k] = os.environ[k]
+            env["GOMODCACHE"] = f"{CACHE_DIR}/mod"
+        return env
+
+    def _base_go_env(self) -> dict[str, str]:
         return {
             "PATH": "/usr/local/bin:/usr/bin:/bin",
             "HOME": "/tmp",
@@ -282,9 +335,10 @@ class GoRuntime(Runtime):
         lines.append(f'exec {FUNCTION_DIR}/handler "$1" "$2"')
         return Adoption(files={PREWARM_START: "\n".join(lines) + "\n"}, prelude=b"go\n")
 
-    def build_dir_files(self, src: GoSource, skip: set[str]) -> dict[str, str]:
+    def build_dir_files(self, src: GoSource, skip: set[str], own_go_mod: bool = False) -> dict[str, str]:
+        files = {} if own_go_mod else {"go.mod": "module cloudfn\n\ngo 1.19\n"}
         return {
-            "go.mod": "module cloudfn\n\ngo 1.19\n",
+            **files,
             USER_FILE: src.render(skip),
             "cloudfn_runner.go": RUNNER_SRC.read_text(),
             "cloudfn_handler.go": (
@@ -300,20 +354,27 @@ class GoRuntime(Runtime):
         tmp = self.cache_dir / "go" / f"build-{uuid.uuid4().hex[:12]}"
         private_dir(tmp, 0o700)  # the build's own (given to the sandbox user)
         skip: set[str] = set()
+        mode = self.module_mode(fn)
         t0 = time.perf_counter()
         try:
+            try:
+                write_tree(tmp, fn.files)  # the user's other files, once: only main.go changes between tries
+            except (UnsafePath, OSError) as exc:
+                return InvokeResult.failure(ErrorType.COMPILE_ERROR, f"the function's files cannot be laid out: {exc}")
             for _attempt in range(8):
-                for name, text in self.build_dir_files(src, skip).items():
+                for name, text in self.build_dir_files(src, skip, own_go_mod="go.mod" in fn.files).items():
                     (tmp / name).write_text(text)
                 res = await run_build(
                     self.sandbox, [go, "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w", "-o",
                                    f"{BUILD_DIR}/handler", "."],
-                    self._go_env(), tmp, self.cache_dir / "go" / "sandbox-cache", self.build_limits,
-                    extra_mounts=self._toolchain_mounts(go))
+                    self._go_env(mode), tmp, self.cache_dir / "go" / "sandbox-cache", self.build_limits,
+                    extra_mounts=self._toolchain_mounts(go), network=mode == "proxy")
                 if res.limit:
                     return InvokeResult.failure(ErrorType.COMPILE_ERROR, f"go build was stopped: {res.limit}")
                 if res.returncode == 0:
                     break
+                if mode == "proxy" and MODULE_FETCH_RE.search(res.output):
+                    return self._fetch_failure(res.output)
                 out = res.output.encode()
                 errors = self._parse_errors(out.decode(errors="replace"), src)
                 # unused and missing imports both fixed before the next try: one more compile, not two
@@ -340,6 +401,7 @@ class GoRuntime(Runtime):
             os.replace(tmp / "notes.json", out_dir / "notes.json")
             (out_dir / "main.go").write_text(fn.code)
             os.chmod(out_dir / "main.go", 0o644)
+            write_tree(out_dir, fn.files, exclusive=False)  # data files are read at run time too
             reclaim(tmp / "handler")
             os.chmod(tmp / "handler", 0o755)
             os.replace(tmp / "handler", out_dir / "handler")  # last: its presence means "built"
@@ -347,6 +409,15 @@ class GoRuntime(Runtime):
             return None
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+    @staticmethod
+    def _fetch_failure(output: str) -> InvokeResult:
+        lines = [ln for ln in output.strip().splitlines() if ln.strip()]
+        return InvokeResult.failure(
+            ErrorType.COMPILE_ERROR,
+            "go build could not download the modules go.mod requires (the Go module proxy is not reachable "
+            "from this host). Vendor them: run `go mod vendor` in the function folder and deploy it with its "
+            "vendor/ folder (cloudfn then builds with -mod=vendor, offline). go said: " + " | ".join(lines[-3:]))
 
     def _goimports(self) -> str | None:
         if not self.use_goimports:
@@ -409,7 +480,7 @@ class GoRuntime(Runtime):
         return errors
 
     def _compile_failure(self, errors: list[dict[str, Any]], raw: str, fn: Function) -> InvokeResult:
-        user = [e for e in errors if e["file"] == USER_FILE and e["line"] > 0]
+        user = [e for e in errors if (e["file"] == USER_FILE or e["file"] in fn.files) and e["line"] > 0]
         handler = fn.handler.split(".")[-1]
         if not user:
             for e in errors:
@@ -428,9 +499,10 @@ class GoRuntime(Runtime):
             return InvokeResult.failure(ErrorType.COMPILE_ERROR, "go build failed: " + " | ".join(text[-5:]))
         first = user[0]
         where = f"line {first['line']}" + (f", column {first['column']}" if first["column"] else "")
-        msg = f"{USER_FILE}:{first['line']}:{first['column'] or 0}: {first['message']} ({where})"
+        where += "" if first["file"] == USER_FILE else f" of {first['file']}"
+        msg = f"{first['file']}:{first['line']}:{first['column'] or 0}: {first['message']} ({where})"
         if len(user) > 1:
-            msg += "".join(f"\n{USER_FILE}:{e['line']}:{e['column'] or 0}: {e['message']}" for e in user[1:10])
+            msg += "".join(f"\n{e['file']}:{e['line']}:{e['column'] or 0}: {e['message']}" for e in user[1:10])
         return InvokeResult.failure(
             ErrorType.COMPILE_ERROR, msg,
-            stack=[StackFrame(file=USER_FILE, line=e["line"], column=e["column"], function="") for e in user[:10]])
+            stack=[StackFrame(file=e["file"], line=e["line"], column=e["column"], function="") for e in user[:10]])

@@ -67,7 +67,9 @@ class NodeRuntime(Runtime):
         node, _ = _node()
         if node is None:
             return InvokeResult.failure(ErrorType.RUNTIME_UNAVAILABLE, f"Node.js is not installed on this host: {INSTALL_HINT}")
-        d = self.write_code(fn)
+        d = self.laid_out(fn)
+        if isinstance(d, InvokeResult):
+            return d
         mounts = [Mount(d, FUNCTION_DIR, copy=True), *self._runtime_mounts(node)]
         heap = max(16, int(fn.memory * 0.75))
         argv = [node, f"--max-old-space-size={heap}", "--no-warnings",

@@ -52,7 +52,9 @@ class PythonRuntime(Runtime):
         return [exe, "-I", "-S", "-u", "-B", f"{RUNTIME_DIR}/python_runner.py", "{REQ_FD}", "{RESP_FD}", *extra]
 
     async def prepare(self, fn: Function) -> WorkerInit | InvokeResult:
-        d = self.write_code(fn)
+        d = self.laid_out(fn)
+        if isinstance(d, InvokeResult):
+            return d
         spec = self.base_spec(fn, self._argv(), self.env(fn), self._mounts(d), data_mb=fn.memory + 256,
                               host_dir=d.parent / "run")
         return WorkerInit(spec=spec, init={"type": "init", "code_path": f"{FUNCTION_DIR}/{self.code_file}",

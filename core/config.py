@@ -114,6 +114,16 @@ def go_duration(v: Any) -> float:
     raise ValueError("a number of seconds or a Go duration such as 30s or 1m30s")
 
 
+def _url(v: Any) -> str:
+    if isinstance(v, str) and re.match(r"^https?://[^\s]+$", v.strip()):
+        return v.strip()
+    raise ValueError("an http:// or https:// URL")
+
+
+def _url_or_empty(v: Any) -> str:
+    return "" if v is None or (isinstance(v, str) and not v.strip()) else _url(v)
+
+
 def _path(v: Any) -> Path:
     if isinstance(v, str) and v.strip():
         return Path(v).expanduser()
@@ -197,6 +207,21 @@ OPTIONS: tuple[Option, ...] = (
     Option("runtime", "max_memory", _int(128, 16 * 1024 * 1024), default_max_memory(),
            _env("runtime", "max_memory"),
            "MB all workers' memory limits may add up to; idle ones are reaped for room (default: half the host's)"),
+    # -- dependencies (issue 15): installs are sandboxed builds, envs a shared cache ------------
+    Option("runtime", "deps_cache_max", _int(16, 16 * 1024 * 1024), 2048, _env("runtime", "deps_cache_max"),
+           "MB of installed dependency environments kept; the least recently used unused ones go first"),
+    Option("runtime", "deps_memory", _int(128, 65536), 1024, _env("runtime", "deps_memory"),
+           "memory limit of one dependency install (uv, npm), in MB"),
+    Option("runtime", "deps_timeout", _int(5, 3600), 300, _env("runtime", "deps_timeout"),
+           "seconds one dependency install may take (wall clock, and its CPU time)"),
+    Option("runtime", "deps_pids", _int(16, 4096), 256, _env("runtime", "deps_pids"),
+           "processes and threads one dependency install may run"),
+    Option("runtime", "pypi_index_url", _url_or_empty, "https://pypi.org/simple", _env("runtime", "pypi_index_url"),
+           "the package index uv installs Python dependencies from; empty: none (find-links only, offline)"),
+    Option("runtime", "pypi_find_links", _optional_text, None, _env("runtime", "pypi_find_links"),
+           "a folder of wheels Python dependencies may also come from (read-only to the installer)"),
+    Option("runtime", "npm_registry", _url, "https://registry.npmjs.org/", _env("runtime", "npm_registry"),
+           "the registry npm installs Node.js dependencies from"),
     Option("monitor", "log_level", _choice("debug", "info", "warning", "warn", "error"), "info",
            _env("monitor", "log_level", "LOG_LEVEL", "CLOUDFN_LOG_LEVEL"), "platform log level"),
     Option("monitor", "enable_metrics", _bool, True, _env("monitor", "enable_metrics"),

@@ -20,6 +20,7 @@ from core import __version__, paths
 from core.alerts import AlertEngine
 from core.bundle import bundles_in
 from core.config import Config
+from core.deps.platform import DependencySupport
 from core.errors import FieldError, InvalidInput, NotFound
 from core.events import EventBus
 from core.filemodes import secure_data_dir
@@ -85,6 +86,7 @@ class LocalPlatform:
             self.metrics_engine = Metrics()
             self.alert_engine = AlertEngine(TinyStore(self.data_dir / ALERTS_FILE), self.metrics_engine,
                                             publish=self.bus.publish, function_exists=self._function_exists)
+            self.deps = DependencySupport(self)
             self.executor = self._make_executor()
         except BaseException:
             if hasattr(self, "logs"):  # a failed start leaves no handler on the `cloudfn` logger
@@ -121,6 +123,7 @@ class LocalPlatform:
                 build_memory=c["runtime.build_memory"],
                 prewarm=c["runtime.prewarm"],
                 max_memory=c["runtime.max_memory"],
+                deps_tree=self.deps.tree_of,
             )
         )
 
@@ -172,12 +175,19 @@ class LocalPlatform:
         return self.registry.get(ref)
 
     async def create_function(self, data: dict[str, Any]) -> Function:
-        fn = await asyncio.to_thread(self.registry.create, data)
+        spec = self.registry.spec_from(data)
+        if self.deps.manifest_of(spec) is not None:  # installed before the function exists
+            self.registry.check_name_free(spec.name)
+            await self.deps.ensure(spec)
+        fn = await asyncio.to_thread(self.registry.create, spec)
         self._changed("function.created", fn)
         return fn
 
     async def update_function(self, ref: str, data: dict[str, Any]) -> Function:
-        fn = await asyncio.to_thread(self.registry.update, ref, data)
+        # The new dependencies install while the current version keeps serving; a failed
+        # install raises BuildError and nothing changes.
+        patch = await self.deps.before_update(ref, data)
+        fn = await asyncio.to_thread(self.registry.update, ref, patch)
         await self.executor.retire(fn.id)
         self._changed("function.updated", fn)
         return fn
@@ -196,6 +206,9 @@ class LocalPlatform:
         return await asyncio.to_thread(self.registry.versions, ref)
 
     async def rollback_function(self, ref: str, version: int) -> Function:
+        old = next((v for v in await self.function_versions(ref) if v.version == version), None)
+        if old is not None:  # its dependencies may have been collected since
+            await self.deps.ensure(old)
         fn = await asyncio.to_thread(self.registry.rollback, ref, version)
         await self.executor.retire(fn.id)
         self._changed("function.updated", fn)
@@ -226,7 +239,8 @@ class LocalPlatform:
             "function_id": fn.id, "function_name": fn.name, "function_version": fn.version,
             "started_at": started_at.isoformat()})
         try:
-            result: InvokeResult = await self.executor.invoke(fn, event, context)
+            result: InvokeResult = (fn.dependencies and await self.deps.missing(fn)) or \
+                await self.executor.invoke(fn, event, context)
         finally:
             self.metrics_engine.finished(fn.name)
         # The executor's result is this call's own object: filled in place, not copied.
@@ -364,6 +378,10 @@ class LocalPlatform:
         self._start_background()
         return aiter(self.bus.subscribe(kinds))
 
+    # -- dependencies ----------------------------------------------------------------------
+    async def function_dependencies(self, ref: str, rebuild: bool = False) -> dict[str, Any]:
+        return await self.deps.report(await self.get_function(ref), rebuild)
+
     # -- about ---------------------------------------------------------------------------
     async def health(self) -> dict[str, Any]:
         return {"status": "ok", "service": "cloudfn", "version": __version__}
@@ -382,6 +400,7 @@ class LocalPlatform:
                 "logs": str(self.logs.path),
                 "work_dir": str(c.work_dir),
                 "cache_dir": str(c.cache_dir),
+                "dependencies": str(self.deps.root),
                 "bundled_functions": str(paths.bundled_functions_dir()),
                 "bundled_themes": str(paths.bundled_themes_dir()),
                 "user_themes": str(paths.user_themes_dir()),

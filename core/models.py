@@ -14,7 +14,8 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, computed_field, field_validator,
+                      model_validator)
 
 from core.errors import FieldError, InvalidInput
 
@@ -167,6 +168,17 @@ class _Editable(BaseModel):
             raise ValueError(f"is larger than {MAX_CODE_BYTES // 1024} KiB")
         return v
 
+    @field_validator("dependencies", check_fields=False)
+    @classmethod
+    def _dependencies(cls, v: str | None) -> str | None:
+        from core.deps.manifest import MAX_MANIFEST_BYTES
+
+        if v is not None and len(v.encode()) > MAX_MANIFEST_BYTES:
+            raise ValueError(f"is larger than {MAX_MANIFEST_BYTES // 1024} KiB: list fewer packages")
+        if v is not None and "\0" in v:
+            raise ValueError("must not contain a NUL character")
+        return v
+
     @field_validator("environment", check_fields=False)
     @classmethod
     def _environment(cls, v: dict[str, str] | None) -> dict[str, str] | None:
@@ -207,6 +219,20 @@ class FunctionSpec(_Editable):
     description: str = Field("", max_length=1024)
     max_concurrency: int | None = _int_field(None, CONCURRENCY_RANGE, "parallel invocations")
     network: bool = False
+    # -- dependencies (issue 15): the runtime's manifest text; installs may build sdists --------
+    dependencies: str = Field("", description="requirements.txt (python) or package.json (nodejs) text")
+    source_builds: bool = Field(False, description="allow building dependencies from source (runs their code)")
+
+    @field_validator("dependencies")
+    @classmethod
+    def _manifest(cls, v: str, info: ValidationInfo) -> str:
+        from core.deps.manifest import manifest_problems
+
+        runtime = info.data.get("runtime")
+        errors = manifest_problems(runtime, v) if runtime else []
+        if errors:
+            raise ValueError("; ".join(errors))
+        return v
 
 
 class FunctionPatch(_Editable):
@@ -222,6 +248,9 @@ class FunctionPatch(_Editable):
     description: str | None = Field(None, max_length=1024)
     max_concurrency: int | None = _int_field(None, CONCURRENCY_RANGE, "parallel invocations")
     network: bool | None = None
+    # -- dependencies (issue 15) ----------------------------------------------------------------
+    dependencies: str | None = None
+    source_builds: bool | None = None
 
 
 class Function(FunctionSpec):
@@ -317,6 +346,7 @@ class ErrorType(str, Enum):
     WORKER_CRASHED = "WorkerCrashed"
     INVALID_EVENT = "InvalidEvent"
     INVALID_RESULT = "InvalidResult"
+    BUILD_ERROR = "BuildError"
 
 
 class StackFrame(BaseModel):
@@ -423,11 +453,13 @@ EVENT_KINDS = (
     "function.created", "function.updated", "function.deleted",
     "invocation.started", "invocation.finished",
     "log", "alert.fired", "alert.resolved",
+    "build.started", "build.log", "build.finished",
 )
 EventKind = Literal[
     "function.created", "function.updated", "function.deleted",
     "invocation.started", "invocation.finished",
     "log", "alert.fired", "alert.resolved",
+    "build.started", "build.log", "build.finished",
 ]
 
 

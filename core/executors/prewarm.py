@@ -96,7 +96,8 @@ class Prewarm:
 
     # --- which functions ---------------------------------------------------------------------
     def eligible(self, fn: Function, runtime_name: str) -> bool:
-        return (runtime_name in self.specs and not fn.network
+        # A function's dependencies are a mount of their own, which a started sandbox cannot gain.
+        return (runtime_name in self.specs and not fn.network and not getattr(fn, "dependencies", "")
                 and not any(STARTUP_ENV.match(k) for k in (fn.environment or {})))
 
     # --- the pool -----------------------------------------------------------------------------

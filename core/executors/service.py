@@ -42,6 +42,8 @@ class ExecutionSettings:
     build_memory: int = 1024  # MB for one Go build
     hardening: bool = True  # uid drop and seccomp; off only to measure their cost (benchmarks)
     max_memory: int = 0  # MB: the sum of live workers' memory limits (budget.py); 0: half the host's
+    # fn -> its installed dependency tree (core/deps), mounted read-only into its workers
+    deps_tree: Any = None
 
 
 class _Throttled(Exception):
@@ -181,6 +183,8 @@ class ExecutionService:
             raise ConfigError(str(exc)) from None
         self.runtimes_ = {name: cls(self.settings.work_dir, self.settings.cache_dir, self.sandbox)
                           for name, cls in RUNTIMES.items()}
+        for rt in self.runtimes_.values():
+            rt.deps_tree = settings.deps_tree
         go = self.runtimes_.get("go")
         if go is not None:
             go.build_limits.memory_mb = settings.build_memory

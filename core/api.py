@@ -40,6 +40,12 @@ class PlatformAPI(Protocol):
 
     async def rollback_function(self, ref: str, version: int) -> Function: ...
 
+    # -- dependencies ------------------------------------------------------------------
+    async def function_dependencies(self, ref: str, rebuild: bool = False) -> dict[str, Any]:
+        """{function, runtime, manifest (file name or None), installed, key, packages: [{name,
+        version}], bytes, seconds, installed_at}. `rebuild` reinstalls first (BuildError if it fails)."""
+        ...
+
     # -- invocations -------------------------------------------------------------------
     async def invoke(self, ref: str, event: Any = None, context: dict[str, str] | None = None) -> InvokeResult: ...
 

@@ -23,6 +23,7 @@ from core.models import Function, FunctionSpec, normalize_runtime, parse_spec
 
 MANIFEST = "function.yaml"
 DEFAULT_FILES = {"python": "handler.py", "nodejs": "index.js", "go": "main.go"}
+DEPS_FILES = {"python": "requirements.txt", "nodejs": "package.json"}
 MANIFEST_KEYS = {"file", "event", *FunctionSpec.model_fields}
 MAX_FILE = 64 * 1024 * 1024  # larger than any code a function may hold; stops /dev-like surprises early
 
@@ -132,6 +133,10 @@ def _load(folder: Path, folder_fd: int, what: str) -> Bundle:
     if rel is None:
         raise InvalidInput(what, [FieldError("file", why)])
     data["code"] = _read_inside(folder_fd, rel, folder / rel, "file", what)
+    # Dependencies (issue 15): the runtime's manifest beside the code, unless function.yaml has them.
+    deps_file = DEPS_FILES.get(runtime or "")
+    if deps_file and "dependencies" not in data and os.path.lexists(folder / deps_file):
+        data["dependencies"] = _read_inside(folder_fd, PurePosixPath(deps_file), folder / deps_file, deps_file, what)
     try:
         spec = parse_spec(data)
     except InvalidInput as exc:
@@ -178,6 +183,10 @@ def export_bundle(fn: Function, folder: Path, overwrite: bool = False) -> list[P
     }
     if fn.max_concurrency is not None:
         doc["max_concurrency"] = fn.max_concurrency
+    if fn.dependencies:
+        doc["dependencies"] = fn.dependencies
+    if fn.source_builds:
+        doc["source_builds"] = True
     try:
         _write_inside(folder_fd, code_path, fn.code.encode("utf-8"), overwrite)
         _write_inside(folder_fd, manifest, yaml.safe_dump(doc, sort_keys=False, allow_unicode=True).encode("utf-8"),

@@ -120,8 +120,14 @@ def _url(v: Any) -> str:
     raise ValueError("an http:// or https:// URL")
 
 
-def _url_or_empty(v: Any) -> str:
-    return "" if v is None or (isinstance(v, str) and not v.strip()) else _url(v)
+def _url_or_none(v: Any) -> str:
+    """A URL, or "" for none (written `none`: an empty variable in the environment is unset)."""
+    if v is None or (isinstance(v, str) and v.strip().lower() in ("", "none")):
+        return ""
+    try:
+        return _url(v)
+    except ValueError:
+        raise ValueError("an http:// or https:// URL, or none") from None
 
 
 def _path(v: Any) -> Path:
@@ -216,8 +222,8 @@ OPTIONS: tuple[Option, ...] = (
            "seconds one dependency install may take (wall clock, and its CPU time)"),
     Option("runtime", "deps_pids", _int(16, 4096), 256, _env("runtime", "deps_pids"),
            "processes and threads one dependency install may run"),
-    Option("runtime", "pypi_index_url", _url_or_empty, "https://pypi.org/simple", _env("runtime", "pypi_index_url"),
-           "the package index uv installs Python dependencies from; empty: none (find-links only, offline)"),
+    Option("runtime", "pypi_index_url", _url_or_none, "https://pypi.org/simple", _env("runtime", "pypi_index_url"),
+           "the package index uv installs Python dependencies from; none: only runtime.pypi_find_links (offline)"),
     Option("runtime", "pypi_find_links", _optional_text, None, _env("runtime", "pypi_find_links"),
            "a folder of wheels Python dependencies may also come from (read-only to the installer)"),
     Option("runtime", "npm_registry", _url, "https://registry.npmjs.org/", _env("runtime", "npm_registry"),

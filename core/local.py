@@ -20,7 +20,7 @@ from core import __version__, paths
 from core.alerts import AlertEngine
 from core.bundle import bundles_in
 from core.config import Config
-from core.deps.platform import DependencySupport
+from core.deps.platform import DEPS_DIR, DependencySupport
 from core.errors import FieldError, InvalidInput, NotFound
 from core.events import EventBus
 from core.filemodes import secure_data_dir
@@ -63,7 +63,8 @@ class LocalPlatform:
         self._owner_socket: Any = None
         self.data_dir = config.data_dir
         self.location = f"local {self.data_dir}"
-        secure_data_dir(self.data_dir, open_inside=[config.work_dir])
+        # Installed dependencies are read by the sandbox user too (core/deps/cache.py sets their modes).
+        secure_data_dir(self.data_dir, open_inside=[config.work_dir, self.data_dir / DEPS_DIR])
         self.lock = DataDirLock(self.data_dir)
         self.lock.acquire({"command": command, "version": __version__})
         self._tasks: list[asyncio.Task] = []

@@ -14,6 +14,7 @@ from core.errors import FieldError, InvalidInput, NotFound
 from core.models import Function, InvokeResult
 
 from cloudfn_tui import output
+from cloudfn_tui.commands.deps import build_progress
 
 EXIT_FAILED = 1
 EXIT_INVALID_INPUT = 2
@@ -94,6 +95,8 @@ def _settings_flags(c: argparse.ArgumentParser) -> None:
     c.add_argument("--max-concurrency", type=int, metavar="N")
     c.add_argument("--network", action=argparse.BooleanOptionalAction, default=None,
                    help="allow network access (off by default)")
+    c.add_argument("--deps-file", type=Path, metavar="FILE",
+                   help="the dependency manifest: requirements.txt (python) or package.json (nodejs)")
 
 
 
@@ -118,11 +121,11 @@ async def cmd_get(api: PlatformAPI, args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_code(path: Path) -> str:
+def _read_code(path: Path, flag: str = "file") -> str:
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInput("function", [FieldError("file", f"cannot read {path}: {exc.strerror if isinstance(exc, OSError) else exc}")]) from None
+        raise InvalidInput("function", [FieldError(flag, f"cannot read {path}: {exc.strerror if isinstance(exc, OSError) else exc}")]) from None
 
 
 def _parse_env(pairs: list[str]) -> dict[str, str]:
@@ -147,6 +150,8 @@ def _settings_from(args: argparse.Namespace) -> dict[str, Any]:
         "max_concurrency": args.max_concurrency,
         "network": args.network,
     }
+    if getattr(args, "deps_file", None) is not None:
+        fields["dependencies"] = _read_code(args.deps_file, "--deps-file")
     return {k: v for k, v in fields.items() if v is not None}
 
 
@@ -161,7 +166,9 @@ async def cmd_create(api: PlatformAPI, args: argparse.Namespace) -> int:
     data = {"name": args.name, "runtime": args.runtime, "code": _read_code(args.file), **_settings_from(args)}
     if args.env:
         data["environment"] = _parse_env(args.env)
-    _print_saved(await api.create_function(data), "created", args.json)
+    async with build_progress(api, args.name):
+        fn = await api.create_function(data)
+    _print_saved(fn, "created", args.json)
     return 0
 
 
@@ -179,7 +186,9 @@ async def cmd_update(api: PlatformAPI, args: argparse.Namespace) -> int:
         data["environment"] = env
     if not data:
         raise InvalidInput("update", [FieldError("options", "nothing to change; pass --file, --timeout, --env, ...")])
-    _print_saved(await api.update_function(args.name, data), "updated", args.json)
+    async with build_progress(api, (await api.get_function(args.name)).name):
+        fn = await api.update_function(args.name, data)
+    _print_saved(fn, "updated", args.json)
     return 0
 
 
@@ -189,9 +198,13 @@ async def cmd_deploy(api: PlatformAPI, args: argparse.Namespace) -> int:
     try:
         existing = await api.get_function(spec.name)
     except NotFound:
-        _print_saved(await api.create_function(spec.model_dump()), "created", args.json)
+        async with build_progress(api, spec.name):
+            fn = await api.create_function(spec.model_dump())
+        _print_saved(fn, "created", args.json)
         return 0
-    _print_saved(await api.update_function(existing.id, spec.model_dump()), "updated", args.json)
+    async with build_progress(api, existing.name):
+        fn = await api.update_function(existing.id, spec.model_dump())
+    _print_saved(fn, "updated", args.json)
     return 0
 
 
@@ -248,7 +261,8 @@ async def cmd_versions(api: PlatformAPI, args: argparse.Namespace) -> int:
 
 
 async def cmd_rollback(api: PlatformAPI, args: argparse.Namespace) -> int:
-    fn = await api.rollback_function(args.name, args.version)
+    async with build_progress(api, (await api.get_function(args.name)).name):
+        fn = await api.rollback_function(args.name, args.version)
     _print_saved(fn, f"rolled back to version {args.version}:", args.json)
     return 0
 

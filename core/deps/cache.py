@@ -53,8 +53,9 @@ class EnvCache:
         self.envs = self.root / "envs"
         self.tmp = self.root / "tmp"
         self.packages_cache = self.root / "cache"
-        for d in (self.root, self.envs, self.tmp):
-            private_dir(d, 0o755 if d is not self.tmp else 0o700)
+        # Workers (the sandbox user) read envs through their mounts; nobody needs to list them.
+        for d, mode in ((self.root, 0o711), (self.envs, 0o711), (self.tmp, 0o700)):
+            private_dir(d, mode)
         self._touched: dict[str, float] = {}
         for stale in self.tmp.iterdir():  # installs a crash interrupted
             shutil.rmtree(stale, ignore_errors=True)

@@ -29,9 +29,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core import __version__
 from core.api import PlatformAPI
-from core.errors import CloudfnError, FieldError, InvalidInput
+from core.errors import BuildError, CloudfnError, FieldError, InvalidInput
 from core.jsonlimits import JSONLimitError, field_path, json_safe, loads_checked
 from core.models import EVENT_KINDS, ErrorType, InvokeResult
+from core.server import deps_routes
 from core.server import schema as S
 
 log = logging.getLogger("cloudfn.server")
@@ -134,6 +135,8 @@ def error_body(exc: CloudfnError) -> dict[str, Any]:
     if isinstance(exc, InvalidInput):
         body["what"] = exc.what
         body["errors"] = [{"field": e.field, "message": e.message} for e in exc.errors]
+    if isinstance(exc, BuildError):
+        body["log"] = exc.log
     return body
 
 
@@ -592,6 +595,8 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
             raise InvalidInput("rollback", bad)
         fn = await platform.rollback_function(ref, version)
         return json_response({"message": f"function rolled back to version {version}", "function": fn.to_doc()})
+
+    deps_routes.add(app, platform, need, v1)
 
     # -- invoke (the hot path: no pydantic body model, one JSON encode) ---------------------------
     @app.post(f"{v1}/functions/{{ref}}/invoke", tags=["invoke"], openapi_extra=S.body(S.INVOKE_BODY, required=False),

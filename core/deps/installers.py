@@ -95,6 +95,14 @@ async def _uv(sandbox, manifest, build_dir, cache_dir, settings, on_line) -> tup
     mounts += [m for m in PythonRuntime._mounts(build_dir) if m.target not in ("/function",)
                and not m.target.startswith("/runtime")]
     if settings.pypi_find_links:
+        links = Path(settings.pypi_find_links)
+        try:
+            mode = links.stat().st_mode
+        except OSError as exc:
+            return _refused(f"runtime.pypi_find_links {links} cannot be read: {exc.strerror}"), tree
+        if sandbox.drops_uid and mode & 0o005 != 0o005:
+            return _refused(f"runtime.pypi_find_links {links} is not readable by the sandbox user that runs "
+                               f"installs: chmod o+rx {links} (and o+r its files)"), tree
         mounts.append(Mount(Path(settings.pypi_find_links), LINKS_IN_SANDBOX))
         argv += ["--find-links", LINKS_IN_SANDBOX]
     env = {**BASE_ENV, "UV_PYTHON_DOWNLOADS": "never", "UV_NO_CACHE_BUCKET_PRUNE": "1"}
@@ -126,6 +134,10 @@ async def _npm(sandbox, manifest, build_dir, cache_dir, settings, on_line) -> tu
     result = await run_build(sandbox, argv, env, build_dir, cache_dir, settings.limits or BuildLimits(),
                              on_line=on_line, network=True)
     return result, tree
+
+
+def _refused(why: str) -> BuildResult:  # a failed result before the installer runs
+    return BuildResult(None, "", why)
 
 
 def python_packages(tree: Path) -> list[dict[str, str]]:

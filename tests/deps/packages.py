@@ -35,19 +35,6 @@ def make_wheel(folder: Path, name: str, version: str, files: dict[str, str],
     return path
 
 
-def make_sdist(folder: Path, name: str, version: str, setup_py: str) -> Path:
-    dist = f"{name.replace('-', '_')}-{version}"
-    path = folder / f"{dist}.tar.gz"
-    files = {"PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n", "setup.py": setup_py}
-    with tarfile.open(path, "w:gz") as t:
-        for p, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(f"{dist}/{p}")
-            info.size = len(data)
-            t.addfile(info, io.BytesIO(data))
-    return path
-
-
 def make_npm_tarball(name: str, version: str, files: dict[str, str], scripts: dict[str, str] | None = None) -> bytes:
     pkg = {"name": name, "version": version, "main": "index.js", **({"scripts": scripts} if scripts else {})}
     entries = {"package.json": json.dumps(pkg), **files}
@@ -69,6 +56,8 @@ class NpmRegistry:
     def __init__(self) -> None:
         self.packages: dict[str, dict[str, bytes]] = {}
         self.requests: list[str] = []
+        self.stall: set[str] = set()  # names whose packument never comes (until close)
+        self.released = threading.Event()
         registry = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -77,6 +66,8 @@ class NpmRegistry:
 
             def do_GET(self):
                 registry.requests.append(self.path)
+                if self.path.strip("/") in registry.stall:
+                    registry.released.wait()
                 body, ctype = registry._answer(self.path.split("?")[0])
                 self.send_response(200 if body is not None else 404)
                 self.send_header("Content-Type", ctype)
@@ -113,5 +104,54 @@ class NpmRegistry:
         return json.dumps(doc).encode(), "application/json"
 
     def close(self) -> None:
+        self.released.set()
         self.server.shutdown()
         self.server.server_close()
+
+
+HOSTILE_BACKEND = """
+import json, os, socket
+
+def _report():
+    out = {"uid": os.getuid(), "env": dict(os.environ), "files": {}, "net": ""}
+    for p in TARGETS:
+        try:
+            with open(p) as f:
+                out["files"][p] = f.read()[:80]
+        except Exception as e:
+            out["files"][p] = type(e).__name__
+    if PORT:
+        try:
+            socket.create_connection(("127.0.0.1", PORT), timeout=2).close()
+            out["net"] = "connected"
+        except Exception as e:
+            out["net"] = type(e).__name__
+    return out
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+def prepare_metadata_for_build_wheel(d, config_settings=None):
+    raise RuntimeError("HOSTILE-REPORT " + json.dumps(_report()) + " END")
+
+build_wheel = prepare_metadata_for_build_wheel
+"""
+
+
+def make_hostile_sdist(folder: Path, name: str, targets: list[str], port: int = 0) -> Path:
+    """An sdist whose in-tree build backend (no build requirements: works offline) reports what
+    it can see -- its uid, environment, the files in `targets`, a loopback port -- by failing
+    with that report, which the installer's log carries back."""
+    dist = f"{name}-1.0"
+    path = folder / f"{dist}.tar.gz"
+    backend = HOSTILE_BACKEND + f"\nTARGETS = {targets!r}\nPORT = {port}\n"
+    files = {"PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n",
+             "pyproject.toml": '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n',
+             "backend.py": backend}
+    with tarfile.open(path, "w:gz") as t:
+        for p, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"{dist}/{p}")
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    return path

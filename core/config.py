@@ -216,7 +216,7 @@ OPTIONS: tuple[Option, ...] = (
     # -- dependencies (issue 15): installs are sandboxed builds, envs a shared cache ------------
     Option("runtime", "deps_cache_max", _int(16, 16 * 1024 * 1024), 2048, _env("runtime", "deps_cache_max"),
            "MB of installed dependency environments kept; the least recently used unused ones go first"),
-    Option("runtime", "deps_memory", _int(32, 65536), 1024, _env("runtime", "deps_memory"),
+    Option("runtime", "deps_memory", _int(16, 65536), 1024, _env("runtime", "deps_memory"),
            "memory limit of one dependency install (uv, npm), in MB"),
     Option("runtime", "deps_timeout", _int(5, 3600), 300, _env("runtime", "deps_timeout"),
            "seconds one dependency install may take (wall clock, and its CPU time)"),

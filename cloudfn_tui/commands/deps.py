@@ -48,7 +48,7 @@ async def cmd_deps(api: PlatformAPI, args: argparse.Namespace) -> int:
     output.print_table(["PACKAGE", "VERSION"], [[p["name"], p["version"]] for p in report["packages"]])
     size = report.get("bytes") or 0
     n = len(report["packages"])
-    print(f"{n} package{"s" if n != 1 else ""} from {report['manifest']}, {size / 1e6:.1f} MB, "
+    print(f"{n} package{'s' if n != 1 else ''} from {report['manifest']}, {size / 1e6:.1f} MB, "
           f"environment {report.get('key', '')[:12]}")
     return 0
 

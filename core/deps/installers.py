@@ -28,6 +28,13 @@ LINKS_IN_SANDBOX = "/links"
 PY_TREE = "site"  # what a Python env holds: the --target folder
 NODE_TREE = "node_modules"
 BASE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/tmp", "TMPDIR": "/tmp"}
+# The host's trust store (bound into the sandbox with /etc/ssl): uv and Node otherwise trust only
+# their built-in roots, and an operator's TLS proxy or private index would fail.
+SYSTEM_CA = "/etc/ssl/certs/ca-certificates.crt"
+
+
+def _ca_env(*names: str) -> dict[str, str]:
+    return {n: SYSTEM_CA for n in names} if os.path.isfile(SYSTEM_CA) else {}
 
 
 @dataclass
@@ -105,7 +112,7 @@ async def _uv(sandbox, manifest, build_dir, cache_dir, settings, on_line) -> tup
                                f"installs: chmod o+rx {links} (and o+r its files)"), tree
         mounts.append(Mount(Path(settings.pypi_find_links), LINKS_IN_SANDBOX))
         argv += ["--find-links", LINKS_IN_SANDBOX]
-    env = {**BASE_ENV, "UV_PYTHON_DOWNLOADS": "never", "UV_NO_CACHE_BUCKET_PRUNE": "1"}
+    env = {**BASE_ENV, "UV_PYTHON_DOWNLOADS": "never", "UV_NO_CACHE_BUCKET_PRUNE": "1", **_ca_env("SSL_CERT_FILE")}
     result = await run_build(sandbox, argv, env, build_dir, cache_dir, settings.limits or BuildLimits(),
                              extra_mounts=mounts, on_line=on_line, network=bool(settings.pypi_index_url))
     return result, tree
@@ -130,7 +137,8 @@ async def _npm(sandbox, manifest, build_dir, cache_dir, settings, on_line) -> tu
             "--loglevel", "http", "--color", "false", "--progress", "false"]
     if not manifest.lock:
         argv.append("--package-lock=false")
-    env = {**BASE_ENV, "npm_config_userconfig": "/tmp/.npmrc", "npm_config_globalconfig": "/tmp/.npmrc-global"}
+    env = {**BASE_ENV, "npm_config_userconfig": "/tmp/.npmrc", "npm_config_globalconfig": "/tmp/.npmrc-global",
+           **_ca_env("NODE_EXTRA_CA_CERTS", "npm_config_cafile")}
     result = await run_build(sandbox, argv, env, build_dir, cache_dir, settings.limits or BuildLimits(),
                              on_line=on_line, network=True)
     return result, tree

@@ -112,8 +112,7 @@ class DepsManager:
                         else installers.node_packages(tree))
             meta = {"key": key, "runtime": manifest.runtime, "packages": packages, "bytes": tree_bytes(tree),
                     "installed_at": time.time(), "seconds": round(seconds, 3), "log": result.output[-16 * 1024:]}
-            env_root = tree.parent if manifest.runtime == "python" else tree.parent
-            await asyncio.to_thread(self._commit, key, tree, meta, manifest, env_root)
+            await asyncio.to_thread(self._commit, key, tree, meta)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         self.publish("build.finished", {**base, "ok": True, "packages": packages, "seconds": meta["seconds"]})
@@ -123,7 +122,7 @@ class DepsManager:
             await asyncio.to_thread(self.collect)
         return meta
 
-    def _commit(self, key: str, tree: Path, meta: dict[str, Any], manifest: Manifest, _root: Path) -> None:
+    def _commit(self, key: str, tree: Path, meta: dict[str, Any]) -> None:
         # The env holds the tree under its own name, so a worker mounts exactly that folder.
         holder = tree.parent / f"env-{key}"
         holder.mkdir(mode=0o755)

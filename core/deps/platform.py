@@ -103,7 +103,7 @@ class DependencySupport:
             return out
         if rebuild:
             meta = await self.manager.ensure(m, fn.name, rebuild=True)
-            await self.platform.executor.retire(fn.id)  # workers pick up the new tree
+            await self.platform.executor.recycle(fn.id)  # new workers mount the new tree
         else:
             key = self.manager.key(m)
             meta = await asyncio.to_thread(self.manager.cache.meta, key)

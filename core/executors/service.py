@@ -557,6 +557,12 @@ class ExecutionService:
             w.retired = True
             await w.kill()
 
+    async def recycle(self, function_id: str) -> None:
+        """New workers for the same versions (their dependencies were reinstalled): the pools
+        go, the versions stay invocable."""
+        for key in [k for k in self._pools if k[0] == function_id]:
+            await self._retire_pool(key)
+
     async def retire(self, function_id: str) -> None:
         """After an update or delete: the function's workers stop; no old code runs afterwards."""
         self._floor[function_id] = max(self._floor.get(function_id, 0), self._newest.get(function_id, 0) + 1)

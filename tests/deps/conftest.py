@@ -10,10 +10,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from packages import NpmRegistry, make_npm_tarball, make_wheel  # noqa: E402
+from deps_packages import NpmRegistry, make_npm_tarball, make_wheel, open_platform, readable  # noqa: E402
 
-from core.config import load_config  # noqa: E402
-from core.local import LocalPlatform  # noqa: E402
 
 NODE_MISSING = shutil.which("node") is None or shutil.which("npm") is None
 TINY_V1 = "VALUE = 'tiny 1.0'\ndef shout(s):\n    return s.upper() + '!'\n"
@@ -38,12 +36,7 @@ def wheels(tmp_path_factory) -> Path:
     return readable(d)
 
 
-def readable(d: Path) -> Path:
-    """As an operator's wheel folder must be: readable by the sandbox user that runs installs."""
-    d.chmod(0o755)
-    for f in d.iterdir():
-        f.chmod(0o644)
-    return d
+
 
 
 @pytest.fixture(scope="session")
@@ -64,10 +57,6 @@ def deps_flags(data_dir, wheels, npm_registry) -> dict[str, str]:
     return {"storage.data_dir": str(data_dir), "runtime.pypi_index_url": "none",
             "runtime.pypi_find_links": str(wheels), "runtime.npm_registry": npm_registry.url,
             "runtime.prewarm": "0"}
-
-
-def open_platform(deps_flags: dict[str, str], **flags: str) -> LocalPlatform:
-    return LocalPlatform(load_config(flags={**deps_flags, **flags}), install_examples=False)
 
 
 @pytest.fixture

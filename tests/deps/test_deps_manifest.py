@@ -106,3 +106,13 @@ def test_cache_key_covers_manifest_lock_runtime_version_platform_and_source_buil
               cache_key(Manifest("nodejs", "tinypkg\n"), "3.11.7", "linux-x86_64"),
               cache_key(Manifest("nodejs", "tinypkg\n", lock="{}"), "3.11.7", "linux-x86_64")}
     assert base not in others and len(others) == 6
+
+
+def test_the_bundled_examples_with_dependencies_load_with_valid_manifests():
+    from core import paths
+    from core.bundle import bundles_in
+
+    with_deps = {b.spec.name: b.spec for b in bundles_in(paths.bundled_functions_dir()) if b.spec.dependencies}
+    assert set(with_deps) == {"humanize-python", "ms-nodejs"}
+    for spec in with_deps.values():
+        assert manifest_problems(spec.runtime, spec.dependencies) == []

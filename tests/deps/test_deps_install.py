@@ -9,8 +9,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from conftest import open_platform, readable
-from packages import make_hostile_sdist
+from deps_packages import make_hostile_sdist, open_platform, readable
 
 from core.errors import BuildError, NotFound
 
@@ -134,7 +133,7 @@ async def test_an_install_cannot_read_the_platforms_token_or_environment(deps_fl
         assert not any(k.startswith("CLOUDFN") for k in report["env"]), report["env"]
         # Ours (PATH, LANG, HOME, TMPDIR, UV_*) plus what uv sets for a build; nothing of the host's.
         extra = {k for k in report["env"] if not k.startswith(("UV", "VIRTUAL_ENV", "PYTHON"))}
-        assert extra <= {"PATH", "LANG", "HOME", "TMPDIR", "PWD"}, report["env"]
+        assert extra <= {"PATH", "LANG", "HOME", "TMPDIR", "PWD", "SSL_CERT_FILE"}, report["env"]
         for path, got in report["files"].items():
             if path == "/proc/1/environ":  # the sandbox's own pid 1: the fixed launcher environment
                 assert "CLOUDFN" not in got, got
@@ -149,12 +148,12 @@ async def test_an_install_cannot_read_the_platforms_token_or_environment(deps_fl
 
 
 async def test_an_install_past_its_memory_limit_fails_cleanly(deps_flags):
-    p = open_platform(deps_flags, **{"runtime.deps_memory": "32"})
+    p = open_platform(deps_flags, **{"runtime.deps_memory": "16"})
     try:
         with pytest.raises(BuildError) as exc:
             await p.create_function({"name": "oom-node", "runtime": "nodejs", "code": NODE_CODE,
                                      "dependencies": NODE_DEPS})
-        assert "memory limit of 32 MB (runtime.deps_memory)" in exc.value.message
+        assert "memory limit of 16 MB (runtime.deps_memory)" in exc.value.message
         with pytest.raises(NotFound):
             await p.get_function("oom-node")
         assert not any(p.deps.root.joinpath("tmp").iterdir())  # no half-installed env left

@@ -155,3 +155,18 @@ def make_hostile_sdist(folder: Path, name: str, targets: list[str], port: int = 
             info.size = len(data)
             t.addfile(info, io.BytesIO(data))
     return path
+
+
+def readable(d: Path) -> Path:
+    """As an operator's wheel folder must be: readable by the sandbox user that runs installs."""
+    d.chmod(0o755)
+    for f in d.iterdir():
+        f.chmod(0o644)
+    return d
+
+
+def open_platform(deps_flags: dict[str, str], **flags: str):
+    from core.config import load_config
+    from core.local import LocalPlatform
+
+    return LocalPlatform(load_config(flags={**deps_flags, **flags}), install_examples=False)

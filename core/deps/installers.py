@@ -83,7 +83,15 @@ async def install(sandbox: Any, manifest: Manifest, build_dir: Path, cache_dir: 
 
 
 async def _uv(sandbox, manifest, build_dir, cache_dir, settings, on_line) -> tuple[BuildResult, Path]:
+    """Copies, not hardlinks, from the cache: /cache and /build are two mounts (a link across
+    them fails with EXDEV and uv falls back to copying anyway), and an env must not share inodes
+    with a cache that later installs write. A source build runs the package's own code as the
+    sandbox user, so it gets a cache of its own: it could otherwise plant files in the shared
+    cache that every later install would copy."""
     from core.executors.runtimes.python import PythonRuntime, _interpreter
+
+    if manifest.source_builds:
+        cache_dir = build_dir.parent / f"{build_dir.name}-cache"
 
     uv = uv_binary()
     tree = build_dir / PY_TREE

@@ -115,6 +115,7 @@ class DepsManager:
             await asyncio.to_thread(self._commit, key, tree, meta)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+            shutil.rmtree(scratch.parent / f"{scratch.name}-cache", ignore_errors=True)  # a source build's own
         self.publish("build.finished", {**base, "ok": True, "packages": packages, "seconds": meta["seconds"]})
         log.info("installed %d packages for %s in %.2f s", len(packages), function, meta["seconds"],
                  extra={"function": function})

@@ -271,3 +271,24 @@ async def test_rebuild_reinstalls(platform):
     assert report["installed"] and platform.deps.manager.installs == 2
     res = await platform.invoke("rb", {"s": "z"})
     assert res.success, res.error
+
+
+async def test_a_source_build_gets_a_cache_of_its_own(deps_flags, tmp_path):
+    """Its build backend runs as the sandbox user: with the shared cache mounted it could plant
+    files every later install would copy. The hostile backend reports its cache path."""
+    links = tmp_path / "evil-links"
+    links.mkdir()
+    make_hostile_sdist(links, "cachepkg", [])
+    readable(links)
+    p = open_platform({**deps_flags, "runtime.pypi_find_links": str(links)})
+    try:
+        shared = p.deps.root / "cache"
+        before = set(shared.rglob("*")) if shared.exists() else set()
+        with pytest.raises(BuildError) as exc:
+            await p.create_function(py("cache-evil", deps="cachepkg\n", source_builds=True))
+        assert "HOSTILE-REPORT" in exc.value.log
+        after = set(shared.rglob("*")) if shared.exists() else set()
+        assert not any("cachepkg" in str(x) for x in after - before)  # nothing of it in the shared cache
+        assert not any(p.deps.root.joinpath("tmp").iterdir())  # and its own cache is gone
+    finally:
+        await p.close()

@@ -156,10 +156,22 @@ def _refused(why: str) -> BuildResult:  # a failed result before the installer r
     return BuildResult(None, "", why)
 
 
+def _linked(path: Path, tree: Path) -> bool:
+    """A package tarball may hold symlinks; read as root, one could show a host file's fields."""
+    p = path
+    while p != tree:
+        if p.is_symlink():
+            return True
+        p = p.parent
+    return False
+
+
 def python_packages(tree: Path) -> list[dict[str, str]]:
     """(name, version) of each *.dist-info in a --target folder."""
     out = []
     for meta in sorted(tree.glob("*.dist-info/METADATA")):
+        if _linked(meta, tree):
+            continue
         name = version = ""
         for line in meta.read_text(errors="replace").splitlines():
             if line.startswith("Name:"):
@@ -176,6 +188,8 @@ def python_packages(tree: Path) -> list[dict[str, str]]:
 def node_packages(tree: Path) -> list[dict[str, str]]:
     out = []
     for pj in sorted([*tree.glob("*/package.json"), *tree.glob("@*/*/package.json")]):
+        if _linked(pj, tree):
+            continue
         try:
             doc = json.loads(pj.read_text())
         except (OSError, ValueError):

@@ -116,3 +116,16 @@ def test_the_bundled_examples_with_dependencies_load_with_valid_manifests():
     assert set(with_deps) == {"humanize-python", "ms-nodejs"}
     for spec in with_deps.values():
         assert manifest_problems(spec.runtime, spec.dependencies) == []
+
+
+def test_package_listing_does_not_follow_links_out_of_the_env(tmp_path):
+    from core.deps.installers import node_packages
+
+    outside = tmp_path / "host"
+    outside.mkdir()
+    (outside / "package.json").write_text('{"name": "host-secret", "version": "9"}')
+    tree = tmp_path / "node_modules"
+    (tree / "ok").mkdir(parents=True)
+    (tree / "ok" / "package.json").write_text('{"name": "ok", "version": "1.0.0"}')
+    (tree / "evil").symlink_to(outside)
+    assert node_packages(tree) == [{"name": "ok", "version": "1.0.0"}]

@@ -57,9 +57,21 @@ def function_text(fn: Function) -> str:
         ("network", "on" if fn.network else "off"), ("environment", env),
         ("description", fn.description or "-"), ("created", when(fn.created_at)), ("updated", when(fn.updated_at)),
     ]
+    if fn.dependencies.strip():  # issue 15: the manifest's packages, one line (`cloudfn deps` has versions)
+        lines = [ln.split("#")[0].strip() for ln in fn.dependencies.splitlines()]
+        shown = ", ".join(ln for ln in lines if ln) if fn.runtime == "python" else _npm_names(fn.dependencies)
+        rows.append(("dependencies", (shown or "-") + (" (source builds allowed)" if fn.source_builds else "")))
     width = max(len(k) for k, _ in rows)
     head = "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
     return f"{head}\n\n{fn.code.rstrip()}"
+
+
+def _npm_names(text: str) -> str:
+    try:
+        deps = json.loads(text).get("dependencies") or {}
+        return ", ".join(f"{k}@{v}" for k, v in deps.items())
+    except (ValueError, AttributeError):
+        return "package.json"
 
 
 def info_text(info: dict[str, Any]) -> str:

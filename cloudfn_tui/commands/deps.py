@@ -17,6 +17,15 @@ from cloudfn_tui import output
 BUILD_KINDS = {"build.started", "build.log", "build.finished"}
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 DRAIN_SECONDS = 5.0  # after the call returns, for the events already on their way
+CONNECT_SECONDS = 5.0  # at most, for a remote event stream to connect before the call starts
+
+
+async def _either(event: asyncio.Event, task: asyncio.Future) -> None:
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait({waiter, task}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -83,7 +92,7 @@ class _Progress:
                 self.stream.flush()
             else:
                 self._say(f"build: {line}")
-        elif kind == "build.finished" and self.started:
+        elif kind == "build.finished" and (self.started or self.lines):
             self.finished = True
             if data.get("ok"):
                 n = len(data.get("packages") or [])
@@ -103,10 +112,22 @@ async def build_progress(api: PlatformAPI, name: str, stream: TextIO | None = No
     """Show `name`'s build events while the body runs (on stderr: stdout stays the answer)."""
     progress = _Progress(name, stream or sys.stderr)
     bus = getattr(api, "bus", None)
+    live: asyncio.Event | None = None
     if bus is not None:  # in process: the bus itself, without starting the platform's background work
         it = aiter(bus.subscribe(BUILD_KINDS))
     elif hasattr(api, "events"):
         it = api.events(BUILD_KINDS).__aiter__()
+        if hasattr(api, "on_stream_state"):  # remote: start the call once the stream is live
+            live = asyncio.Event()
+            before = api.on_stream_state
+
+            def state(s: str) -> None:
+                if s == "live":
+                    live.set()
+                if before is not None:
+                    before(s)
+
+            api.on_stream_state = state
     else:
         yield
         return
@@ -118,6 +139,11 @@ async def build_progress(api: PlatformAPI, name: str, stream: TextIO | None = No
                 return
 
     task = asyncio.ensure_future(follow())
+    if live is not None:
+        # An event, not a sleep: the stream says when it is connected (a server too old or gone
+        # only costs the first lines, so the wait is bounded).
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(_either(live, task)), CONNECT_SECONDS)
     try:
         yield
     finally:

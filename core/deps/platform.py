@@ -103,7 +103,12 @@ class DependencySupport:
             return out
         if rebuild:
             meta = await self.manager.ensure(m, fn.name, rebuild=True)
-            await self.platform.executor.recycle(fn.id)  # new workers mount the new tree
+            # The old tree is gone: every function sharing the env gets new workers, which mount the new one.
+            key = self.manager.key(m)
+            for other in self.platform.registry.list():
+                om = self.manifest_of(other)
+                if om is not None and self.manager.key(om) == key:
+                    await self.platform.executor.recycle(other.id)
         else:
             key = self.manager.key(m)
             meta = await asyncio.to_thread(self.manager.cache.meta, key)

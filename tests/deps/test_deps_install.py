@@ -265,12 +265,16 @@ async def test_build_events_reach_the_bus(platform):
     assert kinds[0] == "build.started" and "build.log" in kinds
 
 
-async def test_rebuild_reinstalls(platform):
+async def test_rebuild_reinstalls_and_renews_every_sharers_workers(platform):
     await platform.create_function(py("rb"))
+    await platform.create_function(py("rb-too"))
+    for name in ("rb", "rb-too"):  # warm workers holding the env about to be replaced
+        assert (await platform.invoke(name, {"s": "w"})).success
     report = await platform.function_dependencies("rb", rebuild=True)
     assert report["installed"] and platform.deps.manager.installs == 2
-    res = await platform.invoke("rb", {"s": "z"})
-    assert res.success, res.error
+    for name in ("rb", "rb-too"):
+        res = await platform.invoke(name, {"s": "z"})
+        assert res.success and res.cold_start, (name, res.error)  # new workers, on the new tree
 
 
 async def test_a_source_build_gets_a_cache_of_its_own(deps_flags, tmp_path):

@@ -97,6 +97,8 @@ def _settings_flags(c: argparse.ArgumentParser) -> None:
                    help="allow network access (off by default)")
     c.add_argument("--deps-file", type=Path, metavar="FILE",
                    help="the dependency manifest: requirements.txt (python) or package.json (nodejs)")
+    c.add_argument("--source-builds", action=argparse.BooleanOptionalAction, default=None,
+                   help="let Python dependencies build from source (runs their build code, sandboxed)")
 
 
 
@@ -149,6 +151,7 @@ def _settings_from(args: argparse.Namespace) -> dict[str, Any]:
         "description": args.description,
         "max_concurrency": args.max_concurrency,
         "network": args.network,
+        "source_builds": getattr(args, "source_builds", None),
     }
     if getattr(args, "deps_file", None) is not None:
         fields["dependencies"] = _read_code(args.deps_file, "--deps-file")

@@ -38,8 +38,18 @@ class BuildLog(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="build-title")
-        yield ProgressBar(total=None, show_eta=False, show_percentage=False, id="build-progress")
         yield Log(max_lines=MAX_LINES, id="build-lines")
+
+    def _progress(self, running: bool) -> None:
+        # Mounted only while an install runs: an indeterminate bar repaints many times a
+        # second, hidden or not, and that kept the whole console busy.
+        bars = list(self.query(ProgressBar))
+        if running and not bars:
+            self.mount(ProgressBar(total=None, show_eta=False, show_percentage=False, id="build-progress"),
+                       after="#build-title")
+        elif not running:
+            for bar in bars:
+                bar.remove()
 
     @property
     def title(self) -> Static:
@@ -55,7 +65,7 @@ class BuildLog(Vertical):
             self.function, self.running, self.lines = name, True, 0
             self.remove_class("failed")
             self.log_widget.clear()
-            self.query_one(ProgressBar).display = True
+            self._progress(True)
             self.title.update(f"Installing the dependencies of {name} ({data.get('manifest', '')})…")
             self.border_title = "Build"
             self.display = True
@@ -66,7 +76,7 @@ class BuildLog(Vertical):
             self.log_widget.write_line(str(data.get("line", "")))
         elif kind == "build.finished":
             self.running = False
-            self.query_one(ProgressBar).display = False
+            self._progress(False)
             if data.get("ok"):
                 n = len(data.get("packages") or [])
                 self.title.update(f"Installed {n} package{'s' if n != 1 else ''} for {name} "

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from core.errors import BuildError
+from core.executors.builds import BuildResult
 
 from . import installers
 from .cache import EnvCache, cache_key, tree_bytes
@@ -97,8 +98,11 @@ class DepsManager:
         t0 = time.perf_counter()
         scratch = self.cache.scratch(key)
         try:
-            result, tree = await installers.install(self.sandbox, manifest, scratch, self.cache.packages_cache,
-                                                    self.settings, line)
+            try:
+                result, tree = await installers.install(self.sandbox, manifest, scratch, self.cache.packages_cache,
+                                                        self.settings, line)
+            except OSError as exc:  # the scratch folder, the cgroup, the sandbox's launch
+                result, tree = BuildResult(None, "", f"the installer could not run: {exc}"), scratch / "missing"
             seconds = time.perf_counter() - t0
             if result.returncode != 0 or result.limit or not tree.is_dir():
                 output = result.output.strip()

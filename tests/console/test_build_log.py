@@ -38,6 +38,8 @@ async def test_rebuild_shows_live_progress_then_closes(fake, make_app):
         assert "Resolved 1 package in 1ms" in text
         fake.build_gate.set()
         await until(pilot, lambda: not panel.display, "the build log to close")
+        await pilot.pause()
+        assert not panel.query(ProgressBar)  # the animated bar lives only while an install runs
         await settle(pilot, app)
         assert any("hello-python (requirements.txt): tinypkg 1.0" in str(n.message) for n in app._notifications)
 

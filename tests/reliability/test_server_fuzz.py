@@ -63,7 +63,7 @@ checks.ensure_resource_availability.enabled = false
 # (and a rollback reinstalls). The fuzz server has an empty index and registry, so every
 # non-empty manifest is one. Only positive_data_acceptance learns 422 here; every other check
 # still runs on these operations.
-include-path-regex = "^/api/v1/functions(/\\{ref\\}(/rollback|/dependencies/rebuild)?)?$"
+include-path-regex = "^/api/v1/functions(/[{]ref[}](/rollback|/dependencies/rebuild)?)?$"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "422", "429", "5xx"]
 """
 

@@ -127,7 +127,8 @@ def _read_code(path: Path, flag: str = "file") -> str:
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInput("function", [FieldError(flag, f"cannot read {path}: {exc.strerror if isinstance(exc, OSError) else exc}")]) from None
+        why = exc.strerror if isinstance(exc, OSError) else exc
+        raise InvalidInput("function", [FieldError(flag, f"cannot read {path}: {why}")]) from None
 
 
 def _parse_env(pairs: list[str]) -> dict[str, str]:

@@ -53,8 +53,8 @@ async def test_a_failed_install_is_a_build_error_with_the_log_and_changes_nothin
 
 
 async def test_bad_manifests_are_invalid_input_naming_dependencies(platform, name):
-    for runtime, deps in (("python", "-e git+https://example.com/x\n"), ("nodejs", '{"dependencies": {"x": "github:a/b"}}'),
-                          ("go", "github.com/x/y v1.0.0")):
+    for runtime, deps in (("python", "-e git+https://example.com/x\n"),
+                          ("nodejs", '{"dependencies": {"x": "github:a/b"}}'), ("go", "github.com/x/y v1.0.0")):
         with pytest.raises(InvalidInput) as exc:
             await platform.create_function({"name": name, "runtime": runtime, "code": "x", "dependencies": deps})
         assert "dependencies" in {e.field for e in exc.value.errors}, exc.value.errors
@@ -82,7 +82,8 @@ async def test_build_events_stream(platform, name):
         # An install of its own (the manifest text is new): the stream may take a moment to
         # connect remotely, so create until an install was seen (at most a few attempts).
         for attempt in range(5):
-            await platform.create_function(spec(f"{name}-{attempt}", dependencies=f"confpkg==1.0  # {name} {attempt}\n"))
+            deps = f"confpkg==1.0  # {name} {attempt}\n"
+            await platform.create_function(spec(f"{name}-{attempt}", dependencies=deps))
             try:
                 await asyncio.wait_for(done.wait(), 10)
                 break

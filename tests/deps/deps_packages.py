@@ -22,7 +22,8 @@ def make_wheel(folder: Path, name: str, version: str, files: dict[str, str],
     meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n" + "".join(
         f"Requires-Dist: {r}\n" for r in requires)
     entries = {**files, f"{dist}.dist-info/METADATA": meta,
-               f"{dist}.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+               f"{dist}.dist-info/WHEEL": ("Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+                                           "Tag: py3-none-any\n")}
     record = []
     with zipfile.ZipFile(path, "w") as z:
         for p, text in entries.items():

@@ -13,7 +13,8 @@ from deps_packages import make_hostile_sdist, open_platform, readable
 
 from core.errors import BuildError, NotFound
 
-PY_CODE = "import tinypkg\n\ndef handler(event, context):\n    return {'v': tinypkg.VALUE, 's': tinypkg.shout(event['s'])}\n"
+PY_CODE = ("import tinypkg\n\ndef handler(event, context):\n"
+           "    return {'v': tinypkg.VALUE, 's': tinypkg.shout(event['s'])}\n")
 NODE_CODE = "const tiny = require('tiny-npm');\nexports.handler = async (event) => tiny.shout(event.s);\n"
 NODE_DEPS = json.dumps({"dependencies": {"tiny-npm": "1.0.0"}})
 
@@ -70,7 +71,8 @@ async def test_a_code_only_update_does_not_reinstall(platform):
 async def test_a_misspelt_package_is_a_build_error_and_the_previous_version_serves(platform):
     await platform.create_function(py("typo"))
     with pytest.raises(BuildError) as exc:
-        await platform.update_function("typo", {"dependencies": "reqeusts\n", "code": "def handler(e, c):\n    return 2\n"})
+        await platform.update_function("typo", {"dependencies": "reqeusts\n",
+                                                "code": "def handler(e, c):\n    return 2\n"})
     # uv's own words, naming the package.
     assert "No solution found" in exc.value.message and "reqeusts" in exc.value.message
     assert "reqeusts was not found" in exc.value.log

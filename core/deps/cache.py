@@ -57,7 +57,7 @@ class EnvCache:
         for d, mode in ((self.root, 0o711), (self.envs, 0o711), (self.tmp, 0o700)):
             private_dir(d, mode)
         self._touched: dict[str, float] = {}
-        for stale in self.tmp.iterdir():  # installs a crash interrupted
+        for stale in [*self.tmp.iterdir(), *(self.packages_cache / "targets").glob("*")]:  # a crash's leftovers
             shutil.rmtree(stale, ignore_errors=True)
 
     def path(self, key: str) -> Path:

@@ -82,26 +82,42 @@ async def install(sandbox: Any, manifest: Manifest, build_dir: Path, cache_dir: 
     return await _npm(sandbox, manifest, build_dir, cache_dir, settings, on_line)
 
 
+def target_dir(cache_dir: Path, build_dir: Path) -> Path:
+    """Where a Python install writes its tree: inside the package cache's mount, so uv hardlinks
+    from its cache as bare uv does (across two mounts a link fails with EXDEV and uv copies, 60-100
+    ms more for a few packages). The manager seals the tree (root's, read-only) before anyone
+    uses it, which makes the shared inodes root's in the cache too: a later install cannot link
+    those (protected_hardlinks) and copies them instead, and nothing can change them."""
+    return cache_dir / "targets" / build_dir.name
+
+
 async def _uv(sandbox, manifest, build_dir, cache_dir, settings, on_line) -> tuple[BuildResult, Path]:
-    """Copies, not hardlinks, from the cache: /cache and /build are two mounts (a link across
-    them fails with EXDEV and uv falls back to copying anyway), and an env must not share inodes
-    with a cache that later installs write. A source build runs the package's own code as the
-    sandbox user, so it gets a cache of its own: it could otherwise plant files in the shared
-    cache that every later install would copy."""
+    """A source build runs the package's own code as the sandbox user, so it gets a cache of its
+    own: it could otherwise plant files in the shared cache that every later install would use."""
     from core.executors.runtimes.python import PythonRuntime, _interpreter
 
     if manifest.source_builds:
         cache_dir = build_dir.parent / f"{build_dir.name}-cache"
 
     uv = uv_binary()
-    tree = build_dir / PY_TREE
+    target = target_dir(cache_dir, build_dir)
+    tree = target / PY_TREE
     if uv is None:
         return BuildResult(None, "", "uv is not installed (pip install uv)"), tree
     (build_dir / PY_MANIFEST).write_text(manifest.text)
+    fresh = not cache_dir.exists()
+    for d in (cache_dir, target.parent, target):
+        d.mkdir(mode=0o700 if d is cache_dir else 0o755, exist_ok=True)
+    if sandbox.drops_uid:
+        # The cache's top is the sandbox user's from the start: run_build gives a root-owned
+        # cache to that user by walking it, which would hand back the sealed files linked here.
+        for d in ((cache_dir, target) if fresh else (target,)):
+            os.lchown(d, sandbox.user.uid, sandbox.user.gid)
     exe, _ = _interpreter()
+    in_cache = f"{CACHE_DIR}/targets/{build_dir.name}/{PY_TREE}"
     argv = [UV_IN_SANDBOX, "--no-config", "--color", "never", "--no-progress", "pip", "install",
-            "--target", f"{BUILD_DIR}/{PY_TREE}", "--python", exe, "--cache-dir", f"{CACHE_DIR}/uv",
-            "--link-mode", "copy", "--no-compile", "-r", f"{BUILD_DIR}/{PY_MANIFEST}"]
+            "--target", in_cache, "--python", exe, "--cache-dir", f"{CACHE_DIR}/uv",
+            "--link-mode", "hardlink", "--no-compile", "-r", f"{BUILD_DIR}/{PY_MANIFEST}"]
     if not manifest.source_builds:
         argv += ["--only-binary", ":all:"]
     argv += ["--index-url", settings.pypi_index_url] if settings.pypi_index_url else ["--no-index"]

@@ -120,6 +120,7 @@ class DepsManager:
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
             shutil.rmtree(scratch.parent / f"{scratch.name}-cache", ignore_errors=True)  # a source build's own
+            shutil.rmtree(installers.target_dir(self.cache.packages_cache, scratch), ignore_errors=True)
         self.publish("build.finished", {**base, "ok": True, "packages": packages, "seconds": meta["seconds"]})
         log.info("installed %d packages for %s in %.2f s", len(packages), function, meta["seconds"],
                  extra={"function": function})

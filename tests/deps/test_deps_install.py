@@ -298,3 +298,25 @@ async def test_a_source_build_gets_a_cache_of_its_own(deps_flags, tmp_path):
         assert not any(p.deps.root.joinpath("tmp").iterdir())  # and its own cache is gone
     finally:
         await p.close()
+
+
+async def test_installs_link_from_the_cache_and_the_links_stay_sealed(platform):
+    """uv hardlinks from its cache (target and cache share a mount); sealing makes those inodes
+    root's and read-only, in the env and the cache alike, so no later install can change an env
+    through the cache. A later install needing the same files copies them and works."""
+    first = await platform.create_function(py("link-a", deps="tinypkg==1.0\notherpkg==0.1\n"))
+    second = await platform.create_function(py("link-b", deps="tinypkg==1.0\n"))
+    assert platform.deps.manager.installs == 2
+    for name in ("link-a", "link-b"):
+        res = await platform.invoke(name, {"s": "q"})
+        assert res.success and res.result["s"] == "Q!", res.error
+    linked = env_tree(platform, first) / "tinypkg" / "__init__.py"
+    st = os.stat(linked)
+    assert st.st_nlink >= 2, "the first install linked from the cache"
+    assert st.st_uid == os.geteuid() and not st.st_mode & 0o222 & ~0o200
+    copied = os.stat(env_tree(platform, second) / "tinypkg" / "__init__.py")
+    assert copied.st_ino != st.st_ino and copied.st_uid == os.geteuid()
+    sandbox = platform.executor.sandbox
+    if sandbox.drops_uid:  # the cache's top stays the installer's: run_build never re-owns it by walking
+        assert (platform.deps.root / "cache").stat().st_uid == sandbox.user.uid
+    assert not any((platform.deps.root / "cache" / "targets").iterdir())

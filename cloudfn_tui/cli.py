@@ -76,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_run_handler(args))
     except CloudfnError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
+        log = getattr(exc, "log", "")  # a BuildError: the installer's own output, last lines
+        if log:
+            tail = log.strip().splitlines()[-40:]
+            print("the installer said:\n" + "\n".join(f"  | {line}" for line in tail), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

@@ -63,12 +63,24 @@ def function_text(fn: Function) -> str:
         names = sorted(fn.files)
         shown = ", ".join(names[:8]) + (f", +{len(names) - 8} more" if len(names) > 8 else "")
         rows.insert(4, ("files", f"{len(names)} besides the handler: {shown}"))
+    if fn.dependencies.strip():  # issue 15: the manifest's packages, one line (`cloudfn deps` has versions)
+        lines = [ln.split("#")[0].strip() for ln in fn.dependencies.splitlines()]
+        shown = ", ".join(ln for ln in lines if ln) if fn.runtime == "python" else _npm_names(fn.dependencies)
+        rows.append(("dependencies", (shown or "-") + (" (source builds allowed)" if fn.source_builds else "")))
     width = max(len(k) for k, _ in rows)
     head = "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
     from core.secrets import credential_warnings
 
     hints = "".join(f"\n⚠ {w}" for w in credential_warnings(fn.environment))
     return f"{head}{hints}\n\n{fn.code.rstrip()}"
+
+
+def _npm_names(text: str) -> str:
+    try:
+        deps = json.loads(text).get("dependencies") or {}
+        return ", ".join(f"{k}@{v}" for k, v in deps.items())
+    except (ValueError, AttributeError):
+        return "package.json"
 
 
 def info_text(info: dict[str, Any]) -> str:

@@ -69,6 +69,10 @@ class PlatformAPI(Protocol):
     async def function_triggers(self, ref: str) -> FunctionTriggers:
         """The endpoint (its URL when a server serves it), rate limit and schedules with their
         next and last runs."""
+    # -- dependencies ------------------------------------------------------------------
+    async def function_dependencies(self, ref: str, rebuild: bool = False) -> dict[str, Any]:
+        """{function, runtime, manifest (file name or None), installed, key, packages: [{name,
+        version}], bytes, seconds, installed_at}. `rebuild` reinstalls first (BuildError if it fails)."""
         ...
 
     # -- invocations -------------------------------------------------------------------

@@ -196,6 +196,10 @@ def export_bundle(fn: Function, folder: Path, overwrite: bool = False) -> list[P
         doc["max_concurrency"] = fn.max_concurrency
     if fn.secrets or fn.secret_env:  # secrets (issue 17): the names only, never a value
         doc.update(secrets=list(fn.secrets), secret_env=dict(fn.secret_env))
+    if fn.dependencies:
+        doc["dependencies"] = fn.dependencies
+    if fn.source_builds:
+        doc["source_builds"] = True
     try:
         _write_inside(folder_fd, code_path, fn.code.encode("utf-8"), overwrite)
         _write_inside(folder_fd, manifest, yaml.safe_dump(doc, sort_keys=False, allow_unicode=True).encode("utf-8"),

@@ -114,6 +114,22 @@ def go_duration(v: Any) -> float:
     raise ValueError("a number of seconds or a Go duration such as 30s or 1m30s")
 
 
+def _url(v: Any) -> str:
+    if isinstance(v, str) and re.match(r"^https?://[^\s]+$", v.strip()):
+        return v.strip()
+    raise ValueError("an http:// or https:// URL")
+
+
+def _url_or_none(v: Any) -> str:
+    """A URL, or "" for none (written `none`: an empty variable in the environment is unset)."""
+    if v is None or (isinstance(v, str) and v.strip().lower() in ("", "none")):
+        return ""
+    try:
+        return _url(v)
+    except ValueError:
+        raise ValueError("an http:// or https:// URL, or none") from None
+
+
 def _path(v: Any) -> Path:
     if isinstance(v, str) and v.strip():
         return Path(v).expanduser()
@@ -201,6 +217,21 @@ OPTIONS: tuple[Option, ...] = (
     Option("runtime", "prewarm_max", _int(0, 64), 4, _env("runtime", "prewarm_max"),
            "most sandboxes kept started per runtime while cold starts come in bursts (runtime.prewarm is the "
            "least); the ones past the least use free memory only"),
+    # -- dependencies (issue 15): installs are sandboxed builds, envs a shared cache ------------
+    Option("runtime", "deps_cache_max", _int(16, 16 * 1024 * 1024), 2048, _env("runtime", "deps_cache_max"),
+           "MB of installed dependency environments kept; the least recently used unused ones go first"),
+    Option("runtime", "deps_memory", _int(16, 65536), 1024, _env("runtime", "deps_memory"),
+           "memory limit of one dependency install (uv, npm), in MB"),
+    Option("runtime", "deps_timeout", _int(5, 3600), 300, _env("runtime", "deps_timeout"),
+           "seconds one dependency install may take (wall clock, and its CPU time)"),
+    Option("runtime", "deps_pids", _int(16, 4096), 256, _env("runtime", "deps_pids"),
+           "processes and threads one dependency install may run"),
+    Option("runtime", "pypi_index_url", _url_or_none, "https://pypi.org/simple", _env("runtime", "pypi_index_url"),
+           "the package index uv installs Python dependencies from; none: only runtime.pypi_find_links (offline)"),
+    Option("runtime", "pypi_find_links", _optional_text, None, _env("runtime", "pypi_find_links"),
+           "a folder of wheels Python dependencies may also come from (read-only to the installer)"),
+    Option("runtime", "npm_registry", _url, "https://registry.npmjs.org/", _env("runtime", "npm_registry"),
+           "the registry npm installs Node.js dependencies from"),
     Option("monitor", "log_level", _choice("debug", "info", "warning", "warn", "error"), "info",
            _env("monitor", "log_level", "LOG_LEVEL", "CLOUDFN_LOG_LEVEL"), "platform log level"),
     Option("monitor", "enable_metrics", _bool, True, _env("monitor", "enable_metrics"),

@@ -68,3 +68,15 @@ class DataDirLocked(Unavailable):
     def __init__(self, message: str, pid: int | None):
         super().__init__(message)
         self.pid = pid
+
+
+class BuildError(CloudfnError):
+    """A function's dependencies could not be installed. `log` is the installer's own output
+    (uv's "No solution found...", npm's "404 Not Found..."), so the user sees why."""
+
+    exit_code = 2
+    http_status = 422
+
+    def __init__(self, message: str, log: str = ""):
+        super().__init__(message)
+        self.log = log

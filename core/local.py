@@ -22,6 +22,8 @@ from core.alerts import AlertEngine
 from core.api import PlatformAPI
 from core.bundle import bundles_in
 from core.config import Config
+from core.deps.manifest import has_dependencies
+from core.deps.platform import DEPS_DIR, DependencySupport
 from core.errors import Conflict, FieldError, InvalidInput, NotFound
 from core.events import EventBus
 from core.filemodes import secure_data_dir
@@ -74,7 +76,8 @@ class LocalPlatform(PlatformAPI):
         self._owner_socket: Any = None
         self.data_dir = config.data_dir
         self.location = f"local {self.data_dir}"
-        secure_data_dir(self.data_dir, open_inside=[config.work_dir])
+        # Installed dependencies are read by the sandbox user too (core/deps/cache.py sets their modes).
+        secure_data_dir(self.data_dir, open_inside=[config.work_dir, self.data_dir / DEPS_DIR])
         self.lock = DataDirLock(self.data_dir)
         self.lock.acquire({"command": command, "version": __version__})
         self._tasks: list[asyncio.Task] = []
@@ -101,6 +104,7 @@ class LocalPlatform(PlatformAPI):
             self.metrics_engine = Metrics()
             self.alert_engine = AlertEngine(TinyStore(self.data_dir / ALERTS_FILE), self.metrics_engine,
                                             publish=self.bus.publish, function_exists=self._function_exists)
+            self.deps = DependencySupport(self)
             self.executor = self._make_executor()
             self.executor.secret_values = self.secrets.values
             # -- triggers (issue 16): rate limits and schedules --
@@ -143,6 +147,7 @@ class LocalPlatform(PlatformAPI):
                 prewarm=c["runtime.prewarm"],
                 max_memory=c["runtime.max_memory"],
                 prewarm_max=c["runtime.prewarm_max"],
+                deps_tree=self.deps.tree_of,
             )
         )
 
@@ -197,13 +202,21 @@ class LocalPlatform(PlatformAPI):
 
     async def create_function(self, data: dict[str, Any]) -> Function:
         self._check_secrets_exist(data, patch=False)
-        fn = await asyncio.to_thread(self.registry.create, data)
+        spec = self.registry.spec_from(data)
+        self.deps.check(spec, "function")
+        if self.deps.manifest_of(spec) is not None:  # installed before the function exists
+            self.registry.check_name_free(spec.name)
+            await self.deps.ensure(spec)
+        fn = await asyncio.to_thread(self.registry.create, spec)
         self._changed("function.created", fn)
         return fn
 
     async def update_function(self, ref: str, data: dict[str, Any]) -> Function:
         self._check_secrets_exist(data, patch=True)
-        fn = await asyncio.to_thread(self.registry.update, ref, data)
+        # The new dependencies install while the current version keeps serving; a failed
+        # install raises BuildError and nothing changes.
+        patch = await self.deps.before_update(ref, data)
+        fn = await asyncio.to_thread(self.registry.update, ref, patch)
         await self.executor.retire(fn.id)
         self._changed("function.updated", fn)
         return fn
@@ -223,6 +236,9 @@ class LocalPlatform(PlatformAPI):
         return await asyncio.to_thread(self.registry.versions, ref)
 
     async def rollback_function(self, ref: str, version: int) -> Function:
+        old = next((v for v in await self.function_versions(ref) if v.version == version), None)
+        if old is not None:  # its dependencies may have been collected since
+            await self.deps.ensure(old)
         fn = await asyncio.to_thread(self.registry.rollback, ref, version)
         await self.executor.retire(fn.id)
         self._changed("function.updated", fn)
@@ -278,7 +294,8 @@ class LocalPlatform(PlatformAPI):
                     ErrorType.THROTTLED, f"rate limit of {fn.name} exceeded ({limit.requests_per_second:g} per second, "
                     f"burst {limit.burst}): retry in {wait:.3g} s", retry_after=wait)
             else:
-                result = await self.executor.invoke(fn, event, context)
+                result = (has_dependencies(fn) and await self.deps.missing(fn)) or \
+                    await self.executor.invoke(fn, event, context)
         finally:
             self.metrics_engine.finished(fn.name)
         # The result is this call's own object: filled in place, not copied.
@@ -512,6 +529,10 @@ class LocalPlatform(PlatformAPI):
         self._start_background()
         return aiter(self.bus.subscribe(kinds))
 
+    # -- dependencies ----------------------------------------------------------------------
+    async def function_dependencies(self, ref: str, rebuild: bool = False) -> dict[str, Any]:
+        return await self.deps.report(await self.get_function(ref), rebuild)
+
     # -- about ---------------------------------------------------------------------------
     async def health(self) -> dict[str, Any]:
         return {"status": "ok", "service": "cloudfn", "version": __version__}
@@ -530,6 +551,7 @@ class LocalPlatform(PlatformAPI):
                 "logs": str(self.logs.path),
                 "work_dir": str(c.work_dir),
                 "cache_dir": str(c.cache_dir),
+                "dependencies": str(self.deps.root),
                 "bundled_functions": str(paths.bundled_functions_dir()),
                 "bundled_themes": str(paths.bundled_themes_dir()),
                 "user_themes": str(paths.user_themes_dir()),

@@ -15,7 +15,8 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, computed_field, field_validator,
+                      model_validator)
 
 from core.errors import FieldError, InvalidInput
 from core.funcfiles import files_errors
@@ -175,6 +176,17 @@ class _Editable(BaseModel):
             raise ValueError("must not be empty")
         if len(v.encode()) > MAX_CODE_BYTES:
             raise ValueError(f"is larger than {MAX_CODE_BYTES // 1024} KiB")
+        return v
+
+    @field_validator("dependencies", check_fields=False)
+    @classmethod
+    def _dependencies(cls, v: str | None) -> str | None:
+        from core.deps.manifest import MAX_MANIFEST_BYTES
+
+        if v is not None and len(v.encode()) > MAX_MANIFEST_BYTES:
+            raise ValueError(f"is larger than {MAX_MANIFEST_BYTES // 1024} KiB: list fewer packages")
+        if v is not None and "\0" in v:
+            raise ValueError("must not contain a NUL character")
         return v
 
     @field_validator("environment", check_fields=False)
@@ -480,6 +492,20 @@ class FunctionSpec(_Editable):
     # -- multi-file functions (issue #15): every file besides the handler file, which is `code`
     files: dict[str, str] = Field(default_factory=dict, description=(
         "the function's other files, {relative path: UTF-8 text}; the handler file stays in `code`"))
+    # -- dependencies (issue 15): the runtime's manifest text; installs may build sdists --------
+    dependencies: str = Field("", description="requirements.txt (python) or package.json (nodejs) text")
+    source_builds: bool = Field(False, description="allow building dependencies from source (runs their code)")
+
+    @field_validator("dependencies")
+    @classmethod
+    def _manifest(cls, v: str, info: ValidationInfo) -> str:
+        from core.deps.manifest import manifest_problems
+
+        runtime = info.data.get("runtime")
+        errors = manifest_problems(runtime, v) if runtime else []
+        if errors:
+            raise ValueError("; ".join(errors))
+        return v
 
 
 class FunctionPatch(_Editable):
@@ -505,6 +531,9 @@ class FunctionPatch(_Editable):
     # -- multi-file functions (issue #15): given, it replaces the whole set; absent, unchanged
     files: dict[str, str] | None = Field(None, description=(
         "replaces every file besides the handler file ({} removes them all); absent: unchanged"))
+    # -- dependencies (issue 15) ----------------------------------------------------------------
+    dependencies: str | None = None
+    source_builds: bool | None = None
 
 
 class Function(FunctionSpec):
@@ -610,6 +639,7 @@ class ErrorType(str, Enum):
     WORKER_CRASHED = "WorkerCrashed"
     INVALID_EVENT = "InvalidEvent"
     INVALID_RESULT = "InvalidResult"
+    BUILD_ERROR = "BuildError"
 
 
 class StackFrame(BaseModel):
@@ -719,12 +749,14 @@ EVENT_KINDS = (
     "invocation.started", "invocation.finished",
     "log", "alert.fired", "alert.resolved",
     "schedule.fired", "schedule.skipped",  # issue 16: schedules
+    "build.started", "build.log", "build.finished",
 )
 EventKind = Literal[
     "function.created", "function.updated", "function.deleted",
     "invocation.started", "invocation.finished",
     "log", "alert.fired", "alert.resolved",
     "schedule.fired", "schedule.skipped",  # issue 16: schedules
+    "build.started", "build.log", "build.finished",
 ]
 
 

@@ -204,11 +204,18 @@ class Registry:
         raise not_found(ref, [d["name"] for d in docs])
 
     # -- writes --------------------------------------------------------------------------
-    def create(self, data: dict[str, Any] | FunctionSpec) -> Function:
+    def spec_from(self, data: dict[str, Any] | FunctionSpec) -> FunctionSpec:
+        """A create request validated, with this registry's defaults filled in."""
         if isinstance(data, dict):
             data = drop_zero_values(data, patch=False)
             data = {"timeout": self.default_timeout, "memory": self.default_memory, **data}
-        spec = data if isinstance(data, FunctionSpec) else parse_spec(data)
+        return data if isinstance(data, FunctionSpec) else parse_spec(data)
+
+    def check_name_free(self, name: str, renaming: str | None = None) -> None:
+        self._check_name_free(self.store, name, renaming)
+
+    def create(self, data: dict[str, Any] | FunctionSpec) -> Function:
+        spec = self.spec_from(data)
         fn = Function(**spec.model_dump())
         _check_files(fn, "function")
 

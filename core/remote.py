@@ -19,7 +19,7 @@ import httpx
 
 from core import __version__
 from core.api import PlatformAPI
-from core.errors import CloudfnError, Conflict, FieldError, InvalidInput, NotFound, Unavailable
+from core.errors import BuildError, CloudfnError, Conflict, FieldError, InvalidInput, NotFound, Unavailable
 from core.models import (
     Alert,
     AlertRule,
@@ -36,6 +36,7 @@ from core.secrets import SecretInfo, SecretStore, name_problem
 API_VERSION = 1  # the wire format this client speaks; the server reports its own in /health
 SERVICE = "cloudfn"
 INVOKE_TIMEOUT = 960.0  # a function may run 900 s, plus time waiting for a slot
+BUILD_TIMEOUT = 3660.0  # a create or update installs dependencies first (runtime.deps_timeout, at most 3600 s)
 BACKOFF = (0.5, 30.0)  # first and largest pause between event-stream reconnects
 
 
@@ -137,6 +138,8 @@ class RemotePlatform(PlatformAPI):
             body = {}
         message = body.get("error") or f"{resp.status_code} {resp.reason_phrase}: {_snippet(resp)}"
         status = resp.status_code
+        if status == 422 and body.get("type") == "BuildError":
+            return BuildError(message, str(body.get("log") or ""))
         if status in (400, 422):
             errors = [FieldError(str(e.get("field", "body")), str(e.get("message", ""))) for e in body.get("errors") or []
                       if isinstance(e, dict)]
@@ -168,11 +171,11 @@ class RemotePlatform(PlatformAPI):
         return Function.model_validate(body["function"])
 
     async def create_function(self, data: dict[str, Any]) -> Function:
-        body = await self._call("POST", "/api/v1/functions", json=_jsonable(data))
+        body = await self._call("POST", "/api/v1/functions", json=_jsonable(data), timeout=BUILD_TIMEOUT)
         return Function.model_validate(body["function"])
 
     async def update_function(self, ref: str, data: dict[str, Any]) -> Function:
-        body = await self._call("PUT", f"/api/v1/functions/{_seg(ref)}", json=_jsonable(data))
+        body = await self._call("PUT", f"/api/v1/functions/{_seg(ref)}", json=_jsonable(data), timeout=BUILD_TIMEOUT)
         return Function.model_validate(body["function"])
 
     async def delete_function(self, ref: str) -> Function:
@@ -184,13 +187,21 @@ class RemotePlatform(PlatformAPI):
         return [Function.model_validate(f) for f in body["versions"]]
 
     async def rollback_function(self, ref: str, version: int) -> Function:
-        body = await self._call("POST", f"/api/v1/functions/{_seg(ref)}/rollback", json={"version": version})
+        body = await self._call("POST", f"/api/v1/functions/{_seg(ref)}/rollback", json={"version": version},
+                                timeout=BUILD_TIMEOUT)
         return Function.model_validate(body["function"])
 
     # -- triggers (issue 16) ---------------------------------------------------------------------
     async def function_triggers(self, ref: str) -> FunctionTriggers:
         body = await self._call("GET", f"/api/v1/functions/{_seg(ref)}/triggers")
         return FunctionTriggers.model_validate(body["triggers"])
+
+    # -- dependencies ----------------------------------------------------------------------------
+    async def function_dependencies(self, ref: str, rebuild: bool = False) -> dict[str, Any]:
+        if rebuild:
+            return await self._call("POST", f"/api/v1/functions/{_seg(ref)}/dependencies/rebuild", json={},
+                                    timeout=BUILD_TIMEOUT)
+        return await self._call("GET", f"/api/v1/functions/{_seg(ref)}/dependencies")
 
     # -- invocations -----------------------------------------------------------------------------
     async def invoke(self, ref: str, event: Any = None, context: dict[str, str] | None = None) -> InvokeResult:

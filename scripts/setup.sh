@@ -15,6 +15,8 @@ command -v go >/dev/null 2>&1 || need+=(golang-go)
 command -v goimports >/dev/null 2>&1 || need+=(golang-golang-x-tools)
 command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
+# npm installs Node.js functions' dependencies (Debian ships it apart from nodejs).
+command -v npm >/dev/null 2>&1 || need+=(npm)
 if [ "${CLOUDFN_SETUP_TEST:-0}" = 1 ]; then
   command -v tmux >/dev/null 2>&1 || need+=(tmux)
   command -v chromium >/dev/null 2>&1 || need+=(chromium)

@@ -16,6 +16,7 @@ from core.models import Function, InvokeResult
 from core.secrets import credential_warnings
 
 from cloudfn_tui import output
+from cloudfn_tui.commands.deps import build_progress
 
 EXIT_FAILED = 1
 EXIT_INVALID_INPUT = 2
@@ -102,6 +103,10 @@ def _settings_flags(c: argparse.ArgumentParser) -> None:
                    help="a secret the function may read at /run/secrets/NAME (repeatable; replaces the list)")
     c.add_argument("--secret-env", action="append", default=None, metavar="ENV=NAME",
                    help="set variable ENV to secret NAME's value (repeatable; replaces the mapping)")
+    c.add_argument("--deps-file", type=Path, metavar="FILE",
+                   help="the dependency manifest: requirements.txt (python) or package.json (nodejs)")
+    c.add_argument("--source-builds", action=argparse.BooleanOptionalAction, default=None,
+                   help="let Python dependencies build from source (runs their build code, sandboxed)")
 
 
 
@@ -140,11 +145,12 @@ async def cmd_get(api: PlatformAPI, args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_code(path: Path) -> str:
+def _read_code(path: Path, flag: str = "file") -> str:
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInput("function", [FieldError("file", f"cannot read {path}: {exc.strerror if isinstance(exc, OSError) else exc}")]) from None
+        why = exc.strerror if isinstance(exc, OSError) else exc
+        raise InvalidInput("function", [FieldError(flag, f"cannot read {path}: {why}")]) from None
 
 
 def _settings_from(args: argparse.Namespace) -> dict[str, Any]:
@@ -157,7 +163,10 @@ def _settings_from(args: argparse.Namespace) -> dict[str, Any]:
         "network": args.network,
         "secrets": [n for n in args.secret if n] if args.secret is not None else None,
         "secret_env": parse_env(args.secret_env, "secret-env", form="ENV=NAME") if args.secret_env is not None else None,
+        "source_builds": getattr(args, "source_builds", None),
     }
+    if getattr(args, "deps_file", None) is not None:
+        fields["dependencies"] = _read_code(args.deps_file, "--deps-file")
     return {k: v for k, v in fields.items() if v is not None}
 
 
@@ -176,7 +185,9 @@ async def cmd_create(api: PlatformAPI, args: argparse.Namespace) -> int:
     data = {"name": args.name, "runtime": args.runtime, "code": _read_code(args.file), **_settings_from(args)}
     if args.env:
         data["environment"] = parse_env(args.env)
-    _print_saved(await api.create_function(data), "created", args.json)
+    async with build_progress(api, args.name):
+        fn = await api.create_function(data)
+    _print_saved(fn, "created", args.json)
     return 0
 
 
@@ -194,7 +205,9 @@ async def cmd_update(api: PlatformAPI, args: argparse.Namespace) -> int:
         data["environment"] = env
     if not data:
         raise InvalidInput("update", [FieldError("options", "nothing to change; pass --file, --timeout, --env, ...")])
-    _print_saved(await api.update_function(args.name, data), "updated", args.json)
+    async with build_progress(api, (await api.get_function(args.name)).name):
+        fn = await api.update_function(args.name, data)
+    _print_saved(fn, "updated", args.json)
     return 0
 
 
@@ -204,9 +217,13 @@ async def cmd_deploy(api: PlatformAPI, args: argparse.Namespace) -> int:
     try:
         existing = await api.get_function(spec.name)
     except NotFound:
-        _print_saved(await api.create_function(spec.model_dump()), "created", args.json)
+        async with build_progress(api, spec.name):
+            fn = await api.create_function(spec.model_dump())
+        _print_saved(fn, "created", args.json)
         return 0
-    _print_saved(await api.update_function(existing.id, spec.model_dump()), "updated", args.json)
+    async with build_progress(api, existing.name):
+        fn = await api.update_function(existing.id, spec.model_dump())
+    _print_saved(fn, "updated", args.json)
     return 0
 
 
@@ -266,7 +283,8 @@ async def cmd_versions(api: PlatformAPI, args: argparse.Namespace) -> int:
 
 
 async def cmd_rollback(api: PlatformAPI, args: argparse.Namespace) -> int:
-    fn = await api.rollback_function(args.name, args.version)
+    async with build_progress(api, (await api.get_function(args.name)).name):
+        fn = await api.rollback_function(args.name, args.version)
     _print_saved(fn, f"rolled back to version {args.version}:", args.json)
     return 0
 

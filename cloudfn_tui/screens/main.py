@@ -22,6 +22,7 @@ from cloudfn_tui.keymap import ESC_DIGIT_KEYS, Command, bindings
 from cloudfn_tui.screens.forms import AlertRuleScreen, ConfigureScreen, CreateFunctionScreen
 from cloudfn_tui.screens.modals import ConfirmScreen, PromptScreen
 from cloudfn_tui.screens.pickers import InvocationScreen, SavedEventsScreen, VersionsScreen
+from cloudfn_tui.widgets.build_log import BuildLog
 from cloudfn_tui.widgets.editors import CodeEditor, EditorArea, EventEditor, EventError, is_navigation_key
 from cloudfn_tui.widgets.footer import KeyFooter
 from cloudfn_tui.widgets.header import ConsoleHeader
@@ -186,6 +187,7 @@ class MainScreen(PaintOnceScreen):
         with Vertical(id="live"):
             yield TabBar([(LIVE_TABS[p], label) for p, label, _ in PANES if p in LIVE], active="logs", id="live-tabs")
             yield LogsPane(id="pane-logs")
+        yield BuildLog(id="build-log")
         yield KeyFooter()
 
     @property
@@ -872,6 +874,23 @@ class MainScreen(PaintOnceScreen):
         self.notify(f"{updated.name} is now v{updated.version}, as v{version}: {describe_changes(fn, updated)}.",
                     title="Rolled back", timeout=8)
 
+    async def dependencies(self, fn: Function, rebuild: bool = False) -> None:
+        """`:deps` lists a function's installed packages; `:deps rebuild` reinstalls them (the
+        build log shows the install live)."""
+        try:
+            report = await self.app.platform.function_dependencies(fn.id, rebuild=rebuild)
+        except CloudfnError as exc:
+            self.notify(exc.message, title="Dependencies", severity="error", timeout=10)
+            return
+        except AttributeError:
+            self.notify("this platform does not report dependencies", severity="error")
+            return
+        if not report.get("manifest"):
+            self.notify(f"{fn.name} has no dependencies.", title="Dependencies")
+            return
+        packages = ", ".join(f"{p['name']} {p['version']}" for p in report.get("packages", [])) or "none installed"
+        self.notify(f"{fn.name} ({report['manifest']}): {packages}", title="Dependencies", timeout=8)
+
     # -- saved events ------------------------------------------------------------------------
     @work(group="write")
     async def action_saved_events(self) -> None:
@@ -1004,6 +1023,8 @@ class MainScreen(PaintOnceScreen):
             self._schedule_metrics()
         elif kind == "log":
             self.log_view.append_record(data)
+        elif kind.startswith("build."):
+            self.query_one(BuildLog).on_build(kind, data)
         elif kind in ("alert.fired", "alert.resolved"):
             try:
                 alert = Alert.model_validate(data)
@@ -1096,6 +1117,8 @@ class MainScreen(PaintOnceScreen):
             return
         if head in ("file", "files"):
             self.file_command(line.strip().lstrip(":").strip()[len(words[0]):].strip())
+        if head == "deps" and self.current is not None:
+            self.run_worker(self.dependencies(self.current, rebuild=args[:1] == ["rebuild"]), group="write")
             return
         if head == "rollback" and args and args[0].lstrip("v").isdigit() and self.current is not None:
             fn, version = self.current, int(args[0].lstrip("v"))
@@ -1113,8 +1136,8 @@ class MainScreen(PaintOnceScreen):
                 self.functions.select_id(fn.id)
                 self.select(fn.id)
                 return
-        self.notify(f"unknown command {head!r}: try help, new, invoke, save, delete, rollback N, theme NAME, "
-                    "goto PANE, level L, filter TEXT, import DIR, file [NAME|mv NEW|rm], q, or a function name",
+        self.notify(f"unknown command {head!r}: try help, new, invoke, save, delete, rollback N, deps [rebuild], "
+                    "theme NAME, goto PANE, level L, filter TEXT, import DIR, file [NAME|mv NEW|rm], q, or a function name",
                     severity="error", timeout=8)
 
     # -- the function's files (issue #15) -------------------------------------------------------
@@ -1197,6 +1220,8 @@ class MainScreen(PaintOnceScreen):
         return True
 
     def action_back(self) -> None:
+        if self.query_one(BuildLog).close():
+            return
         for ident in ("command", "filter"):
             box = self._open_box(ident)
             if box is not None and box.has_focus:

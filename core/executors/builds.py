@@ -15,6 +15,7 @@ import os
 import signal
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from core.filemodes import private_dir
 
@@ -60,9 +61,10 @@ def reclaim(path: Path) -> None:
 
 async def run_build(sandbox: HostSandbox, argv: list[str], env: dict[str, str], build_dir: Path,
                     cache_dir: Path, limits: BuildLimits, extra_mounts: list[Mount] | None = None,
-                    network: bool = False) -> BuildResult:
+                    on_line: Callable[[str], None] | None = None, network: bool = False) -> BuildResult:
     """Run one build command in `build_dir` (seen as /build). `argv` and `env` name paths as the
-    sandbox sees them (/build, /cache). `network`: for a step that downloads (modules), and only it."""
+    sandbox sees them (/build, /cache). `on_line` gets each output line as it comes (dependency
+    installs show their progress live); `network` only for installs that download."""
     private_dir(cache_dir, 0o700)
     _own(build_dir, sandbox)
     if sandbox.drops_uid and cache_dir.stat().st_uid != sandbox.user.uid:
@@ -88,7 +90,10 @@ async def run_build(sandbox: HostSandbox, argv: list[str], env: dict[str, str], 
     limit = ""
     try:
         try:
-            out, _ = await asyncio.wait_for(proc.communicate(), limits.wall_seconds)
+            if on_line is None:
+                out, _ = await asyncio.wait_for(proc.communicate(), limits.wall_seconds)
+            else:
+                out = await asyncio.wait_for(_lines(proc, on_line), limits.wall_seconds)
         except asyncio.TimeoutError:
             limit = f"it did not finish within its time limit of {limits.wall_seconds:g} s"
             out = b""
@@ -113,3 +118,24 @@ async def run_build(sandbox: HostSandbox, argv: list[str], env: dict[str, str], 
     finally:
         if cg is not None:
             await asyncio.to_thread(cg.remove)
+
+
+MAX_OUTPUT = 256 * 1024  # of a streamed build's output kept for its error message (the tail)
+
+
+async def _lines(proc: asyncio.subprocess.Process, on_line: Callable[[str], None]) -> bytes:
+    kept = bytearray()
+    assert proc.stdout is not None
+    while True:
+        try:
+            line = await proc.stdout.readline()
+        except ValueError:  # a line past the stream's limit: take what is buffered
+            line = await proc.stdout.read(64 * 1024)
+        if not line:
+            break
+        kept += line
+        if len(kept) > MAX_OUTPUT:
+            del kept[:len(kept) - MAX_OUTPUT]
+        on_line(line.decode(errors="replace").rstrip("\r\n"))
+    await proc.wait()
+    return bytes(kept)

@@ -40,6 +40,7 @@ from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from core.deps.manifest import has_dependencies
 from core.models import Function
 from core.secrets import held_by
 
@@ -114,8 +115,9 @@ class Prewarm:
     # --- which functions ---------------------------------------------------------------------
     def eligible(self, fn: Function, runtime_name: str) -> bool:
         # A function holding secrets starts the usual way: an adoption would carry their values
-        # into a host file (Go's start script) or through the init frame after start.
-        return (runtime_name in self.specs and not fn.network and not held_by(fn)
+        # into a host file (Go's start script) or through the init frame after start. A function's
+        # dependencies are a mount of their own, which a started sandbox cannot gain.
+        return (runtime_name in self.specs and not fn.network and not held_by(fn) and not has_dependencies(fn)
                 and not any(STARTUP_ENV.match(k) for k in (fn.environment or {})))
 
     # --- the pool -----------------------------------------------------------------------------

@@ -48,6 +48,8 @@ class ExecutionSettings:
     # that finds no idle worker starts its own (the policy before issue 19; benchmarks only).
     scaling: str = "demand"
     prewarm_max: int | None = None  # the most pre-started sandboxes per runtime under bursts (None: prewarm)
+    # fn -> its installed dependency tree (core/deps), mounted read-only into its workers
+    deps_tree: Any = None
 
 
 class _Throttled(Exception):
@@ -191,6 +193,8 @@ class ExecutionService:
             raise ConfigError(str(exc)) from None
         self.runtimes_ = {name: cls(self.settings.work_dir, self.settings.cache_dir, self.sandbox)
                           for name, cls in RUNTIMES.items()}
+        for rt in self.runtimes_.values():
+            rt.deps_tree = settings.deps_tree
         go = self.runtimes_.get("go")
         if go is not None:
             go.build_limits.memory_mb = settings.build_memory

@@ -399,8 +399,9 @@ class Worker:
         init = dict(self.wi.init)
         if extra:
             init.update(extra)
-        if "code_path" in init:
-            init["code_path"] = self.sandbox.host_path(spec, init["code_path"])
+        for key in ("code_path", "deps_path"):
+            if key in init:
+                init[key] = self.sandbox.host_path(spec, init[key])
         # The runner reports its own peak memory only where the cgroup cannot (one read of
         # /proc/self/status less per invocation).
         rss = self.cg is None or self.cg.peak_mb() is None

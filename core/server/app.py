@@ -29,12 +29,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core import __version__
 from core.api import PlatformAPI
-from core.errors import CloudfnError, FieldError, InvalidInput
+from core.errors import BuildError, CloudfnError, FieldError, InvalidInput
 from core.events import DroppingQueue
 from core.jsonlimits import JSONLimitError, field_path, json_safe, loads_checked
 from core.loopback import is_loopback_authority
 from core.models import EVENT_KINDS, ErrorType, Event, InvokeResult
 from core.secrets import credential_warnings
+from core.server import deps_routes
 from core.server import schema as S
 from core.server._fastapi_compat import LeanFastAPI
 from core.server.secrets_routes import add_secret_routes
@@ -133,6 +134,8 @@ def error_body(exc: CloudfnError) -> dict[str, Any]:
     if isinstance(exc, InvalidInput):
         body["what"] = exc.what
         body["errors"] = [{"field": e.field, "message": e.message} for e in exc.errors]
+    if isinstance(exc, BuildError):
+        body["log"] = exc.log
     return body
 
 
@@ -582,6 +585,7 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
         return json_response({"message": f"function rolled back to version {version}", "function": fn.to_doc()})
 
     add_trigger_routes(app, platform)  # issue 16: endpoint URL, schedules' next runs
+    deps_routes.add(app, platform, v1)
 
     # -- invoke (the hot path: no pydantic body model, one JSON encode) ---------------------------
     @app.post(f"{v1}/functions/{{ref}}/invoke", tags=["invoke"], openapi_extra=S.body(S.INVOKE_BODY, required=False),

@@ -101,6 +101,7 @@ class ErrorBody(BaseModel):
     status: int
     what: str | None = Field(None, description="invalid input only: what was invalid")
     errors: list[FieldProblem] | None = Field(None, description="invalid input only: every bad field")
+    log: str | None = Field(None, description="BuildError only: the dependency installer's output")
 
 
 class Message(BaseModel):
@@ -289,6 +290,11 @@ def _function_properties(patch: bool) -> dict[str, Any]:
                                   f"{MAX_FILE_BYTES} bytes each, {MAX_TOTAL_BYTES} in all; text only"
                                   + ("; given on update it replaces every file ({} removes them), absent: "
                                      "unchanged" if patch else ""))},
+        # -- dependencies (issue 15) --
+        "dependencies": {"type": "string", "maxLength": 64 * 1024,
+                         "description": "requirements.txt (python) or package.json (nodejs) text; installed "
+                                        "before the version becomes current (422 BuildError with the log if not)"},
+        "source_builds": {"type": "boolean", "description": "allow building Python dependencies from sdists"},
     }
     if not patch:
         props["handler"]["default"] = "handler"

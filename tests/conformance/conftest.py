@@ -14,24 +14,46 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "server"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "deps"))
+from deps_packages import make_wheel  # noqa: E402
 from serverproc import start_server  # noqa: E402
+
+from core.config import load_config  # noqa: E402
 
 from core.local import LocalPlatform  # noqa: E402
 from core.remote import RemotePlatform  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def served(tmp_path_factory, shared_cache):
-    server = start_server(tmp_path_factory.mktemp("conformance-server"), "--mode", "release", cache=shared_cache)
+def deps_wheels(tmp_path_factory) -> Path:
+    """Dependencies come from this folder only (no index, no network), for both platforms."""
+    d = tmp_path_factory.mktemp("conformance-wheels")
+    make_wheel(d, "confpkg", "1.0", {"confpkg/__init__.py": "VALUE = 'conf'\n"})
+    d.chmod(0o755)  # the sandbox user runs installs
+    for f in d.iterdir():
+        f.chmod(0o644)
+    return d
+
+
+def deps_env(wheels: Path) -> dict[str, str]:
+    return {"CLOUDFN_RUNTIME_PYPI_INDEX_URL": "none", "CLOUDFN_RUNTIME_PYPI_FIND_LINKS": str(wheels)}
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory, shared_cache, deps_wheels):
+    server = start_server(tmp_path_factory.mktemp("conformance-server"), "--mode", "release", cache=shared_cache,
+                          **deps_env(deps_wheels))
     yield server
     code = server.stop()
     assert code == 0, server.stderr()
 
 
 @pytest.fixture(params=["local", "remote"])
-async def platform(request, config):
+async def platform(request, data_dir, deps_wheels):
     if request.param == "local":
-        p = LocalPlatform(config, install_examples=False)
+        flags = {"storage.data_dir": str(data_dir), "runtime.pypi_index_url": "none",
+                 "runtime.pypi_find_links": str(deps_wheels)}
+        p = LocalPlatform(load_config(flags=flags), install_examples=False)
     else:
         served = request.getfixturevalue("served")
         p = RemotePlatform(served.url, served.token)

@@ -228,6 +228,28 @@ class FakePlatform(PlatformAPI):
                 raise item
             yield item
 
+    async def function_dependencies(self, ref: str, rebuild: bool = False) -> dict[str, Any]:
+        """Like the platform's: a rebuild streams build events; it holds after the first lines
+        until `build_gate` is set, so a test can look at the console mid-install."""
+        fn = self._get(ref)
+        report = {"function": fn.name, "runtime": fn.runtime, "manifest": "requirements.txt", "installed": True,
+                  "key": "k" * 32, "packages": [{"name": "tinypkg", "version": "1.0"}]}
+        if rebuild:
+            base = {"function": fn.name, "runtime": fn.runtime, "key": "k" * 32}
+            self.publish("build.started", {**base, "manifest": "requirements.txt"})
+            self.publish("build.log", {**base, "line": "Resolved 1 package in 1ms"})
+            gate = self.build_gate = getattr(self, "build_gate", None) or asyncio.Event()
+            await gate.wait()
+            if getattr(self, "build_fails", False):
+                self.publish("build.log", {**base, "line": "error: No solution found: reqeusts"})
+                self.publish("build.finished", {**base, "ok": False, "error": "No solution found: reqeusts"})
+                from core.errors import BuildError
+
+                raise BuildError("installing failed: No solution found: reqeusts", "error: No solution found")
+            self.publish("build.log", {**base, "line": " + tinypkg==1.0"})
+            self.publish("build.finished", {**base, "ok": True, "packages": report["packages"], "seconds": 0.25})
+        return report
+
     def publish(self, kind: str, data: dict[str, Any]) -> None:
         if self.queue is None:
             self.queue = asyncio.Queue()

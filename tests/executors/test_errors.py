@@ -245,6 +245,20 @@ async def test_go_missing_says_how_to_install(service, monkeypatch, tmp_path):
     assert "golang-go" in service.runtimes()["go"]["hint"]
 
 
+# --- BuildError ------------------------------------------------------------------------------------
+
+
+async def test_dependencies_missing_at_start_are_a_build_error(make_service):
+    """The platform installs a function's dependencies before its workers start (tests/deps); a
+    worker whose environment is not there (collected under it, say) fails cleanly, never starts
+    without its packages."""
+    svc = make_service(deps_tree=lambda f: None)
+    f = fn("python", "import tinypkg\ndef handler(event, context):\n    return 1\n")
+    f.dependencies = "tinypkg\n"
+    res = await svc.invoke(f, {})
+    assert res.error_type == ErrorType.BUILD_ERROR and "cloudfn deps" in res.error
+
+
 def test_every_error_type_is_covered_here():
     import pathlib
 

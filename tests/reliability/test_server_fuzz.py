@@ -59,6 +59,15 @@ checks.ensure_resource_availability.enabled = false
 # The same in the stateful phase, whose own (default) check settings otherwise win over the
 # operation's: a linked rollback with a fuzzed version was reported as a missing function.
 phases.stateful.checks.ensure_resource_availability.enabled = false
+
+[[operations]]
+# A function's `dependencies` (issue 15) is a manifest whose packages are installed before the
+# version is stored: a schema-valid manifest naming packages the index lacks is a 422 BuildError
+# (and a rollback reinstalls). The fuzz server has an empty index and registry, so every
+# non-empty manifest is one. Only positive_data_acceptance learns 422 here; every other check
+# still runs on these operations.
+include-path-regex = "^/api/v1/functions(/[{]ref[}](/rollback|/dependencies/rebuild)?)?$"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "422", "429", "5xx"]
 """
 
 
@@ -66,9 +75,17 @@ phases.stateful.checks.ensure_resource_availability.enabled = false
 def fuzz_server(tmp_path_factory, shared_cache):
     # Alert evaluation off: fuzzed rules carry fuzzed webhook URLs, and a firing rule would
     # post to them. Everything else is the default configuration.
+    # Dependencies come from nowhere (no index, a loopback registry that knows no package): a
+    # fuzzed manifest fails fast and never reaches the network.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deps"))
+    from deps_packages import NpmRegistry
+
+    registry = NpmRegistry()
     server = start_server(tmp_path_factory.mktemp("fuzz"), "--mode", "release", cache=shared_cache,
-                          token="fuzz-token-" + "x" * 24, CLOUDFN_MONITOR_ALERT_INTERVAL="0")
+                          token="fuzz-token-" + "x" * 24, CLOUDFN_MONITOR_ALERT_INTERVAL="0",
+                          CLOUDFN_RUNTIME_PYPI_INDEX_URL="none", CLOUDFN_RUNTIME_NPM_REGISTRY=registry.url)
     yield server
+    registry.close()
     assert server.stop() == 0, server.stderr()
 
 

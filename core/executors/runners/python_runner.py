@@ -253,6 +253,8 @@ def load(init):
     module.__file__ = code_file
     sys.modules["function"] = module
     sys.path.insert(0, os.path.dirname(code_file))
+    if init.get("deps_path"):  # installed dependencies: after the function's own modules
+        sys.path.insert(1, init["deps_path"])
     try:
         exec(code, module.__dict__)
     except BaseException as exc:  # the module itself raised while loading

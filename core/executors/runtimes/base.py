@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from core.deps.manifest import has_dependencies
 from core.filemodes import private_dir
 from core.funcfiles import UnsafePath, files_digest, write_tree
 from core.models import TIMEOUT_RANGE, ErrorType, Function, InvokeResult
@@ -25,9 +26,14 @@ RUNTIME_DIR = "/runtime"
 PREWARM_CPU_SECONDS = 4 * TIMEOUT_RANGE[1]
 
 
+DEPS_DIR = "/deps"  # a Python function's installed packages (on its import path)
+NODE_MODULES_DIR = "/node_modules"  # where require() looks after /function/node_modules
+
+
 class Runtime:
     name = ""
     code_file = ""  # the file name the user's code is written to (and shown in stacks)
+    deps_tree: Any = None  # fn -> Path of its installed dependencies, or None (core/deps)
 
     def __init__(self, work_dir: Path, cache_dir: Path, sandbox: "HostSandbox | None" = None):
         self.work_dir = work_dir
@@ -78,6 +84,16 @@ class Runtime:
             return self.write_code(fn)
         except (UnsafePath, OSError) as exc:
             return InvokeResult.failure(ErrorType.COMPILE_ERROR, f"the function's files cannot be laid out: {exc}")
+    def installed_deps(self, fn: Function) -> Path | InvokeResult | None:
+        """The function's installed dependency tree, None when it has none, or a BuildError
+        result when it names some that are not installed (the platform installs them first)."""
+        if self.deps_tree is None or not has_dependencies(fn):
+            return None
+        tree = self.deps_tree(fn)
+        if tree is None:
+            return InvokeResult.failure(ErrorType.BUILD_ERROR, "the function's dependencies are not installed: "
+                                        "run `cloudfn deps NAME --rebuild`")
+        return tree
 
     async def prepare(self, fn: Function) -> WorkerInit | InvokeResult:
         """Everything a worker of this code version needs, or a failure (CompileError, ...)."""

@@ -13,7 +13,7 @@ from core.models import ErrorType, Function, InvokeResult
 from ..sandbox import Mount, WorkerSpec
 from ..worker import Adoption, WorkerInit
 from . import shell_prewarm
-from .base import FUNCTION_DIR, RUNNERS_DIR, RUNTIME_DIR, Runtime
+from .base import FUNCTION_DIR, NODE_MODULES_DIR, RUNNERS_DIR, RUNTIME_DIR, Runtime
 
 INSTALL_HINT = "install Node.js 18 or newer (apt-get install nodejs)"
 
@@ -67,6 +67,9 @@ class NodeRuntime(Runtime):
         node, _ = _node()
         if node is None:
             return InvokeResult.failure(ErrorType.RUNTIME_UNAVAILABLE, f"Node.js is not installed on this host: {INSTALL_HINT}")
+        deps = self.installed_deps(fn)
+        if isinstance(deps, InvokeResult):
+            return deps
         d = self.laid_out(fn)
         if isinstance(d, InvokeResult):
             return d
@@ -74,6 +77,13 @@ class NodeRuntime(Runtime):
         heap = max(16, int(fn.memory * 0.75))
         argv = [node, f"--max-old-space-size={heap}", "--no-warnings",
                 f"{RUNTIME_DIR}/node_runner.js", "{REQ_FD}", "{RESP_FD}"]
-        spec = self.base_spec(fn, argv, self.env(fn), mounts, host_dir=d.parent / "run")
+        env = self.env(fn)
+        if deps is not None:
+            # require() from /function/index.js looks in /node_modules; unsandboxed, NODE_PATH
+            # names the host folder instead.
+            mounts.append(Mount(deps, NODE_MODULES_DIR))
+            if not self.sandbox.bwrap:
+                env["NODE_PATH"] = str(deps)
+        spec = self.base_spec(fn, argv, env, mounts, host_dir=d.parent / "run")
         return WorkerInit(spec=spec, init={"type": "init", "code_path": f"{FUNCTION_DIR}/{self.code_file}",
                                            "handler": fn.handler})

@@ -12,7 +12,7 @@ from core.models import Function, InvokeResult
 
 from ..sandbox import BASE_ENV, Mount, WorkerSpec
 from ..worker import Adoption, WorkerInit
-from .base import FUNCTION_DIR, PREWARM_CPU_SECONDS, RUNNERS_DIR, RUNTIME_DIR, Runtime
+from .base import DEPS_DIR, FUNCTION_DIR, PREWARM_CPU_SECONDS, RUNNERS_DIR, RUNTIME_DIR, Runtime
 
 
 def _interpreter() -> tuple[str, str]:
@@ -52,13 +52,20 @@ class PythonRuntime(Runtime):
         return [exe, "-I", "-S", "-u", "-B", f"{RUNTIME_DIR}/python_runner.py", "{REQ_FD}", "{RESP_FD}", *extra]
 
     async def prepare(self, fn: Function) -> WorkerInit | InvokeResult:
+        deps = self.installed_deps(fn)
+        if isinstance(deps, InvokeResult):
+            return deps
         d = self.laid_out(fn)
         if isinstance(d, InvokeResult):
             return d
-        spec = self.base_spec(fn, self._argv(), self.env(fn), self._mounts(d), data_mb=fn.memory + 256,
+        mounts = self._mounts(d)
+        init = {"type": "init", "code_path": f"{FUNCTION_DIR}/{self.code_file}", "handler": fn.handler}
+        if deps is not None:  # bound, not copied: a cold start costs the same with 1 or 1000 files
+            mounts.append(Mount(deps, DEPS_DIR))
+            init["deps_path"] = DEPS_DIR
+        spec = self.base_spec(fn, self._argv(), self.env(fn), mounts, data_mb=fn.memory + 256,
                               host_dir=d.parent / "run")
-        return WorkerInit(spec=spec, init={"type": "init", "code_path": f"{FUNCTION_DIR}/{self.code_file}",
-                                           "handler": fn.handler})
+        return WorkerInit(spec=spec, init=init)
 
     def prewarm_spec(self, slot: Path) -> WorkerSpec | None:
         # The interpreter and runner start now; the function's rlimits (CPU, data) and

@@ -1,0 +1,215 @@
+"""The installers' command lines: uv for Python, npm for Node.js, each run by
+core/executors/builds.run_build, so an install is sandboxed like a Go build: the sandbox user,
+its own cgroup (memory, pids), CPU and wall-clock limits, seccomp, only /build (its scratch
+folder) and /cache (the package cache) writable, the environment below and nothing of the
+platform's (no token, no CLOUDFN_*), network only when it downloads.
+
+No code from a package runs: uv installs wheels only (`--only-binary :all:`) unless the function
+opts into source builds, and npm runs with `--ignore-scripts`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from core.executors.builds import BUILD_DIR, CACHE_DIR, BuildLimits, BuildResult, run_build
+from core.executors.sandbox import Mount
+
+from .manifest import NODE_LOCK, NODE_MANIFEST, PY_MANIFEST, Manifest
+
+UV_IN_SANDBOX = "/opt/cloudfn/uv"
+LINKS_IN_SANDBOX = "/links"
+PY_TREE = "site"  # what a Python env holds: the --target folder
+NODE_TREE = "node_modules"
+BASE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/tmp", "TMPDIR": "/tmp"}
+# The host's trust store (bound into the sandbox with /etc/ssl): uv and Node otherwise trust only
+# their built-in roots, and an operator's TLS proxy or private index would fail.
+SYSTEM_CA = "/etc/ssl/certs/ca-certificates.crt"
+
+
+def _ca_env(*names: str) -> dict[str, str]:
+    return {n: SYSTEM_CA for n in names} if os.path.isfile(SYSTEM_CA) else {}
+
+
+@dataclass
+class InstallSettings:
+    pypi_index_url: str = "https://pypi.org/simple"  # "" : no index (find-links only, offline)
+    pypi_find_links: str = ""  # a folder of wheels (and sdists) read-only in the sandbox
+    npm_registry: str = "https://registry.npmjs.org/"
+    limits: BuildLimits | None = None
+
+
+def uv_binary() -> str | None:
+    try:
+        from uv import find_uv_bin  # the PyPI package ships the binary
+
+        return os.path.realpath(find_uv_bin())
+    except (ImportError, FileNotFoundError):
+        found = shutil.which("uv")
+        return os.path.realpath(found) if found else None
+
+
+def python_version() -> str:
+    from core.executors.runtimes.python import _interpreter
+
+    exe, _ = _interpreter()
+    return f"{sys.implementation.name}-{sys.version.split()[0]}-{exe}"
+
+
+def node_version() -> str:
+    from core.executors.runtimes.nodejs import _node
+
+    path, version = _node()
+    return f"node-{version}-{path}"
+
+
+def npm_cli() -> str | None:
+    npm = shutil.which("npm", path="/usr/local/bin:/usr/bin:/bin")
+    return os.path.realpath(npm) if npm else None
+
+
+async def install(sandbox: Any, manifest: Manifest, build_dir: Path, cache_dir: Path, settings: InstallSettings,
+                  on_line: Callable[[str], None]) -> tuple[BuildResult, Path]:
+    """Install into `build_dir`; returns the result and the tree to keep (site/ or node_modules/)."""
+    if manifest.runtime == "python":
+        return await _uv(sandbox, manifest, build_dir, cache_dir, settings, on_line)
+    return await _npm(sandbox, manifest, build_dir, cache_dir, settings, on_line)
+
+
+def target_dir(cache_dir: Path, build_dir: Path) -> Path:
+    """Where a Python install writes its tree: inside the package cache's mount, so uv hardlinks
+    from its cache as bare uv does (across two mounts a link fails with EXDEV and uv copies, 60-100
+    ms more for a few packages). The manager seals the tree (root's, read-only) before anyone
+    uses it, which makes the shared inodes root's in the cache too: a later install cannot link
+    those (protected_hardlinks) and copies them instead, and nothing can change them."""
+    return cache_dir / "targets" / build_dir.name
+
+
+async def _uv(sandbox, manifest, build_dir, cache_dir, settings, on_line) -> tuple[BuildResult, Path]:
+    """A source build runs the package's own code as the sandbox user, so it gets a cache of its
+    own: it could otherwise plant files in the shared cache that every later install would use."""
+    from core.executors.runtimes.python import PythonRuntime, _interpreter
+
+    if manifest.source_builds:
+        cache_dir = build_dir.parent / f"{build_dir.name}-cache"
+
+    uv = uv_binary()
+    target = target_dir(cache_dir, build_dir)
+    tree = target / PY_TREE
+    if uv is None:
+        return BuildResult(None, "", "uv is not installed (pip install uv)"), tree
+    (build_dir / PY_MANIFEST).write_text(manifest.text)
+    fresh = not cache_dir.exists()
+    for d in (cache_dir, target.parent, target):
+        d.mkdir(mode=0o700 if d is cache_dir else 0o755, exist_ok=True)
+    if sandbox.drops_uid:
+        # The cache's top is the sandbox user's from the start: run_build gives a root-owned
+        # cache to that user by walking it, which would hand back the sealed files linked here.
+        for d in ((cache_dir, target) if fresh else (target,)):
+            os.lchown(d, sandbox.user.uid, sandbox.user.gid)
+    exe, _ = _interpreter()
+    in_cache = f"{CACHE_DIR}/targets/{build_dir.name}/{PY_TREE}"
+    argv = [UV_IN_SANDBOX, "--no-config", "--color", "never", "--no-progress", "pip", "install",
+            "--target", in_cache, "--python", exe, "--cache-dir", f"{CACHE_DIR}/uv",
+            "--link-mode", "hardlink", "--no-compile", "-r", f"{BUILD_DIR}/{PY_MANIFEST}"]
+    if not manifest.source_builds:
+        argv += ["--only-binary", ":all:"]
+    argv += ["--index-url", settings.pypi_index_url] if settings.pypi_index_url else ["--no-index"]
+    mounts = [Mount(Path(uv), UV_IN_SANDBOX)]
+    # The interpreter uv inspects for the target's tags (outside /usr here: a pyenv build).
+    mounts += [m for m in PythonRuntime._mounts(build_dir) if m.target not in ("/function",)
+               and not m.target.startswith("/runtime")]
+    if settings.pypi_find_links:
+        links = Path(settings.pypi_find_links)
+        try:
+            mode = links.stat().st_mode
+        except OSError as exc:
+            return _refused(f"runtime.pypi_find_links {links} cannot be read: {exc.strerror}"), tree
+        if sandbox.drops_uid and mode & 0o005 != 0o005:
+            return _refused(f"runtime.pypi_find_links {links} is not readable by the sandbox user that runs "
+                               f"installs: chmod o+rx {links} (and o+r its files)"), tree
+        mounts.append(Mount(Path(settings.pypi_find_links), LINKS_IN_SANDBOX))
+        argv += ["--find-links", LINKS_IN_SANDBOX]
+    env = {**BASE_ENV, "UV_PYTHON_DOWNLOADS": "never", "UV_NO_CACHE_BUCKET_PRUNE": "1", **_ca_env("SSL_CERT_FILE")}
+    result = await run_build(sandbox, argv, env, build_dir, cache_dir, settings.limits or BuildLimits(),
+                             extra_mounts=mounts, on_line=on_line, network=bool(settings.pypi_index_url))
+    return result, tree
+
+
+async def _npm(sandbox, manifest, build_dir, cache_dir, settings, on_line) -> tuple[BuildResult, Path]:
+    from core.executors.runtimes.nodejs import _node
+
+    node, _ = _node()
+    npm = npm_cli()
+    app = build_dir / "app"
+    tree = app / NODE_TREE
+    if node is None or npm is None:
+        return BuildResult(None, "", "Node.js and npm are not installed (apt-get install nodejs npm)"), tree
+    app.mkdir(mode=0o755)
+    (app / NODE_MANIFEST).write_text(manifest.text)
+    if manifest.lock:
+        (app / NODE_LOCK).write_text(manifest.lock)
+    argv = [node, npm, "ci" if manifest.lock else "install", "--prefix", f"{BUILD_DIR}/app",
+            "--ignore-scripts", "--no-audit", "--no-fund", "--omit=dev", "--no-update-notifier",
+            "--install-links=false", "--cache", f"{CACHE_DIR}/npm", "--registry", settings.npm_registry,
+            "--loglevel", "http", "--color", "false", "--progress", "false"]
+    if not manifest.lock:
+        argv.append("--package-lock=false")
+    env = {**BASE_ENV, "npm_config_userconfig": "/tmp/.npmrc", "npm_config_globalconfig": "/tmp/.npmrc-global",
+           **_ca_env("NODE_EXTRA_CA_CERTS", "npm_config_cafile")}
+    result = await run_build(sandbox, argv, env, build_dir, cache_dir, settings.limits or BuildLimits(),
+                             on_line=on_line, network=True)
+    return result, tree
+
+
+def _refused(why: str) -> BuildResult:  # a failed result before the installer runs
+    return BuildResult(None, "", why)
+
+
+def _linked(path: Path, tree: Path) -> bool:
+    """A package tarball may hold symlinks; read as root, one could show a host file's fields."""
+    p = path
+    while p != tree:
+        if p.is_symlink():
+            return True
+        p = p.parent
+    return False
+
+
+def python_packages(tree: Path) -> list[dict[str, str]]:
+    """(name, version) of each *.dist-info in a --target folder."""
+    out = []
+    for meta in sorted(tree.glob("*.dist-info/METADATA")):
+        if _linked(meta, tree):
+            continue
+        name = version = ""
+        for line in meta.read_text(errors="replace").splitlines():
+            if line.startswith("Name:"):
+                name = line[5:].strip()
+            elif line.startswith("Version:"):
+                version = line[8:].strip()
+            elif not line:
+                break
+        if name:
+            out.append({"name": name, "version": version})
+    return out
+
+
+def node_packages(tree: Path) -> list[dict[str, str]]:
+    out = []
+    for pj in sorted([*tree.glob("*/package.json"), *tree.glob("@*/*/package.json")]):
+        if _linked(pj, tree):
+            continue
+        try:
+            doc = json.loads(pj.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(doc, dict) and isinstance(doc.get("name"), str):
+            out.append({"name": doc["name"], "version": str(doc.get("version", ""))})
+    return out

@@ -1,0 +1,170 @@
+"""ensure(): the one way an environment comes to exist. One install per key at a time (a second
+caller waits for the first and reuses its env), build events for every step, and counts of
+installer runs that tests and benchmarks read."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from core.errors import BuildError
+from core.executors.builds import BuildResult
+
+from . import installers
+from .cache import EnvCache, cache_key, tree_bytes
+from .installers import NODE_TREE, PY_TREE, InstallSettings
+from .manifest import Manifest
+
+log = logging.getLogger("cloudfn.deps")
+MAX_EVENT_LINES = 2000  # build.log events per install; the rest is in the build log of the answer
+
+
+class DepsManager:
+    def __init__(self, cache: EnvCache, sandbox: Any, settings: InstallSettings,
+                 publish: Callable[[str, Any], None] | None = None,
+                 in_use: Callable[[], Iterable[str]] = lambda: ()):
+        self.cache = cache
+        self.sandbox = sandbox
+        self.settings = settings
+        self.publish = publish or (lambda kind, data: None)
+        self.in_use = in_use
+        self.installs = 0  # installer runs since start (tests: "no installer ran")
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._installing: set[str] = set()
+        self._versions: dict[str, str] = {}
+        self._keys: dict[tuple[str, str, str, bool], str] = {}
+
+    # -- keys ------------------------------------------------------------------------------------
+    def runtime_version(self, runtime: str) -> str:
+        if runtime not in self._versions:
+            self._versions[runtime] = installers.python_version() if runtime == "python" else installers.node_version()
+        return self._versions[runtime]
+
+    def key(self, manifest: Manifest) -> str:
+        memo = (manifest.runtime, manifest.text, manifest.lock, manifest.source_builds)
+        key = self._keys.get(memo)
+        if key is None:
+            if len(self._keys) > 4096:
+                self._keys.clear()
+            key = self._keys[memo] = cache_key(manifest, self.runtime_version(manifest.runtime))
+        return key
+
+    def tree(self, manifest: Manifest) -> Path | None:
+        """The installed tree a worker mounts, or None when the env is not (or no longer) there."""
+        key = self.key(manifest)
+        if not self.cache.ready(key):
+            return None
+        self.cache.touch(key)
+        return self.cache.path(key) / (PY_TREE if manifest.runtime == "python" else NODE_TREE)
+
+    # -- installs --------------------------------------------------------------------------------
+    async def ensure(self, manifest: Manifest, function: str, rebuild: bool = False) -> dict[str, Any]:
+        """The env's meta ({key, packages, bytes, ...}); installs it first when it is missing (or
+        `rebuild`). Raises BuildError with the installer's output when the install fails."""
+        key = self.key(manifest)
+        if not rebuild and self.cache.ready(key):  # the common case: no lock, no event
+            self.cache.touch(key)
+            return self.cache.meta(key) or {"key": key, "packages": []}
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            if not rebuild and self.cache.ready(key):  # installed by the caller we waited for
+                return self.cache.meta(key) or {"key": key, "packages": []}
+            self._installing.add(key)
+            try:
+                return await self._install(manifest, key, function)
+            finally:
+                self._installing.discard(key)
+                if not lock.locked():
+                    self._locks.pop(key, None)
+
+    async def _install(self, manifest: Manifest, key: str, function: str) -> dict[str, Any]:
+        self.installs += 1
+        base = {"function": function, "runtime": manifest.runtime, "key": key}
+        self.publish("build.started", {**base, "manifest": manifest.file})
+        sent = 0
+
+        def line(text: str) -> None:
+            nonlocal sent
+            if sent < MAX_EVENT_LINES and text.strip():
+                sent += 1
+                self.publish("build.log", {**base, "line": text})
+
+        t0 = time.perf_counter()
+        scratch = self.cache.scratch(key)
+        try:
+            try:
+                result, tree = await installers.install(self.sandbox, manifest, scratch, self.cache.packages_cache,
+                                                        self.settings, line)
+            except OSError as exc:  # the scratch folder, the cgroup, the sandbox's launch
+                result, tree = BuildResult(None, "", f"the installer could not run: {exc}"), scratch / "missing"
+            seconds = time.perf_counter() - t0
+            if result.returncode != 0 or result.limit or not tree.is_dir():
+                output = result.output.strip()
+                why = result.limit or _last_error(output) or "the installer failed"
+                message = f"installing the dependencies of {function!r} failed: {why}"
+                self.publish("build.finished", {**base, "ok": False, "error": message, "seconds": round(seconds, 3)})
+                log.warning("%s", message, extra={"function": function})
+                raise BuildError(message, output[-64 * 1024:])
+            await asyncio.to_thread(_seal, tree)
+            packages = (installers.python_packages(tree) if manifest.runtime == "python"
+                        else installers.node_packages(tree))
+            meta = {"key": key, "runtime": manifest.runtime, "packages": packages, "bytes": tree_bytes(tree),
+                    "installed_at": time.time(), "seconds": round(seconds, 3), "log": result.output[-16 * 1024:]}
+            await asyncio.to_thread(self._commit, key, tree, meta)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+            shutil.rmtree(scratch.parent / f"{scratch.name}-cache", ignore_errors=True)  # a source build's own
+            shutil.rmtree(installers.target_dir(self.cache.packages_cache, scratch), ignore_errors=True)
+        self.publish("build.finished", {**base, "ok": True, "packages": packages, "seconds": meta["seconds"]})
+        log.info("installed %d packages for %s in %.2f s", len(packages), function, meta["seconds"],
+                 extra={"function": function})
+        with contextlib.suppress(OSError):
+            await asyncio.to_thread(self.collect)
+        return meta
+
+    def _commit(self, key: str, tree: Path, meta: dict[str, Any]) -> None:
+        # The env holds the tree under its own name, so a worker mounts exactly that folder.
+        holder = tree.parent / f"env-{key}"
+        holder.mkdir(mode=0o755)
+        tree.replace(holder / tree.name)
+        self.cache.commit(key, holder, meta)
+
+    def collect(self) -> list[str]:
+        keep = set(self.in_use()) | set(self._installing)
+        removed = self.cache.collect(keep)
+        for key in removed:
+            log.info("removed the unused dependency environment %s (runtime.deps_cache_max)", key)
+        return removed
+
+
+def _seal(tree: Path) -> None:
+    """Root's and read-only to everyone else: the installer ran as the sandbox user, and so do
+    functions; a later install or function must not be able to change a shared env."""
+    for root, dirs, files in os.walk(tree):
+        for name in (root, *(os.path.join(root, d) for d in dirs), *(os.path.join(root, f) for f in files)):
+            st = os.lstat(name)
+            if os.geteuid() == 0:
+                os.lchown(name, 0, 0)
+            if not os.path.islink(name):
+                os.chmod(name, (st.st_mode & 0o755) | 0o444 | (0o111 if os.path.isdir(name) else 0))
+    os.chmod(tree.parent, 0o755)
+
+
+def _last_error(output: str) -> str:
+    """The installer's own words: uv's "error: ..." / "No solution found ...", npm's "npm error ..."."""
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    for i, ln in enumerate(lines):
+        low = ln.lower()
+        if low.startswith(("error:", "× no solution found", "no solution found")) or "no solution found" in low:
+            return " ".join(lines[i:i + 6])[:2000]
+    errs = [ln.removeprefix("npm error").strip() for ln in lines if ln.startswith(("npm error", "npm ERR!"))]
+    errs = [e for e in errs if e and not e.startswith(("A complete log", "/tmp/"))]
+    if errs:
+        return " ".join(errs[:6])[:2000]
+    return lines[-1][:2000] if lines else ""

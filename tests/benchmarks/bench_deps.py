@@ -1,0 +1,191 @@
+"""Dependency installs: every figure is a ratio to a peer or floor measured in the same run.
+
+    python tests/benchmarks/bench_deps.py [--rounds 5] [--packages 5] [--cold 9]
+
+- first install through cloudfn (create_function with `dependencies`, on a fresh data
+  directory: sandboxed uv, empty cache) against bare `uv pip install` of the same requirements
+  into a fresh venv from the same local wheel folder with an empty cache (goal <= 1.3x); the
+  same for Node.js against bare `npm install` from the same loopback registry;
+- a cache hit: the create of a second function with the same requirements, minus the create of a
+  function without any (goal: <= 50 ms added);
+- cold start (a fresh worker, no pre-started sandbox) of a function with dependencies mounted
+  against the same code without (goal <= 1.2x), and with the packages imported, for reference.
+The wheels and npm tarballs are built here: a few pure-Python packages of 40 modules each.
+Not collected by pytest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "deps"))
+
+from deps_packages import NpmRegistry, make_npm_tarball, make_wheel, readable  # noqa: E402
+
+from core.config import load_config  # noqa: E402
+from core.deps.installers import uv_binary  # noqa: E402
+from core.executors.runtimes.python import _interpreter  # noqa: E402
+from core.local import LocalPlatform  # noqa: E402
+
+MODULES = 40
+PLAIN = "def handler(event, context):\n    return 1\n"
+
+
+def build_wheels(folder: Path, n: int) -> list[str]:
+    names = []
+    for i in range(n):
+        name = f"benchpkg{i}"
+        files = {f"{name}/__init__.py": f"from . import m0\nNAME = {name!r}\n"}
+        for m in range(MODULES):
+            files[f"{name}/m{m}.py"] = "".join(f"def f{k}(x):\n    return x + {k}\n" for k in range(50))
+        make_wheel(folder, name, "1.0", files)
+        names.append(name)
+    return names
+
+
+def build_npm(reg: NpmRegistry, n: int) -> list[str]:
+    names = []
+    for i in range(n):
+        name = f"benchnpm{i}"
+        files = {"index.js": f"module.exports = {{ name: {name!r} }};\n"}
+        for m in range(MODULES):
+            files[f"lib/m{m}.js"] = "".join(f"exports.f{k} = (x) => x + {k};\n" for k in range(50))
+        reg.add(name, "1.0.0", make_npm_tarball(name, "1.0.0", files))
+        names.append(name)
+    return names
+
+
+def bare_uv(wheels: Path, requirements: str, work: Path) -> float:
+    work.mkdir(parents=True)
+    venv, cache = work / "venv", work / "uv-cache"
+    exe, _ = _interpreter()
+    uv = uv_binary()
+    subprocess.run([uv, "venv", "-q", "--python", exe, str(venv)], check=True)
+    (work / "req.txt").write_text(requirements)
+    t0 = time.perf_counter()
+    subprocess.run([uv, "pip", "install", "-q", "--python", str(venv / "bin" / "python"), "--no-index",
+                    "--find-links", str(wheels), "--cache-dir", str(cache), "--only-binary", ":all:",
+                    "-r", str(work / "req.txt")], check=True)
+    return time.perf_counter() - t0
+
+
+def bare_npm(reg: NpmRegistry, manifest: str, work: Path) -> float:
+    app = work / "app"
+    app.mkdir(parents=True)
+    (app / "package.json").write_text(manifest)
+    t0 = time.perf_counter()
+    subprocess.run(["npm", "install", "--prefix", str(app), "--ignore-scripts", "--no-audit", "--no-fund",
+                    "--cache", str(work / "npm-cache"), "--registry", reg.url, "--package-lock=false",
+                    "--loglevel", "error"], check=True, capture_output=True)
+    return time.perf_counter() - t0
+
+
+def platform(data: Path, wheels: Path, reg: NpmRegistry) -> LocalPlatform:
+    flags = {"storage.data_dir": str(data), "runtime.pypi_index_url": "none", "runtime.pypi_find_links": str(wheels),
+             "runtime.npm_registry": reg.url, "runtime.prewarm": "0"}
+    return LocalPlatform(load_config(flags=flags), install_examples=False)
+
+
+async def timed(coro) -> tuple[float, object]:
+    t0 = time.perf_counter()
+    out = await coro
+    return time.perf_counter() - t0, out
+
+
+def ratio_line(label: str, ours: list[float], peer: list[float], goal: str) -> None:
+    r = [a / b for a, b in zip(ours, peer)]
+    print(f"{label:<44} {statistics.median(ours) * 1000:8.1f} ms vs {statistics.median(peer) * 1000:8.1f} ms  "
+          f"ratio {statistics.median(r):.2f} (range {min(r):.2f}-{max(r):.2f})  goal {goal}")
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--packages", type=int, default=5)
+    ap.add_argument("--cold", type=int, default=9)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-deps-"))
+    os.chmod(tmp, 0o755)
+    wheels = tmp / "wheels"
+    wheels.mkdir()
+    names = build_wheels(wheels, args.packages)
+    readable(wheels)
+    reg = NpmRegistry()
+    npm_names = build_npm(reg, args.packages)
+    requirements = "".join(f"{n}==1.0\n" for n in names)
+    package_json = json.dumps({"dependencies": {n: "1.0.0" for n in npm_names}})
+    print(f"{args.packages} packages of {MODULES} modules each; {args.rounds} rounds; {os.cpu_count()} cores")
+
+    ours_py, bare_py, ours_js, bare_js, hit, plain = [], [], [], [], [], []
+    for r in range(args.rounds):
+        work = tmp / f"round{r}"
+        work.mkdir()
+        bare_py.append(bare_uv(wheels, requirements, work / "uv"))
+        bare_js.append(bare_npm(reg, package_json, work / "npm") if shutil.which("npm") else float("nan"))
+        p = platform(work / "data", wheels, reg)
+        try:
+            t, _ = await timed(p.create_function({"name": "first", "runtime": "python", "code": PLAIN,
+                                                  "dependencies": requirements}))
+            ours_py.append(t)
+            if shutil.which("npm"):
+                t, _ = await timed(p.create_function({"name": "first-js", "runtime": "nodejs",
+                                                      "code": "exports.handler = () => 1;",
+                                                      "dependencies": package_json}))
+                ours_js.append(t)
+            for i in range(5):  # alternate, so drift hits both alike
+                t, _ = await timed(p.create_function({"name": f"plain{i}", "runtime": "python", "code": PLAIN}))
+                plain.append(t)
+                t, _ = await timed(p.create_function({"name": f"hit{i}", "runtime": "python", "code": PLAIN,
+                                                      "dependencies": requirements}))
+                hit.append(t)
+            assert p.deps.manager.installs == (2 if shutil.which("npm") else 1)
+        finally:
+            await p.close()
+    print("\n-- first install (fresh data dir and cache) --")
+    ratio_line("python: cloudfn create vs bare uv pip install", ours_py, bare_py, "<= 1.3")
+    if ours_js:
+        ratio_line("nodejs: cloudfn create vs bare npm install", ours_js, bare_js, "<= 1.3")
+    print("\n-- cache hit: a second function with the same requirements --")
+    added = statistics.median(hit) - statistics.median(plain)
+    print(f"{'create with a cached env vs without deps':<44} {statistics.median(hit) * 1000:8.1f} ms vs "
+          f"{statistics.median(plain) * 1000:8.1f} ms  added {added * 1000:.1f} ms  goal <= 50 ms")
+
+    print("\n-- cold start (fresh worker) --")
+    p = platform(tmp / "cold", wheels, reg)
+    imports = "".join(f"import {n}\n" for n in names)
+    kinds = {"without deps": ("", PLAIN), "deps mounted": (requirements, PLAIN),
+             "deps imported": (requirements, imports + PLAIN)}
+    cold: dict[str, list[float]] = {k: [] for k in kinds}
+    try:
+        await p.create_function({"name": "warmup", "runtime": "python", "code": PLAIN, "dependencies": requirements})
+        await p.invoke("warmup", {})
+        for i in range(args.cold):
+            for kind, (deps, code) in kinds.items():
+                name = f"cold-{kind.replace(' ', '-')}-{i}"
+                await p.create_function({"name": name, "runtime": "python", "code": code, "dependencies": deps})
+                t, res = await timed(p.invoke(name, {}))
+                assert res.success and res.cold_start, res.error
+                cold[kind].append(t)
+    finally:
+        await p.close()
+    ratio_line("python: deps mounted vs without", cold["deps mounted"], cold["without deps"], "<= 1.2")
+    ratio_line(f"python: {args.packages} packages imported vs without", cold["deps imported"], cold["without deps"],
+               "(reference)")
+    reg.close()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

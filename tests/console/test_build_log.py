@@ -1,0 +1,66 @@
+"""The console's live build log: while a function's dependencies install, a panel shows the
+installer's lines under an indeterminate progress bar (from build.* events, so attached to a
+server too); a success closes it, a failure stays with the error until esc."""
+
+from __future__ import annotations
+
+import asyncio
+
+from textual.widgets import Log, ProgressBar
+
+from cloudfn_tui.widgets.build_log import BuildLog
+from console_waits import screen_text, settle, until
+
+
+async def _select(pilot, app, name: str) -> None:
+    from cloudfn_tui.widgets.function_list import FunctionList
+
+    table = app.screen.query_one(FunctionList)
+    table.select_id(next(f.id for f in table.functions.values() if f.name == name))
+    await pilot.pause()
+
+
+async def test_rebuild_shows_live_progress_then_closes(fake, make_app):
+    fake.build_gate = asyncio.Event()
+    app = make_app(fake)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.stream_state == "live", "event stream")
+        await _select(pilot, app, "hello-python")
+        panel = app.screen.query_one(BuildLog)
+        assert not panel.display
+        await pilot.press("colon", *"deps rebuild", "enter")
+        await until(pilot, lambda: panel.display and panel.lines == 1, "the build log to open")
+        # Mid-install: the progress bar runs and the installer's line is on screen.
+        assert panel.running and panel.query_one(ProgressBar).display
+        assert "Resolved 1 package in 1ms" in panel.query_one(Log).lines
+        text = "\n".join(screen_text(app))
+        assert "Installing the dependencies of hello-python (requirements.txt)" in text
+        assert "Resolved 1 package in 1ms" in text
+        fake.build_gate.set()
+        await until(pilot, lambda: not panel.display, "the build log to close")
+        await pilot.pause()
+        assert not panel.query(ProgressBar)  # the animated bar lives only while an install runs
+        await settle(pilot, app)
+        assert any("hello-python (requirements.txt): tinypkg 1.0" in str(n.message) for n in app._notifications)
+
+
+async def test_a_failed_install_keeps_the_log_open_until_esc(fake, make_app):
+    fake.build_gate = asyncio.Event()
+    fake.build_gate.set()
+    fake.build_fails = True
+    app = make_app(fake)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.stream_state == "live", "event stream")
+        await _select(pilot, app, "hello-python")
+        panel = app.screen.query_one(BuildLog)
+        await pilot.press("colon", *"deps rebuild", "enter")
+        await until(pilot, lambda: panel.has_class("failed"), "the failure")
+        await settle(pilot, app)
+        assert panel.display and not panel.running
+        text = "\n".join(screen_text(app))
+        assert "Install failed" in text and "reqeusts" in text
+        assert any("No solution found" in str(n.message) for n in app._notifications)
+        app.screen.query_one("#functions").focus()
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not panel.display

@@ -34,7 +34,7 @@ MAX_LOGS = 16 * 1024
 # stops tracking (a tuple subclass it tracks for ever): full collections walked the hundred
 # thousand entries of a busy platform, pausing the event loop for up to ~90 ms.
 _Entry = tuple
-TS, ID, FUNCTION_ID, FUNCTION_NAME, STATUS, SEGMENT, OFFSET, LENGTH = range(8)
+TS, ID, FUNCTION_ID, FUNCTION_NAME, STATUS, TRIGGER, SEGMENT, OFFSET, LENGTH = range(9)
 
 
 # One encoder, made once: json.dumps with options builds a new encoder on every call.
@@ -128,7 +128,8 @@ class History:
                             d = json.loads(raw)
                             if d["id"] not in known:
                                 ts = datetime.fromisoformat(d["started_at"]).timestamp()
-                                loaded.append((ts, d["id"], d["function_id"], d["function_name"], d["status"], seg, offset, length))
+                                loaded.append((ts, d["id"], d["function_id"], d["function_name"], d["status"],
+                                               d.get("trigger", "manual"), seg, offset, length))
                             count += 1
                         except (ValueError, KeyError):
                             pass  # a damaged line is skipped, the rest kept
@@ -174,7 +175,8 @@ class History:
             rec = rec.model_copy(update={"event": json_safe(rec.event), "result": json_safe(rec.result),
                                          "logs": json_safe(rec.logs), "error": json_safe(rec.error)})
             line = (rec.model_dump_json() + "\n").encode()
-        entry = (rec.started_at.timestamp(), rec.id, rec.function_id, rec.function_name, rec.status, -1, 0, 0)
+        entry = (rec.started_at.timestamp(), rec.id, rec.function_id, rec.function_name, rec.status, rec.trigger,
+                 -1, 0, 0)
         with self._lock:
             self._index.append(entry)
             self._pending.append((entry, line))
@@ -266,7 +268,8 @@ class History:
         return len(self._index)
 
     def query(self, function_id: str | None = None, status: str | None = None, since: datetime | None = None,
-              until: datetime | None = None, limit: int = 50, offset: int = 0) -> list[InvocationRecord]:
+              until: datetime | None = None, limit: int = 50, offset: int = 0,
+              trigger: str | None = None) -> list[InvocationRecord]:
         self._ensure_loaded()
         lo = since.timestamp() if since else None
         hi = until.timestamp() if until else None
@@ -277,6 +280,8 @@ class History:
                 if function_id is not None and e[FUNCTION_ID] != function_id:
                     continue
                 if status is not None and e[STATUS] != status:
+                    continue
+                if trigger is not None and e[TRIGGER] != trigger:
                     continue
                 if hi is not None and e[TS] > hi:
                     continue

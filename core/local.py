@@ -12,7 +12,7 @@ import contextlib
 import logging
 import shutil
 import sys
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, AsyncIterator
 
@@ -29,6 +29,8 @@ from core.metrics import Metrics
 from core.models import (
     Alert,
     AlertRule,
+    AsyncInvocation,
+    DeadLetter,
     ErrorType,
     Event,
     Function,
@@ -41,6 +43,8 @@ from core.models import (
 )
 from core.registry import Registry
 from core.storage import DataDirLock, TinyStore
+from core.triggers.async_invoke import AsyncInvoker, dead_letter_model
+from core.triggers.queue import QUEUE_FILE, SqliteQueue
 
 log = logging.getLogger("cloudfn.platform")
 REGISTRY_FILE = "registry.json"
@@ -48,6 +52,7 @@ ALERTS_FILE = "alerts.json"
 CODE_DIR = "versions"
 EXAMPLES_KEY = "examples_installed"
 STATUSES = ("success", "failed", "throttled")
+TRIGGERS = ("manual", "http", "schedule", "async", "retry")
 
 
 class LocalPlatform:
@@ -86,6 +91,10 @@ class LocalPlatform:
             self.alert_engine = AlertEngine(TinyStore(self.data_dir / ALERTS_FILE), self.metrics_engine,
                                             publish=self.bus.publish, function_exists=self._function_exists)
             self.executor = self._make_executor()
+            self.queue = SqliteQueue(self.data_dir / QUEUE_FILE, sync=config["async.sync"])
+            self.async_invoker = AsyncInvoker(self, self.queue, workers=config["async.workers"],
+                                              webhook_timeout=config["async.webhook_timeout"],
+                                              webhook_allow_private=config["async.webhook_allow_private"])
         except BaseException:
             if hasattr(self, "logs"):  # a failed start leaves no handler on the `cloudfn` logger
                 detach(self.logs)
@@ -136,6 +145,7 @@ class LocalPlatform:
         self._started = True
         self._tasks = [asyncio.create_task(self._flush_history_loop(), name="cloudfn-history-flush")]
         self.executor.warm_up()
+        self.async_invoker.start()
         interval = self.config["monitor.alert_interval"]
         if interval:
             self._tasks.append(asyncio.create_task(self.alert_engine.run(interval), name="cloudfn-alerts"))
@@ -184,6 +194,7 @@ class LocalPlatform:
 
     async def delete_function(self, ref: str) -> Function:
         fn = await asyncio.to_thread(self.registry.delete, ref)
+        self.async_invoker.function_deleted(fn)
         await self.executor.retire(fn.id)
         # The workers' copies of its code (work_dir/<id>/v<n>-<hash>, see runtimes/base.py), once
         # no worker of it is left: they stayed on disk for ever.
@@ -209,16 +220,14 @@ class LocalPlatform:
     # -- invoke --------------------------------------------------------------------------
     async def invoke(self, ref: str, event: Any = None, context: dict[str, str] | None = None) -> InvokeResult:
         fn = await self.get_function(ref)
-        if context is not None and (
-            not isinstance(context, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in context.items())
-        ):
-            raise InvalidInput("invocation", [FieldError("context", "must be a map of strings to strings")])
+        _check_context(context)
         return await self.run_invocation(fn, event, context or {})
 
     async def run_invocation(self, fn: Function, event: Any, context: dict[str, str],
-                             trigger: Trigger = "manual") -> InvokeResult:
+                             trigger: Trigger = "manual", invocation_id: str | None = None) -> InvokeResult:
         """Every way of invoking a function ends here (the invoke API, HTTP endpoints, schedules,
-        the asynchronous queue), so limits, history, metrics and events treat them alike."""
+        the asynchronous queue), so limits, history, metrics and events treat them alike.
+        `invocation_id`: kept by every attempt of an asynchronous invocation."""
         await self.start()
         started_at = utcnow()
         self.metrics_engine.started(fn.name)
@@ -226,7 +235,7 @@ class LocalPlatform:
             "function_id": fn.id, "function_name": fn.name, "function_version": fn.version,
             "started_at": started_at.isoformat()})
         try:
-            result: InvokeResult = await self.executor.invoke(fn, event, context)
+            result: InvokeResult = await self.executor.invoke(fn, event, context, request_id=invocation_id)
         finally:
             self.metrics_engine.finished(fn.name)
         # The executor's result is this call's own object: filled in place, not copied.
@@ -273,10 +282,12 @@ class LocalPlatform:
 
     async def list_invocations(self, function: str | None = None, status: str | None = None,
                                since: datetime | None = None, until: datetime | None = None,
-                               limit: int = 50, offset: int = 0) -> list[InvocationRecord]:
+                               limit: int = 50, offset: int = 0, trigger: str | None = None) -> list[InvocationRecord]:
         errors = []
         if status is not None and status not in STATUSES:
             errors.append(FieldError("status", f"must be one of {', '.join(STATUSES)}"))
+        if trigger is not None and trigger not in TRIGGERS:
+            errors.append(FieldError("trigger", f"must be one of {', '.join(TRIGGERS)}"))
         if not 1 <= limit <= 1000:
             errors.append(FieldError("limit", "must be from 1 to 1000"))
         if offset < 0:
@@ -284,10 +295,52 @@ class LocalPlatform:
         if errors:
             raise InvalidInput("history query", errors)
         function_id = (await self.get_function(function)).id if function else None
-        return self.history.query(function_id, status, _aware(since), _aware(until), limit, offset)
+        return self.history.query(function_id, status, _aware(since), _aware(until), limit, offset, trigger)
 
     async def get_invocation(self, invocation_id: str) -> InvocationRecord:
         return self.history.get(invocation_id)
+
+    # -- asynchronous invocation (issue 16) ----------------------------------------------
+    async def invoke_async(self, ref: str, event: Any = None, context: dict[str, str] | None = None) -> AsyncInvocation:
+        """Queue an invocation durably and answer at once (status queued)."""
+        fn = await self.get_function(ref)
+        _check_context(context)
+        self._start_background()
+        item = self.async_invoker.accept(fn, event, context)
+        return AsyncInvocation(invocation_id=item.id, function_id=fn.id, function_name=fn.name, status="queued",
+                               enqueued_at=datetime.fromtimestamp(item.enqueued_at, timezone.utc))
+
+    async def invocation_status(self, invocation_id: str) -> AsyncInvocation:
+        """An asynchronous invocation's state (queued, running, failed with a retry due,
+        success, dead) with its latest history record; a synchronous one's history status."""
+        view = self.async_invoker.status(invocation_id)
+        record = None
+        try:
+            record = self.history.get(view.invocation_id if view else invocation_id)
+        except NotFound:
+            if view is None:
+                raise
+        if view is None:
+            assert record is not None
+            return AsyncInvocation(invocation_id=record.id, function_id=record.function_id,
+                                   function_name=record.function_name, status=record.status, asynchronous=False,
+                                   attempts=1, record=record)
+        view.record = record
+        return view
+
+    async def list_dead_letters(self, function: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        if not 1 <= limit <= 1000:
+            raise InvalidInput("dead letter query", [FieldError("limit", "must be from 1 to 1000")])
+        function_id = (await self.get_function(function)).id if function else None
+        return [dead_letter_model(d) for d in self.queue.dead_letters(function_id, limit)]
+
+    async def replay_dead_letter(self, dead_letter_id: str) -> AsyncInvocation:
+        """Queue a dead letter again (same invocation id, fresh retries and age)."""
+        self._start_background()
+        return self.async_invoker.replay(dead_letter_id)
+
+    async def delete_dead_letter(self, dead_letter_id: str) -> DeadLetter:
+        return self.async_invoker.delete(dead_letter_id)
 
     # -- saved events --------------------------------------------------------------------
     async def list_saved_events(self, ref: str) -> list[SavedEvent]:
@@ -310,11 +363,13 @@ class LocalPlatform:
         snap = self.metrics_engine.snapshot(function, function_count=function_count, warm_workers=stats["warm_workers"])
         snap["queued"] = stats["queued"]
         snap["events_dropped"] = self.bus.dropped
+        snap["async"] = self.async_invoker.stats()
         return snap
 
     async def prometheus_metrics(self) -> str:
         count = len(await self.list_functions())
-        return self.metrics_engine.prometheus(function_count=count, warm_workers=self.executor.stats()["warm_workers"])
+        text = self.metrics_engine.prometheus(function_count=count, warm_workers=self.executor.stats()["warm_workers"])
+        return text + async_prometheus(self.async_invoker.stats())
 
     # -- logs ----------------------------------------------------------------------------
     async def query_logs(self, level: str | None = None, function: str | None = None,
@@ -379,6 +434,7 @@ class LocalPlatform:
                 "data_dir": str(c.data_dir),
                 "registry": str(self.store.path),
                 "history": str(self.history.dir),
+                "async_queue": str(self.queue.path),
                 "logs": str(self.logs.path),
                 "work_dir": str(c.work_dir),
                 "cache_dir": str(c.cache_dir),
@@ -405,6 +461,7 @@ class LocalPlatform:
             await asyncio.gather(*self._tasks, return_exceptions=True)
             if self._flush_task is not None:
                 await asyncio.gather(self._flush_task, return_exceptions=True)
+            await self.async_invoker.close()
             await self.executor.close()
             await self.alert_engine.close()
             self.history.flush()
@@ -413,9 +470,32 @@ class LocalPlatform:
             detach(self.logs)
             self.logs.shutdown()
             self.alert_engine.store.close()
+            self.queue.close()
             self.store.close()
         finally:
             self.lock.release()
+
+
+def _check_context(context: Any) -> None:
+    if context is not None and (
+        not isinstance(context, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in context.items())
+    ):
+        raise InvalidInput("invocation", [FieldError("context", "must be a map of strings to strings")])
+
+
+def async_prometheus(stats: dict[str, Any]) -> str:
+    """The asynchronous queue's figures in the Prometheus text format."""
+    oldest = stats["oldest_age"] or 0.0
+    rows = [
+        ("cloudfn_async_queue_depth", "gauge", "asynchronous invocations queued or running", stats["depth"]),
+        ("cloudfn_async_oldest_age_seconds", "gauge", "age of the oldest queued asynchronous invocation", oldest),
+        ("cloudfn_async_dead_letters", "gauge", "dead letters kept", stats["dead_letters"]),
+        ("cloudfn_async_accepted_total", "counter", "asynchronous invocations accepted", stats["accepted"]),
+        ("cloudfn_async_retries_total", "counter", "retries scheduled", stats["retries"]),
+        ("cloudfn_async_dead_lettered_total", "counter", "invocations that became dead letters",
+         stats["dead_lettered"]),
+    ]
+    return "".join(f"# HELP {n} {h}\n# TYPE {n} {t}\n{n} {v:g}\n" for n, t, h, v in rows)
 
 
 def _aware(when: datetime | None) -> datetime | None:

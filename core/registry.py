@@ -214,10 +214,13 @@ class Registry:
 
     def update(self, ref: str, data: dict[str, Any] | FunctionPatch) -> Function:
         patch = data if isinstance(data, FunctionPatch) else parse_patch(data)
-        changes = patch.model_dump(exclude_unset=True)
+        # By field name (model_copy takes names); nested settings stay models, not dicts.
+        changes = patch.model_dump(exclude_unset=True, by_alias=False)
         nulls = [k for k, v in changes.items() if v is None and k != "max_concurrency"]
         if nulls:
-            raise InvalidInput("function update", [FieldError(k, "cannot be null") for k in nulls])
+            raise InvalidInput("function update", [FieldError(k.rstrip("_"), "cannot be null") for k in nulls])
+        if "async_" in changes:
+            changes["async_"] = patch.async_
 
         def write(store: TinyStore) -> tuple[Function, bool]:
             current = self._loaded(self._find(store, ref))

@@ -23,7 +23,7 @@ from core.models import Function, FunctionSpec, normalize_runtime, parse_spec
 
 MANIFEST = "function.yaml"
 DEFAULT_FILES = {"python": "handler.py", "nodejs": "index.js", "go": "main.go"}
-MANIFEST_KEYS = {"file", "event", *FunctionSpec.model_fields}
+MANIFEST_KEYS = {"file", "event", *(f.alias or n for n, f in FunctionSpec.model_fields.items())}
 MAX_FILE = 64 * 1024 * 1024  # larger than any code a function may hold; stops /dev-like surprises early
 
 

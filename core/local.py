@@ -57,12 +57,15 @@ TRIGGERS = ("manual", "http", "schedule", "async", "retry")
 
 class LocalPlatform:
     def __init__(self, config: Config, command: str = "cloudfn", install_examples: bool = True,
-                 announce: bool = True, serve_socket: bool = False):
+                 announce: bool = True, serve_socket: bool = False, consume_async: bool | None = None):
         """`announce`: log "platform started/stopped" (the long-running owners; a CLI call that
         merely passes through would fill the logs with them). `serve_socket`: serve the API on
-        the data directory's private socket once started, for the other `cloudfn` processes."""
+        the data directory's private socket once started, for the other `cloudfn` processes.
+        `consume_async` (default: `announce`): run queued asynchronous invocations; a CLI call
+        that passes through only queues them, for the next long-running owner."""
         self.config = config
         self.announce = announce
+        self.consume_async = announce if consume_async is None else consume_async
         self.serve_socket = serve_socket
         self._owner_socket: Any = None
         self.data_dir = config.data_dir
@@ -145,7 +148,8 @@ class LocalPlatform:
         self._started = True
         self._tasks = [asyncio.create_task(self._flush_history_loop(), name="cloudfn-history-flush")]
         self.executor.warm_up()
-        self.async_invoker.start()
+        if self.consume_async:
+            self.async_invoker.start()
         interval = self.config["monitor.alert_interval"]
         if interval:
             self._tasks.append(asyncio.create_task(self.alert_engine.run(interval), name="cloudfn-alerts"))
@@ -310,9 +314,16 @@ class LocalPlatform:
         return AsyncInvocation(invocation_id=item.id, function_id=fn.id, function_name=fn.name, status="queued",
                                enqueued_at=datetime.fromtimestamp(item.enqueued_at, timezone.utc))
 
-    async def invocation_status(self, invocation_id: str) -> AsyncInvocation:
+    async def invocation_status(self, invocation_id: str, wait: float = 0) -> AsyncInvocation:
         """An asynchronous invocation's state (queued, running, failed with a retry due,
-        success, dead) with its latest history record; a synchronous one's history status."""
+        success, dead) with its latest history record; a synchronous one's history status.
+        `wait` (0-60 s): first wait until it has succeeded or become a dead letter."""
+        if not 0 <= wait <= 60:
+            raise InvalidInput("invocation status", [FieldError("wait", "must be from 0 to 60 seconds")])
+        if wait:
+            self._start_background()
+            self.async_invoker.start()  # a caller waiting for the outcome: run it, even as a passing CLI call
+            await self.async_invoker.wait_settled(invocation_id, wait)
         view = self.async_invoker.status(invocation_id)
         record = None
         try:

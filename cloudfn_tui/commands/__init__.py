@@ -2,6 +2,6 @@
 parsers and sets either `run` (an async function of an open PlatformAPI and the arguments)
 or `main` (a function of the arguments that manages the platform itself: console, serve)."""
 
-from cloudfn_tui.commands import functions, observe, serve, web
+from cloudfn_tui.commands import dead_letters, functions, observe, serve, web
 
-MODULES = [functions, observe, serve, web]
+MODULES = [functions, observe, serve, web, dead_letters]

@@ -83,6 +83,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--event-file", metavar="FILE", type=Path, help="read the event from a JSON file ('-' for stdin)")
     c.add_argument("--context", metavar="JSON", help="context, a JSON object of strings")
     c.add_argument("--json", action="store_true", help="print the whole invoke result as JSON")
+    c.add_argument("--async", dest="asynchronous", action="store_true",
+                   help="queue it and print its invocation id at once; retries follow the function's async settings")
+    c.add_argument("--wait", type=float, metavar="SECONDS",
+                   help="with --async: wait up to SECONDS (at most 60) for it to succeed or become a dead letter")
 
 
 def _settings_flags(c: argparse.ArgumentParser) -> None:
@@ -94,6 +98,9 @@ def _settings_flags(c: argparse.ArgumentParser) -> None:
     c.add_argument("--max-concurrency", type=int, metavar="N")
     c.add_argument("--network", action=argparse.BooleanOptionalAction, default=None,
                    help="allow network access (off by default)")
+    c.add_argument("--async", dest="async_settings", metavar="JSON",
+                   help='asynchronous invocation settings, e.g. \'{"max_retries": 1, "retry_backoff": 5, '
+                        '"on_failure": "alert-fn"}\' (replaces the whole block)')
 
 
 
@@ -146,6 +153,7 @@ def _settings_from(args: argparse.Namespace) -> dict[str, Any]:
         "description": args.description,
         "max_concurrency": args.max_concurrency,
         "network": args.network,
+        "async": _json_arg(args.async_settings, "--async") if args.async_settings is not None else None,
     }
     return {k: v for k, v in fields.items() if v is not None}
 
@@ -273,6 +281,10 @@ async def cmd_invoke(api: PlatformAPI, args: argparse.Namespace) -> int:
     context = None
     if args.context is not None:
         context = _json_arg(args.context, "--context")
+    if args.asynchronous or args.wait is not None:
+        from cloudfn_tui.commands.dead_letters import invoke_async
+
+        return await invoke_async(api, args, event, context)
     result: InvokeResult = await api.invoke(args.name, event, context)
     if args.json:
         output.print_json(result.model_dump(mode="json"))

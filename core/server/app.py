@@ -31,8 +31,11 @@ from core import __version__
 from core.api import PlatformAPI
 from core.errors import CloudfnError, FieldError, InvalidInput
 from core.jsonlimits import JSONLimitError, field_path, json_safe, loads_checked
-from core.models import EVENT_KINDS, ErrorType, InvokeResult
+from core.models import EVENT_KINDS, TRIGGERS, ErrorType, InvokeResult
 from core.server import schema as S
+from core.server.async_routes import Accepted as AsyncAccepted
+from core.server.async_routes import accepted_payload, async_requested, status_payload
+from core.server.async_routes import add_routes as add_async_routes
 
 log = logging.getLogger("cloudfn.server")
 
@@ -297,7 +300,7 @@ class Guard:
                     and path.endswith(INVOKE_SUFFIX)):
                 ref = path[len(INVOKE_PREFIX):-len(INVOKE_SUFFIX)]
                 if ref and "/" not in ref:
-                    await self._invoke(ref, wrapped, send)
+                    await self._invoke(ref, wrapped, send, scope)
                     return
             await self.app(scope, wrapped, send)
         finally:
@@ -345,7 +348,7 @@ class Guard:
                     "type": "UnsupportedMediaType", "status": 415}
         return None
 
-    async def _invoke(self, ref: str, receive: Callable, send: Callable) -> None:
+    async def _invoke(self, ref: str, receive: Callable, send: Callable, scope: dict) -> None:
         """The invoke route without the framework's routing and dependency solving (it is the
         hot path); the FastAPI route of the same path documents it and does the same."""
         try:
@@ -358,6 +361,10 @@ class Guard:
                 if not message.get("more_body"):
                     break
             event, context = parse_invoke_body(b"".join(chunks))
+            if async_requested(scope["headers"], scope["query_string"]):
+                view = await self.platform.invoke_async(ref, event, context)
+                await _send_json(send, 202, accepted_payload(view))
+                return
             status, payload, extra = invoke_answer(await self.platform.invoke(ref, event, context))
         except CloudfnError as exc:
             await _send_json(send, exc.http_status, error_body(exc))
@@ -594,11 +601,21 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
         return json_response({"message": f"function rolled back to version {version}", "function": fn.to_doc()})
 
     # -- invoke (the hot path: no pydantic body model, one JSON encode) ---------------------------
-    @app.post(f"{v1}/functions/{{ref}}/invoke", tags=["invoke"], openapi_extra=S.body(S.INVOKE_BODY, required=False),
-              summary="invoke a function; 200 with success true or false, 429 when throttled",
-              responses=S.invoke_responses())
+    invoke_responses = S.invoke_responses()
+    invoke_responses[202] = {"model": AsyncAccepted, "description": "queued (X-Cloudfn-Invocation-Type: Event or "
+                                                                    "?async=true): poll /api/v1/invocations/{id}"}
+
+    @app.post(f"{v1}/functions/{{ref}}/invoke", tags=["invoke"],
+              openapi_extra={**S.body(S.INVOKE_BODY, required=False), **S.params(
+                  S.param("X-Cloudfn-Invocation-Type", {"type": "string", "enum": ["Event", "RequestResponse"]},
+                          "Event: queue it and answer 202 at once", where="header"),
+                  S.param("async", {"type": "string", "enum": ["true", "false"]}, "true: the same as Event"))},
+              summary="invoke a function; 200 with success true or false, 429 when throttled, 202 when queued",
+              responses=invoke_responses)
     async def invoke(ref: str, request: Request) -> Response:
         event, context = parse_invoke_body(await request.body())
+        if async_requested(request.scope["headers"], request.scope["query_string"]):
+            return json_response(accepted_payload(await need("invoke_async")(ref, event, context)), 202)
         status, payload, headers = invoke_answer(await platform.invoke(ref, event, context))
         return Response(payload, status, headers=headers, media_type=JSON_TYPE)
 
@@ -609,6 +626,7 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
         S.param("until", S.TIME_SCHEMA, "only invocations started at or before this time"),
         S.param("limit", S.int_schema(1, 1000, 50)),
         S.param("offset", S.int_schema(0, None, 0)),
+        S.param("trigger", {"type": "string", "enum": list(TRIGGERS)}, "how the invocations were started"),
     )
 
     async def _invocations(function: str | None, request: Request) -> Response:
@@ -616,9 +634,11 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
         status = q.choice("status", S.STATUSES)
         since, until = q.time("since"), q.time("until")
         limit, offset = q.integer("limit", 50, 1, 1000), q.integer("offset", 0, 0)
+        trigger = q.choice("trigger", TRIGGERS)
         q.done()
+        extra = {"trigger": trigger} if trigger is not None else {}
         records = await need("list_invocations")(function=function, status=status, since=since, until=until,
-                                                 limit=limit, offset=offset)
+                                                 limit=limit, offset=offset, **extra)
         return json_response({"invocations": [r.model_dump(mode="json") for r in records], "count": len(records)})
 
     @app.get(f"{v1}/invocations", tags=["history"], summary="invocation history, newest first",
@@ -631,11 +651,30 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
     async def function_invocations(ref: str, request: Request) -> Response:
         return await _invocations(ref, request)
 
-    @app.get(f"{v1}/invocations/{{invocation_id}}", tags=["history"], summary="one invocation",
-             responses=S.responses(S.InvocationAnswer, 404))
-    async def get_invocation(invocation_id: str) -> Response:
+    @app.get(f"{v1}/invocations/{{invocation_id}}", tags=["history"],
+             summary="one invocation: its history record (`invocation`, null until an asynchronous one ran) and "
+                     "`status`: queued, running, failed (a retry is due), success, dead; or a synchronous "
+                     "one's success, failed, throttled",
+             openapi_extra=S.params(S.param("wait", {"type": "number", "minimum": 0, "maximum": 60},
+                                            "seconds to wait, at most, for it to succeed or become a dead letter")),
+             responses=S.responses(S.InvocationAnswer, 404, 422))
+    async def get_invocation(invocation_id: str, request: Request) -> Response:
+        if getattr(platform, "invocation_status", None) is not None:
+            raw = request.query_params.get("wait")
+            wait = 0.0
+            if raw is not None:
+                try:
+                    wait = float(raw)
+                except ValueError:
+                    wait = -1.0
+                if not 0 <= wait <= 60:
+                    raise InvalidInput("invocation status", [FieldError("wait", f"must be from 0 to 60 seconds "
+                                                                                f"(got {raw[:40]!r})")])
+            return json_response(status_payload(await platform.invocation_status(invocation_id, wait)))
         record = await need("get_invocation")(invocation_id)
         return json_response({"invocation": record.model_dump(mode="json")})
+
+    add_async_routes(app, need, json_response)
 
     # -- saved test events ----------------------------------------------------------------------
     @app.get(f"{v1}/functions/{{ref}}/saved-events", tags=["saved events"], summary="a function's saved test events",

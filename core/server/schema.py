@@ -22,6 +22,9 @@ from core.models import (  # the model classes are re-exported for app.py's bodi
     FunctionSpec,  # noqa: F401
     validation_errors,
     ALERT_METRICS,
+    ASYNC_AGE_RANGE,
+    ASYNC_BACKOFF_RANGE,
+    ASYNC_RETRIES_RANGE,
     CONCURRENCY_RANGE,
     ENV_KEY_RE,
     EVENT_KINDS,
@@ -220,6 +223,21 @@ def _function_properties(patch: bool) -> dict[str, Any]:
         "max_concurrency": {"type": ["integer", "null"], "minimum": c0, "maximum": c1,
                             "description": "parallel invocations; null: the platform's limit"},
         "network": {"type": "boolean", "description": "allow network access (off by default)"},
+        # -- asynchronous invocation (issue 16) --
+        "async": {"type": "object", "additionalProperties": False,
+                  "description": "how asynchronous invocations are retried; replaced as a whole on update",
+                  "properties": {
+                      "max_retries": {"type": "integer", "minimum": ASYNC_RETRIES_RANGE[0],
+                                      "maximum": ASYNC_RETRIES_RANGE[1], "default": 2},
+                      "max_event_age": {"type": "integer", "minimum": ASYNC_AGE_RANGE[0],
+                                        "maximum": ASYNC_AGE_RANGE[1], "default": ASYNC_AGE_RANGE[1],
+                                        "description": "seconds"},
+                      "retry_backoff": {"type": "number", "minimum": ASYNC_BACKOFF_RANGE[0],
+                                        "maximum": ASYNC_BACKOFF_RANGE[1], "default": 1.0,
+                                        "description": "seconds before the first retry, doubled each time"},
+                      "on_success": {"type": ["string", "null"], "description": "a function's name or a webhook URL"},
+                      "on_failure": {"type": ["string", "null"], "description": "a function's name or a webhook URL"},
+                  }},
     }
     if not patch:
         props["handler"]["default"] = "handler"

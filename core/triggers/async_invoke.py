@@ -73,6 +73,7 @@ class AsyncInvoker:
         self._running: dict[asyncio.Task, QueuedInvocation] = {}
         self._side_tasks: set[asyncio.Task] = set()
         self._stopping = False
+        self._waiters: dict[str, list[asyncio.Future]] = {}  # invocation id -> callers awaiting its end
         self.counts = {"accepted": 0, "retries": 0, "dead_lettered": 0, "succeeded": 0, "destinations_failed": 0}
 
     # -- accept ----------------------------------------------------------------------------
@@ -160,6 +161,7 @@ class AsyncInvoker:
             raise
         if result.success:
             self.queue.ack(item, "success")
+            self._settled(item.id)
             self.counts["succeeded"] += 1
             self._destination(fn, item, result, "Success")
             return
@@ -187,6 +189,7 @@ class AsyncInvoker:
     def _dead(self, item: QueuedInvocation, fn: Function | None, reason: str,
               result: InvokeResult | None = None) -> None:
         dead = self.queue.dead_letter(item, reason)
+        self._settled(item.id)
         self.counts["dead_lettered"] += 1
         log.warning("asynchronous invocation %s of %s is a dead letter: %s", item.id, item.function_name, reason,
                     extra={"function": item.function_name, "invocation_id": item.id})
@@ -231,6 +234,30 @@ class AsyncInvoker:
                         extra={"function": fn.name, "invocation_id": item.id})
 
     # -- the API's view ----------------------------------------------------------------------
+    def _settled(self, invocation_id: str) -> None:
+        for fut in self._waiters.pop(invocation_id, ()):
+            if not fut.done():
+                fut.set_result(None)
+
+    async def wait_settled(self, invocation_id: str, timeout: float) -> None:
+        """Return once the invocation succeeded or became a dead letter, or after `timeout`
+        seconds: callers wait on the event itself, not by polling."""
+        found = self.queue.status(invocation_id)
+        if found is None or found[0] in ("success", "dead"):
+            return
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(invocation_id, []).append(fut)
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            waiting = self._waiters.get(invocation_id)
+            if waiting is not None and fut in waiting:
+                waiting.remove(fut)
+                if not waiting:
+                    del self._waiters[invocation_id]
+
     def status(self, invocation_id: str) -> AsyncInvocation | None:
         found = self.queue.status(invocation_id)
         if found is None:

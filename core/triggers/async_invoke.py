@@ -74,6 +74,11 @@ class AsyncInvoker:
         self._side_tasks: set[asyncio.Task] = set()
         self._stopping = False
         self._waiters: dict[str, list[asyncio.Future]] = {}  # invocation id -> callers awaiting its end
+        # Succeeded, but acked only once the history holds their record on disk: a crash before
+        # that runs them again rather than losing the record (at least once, as seen in history).
+        self._unacked: dict[str, QueuedInvocation] = {}
+        self._acker: asyncio.Task | None = None
+        self._ack_wake: asyncio.Event | None = None
         self.counts = {"accepted": 0, "retries": 0, "dead_lettered": 0, "succeeded": 0, "destinations_failed": 0}
 
     # -- accept ----------------------------------------------------------------------------
@@ -110,7 +115,26 @@ class AsyncInvoker:
             log.warning("%d asynchronous invocation(s) were running when the last owner stopped; running them again "
                         "(at least once: the same invocation id)", recovered)
         self._wake = asyncio.Event()
+        self._ack_wake = asyncio.Event()
         self._dispatcher = asyncio.create_task(self._dispatch(), name="cloudfn-async-dispatch")
+        self._acker = asyncio.create_task(self._ack_loop(), name="cloudfn-async-ack")
+
+    async def _ack_loop(self) -> None:
+        assert self._ack_wake is not None
+        while True:
+            await self._ack_wake.wait()
+            self._ack_wake.clear()
+            await self._ack_flushed()
+
+    async def _ack_flushed(self) -> None:
+        """Flush the history (one fsync for every success since the last one), then ack."""
+        if not self._unacked:
+            return
+        batch = list(self._unacked.values())
+        await asyncio.to_thread(self.platform.history.flush)
+        for item in batch:
+            self.queue.ack(item, "success")
+            self._unacked.pop(item.id, None)
 
     async def _dispatch(self) -> None:
         assert self._wake is not None
@@ -160,7 +184,9 @@ class AsyncInvoker:
                 self.queue.retry_later(item, time.time())
             raise
         if result.success:
-            self.queue.ack(item, "success")
+            self._unacked[item.id] = item
+            if self._ack_wake is not None:
+                self._ack_wake.set()
             self._settled(item.id)
             self.counts["succeeded"] += 1
             self._destination(fn, item, result, "Success")
@@ -242,6 +268,8 @@ class AsyncInvoker:
     async def wait_settled(self, invocation_id: str, timeout: float) -> None:
         """Return once the invocation succeeded or became a dead letter, or after `timeout`
         seconds: callers wait on the event itself, not by polling."""
+        if invocation_id in self._unacked:
+            return
         found = self.queue.status(invocation_id)
         if found is None or found[0] in ("success", "dead"):
             return
@@ -259,7 +287,8 @@ class AsyncInvoker:
                     del self._waiters[invocation_id]
 
     def status(self, invocation_id: str) -> AsyncInvocation | None:
-        found = self.queue.status(invocation_id)
+        done = self._unacked.get(invocation_id)
+        found = ("success", done) if done is not None else self.queue.status(invocation_id)
         if found is None:
             return None
         state, what = found
@@ -332,6 +361,10 @@ class AsyncInvoker:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        if self._acker is not None:
+            self._acker.cancel()
+            await asyncio.gather(self._acker, return_exceptions=True)
+        await self._ack_flushed()
         for task in list(self._side_tasks):
             task.cancel()
         await asyncio.gather(*self._side_tasks, return_exceptions=True)

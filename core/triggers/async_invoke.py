@@ -99,12 +99,20 @@ class AsyncInvoker:
         self.counts["accepted"] += 1
         self.platform.bus.publish("async.queued", lambda: {
             "invocation_id": item.id, "function_id": fn.id, "function_name": fn.name})
-        self._kick()
+        self._kick(later=True)
         return item
 
-    def _kick(self) -> None:
-        if self._wake is not None:
-            self._wake.set()
+    def _kick(self, later: bool = False) -> None:
+        """Wake the dispatcher. `later`: after the callbacks already queued, so the server's
+        202 (written at the start of the next loop turn, see http_protocol.py) leaves before
+        the dispatcher claims the item (measured: the claim first cost the accept ~0.5 ms)."""
+        if self._wake is None:
+            return
+        if later:
+            with contextlib.suppress(RuntimeError):
+                asyncio.get_running_loop().call_later(0, self._wake.set)
+                return
+        self._wake.set()
 
     # -- consume ---------------------------------------------------------------------------
     def start(self) -> None:

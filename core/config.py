@@ -218,6 +218,8 @@ OPTIONS: tuple[Option, ...] = (
     # -- asynchronous invocation (issue 16) --
     Option("async", "workers", _int(1, 1000), 4, _env("async", "workers"),
            "asynchronous invocations run at once (each still takes a slot of runtime.max_concurrent)"),
+    Option("async", "max_queued", _int(1, 100_000_000), 100_000, _env("async", "max_queued"),
+           "asynchronous invocations queued at most (waiting or retrying); past it an accept is refused (429)"),
     Option("async", "sync", _choice("normal", "full"), "normal", _env("async", "sync"),
            "normal: an accepted async invocation survives a crash of cloudfn; full: a power loss too "
            "(an fsync per accept, slower)"),

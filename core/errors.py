@@ -68,3 +68,10 @@ class DataDirLocked(Unavailable):
     def __init__(self, message: str, pid: int | None):
         super().__init__(message)
         self.pid = pid
+
+
+class QueueFull(CloudfnError):
+    """The asynchronous queue holds as many invocations as `async.max_queued` allows."""
+
+    exit_code = 5
+    http_status = 429

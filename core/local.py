@@ -97,7 +97,8 @@ class LocalPlatform:
             self.queue = SqliteQueue(self.data_dir / QUEUE_FILE, sync=config["async.sync"])
             self.async_invoker = AsyncInvoker(self, self.queue, workers=config["async.workers"],
                                               webhook_timeout=config["async.webhook_timeout"],
-                                              webhook_allow_private=config["async.webhook_allow_private"])
+                                              webhook_allow_private=config["async.webhook_allow_private"],
+                                              max_queued=config["async.max_queued"])
         except BaseException:
             if hasattr(self, "logs"):  # a failed start leaves no handler on the `cloudfn` logger
                 detach(self.logs)

@@ -18,7 +18,7 @@ from typing import Any, AsyncIterator, Callable
 import httpx
 
 from core import __version__
-from core.errors import CloudfnError, Conflict, FieldError, InvalidInput, NotFound, Unavailable
+from core.errors import CloudfnError, Conflict, FieldError, InvalidInput, NotFound, QueueFull, Unavailable
 from core.models import (
     Alert,
     AlertRule,
@@ -144,6 +144,8 @@ class RemotePlatform:
             return NotFound(message)
         if status == 409:
             return Conflict(message)
+        if status == 429 and body.get("type") == "QueueFull":
+            return QueueFull(message)
         if status == 401:
             hint = "pass --token or set CLOUDFN_TOKEN" if not self.token else "the token given is not this server's"
             return Unauthorized(f"the cloudfn server at {self.url} refused the request (401 unauthorized): {hint}")

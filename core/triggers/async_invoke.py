@@ -24,7 +24,7 @@ import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from core.errors import FieldError, InvalidInput, NotFound
+from core.errors import FieldError, InvalidInput, NotFound, QueueFull
 from core.models import AsyncInvocation, AttemptError, DeadLetter, ErrorType, Function, InvokeResult, new_uuid
 from core.triggers import webhooks
 from core.triggers.queue import AsyncQueue, DeadItem, QueuedInvocation
@@ -62,12 +62,13 @@ def backoff(base: float, retry: int) -> float:
 
 class AsyncInvoker:
     def __init__(self, platform: "LocalPlatform", queue: AsyncQueue, workers: int = 4,
-                 webhook_timeout: float = 5.0, webhook_allow_private: bool = False):
+                 webhook_timeout: float = 5.0, webhook_allow_private: bool = False, max_queued: int = 100_000):
         self.platform = platform
         self.queue = queue
         self.workers = workers
         self.webhook_timeout = webhook_timeout
         self.webhook_allow_private = webhook_allow_private
+        self.max_queued = max_queued
         self._wake: asyncio.Event | None = None
         self._dispatcher: asyncio.Task | None = None
         self._running: dict[asyncio.Task, QueuedInvocation] = {}
@@ -92,6 +93,9 @@ class AsyncInvoker:
             raise InvalidInput("asynchronous invocation", [FieldError(
                 "event", f"is {size} bytes; an asynchronous event may be at most {MAX_EVENT_BYTES} bytes "
                          "(send a reference to larger data instead)")])
+        if self.queue.depth() >= self.max_queued:
+            raise QueueFull(f"the asynchronous queue is full ({self.max_queued} invocations waiting, "
+                            "async.max_queued): retry later, or raise the limit")
         now = time.time()
         item = QueuedInvocation(id=new_uuid(), function_id=fn.id, function_name=fn.name, event=event,
                                 context=dict(context or {}), enqueued_at=now, not_before=now, depth=depth)

@@ -66,6 +66,10 @@ class AsyncQueue(Protocol):
 
     def enqueue(self, item: QueuedInvocation) -> None: ...
 
+    def depth(self) -> int:
+        """Items queued or running, cheaply (asked on every accept)."""
+        ...
+
     def claim(self, limit: int, now: float) -> list[QueuedInvocation]:
         """Lease up to `limit` due items (state running), oldest due first."""
         ...
@@ -155,6 +159,8 @@ class SqliteQueue:
         self._db.execute(f"PRAGMA synchronous={'FULL' if sync == 'full' else 'NORMAL'}")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
+        # Only the owner process writes, so a count kept here stays exact (COUNT(*) scans).
+        self._depth = self._db.execute("SELECT COUNT(*) FROM queue").fetchone()[0]
         for suffix in ("-wal", "-shm"):  # created by the first write, with the umask's mode
             side = self.path.with_name(self.path.name + suffix)
             if side.exists():
@@ -179,6 +185,10 @@ class SqliteQueue:
     def enqueue(self, item: QueuedInvocation) -> None:
         item.state = "queued"
         self._run(f"INSERT INTO queue ({_ITEM_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)", _item_row(item))
+        self._depth += 1
+
+    def depth(self) -> int:
+        return self._depth
 
     def claim(self, limit: int, now: float) -> list[QueuedInvocation]:
         if limit <= 0:
@@ -191,7 +201,8 @@ class SqliteQueue:
         return items
 
     def ack(self, item: QueuedInvocation, state: str = "success") -> None:
-        self._tx([("DELETE FROM queue WHERE id=?", (item.id,)), self._done(item, state)])
+        gone = self._tx([("DELETE FROM queue WHERE id=? RETURNING id", (item.id,)), self._done(item, state)])
+        self._depth -= len(gone[0])
 
     @staticmethod
     def _done(item: QueuedInvocation, state: str) -> tuple[str, tuple]:
@@ -207,12 +218,13 @@ class SqliteQueue:
     def dead_letter(self, item: QueuedInvocation, reason: str) -> DeadItem:
         dead = DeadItem(item, reason, time.time())
         item.state = "dead"
-        self._tx([
-            ("DELETE FROM queue WHERE id=?", (item.id,)),
+        gone = self._tx([
+            ("DELETE FROM queue WHERE id=? RETURNING id", (item.id,)),
             (f"INSERT OR REPLACE INTO dead ({_ITEM_COLUMNS}, reason, dead_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
              (*_item_row(item), reason, dead.dead_at)),
             self._done(item, "dead"),
         ])
+        self._depth -= len(gone[0])
         return dead
 
     def recover(self) -> int:
@@ -286,6 +298,7 @@ class SqliteQueue:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+            self._depth += 1
             return item
 
     def delete_dead(self, invocation_id: str) -> DeadItem | None:

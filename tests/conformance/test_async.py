@@ -82,7 +82,8 @@ async def test_delete_a_dead_letter(platform, name):
     gone = await platform.delete_dead_letter(accepted.invocation_id)
     assert gone.id == accepted.invocation_id and gone.errors[0].error == "ValueError: broken 1"
     assert await platform.list_dead_letters(name) == []
-    for call in (platform.delete_dead_letter(accepted.invocation_id), platform.replay_dead_letter("no-such-letter")):
+    for call in (platform.delete_dead_letter(accepted.invocation_id), platform.replay_dead_letter("no-such-letter"),
+                 platform.replay_dead_letter("%"), platform.delete_dead_letter("_")):  # no LIKE wildcards
         with pytest.raises(NotFound):
             await call
 

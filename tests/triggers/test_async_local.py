@@ -181,3 +181,31 @@ async def test_graceful_close_leaves_queued_work_for_the_next_owner(data_dir):
         assert [(v.status, v.record.result["event"]) for v in views] == [("success", i) for i in range(5)]
     finally:
         await p.close()
+
+
+async def test_a_full_queue_refuses_with_a_clear_error(data_dir):
+    from core.errors import QueueFull
+
+    config = load_config(flags={"storage.data_dir": str(data_dir), "async.max_queued": 2})
+    p = LocalPlatform(config, install_examples=False, consume_async=False)
+    try:
+        await p.create_function(spec("ok", OK))
+        await p.invoke_async("ok", 1)
+        await p.invoke_async("ok", 2)
+        with pytest.raises(QueueFull) as info:
+            await p.invoke_async("ok", 3)
+        assert "async.max_queued" in info.value.message and info.value.http_status == 429
+        assert (await p.metrics())["async"]["depth"] == 2
+    finally:
+        await p.close()
+
+
+async def test_a_loop_of_destinations_stops(platform):
+    # ping's success queues pong, whose success queues ping...: the chain ends at its depth bound.
+    await platform.create_function(spec("ping", OK, **{"async": {"on_success": "pong"}}))
+    await platform.create_function(spec("pong", OK, **{"async": {"on_success": "ping"}}))
+    stream = platform.events({"log"})
+    await platform.invoke_async("ping", 0)
+    line = await next_event(stream, "log", lambda d: "not reached" in d.get("message", ""))
+    assert "chain of destinations" in line.data["message"]
+    assert len(await platform.list_invocations(trigger="async")) == 4  # ping, pong, ping, pong

@@ -200,6 +200,7 @@ def _int_field(default: Any, bounds: tuple[int, int], description: str) -> Any:
 ASYNC_RETRIES_RANGE = (0, 5)
 ASYNC_AGE_RANGE = (1, 6 * 3600)  # Lambda's: at most 6 hours
 ASYNC_BACKOFF_RANGE = (0.0, 3600.0)
+WEBHOOK_RE = re.compile(r"^https?://[^/\s]+\S*\Z")
 
 
 class AsyncSettings(BaseModel):
@@ -223,8 +224,9 @@ class AsyncSettings(BaseModel):
         if not v:
             return None
         if "://" in v:
-            if not re.match(r"^https?://[^/\s]+", v) or len(v) > 2048:
-                raise ValueError(f"a webhook must be an http:// or https:// URL of at most 2048 characters (got {v[:80]!r})")
+            if not WEBHOOK_RE.match(v) or len(v) > 2048:
+                raise ValueError("a webhook must be an http:// or https:// URL without spaces, of at most 2048 "
+                                 f"characters (got {v[:80]!r})")
             return v
         why = name_problem(v)
         if why:

@@ -22,8 +22,8 @@ _FLAGS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no"
 
 def async_requested(headers: list[tuple[bytes, bytes]], query_string: bytes) -> bool:
     """Whether an invoke request asks to be queued: `X-Cloudfn-Invocation-Type: Event` (as
-    Lambda's `X-Amz-Invocation-Type`) or `?async=true`. Anything else named there is refused,
-    so a typo never silently runs (and waits) synchronously."""
+    Lambda's `X-Amz-Invocation-Type`) or `?async=true`; either one is enough. A value neither
+    knows is refused, so a typo never silently runs (and waits) synchronously."""
     wanted = None
     for name, value in headers:
         if name == INVOCATION_TYPE_HEADER:
@@ -41,10 +41,7 @@ def async_requested(headers: list[tuple[bytes, bytes]], query_string: bytes) -> 
                 flag = _FLAGS.get(value.lower())
                 if flag is None:
                     raise InvalidInput("invocation", [FieldError("async", f"must be true or false, got {value[:40]!r}")])
-                if wanted is not None and wanted != flag:
-                    raise InvalidInput("invocation", [FieldError(
-                        "async", "contradicts the X-Cloudfn-Invocation-Type header; send one of them")])
-                wanted = flag
+                wanted = bool(wanted) or flag
     return bool(wanted)
 
 

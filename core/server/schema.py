@@ -235,8 +235,10 @@ def _function_properties(patch: bool) -> dict[str, Any]:
                       "retry_backoff": {"type": "number", "minimum": ASYNC_BACKOFF_RANGE[0],
                                         "maximum": ASYNC_BACKOFF_RANGE[1], "default": 1.0,
                                         "description": "seconds before the first retry, doubled each time"},
-                      "on_success": {"type": ["string", "null"], "description": "a function's name or a webhook URL"},
-                      "on_failure": {"type": ["string", "null"], "description": "a function's name or a webhook URL"},
+                      **{key: {"type": ["string", "null"], "maxLength": 2048,
+                               "pattern": f"^(|https?://[^/\\s]+\\S*|{NAME_MARK})$",
+                               "description": "a function's name or an http(s) webhook URL; empty or null: none"}
+                         for key in ("on_success", "on_failure")},
                   }},
     }
     if not patch:

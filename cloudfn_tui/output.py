@@ -57,6 +57,10 @@ def function_text(fn: Function) -> str:
         ("network", "on" if fn.network else "off"), ("environment", env),
         ("description", fn.description or "-"), ("created", when(fn.created_at)), ("updated", when(fn.updated_at)),
     ]
+    a = fn.async_  # asynchronous invocation (issue 16)
+    rows.append(("async", f"{a.max_retries} retries, backoff {a.retry_backoff:g}s, max age {a.max_event_age}s"
+                          + (f", on success {a.on_success}" if a.on_success else "")
+                          + (f", on failure {a.on_failure}" if a.on_failure else "")))
     width = max(len(k) for k, _ in rows)
     head = "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
     return f"{head}\n\n{fn.code.rstrip()}"

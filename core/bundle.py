@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from core.errors import FieldError, InvalidInput
-from core.models import Function, FunctionSpec, normalize_runtime, parse_spec
+from core.models import AsyncSettings, Function, FunctionSpec, normalize_runtime, parse_spec
 
 MANIFEST = "function.yaml"
 DEFAULT_FILES = {"python": "handler.py", "nodejs": "index.js", "go": "main.go"}
@@ -178,6 +178,8 @@ def export_bundle(fn: Function, folder: Path, overwrite: bool = False) -> list[P
     }
     if fn.max_concurrency is not None:
         doc["max_concurrency"] = fn.max_concurrency
+    if fn.async_ != AsyncSettings():  # asynchronous invocation (issue 16): only when not the defaults
+        doc["async"] = fn.async_.model_dump(mode="json", exclude_defaults=True)
     try:
         _write_inside(folder_fd, code_path, fn.code.encode("utf-8"), overwrite)
         _write_inside(folder_fd, manifest, yaml.safe_dump(doc, sort_keys=False, allow_unicode=True).encode("utf-8"),

@@ -209,3 +209,13 @@ async def test_a_loop_of_destinations_stops(platform):
     line = await next_event(stream, "log", lambda d: "not reached" in d.get("message", ""))
     assert "chain of destinations" in line.data["message"]
     assert len(await platform.list_invocations(trigger="async")) == 4  # ping, pong, ping, pong
+
+
+async def test_async_settings_round_trip_through_a_function_folder(platform, tmp_path):
+    from core.bundle import export_bundle, load_bundle
+
+    fn = await platform.create_function(spec("folder", OK, **{"async": {"max_retries": 1, "on_failure": "sink"}}))
+    export_bundle(fn, tmp_path / "f")
+    assert "max_retries: 1" in (tmp_path / "f" / "function.yaml").read_text()
+    bundle = load_bundle(tmp_path / "f")
+    assert (bundle.spec.async_.max_retries, bundle.spec.async_.on_failure) == (1, "sink")

@@ -107,14 +107,16 @@ class AsyncInvoker:
         return item
 
     def _kick(self, later: bool = False) -> None:
-        """Wake the dispatcher. `later`: after the callbacks already queued, so the server's
-        202 (written at the start of the next loop turn, see http_protocol.py) leaves before
-        the dispatcher claims the item (measured: the claim first cost the accept ~0.5 ms)."""
+        """Wake the dispatcher. `later`: two loop turns from now, so that the server's 202
+        (written at the start of the next turn, see http_protocol.py) leaves before the
+        attempt starts. Woken at once, the attempt ran first and the 202 waited for it
+        (measured: the invocation ended 0.8 ms after the request, the 202 arrived after 1.4)."""
         if self._wake is None:
             return
         if later:
             with contextlib.suppress(RuntimeError):
-                asyncio.get_running_loop().call_later(0, self._wake.set)
+                loop = asyncio.get_running_loop()
+                loop.call_soon(loop.call_soon, self._wake.set)
                 return
         self._wake.set()
 

@@ -7,11 +7,10 @@ import argparse
 import sys
 from typing import Any
 
+from cloudfn_tui import output
 from core.api import PlatformAPI
 from core.errors import FieldError, InvalidInput
 from core.models import AsyncInvocation, DeadLetter
-
-from cloudfn_tui import output
 
 EXIT_FAILED = 1
 
@@ -81,7 +80,8 @@ async def cmd_dead_letters(api: PlatformAPI, args: argparse.Namespace) -> int:
     if args.delete:
         if not args.yes:
             if not sys.stdin.isatty():
-                raise InvalidInput("dead letter", [FieldError("--yes", "needed to delete without a terminal to confirm on")])
+                raise InvalidInput("dead letter", [FieldError(
+                    "--yes", "needed to delete without a terminal to confirm on")])
             answer = input(f"Delete dead letter {args.delete}? Its event is lost. [y/N] ")
             if answer.strip().lower() not in ("y", "yes"):
                 print("not deleted")

@@ -40,7 +40,8 @@ def async_requested(headers: list[tuple[bytes, bytes]], query_string: bytes) -> 
             if key == "async":
                 flag = _FLAGS.get(value.lower())
                 if flag is None:
-                    raise InvalidInput("invocation", [FieldError("async", f"must be true or false, got {value[:40]!r}")])
+                    raise InvalidInput("invocation", [FieldError(
+                        "async", f"must be true or false, got {value[:40]!r}")])
                 wanted = bool(wanted) or flag
     return bool(wanted)
 

@@ -1,1 +1,2 @@
-"""Ways a function is invoked besides a direct call: the asynchronous queue (and, from other work, HTTP endpoints and schedules)."""
+"""Ways a function is invoked besides a direct call: the asynchronous queue (and, from other
+work, HTTP endpoints and schedules)."""

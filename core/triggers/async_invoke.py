@@ -25,7 +25,15 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from core.errors import FieldError, InvalidInput, NotFound, QueueFull
-from core.models import AsyncInvocation, AttemptError, DeadLetter, ErrorType, Function, InvokeResult, new_uuid
+from core.models import (
+    AsyncInvocation,
+    AttemptError,
+    DeadLetter,
+    ErrorType,
+    Function,
+    InvokeResult,
+    new_uuid,
+)
 from core.triggers import webhooks
 from core.triggers.queue import AsyncQueue, DeadItem, QueuedInvocation
 

@@ -3,12 +3,13 @@ the dead-letter list with replay and delete, by key and by the `:` command line,
 
 from __future__ import annotations
 
+from console_fakes import T0
+from console_waits import screen_text, settle, until
+
 from cloudfn_tui.screens.dead_letters import DeadLettersScreen
 from cloudfn_tui.screens.main import MainScreen
 from cloudfn_tui.screens.modals import ConfirmScreen
 from cloudfn_tui.widgets.live import HistoryTable
-from console_fakes import T0
-from console_waits import screen_text, settle, until
 from core.models import InvocationRecord
 
 

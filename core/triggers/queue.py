@@ -161,6 +161,7 @@ class SqliteQueue:
         self._db.executescript(_SCHEMA)
         # Only the owner process writes, so a count kept here stays exact (COUNT(*) scans).
         self._depth = self._db.execute("SELECT COUNT(*) FROM queue").fetchone()[0]
+        self._acks = 0
         for suffix in ("-wal", "-shm"):  # created by the first write, with the umask's mode
             side = self.path.with_name(self.path.name + suffix)
             if side.exists():
@@ -203,12 +204,10 @@ class SqliteQueue:
     def ack(self, item: QueuedInvocation, state: str = "success") -> None:
         gone = self._tx([("DELETE FROM queue WHERE id=? RETURNING id", (item.id,)), self._done(item, state)])
         self._depth -= len(gone[0])
-
-    @staticmethod
-    def _done(item: QueuedInvocation, state: str) -> tuple[str, tuple]:
-        return ("INSERT OR REPLACE INTO done (id, state, function_id, function_name, attempt, errors, finished_at) "
-                "VALUES (?,?,?,?,?,?,?)", (item.id, state, item.function_id, item.function_name, item.attempt,
-                                           json.dumps(item.errors), time.time()))
+        self._acks += 1
+        if self._acks >= 10_000:  # a long-running owner forgets old outcomes as it goes, not only at start
+            with self._lock:
+                self._prune_done()
 
     def retry_later(self, item: QueuedInvocation, not_before: float) -> None:
         item.not_before, item.state = not_before, "queued"
@@ -230,8 +229,18 @@ class SqliteQueue:
     def recover(self) -> int:
         with self._lock:
             cur = self._db.execute("UPDATE queue SET state='queued' WHERE state='running'")
-            self._db.execute("DELETE FROM done WHERE finished_at < ?", (time.time() - DONE_KEEP_SECONDS,))
+            self._prune_done()
             return cur.rowcount
+
+    def _prune_done(self) -> None:
+        self._db.execute("DELETE FROM done WHERE finished_at < ?", (time.time() - DONE_KEEP_SECONDS,))
+        self._acks = 0
+
+    @staticmethod
+    def _done(item: QueuedInvocation, state: str) -> tuple[str, tuple]:
+        return ("INSERT OR REPLACE INTO done (id, state, function_id, function_name, attempt, errors, finished_at) "
+                "VALUES (?,?,?,?,?,?,?)", (item.id, state, item.function_id, item.function_name, item.attempt,
+                                           json.dumps(item.errors), time.time()))
 
     def next_due(self) -> float | None:
         rows = self._run("SELECT MIN(not_before) FROM queue WHERE state='queued'")

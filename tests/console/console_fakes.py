@@ -80,8 +80,8 @@ class FakePlatform:
 
     async def update_function(self, ref: str, data: dict[str, Any]) -> Function:
         fn = self._get(ref)
-        patch = parse_patch(data).model_dump(exclude_unset=True)
-        new = fn.model_copy(update={**patch, "version": fn.version + 1})
+        patch = parse_patch(data).model_dump(exclude_unset=True)  # by alias (`async`), as Function reads it
+        new = Function.model_validate({**fn.model_dump(), **patch, "version": fn.version + 1})
         self._add(new)
         return new
 

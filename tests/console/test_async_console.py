@@ -76,3 +76,31 @@ async def test_dead_letters_replay_and_delete_by_key_and_command(fake, make_app)
         await pilot.press("escape")
         await settle(pilot, app)
         assert isinstance(app.screen, MainScreen)
+
+
+async def test_configure_edits_the_async_settings(fake, make_app):
+    from textual.widgets import Input
+
+    from cloudfn_tui.screens.forms import ConfigureScreen
+
+    app = make_app(fake)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("c")
+        await until(pilot, lambda: isinstance(app.screen, ConfigureScreen), "configure")
+        name = app.screen.fn.name
+        app.screen.query_one("#cfg-async-retries", Input).value = "9"
+        await pilot.press("ctrl+s")
+        await settle(pilot, app)
+        # The platform's answer names the field; the form stays open and nothing changed.
+        assert isinstance(app.screen, ConfigureScreen) or any("async.max_retries" in n.message
+                                                              for n in app._notifications)
+        assert (await fake.get_function(name)).async_.max_retries == 2
+        if not isinstance(app.screen, ConfigureScreen):
+            await pilot.press("c")
+            await until(pilot, lambda: isinstance(app.screen, ConfigureScreen), "configure again")
+        app.screen.query_one("#cfg-async-retries", Input).value = "0"
+        app.screen.query_one("#cfg-async-failure", Input).value = "sum-nodejs"
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: not isinstance(app.screen, ConfigureScreen), "saved")
+        fn = await fake.get_function(name)
+        assert (fn.async_.max_retries, fn.async_.on_failure, fn.version) == (0, "sum-nodejs", 2)

@@ -150,3 +150,26 @@ def test_webhook_sent_by_the_server_carries_no_token_and_follows_no_redirect(tmp
         catcher.shutdown()
         catcher.server_close()
         assert server.stop() == 0, server.stderr()
+
+
+def test_a_web_page_cannot_queue_or_replay_on_a_no_auth_server(tmp_path, shared_cache):
+    server = start_server(tmp_path / "page", "--no-auth", "--mode", "release", token=None, cache=shared_cache)
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as c:
+            create(c, "target", FAILS, **{"async": {"max_retries": 0}})
+            page = {"origin": "https://evil.example"}
+            r = c.post("/api/v1/functions/target/invoke?async=true", json={}, headers=page)
+            assert r.status_code == 403 and r.json()["type"] == "ForbiddenOrigin"
+            form = c.post("/api/v1/functions/target/invoke", content=b"event=1", headers={
+                **EVENT, "content-type": "application/x-www-form-urlencoded"})
+            assert form.status_code == 415
+            rebound = c.get("/api/v1/dead-letters", headers={"host": "evil.example"})
+            assert rebound.status_code == 421
+            dead = c.post("/api/v1/functions/target/invoke", json={}, headers=EVENT).json()["invocation_id"]
+            assert settled(c, dead)["status"] == "dead"
+            for method in ("POST", "DELETE"):
+                url = f"/api/v1/dead-letters/{dead}" + ("/replay" if method == "POST" else "")
+                assert c.request(method, url, headers=page).status_code == 403
+            assert c.get("/api/v1/dead-letters").json()["count"] == 1
+    finally:
+        assert server.stop() == 0, server.stderr()

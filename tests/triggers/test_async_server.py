@@ -18,7 +18,7 @@ from serverproc import start_server  # noqa: E402
 
 SLOWISH = ("import time\n"
            "def handler(event, context):\n"
-           "    time.sleep(0.02)\n"
+           "    time.sleep(0.05)\n"
            "    return {'id': context['request_id'], 'attempt': context.get('attempt')}\n")
 FAILS = "def handler(event, context):\n    raise ValueError('no')\n"
 EVENT = {"x-cloudfn-invocation-type": "Event"}

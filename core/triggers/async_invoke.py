@@ -146,7 +146,10 @@ class AsyncInvoker:
         while True:
             await self._ack_wake.wait()
             self._ack_wake.clear()
-            await self._ack_flushed()
+            try:
+                await self._ack_flushed()
+            except Exception:  # a full disk, say: unacked items rerun at the next start, never lost
+                log.exception("acknowledging finished asynchronous invocations failed; retrying on the next one")
 
     async def _ack_flushed(self) -> None:
         """Flush the history (one fsync for every success since the last one), then ack."""
@@ -159,23 +162,33 @@ class AsyncInvoker:
             self._unacked.pop(item.id, None)
 
     async def _dispatch(self) -> None:
-        assert self._wake is not None
         while not self._stopping:
-            self._wake.clear()
-            now = time.time()
-            for item in self.queue.claim(self.workers - len(self._running), now):
-                task = asyncio.create_task(self._attempt(item), name=f"cloudfn-async-{item.id}")
-                self._running[task] = item
-                task.add_done_callback(self._finished)
-            timeout = None
-            if len(self._running) < self.workers:
-                due = self.queue.next_due()
-                if due is not None:
-                    timeout = max(0.0, due - time.time())
-                    if timeout == 0.0:
-                        continue
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+            try:
+                await self._dispatch_once()
+            except Exception:  # the queue's store failed (a full disk, say): say so, try again shortly
+                log.exception("the asynchronous queue could not be read; trying again in a second")
+                assert self._wake is not None
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), 1.0)
+
+    async def _dispatch_once(self) -> None:
+        """Claim what is due for the free workers, then wait for a wake-up (an accept, a
+        finished attempt) or for the next retry's time."""
+        assert self._wake is not None
+        self._wake.clear()
+        for item in self.queue.claim(self.workers - len(self._running), time.time()):
+            task = asyncio.create_task(self._attempt(item), name=f"cloudfn-async-{item.id}")
+            self._running[task] = item
+            task.add_done_callback(self._finished)
+        timeout = None
+        if len(self._running) < self.workers:
+            due = self.queue.next_due()
+            if due is not None:
+                timeout = max(0.0, due - time.time())
+                if timeout == 0.0:
+                    return
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
 
     def _finished(self, task: asyncio.Task) -> None:
         self._running.pop(task, None)

@@ -15,6 +15,8 @@ from typing import Any, AsyncIterator, Protocol, Self, runtime_checkable
 from core.models import (
     Alert,
     AlertRule,
+    AsyncInvocation,
+    DeadLetter,
     Event,
     Function,
     FunctionTriggers,
@@ -86,11 +88,33 @@ class PlatformAPI(Protocol):
         until: datetime | None = None,
         limit: int = 50,
         offset: int = 0,
+        trigger: str | None = None,
     ) -> list[InvocationRecord]:
-        """Newest first. `function` is a name or id; `status` success, failed or throttled."""
+        """Newest first. `function` is a name or id; `status` success, failed or throttled;
+        `trigger` manual, http, schedule, async or retry."""
         ...
 
     async def get_invocation(self, invocation_id: str) -> InvocationRecord: ...
+
+    # -- asynchronous invocation (issue 16) ----------------------------------------------
+    async def invoke_async(self, ref: str, event: Any = None, context: dict[str, str] | None = None) -> AsyncInvocation:
+        """Queue durably, answer at once (status queued); the attempts run in the background."""
+        ...
+
+    async def invocation_status(self, invocation_id: str, wait: float = 0) -> AsyncInvocation:
+        """queued, running, failed (a retry is due), success or dead, with the latest record;
+        `wait` up to that many seconds (0-60) for it to succeed or become a dead letter."""
+        ...
+
+    async def list_dead_letters(self, function: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        """Newest first; `function` is a name or id."""
+        ...
+
+    async def replay_dead_letter(self, dead_letter_id: str) -> AsyncInvocation:
+        """Queue it again (same id, fresh retries); the id may be a unique start of one."""
+        ...
+
+    async def delete_dead_letter(self, dead_letter_id: str) -> DeadLetter: ...
 
     # -- saved test events (per function) ----------------------------------------------
     async def list_saved_events(self, ref: str) -> list[SavedEvent]: ...

@@ -22,12 +22,12 @@ import yaml
 from core.bundlefiles import IGNORE_FILE, ignore_spec, read_folder_files
 from core.errors import FieldError, InvalidInput
 from core.funcfiles import UnsafePath, path_problem, shown_path, write_tree_at
-from core.models import Function, FunctionSpec, normalize_runtime, parse_spec
+from core.models import AsyncSettings, Function, FunctionSpec, normalize_runtime, parse_spec
 
 MANIFEST = "function.yaml"
 DEFAULT_FILES = {"python": "handler.py", "nodejs": "index.js", "go": "main.go"}
 # `files` come from the folder itself, never from the manifest
-MANIFEST_KEYS = {"file", "event", *FunctionSpec.model_fields} - {"files"}
+MANIFEST_KEYS = {"file", "event", *(f.alias or n for n, f in FunctionSpec.model_fields.items())} - {"files"}
 MAX_FILE = 64 * 1024 * 1024  # larger than any code a function may hold; stops /dev-like surprises early
 
 
@@ -200,6 +200,8 @@ def export_bundle(fn: Function, folder: Path, overwrite: bool = False) -> list[P
         doc["dependencies"] = fn.dependencies
     if fn.source_builds:
         doc["source_builds"] = True
+    if fn.async_ != AsyncSettings():  # asynchronous invocation (issue 16): only when not the defaults
+        doc["async"] = fn.async_.model_dump(mode="json", exclude_defaults=True)
     try:
         _write_inside(folder_fd, code_path, fn.code.encode("utf-8"), overwrite)
         _write_inside(folder_fd, manifest, yaml.safe_dump(doc, sort_keys=False, allow_unicode=True).encode("utf-8"),

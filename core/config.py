@@ -254,6 +254,18 @@ OPTIONS: tuple[Option, ...] = (
            "the console's theme (default: the last one chosen in the console, else cloudfn-night)"),
     Option("console", "keymap", _keymap, {}, _env("console", "keymap"),
            "binding id -> keys, remapping the console's keys (`?` in the console lists the ids)"),
+    # -- asynchronous invocation (issue 16) --
+    Option("async", "workers", _int(1, 1000), 4, _env("async", "workers"),
+           "asynchronous invocations run at once (each still takes a slot of runtime.max_concurrent)"),
+    Option("async", "max_queued", _int(1, 100_000_000), 100_000, _env("async", "max_queued"),
+           "asynchronous invocations queued at most (waiting or retrying); past it an accept is refused (429)"),
+    Option("async", "sync", _choice("normal", "full"), "normal", _env("async", "sync"),
+           "normal: an accepted async invocation survives a crash of cloudfn; full: a power loss too "
+           "(an fsync per accept, slower)"),
+    Option("async", "webhook_timeout", _number(0.1, 60), 5.0, _env("async", "webhook_timeout"),
+           "seconds a destination webhook has to answer; 3 tries in all"),
+    Option("async", "webhook_allow_private", _bool, False, _env("async", "webhook_allow_private"),
+           "let destination webhooks reach loopback, link-local (cloud metadata) and private addresses"),
 )
 BY_NAME = {o.name: o for o in OPTIONS}
 # `remotes` is not a section of options but a table of named servers, like kubectl's contexts:

@@ -80,3 +80,10 @@ class BuildError(CloudfnError):
     def __init__(self, message: str, log: str = ""):
         super().__init__(message)
         self.log = log
+
+
+class QueueFull(CloudfnError):
+    """The asynchronous queue holds as many invocations as `async.max_queued` allows."""
+
+    exit_code = 5
+    http_status = 429

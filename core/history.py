@@ -12,6 +12,7 @@ first needs it, so a one-shot command on a full history starts as fast as on an 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import threading
@@ -34,7 +35,8 @@ MAX_LOGS = 16 * 1024
 # stops tracking (a tuple subclass it tracks for ever): full collections walked the hundred
 # thousand entries of a busy platform, pausing the event loop for up to ~90 ms.
 _Entry = tuple
-TS, ID, FUNCTION_ID, FUNCTION_NAME, STATUS, SEGMENT, OFFSET, LENGTH = range(8)
+# KEY tells apart the records of one id (every attempt of an asynchronous invocation keeps its id).
+TS, ID, FUNCTION_ID, FUNCTION_NAME, STATUS, TRIGGER, KEY, SEGMENT, OFFSET, LENGTH = range(10)
 
 
 # One encoder, made once: json.dumps with options builds a new encoder on every call.
@@ -80,7 +82,8 @@ class History:
         self._flush_lock = threading.Lock()  # one writer of segment files at a time; taken before _lock
         self._index: list[_Entry] = []
         self._pending: list[tuple[_Entry, bytes]] = []  # entry, encoded line
-        self._pending_by_id: dict[str, InvocationRecord] = {}
+        self._pending_by_key: dict[int, InvocationRecord] = {}
+        self._keys = itertools.count(1)
         self._segment_counts: dict[int, int] = {}
         self._loaded = False
         self._open_tail()
@@ -114,7 +117,7 @@ class History:
         with self._flush_lock, self._lock:
             if self._loaded:
                 return
-            known = {e[ID] for e in self._index}
+            known = {(e[SEGMENT], e[OFFSET]) for e in self._index if e[SEGMENT] >= 0}
             loaded: list[_Entry] = []
             for seg in self._segments():
                 count = 0
@@ -126,9 +129,10 @@ class History:
                             break  # a line being appended right now
                         try:
                             d = json.loads(raw)
-                            if d["id"] not in known:
+                            if (seg, offset) not in known:
                                 ts = datetime.fromisoformat(d["started_at"]).timestamp()
-                                loaded.append((ts, d["id"], d["function_id"], d["function_name"], d["status"], seg, offset, length))
+                                loaded.append((ts, d["id"], d["function_id"], d["function_name"], d["status"],
+                                               d.get("trigger", "manual"), 0, seg, offset, length))
                             count += 1
                         except (ValueError, KeyError):
                             pass  # a damaged line is skipped, the rest kept
@@ -174,11 +178,13 @@ class History:
             rec = rec.model_copy(update={"event": json_safe(rec.event), "result": json_safe(rec.result),
                                          "logs": json_safe(rec.logs), "error": json_safe(rec.error)})
             line = (rec.model_dump_json() + "\n").encode()
-        entry = (rec.started_at.timestamp(), rec.id, rec.function_id, rec.function_name, rec.status, -1, 0, 0)
         with self._lock:
+            key = next(self._keys)
+            entry = (rec.started_at.timestamp(), rec.id, rec.function_id, rec.function_name, rec.status, rec.trigger,
+                     key, -1, 0, 0)
             self._index.append(entry)
             self._pending.append((entry, line))
-            self._pending_by_id[rec.id] = rec
+            self._pending_by_key[key] = rec
             full = len(self._pending) >= self.batch_size
         if full and self.autoflush:
             self.flush()
@@ -207,17 +213,17 @@ class History:
             with self._lock:
                 # The entries written are the oldest pending ones, at the index's tail (records
                 # are indexed in the order added, and flushes write them in that order).
-                where = {entry[ID]: (seg, offset, length) for entry, seg, offset, length in placed}
+                where = {entry[KEY]: (seg, offset, length) for entry, seg, offset, length in placed}
                 index = self._index
                 for i in range(len(index) - 1, -1, -1):
                     e = index[i]
                     if e[SEGMENT] >= 0:
                         break
-                    loc = where.get(e[ID])
+                    loc = where.get(e[KEY])
                     if loc is not None:
                         index[i] = e[:SEGMENT] + loc
-                for rid in where:
-                    self._pending_by_id.pop(rid, None)
+                for key in where:
+                    self._pending_by_key.pop(key, None)
                 if self._loaded:
                     self._enforce_retention()
                 else:
@@ -245,11 +251,11 @@ class History:
             if not drop:
                 return
             gone, self._index = self._index[:drop], self._index[drop:]
-            gone_pending = {e[ID] for e in gone if e[SEGMENT] < 0}
+            gone_pending = {e[KEY] for e in gone if e[SEGMENT] < 0}
             if gone_pending:
-                self._pending = [(pe, line) for pe, line in self._pending if pe[ID] not in gone_pending]
+                self._pending = [(pe, line) for pe, line in self._pending if pe[KEY] not in gone_pending]
                 for rid in gone_pending:
-                    self._pending_by_id.pop(rid, None)
+                    self._pending_by_key.pop(rid, None)
             # A segment file goes once none of its records is still indexed. Written entries are
             # in segment order and only the oldest leave, so the first one's segment is the oldest
             # still needed (a set of all of them cost milliseconds per flush at 100,000 records).
@@ -266,7 +272,8 @@ class History:
         return len(self._index)
 
     def query(self, function_id: str | None = None, status: str | None = None, since: datetime | None = None,
-              until: datetime | None = None, limit: int = 50, offset: int = 0) -> list[InvocationRecord]:
+              until: datetime | None = None, limit: int = 50, offset: int = 0,
+              trigger: str | None = None) -> list[InvocationRecord]:
         self._ensure_loaded()
         lo = since.timestamp() if since else None
         hi = until.timestamp() if until else None
@@ -277,6 +284,8 @@ class History:
                 if function_id is not None and e[FUNCTION_ID] != function_id:
                     continue
                 if status is not None and e[STATUS] != status:
+                    continue
+                if trigger is not None and e[TRIGGER] != trigger:
                     continue
                 if hi is not None and e[TS] > hi:
                     continue
@@ -298,19 +307,20 @@ class History:
                     return self._read(e)
             # A unique prefix is enough, as git takes one for a commit: ids are long UUIDs.
             matches = [e for e in self._index if e[ID].startswith(invocation_id)] if invocation_id else []
-            if len(matches) == 1:
-                return self._read(matches[0])
+            if matches and len({e[ID] for e in matches}) == 1:
+                return self._read(matches[-1])  # the newest record of that id
         if len(matches) > 1:
-            shown = ", ".join(e[ID] for e in matches[:3]) + (", ..." if len(matches) > 3 else "")
+            ids = sorted({e[ID] for e in matches})
+            shown = ", ".join(ids[:3]) + (", ..." if len(ids) > 3 else "")
             raise InvalidInput("invocation id", [FieldError("id", (
-                f"{invocation_id!r} is the start of {len(matches)} invocation ids ({shown}); give more characters")
+                f"{invocation_id!r} is the start of {len(ids)} invocation ids ({shown}); give more characters")
             )])
         raise NotFound(f"no invocation with id {invocation_id!r} (nor one starting with it; `cloudfn history` "
                        "lists them)")
 
     def _read(self, e: _Entry) -> InvocationRecord:
         if e[SEGMENT] < 0:
-            return self._pending_by_id[e[ID]]
+            return self._pending_by_key[e[KEY]]
         with open(self._path(e[SEGMENT]), "rb") as f:
             f.seek(e[OFFSET])
             return InvocationRecord.model_validate_json(f.read(e[LENGTH]))

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import shutil
 import sys
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, AsyncIterator
 from urllib.parse import quote
@@ -33,6 +33,8 @@ from core.metrics import Metrics
 from core.models import (
     Alert,
     AlertRule,
+    AsyncInvocation,
+    DeadLetter,
     ErrorType,
     Event,
     Function,
@@ -51,6 +53,8 @@ from core import secrets as sec
 from core.storage import DataDirLock, TinyStore
 from core.triggers.ratelimit import STATE_FILE as RATE_FILE, RateLimiter
 from core.triggers.schedules import STATE_FILE as SCHEDULE_FILE, Scheduler
+from core.triggers.async_invoke import AsyncInvoker, dead_letter_model
+from core.triggers.queue import QUEUE_FILE, SqliteQueue
 
 log = logging.getLogger("cloudfn.platform")
 REGISTRY_FILE = "registry.json"
@@ -58,19 +62,24 @@ ALERTS_FILE = "alerts.json"
 CODE_DIR = "versions"
 EXAMPLES_KEY = "examples_installed"
 STATUSES = ("success", "failed", "throttled")
+TRIGGERS = ("manual", "http", "schedule", "async", "retry")
 
 
 class LocalPlatform(PlatformAPI):
     def __init__(self, config: Config, command: str = "cloudfn", install_examples: bool = True,
-                 announce: bool = True, serve_socket: bool = False, run_schedules: bool | None = None):
+                 announce: bool = True, serve_socket: bool = False, run_schedules: bool | None = None,
+                 consume_async: bool | None = None):
         """`announce`: log "platform started/stopped" (the long-running owners; a CLI call that
         merely passes through would fill the logs with them). `serve_socket`: serve the API on
         the data directory's private socket once started, for the other `cloudfn` processes.
         `run_schedules` (default: `announce`): run the functions' schedules once started; a
-        command passing through must not fire them (nor catch up missed runs) on its way."""
+        command passing through must not fire them (nor catch up missed runs) on its way.
+        `consume_async` (default: `announce`): run queued asynchronous invocations; a CLI call
+        that passes through only queues them, for the next long-running owner."""
         self.config = config
         self.announce = announce
         self.run_schedules = announce if run_schedules is None else run_schedules
+        self.consume_async = announce if consume_async is None else consume_async
         self.endpoint_base: str | None = None  # set by `cloudfn serve`: its URL, for endpoints' URLs
         self.serve_socket = serve_socket
         self._owner_socket: Any = None
@@ -111,6 +120,11 @@ class LocalPlatform(PlatformAPI):
             self.rate_limiter = RateLimiter(self.data_dir / RATE_FILE)
             self.scheduler = Scheduler(self.data_dir / SCHEDULE_FILE, self.registry.list, self._function_by_id,
                                        self._scheduled_run, self.bus.publish)
+            self.queue = SqliteQueue(self.data_dir / QUEUE_FILE, sync=config["async.sync"])
+            self.async_invoker = AsyncInvoker(self, self.queue, workers=config["async.workers"],
+                                              webhook_timeout=config["async.webhook_timeout"],
+                                              webhook_allow_private=config["async.webhook_allow_private"],
+                                              max_queued=config["async.max_queued"])
         except BaseException:
             if hasattr(self, "logs"):  # a failed start leaves no handler on the `cloudfn` logger
                 detach(self.logs)
@@ -163,6 +177,8 @@ class LocalPlatform(PlatformAPI):
         self._started = True
         self._tasks = [asyncio.create_task(self._flush_history_loop(), name="cloudfn-history-flush")]
         self.executor.warm_up()
+        if self.consume_async:
+            self.async_invoker.start()
         interval = self.config["monitor.alert_interval"]
         if interval:
             self._tasks.append(asyncio.create_task(self.alert_engine.run(interval), name="cloudfn-alerts"))
@@ -223,6 +239,7 @@ class LocalPlatform(PlatformAPI):
 
     async def delete_function(self, ref: str) -> Function:
         fn = await asyncio.to_thread(self.registry.delete, ref)
+        self.async_invoker.function_deleted(fn)
         await self.executor.retire(fn.id)
         # The workers' copies of its code (work_dir/<id>/v<n>-<hash>, see runtimes/base.py), once
         # no worker of it is left: they stayed on disk for ever.
@@ -270,16 +287,14 @@ class LocalPlatform(PlatformAPI):
     # -- invoke --------------------------------------------------------------------------
     async def invoke(self, ref: str, event: Any = None, context: dict[str, str] | None = None) -> InvokeResult:
         fn = await self.get_function(ref)
-        if context is not None and (
-            not isinstance(context, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in context.items())
-        ):
-            raise InvalidInput("invocation", [FieldError("context", "must be a map of strings to strings")])
+        _check_context(context)
         return await self.run_invocation(fn, event, context or {})
 
     async def run_invocation(self, fn: Function, event: Any, context: dict[str, str],
-                             trigger: Trigger = "manual") -> InvokeResult:
+                             trigger: Trigger = "manual", invocation_id: str | None = None) -> InvokeResult:
         """Every way of invoking a function ends here (the invoke API, HTTP endpoints, schedules,
-        the asynchronous queue), so limits, history, metrics and events treat them alike."""
+        the asynchronous queue), so limits, history, metrics and events treat them alike.
+        `invocation_id`: kept by every attempt of an asynchronous invocation."""
         await self.start()
         started_at = utcnow()
         self.metrics_engine.started(fn.name)
@@ -295,7 +310,7 @@ class LocalPlatform(PlatformAPI):
                     f"burst {limit.burst}): retry in {wait:.3g} s", retry_after=wait)
             else:
                 result = (has_dependencies(fn) and await self.deps.missing(fn)) or \
-                    await self.executor.invoke(fn, event, context)
+                    await self.executor.invoke(fn, event, context, request_id=invocation_id)
         finally:
             self.metrics_engine.finished(fn.name)
         # The result is this call's own object: filled in place, not copied.
@@ -379,10 +394,12 @@ class LocalPlatform(PlatformAPI):
 
     async def list_invocations(self, function: str | None = None, status: str | None = None,
                                since: datetime | None = None, until: datetime | None = None,
-                               limit: int = 50, offset: int = 0) -> list[InvocationRecord]:
+                               limit: int = 50, offset: int = 0, trigger: str | None = None) -> list[InvocationRecord]:
         errors = []
         if status is not None and status not in STATUSES:
             errors.append(FieldError("status", f"must be one of {', '.join(STATUSES)}"))
+        if trigger is not None and trigger not in TRIGGERS:
+            errors.append(FieldError("trigger", f"must be one of {', '.join(TRIGGERS)}"))
         if not 1 <= limit <= 1000:
             errors.append(FieldError("limit", "must be from 1 to 1000"))
         if offset < 0:
@@ -390,10 +407,59 @@ class LocalPlatform(PlatformAPI):
         if errors:
             raise InvalidInput("history query", errors)
         function_id = (await self.get_function(function)).id if function else None
-        return self.history.query(function_id, status, _aware(since), _aware(until), limit, offset)
+        return self.history.query(function_id, status, _aware(since), _aware(until), limit, offset, trigger)
 
     async def get_invocation(self, invocation_id: str) -> InvocationRecord:
         return self.history.get(invocation_id)
+
+    # -- asynchronous invocation (issue 16) ----------------------------------------------
+    async def invoke_async(self, ref: str, event: Any = None, context: dict[str, str] | None = None) -> AsyncInvocation:
+        """Queue an invocation durably and answer at once (status queued)."""
+        fn = await self.get_function(ref)
+        _check_context(context)
+        self._start_background()
+        item = self.async_invoker.accept(fn, event, context)
+        return AsyncInvocation(invocation_id=item.id, function_id=fn.id, function_name=fn.name, status="queued",
+                               enqueued_at=datetime.fromtimestamp(item.enqueued_at, timezone.utc))
+
+    async def invocation_status(self, invocation_id: str, wait: float = 0) -> AsyncInvocation:
+        """An asynchronous invocation's state (queued, running, failed with a retry due,
+        success, dead) with its latest history record; a synchronous one's history status.
+        `wait` (0-60 s): first wait until it has succeeded or become a dead letter."""
+        if not 0 <= wait <= 60:
+            raise InvalidInput("invocation status", [FieldError("wait", "must be from 0 to 60 seconds")])
+        if wait:
+            self._start_background()
+            self.async_invoker.start()  # a caller waiting for the outcome: run it, even as a passing CLI call
+            await self.async_invoker.wait_settled(invocation_id, wait)
+        view = self.async_invoker.status(invocation_id)
+        record = None
+        try:
+            record = self.history.get(view.invocation_id if view else invocation_id)
+        except NotFound:
+            if view is None:
+                raise
+        if view is None:
+            assert record is not None
+            return AsyncInvocation(invocation_id=record.id, function_id=record.function_id,
+                                   function_name=record.function_name, status=record.status, asynchronous=False,
+                                   attempts=1, record=record)
+        view.record = record
+        return view
+
+    async def list_dead_letters(self, function: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        if not 1 <= limit <= 1000:
+            raise InvalidInput("dead letter query", [FieldError("limit", "must be from 1 to 1000")])
+        function_id = (await self.get_function(function)).id if function else None
+        return [dead_letter_model(d) for d in self.queue.dead_letters(function_id, limit)]
+
+    async def replay_dead_letter(self, dead_letter_id: str) -> AsyncInvocation:
+        """Queue a dead letter again (same invocation id, fresh retries and age)."""
+        self._start_background()
+        return self.async_invoker.replay(dead_letter_id)
+
+    async def delete_dead_letter(self, dead_letter_id: str) -> DeadLetter:
+        return self.async_invoker.delete(dead_letter_id)
 
     # -- saved events --------------------------------------------------------------------
     async def list_saved_events(self, ref: str) -> list[SavedEvent]:
@@ -420,13 +486,15 @@ class LocalPlatform(PlatformAPI):
         # queue waits, per function name.
         sched = _scheduling_by_name(stats)
         snap["scheduling"] = {function: sched[function]} if function in sched else ({} if function else sched)
+        snap["async"] = self.async_invoker.stats()
         return snap
 
     async def prometheus_metrics(self) -> str:
         count = len(await self.list_functions())
         stats = self.executor.stats()
-        return self.metrics_engine.prometheus(function_count=count, warm_workers=stats["warm_workers"],
+        text = self.metrics_engine.prometheus(function_count=count, warm_workers=stats["warm_workers"],
                                               scheduling=_scheduling_by_name(stats))
+        return text + async_prometheus(self.async_invoker.stats())
 
     # -- logs ----------------------------------------------------------------------------
     async def query_logs(self, level: str | None = None, function: str | None = None,
@@ -548,6 +616,7 @@ class LocalPlatform(PlatformAPI):
                 "data_dir": str(c.data_dir),
                 "registry": str(self.store.path),
                 "history": str(self.history.dir),
+                "async_queue": str(self.queue.path),
                 "logs": str(self.logs.path),
                 "work_dir": str(c.work_dir),
                 "cache_dir": str(c.cache_dir),
@@ -578,6 +647,7 @@ class LocalPlatform(PlatformAPI):
                 await asyncio.gather(self._flush_task, return_exceptions=True)
             await self.scheduler.close()  # before the executor: no run starts on a closing one
             self.rate_limiter.save()
+            await self.async_invoker.close()
             await self.executor.close()
             await self.alert_engine.close()
             self.history.flush()
@@ -586,9 +656,32 @@ class LocalPlatform(PlatformAPI):
             detach(self.logs)
             self.logs.shutdown()
             self.alert_engine.store.close()
+            self.queue.close()
             self.store.close()
         finally:
             self.lock.release()
+
+
+def _check_context(context: Any) -> None:
+    if context is not None and (
+        not isinstance(context, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in context.items())
+    ):
+        raise InvalidInput("invocation", [FieldError("context", "must be a map of strings to strings")])
+
+
+def async_prometheus(stats: dict[str, Any]) -> str:
+    """The asynchronous queue's figures in the Prometheus text format."""
+    oldest = stats["oldest_age"] or 0.0
+    rows = [
+        ("cloudfn_async_queue_depth", "gauge", "asynchronous invocations queued or running", stats["depth"]),
+        ("cloudfn_async_oldest_age_seconds", "gauge", "age of the oldest queued asynchronous invocation", oldest),
+        ("cloudfn_async_dead_letters", "gauge", "dead letters kept", stats["dead_letters"]),
+        ("cloudfn_async_accepted_total", "counter", "asynchronous invocations accepted", stats["accepted"]),
+        ("cloudfn_async_retries_total", "counter", "retries scheduled", stats["retries"]),
+        ("cloudfn_async_dead_lettered_total", "counter", "invocations that became dead letters",
+         stats["dead_lettered"]),
+    ]
+    return "".join(f"# HELP {n} {h}\n# TYPE {n} {t}\n{n} {v:g}\n" for n, t, h, v in rows)
 
 
 def _aware(when: datetime | None) -> datetime | None:

@@ -139,7 +139,9 @@ def normalize_runtime(value: Any) -> Any:
 class _Editable(BaseModel):
     """Fields a user sets; shared by create, update and the stored function."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+    # By alias both ways: `async` is a Python keyword, so its field is `async_`.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False, validate_by_name=True,
+                              validate_by_alias=True, serialize_by_alias=True)
 
     @field_validator("name", check_fields=False)
     @classmethod
@@ -467,6 +469,43 @@ class Schedule(BaseModel):
             return f"cron {self.cron}" + (f" ({self.timezone})" if self.timezone else "")
         return f"every {self.every}"
 
+# -- asynchronous invocation (issue 16) -------------------------------------------------------
+ASYNC_RETRIES_RANGE = (0, 5)
+ASYNC_AGE_RANGE = (1, 6 * 3600)  # Lambda's: at most 6 hours
+ASYNC_BACKOFF_RANGE = (0.0, 3600.0)
+WEBHOOK_RE = re.compile(r"^https?://[^/\s]+\S*\Z")
+
+
+class AsyncSettings(BaseModel):
+    """How the asynchronous queue treats a function's events. The whole block is replaced on
+    update (fields left out take their defaults)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_retries: int = Field(2, ge=ASYNC_RETRIES_RANGE[0], le=ASYNC_RETRIES_RANGE[1],
+                             description="attempts after the first one (Lambda's default: 2)")
+    max_event_age: int = Field(ASYNC_AGE_RANGE[1], ge=ASYNC_AGE_RANGE[0], le=ASYNC_AGE_RANGE[1],
+                               description="seconds an event may wait, retries included, before it is dead")
+    retry_backoff: float = Field(1.0, ge=ASYNC_BACKOFF_RANGE[0], le=ASYNC_BACKOFF_RANGE[1],
+                                 description="seconds before the first retry; doubled each time, with jitter")
+    on_success: str | None = Field(None, description="a function's name or an http(s) webhook URL")
+    on_failure: str | None = Field(None, description="a function's name or an http(s) webhook URL")
+
+    @field_validator("on_success", "on_failure")
+    @classmethod
+    def _destination(cls, v: str | None) -> str | None:
+        if not v:
+            return None
+        if "://" in v:
+            if not WEBHOOK_RE.match(v) or len(v) > 2048:
+                raise ValueError("a webhook must be an http:// or https:// URL without spaces, of at most 2048 "
+                                 f"characters (got {v[:80]!r})")
+            return v
+        why = name_problem(v)
+        if why:
+            raise ValueError(f"must be a function's name or an http(s) URL; as a name it {why}")
+        return v
+
 
 class FunctionSpec(_Editable):
     """What a create request carries."""
@@ -506,6 +545,8 @@ class FunctionSpec(_Editable):
         if errors:
             raise ValueError("; ".join(errors))
         return v
+    # -- asynchronous invocation (issue 16) --
+    async_: AsyncSettings = Field(default_factory=AsyncSettings, alias="async")
 
 
 class FunctionPatch(_Editable):
@@ -534,6 +575,8 @@ class FunctionPatch(_Editable):
     # -- dependencies (issue 15) ----------------------------------------------------------------
     dependencies: str | None = None
     source_builds: bool | None = None
+    # -- asynchronous invocation (issue 16) --
+    async_: AsyncSettings | None = Field(None, alias="async")
 
 
 class Function(FunctionSpec):
@@ -729,6 +772,53 @@ class InvocationRecord(BaseModel):
     trigger: Trigger = "manual"
 
 
+# -- asynchronous invocation (issue 16) -------------------------------------------------------
+AsyncState = Literal["queued", "running", "success", "failed", "dead", "throttled"]
+
+
+class AttemptError(BaseModel):
+    """One failed attempt of an asynchronous invocation."""
+
+    attempt: int
+    time: datetime
+    error_type: str | None = None
+    error: str = ""
+
+
+class AsyncInvocation(BaseModel):
+    """Where an invocation stands. For an asynchronous one: queued (waiting for its first
+    attempt), running, failed (an attempt failed and a retry is due at `next_attempt_at`),
+    success, or dead (a dead letter). A synchronous one reports its history status. `record`
+    is the history record of the latest attempt, once there is one."""
+
+    invocation_id: str
+    function_id: str = ""
+    function_name: str = ""
+    status: AsyncState
+    asynchronous: bool = True
+    attempts: int = 0
+    errors: list[AttemptError] = Field(default_factory=list)
+    enqueued_at: datetime | None = None
+    next_attempt_at: datetime | None = None
+    record: "InvocationRecord | None" = None
+
+
+class DeadLetter(BaseModel):
+    """An asynchronous invocation that exhausted its retries, aged out, or whose function was
+    deleted: its event and every attempt's error, kept until replayed or deleted."""
+
+    id: str
+    function_id: str
+    function_name: str
+    event: Any = None
+    context: dict[str, str] = Field(default_factory=dict)
+    reason: str
+    attempts: int = 0
+    errors: list[AttemptError] = Field(default_factory=list)
+    enqueued_at: datetime
+    dead_at: datetime
+
+
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
@@ -750,6 +840,8 @@ EVENT_KINDS = (
     "log", "alert.fired", "alert.resolved",
     "schedule.fired", "schedule.skipped",  # issue 16: schedules
     "build.started", "build.log", "build.finished",
+    # asynchronous invocation (issue 16)
+    "async.queued", "async.retry_scheduled", "async.dead_lettered",
 )
 EventKind = Literal[
     "function.created", "function.updated", "function.deleted",
@@ -757,6 +849,8 @@ EventKind = Literal[
     "log", "alert.fired", "alert.resolved",
     "schedule.fired", "schedule.skipped",  # issue 16: schedules
     "build.started", "build.log", "build.finished",
+    # asynchronous invocation (issue 16)
+    "async.queued", "async.retry_scheduled", "async.dead_lettered",
 ]
 
 

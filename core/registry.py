@@ -235,7 +235,9 @@ class Registry:
         changes = {k: getattr(patch, k) for k in patch.model_fields_set}
         nulls = [k for k, v in changes.items() if v is None and k not in NULLABLE_ON_UPDATE]
         if nulls:
-            raise InvalidInput("function update", [FieldError(k, "cannot be null") for k in nulls])
+            raise InvalidInput("function update", [FieldError(k.rstrip("_"), "cannot be null") for k in nulls])
+        if "async_" in changes:
+            changes["async_"] = patch.async_
 
         def write(store: TinyStore) -> tuple[Function, bool]:
             current = self._loaded(self._find(store, ref))

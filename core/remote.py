@@ -19,10 +19,12 @@ import httpx
 
 from core import __version__
 from core.api import PlatformAPI
-from core.errors import BuildError, CloudfnError, Conflict, FieldError, InvalidInput, NotFound, Unavailable
+from core.errors import BuildError, CloudfnError, Conflict, FieldError, InvalidInput, NotFound, QueueFull, Unavailable
 from core.models import (
     Alert,
     AlertRule,
+    AsyncInvocation,
+    DeadLetter,
     Event,
     Function,
     FunctionTriggers,
@@ -150,6 +152,8 @@ class RemotePlatform(PlatformAPI):
             return NotFound(message)
         if status == 409:
             return Conflict(message)
+        if status == 429 and body.get("type") == "QueueFull":
+            return QueueFull(message)
         if status == 401:
             hint = "pass --token or set CLOUDFN_TOKEN" if not self.token else "the token given is not this server's"
             return Unauthorized(f"the cloudfn server at {self.url} refused the request (401 unauthorized): {hint}")
@@ -220,14 +224,52 @@ class RemotePlatform(PlatformAPI):
 
     async def list_invocations(self, function: str | None = None, status: str | None = None,
                                since: datetime | None = None, until: datetime | None = None,
-                               limit: int = 50, offset: int = 0) -> list[InvocationRecord]:
-        params = _params(function=function, status=status, since=since, until=until, limit=limit, offset=offset)
+                               limit: int = 50, offset: int = 0, trigger: str | None = None) -> list[InvocationRecord]:
+        params = _params(function=function, status=status, since=since, until=until, limit=limit, offset=offset,
+                         trigger=trigger)
         body = await self._call("GET", "/api/v1/invocations", params=params)
         return [InvocationRecord.model_validate(r) for r in body["invocations"]]
 
     async def get_invocation(self, invocation_id: str) -> InvocationRecord:
         body = await self._call("GET", f"/api/v1/invocations/{_seg(invocation_id)}")
+        if body.get("invocation") is None:  # an asynchronous one that has not run yet: no record
+            raise NotFound(f"invocation {invocation_id!r} has no history record yet (it is {body.get('status')})")
         return InvocationRecord.model_validate(body["invocation"])
+
+    # -- asynchronous invocation (issue 16) ------------------------------------------------------
+    async def invoke_async(self, ref: str, event: Any = None, context: dict[str, str] | None = None) -> AsyncInvocation:
+        payload: dict[str, Any] = {"event": event}
+        if context is not None:
+            payload["context"] = context
+        try:
+            content = json.dumps(payload, allow_nan=False).encode()
+        except (TypeError, ValueError) as exc:
+            raise InvalidInput("asynchronous invocation", [FieldError("event", f"is not JSON: {exc}")]) from None
+        body = await self._call("POST", f"/api/v1/functions/{_seg(ref)}/invoke", ok=(202,), content=content,
+                                headers={"content-type": "application/json", "x-cloudfn-invocation-type": "Event"})
+        return AsyncInvocation.model_validate(body)
+
+    async def invocation_status(self, invocation_id: str, wait: float = 0) -> AsyncInvocation:
+        body = await self._call("GET", f"/api/v1/invocations/{_seg(invocation_id)}",
+                                params=_params(wait=wait or None), timeout=self.timeout + (wait or 0))
+        if "status" not in body:  # a server from before asynchronous invocation
+            record = InvocationRecord.model_validate(body["invocation"])
+            return AsyncInvocation(invocation_id=record.id, function_id=record.function_id,
+                                   function_name=record.function_name, status=record.status, asynchronous=False,
+                                   attempts=1, record=record)
+        return AsyncInvocation.model_validate({**body, "record": body.get("invocation")})
+
+    async def list_dead_letters(self, function: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        body = await self._call("GET", "/api/v1/dead-letters", params=_params(function=function, limit=limit))
+        return [DeadLetter.model_validate(d) for d in body["dead_letters"]]
+
+    async def replay_dead_letter(self, dead_letter_id: str) -> AsyncInvocation:
+        body = await self._call("POST", f"/api/v1/dead-letters/{_seg(dead_letter_id)}/replay", ok=(202,))
+        return AsyncInvocation.model_validate(body)
+
+    async def delete_dead_letter(self, dead_letter_id: str) -> DeadLetter:
+        body = await self._call("DELETE", f"/api/v1/dead-letters/{_seg(dead_letter_id)}")
+        return DeadLetter.model_validate(body["dead_letter"])
 
     # -- saved test events -----------------------------------------------------------------------
     async def list_saved_events(self, ref: str) -> list[SavedEvent]:

@@ -87,6 +87,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--event-file", metavar="FILE", type=Path, help="read the event from a JSON file ('-' for stdin)")
     c.add_argument("--context", metavar="JSON", help="context, a JSON object of strings")
     c.add_argument("--json", action="store_true", help="print the whole invoke result as JSON")
+    c.add_argument("--async", dest="asynchronous", action="store_true",
+                   help="queue it and print its invocation id at once; retries follow the function's async settings")
+    c.add_argument("--wait", type=float, metavar="SECONDS",
+                   help="with --async: wait up to SECONDS (at most 60) for it to succeed or become a dead letter")
 
 
 def _settings_flags(c: argparse.ArgumentParser) -> None:
@@ -107,6 +111,9 @@ def _settings_flags(c: argparse.ArgumentParser) -> None:
                    help="the dependency manifest: requirements.txt (python) or package.json (nodejs)")
     c.add_argument("--source-builds", action=argparse.BooleanOptionalAction, default=None,
                    help="let Python dependencies build from source (runs their build code, sandboxed)")
+    c.add_argument("--async", dest="async_settings", metavar="JSON",
+                   help='asynchronous invocation settings, e.g. \'{"max_retries": 1, "retry_backoff": 5, '
+                        '"on_failure": "alert-fn"}\' (replaces the whole block)')
 
 
 
@@ -164,6 +171,7 @@ def _settings_from(args: argparse.Namespace) -> dict[str, Any]:
         "secrets": [n for n in args.secret if n] if args.secret is not None else None,
         "secret_env": parse_env(args.secret_env, "secret-env", form="ENV=NAME") if args.secret_env is not None else None,
         "source_builds": getattr(args, "source_builds", None),
+        "async": _json_arg(args.async_settings, "--async") if args.async_settings is not None else None,
     }
     if getattr(args, "deps_file", None) is not None:
         fields["dependencies"] = _read_code(args.deps_file, "--deps-file")
@@ -309,6 +317,10 @@ async def cmd_invoke(api: PlatformAPI, args: argparse.Namespace) -> int:
     context = None
     if args.context is not None:
         context = _json_arg(args.context, "--context")
+    if args.asynchronous or args.wait is not None:
+        from cloudfn_tui.commands.dead_letters import invoke_async
+
+        return await invoke_async(api, args, event, context)
     result: InvokeResult = await api.invoke(args.name, event, context)
     if args.json:
         output.print_json(result.model_dump(mode="json"))

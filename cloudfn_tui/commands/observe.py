@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 from core.api import PlatformAPI
 from core.errors import FieldError, InvalidInput, NotFound
-from core.models import ALERT_METRICS, LogRecord
+from core.models import ALERT_METRICS, TRIGGERS, LogRecord
 
 from cloudfn_tui import output
 
@@ -23,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c = cmd("history", "list recent invocations, newest first", cmd_history)
     c.add_argument("name", nargs="?", help="only this function (name or id)")
     c.add_argument("--status", choices=["success", "failed", "throttled"])
+    c.add_argument("--trigger", choices=list(TRIGGERS), help="only invocations started this way")
     c.add_argument("--since", type=_when, metavar="TIME", help="ISO time, or an age like 10m, 2h, 1d")
     c.add_argument("--limit", type=int, default=20)
     c.add_argument("--id", dest="invocation", metavar="INVOCATION_ID",
@@ -94,7 +95,8 @@ async def cmd_history(api: PlatformAPI, args: argparse.Namespace) -> int:
         rec = await api.get_invocation(args.invocation)
         output.emit(rec.model_dump(mode="json"), args.json, lambda _: output.invocation_text(rec))
         return 0
-    records = await api.list_invocations(args.name, args.status, args.since, None, args.limit)
+    extra = {"trigger": args.trigger} if args.trigger else {}
+    records = await api.list_invocations(args.name, args.status, args.since, None, args.limit, **extra)
     if args.json:
         output.print_json({"invocations": [r.model_dump(mode="json") for r in records], "count": len(records)})
         return 0
@@ -102,9 +104,9 @@ async def cmd_history(api: PlatformAPI, args: argparse.Namespace) -> int:
         print("no invocations recorded" + (f" for {args.name}" if args.name else ""))
         return 0
     output.print_table(
-        ["STARTED", "FUNCTION", "VER", "STATUS", "ERROR", "DURATION", "START", "ID"],
+        ["STARTED", "FUNCTION", "VER", "STATUS", "ERROR", "DURATION", "START", "TRIGGER", "ID"],
         [[output.when(r.started_at), r.function_name, r.function_version, r.status, r.error_type or "",
-          f"{r.duration:.1f}ms", "cold" if r.cold_start else "warm", r.id] for r in records],
+          f"{r.duration:.1f}ms", "cold" if r.cold_start else "warm", r.trigger, r.id] for r in records],
     )
     return 0
 

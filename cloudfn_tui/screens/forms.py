@@ -197,6 +197,7 @@ class ConfigureScreen(Form):
             yield Label("schedules (YAML list: - every: 30s / - cron: '*/5 * * * *', event:, timezone:, overlap:, "
                         "catch_up:, enabled:)")
             yield TextArea(schedules_text(fn), id="cfg-schedules", soft_wrap=False)
+            yield from _async_fields(fn)  # asynchronous invocation (issue 16)
             yield from self.buttons()
 
     def on_mount(self) -> None:
@@ -248,10 +249,11 @@ class ConfigureScreen(Form):
         trigger_values, trigger_problems = self._triggers()
         values.update(trigger_values)
         problems += trigger_problems
+        values["async"] = _async_values(self, problems)
         if problems:
             self.show_error("; ".join(problems))
             return
-        current = fn.model_dump()
+        current = fn.model_dump(mode="json")
         patch = {k: v for k, v in values.items() if current.get(k) != v}
         self.dismiss(patch)
 
@@ -320,6 +322,47 @@ def parse_schedules(text: str) -> list[Any]:
     if not isinstance(data, list):
         raise ValueError("schedules: must be a list such as '- every: 30s' or '- cron: \"0 3 * * *\"'")
     return data
+
+
+# -- asynchronous invocation (issue 16) -----------------------------------------------------------
+_ASYNC_NUMBERS = (("max_retries", "#cfg-async-retries", int), ("retry_backoff", "#cfg-async-backoff", float),
+                  ("max_event_age", "#cfg-async-age", int))
+
+
+def _async_fields(fn: Function) -> ComposeResult:
+    a = fn.async_
+    yield Label(Text("asynchronous invocation", style="bold"))
+    with Horizontal(classes="row"):
+        with Vertical():
+            yield Label("retries (0-5)")
+            yield Input(str(a.max_retries), id="cfg-async-retries", type="integer")
+        with Vertical():
+            yield Label("first backoff (s)")
+            yield Input(f"{a.retry_backoff:g}", id="cfg-async-backoff", type="number")
+        with Vertical():
+            yield Label("max event age (s)")
+            yield Input(str(a.max_event_age), id="cfg-async-age", type="integer")
+    with Horizontal(classes="row"):
+        with Vertical():
+            yield Label("on success (function or URL)")
+            yield Input(a.on_success or "", id="cfg-async-success")
+        with Vertical():
+            yield Label("on failure (function or URL)")
+            yield Input(a.on_failure or "", id="cfg-async-failure")
+
+
+def _async_values(form: Form, problems: list[str]) -> dict[str, Any]:
+    """The async block as the form holds it; the platform validates the ranges and names."""
+    out: dict[str, Any] = {}
+    for key, ident, kind in _ASYNC_NUMBERS:
+        raw = form.query_one(ident, Input).value.strip()
+        try:
+            out[key] = kind(raw)
+        except ValueError:
+            problems.append(f"async.{key}: must be a number")
+    for key, ident in (("on_success", "#cfg-async-success"), ("on_failure", "#cfg-async-failure")):
+        out[key] = form.query_one(ident, Input).value.strip() or None
+    return out
 
 
 class AlertRuleScreen(Form):

@@ -94,6 +94,8 @@ MAIN_COMMANDS = [
     Command("main.result_diff", "f4", "result_diff", "Result diff",
             "show the result's diff against the saved event's last run", show=False),
     Command("main.quit", "q", "app.quit", "Quit", "leave the console", show=False),
+    Command("main.dead_letters", "D", "dead_letters", "Dead letters",
+            "asynchronous invocations that failed for good: replay or delete", show=False),
 ]
 
 COMMAND_WORDS = {
@@ -104,6 +106,7 @@ COMMAND_WORDS = {
     "help": "help", "refresh": "refresh", "secrets": "secrets",
     "discard": "discard_draft", "zoom": "zoom", "diff": "result_diff",
     "triggers": "triggers", "schedules": "triggers",
+    "dead": "dead_letters", "dead-letters": "dead_letters", "dlq": "dead_letters",
 }
 
 
@@ -942,6 +945,33 @@ class MainScreen(PaintOnceScreen):
         self.event_editor._update_title()
         self.notify(f"Saved the event as {name!r}.")
 
+    # -- dead letters (asynchronous invocation) -------------------------------------------------
+    @work(group="write")
+    async def action_dead_letters(self) -> None:
+        from cloudfn_tui.screens.dead_letters import DeadLettersScreen
+
+        try:
+            letters = await self.app.platform.list_dead_letters()
+        except Exception as exc:
+            self.notify(f"dead letters unavailable: {exc}", severity="error")
+            return
+        choice = await self.app.push_screen_wait(DeadLettersScreen(letters))
+        if not choice:
+            return
+        what, dead = choice
+        try:
+            if what == "replay":
+                await self.app.platform.replay_dead_letter(dead.id)
+                self.notify(f"Queued {dead.function_name}'s event again ({dead.id[:8]}).", title="Replayed")
+                return
+            ok = await self.app.push_screen_wait(ConfirmScreen(
+                f"Delete this dead letter of {dead.function_name}?", "Its event is lost."))
+            if ok:
+                await self.app.platform.delete_dead_letter(dead.id)
+                self.notify(f"Deleted the dead letter {dead.id[:8]}.")
+        except Exception as exc:
+            self.notify(f"{what} failed: {getattr(exc, 'message', exc)}", severity="error")
+
     # -- history and alerts --------------------------------------------------------------------
     @on(OpenInvocation)
     @work(group="write")
@@ -1109,6 +1139,16 @@ class MainScreen(PaintOnceScreen):
             else:
                 self.notify(f"panes: {', '.join(names)}", severity="error")
             return
+        if head == "trigger":
+            from core.models import TRIGGERS
+
+            want = args[0].lower() if args else "all"
+            if want in (*TRIGGERS, "all"):
+                self.history_table.set_trigger(None if want == "all" else want)
+                self.action_show_pane("history")
+            else:
+                self.notify(f"triggers: {', '.join(TRIGGERS)}, or all", severity="error")
+            return
         if head == "level" and args:
             if args[0] in ("debug", "info", "warning", "error"):
                 self.log_view.min_level = args[0]
@@ -1137,7 +1177,8 @@ class MainScreen(PaintOnceScreen):
                 self.select(fn.id)
                 return
         self.notify(f"unknown command {head!r}: try help, new, invoke, save, delete, rollback N, deps [rebuild], "
-                    "theme NAME, goto PANE, level L, filter TEXT, import DIR, file [NAME|mv NEW|rm], q, or a function name",
+                    "theme NAME, goto PANE, level L, filter TEXT, trigger T, dead, import DIR, file [NAME|mv NEW|rm], q, "
+                    "or a function name",
                     severity="error", timeout=8)
 
     # -- the function's files (issue #15) -------------------------------------------------------

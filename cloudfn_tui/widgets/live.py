@@ -235,7 +235,10 @@ class OpenInvocation(Message):
 
 HISTORY_COMMANDS = [
     Command("history.open", "enter,o", "open", "Open", "open the invocation: event, result and logs"),
+    Command("history.trigger", "t", "cycle_trigger", "Trigger",
+            "show only one trigger: manual, http, schedule, async, retry, then all again"),
 ]
+TRIGGER_CYCLE = (None, "manual", "http", "schedule", "async", "retry")
 
 
 class HistoryTable(VimTable):
@@ -245,13 +248,15 @@ class HistoryTable(VimTable):
     def __init__(self, **kw) -> None:
         super().__init__(cursor_type="row", **kw)
         self.function_filter: str | None = None
+        self.trigger_filter: str | None = None
         self.records: deque[dict[str, Any]] = deque(maxlen=self.MAX_ROWS)
         self.drawn = False
 
     def on_mount(self) -> None:
         self.drawn = True
-        self.border_title = "History"
-        for col, width in (("time", 8), ("function", 20), ("status", 14), ("duration", 11), ("start", 5)):
+        self._title()
+        for col, width in (("time", 8), ("function", 18), ("status", 14), ("duration", 10), ("start", 5),
+                           ("trigger", 8)):
             self.add_column(col, key=col, width=width)
         self.set_interval(0.4, self.flush)
         self.rebuild()
@@ -262,7 +267,8 @@ class HistoryTable(VimTable):
         style = {"success": "green", "failed": "red", "throttled": "yellow"}.get(status, "")
         label = status if status == "success" else (rec.get("error_type") or status)
         return (t, rec.get("function_name", ""), Text(label, style=style),
-                f"{float(rec.get('duration') or 0):.1f} ms", "cold" if rec.get("cold_start") else "warm")
+                f"{float(rec.get('duration') or 0):.1f} ms", "cold" if rec.get("cold_start") else "warm",
+                rec.get("trigger") or "manual")
 
     def set_records(self, records: list[dict[str, Any]]) -> None:
         """Newest first."""
@@ -287,16 +293,33 @@ class HistoryTable(VimTable):
         for rec in self.records:
             if self.function_filter and rec.get("function_name") != self.function_filter:
                 continue
-            if rec["id"] in self.rows:
+            if self.trigger_filter and (rec.get("trigger") or "manual") != self.trigger_filter:
                 continue
-            self.add_row(*self._row(rec), key=rec["id"])
+            # Every attempt of an asynchronous invocation keeps its id: one row per attempt.
+            key = f"{rec['id']}@{rec.get('started_at', '')}"
+            if key in self.rows:
+                continue
+            self.add_row(*self._row(rec), key=key)
         if self.row_count and keep:
             self.move_cursor(row=min(keep, self.row_count - 1))
 
     def action_open(self) -> None:
         if self.row_count:
             key = self.coordinate_to_cell_key((self.cursor_row, 0)).row_key.value
-            self.post_message(OpenInvocation(key))
+            self.post_message(OpenInvocation(key.split("@", 1)[0]))
+
+    def _title(self) -> None:
+        self.border_title = "History" + (f" · {self.trigger_filter}" if self.trigger_filter else "")
+        self.border_subtitle = "t: trigger"
+
+    def set_trigger(self, trigger: str | None) -> None:
+        self.trigger_filter = trigger
+        self._title()
+        self.rebuild()
+
+    def action_cycle_trigger(self) -> None:
+        i = TRIGGER_CYCLE.index(self.trigger_filter) if self.trigger_filter in TRIGGER_CYCLE else 0
+        self.set_trigger(TRIGGER_CYCLE[(i + 1) % len(TRIGGER_CYCLE)])
 
 
 class LogsPane(Vertical):

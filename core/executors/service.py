@@ -262,8 +262,11 @@ class ExecutionService:
         self.prewarm.fill()  # a burst's extra sandboxes go once its demand is past
 
     # --- invoke -------------------------------------------------------------------------------
-    async def invoke(self, fn: Function, event: Any, context: dict[str, str] | None = None) -> InvokeResult:
-        request_id = new_uuid()
+    async def invoke(self, fn: Function, event: Any, context: dict[str, str] | None = None,
+                     request_id: str | None = None) -> InvokeResult:
+        """`request_id`: the invocation's id when the caller has one (an asynchronous
+        invocation keeps its id across attempts)."""
+        request_id = request_id or new_uuid()
         t0 = time.perf_counter()
         try:
             res = await self._invoke(fn, event, context or {}, request_id)

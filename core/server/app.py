@@ -33,13 +33,16 @@ from core.errors import BuildError, CloudfnError, FieldError, InvalidInput
 from core.events import DroppingQueue
 from core.jsonlimits import JSONLimitError, field_path, json_safe, loads_checked
 from core.loopback import is_loopback_authority
-from core.models import EVENT_KINDS, ErrorType, Event, InvokeResult
+from core.models import EVENT_KINDS, TRIGGERS, ErrorType, Event, InvokeResult
 from core.secrets import credential_warnings
 from core.server import deps_routes
 from core.server import schema as S
 from core.server._fastapi_compat import LeanFastAPI
 from core.server.secrets_routes import add_secret_routes
 from core.server.trigger_routes import add_trigger_routes, refuse_public_without_token
+from core.server.async_routes import Accepted as AsyncAccepted
+from core.server.async_routes import accepted_payload, async_requested, status_payload
+from core.server.async_routes import add_routes as add_async_routes
 
 log = logging.getLogger("cloudfn.server")
 
@@ -298,7 +301,7 @@ class Guard:
                     and path.endswith(INVOKE_SUFFIX)):
                 ref = path[len(INVOKE_PREFIX):-len(INVOKE_SUFFIX)]
                 if ref and "/" not in ref:
-                    await self._invoke(ref, wrapped, send)
+                    await self._invoke(ref, wrapped, send, scope)
                     return
             await self.app(scope, wrapped, send)
         finally:
@@ -346,7 +349,7 @@ class Guard:
                     "type": "UnsupportedMediaType", "status": 415}
         return None
 
-    async def _invoke(self, ref: str, receive: Callable, send: Callable) -> None:
+    async def _invoke(self, ref: str, receive: Callable, send: Callable, scope: dict) -> None:
         """The invoke route without the framework's routing and dependency solving (it is the
         hot path); the FastAPI route of the same path documents it and does the same."""
         try:
@@ -359,6 +362,10 @@ class Guard:
                 if not message.get("more_body"):
                     break
             event, context = parse_invoke_body(b"".join(chunks))
+            if async_requested(scope["headers"], scope["query_string"]):
+                view = await self.platform.invoke_async(ref, event, context)
+                await _send_json(send, 202, accepted_payload(view))
+                return
             status, payload, extra = invoke_answer(await self.platform.invoke(ref, event, context))
         except CloudfnError as exc:
             await _send_json(send, exc.http_status, error_body(exc))
@@ -588,11 +595,21 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
     deps_routes.add(app, platform, v1)
 
     # -- invoke (the hot path: no pydantic body model, one JSON encode) ---------------------------
-    @app.post(f"{v1}/functions/{{ref}}/invoke", tags=["invoke"], openapi_extra=S.body(S.INVOKE_BODY, required=False),
-              summary="invoke a function; 200 with success true or false, 429 when throttled",
-              responses=S.invoke_responses())
+    invoke_responses = S.invoke_responses()
+    invoke_responses[202] = {"model": AsyncAccepted, "description": "queued (X-Cloudfn-Invocation-Type: Event or "
+                                                                    "?async=true): poll /api/v1/invocations/{id}"}
+
+    @app.post(f"{v1}/functions/{{ref}}/invoke", tags=["invoke"],
+              openapi_extra={**S.body(S.INVOKE_BODY, required=False), **S.params(
+                  S.param("X-Cloudfn-Invocation-Type", {"type": "string", "enum": ["Event", "RequestResponse"]},
+                          "Event: queue it and answer 202 at once", where="header"),
+                  S.param("async", {"type": "string", "enum": ["true", "false"]}, "true: the same as Event"))},
+              summary="invoke a function; 200 with success true or false, 429 when throttled, 202 when queued",
+              responses=invoke_responses)
     async def invoke(ref: str, request: Request) -> Response:
         event, context = parse_invoke_body(await request.body())
+        if async_requested(request.scope["headers"], request.scope["query_string"]):
+            return json_response(accepted_payload(await platform.invoke_async(ref, event, context)), 202)
         status, payload, headers = invoke_answer(await platform.invoke(ref, event, context))
         return Response(payload, status, headers=headers, media_type=JSON_TYPE)
 
@@ -603,6 +620,7 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
         S.param("until", S.TIME_SCHEMA, "only invocations started at or before this time"),
         S.param("limit", S.int_schema(1, 1000, 50)),
         S.param("offset", S.int_schema(0, None, 0)),
+        S.param("trigger", {"type": "string", "enum": list(TRIGGERS)}, "how the invocations were started"),
     )
 
     async def _invocations(function: str | None, request: Request) -> Response:
@@ -610,9 +628,10 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
         status = q.choice("status", S.STATUSES)
         since, until = q.time("since"), q.time("until")
         limit, offset = q.integer("limit", 50, 1, 1000), q.integer("offset", 0, 0)
+        trigger = q.choice("trigger", TRIGGERS)
         q.done()
         records = await platform.list_invocations(function=function, status=status, since=since, until=until,
-                                                 limit=limit, offset=offset)
+                                                  limit=limit, offset=offset, trigger=trigger)
         return json_response({"invocations": [r.model_dump(mode="json") for r in records], "count": len(records)})
 
     @app.get(f"{v1}/invocations", tags=["history"], summary="invocation history, newest first",
@@ -625,11 +644,27 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
     async def function_invocations(ref: str, request: Request) -> Response:
         return await _invocations(ref, request)
 
-    @app.get(f"{v1}/invocations/{{invocation_id}}", tags=["history"], summary="one invocation",
-             responses=S.responses(S.InvocationAnswer, 404))
-    async def get_invocation(invocation_id: str) -> Response:
-        record = await platform.get_invocation(invocation_id)
-        return json_response({"invocation": record.model_dump(mode="json")})
+    @app.get(f"{v1}/invocations/{{invocation_id}}", tags=["history"],
+             summary="one invocation: its history record (`invocation`, null until an asynchronous one ran) and "
+                     "`status`: queued, running, failed (a retry is due), success, dead; or a synchronous "
+                     "one's success, failed, throttled",
+             openapi_extra=S.params(S.param("wait", {"type": "number", "minimum": 0, "maximum": 60},
+                                            "seconds to wait, at most, for it to succeed or become a dead letter")),
+             responses=S.responses(S.InvocationAnswer, 404, 422))
+    async def get_invocation(invocation_id: str, request: Request) -> Response:
+        raw = request.query_params.get("wait")
+        wait = 0.0
+        if raw is not None:
+            try:
+                wait = float(raw)
+            except ValueError:
+                wait = -1.0
+            if not 0 <= wait <= 60:
+                raise InvalidInput("invocation status", [FieldError("wait", f"must be from 0 to 60 seconds "
+                                                                            f"(got {raw[:40]!r})")])
+        return json_response(status_payload(await platform.invocation_status(invocation_id, wait)))
+
+    add_async_routes(app, platform, json_response)
 
     # -- saved test events ----------------------------------------------------------------------
     @app.get(f"{v1}/functions/{{ref}}/saved-events", tags=["saved events"], summary="a function's saved test events",

@@ -24,6 +24,9 @@ from core.models import (  # the model classes are re-exported for app.py's bodi
     FunctionSpec,  # noqa: F401
     validation_errors,
     ALERT_METRICS,
+    ASYNC_AGE_RANGE,
+    ASYNC_BACKOFF_RANGE,
+    ASYNC_RETRIES_RANGE,
     CONCURRENCY_RANGE,
     ENV_KEY_RE,
     EVENT_KINDS,
@@ -295,6 +298,23 @@ def _function_properties(patch: bool) -> dict[str, Any]:
                          "description": "requirements.txt (python) or package.json (nodejs) text; installed "
                                         "before the version becomes current (422 BuildError with the log if not)"},
         "source_builds": {"type": "boolean", "description": "allow building Python dependencies from sdists"},
+        # -- asynchronous invocation (issue 16) --
+        "async": {"type": "object", "additionalProperties": False,
+                  "description": "how asynchronous invocations are retried; replaced as a whole on update",
+                  "properties": {
+                      "max_retries": {"type": "integer", "minimum": ASYNC_RETRIES_RANGE[0],
+                                      "maximum": ASYNC_RETRIES_RANGE[1], "default": 2},
+                      "max_event_age": {"type": "integer", "minimum": ASYNC_AGE_RANGE[0],
+                                        "maximum": ASYNC_AGE_RANGE[1], "default": ASYNC_AGE_RANGE[1],
+                                        "description": "seconds"},
+                      "retry_backoff": {"type": "number", "minimum": ASYNC_BACKOFF_RANGE[0],
+                                        "maximum": ASYNC_BACKOFF_RANGE[1], "default": 1.0,
+                                        "description": "seconds before the first retry, doubled each time"},
+                      **{key: {"type": ["string", "null"], "maxLength": 2048,
+                               "pattern": f"^(|https?://[^/\\s]+\\S*|{NAME_MARK})$",
+                               "description": "a function's name or an http(s) webhook URL; empty or null: none"}
+                         for key in ("on_success", "on_failure")},
+                  }},
     }
     if not patch:
         props["handler"]["default"] = "handler"

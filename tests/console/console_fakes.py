@@ -10,8 +10,8 @@ from typing import Any, AsyncIterator
 from core.api import PlatformAPI
 from core.errors import FieldError, InvalidInput, NotFound
 from core.models import (
-    Alert, AlertRule, ErrorType, Event, Function, FunctionTriggers, InvocationRecord, InvokeResult, LogRecord,
-    SavedEvent, ScheduleStatus, StackFrame, parse_patch, parse_spec,
+    Alert, AlertRule, AsyncInvocation, AttemptError, DeadLetter, ErrorType, Event, Function, FunctionTriggers,
+    InvocationRecord, InvokeResult, LogRecord, SavedEvent, ScheduleStatus, StackFrame, parse_patch, parse_spec,
 )
 
 T0 = datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
@@ -46,6 +46,8 @@ class FakePlatform(PlatformAPI):
         self.data_dir = "/data/cloudfn"
         self.started = False
         self.closed = False
+        self.dead: dict[str, DeadLetter] = {}
+        self.replayed: list[str] = []
         for i, (name, runtime, code, desc) in enumerate(SEED):
             self._add(Function(id=f"fn-{i:04d}", name=name, runtime=runtime, code=code, description=desc,
                                created_at=T0, updated_at=T0))
@@ -131,8 +133,50 @@ class FakePlatform(PlatformAPI):
             event=event, result=result.result, logs=result.logs))
         return result
 
-    async def list_invocations(self, function=None, status=None, since=None, until=None, limit=50, offset=0):
-        return self.records[offset:offset + limit]
+    async def list_invocations(self, function=None, status=None, since=None, until=None, limit=50, offset=0,
+                               trigger=None):
+        records = [r for r in self.records if trigger is None or r.trigger == trigger]
+        return records[offset:offset + limit]
+
+    # -- asynchronous invocation
+    def add_dead_letter(self, name: str, n: int) -> DeadLetter:
+        fn = self._get(name)
+        d = DeadLetter(id=f"dead-{n:04d}", function_id=fn.id, function_name=fn.name, event={"order_id": n},
+                       reason="retries exhausted: 3 attempt(s) failed (async.max_retries is 2)", attempts=3,
+                       errors=[AttemptError(attempt=i, time=T0, error_type="HandlerError",
+                                            error=f"ValueError: order {n}: out of stock") for i in (1, 2, 3)],
+                       enqueued_at=T0, dead_at=T0)
+        self.dead[d.id] = d
+        return d
+
+    async def invoke_async(self, ref: str, event: Any = None, context: dict[str, str] | None = None):
+        fn = self._get(ref)
+        self.invocations += 1
+        return AsyncInvocation(invocation_id=f"inv-{self.invocations:04d}", function_id=fn.id,
+                               function_name=fn.name, status="queued", enqueued_at=T0)
+
+    async def invocation_status(self, invocation_id: str, wait: float = 0) -> AsyncInvocation:
+        rec = await self.get_invocation(invocation_id)
+        return AsyncInvocation(invocation_id=rec.id, function_id=rec.function_id, function_name=rec.function_name,
+                               status=rec.status, asynchronous=False, attempts=1, record=rec)
+
+    async def list_dead_letters(self, function: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        fid = self._get(function).id if function else None
+        return [d for d in self.dead.values() if fid is None or d.function_id == fid][:limit]
+
+    async def replay_dead_letter(self, dead_letter_id: str) -> AsyncInvocation:
+        d = self.dead.pop(dead_letter_id, None)
+        if d is None:
+            raise NotFound(f"no dead letter with id {dead_letter_id!r}")
+        self.replayed.append(d.id)
+        return AsyncInvocation(invocation_id=d.id, function_id=d.function_id, function_name=d.function_name,
+                               status="queued", enqueued_at=T0)
+
+    async def delete_dead_letter(self, dead_letter_id: str) -> DeadLetter:
+        d = self.dead.pop(dead_letter_id, None)
+        if d is None:
+            raise NotFound(f"no dead letter with id {dead_letter_id!r}")
+        return d
 
     async def get_invocation(self, invocation_id: str) -> InvocationRecord:
         for r in self.records:

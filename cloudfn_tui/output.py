@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, Callable, Iterable, Sequence
 
 from core.models import Function, InvokeResult
+from cloudfn_tui.triggers_text import async_line
 
 
 def print_json(data: Any) -> None:
@@ -67,10 +68,7 @@ def function_text(fn: Function) -> str:
         lines = [ln.split("#")[0].strip() for ln in fn.dependencies.splitlines()]
         shown = ", ".join(ln for ln in lines if ln) if fn.runtime == "python" else _npm_names(fn.dependencies)
         rows.append(("dependencies", (shown or "-") + (" (source builds allowed)" if fn.source_builds else "")))
-    a = fn.async_  # asynchronous invocation (issue 16)
-    rows.append(("async", f"{a.max_retries} retries, backoff {a.retry_backoff:g}s, max age {a.max_event_age}s"
-                          + (f", on success {a.on_success}" if a.on_success else "")
-                          + (f", on failure {a.on_failure}" if a.on_failure else "")))
+    rows.append(("async", async_line(fn.async_)))  # asynchronous invocation (issue 16)
     width = max(len(k) for k, _ in rows)
     head = "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
     from core.secrets import credential_warnings

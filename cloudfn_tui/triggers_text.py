@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from core.models import FunctionTriggers
+from core.models import AsyncSettings, FunctionTriggers
 
 
 def _when(ts: datetime | None) -> str:
@@ -16,6 +16,12 @@ def endpoint_line(t: FunctionTriggers) -> str:
     if t.endpoint:
         return f"{t.endpoint} ({access})"
     return f"/fn/{t.function_name} ({access}); run `cloudfn serve` to expose it"
+
+
+def async_line(a: AsyncSettings) -> str:
+    return (f"{a.max_retries} retries, backoff {a.retry_backoff:g}s, max age {a.max_event_age}s"
+            + (f", on success {a.on_success}" if a.on_success else "")
+            + (f", on failure {a.on_failure}" if a.on_failure else ""))
 
 
 def rate_line(t: FunctionTriggers) -> str:

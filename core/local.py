@@ -335,7 +335,7 @@ class LocalPlatform(PlatformAPI):
         endpoint = f"{self.endpoint_base}/fn/{quote(fn.name, safe='')}" if self.endpoint_base else None
         return FunctionTriggers(function_id=fn.id, function_name=fn.name, endpoint=endpoint, public=fn.http.public,
                                 rate_limit=fn.rate_limit, schedules=self.scheduler.status(fn),
-                                schedules_running=self.scheduler.running)
+                                schedules_running=self.scheduler.running, async_settings=fn.async_)
 
     def _record(self, fn: Function, event: Any, result: InvokeResult, started_at: datetime,
                 trigger: Trigger = "manual") -> InvocationRecord:

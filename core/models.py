@@ -969,3 +969,5 @@ class FunctionTriggers(BaseModel):
     rate_limit: RateLimit | None = None
     schedules: list[ScheduleStatus] = Field(default_factory=list)
     schedules_running: bool = Field(False, description="whether the platform's owner runs the schedules now")
+    async_settings: AsyncSettings = Field(default_factory=AsyncSettings,
+                                          description="how asynchronous invocations are retried and routed")

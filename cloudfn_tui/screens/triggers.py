@@ -1,4 +1,5 @@
-"""A function's triggers: its endpoint, rate limit and schedules with their next runs."""
+"""A function's triggers: its endpoint, rate limit, schedules with their next runs, and how its
+asynchronous invocations are retried."""
 
 from __future__ import annotations
 
@@ -10,14 +11,14 @@ from textual.widgets import Label, Static
 from core.models import FunctionTriggers
 from cloudfn_tui.keymap import Command, bindings
 from cloudfn_tui.screens.modals import Dialog
-from cloudfn_tui.triggers_text import endpoint_line, rate_line, schedule_lines
+from cloudfn_tui.triggers_text import async_line, endpoint_line, rate_line, schedule_lines
 
 
 class TriggersScreen(Dialog):
     """Dismisses with "configure" when the user asks to edit them, else None."""
 
     COMMANDS_TABLE = [
-        Command("triggers.configure", "c", "configure", "Configure", "edit public, rate limit and schedules"),
+        Command("triggers.configure", "c", "configure", "Configure", "edit public, rate limit, schedules and async settings"),
         Command("triggers.close", "escape", "dismiss_none", "Close", palette=False),
     ]
     BINDINGS = bindings(COMMANDS_TABLE)
@@ -30,7 +31,8 @@ class TriggersScreen(Dialog):
         t = self.triggers
         body = Text("\n").join([Text("endpoint", style="bold"), Text(endpoint_line(t)), Text(""),
                                  Text("rate limit", style="bold"), Text(rate_line(t)), Text(""),
-                                 Text("schedules", style="bold"), *(Text(line) for line in schedule_lines(t))])
+                                 Text("schedules", style="bold"), *(Text(line) for line in schedule_lines(t)), Text(""),
+                                 Text("asynchronous invocation", style="bold"), Text(async_line(t.async_settings))])
         with Vertical(classes="dialog wide"):
             yield Label(Text(f"Triggers of {t.function_name} — c configures · esc closes", style="bold"))
             with VerticalScroll(id="triggers-body"):

@@ -67,9 +67,11 @@ async def test_rate_limit_throttles_invoke_and_is_recorded(platform, name):
 async def test_triggers_view_shows_next_runs(platform, name):
     await platform.create_function(spec(name, http={"public": True},
                                         schedules=[{"cron": "0 3 * * *", "timezone": "Asia/Tokyo"},
-                                                   {"every": "1h", "enabled": False}]))
+                                                   {"every": "1h", "enabled": False}],
+                                        **{"async": {"max_retries": 0, "retry_backoff": 2.5}}))
     t = await platform.function_triggers(name)
     assert t.function_name == name and t.public is True and t.rate_limit is None
+    assert (t.async_settings.max_retries, t.async_settings.retry_backoff) == (0, 2.5)
     first, second = t.schedules
     assert first.next_run is not None and first.next_run.astimezone().hour is not None
     # 03:00 in Tokyo is 18:00 UTC the day before.

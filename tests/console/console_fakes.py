@@ -93,7 +93,8 @@ class FakePlatform(PlatformAPI):
         schedules = [ScheduleStatus(index=i, schedule=s, description=s.describe(), next_run=T0 if s.enabled else None)
                      for i, s in enumerate(fn.schedules)]
         return FunctionTriggers(function_id=fn.id, function_name=fn.name, endpoint=None, public=fn.http.public,
-                                rate_limit=fn.rate_limit, schedules=schedules, schedules_running=True)
+                                rate_limit=fn.rate_limit, schedules=schedules, schedules_running=True,
+                                async_settings=fn.async_)
 
     async def delete_function(self, ref: str) -> Function:
         fn = self._get(ref)

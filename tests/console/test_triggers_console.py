@@ -59,7 +59,8 @@ async def test_configure_names_bad_trigger_fields_and_keeps_the_form(fake, make_
 
 async def test_triggers_dialog_shows_endpoint_schedules_and_rate_limit(fake, make_app):
     await fake.update_function("hello-python", {"rate_limit": {"requests_per_second": 5},
-                                                "schedules": [{"every": "1h"}, {"cron": "@daily", "enabled": False}]})
+                                                "schedules": [{"every": "1h"}, {"cron": "@daily", "enabled": False}],
+                                                "async": {"max_retries": 4, "on_failure": "fail-python"}})
     app = make_app(fake)
     async with app.run_test(size=(80, 24)) as pilot:
         await select(pilot, app, "hello-python")
@@ -68,5 +69,6 @@ async def test_triggers_dialog_shows_endpoint_schedules_and_rate_limit(fake, mak
         text = str(app.screen.query_one("#triggers-text", Static).content)
         assert "/fn/hello-python" in text and "cloudfn serve" in text
         assert "5 per second, burst 5" in text and "every 1h  next" in text and "(disabled)" in text
+        assert "4 retries" in text and "on failure fail-python" in text
         await pilot.press("c")  # straight to the form
         await until(pilot, lambda: isinstance(app.screen, ConfigureScreen), "configure from triggers")

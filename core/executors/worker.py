@@ -26,6 +26,7 @@ from core.filemodes import private_dir
 from core.models import ErrorType, InvokeResult, StackFrame
 
 from .sandbox import CgroupSet, HostSandbox, WorkerSpec, seal_fds
+from .spawn import ChildProcess, spawn
 
 LOG_KEEP_BYTES = 64 * 1024  # logs returned with one invocation
 LOG_LIMIT_BYTES = 1024 * 1024  # printing more than this in one invocation -> OutputTooLarge
@@ -254,7 +255,7 @@ class Worker:
         # Nonces: a random per-worker prefix and a counter (unique per worker; no uuid per call).
         self._nonce_prefix = os.urandom(8).hex()
         self._nonce_count = 0
-        self.proc: asyncio.subprocess.Process | None = None
+        self.proc: ChildProcess | None = None
         self.cg: CgroupSet | None = None
         self.req_w: asyncio.WriteTransport | None = None
         self._waiter: asyncio.Future | None = None
@@ -324,11 +325,10 @@ class Worker:
                 os.fchown(fd, self.sandbox.user.uid, self.sandbox.user.gid)
         seal_fds()
         try:
-            self.proc = await asyncio.create_subprocess_exec(
-                *launch.argv, stdin=asyncio.subprocess.DEVNULL, stdout=log_w, stderr=log_w,
-                pass_fds=(req_r, resp_w, *launch.fds), env=launch.env, cwd=launch.cwd, close_fds=True,
-                start_new_session=True,
-            )
+            # Not asyncio's subprocess_exec: under uvloop it forks the whole server on the loop
+            # thread (spawn.py).
+            self.proc = spawn(launch.argv, stdout=log_w, stderr=log_w, pass_fds=(req_r, resp_w, *launch.fds),
+                              env=launch.env, cwd=launch.cwd)
         except OSError as exc:
             for fd in (req_r, req_w, resp_r, resp_w, log_r, log_w):
                 os.close(fd)

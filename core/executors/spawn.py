@@ -13,7 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
+
+# Background starts run under `nice` (Worker.nice): resolved once, as the launch chain's programs are.
+BACKGROUND_NICE = 10
+_nice = shutil.which("nice")
+NICE = os.path.realpath(_nice) if _nice else None
 
 
 class ChildProcess:

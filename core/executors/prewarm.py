@@ -45,6 +45,7 @@ from core.models import Function
 from core.secrets import held_by
 
 from .runtimes.base import FUNCTION_DIR
+from .spawn import BACKGROUND_NICE
 from .worker import Worker, WorkerInit
 
 if TYPE_CHECKING:
@@ -167,6 +168,7 @@ class Prewarm:
                     self.problem = f"{name}: no room left in runtime.max_memory ({self.budget.limit} MB)"
                     return  # not started; its folder goes below
                 w.budget = self.budget
+            w.nice = BACKGROUND_NICE  # until adopted: a refill must not slow the workers serving meanwhile
             failure = await w.spawn(wait_up=True)
             if failure is not None:
                 self.problem = f"{name}: {failure.error}"

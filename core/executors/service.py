@@ -22,6 +22,7 @@ from .budget import MemoryBudget
 from .demand import BurstStats, Demand, Ewma
 from .runtimes import RUNTIMES, Runtime
 from .sandbox import HostSandbox
+from .spawn import BACKGROUND_NICE
 from .prewarm import Prewarm
 from .worker import EVENT_LIMIT_BYTES, NotAdopted, Worker, WorkerInit
 
@@ -424,9 +425,13 @@ class ExecutionService:
                 self._memory_waiting -= 1
 
     async def _start_worker(self, fn: Function, runtime: Runtime, pool: _Pool, deadline: float,
-                            reuse_idle: bool = True, reap: bool = True) -> tuple[Worker, bool] | InvokeResult:
+                            reuse_idle: bool = True, reap: bool = True,
+                            background: bool = False) -> tuple[Worker, bool] | InvokeResult:
         """A new worker for `pool` (in its busy set), or a warm one that came back while this
-        waited for memory (then False: not a cold start), or why there is none."""
+        waited for memory (then False: not a cold start), or why there is none. `background`:
+        workers of the function serve meanwhile, so a fresh start runs niced until it is ready
+        (measured: a burst's starts at full priority took the CPU from the warm worker and the
+        server, and set the p99 of its first seconds)."""
         holder = object()  # this start's share of the budget until its worker holds it
         taken = None
         worker = None
@@ -445,6 +450,7 @@ class ExecutionService:
             if taken is not None:
                 pool.busy.add(taken)  # from here on, a retire stops it like any other worker
                 taken.on_gone = self._worker_gone
+                taken.unnice()  # pre-started niced; from here a caller may wait for it
                 try:
                     failure = await taken.adopt((fn.id, fn.version), pool.prepared, fn.memory, fn.timeout,
                                                 self.prewarm.files(pool.prepared), runtime.adoption(pool.prepared))
@@ -460,7 +466,10 @@ class ExecutionService:
                 pool.busy.add(worker)
                 self.budget.move(holder, worker)
                 self.budget.shrink(worker, fn.memory)
+                if background:
+                    worker.nice = BACKGROUND_NICE
                 failure = await worker.start()
+                worker.unnice()
             else:
                 self.budget.move(holder, worker)  # its cgroup has the function's limit now
                 self.budget.shrink(worker, fn.memory)
@@ -747,8 +756,9 @@ class ExecutionService:
         t0 = pool.demand.starts[token][0]
         deadline = asyncio.get_running_loop().time() + self.settings.queue_timeout
         try:
+            background = bool(pool.demand.running) or why == "spare"  # (else its callers wait for it alone)
             started = await self._start_worker(fn, runtime, pool, deadline, reuse_idle=why != "spare",
-                                               reap=why == "wait")
+                                               reap=why == "wait", background=background)
         finally:
             pool.demand.starts.pop(token, None)
         ms = (time.perf_counter() - t0) * 1000

@@ -10,6 +10,7 @@ nothing the user prints can reach the protocol pipes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import shutil
 import json
@@ -26,6 +27,7 @@ from core.filemodes import private_dir
 from core.models import ErrorType, InvokeResult, StackFrame
 
 from .sandbox import CgroupSet, HostSandbox, WorkerSpec, seal_fds
+from .spawn import NICE, ChildProcess, spawn
 
 LOG_KEEP_BYTES = 64 * 1024  # logs returned with one invocation
 LOG_LIMIT_BYTES = 1024 * 1024  # printing more than this in one invocation -> OutputTooLarge
@@ -254,7 +256,7 @@ class Worker:
         # Nonces: a random per-worker prefix and a counter (unique per worker; no uuid per call).
         self._nonce_prefix = os.urandom(8).hex()
         self._nonce_count = 0
-        self.proc: asyncio.subprocess.Process | None = None
+        self.proc: ChildProcess | None = None
         self.cg: CgroupSet | None = None
         self.req_w: asyncio.WriteTransport | None = None
         self._waiter: asyncio.Future | None = None
@@ -284,6 +286,9 @@ class Worker:
         self._kills = 0
         self._starting = False
         self._cleanup: asyncio.Future | None = None
+        # Niceness of its launch chain while it starts in the background (set before spawn): a
+        # burst's extra starts then leave the CPU to the warm workers and the server (spawn.py).
+        self.nice = 0
 
     # --- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> InvokeResult | None:
@@ -324,11 +329,13 @@ class Worker:
                 os.fchown(fd, self.sandbox.user.uid, self.sandbox.user.gid)
         seal_fds()
         try:
-            self.proc = await asyncio.create_subprocess_exec(
-                *launch.argv, stdin=asyncio.subprocess.DEVNULL, stdout=log_w, stderr=log_w,
-                pass_fds=(req_r, resp_w, *launch.fds), env=launch.env, cwd=launch.cwd, close_fds=True,
-                start_new_session=True,
-            )
+            # Not asyncio's subprocess_exec: under uvloop it forks the whole server on the loop
+            # thread (spawn.py).
+            argv = launch.argv
+            if self.nice and NICE:
+                argv = [NICE, "-n", str(self.nice), *argv]
+            self.proc = spawn(argv, stdout=log_w, stderr=log_w, pass_fds=(req_r, resp_w, *launch.fds),
+                              env=launch.env, cwd=launch.cwd)
         except OSError as exc:
             for fd in (req_r, req_w, resp_r, resp_w, log_r, log_w):
                 os.close(fd)
@@ -353,6 +360,36 @@ class Worker:
                 failure = InvokeResult.failure(ErrorType.WORKER_CRASHED, "the pre-started worker did not start")
             return failure
         return None
+
+    def unnice(self) -> None:
+        """Back to normal priority once it is needed: every thread of every process in its cgroup
+        and its process group (root may lower a niceness; the sandbox user may not). bwrap's
+        processes leave the launcher's process group, so the cgroup is what finds them. A thread
+        started meanwhile by one not yet reniced inherits 10: passes repeat while new ones show."""
+        if not self.nice or self.proc is None or self.proc.returncode is not None:
+            self.nice = 0
+            return
+        self.nice = 0
+        done: set[int] = set()
+        for _ in range(5):
+            pids = set(self.cg.members()) if self.cg else set()
+            pids.add(self.proc.pid)
+            tids = set()
+            for pid in pids:
+                try:
+                    tids.update(int(t) for t in os.listdir(f"/proc/{pid}/task"))
+                except (OSError, ValueError):
+                    pass
+            if tids <= done:
+                break
+            for tid in tids - done:
+                try:
+                    os.setpriority(os.PRIO_PROCESS, tid, 0)
+                except OSError:
+                    pass
+            done |= tids
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PGRP, self.proc.pid, 0)  # without cgroups: what stayed in its group
 
     async def adopt(self, key: tuple[str, int], wi: WorkerInit, memory_mb: int, timeout: float,
                     files: list[tuple[str, Path]], how: Adoption) -> InvokeResult | None:

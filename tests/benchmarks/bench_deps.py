@@ -10,6 +10,10 @@
   function without any (goal: <= 50 ms added);
 - cold start (a fresh worker, no pre-started sandbox) of a function with dependencies mounted
   against the same code without (goal <= 1.2x), and with the packages imported, for reference.
+- where the fixed overhead of a Python install goes: the build sandbox's launch (run_build of
+  /bin/true with the install's limits) after an idle moment, as an install meets it, and right after
+  another cgroup join, against a bare `sh -c true`. The difference between the two launches is the
+  first cgroup migration after an idle moment (an RCU grace period in the kernel).
 The wheels and npm tarballs are built here: a few pure-Python packages of 40 modules each.
 Not collected by pytest.
 """
@@ -37,6 +41,8 @@ from deps_packages import NpmRegistry, make_npm_tarball, make_wheel, readable  #
 from core.config import load_config  # noqa: E402
 from core.deps.installers import uv_binary  # noqa: E402
 from core.executors.runtimes.python import _interpreter  # noqa: E402
+from core.executors.builds import BuildLimits, run_build  # noqa: E402
+from core.executors.sandbox import HostSandbox  # noqa: E402
 from core.local import LocalPlatform  # noqa: E402
 
 MODULES = 40
@@ -110,6 +116,36 @@ def ratio_line(label: str, ours: list[float], peer: list[float], goal: str) -> N
           f"ratio {statistics.median(r):.2f} (range {min(r):.2f}-{max(r):.2f})  goal {goal}")
 
 
+async def launch_breakdown(tmp: Path, rounds: int) -> None:
+    """The build sandbox's launch alone: idle (as an install meets it) vs primed by a cgroup join
+    just before (a grace period already passed), with a bare `sh -c true` as the floor."""
+    sandbox = HostSandbox()
+    if sandbox.cgroups is None or not sandbox.bwrap:
+        print("(no cgroups or bwrap here: launch breakdown skipped)")
+        return
+    idle, primed, floor = [], [], []
+    for i in range(rounds):
+        build = tmp / f"launch{i}"
+        build.mkdir()
+        await asyncio.sleep(0.1)  # idle, as before an install: the kernel's grace period has ended
+        t, res = await timed(run_build(sandbox, ["/bin/true"], {"PATH": "/usr/bin:/bin"}, build, tmp / "lc",
+                                       BuildLimits()))
+        assert res.returncode == 0, res.output
+        idle.append(t)
+        cg = sandbox.cgroups.create(64)  # a join right before: the next one finds the grace period passed
+        subprocess.run(["/bin/sh", "-c", " && ".join(f"echo $$ > {p}/cgroup.procs" for p in cg.paths())], check=True)
+        t, res = await timed(run_build(sandbox, ["/bin/true"], {"PATH": "/usr/bin:/bin"}, build, tmp / "lc",
+                                       BuildLimits()))
+        primed.append(t)
+        cg.remove()
+        t0 = time.perf_counter()
+        subprocess.run(["/bin/sh", "-c", "true"], check=True)
+        floor.append(time.perf_counter() - t0)
+    ratio_line("build sandbox launch, idle vs sh -c true", idle, floor, "(breakdown)")
+    ratio_line("build sandbox launch, primed vs sh -c true", primed, floor, "(breakdown)")
+    ratio_line("build sandbox launch, idle vs primed", idle, primed, "(breakdown)")
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=5)
@@ -157,6 +193,9 @@ async def main() -> None:
     ratio_line("python: cloudfn create vs bare uv pip install", ours_py, bare_py, "<= 1.3")
     if ours_js:
         ratio_line("nodejs: cloudfn create vs bare npm install", ours_js, bare_js, "<= 1.3")
+    print("\n-- where a Python install's fixed overhead goes --")
+    await launch_breakdown(tmp, max(args.rounds * 3, 9))
+
     print("\n-- cache hit: a second function with the same requirements --")
     added = statistics.median(hit) - statistics.median(plain)
     print(f"{'create with a cached env vs without deps':<44} {statistics.median(hit) * 1000:8.1f} ms vs "

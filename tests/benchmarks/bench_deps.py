@@ -1,6 +1,6 @@
 """Dependency installs: every figure is a ratio to a peer or floor measured in the same run.
 
-    python tests/benchmarks/bench_deps.py [--rounds 5] [--packages 5] [--cold 9]
+    python tests/benchmarks/bench_deps.py [--rounds 5] [--packages 5] [--cold 9] [--launch-only]
 
 - first install through cloudfn (create_function with `dependencies`, on a fresh data
   directory: sandboxed uv, empty cache), on a started platform (a build launcher ready, as in a
@@ -14,7 +14,8 @@
 - where the fixed overhead of a Python install goes: the build sandbox's launch (run_build of
   /bin/true with the install's limits) after an idle moment, as an install meets it, and right after
   another cgroup join, against a bare `sh -c true`. The difference between the two launches is the
-  first cgroup migration after an idle moment (an RCU grace period in the kernel).
+  first cgroup migration after an idle moment (an RCU grace period in the kernel), which a
+  launcher started ahead (core/executors/buildlauncher.py) takes off the install's path.
 The wheels and npm tarballs are built here: a few pure-Python packages of 40 modules each.
 Not collected by pytest.
 """
@@ -42,6 +43,7 @@ from deps_packages import NpmRegistry, make_npm_tarball, make_wheel, readable  #
 from core.config import load_config  # noqa: E402
 from core.deps.installers import uv_binary  # noqa: E402
 from core.executors.runtimes.python import _interpreter  # noqa: E402
+from core.executors.buildlauncher import start_launcher  # noqa: E402
 from core.executors.builds import BuildLimits, run_build  # noqa: E402
 from core.executors.sandbox import HostSandbox  # noqa: E402
 from core.local import LocalPlatform  # noqa: E402
@@ -124,8 +126,10 @@ async def launch_breakdown(tmp: Path, rounds: int) -> None:
     if sandbox.cgroups is None or not sandbox.bwrap:
         print("(no cgroups or bwrap here: launch breakdown skipped)")
         return
-    idle, primed, floor = [], [], []
+    idle, primed, ahead, floor = [], [], [], []
     for i in range(rounds):
+        launcher = await start_launcher(sandbox, BuildLimits())
+        assert launcher is not None
         build = tmp / f"launch{i}"
         build.mkdir()
         await asyncio.sleep(0.1)  # idle, as before an install: the kernel's grace period has ended
@@ -139,12 +143,18 @@ async def launch_breakdown(tmp: Path, rounds: int) -> None:
                                        BuildLimits()))
         primed.append(t)
         cg.remove()
+        await asyncio.sleep(0.1)  # idle again: the launcher joined long before
+        t, res = await timed(run_build(sandbox, ["/bin/true"], {"PATH": "/usr/bin:/bin"}, build, tmp / "lc",
+                                       BuildLimits(), launcher=launcher))
+        assert res.returncode == 0, res.output
+        ahead.append(t)
         t0 = time.perf_counter()
         subprocess.run(["/bin/sh", "-c", "true"], check=True)
         floor.append(time.perf_counter() - t0)
     ratio_line("build sandbox launch, idle vs sh -c true", idle, floor, "(breakdown)")
     ratio_line("build sandbox launch, primed vs sh -c true", primed, floor, "(breakdown)")
     ratio_line("build sandbox launch, idle vs primed", idle, primed, "(breakdown)")
+    ratio_line("launch through a launcher started ahead vs idle", ahead, idle, "(this round's change)")
 
 
 async def main() -> None:
@@ -152,9 +162,14 @@ async def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--packages", type=int, default=5)
     ap.add_argument("--cold", type=int, default=9)
+    ap.add_argument("--launch-only", action="store_true", help="only the launch breakdown (quick, less noisy)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-deps-"))
     os.chmod(tmp, 0o755)
+    if args.launch_only:
+        await launch_breakdown(tmp, max(args.rounds * 3, 9))
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
     wheels = tmp / "wheels"
     wheels.mkdir()
     names = build_wheels(wheels, args.packages)

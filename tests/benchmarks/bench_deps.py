@@ -4,9 +4,9 @@
 
 - first install through cloudfn (create_function with `dependencies`, on a fresh data
   directory: sandboxed uv, empty cache), on a started platform (a build launcher ready, as in a
-  console or `cloudfn serve`) and on one that is not (a one-shot CLI), against bare `uv pip install` of the same requirements
-  into a fresh venv from the same local wheel folder with an empty cache (goal <= 1.3x); the
-  same for Node.js against bare `npm install` from the same loopback registry;
+  console or `cloudfn serve`) and on one that is not (a one-shot CLI), against bare `uv pip
+  install` of the same requirements into a fresh venv from the same local wheel folder with an
+  empty cache (goal <= 1.3x); the same for Node.js against bare `npm install` from the same loopback registry;
 - a cache hit: the create of a second function with the same requirements, minus the create of a
   function without any (goal: <= 50 ms added);
 - cold start (a fresh worker, no pre-started sandbox) of a function with dependencies mounted

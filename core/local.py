@@ -177,6 +177,7 @@ class LocalPlatform(PlatformAPI):
         self._started = True
         self._tasks = [asyncio.create_task(self._flush_history_loop(), name="cloudfn-history-flush")]
         self.executor.warm_up()
+        self.deps.prepare()
         if self.consume_async:
             self.async_invoker.start()
         interval = self.config["monitor.alert_interval"]
@@ -649,6 +650,7 @@ class LocalPlatform(PlatformAPI):
             self.rate_limiter.save()
             await self.async_invoker.close()
             await self.executor.close()
+            await self.deps.close()
             await self.alert_engine.close()
             self.history.flush()
             if self.announce and self._started:

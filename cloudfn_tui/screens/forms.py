@@ -145,6 +145,9 @@ class ConfigureScreen(Form):
     #cfg-secret-env {
         height: 4;
     }
+    #cfg-dependencies {
+        height: 6;
+    }
     """
 
     def __init__(self, fn: Function) -> None:
@@ -198,6 +201,7 @@ class ConfigureScreen(Form):
                         "catch_up:, enabled:)")
             yield TextArea(schedules_text(fn), id="cfg-schedules", soft_wrap=False)
             yield from _async_fields(fn)  # asynchronous invocation (issue 16)
+            yield from _dependencies_fields(fn)  # dependencies (issue 15)
             yield from self.buttons()
 
     def on_mount(self) -> None:
@@ -250,6 +254,8 @@ class ConfigureScreen(Form):
         values.update(trigger_values)
         problems += trigger_problems
         values["async"] = _async_values(self, problems)
+        if DEPENDENCY_MANIFESTS.get(fn.runtime):
+            values["dependencies"] = self.query_one("#cfg-dependencies", TextArea).text
         if problems:
             self.show_error("; ".join(problems))
             return
@@ -295,6 +301,22 @@ class ConfigureScreen(Form):
             values["rate_limit"] = patch.rate_limit.model_dump()
         values["schedules"] = [s.model_dump() for s in patch.schedules or []]
         return values, []
+
+
+# dependencies (issue 15): the manifest's text, for the runtimes that install from one
+DEPENDENCY_MANIFESTS = {"python": "requirements.txt: one package a line",
+                        "nodejs": "package.json text"}
+
+
+def _dependencies_fields(fn: Function) -> ComposeResult:
+    """The manifest as text; saving a change installs it first (the build log shows the progress)
+    and the new version becomes current only once it is installed. Go builds from go.mod among
+    the function's files instead."""
+    manifest = DEPENDENCY_MANIFESTS.get(fn.runtime)
+    if not manifest:
+        return
+    yield Label(f"dependencies ({manifest}; installed when saved)")
+    yield TextArea(fn.dependencies, id="cfg-dependencies", soft_wrap=False)
 
 
 def schedules_text(fn: Function) -> str:

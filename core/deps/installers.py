@@ -75,11 +75,16 @@ def npm_cli() -> str | None:
 
 
 async def install(sandbox: Any, manifest: Manifest, build_dir: Path, cache_dir: Path, settings: InstallSettings,
-                  on_line: Callable[[str], None]) -> tuple[BuildResult, Path]:
-    """Install into `build_dir`; returns the result and the tree to keep (site/ or node_modules/)."""
-    if manifest.runtime == "python":
-        return await _uv(sandbox, manifest, build_dir, cache_dir, settings, on_line)
-    return await _npm(sandbox, manifest, build_dir, cache_dir, settings, on_line)
+                  on_line: Callable[[str], None], launcher: Any = None) -> tuple[BuildResult, Path]:
+    """Install into `build_dir`; returns the result and the tree to keep (site/ or node_modules/).
+    `launcher`: a build launcher started ahead (core/executors/buildlauncher.py), used up here."""
+    try:
+        if manifest.runtime == "python":
+            return await _uv(sandbox, manifest, build_dir, cache_dir, settings, on_line, launcher)
+        return await _npm(sandbox, manifest, build_dir, cache_dir, settings, on_line, launcher)
+    finally:
+        if launcher is not None and launcher.pipe >= 0:  # refused before it ran: never left waiting
+            await launcher.discard()
 
 
 def target_dir(cache_dir: Path, build_dir: Path) -> Path:
@@ -91,7 +96,7 @@ def target_dir(cache_dir: Path, build_dir: Path) -> Path:
     return cache_dir / "targets" / build_dir.name
 
 
-async def _uv(sandbox, manifest, build_dir, cache_dir, settings, on_line) -> tuple[BuildResult, Path]:
+async def _uv(sandbox, manifest, build_dir, cache_dir, settings, on_line, launcher=None) -> tuple[BuildResult, Path]:
     """A source build runs the package's own code as the sandbox user, so it gets a cache of its
     own: it could otherwise plant files in the shared cache that every later install would use."""
     from core.executors.runtimes.python import PythonRuntime, _interpreter
@@ -138,11 +143,12 @@ async def _uv(sandbox, manifest, build_dir, cache_dir, settings, on_line) -> tup
         argv += ["--find-links", LINKS_IN_SANDBOX]
     env = {**BASE_ENV, "UV_PYTHON_DOWNLOADS": "never", "UV_NO_CACHE_BUCKET_PRUNE": "1", **_ca_env("SSL_CERT_FILE")}
     result = await run_build(sandbox, argv, env, build_dir, cache_dir, settings.limits or BuildLimits(),
-                             extra_mounts=mounts, on_line=on_line, network=bool(settings.pypi_index_url))
+                             extra_mounts=mounts, on_line=on_line, network=bool(settings.pypi_index_url),
+                             launcher=launcher)
     return result, tree
 
 
-async def _npm(sandbox, manifest, build_dir, cache_dir, settings, on_line) -> tuple[BuildResult, Path]:
+async def _npm(sandbox, manifest, build_dir, cache_dir, settings, on_line, launcher=None) -> tuple[BuildResult, Path]:
     from core.executors.runtimes.nodejs import _node
 
     node, _ = _node()
@@ -164,7 +170,7 @@ async def _npm(sandbox, manifest, build_dir, cache_dir, settings, on_line) -> tu
     env = {**BASE_ENV, "npm_config_userconfig": "/tmp/.npmrc", "npm_config_globalconfig": "/tmp/.npmrc-global",
            **_ca_env("NODE_EXTRA_CA_CERTS", "npm_config_cafile")}
     result = await run_build(sandbox, argv, env, build_dir, cache_dir, settings.limits or BuildLimits(),
-                             on_line=on_line, network=True)
+                             on_line=on_line, network=True, launcher=launcher)
     return result, tree
 
 

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from core.errors import BuildError
-from core.executors.builds import BuildResult
+from core.executors.buildlauncher import ReadyLauncher, start_launcher
+from core.executors.builds import BuildLimits, BuildResult
 
 from . import installers
 from .cache import EnvCache, cache_key, tree_bytes
@@ -39,6 +40,59 @@ class DepsManager:
         self._installing: set[str] = set()
         self._versions: dict[str, str] = {}
         self._keys: dict[tuple[str, str, str, bool], str] = {}
+        self._launcher: ReadyLauncher | None = None
+        self._preparing: asyncio.Task | None = None
+        self._closed = False
+        self._keep_ready = False  # once prepare() was called: a long-running platform
+        self.prestarted = 0  # installs whose launcher was started ahead (tests, benchmarks)
+
+    # -- a launcher started ahead ----------------------------------------------------------------
+    def prepare(self) -> None:
+        """Start a build launcher for the next install now (it joins its cgroup meanwhile: the
+        first join after an idle moment costs an RCU grace period, 12-14 ms here). Called when a
+        long-running platform starts and after every install; needs a running loop."""
+        self._keep_ready = True
+        if self._closed or self._launcher is not None or (self._preparing is not None and not self._preparing.done()):
+            return
+        self._preparing = asyncio.get_running_loop().create_task(self._prepare(), name="cloudfn-build-launcher")
+
+    async def _prepare(self) -> None:
+        try:
+            launcher = await start_launcher(self.sandbox, self.settings.limits or BuildLimits())
+        except OSError as exc:  # the cgroup or the spawn: installs start the usual way
+            log.debug("no build launcher ahead: %s", exc)
+            return
+        if launcher is not None and (self._closed or self._launcher is not None):
+            await launcher.discard()
+            return
+        self._launcher = launcher
+
+    @property
+    def waiting_launcher(self) -> ReadyLauncher | None:
+        return self._launcher
+
+    async def launcher_ready(self) -> bool:
+        """Whether a launcher waits for the next install, once the one being started has joined."""
+        if self._preparing is not None:
+            await asyncio.gather(asyncio.shield(self._preparing), return_exceptions=True)
+        return self._launcher is not None and self._launcher.proc.returncode is None
+
+    async def _take_launcher(self) -> ReadyLauncher | None:
+        if self._launcher is None and self._preparing is not None and not self._preparing.done():
+            await asyncio.shield(self._preparing)  # spawned already: its join overlaps ours
+        launcher, self._launcher = self._launcher, None
+        if launcher is not None and launcher.proc.returncode is not None:  # died waiting (killed from outside)
+            await launcher.discard()
+            return None
+        return launcher
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._preparing is not None:
+            await asyncio.gather(self._preparing, return_exceptions=True)
+        launcher, self._launcher = self._launcher, None
+        if launcher is not None:
+            await launcher.discard()
 
     # -- keys ------------------------------------------------------------------------------------
     def runtime_version(self, runtime: str) -> str:
@@ -98,9 +152,12 @@ class DepsManager:
         t0 = time.perf_counter()
         scratch = self.cache.scratch(key)
         try:
+            launcher = await self._take_launcher()
+            if launcher is not None:
+                self.prestarted += 1
             try:
                 result, tree = await installers.install(self.sandbox, manifest, scratch, self.cache.packages_cache,
-                                                        self.settings, line)
+                                                        self.settings, line, launcher)
             except OSError as exc:  # the scratch folder, the cgroup, the sandbox's launch
                 result, tree = BuildResult(None, "", f"the installer could not run: {exc}"), scratch / "missing"
             seconds = time.perf_counter() - t0
@@ -118,6 +175,8 @@ class DepsManager:
                     "installed_at": time.time(), "seconds": round(seconds, 3), "log": result.output[-16 * 1024:]}
             await asyncio.to_thread(self._commit, key, tree, meta)
         finally:
+            if self._keep_ready and not self._closed:
+                self.prepare()  # for the next install
             shutil.rmtree(scratch, ignore_errors=True)
             shutil.rmtree(scratch.parent / f"{scratch.name}-cache", ignore_errors=True)  # a source build's own
             shutil.rmtree(installers.target_dir(self.cache.packages_cache, scratch), ignore_errors=True)

@@ -42,6 +42,14 @@ class DependencySupport:
                                         publish=self.platform.bus.publish, in_use=self._in_use)
         return self._manager
 
+    def prepare(self) -> None:
+        """A long-running platform keeps a build launcher started ahead (buildlauncher.py)."""
+        self.manager.prepare()
+
+    async def close(self) -> None:
+        if self._manager is not None:
+            await self._manager.close()
+
     @staticmethod
     def manifest_of(fn: FunctionSpec) -> Manifest | None:
         return find_manifest(fn.runtime, fn.dependencies, fn.files, fn.source_builds)

@@ -19,6 +19,7 @@ from typing import Callable
 
 from core.filemodes import private_dir
 
+from .buildlauncher import ReadyLauncher
 from .sandbox import HostSandbox, Mount, WorkerSpec, seal_fds
 
 BUILD_DIR = "/build"
@@ -61,10 +62,12 @@ def reclaim(path: Path) -> None:
 
 async def run_build(sandbox: HostSandbox, argv: list[str], env: dict[str, str], build_dir: Path,
                     cache_dir: Path, limits: BuildLimits, extra_mounts: list[Mount] | None = None,
-                    on_line: Callable[[str], None] | None = None, network: bool = False) -> BuildResult:
+                    on_line: Callable[[str], None] | None = None, network: bool = False,
+                    launcher: ReadyLauncher | None = None) -> BuildResult:
     """Run one build command in `build_dir` (seen as /build). `argv` and `env` name paths as the
     sandbox sees them (/build, /cache). `on_line` gets each output line as it comes (dependency
-    installs show their progress live); `network` only for installs that download."""
+    installs show their progress live); `network` only for installs that download. `launcher`:
+    one started ahead for these limits (buildlauncher.py), taken over here either way."""
     private_dir(cache_dir, 0o700)
     _own(build_dir, sandbox)
     if sandbox.drops_uid and cache_dir.stat().st_uid != sandbox.user.uid:
@@ -74,19 +77,31 @@ async def run_build(sandbox: HostSandbox, argv: list[str], env: dict[str, str], 
                       host_dir=build_dir, chdir=BUILD_DIR, network=network)
     if not sandbox.bwrap:  # host paths: what the environment names (the command is mapped by the sandbox)
         spec.env = {k: sandbox.host_path(spec, v) for k, v in env.items()}
-    cg = sandbox.cgroups.create(limits.memory_mb, pids_max=limits.pids) if sandbox.cgroups is not None else None
-    launch = sandbox.command(spec, cg)
-    seal_fds()
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *launch.argv, env=launch.env, cwd=launch.cwd, pass_fds=launch.fds, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True)
-    except OSError as exc:
-        if cg is not None:
-            cg.remove()
-        return BuildResult(None, "", f"the build could not start: {exc}")
-    finally:
-        launch.close()
+    if launcher is not None and launcher.fits(limits):
+        launch = sandbox.command(spec, None)  # the launcher has joined its cgroup and set the rlimits
+        if launcher.hand_over(launch):
+            proc, cg = launcher.proc, launcher.cg
+        else:
+            launch.close()
+            await launcher.discard()
+            launcher = None
+    elif launcher is not None:
+        await launcher.discard()
+        launcher = None
+    if launcher is None:
+        cg = sandbox.cgroups.create(limits.memory_mb, pids_max=limits.pids) if sandbox.cgroups is not None else None
+        launch = sandbox.command(spec, cg)
+        seal_fds()
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *launch.argv, env=launch.env, cwd=launch.cwd, pass_fds=launch.fds, stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True)
+        except OSError as exc:
+            if cg is not None:
+                cg.remove()
+            return BuildResult(None, "", f"the build could not start: {exc}")
+        finally:
+            launch.close()
     limit = ""
     try:
         try:
@@ -116,6 +131,8 @@ async def run_build(sandbox: HostSandbox, argv: list[str], env: dict[str, str], 
                 limit = f"it reached its limit of {limits.pids} processes and threads"
         return BuildResult(rc, out.decode(errors="replace"), limit)
     finally:
+        if launcher is not None:  # its chain reopened these from /proc/<us>/fd: kept open until here
+            launch.close()
         if cg is not None:
             await asyncio.to_thread(cg.remove)
 

@@ -1,15 +1,21 @@
 """Dependency installs: every figure is a ratio to a peer or floor measured in the same run.
 
-    python tests/benchmarks/bench_deps.py [--rounds 5] [--packages 5] [--cold 9]
+    python tests/benchmarks/bench_deps.py [--rounds 5] [--packages 5] [--cold 9] [--launch-only]
 
 - first install through cloudfn (create_function with `dependencies`, on a fresh data
-  directory: sandboxed uv, empty cache) against bare `uv pip install` of the same requirements
-  into a fresh venv from the same local wheel folder with an empty cache (goal <= 1.3x); the
-  same for Node.js against bare `npm install` from the same loopback registry;
+  directory: sandboxed uv, empty cache), on a started platform (a build launcher ready, as in a
+  console or `cloudfn serve`) and on one that is not (a one-shot CLI), against bare `uv pip
+  install` of the same requirements into a fresh venv from the same local wheel folder with an
+  empty cache (goal <= 1.3x); the same for Node.js against bare `npm install` from the same loopback registry;
 - a cache hit: the create of a second function with the same requirements, minus the create of a
   function without any (goal: <= 50 ms added);
 - cold start (a fresh worker, no pre-started sandbox) of a function with dependencies mounted
   against the same code without (goal <= 1.2x), and with the packages imported, for reference.
+- where the fixed overhead of a Python install goes: the build sandbox's launch (run_build of
+  /bin/true with the install's limits) after an idle moment, as an install meets it, and right after
+  another cgroup join, against a bare `sh -c true`. The difference between the two launches is the
+  first cgroup migration after an idle moment (an RCU grace period in the kernel), which a
+  launcher started ahead (core/executors/buildlauncher.py) takes off the install's path.
 The wheels and npm tarballs are built here: a few pure-Python packages of 40 modules each.
 Not collected by pytest.
 """
@@ -37,6 +43,9 @@ from deps_packages import NpmRegistry, make_npm_tarball, make_wheel, readable  #
 from core.config import load_config  # noqa: E402
 from core.deps.installers import uv_binary  # noqa: E402
 from core.executors.runtimes.python import _interpreter  # noqa: E402
+from core.executors.buildlauncher import start_launcher  # noqa: E402
+from core.executors.builds import BuildLimits, run_build  # noqa: E402
+from core.executors.sandbox import HostSandbox  # noqa: E402
 from core.local import LocalPlatform  # noqa: E402
 
 MODULES = 40
@@ -110,14 +119,57 @@ def ratio_line(label: str, ours: list[float], peer: list[float], goal: str) -> N
           f"ratio {statistics.median(r):.2f} (range {min(r):.2f}-{max(r):.2f})  goal {goal}")
 
 
+async def launch_breakdown(tmp: Path, rounds: int) -> None:
+    """The build sandbox's launch alone: idle (as an install meets it) vs primed by a cgroup join
+    just before (a grace period already passed), with a bare `sh -c true` as the floor."""
+    sandbox = HostSandbox()
+    if sandbox.cgroups is None or not sandbox.bwrap:
+        print("(no cgroups or bwrap here: launch breakdown skipped)")
+        return
+    idle, primed, ahead, floor = [], [], [], []
+    for i in range(rounds):
+        launcher = await start_launcher(sandbox, BuildLimits())
+        assert launcher is not None
+        build = tmp / f"launch{i}"
+        build.mkdir()
+        await asyncio.sleep(0.1)  # idle, as before an install: the kernel's grace period has ended
+        t, res = await timed(run_build(sandbox, ["/bin/true"], {"PATH": "/usr/bin:/bin"}, build, tmp / "lc",
+                                       BuildLimits()))
+        assert res.returncode == 0, res.output
+        idle.append(t)
+        cg = sandbox.cgroups.create(64)  # a join right before: the next one finds the grace period passed
+        subprocess.run(["/bin/sh", "-c", " && ".join(f"echo $$ > {p}/cgroup.procs" for p in cg.paths())], check=True)
+        t, res = await timed(run_build(sandbox, ["/bin/true"], {"PATH": "/usr/bin:/bin"}, build, tmp / "lc",
+                                       BuildLimits()))
+        primed.append(t)
+        cg.remove()
+        await asyncio.sleep(0.1)  # idle again: the launcher joined long before
+        t, res = await timed(run_build(sandbox, ["/bin/true"], {"PATH": "/usr/bin:/bin"}, build, tmp / "lc",
+                                       BuildLimits(), launcher=launcher))
+        assert res.returncode == 0, res.output
+        ahead.append(t)
+        t0 = time.perf_counter()
+        subprocess.run(["/bin/sh", "-c", "true"], check=True)
+        floor.append(time.perf_counter() - t0)
+    ratio_line("build sandbox launch, idle vs sh -c true", idle, floor, "(breakdown)")
+    ratio_line("build sandbox launch, primed vs sh -c true", primed, floor, "(breakdown)")
+    ratio_line("build sandbox launch, idle vs primed", idle, primed, "(breakdown)")
+    ratio_line("launch through a launcher started ahead vs idle", ahead, idle, "(this round's change)")
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--packages", type=int, default=5)
     ap.add_argument("--cold", type=int, default=9)
+    ap.add_argument("--launch-only", action="store_true", help="only the launch breakdown (quick, less noisy)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-deps-"))
     os.chmod(tmp, 0o755)
+    if args.launch_only:
+        await launch_breakdown(tmp, max(args.rounds * 3, 9))
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
     wheels = tmp / "wheels"
     wheels.mkdir()
     names = build_wheels(wheels, args.packages)
@@ -129,9 +181,25 @@ async def main() -> None:
     print(f"{args.packages} packages of {MODULES} modules each; {args.rounds} rounds; {os.cpu_count()} cores")
 
     ours_py, bare_py, ours_js, bare_js, hit, plain = [], [], [], [], [], []
+    started_py, bare_py2 = [], []
     for r in range(args.rounds):
         work = tmp / f"round{r}"
         work.mkdir()
+        # A started platform (console, serve) keeps a build launcher ready; the idle moment before
+        # the deploy is what a server has between requests (and lets the kernel's grace period end).
+        p = platform(work / "data-started", wheels, reg)
+        await p.start()
+        assert await p.deps.manager.launcher_ready()
+        await asyncio.sleep(0.2)
+        bare_py2.append(bare_uv(wheels, requirements, work / "uv2"))
+        await asyncio.sleep(0.2)
+        try:
+            t, _ = await timed(p.create_function({"name": "first", "runtime": "python", "code": PLAIN,
+                                                  "dependencies": requirements}))
+            started_py.append(t)
+            assert p.deps.manager.prestarted == 1
+        finally:
+            await p.close()
         bare_py.append(bare_uv(wheels, requirements, work / "uv"))
         bare_js.append(bare_npm(reg, package_json, work / "npm") if shutil.which("npm") else float("nan"))
         p = platform(work / "data", wheels, reg)
@@ -154,9 +222,13 @@ async def main() -> None:
         finally:
             await p.close()
     print("\n-- first install (fresh data dir and cache) --")
-    ratio_line("python: cloudfn create vs bare uv pip install", ours_py, bare_py, "<= 1.3")
+    ratio_line("python, started platform: create vs bare uv", started_py, bare_py2, "<= 1.3")
+    ratio_line("python, one-shot (CLI owns the dir): create vs uv", ours_py, bare_py, "<= 1.3")
     if ours_js:
         ratio_line("nodejs: cloudfn create vs bare npm install", ours_js, bare_js, "<= 1.3")
+    print("\n-- where a Python install's fixed overhead goes --")
+    await launch_breakdown(tmp, max(args.rounds * 3, 9))
+
     print("\n-- cache hit: a second function with the same requirements --")
     added = statistics.median(hit) - statistics.median(plain)
     print(f"{'create with a cached env vs without deps':<44} {statistics.median(hit) * 1000:8.1f} ms vs "

@@ -84,6 +84,8 @@ class FakePlatform(PlatformAPI):
         fn = self._get(ref)
         parsed = parse_patch(data)
         patch = {k: getattr(parsed, k) for k in parsed.model_fields_set}  # nested settings stay models
+        if patch.get("dependencies") and patch["dependencies"] != fn.dependencies:
+            await self._install(fn)  # like the platform: installed before the new version is current
         new = fn.model_copy(update={**patch, "version": fn.version + 1})
         self._add(new)
         return new
@@ -280,20 +282,24 @@ class FakePlatform(PlatformAPI):
         report = {"function": fn.name, "runtime": fn.runtime, "manifest": "requirements.txt", "installed": True,
                   "key": "k" * 32, "packages": [{"name": "tinypkg", "version": "1.0"}]}
         if rebuild:
-            base = {"function": fn.name, "runtime": fn.runtime, "key": "k" * 32}
-            self.publish("build.started", {**base, "manifest": "requirements.txt"})
-            self.publish("build.log", {**base, "line": "Resolved 1 package in 1ms"})
-            gate = self.build_gate = getattr(self, "build_gate", None) or asyncio.Event()
-            await gate.wait()
-            if getattr(self, "build_fails", False):
-                self.publish("build.log", {**base, "line": "error: No solution found: reqeusts"})
-                self.publish("build.finished", {**base, "ok": False, "error": "No solution found: reqeusts"})
-                from core.errors import BuildError
-
-                raise BuildError("installing failed: No solution found: reqeusts", "error: No solution found")
-            self.publish("build.log", {**base, "line": " + tinypkg==1.0"})
-            self.publish("build.finished", {**base, "ok": True, "packages": report["packages"], "seconds": 0.25})
+            await self._install(fn)
         return report
+
+    async def _install(self, fn: Function) -> None:
+        base = {"function": fn.name, "runtime": fn.runtime, "key": "k" * 32}
+        self.publish("build.started", {**base, "manifest": "requirements.txt"})
+        self.publish("build.log", {**base, "line": "Resolved 1 package in 1ms"})
+        gate = self.build_gate = getattr(self, "build_gate", None) or asyncio.Event()
+        await gate.wait()
+        if getattr(self, "build_fails", False):
+            self.publish("build.log", {**base, "line": "error: No solution found: reqeusts"})
+            self.publish("build.finished", {**base, "ok": False, "error": "No solution found: reqeusts"})
+            from core.errors import BuildError
+
+            raise BuildError("installing failed: No solution found: reqeusts", "error: No solution found")
+        self.publish("build.log", {**base, "line": " + tinypkg==1.0"})
+        self.publish("build.finished", {**base, "ok": True, "packages": [{"name": "tinypkg", "version": "1.0"}],
+                                        "seconds": 0.25})
 
     def publish(self, kind: str, data: dict[str, Any]) -> None:
         if self.queue is None:

@@ -106,7 +106,8 @@ async def test_an_sdist_is_refused_by_default(platform, wheels, tmp_path):
         await p.close()
 
 
-async def test_an_install_cannot_read_the_platforms_token_or_environment(deps_flags, tmp_path, monkeypatch):
+@pytest.mark.parametrize("started", [False, True], ids=["one-shot", "launcher-ahead"])
+async def test_an_install_cannot_read_the_platforms_token_or_environment(deps_flags, tmp_path, monkeypatch, started):
     """The worst an install can do: opt into source builds, so the sdist's own build backend runs.
     From inside it, the platform's token (file and variable), its environment, the data
     directory and the host's loopback are out of reach, and it is not root."""
@@ -120,6 +121,9 @@ async def test_an_install_cannot_read_the_platforms_token_or_environment(deps_fl
     links.mkdir()
     p = open_platform({**deps_flags, "runtime.pypi_find_links": str(links)})
     try:
+        if started:  # through the launcher started ahead: the same confinement
+            await p.start()
+            assert await p.deps.manager.launcher_ready()
         token = data_dir / "server.token"
         token.write_text("tok-secret-from-file")
         make_hostile_sdist(links, "evilpkg", [str(token), str(data_dir / "registry.json"), "/etc/shadow",
@@ -144,18 +148,24 @@ async def test_an_install_cannot_read_the_platforms_token_or_environment(deps_fl
         assert report["net"] in ("ConnectionRefusedError", "OSError", "TimeoutError", "PermissionError"), report
         with pytest.raises(NotFound):
             await p.get_function("evil")
+        assert p.deps.manager.prestarted == int(started)
     finally:
         listener.close()
         await p.close()
 
 
-async def test_an_install_past_its_memory_limit_fails_cleanly(deps_flags):
+@pytest.mark.parametrize("started", [False, True], ids=["one-shot", "launcher-ahead"])
+async def test_an_install_past_its_memory_limit_fails_cleanly(deps_flags, started):
     p = open_platform(deps_flags, **{"runtime.deps_memory": "16"})
     try:
+        if started:  # the launcher started ahead holds the same limit
+            await p.start()
+            assert await p.deps.manager.launcher_ready()
         with pytest.raises(BuildError) as exc:
             await p.create_function({"name": "oom-node", "runtime": "nodejs", "code": NODE_CODE,
                                      "dependencies": NODE_DEPS})
         assert "memory limit of 16 MB (runtime.deps_memory)" in exc.value.message
+        assert p.deps.manager.prestarted == int(started)
         with pytest.raises(NotFound):
             await p.get_function("oom-node")
         assert not any(p.deps.root.joinpath("tmp").iterdir())  # no half-installed env left
@@ -164,14 +174,19 @@ async def test_an_install_past_its_memory_limit_fails_cleanly(deps_flags):
         await p.close()
 
 
-async def test_an_install_past_its_time_limit_fails_cleanly(deps_flags, npm_registry):
+@pytest.mark.parametrize("started", [False, True], ids=["one-shot", "launcher-ahead"])
+async def test_an_install_past_its_time_limit_fails_cleanly(deps_flags, npm_registry, started):
     p = open_platform(deps_flags, **{"runtime.deps_timeout": "5"})
     try:
+        if started:
+            await p.start()
+            assert await p.deps.manager.launcher_ready()
         with pytest.raises(BuildError) as exc:
             await p.create_function({"name": "slow-node", "runtime": "nodejs", "code": NODE_CODE,
                                      "dependencies": json.dumps({"dependencies": {"slow-npm": "1"}})})
         assert "did not finish within its time limit of 5 s" in exc.value.message
         assert "/slow-npm" in npm_registry.requests  # it did reach the registry, and hung there
+        assert p.deps.manager.prestarted == int(started)
         with pytest.raises(NotFound):
             await p.get_function("slow-node")
     finally:
@@ -320,3 +335,52 @@ async def test_installs_link_from_the_cache_and_the_links_stay_sealed(platform):
     if sandbox.drops_uid:  # the cache's top stays the installer's: run_build never re-owns it by walking
         assert (platform.deps.root / "cache").stat().st_uid == sandbox.user.uid
     assert not any((platform.deps.root / "cache" / "targets").iterdir())
+
+
+def _cgroup_limits(pid: int) -> dict[str, str]:
+    """What the host says of a process's cgroups: the memory and pids limits it runs under."""
+    out = {}
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, ctrls, path = line.split(":", 2)
+        if ctrls in ("memory", "pids", ""):
+            base = Path("/sys/fs/cgroup") / (ctrls if ctrls else "") / path.lstrip("/")
+            for name in ("memory.limit_in_bytes", "memory.max", "pids.max"):
+                if (base / name).exists():
+                    out[name] = (base / name).read_text().strip()
+    return out
+
+
+async def test_a_started_platform_installs_through_a_launcher_joined_ahead(deps_flags):
+    """A console or server keeps one build launcher waiting, already in its own cgroup under the
+    install's limits (so an install skips the slow first cgroup join); the install runs through
+    it, a new one takes its place, and closing the platform ends it."""
+    p = open_platform(deps_flags, **{"runtime.deps_memory": "200", "runtime.deps_pids": "77"})
+    m = p.deps.manager
+    try:
+        await p.start()
+        assert await m.launcher_ready()
+        first = m.waiting_launcher
+        limits = _cgroup_limits(first.proc.pid)
+        assert limits.get("memory.limit_in_bytes", limits.get("memory.max")) == str(200 * 1024 * 1024), limits
+        assert limits.get("pids.max") == "77", limits
+        await p.create_function(py("through-launcher"))
+        assert m.prestarted == 1 and m.installs == 1
+        assert first.proc.returncode is not None  # it became the install, which has ended
+        assert first.cg.memory is None or not first.cg.memory.exists()  # and its cgroup is gone
+        res = await p.invoke("through-launcher", {"s": "ok"})
+        assert res.success and res.result == {"v": "tiny 1.0", "s": "OK!"}, res.error
+        assert await m.launcher_ready()
+        second = m.waiting_launcher
+        assert second is not first and second.proc.pid != first.proc.pid
+    finally:
+        await p.close()
+    assert second.proc.returncode is not None
+    assert second.cg.memory is None or not second.cg.memory.exists()
+    assert m.waiting_launcher is None
+
+
+async def test_a_one_shot_platform_keeps_no_launcher(platform):
+    """A command that owns the data directory for one create (not started) leaves nothing running."""
+    await platform.create_function(py("one-shot"))
+    assert platform.deps.manager.prestarted == 0
+    assert platform.deps.manager.waiting_launcher is None

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import seccomp
-from .bwrap import (  # noqa: F401  (re-exported: the sandbox's public face)
+from .bwrap import (
     BASE_ENV,
     FSIZE_MB,
     LAUNCH_ENV,
@@ -29,15 +29,38 @@ from .bwrap import (  # noqa: F401  (re-exported: the sandbox's public face)
     WorkerSpec,
     _which,
 )
-from .cgroups import (  # noqa: F401  (re-exported)
+from .cgroups import (
     CGROUP_V1_ROOT,
     CGROUP_V2_ROOT,
     PIDS_MAX,
     CgroupManager,
     CgroupSet,
-    _own_cgroup,
     sweep_dead_owners,
 )
+
+# The sandbox's public face: callers import these from here, wherever they live.
+__all__ = [
+    "BASE_ENV",
+    "CGROUP_V1_ROOT",
+    "CGROUP_V2_ROOT",
+    "DEFAULT_SANDBOX_USER",
+    "FSIZE_MB",
+    "LAUNCH_ENV",
+    "NOFILE",
+    "PIDS_MAX",
+    "SECRETS_DIR",
+    "TMP_MB",
+    "CgroupManager",
+    "CgroupSet",
+    "HostSandbox",
+    "Launch",
+    "Mount",
+    "SandboxUser",
+    "WorkerSpec",
+    "resolve_sandbox_user",
+    "seal_fds",
+    "sweep_dead_owners",
+]
 
 
 class HostSandbox(LaunchCommand):

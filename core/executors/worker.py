@@ -1,20 +1,15 @@
-"""One warm worker process: spawn it sandboxed, load the code once, run invocations one at a time.
-
-Protocol (see runners/): the platform writes framed JSON requests to one pipe (the worker's
-REQ_FD) and reads framed responses from another (RESP_FD); a frame is a 4-byte big-endian length
-then UTF-8 JSON. The user's stdout and stderr share a third pipe; each request carries a nonce
-that the runner writes there once the invocation is over, so logs are attributed exactly and
-nothing the user prints can reach the protocol pipes.
+"""One warm worker process: spawn it sandboxed, load the code once, run invocations one at a time,
+and stop it (the kill of its whole tree, its cgroups and folders). What goes over its pipes, and
+what a reply may hold, is protocol.py's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import shutil
 import json
 import os
-import re
+import shutil
 import signal
 import time
 import uuid
@@ -23,18 +18,25 @@ from pathlib import Path
 from typing import Any
 
 from core.filemodes import private_dir
-from core.models import ErrorType, InvokeResult, StackFrame
+from core.models import ErrorType, InvokeResult
 
+from .protocol import (
+    EVENT_LIMIT_BYTES,
+    LOG_LIMIT_BYTES,
+    NONCE_MARKER,
+    RESULT_LIMIT_BYTES,
+    FrameReader,
+    LogCollector,
+    encode_frame,
+    reply_problem,
+    stack_frames,
+)
 from .sandbox import CgroupSet, HostSandbox, WorkerSpec, seal_fds
 
-LOG_KEEP_BYTES = 64 * 1024  # logs returned with one invocation
-LOG_LIMIT_BYTES = 1024 * 1024  # printing more than this in one invocation -> OutputTooLarge
-RESULT_LIMIT_BYTES = 6 * 1024 * 1024  # Lambda's response limit
-FRAME_SLACK = 64 * 1024
-EVENT_LIMIT_BYTES = 6 * 1024 * 1024
+# Callers of the worker layer import these from here.
+__all__ = ["EVENT_LIMIT_BYTES", "Adoption", "NotAdopted", "Worker", "WorkerDied", "WorkerInit"]
 
 SIGNAL_NAMES = {s.value: s.name for s in signal.Signals}
-NONCE_MARKER = re.compile(r"\x1e[0-9a-f]{32}\x1e\n?")  # the runner's end-of-logs markers
 PIDS_NOTE = " (the worker reached its limit on processes and threads)"
 
 
@@ -44,173 +46,6 @@ class WorkerDied(Exception):
 
 class NotAdopted(Exception):
     """A pre-started sandbox could not take on a function (the caller starts a fresh worker)."""
-
-
-class LogCollector(asyncio.Protocol):
-    """Reads the worker's stdout+stderr pipe; splits it into invocations at nonce markers."""
-
-    def __init__(self, on_flood):
-        self.on_flood = on_flood
-        self.buf = bytearray()
-        self.total = 0
-        self.nonce = b""
-        self.done = False
-        self.tail = bytearray()  # the last bytes ever read, for crash messages
-        self._scan = b""
-        self._waiter: asyncio.Future | None = None
-
-    def begin(self, nonce: str) -> None:
-        self.buf = bytearray()
-        self.total = 0
-        self.nonce = b"\x1e" + nonce.encode() + b"\x1e"
-        self.done = False
-        self._scan = b""
-
-    async def wait_done(self, timeout: float) -> None:
-        if self.done:
-            return
-        self._waiter = asyncio.get_running_loop().create_future()
-        try:
-            await asyncio.wait_for(self._waiter, timeout)
-        except asyncio.TimeoutError:
-            pass
-        finally:
-            self._waiter = None
-
-    def _finish(self) -> None:
-        self.done = True
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
-    def _take(self, data: bytes) -> None:
-        self.total += len(data)
-        room = LOG_KEEP_BYTES - len(self.buf)
-        if room > 0:
-            self.buf += data[:room]
-        if self.total > LOG_LIMIT_BYTES:
-            self.on_flood()
-
-    def data_received(self, chunk: bytes) -> None:
-        self.tail = (self.tail + chunk)[-4096:]
-        if not self.nonce or self.done:
-            return  # between invocations: printed by a leftover thread, dropped
-        scan = self._scan + chunk
-        idx = scan.find(self.nonce)
-        if idx >= 0:
-            before = len(self._scan)  # bytes of scan already taken
-            if idx >= before:
-                self._take(scan[before:idx])
-            else:  # the marker began in bytes already taken: drop them again
-                cut = before - idx
-                del self.buf[max(0, len(self.buf) - cut):]
-                self.total -= cut
-            self._finish()
-            return
-        self._take(chunk)
-        keep = len(self.nonce) - 1
-        self._scan = scan[-keep:] if keep else b""
-
-    def connection_lost(self, exc) -> None:
-        self._finish()
-
-    def text(self) -> str:
-        s = bytes(self.buf).decode("utf-8", errors="replace")
-        if self.total > len(self.buf):
-            s += f"\n[cloudfn: logs truncated, {self.total - len(self.buf)} more bytes]"
-        return s
-
-
-class FrameReader(asyncio.Protocol):
-    """Parses the worker's response pipe into frames and hands each to `on_event`. What cannot
-    be a frame is handed on as "garbage" with what is wrong with it."""
-
-    def __init__(self, on_event):
-        self.on_event = on_event
-        self.buf = bytearray()
-        self.broken = False
-
-    def data_received(self, data: bytes) -> None:
-        if self.broken:
-            return  # the worker is being stopped: what follows the first bad frame means nothing
-        self.buf += data
-        while len(self.buf) >= 4:
-            size = int.from_bytes(self.buf[:4], "big")
-            if size > RESULT_LIMIT_BYTES + FRAME_SLACK:
-                self.on_event("toolarge", size)
-                self.buf.clear()
-                self.broken = True
-                return
-            if len(self.buf) < 4 + size:
-                return
-            body = bytes(self.buf[4:4 + size])
-            del self.buf[:4 + size]
-            try:
-                text = body.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                self._garbage(f"a frame of {size} bytes that is not UTF-8 ({exc.reason} at byte {exc.start})")
-                return
-            try:
-                value = json.loads(text)
-            except ValueError as exc:
-                self._garbage(f"a frame of {size} bytes that is not JSON ({exc})")
-                return
-            self.on_event("frame", value)
-
-    def _garbage(self, what: str) -> None:
-        self.broken = True
-        self.buf.clear()
-        self.on_event("garbage", what)
-
-    def connection_lost(self, exc) -> None:
-        if self.buf and not self.broken:
-            have = len(self.buf)
-            want = f"{int.from_bytes(self.buf[:4], 'big') + 4} bytes" if have >= 4 else "a 4-byte length"
-            self._garbage(f"a frame cut short: the pipe closed after {have} bytes of {want}")
-        self.on_event("eof", None)
-
-
-# Error types a runner may report about its own invocation; any other (Throttled, say) would
-# have the platform speak for the function.
-RUNNER_ERROR_TYPES = frozenset(e.value for e in (
-    ErrorType.HANDLER_ERROR, ErrorType.COMPILE_ERROR, ErrorType.MEMORY_LIMIT, ErrorType.OUTPUT_TOO_LARGE,
-    ErrorType.INVALID_EVENT, ErrorType.INVALID_RESULT))
-_JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number"}
-
-
-def reply_problem(value: Any, nonce: str | None, expect: str | None) -> str | None:
-    """What is wrong with a reply frame, or None. `expect`: "ready" (to an init), "result" (to an
-    invoke), None (only an object is expected: a pre-started runner's "up")."""
-    if not isinstance(value, dict):
-        return f"a JSON {_JSON_TYPES.get(type(value), 'null')} where a reply object was expected"
-    if expect is None:
-        return None
-    kind = value.get("type")
-    if value.get("nonce") != nonce:
-        what = f"type {kind!r}" if isinstance(kind, str) else "no type"
-        return (f"a frame ({what}) that does not carry the nonce of the request it answers: "
-                "made up, or a reply to another request")
-    if expect == "ready" and kind not in (None, "ready"):
-        return f"a frame of type {kind!r} where the reply to loading the code was expected"
-    if expect == "result" and kind is not None:
-        return f"a frame of type {kind!r} where an invocation's result was expected"
-    ok = value.get("ok")
-    if not isinstance(ok, bool):
-        return "a reply whose 'ok' is not true or false"
-    if not ok:
-        et = value.get("error_type", "CompileError" if expect == "ready" else "HandlerError")
-        if et not in RUNNER_ERROR_TYPES:
-            return f"a reply with the error_type {et!r}, which a runner cannot report"
-        if not isinstance(value.get("error", ""), str):
-            return "a reply whose 'error' is not a string"
-        if not isinstance(value.get("stack") or [], list):
-            return "a reply whose 'stack' is not a list"
-    for k in ("cpu", "maxrss_kb", "load_ms"):
-        v = value.get(k, 0)
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            return f"a reply whose {k!r} is not a number"
-    if not isinstance(value.get("logs_closed", True), bool):
-        return "a reply whose 'logs_closed' is not true or false"
-    return None
 
 
 @dataclass
@@ -229,16 +64,6 @@ class Adoption:
     init: dict[str, Any] = field(default_factory=dict)  # added to its init frame
     files: dict[str, str] = field(default_factory=dict)  # in its function folder until the code loads
     prelude: bytes = b""  # written to its request pipe before the init frame
-
-
-def _frames(raw: list[dict[str, Any]] | None) -> list[StackFrame]:
-    out = []
-    for f in raw or []:
-        try:
-            out.append(StackFrame(**{k: f.get(k) for k in ("file", "line", "function", "column") if f.get(k) is not None}))
-        except Exception:
-            continue
-    return out
 
 
 class Worker:
@@ -420,7 +245,7 @@ class Worker:
             await self.kill()
             return InvokeResult.failure(
                 ErrorType(reply.get("error_type", "CompileError")), reply.get("error", "the code did not load"),
-                stack=_frames(reply.get("stack")), logs=logs, cold_start=True, init_duration=self.init_ms)
+                stack=stack_frames(reply.get("stack")), logs=logs, cold_start=True, init_duration=self.init_ms)
         if self.cg:
             self.baseline = set(self.cg.members())
         return None
@@ -483,7 +308,7 @@ class Worker:
         if self.exit_task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self.exit_task), 5)
-            except (asyncio.TimeoutError, Exception):
+            except (TimeoutError, Exception):
                 pass
         if self.req_w is not None:
             try:
@@ -555,7 +380,7 @@ class Worker:
             fut.set_result(("exit", None))
         elif msg is not None:  # None: only wait for what the worker says by itself
             data = msg if isinstance(msg, bytes) else json.dumps(msg).encode()
-            self.req_w.write(len(data).to_bytes(4, "big") + data)
+            self.req_w.write(encode_frame(data))
         timer = loop.call_later(timeout, lambda: fut.done() or fut.set_result(("timeout", None)))
         try:
             kind, value = await fut
@@ -599,7 +424,7 @@ class Worker:
             return None, self._protocol_failure()
         try:
             await asyncio.wait_for(asyncio.shield(self.exit_task), 2)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         failure = self._death()
         await self.kill()
@@ -621,12 +446,14 @@ class Worker:
         low = tail.lower()
         oom = self.cg.oom_since_mark() if self.cg else False
         mem = f"{self.memory_mb} MB"
-        if oom or "heap out of memory" in low or "runtime: out of memory" in low or "fatal error: out of memory" in low:
-            return InvokeResult.failure(ErrorType.MEMORY_LIMIT, f"the function used more than its memory limit of {mem} and was stopped")
+        if oom or any(m in low for m in ("heap out of memory", "runtime: out of memory", "fatal error: out of memory")):
+            return InvokeResult.failure(ErrorType.MEMORY_LIMIT,
+                                        f"the function used more than its memory limit of {mem} and was stopped")
         if sig == signal.SIGXCPU or (sig == signal.SIGKILL and self.cpu_used + 0.5 >= self.wi.spec.cpu_seconds):
             return InvokeResult.failure(ErrorType.TIMEOUT, "the function used up its CPU time limit and was stopped")
         if sig == signal.SIGXFSZ:
-            return InvokeResult.failure(ErrorType.OUTPUT_TOO_LARGE, "the function wrote a file larger than the file size limit")
+            return InvokeResult.failure(ErrorType.OUTPUT_TOO_LARGE,
+                                        "the function wrote a file larger than the file size limit")
         last = "\n".join(tail.strip().splitlines()[-5:])
         hint = f"; its last output: {last}" if last else ""
         # A runtime's own fatal error (Go: "fatal error: all goroutines are asleep - deadlock!")
@@ -708,5 +535,5 @@ class Worker:
         else:
             res.error_type = ErrorType(reply.get("error_type", "HandlerError"))
             res.error = (reply.get("error") or "the function failed") + pids_note
-            res.stack = _frames(reply.get("stack"))
+            res.stack = stack_frames(reply.get("stack"))
         return res

@@ -222,7 +222,7 @@ def test_cgroup_folders_of_platforms_that_died_are_swept(tmp_path):
     import time
     import uuid
 
-    from core.executors.sandbox import CGROUP_V1_ROOT, _own_cgroup, sweep_dead_owners
+    from core.executors.cgroups import CGROUP_V1_ROOT, _own_cgroup, sweep_dead_owners
 
     own = _own_cgroup("pids")
     root = CGROUP_V1_ROOT / "pids"

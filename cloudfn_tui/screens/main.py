@@ -9,14 +9,11 @@ from typing import Any
 
 from textual import on, work
 from textual.app import ComposeResult
-from textual.css.query import NoMatches
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.widget import AwaitMount
 from textual.widgets import Input, Tab, Tabs
 
-from core.errors import CloudfnError
-from core.models import Alert, Event, Function, InvokeResult, name_key
-from core.syntax import check_syntax
 from cloudfn_tui._textual_compat import PaintOnceScreen
 from cloudfn_tui.keymap import ESC_DIGIT_KEYS, Command, bindings
 from cloudfn_tui.screens.forms import AlertRuleScreen, ConfigureScreen, CreateFunctionScreen
@@ -25,14 +22,23 @@ from cloudfn_tui.screens.pickers import InvocationScreen, SavedEventsScreen, Ver
 from cloudfn_tui.widgets.build_log import BuildLog
 from cloudfn_tui.widgets.editors import CodeEditor, EditorArea, EventEditor, EventError, is_navigation_key
 from cloudfn_tui.widgets.footer import KeyFooter
-from cloudfn_tui.widgets.header import ConsoleHeader
-from cloudfn_tui.widgets.tab_bar import TabBar
 from cloudfn_tui.widgets.function_list import FunctionList, outcome_of
+from cloudfn_tui.widgets.header import ConsoleHeader
 from cloudfn_tui.widgets.live import (
-    AlertsPane, DeleteRule, EditRule, HistoryTable, LogsPane, MetricsPane, OpenInvocation,
+    AlertsPane,
+    DeleteRule,
+    EditRule,
+    HistoryTable,
+    LogsPane,
+    MetricsPane,
+    OpenInvocation,
 )
 from cloudfn_tui.widgets.log_view import LogView
 from cloudfn_tui.widgets.result_view import ResultView, result_doc
+from cloudfn_tui.widgets.tab_bar import TabBar
+from core.errors import CloudfnError
+from core.models import Alert, Event, Function, InvokeResult, name_key
+from core.syntax import check_syntax
 
 # (tab id, label, widget id to focus)
 PANES = [

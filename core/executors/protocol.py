@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from core.models import ErrorType, StackFrame
@@ -32,7 +33,7 @@ def encode_frame(body: bytes) -> bytes:
 class LogCollector(asyncio.Protocol):
     """Reads the worker's stdout+stderr pipe; splits it into invocations at nonce markers."""
 
-    def __init__(self, on_flood):
+    def __init__(self, on_flood: Callable[[], None]) -> None:
         self.on_flood = on_flood
         self.buf = bytearray()
         self.total = 0
@@ -40,7 +41,7 @@ class LogCollector(asyncio.Protocol):
         self.done = False
         self.tail = bytearray()  # the last bytes ever read, for crash messages
         self._scan = b""
-        self._waiter: asyncio.Future | None = None
+        self._waiter: asyncio.Future[None] | None = None
 
     def begin(self, nonce: str) -> None:
         self.buf = bytearray()
@@ -93,7 +94,7 @@ class LogCollector(asyncio.Protocol):
         keep = len(self.nonce) - 1
         self._scan = scan[-keep:] if keep else b""
 
-    def connection_lost(self, exc) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:
         self._finish()
 
     def text(self) -> str:
@@ -107,7 +108,7 @@ class FrameReader(asyncio.Protocol):
     """Parses the worker's response pipe into frames and hands each to `on_event`. What cannot
     be a frame is handed on as "garbage" with what is wrong with it."""
 
-    def __init__(self, on_event):
+    def __init__(self, on_event: Callable[[str, Any], None]) -> None:
         self.on_event = on_event
         self.buf = bytearray()
         self.broken = False
@@ -144,7 +145,7 @@ class FrameReader(asyncio.Protocol):
         self.buf.clear()
         self.on_event("garbage", what)
 
-    def connection_lost(self, exc) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:
         if self.buf and not self.broken:
             have = len(self.buf)
             want = f"{int.from_bytes(self.buf[:4], 'big') + 4} bytes" if have >= 4 else "a 4-byte length"

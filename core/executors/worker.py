@@ -82,10 +82,10 @@ class Worker:
         self.proc: asyncio.subprocess.Process | None = None
         self.cg: CgroupSet | None = None
         self.req_w: asyncio.WriteTransport | None = None
-        self._waiter: asyncio.Future | None = None
+        self._waiter: asyncio.Future[tuple[str, Any]] | None = None
         self._early: tuple[str, Any] | None = None  # an event that came with no one waiting
         self.logs: LogCollector | None = None
-        self.exit_task: asyncio.Future | None = None
+        self.exit_task: asyncio.Future[int] | None = None
         self.baseline: set[int] = set()
         self.invocations = 0
         self.last_used = time.monotonic()
@@ -94,7 +94,7 @@ class Worker:
         self.cpu_used = 0.0
         self.init_ms = 0.0
         self.busy = False
-        self.host_dir = None
+        self.host_dir: Path | None = None
         self.retired = False  # stopped because its function changed
         self.last_peak: float | None = None
         self.slot: Path | None = None  # a pre-started sandbox's own function folder (removed with it)
@@ -108,7 +108,7 @@ class Worker:
         self._ending = False
         self._kills = 0
         self._starting = False
-        self._cleanup: asyncio.Future | None = None
+        self._cleanup: asyncio.Future[None] | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> InvokeResult | None:
@@ -145,8 +145,10 @@ class Worker:
         if self.sandbox.drops_uid:
             # The sandbox user may reopen its own pipes through /proc/self/fd (Go's pre-started
             # shell does: dash cannot redirect fds above 9); a pipe belongs to its maker, root.
+            user = self.sandbox.user
+            assert user is not None  # what drops_uid means
             for fd in (req_r, resp_w):
-                os.fchown(fd, self.sandbox.user.uid, self.sandbox.user.gid)
+                os.fchown(fd, user.uid, user.gid)
         seal_fds()
         try:
             self.proc = await asyncio.create_subprocess_exec(
@@ -165,8 +167,8 @@ class Worker:
         for fd in (req_r, resp_w, log_w):
             os.close(fd)
         await loop.connect_read_pipe(lambda: FrameReader(self._on_event), os.fdopen(resp_r, "rb", 0))
-        self.logs = LogCollector(lambda: self._on_event("flood", None))
-        await loop.connect_read_pipe(lambda: self.logs, os.fdopen(log_r, "rb", 0))
+        logs = self.logs = LogCollector(lambda: self._on_event("flood", None))
+        await loop.connect_read_pipe(lambda: logs, os.fdopen(log_r, "rb", 0))
         self.req_w, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(req_w, "wb", 0))
         self.exit_task = asyncio.ensure_future(self.proc.wait())
         self.exit_task.add_done_callback(lambda _: self._on_event("exit", None))
@@ -207,7 +209,7 @@ class Worker:
             raise NotAdopted(f"cannot place the function's files: {exc}") from None
         if self.cg and not self.cg.set_memory_limit(memory_mb):
             raise NotAdopted("the cgroup refused the function's memory limit")
-        if how.prelude:
+        if how.prelude and self.req_w is not None:
             self.req_w.write(how.prelude)
         failure = await self._load(t0, how.init)
         for name in how.files:  # needed until the code is loaded (the folder then looks as usual)
@@ -218,9 +220,10 @@ class Worker:
         return failure
 
     async def _load(self, t0: float, extra: dict[str, Any] | None = None) -> InvokeResult | None:
-        spec = self._spec
+        spec, logs = self._spec, self.logs
+        assert spec is not None and logs is not None  # spawn() set them
         nonce = self._nonce()
-        self.logs.begin(nonce)
+        logs.begin(nonce)
         init = dict(self.wi.init)
         if extra:
             init.update(extra)
@@ -240,12 +243,13 @@ class Worker:
             failure.init_duration = self.init_ms
             failure.cold_start = True
             return failure
+        assert reply is not None  # _exchange answers a reply or a failure
         if not reply.get("ok"):
-            logs = self.logs.text()
+            text = logs.text()
             await self.kill()
             return InvokeResult.failure(
                 ErrorType(reply.get("error_type", "CompileError")), reply.get("error", "the code did not load"),
-                stack=stack_frames(reply.get("stack")), logs=logs, cold_start=True, init_duration=self.init_ms)
+                stack=stack_frames(reply.get("stack")), logs=text, cold_start=True, init_duration=self.init_ms)
         if self.cg:
             self.baseline = set(self.cg.members())
         return None
@@ -370,18 +374,25 @@ class Worker:
         """Send one request (a message, or one already encoded), wait for its reply, the worker's
         death, a log flood or the timeout. A reply must carry `nonce` and fit `expect` (see
         reply_problem); one that does not stops the worker."""
+        exit_task, req_w, logs = self.exit_task, self.req_w, self.logs
+        assert exit_task is not None and req_w is not None and logs is not None  # spawn() set them
         loop = asyncio.get_running_loop()
         self._exchanges += 1
         fut = self._waiter = loop.create_future()
         early, self._early = self._early, None  # an answer only to waiting for what it says by itself
         if early is not None and msg is None:
             fut.set_result(early)
-        elif self.exit_task.done():
+        elif exit_task.done():
             fut.set_result(("exit", None))
         elif msg is not None:  # None: only wait for what the worker says by itself
             data = msg if isinstance(msg, bytes) else json.dumps(msg).encode()
-            self.req_w.write(encode_frame(data))
-        timer = loop.call_later(timeout, lambda: fut.done() or fut.set_result(("timeout", None)))
+            req_w.write(encode_frame(data))
+
+        def expire() -> None:
+            if not fut.done():
+                fut.set_result(("timeout", None))
+
+        timer = loop.call_later(timeout, expire)
         try:
             kind, value = await fut
         finally:
@@ -396,9 +407,9 @@ class Worker:
             # Without one, all that was printed had been read before the reply was written, and
             # what comes later belongs to no invocation.
             if not value.get("logs_closed", True):
-                self.logs.done = True
-            elif not self.logs.done:
-                await self.logs.wait_done(2)
+                logs.done = True
+            elif not logs.done:
+                await logs.wait_done(2)
             return value, None
         if kind == "toolarge":
             await self.kill()
@@ -423,7 +434,7 @@ class Worker:
             await self.kill()
             return None, self._protocol_failure()
         try:
-            await asyncio.wait_for(asyncio.shield(self.exit_task), 2)
+            await asyncio.wait_for(asyncio.shield(exit_task), 2)
         except TimeoutError:
             pass
         failure = self._death()
@@ -482,8 +493,10 @@ class Worker:
             self.last_used = time.monotonic()
 
     async def _invoke(self, event_json: str, context: dict[str, str], timeout: float) -> InvokeResult:
+        collector = self.logs
+        assert collector is not None  # spawn() set it
         nonce = self._nonce()
-        self.logs.begin(nonce)
+        collector.begin(nonce)
         if self.cg:
             self.cg.reset_peak()
         deadline_ms = time.time() * 1000 + timeout * 1000
@@ -502,7 +515,7 @@ class Worker:
             failure = self._protocol_failure()
         duration = (time.perf_counter() - t0) * 1000
         self.invocations += 1
-        logs = self.logs.text()
+        logs = collector.text()
         peak = self.cg.peak_mb() if self.cg else self.last_peak
         if failure is not None:
             failure.duration_ms = duration
@@ -510,6 +523,7 @@ class Worker:
             if peak is not None:
                 failure.memory_used = round(peak, 2)
             return failure
+        assert reply is not None  # _exchange answers a reply or a failure
         self.cpu_used = float(reply.get("cpu") or 0.0)
         if peak is None:
             peak = float(reply.get("maxrss_kb") or 0) / 1024

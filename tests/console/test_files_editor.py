@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from console_waits import screen_text, settle, until
 
 from cloudfn_tui.screens.main import MainScreen
 from cloudfn_tui.widgets.function_list import FunctionList
-from console_waits import screen_text, settle, until
 
 SIZES = [(120, 40), (80, 24)]
 CODE = "import helper\ndef handler(event, context):\n    return helper.X\n"

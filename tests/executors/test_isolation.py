@@ -7,9 +7,9 @@ import asyncio
 import os
 
 import pytest
+from exec_helpers import fn, processes_matching
 
 from core.models import ErrorType
-from exec_helpers import fn, processes_matching
 
 ENV_CODE = {
     "python": "import os\ndef handler(event, context):\n    return dict(os.environ)\n",

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import Response
 
+from core.models import AlertRule, AlertRuleSpec
 from core.server import schema as S
 from core.server.app import json_response
 from core.server.routes import V1, Routes
@@ -15,7 +16,7 @@ from core.server.routes import V1, Routes
 def add(r: Routes) -> None:
     app, platform = r.app, r.platform
 
-    def rule_doc(rule: Any) -> dict[str, Any]:
+    def rule_doc(rule: AlertRule) -> dict[str, Any]:
         return rule.model_dump(mode="json", by_alias=True)
 
     rule_create, rule_patch = S.rule_body(), S.rule_body(patch=True)
@@ -28,13 +29,13 @@ def add(r: Routes) -> None:
     @app.post(f"{V1}/alerts/rules", tags=["alerts"], status_code=201, summary="create an alert rule",
               openapi_extra=rule_create, responses=S.responses(S.RuleChanged, 400, 404, 409, 422, status=201))
     async def create_alert_rule(request: Request) -> Response:
-        data = await r.object_body(request, "alert rule", rule_create, S.AlertRuleSpec)
+        data = await r.object_body(request, "alert rule", rule_create, AlertRuleSpec)
         rule = await platform.create_alert_rule(data)
         return json_response({"message": "alert rule created", "rule": rule_doc(rule)}, 201)
 
     async def update_alert_rule(ref: str, request: Request) -> Response:
         rule = await platform.update_alert_rule(ref, await r.object_body(request, "alert rule update", rule_patch,
-                                                                     S.AlertRuleSpec, S.RULE_BASE))
+                                                                     AlertRuleSpec, S.RULE_BASE))
         return json_response({"message": "alert rule updated", "rule": rule_doc(rule)})
 
     for method in ("PUT", "PATCH"):

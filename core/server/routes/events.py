@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from collections.abc import AsyncIterator
 
 from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
@@ -43,7 +43,7 @@ def add(r: Routes) -> None:
                                  headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
 
 
-async def _sse(source: Any, settings: ServerSettings, state: ServerState):
+async def _sse(source: AsyncIterator[Event], settings: ServerSettings, state: ServerState) -> AsyncIterator[bytes]:
     """Pump the platform's stream into a bounded queue (a slow client loses events, never stalls
     the platform), and write it out with heartbeats until the client leaves or the server stops."""
     queue: DroppingQueue[Event | None] = DroppingQueue(settings.sse_queue)

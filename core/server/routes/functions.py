@@ -9,6 +9,7 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from core.errors import FieldError, InvalidInput
+from core.models import Function, FunctionPatch, FunctionSpec
 from core.secrets import credential_warnings
 from core.server import schema as S
 from core.server.app import json_response
@@ -29,7 +30,7 @@ def add(r: Routes) -> None:
     @app.post(f"{V1}/functions", tags=["functions"], status_code=201, summary="create a function",
               openapi_extra=create_body, responses=S.responses(S.FunctionChanged, 400, 404, 409, 422, status=201))
     async def create_function(request: Request) -> Response:
-        data = await r.object_body(request, "function", create_body, S.FunctionSpec)
+        data = await r.object_body(request, "function", create_body, FunctionSpec)
         refuse_public_without_token(data, r.settings.refuse_public)
         fn = await platform.create_function(data)
         return json_response(_with_warnings({"message": "function created", "function": fn.to_doc()}, fn), 201)
@@ -40,7 +41,7 @@ def add(r: Routes) -> None:
         return json_response({"function": (await platform.get_function(ref)).to_doc()})
 
     async def update_function(ref: str, request: Request) -> Response:
-        data = await r.object_body(request, "function update", patch_body, S.FunctionPatch)
+        data = await r.object_body(request, "function update", patch_body, FunctionPatch)
         refuse_public_without_token(data, r.settings.refuse_public)
         fn = await platform.update_function(ref, data)
         return json_response(_with_warnings({"message": "function updated", "function": fn.to_doc()}, fn))
@@ -70,7 +71,7 @@ def add(r: Routes) -> None:
               openapi_extra=rollback_body, responses=S.responses(S.FunctionChanged, 400, 404, 409, 422))
     async def rollback_function(ref: str, request: Request) -> Response:
         data = await r.object_body(request, "rollback")
-        version = data.get("version")
+        version: Any = data.get("version")
         if isinstance(version, float) and version.is_integer():
             version = int(version)  # JSON does not tell 2 from 2.0
         bad = [FieldError(k, "is not a known field") for k in data if k != "version"]
@@ -84,7 +85,7 @@ def add(r: Routes) -> None:
         return json_response({"message": f"function rolled back to version {version}", "function": fn.to_doc()})
 
 
-def _with_warnings(body: dict[str, Any], fn: Any) -> dict[str, Any]:
+def _with_warnings(body: dict[str, Any], fn: Function) -> dict[str, Any]:
     """Secrets (issue 17): environment keys that look like credentials. Only when there are some,
     so the seed's clients keep seeing exactly {message, function}."""
     warnings = credential_warnings(fn.environment)

@@ -176,6 +176,7 @@ class CommandLineScreen(PaintOnceScreen):
             return
         if head in ("file", "files"):
             self.file_command(line.strip().lstrip(":").strip()[len(words[0]):].strip())
+            return
         if head == "deps" and self.current is not None:
             self.run_worker(self.dependencies(self.current, rebuild=args[:1] == ["rebuild"]), group="write")
             return
@@ -195,7 +196,7 @@ class CommandLineScreen(PaintOnceScreen):
                 self.functions.select_id(fn.id)
                 self.select(fn.id)
                 return
-        self.notify(f"unknown command {head!r}: try help, new, invoke, save, delete, rollback N, deps [rebuild], "
+        self.notify(f"unknown command {head!r}: try help, new, invoke, save, delete, rollback N, deps \\[rebuild], "
                     "theme NAME, goto PANE, level L, filter TEXT, trigger T, dead, import DIR, "
                     "file [NAME|mv NEW|rm], q, "
                     "or a function name",

@@ -17,12 +17,12 @@ from textual.app import App
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.theme import Theme
 
-from core.api import PlatformAPI
-from cloudfn_tui._textual_compat import start_with_theme
 from cloudfn_tui import themes as theme_files
+from cloudfn_tui._textual_compat import start_with_theme
 from cloudfn_tui.keymap import Command, bindings, display_keys, known_ids
 from cloudfn_tui.screens.main import MainScreen
 from cloudfn_tui.screens.modals import HelpScreen
+from core.api import PlatformAPI
 
 APP_COMMANDS = [
     Command("app.quit", "ctrl+q", "quit", "Quit", "leave the console", show=False, priority=True),
@@ -189,7 +189,7 @@ class CloudfnApp(App):
                 yield command
 
     @classmethod
-    def from_config(cls, platform: PlatformAPI, config: Any, **kw: Any) -> "CloudfnApp":
+    def from_config(cls, platform: PlatformAPI, config: Any, **kw: Any) -> CloudfnApp:
         kw.setdefault("config_file", getattr(config, "file", None))
         return cls(platform, keymap=_setting(config, "console.keymap", {}), theme=_setting(config, "console.theme", None), **kw)
 
@@ -382,9 +382,8 @@ class CloudfnApp(App):
 
     # -- quit: never with unsaved code unasked ------------------------------------------------------
     async def action_quit(self) -> None:
-        from cloudfn_tui.screens.modals import QuitScreen
-
         from cloudfn_tui.screens.auth import AuthScreen
+        from cloudfn_tui.screens.modals import QuitScreen
 
         if isinstance(self.screen, (QuitScreen, AuthScreen)):
             if isinstance(self.screen, AuthScreen):

@@ -11,10 +11,9 @@ import argparse
 import asyncio
 import sys
 
+from cloudfn_tui.commands import MODULES
 from core.api import PlatformAPI
 from core.errors import CloudfnError
-
-from cloudfn_tui.commands import MODULES
 
 EXIT_INVALID = 2
 

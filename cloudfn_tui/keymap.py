@@ -4,8 +4,8 @@ config's `console.keymap` can remap it), its help line and its command-palette e
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from textual.binding import Binding
 

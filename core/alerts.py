@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from core import __version__
 from core.errors import Conflict, FieldError, InvalidInput, NotFound
@@ -222,7 +223,7 @@ class AlertEngine:
     def evaluate(self, now: float | None = None) -> list[Alert]:
         """Judge every enabled rule once; returns the transitions made."""
         now = time.time() if now is None else now
-        when = datetime.fromtimestamp(now, timezone.utc)
+        when = datetime.fromtimestamp(now, UTC)
         changes = []
         windows: dict[tuple[str, float], WindowStats] = {}  # rules over the same window share it
         for rule in self.rules():

@@ -8,9 +8,10 @@ Conflict) or for a platform that cannot answer (Unavailable), never a library's 
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime
 from types import TracebackType
-from typing import Any, AsyncIterator, Protocol, Self, runtime_checkable
+from typing import Any, Protocol, Self, runtime_checkable
 
 from core.models import (
     Alert,

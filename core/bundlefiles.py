@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import pathspec
@@ -26,12 +27,12 @@ DEFAULT_IGNORES = (".git/", "node_modules/", "__pycache__/", ".venv/")
 MAX_ERRORS = 20  # a tree full of problems: the first ones name the fix
 
 
-def ignore_spec(ignore_text: str | None) -> pathspec.PathSpec:
+def ignore_spec(ignore_text: str | None) -> pathspec.GitIgnoreSpec:
     lines = [*DEFAULT_IGNORES, *(ignore_text.splitlines() if ignore_text else ())]
     return pathspec.GitIgnoreSpec.from_lines(lines)
 
 
-def read_folder_files(folder_fd: int, folder: Path, skip: set[str], ignore: pathspec.PathSpec,
+def read_folder_files(folder_fd: int, folder: Path, skip: set[str], ignore: pathspec.GitIgnoreSpec,
                       what: str) -> dict[str, str]:
     """{relative path: text} of every file to deploy under the open folder. `skip`: top-level
     paths that are not files of the function (the manifest, the handler file, the ignore file)."""
@@ -102,7 +103,7 @@ def read_folder_files(folder_fd: int, folder: Path, skip: set[str], ignore: path
     return files
 
 
-def _read(dir_fd: int, name: str, shown: Path, refuse, rel: str) -> str | None:
+def _read(dir_fd: int, name: str, shown: Path, refuse: Callable[[str, str], None], rel: str) -> str | None:
     try:
         fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
     except OSError as exc:

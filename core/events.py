@@ -11,11 +11,11 @@ import asyncio
 import contextlib
 import itertools
 import threading
-from typing import Any, AsyncIterator, Callable, TypeVar
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 
 from core.errors import FieldError, InvalidInput
 from core.models import EVENT_KINDS, Event
-
 
 _T = TypeVar("_T")
 
@@ -52,7 +52,7 @@ class DroppingQueue(asyncio.Queue[_T]):
 
 
 class Subscription:
-    def __init__(self, bus: "EventBus", kinds: set[str] | None, maxsize: int):
+    def __init__(self, bus: EventBus, kinds: set[str] | None, maxsize: int):
         self.bus = bus
         self.kinds = kinds
         self.loop = asyncio.get_running_loop()

@@ -10,8 +10,9 @@ import contextlib
 import logging
 import os
 import stat
+from collections.abc import Iterable
 from pathlib import Path
-from typing import IO, Any, Iterable
+from typing import IO, Any
 
 log = logging.getLogger("cloudfn.storage")
 
@@ -27,7 +28,7 @@ def _opener(path: str, flags: int) -> int:
     return os.open(path, flags, PRIVATE_FILE)
 
 
-def open_private(path: Path, mode: str, **kwargs: Any) -> IO:
+def open_private(path: Path, mode: str, **kwargs: Any) -> IO[Any]:
     """`open`, but a file it creates is 0600 (the umask can only take bits away from that)."""
     return open(path, mode, opener=_opener, **kwargs)
 

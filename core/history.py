@@ -16,7 +16,7 @@ import itertools
 import json
 import os
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ MAX_LOGS = 16 * 1024
 # segment -1 while the record waits in memory. A plain tuple of plain values, which the cyclic GC
 # stops tracking (a tuple subclass it tracks for ever): full collections walked the hundred
 # thousand entries of a busy platform, pausing the event loop for up to ~90 ms.
-_Entry = tuple
+_Entry = tuple[Any, ...]
 # KEY tells apart the records of one id (every attempt of an asynchronous invocation keeps its id).
 TS, ID, FUNCTION_ID, FUNCTION_NAME, STATUS, TRIGGER, KEY, SEGMENT, OFFSET, LENGTH = range(10)
 
@@ -145,7 +145,7 @@ class History:
     def _retention_unloaded(self) -> None:
         """Retention without the index: drop whole old segments past the count, assuming full
         ones, and old segments whose newest record is past the age."""
-        cutoff = (datetime.now(timezone.utc) - self.max_age).timestamp()
+        cutoff = (datetime.now(UTC) - self.max_age).timestamp()
         segs = self._segments()
         total = sum(self._segment_counts.get(s, 0) for s in segs)
         while len(segs) > 1:
@@ -244,7 +244,7 @@ class History:
 
     def _enforce_retention(self) -> None:
         with self._lock:
-            cutoff = (datetime.now(timezone.utc) - self.max_age).timestamp()
+            cutoff = (datetime.now(UTC) - self.max_age).timestamp()
             drop = max(0, len(self._index) - self.max_records)
             while drop < len(self._index) and self._index[drop][TS] < cutoff:
                 drop += 1

@@ -124,7 +124,7 @@ async def import_seed_folder(api: PlatformAPI, folder: Path, dry_run: bool = Fal
         seed_id = str(entry.get("id") or f"#{i + 1}")
         shown = name if isinstance(name, str) else ""
         why = name_problem(name)
-        if why:
+        if why or not isinstance(name, str):  # name_problem refuses what is not a string
             outcomes.append(Outcome("failed", shown, seed_id, reason=f"name {why}; rename it in {FUNCTIONS_FILE}"))
             continue
         key = name_key(name)

@@ -131,9 +131,9 @@ def _surrogate_message(what: str) -> str:
             f"send a full surrogate pair or the character itself")
 
 
-def _problems(value: Any, deep: bool, surrogates: bool) -> list[tuple[tuple, str]]:
-    problems: list[tuple[tuple, str]] = []
-    stack: list[tuple[Any, tuple, int]] = [(value, (), 1)]
+def _problems(value: Any, deep: bool, surrogates: bool) -> list[tuple[tuple[str | int, ...], str]]:
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    stack: list[tuple[Any, tuple[str | int, ...], int]] = [(value, (), 1)]
     while stack and len(problems) < MAX_ERRORS:
         v, path, depth = stack.pop()
         if isinstance(v, dict):

@@ -12,12 +12,14 @@ import contextlib
 import logging
 import shutil
 import sys
-from datetime import datetime, timedelta, timezone
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 from urllib.parse import quote
 
 from core import __version__, paths
+from core import secrets as sec
 from core.alerts import AlertEngine
 from core.api import PlatformAPI
 from core.bundle import bundles_in
@@ -49,12 +51,13 @@ from core.models import (
     utcnow,
 )
 from core.registry import Registry
-from core import secrets as sec
 from core.storage import DataDirLock, TinyStore
-from core.triggers.ratelimit import STATE_FILE as RATE_FILE, RateLimiter
-from core.triggers.schedules import STATE_FILE as SCHEDULE_FILE, Scheduler
 from core.triggers.async_invoke import AsyncInvoker, dead_letter_model
 from core.triggers.queue import QUEUE_FILE, SqliteQueue
+from core.triggers.ratelimit import STATE_FILE as RATE_FILE
+from core.triggers.ratelimit import RateLimiter
+from core.triggers.schedules import STATE_FILE as SCHEDULE_FILE
+from core.triggers.schedules import Scheduler
 
 log = logging.getLogger("cloudfn.platform")
 REGISTRY_FILE = "registry.json"
@@ -421,7 +424,7 @@ class LocalPlatform(PlatformAPI):
         self._start_background()
         item = self.async_invoker.accept(fn, event, context)
         return AsyncInvocation(invocation_id=item.id, function_id=fn.id, function_name=fn.name, status="queued",
-                               enqueued_at=datetime.fromtimestamp(item.enqueued_at, timezone.utc))
+                               enqueued_at=datetime.fromtimestamp(item.enqueued_at, UTC))
 
     async def invocation_status(self, invocation_id: str, wait: float = 0) -> AsyncInvocation:
         """An asynchronous invocation's state (queued, running, failed with a retry due,

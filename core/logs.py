@@ -12,9 +12,10 @@ import logging.handlers
 import re
 import threading
 from collections import deque
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from core.filemodes import open_private, private_dir
 from core.models import LOG_LEVELS, LogRecord, name_key
@@ -53,7 +54,7 @@ def truncate(text: str, limit: int = MAX_LINE) -> str:
 
 class LogHub(logging.Handler):
     def __init__(self, directory: Path, ring_size: int = 20_000, max_bytes: int = 10 * 1024 * 1024,
-                 backups: int = 5, publish=None):
+                 backups: int = 5, publish: Callable[[str, Callable[[], Any]], None] | None = None):
         super().__init__(level=logging.DEBUG)
         self.directory = Path(directory)
         private_dir(self.directory)
@@ -76,7 +77,7 @@ class LogHub(logging.Handler):
             if record.exc_info:
                 message = f"{message}\n{logging.Formatter().formatException(record.exc_info)}"
             self.add(LogRecord(
-                time=datetime.fromtimestamp(record.created, timezone.utc),
+                time=datetime.fromtimestamp(record.created, UTC),
                 level=level_name(record.levelno),
                 logger=record.name,
                 message=truncate(message),
@@ -90,7 +91,7 @@ class LogHub(logging.Handler):
     def function_output(self, function: str, invocation_id: str, text: str, when: datetime | None = None) -> list[LogRecord]:
         """Turn what a function printed into records, one a line, its level read from a
         leading word (INFO, WARN, ERROR...) and info otherwise."""
-        when = when or datetime.now(timezone.utc)
+        when = when or datetime.now(UTC)
         records = []
         for line in text.splitlines():
             if not line.strip():

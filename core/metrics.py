@@ -10,12 +10,12 @@ import math
 import time
 from bisect import bisect_left
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable, NamedTuple
+from typing import Any, NamedTuple
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily,
-                                   SummaryMetricFamily)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, SummaryMetricFamily
 from prometheus_client.samples import Sample
 
 from core.models import InvocationRecord
@@ -201,7 +201,7 @@ class WindowStats:
     items: Iterable[Recent] = ()
 
     @classmethod
-    def of(cls, recents: list[Recent]) -> "WindowStats":
+    def of(cls, recents: list[Recent]) -> WindowStats:
         w = _Window("all", "", 0)
         for r in recents:
             w.add(r)

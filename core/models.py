@@ -11,12 +11,20 @@ import math
 import os
 import re
 import unicodedata
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, Literal, get_args
 
-from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, computed_field, field_validator,
-                      model_validator)
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    computed_field,
+    field_validator,
+    model_validator,
+)
 
 from core.errors import FieldError, InvalidInput
 from core.funcfiles import files_errors
@@ -63,7 +71,7 @@ def new_uuid() -> str:
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _name_char_ok(ch: str) -> bool:
@@ -384,7 +392,7 @@ class RateLimit(BaseModel):
         return _json_number(v, integral=True)
 
     @model_validator(mode="after")
-    def _default_burst(self) -> "RateLimit":
+    def _default_burst(self) -> RateLimit:
         if self.burst is None:
             self.burst = max(1, math.ceil(self.requests_per_second))
         return self
@@ -451,7 +459,7 @@ class Schedule(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _one_timing(self) -> "Schedule":
+    def _one_timing(self) -> Schedule:
         if (self.cron is None) == (self.every is None):
             raise ValueError("give exactly one of cron (e.g. '*/5 * * * *') or every (e.g. '30s')")
         if self.every is not None and self.timezone is not None:
@@ -734,7 +742,7 @@ class InvokeResult(BaseModel):
         self.duration_ms = ms
 
     @classmethod
-    def failure(cls, error_type: ErrorType, message: str, **kw: Any) -> "InvokeResult":
+    def failure(cls, error_type: ErrorType, message: str, **kw: Any) -> InvokeResult:
         return cls(success=False, error=message, error_type=error_type, **kw)
 
 
@@ -800,7 +808,7 @@ class AsyncInvocation(BaseModel):
     errors: list[AttemptError] = Field(default_factory=list)
     enqueued_at: datetime | None = None
     next_attempt_at: datetime | None = None
-    record: "InvocationRecord | None" = None
+    record: InvocationRecord | None = None
 
 
 class DeadLetter(BaseModel):

@@ -11,19 +11,31 @@ first read every write passes through here, and an invoke never reads the file.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import hashlib
 import json
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from core.errors import Conflict, FieldError, InvalidInput, NotFound, StoreCorrupt
-from core.funcfiles import files_errors
 from core.filemodes import PRIVATE_FILE, private_dir
-from core.models import (NULLABLE_ON_UPDATE, Function, FunctionPatch, FunctionSpec, SavedEvent, drop_zero_values,
-                          name_key, parse_patch, parse_spec, utcnow)
+from core.funcfiles import files_errors
+from core.models import (
+    NULLABLE_ON_UPDATE,
+    Function,
+    FunctionPatch,
+    FunctionSpec,
+    SavedEvent,
+    drop_zero_values,
+    name_key,
+    parse_patch,
+    parse_spec,
+    utcnow,
+)
 from core.storage import TinyStore, atomic_write_bytes
 
 FUNCTIONS = "functions"
@@ -168,7 +180,7 @@ class Registry:
                 return fn
         raise not_found(ref, [fn.name for fn in cache.values()])
 
-    def _write(self, write) -> Function:
+    def _write(self, write: Callable[[TinyStore], tuple[Function, bool]]) -> Function:
         """Run a write in a store transaction and keep the cache in step; a failed write
         drops the cache, so the next read comes from the file."""
         try:
@@ -183,7 +195,7 @@ class Registry:
             cache[fn.id] = fn
         return fn
 
-    def versions(self, ref: str) -> list[Function]:
+    def versions(self, ref: str) -> builtins.list[Function]:  # `list` is a method of this class
         fn = self.get(ref)
         docs = [d for d in self.store.all(VERSIONS) if d["id"] == fn.id]
         return sorted((self._loaded(d) for d in docs), key=lambda f: f.version)
@@ -283,7 +295,7 @@ class Registry:
             raise Conflict(f"a function named {name!r} already exists{same}; pick another name or update it")
 
     # -- saved test events --------------------------------------------------------------
-    def saved_events(self, ref: str) -> list[SavedEvent]:
+    def saved_events(self, ref: str) -> builtins.list[SavedEvent]:
         fn = self.get(ref)
         docs = [d for d in self.store.all(SAVED) if d["function_id"] == fn.id]
         return sorted((SavedEvent.model_validate(d) for d in docs), key=lambda e: e.name)

@@ -20,16 +20,19 @@ import json
 import os
 import re
 import threading
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
-from pydantic import BaseModel, Field
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from pydantic import BaseModel, Field
 
 from core.errors import ConfigError, Conflict, FieldError, InvalidInput, NotFound, StoreCorrupt
-from core.models import SECRET_NAME_RE as NAME_RE, SECRET_NAME_RULE as NAME_RULE, utcnow
+from core.models import SECRET_NAME_RE as NAME_RE
+from core.models import SECRET_NAME_RULE as NAME_RULE
+from core.models import utcnow
 from core.storage import atomic_write_bytes, fsync_dir, remove_stale_temp_files
 
 STORE_FILE = "secrets.json"

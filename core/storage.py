@@ -16,8 +16,9 @@ import fcntl
 import json
 import os
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from tinydb import TinyDB
 from tinydb.storages import Storage as TinyStorage
@@ -108,7 +109,7 @@ class Storage(Protocol):
     def insert(self, table: str, doc: dict[str, Any]) -> None: ...
     def upsert(self, table: str, key: str, doc: dict[str, Any]) -> None: ...
     def remove(self, table: str, key: str, value: Any) -> int: ...
-    def transaction(self, fn: Callable[["Storage"], T]) -> T: ...
+    def transaction(self, fn: Callable[[Storage], T]) -> T: ...
     def close(self) -> None: ...
 
 
@@ -213,7 +214,7 @@ class TinyStore:
             self._db.storage.write(new)
             return True
 
-    def transaction(self, fn: Callable[["TinyStore"], T]) -> T:
+    def transaction(self, fn: Callable[[TinyStore], T]) -> T:
         """Run `fn` with the store locked, so a check-then-write cannot interleave with another
         writer (a name's uniqueness, a version bump)."""
         with self._locked():

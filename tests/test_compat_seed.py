@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from test_config import ORIGINAL_CONFIG_YAML
 
 PY = "def handler(event, context):\n    return {'hi': event.get('who'), 'fn': context['function_name']}\n"

@@ -12,7 +12,7 @@ import shutil
 import socket
 import stat
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -56,7 +56,7 @@ async def _line_with(proc: asyncio.subprocess.Process, needle: str, deadline: fl
 
     try:
         return await asyncio.wait_for(read(), deadline)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise AssertionError(f"no {needle!r} within {deadline} s:\n{''.join(seen)}") from None
 
 
@@ -207,7 +207,7 @@ async def test_history_id_takes_a_unique_prefix_and_prints_a_human_form(cli, con
     p = LocalPlatform(config, install_examples=False)
     try:
         fn = await p.create_function({"name": "printer", "runtime": "python", "handler": "handler", "code": PRINTS})
-        when = datetime.now(timezone.utc)
+        when = datetime.now(UTC)
         for rid in ("abc1" + "0" * 32, "abc2" + "0" * 32, "f00d" + "1" * 32):
             p.history.add(InvocationRecord(id=rid, function_id=fn.id, function_name=fn.name, function_version=1,
                                            runtime="python", status="success", started_at=when, result={"ok": rid},

@@ -8,11 +8,11 @@ import argparse
 import asyncio
 import contextlib
 import sys
-from typing import Any, AsyncIterator, TextIO
-
-from core.api import PlatformAPI
+from collections.abc import AsyncIterator
+from typing import Any, TextIO
 
 from cloudfn_tui import output
+from core.api import PlatformAPI
 
 BUILD_KINDS = {"build.started", "build.log", "build.finished"}
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"

@@ -9,14 +9,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cloudfn_tui import output
+from cloudfn_tui.commands.deps import build_progress
 from core.api import PlatformAPI
 from core.envtext import parse_env
 from core.errors import FieldError, InvalidInput, NotFound
 from core.models import Function, InvokeResult
 from core.secrets import credential_warnings
-
-from cloudfn_tui import output
-from cloudfn_tui.commands.deps import build_progress
 
 EXIT_FAILED = 1
 EXIT_INVALID_INPUT = 2

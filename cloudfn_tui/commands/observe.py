@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
+from cloudfn_tui import output
 from core.api import PlatformAPI
 from core.errors import FieldError, InvalidInput, NotFound
 from core.models import ALERT_METRICS, TRIGGERS, LogRecord
-
-from cloudfn_tui import output
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -82,7 +81,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _when(text: str) -> datetime:
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     if text and text[-1] in units and text[:-1].isdigit():
-        return datetime.fromtimestamp(datetime.now(timezone.utc).timestamp() - int(text[:-1]) * units[text[-1]], timezone.utc)
+        return datetime.fromtimestamp(datetime.now(UTC).timestamp() - int(text[:-1]) * units[text[-1]], UTC)
     try:
         when = datetime.fromisoformat(text)
     except ValueError:
@@ -283,8 +282,8 @@ async def cmd_metrics(api: PlatformAPI, args: argparse.Namespace) -> int:
     # Owning here means no console or server runs: live counts would start from zero, so the
     # history is counted instead (and whenever --since asks for a period).
     if args.since is not None or isinstance(api, LocalPlatform):
-        since = args.since or datetime.fromtimestamp(datetime.now(timezone.utc).timestamp() - HISTORY_WINDOW,
-                                                     timezone.utc)
+        since = args.since or datetime.fromtimestamp(datetime.now(UTC).timestamp() - HISTORY_WINDOW,
+                                                     UTC)
         engine, count = await _metrics_from_history(api, args.function, since)
         if args.prometheus:
             print(engine.prometheus(function_count=count), end="")

@@ -9,10 +9,9 @@ import argparse
 import getpass
 import sys
 
+from cloudfn_tui import output
 from core.api import PlatformAPI
 from core.errors import FieldError, InvalidInput
-
-from cloudfn_tui import output
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -29,10 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    from cloudfn_tui.cli import report_ignored
     from core.config import load_config
     from core.server.runner import TOKEN_ENV, options_from_config, serve
-
-    from cloudfn_tui.cli import report_ignored
 
     config = report_ignored(load_config(args.config, flags={
         "storage.data_dir": args.data_dir, "server.host": args.host, "server.port": args.port,

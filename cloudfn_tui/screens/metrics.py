@@ -13,8 +13,8 @@ from textual.widgets import Label, Static
 
 from cloudfn_tui.keymap import Command, bindings
 from cloudfn_tui.widgets.footer import KeyFooter
-from cloudfn_tui.widgets.header import ConsoleHeader
 from cloudfn_tui.widgets.function_list import VimTable
+from cloudfn_tui.widgets.header import ConsoleHeader
 from cloudfn_tui.widgets.live import Stats, summary_from, summary_text
 
 BARS = "▁▂▃▄▅▆▇█"

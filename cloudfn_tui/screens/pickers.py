@@ -12,11 +12,11 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Label, Static
 
-from core.models import Function, InvocationRecord, SavedEvent
 from cloudfn_tui.keymap import Command, bindings
 from cloudfn_tui.screens.modals import Dialog
 from cloudfn_tui.widgets.function_list import VimTable
 from cloudfn_tui.widgets.result_view import pretty
+from core.models import Function, InvocationRecord, SavedEvent
 
 
 def code_diff(old: str, new: str, a: str, b: str) -> Text:

@@ -10,14 +10,14 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Input, Label, Static
 
-from core.errors import CloudfnError
-from core.secrets import MIN_MASK_CHARS, name_problem
 from cloudfn_tui.keymap import Command, bindings
 from cloudfn_tui.output import when
 from cloudfn_tui.screens.modals import ConfirmScreen
 from cloudfn_tui.widgets.footer import KeyFooter
 from cloudfn_tui.widgets.function_list import VimTable
 from cloudfn_tui.widgets.header import ConsoleHeader
+from core.errors import CloudfnError
+from core.secrets import MIN_MASK_CHARS, name_problem
 
 
 class SecretsScreen(Screen):

@@ -6,17 +6,17 @@ import json
 import re
 from typing import Any
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
-from rich.text import Text
 from textual.widgets import Label, Static, TextArea
 from textual.widgets.text_area import Selection
 
-from core.funcfiles import HANDLER_FILES
-from core.models import Function
 from cloudfn_tui._textual_compat import styled_highlight_source
 from cloudfn_tui.keymap import ESC_DIGIT_KEYS, Command, bindings
+from core.funcfiles import HANDLER_FILES
+from core.models import Function
 
 LANGUAGES = {"python": "python", "nodejs": "javascript", "go": "go"}
 # Shown under each editor: inside one, printable keys are text, so only these leave it.

@@ -20,9 +20,9 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import DataTable
 
-from core.models import Function
 from cloudfn_tui.keymap import Command, bindings
 from cloudfn_tui.widgets.base_style import CachedBaseStyle
+from core.models import Function
 
 LIST_COMMANDS = [
     Command("list.down", "j", "cursor_down", "Down", show=False, palette=False),

@@ -18,12 +18,12 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Input, Label, Sparkline, Static
 
-from core.alerts import format_value
-from core.metrics import duration_summary
-from core.models import Alert, AlertRule
 from cloudfn_tui.keymap import Command, bindings
 from cloudfn_tui.widgets.function_list import VimTable
 from cloudfn_tui.widgets.log_view import LogView, SearchRequested
+from core.alerts import format_value
+from core.metrics import duration_summary
+from core.models import Alert, AlertRule
 
 WINDOW = 60  # seconds of sparkline
 

@@ -145,7 +145,7 @@ class LogView(CachedBaseStyle, ScrollView, can_focus=True):
             self.call_after_refresh(self._stick_to_end)
 
     def rebuild(self) -> None:
-        self.view = deque((l for l in self.buffer if self.matches(l)), maxlen=self.max_lines)
+        self.view = deque((rec for rec in self.buffer if self.matches(rec)), maxlen=self.max_lines)
         self._cache.clear()
         self._refresh_view()
 
@@ -229,7 +229,7 @@ class LogView(CachedBaseStyle, ScrollView, can_focus=True):
         return strip
 
     def plain_lines(self) -> list[str]:
-        return [f"{l.time} {l.level} {l.source} {l.message}" for l in self.view]
+        return [f"{r.time} {r.level} {r.source} {r.message}" for r in self.view]
 
 
 from textual.message import Message  # noqa: E402

@@ -13,8 +13,8 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from core.models import InvokeResult
 from cloudfn_tui.keymap import Command, bindings
+from core.models import InvokeResult
 
 RESULT_COMMANDS = [
     Command("result.bottom", "G,end", "scroll_end", "Bottom", "scroll the result to its end", show=False,
@@ -46,7 +46,7 @@ def result_doc(result: InvokeResult) -> dict[str, Any]:
 def diff_lines(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     a = pretty(before).splitlines()
     b = pretty(after).splitlines()
-    return [l for l in difflib.unified_diff(a, b, "last", "now", lineterm="", n=1)]
+    return list(difflib.unified_diff(a, b, "last", "now", lineterm="", n=1))
 
 
 def _heading(text: str) -> Text:

@@ -65,13 +65,13 @@ class TabBar(Widget, can_focus=True):
     class Activated(Message):
         """A tab was made active (by a key, a click, or by setting `active`)."""
 
-        def __init__(self, tab_bar: "TabBar", tab: str) -> None:
+        def __init__(self, tab_bar: TabBar, tab: str) -> None:
             super().__init__()
             self.tab_bar = tab_bar
             self.tab = tab
 
         @property
-        def control(self) -> "TabBar":
+        def control(self) -> TabBar:
             return self.tab_bar
 
     def __init__(self, tabs: list[tuple[str, str]], active: str | None = None, *, id: str | None = None,

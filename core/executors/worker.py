@@ -1,10 +1,6 @@
-"""One warm worker process: spawn it sandboxed, load the code once, run invocations one at a time.
-
-Protocol (see runners/): the platform writes framed JSON requests to one pipe (the worker's
-REQ_FD) and reads framed responses from another (RESP_FD); a frame is a 4-byte big-endian length
-then UTF-8 JSON. The user's stdout and stderr share a third pipe; each request carries a nonce
-that the runner writes there once the invocation is over, so logs are attributed exactly and
-nothing the user prints can reach the protocol pipes.
+"""One warm worker process: spawn it sandboxed, load the code once, run invocations one at a time,
+and stop it (the kill of its whole tree, its cgroups and folders). What goes over its pipes, and
+what a reply may hold, is protocol.py's.
 """
 
 from __future__ import annotations
@@ -12,10 +8,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import shutil
 import json
 import os
-import re
+import shutil
 import signal
 import time
 import uuid
@@ -24,19 +19,26 @@ from pathlib import Path
 from typing import Any
 
 from core.filemodes import private_dir
-from core.models import ErrorType, InvokeResult, StackFrame
+from core.models import ErrorType, InvokeResult
 
+from .protocol import (
+    EVENT_LIMIT_BYTES,
+    LOG_LIMIT_BYTES,
+    NONCE_MARKER,
+    RESULT_LIMIT_BYTES,
+    FrameReader,
+    LogCollector,
+    encode_frame,
+    reply_problem,
+    stack_frames,
+)
 from .sandbox import CgroupSet, HostSandbox, WorkerSpec, seal_fds
 from .spawn import NICE, ChildProcess, spawn
 
-LOG_KEEP_BYTES = 64 * 1024  # logs returned with one invocation
-LOG_LIMIT_BYTES = 1024 * 1024  # printing more than this in one invocation -> OutputTooLarge
-RESULT_LIMIT_BYTES = 6 * 1024 * 1024  # Lambda's response limit
-FRAME_SLACK = 64 * 1024
-EVENT_LIMIT_BYTES = 6 * 1024 * 1024
+# Callers of the worker layer import these from here.
+__all__ = ["EVENT_LIMIT_BYTES", "Adoption", "NotAdopted", "Worker", "WorkerDied", "WorkerInit"]
 
 SIGNAL_NAMES = {s.value: s.name for s in signal.Signals}
-NONCE_MARKER = re.compile(r"\x1e[0-9a-f]{32}\x1e\n?")  # the runner's end-of-logs markers
 PIDS_NOTE = " (the worker reached its limit on processes and threads)"
 
 
@@ -46,173 +48,6 @@ class WorkerDied(Exception):
 
 class NotAdopted(Exception):
     """A pre-started sandbox could not take on a function (the caller starts a fresh worker)."""
-
-
-class LogCollector(asyncio.Protocol):
-    """Reads the worker's stdout+stderr pipe; splits it into invocations at nonce markers."""
-
-    def __init__(self, on_flood):
-        self.on_flood = on_flood
-        self.buf = bytearray()
-        self.total = 0
-        self.nonce = b""
-        self.done = False
-        self.tail = bytearray()  # the last bytes ever read, for crash messages
-        self._scan = b""
-        self._waiter: asyncio.Future | None = None
-
-    def begin(self, nonce: str) -> None:
-        self.buf = bytearray()
-        self.total = 0
-        self.nonce = b"\x1e" + nonce.encode() + b"\x1e"
-        self.done = False
-        self._scan = b""
-
-    async def wait_done(self, timeout: float) -> None:
-        if self.done:
-            return
-        self._waiter = asyncio.get_running_loop().create_future()
-        try:
-            await asyncio.wait_for(self._waiter, timeout)
-        except asyncio.TimeoutError:
-            pass
-        finally:
-            self._waiter = None
-
-    def _finish(self) -> None:
-        self.done = True
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
-    def _take(self, data: bytes) -> None:
-        self.total += len(data)
-        room = LOG_KEEP_BYTES - len(self.buf)
-        if room > 0:
-            self.buf += data[:room]
-        if self.total > LOG_LIMIT_BYTES:
-            self.on_flood()
-
-    def data_received(self, chunk: bytes) -> None:
-        self.tail = (self.tail + chunk)[-4096:]
-        if not self.nonce or self.done:
-            return  # between invocations: printed by a leftover thread, dropped
-        scan = self._scan + chunk
-        idx = scan.find(self.nonce)
-        if idx >= 0:
-            before = len(self._scan)  # bytes of scan already taken
-            if idx >= before:
-                self._take(scan[before:idx])
-            else:  # the marker began in bytes already taken: drop them again
-                cut = before - idx
-                del self.buf[max(0, len(self.buf) - cut):]
-                self.total -= cut
-            self._finish()
-            return
-        self._take(chunk)
-        keep = len(self.nonce) - 1
-        self._scan = scan[-keep:] if keep else b""
-
-    def connection_lost(self, exc) -> None:
-        self._finish()
-
-    def text(self) -> str:
-        s = bytes(self.buf).decode("utf-8", errors="replace")
-        if self.total > len(self.buf):
-            s += f"\n[cloudfn: logs truncated, {self.total - len(self.buf)} more bytes]"
-        return s
-
-
-class FrameReader(asyncio.Protocol):
-    """Parses the worker's response pipe into frames and hands each to `on_event`. What cannot
-    be a frame is handed on as "garbage" with what is wrong with it."""
-
-    def __init__(self, on_event):
-        self.on_event = on_event
-        self.buf = bytearray()
-        self.broken = False
-
-    def data_received(self, data: bytes) -> None:
-        if self.broken:
-            return  # the worker is being stopped: what follows the first bad frame means nothing
-        self.buf += data
-        while len(self.buf) >= 4:
-            size = int.from_bytes(self.buf[:4], "big")
-            if size > RESULT_LIMIT_BYTES + FRAME_SLACK:
-                self.on_event("toolarge", size)
-                self.buf.clear()
-                self.broken = True
-                return
-            if len(self.buf) < 4 + size:
-                return
-            body = bytes(self.buf[4:4 + size])
-            del self.buf[:4 + size]
-            try:
-                text = body.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                self._garbage(f"a frame of {size} bytes that is not UTF-8 ({exc.reason} at byte {exc.start})")
-                return
-            try:
-                value = json.loads(text)
-            except ValueError as exc:
-                self._garbage(f"a frame of {size} bytes that is not JSON ({exc})")
-                return
-            self.on_event("frame", value)
-
-    def _garbage(self, what: str) -> None:
-        self.broken = True
-        self.buf.clear()
-        self.on_event("garbage", what)
-
-    def connection_lost(self, exc) -> None:
-        if self.buf and not self.broken:
-            have = len(self.buf)
-            want = f"{int.from_bytes(self.buf[:4], 'big') + 4} bytes" if have >= 4 else "a 4-byte length"
-            self._garbage(f"a frame cut short: the pipe closed after {have} bytes of {want}")
-        self.on_event("eof", None)
-
-
-# Error types a runner may report about its own invocation; any other (Throttled, say) would
-# have the platform speak for the function.
-RUNNER_ERROR_TYPES = frozenset(e.value for e in (
-    ErrorType.HANDLER_ERROR, ErrorType.COMPILE_ERROR, ErrorType.MEMORY_LIMIT, ErrorType.OUTPUT_TOO_LARGE,
-    ErrorType.INVALID_EVENT, ErrorType.INVALID_RESULT))
-_JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number"}
-
-
-def reply_problem(value: Any, nonce: str | None, expect: str | None) -> str | None:
-    """What is wrong with a reply frame, or None. `expect`: "ready" (to an init), "result" (to an
-    invoke), None (only an object is expected: a pre-started runner's "up")."""
-    if not isinstance(value, dict):
-        return f"a JSON {_JSON_TYPES.get(type(value), 'null')} where a reply object was expected"
-    if expect is None:
-        return None
-    kind = value.get("type")
-    if value.get("nonce") != nonce:
-        what = f"type {kind!r}" if isinstance(kind, str) else "no type"
-        return (f"a frame ({what}) that does not carry the nonce of the request it answers: "
-                "made up, or a reply to another request")
-    if expect == "ready" and kind not in (None, "ready"):
-        return f"a frame of type {kind!r} where the reply to loading the code was expected"
-    if expect == "result" and kind is not None:
-        return f"a frame of type {kind!r} where an invocation's result was expected"
-    ok = value.get("ok")
-    if not isinstance(ok, bool):
-        return "a reply whose 'ok' is not true or false"
-    if not ok:
-        et = value.get("error_type", "CompileError" if expect == "ready" else "HandlerError")
-        if et not in RUNNER_ERROR_TYPES:
-            return f"a reply with the error_type {et!r}, which a runner cannot report"
-        if not isinstance(value.get("error", ""), str):
-            return "a reply whose 'error' is not a string"
-        if not isinstance(value.get("stack") or [], list):
-            return "a reply whose 'stack' is not a list"
-    for k in ("cpu", "maxrss_kb", "load_ms"):
-        v = value.get(k, 0)
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            return f"a reply whose {k!r} is not a number"
-    if not isinstance(value.get("logs_closed", True), bool):
-        return "a reply whose 'logs_closed' is not true or false"
-    return None
 
 
 @dataclass
@@ -233,16 +68,6 @@ class Adoption:
     prelude: bytes = b""  # written to its request pipe before the init frame
 
 
-def _frames(raw: list[dict[str, Any]] | None) -> list[StackFrame]:
-    out = []
-    for f in raw or []:
-        try:
-            out.append(StackFrame(**{k: f.get(k) for k in ("file", "line", "function", "column") if f.get(k) is not None}))
-        except Exception:
-            continue
-    return out
-
-
 class Worker:
     def __init__(self, key: tuple[str, int], runtime: str, wi: WorkerInit, sandbox: HostSandbox,
                  memory_mb: int, timeout: float):
@@ -259,10 +84,10 @@ class Worker:
         self.proc: ChildProcess | None = None
         self.cg: CgroupSet | None = None
         self.req_w: asyncio.WriteTransport | None = None
-        self._waiter: asyncio.Future | None = None
+        self._waiter: asyncio.Future[tuple[str, Any]] | None = None
         self._early: tuple[str, Any] | None = None  # an event that came with no one waiting
         self.logs: LogCollector | None = None
-        self.exit_task: asyncio.Future | None = None
+        self.exit_task: asyncio.Future[int] | None = None
         self.baseline: set[int] = set()
         self.invocations = 0
         self.last_used = time.monotonic()
@@ -271,7 +96,7 @@ class Worker:
         self.cpu_used = 0.0
         self.init_ms = 0.0
         self.busy = False
-        self.host_dir = None
+        self.host_dir: Path | None = None
         self.retired = False  # stopped because its function changed
         self.last_peak: float | None = None
         self.slot: Path | None = None  # a pre-started sandbox's own function folder (removed with it)
@@ -285,7 +110,7 @@ class Worker:
         self._ending = False
         self._kills = 0
         self._starting = False
-        self._cleanup: asyncio.Future | None = None
+        self._cleanup: asyncio.Future[None] | None = None
         # Niceness of its launch chain while it starts in the background (set before spawn): a
         # burst's extra starts then leave the CPU to the warm workers and the server (spawn.py).
         self.nice = 0
@@ -325,8 +150,10 @@ class Worker:
         if self.sandbox.drops_uid:
             # The sandbox user may reopen its own pipes through /proc/self/fd (Go's pre-started
             # shell does: dash cannot redirect fds above 9); a pipe belongs to its maker, root.
+            user = self.sandbox.user
+            assert user is not None  # what drops_uid means
             for fd in (req_r, resp_w):
-                os.fchown(fd, self.sandbox.user.uid, self.sandbox.user.gid)
+                os.fchown(fd, user.uid, user.gid)
         seal_fds()
         try:
             # Not asyncio's subprocess_exec: under uvloop it forks the whole server on the loop
@@ -347,8 +174,8 @@ class Worker:
         for fd in (req_r, resp_w, log_w):
             os.close(fd)
         await loop.connect_read_pipe(lambda: FrameReader(self._on_event), os.fdopen(resp_r, "rb", 0))
-        self.logs = LogCollector(lambda: self._on_event("flood", None))
-        await loop.connect_read_pipe(lambda: self.logs, os.fdopen(log_r, "rb", 0))
+        logs = self.logs = LogCollector(lambda: self._on_event("flood", None))
+        await loop.connect_read_pipe(lambda: logs, os.fdopen(log_r, "rb", 0))
         self.req_w, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(req_w, "wb", 0))
         self.exit_task = asyncio.ensure_future(self.proc.wait())
         self.exit_task.add_done_callback(lambda _: self._on_event("exit", None))
@@ -419,7 +246,7 @@ class Worker:
             raise NotAdopted(f"cannot place the function's files: {exc}") from None
         if self.cg and not self.cg.set_memory_limit(memory_mb):
             raise NotAdopted("the cgroup refused the function's memory limit")
-        if how.prelude:
+        if how.prelude and self.req_w is not None:
             self.req_w.write(how.prelude)
         failure = await self._load(t0, how.init)
         for name in how.files:  # needed until the code is loaded (the folder then looks as usual)
@@ -430,9 +257,10 @@ class Worker:
         return failure
 
     async def _load(self, t0: float, extra: dict[str, Any] | None = None) -> InvokeResult | None:
-        spec = self._spec
+        spec, logs = self._spec, self.logs
+        assert spec is not None and logs is not None  # spawn() set them
         nonce = self._nonce()
-        self.logs.begin(nonce)
+        logs.begin(nonce)
         init = dict(self.wi.init)
         if extra:
             init.update(extra)
@@ -452,12 +280,13 @@ class Worker:
             failure.init_duration = self.init_ms
             failure.cold_start = True
             return failure
+        assert reply is not None  # _exchange answers a reply or a failure
         if not reply.get("ok"):
-            logs = self.logs.text()
+            text = logs.text()
             await self.kill()
             return InvokeResult.failure(
                 ErrorType(reply.get("error_type", "CompileError")), reply.get("error", "the code did not load"),
-                stack=_frames(reply.get("stack")), logs=logs, cold_start=True, init_duration=self.init_ms)
+                stack=stack_frames(reply.get("stack")), logs=text, cold_start=True, init_duration=self.init_ms)
         if self.cg:
             self.baseline = set(self.cg.members())
         return None
@@ -520,7 +349,7 @@ class Worker:
         if self.exit_task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self.exit_task), 5)
-            except (asyncio.TimeoutError, Exception):
+            except (TimeoutError, Exception):
                 pass
         if self.req_w is not None:
             try:
@@ -582,18 +411,25 @@ class Worker:
         """Send one request (a message, or one already encoded), wait for its reply, the worker's
         death, a log flood or the timeout. A reply must carry `nonce` and fit `expect` (see
         reply_problem); one that does not stops the worker."""
+        exit_task, req_w, logs = self.exit_task, self.req_w, self.logs
+        assert exit_task is not None and req_w is not None and logs is not None  # spawn() set them
         loop = asyncio.get_running_loop()
         self._exchanges += 1
         fut = self._waiter = loop.create_future()
         early, self._early = self._early, None  # an answer only to waiting for what it says by itself
         if early is not None and msg is None:
             fut.set_result(early)
-        elif self.exit_task.done():
+        elif exit_task.done():
             fut.set_result(("exit", None))
         elif msg is not None:  # None: only wait for what the worker says by itself
             data = msg if isinstance(msg, bytes) else json.dumps(msg).encode()
-            self.req_w.write(len(data).to_bytes(4, "big") + data)
-        timer = loop.call_later(timeout, lambda: fut.done() or fut.set_result(("timeout", None)))
+            req_w.write(encode_frame(data))
+
+        def expire() -> None:
+            if not fut.done():
+                fut.set_result(("timeout", None))
+
+        timer = loop.call_later(timeout, expire)
         try:
             kind, value = await fut
         finally:
@@ -608,9 +444,9 @@ class Worker:
             # Without one, all that was printed had been read before the reply was written, and
             # what comes later belongs to no invocation.
             if not value.get("logs_closed", True):
-                self.logs.done = True
-            elif not self.logs.done:
-                await self.logs.wait_done(2)
+                logs.done = True
+            elif not logs.done:
+                await logs.wait_done(2)
             return value, None
         if kind == "toolarge":
             await self.kill()
@@ -635,8 +471,8 @@ class Worker:
             await self.kill()
             return None, self._protocol_failure()
         try:
-            await asyncio.wait_for(asyncio.shield(self.exit_task), 2)
-        except asyncio.TimeoutError:
+            await asyncio.wait_for(asyncio.shield(exit_task), 2)
+        except TimeoutError:
             pass
         failure = self._death()
         await self.kill()
@@ -658,12 +494,14 @@ class Worker:
         low = tail.lower()
         oom = self.cg.oom_since_mark() if self.cg else False
         mem = f"{self.memory_mb} MB"
-        if oom or "heap out of memory" in low or "runtime: out of memory" in low or "fatal error: out of memory" in low:
-            return InvokeResult.failure(ErrorType.MEMORY_LIMIT, f"the function used more than its memory limit of {mem} and was stopped")
+        if oom or any(m in low for m in ("heap out of memory", "runtime: out of memory", "fatal error: out of memory")):
+            return InvokeResult.failure(ErrorType.MEMORY_LIMIT,
+                                        f"the function used more than its memory limit of {mem} and was stopped")
         if sig == signal.SIGXCPU or (sig == signal.SIGKILL and self.cpu_used + 0.5 >= self.wi.spec.cpu_seconds):
             return InvokeResult.failure(ErrorType.TIMEOUT, "the function used up its CPU time limit and was stopped")
         if sig == signal.SIGXFSZ:
-            return InvokeResult.failure(ErrorType.OUTPUT_TOO_LARGE, "the function wrote a file larger than the file size limit")
+            return InvokeResult.failure(ErrorType.OUTPUT_TOO_LARGE,
+                                        "the function wrote a file larger than the file size limit")
         last = "\n".join(tail.strip().splitlines()[-5:])
         hint = f"; its last output: {last}" if last else ""
         # A runtime's own fatal error (Go: "fatal error: all goroutines are asleep - deadlock!")
@@ -692,8 +530,10 @@ class Worker:
             self.last_used = time.monotonic()
 
     async def _invoke(self, event_json: str, context: dict[str, str], timeout: float) -> InvokeResult:
+        collector = self.logs
+        assert collector is not None  # spawn() set it
         nonce = self._nonce()
-        self.logs.begin(nonce)
+        collector.begin(nonce)
         if self.cg:
             self.cg.reset_peak()
         deadline_ms = time.time() * 1000 + timeout * 1000
@@ -712,7 +552,7 @@ class Worker:
             failure = self._protocol_failure()
         duration = (time.perf_counter() - t0) * 1000
         self.invocations += 1
-        logs = self.logs.text()
+        logs = collector.text()
         peak = self.cg.peak_mb() if self.cg else self.last_peak
         if failure is not None:
             failure.duration_ms = duration
@@ -720,6 +560,7 @@ class Worker:
             if peak is not None:
                 failure.memory_used = round(peak, 2)
             return failure
+        assert reply is not None  # _exchange answers a reply or a failure
         self.cpu_used = float(reply.get("cpu") or 0.0)
         if peak is None:
             peak = float(reply.get("maxrss_kb") or 0) / 1024
@@ -745,5 +586,5 @@ class Worker:
         else:
             res.error_type = ErrorType(reply.get("error_type", "HandlerError"))
             res.error = (reply.get("error") or "the function failed") + pids_note
-            res.stack = _frames(reply.get("stack"))
+            res.stack = stack_frames(reply.get("stack"))
         return res

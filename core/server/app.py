@@ -1,4 +1,5 @@
-"""The FastAPI application: routes, error mapping, and the guard (auth, body limit, shutdown).
+"""The FastAPI application: its factory, error mapping, OpenAPI and the guard (auth, body limit,
+shutdown). The routes live in routes/, one module per resource, and in the *_routes modules.
 
 Wire format (the seed's, extended; see seed/README.md):
 - create answers 201 `{"message", "function"}`, list `{"functions", "count"}`, get `{"function"}`,
@@ -19,12 +20,13 @@ import hmac
 import json
 import logging
 import math
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core import __version__
@@ -33,16 +35,14 @@ from core.errors import BuildError, CloudfnError, FieldError, InvalidInput
 from core.events import DroppingQueue
 from core.jsonlimits import JSONLimitError, field_path, json_safe, loads_checked
 from core.loopback import is_loopback_authority
-from core.models import EVENT_KINDS, TRIGGERS, ErrorType, Event, InvokeResult
-from core.secrets import credential_warnings
+from core.models import ErrorType, Event, InvokeResult
 from core.server import deps_routes
 from core.server import schema as S
 from core.server._fastapi_compat import LeanFastAPI
-from core.server.secrets_routes import add_secret_routes
-from core.server.trigger_routes import add_trigger_routes, refuse_public_without_token
-from core.server.async_routes import Accepted as AsyncAccepted
-from core.server.async_routes import accepted_payload, async_requested, status_payload
+from core.server.async_routes import accepted_payload, async_requested
 from core.server.async_routes import add_routes as add_async_routes
+from core.server.secrets_routes import add_secret_routes
+from core.server.trigger_routes import add_trigger_routes
 
 log = logging.getLogger("cloudfn.server")
 
@@ -473,333 +473,26 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
         return json_response({"error": "internal server error (the server's log has the details)",
                               "type": "InternalError", "status": 500}, 500)
 
-    async def body_of(request: Request, what: str) -> Any:
-        return parse_json_body(await request.body(), what)
+    # Imported here: the route modules import this module's helpers.
+    from core.server.routes import Routes, about, alerts, events, functions, history, invoke, logs, saved_events
 
-    async def object_body(request: Request, what: str, schema: dict[str, Any] | None = None, model: Any = None,
-                          base: dict[str, Any] | None = None) -> dict[str, Any]:
-        data = await body_of(request, what)
-        if not isinstance(data, dict):
-            got = "nothing" if data is None else type(data).__name__
-            raise InvalidInput(what, [FieldError("body", f"must be a JSON object, got {got}")])
-        if schema is not None:
-            S.check_body(schema, data, what, model, base)
-        return data
-
-    # -- health and metrics (unversioned, as the seed has them) ---------------------------------
-    async def health() -> Response:
-        body: dict[str, Any] = {}
-        extra = getattr(platform, "health", None)
-        if extra is not None:
-            with contextlib.suppress(Exception):
-                body.update(await extra())
-        body.update({"status": "ok", "service": SERVICE, "version": __version__, "api": API_VERSION})
-        return json_response(body)
-
-    for path in ("/api/health", "/api/v1/health"):
-        app.add_api_route(path, health, methods=["GET"], tags=["about"], summary="health check (no token needed)",
-                          operation_id=f"health{'_v1' if 'v1' in path else ''}",
-                          responses=S.responses(S.Health, auth=False), openapi_extra={"security": []})
-
-    function_param = S.param("function", {"type": "string"}, "a function's id or name (404 if there is none)")
-
-    async def metrics_json(request: Request) -> Response:
-        return json_response(await platform.metrics(request.query_params.get("function")))
-
-    for path in ("/api/metrics", "/api/v1/metrics"):
-        app.add_api_route(path, metrics_json, methods=["GET"], tags=["metrics"],
-                          operation_id=f"metrics_json{'_v1' if 'v1' in path else ''}",
-                          summary="the metrics snapshot as JSON (the seed's fields and more)",
-                          responses=S.responses(None, 404, ok_content={JSON_TYPE: {"schema": {"type": "object"}}}),
-                          openapi_extra=S.params(function_param))
-
-    @app.get("/metrics", tags=["metrics"], summary="metrics in the Prometheus text format",
-             responses=S.responses(None, ok_content={"text/plain": {"schema": {"type": "string"}}}))
-    async def metrics_prometheus() -> Response:
-        text = await platform.prometheus_metrics()
-        return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
-
+    r = Routes(app, platform, settings, state)
     v1 = "/api/v1"
-
-    @app.get(f"{v1}/info", tags=["about"], summary="version, paths, settings, runtimes, protections",
-             responses=S.responses(None, ok_content={JSON_TYPE: {"schema": {"type": "object"}}}))
-    async def info() -> Response:
-        return json_response(await platform.info())
-
-    # -- functions ------------------------------------------------------------------------------
-    create_body, patch_body = S.function_body(), S.function_body(patch=True)
-
-    @app.get(f"{v1}/functions", tags=["functions"], summary="list functions", responses=S.responses(S.FunctionList))
-    async def list_functions() -> Response:
-        fns = await platform.list_functions()
-        return json_response({"functions": [f.to_doc() for f in fns], "count": len(fns)})
-
-    @app.post(f"{v1}/functions", tags=["functions"], status_code=201, summary="create a function",
-              openapi_extra=create_body, responses=S.responses(S.FunctionChanged, 400, 404, 409, 422, status=201))
-    async def create_function(request: Request) -> Response:
-        data = await object_body(request, "function", create_body, S.FunctionSpec)
-        refuse_public_without_token(data, settings.refuse_public)
-        fn = await platform.create_function(data)
-        return json_response(_with_warnings({"message": "function created", "function": fn.to_doc()}, fn), 201)
-
-    @app.get(f"{v1}/functions/{{ref}}", tags=["functions"], summary="one function, by id or name",
-             responses=S.responses(S.FunctionAnswer, 404))
-    async def get_function(ref: str) -> Response:
-        return json_response({"function": (await platform.get_function(ref)).to_doc()})
-
-    async def update_function(ref: str, request: Request) -> Response:
-        data = await object_body(request, "function update", patch_body, S.FunctionPatch)
-        refuse_public_without_token(data, settings.refuse_public)
-        fn = await platform.update_function(ref, data)
-        return json_response(_with_warnings({"message": "function updated", "function": fn.to_doc()}, fn))
-
-    for method, summary in (("PUT", "update a function: only the fields sent change"),
-                            ("PATCH", "the same as PUT (updates are partial)")):
-        app.add_api_route(f"{v1}/functions/{{ref}}", update_function, methods=[method], tags=["functions"],
-                          operation_id=f"update_function_{method.lower()}", summary=summary,
-                          openapi_extra=patch_body, responses=S.responses(S.FunctionChanged, 400, 404, 409, 422))
-
-    @app.delete(f"{v1}/functions/{{ref}}", tags=["functions"], summary="delete a function",
-                responses=S.responses(S.FunctionChanged, 404))
-    async def delete_function(ref: str) -> Response:
-        fn = await platform.delete_function(ref)
-        return json_response({"message": "function deleted", "function": fn.to_doc()})
-
-    @app.get(f"{v1}/functions/{{ref}}/versions", tags=["functions"], summary="every stored version, oldest first",
-             responses=S.responses(S.VersionList, 404))
-    async def function_versions(ref: str) -> Response:
-        versions = await platform.function_versions(ref)
-        return json_response({"versions": [v.to_doc() for v in versions], "count": len(versions)})
-
-    rollback_body = S.body(S.ROLLBACK_BODY)
-
-    @app.post(f"{v1}/functions/{{ref}}/rollback", tags=["functions"],
-              summary="make an earlier version current again (as a new version)",
-              openapi_extra=rollback_body, responses=S.responses(S.FunctionChanged, 400, 404, 409, 422))
-    async def rollback_function(ref: str, request: Request) -> Response:
-        data = await object_body(request, "rollback")
-        version = data.get("version")
-        if isinstance(version, float) and version.is_integer():
-            version = int(version)  # JSON does not tell 2 from 2.0
-        bad = [FieldError(k, "is not a known field") for k in data if k != "version"]
-        if "version" not in data:
-            bad.insert(0, FieldError("version", "is required"))
-        elif not isinstance(version, int) or isinstance(version, bool) or version < 1:
-            bad.insert(0, FieldError("version", f"must be a whole number of at least 1 (got {version!r})"))
-        if bad:
-            raise InvalidInput("rollback", bad)
-        fn = await platform.rollback_function(ref, version)
-        return json_response({"message": f"function rolled back to version {version}", "function": fn.to_doc()})
-
+    about.add(r)
+    functions.add(r)
     add_trigger_routes(app, platform)  # issue 16: endpoint URL, schedules' next runs
     deps_routes.add(app, platform, v1)
-
-    # -- invoke (the hot path: no pydantic body model, one JSON encode) ---------------------------
-    invoke_responses = S.invoke_responses()
-    invoke_responses[202] = {"model": AsyncAccepted, "description": "queued (X-Cloudfn-Invocation-Type: Event or "
-                                                                    "?async=true): poll /api/v1/invocations/{id}"}
-
-    @app.post(f"{v1}/functions/{{ref}}/invoke", tags=["invoke"],
-              openapi_extra={**S.body(S.INVOKE_BODY, required=False), **S.params(
-                  S.param("X-Cloudfn-Invocation-Type", {"type": "string", "enum": ["Event", "RequestResponse"]},
-                          "Event: queue it and answer 202 at once", where="header"),
-                  S.param("async", {"type": "string", "enum": ["true", "false"]}, "true: the same as Event"))},
-              summary="invoke a function; 200 with success true or false, 429 when throttled, 202 when queued",
-              responses=invoke_responses)
-    async def invoke(ref: str, request: Request) -> Response:
-        event, context = parse_invoke_body(await request.body())
-        if async_requested(request.scope["headers"], request.scope["query_string"]):
-            return json_response(accepted_payload(await platform.invoke_async(ref, event, context)), 202)
-        status, payload, headers = invoke_answer(await platform.invoke(ref, event, context))
-        return Response(payload, status, headers=headers, media_type=JSON_TYPE)
-
-    # -- invocation history ---------------------------------------------------------------------
-    history_params = (
-        S.param("status", {"type": "string", "enum": list(S.STATUSES)}),
-        S.param("since", S.TIME_SCHEMA, "only invocations started at or after this time"),
-        S.param("until", S.TIME_SCHEMA, "only invocations started at or before this time"),
-        S.param("limit", S.int_schema(1, 1000, 50)),
-        S.param("offset", S.int_schema(0, None, 0)),
-        S.param("trigger", {"type": "string", "enum": list(TRIGGERS)}, "how the invocations were started"),
-    )
-
-    async def _invocations(function: str | None, request: Request) -> Response:
-        q = S.Query(request.query_params, "history query")
-        status = q.choice("status", S.STATUSES)
-        since, until = q.time("since"), q.time("until")
-        limit, offset = q.integer("limit", 50, 1, 1000), q.integer("offset", 0, 0)
-        trigger = q.choice("trigger", TRIGGERS)
-        q.done()
-        records = await platform.list_invocations(function=function, status=status, since=since, until=until,
-                                                  limit=limit, offset=offset, trigger=trigger)
-        return json_response({"invocations": [r.model_dump(mode="json") for r in records], "count": len(records)})
-
-    @app.get(f"{v1}/invocations", tags=["history"], summary="invocation history, newest first",
-             openapi_extra=S.params(function_param, *history_params), responses=S.responses(S.InvocationList, 404, 422))
-    async def list_invocations(request: Request) -> Response:
-        return await _invocations(request.query_params.get("function"), request)
-
-    @app.get(f"{v1}/functions/{{ref}}/invocations", tags=["history"], summary="one function's invocations, newest first",
-             openapi_extra=S.params(*history_params), responses=S.responses(S.InvocationList, 404, 422))
-    async def function_invocations(ref: str, request: Request) -> Response:
-        return await _invocations(ref, request)
-
-    @app.get(f"{v1}/invocations/{{invocation_id}}", tags=["history"],
-             summary="one invocation: its history record (`invocation`, null until an asynchronous one ran) and "
-                     "`status`: queued, running, failed (a retry is due), success, dead; or a synchronous "
-                     "one's success, failed, throttled",
-             openapi_extra=S.params(S.param("wait", {"type": "number", "minimum": 0, "maximum": 60},
-                                            "seconds to wait, at most, for it to succeed or become a dead letter")),
-             responses=S.responses(S.InvocationAnswer, 404, 422))
-    async def get_invocation(invocation_id: str, request: Request) -> Response:
-        raw = request.query_params.get("wait")
-        wait = 0.0
-        if raw is not None:
-            try:
-                wait = float(raw)
-            except ValueError:
-                wait = -1.0
-            if not 0 <= wait <= 60:
-                raise InvalidInput("invocation status", [FieldError("wait", f"must be from 0 to 60 seconds "
-                                                                            f"(got {raw[:40]!r})")])
-        return json_response(status_payload(await platform.invocation_status(invocation_id, wait)))
-
+    invoke.add(r)
+    history.add(r)
     add_async_routes(app, platform, json_response)
-
-    # -- saved test events ----------------------------------------------------------------------
-    @app.get(f"{v1}/functions/{{ref}}/saved-events", tags=["saved events"], summary="a function's saved test events",
-             responses=S.responses(S.SavedEventList, 404))
-    async def list_saved_events(ref: str) -> Response:
-        events = await platform.list_saved_events(ref)
-        return json_response({"saved_events": [e.model_dump(mode="json") for e in events], "count": len(events)})
-
-    saved_name = S.param("name", {"type": "string", "minLength": 1, "maxLength": 64, "pattern": S.NOT_BLANK},
-                         "the event's name: 1-64 characters, not blank (kept stripped)", where="path")
-    saved_body = S.body(S.SAVED_EVENT_BODY)
-
-    @app.put(f"{v1}/functions/{{ref}}/saved-events/{{name}}", tags=["saved events"],
-             summary="save (create or replace) a named test event",
-             openapi_extra={**saved_body, **S.params(saved_name)},
-             responses=S.responses(S.SavedEventChanged, 400, 404, 422))
-    async def save_event(ref: str, request: Request) -> Response:
-        name = request.path_params["name"]
-        data = await object_body(request, "saved event", saved_body)
-        bad = [FieldError(k, "is not a known field") for k in data if k not in ("event", "last_result")]
-        if bad:
-            raise InvalidInput("saved event", bad)
-        saved = await platform.save_event(ref, name, data.get("event"), data.get("last_result"))
-        return json_response({"message": "event saved", "saved_event": saved.model_dump(mode="json")})
-
-    @app.delete(f"{v1}/functions/{{ref}}/saved-events/{{name}}", tags=["saved events"],
-                summary="delete a saved test event", openapi_extra=S.params(saved_name),
-                responses=S.responses(S.Message, 404, 422))
-    async def delete_saved_event(ref: str, request: Request) -> Response:
-        await platform.delete_saved_event(ref, request.path_params["name"])
-        return json_response({"message": "saved event deleted"})
-
-    # -- logs -----------------------------------------------------------------------------------
-    @app.get(f"{v1}/logs", tags=["logs"], summary="query logs: oldest first within the newest `limit` matches",
-             openapi_extra=S.params(
-                 S.param("level", {"type": "string", "enum": list(S.LEVEL_CHOICES)}, "this level and above"),
-                 S.param("function", {"type": "string"}, "a function's name"),
-                 S.param("invocation_id", {"type": "string"}),
-                 S.param("text", {"type": "string"}, "lines containing this text"),
-                 S.param("since", S.TIME_SCHEMA), S.param("until", S.TIME_SCHEMA),
-                 S.param("limit", S.int_schema(1, 10_000, 200))),
-             responses=S.responses(S.LogList, 422))
-    async def query_logs(request: Request) -> Response:
-        q = S.Query(request.query_params, "log query")
-        level = q.choice("level", S.LEVEL_CHOICES)
-        since, until = q.time("since"), q.time("until")
-        limit = q.integer("limit", 200, 1, 10_000)
-        q.done()
-        records = await platform.query_logs(level=level, function=q.text("function"),
-                                           invocation_id=q.text("invocation_id"), text=q.text("text"),
-                                           since=since, until=until, limit=limit)
-        return json_response({"logs": [r.model_dump(mode="json") for r in records], "count": len(records)})
-
-    # -- alerts ---------------------------------------------------------------------------------
-    def rule_doc(rule: Any) -> dict[str, Any]:
-        return rule.model_dump(mode="json", by_alias=True)
-
-    rule_create, rule_patch = S.rule_body(), S.rule_body(patch=True)
-
-    @app.get(f"{v1}/alerts/rules", tags=["alerts"], summary="alert rules", responses=S.responses(S.RuleList))
-    async def list_alert_rules() -> Response:
-        rules = await platform.list_alert_rules()
-        return json_response({"rules": [rule_doc(r) for r in rules], "count": len(rules)})
-
-    @app.post(f"{v1}/alerts/rules", tags=["alerts"], status_code=201, summary="create an alert rule",
-              openapi_extra=rule_create, responses=S.responses(S.RuleChanged, 400, 404, 409, 422, status=201))
-    async def create_alert_rule(request: Request) -> Response:
-        rule = await platform.create_alert_rule(await object_body(request, "alert rule", rule_create, S.AlertRuleSpec))
-        return json_response({"message": "alert rule created", "rule": rule_doc(rule)}, 201)
-
-    async def update_alert_rule(ref: str, request: Request) -> Response:
-        rule = await platform.update_alert_rule(ref, await object_body(request, "alert rule update", rule_patch,
-                                                                     S.AlertRuleSpec, S.RULE_BASE))
-        return json_response({"message": "alert rule updated", "rule": rule_doc(rule)})
-
-    for method in ("PUT", "PATCH"):
-        app.add_api_route(f"{v1}/alerts/rules/{{ref}}", update_alert_rule, methods=[method], tags=["alerts"],
-                          operation_id=f"update_alert_rule_{method.lower()}",
-                          summary="update an alert rule: only the fields sent change",
-                          openapi_extra=rule_patch, responses=S.responses(S.RuleChanged, 400, 404, 409, 422))
-
-    @app.delete(f"{v1}/alerts/rules/{{ref}}", tags=["alerts"], summary="delete an alert rule",
-                responses=S.responses(S.RuleChanged, 404))
-    async def delete_alert_rule(ref: str) -> Response:
-        rule = await platform.delete_alert_rule(ref)
-        return json_response({"message": "alert rule deleted", "rule": rule_doc(rule)})
-
-    @app.get(f"{v1}/alerts", tags=["alerts"], summary="the current state of every rule", responses=S.responses(S.AlertList))
-    async def alerts() -> Response:
-        items = await platform.alerts()
-        return json_response({"alerts": [a.model_dump(mode="json") for a in items], "count": len(items)})
-
-    @app.get(f"{v1}/alerts/history", tags=["alerts"], summary="alert transitions, newest first",
-             openapi_extra=S.params(S.param("limit", S.int_schema(1, 1000, 100))),
-             responses=S.responses(S.AlertList, 422))
-    async def alert_history(request: Request) -> Response:
-        q = S.Query(request.query_params, "alert history query")
-        limit = q.integer("limit", 100, 1, 1000)
-        q.done()
-        items = await platform.alert_history(limit)
-        return json_response({"alerts": [a.model_dump(mode="json") for a in items], "count": len(items)})
-
-    # -- secrets (issue 17) -------------------------------------------------------------------------
-    add_secret_routes(app, platform, body_of, json_response, v1)
-
-    # -- the live event stream --------------------------------------------------------------------
-    @app.get(f"{v1}/events", tags=["events"],
-             summary="Server-Sent Events: function changes, invocations, log lines, alerts, from now on",
-             description="`kinds` filters (comma-separated or repeated): " + ", ".join(EVENT_KINDS) +
-                         f". Each event is `id: <seq>`, `event: <kind>`, `data: <JSON Event>`; a comment line "
-                         f"every {settings.heartbeat:g} s keeps idle connections open.",
-             openapi_extra=S.params(S.param("kinds", {"type": "array", "items": {
-                 "type": "string", "pattern": S.KINDS_PATTERN}}, "event kinds, comma-separated or repeated")),
-             responses=S.responses(None, 422, ok_content={"text/event-stream": {"schema": {"type": "string"}}}))
-    async def events(request: Request) -> Response:
-        kinds = request.query_params.getlist("kinds")
-        wanted: set[str] | None = None
-        if kinds:
-            wanted = {k.strip(" \t") for item in kinds for k in item.split(",") if k.strip(" \t")}
-            bad = sorted(wanted - set(EVENT_KINDS))
-            if bad:
-                raise InvalidInput("event stream", [FieldError("kinds", f"unknown kind {k!r} (known: {', '.join(EVENT_KINDS)})") for k in bad])
-        source = platform.events(wanted or None)
-        return StreamingResponse(_sse(source, settings, state), media_type="text/event-stream",
-                                 headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
+    saved_events.add(r)
+    logs.add(r)
+    alerts.add(r)
+    add_secret_routes(app, platform, r.body_of, json_response, v1)  # issue 17
+    events.add(r)
 
     app.openapi = _openapi_with_auth(app, bearer=settings.token is not None)  # type: ignore[method-assign]
     return app
-
-
-def _with_warnings(body: dict[str, Any], fn: Any) -> dict[str, Any]:
-    """Secrets (issue 17): environment keys that look like credentials. Only when there are some,
-    so the seed's clients keep seeing exactly {message, function}."""
-    warnings = credential_warnings(fn.environment)
-    return {**body, "warnings": warnings} if warnings else body
 
 
 def _methods_of(app: FastAPI, path: str) -> list[str]:
@@ -878,44 +571,3 @@ def _openapi_with_auth(app: FastAPI, bearer: bool) -> Callable[[], dict[str, Any
         return spec
 
     return openapi
-
-
-async def _sse(source: Any, settings: ServerSettings, state: ServerState):
-    """Pump the platform's stream into a bounded queue (a slow client loses events, never stalls
-    the platform), and write it out with heartbeats until the client leaves or the server stops."""
-    queue: DroppingQueue[Event | None] = DroppingQueue(settings.sse_queue)
-
-    async def pump() -> None:
-        try:
-            async for ev in source:
-                queue.offer(ev)
-        finally:
-            queue.end(None)
-
-    state.streams.add(queue)
-    task = asyncio.create_task(pump())
-    try:
-        yield b": connected\n\n"
-        while True:
-            try:
-                ev = await asyncio.wait_for(queue.get(), settings.heartbeat)
-            except asyncio.TimeoutError:
-                yield b": heartbeat\n\n"
-                continue
-            if ev is None:
-                if state.shutting_down:
-                    yield b"event: shutdown\ndata: {}\n\n"
-                return
-            dropped = queue.take_dropped()
-            if dropped:
-                yield f": dropped {dropped} events (slow reader)\n\n".encode()
-            yield b"id: %d\nevent: %s\ndata: %s\n\n" % (ev.seq, ev.kind.encode(), ev.model_dump_json().encode())
-    finally:
-        state.streams.discard(queue)
-        task.cancel()
-        with contextlib.suppress(BaseException):
-            await task
-        aclose = getattr(source, "aclose", None)
-        if aclose is not None:
-            with contextlib.suppress(BaseException):
-                await aclose()

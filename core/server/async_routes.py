@@ -5,7 +5,8 @@ stays there (and in the guard's fast path), asking `async_requested` which kind 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response

@@ -10,36 +10,29 @@ allows but the server refuses, or the reverse, is a failure.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from core.errors import FieldError, InvalidInput
-from core.funcfiles import (FILES_RULE, MANIFEST, MAX_FILE_BYTES, MAX_FILES, MAX_TOTAL_BYTES,
-                            path_pattern)
+from core.funcfiles import FILES_RULE, MANIFEST, MAX_FILE_BYTES, MAX_FILES, MAX_TOTAL_BYTES, path_pattern
 from core.models import (  # the model classes are re-exported for app.py's bodies
-    AlertRuleSpec,  # noqa: F401
-    FunctionPatch,  # noqa: F401
-    FunctionSpec,  # noqa: F401
-    validation_errors,
     ALERT_METRICS,
     ASYNC_AGE_RANGE,
     ASYNC_BACKOFF_RANGE,
     ASYNC_RETRIES_RANGE,
     CONCURRENCY_RANGE,
+    CRON_PATTERN,
     ENV_KEY_RE,
     EVENT_KINDS,
+    EVERY_PATTERN,
     HANDLER_RE,
     MAX_CODE_BYTES,
     MAX_SCHEDULES,
-    CRON_PATTERN,
-    EVERY_PATTERN,
-    timezones,
-    RATE_MAX,
     MEMORY_RANGE,
     NAME_RULE,
-    name_pattern,
+    RATE_MAX,
     READ_ONLY_FIELDS,
     RUNTIME_ALIASES,
     RUNTIMES,
@@ -47,11 +40,17 @@ from core.models import (  # the model classes are re-exported for app.py's bodi
     TIMEOUT_RANGE,
     Alert,
     AlertRule,
+    AlertRuleSpec,  # noqa: F401
     Function,
+    FunctionPatch,  # noqa: F401
+    FunctionSpec,  # noqa: F401
     InvocationRecord,
     InvokeResult,
     LogRecord,
     SavedEvent,
+    name_pattern,
+    timezones,
+    validation_errors,
 )
 
 JSON_TYPE = "application/json"
@@ -539,7 +538,7 @@ def parse_time(raw: str) -> datetime | None:
     if hour > 23 or minute > 59 or second > 60:
         return None
     if zulu:
-        tz = timezone.utc
+        tz = UTC
     else:
         if int(oh) > 23 or int(om) > 59:
             return None
@@ -550,7 +549,7 @@ def parse_time(raw: str) -> datetime | None:
     except ValueError:
         return None
     if year == 0:
-        return datetime.min.replace(tzinfo=timezone.utc)
+        return datetime.min.replace(tzinfo=UTC)
     micro = int((frac[1:] + "000000")[:6]) if frac else 0
     return datetime(year, month, day, hour, minute, min(second, 59), micro, tzinfo=tz)
 

@@ -3,7 +3,8 @@ body of a PUT; no answer, error or log line of these routes carries one."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from fastapi import FastAPI, Path, Request
 from fastapi.responses import Response

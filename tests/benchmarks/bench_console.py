@@ -22,13 +22,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO), str(REPO / "tests" / "console")]
 
+from console_fakes import FakePlatform  # noqa: E402
 from textual.app import App  # noqa: E402
 from textual.widgets import Static  # noqa: E402
 
 from cloudfn_tui.app import CloudfnApp  # noqa: E402
 from cloudfn_tui.widgets.function_list import FunctionList  # noqa: E402
 from cloudfn_tui.widgets.log_view import LogView  # noqa: E402
-from console_fakes import FakePlatform  # noqa: E402
 
 
 class Hello(App):

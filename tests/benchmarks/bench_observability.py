@@ -18,7 +18,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -36,7 +36,7 @@ def open_platform(records: int) -> LocalPlatform:
                                                      "monitor.history_max_records": max(records, 1000) + 100_000}),
                       install_examples=False)
     if records:
-        t0 = datetime.now(timezone.utc) - timedelta(hours=1)
+        t0 = datetime.now(UTC) - timedelta(hours=1)
         for i in range(records):
             p.history.add(InvocationRecord(
                 id=f"old-{i}", function_id="old", function_name="old", function_version=1, runtime="python",
@@ -78,7 +78,7 @@ async def main() -> None:
     # Recording cost: the platform's whole _record step against building the record alone.
     fn = await full.get_function("echo")
     res = InvokeResult(success=True, result={"i": 1}, duration=1.0, logs="")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     reps = 20_000
     t = time.perf_counter()
     for i in range(reps):

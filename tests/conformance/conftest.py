@@ -19,7 +19,6 @@ from deps_packages import make_wheel  # noqa: E402
 from serverproc import start_server  # noqa: E402
 
 from core.config import load_config  # noqa: E402
-
 from core.local import LocalPlatform  # noqa: E402
 from core.remote import RemotePlatform  # noqa: E402
 

@@ -87,7 +87,7 @@ async def test_build_events_stream(platform, name):
             try:
                 await asyncio.wait_for(done.wait(), 10)
                 break
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 seen.clear()
         assert done.is_set()
         kinds = [e.kind for e in seen]

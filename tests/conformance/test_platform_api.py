@@ -4,7 +4,7 @@ real `cloudfn serve` (see conftest.py). What one returns or raises, the other mu
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -158,7 +158,7 @@ async def test_invocation_history(platform, name):
     assert records[1].event == {"name": "a"} and records[1].function_id == fn.id
     assert [r.id for r in await platform.list_invocations(function=fn.id, status="failed")] == [bad.invocation_id]
     assert [r.id for r in await platform.list_invocations(function=name, limit=1, offset=1)] == [ok.invocation_id]
-    future = datetime.now(timezone.utc) + timedelta(hours=1)
+    future = datetime.now(UTC) + timedelta(hours=1)
     assert await platform.list_invocations(function=name, since=future) == []
     one = await platform.get_invocation(ok.invocation_id)
     assert (one.id, one.function_name, one.status, one.result) == (ok.invocation_id, name, "success", ok.result)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from console_fakes import FakePlatform
 
 from cloudfn_tui.app import CloudfnApp
-from console_fakes import FakePlatform
 
 
 @pytest.fixture

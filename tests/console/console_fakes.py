@@ -4,17 +4,33 @@ the same on every run. It keeps the contract's shapes (models, errors) without a
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
 
 from core.api import PlatformAPI
 from core.errors import FieldError, InvalidInput, NotFound
 from core.models import (
-    Alert, AlertRule, AsyncInvocation, AttemptError, DeadLetter, ErrorType, Event, Function, FunctionTriggers,
-    InvocationRecord, InvokeResult, LogRecord, SavedEvent, ScheduleStatus, StackFrame, parse_patch, parse_spec,
+    Alert,
+    AlertRule,
+    AsyncInvocation,
+    AttemptError,
+    DeadLetter,
+    ErrorType,
+    Event,
+    Function,
+    FunctionTriggers,
+    InvocationRecord,
+    InvokeResult,
+    LogRecord,
+    SavedEvent,
+    ScheduleStatus,
+    StackFrame,
+    parse_patch,
+    parse_spec,
 )
 
-T0 = datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+T0 = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 PY_OK = 'def handler(event, context):\n    name = event.get("name", "World")\n    return {"message": f"Hello, {name}!"}\n'
 PY_FAIL = (
@@ -245,7 +261,7 @@ class FakePlatform(PlatformAPI):
 
         SecretStore.validate(name, value)
         self.__dict__.setdefault("secrets", {})[name] = SecretInfo(name=name, size=len(value.encode()),
-                                                                   set_at=datetime.now(timezone.utc))
+                                                                   set_at=datetime.now(UTC))
         return self.secrets[name]
 
     async def list_secrets(self):

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import asyncio
 
+from console_waits import screen_text, settle, until
 from textual.widgets import Log, ProgressBar
 
 from cloudfn_tui.widgets.build_log import BuildLog
-from console_waits import screen_text, settle, until
 
 
 async def _select(pilot, app, name: str) -> None:

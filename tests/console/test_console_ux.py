@@ -4,14 +4,14 @@ a refused token, the full rollback diff, and room to read (zoom, result scrollin
 from __future__ import annotations
 
 import pytest
-from cloudfn_tui._textual_compat import xterm_parser
+from console_fakes import refusing_platform
+from console_waits import settle, until
 
+from cloudfn_tui._textual_compat import xterm_parser
 from cloudfn_tui.screens.main import MainScreen
 from cloudfn_tui.screens.modals import HelpScreen
 from cloudfn_tui.widgets.editors import CodeEditor, EventEditor
 from cloudfn_tui.widgets.function_list import FunctionList
-from console_fakes import refusing_platform
-from console_waits import settle, until
 
 SIZES = [(80, 24), (120, 40)]
 PRINTABLE_NAV = ["right_square_bracket", "left_square_bracket", "q", "j", "k", "slash", "colon", "question_mark"]
@@ -309,9 +309,8 @@ async def test_the_result_scrolls_with_g_end_and_page_keys_and_f4_shows_the_diff
 
 
 def test_drafts_of_a_remote_go_to_the_xdg_state_folder_one_per_server(tmp_path, monkeypatch):
-    from core.remote import RemotePlatform
-
     from cloudfn_tui.drafts import DraftStore, drafts_folder
+    from core.remote import RemotePlatform
 
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     a = drafts_folder(RemotePlatform("http://10.0.0.1:8080", "t"))
@@ -362,9 +361,8 @@ async def test_command_words_run_their_action(fake, make_app):
 
 
 async def test_save_and_quit_stays_when_a_save_fails_and_keeps_the_draft(fake, make_app, tmp_path):
-    from core.errors import FieldError, InvalidInput
-
     from cloudfn_tui.screens.modals import QuitScreen
+    from core.errors import FieldError, InvalidInput
 
     async def refuse(ref, data):
         raise InvalidInput("function", [FieldError("code", "does not compile")])

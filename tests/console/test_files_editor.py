@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from console_waits import screen_text, settle, until
 
 from cloudfn_tui.screens.main import MainScreen
 from cloudfn_tui.widgets.function_list import FunctionList
-from console_waits import screen_text, settle, until
 
 SIZES = [(120, 40), (80, 24)]
 CODE = "import helper\ndef handler(event, context):\n    return helper.X\n"
@@ -125,6 +125,8 @@ async def test_add_rename_and_remove_files_from_the_command_line(fake, make_app)
         assert fake.functions[fn.id].files == {"helper.py": "X = 1\n", "lib/tools.py": "def f(): pass"}
         await command(pilot, app, "files")
         assert any("3 files: handler.py, helper.py, lib/tools.py" in str(n.message) for n in app._notifications)
+        # a :file command is not also reported as unknown (it fell through to the name lookup)
+        assert not any("unknown command" in str(n.message) for n in app._notifications)
 
 
 async def test_per_file_drafts_outlive_the_console(fake, make_app, tmp_path):

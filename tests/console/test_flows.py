@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-
+from console_waits import settle, until
 from textual.widgets import Input, Tabs
 
 from cloudfn_tui.screens.forms import ConfigureScreen, CreateFunctionScreen
@@ -16,7 +16,6 @@ from cloudfn_tui.widgets.editors import CodeEditor, EventEditor
 from cloudfn_tui.widgets.function_list import FunctionList
 from cloudfn_tui.widgets.log_view import LogView
 from cloudfn_tui.widgets.result_view import ResultView
-from console_waits import settle, until
 
 
 def names(app) -> list[str]:

@@ -6,11 +6,11 @@ from __future__ import annotations
 import re
 
 import pytest
+from console_waits import screen_text, settle, until
 from textual.command import CommandList, CommandPalette
 from textual.widgets import DataTable
 
 from cloudfn_tui.screens.modals import HelpScreen
-from console_waits import screen_text, settle, until
 
 SIZES = [(80, 24), (120, 40)]
 BORDERS = r"[\s█▁▂▃▄▅▆▇▔▕▏│]+"

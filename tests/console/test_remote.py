@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from core.remote import RemotePlatform
-from cloudfn_tui.widgets.result_view import ResultView
 from console_waits import settle, until
+
+from cloudfn_tui.widgets.result_view import ResultView
+from core.remote import RemotePlatform
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
 from serverproc import start_server  # noqa: E402

@@ -4,12 +4,12 @@ marks credential-like environment keys and edits the secret fields."""
 
 from __future__ import annotations
 
+from console_waits import settle, until
 from textual.widgets import Input, Static
 
 from cloudfn_tui.screens.forms import ConfigureScreen
 from cloudfn_tui.screens.modals import ConfirmScreen
 from cloudfn_tui.screens.secrets import SecretsScreen
-from console_waits import settle, until
 
 VALUE = "Console-Typed-Value-55"
 

@@ -5,9 +5,8 @@ Update after a deliberate change with `pytest tests/console --snapshot-update`."
 from __future__ import annotations
 
 import pytest
-
-from console_waits import settle, until
 from console_fakes import FakePlatform
+from console_waits import settle, until
 
 from cloudfn_tui.app import CloudfnApp
 from cloudfn_tui.widgets.function_list import FunctionList

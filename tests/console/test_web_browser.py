@@ -174,7 +174,7 @@ async def test_the_console_in_headless_chromium_draws_reads_keys_and_stays_on_lo
                 try:
                     await cdp.call("Runtime.callFunctionOn", page, objectId=term, functionDeclaration=WAIT_TEXT,
                                    arguments=[{"value": needle}, {"value": gone}], awaitPromise=True)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     raise AssertionError(f"{needle!r} never {'went' if gone else 'appeared'}; the page's "
                                          f"terminal showed:\n{await screen()}") from None
                 return await screen()

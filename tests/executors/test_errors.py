@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from exec_helpers import fn, processes_matching
 
 from core.models import ErrorType
-from exec_helpers import fn, processes_matching
 
 # --- HandlerError: the user's exception, with the user's frames and lines ----------------------
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from exec_helpers import fn
 
 from core.models import ErrorType, Function
-from exec_helpers import fn
 
 FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
 

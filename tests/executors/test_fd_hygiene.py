@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from exec_helpers import fn
 
 from core.executors.runtimes.go import GoRuntime
-from exec_helpers import fn
 
 RUNNERS = Path(__file__).resolve().parents[2] / "core" / "executors" / "runners"
 

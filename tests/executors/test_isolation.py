@@ -7,9 +7,9 @@ import asyncio
 import os
 
 import pytest
+from exec_helpers import fn, processes_matching
 
 from core.models import ErrorType
-from exec_helpers import fn, processes_matching
 
 ENV_CODE = {
     "python": "import os\ndef handler(event, context):\n    return dict(os.environ)\n",
@@ -222,7 +222,7 @@ def test_cgroup_folders_of_platforms_that_died_are_swept(tmp_path):
     import time
     import uuid
 
-    from core.executors.sandbox import CGROUP_V1_ROOT, _own_cgroup, sweep_dead_owners
+    from core.executors.cgroups import CGROUP_V1_ROOT, _own_cgroup, sweep_dead_owners
 
     own = _own_cgroup("pids")
     root = CGROUP_V1_ROOT / "pids"

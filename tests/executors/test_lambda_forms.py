@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from exec_helpers import fn
 
 from core.models import ErrorType
-from exec_helpers import fn
 
 # --- Go: the original's template and the seed's processData -------------------------------------
 

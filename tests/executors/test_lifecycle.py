@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from exec_helpers import fn
 
 from core.models import ErrorType
-from exec_helpers import fn
 
 PID_CODE = {
     "python": "import os\ndef handler(event, context):\n    return os.getpid()\n",

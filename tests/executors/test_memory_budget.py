@@ -10,10 +10,10 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from exec_helpers import fn
 
 from core.executors.worker import Worker
 from core.models import ErrorType
-from exec_helpers import fn
 
 MB = 1024 * 1024
 BUDGET = 300

@@ -7,10 +7,9 @@ from __future__ import annotations
 import os
 
 import pytest
+from exec_helpers import fn
 
 from core.models import ErrorType, Function
-
-from exec_helpers import fn
 
 DATA = '{"greeting": "hi from data.json"}'
 

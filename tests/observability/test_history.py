@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from core.history import SEGMENT, SEGMENT_RECORDS, History
 from core.models import InvocationRecord
 
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def rec(i: int, fn: str = "f", status: str = "success", at: datetime | None = None) -> InvocationRecord:
@@ -61,7 +61,7 @@ def test_retention_by_count_drops_whole_old_segments(tmp_path):
 
 
 def test_retention_by_age(tmp_path):
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     h = History(tmp_path, max_age=timedelta(hours=1))
     h.add(rec(1, at=now - timedelta(hours=3)))
     h.add(rec(2, at=now - timedelta(minutes=5)))
@@ -100,10 +100,10 @@ def test_retention_works_without_a_query_ever_loading_the_index(tmp_path):
     aged = tmp_path / "aged"
     old = History(aged, max_age=timedelta(days=36500))
     for i in range(SEGMENT_RECORDS):  # one full segment of old records
-        old.add(rec(i, at=datetime.now(timezone.utc) - timedelta(days=30)))
+        old.add(rec(i, at=datetime.now(UTC) - timedelta(days=30)))
     old.flush()
     fresh = History(aged, max_age=timedelta(days=7))
-    fresh.add(rec(99_999, at=datetime.now(timezone.utc)))
+    fresh.add(rec(99_999, at=datetime.now(UTC)))
     fresh.flush()  # no query: the old segment goes by its newest record's age
     assert [p.name for p in aged.glob("segment-*.jsonl")] == ["segment-00000002.jsonl"]
     assert [r.id for r in History(aged, max_age=timedelta(days=7)).query()] == ["inv-99999"]

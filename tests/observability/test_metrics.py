@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from core.metrics import Metrics, Series, duration_summary
 from core.models import InvocationRecord
@@ -12,7 +12,7 @@ from core.models import InvocationRecord
 
 def rec(i: int, duration: float, status: str = "success", error_type: str | None = None, fn: str = "f",
         runtime: str = "python", cold: bool = False, ts: float | None = None) -> InvocationRecord:
-    at = datetime.fromtimestamp(ts if ts is not None else time.time(), timezone.utc)
+    at = datetime.fromtimestamp(ts if ts is not None else time.time(), UTC)
     return InvocationRecord(id=str(i), function_id=fn, function_name=fn, function_version=1, runtime=runtime,
                             status=status, error_type=error_type, started_at=at, duration=duration, cold_start=cold)
 

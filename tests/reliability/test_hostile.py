@@ -31,11 +31,11 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from hostile_functions import CODE
 
 from core.config import load_config
 from core.local import LocalPlatform
 from core.models import ErrorType, InvokeResult
-from hostile_functions import CODE
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -9,7 +9,6 @@ import json
 
 import httpx
 import pytest
-
 from serverproc import start_server
 
 VALUE = "Attack-Target-Value-62d0"

@@ -14,7 +14,6 @@ import threading
 
 import httpx
 import pytest
-
 from hostile import HOLDER
 from serverproc import REPO, start_server
 

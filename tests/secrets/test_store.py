@@ -13,8 +13,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from core.errors import ConfigError, Conflict, InvalidInput, NotFound
-from core.secrets import (KEY_ENV, MAX_VALUE_BYTES, SecretStore, credential_warnings, held_by, mask, mask_text,
-                          needles)
+from core.secrets import KEY_ENV, MAX_VALUE_BYTES, SecretStore, credential_warnings, held_by, mask, mask_text, needles
 
 VALUE = "pa55-w0rd-Ω-7f3a9"
 

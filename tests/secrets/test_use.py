@@ -8,11 +8,11 @@ import asyncio
 import base64
 
 import pytest
+from hostile import HOLDER, HUNTER
 
 from core.errors import Conflict, InvalidInput, NotFound
 from core.local import LocalPlatform
 from core.models import ErrorType
-from hostile import HOLDER, HUNTER
 
 RUNTIMES = ["python", "nodejs", pytest.param("go", marks=pytest.mark.go)]
 V1 = "first-Value-of-db-pw-8c1e"

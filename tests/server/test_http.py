@@ -14,7 +14,6 @@ import threading
 
 import httpx
 import pytest
-
 from serverproc import REPO, server_env, start_server
 
 from core.errors import InvalidInput, NotFound, Unavailable

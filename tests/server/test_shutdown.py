@@ -8,7 +8,6 @@ import signal
 
 import httpx
 import pytest
-
 from serverproc import start_server
 
 from core.config import load_config

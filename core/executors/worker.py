@@ -26,6 +26,7 @@ from core.filemodes import private_dir
 from core.models import ErrorType, InvokeResult, StackFrame
 
 from .sandbox import CgroupSet, HostSandbox, WorkerSpec, seal_fds
+from .schedpolicy import batch_children
 
 LOG_KEEP_BYTES = 64 * 1024  # logs returned with one invocation
 LOG_LIMIT_BYTES = 1024 * 1024  # printing more than this in one invocation -> OutputTooLarge
@@ -324,11 +325,12 @@ class Worker:
                 os.fchown(fd, self.sandbox.user.uid, self.sandbox.user.gid)
         seal_fds()
         try:
-            self.proc = await asyncio.create_subprocess_exec(
-                *launch.argv, stdin=asyncio.subprocess.DEVNULL, stdout=log_w, stderr=log_w,
-                pass_fds=(req_r, resp_w, *launch.fds), env=launch.env, cwd=launch.cwd, close_fds=True,
-                start_new_session=True,
-            )
+            with batch_children():  # see schedpolicy.py: a woken worker does not preempt the server
+                self.proc = await asyncio.create_subprocess_exec(
+                    *launch.argv, stdin=asyncio.subprocess.DEVNULL, stdout=log_w, stderr=log_w,
+                    pass_fds=(req_r, resp_w, *launch.fds), env=launch.env, cwd=launch.cwd, close_fds=True,
+                    start_new_session=True,
+                )
         except OSError as exc:
             for fd in (req_r, req_w, resp_r, resp_w, log_r, log_w):
                 os.close(fd)

@@ -252,7 +252,8 @@ def report(rounds, sched, args) -> None:
                 cells.append(f"{key} {statistics.median(ratios):4.2f}x [{ratios[0]:.2f}-{ratios[-1]:.2f}]")
             print(f"  {mine} vs {peer:30} " + "   ".join(cells))
     for tag, (idle, loaded, load) in sched.items():
-        print(f"\nschedule firing{tag}, {SCHEDULED} functions every 1s, {args.schedule_seconds:g} s per window (ms late)")
+        print(f"\nschedule firing{tag}, {SCHEDULED} functions every 1s, {args.schedule_seconds:g} s per window "
+              "(ms late)")
         print(f"{'':34} {'n':>5} {'p50':>7} {'p99':>7} {'max':>7}   floor p99 (asyncio in the bench)  ratio")
         for label, (fired, started, floor) in (("idle", idle), ("under 16-connection endpoint load", loaded)):
             for what, vals in (("fired", fired), ("function started", started)):

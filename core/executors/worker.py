@@ -33,6 +33,7 @@ from .protocol import (
     stack_frames,
 )
 from .sandbox import CgroupSet, HostSandbox, WorkerSpec, seal_fds
+from .schedpolicy import batch_children
 from .spawn import NICE, ChildProcess, spawn
 
 # Callers of the worker layer import these from here.
@@ -157,12 +158,13 @@ class Worker:
         seal_fds()
         try:
             # Not asyncio's subprocess_exec: under uvloop it forks the whole server on the loop
-            # thread (spawn.py).
+            # thread (spawn.py). Batch policy: a woken worker does not preempt the server (schedpolicy.py).
             argv = launch.argv
             if self.nice and NICE:
                 argv = [NICE, "-n", str(self.nice), *argv]
-            self.proc = spawn(argv, stdout=log_w, stderr=log_w, pass_fds=(req_r, resp_w, *launch.fds),
-                              env=launch.env, cwd=launch.cwd)
+            with batch_children():
+                self.proc = spawn(argv, stdout=log_w, stderr=log_w, pass_fds=(req_r, resp_w, *launch.fds),
+                                  env=launch.env, cwd=launch.cwd)
         except OSError as exc:
             for fd in (req_r, req_w, resp_r, resp_w, log_r, log_w):
                 os.close(fd)

@@ -1,6 +1,6 @@
 """Triggers benchmark: HTTP endpoints against functions-framework, and how late schedules fire.
 
-    python tests/benchmarks/bench_triggers.py [--duration 5] [--rounds 3] [--ff-venv /tmp/ffvenv]
+    python tests/benchmarks/bench_triggers.py [--duration 5] [--rounds 3] [--ff-venv /tmp/ffvenv] [--before DIR]
 
 1. HTTP endpoint: the same hello function answering POST requests with a JSON body, over
    loopback, with `wrk` at 16 connections: throughput and p99, for `cloudfn serve`'s
@@ -16,6 +16,9 @@
    `delay_ms`) and how late the function itself started (its clock against the scheduled time
    in its context). The floor: this process sleeping with asyncio to the same whole seconds,
    measured at the same time; the goal is p99 <= 10 ms late.
+`--before DIR` (an older checkout, e.g. `git archive <commit> | tar -x -C DIR`): a second
+`cloudfn serve` from it takes its turn in every endpoint round, and its schedules are measured
+the same way, after this one's.
 Not collected by pytest.
 """
 
@@ -36,7 +39,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_server import (  # noqa: E402
-    CLOUDFN_FN, FF_ASGI_FN, FF_FN, START_DEADLINE, TOKEN, Proc, free_port, start_cloudfn, start_ff, wait_200, wrk)
+    CLOUDFN_FN, FF_ASGI_FN, FF_FN, REPO, START_DEADLINE, TOKEN, Proc, free_port, start_cloudfn, start_ff, wait_200,
+    wrk)
 
 ENDPOINT_FN = (
     "import json\n"
@@ -125,12 +129,60 @@ async def _floor(seconds: float) -> list[float]:
     return late
 
 
+def setup_cloudfn(root: Path, repo: Path, procs: list[Proc], body: str, auth: dict[str, str]) -> tuple[str, str]:
+    """A `cloudfn serve` from `repo` with the endpoint's function and the REST peer's; (base, endpoint url)."""
+    root.mkdir()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    procs.append(start_cloudfn(root, port, repo=repo))
+    wait_200("GET", base + "/api/health", START_DEADLINE)
+    r = httpx.post(base + "/api/v1/functions", headers=auth,
+                   json={"name": "bench-web", "runtime": "python", "code": ENDPOINT_FN})
+    assert r.status_code == 201, r.text
+    url = base + "/fn/bench-web"
+    r = httpx.post(url, headers=auth, content=body)
+    assert r.json() == {"message": "Hello World!"}, r.text
+    r = httpx.post(base + "/api/v1/functions", headers=auth,
+                   json={"name": "bench-hello", "runtime": "python", "code": CLOUDFN_FN})
+    assert r.status_code == 201, r.text
+    return base, url
+
+
+def schedule_windows(base: str, url: str, body: str, auth: dict[str, str], seconds: float):
+    """(idle, loaded, load): the schedule windows of one server, its own endpoint the load."""
+    for i in range(SCHEDULED):
+        r = httpx.post(base + "/api/v1/functions", headers=auth, json={
+            "name": f"tick-{i}", "runtime": "python", "code": LATE_FN, "schedules": [{"every": "1s"}]})
+        assert r.status_code == 201, r.text
+    watch = ScheduleWatch(base, auth)
+    # Past the first runs' cold starts: wait until every function has run once.
+    end = time.monotonic() + 60
+    while time.monotonic() < end:
+        hist = httpx.get(base + "/api/v1/invocations", headers=auth, params={"limit": 1000}).json()
+        if len({h["function_name"] for h in hist["invocations"] if h["trigger"] == "schedule"}) >= SCHEDULED:
+            break
+        time.sleep(0.5)
+    idle = watch.window(seconds)
+    load: dict[str, object] = {}
+    loader = threading.Thread(target=lambda: load.update(
+        wrk(url, body, {**auth, "Content-Type": "application/json"}, 16, seconds + 2)))
+    loader.start()
+    loaded = watch.window(seconds)
+    loader.join()
+    watch.close()
+    # Stop the ticking, so the next server's windows do not share the machine with these.
+    for i in range(SCHEDULED):
+        httpx.delete(base + f"/api/v1/functions/tick-{i}", headers=auth)
+    return idle, loaded, load
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run (default 5)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--schedule-seconds", type=float, default=15.0, help="seconds per schedule window (default 15)")
     ap.add_argument("--ff-venv", type=Path, default=Path("/tmp/ffvenv"))
+    ap.add_argument("--before", type=Path, default=None, help="an older checkout measured beside this one")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("needs wrk (apt-get install wrk)")
@@ -144,24 +196,16 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-triggers-") as tmp:
         root = Path(tmp)
         try:
-            port = free_port()
-            base = f"http://127.0.0.1:{port}"
             auth = {"Authorization": f"Bearer {TOKEN}"}
-            procs.append(start_cloudfn(root, port))
-            wait_200("GET", base + "/api/health", START_DEADLINE)
-            r = httpx.post(base + "/api/v1/functions", headers=auth,
-                           json={"name": "bench-web", "runtime": "python", "code": ENDPOINT_FN})
-            assert r.status_code == 201, r.text
-            url = base + "/fn/bench-web"
-            r = httpx.post(url, headers=auth, content=body)
-            assert r.json() == {"message": "Hello World!"}, r.text
-            servers["cloudfn /fn endpoint"] = (url, {**auth, "Content-Type": "application/json"})
-            r = httpx.post(base + "/api/v1/functions", headers=auth,
-                           json={"name": "bench-hello", "runtime": "python", "code": CLOUDFN_FN})
-            assert r.status_code == 201, r.text
-            # The same server's invoke API with the same body: what the endpoint adds to a call.
-            servers["cloudfn REST invoke"] = (base + "/api/v1/functions/bench-hello/invoke",
-                                              {**auth, "Content-Type": "application/json"})
+            cloudfns = [("", REPO)] + ([(" (before)", args.before.resolve())] if args.before else [])
+            bases: dict[str, tuple[str, str]] = {}  # tag -> (base, endpoint url)
+            for tag, repo in cloudfns:
+                base, url = setup_cloudfn(root / f"cloudfn{len(bases)}", repo, procs, body, auth)
+                bases[tag] = (base, url)
+                servers[f"cloudfn /fn endpoint{tag}"] = (url, {**auth, "Content-Type": "application/json"})
+                # The same server's invoke API with the same body: what the endpoint adds to a call.
+                servers[f"cloudfn REST invoke{tag}"] = (base + "/api/v1/functions/bench-hello/invoke",
+                                                        {**auth, "Content-Type": "application/json"})
             for label, asgi in (("functions-framework", False), ("functions-framework --asgi", True)):
                 src = root / ("ff-asgi" if asgi else "ff")
                 src.mkdir()
@@ -180,36 +224,18 @@ def main() -> int:
                 print(f"round {n + 1}/{args.rounds}: " + ", ".join(f"{k} {v['rps']:.0f}/s" for k, v in this.items()),
                       flush=True)
 
-            # -- schedules: idle, then under the endpoint's load ------------------------------
-            for i in range(SCHEDULED):
-                r = httpx.post(base + "/api/v1/functions", headers=auth, json={
-                    "name": f"tick-{i}", "runtime": "python", "code": LATE_FN, "schedules": [{"every": "1s"}]})
-                assert r.status_code == 201, r.text
-            watch = ScheduleWatch(base, auth)
-            # Past the first runs' cold starts: wait until every function has run once.
-            end = time.monotonic() + 60
-            while time.monotonic() < end:
-                hist = httpx.get(base + "/api/v1/invocations", headers=auth, params={"limit": 1000}).json()
-                if len({h["function_name"] for h in hist["invocations"] if h["trigger"] == "schedule"}) >= SCHEDULED:
-                    break
-                time.sleep(0.5)
-            idle = watch.window(args.schedule_seconds)
-            load: dict[str, object] = {}
-            loader = threading.Thread(target=lambda: load.update(
-                wrk(url, body, {**auth, "Content-Type": "application/json"}, 16, args.schedule_seconds + 2)))
-            loader.start()
-            loaded = watch.window(args.schedule_seconds)
-            loader.join()
-            watch.close()
+            # -- schedules: idle, then under the endpoint's load, one server after the other ----
+            sched = {tag: schedule_windows(base, url, body, auth, args.schedule_seconds)
+                     for tag, (base, url) in bases.items()}
         finally:
             for proc in procs:
                 proc.stop()
 
-    report(rounds, idle, loaded, load, args)
+    report(rounds, sched, args)
     return 0
 
 
-def report(rounds, idle, loaded, load, args) -> None:
+def report(rounds, sched, args) -> None:
     names = list(rounds[0])
     med = {n: {k: statistics.median(r[n][k] for r in rounds) for k in rounds[0][n]} for n in names}
     print(f"\nHTTP endpoint, a Python hello taking a JSON body, wrk 16 connections {args.duration:g} s, "
@@ -217,26 +243,28 @@ def report(rounds, idle, loaded, load, args) -> None:
     print(f"{'server':30} {'rps@16':>9} {'p50 ms':>8} {'p99 ms':>8}")
     for n, r in med.items():
         print(f"{n:30} {r['rps']:9.0f} {r['p50']:8.2f} {r['p99']:8.2f}")
-    mine = names[0]
     print("\nas a ratio to each peer, median [lowest-highest] (throughput: higher is better; p99: lower is better)")
-    for peer in names[1:]:
-        cells = []
-        for key in ("rps", "p99"):
-            ratios = sorted(r[mine][key] / r[peer][key] for r in rounds)
-            cells.append(f"{key} {statistics.median(ratios):4.2f}x [{ratios[0]:.2f}-{ratios[-1]:.2f}]")
-        print(f"  {mine} vs {peer:28} " + "   ".join(cells))
-    print(f"\nschedule firing, {SCHEDULED} functions every 1s, {args.schedule_seconds:g} s per window (ms late)")
-    print(f"{'':34} {'n':>5} {'p50':>7} {'p99':>7} {'max':>7}   floor p99 (asyncio in the bench)  ratio")
-    for label, (fired, started, floor) in (("idle", idle), ("under 16-connection endpoint load", loaded)):
-        for what, vals in (("fired", fired), ("function started", started)):
-            if not vals:
-                print(f"  {label}: no {what} samples")
-                continue
-            fp99 = pct(floor, 99)
-            print(f"  {label[:14] + ' ' + what:32} {len(vals):5d} {pct(vals, 50):7.2f} {pct(vals, 99):7.2f} "
-                  f"{max(vals):7.2f}   {fp99:7.2f}   {pct(vals, 99) / max(fp99, 0.01):6.1f}x")
-    if load:
-        print(f"  (endpoint load meanwhile: {load['rps']:.0f} req/s, p99 {load['p99']:.2f} ms)")
+    for mine in [n for n in names if n.startswith("cloudfn /fn endpoint")]:
+        for peer in [n for n in names if n != mine]:
+            cells = []
+            for key in ("rps", "p99"):
+                ratios = sorted(r[mine][key] / r[peer][key] for r in rounds)
+                cells.append(f"{key} {statistics.median(ratios):4.2f}x [{ratios[0]:.2f}-{ratios[-1]:.2f}]")
+            print(f"  {mine} vs {peer:30} " + "   ".join(cells))
+    for tag, (idle, loaded, load) in sched.items():
+        print(f"\nschedule firing{tag}, {SCHEDULED} functions every 1s, {args.schedule_seconds:g} s per window "
+              "(ms late)")
+        print(f"{'':34} {'n':>5} {'p50':>7} {'p99':>7} {'max':>7}   floor p99 (asyncio in the bench)  ratio")
+        for label, (fired, started, floor) in (("idle", idle), ("under 16-connection endpoint load", loaded)):
+            for what, vals in (("fired", fired), ("function started", started)):
+                if not vals:
+                    print(f"  {label}: no {what} samples")
+                    continue
+                fp99 = pct(floor, 99)
+                print(f"  {label[:14] + ' ' + what:32} {len(vals):5d} {pct(vals, 50):7.2f} {pct(vals, 99):7.2f} "
+                      f"{max(vals):7.2f}   {fp99:7.2f}   {pct(vals, 99) / max(fp99, 0.01):6.1f}x")
+        if load:
+            print(f"  (endpoint load meanwhile: {load['rps']:.0f} req/s, p99 {load['p99']:.2f} ms)")
     print("\ngoals (issue 16): endpoint throughput >= 1.0x ff --asgi after warm-up; schedule fired p99 <= 10 ms late")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
@@ -43,10 +44,18 @@ def add(r: Routes) -> None:
                                  headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
 
 
+_HEARTBEAT: Any = object()  # in an SSE queue: nothing came for a heartbeat's time
+
+
+def _offer_heartbeat(queue: DroppingQueue[Any]) -> None:
+    if queue.empty():  # an event already waiting is a sign of life enough
+        queue.offer(_HEARTBEAT)
+
+
 async def _sse(source: AsyncIterator[Event], settings: ServerSettings, state: ServerState) -> AsyncIterator[bytes]:
     """Pump the platform's stream into a bounded queue (a slow client loses events, never stalls
     the platform), and write it out with heartbeats until the client leaves or the server stops."""
-    queue: DroppingQueue[Event | None] = DroppingQueue(settings.sse_queue)
+    queue: DroppingQueue[Any] = DroppingQueue(settings.sse_queue)
 
     async def pump() -> None:
         try:
@@ -59,10 +68,19 @@ async def _sse(source: AsyncIterator[Event], settings: ServerSettings, state: Se
     task = asyncio.create_task(pump())
     try:
         yield b": connected\n\n"
+        loop = asyncio.get_running_loop()
         while True:
-            try:
-                ev = await asyncio.wait_for(queue.get(), settings.heartbeat)
-            except TimeoutError:
+            if queue.empty():
+                # A timer that offers a heartbeat mark, not wait_for: wait_for runs the get as a
+                # task of its own and costs each event two more turns of the loop on its way out.
+                timer = loop.call_later(settings.heartbeat, _offer_heartbeat, queue)
+                try:
+                    ev = await queue.get()
+                finally:
+                    timer.cancel()
+            else:
+                ev = queue.get_nowait()
+            if ev is _HEARTBEAT:
                 yield b": heartbeat\n\n"
                 continue
             if ev is None:

@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from core.models import Function, InvokeResult
 from cloudfn_tui.triggers_text import async_line
+from core.models import Function, InvokeResult
 
 
 def print_json(data: Any) -> None:

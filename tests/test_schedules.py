@@ -12,8 +12,8 @@ import pytest
 
 from core.errors import StoreCorrupt
 from core.local import LocalPlatform
-from core.triggers.schedules import STATE_FILE, next_after, next_run
 from core.models import Schedule
+from core.triggers.schedules import STATE_FILE, next_after, next_run
 
 SLOW = "import time\ndef handler(event, context):\n    time.sleep(2)\n    return context.get('scheduled_time')\n"
 QUICK = "def handler(event, context):\n    return {'event': event, 'time': context.get('scheduled_time')}\n"

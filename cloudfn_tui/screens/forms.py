@@ -9,12 +9,12 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Input, Label, Select, Static, Switch, TextArea
 
+from cloudfn_tui.keymap import Command, bindings
+from cloudfn_tui.screens.modals import Dialog
 from core.bundle import Bundle
 from core.envtext import parse_env
 from core.errors import InvalidInput
 from core.models import ALERT_METRICS, RUNTIMES, AlertRule, Function, FunctionPatch, parse_patch, validation_errors
-from cloudfn_tui.keymap import Command, bindings
-from cloudfn_tui.screens.modals import Dialog
 
 FORM_COMMANDS = [
     Command("form.submit", "ctrl+s", "submit", "Save", "save the form"),

@@ -8,10 +8,10 @@ from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Label, Static
 
-from core.models import FunctionTriggers
 from cloudfn_tui.keymap import Command, bindings
 from cloudfn_tui.screens.modals import Dialog
 from cloudfn_tui.triggers_text import async_line, endpoint_line, rate_line, schedule_lines
+from core.models import FunctionTriggers
 
 
 class TriggersScreen(Dialog):

@@ -20,8 +20,9 @@ import platform
 import shutil
 import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from core.filemodes import private_dir
 

@@ -14,9 +14,10 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from core.executors.builds import BUILD_DIR, CACHE_DIR, BuildLimits, BuildResult, run_build
 from core.executors.sandbox import Mount

@@ -10,8 +10,9 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from core.errors import BuildError
 from core.executors.buildlauncher import ReadyLauncher, start_launcher
@@ -41,7 +42,7 @@ class DepsManager:
         self._versions: dict[str, str] = {}
         self._keys: dict[tuple[str, str, str, bool], str] = {}
         self._launcher: ReadyLauncher | None = None
-        self._preparing: asyncio.Task | None = None
+        self._preparing: asyncio.Task[None] | None = None
         self._closed = False
         self._keep_ready = False  # once prepare() was called: a long-running platform
         self.prestarted = 0  # installs whose launcher was started ahead (tests, benchmarks)

@@ -5,7 +5,7 @@ at first start without installing), and report what is installed."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -134,5 +134,5 @@ class DependencySupport:
             when = meta.get("installed_at")
             out.update(installed=True, packages=meta.get("packages", []), bytes=meta.get("bytes", 0),
                        seconds=meta.get("seconds"),
-                       installed_at=datetime.fromtimestamp(when, timezone.utc).isoformat() if when else None)
+                       installed_at=datetime.fromtimestamp(when, UTC).isoformat() if when else None)
         return out

@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from core.filemodes import private_dir
 
 from .buildlauncher import ReadyLauncher
+from .cgroups import CgroupSet
 from .sandbox import HostSandbox, Mount, WorkerSpec, seal_fds
 
 BUILD_DIR = "/build"
@@ -77,6 +78,7 @@ async def run_build(sandbox: HostSandbox, argv: list[str], env: dict[str, str], 
                       host_dir=build_dir, chdir=BUILD_DIR, network=network)
     if not sandbox.bwrap:  # host paths: what the environment names (the command is mapped by the sandbox)
         spec.env = {k: sandbox.host_path(spec, v) for k, v in env.items()}
+    cg: CgroupSet | None = None
     if launcher is not None and launcher.fits(limits):
         launch = sandbox.command(spec, None)  # the launcher has joined its cgroup and set the rlimits
         if launcher.hand_over(launch):
@@ -109,7 +111,7 @@ async def run_build(sandbox: HostSandbox, argv: list[str], env: dict[str, str], 
                 out, _ = await asyncio.wait_for(proc.communicate(), limits.wall_seconds)
             else:
                 out = await asyncio.wait_for(_lines(proc, on_line), limits.wall_seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             limit = f"it did not finish within its time limit of {limits.wall_seconds:g} s"
             out = b""
         finally:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 _PARAM = os.sched_param(0)
 
@@ -32,7 +32,7 @@ def batch_children() -> Iterator[None]:
         yield
         return
     try:
-        before = os.sched_getscheduler(0)
+        before: int | None = os.sched_getscheduler(0)
         if before != os.SCHED_OTHER:  # a server run under another policy on purpose keeps it
             before = None
         else:

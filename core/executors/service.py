@@ -12,18 +12,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.config import default_max_memory
 from core.errors import ConfigError, NotFound
 from core.filemodes import private_dir
-from core.config import default_max_memory
 from core.models import ErrorType, Function, InvokeResult, new_uuid, normalize_runtime
 from core.secrets import held_by
 
 from .budget import MemoryBudget
 from .demand import BurstStats, Demand, Ewma
+from .prewarm import Prewarm
 from .runtimes import RUNTIMES, Runtime
 from .sandbox import HostSandbox
 from .spawn import BACKGROUND_NICE
-from .prewarm import Prewarm
 from .worker import EVENT_LIMIT_BYTES, NotAdopted, Worker, WorkerInit
 
 # Made once: json.dumps with an option builds a new encoder on every call.

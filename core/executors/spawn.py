@@ -27,7 +27,7 @@ class ChildProcess:
 
     __slots__ = ("pid", "returncode", "_popen", "_exited", "_pidfd")
 
-    def __init__(self, popen: subprocess.Popen, loop: asyncio.AbstractEventLoop):
+    def __init__(self, popen: subprocess.Popen[bytes], loop: asyncio.AbstractEventLoop):
         self._popen = popen  # kept: dropped while running, Popen.__del__ would hand it to subprocess's reaper
         self.pid = popen.pid
         self.returncode: int | None = None

@@ -203,7 +203,7 @@ class Worker:
         for _ in range(5):
             pids = set(self.cg.members()) if self.cg else set()
             pids.add(self.proc.pid)
-            tids = set()
+            tids: set[int] = set()
             for pid in pids:
                 try:
                     tids.update(int(t) for t in os.listdir(f"/proc/{pid}/task"))

@@ -17,11 +17,12 @@ from __future__ import annotations
 import hmac
 import logging
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from core.errors import CloudfnError, NotFound
-from core.models import ErrorType
 from core.loopback import is_loopback_authority
+from core.models import ErrorType
 from core.server.app import _dumps, _send_json
 from core.triggers import http as H
 

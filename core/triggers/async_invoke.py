@@ -21,7 +21,7 @@ import json
 import logging
 import random
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from core.errors import FieldError, InvalidInput, NotFound, QueueFull
@@ -47,7 +47,7 @@ MAX_DESTINATION_DEPTH = 3  # on_success/on_failure chains (A -> B -> A ...) stop
 
 
 def _ts(t: float | None) -> datetime | None:
-    return None if t is None else datetime.fromtimestamp(t, timezone.utc)
+    return None if t is None else datetime.fromtimestamp(t, UTC)
 
 
 def _errors(item: QueuedInvocation) -> list[AttemptError]:
@@ -69,7 +69,7 @@ def backoff(base: float, retry: int) -> float:
 
 
 class AsyncInvoker:
-    def __init__(self, platform: "LocalPlatform", queue: AsyncQueue, workers: int = 4,
+    def __init__(self, platform: LocalPlatform, queue: AsyncQueue, workers: int = 4,
                  webhook_timeout: float = 5.0, webhook_allow_private: bool = False, max_queued: int = 100_000):
         self.platform = platform
         self.queue = queue
@@ -269,7 +269,7 @@ class AsyncInvoker:
         if not target:
             return
         body = {
-            "version": "1.0", "timestamp": datetime.now(timezone.utc).isoformat(),
+            "version": "1.0", "timestamp": datetime.now(UTC).isoformat(),
             "requestContext": {"requestId": item.id, "functionName": fn.name, "condition": condition,
                                "approximateInvokeCount": item.attempt, "reason": reason},
             "requestPayload": item.event,
@@ -315,7 +315,7 @@ class AsyncInvoker:
         self._waiters.setdefault(invocation_id, []).append(fut)
         try:
             await asyncio.wait_for(fut, timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         finally:
             waiting = self._waiters.get(invocation_id)

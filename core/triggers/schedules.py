@@ -15,10 +15,11 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from core.errors import StoreCorrupt
 from core.models import Function, Schedule, ScheduleStatus, parse_every
@@ -285,4 +286,4 @@ class Scheduler:
 
 
 def _dt(epoch: float | None) -> datetime | None:
-    return None if epoch is None else datetime.fromtimestamp(epoch, timezone.utc)
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC)

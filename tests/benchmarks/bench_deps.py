@@ -42,9 +42,9 @@ from deps_packages import NpmRegistry, make_npm_tarball, make_wheel, readable  #
 
 from core.config import load_config  # noqa: E402
 from core.deps.installers import uv_binary  # noqa: E402
-from core.executors.runtimes.python import _interpreter  # noqa: E402
 from core.executors.buildlauncher import start_launcher  # noqa: E402
 from core.executors.builds import BuildLimits, run_build  # noqa: E402
+from core.executors.runtimes.python import _interpreter  # noqa: E402
 from core.executors.sandbox import HostSandbox  # noqa: E402
 from core.local import LocalPlatform  # noqa: E402
 

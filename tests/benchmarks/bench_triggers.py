@@ -39,8 +39,19 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_server import (  # noqa: E402
-    CLOUDFN_FN, FF_ASGI_FN, FF_FN, REPO, START_DEADLINE, TOKEN, Proc, free_port, start_cloudfn, start_ff, wait_200,
-    wrk)
+    CLOUDFN_FN,
+    FF_ASGI_FN,
+    FF_FN,
+    REPO,
+    START_DEADLINE,
+    TOKEN,
+    Proc,
+    free_port,
+    start_cloudfn,
+    start_ff,
+    wait_200,
+    wrk,
+)
 
 ENDPOINT_FN = (
     "import json\n"

@@ -3,12 +3,12 @@ public switch, rate limit and schedules, with the platform's named errors shown 
 
 from __future__ import annotations
 
+from console_waits import settle, until
+from test_flows import select
 from textual.widgets import Input, Static, Switch
 
 from cloudfn_tui.screens.forms import ConfigureScreen
 from cloudfn_tui.screens.triggers import TriggersScreen
-from console_waits import settle, until
-from test_flows import select
 
 
 async def test_configure_edits_public_rate_limit_and_schedules(fake, make_app):

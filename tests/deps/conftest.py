@@ -12,7 +12,6 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from deps_packages import NpmRegistry, make_npm_tarball, make_wheel, open_platform, readable  # noqa: E402
 
-
 NODE_MISSING = shutil.which("node") is None or shutil.which("npm") is None
 TINY_V1 = "VALUE = 'tiny 1.0'\ndef shout(s):\n    return s.upper() + '!'\n"
 TINY_V2 = "VALUE = 'tiny 2.0'\ndef shout(s):\n    return s.upper() + '!!'\n"

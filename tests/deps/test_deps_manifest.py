@@ -111,7 +111,6 @@ def test_cache_key_covers_manifest_lock_runtime_version_platform_and_source_buil
 def test_the_bundled_examples_with_dependencies_load_with_valid_manifests():
     from core import paths
     from core.bundle import bundles_in
-
     from core.deps.manifest import find_manifest, has_dependencies
 
     # the manifest beside the code is one of the function's files

@@ -9,9 +9,9 @@ import os
 from pathlib import Path
 
 import pytest
+from exec_helpers import fn
 
 from core.executors.spawn import BACKGROUND_NICE, NICE
-from exec_helpers import fn
 
 # Its niceness while its module was imported (the start) and while it serves, for every thread of
 # every process it can see (its own pid namespace: the runner and what it started).

@@ -9,9 +9,10 @@ import os
 import statistics
 import time
 
+from exec_helpers import fn
+
 from core.executors.service import ExecutionService
 from core.models import ErrorType
-from exec_helpers import fn
 
 # Each worker names itself (pids repeat: every sandbox has its own pid namespace).
 FAST = "import time\ndef handler(event, context):\n    time.sleep(0.001)\n    return 1\n"

@@ -6,10 +6,10 @@ from __future__ import annotations
 import os
 
 import pytest
+from exec_helpers import fn
 
 from core.executors.sandbox import BASE_ENV
 from core.models import ErrorType
-from exec_helpers import fn
 
 PROBE = (
     "import os, resource\n"

@@ -11,7 +11,6 @@ import sys
 
 import httpx
 import pytest
-
 from serverproc import REPO, server_env, start_server
 
 TOKEN = "endpoint-token-0123456789"

@@ -35,7 +35,7 @@ class Runtime:
     code_file = ""  # the file name the user's code is written to (and shown in stacks)
     deps_tree: Any = None  # fn -> Path of its installed dependencies, or None (core/deps)
 
-    def __init__(self, work_dir: Path, cache_dir: Path, sandbox: "HostSandbox | None" = None):
+    def __init__(self, work_dir: Path, cache_dir: Path, sandbox: HostSandbox | None = None):
         self.work_dir = work_dir
         self.cache_dir = cache_dir
         self.sandbox = sandbox or HostSandbox("none")  # what builds run in

@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from core.filemodes import private_dir
+from core.funcfiles import UnsafePath, files_digest, write_tree
 from core.models import ErrorType, Function, InvokeResult, StackFrame
 
-from ..sandbox import BASE_ENV, Mount, WorkerSpec
 from ..builds import BUILD_DIR, CACHE_DIR, BuildLimits, reclaim, run_build
-from core.funcfiles import UnsafePath, files_digest, write_tree
+from ..sandbox import BASE_ENV, Mount, WorkerSpec
 from ..worker import Adoption, NotAdopted, WorkerInit
 from .base import FUNCTION_DIR, PREWARM_CPU_SECONDS, RUNNERS_DIR, Runtime
 

@@ -210,11 +210,8 @@ class RemotePlatform(PlatformAPI):
 
     # -- invocations -----------------------------------------------------------------------------
     async def invoke(self, ref: str, event: Any = None, context: dict[str, str] | None = None) -> InvokeResult:
-        payload: dict[str, Any] = {"event": event}
-        if context is not None:
-            payload["context"] = context
         try:
-            content = json.dumps(payload, allow_nan=False).encode()
+            content = _invoke_body(event, context)
         except (TypeError, ValueError) as exc:
             from core.models import ErrorType
 
@@ -239,11 +236,8 @@ class RemotePlatform(PlatformAPI):
 
     # -- asynchronous invocation (issue 16) ------------------------------------------------------
     async def invoke_async(self, ref: str, event: Any = None, context: dict[str, str] | None = None) -> AsyncInvocation:
-        payload: dict[str, Any] = {"event": event}
-        if context is not None:
-            payload["context"] = context
         try:
-            content = json.dumps(payload, allow_nan=False).encode()
+            content = _invoke_body(event, context)
         except (TypeError, ValueError) as exc:
             raise InvalidInput("asynchronous invocation", [FieldError("event", f"is not JSON: {exc}")]) from None
         body = await self._call("POST", f"/api/v1/functions/{_seg(ref)}/invoke", ok=(202,), content=content,
@@ -570,3 +564,11 @@ def attach_to_socket(data_dir: Any) -> RemotePlatform | None:
     if probe(path) != "live":
         return None
     return RemotePlatform("http://localhost", uds=ShortPath(path))
+
+
+def _invoke_body(event: Any, context: dict[str, str] | None) -> bytes:
+    """The invoke route's body; TypeError or ValueError when the event is not JSON."""
+    payload: dict[str, Any] = {"event": event}
+    if context is not None:
+        payload["context"] = context
+    return json.dumps(payload, allow_nan=False).encode()

@@ -729,15 +729,20 @@ class ExecutionService:
             pool.demand.starts.pop(token, None)
         ms = (time.perf_counter() - t0) * 1000
         if isinstance(started, InvokeResult):
-            if started.error_type != ErrorType.THROTTLED:
-                started.cold_start = True
-                started.init_duration = ms
-            self._fail_stranded(pool, started)
+            self._start_failed(pool, started, ms)
             return started
         worker, cold = started
         if cold:
             self._record_start(fn, runtime, pool, worker, ms, "caller")
         return worker
+
+    def _start_failed(self, pool: _Pool, failure: InvokeResult, ms: float) -> None:
+        """A start that failed (a compile error, a crash at init) counts as a cold start of that
+        long and fails every caller waiting on it; throttling is no start at all."""
+        if failure.error_type != ErrorType.THROTTLED:
+            failure.cold_start = True
+            failure.init_duration = ms
+        self._fail_stranded(pool, failure)
 
     def _grow(self, fn: Function, runtime: Runtime, pool: _Pool, why: str = "wait") -> None:
         """Start one more worker in the background; it goes to the first waiting caller. `why`:
@@ -763,10 +768,7 @@ class ExecutionService:
             pool.demand.starts.pop(token, None)
         ms = (time.perf_counter() - t0) * 1000
         if isinstance(started, InvokeResult):
-            if started.error_type != ErrorType.THROTTLED:
-                started.cold_start = True
-                started.init_duration = ms
-            self._fail_stranded(pool, started)
+            self._start_failed(pool, started, ms)
             return
         worker, cold = started
         pool.busy.discard(worker)

@@ -122,8 +122,12 @@ def _proc(pid: int) -> dict:
 def _is_launcher(p: dict) -> bool:
     """The root end of a sandbox's chain, which runs no code of the function's: the shell that
     joins the cgroups (caught while it starts a sandbox), the bwrap that lays out the files, and
-    the build launcher waiting for the next install (core/executors/buildlauncher.py)."""
+    the build launcher waiting for the next install (core/executors/buildlauncher.py). A start
+    in the background runs the same chain under `nice -n N` (core/executors/spawn.py), caught
+    before nice execs it."""
     cmd = p["cmd"]
+    if len(cmd) > 3 and cmd[0].endswith("/nice") and cmd[1] == "-n" and cmd[2].isdigit():
+        return _is_launcher({**p, "cmd": cmd[3:]})
     return bool(cmd) and (cmd[0].endswith("bwrap") and "--cap-add" in cmd
                           or len(cmd) > 3 and cmd[1] == "-c" and cmd[3] == "cloudfn-worker"
                           or len(cmd) == 4 and cmd[0].endswith("/bash") and cmd[1] == "-c"

@@ -54,9 +54,10 @@ class EnvCache:
         self.envs = self.root / "envs"
         self.tmp = self.root / "tmp"
         self.packages_cache = self.root / "cache"
-        # Workers (the sandbox user) read envs through their mounts; nobody needs to list them.
-        for d, mode in ((self.root, 0o711), (self.envs, 0o711), (self.tmp, 0o700)):
-            private_dir(d, mode)
+        # Workers reach an env through its bind mount, made by root's bwrap (or, unsandboxed, as
+        # this same user): nobody else needs to traverse these folders (data dir contract: 0700).
+        for d in (self.root, self.envs, self.tmp):
+            private_dir(d, 0o700)
         self._touched: dict[str, float] = {}
         for stale in [*self.tmp.iterdir(), *(self.packages_cache / "targets").glob("*")]:  # a crash's leftovers
             shutil.rmtree(stale, ignore_errors=True)

@@ -238,6 +238,14 @@ def _procs(path: Path) -> set[int]:
         return set()
 
 
+def _build_launcher(pid: int) -> bool:
+    """The platform's root shell waiting, in a build cgroup of its own, for the next dependency
+    install (core/executors/buildlauncher.py): it runs no function code and is replaced after
+    each install, so it is no leftover."""
+    cmd = _cmdline(pid)
+    return cmd.startswith("/usr/bin/bash -c printf x >&") and cmd.endswith(" cloudfn-build")
+
+
 def leftovers(h: Host, marker: str) -> list[str]:
     """Processes that should not exist now: anything in the platform's worker cgroups but the
     warm workers as they were when ready, any other descendant of this process, any process
@@ -259,11 +267,11 @@ def leftovers(h: Host, marker: str) -> list[str]:
     for base in {cg.memory_base, cg.pids_base} - {None} if cg else ():
         for d in base.iterdir():
             if d.is_dir():
-                extra = {pid for pid in _procs(d) - live.get(d.name, set()) if _alive(pid)}
+                extra = {pid for pid in _procs(d) - live.get(d.name, set()) if _alive(pid) and not _build_launcher(pid)}
                 found += [f"cgroup {d.name}: {pid} {_cmdline(pid)!r}" for pid in sorted(extra)]
     foreign = set(h.foreign_roots).union(*(_descendants(r) for r in h.foreign_roots))
     for pid in sorted(_descendants(os.getpid()) - allowed - foreign):
-        if _alive(pid):
+        if _alive(pid) and not _build_launcher(pid):
             found.append(f"descendant {pid} {_cmdline(pid)!r}")
     for d in os.listdir("/proc"):
         if d.isdigit() and int(d) != os.getpid() and marker in _cmdline(int(d)) and _alive(int(d)):

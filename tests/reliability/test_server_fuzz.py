@@ -61,6 +61,15 @@ checks.ensure_resource_availability.enabled = false
 phases.stateful.checks.ensure_resource_availability.enabled = false
 
 [[operations]]
+# The same for an update naming secrets that do not exist: a 404 NotFound naming each missing
+# secret (a schema-valid name the store lacks), though the function exists. Every other check
+# still runs on this operation.
+include-path = "/api/v1/functions/{ref}"
+include-method = "PUT"
+checks.ensure_resource_availability.enabled = false
+phases.stateful.checks.ensure_resource_availability.enabled = false
+
+[[operations]]
 # A function's `dependencies` (issue 15) is a manifest whose packages are installed before the
 # version is stored: a schema-valid manifest naming packages the index lacks is a 422 BuildError
 # (and a rollback reinstalls). The fuzz server has an empty index and registry, so every

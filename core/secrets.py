@@ -166,15 +166,16 @@ class SecretStore:
             self._key = self._current_key()  # may be None: made at the first set
             return
         key = self._current_key()
-        pending = self.key_path.with_name(self.key_path.name + ".new") if self.key_path else None
-        if pending is not None and pending.exists():
+        key_path = self.key_path
+        pending = key_path.with_name(key_path.name + ".new") if key_path else None
+        if key_path is not None and pending is not None and pending.exists():
             # A rotation stopped between writing the store and moving its new key into place.
             new = self._read_key(pending)
             if key is not None and self._opens(key):
                 pending.unlink()
             elif new is not None and self._opens(new):
-                os.replace(pending, self.key_path)
-                fsync_dir(self.key_path.parent)
+                os.replace(pending, key_path)
+                fsync_dir(key_path.parent)
                 key = new
         if key is None:
             raise ConfigError(
@@ -241,7 +242,7 @@ class SecretStore:
                 value.encode("utf-8")
             except UnicodeEncodeError:
                 errors.append(FieldError("value", "must be valid Unicode text (it holds a lone surrogate)"))
-        if errors:
+        if errors or not isinstance(value, str):  # a non-string has its error in `errors` already
             raise InvalidInput("secret", errors)
         return value
 

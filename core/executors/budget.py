@@ -20,7 +20,7 @@ class MemoryBudget:
         self.used = 0
         self.peak = 0  # the most ever held at once (tests and stats)
         self.held: dict[object, int] = {}
-        self._waiters: list[asyncio.Future] = []
+        self._waiters: list[asyncio.Future[bool]] = []
 
     def free(self) -> int:
         return self.limit - self.used
@@ -65,9 +65,14 @@ class MemoryBudget:
         loop = asyncio.get_running_loop()
         if loop.time() >= deadline:
             return False
-        fut = loop.create_future()
+        fut: asyncio.Future[bool] = loop.create_future()
         self._waiters.append(fut)
-        timer = loop.call_at(deadline, lambda: fut.done() or fut.set_result(False))
+
+        def expire() -> None:
+            if not fut.done():
+                fut.set_result(False)
+
+        timer = loop.call_at(deadline, expire)
         try:
             return await fut
         finally:

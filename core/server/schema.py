@@ -10,6 +10,7 @@ allows but the server refuses, or the reverse, is a failure.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -339,7 +340,8 @@ def _function_properties(patch: bool) -> dict[str, Any]:
 
 
 def function_body(patch: bool = False) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "object", "properties": _function_properties(patch), "additionalProperties": False}
+    schema: dict[str, Any] = {"type": "object", "properties": _function_properties(patch),
+                              "additionalProperties": False}
     if not patch:
         schema["required"] = ["name", "runtime", "code"]
     return body(schema)
@@ -419,7 +421,8 @@ def type_errors(schema: dict[str, Any], data: dict[str, Any]) -> list[FieldError
         for w in wants:
             if w in ("integer", "number") and isinstance(value, bool):
                 continue
-            if isinstance(value, _JSON_TYPES[w]) or (w == "integer" and isinstance(value, float) and value.is_integer()):
+            whole = w == "integer" and isinstance(value, float) and value.is_integer()
+            if isinstance(value, _JSON_TYPES[w]) or whole:
                 ok = True
                 break
         if not ok:
@@ -483,7 +486,7 @@ class Query:
     """Parses a route's query parameters exactly as the document describes them, collecting
     every bad one into a single InvalidInput."""
 
-    def __init__(self, query: Any, what: str):
+    def __init__(self, query: Mapping[str, str], what: str):
         self.query = query
         self.what = what
         self.errors: list[FieldError] = []

@@ -10,12 +10,13 @@ import math
 import time
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple, TypeVar
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, SummaryMetricFamily
+from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Sample
 
 from core.models import InvocationRecord
@@ -60,7 +61,7 @@ class Stats:
     duration_sum: float = 0.0
     duration_min: float | None = None
     duration_max: float | None = None
-    sample: deque = field(default_factory=lambda: deque(maxlen=SAMPLE))
+    sample: deque[float] = field(default_factory=lambda: deque(maxlen=SAMPLE))
 
     def add(self, rec: InvocationRecord) -> None:
         self.invocations += 1
@@ -139,7 +140,7 @@ class Series:
         now = time.time() if now is None else now
         last = int(now) // self.resolution * self.resolution
         first = last - (self.slots - 1) * self.resolution
-        cols: dict[str, list] = {"count": [], "failures": [], "throttles": [], "avg_ms": [], "max_ms": []}
+        cols: dict[str, list[float]] = {"count": [], "failures": [], "throttles": [], "avg_ms": [], "max_ms": []}
         for start in range(first, last + 1, self.resolution):
             i = (start // self.resolution) % self.slots
             if self._start[i] == start:
@@ -148,7 +149,7 @@ class Series:
                        round(self._dsum[i] / ran, 3) if ran else 0.0, round(self._dmax[i], 3))
             else:
                 row = (0, 0, 0, 0.0, 0.0)
-            for col, value in zip(cols.values(), row):
+            for col, value in zip(cols.values(), row, strict=True):
                 col.append(value)
         return {"start": first, "step": self.resolution, **cols}
 
@@ -183,7 +184,16 @@ class Recent(NamedTuple):
     cold_start: bool
 
 
-TS, FUNCTION, RUNTIME, STATUS, ERROR_TYPE, DURATION, COLD_START = range(7)
+# Recent's fields as the plain tuple kept. Final so that mypy reads each index as a literal and
+# knows the type of the field it picks.
+RecentFields = tuple[float, str, str, str, str | None, float, bool]
+TS: Final = 0
+FUNCTION: Final = 1
+RUNTIME: Final = 2
+STATUS: Final = 3
+ERROR_TYPE: Final = 4
+DURATION: Final = 5
+COLD_START: Final = 6
 
 
 @dataclass
@@ -198,10 +208,10 @@ class WindowStats:
     cold_starts: int = 0
     duration_sum: float = 0.0  # over the invocations that ran (not throttled)
     ran: int = 0
-    items: Iterable[Recent] = ()
+    items: Iterable[RecentFields] = ()
 
     @classmethod
-    def of(cls, recents: list[Recent]) -> WindowStats:
+    def of(cls, recents: Iterable[RecentFields]) -> WindowStats:
         w = _Window("all", "", 0)
         for r in recents:
             w.add(r)
@@ -218,16 +228,16 @@ class _Window:
 
     def __init__(self, kind: str, target: str, seconds: float):
         self.kind, self.target, self.seconds = kind, target, seconds
-        self.items: deque[tuple] = deque()
+        self.items: deque[RecentFields] = deque()
         self.count = self.failures = self.throttles = self.timeouts = self.cold_starts = self.ran = 0
         self.duration_sum = 0.0
         self.judged_at = -math.inf
 
-    def matches(self, r: Recent) -> bool:
+    def matches(self, r: RecentFields) -> bool:
         return (self.kind == "all" or (self.kind == "function" and r[FUNCTION] == self.target)
                 or (self.kind == "runtime" and r[RUNTIME] == self.target))
 
-    def _count(self, r: Recent, sign: int) -> None:
+    def _count(self, r: RecentFields, sign: int) -> None:
         self.count += sign
         if r[STATUS] != "success":
             self.failures += sign
@@ -241,7 +251,7 @@ class _Window:
         if r[COLD_START]:
             self.cold_starts += sign
 
-    def add(self, r: Recent) -> None:
+    def add(self, r: RecentFields) -> None:
         self.items.append(r)
         self._count(r, 1)
         if len(self.items) > RECENT:  # no more than the recent invocations hold
@@ -269,7 +279,7 @@ class Metrics:
         self.overall = _Scope()
         self.functions: dict[str, _Scope] = {}
         self.runtimes: dict[str, _Scope] = {}
-        self.recent: deque[tuple] = deque(maxlen=RECENT)  # Recent's fields, as plain tuples
+        self.recent: deque[RecentFields] = deque(maxlen=RECENT)  # Recent's fields, as plain tuples
         self.in_flight: dict[str, int] = {}
         self._windows: dict[tuple[str, float], _Window] = {}  # kept for the alert rules
         self.registry = CollectorRegistry()
@@ -294,7 +304,8 @@ class Metrics:
         if rt is None:
             rt = self.runtimes[rec.runtime] = _Scope()
         rt.add(rec, ts)
-        recent = (ts, rec.function_name, rec.runtime, rec.status, rec.error_type, rec.duration, rec.cold_start)
+        recent: RecentFields = (ts, rec.function_name, rec.runtime, rec.status, rec.error_type, rec.duration,
+                                rec.cold_start)
         self.recent.append(recent)
         for w in self._windows.values():
             if w.matches(recent):
@@ -334,7 +345,7 @@ class Metrics:
             kind, _, target = scope.partition(":")
             w = _Window(kind, target, seconds)
             for r in self.window(scope, seconds, now)[::-1]:
-                w.add(tuple(r))  # a plain tuple, untracked by the GC like the rest
+                w.add(r[:])  # a plain tuple (a slice drops the class), untracked by the GC like the rest
             self._windows[key] = w
         if now < w.judged_at or (self.recent and self.recent[-1][TS] > now):
             return WindowStats.of(self.window(scope, seconds, now))
@@ -386,6 +397,9 @@ class Metrics:
         return generate_latest(self.registry).decode()
 
 
+_Key = TypeVar("_Key", bound=tuple[str, ...])  # a counter's label values
+
+
 class _Exposition:
     """The Prometheus series, counted in plain dicts as invocations are recorded and made into
     metric families only when scraped: prometheus_client's counters and histogram took a lock
@@ -402,7 +416,7 @@ class _Exposition:
         self.gauges: dict[str, int | None] = {}
         self.scheduling: dict[str, dict[str, Any]] = {}
 
-    def _bump(self, name: str, table: dict, key: tuple) -> None:
+    def _bump(self, name: str, table: dict[_Key, int], key: _Key) -> None:
         n = table.get(key)
         if n is None:
             self.created[(name, key)] = time.time()
@@ -426,13 +440,13 @@ class _Exposition:
         hist[bisect_left(BUCKETS, seconds)] += 1  # a bucket counts values up to its bound
         hist[-1] += seconds
 
-    def _counter(self, name: str, doc: str, labels: list[str], table: dict) -> CounterMetricFamily:
+    def _counter(self, name: str, doc: str, labels: list[str], table: Mapping[_Key, int]) -> CounterMetricFamily:
         family = CounterMetricFamily(f"cloudfn_{name}", doc, labels=labels)
         for key, n in table.items():
             family.add_metric(list(key), n, created=self.created.get((name, key)))
         return family
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         m = self.metrics
         yield self._counter("invocations", "Invocations by outcome", ["function", "runtime", "status"],
                             self.invocations)
@@ -442,13 +456,16 @@ class _Exposition:
         family = HistogramMetricFamily("cloudfn_invocation_duration_seconds", "Invocation duration",
                                        labels=["function", "runtime"])
         for key, hist in self.durations.items():
-            total, buckets = 0, []
-            for bound, n in zip([*BUCKETS, math.inf], hist):
+            total: float = 0
+            buckets: list[tuple[str, float]] = []
+            # hist has one more entry, the sum, which is not a bucket
+            for bound, n in zip([*BUCKETS, math.inf], hist[:-1], strict=True):
                 total += n
                 buckets.append(("+Inf" if bound == math.inf else repr(float(bound)), total))
             family.add_metric(list(key), buckets, hist[-1])
-            family.samples.append(Sample("cloudfn_invocation_duration_seconds_created",
-                                         dict(zip(["function", "runtime"], key)), self.created[("durations", key)]))
+            labels = dict(zip(["function", "runtime"], key, strict=True))
+            family.samples.append(Sample("cloudfn_invocation_duration_seconds_created", labels,
+                                         self.created[("durations", key)]))
         yield family
         in_flight = GaugeMetricFamily("cloudfn_in_flight", "Invocations running now", labels=["function"])
         for function, n in m.in_flight.items():
@@ -461,7 +478,7 @@ class _Exposition:
         yield GaugeMetricFamily("cloudfn_warm_workers", "Warm worker processes", value=warm if warm is not None else 0)
         yield from self._scheduling()
 
-    def _scheduling(self):
+    def _scheduling(self) -> Iterator[Metric]:
         """The scheduler's decisions per function: the executor counts them, so they are read
         from its totals at scrape time (issue 19)."""
         started = CounterMetricFamily(

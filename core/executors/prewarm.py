@@ -108,7 +108,7 @@ class Prewarm:
                     self.specs[name] = rt
         self.ready: dict[str, deque[Worker]] = {name: deque() for name in self.specs}
         self.starting: dict[str, int] = {name: 0 for name in self.specs}
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
         self._changed: asyncio.Event | None = None
         self.problem = ""  # why the last start that failed failed (shown in stats)
@@ -144,7 +144,7 @@ class Prewarm:
             want = self.target(name)
             while len(self.ready[name]) > want:
                 self._discard(self.ready[name].popleft())  # the oldest first
-            for i in range(want - len(self.ready[name]) - self.starting[name]):
+            for _ in range(want - len(self.ready[name]) - self.starting[name]):
                 if len(self.ready[name]) + self.starting[name] >= self.size and not self._room_for_extra():
                     break
                 self.starting[name] += 1
@@ -161,6 +161,10 @@ class Prewarm:
             slot.mkdir(parents=True)
             os.chmod(slot, 0o755)
             spec = self.specs[name].prewarm_spec(slot)
+            if spec is None:  # it gave one for the probe; a runtime that stops doing so starts none
+                self.problem = f"{name}: the runtime no longer gives a pre-start spec"
+                shutil.rmtree(slot, ignore_errors=True)
+                return
             w = Worker(("", 0), name, WorkerInit(spec=spec, init={}), self.sandbox, PREWARM_MEMORY_MB, 10.0)
             w.slot = slot
             if self.budget is not None:

@@ -14,6 +14,7 @@ import shutil
 import signal
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 from core.filemodes import private_dir
 from core.models import ErrorType, InvokeResult
 
+from .budget import MemoryBudget
 from .protocol import (
     EVENT_LIMIT_BYTES,
     LOG_LIMIT_BYTES,
@@ -105,8 +107,8 @@ class Worker:
         self.violation: str | None = None  # how it broke the protocol, if it did
         # Called when the worker ends on its own between invocations (a frame nobody asked for,
         # an exit): its pool drops it and stops what is left. Without one it stops itself.
-        self.on_gone = None
-        self.budget = None  # the service's MemoryBudget, released once the worker is gone
+        self.on_gone: Callable[[Worker], None] | None = None
+        self.budget: MemoryBudget | None = None  # the service's MemoryBudget, released once the worker is gone
         self._exchanges = 0
         self._ending = False
         self._kills = 0

@@ -173,7 +173,7 @@ class UnsafePath(ValueError):
     """A stored or sent path that would leave the folder; nothing was written for it."""
 
 
-def write_tree(folder: Path, files: dict[str, bytes | str], mode: int = 0o644, exclusive: bool = True) -> None:
+def write_tree(folder: Path, files: Mapping[str, bytes | str], mode: int = 0o644, exclusive: bool = True) -> None:
     """Write `files` under `folder` (which must exist), refusing any path that `path_problem`
     refuses (reserved names aside) and never following a symlink at any step: folders are
     opened with O_NOFOLLOW relative to their parent's fd. `exclusive`: a file already there is

@@ -8,9 +8,10 @@ import contextlib
 import json
 import time
 from collections import deque
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from core.config import default_max_memory
 from core.errors import ConfigError, NotFound
@@ -21,7 +22,7 @@ from core.secrets import held_by
 from .budget import MemoryBudget
 from .demand import BurstStats, Demand, Ewma
 from .prewarm import Prewarm
-from .runtimes import RUNTIMES, Runtime
+from .runtimes import RUNTIMES, GoRuntime, Runtime
 from .sandbox import HostSandbox
 from .spawn import BACKGROUND_NICE
 from .worker import EVENT_LIMIT_BYTES, NotAdopted, Worker, WorkerInit
@@ -67,7 +68,7 @@ class _Limit:
     def __init__(self, size: int):
         self.size = size
         self.used = 0
-        self.waiters: deque[asyncio.Future] = deque()
+        self.waiters: deque[asyncio.Future[bool]] = deque()
 
     def free(self) -> bool:
         return self.used < self.size and not self.waiters
@@ -85,7 +86,7 @@ class _Limit:
         if self.free():
             self.used += 1
             return True
-        fut = loop.create_future()
+        fut: asyncio.Future[bool] = loop.create_future()
         self.waiters.append(fut)
         timer = loop.call_at(deadline, _expire, fut)
         try:
@@ -101,7 +102,12 @@ class _Limit:
                     self.waiters.remove(fut)
 
 
-def _expire(fut: asyncio.Future) -> None:
+# What a caller waiting for a worker of its function is handed: the worker, why none comes, or
+# False (timed out).
+Handoff = Worker | InvokeResult | Literal[False]
+
+
+def _expire(fut: asyncio.Future[bool] | asyncio.Future[Handoff]) -> None:
     if not fut.done():
         fut.set_result(False)
 
@@ -175,9 +181,9 @@ class _Pool:
         self.prepare_lock = asyncio.Lock()
         self.retired = False
         self.demand = Demand()  # what its invocations and starts take (demand.py)
-        self.waiters: deque[asyncio.Future] = deque()  # callers waiting for a busy worker, FIFO
+        self.waiters: deque[asyncio.Future[Handoff]] = deque()  # callers waiting for a busy worker, FIFO
         self.fresh: dict[Worker, float] = {}  # started and not used yet -> ms its start took
-        self.grow_tasks: set[asyncio.Task] = set()  # background starts
+        self.grow_tasks: set[asyncio.Task[None]] = set()  # background starts
 
 
 class ExecutionService:
@@ -197,15 +203,15 @@ class ExecutionService:
         for rt in self.runtimes_.values():
             rt.deps_tree = settings.deps_tree
         go = self.runtimes_.get("go")
-        if go is not None:
+        if isinstance(go, GoRuntime):
             go.build_limits.memory_mb = settings.build_memory
         self._scheduler: Scheduler | None = None
         self._pools: dict[tuple[str, int], _Pool] = {}
         self._newest: dict[str, int] = {}  # highest version seen per function id
         self._floor: dict[str, int] = {}  # versions below this were retired
-        self._reaper: asyncio.Task | None = None
+        self._reaper: asyncio.Task[None] | None = None
         self._closed = False
-        self._background: set[asyncio.Task] = set()
+        self._background: set[asyncio.Task[None]] = set()
         self.budget = MemoryBudget(settings.max_memory or default_max_memory())
         self._memory_waiting = 0
         # (runtime, "adopt" | "fresh") -> a new version's first guess at its cold start (demand.py)
@@ -249,7 +255,7 @@ class ExecutionService:
     async def _reap(self) -> None:
         now = time.monotonic()
         victims = []
-        for key, pool in list(self._pools.items()):
+        for pool in list(self._pools.values()):
             while pool.idle and now - pool.idle[0].last_used >= self.settings.keep_warm:
                 victims.append(pool.idle.popleft())
         idle = [w for p in self._pools.values() for w in p.idle]
@@ -272,7 +278,8 @@ class ExecutionService:
         try:
             res = await self._invoke(fn, event, context or {}, request_id)
         except Exception as exc:  # a bug of ours must not look like the platform died
-            res = InvokeResult.failure(ErrorType.WORKER_CRASHED, f"internal error while invoking: {type(exc).__name__}: {exc}")
+            res = InvokeResult.failure(ErrorType.WORKER_CRASHED,
+                                       f"internal error while invoking: {type(exc).__name__}: {exc}")
         res.invocation_id = request_id
         res.function_id = fn.id
         res.function_name = fn.name
@@ -296,7 +303,8 @@ class ExecutionService:
             return InvokeResult.failure(ErrorType.INVALID_EVENT, f"the event is not JSON: {exc}")
         size = len(event_json)
         if size > EVENT_LIMIT_BYTES:
-            return InvokeResult.failure(ErrorType.INVALID_EVENT, f"the event is {size} bytes; the limit is {EVENT_LIMIT_BYTES}")
+            return InvokeResult.failure(ErrorType.INVALID_EVENT,
+                                        f"the event is {size} bytes; the limit is {EVENT_LIMIT_BYTES}")
         if not isinstance(context, dict) or not all(isinstance(k, str) for k in context):
             return InvokeResult.failure(ErrorType.INVALID_EVENT, "the context must be a map of strings")
         ctx = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in context.items()}
@@ -329,7 +337,7 @@ class ExecutionService:
         newest = self._newest.get(fn.id, 0)
         if fn.version > newest:
             self._newest[fn.id] = fn.version
-            for (fid, ver), old in list(self._pools.items()):
+            for fid, ver in list(self._pools):
                 if fid == fn.id and ver < fn.version:
                     self._retire_soon((fid, ver))
         pool = self._pools.get(key)
@@ -356,7 +364,7 @@ class ExecutionService:
                 pool.idle.remove(w)
         self._in_background(w.kill())
 
-    def _in_background(self, coro) -> None:
+    def _in_background(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -433,6 +441,8 @@ class ExecutionService:
         (measured: a burst's starts at full priority took the CPU from the warm worker and the
         server, and set the p99 of its first seconds)."""
         holder = object()  # this start's share of the budget until its worker holds it
+        prepared = pool.prepared
+        assert prepared is not None, "a pool's workers start once its function is prepared"
         taken = None
         worker = None
         try:
@@ -452,15 +462,15 @@ class ExecutionService:
                 taken.on_gone = self._worker_gone
                 taken.unnice()  # pre-started niced; from here a caller may wait for it
                 try:
-                    failure = await taken.adopt((fn.id, fn.version), pool.prepared, fn.memory, fn.timeout,
-                                                self.prewarm.files(pool.prepared), runtime.adoption(pool.prepared))
+                    failure = await taken.adopt((fn.id, fn.version), prepared, fn.memory, fn.timeout,
+                                                self.prewarm.files(prepared), runtime.adoption(prepared))
                     worker = taken
                 except NotAdopted:
                     pool.busy.discard(taken)
                     await taken.kill()
                 taken = None
             if worker is None:
-                worker = Worker((fn.id, fn.version), runtime.name, pool.prepared, self.sandbox, fn.memory, fn.timeout)
+                worker = Worker((fn.id, fn.version), runtime.name, prepared, self.sandbox, fn.memory, fn.timeout)
                 worker.budget = self.budget
                 worker.on_gone = self._worker_gone
                 pool.busy.add(worker)
@@ -524,6 +534,8 @@ class ExecutionService:
         else:
             pool.busy.add(worker)
         init_ms = pool.fresh.pop(worker, None)  # its first invocation: a cold start
+        wi = pool.prepared
+        assert wi is not None, "a pool with a worker has its function prepared"
         demand = pool.demand
         began = time.perf_counter()
         demand.running[worker] = began
@@ -549,7 +561,7 @@ class ExecutionService:
         elif worker.dead:
             await worker.kill()  # a timeout, crash, flood or bad frame: its cgroup and memory go now
             self._unstrand(fn, runtime, pool)
-        elif worker.cpu_used + fn.timeout + 1 >= pool.prepared.spec.cpu_seconds:
+        elif worker.cpu_used + fn.timeout + 1 >= wi.spec.cpu_seconds:
             await worker.kill()  # near its lifetime CPU budget: replace it
             self._unstrand(fn, runtime, pool)
         else:
@@ -558,8 +570,8 @@ class ExecutionService:
             self.prewarm.fill()  # what this cold start took is replaced now, in the background
         res.cold_start = init_ms is not None
         res.init_duration = round(init_ms, 3) if init_ms is not None else 0.0
-        if init_ms is not None and pool.prepared.notes:
-            res.logs = "\n".join(pool.prepared.notes) + "\n" + res.logs
+        if init_ms is not None and wi.notes:
+            res.logs = "\n".join(wi.notes) + "\n" + res.logs
         return res
 
     def _give_secrets(self, fn: Function, prepared: WorkerInit) -> InvokeResult | None:
@@ -636,7 +648,7 @@ class ExecutionService:
     async def _wait_for_worker(self, fn: Function, runtime: Runtime, pool: _Pool,
                                deadline: float) -> Worker | InvokeResult:
         loop = asyncio.get_running_loop()
-        fut = loop.create_future()
+        fut: asyncio.Future[Handoff] = loop.create_future()
         t0 = time.perf_counter()
         demand = pool.demand
         if demand.queued_since is None:
@@ -647,8 +659,9 @@ class ExecutionService:
         try:
             got = await fut
         except asyncio.CancelledError:
-            if fut.done() and not fut.cancelled() and isinstance(fut.result(), Worker):
-                self._offer(pool, fut.result())  # handed one just as this caller went away: pass it on
+            handed = fut.result() if fut.done() and not fut.cancelled() else None
+            if isinstance(handed, Worker):
+                self._offer(pool, handed)  # handed one just as this caller went away: pass it on
             raise
         finally:
             timer.cancel()
@@ -722,7 +735,8 @@ class ExecutionService:
         """This caller starts its own worker (nothing runs that could free up for it)."""
         token = object()
         t0 = time.perf_counter()
-        pool.demand.starts[token] = (t0, True, *reversed(self._next_start(pool, runtime)))
+        kind, guess = self._next_start(pool, runtime)
+        pool.demand.starts[token] = (t0, True, guess, kind)
         try:
             started = await self._start_worker(fn, runtime, pool, deadline)
         finally:
@@ -750,7 +764,8 @@ class ExecutionService:
         functions for memory, as a caller's own start does), "queue" (a queue outlasted a start)
         or "spare" (for the next burst; an idle worker is no answer then): free memory only."""
         token = object()
-        pool.demand.starts[token] = (time.perf_counter(), False, *reversed(self._next_start(pool, runtime)))
+        kind, guess = self._next_start(pool, runtime)
+        pool.demand.starts[token] = (time.perf_counter(), False, guess, kind)
         task = asyncio.ensure_future(self._grow_one(fn, runtime, pool, token, why))
         pool.grow_tasks.add(task)
         task.add_done_callback(pool.grow_tasks.discard)

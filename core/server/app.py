@@ -20,7 +20,7 @@ import hmac
 import json
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +28,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Message, Receive, Scope, Send
 
 from core import __version__
 from core.api import PlatformAPI
@@ -212,7 +213,7 @@ def json_media_type(ctype: bytes | None) -> bool:
 
 
 async def _send_json(send: Callable[..., Awaitable[None]], status: int, body: dict[str, Any],
-                     headers: list[tuple[bytes, bytes]] = ()) -> None:
+                     headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
     payload = _dumps(body)
     await send({
         "type": "http.response.start",
@@ -241,7 +242,8 @@ class Guard:
 
             self.endpoints = Endpoints(platform, self.token, self.max_body, self.loopback_only, self.origins)
 
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+    # A dict, as servers pass it, rather than starlette's Scope: Endpoints takes one.
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -288,8 +290,8 @@ class Guard:
             except ValueError:
                 too_large = False
             if too_large:
-                await _send_json(send, 413, {"error": BodyTooLarge(self.max_body).detail, "type": "BodyTooLarge", "status": 413},
-                                 [(b"connection", b"close")])
+                body = {"error": BodyTooLarge(self.max_body).detail, "type": "BodyTooLarge", "status": 413}
+                await _send_json(send, 413, body, [(b"connection", b"close")])
                 return
             wrapped = receive  # the server enforces content-length; no counting needed
         else:
@@ -307,7 +309,7 @@ class Guard:
         finally:
             self.state.request_done()
 
-    def _browser_refusal(self, scope: dict, length: bytes | None) -> dict[str, Any] | None:
+    def _browser_refusal(self, scope: Scope, length: bytes | None) -> dict[str, Any] | None:
         """Without a token, what keeps web pages out (the token does it otherwise: a page cannot
         send it cross-site without a CORS preflight, which only `server.cors_origins` pass):
         - a Host that is not a loopback name: a DNS-rebound page (evil.example resolving to
@@ -349,7 +351,7 @@ class Guard:
                     "type": "UnsupportedMediaType", "status": 415}
         return None
 
-    async def _invoke(self, ref: str, receive: Callable, send: Callable, scope: dict) -> None:
+    async def _invoke(self, ref: str, receive: Receive, send: Send, scope: Scope) -> None:
         """The invoke route without the framework's routing and dependency solving (it is the
         hot path); the FastAPI route of the same path documents it and does the same."""
         try:
@@ -384,11 +386,11 @@ class Guard:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
 
-    def _counting(self, receive: Callable) -> Callable:
+    def _counting(self, receive: Receive) -> Receive:
         seen = 0
         limit = self.max_body
 
-        async def counted() -> dict:
+        async def counted() -> Message:
             nonlocal seen
             message = await receive()
             if message["type"] == "http.request":

@@ -19,8 +19,9 @@ import logging
 import os
 import socket
 import stat
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from core.errors import Unavailable
 
@@ -151,19 +152,19 @@ class OwnerSocket:
         self.platform = platform
         self.path = path
         self._server: Any = None
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         self._state: Any = None
         self._inode: int | None = None
         self._sock: socket.socket | None = None
         self._exit: asyncio.Event | None = None
 
     def start(self) -> None:
-        self._sock = bind_socket(self.path)
+        sock = self._sock = bind_socket(self.path)
         self._inode = os.lstat(self.path).st_ino  # the file's, to remove only our own at stop
-        self._exit = asyncio.Event()
-        self._task = asyncio.get_running_loop().create_task(self._serve(), name="cloudfn-owner-socket")
+        exit_event = self._exit = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._serve(sock, exit_event), name="cloudfn-owner-socket")
 
-    def _build(self) -> Any:
+    def _build(self, exit_event: asyncio.Event) -> tuple[Any, Any]:
         import uvicorn
 
         from core.server.app import ServerSettings, ServerState, create_app
@@ -179,7 +180,6 @@ class OwnerSocket:
         config = uvicorn.Config(app, lifespan="off", log_config=None, log_level=None,
                                 timeout_graceful_shutdown=2, server_header=False, date_header=False,
                                 http=_peer_checked_protocol())
-        exit_event = self._exit
 
         from core.server._uvicorn_compat import QuietServer
 
@@ -187,7 +187,7 @@ class OwnerSocket:
             async def main_loop(self) -> None:
                 await exit_event.wait()
 
-            async def shutdown(self, sockets: list | None = None) -> None:
+            async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
                 if not self.server_state.connections:  # nothing to drain
                     for server in self.servers:
                         server.close()
@@ -196,16 +196,16 @@ class OwnerSocket:
 
         return state, Server(config)
 
-    async def _serve(self) -> None:
+    async def _serve(self, sock: socket.socket, exit_event: asyncio.Event) -> None:
         try:
-            self._state, self._server = await _on_daemon_thread(self._build)
-            await self._server.serve(sockets=[self._sock])
+            self._state, self._server = await _on_daemon_thread(lambda: self._build(exit_event))
+            await self._server.serve(sockets=[sock])
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("the owner's socket %s stopped", self.path)
         finally:
-            self._sock.close()
+            sock.close()
 
     async def stop(self) -> None:
         if self._task is None:
@@ -219,7 +219,8 @@ class OwnerSocket:
             if not await self._state.wait_drained(DRAIN_GRACE):
                 log.warning("stopping the owner's socket with %d request(s) still in flight", self._state.in_flight)
             self._server.should_exit = True
-            self._exit.set()
+            if self._exit is not None:
+                self._exit.set()
         with contextlib.suppress(BaseException):
             await asyncio.wait_for(asyncio.shield(self._task), 5)
         if not self._task.done():
@@ -229,7 +230,8 @@ class OwnerSocket:
             with contextlib.suppress(BaseException):
                 await self._task
         self._task = None
-        self._sock.close()  # a task cancelled before its first step never ran its finally
+        if self._sock is not None:  # a task cancelled before its first step never ran its finally
+            self._sock.close()
         # Remove our socket only: a successor may already have replaced it.
         with contextlib.suppress(OSError):
             if os.lstat(self.path).st_ino == self._inode:
@@ -243,7 +245,8 @@ def peer_uid(sock: socket.socket) -> int | None:
         creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     except OSError:
         return None
-    return struct.unpack("3i", creds)[1]
+    uid: int = struct.unpack("3i", creds)[1]
+    return uid
 
 
 def _peer_checked_protocol() -> type:
@@ -272,29 +275,33 @@ def _peer_checked_protocol() -> type:
     return PeerCheckedProtocol
 
 
-def _on_daemon_thread(fn: Any) -> asyncio.Future:
+_T = TypeVar("_T")
+
+
+def _on_daemon_thread(fn: Callable[[], _T]) -> asyncio.Future[_T]:
     """`fn()` on a daemon thread: unlike asyncio.to_thread, a process that is done does not wait
     for it at exit."""
     import threading
 
     loop = asyncio.get_running_loop()
-    fut = loop.create_future()
+    fut: asyncio.Future[_T] = loop.create_future()
 
-    def settle(result: Any, error: BaseException | None) -> None:
-        if fut.done():
-            return
-        if error is not None:
-            fut.set_exception(error)
-        else:
+    def settle(result: _T) -> None:
+        if not fut.done():
             fut.set_result(result)
 
+    def fail(error: BaseException) -> None:
+        if not fut.done():
+            fut.set_exception(error)
+
     def run() -> None:
-        try:
-            result, error = fn(), None
-        except BaseException as exc:
-            result, error = None, exc
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
-            loop.call_soon_threadsafe(settle, result, error)
+            try:
+                result = fn()
+            except BaseException as exc:
+                loop.call_soon_threadsafe(fail, exc)
+            else:
+                loop.call_soon_threadsafe(settle, result)
 
     threading.Thread(target=run, daemon=True, name="cloudfn-owner-socket-build").start()
     return fut

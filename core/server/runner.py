@@ -21,13 +21,17 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import TYPE_CHECKING, Any, Protocol
 
 from core import __version__
 from core.config import Config
 from core.errors import ConfigError
 from core.loopback import is_loopback
 from core.server.app import DEFAULT_MAX_BODY, ServerSettings, ServerState, create_app
+
+if TYPE_CHECKING:
+    import uvicorn
 
 log = logging.getLogger("cloudfn.server")
 TOKEN_FILE = "server.token"
@@ -158,7 +162,8 @@ def _level(name: str) -> str:
 
 
 def _setup_logging(opts: ServeOptions) -> None:
-    level = logging.WARNING if opts.mode == "release" else getattr(logging, _level(opts.log_level).upper(), logging.INFO)
+    level = (logging.WARNING if opts.mode == "release"
+             else getattr(logging, _level(opts.log_level).upper(), logging.INFO))
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("cloudfn").setLevel(level)
 
@@ -218,11 +223,13 @@ async def _serve(config: Config, opts: ServeOptions) -> int:
     uv_config = uvicorn.Config(
         app, loop="auto", http=_http_protocol(opts), lifespan="off",
         log_level="warning" if release else _level(opts.log_level),
-        access_log=not release, timeout_graceful_shutdown=opts.grace, server_header=False,
+        # uvicorn annotates int, but only passes it to asyncio.wait_for: a grace of 0.5 s works.
+        access_log=not release, timeout_graceful_shutdown=opts.grace,  # type: ignore[arg-type]
+        server_header=False,
         timeout_keep_alive=30, backlog=2048,
         proxy_headers=False,  # no X-Forwarded-* rewriting: the server uses no client address
     )
-    server = _Server(uv_config, state)
+    server = _server(uv_config, state)
     loop = asyncio.get_running_loop()
     previous = {sig: signal.signal(sig, server.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
     server.loop = loop
@@ -260,43 +267,53 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-class _Server:
-    """uvicorn.Server with cloudfn's signal rules (built lazily so importing this module does
-    not import uvicorn)."""
+class _Serving(Protocol):
+    """What `serve` uses of the server `_server` builds."""
 
-    def __new__(cls, config: Any, state: ServerState):
-        from core.server._uvicorn_compat import QuietServer
+    closing: bool
+    loop: asyncio.AbstractEventLoop | None
+    force_exit: bool
 
-        class Server(QuietServer):  # the runner installs the signal handlers, for the close too
-            closing = False
-            loop: asyncio.AbstractEventLoop | None = None
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None: ...
 
-            async def shutdown(self, sockets: list | None = None) -> None:
-                # Drain first, still listening: the guard answers new requests 503 meanwhile.
-                grace = self.config.timeout_graceful_shutdown or 0
-                start = asyncio.get_running_loop().time()
-                if not state.shutting_down:  # stopped by uvicorn itself rather than a signal
-                    state.begin_shutdown()
-                if not self.force_exit:
-                    if state.in_flight:
-                        log.info("waiting up to %gs for %d request(s) in flight", grace, state.in_flight)
-                    await state.wait_drained(grace)
-                left = max(0.0, grace - (asyncio.get_running_loop().time() - start))
-                self.config.timeout_graceful_shutdown = left
-                await super().shutdown(sockets)
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None: ...
 
-            def handle_exit(self, sig: int, frame: Any) -> None:
-                if self.closing:
-                    os._exit(EXIT_FORCED)
-                if self.should_exit:
-                    log.warning("second signal: not waiting for requests in flight")
-                    self.force_exit = True
-                    if self.loop is not None:
-                        self.loop.call_soon_threadsafe(state.stop_waiting)
-                    return
-                log.info("signal %s: shutting down gracefully", signal.Signals(sig).name)
-                self.should_exit = True
+
+def _server(config: uvicorn.Config, state: ServerState) -> _Serving:
+    """uvicorn.Server with cloudfn's signal rules (its class is made here so that importing this
+    module does not import uvicorn)."""
+    from core.server._uvicorn_compat import QuietServer
+
+    class Server(QuietServer):  # the runner installs the signal handlers, for the close too
+        closing = False
+        loop: asyncio.AbstractEventLoop | None = None
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            # Drain first, still listening: the guard answers new requests 503 meanwhile.
+            grace = self.config.timeout_graceful_shutdown or 0
+            start = asyncio.get_running_loop().time()
+            if not state.shutting_down:  # stopped by uvicorn itself rather than a signal
+                state.begin_shutdown()
+            if not self.force_exit:
+                if state.in_flight:
+                    log.info("waiting up to %gs for %d request(s) in flight", grace, state.in_flight)
+                await state.wait_drained(grace)
+            left = max(0.0, grace - (asyncio.get_running_loop().time() - start))
+            self.config.timeout_graceful_shutdown = left  # type: ignore[assignment]  # a float: see serve
+            await super().shutdown(sockets)
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            if self.closing:
+                os._exit(EXIT_FORCED)
+            if self.should_exit:
+                log.warning("second signal: not waiting for requests in flight")
+                self.force_exit = True
                 if self.loop is not None:
-                    self.loop.call_soon_threadsafe(state.begin_shutdown)
+                    self.loop.call_soon_threadsafe(state.stop_waiting)
+                return
+            log.info("signal %s: shutting down gracefully", signal.Signals(sig).name)
+            self.should_exit = True
+            if self.loop is not None:
+                self.loop.call_soon_threadsafe(state.begin_shutdown)
 
-        return Server(config)
+    return Server(config)

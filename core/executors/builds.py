@@ -48,10 +48,11 @@ class BuildResult:
 
 def _own(path: Path, sandbox: HostSandbox) -> None:
     """Give a build folder to the sandbox user (it writes there), the rest of the host stays root's."""
-    if sandbox.drops_uid:
+    user = sandbox.user if sandbox.drops_uid else None
+    if user is not None:
         for root, dirs, files in os.walk(path):
             for name in (root, *(os.path.join(root, d) for d in dirs), *(os.path.join(root, f) for f in files)):
-                os.lchown(name, sandbox.user.uid, sandbox.user.gid)
+                os.lchown(name, user.uid, user.gid)
 
 
 def reclaim(path: Path) -> None:
@@ -71,7 +72,9 @@ async def run_build(sandbox: HostSandbox, argv: list[str], env: dict[str, str], 
     one started ahead for these limits (buildlauncher.py), taken over here either way."""
     private_dir(cache_dir, 0o700)
     _own(build_dir, sandbox)
-    if sandbox.drops_uid and cache_dir.stat().st_uid != sandbox.user.uid:
+    user = sandbox.user if sandbox.drops_uid else None
+    # One stat of a local folder, next to _own's walk: the set-up before a build is synchronous.
+    if user is not None and cache_dir.stat().st_uid != user.uid:  # noqa: ASYNC240
         _own(cache_dir, sandbox)  # once: what builds add to it is theirs already
     mounts = [Mount(build_dir, BUILD_DIR, rw=True), Mount(cache_dir, CACHE_DIR, rw=True), *(extra_mounts or [])]
     spec = WorkerSpec(argv=argv, env=env, mounts=mounts, memory_mb=limits.memory_mb, cpu_seconds=limits.cpu_seconds,
@@ -121,7 +124,7 @@ async def run_build(sandbox: HostSandbox, argv: list[str], env: dict[str, str], 
                 except (ProcessLookupError, PermissionError):
                     pass
                 await proc.wait()
-        rc = proc.returncode
+        rc = await proc.wait()  # it has exited by now: this only reads its status
         if not limit and rc != 0:
             sig = -rc if rc < 0 else (rc - 128 if rc > 128 and sandbox.bwrap else 0)
             text = out.decode(errors="replace").lower()

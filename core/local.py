@@ -92,8 +92,8 @@ class LocalPlatform(PlatformAPI):
         secure_data_dir(self.data_dir, open_inside=[config.work_dir, self.data_dir / DEPS_DIR])
         self.lock = DataDirLock(self.data_dir)
         self.lock.acquire({"command": command, "version": __version__})
-        self._tasks: list[asyncio.Task] = []
-        self._flush_task: asyncio.Task | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._flush_task: asyncio.Task[int] | None = None  # History.flush: the records written
         self._started = False
         self._closed = False
         try:
@@ -306,9 +306,9 @@ class LocalPlatform(PlatformAPI):
             "function_id": fn.id, "function_name": fn.name, "function_version": fn.version,
             "started_at": started_at.isoformat()})
         try:
-            wait = self.rate_limiter.check(fn) if fn.rate_limit is not None else 0.0
-            if wait:
-                limit = fn.rate_limit
+            limit = fn.rate_limit
+            wait = self.rate_limiter.check(fn) if limit is not None else 0.0
+            if limit is not None and wait:
                 result = InvokeResult.failure(
                     ErrorType.THROTTLED, f"rate limit of {fn.name} exceeded ({limit.requests_per_second:g} per second, "
                     f"burst {limit.burst}): retry in {wait:.3g} s", retry_after=wait)
@@ -343,7 +343,8 @@ class LocalPlatform(PlatformAPI):
 
     def _record(self, fn: Function, event: Any, result: InvokeResult, started_at: datetime,
                 trigger: Trigger = "manual") -> InvocationRecord:
-        status = "success" if result.success else ("throttled" if result.error_type == ErrorType.THROTTLED else "failed")
+        throttled = result.error_type == ErrorType.THROTTLED
+        status = "success" if result.success else ("throttled" if throttled else "failed")
         ev, ev_cut, _ = bounded(event)
         res, res_cut, safe = bounded(result.result)
         if safe is not result.result:  # the caller gets what the history keeps, never an unsendable value
@@ -469,7 +470,8 @@ class LocalPlatform(PlatformAPI):
     async def list_saved_events(self, ref: str) -> list[SavedEvent]:
         return await asyncio.to_thread(self.registry.saved_events, ref)
 
-    async def save_event(self, ref: str, name: str, event: Any, last_result: dict[str, Any] | None = None) -> SavedEvent:
+    async def save_event(self, ref: str, name: str, event: Any,
+                         last_result: dict[str, Any] | None = None) -> SavedEvent:
         return await asyncio.to_thread(self.registry.save_event, ref, name, event, last_result)
 
     async def delete_saved_event(self, ref: str, name: str) -> None:

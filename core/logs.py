@@ -54,7 +54,7 @@ def truncate(text: str, limit: int = MAX_LINE) -> str:
 
 class LogHub(logging.Handler):
     def __init__(self, directory: Path, ring_size: int = 20_000, max_bytes: int = 10 * 1024 * 1024,
-                 backups: int = 5, publish: Callable[[str, Callable[[], Any]], None] | None = None):
+                 backups: int = 5, publish: Callable[[str, Callable[[], dict[str, Any]]], object] | None = None):
         super().__init__(level=logging.DEBUG)
         self.directory = Path(directory)
         private_dir(self.directory)
@@ -72,7 +72,8 @@ class LogHub(logging.Handler):
     # -- in ------------------------------------------------------------------------------
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            extra = {k: v for k, v in vars(record).items() if k not in _STD_ATTRS and k not in ("function", "invocation_id")}
+            extra = {k: v for k, v in vars(record).items()
+                     if k not in _STD_ATTRS and k not in ("function", "invocation_id")}
             message = record.getMessage()
             if record.exc_info:
                 message = f"{message}\n{logging.Formatter().formatException(record.exc_info)}"
@@ -88,7 +89,8 @@ class LogHub(logging.Handler):
         except Exception:  # a log line must never break the caller
             self.handleError(record)
 
-    def function_output(self, function: str, invocation_id: str, text: str, when: datetime | None = None) -> list[LogRecord]:
+    def function_output(self, function: str, invocation_id: str, text: str,
+                        when: datetime | None = None) -> list[LogRecord]:
         """Turn what a function printed into records, one a line, its level read from a
         leading word (INFO, WARN, ERROR...) and info otherwise."""
         when = when or datetime.now(UTC)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -144,12 +144,13 @@ class RemotePlatform(PlatformAPI):
         if status == 422 and body.get("type") == "BuildError":
             return BuildError(message, str(body.get("log") or ""))
         if status in (400, 422):
-            errors = [FieldError(str(e.get("field", "body")), str(e.get("message", ""))) for e in body.get("errors") or []
-                      if isinstance(e, dict)]
+            errors = [FieldError(str(e.get("field", "body")), str(e.get("message", "")))
+                      for e in body.get("errors") or [] if isinstance(e, dict)]
             return InvalidInput(str(body.get("what") or "request"), errors or [FieldError("body", message)])
         if status == 404:
             if body.get("type") == "NotFound" and "no route" in str(message):
-                return Unavailable(f"the cloudfn server at {self.url} has no route {method} {path}: is it an older version?")
+                return Unavailable(f"the cloudfn server at {self.url} has no route {method} {path}: "
+                                   "is it an older version?")
             return NotFound(message)
         if status == 409:
             return Conflict(message)
@@ -203,10 +204,13 @@ class RemotePlatform(PlatformAPI):
 
     # -- dependencies ----------------------------------------------------------------------------
     async def function_dependencies(self, ref: str, rebuild: bool = False) -> dict[str, Any]:
+        body: dict[str, Any]
         if rebuild:
-            return await self._call("POST", f"/api/v1/functions/{_seg(ref)}/dependencies/rebuild", json={},
+            body = await self._call("POST", f"/api/v1/functions/{_seg(ref)}/dependencies/rebuild", json={},
                                     timeout=BUILD_TIMEOUT)
-        return await self._call("GET", f"/api/v1/functions/{_seg(ref)}/dependencies")
+        else:
+            body = await self._call("GET", f"/api/v1/functions/{_seg(ref)}/dependencies")
+        return body
 
     # -- invocations -----------------------------------------------------------------------------
     async def invoke(self, ref: str, event: Any = None, context: dict[str, str] | None = None) -> InvokeResult:
@@ -271,7 +275,8 @@ class RemotePlatform(PlatformAPI):
         body = await self._call("GET", f"/api/v1/functions/{_seg(ref)}/saved-events")
         return [SavedEvent.model_validate(e) for e in body["saved_events"]]
 
-    async def save_event(self, ref: str, name: str, event: Any, last_result: dict[str, Any] | None = None) -> SavedEvent:
+    async def save_event(self, ref: str, name: str, event: Any,
+                         last_result: dict[str, Any] | None = None) -> SavedEvent:
         body = await self._call("PUT", f"/api/v1/functions/{_seg(ref)}/saved-events/{_seg(name)}",
                                 json=_jsonable({"event": event, "last_result": last_result}))
         return SavedEvent.model_validate(body["saved_event"])
@@ -281,7 +286,8 @@ class RemotePlatform(PlatformAPI):
 
     # -- metrics and logs ------------------------------------------------------------------------
     async def metrics(self, function: str | None = None) -> dict[str, Any]:
-        return await self._call("GET", "/api/v1/metrics", params=_params(function=function))
+        body: dict[str, Any] = await self._call("GET", "/api/v1/metrics", params=_params(function=function))
+        return body
 
     async def prometheus_metrics(self) -> str:
         await self._ensure_compatible()
@@ -406,7 +412,7 @@ class RemotePlatform(PlatformAPI):
         return dict(self._checked or {})
 
     async def info(self) -> dict[str, Any]:
-        info = await self._call("GET", "/api/v1/info")
+        info: dict[str, Any] = await self._call("GET", "/api/v1/info")
         info["mode"] = "remote"
         info["server"] = self.url
         info["server_mode"] = info.get("mode")
@@ -503,7 +509,7 @@ TOKEN_ENV = "CLOUDFN_TOKEN"
 
 
 def remote_from_config(config: Any, remote: str | None = None, token: str | None = None,
-                       environ: dict[str, str] | None = None) -> RemotePlatform | None:
+                       environ: Mapping[str, str] | None = None) -> RemotePlatform | None:
     """The RemotePlatform the user asked for, or None for a local platform. `remote` (the
     --remote flag) wins over CLOUDFN_REMOTE and the config file's client.remote; it is a URL or a
     name from the config file's `remotes`. The token: --token, else CLOUDFN_TOKEN, else the named
@@ -512,7 +518,7 @@ def remote_from_config(config: Any, remote: str | None = None, token: str | None
 
     from core.errors import ConfigError
 
-    environ = os.environ if environ is None else environ
+    env: Mapping[str, str] = os.environ if environ is None else environ
     target = remote or config["client.remote"]
     if not target:
         return None
@@ -525,11 +531,12 @@ def remote_from_config(config: Any, remote: str | None = None, token: str | None
         known = ", ".join(sorted(config.remotes)) or "none defined"
         raise ConfigError(f"remote {target!r} is neither a URL nor a name from the config file's remotes "
                           f"(known: {known}; config file {config.file})")
-    token = token or environ.get(TOKEN_ENV) or (named.resolve_token() if named else None)
+    token = token or env.get(TOKEN_ENV) or (named.resolve_token() if named else None)
     return RemotePlatform(url, token)
 
 
-def attach_to_owner(data_dir: Any, token: str | None = None, environ: dict[str, str] | None = None) -> RemotePlatform | None:
+def attach_to_owner(data_dir: Any, token: str | None = None,
+                    environ: Mapping[str, str] | None = None) -> RemotePlatform | None:
     """A RemotePlatform for the `cloudfn serve` that holds `data_dir`, if one does and wrote its
     URL into the lock file; its token is read from the data directory unless given."""
     import os
@@ -537,7 +544,7 @@ def attach_to_owner(data_dir: Any, token: str | None = None, environ: dict[str, 
 
     from core.storage import DataDirLock
 
-    environ = os.environ if environ is None else environ
+    env: Mapping[str, str] = os.environ if environ is None else environ
     holder = DataDirLock(Path(data_dir)).holder()
     if not holder or not holder.get("url"):
         return None
@@ -548,7 +555,7 @@ def attach_to_owner(data_dir: Any, token: str | None = None, environ: dict[str, 
             except OSError:
                 token = None
         else:  # it was given one (--token, CLOUDFN_TOKEN): so must we be
-            token = environ.get(TOKEN_ENV)
+            token = env.get(TOKEN_ENV)
     return RemotePlatform(str(holder["url"]), token)
 
 

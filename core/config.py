@@ -89,7 +89,8 @@ def _keymap(v: Any) -> dict[str, str]:
         v = {k.strip(): keys.strip() for k, _, keys in pairs}
     if v is None:
         return {}
-    if not isinstance(v, dict) or not all(isinstance(k, str) and isinstance(x, str) and x.strip() for k, x in v.items()):
+    if not isinstance(v, dict) or not all(isinstance(k, str) and isinstance(x, str) and x.strip()
+                                          for k, x in v.items()):
         raise ValueError("a mapping of binding ids to keys, such as {main.invoke: f5}")
     return dict(v)
 
@@ -331,7 +332,8 @@ class Remote:
             try:
                 return self.token_file.read_text().strip() or None
             except OSError as exc:
-                raise ConfigError(f"remote {self.name!r}: cannot read token_file {self.token_file}: {exc.strerror}") from None
+                raise ConfigError(f"remote {self.name!r}: cannot read token_file {self.token_file}: "
+                                  f"{exc.strerror}") from None
         return None
 
 
@@ -379,7 +381,8 @@ def load_config(
     path, explicit = _config_path(config_file, environ)
     exists = path.is_file()
     if explicit and not exists:
-        raise ConfigError(f"config file {path}: cannot read it (no such file). Create it or drop --config/{CONFIG_ENV}.")
+        raise ConfigError(f"config file {path}: cannot read it (no such file). "
+                          f"Create it or drop --config/{CONFIG_ENV}.")
     remotes: dict[str, Remote] = {}
     ignored: list[str] = []
     if exists:
@@ -436,7 +439,8 @@ def _read_remotes(path: Path, body: Any, remotes: dict[str, Remote], problems: l
             continue
         unknown = sorted(set(entry) - {"url", "token", "token_file"})
         if unknown:
-            problems.append(f"{REMOTES}.{name}: unknown key(s) {', '.join(map(str, unknown))} (known: url, token, token_file)")
+            problems.append(f"{REMOTES}.{name}: unknown key(s) {', '.join(map(str, unknown))} "
+                            "(known: url, token, token_file)")
         url = entry.get("url")
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             problems.append(f"{REMOTES}.{name}.url: expected an http:// or https:// URL, got {url!r}")
@@ -458,7 +462,8 @@ def _read_remotes(path: Path, body: Any, remotes: dict[str, Remote], problems: l
         remotes[str(name)] = Remote(str(name), url.rstrip("/"), token, tf)
 
 
-def _read_file(path: Path, remotes: dict[str, Remote] | None = None, ignored: list[str] | None = None) -> dict[str, Any]:
+def _read_file(path: Path, remotes: dict[str, Remote] | None = None,
+               ignored: list[str] | None = None) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -472,7 +477,8 @@ def _read_file(path: Path, remotes: dict[str, Remote] | None = None, ignored: li
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {path}: expected a mapping of sections ({', '.join(SECTIONS)}), got {type(data).__name__}.")
+        raise ConfigError(f"config file {path}: expected a mapping of sections ({', '.join(SECTIONS)}), "
+                          f"got {type(data).__name__}.")
 
     values: dict[str, Any] = {}
     renamed: dict[str, Any] = {}

@@ -117,8 +117,8 @@ async def import_seed_folder(api: PlatformAPI, folder: Path, dry_run: bool = Fal
     seen: dict[str, str] = {}  # name key -> the seed id that used it first
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict):
-            outcomes.append(Outcome("failed", "", f"#{i + 1}", reason=f"entry {i + 1} of {FUNCTIONS_FILE} is a "
-                                                                       f"{type(entry).__name__}, not a function object"))
+            why = f"entry {i + 1} of {FUNCTIONS_FILE} is a {type(entry).__name__}, not a function object"
+            outcomes.append(Outcome("failed", "", f"#{i + 1}", reason=why))
             continue
         name = entry.get("name")
         seed_id = str(entry.get("id") or f"#{i + 1}")

@@ -117,8 +117,8 @@ class GuardedHttpToolsProtocol(OneWriteHttpToolsProtocol):
         self._answer_and_close(408, f"the request's {what} did not arrive within {limit:g} s")
 
     def _answer_and_close(self, status: int, message: str) -> None:
-        body = ('{"error":"%s","type":"%s","status":%d}' % (
-            message, "RequestTimeout" if status == 408 else "Unavailable", status)).encode()
+        kind = "RequestTimeout" if status == 408 else "Unavailable"
+        body = f'{{"error":"{message}","type":"{kind}","status":{status}}}'.encode()
         reason = b"Request Timeout" if status == 408 else b"Service Unavailable"
         self.transport.write(b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
                              b"connection: close\r\n\r\n%s" % (status, reason, len(body), body))

@@ -70,7 +70,7 @@ def _close_inherited(keep):
         fds = None
     if fds is None:  # no /proc: every number up to the open-files limit
         edges = sorted(keep) + [os.sysconf("SC_OPEN_MAX")]
-        for lo, hi in zip(edges, edges[1:]):
+        for lo, hi in zip(edges, edges[1:], strict=False):  # one pair fewer than edges
             os.closerange(lo + 1, hi)
         return
     for fd in fds:
@@ -168,8 +168,9 @@ def user_frames(tb, code_file):
     folder = os.path.dirname(code_file) + "/"  # the function's other files are user code too
     for fs in traceback.extract_tb(tb):
         if fs.filename == code_file or fs.filename.startswith(folder):
+            colno = getattr(fs, "colno", None)
             frames.append({"file": fs.filename[len(folder):], "line": fs.lineno or 0,
-                           "function": fs.name, "column": (fs.colno + 1) if getattr(fs, "colno", None) is not None else None})
+                           "function": fs.name, "column": (colno + 1) if colno is not None else None})
     frames.reverse()  # innermost first, as in the Node.js and Go runners
     return frames
 

@@ -21,9 +21,14 @@ import socket
 import stat
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from core.errors import Unavailable
+
+if TYPE_CHECKING:  # imported on a thread at run time (see OwnerSocket)
+    from core.api import PlatformAPI
+    from core.server._uvicorn_compat import QuietServer
+    from core.server.app import ServerState
 
 log = logging.getLogger("cloudfn.server")
 SOCKET_FILE = "cloudfn.sock"
@@ -148,12 +153,12 @@ class OwnerSocket:
     wait for), and the server waits on an event rather than uvicorn's 0.1 s ticks, so it stops at
     once when no connection is open (uvicorn's own stop took ~160 ms)."""
 
-    def __init__(self, platform: Any, path: Path):
+    def __init__(self, platform: PlatformAPI, path: Path):
         self.platform = platform
         self.path = path
-        self._server: Any = None
+        self._server: QuietServer | None = None
         self._task: asyncio.Task[None] | None = None
-        self._state: Any = None
+        self._state: ServerState | None = None
         self._inode: int | None = None
         self._sock: socket.socket | None = None
         self._exit: asyncio.Event | None = None
@@ -164,7 +169,7 @@ class OwnerSocket:
         exit_event = self._exit = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._serve(sock, exit_event), name="cloudfn-owner-socket")
 
-    def _build(self, exit_event: asyncio.Event) -> tuple[Any, Any]:
+    def _build(self, exit_event: asyncio.Event) -> tuple[ServerState, QuietServer]:
         import uvicorn
 
         from core.server.app import ServerSettings, ServerState, create_app
@@ -198,8 +203,9 @@ class OwnerSocket:
 
     async def _serve(self, sock: socket.socket, exit_event: asyncio.Event) -> None:
         try:
-            self._state, self._server = await _on_daemon_thread(lambda: self._build(exit_event))
-            await self._server.serve(sockets=[sock])
+            self._state, server = await _on_daemon_thread(lambda: self._build(exit_event))
+            self._server = server
+            await server.serve(sockets=[sock])
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -210,7 +216,7 @@ class OwnerSocket:
     async def stop(self) -> None:
         if self._task is None:
             return
-        if self._server is None:  # still importing: nothing served yet
+        if self._server is None or self._state is None:  # still importing: nothing served yet
             self._task.cancel()
         else:
             # New requests get 503 and event streams end; those in flight, another process's

@@ -8,7 +8,7 @@ import contextlib
 import json
 import time
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -220,7 +220,7 @@ class ExecutionService:
         self.prewarm = Prewarm(self.sandbox, self.runtimes_, self.settings.work_dir, settings.prewarm,
                                budget=self.budget, maximum=settings.prewarm_max)
         # Secret names -> values (the platform's SecretStore.values); None: no store.
-        self.secret_values: Any = None
+        self.secret_values: Callable[[Iterable[str]], dict[str, str]] | None = None
 
     # --- scheduling ---------------------------------------------------------------------------
     @property

@@ -33,6 +33,8 @@ from core.server.app import DEFAULT_MAX_BODY, ServerSettings, ServerState, creat
 if TYPE_CHECKING:
     import uvicorn
 
+    from core.local import LocalPlatform
+
 log = logging.getLogger("cloudfn.server")
 TOKEN_FILE = "server.token"
 TOKEN_ENV = "CLOUDFN_TOKEN"
@@ -129,7 +131,7 @@ def check_auth_rule(opts: ServeOptions) -> None:
         )
 
 
-def sandbox_refusal(config: Config, platform: Any) -> str:
+def sandbox_refusal(config: Config, platform: LocalPlatform) -> str:
     """Why a server must not start here ("" when it may): a server runs other people's code, so
     a missing namespace sandbox is never silently accepted; `runtime.sandbox: none` says so
     explicitly (and is warned about at every start)."""
@@ -168,7 +170,7 @@ def _setup_logging(opts: ServeOptions) -> None:
     logging.getLogger("cloudfn").setLevel(level)
 
 
-def _http_protocol(opts: ServeOptions) -> Any:
+def _http_protocol(opts: ServeOptions) -> type | str:
     """uvicorn's httptools protocol with one write per response, header and body deadlines and
     a connection cap (http_protocol.py); without httptools, uvicorn's own choice, which has none
     of them, so say so."""

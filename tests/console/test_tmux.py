@@ -86,7 +86,8 @@ def test_alt_digits_in_the_editors_switch_panes_and_type_nothing(tmp_path):
             keys(editor)
             _wait_for(session, title)
             keys("Escape")  # back to the list, whose footer has the list's keys
-            _wait_for(session, "n New")
+            # not "n New" alone: the alerts table's footer (alt+8, just before) says "n New rule"
+            _wait_for(session, "n New  d Delete")
         screen = _capture(session)
         assert not set("¡™£¢∞§¶•") & set(screen)
         keys("q")

@@ -96,7 +96,9 @@ class ConsoleCommands(Provider):
         for cmd in APP_COMMANDS:
             entries.append((cmd.description, described(cmd), partial(self.app.run_action, cmd.action)))
         for name in sorted(self.app.available_themes):
-            entries.append((f"Theme: {name}", "switch to this theme (remembered)", partial(setattr, self.app, "theme", name)))
+            entries.append(
+                (f"Theme: {name}", "switch to this theme (remembered)", partial(setattr, self.app, "theme", name))
+            )
         # One entry per title: the main screen's q and the app's ctrl+q both read "Quit".
         unique: dict[str, tuple[str, str, Any]] = {}
         for entry in entries:
@@ -191,7 +193,9 @@ class CloudfnApp(App):
     @classmethod
     def from_config(cls, platform: PlatformAPI, config: Any, **kw: Any) -> CloudfnApp:
         kw.setdefault("config_file", getattr(config, "file", None))
-        return cls(platform, keymap=_setting(config, "console.keymap", {}), theme=_setting(config, "console.theme", None), **kw)
+        return cls(
+            platform, keymap=_setting(config, "console.keymap", {}), theme=_setting(config, "console.theme", None), **kw
+        )
 
     # -- start -----------------------------------------------------------------------------
     def on_load(self) -> None:
@@ -245,7 +249,11 @@ class CloudfnApp(App):
         return MainScreen()
 
     def _initial_theme(self) -> str:
-        for name in (self.start_theme, theme_files.remembered_theme() if self.remember else None, theme_files.DEFAULT_THEME):
+        for name in (
+            self.start_theme,
+            theme_files.remembered_theme() if self.remember else None,
+            theme_files.DEFAULT_THEME,
+        ):
             if name and name in self.available_themes:
                 return name
         return "textual-dark"
@@ -390,8 +398,7 @@ class CloudfnApp(App):
                 self.exit(return_code=5)  # the CLI's "platform unavailable"
             return
         main = self._main()
-        pending = main.pending_drafts() if main is not None and main.is_mounted else {}
-        if not pending:
+        if main is None or not main.is_mounted or not (pending := main.pending_drafts()):
             self.exit()
             return
         names = sorted(main.functions.functions[i].name for i in pending)

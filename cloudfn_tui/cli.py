@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from typing import NoReturn
 
 from cloudfn_tui.commands import MODULES
 from core.api import PlatformAPI
@@ -19,7 +20,7 @@ EXIT_INVALID = 2
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:
+    def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         self.exit(EXIT_INVALID, f"error: {message}\n(see `{self.prog} --help`)\n")
 
@@ -55,9 +56,14 @@ def _remote_flags(parser: argparse.ArgumentParser, default: object, token_only: 
         parser.add_argument("--remote", metavar="URL|NAME", default=default,
                             help="use the cloudfn server at URL (or a name from the config file's remotes) "
                                  "instead of the local data directory (also CLOUDFN_REMOTE)")
-    parser.add_argument("--token", metavar="T", default=default,
-                        help="the server's bearer token (also CLOUDFN_TOKEN)" if not token_only
-                        else "the bearer token clients must send (default: CLOUDFN_TOKEN, else server.token in the data directory)")
+    parser.add_argument(
+        "--token",
+        metavar="T",
+        default=default,
+        help="the server's bearer token (also CLOUDFN_TOKEN)"
+        if not token_only
+        else "the bearer token clients must send (default: CLOUDFN_TOKEN, else server.token in the data directory)",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,8 @@ class Command:
         )
 
 
-def bindings(commands: Iterable[Command]) -> list[Binding]:
+def bindings(commands: Iterable[Command]) -> list[BindingType]:
+    # BindingType, not Binding: Textual's BINDINGS is a list of it, and lists are invariant
     return [c.binding() for c in commands]
 
 

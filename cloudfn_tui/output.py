@@ -27,8 +27,10 @@ def emit(data: Any, as_json: bool, as_text: Callable[[Any], str]) -> None:
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     cells = [[str(c) for c in r] for r in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    # not strict: a row may carry cells past the last column (a record's extra fields); the table
+    # shows its columns only
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in cells]
     return "\n".join(lines)
 
 

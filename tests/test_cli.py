@@ -81,7 +81,9 @@ def test_an_invalid_function_names_every_bad_field_exits_2_and_stores_nothing(cl
                          "--timeout", "-1", "--env", "novalue")
     assert code == 2 and out == ""
     assert "env: 'novalue' is not KEY=VALUE" in err
-    code, out, err = cli("create", "--name", "Bad/Name", "--runtime", "ruby", "--file", str(code_file), "--timeout", "-1")
+    code, out, err = cli(
+        "create", "--name", "Bad/Name", "--runtime", "ruby", "--file", str(code_file), "--timeout", "-1"
+    )
     assert code == 2
     for field in ("name:", "runtime:", "timeout:"):
         assert field in err

@@ -64,7 +64,9 @@ def test_threads_and_processes_writing_at_once_lose_nothing(tmp_path):
 
     docs = _valid_docs(path)
     seen = {(d["tag"], d["n"]) for d in docs}
-    expected = {(f"thread{i}", n) for i in range(4) for n in range(40)} | {(f"proc{i}", n) for i in range(3) for n in range(40)}
+    expected = {(f"thread{i}", n) for i in range(4) for n in range(40)} | {
+        (f"proc{i}", n) for i in range(3) for n in range(40)
+    }
     assert seen == expected
     assert len(docs) == len(expected), "a write was duplicated"
 

@@ -168,7 +168,9 @@ def _settings_from(args: argparse.Namespace) -> dict[str, Any]:
         "max_concurrency": args.max_concurrency,
         "network": args.network,
         "secrets": [n for n in args.secret if n] if args.secret is not None else None,
-        "secret_env": parse_env(args.secret_env, "secret-env", form="ENV=NAME") if args.secret_env is not None else None,
+        "secret_env": parse_env(args.secret_env, "secret-env", form="ENV=NAME")
+        if args.secret_env is not None
+        else None,
         "source_builds": getattr(args, "source_builds", None),
         "async": _json_arg(args.async_settings, "--async") if args.async_settings is not None else None,
     }
@@ -254,7 +256,9 @@ async def cmd_delete(api: PlatformAPI, args: argparse.Namespace) -> int:
     fn = await api.get_function(args.name)
     if not args.yes:
         if not sys.stdin.isatty():
-            raise InvalidInput("delete", [FieldError("--yes", f"needed to delete {fn.name!r} without a terminal to confirm on")])
+            raise InvalidInput(
+                "delete", [FieldError("--yes", f"needed to delete {fn.name!r} without a terminal to confirm on")]
+            )
         answer = input(f"Delete function {fn.name} ({fn.runtime}, version {fn.version})? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             print("not deleted")
@@ -300,7 +304,9 @@ def _json_arg(text: str, flag: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InvalidInput("invocation", [FieldError(flag, f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")]) from None
+        raise InvalidInput(
+            "invocation", [FieldError(flag, f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")]
+        ) from None
 
 
 async def cmd_invoke(api: PlatformAPI, args: argparse.Namespace) -> int:
@@ -311,7 +317,9 @@ async def cmd_invoke(api: PlatformAPI, args: argparse.Namespace) -> int:
         try:
             text = sys.stdin.read() if str(args.event_file) == "-" else args.event_file.read_text(encoding="utf-8")
         except OSError as exc:
-            raise InvalidInput("invocation", [FieldError("--event-file", f"cannot read {args.event_file}: {exc.strerror}")]) from None
+            raise InvalidInput(
+                "invocation", [FieldError("--event-file", f"cannot read {args.event_file}: {exc.strerror}")]
+            ) from None
         event = _json_arg(text, "--event-file")
     context = None
     if args.context is not None:

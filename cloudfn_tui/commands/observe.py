@@ -241,7 +241,9 @@ async def _tail(path, start: tuple[int | None, int]):
         while True:
             if f is None:
                 try:
-                    f = open(path, "rb")
+                    # Blocking, as the reads below are: a regular local file, and following it is
+                    # the only task on this command's loop.
+                    f = open(path, "rb")  # noqa: ASYNC230
                 except FileNotFoundError:
                     await asyncio.sleep(FOLLOW_POLL)
                     continue
@@ -385,6 +387,8 @@ async def cmd_alerts_history(api: PlatformAPI, args: argparse.Namespace) -> int:
     if not items:
         print("no alert has changed state yet")
         return 0
-    output.print_table(["WHEN", "RULE", "STATE", "SEVERITY", "SUMMARY"],
-                       [[output.when(a.since) if a.since else "", a.rule, a.state, a.severity, a.summary] for a in items])
+    output.print_table(
+        ["WHEN", "RULE", "STATE", "SEVERITY", "SUMMARY"],
+        [[output.when(a.since) if a.since else "", a.rule, a.state, a.severity, a.summary] for a in items],
+    )
     return 0

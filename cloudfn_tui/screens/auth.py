@@ -3,6 +3,8 @@ console reconnecting forever (a 401 does not heal by retrying with the same toke
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -16,6 +18,9 @@ AUTH_COMMANDS = [
     Command("auth.retry", "r", "retry", "Retry", "try the same token again (after the server's token changed back)"),
     Command("auth.quit", "q,escape", "app.quit", "Quit", "leave the console"),
 ]
+
+if TYPE_CHECKING:
+    from cloudfn_tui.app import CloudfnApp
 
 
 def fixes(url: str, config_file: str) -> Table:
@@ -33,6 +38,8 @@ def fixes(url: str, config_file: str) -> Table:
 
 
 class AuthScreen(Screen):
+    app: CloudfnApp  # the console's own, with its platform: for the type checker
+
     COMMANDS_TABLE = AUTH_COMMANDS
     BINDINGS = bindings(AUTH_COMMANDS)
     DEFAULT_CSS = """

@@ -5,7 +5,8 @@ screen is declared below, so the command line can be read, and type-checked, on 
 from __future__ import annotations
 
 from collections.abc import Coroutine
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from textual import on
 from textual.widgets import Input
@@ -17,6 +18,9 @@ from cloudfn_tui.widgets.function_list import FunctionList
 from cloudfn_tui.widgets.live import HistoryTable
 from cloudfn_tui.widgets.log_view import LogView
 from core.models import Function, name_key
+
+if TYPE_CHECKING:
+    from cloudfn_tui.app import CloudfnApp
 
 # The boxes made when first opened: (placeholder, mounted in (None: the screen), before)
 BOXES = {
@@ -46,11 +50,22 @@ class BoxInput(Input):
 class CommandLineScreen(PaintOnceScreen):
     """The filter and the command line of the main screen (MainScreen supplies the rest)."""
 
+    app: CloudfnApp  # the console's own, with its platform and drafts: for the type checker
+
     # What the commands act on: MainScreen's.
     current: Function | None
-    narrow: bool
-    pane: str
-    history_table: HistoryTable
+
+    @property
+    def narrow(self) -> bool:
+        raise NotImplementedError
+
+    @property
+    def pane(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def history_table(self) -> HistoryTable:
+        raise NotImplementedError
 
     @property
     def functions(self) -> FunctionList:
@@ -73,7 +88,7 @@ class CommandLineScreen(PaintOnceScreen):
     def _stash_drafts(self) -> None:
         raise NotImplementedError
 
-    def import_folder(self, folder: str) -> Coroutine[Any, Any, None]:
+    def import_folder(self, folder: Path) -> Coroutine[Any, Any, None]:
         raise NotImplementedError
 
     def dependencies(self, fn: Function, rebuild: bool = False) -> Coroutine[Any, Any, None]:
@@ -139,7 +154,7 @@ class CommandLineScreen(PaintOnceScreen):
                 self.notify("import needs a folder: :import DIR (the original's data folder with functions.json)",
                             severity="error")
                 return
-            self.run_worker(self.import_folder(folder), group="write")
+            self.run_worker(self.import_folder(Path(folder).expanduser()), group="write")
             return
         if head == "theme" and args:
             if args[0] in self.app.available_themes:

@@ -3,7 +3,7 @@ attempt's error; replay or delete one. Opened with `D` or `:dead` from the main 
 
 from __future__ import annotations
 
-from rich.console import Group
+from rich.console import Group, RenderableType
 from rich.syntax import Syntax
 from rich.text import Text
 from textual.app import ComposeResult
@@ -64,7 +64,7 @@ class DeadLettersScreen(Dialog):
             body.update(Text("No dead letters. An asynchronous invocation lands here when it exhausts its retries, "
                              "ages out, or its function is deleted.", style="dim"))
             return
-        parts = [Text(f"{d.id}  dead {d.dead_at.astimezone():%Y-%m-%d %H:%M:%S}", style="dim"),
+        parts: list[RenderableType] = [Text(f"{d.id}  dead {d.dead_at.astimezone():%Y-%m-%d %H:%M:%S}", style="dim"),
                  Text(d.reason, style="bold red"), Text("event", style="bold"),
                  Syntax(pretty(d.event), "json", theme="ansi_dark", background_color="default"),
                  Text("attempts", style="bold")]

@@ -22,9 +22,10 @@ FORM_COMMANDS = [
 ]
 
 STARTER = {
-    "python": "def handler(event, context):\n    return {\"hello\": event.get(\"name\", \"world\")}\n",
+    "python": 'def handler(event, context):\n    return {"hello": event.get("name", "world")}\n',
     "nodejs": "async function handler(event, context) {\n  return { hello: event.name || 'world' };\n}\n",
-    "go": "func handler(event interface{}, context map[string]string) interface{} {\n\treturn map[string]interface{}{\"hello\": \"world\"}\n}\n",
+    "go": 'func handler(event interface{}, context map[string]string) interface{} {\n'
+    '\treturn map[string]interface{}{"hello": "world"}\n}\n',
 }
 
 
@@ -171,7 +172,11 @@ class ConfigureScreen(Form):
                     yield Input(str(fn.memory), id="cfg-memory", type="integer")
                 with Vertical():
                     yield Label("max concurrency (empty: platform limit)")
-                    yield Input("" if fn.max_concurrency is None else str(fn.max_concurrency), id="cfg-concurrency", type="integer")
+                    yield Input(
+                        "" if fn.max_concurrency is None else str(fn.max_concurrency),
+                        id="cfg-concurrency",
+                        type="integer",
+                    )
             with Horizontal(classes="row switch-row"):
                 yield Label("network access ")
                 yield Switch(fn.network, id="cfg-network")
@@ -238,7 +243,11 @@ class ConfigureScreen(Form):
             "secret_env": {k.strip(): v.strip() for k, v in secret_env.items()},
         }
         problems = []
-        for key, ident in (("timeout", "#cfg-timeout"), ("memory", "#cfg-memory"), ("max_concurrency", "#cfg-concurrency")):
+        for key, ident in (
+            ("timeout", "#cfg-timeout"),
+            ("memory", "#cfg-memory"),
+            ("max_concurrency", "#cfg-concurrency"),
+        ):
             raw = q(ident)
             if not raw:
                 if key == "max_concurrency":
@@ -297,7 +306,7 @@ class ConfigureScreen(Form):
         if problems:
             return {}, problems
         patch = parse_patch(given)
-        if values["rate_limit"] is not None:
+        if values["rate_limit"] is not None and patch.rate_limit is not None:
             values["rate_limit"] = patch.rate_limit.model_dump()
         values["schedules"] = [s.model_dump() for s in patch.schedules or []]
         return values, []
@@ -408,21 +417,38 @@ class AlertRuleScreen(Form):
                     yield Input(r.name if r else "", id="rule-name", disabled=r is not None)
                 with Vertical():
                     yield Label("metric")
-                    yield Select([(m, m) for m in ALERT_METRICS], value=r.metric if r else "error_rate", allow_blank=False, id="rule-metric")
+                    yield Select(
+                        [(m, m) for m in ALERT_METRICS],
+                        value=r.metric if r else "error_rate",
+                        allow_blank=False,
+                        id="rule-metric",
+                    )
             with Horizontal(classes="row"):
                 with Vertical():
                     yield Label("comparison")
-                    yield Select([(c, c) for c in (">", ">=", "<", "<=")], value=r.comparison if r else ">", allow_blank=False, id="rule-comparison")
+                    yield Select(
+                        [(c, c) for c in (">", ">=", "<", "<=")],
+                        value=r.comparison if r else ">",
+                        allow_blank=False,
+                        id="rule-comparison",
+                    )
                 with Vertical():
                     yield Label("threshold")
                     yield Input(f"{r.threshold:g}" if r else "10", id="rule-threshold", type="number")
             with Horizontal(classes="row"):
                 with Vertical():
                     yield Label("scope")
-                    yield Select([(s, s) for s in scopes], value=r.scope if r else "all", allow_blank=False, id="rule-scope")
+                    yield Select(
+                        [(s, s) for s in scopes], value=r.scope if r else "all", allow_blank=False, id="rule-scope"
+                    )
                 with Vertical():
                     yield Label("severity")
-                    yield Select([(s, s) for s in ("info", "warning", "critical")], value=r.severity if r else "warning", allow_blank=False, id="rule-severity")
+                    yield Select(
+                        [(s, s) for s in ("info", "warning", "critical")],
+                        value=r.severity if r else "warning",
+                        allow_blank=False,
+                        id="rule-severity",
+                    )
             with Horizontal(classes="row"):
                 with Vertical():
                     yield Label("window (s)")

@@ -1,25 +1,27 @@
 """The main screen: functions, code, event, result, and the live panes (logs, metrics, history,
-alerts). Wide terminals show them side by side; at 80x24 they collapse into tabs (the pane table:
-panes.py). The filter box and the `:` command line are its base class's (command_line.py)."""
+alerts), and what the user does with them (invoke, save, create, configure, delete, roll back).
+Their arrangement is the pane layout's (widgets/pane_layout.py); unsaved code is the editors'
+(widgets/editors.py, drafts.py); the filter box and the `:` command line are its base class's
+(command_line.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 from textual import on, work
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
-from textual.widget import AwaitMount
-from textual.widgets import Tab, Tabs
+from textual.events import Resize
+from textual.widgets import Tabs
 
 from cloudfn_tui.keymap import ESC_DIGIT_KEYS, Command, bindings
 from cloudfn_tui.screens.command_line import CommandLineScreen
 from cloudfn_tui.screens.forms import AlertRuleScreen, ConfigureScreen, CreateFunctionScreen
 from cloudfn_tui.screens.modals import ConfirmScreen, PromptScreen
-from cloudfn_tui.screens.panes import LIVE, LIVE_TABS, LIVE_WIDGETS, NARROW_HEIGHT, NARROW_WIDTH, PANES
+from cloudfn_tui.screens.panes import PANES
 from cloudfn_tui.screens.pickers import InvocationScreen, SavedEventsScreen, VersionsScreen
 from cloudfn_tui.widgets.build_log import BuildLog
 from cloudfn_tui.widgets.editors import CodeEditor, EditorArea, EventEditor, EventError
@@ -36,8 +38,8 @@ from cloudfn_tui.widgets.live import (
     OpenInvocation,
 )
 from cloudfn_tui.widgets.log_view import LogView
+from cloudfn_tui.widgets.pane_layout import PaneLayout
 from cloudfn_tui.widgets.result_view import ResultView, result_doc
-from cloudfn_tui.widgets.tab_bar import TabBar
 from core.errors import CloudfnError
 from core.models import Alert, Event, Function, InvokeResult
 from core.syntax import check_syntax
@@ -46,42 +48,126 @@ MAIN_COMMANDS = [
     Command("main.help", "question_mark,f1", "help", "Help", "list every key of this screen"),
     Command("main.filter", "slash", "filter", "Filter", "filter the function list"),
     Command("main.command", "colon", "command_mode", "Command", "type a command (:help lists them)", show=False),
-    Command("main.invoke", "ctrl+enter,ctrl+r,f5", "invoke", "Invoke", "invoke the function with the event (ctrl+r / F5 work in tmux)", priority=True),
+    Command(
+        "main.invoke",
+        "ctrl+enter,ctrl+r,f5",
+        "invoke",
+        "Invoke",
+        "invoke the function with the event (ctrl+r / F5 work in tmux)",
+        priority=True,
+    ),
     Command("main.save", "ctrl+s", "save", "Save", "save the code as a new version", priority=True),
-    Command("main.goto_error", "ctrl+g", "goto_error", "Error line", "move the editor to the line that failed", show=False),
+    Command(
+        "main.goto_error", "ctrl+g", "goto_error", "Error line", "move the editor to the line that failed", show=False
+    ),
     Command("main.new", "n", "new_function", "New", "create a function from a template"),
-    Command("main.configure", "c", "configure", "Configure", "handler, timeout, memory, environment, concurrency, network", show=False),
+    Command(
+        "main.configure",
+        "c",
+        "configure",
+        "Configure",
+        "handler, timeout, memory, environment, concurrency, network",
+        show=False,
+    ),
     Command("main.delete", "d,delete", "delete_function", "Delete", "delete the function (asks first)"),
-    Command("main.triggers", "t", "triggers", "Triggers", "endpoint URL, schedules with next runs, rate limit",
-            show=False),
+    Command(
+        "main.triggers", "t", "triggers", "Triggers", "endpoint URL, schedules with next runs, rate limit", show=False
+    ),
     Command("main.versions", "v", "versions", "Versions", "list versions and roll back", show=False),
-    Command("main.saved_events", "ctrl+o", "saved_events", "Saved events", "pick or delete a saved test event", show=False, priority=True),
-    Command("main.save_event", "ctrl+t", "save_event", "Save event", "save the event under a name", show=False, priority=True),
+    Command(
+        "main.saved_events",
+        "ctrl+o",
+        "saved_events",
+        "Saved events",
+        "pick or delete a saved test event",
+        show=False,
+        priority=True,
+    ),
+    Command(
+        "main.save_event",
+        "ctrl+t",
+        "save_event",
+        "Save event",
+        "save the event under a name",
+        show=False,
+        priority=True,
+    ),
     Command("main.metrics", "m", "metrics", "Metrics", "the full metrics screen"),
     Command("main.secrets", "s", "secrets", "Secrets", "the secrets screen: set (masked), list, delete", show=False),
     Command("main.refresh", "r", "refresh", "Refresh", "reload functions, history and alerts", show=False),
-    Command("main.back", "escape", "back", "Back", "close the filter or command line; back to the list", show=False, palette=False),
-    Command("main.next_pane", "right_square_bracket,ctrl+right_square_bracket", "next_pane", "Next pane", "move to the next pane", show=False),
-    Command("main.prev_pane", "left_square_bracket", "prev_pane", "Previous pane", "move to the previous pane", show=False),
+    Command(
+        "main.back",
+        "escape",
+        "back",
+        "Back",
+        "close the filter or command line; back to the list",
+        show=False,
+        palette=False,
+    ),
+    Command(
+        "main.next_pane",
+        "right_square_bracket,ctrl+right_square_bracket",
+        "next_pane",
+        "Next pane",
+        "move to the next pane",
+        show=False,
+    ),
+    Command(
+        "main.prev_pane", "left_square_bracket", "prev_pane", "Previous pane", "move to the previous pane", show=False
+    ),
     *[
         # priority: ahead of the focused editor or input, which would type the key as text
-        Command(f"main.pane_{tab}", f"alt+{i},{ESC_DIGIT_KEYS[i - 1]}", f"show_pane('{tab}')", f"{label} pane",
-                f"go to the {label} pane", show=False, priority=True)
+        Command(
+            f"main.pane_{tab}",
+            f"alt+{i},{ESC_DIGIT_KEYS[i - 1]}",
+            f"show_pane('{tab}')",
+            f"{label} pane",
+            f"go to the {label} pane",
+            show=False,
+            priority=True,
+        )
         for i, (tab, label, _) in enumerate(PANES, 1)
     ],
-    Command("main.zoom", "z,f11", "zoom", "Zoom", "maximise the focused pane, and back (F11 inside an editor)",
-            show=False),
+    Command(
+        "main.zoom", "z,f11", "zoom", "Zoom", "maximise the focused pane, and back (F11 inside an editor)", show=False
+    ),
     # multi-file functions (issue #15): the editor shows one file at a time. priority: the
     # editor's own f6 (select line) would take the key where it matters most
-    Command("main.next_file", "f6,ctrl+pagedown", "next_file", "Next file",
-            "show the function's next file in the editor (:file NAME opens or adds one)", show=False, priority=True),
-    Command("main.prev_file", "shift+f6,ctrl+pageup", "prev_file", "Previous file",
-            "show the function's previous file in the editor", show=False, priority=True),
-    Command("main.result_diff", "f4", "result_diff", "Result diff",
-            "show the result's diff against the saved event's last run", show=False),
+    Command(
+        "main.next_file",
+        "f6,ctrl+pagedown",
+        "next_file",
+        "Next file",
+        "show the function's next file in the editor (:file NAME opens or adds one)",
+        show=False,
+        priority=True,
+    ),
+    Command(
+        "main.prev_file",
+        "shift+f6,ctrl+pageup",
+        "prev_file",
+        "Previous file",
+        "show the function's previous file in the editor",
+        show=False,
+        priority=True,
+    ),
+    Command(
+        "main.result_diff",
+        "f4",
+        "result_diff",
+        "Result diff",
+        "show the result's diff against the saved event's last run",
+        show=False,
+    ),
     Command("main.quit", "q", "app.quit", "Quit", "leave the console", show=False),
-    Command("main.dead_letters", "D", "dead_letters", "Dead letters",
-            "asynchronous invocations that failed for good: replay or delete", show=False),
+    Command(
+        "main.dead_letters",
+        "D",
+        "dead_letters",
+        "Dead letters",
+        "asynchronous invocations that failed for good: replay or delete",
+        show=False,
+    ),
 ]
 
 class SampleEvents(dict):
@@ -116,47 +202,19 @@ class MainScreen(CommandLineScreen):
     def __init__(self) -> None:
         super().__init__()
         self.current: Function | None = None
-        self.code_drafts: dict[str, str] = {}  # unsaved code per function id
-        # and the unsaved set of other files, where it differs from the saved version's
-        self.file_drafts: dict[str, dict[str, str]] = {}
-        self.draft_bases: dict[str, int] = {}  # the version each draft was written on
-        self.restored: set[str] = set()  # drafts that came back from an earlier console
-        self._on_disk: dict[str, tuple[str, Any]] = {}  # what the draft files hold, to write only changes
-        self._warned_store = False
-        self.event_drafts: dict[str, tuple[str, str | None]] = {}  # event text, saved name
         self.last_results: dict[tuple[str, str], dict[str, Any]] = {}  # (fn id, event json) -> doc
         self._saved_versions: set[tuple[str, int]] = set()  # (fn id, version) this console saved
         self._saving: tuple[str, str] | None = None  # (fn id, code) of a save under way
         # The last result shown per function, for the session: moving away and back keeps it.
         self.shown_results: dict[str, tuple[InvokeResult, dict[str, Any] | None]] = {}
         self.samples = SampleEvents()
-        self.narrow = False
-        self.pane = "functions"
         self._metrics_pending = False
         self.snapshot: dict[str, Any] | None = None
-        # Mounted in their tabs when first shown; fed before that.
-        self.metrics_pane = MetricsPane(id="pane-metrics")
-        self.history_table = HistoryTable(id="history")
-        self.alerts_pane = AlertsPane(id="pane-alerts")
-        self._lazy = {"metrics": self.metrics_pane, "history-tab": self.history_table, "alerts": self.alerts_pane}
-        self._mounting: AwaitMount | None = None
-        self.pane_tabs: Tabs | None = None  # the narrow layout's tabs, made when first narrow
+        self.pane_layout = PaneLayout(id="panes")
 
-    # -- layout ----------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield ConsoleHeader()
-        with Horizontal(id="top"):
-            with Vertical(id="pane-functions") as pane:
-                pane.border_title = "Functions"  # as every other pane says what it is
-                yield FunctionList(id="functions")
-            with Vertical(id="work"):
-                yield CodeEditor(id="pane-code")
-                with Horizontal(id="io"):
-                    yield EventEditor(id="pane-event")
-                    yield ResultView(id="pane-result")
-        with Vertical(id="live"):
-            yield TabBar([(LIVE_TABS[p], label) for p, label, _ in PANES if p in LIVE], active="logs", id="live-tabs")
-            yield LogsPane(id="pane-logs")
+        yield self.pane_layout
         yield BuildLog(id="build-log")
         yield KeyFooter()
 
@@ -180,142 +238,62 @@ class MainScreen(CommandLineScreen):
     def log_view(self) -> LogView:
         return self.query_one(LogView)
 
+    # -- the panes (widgets/pane_layout.py) -------------------------------------------------------
+    @property
+    def narrow(self) -> bool:
+        return self.pane_layout.narrow
+
+    @property
+    def pane(self) -> str:
+        return self.pane_layout.pane
+
+    @property
+    def pane_tabs(self) -> Tabs | None:
+        return self.pane_layout.pane_tabs
+
+    @property
+    def metrics_pane(self) -> MetricsPane:
+        return self.pane_layout.metrics_pane
+
+    @property
+    def history_table(self) -> HistoryTable:
+        return self.pane_layout.history_table
+
+    @property
+    def alerts_pane(self) -> AlertsPane:
+        return self.pane_layout.alerts_pane
+
+    async def panes_mounted(self) -> None:
+        await self.pane_layout.panes_mounted()
+
+    def action_show_pane(self, pane: str, focus: bool = True) -> None:
+        self.pane_layout.show_pane(pane, focus)
+
+    def action_next_pane(self) -> None:
+        self.pane_layout.step_pane(1)
+
+    def action_prev_pane(self) -> None:
+        self.pane_layout.step_pane(-1)
+
+    def action_zoom(self) -> None:
+        self.pane_layout.toggle_zoom()
+
     async def on_mount(self) -> None:
-        self.apply_layout(self.app.size.width, self.app.size.height)
+        tabs_mounted = self.pane_layout.apply_layout(self.app.size.width, self.app.size.height)
         self.functions.focus()
+        if tabs_mounted is not None:
+            await tabs_mounted
+        editor = self.editor
+        editor.drafts.attach(self.app.drafts, lambda fn_id: self.functions.functions.get(fn_id))
         await self._load_functions()
         self._restore_drafts()
         if self.current is None:  # else the first function is shown already
             self.select(None)
         self.load_all(functions=False)
-        # Unsaved code also reaches the disk while the console runs, not only when it quits:
-        # a killed terminal or SSH session then loses two seconds of typing at most.
-        self.set_interval(2.0, self._persist_current_draft)
         self.call_after_refresh(self.app.started)
 
-    def on_resize(self, event) -> None:
-        self.apply_layout(event.size.width, event.size.height)
-
-    def apply_layout(self, width: int, height: int) -> None:
-        self.narrow = width < NARROW_WIDTH or height < NARROW_HEIGHT
-        self.set_class(self.narrow, "-narrow")
-        if self.pane_tabs is None and self.narrow:
-            # Only small terminals show the pane tabs: made when first needed (14 widgets less
-            # to mount and style when a wide console starts).
-            self.pane_tabs = Tabs(*[Tab(label, id=f"tab-{tab}") for tab, label, _ in PANES], id="pane-tabs",
-                                  active=f"tab-{self.pane}")
-            self.mount(self.pane_tabs, before="#top")
-        if self.pane_tabs is not None:
-            self.pane_tabs.display = self.narrow
-        self._show_only(self.pane if self.narrow else None)
-
-    def _show_only(self, pane: str | None) -> None:
-        """In narrow mode show one pane; None shows the wide layout."""
-        wide = pane is None
-        in_top = pane in ("functions", "code", "event", "result")
-        for ident, shown in (
-            ("#top", wide or in_top),
-            ("#pane-functions", wide or pane == "functions"),
-            ("#work", wide or pane in ("code", "event", "result")),
-            ("#pane-code", wide or pane == "code"),
-            ("#io", wide or pane in ("event", "result")),
-            ("#pane-event", wide or pane == "event"),
-            ("#pane-result", wide or pane == "result"),
-            ("#live", wide or pane in LIVE),
-        ):
-            widget = self.query_one(ident)
-            if widget.display != shown:  # setting it anyway asks each for a layout
-                widget.display = shown
-        if pane in LIVE:
-            self._activate_live(pane)
-
-    def action_show_pane(self, pane: str, focus: bool = True) -> None:
-        self.pane = pane
-        if self.narrow:
-            tabs = self.pane_tabs
-            if tabs.active != f"tab-{pane}":
-                tabs.active = f"tab-{pane}"
-            self._show_only(pane)
-        elif pane in LIVE:
-            self._activate_live(pane)
-        if focus:
-            target = next(w for t, _, w in PANES if t == pane)
-
-            async def focus_target() -> None:
-                await self.panes_mounted()
-                self.query_one(f"#{target}").focus()
-                if self.zoomed:  # zoom follows the move, as tmux's does not: reading on is the point
-                    self.maximized = self._zoom_target(pane)
-
-            self.call_after_refresh(focus_target)
-
-    # -- zoom: one pane fills the screen (Textual's maximize; esc also restores) ------------------
-    @property
-    def zoomed(self) -> bool:
-        return self.maximized is not None
-
-    def _zoom_target(self, pane: str):
-        # the live panes with their tab bar, so the one shown can still be told
-        return self.query_one("#live" if pane in LIVE else f"#pane-{pane}")
-
-    def action_zoom(self) -> None:
-        if self.zoomed:
-            self.minimize()
-            return
-        self.maximized = self._zoom_target(self.pane)
-        self.notify("Zoomed. F11 (or z outside an editor, or esc) restores.", timeout=3)
-
-    async def panes_mounted(self) -> None:
-        """Wait until the live pane shown last (mounted when first shown) can be queried."""
-        if self._mounting is not None:
-            await self._mounting
-
-    def _activate_live(self, pane: str) -> None:
-        tab = LIVE_TABS[pane]
-        self.query_one("#live-tabs", TabBar).active = tab
-        self._show_live(tab)
-
-    def _show_live(self, tab: str) -> None:
-        """Show the live pane of `tab` under the tab bar, mounting it the first time it is shown
-        (`_mounting` is done once it and its children are mounted); hide the others."""
-        pane = self._lazy.pop(tab, None)
-        if pane is not None:
-            self._mounting = self.query_one("#live").mount(pane)
-        for other, ident in LIVE_WIDGETS.items():
-            for widget in self.query(f"#{ident}"):
-                widget.display = other == tab
-
-    @on(TabBar.Activated, "#live-tabs")
-    def _live_tab_activated(self, event: TabBar.Activated) -> None:
-        self._show_live(event.tab)
-
-    @on(Tabs.TabActivated, "#pane-tabs")
-    def _tab_activated(self, event: Tabs.TabActivated) -> None:
-        pane = event.tab.id.removeprefix("tab-")
-        if pane != self.pane or self.narrow:
-            self.pane = pane
-            if self.narrow:
-                self._show_only(pane)
-
-    def _step_pane(self, step: int) -> None:
-        names = [p for p, _, _ in PANES]
-        self.action_show_pane(names[(names.index(self.pane) + step) % len(names)])
-
-    def action_next_pane(self) -> None:
-        self._step_pane(1)
-
-    def action_prev_pane(self) -> None:
-        self._step_pane(-1)
-
-    def on_descendant_focus(self, event) -> None:
-        """Keep `pane` (and the narrow tabs) in step with where the focus is."""
-        node = event.widget
-        ids = {w: t for t, _, w in PANES}
-        while node is not None and node is not self:
-            if node.id in ids or node.id in ("pane-functions", "pane-code", "pane-event", "pane-logs", "pane-alerts"):
-                self.pane = ids.get(node.id) or node.id.removeprefix("pane-")
-                return
-            node = node.parent
+    def on_resize(self, event: Resize) -> None:
+        self.pane_layout.apply_layout(event.size.width, event.size.height)
 
     # -- loading ---------------------------------------------------------------------------
     async def _load_functions(self) -> None:
@@ -425,114 +403,46 @@ class MainScreen(CommandLineScreen):
     def _row_selected(self, event: FunctionList.Selected) -> None:
         self.action_show_pane("code")
 
+    # -- drafts: the editors keep them (widgets/editors.py, drafts.py); the screen says when ----------
     def _stash_drafts(self) -> None:
         if self.current is None:
             return
-        self._take_draft(self.current)
-        self._persist_draft(self.current.id)
-        self.event_drafts[self.current.id] = (self.event_editor.area.text, self.event_editor.saved_name)
-
-    # -- drafts on disk (cloudfn_tui/drafts.py) ----------------------------------------------------
-    def _take_draft(self, fn: Function) -> None:
-        """The editor's unsaved texts of `fn` into the drafts (or none, when it is clean)."""
-        if self.editor.dirty:
-            code, files = self.editor.workspace()
-            self.code_drafts[fn.id] = code
-            if files != fn.files:
-                self.file_drafts[fn.id] = files
-            else:
-                self.file_drafts.pop(fn.id, None)
-        else:
-            self.code_drafts.pop(fn.id, None)
-            self.file_drafts.pop(fn.id, None)
-
-    def _persist_draft(self, fn_id: str) -> None:
-        store = self.app.drafts
-        code = self.code_drafts.get(fn_id)
-        fn = self.functions.functions.get(fn_id)
-        if code is None or fn is None:
-            if self._on_disk.pop(fn_id, None) is not None:
-                store.remove(fn_id)
-            return
-        files = self.file_drafts.get(fn_id)
-        if self._on_disk.get(fn_id) == (code, files):
-            return
-        base = self.draft_bases.get(fn_id, fn.version)
-        if store.write(fn_id, code, base, fn.name, files=files):
-            self._on_disk[fn_id] = (code, files)
-        elif store.problem and not self._warned_store:
-            self._warned_store = True
-            self.notify(store.problem, title="Drafts", severity="warning", timeout=10)
+        self.editor.stash_draft()
+        self.event_editor.stash_draft(self.current.id)
 
     def _persist_current_draft(self) -> None:
-        fn = self.current
-        if fn is None or not self.is_mounted:
-            return
-        self._take_draft(fn)
-        if self.editor.dirty:
-            self.draft_bases.setdefault(fn.id, fn.version)
-        self._persist_draft(fn.id)
+        self.editor.autosave_draft()  # what the editor's 2 s timer does
 
     def _drop_draft(self, fn_id: str) -> None:
-        self.code_drafts.pop(fn_id, None)
-        self.file_drafts.pop(fn_id, None)
-        self.draft_bases.pop(fn_id, None)
-        self.restored.discard(fn_id)
-        self._on_disk.pop(fn_id, None)
-        self.app.drafts.remove(fn_id)
+        self.editor.drafts.drop(fn_id)
 
     def _restore_drafts(self) -> None:
         """Unsaved code from an earlier console: back in the editors, with a note saying so."""
-        restored = []
-        for fn_id, doc in self.app.drafts.load_all().items():
-            fn = self.functions.functions.get(fn_id)
-            if fn is None:  # deleted meanwhile: the file stays, for whoever wants it by hand
-                continue
-            files = doc.get("files")
-            if doc["code"] == fn.code and files in (None, fn.files):
-                self.app.drafts.remove(fn_id)
-                continue
-            self.code_drafts[fn_id] = doc["code"]
-            if files is not None:
-                self.file_drafts[fn_id] = files
-            self._on_disk[fn_id] = (doc["code"], files)
-            self.draft_bases[fn_id] = int(doc.get("version") or fn.version)
-            self.restored.add(fn_id)
-            base = self.draft_bases[fn_id]
-            moved = "" if base == fn.version else f" (written on v{base}, now v{fn.version})"
-            restored.append(f"{fn.name}{moved}")
-        if not restored:
-            return
-        if self.current is not None and self.current.id in self.code_drafts:
-            self._load_code_draft(self.current)
-        self.notify(f"Draft restored: {', '.join(restored)}. ctrl+s saves; :discard drops the one shown.",
-                    title="Unsaved code", timeout=10)
-
-    def _load_code_draft(self, fn: Function) -> None:
-        self.editor.restored = fn.id in self.restored
-        self.editor.set_workspace(self.code_drafts[fn.id], self.file_drafts.get(fn.id, fn.files))
+        restored = self.editor.restore_drafts()
+        if restored:
+            self.notify(f"Draft restored: {', '.join(restored)}. ctrl+s saves; :discard drops the one shown.",
+                        title="Unsaved code", timeout=10)
 
     def pending_drafts(self) -> dict[str, str]:
         """{function id: code} of every unsaved draft, the one in the editor included."""
         self._stash_drafts()
-        return {i: c for i, c in self.code_drafts.items() if i in self.functions.functions}
+        return self.editor.drafts.pending()
 
     def keep_drafts(self) -> None:
-        for fn_id in list(self.code_drafts):
-            self._persist_draft(fn_id)
+        self.editor.keep_drafts()
 
     def discard_drafts(self) -> None:
-        for fn_id in list(self.code_drafts):
-            self._drop_draft(fn_id)
+        self.editor.drafts.drop_all()
 
     async def save_drafts(self) -> list[str]:
         """Save every draft as a new version; returns the problems (none: all saved)."""
         problems = []
+        drafts = self.editor.drafts
         for fn_id, code in list(self.pending_drafts().items()):
             fn = self.functions.functions[fn_id]
             patch: dict[str, Any] = {"code": code}
-            if fn_id in self.file_drafts:
-                patch["files"] = self.file_drafts[fn_id]
+            if fn_id in drafts.files:
+                patch["files"] = drafts.files[fn_id]
             try:
                 updated = await self.app.platform.update_function(fn_id, patch)
             except CloudfnError as exc:
@@ -562,14 +472,8 @@ class MainScreen(CommandLineScreen):
         if fn is None:
             self.event_editor.set_event({})
             return
-        if fn.id in self.code_drafts:
-            self._load_code_draft(fn)
-        if fn.id in self.event_drafts:
-            text, name = self.event_drafts[fn.id]
-            self.event_editor.area.load_text(text)
-            self.event_editor.saved_name = name
-            self.event_editor._update_title()
-        else:
+        self.editor.show_draft()
+        if not self.event_editor.show_draft(fn.id):
             sample = self.samples[fn.name]
             self.event_editor.set_event(sample if sample is not None else {})
             self.prefill_event(fn)
@@ -587,7 +491,7 @@ class MainScreen(CommandLineScreen):
             return
         if not saved or self.current is None or self.current.id != fn.id:
             return
-        if fn.id in self.event_drafts:
+        if fn.id in self.event_editor.drafts:
             return
         newest = max(saved, key=lambda e: e.updated_at)
         self.event_editor.set_event(newest.event, newest.name)
@@ -645,7 +549,9 @@ class MainScreen(CommandLineScreen):
         status = "success" if result.success else "failed"
         if result.error_type and result.error_type.value == "Throttled":
             status = "throttled"
-        self.functions.set_outcome(fn.id, outcome_of(status, result.duration_ms, result.error_type.value if result.error_type else None))
+        self.functions.set_outcome(
+            fn.id, outcome_of(status, result.duration_ms, result.error_type.value if result.error_type else None)
+        )
         return result
 
     def action_goto_error(self) -> None:
@@ -787,9 +693,9 @@ class MainScreen(CommandLineScreen):
         self.notify(f"Deleted {fn.name}.")
 
     def _forget(self, fn_id: str) -> None:
-        self.functions.remove(fn_id)
+        self.functions.remove_function(fn_id)
         self._drop_draft(fn_id)
-        self.event_drafts.pop(fn_id, None)
+        self.event_editor.drafts.pop(fn_id, None)
         self.shown_results.pop(fn_id, None)
         if self.current is not None and self.current.id == fn_id:
             self.current = None
@@ -810,13 +716,12 @@ class MainScreen(CommandLineScreen):
             return
         await self.rollback(fn, version)
 
-    async def import_folder(self, folder: str) -> None:
-        from pathlib import Path
-
+    async def import_folder(self, folder: Path) -> None:
+        """`:import DIR` (the command line expands `~`, off this coroutine)."""
         from core.importer import import_seed_folder, summary
 
         try:
-            outcomes = await import_seed_folder(self.app.platform, Path(folder).expanduser())
+            outcomes = await import_seed_folder(self.app.platform, folder)
         except CloudfnError as exc:
             self.notify(exc.message, title="Import failed", severity="error", timeout=10)
             return
@@ -828,7 +733,11 @@ class MainScreen(CommandLineScreen):
 
     async def rollback(self, fn: Function, version: int) -> None:
         ok = await self.app.push_screen_wait(
-            ConfirmScreen(f"Roll {fn.name} back to v{version}?", "The code and settings of that version become a new version.", yes="Roll back")
+            ConfirmScreen(
+                f"Roll {fn.name} back to v{version}?",
+                "The code and settings of that version become a new version.",
+                yes="Roll back",
+            )
         )
         if not ok:
             return
@@ -899,7 +808,9 @@ class MainScreen(CommandLineScreen):
         except EventError as exc:
             self.notify(str(exc), severity="error")
             return
-        name = await self.app.push_screen_wait(PromptScreen("Save the event as", self.event_editor.saved_name or "", "a name, e.g. happy-path"))
+        name = await self.app.push_screen_wait(
+            PromptScreen("Save the event as", self.event_editor.saved_name or "", "a name, e.g. happy-path")
+        )
         if not name:
             return
         key = (fn.id, json.dumps(event, sort_keys=True, default=str))
@@ -996,8 +907,9 @@ class MainScreen(CommandLineScreen):
                 fn = Function.model_validate(data)
             except Exception:
                 return
-            mine = self.current is not None and self.current.id == fn.id
-            if mine and self.current.version == fn.version:
+            current = self.current
+            mine = current is not None and current.id == fn.id
+            if current is not None and mine and current.version == fn.version:
                 return
             # This console's own save, its event arriving before or after the save returned:
             # not a change made elsewhere (it warned "changed elsewhere" after every ctrl+s).
@@ -1008,13 +920,18 @@ class MainScreen(CommandLineScreen):
                 dirty = self.editor.dirty
                 self._replace(fn, reload_editor=not dirty)
                 if dirty:
-                    self.notify(f"{fn.name} changed elsewhere (now v{fn.version}); your edits are kept.", severity="warning")
+                    self.notify(
+                        f"{fn.name} changed elsewhere (now v{fn.version}); your edits are kept.", severity="warning"
+                    )
         elif kind == "function.deleted":
             fn_id = data.get("id")
             if fn_id:
                 self._forget(fn_id)
         elif kind == "invocation.finished":
-            self.functions.set_outcome(data.get("function_id", ""), outcome_of(data.get("status", ""), float(data.get("duration") or 0), data.get("error_type")))
+            self.functions.set_outcome(
+                data.get("function_id", ""),
+                outcome_of(data.get("status", ""), float(data.get("duration") or 0), data.get("error_type")),
+            )
             self.history_table.add_record(data)
             self.metrics_pane.record(data)
             self._schedule_metrics()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -19,6 +19,9 @@ from cloudfn_tui.widgets.live import Stats, summary_from, summary_text
 
 BARS = "▁▂▃▄▅▆▇█"
 
+if TYPE_CHECKING:
+    from cloudfn_tui.app import CloudfnApp
+
 
 def spark(values: list[float], width: int = 30) -> str:
     values = values[-width:]
@@ -33,6 +36,8 @@ def _num(v: Any, fmt: str) -> str:
 
 
 class MetricsScreen(Screen):
+    app: CloudfnApp  # the console's own, with its platform: for the type checker
+
     # Here, not in app.tcss: parsed when the screen first opens, not while the console starts.
     DEFAULT_CSS = """
     #metrics-screen {
@@ -73,7 +78,9 @@ class MetricsScreen(Screen):
     def on_mount(self) -> None:
         for ident in ("#metrics-functions", "#metrics-runtimes"):
             t = self.query_one(ident, VimTable)
-            t.add_columns("name", "inv", "ok %", "p50 ms", "p95 ms", "p99 ms", "thr", "cold", "rate (60 s)", "latency (60 s)")
+            t.add_columns(
+                "name", "inv", "ok %", "p50 ms", "p95 ms", "p99 ms", "thr", "cold", "rate (60 s)", "latency (60 s)"
+            )
         self.redraw()
         self.set_interval(1.0, self.redraw)
         self.query_one("#metrics-functions").focus()
@@ -86,7 +93,9 @@ class MetricsScreen(Screen):
 
     def redraw(self) -> None:
         now = time.time()
-        self.query_one("#metrics-overall", Static).update(summary_text("all functions", summary_from(self.snapshot, self.stats.all)))
+        self.query_one("#metrics-overall", Static).update(
+            summary_text("all functions", summary_from(self.snapshot, self.stats.all))
+        )
         for ident, series_map, snap in (
             ("#metrics-functions", self.stats.by_function, self._per("functions") or self._per("per_function")),
             ("#metrics-runtimes", self.stats.by_runtime, self._per("runtimes") or self._per("per_runtime")),

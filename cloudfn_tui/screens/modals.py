@@ -231,7 +231,7 @@ class HelpScreen(Dialog):
             does_width = inside - key_width - 4
             table.add_column("key", width=key_width)
             table.add_column("does · where · id (for the keymap)", width=does_width)
-        for shown, (_, desc, where, ident) in zip(keys, self.rows):
+        for shown, (_, desc, where, ident) in zip(keys, self.rows, strict=True):  # one key per row
             key = Text(shown, style="bold")
             if wide:
                 table.add_row(key, Text(ident, style="dim"), Text(desc), Text(where), height=None)

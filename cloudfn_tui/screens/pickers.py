@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import difflib
 
-from rich.console import Group
+from rich.console import Group, RenderableType
 from rich.syntax import Syntax
 from rich.text import Text
 from textual.app import ComposeResult
@@ -22,7 +22,15 @@ from core.models import Function, InvocationRecord, SavedEvent
 def code_diff(old: str, new: str, a: str, b: str) -> Text:
     out = Text()
     for line in difflib.unified_diff(old.splitlines(), new.splitlines(), a, b, lineterm="", n=2):
-        style = "green" if line.startswith("+") else "red" if line.startswith("-") else "cyan" if line.startswith("@@") else "dim"
+        style = (
+            "green"
+            if line.startswith("+")
+            else "red"
+            if line.startswith("-")
+            else "cyan"
+            if line.startswith("@@")
+            else "dim"
+        )
         out.append(line + "\n", style=style)
     return out or Text("(same code)", style="dim")
 
@@ -75,7 +83,9 @@ def settings_diff(old: Function, new: Function, a: str, b: str) -> Text:
 def describe_changes(old: Function, new: Function) -> str:
     """What became different, for a toast: `code, timeout 30 → 5 s, environment +MODE −DEBUG`."""
     parts = ["code"] if old.code != new.code else []
-    env_added, env_removed, env_changed = [], [], []
+    env_added: list[str] = []
+    env_removed: list[str] = []
+    env_changed: list[str] = []
     for field, before, after in setting_changes(old, new):
         if "." in field:
             key = field.split(".", 1)[1]
@@ -187,7 +197,15 @@ class SavedEventsScreen(Dialog):
         table.add_columns("name", "last result")
         for e in self.events:
             last = e.last_result
-            status = Text("–", style="dim") if last is None else (Text("✓", style="green") if last.get("success") else Text("✗ " + str(last.get("error_type") or ""), style="red"))
+            status = (
+                Text("–", style="dim")
+                if last is None
+                else (
+                    Text("✓", style="green")
+                    if last.get("success")
+                    else Text("✗ " + str(last.get("error_type") or ""), style="red")
+                )
+            )
             table.add_row(e.name, status, key=e.name)
         table.focus()
         self._show()
@@ -202,9 +220,15 @@ class SavedEventsScreen(Dialog):
         if e is None:
             body.update(Text("No saved events yet. In the event editor, ctrl+t saves the current one.", style="dim"))
             return
-        parts = [Text("event", style="bold"), Syntax(pretty(e.event), "json", theme="ansi_dark", background_color="default")]
+        parts: list[RenderableType] = [
+            Text("event", style="bold"),
+            Syntax(pretty(e.event), "json", theme="ansi_dark", background_color="default"),
+        ]
         if e.last_result is not None:
-            parts += [Text("last result", style="bold"), Syntax(pretty(e.last_result), "json", theme="ansi_dark", background_color="default")]
+            parts += [
+                Text("last result", style="bold"),
+                Syntax(pretty(e.last_result), "json", theme="ansi_dark", background_color="default"),
+            ]
         body.update(Group(*parts))
 
     def on_data_table_row_highlighted(self, event) -> None:
@@ -229,7 +253,9 @@ class InvocationScreen(Dialog):
     """One invocation from the history: its event, result and logs."""
 
     COMMANDS_TABLE = [
-        Command("invocation.replay", "ctrl+l", "replay", "Load event", "load this invocation's event into the event editor"),
+        Command(
+            "invocation.replay", "ctrl+l", "replay", "Load event", "load this invocation's event into the event editor"
+        ),
         Command("invocation.close", "escape", "dismiss_none", "Close", palette=False),
     ]
     BINDINGS = bindings(COMMANDS_TABLE)
@@ -247,15 +273,23 @@ class InvocationScreen(Dialog):
             f"{r.duration:.1f} ms  {'cold' if r.cold_start else 'warm'}  {r.memory_used:.1f} MB  ",
             (r.started_at.strftime("%Y-%m-%d %H:%M:%S"), "dim"),
         )
-        parts = [head, Text(r.id, style="dim"), Text(""), Text("event" + (" (truncated)" if r.event_truncated else ""), style="bold"),
-                 Syntax(pretty(r.event), "json", theme="ansi_dark", background_color="default", word_wrap=True)]
+        parts: list[RenderableType] = [
+            head,
+            Text(r.id, style="dim"),
+            Text(""),
+            Text("event" + (" (truncated)" if r.event_truncated else ""), style="bold"),
+            Syntax(pretty(r.event), "json", theme="ansi_dark", background_color="default", word_wrap=True),
+        ]
         if r.status == "success":
             parts += [Text("result" + (" (truncated)" if r.result_truncated else ""), style="bold"),
                       Syntax(pretty(r.result), "json", theme="ansi_dark", background_color="default", word_wrap=True)]
         else:
             parts += [Text("error", style="bold"), Text(r.error, style="red")]
         if r.logs:
-            parts += [Text("logs" + (" (truncated)" if r.logs_truncated else ""), style="bold"), Text(r.logs.rstrip(), style="dim")]
+            parts += [
+                Text("logs" + (" (truncated)" if r.logs_truncated else ""), style="bold"),
+                Text(r.logs.rstrip(), style="dim"),
+            ]
         with Vertical(classes="dialog wide tall"):
             yield Label(Text("Invocation — ctrl+l loads its event · esc closes", style="bold"))
             with VerticalScroll(id="invocation-body"):

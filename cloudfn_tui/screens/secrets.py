@@ -3,6 +3,8 @@ input to set one, and delete (asks first). Reached by `s`, `:secrets` or the pal
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -19,8 +21,13 @@ from cloudfn_tui.widgets.header import ConsoleHeader
 from core.errors import CloudfnError
 from core.secrets import MIN_MASK_CHARS, name_problem
 
+if TYPE_CHECKING:
+    from cloudfn_tui.app import CloudfnApp
+
 
 class SecretsScreen(Screen):
+    app: CloudfnApp  # the console's own, with its platform: for the type checker
+
     DEFAULT_CSS = """
     #secrets-screen {
         padding: 0 1;

@@ -18,7 +18,9 @@ class TriggersScreen(Dialog):
     """Dismisses with "configure" when the user asks to edit them, else None."""
 
     COMMANDS_TABLE = [
-        Command("triggers.configure", "c", "configure", "Configure", "edit public, rate limit, schedules and async settings"),
+        Command(
+            "triggers.configure", "c", "configure", "Configure", "edit public, rate limit, schedules and async settings"
+        ),
         Command("triggers.close", "escape", "dismiss_none", "Close", palette=False),
     ]
     BINDINGS = bindings(COMMANDS_TABLE)

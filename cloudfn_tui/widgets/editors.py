@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import weakref
 from typing import Any
 
 from rich.text import Text
@@ -14,6 +15,7 @@ from textual.widgets import Label, Static, TextArea
 from textual.widgets.text_area import Selection
 
 from cloudfn_tui._textual_compat import styled_highlight_source
+from cloudfn_tui.drafts import CodeDrafts
 from cloudfn_tui.keymap import ESC_DIGIT_KEYS, Command, bindings
 from core.funcfiles import HANDLER_FILES
 from core.models import Function
@@ -117,6 +119,10 @@ _CAPTURE = re.compile(r"@([\w.-]+)")
 _NAME = re.compile(r"[\w.!-]+")
 
 
+# The languages whose query each area has been given already (weak: an area can go away).
+_STYLED_QUERIES: weakref.WeakKeyDictionary[TextArea, set[str]] = weakref.WeakKeyDictionary()
+
+
 def _use_styled_query(area: TextArea, language: str) -> None:
     """Give `area` Textual's highlight query for `language` without the patterns whose every
     capture the area's theme leaves unstyled (variables, parameters, fields, ...).
@@ -125,9 +131,7 @@ def _use_styled_query(area: TextArea, language: str) -> None:
     is the same; the query compiles in half the time (Python: 20 ms of the console's start, and
     of every function shown after a function of another language). Once per area and language;
     anything unexpected keeps Textual's own query."""
-    done = getattr(area, "_cloudfn_queries", None)
-    if done is None:
-        done = area._cloudfn_queries = set()
+    done = _STYLED_QUERIES.setdefault(area, set())
     if language in done:
         return
     done.add(language)
@@ -236,6 +240,12 @@ class CodeEditor(Vertical):
         self.texts: dict[str, str] = {}  # every file's working text; the shown one's is in the area
         self.shown = ""  # the path of the file in the area
         self._others_dirty = False  # a file not shown differs from the saved version
+        self.drafts = CodeDrafts()  # the unsaved work of every function shown (the screen attaches the store)
+
+    def on_mount(self) -> None:
+        # Unsaved code also reaches the disk while the console runs, not only when it quits:
+        # a killed terminal or SSH session then loses two seconds of typing at most.
+        self.set_interval(2.0, self.autosave_draft)
 
     def compose(self) -> ComposeResult:
         strip = Static("", id="file-strip", markup=False)
@@ -274,7 +284,7 @@ class CodeEditor(Vertical):
             self.function = fn
             self._recheck()
             return
-        if same and self.workspace() == (fn.code, fn.files):
+        if same and fn is not None and self.workspace() == (fn.code, fn.files):
             # What the editor shows is the version now saved: reloading it would wipe the undo
             # history, and ctrl+z after ctrl+s is how one gets back what the save replaced.
             self.function = fn
@@ -394,6 +404,47 @@ class CodeEditor(Vertical):
         self.border_subtitle = f"ctrl+s save · {'f6 file · ' if where else ''}{LEAVE_HINT}"
         self.set_class(self._dirty, "-dirty")
 
+    # -- drafts: the unsaved work of each function, kept while another is shown (drafts.py) ------
+    def stash_draft(self) -> None:
+        """The shown function's texts become its draft (none if clean), on disk too."""
+        fn = self.function
+        if fn is None:
+            return
+        self.drafts.take(fn, self._dirty, *self.workspace())
+        self._warn(self.drafts.persist(fn.id))
+
+    def autosave_draft(self) -> None:
+        fn = self.function
+        if fn is None or not self.is_mounted:
+            return
+        self.drafts.take(fn, self._dirty, *self.workspace())
+        if self._dirty:
+            self.drafts.bases.setdefault(fn.id, fn.version)
+        self._warn(self.drafts.persist(fn.id))
+
+    def show_draft(self) -> None:
+        """Show the shown function's draft in place of its saved version, if it has one."""
+        fn = self.function
+        if fn is None or fn.id not in self.drafts:
+            return
+        self.restored = fn.id in self.drafts.restored
+        self.set_workspace(*self.drafts.workspace(fn))
+
+    def restore_drafts(self) -> list[str]:
+        """Drafts an earlier console left, the shown function's into the editor; returns what to
+        say of each."""
+        restored = self.drafts.restore()
+        if restored:
+            self.show_draft()
+        return restored
+
+    def keep_drafts(self) -> None:
+        self._warn(self.drafts.keep_all())
+
+    def _warn(self, problem: str) -> None:
+        if problem:
+            self.notify(problem, title="Drafts", severity="warning", timeout=10)
+
     def goto_line(self, line: int, column: int | None = None) -> None:
         area = self.area
         row = max(0, min(line - 1, area.document.line_count - 1))
@@ -417,6 +468,7 @@ class EventEditor(Vertical):
         super().__init__(**kw)
         self.border_title = "Event"
         self.saved_name: str | None = None
+        self.drafts: dict[str, tuple[str, str | None]] = {}  # function id -> event text, saved name
 
     def compose(self) -> ComposeResult:
         yield _code_area("event")  # the error line below it is made when first needed
@@ -430,6 +482,19 @@ class EventEditor(Vertical):
         self.saved_name = saved_name
         self._show_error("")
         self._update_title()
+
+    def stash_draft(self, fn_id: str) -> None:
+        self.drafts[fn_id] = (self.area.text, self.saved_name)
+
+    def show_draft(self, fn_id: str) -> bool:
+        """Show the event `fn_id` had when another function was shown; False if it had none."""
+        if fn_id not in self.drafts:
+            return False
+        text, name = self.drafts[fn_id]
+        self.area.load_text(text)
+        self.saved_name = name
+        self._update_title()
+        return True
 
     def _update_title(self) -> None:
         self.border_title = f"Event · {self.saved_name}" if self.saved_name else "Event"

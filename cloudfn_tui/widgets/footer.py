@@ -76,7 +76,9 @@ class KeyFooter(Widget, can_focus=False):
         for _, binding, enabled, tooltip in active.values():
             if binding.show and binding.action not in seen:  # one key per action, as Footer does
                 seen.add(binding.action)
-                items.append(_Item(binding.key, app.get_key_display(binding), binding.description, enabled, tooltip, False))
+                items.append(
+                    _Item(binding.key, app.get_key_display(binding), binding.description, enabled, tooltip, False)
+                )
         palette = app.COMMAND_PALETTE_BINDING
         if app.ENABLE_COMMAND_PALETTE and palette in active:
             _, binding, enabled, tooltip = active[palette]
@@ -122,7 +124,9 @@ class KeyFooter(Widget, can_focus=False):
             left.truncate(room)
         gap = max(0, room - len(left))
         offset = len(left) + gap
-        self._spans = [(s + offset, e + offset, item) if item.palette else (s, min(e, room), item) for s, e, item in spans]
+        self._spans = [
+            (s + offset, e + offset, item) if item.palette else (s, min(e, room), item) for s, e, item in spans
+        ]
         left.append(" " * gap)
         left.append_text(right)
         left.stylize_before(self.rich_style)

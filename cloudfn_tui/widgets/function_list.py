@@ -161,7 +161,9 @@ class FunctionList(CachedBaseStyle, ScrollView, can_focus=True):
     def get_row_at(self, index: int) -> list[str | Text]:
         return self.get_row(self._order[index])
 
-    def visible(self) -> list[Function]:
+    # Not `visible` nor `remove`: those are Textual's (Widget.visible is read by its compositor,
+    # Widget.remove takes the widget out of the DOM).
+    def visible_functions(self) -> list[Function]:
         words = self.filter_text.lower().split()
         fns = sorted(self.functions.values(), key=lambda f: f.name)
         if not words:
@@ -175,12 +177,12 @@ class FunctionList(CachedBaseStyle, ScrollView, can_focus=True):
 
     def upsert(self, fn: Function) -> None:
         self.functions[fn.id] = fn
-        if fn.id in self._index and fn in self.visible():
+        if fn.id in self._index and fn in self.visible_functions():
             self._changed(fn.id)
         else:
             self.rebuild(keep=self.selected_id)
 
-    def remove(self, fn_id: str) -> None:
+    def remove_function(self, fn_id: str) -> None:
         self.functions.pop(fn_id, None)
         self.outcomes.pop(fn_id, None)
         if fn_id in self._index:
@@ -199,7 +201,7 @@ class FunctionList(CachedBaseStyle, ScrollView, can_focus=True):
         """Show the functions that pass the filter; the cursor stays on `keep` (or the selected
         function) if it is still shown, else it goes to the top."""
         keep = keep or self.selected_id
-        self._order = [f.id for f in self.visible()]
+        self._order = [f.id for f in self.visible_functions()]
         self._index = {fn_id: i for i, fn_id in enumerate(self._order)}
         self._strips.clear()
         self.virtual_size = Size(ROW_WIDTH, len(self._order) + 1)  # + the header
@@ -294,12 +296,15 @@ class FunctionList(CachedBaseStyle, ScrollView, can_focus=True):
         segments: list[Segment] = []
         plain = ""
         pad = " " * PADDING
-        for cell, (_, width) in zip(cells, COLUMNS):
+        for cell, (_, width) in zip(cells, COLUMNS, strict=True):  # get_row makes one cell per column
             if isinstance(cell, Text):
                 text = cell.copy()
                 text.truncate(width, overflow="ellipsis", pad=True)
                 console = self.app.console  # Text.render leaves the text's own style out
-                segments += [Segment(plain + pad), *Segment.apply_style(text.render(console), console.get_style(text.style))]
+                segments += [
+                    Segment(plain + pad),
+                    *Segment.apply_style(text.render(console), console.get_style(text.style)),
+                ]
                 plain = pad
             else:
                 plain += pad + _fit(cell, width) + pad
@@ -320,4 +325,6 @@ class FunctionList(CachedBaseStyle, ScrollView, can_focus=True):
 
     def _cursor_style(self) -> Style:
         cursor = self.get_component_rich_style("function-list--cursor")
-        return Style.from_color(cursor.color, cursor.bgcolor) + Style(bold=cursor.bold, italic=cursor.italic, reverse=cursor.reverse)
+        return Style.from_color(cursor.color, cursor.bgcolor) + Style(
+            bold=cursor.bold, italic=cursor.italic, reverse=cursor.reverse
+        )

@@ -15,6 +15,7 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.widgets import Input, Label, Sparkline, Static
 
@@ -68,7 +69,7 @@ class Series:
 
     def latencies(self, now: float) -> list[float]:
         self._advance(int(now))
-        return [s / c if c else 0.0 for s, c in zip(self.latency_sum, self.counts)]
+        return [s / c if c else 0.0 for s, c in zip(self.latency_sum, self.counts, strict=True)]
 
 
 class Stats:
@@ -213,7 +214,9 @@ class MetricsPane(Vertical):
         if not self.drawn:
             return
         now = time.time()
-        self.query_one("#metrics-all", Static).update(summary_text("all functions", summary_from(self.snapshot, self.stats.all)))
+        self.query_one("#metrics-all", Static).update(
+            summary_text("all functions", summary_from(self.snapshot, self.stats.all))
+        )
         self.query_one("#spark-rate", Sparkline).data = self.stats.all.rates(now)
         self.query_one("#spark-latency", Sparkline).data = self.stats.all.latencies(now)
         name = self.function_name
@@ -305,8 +308,9 @@ class HistoryTable(VimTable):
 
     def action_open(self) -> None:
         if self.row_count:
-            key = self.coordinate_to_cell_key((self.cursor_row, 0)).row_key.value
-            self.post_message(OpenInvocation(key.split("@", 1)[0]))
+            key = self.coordinate_to_cell_key(Coordinate(self.cursor_row, 0)).row_key.value
+            if key is not None:  # every row is added with a key
+                self.post_message(OpenInvocation(key.split("@", 1)[0]))
 
     def _title(self) -> None:
         self.border_title = "History" + (f" · {self.trigger_filter}" if self.trigger_filter else "")
@@ -340,7 +344,9 @@ class LogsPane(Vertical):
     def on_search_requested(self, message: SearchRequested) -> None:
         box = self._search_box()
         if box is None:  # made when first asked for: a hidden box costs the start its styling
-            box = Input(self.view.search_text, placeholder="search logs (enter to apply, esc to close)", id="log-search")
+            box = Input(
+                self.view.search_text, placeholder="search logs (enter to apply, esc to close)", id="log-search"
+            )
             self.mount(box, before=self.view)
         else:
             box.display = True
@@ -428,8 +434,8 @@ class AlertsTable(VimTable):
     def selected(self) -> AlertRule | None:
         if not self.row_count:
             return None
-        key = self.coordinate_to_cell_key((self.cursor_row, 0)).row_key.value
-        return self.rules.get(key)
+        key = self.coordinate_to_cell_key(Coordinate(self.cursor_row, 0)).row_key.value
+        return self.rules.get(key) if key is not None else None
 
     def action_new_rule(self) -> None:
         self.post_message(EditRule(None))

@@ -40,7 +40,11 @@ def result_doc(result: InvokeResult) -> dict[str, Any]:
     """What a saved event keeps as its last result (and what the diff compares)."""
     if result.success:
         return {"success": True, "result": result.result}
-    return {"success": False, "error_type": result.error_type.value if result.error_type else None, "error": result.error}
+    return {
+        "success": False,
+        "error_type": result.error_type.value if result.error_type else None,
+        "error": result.error,
+    }
 
 
 def diff_lines(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
@@ -53,7 +57,9 @@ def _heading(text: str) -> Text:
     return Text(text, style="bold")
 
 
-def render_result(result: InvokeResult, previous: dict[str, Any] | None = None, theme: str = "ansi_dark") -> RenderableType:
+def render_result(
+    result: InvokeResult, previous: dict[str, Any] | None = None, theme: str = "ansi_dark"
+) -> RenderableType:
     """The result, then (if `previous`) the diff against the saved event's last run."""
     diff = render_diff(result, previous)
     body = render_body(result, theme)
@@ -95,11 +101,21 @@ def render_body(result: InvokeResult, theme: str = "ansi_dark") -> RenderableTyp
             for i, frame in enumerate(result.stack):
                 where = f"{frame.file}:{frame.line}" + (f":{frame.column}" if frame.column else "")
                 marker = "→ " if i == 0 else "  "
-                parts.append(Text.assemble((marker, "bold red"), (where, "bold" if i == 0 else ""), (f"  in {frame.function}" if frame.function else "", "dim")))
+                parts.append(
+                    Text.assemble(
+                        (marker, "bold red"),
+                        (where, "bold" if i == 0 else ""),
+                        (f"  in {frame.function}" if frame.function else "", "dim"),
+                    )
+                )
     if result.logs:
         parts.append(_heading("logs"))
         parts.append(Text(result.logs.rstrip("\n"), style="dim"))
-    ident = f"{result.function_name} v{result.function_version} · {result.invocation_id}" if result.function_name else result.invocation_id
+    ident = (
+        f"{result.function_name} v{result.function_version} · {result.invocation_id}"
+        if result.function_name
+        else result.invocation_id
+    )
     parts.append(Text(ident, style="dim"))
     return Group(*parts)
 
@@ -144,7 +160,9 @@ class ResultView(VerticalScroll):
         if widget is not None:
             widget.update(diff or "")
             widget.display = diff is not None
-        self.border_title = "Result · ✓" if result.success else f"Result · ✗ {result.error_type.value if result.error_type else ''}"
+        self.border_title = (
+            "Result · ✓" if result.success else f"Result · ✗ {result.error_type.value if result.error_type else ''}"
+        )
         self.border_subtitle = "F4 diff · G end" if diff is not None else ""
         self.set_class(not result.success, "-error")
         self.scroll_home(animate=False)
@@ -179,9 +197,10 @@ class ResultView(VerticalScroll):
 
     def show_diff(self) -> bool:
         """Scroll the diff into view; False when the result has none."""
-        if not self.has_diff:
+        diff = self.diff
+        if diff is None or not diff.display:  # has_diff, spelled out for the type checker
             return False
-        self.scroll_to_widget(self.diff, animate=False, top=True)
+        self.scroll_to_widget(diff, animate=False, top=True)
         return True
 
     @property
@@ -197,6 +216,7 @@ class ResultView(VerticalScroll):
 
         from rich.console import Console
 
-        console = Console(width=200, color_system=None, file=io.StringIO())
+        out = io.StringIO()
+        console = Console(width=200, color_system=None, file=out)
         console.print(render_result(self.result, self.previous) if self.result else "")
-        return console.file.getvalue()
+        return out.getvalue()

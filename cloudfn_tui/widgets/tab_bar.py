@@ -20,8 +20,24 @@ from textual.widget import Widget
 from cloudfn_tui.keymap import Command, bindings
 
 TAB_COMMANDS = [
-    Command("tabs.previous", "left", "previous_tab", "Previous tab", "the live pane on the left (tab bar focused)", show=False, palette=False),
-    Command("tabs.next", "right", "next_tab", "Next tab", "the live pane on the right (tab bar focused)", show=False, palette=False),
+    Command(
+        "tabs.previous",
+        "left",
+        "previous_tab",
+        "Previous tab",
+        "the live pane on the left (tab bar focused)",
+        show=False,
+        palette=False,
+    ),
+    Command(
+        "tabs.next",
+        "right",
+        "next_tab",
+        "Next tab",
+        "the live pane on the right (tab bar focused)",
+        show=False,
+        palette=False,
+    ),
 ]
 
 
@@ -109,7 +125,7 @@ class TabBar(Widget, can_focus=True):
         hover_style = self.get_component_rich_style("tab-bar--hover")
         labels = Text(no_wrap=True)  # ends its line: the bar goes under it
         highlight = (0, 0)
-        for (start, end, tab), (_, label) in zip(self._spans(), self.tabs):
+        for (start, end, tab), (_, label) in zip(self._spans(), self.tabs, strict=True):  # a span per tab
             if tab == self.active:
                 style = active_style
                 highlight = (start + 1, end - 1)

@@ -114,7 +114,7 @@ async def timed(coro) -> tuple[float, object]:
 
 
 def ratio_line(label: str, ours: list[float], peer: list[float], goal: str) -> None:
-    r = [a / b for a, b in zip(ours, peer)]
+    r = [a / b for a, b in zip(ours, peer, strict=True)]  # paired runs: one of each per round
     print(f"{label:<44} {statistics.median(ours) * 1000:8.1f} ms vs {statistics.median(peer) * 1000:8.1f} ms  "
           f"ratio {statistics.median(r):.2f} (range {min(r):.2f}-{max(r):.2f})  goal {goal}")
 

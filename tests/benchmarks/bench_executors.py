@@ -8,8 +8,8 @@
   asyncio caller pays before doing anything) is printed beside it, not used in the ratios;
 - cold start until the first result, against the bare interpreter start (`python -I -S -c pass`,
   `node -e 0`, a Go hello binary): with a fresh worker (cgroup, rlimits, two bwraps and setpriv
-  as root, interpreter: the default), and with a pre-started sandbox adopting the function (ExecutionSettings.prewarm; the
-  pool is refilled between cold starts, as it is when cold starts are not back to back);
+  as root, interpreter: the default), and with a pre-started sandbox adopting the function
+  (ExecutionSettings.prewarm; the pool is refilled between cold starts, as it is when cold starts are not back to back);
 - Go rebuild after a code change, against a plain `go build` of the same source; and that
   unchanged code builds nothing;
 - a burst (issue 19): 16 callers arrive at once at a function with one warm worker and call it
@@ -39,19 +39,28 @@ from core.executors.runtimes.go import GoSource, _go  # noqa: E402
 from core.models import Function  # noqa: E402
 
 ECHO = {
-    "python": ("import os, sys\nr, w = int(sys.argv[1]), int(sys.argv[2])\n"
-               "def rd(n):\n    b = b''\n    while len(b) < n:\n        c = os.read(r, n - len(b))\n"
-               "        if not c: sys.exit(0)\n        b += c\n    return b\n"
-               "while True:\n    n = int.from_bytes(rd(4), 'big')\n    os.write(w, n.to_bytes(4, 'big') + rd(n))\n"),
-    "nodejs": ("const fs = require('fs'); const r = +process.argv[2], w = +process.argv[3];\n"
-               "const h = Buffer.alloc(4);\nfunction rd(b) { let o = 0; while (o < b.length) { const n = fs.readSync(r, b, o, b.length - o, null); if (!n) process.exit(0); o += n; } }\n"
-               "for (;;) { rd(h); const b = Buffer.alloc(h.readUInt32BE(0)); rd(b); fs.writeSync(w, Buffer.concat([h, b])); }\n"),
-    "go": ('package main\n\nimport ("encoding/binary"; "io"; "os"; "strconv")\n\nfunc main() {\n'
-           '\tr, _ := strconv.Atoi(os.Args[1]); w, _ := strconv.Atoi(os.Args[2])\n'
-           '\tin, out := os.NewFile(uintptr(r), "r"), os.NewFile(uintptr(w), "w")\n\th := make([]byte, 4)\n'
-           '\tfor {\n\t\tif _, err := io.ReadFull(in, h); err != nil { return }\n'
-           '\t\tb := make([]byte, 4+binary.BigEndian.Uint32(h)); copy(b, h)\n'
-           '\t\tif _, err := io.ReadFull(in, b[4:]); err != nil { return }\n\t\tout.Write(b)\n\t}\n}\n'),
+    "python": (
+        "import os, sys\nr, w = int(sys.argv[1]), int(sys.argv[2])\n"
+        "def rd(n):\n    b = b''\n    while len(b) < n:\n        c = os.read(r, n - len(b))\n"
+        "        if not c: sys.exit(0)\n        b += c\n    return b\n"
+        "while True:\n    n = int.from_bytes(rd(4), 'big')\n    os.write(w, n.to_bytes(4, 'big') + rd(n))\n"
+    ),
+    "nodejs": (
+        "const fs = require('fs'); const r = +process.argv[2], w = +process.argv[3];\n"
+        "const h = Buffer.alloc(4);\n"
+        "function rd(b) { let o = 0; while (o < b.length) { "
+        "const n = fs.readSync(r, b, o, b.length - o, null); if (!n) process.exit(0); o += n; } }\n"
+        "for (;;) { rd(h); const b = Buffer.alloc(h.readUInt32BE(0)); rd(b); "
+        "fs.writeSync(w, Buffer.concat([h, b])); }\n"
+    ),
+    "go": (
+        'package main\n\nimport ("encoding/binary"; "io"; "os"; "strconv")\n\nfunc main() {\n'
+        "\tr, _ := strconv.Atoi(os.Args[1]); w, _ := strconv.Atoi(os.Args[2])\n"
+        '\tin, out := os.NewFile(uintptr(r), "r"), os.NewFile(uintptr(w), "w")\n\th := make([]byte, 4)\n'
+        "\tfor {\n\t\tif _, err := io.ReadFull(in, h); err != nil { return }\n"
+        "\t\tb := make([]byte, 4+binary.BigEndian.Uint32(h)); copy(b, h)\n"
+        "\t\tif _, err := io.ReadFull(in, b[4:]); err != nil { return }\n\t\tout.Write(b)\n\t}\n}\n"
+    ),
 }
 
 HANDLERS = {

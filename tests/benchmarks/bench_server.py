@@ -319,7 +319,9 @@ def main() -> int:
 
             # -- functions-framework, default and --asgi -----------------------------------------
             ff_body = json.dumps({"name": "World"})
-            for label, asgi in () if args.no_ff else (("functions-framework", False), ("functions-framework --asgi", True)):
+            for label, asgi in (
+                () if args.no_ff else (("functions-framework", False), ("functions-framework --asgi", True))
+            ):
                 src = root / ("ff-asgi" if asgi else "ff")
                 src.mkdir()
                 (src / "main.py").write_text(FF_ASGI_FN if asgi else FF_FN)
@@ -327,7 +329,9 @@ def main() -> int:
                 url = f"http://127.0.0.1:{port}/"
                 procs.append(start_ff(args.ff_venv, src, port, asgi))
                 try:
-                    t = wait_200("POST", url, START_DEADLINE, content=ff_body, headers={"content-type": "application/json"})
+                    t = wait_200(
+                        "POST", url, START_DEADLINE, content=ff_body, headers={"content-type": "application/json"}
+                    )
                 except SystemExit:
                     print(procs[-1].output())
                     raise
@@ -369,14 +373,22 @@ def report(rounds: list[dict[str, dict[str, float]]], starts: dict[str, dict[str
     for mine in ours:
         for name in peers:
             cells = []
-            for key, label in (("rps_16", "throughput@16"), ("p50_1", "p50@1"), ("p99_1", "p99@1"), ("p99_16", "p99@16")):
+            for key, label in (
+                ("rps_16", "throughput@16"),
+                ("p50_1", "p50@1"),
+                ("p99_1", "p99@1"),
+                ("p99_16", "p99@16"),
+            ):
                 ratios = sorted(r[mine][key] / r[name][key] for r in rounds)
                 cells.append(f"{label} {statistics.median(ratios):4.2f}x [{ratios[0]:.2f}-{ratios[-1]:.2f}]")
             print(f"  {mine:36} vs {name:26} " + "   ".join(cells))
     print("\nstart until the first 200")
     for name, s in starts.items():
         if name.startswith("cloudfn"):
-            print(f"  {name + ' (restart)':46} health {s['health'] * 1000:6.0f} ms   first invoke {s['first_invoke'] * 1000:6.0f} ms")
+            print(
+                f"  {name + ' (restart)':46} health {s['health'] * 1000:6.0f} ms   "
+                f"first invoke {s['first_invoke'] * 1000:6.0f} ms"
+            )
         else:
             print(f"  {name:46} first invoke {s['first_invoke'] * 1000:6.0f} ms")
     cs = starts[ours[0]]

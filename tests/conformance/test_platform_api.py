@@ -18,7 +18,9 @@ PY_HELLO = (
     "            'function_name': context.get('function_name')}\n"
 )
 PY_FAIL = "def handler(event, context):\n    x = 1\n    raise ValueError('boom: ' + str(event))\n"
-NODE_HELLO = "async function handler(event, context) {\n  return {message: 'Hello ' + event.name, runtime: 'node'};\n}\n"
+NODE_HELLO = (
+    "async function handler(event, context) {\n  return {message: 'Hello ' + event.name, runtime: 'node'};\n}\n"
+)
 
 
 def spec(name: str, **kw) -> dict:

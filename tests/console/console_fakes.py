@@ -32,13 +32,18 @@ from core.models import (
 
 T0 = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 
-PY_OK = 'def handler(event, context):\n    name = event.get("name", "World")\n    return {"message": f"Hello, {name}!"}\n'
+PY_OK = (
+    'def handler(event, context):\n    name = event.get("name", "World")\n    return {"message": f"Hello, {name}!"}\n'
+)
 PY_FAIL = (
     "def check_stock(order_id):\n    raise ValueError(f\"order {order_id}: out of stock\")\n\n\n"
     "def handler(event, context):\n    return check_stock(event.get(\"order_id\", 42))\n"
 )
 JS_OK = "async function handler(event, context) {\n  return { sum: (event.a || 0) + (event.b || 0) };\n}\n"
-GO_OK = "func handler(event interface{}, context map[string]string) interface{} {\n\treturn map[string]interface{}{\"ok\": true}\n}\n"
+GO_OK = (
+    'func handler(event interface{}, context map[string]string) interface{} {\n'
+    '\treturn map[string]interface{}{"ok": true}\n}\n'
+)
 
 SEED = [
     ("hello-python", "python", PY_OK, "Echoes a greeting."),
@@ -144,12 +149,32 @@ class FakePlatform(PlatformAPI):
                 logs="checking stock\n", **common)
         else:
             greeting = fn.environment.get("GREETING", "Hello")
-            result = InvokeResult(success=True, result={"message": f"{greeting}!", "event": event}, logs="hi from the function\n", **common)
-        self.records.insert(0, InvocationRecord(
-            id=inv_id, function_id=fn.id, function_name=fn.name, function_version=fn.version, runtime=fn.runtime,
-            status="success" if result.success else "failed", error_type=result.error_type.value if result.error_type else None,
-            error=result.error, started_at=T0, duration=12.5, cold_start=result.cold_start, memory_used=6.0,
-            event=event, result=result.result, logs=result.logs))
+            result = InvokeResult(
+                success=True,
+                result={"message": f"{greeting}!", "event": event},
+                logs="hi from the function\n",
+                **common,
+            )
+        self.records.insert(
+            0,
+            InvocationRecord(
+                id=inv_id,
+                function_id=fn.id,
+                function_name=fn.name,
+                function_version=fn.version,
+                runtime=fn.runtime,
+                status="success" if result.success else "failed",
+                error_type=result.error_type.value if result.error_type else None,
+                error=result.error,
+                started_at=T0,
+                duration=12.5,
+                cold_start=result.cold_start,
+                memory_used=6.0,
+                event=event,
+                result=result.result,
+                logs=result.logs,
+            ),
+        )
         return result
 
     async def list_invocations(self, function=None, status=None, since=None, until=None, limit=50, offset=0,
@@ -228,9 +253,19 @@ class FakePlatform(PlatformAPI):
     async def prometheus_metrics(self) -> str:
         return ""
 
-    async def query_logs(self, level=None, function=None, invocation_id=None, text=None, since=None, until=None, limit=200):
-        return [LogRecord(time=T0, level="info", logger="cloudfn.platform", message="platform started"),
-                LogRecord(time=T0, level="warning", logger="fn", function="fail-python", message="fail-python failed: HandlerError")]
+    async def query_logs(
+        self, level=None, function=None, invocation_id=None, text=None, since=None, until=None, limit=200
+    ):
+        return [
+            LogRecord(time=T0, level="info", logger="cloudfn.platform", message="platform started"),
+            LogRecord(
+                time=T0,
+                level="warning",
+                logger="fn",
+                function="fail-python",
+                message="fail-python failed: HandlerError",
+            ),
+        ]
 
     async def list_alert_rules(self) -> list[AlertRule]:
         return list(self.rules.values())

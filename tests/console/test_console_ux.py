@@ -43,7 +43,7 @@ async def test_navigation_keys_never_type_into_an_editor(fake, make_app, size, p
                 await focus_editor(pilot, app, pane)
                 await pilot.press(key)
                 wanted = [p for p, _, _ in __import__("cloudfn_tui.screens.main", fromlist=["PANES"]).PANES][i - 1]
-                await until(pilot, lambda: screen.pane == wanted, f"{key} to the {wanted} pane")
+                await until(pilot, lambda wanted=wanted: screen.pane == wanted, f"{key} to the {wanted} pane")
                 assert (code.text, event.text) == before, f"{key} changed a buffer"
         # Printable keys are text inside an editor: typed once each, nothing else happens (no
         # quit, filter, command line, help or pane change), and esc leaves for the list.

@@ -240,10 +240,27 @@ async def test_live_panes_follow_the_event_stream_and_an_alert_fires_a_toast(fak
     app = make_app(fake)
     async with app.run_test(size=(120, 40), notifications=True) as pilot:
         await until(pilot, lambda: app.stream_state == "live", "stream")
-        fake.publish("log", {"time": "2025-01-02T03:04:05Z", "level": "error", "logger": "fn", "function": "ok-go", "message": "boom"})
-        fake.publish("invocation.finished", {"id": "inv-x", "function_id": "fn-0003", "function_name": "ok-go", "runtime": "go",
-                                             "status": "failed", "error_type": "Timeout", "started_at": "2025-01-02T03:04:05Z", "duration": 30000.0})
-        fake.publish("alert.fired", {"rule": "errors", "state": "firing", "severity": "critical", "summary": "error rate 50% > 10%"})
+        fake.publish(
+            "log",
+            {"time": "2025-01-02T03:04:05Z", "level": "error", "logger": "fn", "function": "ok-go", "message": "boom"},
+        )
+        fake.publish(
+            "invocation.finished",
+            {
+                "id": "inv-x",
+                "function_id": "fn-0003",
+                "function_name": "ok-go",
+                "runtime": "go",
+                "status": "failed",
+                "error_type": "Timeout",
+                "started_at": "2025-01-02T03:04:05Z",
+                "duration": 30000.0,
+            },
+        )
+        fake.publish(
+            "alert.fired",
+            {"rule": "errors", "state": "firing", "severity": "critical", "summary": "error rate 50% > 10%"},
+        )
         await until(pilot, lambda: app.events_seen == 3, "events")
         await pilot.pause()
         assert "boom" in app.screen.query_one(LogView).plain_lines()[-1]
@@ -284,7 +301,9 @@ async def test_log_pane_level_filter_search_and_pause(fake, make_app):
     async with app.run_test(size=(120, 40)) as pilot:
         view = app.screen.query_one(LogView)
         for i, level in enumerate(["debug", "info", "warning", "error"] * 5):
-            view.append_record({"time": "2025-01-02T03:04:05Z", "level": level, "logger": "x", "message": f"line {i} {level}"})
+            view.append_record(
+                {"time": "2025-01-02T03:04:05Z", "level": level, "logger": "x", "message": f"line {i} {level}"}
+            )
         await pilot.press("alt+5")
         await pilot.pause()
         assert app.focused is view
@@ -294,7 +313,7 @@ async def test_log_pane_level_filter_search_and_pause(fake, make_app):
         assert view.min_level == "warning" and len(view.view) == 11
         await pilot.press("slash", *"error", "enter")
         assert view.search_text == "error" and len(view.view) == 6
-        assert all("error" in l.lower() for l in view.plain_lines())
+        assert all("error" in line.lower() for line in view.plain_lines())
         await pilot.press("p")
         view.append_record({"level": "error", "message": "while paused error"})
         assert view.paused and view.pending == 1 and len(view.view) == 6
@@ -414,7 +433,11 @@ async def test_palette_runs_actions(fake, make_app):
         await pilot.press(*"Invoke")
         from textual.command import CommandList
 
-        await until(pilot, lambda: bool(app.screen.query(CommandList)) and app.screen.query_one(CommandList).option_count > 0, "hits")
+        await until(
+            pilot,
+            lambda: bool(app.screen.query(CommandList)) and app.screen.query_one(CommandList).option_count > 0,
+            "hits",
+        )
         await pilot.press("enter")
         await settle(pilot, app)
         assert fake.invocations == 1
@@ -422,7 +445,9 @@ async def test_palette_runs_actions(fake, make_app):
 
 async def test_theme_files_and_the_choice_is_remembered(fake, make_app, tmp_path, monkeypatch):
     (tmp_path / "xdg-config" / "cloudfn" / "themes").mkdir(parents=True)
-    (tmp_path / "xdg-config" / "cloudfn" / "themes" / "mine.yaml").write_text("name: mine\nprimary: '#ff00ff'\ndark: true\n")
+    (tmp_path / "xdg-config" / "cloudfn" / "themes" / "mine.yaml").write_text(
+        "name: mine\nprimary: '#ff00ff'\ndark: true\n"
+    )
     app = make_app(fake, remember_theme=True, theme=None)
     async with app.run_test(size=(80, 24)) as pilot:
         assert {"cloudfn-night", "cloudfn-day", "cloudfn-contrast", "mine", "textual-dark"} <= set(app.available_themes)

@@ -37,7 +37,9 @@ def test_the_console_in_tmux_lists_invokes_and_quits(tmp_path):
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "cfg"), "XDG_DATA_HOME": str(tmp_path / "data"),
            "TERM": "xterm-256color", "PYTHONPATH": str(REPO)}
     cmd = f"{sys.executable} -m cloudfn_tui.cli --data-dir {tmp_path / 'd'} console; echo EXITED=$?; sleep 30"
-    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40", cmd], check=True, env=env, cwd=REPO)
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40", cmd], check=True, env=env, cwd=REPO
+    )
     try:
         screen = _wait_for(session, "hello-python")
         assert "fail-python" in screen and "sleep-go" in screen and "local ·" in screen
@@ -84,7 +86,8 @@ def test_alt_digits_in_the_editors_switch_panes_and_type_nothing(tmp_path):
             keys(editor)
             _wait_for(session, title)
             keys("Escape")  # back to the list, whose footer has the list's keys
-            _wait_for(session, "n New")
+            # not "n New" alone: the alerts table's footer (alt+8, just before) says "n New rule"
+            _wait_for(session, "n New  d Delete")
         screen = _capture(session)
         assert not set("¡™£¢∞§¶•") & set(screen)
         keys("q")

@@ -84,7 +84,8 @@ async def test_a_function_with_no_history_that_runs_longer_than_a_start_scales_o
     first = asyncio.ensure_future(svc.invoke(f, {"s": 1.5}))
     grown = _watch_grow(svc)
     # Wait until it runs, then for longer than a start: the next caller must not queue behind it.
-    while not svc.stats()["busy_workers"]:  # until it runs (as test_lifecycle waits)
+    # until it runs (as test_lifecycle waits): the service announces no start to wait on
+    while not svc.stats()["busy_workers"]:  # noqa: ASYNC110
         await asyncio.sleep(0.01)
     await asyncio.sleep(0.3)  # the condition under test: it has run longer than a start takes
     second = await svc.invoke(f, {"s": 0})
@@ -124,7 +125,7 @@ async def test_an_update_never_lets_a_worker_started_for_the_old_version_serve(m
     await asyncio.gather(*svc._background, return_exceptions=True)  # background starts end
     assert all(key == (v1.id, 2) for key in svc._pools), list(svc._pools)
     pids = {r.result[0] for r in new}
-    for key, pool in svc._pools.items():
+    for pool in svc._pools.values():
         for w in (*pool.idle, *pool.busy):
             assert w.key == (v1.id, 2)
     for r in await asyncio.gather(*(svc.invoke(v2, {"s": 0}) for _ in range(8))):

@@ -13,19 +13,31 @@ from core.models import ErrorType
 
 
 async def test_python_exception_has_user_frames(service):
-    code = "def inner(x):\n    raise ValueError(f'bad {x}')\n\n\ndef handler(event, context):\n    return inner(event['x'])\n"
+    code = (
+        "def inner(x):\n    raise ValueError(f'bad {x}')\n\n\ndef handler(event, context):\n"
+        "    return inner(event['x'])\n"
+    )
     res = await service.invoke(fn("python", code), {"x": 7})
     assert res.error_type == ErrorType.HANDLER_ERROR
     assert res.error == "ValueError: bad 7"
-    assert [(f.file, f.line, f.function) for f in res.stack] == [("handler.py", 2, "inner"), ("handler.py", 6, "handler")]
+    assert [(f.file, f.line, f.function) for f in res.stack] == [
+        ("handler.py", 2, "inner"),
+        ("handler.py", 6, "handler"),
+    ]
 
 
 async def test_nodejs_exception_has_user_frames(service):
-    code = "function inner(x) {\n  throw new TypeError('bad ' + x);\n}\nasync function handler(event) {\n  return inner(event.x);\n}\n"
+    code = (
+        "function inner(x) {\n  throw new TypeError('bad ' + x);\n}\nasync function handler(event) {\n"
+        "  return inner(event.x);\n}\n"
+    )
     res = await service.invoke(fn("nodejs", code), {"x": 7})
     assert res.error_type == ErrorType.HANDLER_ERROR
     assert res.error == "TypeError: bad 7"
-    assert [(f.file, f.line, f.function) for f in res.stack][:2] == [("index.js", 2, "inner"), ("index.js", 5, "handler")]
+    assert [(f.file, f.line, f.function) for f in res.stack][:2] == [
+        ("index.js", 2, "inner"),
+        ("index.js", 5, "handler"),
+    ]
 
 
 @pytest.mark.go
@@ -37,7 +49,10 @@ async def test_go_panic_and_error_have_user_frames(service):
     f = fn("go", code)
     res = await service.invoke(f, {"crash": True})
     assert res.error_type == ErrorType.HANDLER_ERROR and res.error == "panic: boom"
-    assert [(s.file, s.line, s.function) for s in res.stack][:2] == [("main.go", 5, "inner"), ("main.go", 11, "handler")]
+    assert [(s.file, s.line, s.function) for s in res.stack][:2] == [
+        ("main.go", 5, "inner"),
+        ("main.go", 11, "handler"),
+    ]
     res = await service.invoke(f, {"crash": False})  # a panic does not cost the warm worker
     assert res.error_type == ErrorType.HANDLER_ERROR and res.error == "bad 7" and not res.cold_start
     assert [(s.line, s.function) for s in res.stack][:2] == [(7, "inner"), (11, "handler")]
@@ -85,15 +100,27 @@ async def test_missing_handler_is_named(service, runtime, code):
 # --- Timeout: wall clock and CPU; the whole tree is stopped ---------------------------------------
 
 
-@pytest.mark.parametrize("runtime,code", [
-    ("python", "import subprocess, time\ndef handler(event, context):\n"
-               "    subprocess.Popen(['sleep', '987651'])\n    time.sleep(30)\n"),
-    ("nodejs", "const cp = require('child_process');\n"
-               "async function handler() { cp.spawn('sleep', ['987652']); await new Promise(r => setTimeout(r, 30000)); }"),
-    pytest.param("go", 'import ("os/exec"; "time")\n\nfunc handler(event interface{}, context map[string]string) interface{} {\n'
-                 '\texec.Command("sleep", "987653").Start()\n\ttime.Sleep(30 * time.Second)\n\treturn nil\n}\n',
-                 marks=pytest.mark.go),
-])
+@pytest.mark.parametrize(
+    "runtime,code",
+    [
+        (
+            "python",
+            "import subprocess, time\ndef handler(event, context):\n"
+            "    subprocess.Popen(['sleep', '987651'])\n    time.sleep(30)\n",
+        ),
+        (
+            "nodejs",
+            "const cp = require('child_process');\n"
+            "async function handler() { cp.spawn('sleep', ['987652']); await new Promise(r => setTimeout(r, 30000)); }",
+        ),
+        pytest.param(
+            "go",
+            'import ("os/exec"; "time")\n\nfunc handler(event interface{}, context map[string]string) interface{} {\n'
+            '\texec.Command("sleep", "987653").Start()\n\ttime.Sleep(30 * time.Second)\n\treturn nil\n}\n',
+            marks=pytest.mark.go,
+        ),
+    ],
+)
 async def test_sleep_past_timeout_kills_everything(service, runtime, code):
     marker = {"python": "987651", "nodejs": "987652", "go": "987653"}[runtime]
     res = await service.invoke(fn(runtime, code, timeout=1), {})
@@ -104,7 +131,9 @@ async def test_sleep_past_timeout_kills_everything(service, runtime, code):
 
 
 async def test_cpu_spin_times_out(service):
-    res = await service.invoke(fn("python", "def handler(event, context):\n    while True:\n        pass\n", timeout=1), {})
+    res = await service.invoke(
+        fn("python", "def handler(event, context):\n    while True:\n        pass\n", timeout=1), {}
+    )
     assert res.error_type == ErrorType.TIMEOUT
 
 
@@ -116,15 +145,26 @@ async def test_event_loop_blocking_spin_times_out_in_nodejs(service):
 # --- MemoryLimitExceeded in every runtime ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("runtime,code", [
-    ("python", "def handler(event, context):\n    hog = []\n    while True:\n        hog.append(bytearray(1 << 20))\n"),
-    ("python", "def handler(event, context):\n    return len(bytearray(4 << 30))\n"),  # one huge allocation
-    ("nodejs", "function handler() { const hog = []; for (;;) hog.push(new Array(1e6).fill(1.5)); }"),
-    ("nodejs", "function handler() { const hog = []; for (;;) hog.push(Buffer.alloc(1 << 24, 1)); }"),  # off-heap
-    pytest.param("go", "func handler(event interface{}, context map[string]string) interface{} {\n"
-                 "\thog := [][]byte{}\n\tfor {\n\t\tb := make([]byte, 1<<20)\n\t\tfor i := range b {\n\t\t\tb[i] = 1\n\t\t}\n"
-                 "\t\thog = append(hog, b)\n\t}\n}\n", marks=pytest.mark.go),
-])
+@pytest.mark.parametrize(
+    "runtime,code",
+    [
+        (
+            "python",
+            "def handler(event, context):\n    hog = []\n    while True:\n        hog.append(bytearray(1 << 20))\n",
+        ),
+        ("python", "def handler(event, context):\n    return len(bytearray(4 << 30))\n"),  # one huge allocation
+        ("nodejs", "function handler() { const hog = []; for (;;) hog.push(new Array(1e6).fill(1.5)); }"),
+        ("nodejs", "function handler() { const hog = []; for (;;) hog.push(Buffer.alloc(1 << 24, 1)); }"),  # off-heap
+        pytest.param(
+            "go",
+            "func handler(event interface{}, context map[string]string) interface{} {\n"
+            "\thog := [][]byte{}\n\tfor {\n\t\tb := make([]byte, 1<<20)\n\t\tfor i := range b {\n\t\t\tb[i] = 1\n"
+            "\t\t}\n"
+            "\t\thog = append(hog, b)\n\t}\n}\n",
+            marks=pytest.mark.go,
+        ),
+    ],
+)
 async def test_memory_hog(service, runtime, code):
     f = fn(runtime, code, memory=128)
     res = await service.invoke(f, {})
@@ -194,13 +234,26 @@ async def test_event_that_does_not_fit_a_typed_go_handler(service):
 # --- WorkerCrashed, and the crashed worker is replaced --------------------------------------------
 
 
-@pytest.mark.parametrize("runtime,code", [
-    ("python", "import os\ndef handler(event, context):\n    if event.get('die'):\n        os._exit(3)\n    return os.getpid()\n"),
-    ("nodejs", "function handler(event) { if (event.die) process.kill(process.pid, 'SIGSEGV'); return process.pid; }"),
-    pytest.param("go", 'import "os"\n\nfunc handler(event interface{}, context map[string]string) interface{} {\n'
-                 '\tif event.(map[string]interface{})["die"] == true {\n\t\tos.Exit(3)\n\t}\n\treturn os.Getpid()\n}\n',
-                 marks=pytest.mark.go),
-])
+@pytest.mark.parametrize(
+    "runtime,code",
+    [
+        (
+            "python",
+            "import os\ndef handler(event, context):\n    if event.get('die'):\n        os._exit(3)\n"
+            "    return os.getpid()\n",
+        ),
+        (
+            "nodejs",
+            "function handler(event) { if (event.die) process.kill(process.pid, 'SIGSEGV'); return process.pid; }",
+        ),
+        pytest.param(
+            "go",
+            'import "os"\n\nfunc handler(event interface{}, context map[string]string) interface{} {\n'
+            '\tif event.(map[string]interface{})["die"] == true {\n\t\tos.Exit(3)\n\t}\n\treturn os.Getpid()\n}\n',
+            marks=pytest.mark.go,
+        ),
+    ],
+)
 async def test_crash_is_reported_and_the_worker_replaced(service, runtime, code):
     f = fn(runtime, code)
     first = await service.invoke(f, {})
@@ -238,7 +291,9 @@ async def test_throttled_after_waiting_queue_timeout(make_service):
 
 async def test_go_missing_says_how_to_install(service, monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))  # a PATH with no toolchain on it
-    res = await service.invoke(fn("go", "func handler(e interface{}, c map[string]string) interface{} { return 1 }"), {})
+    res = await service.invoke(
+        fn("go", "func handler(e interface{}, c map[string]string) interface{} { return 1 }"), {}
+    )
     assert res.error_type == ErrorType.RUNTIME_UNAVAILABLE
     assert "apt-get install golang-go" in res.error
     assert service.runtimes()["go"]["available"] is False

@@ -41,7 +41,9 @@ async def test_bundled_example(service, folder: Path, meta: dict):
         assert all(fr.file == meta["file"] and fr.line > 0 for fr in res.stack)
         lines = code.splitlines()
         # The innermost frame points at the line that raised / made the error.
-        assert any(w in lines[res.stack[0].line - 1] for w in ("raise", "throw", "Errorf", "panic", "errors.New")), res.stack
+        assert any(w in lines[res.stack[0].line - 1] for w in ("raise", "throw", "Errorf", "panic", "errors.New")), (
+            res.stack
+        )
     else:
         assert res.success, f"{res.error_type}: {res.error}\n{res.logs}"
         assert res.result is not None
@@ -74,17 +76,31 @@ async def test_seed_go_hello_world_as_written(service):
 
 
 @pytest.mark.go
-@pytest.mark.parametrize("code,handler", [
-    # with imports, and a handler returning (interface{}, error)
-    ('import "strings"\n\nfunc processData(event interface{}, context map[string]string) (interface{}, error) {\n'
-     '\tm := event.(map[string]interface{})\n\treturn strings.ToUpper(m["name"].(string)), nil\n}\n', "processData"),
-    # a package line, a typed event parameter
-    ('package main\n\nimport "strings"\n\nfunc analyze_text(event map[string]interface{}, context map[string]string) interface{} {\n'
-     '\treturn strings.ToUpper(event["name"].(string))\n}\n', "analyze_text"),
-    # no import line, but uses a standard package: cloudfn imports it
-    ('func handler(event interface{}, context map[string]string) interface{} {\n'
-     '\treturn strings.ToUpper(event.(map[string]interface{})["name"].(string))\n}\n', "handler"),
-])
+@pytest.mark.parametrize(
+    "code,handler",
+    [
+        # with imports, and a handler returning (interface{}, error)
+        (
+            'import "strings"\n\n'
+            'func processData(event interface{}, context map[string]string) (interface{}, error) {\n'
+            '\tm := event.(map[string]interface{})\n\treturn strings.ToUpper(m["name"].(string)), nil\n}\n',
+            "processData",
+        ),
+        # a package line, a typed event parameter
+        (
+            'package main\n\nimport "strings"\n\n'
+            'func analyze_text(event map[string]interface{}, context map[string]string) interface{} {\n'
+            '\treturn strings.ToUpper(event["name"].(string))\n}\n',
+            "analyze_text",
+        ),
+        # no import line, but uses a standard package: cloudfn imports it
+        (
+            "func handler(event interface{}, context map[string]string) interface{} {\n"
+            '\treturn strings.ToUpper(event.(map[string]interface{})["name"].(string))\n}\n',
+            "handler",
+        ),
+    ],
+)
 async def test_go_handler_forms(service, code, handler):
     res = await service.invoke(fn("go", code, handler=handler), {"name": "ada"})
     assert res.success, res.error
@@ -103,36 +119,60 @@ async def test_go_context_has_the_platform_fields(service):
     assert 0 < int(ctx["time_remaining_ms"]) <= 10_000
 
 
-@pytest.mark.parametrize("code,handler", [
-    ("function handler(event, context) { return {hi: event.name}; }", "handler"),
-    ("async function handler(event, context) { await new Promise(r => setTimeout(r, 5)); return {hi: event.name}; }", "handler"),
-    ("function processData(event, context) { return Promise.resolve({hi: event.name}); }", "processData"),
-    ("exports.handler = async (event, context) => ({hi: event.name});", "handler"),
-    ("exports.handler = async (event, context) => ({hi: event.name});", "exports.handler"),
-    ("module.exports = { main: (event) => ({hi: event.name}) };", "main"),
-    ("const handler = (event) => ({hi: event.name});", "handler"),
-])
+@pytest.mark.parametrize(
+    "code,handler",
+    [
+        ("function handler(event, context) { return {hi: event.name}; }", "handler"),
+        (
+            "async function handler(event, context) { await new Promise(r => setTimeout(r, 5)); return {hi: "
+            "event.name}; }",
+            "handler",
+        ),
+        ("function processData(event, context) { return Promise.resolve({hi: event.name}); }", "processData"),
+        ("exports.handler = async (event, context) => ({hi: event.name});", "handler"),
+        ("exports.handler = async (event, context) => ({hi: event.name});", "exports.handler"),
+        ("module.exports = { main: (event) => ({hi: event.name}) };", "main"),
+        ("const handler = (event) => ({hi: event.name});", "handler"),
+    ],
+)
 async def test_nodejs_handler_forms(service, code, handler):
     res = await service.invoke(fn("nodejs", code, handler=handler), {"name": "ada"})
     assert res.success, res.error
     assert res.result == {"hi": "ada"}
 
 
-@pytest.mark.parametrize("code,handler", [
-    ("def handler(event, context):\n    return {'hi': event['name']}\n", "handler"),
-    ("import asyncio\nasync def handler(event, context):\n    await asyncio.sleep(0.001)\n    return {'hi': event['name']}\n", "handler"),
-    ("def analyze_text(event, context):\n    return {'hi': event['name']}\n", "analyze_text"),
-])
+@pytest.mark.parametrize(
+    "code,handler",
+    [
+        ("def handler(event, context):\n    return {'hi': event['name']}\n", "handler"),
+        (
+            "import asyncio\nasync def handler(event, context):\n    await asyncio.sleep(0.001)\n"
+            "    return {'hi': event['name']}\n",
+            "handler",
+        ),
+        ("def analyze_text(event, context):\n    return {'hi': event['name']}\n", "analyze_text"),
+    ],
+)
 async def test_python_handler_forms(service, code, handler):
     res = await service.invoke(fn("python", code, handler=handler), {"name": "ada"})
     assert res.success, res.error
     assert res.result == {"hi": "ada"}
 
 
-@pytest.mark.parametrize("runtime,code", [
-    ("python", "def handler(event, context):\n    return dict(context, left=context.get_remaining_time_in_millis())\n"),
-    ("nodejs", "function handler(event, context) { return Object.assign({left: context.getRemainingTimeInMillis()}, context); }"),
-])
+@pytest.mark.parametrize(
+    "runtime,code",
+    [
+        (
+            "python",
+            "def handler(event, context):\n    return dict(context, left=context.get_remaining_time_in_millis())\n",
+        ),
+        (
+            "nodejs",
+            "function handler(event, context) { return Object.assign({left: context.getRemainingTimeInMillis()}, "
+            "context); }",
+        ),
+    ],
+)
 async def test_context_fields(service, runtime, code):
     f = fn(runtime, code, name="ctx-fn", memory=192)
     res = await service.invoke(f, {}, {"user": "test"})
@@ -143,10 +183,20 @@ async def test_context_fields(service, runtime, code):
     assert 0 < ctx["left"] <= 10_000 and 0 < int(ctx["time_remaining_ms"]) <= 10_000
 
 
-@pytest.mark.parametrize("runtime,code", [
-    ("python", "import sys\ndef handler(event, context):\n    print('to stdout')\n    print('to stderr', file=sys.stderr)\n    return 1\n"),
-    ("nodejs", "function handler(event, context) { console.log('to stdout'); console.error('to stderr'); return 1; }"),
-])
+@pytest.mark.parametrize(
+    "runtime,code",
+    [
+        (
+            "python",
+            "import sys\ndef handler(event, context):\n    print('to stdout')\n"
+            "    print('to stderr', file=sys.stderr)\n    return 1\n",
+        ),
+        (
+            "nodejs",
+            "function handler(event, context) { console.log('to stdout'); console.error('to stderr'); return 1; }",
+        ),
+    ],
+)
 async def test_logs_are_captured_per_invocation(service, runtime, code):
     f = fn(runtime, code)
     for _ in range(2):

@@ -115,16 +115,29 @@ async def test_fork_loop_is_stopped_by_the_process_limit(service):
     assert ok.success
 
 
-GO_SPAWN = ('import ("os/exec"; "syscall")\n\nfunc handler(event interface{}, context map[string]string) interface{} {\n'
-            '\tc := exec.Command("sleep", "987663")\n\tc.SysProcAttr = &syscall.SysProcAttr{Setsid: true}\n'
-            '\tc.Start()\n\treturn "ok"\n}\n')
+GO_SPAWN = (
+    'import ("os/exec"; "syscall")\n\nfunc handler(event interface{}, context map[string]string) interface{} {\n'
+    '\tc := exec.Command("sleep", "987663")\n\tc.SysProcAttr = &syscall.SysProcAttr{Setsid: true}\n'
+    '\tc.Start()\n\treturn "ok"\n}\n'
+)
 
 
-@pytest.mark.parametrize("runtime,code", [
-    ("python", "import subprocess\ndef handler(event, context):\n    subprocess.Popen(['sleep', '987661'], start_new_session=True)\n    return 'ok'\n"),
-    ("nodejs", "const cp = require('child_process');\nfunction handler() { cp.spawn('sleep', ['987662'], {detached: true}).unref(); return 'ok'; }"),
-    pytest.param("go", GO_SPAWN, marks=pytest.mark.go),
-])
+@pytest.mark.parametrize(
+    "runtime,code",
+    [
+        (
+            "python",
+            "import subprocess\ndef handler(event, context):\n"
+            "    subprocess.Popen(['sleep', '987661'], start_new_session=True)\n    return 'ok'\n",
+        ),
+        (
+            "nodejs",
+            "const cp = require('child_process');\n"
+            "function handler() { cp.spawn('sleep', ['987662'], {detached: true}).unref(); return 'ok'; }",
+        ),
+        pytest.param("go", GO_SPAWN, marks=pytest.mark.go),
+    ],
+)
 async def test_no_process_left_after_success(service, runtime, code):
     _needs(service, "pids_cgroup")
     marker = {"python": "987661", "nodejs": "987662", "go": "987663"}[runtime]

@@ -12,7 +12,8 @@ from core.models import ErrorType
 PID_CODE = {
     "python": "import os\ndef handler(event, context):\n    return os.getpid()\n",
     "nodejs": "function handler() { return process.pid; }",
-    "go": 'import "os"\n\nfunc handler(event interface{}, context map[string]string) interface{} {\n\treturn os.Getpid()\n}\n',
+    "go": 'import "os"\n\nfunc handler(event interface{}, context map[string]string) interface{} {\n'
+    '\treturn os.Getpid()\n}\n',
 }
 
 
@@ -32,7 +33,9 @@ def _versioned(code_for):
     return {
         "python": lambda v: f"def handler(event, context):\n    return 'v{v}'\n",
         "nodejs": lambda v: f"function handler() {{ return 'v{v}'; }}",
-        "go": lambda v: f'func handler(event interface{{}}, context map[string]string) interface{{}} {{\n\treturn "v{v}"\n}}\n',
+        "go": lambda v: (
+            f'func handler(event interface{{}}, context map[string]string) interface{{}} {{\n\treturn "v{v}"\n}}\n'
+        ),
     }[code_for]
 
 
@@ -62,7 +65,8 @@ async def test_new_version_is_never_served_by_an_old_worker_even_without_retire(
 async def test_retire_stops_an_invocation_in_flight(service):
     f = fn("python", "import time\ndef handler(e, c):\n    time.sleep(5)\n    return 'old'\n")
     running = asyncio.ensure_future(service.invoke(f, {}))
-    while not service.stats()["busy_workers"]:  # wait until it really runs (no fixed sleep)
+    # Wait until it really runs (no fixed sleep); the service announces no start to wait on.
+    while not service.stats()["busy_workers"]:  # noqa: ASYNC110
         await asyncio.sleep(0.01)
     await service.retire(f.id)
     res = await running

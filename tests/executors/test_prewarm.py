@@ -77,7 +77,9 @@ async def test_an_adopted_sandbox_gets_the_functions_memory_limit(prewarmed):
 
 
 async def test_a_sandbox_shows_only_its_own_functions_files(prewarmed):
-    code = "import os\ndef handler(e, c):\n    return {'files': os.listdir('/function'), 'code': open(__file__).read()}\n"
+    code = (
+        "import os\ndef handler(e, c):\n    return {'files': os.listdir('/function'), 'code': open(__file__).read()}\n"
+    )
     seen = []
     for name in ("first", "second", "third"):
         await prewarmed.prewarm.wait_ready()
@@ -217,7 +219,9 @@ async def test_a_started_platform_has_a_sandbox_waiting_for_its_first_cold_start
         assert svc.prewarm.starting["python"] == 1
         await svc.prewarm.wait_ready()
         assert svc.stats()["prewarmed"]["python"] == 1, svc.stats()["prewarm_problem"]
-        f = await platform.create_function({"name": "first", "runtime": "python", "code": "def handler(e, c):\n    return e\n"})
+        f = await platform.create_function(
+            {"name": "first", "runtime": "python", "code": "def handler(e, c):\n    return e\n"}
+        )
         res = await platform.invoke("first", {"n": 1})
         assert res.success and res.result == {"n": 1}
         assert res.cold_start and _adopted(svc, f)

@@ -56,7 +56,11 @@ def receiver():
 
 async def test_the_seeds_two_rules_ship_enabled(platform):
     rules = {r.name: r for r in await platform.list_alert_rules()}
-    assert (rules["high_error_rate"].metric, rules["high_error_rate"].comparison, rules["high_error_rate"].threshold) == ("success_rate", "<", 90)
+    assert (
+        rules["high_error_rate"].metric,
+        rules["high_error_rate"].comparison,
+        rules["high_error_rate"].threshold,
+    ) == ("success_rate", "<", 90)
     assert (rules["slow_execution"].metric, rules["slow_execution"].threshold) == ("duration_avg", 5000)
     assert all(r.enabled for r in rules.values())
 
@@ -65,7 +69,15 @@ async def test_an_invalid_rule_names_every_bad_field(platform):
     with pytest.raises(InvalidInput) as exc:
         await platform.create_alert_rule({"name": "Bad Name", "metric": "vibes", "threshold": "high",
                                           "scope": "planet:earth", "window": 0, "comparison": "!=", "colour": 1})
-    assert {e.field for e in exc.value.errors} == {"name", "metric", "threshold", "scope", "window", "comparison", "colour"}
+    assert {e.field for e in exc.value.errors} == {
+        "name",
+        "metric",
+        "threshold",
+        "scope",
+        "window",
+        "comparison",
+        "colour",
+    }
     await platform.create_alert_rule({"name": "dup", "metric": "failures", "threshold": 1})
     with pytest.raises(Conflict):
         await platform.create_alert_rule({"name": "dup", "metric": "failures", "threshold": 1})

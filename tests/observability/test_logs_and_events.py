@@ -24,7 +24,9 @@ def hub(tmp_path):
 def test_platform_records_are_structured_json_lines_with_extra_fields(hub):
     logger = attach(hub, "info")
     logging.getLogger("cloudfn.test").debug("hidden below the level")
-    logging.getLogger("cloudfn.test").warning("disk %s%% full", 91, extra={"function": "f", "invocation_id": "i1", "disk": "/"})
+    logging.getLogger("cloudfn.test").warning(
+        "disk %s%% full", 91, extra={"function": "f", "invocation_id": "i1", "disk": "/"}
+    )
     (line,) = hub.path.read_text().splitlines()
     doc = json.loads(line)
     assert (doc["level"], doc["logger"], doc["message"]) == ("warning", "cloudfn.test", "disk 91% full")

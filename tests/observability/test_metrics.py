@@ -38,7 +38,14 @@ def test_counts_per_function_runtime_and_overall_are_exact():
     m.record(rec(5, 0, "throttled", "Throttled", fn="a"))
     s = m.snapshot(function_count=2)
     o = s["overall"]
-    assert (o["invocations"], o["successes"], o["failures"], o["throttles"], o["timeouts"], o["cold_starts"]) == (5, 2, 3, 1, 1, 1)
+    assert (o["invocations"], o["successes"], o["failures"], o["throttles"], o["timeouts"], o["cold_starts"]) == (
+        5,
+        2,
+        3,
+        1,
+        1,
+        1,
+    )
     assert o["errors_by_type"] == {"HandlerError": 1, "Timeout": 1, "Throttled": 1}
     assert o["duration_ms"]["min"] == 5 and o["duration_ms"]["max"] == 3000  # throttled never ran
     assert s["runtime_distribution"] == {"go": 2, "python": 3}

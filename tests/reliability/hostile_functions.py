@@ -130,7 +130,7 @@ def handler(event, context):
     raise ValueError("unknown case " + case)
 '''
 
-NODEJS = r'''
+NODEJS = r"""
 const fs = require('fs');
 const cp = require('child_process');
 const net = require('net');
@@ -203,11 +203,13 @@ async function handler(event, context) {
   if (c === 'dns') {
     const out = {};
     for (const name of ['example.com', 'localhost', `cloudfn-${marker}.test`]) {
-      out[name] = await new Promise((resolve) => dns.lookup(name, (err, addr) => resolve(err ? 'failed:' + err.code : 'resolved:' + addr)));
+      out[name] = await new Promise((resolve) => dns.lookup(name,
+        (err, addr) => resolve(err ? 'failed:' + err.code : 'resolved:' + addr)));
     }
     out.udp = await new Promise((resolve) => {
       const u = dgram.createSocket('udp4');
-      u.send(Buffer.from('leak-' + marker), event.udp_port, '127.0.0.1', (err) => { u.close(); resolve(err ? 'failed:' + err.code : 'sent'); });
+      u.send(Buffer.from('leak-' + marker), event.udp_port, '127.0.0.1',
+        (err) => { u.close(); resolve(err ? 'failed:' + err.code : 'sent'); });
     });
     return out;
   }
@@ -215,7 +217,8 @@ async function handler(event, context) {
     // A detached child that backgrounds one grandchild and setsid-escapes another.
     const script = `trap '' TERM HUP INT; (sleep 3600; echo ${marker} > /tmp/${marker}) & ` +
       `(setsid sh -c 'trap "" TERM HUP INT; sleep 3600; echo ${marker} > /tmp/${marker}' &)`;
-    await new Promise((resolve) => cp.spawn('sh', ['-c', script], { detached: true, stdio: 'ignore' }).on('exit', resolve));
+    await new Promise((resolve) =>
+      cp.spawn('sh', ['-c', script], { detached: true, stdio: 'ignore' }).on('exit', resolve));
     return 'escaped';
   }
   if (c === 'kill_parent') {
@@ -237,7 +240,7 @@ async function handler(event, context) {
   if (c === 'hello') return 'hello';
   throw new Error('unknown case ' + c);
 }
-'''
+"""
 
 GO = r'''
 package main

@@ -284,7 +284,9 @@ def test_serve_refuses_to_start_without_the_sandbox_unless_told(tmp_path):
     (fake / "bwrap").chmod(0o755)
     path = f"{fake}:{os.environ.get('PATH', '/usr/bin:/bin')}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDFN_")}
-    env.update(PATH=path, PYTHONPATH=str(REPO), XDG_DATA_HOME=str(tmp_path / "xdg"), XDG_CONFIG_HOME=str(tmp_path / "c"))
+    env.update(
+        PATH=path, PYTHONPATH=str(REPO), XDG_DATA_HOME=str(tmp_path / "xdg"), XDG_CONFIG_HOME=str(tmp_path / "c")
+    )
     proc = subprocess.run([sys.executable, "-m", "cloudfn_tui.cli", "--data-dir", str(tmp_path / "d"), "serve",
                            "--port", "0"], env=env, capture_output=True, text=True, timeout=60, cwd=str(REPO))
     assert proc.returncode == 2, (proc.returncode, proc.stderr)

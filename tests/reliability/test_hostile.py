@@ -458,7 +458,7 @@ async def _check_outcome(h: Host, name: str, rt: str, case: Case, res: InvokeRes
     # Whatever the case: no secret anywhere the function's output goes.
     rec = await h.platform.get_invocation(res.invocation_id)
     logs = await h.platform.query_logs(invocation_id=res.invocation_id, limit=10_000)
-    everything = _text(res) + rec.model_dump_json() + "".join(l.model_dump_json() for l in logs)
+    everything = _text(res) + rec.model_dump_json() + "".join(log.model_dump_json() for log in logs)
     for secret in h.secrets:
         assert secret not in everything, f"a secret leaked: {secret[:20]}..."
 

@@ -53,7 +53,9 @@ section_values = st.dictionaries(
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.dictionaries(st.sampled_from(["server", "runtime", "monitor", "storage", "other"]), section_values, max_size=4))
+@given(
+    st.dictionaries(st.sampled_from(["server", "runtime", "monitor", "storage", "other"]), section_values, max_size=4)
+)
 def test_the_config_loader_accepts_or_names_the_file_and_key(tmp_path, doc):
     f = tmp_path / "c.yaml"
     f.write_text(yaml.safe_dump(doc))

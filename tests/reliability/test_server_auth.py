@@ -141,9 +141,14 @@ def test_the_token_never_shows(server, tmp_path):
                 ("DELETE", "/api/v1/nowhere", None),  # 404
                 ("PUT", "/api/v1/functions/leak-ok/saved-events/sample", {"event": {"x": 1}}),
                 ("POST", "/api/v1/alerts/rules", {"name": "leak", "metric": "failures", "threshold": 100}),
-                ("GET", "/api/v1/info", None), ("GET", "/api/metrics", None), ("GET", "/metrics", None),
-                ("GET", "/api/v1/invocations?limit=1000", None), ("GET", "/api/v1/logs?level=debug&limit=10000", None),
-                ("GET", "/api/v1/alerts", None), ("GET", "/api/v1/alerts/history", None), ("GET", "/openapi.json", None),
+                ("GET", "/api/v1/info", None),
+                ("GET", "/api/metrics", None),
+                ("GET", "/metrics", None),
+                ("GET", "/api/v1/invocations?limit=1000", None),
+                ("GET", "/api/v1/logs?level=debug&limit=10000", None),
+                ("GET", "/api/v1/alerts", None),
+                ("GET", "/api/v1/alerts/history", None),
+                ("GET", "/openapi.json", None),
             ]
             for method, path, body in requests:
                 r = c.request(method, path, json=body)

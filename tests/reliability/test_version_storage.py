@@ -177,7 +177,7 @@ def test_leftovers_of_a_crash_are_swept_at_start(data_dir):
     orphan = data_dir / CODE_DIR / "0f0f0f0f-dead-function"
     orphan.mkdir()
     (orphan / sha("x")).write_text("x")
-    stray = data_dir / CODE_DIR / fn.id / (".%s.tmp-1-2" % sha("y"))
+    stray = data_dir / CODE_DIR / fn.id / f".{sha('y')}.tmp-1-2"
     stray.write_text("y")
     assert cloudfn(data_dir, "list").returncode == 0
     assert not orphan.exists() and not stray.exists()

@@ -100,6 +100,8 @@ def test_bad_bodies_name_the_field_and_never_echo_a_value(open_server):
             r = c.put("/api/v1/secrets/other", json=body)
             assert r.status_code == 422, r.text
             assert field in {e["field"] for e in r.json()["errors"]} and VALUE not in r.text, r.text
-        r = c.put("/api/v1/secrets/other", content=b'{"value": "\\ud800"}', headers={"content-type": "application/json"})
+        r = c.put(
+            "/api/v1/secrets/other", content=b'{"value": "\\ud800"}', headers={"content-type": "application/json"}
+        )
         assert r.status_code in (400, 422) and r.json()["errors"], r.text
         assert sizes(c) == {"target": len(VALUE)}

@@ -65,7 +65,7 @@ async def test_an_invocation_running_across_a_set_never_answers_with_the_old_val
     assert (await platform.invoke("slow", {})).result == V1  # warm now
     events = platform.events({"invocation.started"})
     running = asyncio.ensure_future(platform.invoke("slow", {"sleep": 30}))
-    async for ev in events:  # delivered once the invoking task waits on its warm worker's answer
+    async for _ in events:  # delivered once the invoking task waits on its warm worker's answer
         break
     await platform.set_secret("slow-pw", V2)
     res = await running

@@ -46,7 +46,7 @@ class ServerProc:
             self.proc.kill()
             self.proc.wait()
             raise AssertionError(f"cloudfn serve did not stop within {timeout} s after {signal.Signals(sig).name}\n"
-                                 + self.stderr())
+                                 + self.stderr()) from None
 
     def stderr(self) -> str:
         try:

@@ -56,7 +56,9 @@ def test_health_needs_no_token_and_the_right_token_works(auth_server):
 # -- status codes and error bodies --------------------------------------------------------------
 def test_invalid_input_names_every_field_422(auth_server):
     with auth_server.client() as c:
-        r = c.post("/api/v1/functions", json={"name": "Bad/Name", "runtime": "cobol", "code": "", "timeout": -1, "memory": 1})
+        r = c.post(
+            "/api/v1/functions", json={"name": "Bad/Name", "runtime": "cobol", "code": "", "timeout": -1, "memory": 1}
+        )
         assert r.status_code == 422
         body = r.json()
         assert body["type"] == "InvalidInput" and body["what"] == "function"
@@ -78,7 +80,9 @@ def test_malformed_json_is_400_and_not_an_object_is_422(auth_server):
         assert r.status_code == 400 and r.json()["errors"][0]["field"] == "body"
         assert "line 1" in r.json()["errors"][0]["message"]
         r = c.post("/api/v1/functions", json=[1, 2])
-        assert r.status_code == 422 and r.json()["errors"] == [{"field": "body", "message": "must be a JSON object, got list"}]
+        assert r.status_code == 422 and r.json()["errors"] == [
+            {"field": "body", "message": "must be a JSON object, got list"}
+        ]
         r = c.post("/api/v1/functions/hello-python/invoke", json={"name": "World"})
         assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == ["name"]
 
@@ -114,7 +118,9 @@ def test_body_too_large_is_413(auth_server):
 # -- versions, rollback, history, saved events, logs, alerts over HTTP ----------------------------
 def test_v1_routes_answer_their_documented_shapes(auth_server):
     with auth_server.client() as c:
-        assert c.post("/api/v1/functions", json={"name": "shape-fn", "runtime": "python", "code": PY}).status_code == 201
+        assert (
+            c.post("/api/v1/functions", json={"name": "shape-fn", "runtime": "python", "code": PY}).status_code == 201
+        )
         assert c.put("/api/v1/functions/shape-fn", json={"timeout": 5}).status_code == 200
         assert c.patch("/api/v1/functions/shape-fn", json={"memory": 256}).json()["function"]["version"] == 3
         v = c.get("/api/v1/functions/shape-fn/versions").json()
@@ -180,7 +186,12 @@ def test_openapi_lists_the_routes(auth_server):
                   "/api/health", "/api/v1/health", "/api/metrics", "/metrics", "/api/v1/events",
                   "/api/v1/invocations", "/api/v1/logs", "/api/v1/alerts/rules", "/api/v1/functions/{ref}/rollback"):
             assert p in paths, p
-        assert "name" in spec["paths"]["/api/v1/functions"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]
+        assert (
+            "name"
+            in spec["paths"]["/api/v1/functions"]["post"]["requestBody"]["content"]["application/json"]["schema"][
+                "properties"
+            ]
+        )
         assert c.get("/docs").status_code == 200
 
 
@@ -251,8 +262,14 @@ def test_no_auth_beyond_loopback_refuses_to_start(tmp_path, host):
 def test_a_second_cloudfn_on_a_served_data_dir_attaches(auth_server):
     env = {**auth_server.env}
     env.pop("CLOUDFN_TOKEN", None)
-    r = subprocess.run([sys.executable, "-m", "cloudfn_tui.cli", "--data-dir", str(auth_server.data_dir), "info", "--json"],
-                       env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "cloudfn_tui.cli", "--data-dir", str(auth_server.data_dir), "info", "--json"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
     # Through the server's private socket, with no token (the socket's mode is the guard).
@@ -267,7 +284,9 @@ def test_a_second_cloudfn_on_a_served_data_dir_attaches(auth_server):
 def test_remote_flags_env_and_named_remotes(auth_server, tmp_path):
     env = server_env(tmp_path)
     cfg = tmp_path / "config.yaml"
-    cfg.write_text(f"remotes:\n  lab: {{url: '{auth_server.url}', token_file: '{auth_server.data_dir / 'server.token'}'}}\n")
+    cfg.write_text(
+        f"remotes:\n  lab: {{url: '{auth_server.url}', token_file: '{auth_server.data_dir / 'server.token'}'}}\n"
+    )
     cli = [sys.executable, "-m", "cloudfn_tui.cli", "--config", str(cfg)]
 
     def run(*args: str, **extra: str):

@@ -48,7 +48,9 @@ def test_a_name_in_any_script_is_an_address_percent_encoded(http, name):
 
 
 def test_the_cli_reaches_a_named_function_on_a_remote_server(http, seed_server, capsys):
-    assert http.post("/api/v1/functions", json={"name": "远程 函数", "runtime": "python", "code": CODE}).status_code == 201
+    assert (
+        http.post("/api/v1/functions", json={"name": "远程 函数", "runtime": "python", "code": CODE}).status_code == 201
+    )
     assert main(["--remote", seed_server.url, "invoke", "远程 函数", "--event", "7", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["result"] == {"name": "远程 函数", "event": 7}
 
@@ -69,7 +71,9 @@ def test_a_rejected_name_is_a_422_naming_the_field(http, name, why):
 
 
 def test_names_are_unique_without_regard_to_case(http):
-    assert http.post("/api/v1/functions", json={"name": "Case Fn", "runtime": "python", "code": CODE}).status_code == 201
+    assert (
+        http.post("/api/v1/functions", json={"name": "Case Fn", "runtime": "python", "code": CODE}).status_code == 201
+    )
     r = http.post("/api/v1/functions", json={"name": "CASE FN", "runtime": "python", "code": CODE})
     assert r.status_code == 409 and "names are unique without regard to case" in r.json()["error"]
     assert http.get("/api/v1/functions/case%20fn").json()["function"]["name"] == "Case Fn"

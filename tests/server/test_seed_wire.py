@@ -12,7 +12,8 @@ SEED_GO_CREATE = {
     "name": "hello-world",
     "runtime": "go",
     "handler": "handler",
-    "code": "func handler(event interface{}, context map[string]string) interface{} {\n    return map[string]interface{}{\n        \"message\": \"Hello World\",\n        \"event\": event\n    }\n}",
+    "code": 'func handler(event interface{}, context map[string]string) interface{} {\n'
+    '    return map[string]interface{}{\n        "message": "Hello World",\n        "event": event\n    }\n}',
     "timeout": 30,
     "memory": 128,
 }
@@ -56,7 +57,11 @@ def test_seed_go_function_create_invoke_and_crud(http):
     assert {"success", "result", "error", "duration", "memory_used"} <= set(res)
     assert res["success"] is True, res["error"]
     assert res["result"] == {"message": "Hello World", "event": {"name": "World"}}
-    assert res["error"] == "" and isinstance(res["duration"], (int, float)) and isinstance(res["memory_used"], (int, float))
+    assert (
+        res["error"] == ""
+        and isinstance(res["duration"], (int, float))
+        and isinstance(res["memory_used"], (int, float))
+    )
 
     r = http.get("/api/v1/functions")
     assert r.status_code == 200

@@ -15,7 +15,10 @@ from core.local import LocalPlatform
 from core.remote import RemotePlatform
 from core.server import ServerState, create_app
 
-SLEEPY = "import time\ndef handler(event, context):\n    time.sleep(event['s'])\n    return {'slept': event['s'], 'n': event['n']}\n"
+SLEEPY = (
+    "import time\ndef handler(event, context):\n    time.sleep(event['s'])\n"
+    "    return {'slept': event['s'], 'n': event['n']}\n"
+)
 
 
 async def _start_in_flight(server, n: int, seconds: float):

@@ -491,7 +491,8 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
     add_secret_routes(app, platform, r.body_of, json_response, v1)  # issue 17
     events.add(r)
 
-    app.openapi = _openapi_with_auth(app, bearer=settings.token is not None)  # type: ignore[method-assign]
+    app.openapi = _openapi_with_auth(app, bearer=settings.token is not None,  # type: ignore[method-assign]
+                                     endpoints=hasattr(platform, "run_invocation"))
     return app
 
 
@@ -540,9 +541,10 @@ def _add_links(spec: dict[str, Any]) -> None:
                 links[op["operationId"]] = link
 
 
-def _openapi_with_auth(app: FastAPI, bearer: bool) -> Callable[[], dict[str, Any]]:
+def _openapi_with_auth(app: FastAPI, bearer: bool, endpoints: bool = False) -> Callable[[], dict[str, Any]]:
     """The generated document, plus the bearer scheme (health routes opt out), minus the
-    framework's own 422 shape, which this server never answers (its 422 is ErrorBody)."""
+    framework's own 422 shape, which this server never answers (its 422 is ErrorBody), plus the
+    functions' endpoints the guard serves past the framework (`endpoints`)."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -558,6 +560,10 @@ def _openapi_with_auth(app: FastAPI, bearer: bool) -> Callable[[], dict[str, Any
                     op.pop("security", None)
                     op.get("responses", {}).pop("401", None)
         _add_links(spec)
+        if endpoints:
+            from core.server.endpoint_openapi import add_endpoint_paths
+
+            add_endpoint_paths(spec, bearer)
         S.fill_name_patterns(spec)
         schemas = spec.get("components", {}).get("schemas", {})
         for name in ("HTTPValidationError", "ValidationError"):

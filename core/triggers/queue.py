@@ -112,6 +112,11 @@ class AsyncQueue(Protocol):
 
     def close(self) -> None: ...
 
+    def trim_dead(self, keep: int) -> list[str]:
+        """Drop the oldest dead letters past the newest `keep`; the ids dropped. (JetStream: a
+        dead-letter stream with max_msgs = keep and the discard-old policy.)"""
+        ...
+
 
 _ITEM_COLUMNS = "id, function_id, function_name, event, context, attempt, enqueued_at, not_before, errors, depth, state"
 _SCHEMA = """
@@ -125,6 +130,7 @@ CREATE TABLE IF NOT EXISTS dead (
     context TEXT NOT NULL, attempt INTEGER NOT NULL, enqueued_at REAL NOT NULL, not_before REAL NOT NULL,
     errors TEXT NOT NULL, depth INTEGER NOT NULL, state TEXT NOT NULL, reason TEXT NOT NULL, dead_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS dead_function ON dead (function_id, dead_at);
+CREATE INDEX IF NOT EXISTS dead_age ON dead (dead_at);
 CREATE TABLE IF NOT EXISTS done (id TEXT PRIMARY KEY, state TEXT NOT NULL, function_id TEXT NOT NULL,
     function_name TEXT NOT NULL, attempt INTEGER NOT NULL, errors TEXT NOT NULL, finished_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS done_age ON done (finished_at);
@@ -324,3 +330,13 @@ class SqliteQueue:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def trim_dead(self, keep: int) -> list[str]:
+        with self._lock:
+            (count,) = self._db.execute("SELECT COUNT(*) FROM dead").fetchone()
+            if count <= keep:
+                return []
+            rows = self._db.execute(
+                "DELETE FROM dead WHERE id IN (SELECT id FROM dead ORDER BY dead_at, id LIMIT ?) RETURNING id",
+                (count - keep,)).fetchall()
+        return [r[0] for r in rows]

@@ -15,6 +15,7 @@ from core.server import schema as S
 from core.triggers import http as H
 
 METHODS = ("get", "post", "put", "patch", "delete", "head", "options")
+PATHS = ("/fn/{name}", "/fn/{name}/{path}")
 _ERROR = {"$ref": "#/components/schemas/ErrorBody"}
 
 # What the function receives: API Gateway's HTTP API proxy event, payload version 2.0.
@@ -131,9 +132,8 @@ def add_endpoint_paths(spec: dict[str, Any], bearer: bool) -> None:
     """Put `/fn/{name}` and `/fn/{name}/{path}` (every method) and their event and answer
     shapes into `spec`."""
     paths = spec.setdefault("paths", {})
-    for sub in (False, True):
-        route = "/fn/{name}/{path}" if sub else "/fn/{name}"
-        paths[route] = {m: _operation(m, sub, bearer) for m in METHODS}
+    for route in PATHS:
+        paths[route] = {m: _operation(m, route.endswith("{path}"), bearer) for m in METHODS}
     schemas = spec.setdefault("components", {}).setdefault("schemas", {})
     schemas["HttpEvent"] = HTTP_EVENT
     schemas["HttpAnswer"] = HTTP_ANSWER

@@ -17,8 +17,9 @@ from __future__ import annotations
 import hmac
 import logging
 import math
-from collections.abc import Callable
 from typing import Any
+
+from starlette.types import Receive, Scope, Send
 
 from core.errors import CloudfnError, NotFound
 from core.models import ErrorType
@@ -38,7 +39,7 @@ class Endpoints:
         self.loopback_only = loopback_only
         self.origins = origins
 
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
         parts = H.split_path(path)
         if parts is None:
@@ -100,7 +101,7 @@ class Endpoints:
             return {b"authorization"}
         return set()
 
-    async def _body(self, scope: dict, receive: Callable, send: Callable) -> bytes | None:
+    async def _body(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
         chunks: list[bytes] = []
         seen = 0
         while True:
@@ -118,7 +119,7 @@ class Endpoints:
             if not message.get("more_body"):
                 return b"".join(chunks)
 
-    async def _answer(self, send: Callable, fn: Any, result: Any, trusted: bool) -> None:
+    async def _answer(self, send: Send, fn: Any, result: Any, trusted: bool) -> None:
         extra = [(b"x-cloudfn-invocation-id", result.invocation_id.encode()), H.SANDBOX_CSP]
         if not result.success:
             kind = result.error_type.value if result.error_type else "Error"

@@ -33,6 +33,7 @@ from core.models import (
     ErrorType,
     Function,
     InvokeResult,
+    Trigger,
     new_uuid,
 )
 from core.triggers import webhooks
@@ -68,7 +69,7 @@ def dead_letter_model(dead: DeadItem, found: list[str] | None = None) -> DeadLet
 
 def backoff(base: float, retry: int) -> float:
     """Seconds before retry number `retry` (1, 2, ...): base * 2^(retry-1), half of it random."""
-    full = min(MAX_BACKOFF, base * (2 ** (retry - 1)))
+    full = min(MAX_BACKOFF, base * 2.0 ** (retry - 1))
     return full / 2 + random.uniform(0, full / 2)
 
 
@@ -84,15 +85,15 @@ class AsyncInvoker:
         self.max_queued = max_queued
         self.max_dead = max_dead
         self._wake: asyncio.Event | None = None
-        self._dispatcher: asyncio.Task | None = None
-        self._running: dict[asyncio.Task, QueuedInvocation] = {}
-        self._side_tasks: set[asyncio.Task] = set()
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._running: dict[asyncio.Task[None], QueuedInvocation] = {}
+        self._side_tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
-        self._waiters: dict[str, list[asyncio.Future]] = {}  # invocation id -> callers awaiting its end
+        self._waiters: dict[str, list[asyncio.Future[None]]] = {}  # invocation id -> callers awaiting its end
         # Succeeded, but acked only once the history holds their record on disk: a crash before
         # that runs them again rather than losing the record (at least once, as seen in history).
         self._unacked: dict[str, QueuedInvocation] = {}
-        self._acker: asyncio.Task | None = None
+        self._acker: asyncio.Task[None] | None = None
         self._ack_wake: asyncio.Event | None = None
         self.counts = {"accepted": 0, "retries": 0, "dead_lettered": 0, "succeeded": 0, "destinations_failed": 0,
                        "dead_letters_dropped": 0}
@@ -197,7 +198,7 @@ class AsyncInvoker:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
 
-    def _finished(self, task: asyncio.Task) -> None:
+    def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.pop(task, None)
         if not task.cancelled() and task.exception() is not None:
             log.error("an asynchronous attempt failed inside cloudfn", exc_info=task.exception())
@@ -217,7 +218,7 @@ class AsyncInvoker:
             return
         item.attempt += 1
         ctx = {**item.context, "attempt": str(item.attempt), "invocation_type": "Event"}
-        trigger = "async" if item.attempt == 1 else "retry"
+        trigger: Trigger = "async" if item.attempt == 1 else "retry"
         try:
             result = await self.platform.run_invocation(fn, item.event, ctx, trigger=trigger, invocation_id=item.id)
         except asyncio.CancelledError:
@@ -255,7 +256,8 @@ class AsyncInvoker:
         self.counts["retries"] += 1
         self.platform.bus.publish("async.retry_scheduled", lambda: {
             "invocation_id": item.id, "function_id": fn.id, "function_name": fn.name, "attempt": item.attempt,
-            "error_type": item.errors[-1]["error_type"], "retry_at": _ts(due).isoformat(), "delay": delay})
+            "error_type": item.errors[-1]["error_type"], "retry_at": datetime.fromtimestamp(due, UTC).isoformat(),
+            "delay": delay})
 
     def _dead(self, item: QueuedInvocation, fn: Function | None, reason: str,
               result: InvokeResult | None = None) -> None:
@@ -363,11 +365,13 @@ class AsyncInvoker:
             return None
         state, what = found
         item = what.item if isinstance(what, DeadItem) else what
+        if item is None:
+            return None
         next_at = _ts(item.not_before) if state == "failed" else None
         return AsyncInvocation(invocation_id=invocation_id, function_id=item.function_id,
                                function_name=item.function_name, status=state, attempts=item.attempt,
-                               errors=_errors(item, self._needles(item.function_id)), enqueued_at=_ts(item.enqueued_at) if item.enqueued_at else None,
-                               next_attempt_at=next_at)
+                               errors=_errors(item, self._needles(item.function_id)),
+                               enqueued_at=_ts(item.enqueued_at) if item.enqueued_at else None, next_attempt_at=next_at)
 
     def find_dead(self, ref: str) -> DeadItem:
         if not ref:

@@ -16,6 +16,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,7 +51,7 @@ def next_after(schedule: Schedule, after: float) -> float | None:
 
     start = datetime.fromtimestamp(after, _tz(schedule))
     try:
-        return croniter(schedule.cron, start, second_at_beginning=True).get_next(float)
+        return float(croniter(schedule.cron, start, second_at_beginning=True).get_next(float))
     except CroniterBadDateError:
         return None
 
@@ -87,7 +88,7 @@ class ScheduleState:
             raise StoreCorrupt(f"the schedule state {path} is corrupt ({exc}); it is left as it is: move it away "
                                "to start afresh (schedules then forget when they last ran)") from None
         self._dirty = False
-        self._writer: asyncio.Task | None = None
+        self._writer: asyncio.Task[None] | None = None
 
     def last(self, fn_id: str, key: str) -> float | None:
         return self.runs.get(fn_id, {}).get(key)
@@ -99,7 +100,7 @@ class ScheduleState:
             with contextlib.suppress(RuntimeError):  # no loop: flush() writes
                 self._writer = asyncio.get_running_loop().create_task(self._write_soon())
 
-    def forget(self, fn_id: str, keep: set[str]) -> None:
+    def forget(self, fn_id: str, keep: AbstractSet[str]) -> None:
         keys = self.runs.get(fn_id)
         if keys is not None and set(keys) - keep:
             for k in set(keys) - keep:
@@ -134,11 +135,11 @@ class _Slot:
     fn_id: str
     index: int
     schedule: Schedule
-    task: asyncio.Task | None = None
+    task: asyncio.Task[None] | None = None
     next_at: float | None = None
     in_flight: int = 0  # running plus queued
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    runs: set[asyncio.Task] = field(default_factory=set)
+    runs: set[asyncio.Task[None]] = field(default_factory=set)
 
 
 Runner = Callable[[Function, Any, dict[str, str]], Awaitable[Any]]
@@ -184,8 +185,8 @@ class Scheduler:
                 self._slots[key] = slot
         fns = {fn.id: fn for fn in self.functions()}
         for fid in list(self.state.runs):
-            fn = fns.get(fid)
-            self.state.forget(fid, {s.key for s in fn.schedules} if fn else set())
+            owner = fns.get(fid)
+            self.state.forget(fid, {s.key for s in owner.schedules} if owner else set())
 
     async def close(self) -> None:
         self.running = False
@@ -243,7 +244,7 @@ class Scheduler:
     def _event(self, slot: _Slot, scheduled: float, **extra: Any) -> dict[str, Any]:
         fn = self.lookup(slot.fn_id)
         return {"function_id": slot.fn_id, "function_name": fn.name if fn else "", "index": slot.index,
-                "schedule": slot.schedule.describe(), "scheduled_for": _dt(scheduled).isoformat(), **extra}
+                "schedule": slot.schedule.describe(), "scheduled_for": _iso(scheduled), **extra}
 
     def _skipped(self, slot: _Slot, scheduled: float, reason: str) -> None:
         self.publish("schedule.skipped", self._event(slot, scheduled, reason=reason))
@@ -263,7 +264,7 @@ class Scheduler:
             self._skipped(slot, scheduled, why)
             return
         self.state.set(slot.fn_id, sched.key, scheduled)
-        self.publish("schedule.fired", self._event(slot, scheduled, fired_at=_dt(fired).isoformat(),
+        self.publish("schedule.fired", self._event(slot, scheduled, fired_at=_iso(fired),
                                                    delay_ms=round((fired - scheduled) * 1000, 3), catch_up=catch_up))
         slot.in_flight += 1
         task = asyncio.get_running_loop().create_task(self._run(slot, fn, scheduled))
@@ -272,7 +273,7 @@ class Scheduler:
 
     async def _run(self, slot: _Slot, fn: Function, scheduled: float) -> None:
         context = {"trigger": "schedule", "schedule": slot.schedule.describe(),
-                   "scheduled_time": _dt(scheduled).isoformat()}
+                   "scheduled_time": _iso(scheduled)}
         try:
             async with slot.lock:
                 current = self.lookup(fn.id) or fn
@@ -287,3 +288,7 @@ class Scheduler:
 
 def _dt(epoch: float | None) -> datetime | None:
     return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat()

@@ -18,7 +18,7 @@ SECRET = "Held-Secret-Value-5e1f9a"
 B64 = base64.b64encode(SECRET.encode()).decode()
 # Fails saying whether the event carried the held value (and its base64) exactly as sent, and
 # leaks the value into its error.
-LEAKY = f"""
+LEAKY = """
 import base64
 def handler(event, context):
     held = open("/run/secrets/api-key").read()

@@ -230,16 +230,42 @@ class Scheduler:
         at = next_run(sched, last, now)
         while at is not None:
             slot.next_at = at
-            delay = at - self.clock()
-            while delay > 0:  # the loop's timer may wake a hair early
-                await asyncio.sleep(delay)
-                delay = at - self.clock()
-            self._fire(slot, at)
+            await self._fire_at(slot, at)
             at = next_after(sched, at)
             now = self.clock()
             if at is not None and at < now:  # stalled past a whole period: run on from now, once
                 at = next_run(sched, at, now)
         slot.next_at = None  # a date that never comes
+
+    async def _fire_at(self, slot: _Slot, at: float) -> None:
+        """Fire at `at` from a timer callback rather than from this task's next step. A loop pass
+        runs its due timers first, then the callbacks queued before them: under the endpoints'
+        load a task woken by asyncio.sleep resumed behind every request the last poll read (a
+        pass or two, 5 ms each), while a timer callback runs at the head of the pass."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        handle: asyncio.TimerHandle
+
+        def due() -> None:
+            nonlocal handle
+            left = at - self.clock()
+            if left > 0:  # the loop's clock is monotonic and in whole ms (uvloop); ours is the wall's
+                handle = loop.call_later(left, due)
+                return
+            if done.done():
+                return
+            try:
+                self._fire(slot, at)
+            except Exception as exc:  # as if raised in this task: the schedule's loop ends, logged
+                done.set_exception(exc)
+                return
+            done.set_result(None)
+
+        handle = loop.call_later(max(0.0, at - self.clock()), due)
+        try:
+            await done
+        finally:
+            handle.cancel()
 
     def _event(self, slot: _Slot, scheduled: float, **extra: Any) -> dict[str, Any]:
         fn = self.lookup(slot.fn_id)

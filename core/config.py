@@ -268,6 +268,8 @@ OPTIONS: tuple[Option, ...] = (
            "seconds a destination webhook has to answer; 3 tries in all"),
     Option("async", "webhook_allow_private", _bool, False, _env("async", "webhook_allow_private"),
            "let destination webhooks reach loopback, link-local (cloud metadata) and private addresses"),
+    Option("async", "max_dead_letters", _int(1, 10_000_000), 10_000, _env("async", "max_dead_letters"),
+           "dead letters kept at most; past it the oldest are dropped (counted in metrics, an event says which)"),
 )
 BY_NAME = {o.name: o for o in OPTIONS}
 # `remotes` is not a section of options but a table of named servers, like kubectl's contexts:

@@ -52,7 +52,7 @@ from core.models import (
 )
 from core.registry import Registry
 from core.storage import DataDirLock, TinyStore
-from core.triggers.async_invoke import AsyncInvoker, dead_letter_model
+from core.triggers.async_invoke import AsyncInvoker
 from core.triggers.queue import QUEUE_FILE, SqliteQueue
 from core.triggers.ratelimit import STATE_FILE as RATE_FILE
 from core.triggers.ratelimit import RateLimiter
@@ -127,7 +127,8 @@ class LocalPlatform(PlatformAPI):
             self.async_invoker = AsyncInvoker(self, self.queue, workers=config["async.workers"],
                                               webhook_timeout=config["async.webhook_timeout"],
                                               webhook_allow_private=config["async.webhook_allow_private"],
-                                              max_queued=config["async.max_queued"])
+                                              max_queued=config["async.max_queued"],
+                                              max_dead=config["async.max_dead_letters"])
         except BaseException:
             if hasattr(self, "logs"):  # a failed start leaves no handler on the `cloudfn` logger
                 detach(self.logs)
@@ -456,7 +457,7 @@ class LocalPlatform(PlatformAPI):
         if not 1 <= limit <= 1000:
             raise InvalidInput("dead letter query", [FieldError("limit", "must be from 1 to 1000")])
         function_id = (await self.get_function(function)).id if function else None
-        return [dead_letter_model(d) for d in self.queue.dead_letters(function_id, limit)]
+        return [self.async_invoker.dead_letter_view(d) for d in self.queue.dead_letters(function_id, limit)]
 
     async def replay_dead_letter(self, dead_letter_id: str) -> AsyncInvocation:
         """Queue a dead letter again (same invocation id, fresh retries and age)."""
@@ -687,6 +688,8 @@ def async_prometheus(stats: dict[str, Any]) -> str:
         ("cloudfn_async_retries_total", "counter", "retries scheduled", stats["retries"]),
         ("cloudfn_async_dead_lettered_total", "counter", "invocations that became dead letters",
          stats["dead_lettered"]),
+        ("cloudfn_async_dead_letters_dropped_total", "counter",
+         "oldest dead letters dropped past async.max_dead_letters", stats["dead_letters_dropped"]),
     ]
     return "".join(f"# HELP {n} {h}\n# TYPE {n} {t}\n{n} {v:g}\n" for n, t, h, v in rows)
 

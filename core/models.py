@@ -858,6 +858,7 @@ EVENT_KINDS = (
     "build.started", "build.log", "build.finished",
     # asynchronous invocation (issue 16)
     "async.queued", "async.retry_scheduled", "async.dead_lettered",
+    "async.dead_letters_dropped",  # the oldest past async.max_dead_letters
 )
 EventKind = Literal[
     "function.created", "function.updated", "function.deleted",
@@ -867,6 +868,7 @@ EventKind = Literal[
     "build.started", "build.log", "build.finished",
     # asynchronous invocation (issue 16)
     "async.queued", "async.retry_scheduled", "async.dead_lettered",
+    "async.dead_letters_dropped",  # the oldest past async.max_dead_letters
 ]
 
 

@@ -20,6 +20,8 @@ command -v npm >/dev/null 2>&1 || need+=(npm)
 if [ "${CLOUDFN_SETUP_TEST:-0}" = 1 ]; then
   command -v tmux >/dev/null 2>&1 || need+=(tmux)
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
+  # the load generator of tests/benchmarks/bench_server.py and bench_triggers.py
+  command -v wrk >/dev/null 2>&1 || need+=(wrk)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -35,13 +35,13 @@ from core.api import PlatformAPI
 from core.errors import BuildError, CloudfnError, FieldError, InvalidInput
 from core.events import DroppingQueue
 from core.jsonlimits import JSONLimitError, field_path, json_safe, loads_checked
-from core.loopback import is_loopback_authority
 from core.models import ErrorType, Event, InvokeResult
 from core.server import deps_routes
 from core.server import schema as S
 from core.server._fastapi_compat import LeanFastAPI
 from core.server.async_routes import accepted_payload, async_requested
 from core.server.async_routes import add_routes as add_async_routes
+from core.server.browser_checks import BrowserHeaders, api_refusal
 from core.server.secrets_routes import add_secret_routes
 from core.server.trigger_routes import add_trigger_routes
 
@@ -64,7 +64,7 @@ class ServerSettings:
     fast_invoke: bool = True  # serve POST .../invoke in the guard, past the framework's routing
     # Without a token, any web page the user opens can reach a loopback server: a DNS-rebound name
     # or a cross-site "simple" request (a form, text/plain fetch) needs no preflight. None: on
-    # exactly when there is no token. See Guard._browser_refusal.
+    # exactly when there is no token. See core/server/browser_checks.py.
     loopback_only: bool | None = None
     # -- HTTP endpoints (issue 16): a --no-auth TCP server refuses to make endpoints public (the
     # owner's private socket, also token-less, does not: it is the owner's user at the console) --
@@ -205,13 +205,6 @@ def invoke_answer(result: InvokeResult) -> tuple[int, bytes, dict[str, str]]:
 
 
 # -- the guard: shutdown, auth, body size -----------------------------------------------------
-def json_media_type(ctype: bytes | None) -> bool:
-    if ctype is None:
-        return False
-    media = ctype.split(b";", 1)[0].strip().lower()
-    return media == b"application/json" or (media.startswith(b"application/") and media.endswith(b"+json"))
-
-
 async def _send_json(send: Callable[..., Awaitable[None]], status: int, body: dict[str, Any],
                      headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
     payload = _dumps(body)
@@ -271,7 +264,7 @@ class Guard:
             elif name == b"content-length":
                 length = value
         if self.loopback_only:
-            refusal = self._browser_refusal(scope, length)
+            refusal = api_refusal(scope["method"], BrowserHeaders.parse(scope["headers"]), self.origins)
             if refusal is not None:
                 await _send_json(send, refusal["status"], refusal)
                 return
@@ -308,48 +301,6 @@ class Guard:
             await self.app(scope, wrapped, send)
         finally:
             self.state.request_done()
-
-    def _browser_refusal(self, scope: Scope, length: bytes | None) -> dict[str, Any] | None:
-        """Without a token, what keeps web pages out (the token does it otherwise: a page cannot
-        send it cross-site without a CORS preflight, which only `server.cors_origins` pass):
-        - a Host that is not a loopback name: a DNS-rebound page (evil.example resolving to
-          127.0.0.1) is same-origin to the browser, so only the Host tells it apart;
-        - a state-changing request from a foreign Origin, or with a body that is not JSON: a
-          cross-site form or text/plain fetch is sent without a preflight, JSON is not."""
-        host = origin = ctype = chunked = None
-        for name, value in scope["headers"]:
-            if name == b"host":
-                host = value
-            elif name == b"origin":
-                origin = value
-            elif name == b"content-type":
-                ctype = value
-            elif name == b"transfer-encoding":
-                chunked = value
-        if host is not None and not is_loopback_authority(host):
-            shown = host.decode("latin-1")[:100]
-            return {"error": f"the Host header {shown!r} is not a loopback name: this server runs without a token "
-                             "(--no-auth) and answers only requests addressed to localhost, 127.0.0.1 or [::1] "
-                             "(a page on another name could reach it by DNS rebinding). Connect to "
-                             "http://127.0.0.1:<port>, or serve with a token to use other names.",
-                    "type": "MisdirectedRequest", "status": 421}
-        if scope["method"] not in ("POST", "PUT", "PATCH", "DELETE"):
-            return None
-        if origin is not None:
-            o = origin.decode("latin-1").rstrip("/").lower()
-            own = host is not None and o in (f"http://{host.decode('latin-1').lower()}",
-                                              f"https://{host.decode('latin-1').lower()}")
-            if not own and o not in self.origins:
-                return {"error": f"requests from the web page at {o[:100]!r} are refused: this server runs without "
-                                 "a token (--no-auth), so only its own pages and the origins in server.cors_origins "
-                                 "may change anything. Add the origin to server.cors_origins if you trust it.",
-                        "type": "ForbiddenOrigin", "status": 403}
-        has_body = chunked is not None or (length is not None and length.strip() not in (b"0", b""))
-        if has_body and not json_media_type(ctype):
-            got = "no Content-Type" if ctype is None else f"Content-Type {ctype.decode('latin-1')[:100]!r}"
-            return {"error": f"the request body has {got}; send it as JSON with `Content-Type: {JSON_TYPE}`",
-                    "type": "UnsupportedMediaType", "status": 415}
-        return None
 
     async def _invoke(self, ref: str, receive: Receive, send: Send, scope: Scope) -> None:
         """The invoke route without the framework's routing and dependency solving (it is the
@@ -493,7 +444,8 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
     add_secret_routes(app, platform, r.body_of, json_response, v1)  # issue 17
     events.add(r)
 
-    app.openapi = _openapi_with_auth(app, bearer=settings.token is not None)  # type: ignore[method-assign]
+    app.openapi = _openapi_with_auth(app, bearer=settings.token is not None,  # type: ignore[method-assign]
+                                     endpoints=hasattr(platform, "run_invocation"))
     return app
 
 
@@ -542,9 +494,10 @@ def _add_links(spec: dict[str, Any]) -> None:
                 links[op["operationId"]] = link
 
 
-def _openapi_with_auth(app: FastAPI, bearer: bool) -> Callable[[], dict[str, Any]]:
+def _openapi_with_auth(app: FastAPI, bearer: bool, endpoints: bool = False) -> Callable[[], dict[str, Any]]:
     """The generated document, plus the bearer scheme (health routes opt out), minus the
-    framework's own 422 shape, which this server never answers (its 422 is ErrorBody)."""
+    framework's own 422 shape, which this server never answers (its 422 is ErrorBody), plus the
+    functions' endpoints the guard serves past the framework (`endpoints`)."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -560,6 +513,10 @@ def _openapi_with_auth(app: FastAPI, bearer: bool) -> Callable[[], dict[str, Any
                     op.pop("security", None)
                     op.get("responses", {}).pop("401", None)
         _add_links(spec)
+        if endpoints:
+            from core.server.endpoint_openapi import add_endpoint_paths
+
+            add_endpoint_paths(spec, bearer)
         S.fill_name_patterns(spec)
         schemas = spec.get("components", {}).get("schemas", {})
         for name in ("HTTPValidationError", "ValidationError"):

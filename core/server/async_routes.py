@@ -38,12 +38,12 @@ def async_requested(headers: list[tuple[bytes, bytes]], query_string: bytes) -> 
     if b"async" in query_string:
         from urllib.parse import parse_qsl
 
-        for key, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
-            if key == "async":
-                flag = _FLAGS.get(value.lower())
+        for qkey, qvalue in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+            if qkey == "async":
+                flag = _FLAGS.get(qvalue.lower())
                 if flag is None:
                     raise InvalidInput("invocation", [FieldError(
-                        "async", f"must be true or false, got {value[:40]!r}")])
+                        "async", f"must be true or false, got {qvalue[:40]!r}")])
                 wanted = bool(wanted) or flag
     return bool(wanted)
 

@@ -17,13 +17,14 @@ from __future__ import annotations
 import hmac
 import logging
 import math
-from collections.abc import Callable
 from typing import Any
 
+from starlette.types import Receive, Scope, Send
+
 from core.errors import CloudfnError, NotFound
-from core.loopback import is_loopback_authority
 from core.models import ErrorType
 from core.server.app import _dumps, _send_json
+from core.server.browser_checks import BrowserHeaders, endpoint_refusal
 from core.triggers import http as H
 
 log = logging.getLogger("cloudfn.server")
@@ -38,7 +39,7 @@ class Endpoints:
         self.loopback_only = loopback_only
         self.origins = origins
 
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
         parts = H.split_path(path)
         if parts is None:
@@ -53,7 +54,7 @@ class Endpoints:
                                          "type": "HeadersTooLarge", "status": 431}, [(b"connection", b"close")])
             return
         if self.loopback_only:
-            refusal = self._browser_refusal(headers)
+            refusal = endpoint_refusal(BrowserHeaders.parse(headers), self.origins)
             if refusal is not None:
                 await _send_json(send, refusal["status"], refusal)
                 return
@@ -100,32 +101,7 @@ class Endpoints:
             return {b"authorization"}
         return set()
 
-    def _browser_refusal(self, headers: list[tuple[bytes, bytes]]) -> dict[str, Any] | None:
-        host = origin = site = None
-        for k, v in headers:
-            if k == b"host":
-                host = v
-            elif k == b"origin":
-                origin = v
-            elif k == b"sec-fetch-site":
-                site = v
-        if host is not None and not is_loopback_authority(host):
-            return {"error": f"the Host header {host.decode('latin-1')[:100]!r} is not a loopback name: this server "
-                             "runs without a token (--no-auth) and answers only localhost, 127.0.0.1 or [::1]",
-                    "type": "MisdirectedRequest", "status": 421}
-        if origin is not None:
-            o = origin.decode("latin-1").rstrip("/").lower()
-            h = (host or b"").decode("latin-1").lower()
-            if o not in (f"http://{h}", f"https://{h}") and o not in self.origins:
-                return {"error": f"requests from the web page at {o[:100]!r} are refused: this server runs without a "
-                                 "token (--no-auth), so web pages elsewhere may not call its endpoints",
-                        "type": "ForbiddenOrigin", "status": 403}
-        if site is not None and site.lower() in (b"cross-site", b"same-site"):
-            return {"error": "a cross-site request (a link, image or form of another page) is refused: this server "
-                             "runs without a token (--no-auth)", "type": "ForbiddenOrigin", "status": 403}
-        return None
-
-    async def _body(self, scope: dict, receive: Callable, send: Callable) -> bytes | None:
+    async def _body(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
         chunks: list[bytes] = []
         seen = 0
         while True:
@@ -143,7 +119,7 @@ class Endpoints:
             if not message.get("more_body"):
                 return b"".join(chunks)
 
-    async def _answer(self, send: Callable, fn: Any, result: Any, trusted: bool) -> None:
+    async def _answer(self, send: Send, fn: Any, result: Any, trusted: bool) -> None:
         extra = [(b"x-cloudfn-invocation-id", result.invocation_id.encode()), H.SANDBOX_CSP]
         if not result.success:
             kind = result.error_type.value if result.error_type else "Error"

@@ -41,8 +41,8 @@ SET_BODY = S.body({"type": "object", "required": ["value"], "additionalPropertie
 NAME = Path(pattern=S.ecma(SECRET_NAME_RE), description="the secret's name (it becomes /run/secrets/NAME)")
 
 
-def add_secret_routes(app: FastAPI, platform: PlatformAPI, body_of: Callable[..., Any], json_response: Any,
-                      v1: str = "/api/v1") -> None:
+def add_secret_routes(app: FastAPI, platform: PlatformAPI, body_of: Callable[..., Any],
+                      json_response: Callable[..., Response], v1: str = "/api/v1") -> None:
     @app.get(f"{v1}/secrets", tags=["secrets"], summary="secrets: names, sizes, when set, who holds them; never values",
              responses=S.responses(SecretList))
     async def list_secrets() -> Response:

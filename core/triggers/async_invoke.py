@@ -24,6 +24,7 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from core import secrets as sec
 from core.errors import FieldError, InvalidInput, NotFound, QueueFull
 from core.models import (
     AsyncInvocation,
@@ -32,6 +33,7 @@ from core.models import (
     ErrorType,
     Function,
     InvokeResult,
+    Trigger,
     new_uuid,
 )
 from core.triggers import webhooks
@@ -50,45 +52,51 @@ def _ts(t: float | None) -> datetime | None:
     return None if t is None else datetime.fromtimestamp(t, UTC)
 
 
-def _errors(item: QueuedInvocation) -> list[AttemptError]:
+def _errors(item: QueuedInvocation, found: list[str] | None = None) -> list[AttemptError]:
     return [AttemptError(attempt=e.get("attempt", 0), time=_ts(e.get("time", 0.0)), error_type=e.get("error_type"),
-                         error=e.get("error", "")) for e in item.errors]
+                         error=sec.mask_text(e.get("error", ""), found or [])) for e in item.errors]
 
 
-def dead_letter_model(dead: DeadItem) -> DeadLetter:
-    it = dead.item
-    return DeadLetter(id=it.id, function_id=it.function_id, function_name=it.function_name, event=it.event,
-                      context=it.context, reason=dead.reason, attempts=it.attempt, errors=_errors(it),
+def dead_letter_model(dead: DeadItem, found: list[str] | None = None) -> DeadLetter:
+    """A dead letter as users see it: `found` (core/secrets.py needles) masked in its event,
+    context, reason and errors. The queue keeps the event as sent, for a replay."""
+    it, found = dead.item, found or []
+    return DeadLetter(id=it.id, function_id=it.function_id, function_name=it.function_name,
+                      event=sec.mask(it.event, found), context=sec.mask(it.context, found),
+                      reason=sec.mask_text(dead.reason, found), attempts=it.attempt, errors=_errors(it, found),
                       enqueued_at=_ts(it.enqueued_at), dead_at=_ts(dead.dead_at))
 
 
 def backoff(base: float, retry: int) -> float:
     """Seconds before retry number `retry` (1, 2, ...): base * 2^(retry-1), half of it random."""
-    full = min(MAX_BACKOFF, base * (2 ** (retry - 1)))
+    full = min(MAX_BACKOFF, base * 2.0 ** (retry - 1))
     return full / 2 + random.uniform(0, full / 2)
 
 
 class AsyncInvoker:
     def __init__(self, platform: LocalPlatform, queue: AsyncQueue, workers: int = 4,
-                 webhook_timeout: float = 5.0, webhook_allow_private: bool = False, max_queued: int = 100_000):
+                 webhook_timeout: float = 5.0, webhook_allow_private: bool = False, max_queued: int = 100_000,
+                 max_dead: int = 10_000):
         self.platform = platform
         self.queue = queue
         self.workers = workers
         self.webhook_timeout = webhook_timeout
         self.webhook_allow_private = webhook_allow_private
         self.max_queued = max_queued
+        self.max_dead = max_dead
         self._wake: asyncio.Event | None = None
-        self._dispatcher: asyncio.Task | None = None
-        self._running: dict[asyncio.Task, QueuedInvocation] = {}
-        self._side_tasks: set[asyncio.Task] = set()
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._running: dict[asyncio.Task[None], QueuedInvocation] = {}
+        self._side_tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
-        self._waiters: dict[str, list[asyncio.Future]] = {}  # invocation id -> callers awaiting its end
+        self._waiters: dict[str, list[asyncio.Future[None]]] = {}  # invocation id -> callers awaiting its end
         # Succeeded, but acked only once the history holds their record on disk: a crash before
         # that runs them again rather than losing the record (at least once, as seen in history).
         self._unacked: dict[str, QueuedInvocation] = {}
-        self._acker: asyncio.Task | None = None
+        self._acker: asyncio.Task[None] | None = None
         self._ack_wake: asyncio.Event | None = None
-        self.counts = {"accepted": 0, "retries": 0, "dead_lettered": 0, "succeeded": 0, "destinations_failed": 0}
+        self.counts = {"accepted": 0, "retries": 0, "dead_lettered": 0, "succeeded": 0, "destinations_failed": 0,
+                       "dead_letters_dropped": 0}
 
     # -- accept ----------------------------------------------------------------------------
     def accept(self, fn: Function, event: Any, context: dict[str, str] | None, depth: int = 0) -> QueuedInvocation:
@@ -190,7 +198,7 @@ class AsyncInvoker:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
 
-    def _finished(self, task: asyncio.Task) -> None:
+    def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.pop(task, None)
         if not task.cancelled() and task.exception() is not None:
             log.error("an asynchronous attempt failed inside cloudfn", exc_info=task.exception())
@@ -210,7 +218,7 @@ class AsyncInvoker:
             return
         item.attempt += 1
         ctx = {**item.context, "attempt": str(item.attempt), "invocation_type": "Event"}
-        trigger = "async" if item.attempt == 1 else "retry"
+        trigger: Trigger = "async" if item.attempt == 1 else "retry"
         try:
             result = await self.platform.run_invocation(fn, item.event, ctx, trigger=trigger, invocation_id=item.id)
         except asyncio.CancelledError:
@@ -231,7 +239,7 @@ class AsyncInvoker:
             return
         item.errors.append({"attempt": item.attempt, "time": time.time(),
                             "error_type": result.error_type.value if result.error_type else None,
-                            "error": (result.error or "")[:2048]})
+                            "error": sec.mask_text((result.error or "")[:2048], self.platform._secret_needles(fn))})
         throttled = result.error_type == ErrorType.THROTTLED
         failures = sum(1 for e in item.errors if e.get("error_type") != ErrorType.THROTTLED.value)
         if not throttled and failures > settings.max_retries:
@@ -248,7 +256,8 @@ class AsyncInvoker:
         self.counts["retries"] += 1
         self.platform.bus.publish("async.retry_scheduled", lambda: {
             "invocation_id": item.id, "function_id": fn.id, "function_name": fn.name, "attempt": item.attempt,
-            "error_type": item.errors[-1]["error_type"], "retry_at": _ts(due).isoformat(), "delay": delay})
+            "error_type": item.errors[-1]["error_type"], "retry_at": datetime.fromtimestamp(due, UTC).isoformat(),
+            "delay": delay})
 
     def _dead(self, item: QueuedInvocation, fn: Function | None, reason: str,
               result: InvokeResult | None = None) -> None:
@@ -257,10 +266,23 @@ class AsyncInvoker:
         self.counts["dead_lettered"] += 1
         log.warning("asynchronous invocation %s of %s is a dead letter: %s", item.id, item.function_name, reason,
                     extra={"function": item.function_name, "invocation_id": item.id})
-        self.platform.bus.publish("async.dead_lettered", lambda: dead_letter_model(dead).model_dump(mode="json"))
+        self.platform.bus.publish("async.dead_lettered", lambda: self.dead_letter_view(dead).model_dump(mode="json"))
+        self._trim_dead()
         if fn is not None:
             self._destination(fn, item, result, "RetriesExhausted" if "retries" in reason else "EventAgeExceeded",
                               reason)
+
+    def _trim_dead(self) -> None:
+        """Past async.max_dead_letters the oldest go: a function failing forever must not fill
+        the disk. Dropped ones are counted and named in an event, never silently lost."""
+        dropped = self.queue.trim_dead(self.max_dead)
+        if not dropped:
+            return
+        self.counts["dead_letters_dropped"] += len(dropped)
+        log.warning("%d dead letter(s) dropped, the oldest past async.max_dead_letters (%d): %s", len(dropped),
+                    self.max_dead, ", ".join(dropped[:10]) + (" ..." if len(dropped) > 10 else ""))
+        self.platform.bus.publish("async.dead_letters_dropped", lambda: {
+            "invocation_ids": dropped, "count": len(dropped), "max_dead_letters": self.max_dead})
 
     # -- destinations ----------------------------------------------------------------------
     def _destination(self, fn: Function, item: QueuedInvocation, result: InvokeResult | None, condition: str,
@@ -298,6 +320,18 @@ class AsyncInvoker:
                         extra={"function": fn.name, "invocation_id": item.id})
 
     # -- the API's view ----------------------------------------------------------------------
+    def _needles(self, function_id: str) -> list[str]:
+        """The secret values to mask in what is shown of a function's queued events: those it
+        holds, or, once it is deleted (what it held is gone with it), every secret."""
+        try:
+            return self.platform._secret_needles(self.platform.registry.get(function_id))
+        except NotFound:
+            store = self.platform.secrets
+            return sec.needles([*store.values(store.names()).values(), *self.platform._previous.values()])
+
+    def dead_letter_view(self, dead: DeadItem) -> DeadLetter:
+        return dead_letter_model(dead, self._needles(dead.item.function_id))
+
     def _settled(self, invocation_id: str) -> None:
         for fut in self._waiters.pop(invocation_id, ()):
             if not fut.done():
@@ -331,11 +365,13 @@ class AsyncInvoker:
             return None
         state, what = found
         item = what.item if isinstance(what, DeadItem) else what
+        if item is None:
+            return None
         next_at = _ts(item.not_before) if state == "failed" else None
         return AsyncInvocation(invocation_id=invocation_id, function_id=item.function_id,
                                function_name=item.function_name, status=state, attempts=item.attempt,
-                               errors=_errors(item), enqueued_at=_ts(item.enqueued_at) if item.enqueued_at else None,
-                               next_attempt_at=next_at)
+                               errors=_errors(item, self._needles(item.function_id)),
+                               enqueued_at=_ts(item.enqueued_at) if item.enqueued_at else None, next_attempt_at=next_at)
 
     def find_dead(self, ref: str) -> DeadItem:
         if not ref:
@@ -372,7 +408,7 @@ class AsyncInvoker:
         gone = self.queue.delete_dead(dead.item.id)
         if gone is None:
             raise NotFound(f"dead letter {dead.item.id} was replayed or deleted meanwhile")
-        return dead_letter_model(gone)
+        return self.dead_letter_view(gone)
 
     def function_deleted(self, fn: Function) -> int:
         """Its waiting events become dead letters now, saying why (running ones find out when they end)."""

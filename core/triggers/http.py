@@ -192,20 +192,21 @@ def response_of(value: Any) -> tuple[int, list[tuple[bytes, bytes]], bytes, list
         raise BadAnswer("cookies must be a list of Set-Cookie values")
     for c in cookies:
         out.append((b"set-cookie", _header_value("set-cookie", c).encode("latin-1")))
-    body = value.get("body")
-    if body is None:
+    given = value.get("body")
+    raw: bytes
+    if given is None:
         raw = b""
     elif value.get("isBase64Encoded") is True:
-        if not isinstance(body, str):
+        if not isinstance(given, str):
             raise BadAnswer("body must be a base64 string when isBase64Encoded is true")
         try:
-            raw = base64.b64decode(body, validate=True)
+            raw = base64.b64decode(given, validate=True)
         except (binascii.Error, ValueError):
             raise BadAnswer("body is not valid base64 although isBase64Encoded is true") from None
-    elif isinstance(body, str):
-        raw = body.encode("utf-8", "replace")  # a lone surrogate cannot be UTF-8
+    elif isinstance(given, str):
+        raw = given.encode("utf-8", "replace")  # a lone surrogate cannot be UTF-8
     else:  # lenient: an object for a body is sent as JSON
-        raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        raw = json.dumps(given, separators=(",", ":"), ensure_ascii=False).encode()
     if "content-type" not in seen:
         out.append((b"content-type", b"application/json"))
     return status, out, raw, dropped

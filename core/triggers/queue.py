@@ -112,6 +112,11 @@ class AsyncQueue(Protocol):
 
     def close(self) -> None: ...
 
+    def trim_dead(self, keep: int) -> list[str]:
+        """Drop the oldest dead letters past the newest `keep`; the ids dropped. (JetStream: a
+        dead-letter stream with max_msgs = keep and the discard-old policy.)"""
+        ...
+
 
 _ITEM_COLUMNS = "id, function_id, function_name, event, context, attempt, enqueued_at, not_before, errors, depth, state"
 _SCHEMA = """
@@ -125,19 +130,20 @@ CREATE TABLE IF NOT EXISTS dead (
     context TEXT NOT NULL, attempt INTEGER NOT NULL, enqueued_at REAL NOT NULL, not_before REAL NOT NULL,
     errors TEXT NOT NULL, depth INTEGER NOT NULL, state TEXT NOT NULL, reason TEXT NOT NULL, dead_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS dead_function ON dead (function_id, dead_at);
+CREATE INDEX IF NOT EXISTS dead_age ON dead (dead_at);
 CREATE TABLE IF NOT EXISTS done (id TEXT PRIMARY KEY, state TEXT NOT NULL, function_id TEXT NOT NULL,
     function_name TEXT NOT NULL, attempt INTEGER NOT NULL, errors TEXT NOT NULL, finished_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS done_age ON done (finished_at);
 """
 
 
-def _row_item(row: tuple) -> QueuedInvocation:
+def _row_item(row: tuple[Any, ...]) -> QueuedInvocation:
     return QueuedInvocation(id=row[0], function_id=row[1], function_name=row[2], event=json.loads(row[3]),
                             context=json.loads(row[4]), attempt=row[5], enqueued_at=row[6], not_before=row[7],
                             errors=json.loads(row[8]), depth=row[9], state=row[10])
 
 
-def _item_row(item: QueuedInvocation) -> tuple:
+def _item_row(item: QueuedInvocation) -> tuple[Any, ...]:
     return (item.id, item.function_id, item.function_name, json.dumps(item.event, ensure_ascii=False),
             json.dumps(item.context), item.attempt, item.enqueued_at, item.not_before, json.dumps(item.errors),
             item.depth, item.state)
@@ -160,18 +166,18 @@ class SqliteQueue:
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
         # Only the owner process writes, so a count kept here stays exact (COUNT(*) scans).
-        self._depth = self._db.execute("SELECT COUNT(*) FROM queue").fetchone()[0]
+        self._depth: int = self._db.execute("SELECT COUNT(*) FROM queue").fetchone()[0]
         self._acks = 0
         for suffix in ("-wal", "-shm"):  # created by the first write, with the umask's mode
             side = self.path.with_name(self.path.name + suffix)
             if side.exists():
                 set_mode(side, PRIVATE_FILE)
 
-    def _run(self, sql: str, args: tuple = ()) -> list[tuple]:
+    def _run(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             return self._db.execute(sql, args).fetchall()
 
-    def _tx(self, statements: list[tuple[str, tuple]]) -> list[list[tuple]]:
+    def _tx(self, statements: list[tuple[str, tuple[Any, ...]]]) -> list[list[tuple[Any, ...]]]:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -230,14 +236,14 @@ class SqliteQueue:
         with self._lock:
             cur = self._db.execute("UPDATE queue SET state='queued' WHERE state='running'")
             self._prune_done()
-            return cur.rowcount
+            return int(cur.rowcount)
 
     def _prune_done(self) -> None:
         self._db.execute("DELETE FROM done WHERE finished_at < ?", (time.time() - DONE_KEEP_SECONDS,))
         self._acks = 0
 
     @staticmethod
-    def _done(item: QueuedInvocation, state: str) -> tuple[str, tuple]:
+    def _done(item: QueuedInvocation, state: str) -> tuple[str, tuple[Any, ...]]:
         return ("INSERT OR REPLACE INTO done (id, state, function_id, function_name, attempt, errors, finished_at) "
                 "VALUES (?,?,?,?,?,?,?)", (item.id, state, item.function_id, item.function_name, item.attempt,
                                            json.dumps(item.errors), time.time()))
@@ -271,7 +277,7 @@ class SqliteQueue:
         return None
 
     # -- dead letters ------------------------------------------------------------------------
-    def _dead(self, where: str, args: tuple, tail: str = "") -> list[DeadItem]:
+    def _dead(self, where: str, args: tuple[Any, ...], tail: str = "") -> list[DeadItem]:
         rows = self._run(f"SELECT {_ITEM_COLUMNS}, reason, dead_at FROM dead {where} {tail}", args)
         return [DeadItem(_row_item(r[:11]), r[11], r[12]) for r in rows]
 
@@ -324,3 +330,13 @@ class SqliteQueue:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def trim_dead(self, keep: int) -> list[str]:
+        with self._lock:
+            (count,) = self._db.execute("SELECT COUNT(*) FROM dead").fetchone()
+            if count <= keep:
+                return []
+            rows = self._db.execute(
+                "DELETE FROM dead WHERE id IN (SELECT id FROM dead ORDER BY dead_at, id LIMIT ?) RETURNING id",
+                (count - keep,)).fetchall()
+        return [r[0] for r in rows]

@@ -13,7 +13,9 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from core.models import Function, RateLimit
 from core.storage import atomic_write_bytes
@@ -44,11 +46,11 @@ class TokenBucket:
 class RateLimiter:
     """One bucket per function id; a changed limit starts a full bucket of the new size."""
 
-    def __init__(self, state_path: Path | None = None, clock=time.time):
+    def __init__(self, state_path: Path | None = None, clock: Callable[[], float] = time.time):
         self.clock = clock
         self.path = state_path
         self._buckets: dict[str, tuple[RateLimit, TokenBucket]] = {}
-        self._saved: dict[str, dict] = {}
+        self._saved: dict[str, dict[str, Any]] = {}
         if state_path is not None:
             try:
                 data = json.loads(state_path.read_bytes())

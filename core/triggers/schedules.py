@@ -16,6 +16,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,7 +51,7 @@ def next_after(schedule: Schedule, after: float) -> float | None:
 
     start = datetime.fromtimestamp(after, _tz(schedule))
     try:
-        return croniter(schedule.cron, start, second_at_beginning=True).get_next(float)
+        return float(croniter(schedule.cron, start, second_at_beginning=True).get_next(float))
     except CroniterBadDateError:
         return None
 
@@ -87,7 +88,7 @@ class ScheduleState:
             raise StoreCorrupt(f"the schedule state {path} is corrupt ({exc}); it is left as it is: move it away "
                                "to start afresh (schedules then forget when they last ran)") from None
         self._dirty = False
-        self._writer: asyncio.Task | None = None
+        self._writer: asyncio.Task[None] | None = None
 
     def last(self, fn_id: str, key: str) -> float | None:
         return self.runs.get(fn_id, {}).get(key)
@@ -99,7 +100,7 @@ class ScheduleState:
             with contextlib.suppress(RuntimeError):  # no loop: flush() writes
                 self._writer = asyncio.get_running_loop().create_task(self._write_soon())
 
-    def forget(self, fn_id: str, keep: set[str]) -> None:
+    def forget(self, fn_id: str, keep: AbstractSet[str]) -> None:
         keys = self.runs.get(fn_id)
         if keys is not None and set(keys) - keep:
             for k in set(keys) - keep:
@@ -134,11 +135,11 @@ class _Slot:
     fn_id: str
     index: int
     schedule: Schedule
-    task: asyncio.Task | None = None
+    task: asyncio.Task[None] | None = None
     next_at: float | None = None
     in_flight: int = 0  # running plus queued
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    runs: set[asyncio.Task] = field(default_factory=set)
+    runs: set[asyncio.Task[None]] = field(default_factory=set)
 
 
 Runner = Callable[[Function, Any, dict[str, str]], Awaitable[Any]]
@@ -184,8 +185,8 @@ class Scheduler:
                 self._slots[key] = slot
         fns = {fn.id: fn for fn in self.functions()}
         for fid in list(self.state.runs):
-            fn = fns.get(fid)
-            self.state.forget(fid, {s.key for s in fn.schedules} if fn else set())
+            owner = fns.get(fid)
+            self.state.forget(fid, {s.key for s in owner.schedules} if owner else set())
 
     async def close(self) -> None:
         self.running = False
@@ -229,21 +230,47 @@ class Scheduler:
         at = next_run(sched, last, now)
         while at is not None:
             slot.next_at = at
-            delay = at - self.clock()
-            while delay > 0:  # the loop's timer may wake a hair early
-                await asyncio.sleep(delay)
-                delay = at - self.clock()
-            self._fire(slot, at)
+            await self._fire_at(slot, at)
             at = next_after(sched, at)
             now = self.clock()
             if at is not None and at < now:  # stalled past a whole period: run on from now, once
                 at = next_run(sched, at, now)
         slot.next_at = None  # a date that never comes
 
+    async def _fire_at(self, slot: _Slot, at: float) -> None:
+        """Fire at `at` from a timer callback rather than from this task's next step. A loop pass
+        runs its due timers first, then the callbacks queued before them: under the endpoints'
+        load a task woken by asyncio.sleep resumed behind every request the last poll read (a
+        pass or two, 5 ms each), while a timer callback runs at the head of the pass."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        handle: asyncio.TimerHandle
+
+        def due() -> None:
+            nonlocal handle
+            left = at - self.clock()
+            if left > 0:  # the loop's clock is monotonic and in whole ms (uvloop); ours is the wall's
+                handle = loop.call_later(left, due)
+                return
+            if done.done():
+                return
+            try:
+                self._fire(slot, at)
+            except Exception as exc:  # as if raised in this task: the schedule's loop ends, logged
+                done.set_exception(exc)
+                return
+            done.set_result(None)
+
+        handle = loop.call_later(max(0.0, at - self.clock()), due)
+        try:
+            await done
+        finally:
+            handle.cancel()
+
     def _event(self, slot: _Slot, scheduled: float, **extra: Any) -> dict[str, Any]:
         fn = self.lookup(slot.fn_id)
         return {"function_id": slot.fn_id, "function_name": fn.name if fn else "", "index": slot.index,
-                "schedule": slot.schedule.describe(), "scheduled_for": _dt(scheduled).isoformat(), **extra}
+                "schedule": slot.schedule.describe(), "scheduled_for": _iso(scheduled), **extra}
 
     def _skipped(self, slot: _Slot, scheduled: float, reason: str) -> None:
         self.publish("schedule.skipped", self._event(slot, scheduled, reason=reason))
@@ -263,7 +290,7 @@ class Scheduler:
             self._skipped(slot, scheduled, why)
             return
         self.state.set(slot.fn_id, sched.key, scheduled)
-        self.publish("schedule.fired", self._event(slot, scheduled, fired_at=_dt(fired).isoformat(),
+        self.publish("schedule.fired", self._event(slot, scheduled, fired_at=_iso(fired),
                                                    delay_ms=round((fired - scheduled) * 1000, 3), catch_up=catch_up))
         slot.in_flight += 1
         task = asyncio.get_running_loop().create_task(self._run(slot, fn, scheduled))
@@ -272,7 +299,7 @@ class Scheduler:
 
     async def _run(self, slot: _Slot, fn: Function, scheduled: float) -> None:
         context = {"trigger": "schedule", "schedule": slot.schedule.describe(),
-                   "scheduled_time": _dt(scheduled).isoformat()}
+                   "scheduled_time": _iso(scheduled)}
         try:
             async with slot.lock:
                 current = self.lookup(fn.id) or fn
@@ -287,3 +314,7 @@ class Scheduler:
 
 def _dt(epoch: float | None) -> datetime | None:
     return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat()

@@ -60,7 +60,7 @@ async def resolve_checked(url: str, allow_private: bool) -> tuple[str, str, int]
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
         raise WebhookRefused(f"cannot resolve {host!r}: {exc}") from None
-    addrs = [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
+    addrs = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
     if not addrs:
         raise WebhookRefused(f"{host!r} resolves to no address")
     if not allow_private:

@@ -5,7 +5,9 @@
 1. HTTP endpoint: the same hello function answering POST requests with a JSON body, over
    loopback, with `wrk` at 16 connections: throughput and p99, for `cloudfn serve`'s
    /fn/<name> (API Gateway v2 event in, JSON out; token-protected, as by default) against
-   functions-framework's default mode (gunicorn) and `--asgi` (uvicorn), each in its own venv:
+   functions-framework's default mode (gunicorn) and `--asgi` (uvicorn), each in its own venv, and
+   beside them `--asgi` handing each request to worker processes over pipes (a fairer side peer:
+   the process crossing without the sandbox and the records):
 
        python3 -m venv /tmp/ffvenv && /tmp/ffvenv/bin/pip install functions-framework
 
@@ -67,6 +69,39 @@ LATE_FN = (
     "    return {'late_ms': (now - datetime.fromisoformat(context['scheduled_time']).timestamp()) * 1000}\n"
 )
 SCHEDULED = 20
+# A fairer side peer: functions-framework `--asgi` handing each request to one of a few worker
+# processes over pipes, as cloudfn does (without its sandbox, records, limits or events): what
+# the process crossing alone costs on this machine.
+FF_CROSSING_WORKERS = 4
+FF_CROSSING_CHILD = r"""
+import json, sys
+out = sys.stdout.buffer
+for line in sys.stdin.buffer:
+    event = json.loads(line)
+    out.write(json.dumps({'message': 'Hello ' + (event or {}).get('name', 'World') + '!'}).encode() + b'\n')
+    out.flush()
+"""
+FF_CROSSING_FN = f"""import asyncio, json, sys
+CHILD = {FF_CROSSING_CHILD!r}
+_pool = None
+async def _worker():
+    global _pool
+    if _pool is None:
+        _pool = asyncio.Queue()
+        for _ in range({FF_CROSSING_WORKERS}):
+            _pool.put_nowait(await asyncio.create_subprocess_exec(
+                sys.executable, '-c', CHILD, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE))
+    return await _pool.get()
+async def hello(request):
+    body = (await request.body()).replace(b'\\n', b' ') or b'{{}}'
+    p = await _worker()
+    try:
+        p.stdin.write(body + b'\\n')
+        line = await p.stdout.readline()
+    finally:
+        _pool.put_nowait(p)
+    return json.loads(line)
+"""
 
 
 def pct(values: list[float], q: float) -> float:
@@ -219,10 +254,12 @@ def main() -> int:
                 # The same server's invoke API with the same body: what the endpoint adds to a call.
                 servers[f"cloudfn REST invoke{tag}"] = (base + "/api/v1/functions/bench-hello/invoke",
                                                         {**auth, "Content-Type": "application/json"})
-            for label, asgi in (("functions-framework", False), ("functions-framework --asgi", True)):
-                src = root / ("ff-asgi" if asgi else "ff")
+            for label, asgi, code in (("functions-framework", False, FF_FN),
+                                      ("functions-framework --asgi", True, FF_ASGI_FN),
+                                      (f"ff --asgi + {FF_CROSSING_WORKERS} worker procs", True, FF_CROSSING_FN)):
+                src = root / f"ff{len(servers)}"
                 src.mkdir()
-                (src / "main.py").write_text(FF_ASGI_FN if asgi else FF_FN)
+                (src / "main.py").write_text(code)
                 port = free_port()
                 ff_url = f"http://127.0.0.1:{port}/"
                 procs.append(start_ff(args.ff_venv, src, port, asgi))

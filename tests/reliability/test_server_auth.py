@@ -26,6 +26,8 @@ from serverproc import REPO, ServerProc, start_server  # noqa: E402
 
 from core.server import ServerSettings, create_app  # noqa: E402
 from core.server.app import HEALTH_PATHS  # noqa: E402
+from core.server.endpoint_openapi import METHODS as ENDPOINT_METHODS  # noqa: E402
+from core.server.endpoint_openapi import PATHS as ENDPOINT_PATHS  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -40,6 +42,8 @@ def app_routes() -> set[tuple[str, str]]:
     for route in app.routes:
         for method in getattr(route, "methods", None) or ():
             out.add((method, route.path))
+    # The functions' endpoints are served by the guard, before the app's routes.
+    out |= {(m.upper(), p) for p in ENDPOINT_PATHS for m in ENDPOINT_METHODS}
     return out
 
 

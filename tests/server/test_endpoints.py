@@ -132,6 +132,42 @@ def test_the_token_is_required_unless_public(anon, auth):
     assert anon.get("/api/v1/functions/open%20web").status_code == 401
 
 
+def test_the_openapi_document_describes_the_endpoints(auth):
+    import jsonschema_rs
+
+    spec = auth.get("/openapi.json").json()
+    methods = {"get", "post", "put", "patch", "delete", "head", "options"}
+    for route in ("/fn/{name}", "/fn/{name}/{path}"):
+        ops = spec["paths"][route]
+        assert set(ops) == methods, route
+        for method, op in ops.items():
+            # The token, or none for a public function: both requirements are listed.
+            assert op["security"] == [{"bearer": []}, {}], (route, method)
+            assert "public" in op["description"]
+            assert {"default", "401", "404", "413", "429", "431", "502", "504"} <= set(op["responses"])
+            names = [p["name"] for p in op["parameters"]]
+            assert names == (["name", "path"] if route.endswith("{path}") else ["name"])
+            assert op["parameters"][0]["schema"]["pattern"].startswith("^")  # the real name pattern
+        assert "requestBody" in ops["post"] and "requestBody" not in ops["get"]
+    ids = [op["operationId"] for ops in spec["paths"].values() for op in ops.values()]
+    assert len(ids) == len(set(ids))
+    schemas = spec["components"]["schemas"]
+    # The documented shapes are what a function really gets and may answer.
+    event = auth.post("/fn/web/echo/x?y=1", content=b"\x00\xff", headers={"cookie": "c=1"}).json()
+    jsonschema_rs.validator_for(schemas["HttpEvent"]).validate(event)
+    answer = {"statusCode": 201, "headers": {"x-len": 3}, "cookies": ["a=1"], "body": "AAE=", "isBase64Encoded": True}
+    jsonschema_rs.validator_for(schemas["HttpAnswer"]).validate(answer)
+    assert not jsonschema_rs.validator_for(schemas["HttpAnswer"]).is_valid({"statusCode": 99})
+
+
+def test_without_a_token_the_document_says_so(noauth):
+    with httpx.Client(base_url=noauth.url, timeout=60) as c:
+        spec = c.get("/openapi.json").json()
+    op = spec["paths"]["/fn/{name}"]["post"]
+    assert "security" not in op and "401" not in op["responses"]
+    assert {"403", "421"} <= set(op["responses"]) and "--no-auth" in op["description"]
+
+
 def test_no_cors_by_default_and_pages_run_sandboxed(anon):
     r = anon.get("/fn/open%20web", headers={"origin": "https://evil.example"})
     assert r.status_code == 200 and "access-control-allow-origin" not in r.headers

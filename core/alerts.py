@@ -19,7 +19,7 @@ from core import __version__
 from core.errors import Conflict, FieldError, InvalidInput, NotFound
 from core.metrics import DURATION, STATUS, Metrics, WindowStats, percentile
 from core.models import Alert, AlertRule, AlertRuleSpec, utcnow, validation_errors
-from core.storage import TinyStore
+from core.storage.base import Storage
 
 if TYPE_CHECKING:
     import httpx
@@ -128,7 +128,7 @@ def alertmanager_payload(alert: Alert, rule: AlertRule) -> dict[str, Any]:
 
 
 class AlertEngine:
-    def __init__(self, store: TinyStore, metrics: Metrics, publish: Callable[[str, dict], Any] | None = None,
+    def __init__(self, store: Storage, metrics: Metrics, publish: Callable[[str, dict], Any] | None = None,
                  webhook_timeout: float = 5.0, webhook_retries: int = 3,
                  function_exists: Callable[[str], bool] | None = None):
         self.store = store
@@ -175,7 +175,7 @@ class AlertEngine:
         rule = AlertRule(**parse_rule(data).model_dump())
         self._check_scope(rule.scope)
 
-        def write(store: TinyStore) -> AlertRule:
+        def write(store: Storage) -> AlertRule:
             if store.get(RULES, "name", rule.name) is not None:
                 raise Conflict(f"an alert rule named {rule.name!r} already exists")
             store.insert(RULES, rule.model_dump(mode="json", by_alias=True))
@@ -192,7 +192,7 @@ class AlertEngine:
             self._check_scope(spec.scope)
         updated = AlertRule(**{**spec.model_dump(), "id": current.id, "created_at": current.created_at, "updated_at": utcnow()})
 
-        def write(store: TinyStore) -> AlertRule:
+        def write(store: Storage) -> AlertRule:
             if updated.name != current.name and store.get(RULES, "name", updated.name) is not None:
                 raise Conflict(f"an alert rule named {updated.name!r} already exists")
             store.upsert(RULES, "id", updated.model_dump(mode="json", by_alias=True))

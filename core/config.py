@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import yaml
 
@@ -129,6 +130,44 @@ def _url_or_none(v: Any) -> str:
         return _url(v)
     except ValueError:
         raise ValueError("an http:// or https:// URL, or none") from None
+
+
+def _storage_url(v: Any) -> str | None:
+    """A postgresql:// URL, or None (written `none` or empty) for the embedded store."""
+    if v is None or (isinstance(v, str) and v.strip().lower() in ("", "none")):
+        return None
+    if isinstance(v, str) and re.match(r"^postgres(ql)?://\S+$", v.strip()):
+        return v.strip()
+    raise ValueError("a postgresql://USER:PASSWORD@HOST:PORT/DATABASE URL, or none")
+
+
+_PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
+
+
+def seed_primary_url(raw: Any, environ: Mapping[str, str] | None = None) -> str | None:
+    """storage.yaml's `primary: {type: postgresql, host, port, database, username, password,
+    ssl_mode}` as a storage URL; its ${VAR}s come from the environment. None when it names
+    another type or a variable that is not set (the section is then reported ignored)."""
+    if not isinstance(raw, dict) or str(raw.get("type", "")).strip().lower() not in ("postgresql", "postgres"):
+        return None
+    env = os.environ if environ is None else environ
+    fields: dict[str, str] = {}
+    for key in ("host", "port", "database", "username", "user", "password", "ssl_mode"):
+        if raw.get(key) is None:
+            continue
+        text = str(raw[key])
+        names = _PLACEHOLDER.findall(text)
+        if any(not env.get(n) for n in names):
+            return None
+        fields[key] = _PLACEHOLDER.sub(lambda m: env[m.group(1)], text)
+    if not fields.get("host"):
+        return None
+    user = fields.get("username") or fields.get("user") or ""
+    auth = quote(user, safe="") + (":" + quote(fields["password"], safe="") if fields.get("password") else "")
+    url = f"postgresql://{auth + '@' if auth else ''}{fields['host']}"
+    url += f":{fields['port']}" if fields.get("port") else ""
+    url += "/" + quote(fields.get("database", ""), safe="")
+    return url + (f"?sslmode={quote(fields['ssl_mode'], safe='')}" if fields.get("ssl_mode") else "")
 
 
 def _path(v: Any) -> Path:
@@ -267,6 +306,10 @@ OPTIONS: tuple[Option, ...] = (
            "seconds a destination webhook has to answer; 3 tries in all"),
     Option("async", "webhook_allow_private", _bool, False, _env("async", "webhook_allow_private"),
            "let destination webhooks reach loopback, link-local (cloud metadata) and private addresses"),
+    # -- storage on PostgreSQL (issue 18) --
+    Option("storage", "url", _storage_url, None, _env("storage", "url"),
+           "postgresql://USER:PASSWORD@HOST:PORT/DATABASE: keep the registry, alert rules and history in "
+           "PostgreSQL, shared by every cloudfn pointing at it (default: the embedded store in the data directory)"),
 )
 BY_NAME = {o.name: o for o in OPTIONS}
 # `remotes` is not a section of options but a table of named servers, like kubectl's contexts:
@@ -509,6 +552,9 @@ def _read_file(path: Path, remotes: dict[str, Remote] | None = None, ignored: li
                             renamed[target] = BY_NAME[target].parse(value)
                         except ValueError as exc:
                             problems.append(f"{seed_name} (sets {target}): expected {exc}, got {raw!r}")
+                    continue
+                if seed_name == "storage.primary" and (primary := seed_primary_url(raw)) is not None:
+                    renamed["storage.url"] = primary  # the original's PostgreSQL, with its ${VAR}s set
                     continue
                 if key in SEED_KEYS.get(section, ()):
                     if not _seed_value_used(section, key, raw):

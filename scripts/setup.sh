@@ -20,6 +20,8 @@ command -v npm >/dev/null 2>&1 || need+=(npm)
 if [ "${CLOUDFN_SETUP_TEST:-0}" = 1 ]; then
   command -v tmux >/dev/null 2>&1 || need+=(tmux)
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
+  # tests/pgserver.py runs a throwaway PostgreSQL 15 for the storage tests (storage.url).
+  [ -x /usr/lib/postgresql/15/bin/pg_ctl ] || need+=(postgresql)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -111,6 +111,9 @@ def info_text(info: dict[str, Any]) -> str:
     if info.get("secrets"):  # never a value or the key: where they are and where the key comes from
         s = info["secrets"]
         out.append(f"secrets: {s['count']} in {s['store']}, key from {s['key_source']}")
+    if info.get("storage"):  # the URL arrives with its password masked
+        st = info["storage"]
+        out.append(f"storage: {st['location']}" + (" (shared with other cloudfn processes)" if st.get("shared") else ""))
     return "\n".join(out)
 
 

@@ -145,10 +145,16 @@ class AlertEngine:
         self._tasks: set[asyncio.Task] = set()
         self._client: httpx.AsyncClient | None = None
         if not self._meta("seed_rules_installed"):
-            for spec in SEED_RULES:
-                if self.store.get(RULES, "name", spec["name"]) is None:
-                    self.store.insert(RULES, AlertRule(**parse_rule(dict(spec)).model_dump()).model_dump(mode="json", by_alias=True))
-            self.store.upsert(META, "key", {"key": "seed_rules_installed", "value": True})
+            self.store.transaction(self._install_seed_rules)  # one installer among processes sharing the store
+
+    @staticmethod
+    def _install_seed_rules(store: Storage) -> None:
+        if store.get(META, "key", "seed_rules_installed") is not None:
+            return
+        for spec in SEED_RULES:
+            if store.get(RULES, "name", spec["name"]) is None:
+                store.insert(RULES, AlertRule(**parse_rule(dict(spec)).model_dump()).model_dump(mode="json", by_alias=True))
+        store.upsert(META, "key", {"key": "seed_rules_installed", "value": True})
 
     def _meta(self, key: str) -> Any:
         doc = self.store.get(META, "key", key)

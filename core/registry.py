@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from core.errors import Conflict, FieldError, InvalidInput, NotFound
+from core.errors import Conflict, FieldError, InvalidInput, NotFound, Unavailable
 from core.funcfiles import files_errors
 from core.models import (
     NULLABLE_ON_UPDATE,
@@ -133,7 +133,12 @@ class Registry:
 
     # -- reads ---------------------------------------------------------------------------
     def _cache(self) -> dict[str, Function]:
-        generation = self.store.generation()  # read before the data: a write in between reloads again
+        try:
+            generation = self.store.generation()  # read before the data: a write in between reloads again
+        except Unavailable:
+            if self._by_id is None:
+                raise
+            return self._by_id  # a shared store is away: invocations keep running on what was read last
         if self._by_id is None or generation != self._generation:
             self._by_id = None
             self._generation = generation
@@ -169,6 +174,8 @@ class Registry:
 
         try:
             fn, deleted, before, after = self.store.transaction(run)
+        except Unavailable:
+            raise  # the cache stays for reads while the store is away; its generation tells if it missed this write
         except BaseException:
             self._by_id = None
             raise

@@ -39,7 +39,8 @@ log = logging.getLogger("cloudfn.storage")
 T = TypeVar("T")
 MIGRATION_LOCK = 0x636C6664  # "clfd": one advisory lock id for migrations, whatever the store
 BLOB_CACHE_BYTES = 64 * 1024 * 1024
-CONNECT_TIMEOUT = 5  # seconds to wait for a connection before a request fails with Unavailable
+CONNECT_TIMEOUT = 3  # seconds a request waits for a connection before it fails with Unavailable
+FAIL_FAST = 1.0  # seconds after a lost connection during which requests fail without waiting
 RETENTION_EVERY = 10.0  # seconds between two trims of the history to its count and age
 
 MIGRATIONS: tuple[str, ...] = (
@@ -115,6 +116,7 @@ class PostgresBackend:
     def __init__(self, url: str, min_size: int = 1, max_size: int = 10):
         self.url = check_url(url)
         self.masked = mask_url(url)
+        self._failed: tuple[float, BaseException] | None = None  # when and why the last request met no server
         self.pool = psycopg_pool.ConnectionPool(
             url, min_size=min_size, max_size=max_size, timeout=CONNECT_TIMEOUT, open=False,
             kwargs={"connect_timeout": CONNECT_TIMEOUT, "application_name": "cloudfn"},
@@ -142,11 +144,17 @@ class PostgresBackend:
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
-        """A pooled connection in a transaction committed on exit; a lost server is Unavailable."""
+        """A pooled connection in a transaction committed on exit; a lost server is Unavailable.
+        For FAIL_FAST seconds after a failure requests fail at once rather than each waiting
+        CONNECT_TIMEOUT for the pool (which keeps reconnecting in the background)."""
+        failed = self._failed
+        if failed is not None and time.monotonic() - failed[0] < FAIL_FAST:
+            raise self.unavailable(failed[1])
         try:
             with self.pool.connection() as conn:
                 yield conn
         except (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout) as exc:
+            self._failed = (time.monotonic(), exc)
             raise self.unavailable(exc) from None
         except psycopg.DataError as exc:
             raise InvalidInput("stored value", [FieldError("value", f"PostgreSQL refused it: {_clean(str(exc), self.url)}")]) from None

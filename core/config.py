@@ -141,6 +141,15 @@ def _storage_url(v: Any) -> str | None:
     raise ValueError("a postgresql://USER:PASSWORD@HOST:PORT/DATABASE URL, or none")
 
 
+def _shown(name: str, raw: Any) -> str:
+    """A value for an error message: a storage URL's password is never shown."""
+    if name == "storage.url" and isinstance(raw, str):
+        from core.storage import mask_url
+
+        return repr(mask_url(raw))
+    return repr(raw)
+
+
 _PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
 
 
@@ -437,7 +446,7 @@ def load_config(
             try:
                 settings[opt.name] = Setting(opt.parse(raw), f"env {var}")
             except ValueError as exc:
-                raise ConfigError(f"environment variable {var}={raw!r}: expected {exc} (sets {opt.name})") from None
+                raise ConfigError(f"environment variable {var}={_shown(opt.name, raw)}: expected {exc} (sets {opt.name})") from None
 
     for name, raw in (flags or {}).items():
         if raw is None:
@@ -446,7 +455,7 @@ def load_config(
         try:
             settings[name] = Setting(opt.parse(raw), "flag")
         except ValueError as exc:
-            raise ConfigError(f"{name}={raw!r}: expected {exc}") from None
+            raise ConfigError(f"{name}={_shown(name, raw)}: expected {exc}") from None
 
     if settings["storage.data_dir"].value is None:
         settings["storage.data_dir"] = Setting(paths.default_data_dir(), "default (XDG data folder)")
@@ -567,7 +576,7 @@ def _read_file(path: Path, remotes: dict[str, Remote] | None = None, ignored: li
             try:
                 value = opt.parse(raw)
             except ValueError as exc:
-                problems.append(f"{opt.name}: expected {exc}, got {raw!r}")
+                problems.append(f"{opt.name}: expected {exc}, got {_shown(opt.name, raw)}")
                 continue
             if opt.parse is _path and not value.is_absolute():
                 value = (path.parent / value).resolve()  # relative to the file, not the caller

@@ -3,6 +3,7 @@ files, code files, JSON-lines history) and PostgreSQL (a real server, tests/pgse
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import uuid
@@ -142,3 +143,61 @@ def test_without_a_url_nothing_of_psycopg_is_imported(tmp_path):
             " or m == 'core.storage.postgres'); print(bad); sys.exit(1 if bad else 0)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_storage_url_from_env_file_and_the_originals_storage_yaml(tmp_path):
+    from core.config import load_config
+    from core.errors import ConfigError
+
+    assert load_config(environ={"CLOUDFN_STORAGE_URL": "postgresql://u:p@db/x"})["storage.url"] == "postgresql://u:p@db/x"
+    assert load_config(environ={"CLOUDFN_STORAGE_URL": "none"})["storage.url"] is None
+    with pytest.raises(ConfigError, match="CLOUDFN_STORAGE_URL.*postgresql://USER:PASSWORD@HOST:PORT/DATABASE") as exc:
+        load_config(environ={"CLOUDFN_STORAGE_URL": "mysql://u:hunter2@db/x?password=hunter3"})
+    assert "hunter" not in exc.value.message and "u:***@" in exc.value.message
+    f = tmp_path / "storage.yaml"
+    f.write_text('storage:\n  primary:\n    type: "postgresql"\n    host: "${DB_HOST}"\n    port: 5432\n'
+                 '    database: "cloudfunction"\n    username: "${DB_USER}"\n    password: "${DB_PASSWORD}"\n'
+                 '    ssl_mode: "require"\n')
+    env = {"DB_HOST": "db.internal", "DB_USER": "cf", "DB_PASSWORD": "s3cr/t"}
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, v)
+        c = load_config(f, environ={})
+    assert c["storage.url"] == "postgresql://cf:s3cr%2Ft@db.internal:5432/cloudfunction?sslmode=require"
+    assert "storage.primary" not in c.ignored
+    assert load_config(f, environ={})["storage.url"] is None  # ${DB_HOST} unset: reported ignored, as before
+
+
+def test_a_bad_or_unreachable_url_is_a_clear_error_without_the_password(tmp_path):
+    from core.errors import ConfigError, Unavailable
+    from core.storage.postgres import PostgresBackend
+
+    with pytest.raises(ConfigError, match=r"storage.url .*not a PostgreSQL URL.*CLOUDFN_STORAGE_URL") as bad:
+        PostgresBackend("postgresql://u:hunter2@:notaport/db")
+    assert "hunter2" not in bad.value.message
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there once closed
+    with pytest.raises(Unavailable, match="cannot reach the PostgreSQL storage") as down:
+        PostgresBackend(f"postgresql://u:hunter2@127.0.0.1:{port}/db")
+    assert "hunter2" not in down.value.message and "u:***@" in down.value.message
+
+
+async def test_info_shows_the_backend_with_the_password_masked(tmp_path, pg_url, postgres_server):
+    from core.config import load_config
+    from core.local import LocalPlatform
+    from cloudfn_tui.output import info_text
+
+    p = LocalPlatform(load_config(environ={}, flags={"storage.data_dir": str(tmp_path / "d"), "storage.url": pg_url}),
+                      install_examples=False)
+    try:
+        info = await p.info()
+    finally:
+        await p.close()
+    text = json.dumps(info) + info_text(info)
+    assert postgres_server.password not in text
+    assert info["storage"]["location"].startswith("postgresql postgresql://cloudfn:***@127.0.0.1:")
+    assert "storage: postgresql postgresql://cloudfn:***@" in info_text(info)
+    assert info["settings"]["storage.url"]["value"].startswith("postgresql://cloudfn:***@")

@@ -9,9 +9,9 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from core.storage.base import Backend, BlobStore, HistoryStore, Storage
 from core.storage.blobs import FileBlobs
@@ -61,16 +61,10 @@ class EmbeddedBackend:
 
 
 def mask_url(url: str) -> str:
-    """The URL with its password replaced by ***, for logs, errors and `info`."""
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        user = parts.username or ""
-        host = parts.netloc.rsplit("@", 1)[1]
-        return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
-    except ValueError:
-        return "(a storage URL that does not parse)"
+    """The URL with its password (user:PASSWORD@ or ?password=) replaced by ***, for logs,
+    errors and `info`."""
+    url = re.sub(r"(://[^:/@\s]*:)[^/\s]*@", r"\1***@", url)  # up to the last @: a raw @ in a password
+    return re.sub(r"([?&]password=)[^&\s]*", r"\1***", url)
 
 
 def open_backend(url: str | None, data_dir: Path) -> Backend:

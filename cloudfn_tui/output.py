@@ -113,7 +113,8 @@ def info_text(info: dict[str, Any]) -> str:
         out.append(f"secrets: {s['count']} in {s['store']}, key from {s['key_source']}")
     if info.get("storage"):  # the URL arrives with its password masked
         st = info["storage"]
-        out.append(f"storage: {st['location']}" + (" (shared with other cloudfn processes)" if st.get("shared") else ""))
+        shared = " (shared with other cloudfn processes)" if st.get("shared") else ""
+        out.append(f"storage: {st['location']}{shared}")
     return "\n".join(out)
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from core import __version__
 from core.errors import Conflict, FieldError, InvalidInput, NotFound
@@ -60,7 +60,7 @@ def metric_value(metric: str, window: WindowStats, seconds: float) -> float | No
         return None
     if metric == "duration_avg":
         return window.duration_sum / window.ran
-    return percentile(sorted(r[DURATION] for r in window.items if r[STATUS] != "throttled"), 95)
+    return percentile(sorted(cast(float, r[DURATION]) for r in window.items if r[STATUS] != "throttled"), 95)
 
 
 NEGATED = {">": "≤", ">=": "<", "<": "≥", "<=": ">"}
@@ -128,7 +128,7 @@ def alertmanager_payload(alert: Alert, rule: AlertRule) -> dict[str, Any]:
 
 
 class AlertEngine:
-    def __init__(self, store: Storage, metrics: Metrics, publish: Callable[[str, dict], Any] | None = None,
+    def __init__(self, store: Storage, metrics: Metrics, publish: Callable[[str, dict[str, Any]], Any] | None = None,
                  webhook_timeout: float = 5.0, webhook_retries: int = 3,
                  function_exists: Callable[[str], bool] | None = None):
         self.store = store
@@ -142,7 +142,7 @@ class AlertEngine:
         self._pending_since: dict[str, float] = {}
         self.webhooks_sent = 0
         self.webhooks_failed = 0
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._client: httpx.AsyncClient | None = None
         if not self._meta("seed_rules_installed"):
             self.store.transaction(self._install_seed_rules)  # one installer among processes sharing the store
@@ -153,7 +153,8 @@ class AlertEngine:
             return
         for spec in SEED_RULES:
             if store.get(RULES, "name", spec["name"]) is None:
-                store.insert(RULES, AlertRule(**parse_rule(dict(spec)).model_dump()).model_dump(mode="json", by_alias=True))
+                rule = AlertRule(**parse_rule(dict(spec)).model_dump())
+                store.insert(RULES, rule.model_dump(mode="json", by_alias=True))
         store.upsert(META, "key", {"key": "seed_rules_installed", "value": True})
 
     def _meta(self, key: str) -> Any:
@@ -196,7 +197,8 @@ class AlertEngine:
         spec = parse_rule(data, partial_of=current)
         if spec.scope != current.scope:  # a rule whose function went since still edits
             self._check_scope(spec.scope)
-        updated = AlertRule(**{**spec.model_dump(), "id": current.id, "created_at": current.created_at, "updated_at": utcnow()})
+        updated = AlertRule(**{**spec.model_dump(), "id": current.id, "created_at": current.created_at,
+                               "updated_at": utcnow()})
 
         def write(store: Storage) -> AlertRule:
             if updated.name != current.name and store.get(RULES, "name", updated.name) is not None:
@@ -219,7 +221,8 @@ class AlertEngine:
     def current(self) -> list[Alert]:
         out = []
         for rule in self.rules():
-            out.append(self.states.get(rule.name) or Alert(rule=rule.name, severity=rule.severity, threshold=rule.threshold))
+            out.append(self.states.get(rule.name)
+                       or Alert(rule=rule.name, severity=rule.severity, threshold=rule.threshold))
         return out
 
     def history(self, limit: int = 100) -> list[Alert]:
@@ -281,7 +284,7 @@ class AlertEngine:
                 self._spawn(self._send_webhook(rule.webhook, alertmanager_payload(alert, rule)))
 
     # -- webhooks ------------------------------------------------------------------------
-    def _spawn(self, coro) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         try:
             task = asyncio.get_running_loop().create_task(coro)
         except RuntimeError:  # no loop (a one-shot command): nothing to deliver with

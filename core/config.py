@@ -446,7 +446,8 @@ def load_config(
             try:
                 settings[opt.name] = Setting(opt.parse(raw), f"env {var}")
             except ValueError as exc:
-                raise ConfigError(f"environment variable {var}={_shown(opt.name, raw)}: expected {exc} (sets {opt.name})") from None
+                shown = _shown(opt.name, raw)
+                raise ConfigError(f"environment variable {var}={shown}: expected {exc} (sets {opt.name})") from None
 
     for name, raw in (flags or {}).items():
         if raw is None:

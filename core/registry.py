@@ -285,7 +285,8 @@ class Registry:
     @staticmethod
     def _check_name_free(store: Storage, name: str, renaming: str | None = None) -> None:
         key = name_key(name)
-        taken = next((d["name"] for d in store.all(FUNCTIONS) if name_key(d["name"]) == key and d["id"] != renaming), None)
+        taken = next((d["name"] for d in store.all(FUNCTIONS)
+                      if name_key(d["name"]) == key and d["id"] != renaming), None)
         if taken is not None:
             same = "" if taken == name else f" ({taken!r}: names are unique without regard to case)"
             raise Conflict(f"a function named {name!r} already exists{same}; pick another name or update it")

@@ -7,9 +7,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from pgserver import pg_url, postgres_server  # noqa: F401  (fixtures for every test folder)
 
 from core.config import load_config
-from pgserver import pg_url, postgres_server  # noqa: F401  (fixtures for every test folder)
 
 REPO = Path(__file__).resolve().parent.parent
 

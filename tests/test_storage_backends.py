@@ -136,11 +136,12 @@ def test_history_retention_keeps_the_newest(backend, tmp_path):
 
 
 def test_without_a_url_nothing_of_psycopg_is_imported(tmp_path):
-    code = ("import sys; from core.config import load_config; from core.local import LocalPlatform; "
-            f"p = LocalPlatform(load_config(flags={{'storage.data_dir': {str(tmp_path / 'd')!r}}}), install_examples=False); "
-            "import asyncio; asyncio.run(p.close()); "
-            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('psycopg', 'psycopg_pool', 'core.storage.postgres')"
-            " or m == 'core.storage.postgres'); print(bad); sys.exit(1 if bad else 0)")
+    data = str(tmp_path / "d")
+    code = ("import sys, asyncio; from core.config import load_config; from core.local import LocalPlatform; "
+            f"p = LocalPlatform(load_config(flags={{'storage.data_dir': {data!r}}}), install_examples=False); "
+            "asyncio.run(p.close()); "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('psycopg', 'psycopg_pool') "
+            "or m == 'core.storage.postgres'); print(bad); sys.exit(1 if bad else 0)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
 
@@ -186,9 +187,9 @@ def test_a_bad_or_unreachable_url_is_a_clear_error_without_the_password(tmp_path
 
 
 async def test_info_shows_the_backend_with_the_password_masked(tmp_path, pg_url, postgres_server):
+    from cloudfn_tui.output import info_text
     from core.config import load_config
     from core.local import LocalPlatform
-    from cloudfn_tui.output import info_text
 
     p = LocalPlatform(load_config(environ={}, flags={"storage.data_dir": str(tmp_path / "d"), "storage.url": pg_url}),
                       install_examples=False)

@@ -70,7 +70,8 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX cloudfn_invocations_function ON cloudfn_invocations (function_id, seq);
     CREATE INDEX cloudfn_invocations_status ON cloudfn_invocations (status, seq);
-    CREATE INDEX cloudfn_invocations_id ON cloudfn_invocations (id text_pattern_ops);
+    CREATE INDEX cloudfn_invocations_id ON cloudfn_invocations (id, seq);
+    CREATE INDEX cloudfn_invocations_id_prefix ON cloudfn_invocations (id text_pattern_ops);
     CREATE INDEX cloudfn_invocations_ts ON cloudfn_invocations (ts);
     """,
 )
@@ -157,7 +158,8 @@ class PostgresBackend:
             self._failed = (time.monotonic(), exc)
             raise self.unavailable(exc) from None
         except psycopg.DataError as exc:
-            raise InvalidInput("stored value", [FieldError("value", f"PostgreSQL refused it: {_clean(str(exc), self.url)}")]) from None
+            refused = f"PostgreSQL refused it: {_clean(str(exc), self.url)}"
+            raise InvalidInput("stored value", [FieldError("value", refused)]) from None
 
     def _migrate(self) -> None:
         with self.connection() as conn:
@@ -249,7 +251,8 @@ class PgStore:
 
     def get(self, table: str, key: str, value: Any) -> dict[str, Any] | None:
         with self._reading() as conn:
-            row = conn.execute("SELECT doc FROM cloudfn_documents WHERE store = %s AND doc -> %s = %s ORDER BY id LIMIT 1",
+            row = conn.execute("SELECT doc FROM cloudfn_documents WHERE store = %s AND doc -> %s = %s "
+                               "ORDER BY id LIMIT 1",
                                [self._tag(table), key, Jsonb(value)]).fetchone()
         return dict(row[0]) if row else None
 
@@ -480,12 +483,13 @@ class PgHistory:
     def _read(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
         self.flush()
         with self.backend.connection() as conn:
-            return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+            return conn.execute(sql, params).fetchall()
 
     def query(self, function_id: str | None = None, status: str | None = None, since: datetime | None = None,
               until: datetime | None = None, limit: int = 50, offset: int = 0,
               trigger: str | None = None) -> list[InvocationRecord]:
-        where, params = [], []
+        where: list[str] = []
+        params: list[Any] = []
         for column, value in (("function_id", function_id), ("status", status), ("trigger", trigger)):
             if value is not None:
                 where.append(f"{column} = %s")
@@ -513,7 +517,8 @@ class PgHistory:
             if len(ids) == 1:
                 return self.get(ids[0])
             if ids:
-                count = self._read("SELECT count(DISTINCT id) FROM cloudfn_invocations WHERE id LIKE %s", [pattern])[0][0]
+                count = self._read("SELECT count(DISTINCT id) FROM cloudfn_invocations WHERE id LIKE %s",
+                                   [pattern])[0][0]
                 shown = ", ".join(ids[:3]) + (", ..." if count > 3 else "")
                 raise InvalidInput("invocation id", [FieldError("id", (
                     f"{invocation_id!r} is the start of {count} invocation ids ({shown}); give more characters"))])

@@ -50,8 +50,10 @@ class Receiver:
 FUNCTIONS = (  # as tests/observability/conftest.py's platform has them
     ("echo", "def handler(event, context):\n    return event\n", 30),
     ("fail", "def handler(event, context):\n    raise RuntimeError('boom')\n", 30),
-    ("nap", "import time\n\ndef handler(event, context):\n    time.sleep(event.get('s', 0))\n    return 'slept'\n", 1),
-    ("chatty", "def handler(event, context):\n    print('INFO starting')\n    print('ERROR it hurts')\n    return 1\n", 30),
+    ("nap", "import time\n\ndef handler(event, context):\n"
+            "    time.sleep(event.get('s', 0))\n    return 'slept'\n", 1),
+    ("chatty", "def handler(event, context):\n    print('INFO starting')\n"
+               "    print('ERROR it hurts')\n    return 1\n", 30),
 )
 
 

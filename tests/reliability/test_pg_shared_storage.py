@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import threading
 
-import pytest
-
 from core.config import load_config
 from core.errors import Unavailable
 from core.local import LocalPlatform
@@ -58,6 +56,7 @@ async def test_two_platforms_on_one_database_see_each_others_writes(tmp_path, pg
 async def test_postgresql_restarted_under_load_loses_nothing_acknowledged(tmp_path, pg_url, postgres_server):
     p = _platform(tmp_path, pg_url, "p")
     acked: list[str] = []
+    progress = asyncio.Event()  # set at each acknowledged create
     errors: list[Unavailable] = []
     stop = threading.Event()
     outage_seen = threading.Event()
@@ -74,12 +73,14 @@ async def test_postgresql_restarted_under_load_loses_nothing_acknowledged(tmp_pa
                 outage_seen.set()
                 continue
             acked.append(name)
+            progress.set()
 
     try:
         await p.create_function({"name": "warm", "runtime": "python", "code": CODE % 0})
         task = asyncio.create_task(writer())
         while len(acked) < 20:
-            await asyncio.sleep(0)
+            progress.clear()
+            await progress.wait()
         await asyncio.to_thread(postgres_server.stop, "fast")
         # While the server is away, invocations still run (the registry serves what it read);
         # their records wait in memory for the next flush.
@@ -89,7 +90,8 @@ async def test_postgresql_restarted_under_load_loses_nothing_acknowledged(tmp_pa
         await asyncio.to_thread(postgres_server.start)
         before = len(acked)
         while len(acked) < before + 20:  # writes succeed again once the pool reconnects
-            await asyncio.sleep(0.01)
+            progress.clear()
+            await asyncio.wait_for(progress.wait(), 30)
         stop.set()
         await task
         assert errors, "no request met the outage"

@@ -202,3 +202,34 @@ async def test_info_shows_the_backend_with_the_password_masked(tmp_path, pg_url,
     assert info["storage"]["location"].startswith("postgresql postgresql://cloudfn:***@127.0.0.1:")
     assert "storage: postgresql postgresql://cloudfn:***@" in info_text(info)
     assert info["settings"]["storage.url"]["value"].startswith("postgresql://cloudfn:***@")
+
+
+def test_gateways_starting_at_once_migrate_the_schema_once(pg_url):
+    import threading
+
+    import psycopg
+
+    from core.storage.postgres import MIGRATIONS, PostgresBackend
+
+    opened: list[PostgresBackend] = []
+    failed: list[BaseException] = []
+    go = threading.Barrier(4)
+
+    def start() -> None:
+        go.wait()
+        try:
+            opened.append(PostgresBackend(pg_url, max_size=2))
+        except BaseException as exc:  # noqa: BLE001  (reported below)
+            failed.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for b in opened:
+        b.close()
+    assert not failed and len(opened) == 4
+    with psycopg.connect(pg_url) as conn:
+        versions = [r[0] for r in conn.execute("SELECT version FROM cloudfn_schema_version ORDER BY version")]
+    assert versions == list(range(1, len(MIGRATIONS) + 1))

@@ -17,6 +17,7 @@ import hashlib
 import logging
 import threading
 import time
+import weakref
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -40,6 +41,7 @@ T = TypeVar("T")
 MIGRATION_LOCK = 0x636C6664  # "clfd": one advisory lock id for migrations, whatever the store
 BLOB_CACHE_BYTES = 64 * 1024 * 1024
 CONNECT_TIMEOUT = 3  # seconds a request waits for a connection before it fails with Unavailable
+CHECK_IDLE = 1.0  # seconds a pooled connection may idle before it is checked again when lent
 FAIL_FAST = 1.0  # seconds after a lost connection during which requests fail without waiting
 RETENTION_EVERY = 10.0  # seconds between two trims of the history to its count and age
 
@@ -117,11 +119,14 @@ class PostgresBackend:
     def __init__(self, url: str, min_size: int = 1, max_size: int = 10):
         self.url = check_url(url)
         self.masked = mask_url(url)
+        self._used: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = weakref.WeakKeyDictionary()
         self._failed: tuple[float, BaseException] | None = None  # when and why the last request met no server
         self.pool = psycopg_pool.ConnectionPool(
             url, min_size=min_size, max_size=max_size, timeout=CONNECT_TIMEOUT, open=False,
-            kwargs={"connect_timeout": CONNECT_TIMEOUT, "application_name": "cloudfn"},
-            check=psycopg_pool.ConnectionPool.check_connection, name="cloudfn-storage",
+            # Autocommit: a read is one round trip, not a query and a COMMIT (the registry reads
+            # the store's generation on every request); writes open transactions explicitly.
+            kwargs={"connect_timeout": CONNECT_TIMEOUT, "application_name": "cloudfn", "autocommit": True},
+            check=self._check, name="cloudfn-storage",
         )
         try:
             self.pool.open(wait=True, timeout=CONNECT_TIMEOUT)
@@ -139,13 +144,20 @@ class PostgresBackend:
     def describe(self) -> str:
         return f"postgresql {self.masked}"
 
+    def _check(self, conn: psycopg.Connection[Any]) -> None:
+        """Before lending a connection idle for over CHECK_IDLE seconds, make sure the server is
+        still there (a restart breaks every pooled connection). One idle for less was working
+        a moment ago: checking it too cost a round trip on every registry read (0.2 ms here)."""
+        if time.monotonic() - self._used.get(conn, 0.0) > CHECK_IDLE:
+            psycopg_pool.ConnectionPool.check_connection(conn)
+
     def unavailable(self, exc: BaseException) -> Unavailable:
         return Unavailable(f"the PostgreSQL storage at {self.masked} is unavailable ({_clean(str(exc), self.url)}). "
                            f"cloudfn reconnects by itself: retry once the server is back.")
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
-        """A pooled connection in a transaction committed on exit; a lost server is Unavailable.
+        """A pooled connection (autocommit); a lost server is Unavailable.
         For FAIL_FAST seconds after a failure requests fail at once rather than each waiting
         CONNECT_TIMEOUT for the pool (which keeps reconnecting in the background)."""
         failed = self._failed
@@ -154,6 +166,7 @@ class PostgresBackend:
         try:
             with self.pool.connection() as conn:
                 yield conn
+                self._used[conn] = time.monotonic()
         except (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout) as exc:
             self._failed = (time.monotonic(), exc)
             raise self.unavailable(exc) from None
@@ -163,7 +176,6 @@ class PostgresBackend:
 
     def _migrate(self) -> None:
         with self.connection() as conn:
-            conn.autocommit = True
             conn.execute("SELECT pg_advisory_lock(%s)", [MIGRATION_LOCK])
             try:
                 conn.execute("CREATE TABLE IF NOT EXISTS cloudfn_schema_version "
@@ -180,7 +192,6 @@ class PostgresBackend:
                     log.info("storage schema migrated to version %d", version)
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s)", [MIGRATION_LOCK])
-                conn.autocommit = False
 
     def documents(self, name: str) -> PgStore:
         return PgStore(self, name)
@@ -453,26 +464,39 @@ class PgHistory:
             if not pending:
                 return 0
             try:
-                with self.backend.connection() as conn:
-                    with conn.cursor() as cur, cur.copy(
-                        "COPY cloudfn_invocations (id, ts, function_id, function_name, status, trigger, record) "
-                        "FROM STDIN"
-                    ) as copy:
-                        for row in pending:
-                            copy.write_row(row)
-                    now = time.monotonic()
-                    if now - self._last_trim >= RETENTION_EVERY:
-                        self._last_trim = now
-                        self._trim(conn)
+                written = self._write(pending)
             except Unavailable as exc:
                 with self._lock:
                     self._pending = pending + self._pending
+                    # A long outage must not eat the gateway's memory: past the history's own
+                    # bound the oldest waiting records go, as retention would drop them anyway.
+                    dropped = max(0, len(self._pending) - self.max_records)
+                    del self._pending[:dropped]
                 if not self._warned:
                     self._warned = True
                     log.warning("%s; %d history records wait in memory", exc.message, len(self._pending))
                 return 0
             self._warned = False
-            return len(pending)
+            return written
+
+    def _write(self, rows: list[tuple[str, float, str, str, str, str, str]]) -> int:
+        try:
+            with self.backend.connection() as conn:
+                with conn.transaction(), conn.cursor() as cur, cur.copy(
+                    "COPY cloudfn_invocations (id, ts, function_id, function_name, status, trigger, record) FROM STDIN"
+                ) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                now = time.monotonic()
+                if now - self._last_trim >= RETENTION_EVERY:
+                    self._last_trim = now
+                    self._trim(conn)
+            return len(rows)
+        except InvalidInput:
+            if len(rows) == 1:  # the one record the server refuses is logged, never the batch lost with it
+                log.error("PostgreSQL refused history record %s; it is not kept", rows[0][0])
+                return 0
+            return sum(self._write([row]) for row in rows)
 
     def _trim(self, conn: psycopg.Connection[Any]) -> None:
         cutoff = (datetime.now(UTC) - self.max_age).timestamp()

@@ -13,6 +13,7 @@ Not collected by pytest (tests/benchmarks is outside the test paths).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import statistics
 import sys
 import tempfile
@@ -29,6 +30,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from pgserver import PostgresServer  # noqa: E402
 
+from core.config import load_config  # noqa: E402
+from core.local import LocalPlatform  # noqa: E402
 from core.models import InvocationRecord  # noqa: E402
 from core.registry import Registry  # noqa: E402
 from core.storage import open_backend  # noqa: E402
@@ -91,6 +94,29 @@ def measure(url: str | None, records: int, reps: int) -> dict[str, float]:
         backend.close()
 
 
+async def invoke_ms(url: str | None, n: int) -> float:
+    """A warm Python echo through LocalPlatform.invoke: what the registry read costs an invoke."""
+    flags: dict[str, Any] = {"storage.data_dir": tempfile.mkdtemp(prefix="cfbench-storage-inv-"),
+                             "monitor.alert_interval": 0}
+    if url:
+        flags["storage.url"] = url
+    p = LocalPlatform(load_config(environ={}, flags=flags), install_examples=False, announce=False)
+    try:
+        await p.create_function({"name": "echo-bench", "runtime": "python",
+                                 "code": "def handler(event, context):\n    return event\n"})
+        for i in range(50):
+            await p.invoke("echo-bench", {"i": i})
+        runs = []
+        for _ in range(5):
+            start = time.perf_counter()
+            for i in range(n):
+                await p.invoke("echo-bench", {"i": i})
+            runs.append((time.perf_counter() - start) * 1000 / n)
+        return statistics.median(runs)
+    finally:
+        await p.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--records", type=int, default=100_000)
@@ -102,6 +128,9 @@ def main() -> None:
         url = server.url(server.create_database())
         embedded = measure(None, args.records, args.reps)
         pg = measure(url, args.records, args.reps)
+        embedded["warm invoke (python echo, in process)"] = asyncio.run(invoke_ms(None, args.reps))
+        pg["warm invoke (python echo, in process)"] = asyncio.run(invoke_ms(server.url(server.create_database()),
+                                                                            args.reps))
     finally:
         server.close()
     print(f"storage, {args.records:,} invocations recorded, {FUNCTIONS} functions (ms per operation)")

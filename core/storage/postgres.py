@@ -156,23 +156,49 @@ class PostgresBackend:
                            f"cloudfn reconnects by itself: retry once the server is back.")
 
     @contextmanager
-    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+    def connection(self, fail_fast: bool = True) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection (autocommit); a lost server is Unavailable (see _connect)."""
+        try:
+            with self._connect(fail_fast) as conn:
+                yield conn
+        except _LostConnection as exc:
+            raise Unavailable(exc.message) from None
+
+    @contextmanager
+    def _connect(self, fail_fast: bool = True) -> Iterator[psycopg.Connection[Any]]:
         """A pooled connection (autocommit); a lost server is Unavailable.
-        For FAIL_FAST seconds after a failure requests fail at once rather than each waiting
-        CONNECT_TIMEOUT for the pool (which keeps reconnecting in the background)."""
+        For FAIL_FAST seconds after no connection could be had, requests fail at once rather
+        than each waiting CONNECT_TIMEOUT for the pool (which keeps reconnecting meanwhile).
+        A connection that breaks in use (the server restarted since it was last checked) is
+        _LostConnection: the pool then checks its idle ones, and a read may try once more."""
         failed = self._failed
-        if failed is not None and time.monotonic() - failed[0] < FAIL_FAST:
+        if fail_fast and failed is not None and time.monotonic() - failed[0] < FAIL_FAST:
             raise self.unavailable(failed[1])
+        lent = False
         try:
             with self.pool.connection() as conn:
+                lent = True
                 yield conn
                 self._used[conn] = time.monotonic()
         except (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout) as exc:
+            if lent and not isinstance(exc, psycopg_pool.PoolTimeout):
+                self.pool.check()
+                raise _LostConnection(self.unavailable(exc).message) from None
             self._failed = (time.monotonic(), exc)
             raise self.unavailable(exc) from None
         except psycopg.DataError as exc:
             refused = f"PostgreSQL refused it: {_clean(str(exc), self.url)}"
             raise InvalidInput("stored value", [FieldError("value", refused)]) from None
+
+    def read(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        """Rows of one query, tried once more on a fresh connection if the first one broke (a
+        read is safe to repeat): after a restart no request reads stale data for want of it."""
+        try:
+            with self._connect() as conn:
+                return conn.execute(sql, params).fetchall()
+        except _LostConnection:
+            with self.connection(fail_fast=False) as conn:
+                return conn.execute(sql, params).fetchall()
 
     def _migrate(self) -> None:
         with self.connection() as conn:
@@ -208,6 +234,10 @@ class PostgresBackend:
         self.pool.close()
 
 
+class _LostConnection(Unavailable):
+    """A pooled connection broke in use; another may work."""
+
+
 class PgStore:
     """A document store (core/storage/base.py's Storage) in `cloudfn_documents`, its rows
     tagged `<store>.<table>`. A view made by `transaction` runs on that transaction's connection."""
@@ -225,13 +255,10 @@ class PgStore:
     def _tag(self, table: str) -> str:
         return f"{self.name}.{table}"
 
-    @contextmanager
-    def _reading(self) -> Iterator[psycopg.Connection[Any]]:
+    def _fetch(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
         if self._conn is not None:
-            yield self._conn
-        else:
-            with self.backend.connection() as conn:
-                yield conn
+            return self._conn.execute(sql, params).fetchall()
+        return self.backend.read(sql, params)
 
     def _writing(self, fn: Callable[[PgStore], T]) -> T:
         return fn(self) if self._conn is not None else self.transaction(fn)  # type: ignore[arg-type]
@@ -250,22 +277,17 @@ class PgStore:
             return fn(PgStore(self.backend, self.name, conn))
 
     def generation(self) -> int:
-        with self._reading() as conn:
-            row = conn.execute("SELECT n FROM cloudfn_generations WHERE store = %s", [self.name]).fetchone()
-        return int(row[0]) if row else 0
+        rows = self._fetch("SELECT n FROM cloudfn_generations WHERE store = %s", [self.name])
+        return int(rows[0][0]) if rows else 0
 
     def all(self, table: str) -> list[dict[str, Any]]:
-        with self._reading() as conn:
-            rows = conn.execute("SELECT doc FROM cloudfn_documents WHERE store = %s ORDER BY id",
-                                [self._tag(table)]).fetchall()
+        rows = self._fetch("SELECT doc FROM cloudfn_documents WHERE store = %s ORDER BY id", [self._tag(table)])
         return [dict(r[0]) for r in rows]
 
     def get(self, table: str, key: str, value: Any) -> dict[str, Any] | None:
-        with self._reading() as conn:
-            row = conn.execute("SELECT doc FROM cloudfn_documents WHERE store = %s AND doc -> %s = %s "
-                               "ORDER BY id LIMIT 1",
-                               [self._tag(table), key, Jsonb(value)]).fetchone()
-        return dict(row[0]) if row else None
+        rows = self._fetch("SELECT doc FROM cloudfn_documents WHERE store = %s AND doc -> %s = %s ORDER BY id LIMIT 1",
+                           [self._tag(table), key, Jsonb(value)])
+        return dict(rows[0][0]) if rows else None
 
     def insert(self, table: str, doc: dict[str, Any]) -> None:
         self.insert_many(table, [doc])
@@ -382,9 +404,9 @@ class PgBlobs:
             hit = self._cache.get((fn_id, digest))
         if hit is not None:
             return hit
-        with self.backend.connection() as conn:
-            row = conn.execute("SELECT data FROM cloudfn_blobs WHERE function_id = %s AND sha256 = %s",
-                               [fn_id, digest]).fetchone()
+        rows = self.backend.read("SELECT data FROM cloudfn_blobs WHERE function_id = %s AND sha256 = %s",
+                                 [fn_id, digest])
+        row = rows[0] if rows else None
         if row is None:
             raise StoreCorrupt(f"the code of a stored version of function {fn_id} is missing from the PostgreSQL "
                                f"storage at {self.backend.masked} (blob {digest}); restore the database from a backup")
@@ -506,8 +528,7 @@ class PgHistory:
 
     def _read(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
         self.flush()
-        with self.backend.connection() as conn:
-            return conn.execute(sql, params).fetchall()
+        return self.backend.read(sql, params)
 
     def query(self, function_id: str | None = None, status: str | None = None, since: datetime | None = None,
               until: datetime | None = None, limit: int = 50, offset: int = 0,

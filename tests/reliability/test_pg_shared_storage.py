@@ -105,3 +105,42 @@ async def test_postgresql_restarted_under_load_loses_nothing_acknowledged(tmp_pa
     finally:
         stop.set()
         await p.close()
+
+
+def test_two_served_gateways_share_functions_and_answer_503_while_postgresql_is_away(tmp_path, pg_url,
+                                                                                     postgres_server):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
+    from serverproc import start_server
+
+    a = start_server(tmp_path / "a", CLOUDFN_STORAGE_URL=pg_url, CLOUDFN_MONITOR_ALERT_INTERVAL="0")
+    b = start_server(tmp_path / "b", CLOUDFN_STORAGE_URL=pg_url, CLOUDFN_MONITOR_ALERT_INTERVAL="0")
+    try:
+        with a.client() as ca, b.client() as cb:
+            r = ca.post("/api/v1/functions", json={"name": "via-a", "runtime": "python", "code": CODE % 7})
+            assert r.status_code == 201, r.text
+            assert cb.post("/api/v1/functions/via-a/invoke", json={}).json()["result"] == {"v": 7}
+            info = cb.get("/api/v1/info").json()
+            assert info["storage"]["backend"] == "postgresql" and postgres_server.password not in str(info)
+            postgres_server.stop("fast")
+            try:
+                r = ca.post("/api/v1/functions", json={"name": "during", "runtime": "python", "code": CODE % 1})
+                assert r.status_code == 503, r.text
+                body = r.json()
+                assert body["type"] == "Unavailable" and "PostgreSQL storage" in body["error"]
+                assert postgres_server.password not in r.text
+            finally:
+                postgres_server.start()
+            r = ca.post("/api/v1/functions", json={"name": "after", "runtime": "python", "code": CODE % 2})
+            while r.status_code == 503:  # at most FAIL_FAST (1 s) after the last failure
+                r = ca.post("/api/v1/functions", json={"name": "after", "runtime": "python", "code": CODE % 2})
+            assert r.status_code == 201, r.text
+            names = [f["name"] for f in cb.get("/api/v1/functions").json()["functions"]]
+            assert {"via-a", "after"} <= set(names) and "during" not in names
+            assert len(names) == len(set(names))  # the bundled examples, installed once by two gateways
+    finally:
+        assert a.stop() == 0, a.stderr()
+        assert b.stop() == 0, b.stderr()
+        assert postgres_server.password not in a.stderr() + b.stderr()

@@ -113,6 +113,10 @@ def info_text(info: dict[str, Any]) -> str:
     if info.get("secrets"):  # never a value or the key: where they are and where the key comes from
         s = info["secrets"]
         out.append(f"secrets: {s['count']} in {s['store']}, key from {s['key_source']}")
+    if info.get("storage"):  # the URL arrives with its password masked
+        st = info["storage"]
+        shared = " (shared with other cloudfn processes)" if st.get("shared") else ""
+        out.append(f"storage: {st['location']}{shared}")
     return "\n".join(out)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +19,7 @@ from core import __version__
 from core.errors import Conflict, FieldError, InvalidInput, NotFound
 from core.metrics import DURATION, STATUS, Metrics, WindowStats, percentile
 from core.models import Alert, AlertRule, AlertRuleSpec, utcnow, validation_errors
-from core.storage import TinyStore
+from core.storage.base import Storage
 
 if TYPE_CHECKING:
     import httpx
@@ -128,7 +128,7 @@ def alertmanager_payload(alert: Alert, rule: AlertRule) -> dict[str, Any]:
 
 
 class AlertEngine:
-    def __init__(self, store: TinyStore, metrics: Metrics, publish: Callable[[str, dict], Any] | None = None,
+    def __init__(self, store: Storage, metrics: Metrics, publish: Callable[[str, dict[str, Any]], Any] | None = None,
                  webhook_timeout: float = 5.0, webhook_retries: int = 3,
                  function_exists: Callable[[str], bool] | None = None):
         self.store = store
@@ -142,13 +142,20 @@ class AlertEngine:
         self._pending_since: dict[str, float] = {}
         self.webhooks_sent = 0
         self.webhooks_failed = 0
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._client: httpx.AsyncClient | None = None
         if not self._meta("seed_rules_installed"):
-            for spec in SEED_RULES:
-                if self.store.get(RULES, "name", spec["name"]) is None:
-                    self.store.insert(RULES, AlertRule(**parse_rule(dict(spec)).model_dump()).model_dump(mode="json", by_alias=True))
-            self.store.upsert(META, "key", {"key": "seed_rules_installed", "value": True})
+            self.store.transaction(self._install_seed_rules)  # one installer among processes sharing the store
+
+    @staticmethod
+    def _install_seed_rules(store: Storage) -> None:
+        if store.get(META, "key", "seed_rules_installed") is not None:
+            return
+        for spec in SEED_RULES:
+            if store.get(RULES, "name", spec["name"]) is None:
+                rule = AlertRule(**parse_rule(dict(spec)).model_dump())
+                store.insert(RULES, rule.model_dump(mode="json", by_alias=True))
+        store.upsert(META, "key", {"key": "seed_rules_installed", "value": True})
 
     def _meta(self, key: str) -> Any:
         doc = self.store.get(META, "key", key)
@@ -175,7 +182,7 @@ class AlertEngine:
         rule = AlertRule(**parse_rule(data).model_dump())
         self._check_scope(rule.scope)
 
-        def write(store: TinyStore) -> AlertRule:
+        def write(store: Storage) -> AlertRule:
             if store.get(RULES, "name", rule.name) is not None:
                 raise Conflict(f"an alert rule named {rule.name!r} already exists")
             store.insert(RULES, rule.model_dump(mode="json", by_alias=True))
@@ -190,9 +197,10 @@ class AlertEngine:
         spec = parse_rule(data, partial_of=current)
         if spec.scope != current.scope:  # a rule whose function went since still edits
             self._check_scope(spec.scope)
-        updated = AlertRule(**{**spec.model_dump(), "id": current.id, "created_at": current.created_at, "updated_at": utcnow()})
+        updated = AlertRule(**{**spec.model_dump(), "id": current.id, "created_at": current.created_at,
+                               "updated_at": utcnow()})
 
-        def write(store: TinyStore) -> AlertRule:
+        def write(store: Storage) -> AlertRule:
             if updated.name != current.name and store.get(RULES, "name", updated.name) is not None:
                 raise Conflict(f"an alert rule named {updated.name!r} already exists")
             store.upsert(RULES, "id", updated.model_dump(mode="json", by_alias=True))
@@ -213,7 +221,8 @@ class AlertEngine:
     def current(self) -> list[Alert]:
         out = []
         for rule in self.rules():
-            out.append(self.states.get(rule.name) or Alert(rule=rule.name, severity=rule.severity, threshold=rule.threshold))
+            out.append(self.states.get(rule.name)
+                       or Alert(rule=rule.name, severity=rule.severity, threshold=rule.threshold))
         return out
 
     def history(self, limit: int = 100) -> list[Alert]:
@@ -275,7 +284,7 @@ class AlertEngine:
                 self._spawn(self._send_webhook(rule.webhook, alertmanager_payload(alert, rule)))
 
     # -- webhooks ------------------------------------------------------------------------
-    def _spawn(self, coro) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         try:
             task = asyncio.get_running_loop().create_task(coro)
         except RuntimeError:  # no loop (a one-shot command): nothing to deliver with

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import yaml
 
@@ -130,6 +131,53 @@ def _url_or_none(v: Any) -> str:
         return _url(v)
     except ValueError:
         raise ValueError("an http:// or https:// URL, or none") from None
+
+
+def _storage_url(v: Any) -> str | None:
+    """A postgresql:// URL, or None (written `none` or empty) for the embedded store."""
+    if v is None or (isinstance(v, str) and v.strip().lower() in ("", "none")):
+        return None
+    if isinstance(v, str) and re.match(r"^postgres(ql)?://\S+$", v.strip()):
+        return v.strip()
+    raise ValueError("a postgresql://USER:PASSWORD@HOST:PORT/DATABASE URL, or none")
+
+
+def _shown(name: str, raw: Any) -> str:
+    """A value for an error message: a storage URL's password is never shown."""
+    if name == "storage.url" and isinstance(raw, str):
+        from core.storage import mask_url
+
+        return repr(mask_url(raw))
+    return repr(raw)
+
+
+_PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
+
+
+def seed_primary_url(raw: Any, environ: Mapping[str, str] | None = None) -> str | None:
+    """storage.yaml's `primary: {type: postgresql, host, port, database, username, password,
+    ssl_mode}` as a storage URL; its ${VAR}s come from the environment. None when it names
+    another type or a variable that is not set (the section is then reported ignored)."""
+    if not isinstance(raw, dict) or str(raw.get("type", "")).strip().lower() not in ("postgresql", "postgres"):
+        return None
+    env = os.environ if environ is None else environ
+    fields: dict[str, str] = {}
+    for key in ("host", "port", "database", "username", "user", "password", "ssl_mode"):
+        if raw.get(key) is None:
+            continue
+        text = str(raw[key])
+        names = _PLACEHOLDER.findall(text)
+        if any(not env.get(n) for n in names):
+            return None
+        fields[key] = _PLACEHOLDER.sub(lambda m: env[m.group(1)], text)
+    if not fields.get("host"):
+        return None
+    user = fields.get("username") or fields.get("user") or ""
+    auth = quote(user, safe="") + (":" + quote(fields["password"], safe="") if fields.get("password") else "")
+    url = f"postgresql://{auth + '@' if auth else ''}{fields['host']}"
+    url += f":{fields['port']}" if fields.get("port") else ""
+    url += "/" + quote(fields.get("database", ""), safe="")
+    return url + (f"?sslmode={quote(fields['ssl_mode'], safe='')}" if fields.get("ssl_mode") else "")
 
 
 def _path(v: Any) -> Path:
@@ -270,6 +318,10 @@ OPTIONS: tuple[Option, ...] = (
            "let destination webhooks reach loopback, link-local (cloud metadata) and private addresses"),
     Option("async", "max_dead_letters", _int(1, 10_000_000), 10_000, _env("async", "max_dead_letters"),
            "dead letters kept at most; past it the oldest are dropped (counted in metrics, an event says which)"),
+    # -- storage on PostgreSQL (issue 18) --
+    Option("storage", "url", _storage_url, None, _env("storage", "url"),
+           "postgresql://USER:PASSWORD@HOST:PORT/DATABASE: keep the registry, alert rules and history in "
+           "PostgreSQL, shared by every cloudfn pointing at it (default: the embedded store in the data directory)"),
 )
 BY_NAME = {o.name: o for o in OPTIONS}
 # `remotes` is not a section of options but a table of named servers, like kubectl's contexts:
@@ -399,7 +451,8 @@ def load_config(
             try:
                 settings[opt.name] = Setting(opt.parse(raw), f"env {var}")
             except ValueError as exc:
-                raise ConfigError(f"environment variable {var}={raw!r}: expected {exc} (sets {opt.name})") from None
+                shown = _shown(opt.name, raw)
+                raise ConfigError(f"environment variable {var}={shown}: expected {exc} (sets {opt.name})") from None
 
     for name, raw in (flags or {}).items():
         if raw is None:
@@ -408,7 +461,7 @@ def load_config(
         try:
             settings[name] = Setting(opt.parse(raw), "flag")
         except ValueError as exc:
-            raise ConfigError(f"{name}={raw!r}: expected {exc}") from None
+            raise ConfigError(f"{name}={_shown(name, raw)}: expected {exc}") from None
 
     if settings["storage.data_dir"].value is None:
         settings["storage.data_dir"] = Setting(paths.default_data_dir(), "default (XDG data folder)")
@@ -518,6 +571,9 @@ def _read_file(path: Path, remotes: dict[str, Remote] | None = None,
                         except ValueError as exc:
                             problems.append(f"{seed_name} (sets {target}): expected {exc}, got {raw!r}")
                     continue
+                if seed_name == "storage.primary" and (primary := seed_primary_url(raw)) is not None:
+                    renamed["storage.url"] = primary  # the original's PostgreSQL, with its ${VAR}s set
+                    continue
                 if key in SEED_KEYS.get(section, ()):
                     if not _seed_value_used(section, key, raw):
                         ignored.append(seed_name)
@@ -529,7 +585,7 @@ def _read_file(path: Path, remotes: dict[str, Remote] | None = None,
             try:
                 value = opt.parse(raw)
             except ValueError as exc:
-                problems.append(f"{opt.name}: expected {exc}, got {raw!r}")
+                problems.append(f"{opt.name}: expected {exc}, got {_shown(opt.name, raw)}")
                 continue
             if opt.parse is _path and not value.is_absolute():
                 value = (path.parent / value).resolve()  # relative to the file, not the caller

@@ -88,6 +88,10 @@ class History:
         self._loaded = False
         self._open_tail()
 
+    @property
+    def location(self) -> str:
+        return str(self.dir)
+
     # -- start-up ------------------------------------------------------------------------
     def _segments(self) -> list[int]:
         return sorted(int(p.stem.split("-")[1]) for p in self.dir.glob("segment-*.jsonl"))

@@ -29,7 +29,7 @@ from core.deps.platform import DEPS_DIR, DependencySupport
 from core.errors import Conflict, FieldError, InvalidInput, NotFound
 from core.events import EventBus
 from core.filemodes import secure_data_dir
-from core.history import MAX_LOGS, History, bounded
+from core.history import MAX_LOGS, bounded
 from core.logs import LogHub, attach, detach, truncate
 from core.metrics import Metrics
 from core.models import (
@@ -51,7 +51,7 @@ from core.models import (
     utcnow,
 )
 from core.registry import Registry
-from core.storage import DataDirLock, TinyStore
+from core.storage import DataDirLock, mask_url, open_backend
 from core.triggers.async_invoke import AsyncInvoker
 from core.triggers.queue import QUEUE_FILE, SqliteQueue
 from core.triggers.ratelimit import STATE_FILE as RATE_FILE
@@ -97,24 +97,30 @@ class LocalPlatform(PlatformAPI):
         self._started = False
         self._closed = False
         try:
-            self.store = TinyStore(self.data_dir / REGISTRY_FILE)
+            # The registry, alert rules and history: the data directory's files, or PostgreSQL
+            # shared with other processes (storage.url); the lock above still guards this
+            # directory's local things (socket, sandboxes' folders, caches, the async queue).
+            self.storage = open_backend(config["storage.url"], self.data_dir)
+            self.store = self.storage.documents(REGISTRY_FILE.removesuffix(".json"))
             self.registry = Registry(self.store, default_timeout=config["runtime.default_timeout"],
-                                     code_dir=self.data_dir / CODE_DIR, max_versions=config["storage.max_versions"],
-                                     default_memory=config["runtime.default_memory"])
+                                     max_versions=config["storage.max_versions"],
+                                     default_memory=config["runtime.default_memory"],
+                                     blobs=self.storage.blobs(self.data_dir / CODE_DIR))
             if install_examples:
                 self._install_examples_once()
             self.bus = EventBus()
             self.logs = LogHub(self.data_dir / "logs", publish=self.bus.publish)
             attach(self.logs, config["monitor.log_level"])
-            self.history = History(self.data_dir / "history", autoflush=False,
-                                   max_records=config["monitor.history_max_records"],
-                                   max_age=timedelta(days=config["monitor.history_max_age_days"]))
+            self.history = self.storage.history(self.data_dir / "history",
+                                                max_records=config["monitor.history_max_records"],
+                                                max_age=timedelta(days=config["monitor.history_max_age_days"]))
             # Before anything runs: a wrong or missing key stops the start with what to do.
             self.secrets = sec.SecretStore(self.data_dir, config["secrets.key_file"])
             self._needles: dict[tuple[str, ...], list[str]] = {}
             self._previous: dict[str, str] = {}  # a secret's value before its last set or delete
             self.metrics_engine = Metrics()
-            self.alert_engine = AlertEngine(TinyStore(self.data_dir / ALERTS_FILE), self.metrics_engine,
+            self.alert_engine = AlertEngine(self.storage.documents(ALERTS_FILE.removesuffix(".json")),
+                                            self.metrics_engine,
                                             publish=self.bus.publish, function_exists=self._function_exists)
             self.deps = DependencySupport(self)
             self.executor = self._make_executor()
@@ -133,6 +139,8 @@ class LocalPlatform(PlatformAPI):
             if hasattr(self, "logs"):  # a failed start leaves no handler on the `cloudfn` logger
                 detach(self.logs)
                 self.logs.shutdown()
+            if hasattr(self, "storage"):
+                self.storage.close()
             self.lock.release()
             raise
 
@@ -143,7 +151,10 @@ class LocalPlatform(PlatformAPI):
             return
         if not self.registry.list():
             for bundle in bundles_in(paths.bundled_functions_dir()):
-                self.registry.create(bundle.spec)
+                try:
+                    self.registry.create(bundle.spec)
+                except Conflict:
+                    continue  # another gateway sharing the storage installed it first
                 if bundle.event is not None:
                     self.registry.save_event(bundle.spec.name, "sample", bundle.event)
         self.registry.set_meta(EXAMPLES_KEY, True)
@@ -621,8 +632,8 @@ class LocalPlatform(PlatformAPI):
             "paths": {
                 "config_file": str(c.file) + ("" if c.file_exists else " (not present)"),
                 "data_dir": str(c.data_dir),
-                "registry": str(self.store.path),
-                "history": str(self.history.dir),
+                "registry": self.store.location,
+                "history": self.history.location,
                 "async_queue": str(self.queue.path),
                 "logs": str(self.logs.path),
                 "work_dir": str(c.work_dir),
@@ -632,12 +643,14 @@ class LocalPlatform(PlatformAPI):
                 "bundled_themes": str(paths.bundled_themes_dir()),
                 "user_themes": str(paths.user_themes_dir()),
             },
-            "settings": {name: {"value": _plain(s.value), "source": s.source} for name, s in c.settings.items()},
+            "settings": {name: {"value": _plain(s.value, name), "source": s.source} for name, s in c.settings.items()},
             "ignored_config": list(c.ignored),
             "runtimes": self.executor.runtimes(),
             "protections": self.executor.protections(),
             "functions": len(await self.list_functions()),
             "secrets": self.secrets.describe(),
+            "storage": {"backend": self.storage.kind, "location": self.storage.describe(),
+                        "shared": self.storage.shared},
         }
 
     async def close(self) -> None:
@@ -666,6 +679,7 @@ class LocalPlatform(PlatformAPI):
             self.alert_engine.store.close()
             self.queue.close()
             self.store.close()
+            self.storage.close()
         finally:
             self.lock.release()
 
@@ -699,7 +713,9 @@ def _aware(when: datetime | None) -> datetime | None:
     return when.astimezone() if when is not None and when.tzinfo is None else when
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: Any, name: str = "") -> Any:
+    if name == "storage.url" and isinstance(value, str):
+        return mask_url(value)
     return str(value) if isinstance(value, Path) else value
 
 

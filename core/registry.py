@@ -5,24 +5,24 @@ Every stored version is kept in its own table, so a function can be rolled back;
 is a file named by its sha256 under `<code_dir>/<function id>/`, written once (atomically, 0600),
 and the documents hold only the hash. With the code inline, TinyDB rewrote every version's code
 on every write: 30 updates of a 1 MB function made a 32 MB registry.json and a 0.46 s create.
-The current functions are also held in memory: one process owns a data directory, so after the
-first read every write passes through here, and an invoke never reads the file.
+The current functions are also held in memory. On the embedded store one process owns the data,
+so after the first read every write passes through here and an invoke never reads the file; on a
+shared store (PostgreSQL) each read first compares the store's generation, one indexed query, and
+reloads when another process wrote.
+
+Where the code lives is the blob store's business (core/storage/blobs.py: files in the data
+directory; core/storage/postgres.py: rows in the database).
 """
 
 from __future__ import annotations
 
 import builtins
-import contextlib
-import hashlib
 import json
-import re
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from core.errors import Conflict, FieldError, InvalidInput, NotFound, StoreCorrupt
-from core.filemodes import PRIVATE_FILE, private_dir
+from core.errors import Conflict, FieldError, InvalidInput, NotFound, Unavailable
 from core.funcfiles import files_errors
 from core.models import (
     NULLABLE_ON_UPDATE,
@@ -36,7 +36,8 @@ from core.models import (
     parse_spec,
     utcnow,
 )
-from core.storage import TinyStore, atomic_write_bytes
+from core.storage.base import BlobStore, Storage
+from core.storage.blobs import FileBlobs, check_id
 
 FUNCTIONS = "functions"
 VERSIONS = "versions"
@@ -46,58 +47,41 @@ MAX_SAVED_EVENT = 256 * 1024
 CODE_KEY = "code_sha256"
 FILES_KEY = "files_sha256"  # {relative path: sha256 of its text}; the texts are files like the code
 DEFAULT_MAX_VERSIONS = 20
-# Ids become folder names; anything else in a (hand-edited) store must not reach rmtree.
-_SAFE_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
 
 
 class Registry:
-    def __init__(self, store: TinyStore, default_timeout: int = 30, code_dir: Path | None = None,
-                 max_versions: int = DEFAULT_MAX_VERSIONS, default_memory: int = 128):
+    def __init__(self, store: Storage, default_timeout: int = 30, code_dir: Path | None = None,
+                 max_versions: int = DEFAULT_MAX_VERSIONS, default_memory: int = 128,
+                 blobs: BlobStore | None = None):
         self.store = store
         self.default_timeout = default_timeout
         self.default_memory = default_memory
-        self.code_dir = Path(code_dir) if code_dir is not None else store.path.parent / "versions"
+        if blobs is None:
+            path = Path(getattr(store, "path", "."))
+            blobs = FileBlobs(Path(code_dir) if code_dir is not None else path.parent / "versions", store.location)
+        self.blobs = blobs
         self.max_versions = max(1, max_versions)
         self._by_id: dict[str, Function] | None = None
+        self._generation = 0
         self._migrate()
         self._sweep()
 
-    # -- code files ----------------------------------------------------------------------
-    def _fn_dir(self, fn_id: str) -> Path:
-        if not isinstance(fn_id, str) or not _SAFE_ID.fullmatch(fn_id):
-            raise StoreCorrupt(f"the store {self.store.path} holds a function id {fn_id!r} that is not a "
-                               f"plain id; cloudfn left it untouched. Restore the store from a backup.")
-        return self.code_dir / fn_id
+    @property
+    def code_dir(self) -> Path:
+        return self.blobs.code_dir if isinstance(self.blobs, FileBlobs) else Path()
 
-    def _put_code(self, fn_id: str, code: str) -> str:
-        data = code.encode("utf-8")
-        digest = hashlib.sha256(data).hexdigest()
-        folder = self._fn_dir(fn_id)
-        path = folder / digest
-        if not path.exists():  # named by its content: an existing file already holds these bytes
-            for d in (self.code_dir, folder):
-                if not d.is_dir():
-                    private_dir(d)
-            atomic_write_bytes(path, data, mode=PRIVATE_FILE)
-        return digest
+    # -- code ----------------------------------------------------------------------------
+    def _put_code(self, store: Storage, fn_id: str, code: str) -> str:
+        return self.blobs.put(store, check_id(fn_id, self.store.location), code.encode("utf-8"))
 
     def _get_code(self, fn_id: str, digest: str) -> str:
-        path = self._fn_dir(fn_id) / digest
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise StoreCorrupt(f"the code of a stored version of function {fn_id} is missing ({path}); "
-                               f"restore the data directory from a backup") from None
-        if hashlib.sha256(data).hexdigest() != digest:
-            raise StoreCorrupt(f"the code file {path} does not match its hash (damaged on disk); "
-                               f"restore the data directory from a backup")
-        return data.decode("utf-8")
+        return self.blobs.get(check_id(fn_id, self.store.location), digest).decode("utf-8")
 
-    def _stored(self, fn: Function) -> dict[str, Any]:
+    def _stored(self, store: Storage, fn: Function) -> dict[str, Any]:
         doc = fn.to_doc()
-        doc[CODE_KEY] = self._put_code(fn.id, doc.pop("code"))
+        doc[CODE_KEY] = self._put_code(store, fn.id, doc.pop("code"))
         # every file by its hash too: a version that changes one file stores one new file
-        doc[FILES_KEY] = {path: self._put_code(fn.id, text) for path, text in doc.pop("files", {}).items()}
+        doc[FILES_KEY] = {path: self._put_code(store, fn.id, text) for path, text in doc.pop("files", {}).items()}
         return doc
 
     def _loaded(self, doc: dict[str, Any]) -> Function:
@@ -120,46 +104,44 @@ class Registry:
             for table in (FUNCTIONS, VERSIONS):
                 for doc in (data.get(table) or {}).values():
                     if isinstance(doc, dict) and isinstance(doc.get("code"), str) and "id" in doc:
-                        doc[CODE_KEY] = self._put_code(doc["id"], doc.pop("code"))
+                        doc[CODE_KEY] = self._put_code(self.store, doc["id"], doc.pop("code"))
                         moved = True
             return data if moved else None
 
         self.store.rewrite(move)
 
     def _sweep(self) -> None:
-        """Remove what a crash between a store write and a file removal left behind: folders
-        of deleted functions, files no version names, temp files."""
-        if not self.code_dir.is_dir():
-            return
-        named: dict[str, set[str]] = {d["id"]: set() for d in self.store.all(FUNCTIONS)}
-        for table in (FUNCTIONS, VERSIONS):  # one read of each table, however many functions
-            for d in self.store.all(table):
-                named.get(d["id"], set()).update(_digests(d))
-        for folder in self.code_dir.iterdir():
-            if folder.name not in named:
-                _remove(folder)
-        for fn_id, digests in named.items():
-            self._collect(fn_id, digests)
+        """Remove the code a crash between a store write and a code removal left behind."""
 
-    def _collect(self, fn_id: str, named: set[str]) -> None:
-        """Remove this function's code files that no stored version names."""
-        folder = self._fn_dir(fn_id)
-        if folder.is_dir():
-            for path in folder.iterdir():
-                if path.name not in named:
-                    _remove(path)
+        def sweep(store: Storage) -> None:
+            named: dict[str, set[str]] = {d["id"]: set() for d in store.all(FUNCTIONS)}
+            for table in (FUNCTIONS, VERSIONS):  # one read of each table, however many functions
+                for d in store.all(table):
+                    named.get(d["id"], set()).update(_digests(d))
+            self.blobs.sweep(store, named)
 
-    def _prune(self, store: TinyStore, fn_id: str) -> None:
+        self.store.transaction(sweep)
+
+    def _prune(self, store: Storage, fn_id: str) -> None:
         versions = sorted(d["version"] for d in store.all(VERSIONS) if d["id"] == fn_id)
         if len(versions) > self.max_versions:
             floor = versions[-self.max_versions]
             store.remove_where(VERSIONS, lambda d: d["id"] == fn_id and d["version"] < floor)
-        self._collect(fn_id, {h for t in (FUNCTIONS, VERSIONS) for d in store.all(t) if d["id"] == fn_id
-                              for h in _digests(d)})
+        self.blobs.retain(store, check_id(fn_id, store.location),
+                          {h for t in (FUNCTIONS, VERSIONS) for d in store.all(t) if d["id"] == fn_id
+                           for h in _digests(d) if h})
 
     # -- reads ---------------------------------------------------------------------------
     def _cache(self) -> dict[str, Function]:
-        if self._by_id is None:
+        try:
+            generation = self.store.generation()  # read before the data: a write in between reloads again
+        except Unavailable:
+            if self._by_id is None:
+                raise
+            return self._by_id  # a shared store is away: invocations keep running on what was read last
+        if self._by_id is None or generation != self._generation:
+            self._by_id = None
+            self._generation = generation
             self._by_id = {d["id"]: self._loaded(d) for d in self.store.all(FUNCTIONS)}
         return self._by_id
 
@@ -180,15 +162,29 @@ class Registry:
                 return fn
         raise not_found(ref, [fn.name for fn in cache.values()])
 
-    def _write(self, write: Callable[[TinyStore], tuple[Function, bool]]) -> Function:
+    def _write(self, write: Callable[[Storage], tuple[Function, bool]]) -> Function:
         """Run a write in a store transaction and keep the cache in step; a failed write
-        drops the cache, so the next read comes from the file."""
+        drops the cache, so the next read comes from the store. The cache is updated in place
+        only if it was current when the write began (no other process wrote since it loaded)."""
+
+        def run(store: Storage) -> tuple[Function, bool, int, int]:
+            before = store.generation()
+            fn, deleted = write(store)
+            return fn, deleted, before, store.generation()
+
         try:
-            fn, deleted = self.store.transaction(write)
+            fn, deleted, before, after = self.store.transaction(run)
+        except Unavailable:
+            raise  # the cache stays for reads while the store is away; its generation tells if it missed this write
         except BaseException:
             self._by_id = None
             raise
-        cache = self._cache()
+        if self._by_id is None or before != self._generation:
+            self._by_id = None
+            self._cache()
+            return fn
+        self._generation = after
+        cache = self._by_id
         if deleted:
             cache.pop(fn.id, None)
         else:
@@ -201,7 +197,7 @@ class Registry:
         return sorted((self._loaded(d) for d in docs), key=lambda f: f.version)
 
     @staticmethod
-    def _find(store: TinyStore, ref: str) -> dict[str, Any]:
+    def _find(store: Storage, ref: str) -> dict[str, Any]:
         docs = store.all(FUNCTIONS)
         for d in docs:
             if d["id"] == ref:
@@ -231,9 +227,9 @@ class Registry:
         fn = Function(**spec.model_dump())
         _check_files(fn, "function")
 
-        def write(store: TinyStore) -> tuple[Function, bool]:
+        def write(store: Storage) -> tuple[Function, bool]:
             self._check_name_free(store, fn.name)
-            doc = self._stored(fn)
+            doc = self._stored(store, fn)
             store.insert(FUNCTIONS, doc)
             store.insert(VERSIONS, doc)
             return fn, False
@@ -251,7 +247,7 @@ class Registry:
         if "async_" in changes:
             changes["async_"] = patch.async_
 
-        def write(store: TinyStore) -> tuple[Function, bool]:
+        def write(store: Storage) -> tuple[Function, bool]:
             current = self._loaded(self._find(store, ref))
             if "name" in changes and changes["name"] != current.name:
                 self._check_name_free(store, changes["name"], current.id)
@@ -259,7 +255,7 @@ class Registry:
                 update={**changes, "version": current.version + 1, "updated_at": utcnow()}
             )
             _check_files(updated, "function update")  # a new runtime's handler file may clash
-            doc = self._stored(updated)
+            doc = self._stored(store, updated)
             store.upsert(FUNCTIONS, "id", doc)
             store.insert(VERSIONS, doc)
             self._prune(store, updated.id)
@@ -276,20 +272,21 @@ class Registry:
         return self.update(ref, FunctionPatch(**fields))
 
     def delete(self, ref: str) -> Function:
-        def write(store: TinyStore) -> tuple[Function, bool]:
+        def write(store: Storage) -> tuple[Function, bool]:
             fn = self._loaded(self._find(store, ref))
             store.remove(FUNCTIONS, "id", fn.id)
             store.remove(VERSIONS, "id", fn.id)
             store.remove(SAVED, "function_id", fn.id)
-            _remove(self._fn_dir(fn.id))  # after the store forgot it: a crash here leaves a folder _sweep removes
+            self.blobs.drop(store, check_id(fn.id, store.location))  # after the documents: _sweep cleans a crash here
             return fn, True
 
         return self._write(write)
 
     @staticmethod
-    def _check_name_free(store: TinyStore, name: str, renaming: str | None = None) -> None:
+    def _check_name_free(store: Storage, name: str, renaming: str | None = None) -> None:
         key = name_key(name)
-        taken = next((d["name"] for d in store.all(FUNCTIONS) if name_key(d["name"]) == key and d["id"] != renaming), None)
+        taken = next((d["name"] for d in store.all(FUNCTIONS)
+                      if name_key(d["name"]) == key and d["id"] != renaming), None)
         if taken is not None:
             same = "" if taken == name else f" ({taken!r}: names are unique without regard to case)"
             raise Conflict(f"a function named {name!r} already exists{same}; pick another name or update it")
@@ -343,14 +340,6 @@ def _check_files(fn: Function, what: str) -> None:
     errors = files_errors(fn.files, fn.runtime)
     if errors:
         raise InvalidInput(what, errors)
-
-
-def _remove(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
 
 
 def not_found(ref: str, names: list[str]) -> NotFound:

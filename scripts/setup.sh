@@ -22,6 +22,8 @@ if [ "${CLOUDFN_SETUP_TEST:-0}" = 1 ]; then
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
   # the load generator of tests/benchmarks/bench_server.py and bench_triggers.py
   command -v wrk >/dev/null 2>&1 || need+=(wrk)
+  # tests/pgserver.py runs a throwaway PostgreSQL 15 for the storage tests (storage.url).
+  [ -x /usr/lib/postgresql/15/bin/pg_ctl ] || need+=(postgresql)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

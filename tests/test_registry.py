@@ -1,4 +1,5 @@
-"""The function registry through LocalPlatform: CRUD, names, versions, first-start examples."""
+"""The function registry through LocalPlatform: CRUD, names, versions, first-start examples;
+on the embedded store and on PostgreSQL (tests/pgserver.py)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,19 @@ import json
 
 import pytest
 
+from core.config import load_config
 from core.errors import Conflict, DataDirLocked, InvalidInput, NotFound, StoreCorrupt
 from core.local import REGISTRY_FILE, LocalPlatform
 
 PY = "def handler(event, context):\n    return event\n"
+
+
+@pytest.fixture(params=["embedded", "postgresql"])
+def config(request, data_dir):
+    flags = {"storage.data_dir": str(data_dir)}
+    if request.param == "postgresql":
+        flags["storage.url"] = request.getfixturevalue("pg_url")
+    return load_config(flags=flags)
 
 
 @pytest.fixture
@@ -50,11 +60,14 @@ async def test_an_invalid_write_stores_nothing(platform, data_dir):
         await platform.create_function({"name": "Bad!", "runtime": "cobol", "code": ""})
     assert {e.field for e in exc.value.errors} == {"name", "runtime", "code"}
     assert await platform.list_functions() == []
-    await platform.create_function({"name": "ok", "runtime": "python", "code": PY})
-    middle = (data_dir / REGISTRY_FILE).read_bytes()
+    ok = await platform.create_function({"name": "ok", "runtime": "python", "code": PY})
+    embedded = not platform.config["storage.url"]
+    middle = (data_dir / REGISTRY_FILE).read_bytes() if embedded else None
     with pytest.raises(InvalidInput):
         await platform.update_function("ok", {"memory": 1, "timeout": None})
-    assert (data_dir / REGISTRY_FILE).read_bytes() == middle
+    if embedded:
+        assert (data_dir / REGISTRY_FILE).read_bytes() == middle
+    assert await platform.list_functions() == [ok] and len(await platform.function_versions("ok")) == 1
     with pytest.raises(NotFound):
         await platform.update_function("ghost", {"timeout": 3})
 
@@ -97,6 +110,8 @@ async def test_one_owner_per_data_dir(platform, config):
 
 
 def test_a_corrupt_registry_stops_startup_and_is_not_overwritten(config, data_dir):
+    if config["storage.url"]:
+        pytest.skip("the embedded store's file; PostgreSQL keeps no registry file")
     data_dir.mkdir(parents=True)
     path = data_dir / REGISTRY_FILE
     path.write_text('{"functions": {"1": ')

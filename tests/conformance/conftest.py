@@ -1,5 +1,6 @@
-"""The two platforms the conformance suite runs against: LocalPlatform in process, and
-RemotePlatform talking to a real `cloudfn serve` subprocess on a free loopback port.
+"""The platforms the conformance suite runs against: LocalPlatform in process (on the embedded
+store, and on PostgreSQL: "local-pg"), and RemotePlatform talking to a real `cloudfn serve`
+subprocess on a free loopback port.
 
 The served platform is shared by the session (starting one costs a second or two), so every
 test works on functions with names of its own and never assumes an empty platform.
@@ -47,11 +48,13 @@ def served(tmp_path_factory, shared_cache, deps_wheels):
     assert code == 0, server.stderr()
 
 
-@pytest.fixture(params=["local", "remote"])
+@pytest.fixture(params=["local", "remote", "local-pg"])
 async def platform(request, data_dir, deps_wheels):
-    if request.param == "local":
+    if request.param.startswith("local"):
         flags = {"storage.data_dir": str(data_dir), "runtime.pypi_index_url": "none",
                  "runtime.pypi_find_links": str(deps_wheels)}
+        if request.param == "local-pg":  # the registry, alerts and history in PostgreSQL (tests/pgserver.py)
+            flags["storage.url"] = request.getfixturevalue("pg_url")
         p = LocalPlatform(load_config(flags=flags), install_examples=False)
     else:
         served = request.getfixturevalue("served")

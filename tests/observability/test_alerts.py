@@ -47,6 +47,27 @@ class Receiver:
         self.server.shutdown()
 
 
+FUNCTIONS = (  # as tests/observability/conftest.py's platform has them
+    ("echo", "def handler(event, context):\n    return event\n", 30),
+    ("fail", "def handler(event, context):\n    raise RuntimeError('boom')\n", 30),
+    ("nap", "import time\n\ndef handler(event, context):\n"
+            "    time.sleep(event.get('s', 0))\n    return 'slept'\n", 1),
+    ("chatty", "def handler(event, context):\n    print('INFO starting')\n"
+               "    print('ERROR it hurts')\n    return 1\n", 30),
+)
+
+
+@pytest.fixture(params=["embedded", "postgresql"])
+async def platform(request, make_platform):
+    """The observability conftest's platform, with its alert rules and history on either store."""
+    settings = {"storage.url": request.getfixturevalue("pg_url")} if request.param == "postgresql" else {}
+    p = make_platform(**settings)
+    for name, code, timeout in FUNCTIONS:
+        await p.create_function({"name": name, "runtime": "python", "code": code, "timeout": timeout})
+    yield p
+    await p.close()
+
+
 @pytest.fixture
 def receiver():
     r = Receiver()

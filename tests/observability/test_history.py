@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from core.history import SEGMENT, SEGMENT_RECORDS, History
 from core.models import InvocationRecord
 
@@ -16,8 +18,22 @@ def rec(i: int, fn: str = "f", status: str = "success", at: datetime | None = No
                             duration=float(i), result={"i": i})
 
 
-def test_queries_are_newest_first_paged_and_filtered_before_and_after_a_flush(tmp_path):
-    h = History(tmp_path, max_age=timedelta(days=36500), batch_size=1000)
+@pytest.fixture(params=["embedded", "postgresql"])
+def open_history(request, tmp_path):
+    """History(...) on either backend (the same interface: core/storage/base.py)."""
+    if request.param == "embedded":
+        yield lambda **kw: History(tmp_path, **kw)
+        return
+    from core.storage.postgres import PgHistory, PostgresBackend
+
+    backend = PostgresBackend(request.getfixturevalue("pg_url"))
+    yield lambda max_records=100_000, max_age=timedelta(days=7), batch_size=256: PgHistory(
+        backend, max_records, max_age, batch_size)
+    backend.close()
+
+
+def test_queries_are_newest_first_paged_and_filtered_before_and_after_a_flush(open_history):
+    h = open_history(max_age=timedelta(days=36500), batch_size=1000)
     for i in range(30):
         h.add(rec(i, fn="a" if i % 2 else "b", status="failed" if i % 3 == 0 else "success"))
     page1 = h.query(limit=10)
@@ -60,13 +76,24 @@ def test_retention_by_count_drops_whole_old_segments(tmp_path):
     assert len(History(tmp_path, max_records=SEGMENT_RECORDS, max_age=timedelta(days=36500))) == SEGMENT_RECORDS
 
 
-def test_retention_by_age(tmp_path):
+def test_retention_by_age(open_history):
     now = datetime.now(UTC)
-    h = History(tmp_path, max_age=timedelta(hours=1))
+    h = open_history(max_age=timedelta(hours=1))
     h.add(rec(1, at=now - timedelta(hours=3)))
     h.add(rec(2, at=now - timedelta(minutes=5)))
     h.flush()
     assert [r.id for r in h.query()] == ["inv-2"]
+
+
+def test_retention_by_count_keeps_the_newest(open_history):
+    h = open_history(max_records=SEGMENT_RECORDS, max_age=timedelta(days=36500), batch_size=100_000)
+    total = SEGMENT_RECORDS * 2 + 10
+    for i in range(total):
+        h.add(rec(i))
+    h.flush()
+    assert len(h) in (SEGMENT_RECORDS, SEGMENT_RECORDS + 10)  # embedded: whole segments go; PostgreSQL: rows
+    assert h.query(limit=1)[0].id == f"inv-{total - 1}"
+    assert h.query(limit=1, offset=SEGMENT_RECORDS - 1)[0].id == f"inv-{total - SEGMENT_RECORDS}"
 
 
 def test_records_added_before_the_first_query_merge_with_those_on_disk(tmp_path):

@@ -1,4 +1,4 @@
-"""Durable JSON document storage: TinyDB made safe for crashes and concurrent writers.
+"""The embedded backend's document store: TinyDB made safe for crashes and concurrent writers.
 
 TinyDB as shipped rewrites its file in place, so a writer killed mid-write leaves a broken file,
 and two writers at once corrupt it (measured here: 3% of 200 SIGKILLs; README, "Storage"). Here:
@@ -18,7 +18,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tinydb import TinyDB
 from tinydb.storages import Storage as TinyStorage
@@ -26,6 +26,9 @@ from tinydb.table import Document, Table
 
 from core.errors import DataDirLocked, StoreCorrupt
 from core.filemodes import PRIVATE_FILE, private_dir
+
+if TYPE_CHECKING:
+    from core.storage.base import Storage
 
 T = TypeVar("T")
 TEMP_MARK = ".tmp-"
@@ -98,19 +101,6 @@ def _corrupt_message(path: Path, detail: str) -> str:
         f"the store {path} is corrupt ({detail}). cloudfn left it untouched. "
         f"Restore it from a backup, or move it aside to start that store empty."
     )
-
-
-class Storage(Protocol):
-    """What the platform needs from a document store. Documents are JSON objects; each table
-    is keyed by a string field the caller names."""
-
-    def all(self, table: str) -> list[dict[str, Any]]: ...
-    def get(self, table: str, key: str, value: Any) -> dict[str, Any] | None: ...
-    def insert(self, table: str, doc: dict[str, Any]) -> None: ...
-    def upsert(self, table: str, key: str, doc: dict[str, Any]) -> None: ...
-    def remove(self, table: str, key: str, value: Any) -> int: ...
-    def transaction(self, fn: Callable[[Storage], T]) -> T: ...
-    def close(self) -> None: ...
 
 
 class TinyStore:
@@ -214,7 +204,15 @@ class TinyStore:
             self._db.storage.write(new)
             return True
 
-    def transaction(self, fn: Callable[[TinyStore], T]) -> T:
+    def generation(self) -> int:
+        """Always 0: one process owns a data directory, so its caches see every write."""
+        return 0
+
+    @property
+    def location(self) -> str:
+        return str(self.path)
+
+    def transaction(self, fn: Callable[[Storage], T]) -> T:
         """Run `fn` with the store locked, so a check-then-write cannot interleave with another
         writer (a name's uniqueness, a version bump)."""
         with self._locked():
@@ -226,7 +224,10 @@ class TinyStore:
 
 
 class DataDirLock:
-    """One process owns a data directory. The lock file holds the owner's pid and, once it
+    """One process owns a data directory. With storage on PostgreSQL the lock still guards the
+    data directory's local things (the owner socket, worker folders, caches, the async queue);
+    the shared state is in the database, which any number of processes on different data
+    directories share (the cluster's stateless gateways). The lock file holds the owner's pid and, once it
     serves, its API address, so a second process can say who holds it or attach to it."""
 
     FILE = "cloudfn.lock"

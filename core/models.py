@@ -555,6 +555,22 @@ class FunctionSpec(_Editable):
         return v
     # -- asynchronous invocation (issue 16) --
     async_: AsyncSettings = Field(default_factory=AsyncSettings, alias="async")
+    # -- subfolder handlers (issue 15): where `code` sits in the folder; "" is the runtime's
+    # default (handler.py, index.js, main.go) at the top
+    handler_file: str = Field("", description=(
+        "path of the handler file inside the function folder (e.g. src/main.py); its folder is importable. "
+        "Empty: the runtime's default at the top"))
+
+    @field_validator("handler_file")
+    @classmethod
+    def _handler_file(cls, v: str, info: ValidationInfo) -> str:
+        from core.funcfiles import HANDLER_FILES, handler_file_problem
+
+        runtime = info.data.get("runtime")
+        why = handler_file_problem(v, runtime)
+        if why:
+            raise ValueError(why)
+        return "" if v == HANDLER_FILES.get(runtime or "") else v
 
 
 class FunctionPatch(_Editable):
@@ -585,6 +601,8 @@ class FunctionPatch(_Editable):
     source_builds: bool | None = None
     # -- asynchronous invocation (issue 16) --
     async_: AsyncSettings | None = Field(None, alias="async")
+    # -- subfolder handlers (issue 15): "" moves the handler file back to the runtime's default
+    handler_file: str | None = None
 
 
 class Function(FunctionSpec):
@@ -660,7 +678,8 @@ def _parse(model: type[BaseModel], data: Any, what: str):
     data = drop_zero_values({k: v for k, v in data.items() if k not in READ_ONLY_FIELDS}, model is FunctionPatch)
     # files are checked one path at a time, so each bad one is named (pydantic would name `files`)
     runtime = normalize_runtime(data.get("runtime")) if model is FunctionSpec else None
-    file_errors = files_errors(data.get("files"), runtime if runtime in RUNTIMES else None)
+    handler_file = data.get("handler_file") if isinstance(data.get("handler_file"), str) else ""
+    file_errors = files_errors(data.get("files"), runtime if runtime in RUNTIMES else None, handler_file)
     try:
         parsed = model.model_validate(data)
     except ValidationError as exc:

@@ -123,3 +123,21 @@ async def test_a_bad_update_changes_nothing(platform, name):
     assert fields(info.value) == {"files"}
     again = await platform.get_function(name)
     assert (again.version, again.files) == (fn.version, FILES)
+
+
+async def test_a_subfolder_handler_round_trips_and_rolls_back(platform, name):
+    code = "import util\ndef handler(event, context):\n    return [util.WHERE, open('src/util.py').read()]\n"
+    fn = await platform.create_function({"name": name, "runtime": "python", "code": code,
+                                         "handler_file": "src/main.py", "files": {"src/util.py": "WHERE = 'src'\n"}})
+    assert fn.handler_file == "src/main.py"
+    assert (await platform.get_function(name)).handler_file == "src/main.py"
+    assert (await platform.invoke(name, {})).result == ["src", "WHERE = 'src'\n"]
+    top = await platform.update_function(name, {"handler_file": "", "files": {"util.py": "WHERE = 'top'\n",
+                                                                              "src/util.py": "x\n"}})
+    assert top.handler_file == "" and (await platform.invoke(name, {})).result == ["top", "x\n"]
+    await platform.rollback_function(name, 1)
+    assert (await platform.get_function(name)).handler_file == "src/main.py"
+    assert (await platform.invoke(name, {})).result == ["src", "WHERE = 'src'\n"]
+    with pytest.raises(InvalidInput) as exc:
+        await platform.update_function(name, {"handler_file": "../main.py"})
+    assert fields(exc.value) == {"handler_file"}

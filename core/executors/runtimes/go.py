@@ -323,7 +323,8 @@ class GoRuntime(Runtime):
                   f". {FUNCTION_DIR}/{PREWARM_START}\n"
                   "exit 71\n")
         return WorkerSpec(argv=[sh, "-c", script, "cloudfn-prewarm", "{REQ_FD}", "{RESP_FD}"],
-                          env=dict(BASE_ENV), mounts=[Mount(slot, FUNCTION_DIR)], cpu_seconds=PREWARM_CPU_SECONDS)
+                          env=dict(BASE_ENV), mounts=[Mount(slot, FUNCTION_DIR)], cpu_seconds=PREWARM_CPU_SECONDS,
+                          chdir=FUNCTION_DIR)
 
     def adoption(self, wi: WorkerInit) -> Adoption:
         cpu = wi.spec.cpu_seconds

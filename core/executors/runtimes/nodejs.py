@@ -85,5 +85,6 @@ class NodeRuntime(Runtime):
             if not self.sandbox.bwrap:
                 env["NODE_PATH"] = str(deps)
         spec = self.base_spec(fn, argv, env, mounts, host_dir=d.parent / "run")
-        return WorkerInit(spec=spec, init={"type": "init", "code_path": f"{FUNCTION_DIR}/{self.code_file}",
+        return WorkerInit(spec=spec, init={"type": "init", "code_path": f"{FUNCTION_DIR}/{self.handler_path(fn)}",
+                                           "root_path": FUNCTION_DIR,
                                            "handler": fn.handler})

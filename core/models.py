@@ -53,7 +53,7 @@ MEMORY_RANGE = (64, 8192)
 CONCURRENCY_RANGE = (1, 1000)
 DEFAULT_HANDLER = "handler"
 # Fields a client may echo back (a GET then PUT round trip) but never sets.
-READ_ONLY_FIELDS = ("id", "version", "created_at", "updated_at")
+READ_ONLY_FIELDS = ("id", "version", "created_at", "updated_at", "file_sizes")
 # Fields of an update whose null is a value (none), not a mistake.
 NULLABLE_ON_UPDATE = ("max_concurrency", "rate_limit")
 
@@ -614,9 +614,26 @@ class Function(FunctionSpec):
     version: int = Field(1, ge=1)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+    # -- lists and events (issue 15): {path: UTF-8 bytes} of `files`, which are then left out (up
+    # to 5 MiB a function); get_function carries the texts. Empty in a whole function.
+    file_sizes: dict[str, int] = Field(default_factory=dict, description=(
+        "in lists and events only: the size of each file, whose text is left out (get the function for it)"))
 
     def to_doc(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        # a summary names its files with their sizes; a whole function carries their texts
+        return self.model_dump(mode="json", exclude={"files"} if self.file_sizes else {"file_sizes"})
+
+    def summary(self) -> Function:
+        """This function for lists and events: every field, files as names and sizes only."""
+        if not self.files:
+            return self
+        sizes = {p: len(t.encode("utf-8", "surrogatepass")) for p, t in self.files.items()}
+        return self.model_copy(update={"files": {}, "file_sizes": sizes})
+
+    @property
+    def complete(self) -> bool:
+        """Whether `files` holds every file's text (False for a summary of a function with files)."""
+        return not self.file_sizes
 
 
 def _field_errors(exc: ValidationError) -> list[FieldError]:

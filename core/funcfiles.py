@@ -14,6 +14,7 @@ import os
 import re
 import stat
 import unicodedata
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -204,7 +205,7 @@ class UnsafePath(ValueError):
     """A stored or sent path that would leave the folder; nothing was written for it."""
 
 
-def write_tree(folder: Path, files: dict[str, bytes | str], mode: int = 0o644, exclusive: bool = True) -> None:
+def write_tree(folder: Path, files: Mapping[str, bytes | str], mode: int = 0o644, exclusive: bool = True) -> None:
     """Write `files` under `folder` (which must exist), refusing any path that `path_problem`
     refuses (reserved names aside) and never following a symlink at any step: folders are
     opened with O_NOFOLLOW relative to their parent's fd. `exclusive`: a file already there is
@@ -216,7 +217,7 @@ def write_tree(folder: Path, files: dict[str, bytes | str], mode: int = 0o644, e
         os.close(root)
 
 
-def write_tree_at(root: int, files: dict[str, bytes | str], mode: int = 0o644, exclusive: bool = True) -> None:
+def write_tree_at(root: int, files: Mapping[str, bytes | str], mode: int = 0o644, exclusive: bool = True) -> None:
     """write_tree under an open folder fd. Every path is checked before the first is written."""
     for path in files:
         why = path_problem(path, reserved_ok=True)

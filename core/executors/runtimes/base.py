@@ -14,7 +14,7 @@ from core.filemodes import private_dir
 from core.funcfiles import UnsafePath, files_digest, handler_path, write_tree
 from core.models import TIMEOUT_RANGE, ErrorType, Function, InvokeResult
 
-from ..sandbox import BASE_ENV, HostSandbox, WorkerSpec
+from ..sandbox import BASE_ENV, HostSandbox, Mount, WorkerSpec
 from ..worker import Adoption, WorkerInit
 
 RUNNERS_DIR = Path(__file__).resolve().parent.parent / "runners"
@@ -96,7 +96,7 @@ class Runtime:
         result when it names some that are not installed (the platform installs them first)."""
         if self.deps_tree is None or not has_dependencies(fn):
             return None
-        tree = self.deps_tree(fn)
+        tree: Path | None = self.deps_tree(fn)
         if tree is None:
             return InvokeResult.failure(ErrorType.BUILD_ERROR, "the function's dependencies are not installed: "
                                         "run `cloudfn deps NAME --rebuild`")
@@ -128,7 +128,8 @@ class Runtime:
         where the runtime can, and a worker near its budget is replaced."""
         return int(max(fn.timeout * 4, 120))
 
-    def base_spec(self, fn: Function, argv: list[str], env: dict[str, str], mounts, **kw) -> WorkerSpec:
+    def base_spec(self, fn: Function, argv: list[str], env: dict[str, str], mounts: list[Mount],
+                  **kw: Any) -> WorkerSpec:
         # The working folder is the function's own (read-only) folder, as Lambda's /var/task:
         # a bare open('data.json') finds a shipped file; /tmp stays the writable place.
         return WorkerSpec(argv=argv, env=env, mounts=mounts, memory_mb=fn.memory,

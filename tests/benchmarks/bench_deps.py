@@ -95,6 +95,18 @@ def bare_uv(wheels: Path, requirements: str, work: Path) -> float:
     return time.perf_counter() - t0
 
 
+def bare_uv_target(wheels: Path, requirements: str, work: Path) -> float:
+    """The issue's own peer: `uv pip install --target` (what cloudfn runs), same wheels, empty cache."""
+    work.mkdir(parents=True)
+    exe, _ = _interpreter()
+    (work / "req.txt").write_text(requirements)
+    t0 = time.perf_counter()
+    subprocess.run([uv_binary(), "pip", "install", "-q", "--target", str(work / "site"), "--python", exe,
+                    "--no-index", "--find-links", str(wheels), "--cache-dir", str(work / "uv-cache"),
+                    "--only-binary", ":all:", "--no-compile", "-r", str(work / "req.txt")], check=True)
+    return time.perf_counter() - t0
+
+
 def bare_npm(reg: NpmRegistry, manifest: str, work: Path) -> float:
     app = work / "app"
     app.mkdir(parents=True)
@@ -119,7 +131,7 @@ async def timed(coro) -> tuple[float, object]:
 
 
 def ratio_line(label: str, ours: list[float], peer: list[float], goal: str) -> None:
-    r = [a / b for a, b in zip(ours, peer)]
+    r = [a / b for a, b in zip(ours, peer, strict=True)]
     print(f"{label:<44} {statistics.median(ours) * 1000:8.1f} ms vs {statistics.median(peer) * 1000:8.1f} ms  "
           f"ratio {statistics.median(r):.2f} (range {min(r):.2f}-{max(r):.2f})  goal {goal}")
 
@@ -236,7 +248,7 @@ async def main() -> None:
     print(f"{args.packages} packages of {MODULES} modules each; {args.rounds} rounds; {os.cpu_count()} cores")
 
     ours_py, bare_py, ours_js, bare_js, hit, plain = [], [], [], [], [], []
-    started_py, bare_py2 = [], []
+    started_py, bare_py2, target_py = [], [], []
     for r in range(args.rounds):
         work = tmp / f"round{r}"
         work.mkdir()
@@ -247,6 +259,7 @@ async def main() -> None:
         assert await p.deps.manager.launcher_ready()
         await asyncio.sleep(0.2)
         bare_py2.append(bare_uv(wheels, requirements, work / "uv2"))
+        target_py.append(bare_uv_target(wheels, requirements, work / "uvt"))
         await asyncio.sleep(0.2)
         try:
             t, _ = await timed(p.create_function({"name": "first", "runtime": "python", "code": PLAIN,
@@ -279,6 +292,7 @@ async def main() -> None:
     print("\n-- first install (fresh data dir and cache) --")
     ratio_line("python, started platform: create vs bare uv", started_py, bare_py2, "<= 1.3")
     ratio_line("python, one-shot (CLI owns the dir): create vs uv", ours_py, bare_py, "<= 1.3")
+    ratio_line("python, started platform: vs bare uv --target", started_py, target_py, "<= 1.3")
     if ours_js:
         ratio_line("nodejs: cloudfn create vs bare npm install", ours_js, bare_js, "<= 1.3")
     print("\n-- where a Python install's fixed overhead goes --")

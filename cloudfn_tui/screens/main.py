@@ -322,8 +322,7 @@ class MainScreen(CommandLineScreen):
         from cloudfn_tui.whole_functions import whole_functions
 
         try:  # lists name files only: their texts are fetched for the versions not held yet
-            fns = await whole_functions(self.app.platform, await self.app.platform.list_functions(),
-                                        self.functions.functions)
+            fns = await whole_functions(self.app, self.functions.functions)
         except CloudfnError as exc:
             from core.remote import Unauthorized
 
@@ -994,11 +993,11 @@ class MainScreen(CommandLineScreen):
     # -- the event stream ----------------------------------------------------------------------
     @work(group="whole")
     async def _fetch_changed(self, fn_id: str) -> None:
-        try:
-            fn = await self.app.platform.get_function(fn_id)
-        except CloudfnError:
-            return  # deleted meanwhile: its own event says so
-        self.on_platform_event(Event(kind="function.updated", data=fn.to_doc()))
+        from cloudfn_tui.whole_functions import whole_function
+
+        fn = await whole_function(self.app, fn_id)
+        if fn is not None:  # None: deleted meanwhile, and its own event says so
+            self.on_platform_event(Event(kind="function.updated", data=fn.to_doc()))
 
     def on_platform_event(self, ev: Event) -> None:
         kind, data = ev.kind, ev.data

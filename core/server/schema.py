@@ -16,8 +16,15 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from core.errors import FieldError, InvalidInput
-from core.funcfiles import (FILES_RULE, MANIFEST, MAX_FILE_BYTES, MAX_FILES, MAX_PATH_CHARS, MAX_TOTAL_BYTES,
-                            path_pattern)
+from core.funcfiles import (
+    FILES_RULE,
+    MANIFEST,
+    MAX_FILE_BYTES,
+    MAX_FILES,
+    MAX_PATH_CHARS,
+    MAX_TOTAL_BYTES,
+    path_pattern,
+)
 from core.models import (  # the model classes are re-exported for app.py's bodies
     ALERT_METRICS,
     ASYNC_AGE_RANGE,

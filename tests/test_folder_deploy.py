@@ -146,6 +146,8 @@ def test_a_handler_in_a_subfolder_deploys_runs_and_exports_where_it_was(cli, tmp
     assert cli("deploy", str(d))[0] == 0
     first = stored(cli, "sub")
     assert first["handler_file"] == "src/main.py" and sorted(first["files"]) == ["src/table.csv", "src/util.py"]
+    code, out, err = cli("get", "sub")
+    assert code == 0 and any(line.split() == ["handler", "file", "src/main.py"] for line in out.splitlines()), out
     code, out, err = cli("invoke", "sub", "--json")
     assert code == 0, err
     assert json.loads(out)["result"] == ["beside", "a,b\n"]

@@ -63,6 +63,8 @@ def function_text(fn: Function) -> str:
         ("secret env", ", ".join(f"{k} <- {v}" for k, v in fn.secret_env.items()) or "-"),
         ("description", fn.description or "-"), ("created", when(fn.created_at)), ("updated", when(fn.updated_at)),
     ]
+    if fn.handler_file:  # issue 15: a handler in a subfolder
+        rows.insert(4, ("handler file", fn.handler_file))
     if fn.files:
         names = sorted(fn.files)
         shown = ", ".join(names[:8]) + (f", +{len(names) - 8} more" if len(names) > 8 else "")

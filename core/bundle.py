@@ -21,13 +21,15 @@ import yaml
 
 from core.bundlefiles import IGNORE_FILE, ignore_spec, read_folder_files
 from core.errors import FieldError, InvalidInput
-from core.funcfiles import UnsafePath, path_problem, shown_path, write_tree_at
+from core.funcfiles import HANDLER_SUFFIXES, UnsafePath, handler_path, path_problem, shown_path, write_tree_at
 from core.models import AsyncSettings, Function, FunctionSpec, normalize_runtime, parse_spec
 
 MANIFEST = "function.yaml"
 DEFAULT_FILES = {"python": "handler.py", "nodejs": "index.js", "go": "main.go"}
 # `files` come from the folder itself, never from the manifest
-MANIFEST_KEYS = {"file", "event", *(f.alias or n for n, f in FunctionSpec.model_fields.items())} - {"files"}
+# (`file:` is the handler file's path: it fills `handler_file`, which is not a key of its own)
+MANIFEST_KEYS = {"file", "event", *(f.alias or n for n, f in FunctionSpec.model_fields.items())} - {
+    "files", "handler_file"}
 MAX_FILE = 64 * 1024 * 1024  # larger than any code a function may hold; stops /dev-like surprises early
 
 
@@ -136,6 +138,9 @@ def _load(folder: Path, folder_fd: int, what: str) -> Bundle:
     if rel is None:
         raise InvalidInput(what, [FieldError("file", why)])
     data["code"] = _read_inside(folder_fd, rel, folder / rel, "file", what)
+    if runtime in HANDLER_SUFFIXES and rel.as_posix() != DEFAULT_FILES[runtime]:
+        # the handler stays where the folder has it, so its imports of files beside it resolve
+        data["handler_file"] = rel.as_posix()
     ignore_text = None
     if os.path.lexists(folder / IGNORE_FILE):
         ignore_text = _read_inside(folder_fd, PurePosixPath(IGNORE_FILE), folder / IGNORE_FILE, IGNORE_FILE, what)
@@ -144,7 +149,8 @@ def _load(folder: Path, folder_fd: int, what: str) -> Bundle:
     try:
         spec = parse_spec(data)
     except InvalidInput as exc:
-        raise InvalidInput(f"{MANIFEST} in {folder}", exc.errors) from None
+        errors = [FieldError("file", e.message) if e.field == "handler_file" else e for e in exc.errors]
+        raise InvalidInput(f"{MANIFEST} in {folder}", errors) from None
     return Bundle(spec=spec, folder=folder, event=event)
 
 
@@ -157,16 +163,18 @@ def export_bundle(fn: Function, folder: Path, overwrite: bool = False) -> list[P
     never writes through a symlink (the folder or a file in it, dangling or not): a link planted
     there would have the export overwrite whatever it points at."""
     folder = Path(folder)
-    code_path = folder / DEFAULT_FILES[fn.runtime]
+    handler_file = handler_path(fn.runtime, fn.handler_file)
+    code_path = folder / handler_file
     manifest = folder / MANIFEST
     # a stored path is hostile input too (a hand-edited store): checked before anything is written
     unsafe = [FieldError(f"files.{shown_path(p)}", f"{why}; export writes nothing outside the folder")
-              for p in fn.files for why in [path_problem(p, reserved_ok=True)] if why]
+              for p in (*fn.files, handler_file) for why in [path_problem(p, reserved_ok=True)] if why]
     if unsafe:
         raise InvalidInput("export", unsafe)
     extra = [folder / p for p in sorted(fn.files)]
     links = [p for p in (folder, manifest, code_path, *extra) if p.is_symlink()]
-    links += sorted({d for p in extra for d in p.parents if d != folder and folder in d.parents and d.is_symlink()})
+    links += sorted({d for p in (code_path, *extra) for d in p.parents
+                     if d != folder and folder in d.parents and d.is_symlink()})
     if links:
         names = ", ".join(str(p) for p in links)
         raise InvalidInput("export", [FieldError("dir", f"{names} is a symlink; export does not write through links: "
@@ -185,7 +193,7 @@ def export_bundle(fn: Function, folder: Path, overwrite: bool = False) -> list[P
         "name": fn.name,
         "runtime": fn.runtime,
         "handler": fn.handler,
-        "file": code_path.name,
+        "file": handler_file,
         "description": fn.description,
         "timeout": fn.timeout,
         "memory": fn.memory,
@@ -203,7 +211,10 @@ def export_bundle(fn: Function, folder: Path, overwrite: bool = False) -> list[P
     if fn.async_ != AsyncSettings():  # asynchronous invocation (issue 16): only when not the defaults
         doc["async"] = fn.async_.model_dump(mode="json", exclude_defaults=True)
     try:
-        _write_inside(folder_fd, code_path, fn.code.encode("utf-8"), overwrite)
+        if fn.handler_file:  # in a subfolder maybe: through folder fds, as the other files
+            write_tree_at(folder_fd, {handler_file: fn.code}, exclusive=not overwrite)
+        else:
+            _write_inside(folder_fd, code_path, fn.code.encode("utf-8"), overwrite)
         _write_inside(folder_fd, manifest, yaml.safe_dump(doc, sort_keys=False, allow_unicode=True).encode("utf-8"),
                       overwrite)
         # every other file, through folder fds with O_NOFOLLOW (a link made after the checks above

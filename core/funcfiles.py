@@ -81,17 +81,47 @@ def shown_path(path: str) -> str:
 _UNSHOWN = ("Cc", "Cf", "Zl", "Zp", "Cs")
 
 
-def files_errors(files: Any, runtime: str | None) -> list[FieldError]:
+# Where a handler file may sit instead of the runtime's default (`handler_file`): its suffix
+# says how the runner loads it (Node's runner loads CommonJS, so no .mjs). Go builds the top
+# folder's package main, so its handler file stays main.go.
+HANDLER_SUFFIXES = {"python": (".py",), "nodejs": (".js", ".cjs")}
+
+
+def handler_file_problem(path: Any, runtime: str | None) -> str:
+    """Why `path` cannot be the handler file of a `runtime` function, or "" ("" is the default)."""
+    if path == "" or runtime is None or path == HANDLER_FILES.get(runtime):
+        return ""
+    suffixes = HANDLER_SUFFIXES.get(runtime)
+    if suffixes is None:
+        return (f"must be empty for {runtime} functions: they build the top folder's package main, whose "
+                f"handler file is {HANDLER_FILES.get(runtime, '')}")
+    why = path_problem(path)
+    if why:
+        return why
+    if not path.endswith(suffixes):
+        return f"must name a {' or '.join(suffixes)} file for {runtime} functions (e.g. src/main{suffixes[0]})"
+    top = path.split("/", 1)[0]
+    if top in RUNTIME_RESERVED.get(runtime, ()):
+        return f"is reserved in {runtime} functions (cloudfn puts its own {top!r} there); rename it"
+    return ""
+
+
+def handler_path(runtime: str, handler_file: str = "") -> str:
+    """The path of the handler file (which holds `code`) inside the function's folder."""
+    return handler_file or HANDLER_FILES.get(runtime, "")
+
+
+def files_errors(files: Any, runtime: str | None, handler_file: str = "") -> list[FieldError]:
     """Every problem of a `files` map, one FieldError per bad entry (`files.<path>`), plus the
     limits. `runtime` None (a partial update without one): the handler-name check waits until
-    the update is merged."""
+    the update is merged. `handler_file`: where `code` goes, when not the runtime's default."""
     if not isinstance(files, dict):
         return []  # pydantic names the type error
     errors: list[FieldError] = []
     if len(files) > MAX_FILES:
         errors.append(FieldError("files", f"has {len(files)} files; the limit is {MAX_FILES} (MAX_FILES): "
                                           "leave generated or vendored files out, or list them in .cloudfnignore"))
-    handler = HANDLER_FILES.get(runtime or "")
+    handler = handler_path(runtime, handler_file if isinstance(handler_file, str) else "") if runtime else None
     total = 0
     good: list[str] = []
     for path, text in files.items():
@@ -102,6 +132,8 @@ def files_errors(files: Any, runtime: str | None) -> list[FieldError]:
         if not why and handler and (path == handler or path.startswith(handler + "/")):
             why = (f"is the {runtime} handler file, which holds `code`: send its text as `code`, "
                    "or give this file another name")
+        if not why and handler and handler.startswith(path + "/"):
+            why = f"is a file, but the handler file {handler!r} needs a folder by that name; rename one of them"
         top = path.split("/", 1)[0]
         if not why and top in RUNTIME_RESERVED.get(runtime or "", ()):
             why = f"is reserved in {runtime} functions (cloudfn puts its own {top!r} there); rename it"

@@ -227,7 +227,8 @@ class LocalPlatform(PlatformAPI):
 
     # -- functions -----------------------------------------------------------------------
     async def list_functions(self) -> list[Function]:
-        return self.registry.list()  # from memory: no file is read
+        # from memory: no file is read; names and sizes of the files only (get_function has them)
+        return [fn.summary() for fn in self.registry.list()]
 
     async def get_function(self, ref: str) -> Function:
         return self.registry.get(ref)
@@ -298,7 +299,7 @@ class LocalPlatform(PlatformAPI):
             self.rate_limiter.forget(fn.id)
         log.info("%s %s (version %d)", kind.replace(".", " "), fn.name, fn.version,
                  extra={"function": fn.name})
-        self.bus.publish(kind, fn.to_doc())
+        self.bus.publish(kind, fn.summary().to_doc())  # files' texts stay out (up to 5 MiB)
 
     # -- invoke --------------------------------------------------------------------------
     async def invoke(self, ref: str, event: Any = None, context: dict[str, str] | None = None) -> InvokeResult:

@@ -53,7 +53,7 @@ MEMORY_RANGE = (64, 8192)
 CONCURRENCY_RANGE = (1, 1000)
 DEFAULT_HANDLER = "handler"
 # Fields a client may echo back (a GET then PUT round trip) but never sets.
-READ_ONLY_FIELDS = ("id", "version", "created_at", "updated_at")
+READ_ONLY_FIELDS = ("id", "version", "created_at", "updated_at", "file_sizes")
 # Fields of an update whose null is a value (none), not a mistake.
 NULLABLE_ON_UPDATE = ("max_concurrency", "rate_limit")
 
@@ -555,6 +555,22 @@ class FunctionSpec(_Editable):
         return v
     # -- asynchronous invocation (issue 16) --
     async_: AsyncSettings = Field(default_factory=AsyncSettings, alias="async")
+    # -- subfolder handlers (issue 15): where `code` sits in the folder; "" is the runtime's
+    # default (handler.py, index.js, main.go) at the top
+    handler_file: str = Field("", description=(
+        "path of the handler file inside the function folder (e.g. src/main.py); its folder is importable. "
+        "Empty: the runtime's default at the top"))
+
+    @field_validator("handler_file")
+    @classmethod
+    def _handler_file(cls, v: str, info: ValidationInfo) -> str:
+        from core.funcfiles import HANDLER_FILES, handler_file_problem
+
+        runtime = info.data.get("runtime")
+        why = handler_file_problem(v, runtime)
+        if why:
+            raise ValueError(why)
+        return "" if v == HANDLER_FILES.get(runtime or "") else v
 
 
 class FunctionPatch(_Editable):
@@ -585,6 +601,8 @@ class FunctionPatch(_Editable):
     source_builds: bool | None = None
     # -- asynchronous invocation (issue 16) --
     async_: AsyncSettings | None = Field(None, alias="async")
+    # -- subfolder handlers (issue 15): "" moves the handler file back to the runtime's default
+    handler_file: str | None = None
 
 
 class Function(FunctionSpec):
@@ -596,9 +614,26 @@ class Function(FunctionSpec):
     version: int = Field(1, ge=1)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+    # -- lists and events (issue 15): {path: UTF-8 bytes} of `files`, which are then left out (up
+    # to 5 MiB a function); get_function carries the texts. Empty in a whole function.
+    file_sizes: dict[str, int] = Field(default_factory=dict, description=(
+        "in lists and events only: the size of each file, whose text is left out (get the function for it)"))
 
     def to_doc(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        # a summary names its files with their sizes; a whole function carries their texts
+        return self.model_dump(mode="json", exclude={"files"} if self.file_sizes else {"file_sizes"})
+
+    def summary(self) -> Function:
+        """This function for lists and events: every field, files as names and sizes only."""
+        if not self.files:
+            return self
+        sizes = {p: len(t.encode("utf-8", "surrogatepass")) for p, t in self.files.items()}
+        return self.model_copy(update={"files": {}, "file_sizes": sizes})
+
+    @property
+    def complete(self) -> bool:
+        """Whether `files` holds every file's text (False for a summary of a function with files)."""
+        return not self.file_sizes
 
 
 def _field_errors(exc: ValidationError) -> list[FieldError]:
@@ -663,7 +698,8 @@ def _parse(model: type[_Model], data: Any, what: str) -> _Model:
     data = drop_zero_values({k: v for k, v in data.items() if k not in READ_ONLY_FIELDS}, model is FunctionPatch)
     # files are checked one path at a time, so each bad one is named (pydantic would name `files`)
     runtime = normalize_runtime(data.get("runtime")) if model is FunctionSpec else None
-    file_errors = files_errors(data.get("files"), runtime if runtime in RUNTIMES else None)
+    handler_file = data.get("handler_file") if isinstance(data.get("handler_file"), str) else ""
+    file_errors = files_errors(data.get("files"), runtime if runtime in RUNTIMES else None, handler_file)
     try:
         parsed = model.model_validate(data)
     except ValidationError as exc:

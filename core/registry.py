@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import Conflict, FieldError, InvalidInput, NotFound, Unavailable
-from core.funcfiles import files_errors
+from core.funcfiles import HANDLER_FILES, files_errors, handler_file_problem
 from core.models import (
     NULLABLE_ON_UPDATE,
     Function,
@@ -337,7 +337,12 @@ def _digests(doc: dict[str, Any]) -> set[str]:
 
 
 def _check_files(fn: Function, what: str) -> None:
-    errors = files_errors(fn.files, fn.runtime)
+    """The files and where the handler file sits (a merged update is not validated by pydantic)."""
+    why = handler_file_problem(fn.handler_file, fn.runtime)
+    if not why and fn.handler_file == HANDLER_FILES.get(fn.runtime):
+        fn.handler_file = ""  # the default's own name is the default layout
+    errors = [FieldError("handler_file", why)] if why else []
+    errors += files_errors(fn.files, fn.runtime, fn.handler_file)
     if errors:
         raise InvalidInput(what, errors)
 

@@ -133,3 +133,42 @@ def test_a_file_name_with_terminal_escapes_is_shown_escaped(cli, tmp_path):
     code, _, err = cli("deploy", str(d))
     assert code == 2
     assert "\x1b" not in err and "evil\\u001b[2Jname.py" in err and "control" in err
+
+
+def test_a_handler_in_a_subfolder_deploys_runs_and_exports_where_it_was(cli, tmp_path):
+    d = tmp_path / "sub"
+    (d / "src").mkdir(parents=True)
+    (d / "function.yaml").write_text(yaml.safe_dump({"name": "sub", "runtime": "python", "file": "src/main.py"}))
+    (d / "src" / "main.py").write_text("import util\ndef handler(event, context):\n"
+                                       "    return [util.WORD, open('src/table.csv').read()]\n")
+    (d / "src" / "util.py").write_text("WORD = 'beside'\n")
+    (d / "src" / "table.csv").write_text("a,b\n")
+    assert cli("deploy", str(d))[0] == 0
+    first = stored(cli, "sub")
+    assert first["handler_file"] == "src/main.py" and sorted(first["files"]) == ["src/table.csv", "src/util.py"]
+    code, out, err = cli("get", "sub")
+    assert code == 0 and any(line.split() == ["handler", "file", "src/main.py"] for line in out.splitlines()), out
+    code, out, err = cli("invoke", "sub", "--json")
+    assert code == 0, err
+    assert json.loads(out)["result"] == ["beside", "a,b\n"]
+    out_dir = tmp_path / "exported"
+    assert cli("export", "sub", str(out_dir))[0] == 0
+    assert sorted(str(p.relative_to(out_dir)) for p in out_dir.rglob("*") if p.is_file()) == [
+        "function.yaml", "src/main.py", "src/table.csv", "src/util.py"]
+    assert yaml.safe_load((out_dir / "function.yaml").read_text())["file"] == "src/main.py"
+    assert cli("deploy", str(out_dir))[0] == 0
+    second = stored(cli, "sub")
+    keep = ("code", "files", "handler", "handler_file")
+    assert {k: second[k] for k in keep} == {k: first[k] for k in keep}
+
+
+def test_a_subfolder_handler_file_outside_the_folder_or_of_another_kind_is_named(cli, tmp_path):
+    d = tmp_path / "bad"
+    (d / "src").mkdir(parents=True)
+    (d / "src" / "main.txt").write_text("x\n")
+    (d / "function.yaml").write_text(yaml.safe_dump({"name": "bad", "runtime": "python", "file": "src/main.txt"}))
+    code, _, err = cli("deploy", str(d))
+    assert code == 2 and "file" in err and "must name a .py file" in err, err
+    (d / "function.yaml").write_text(yaml.safe_dump({"name": "bad", "runtime": "python", "file": "../x.py"}))
+    code, _, err = cli("deploy", str(d))
+    assert code == 2 and "leads out of the function folder" in err, err

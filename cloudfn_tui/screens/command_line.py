@@ -272,7 +272,8 @@ class CommandLineScreen(PaintOnceScreen):
             self.notify(f"{shown_path(path)} exists already; :file {shown_path(path)} shows it.", severity="error")
             return False
         others = {p: "" for p in editor.texts if p != editor.handler_file and not (renaming and p == editor.shown)}
-        problems = [e for e in files_errors({**others, path: ""}, self.current.runtime if self.current else None)
+        problems = [e for e in files_errors({**others, path: ""}, self.current.runtime if self.current else None,
+                                            self.current.handler_file if self.current else "")
                     if e.field in (f"files.{shown_path(path)}", "files")]
         if problems:
             self.notify(f"{shown_path(path)!r} {problems[0].message}", title="File name", severity="error", timeout=10)

@@ -297,8 +297,10 @@ class MainScreen(CommandLineScreen):
 
     # -- loading ---------------------------------------------------------------------------
     async def _load_functions(self) -> None:
-        try:
-            fns = await self.app.platform.list_functions()
+        from cloudfn_tui.whole_functions import whole_functions
+
+        try:  # lists name files only: their texts are fetched for the versions not held yet
+            fns = await whole_functions(self.app, self.functions.functions)
         except CloudfnError as exc:
             from core.remote import Unauthorized
 
@@ -900,6 +902,14 @@ class MainScreen(CommandLineScreen):
         await self._load_alerts()
 
     # -- the event stream ----------------------------------------------------------------------
+    @work(group="whole")
+    async def _fetch_changed(self, fn_id: str) -> None:
+        from cloudfn_tui.whole_functions import whole_function
+
+        fn = await whole_function(self.app, fn_id)
+        if fn is not None:  # None: deleted meanwhile, and its own event says so
+            self.on_platform_event(Event(kind="function.updated", data=fn.to_doc()))
+
     def on_platform_event(self, ev: Event) -> None:
         kind, data = ev.kind, ev.data
         if kind in ("function.created", "function.updated"):
@@ -914,6 +924,9 @@ class MainScreen(CommandLineScreen):
             # This console's own save, its event arriving before or after the save returned:
             # not a change made elsewhere (it warned "changed elsewhere" after every ctrl+s).
             if (fn.id, fn.version) in self._saved_versions or self._saving == (fn.id, fn.code):
+                return
+            if not fn.complete:  # events name files only: the texts come with the function
+                self._fetch_changed(fn.id)
                 return
             self.functions.upsert(fn)
             if mine:

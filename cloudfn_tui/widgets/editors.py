@@ -263,7 +263,9 @@ class CodeEditor(Vertical):
 
     @property
     def handler_file(self) -> str:
-        return HANDLER_FILES.get(self.function.runtime, "code") if self.function is not None else "code"
+        if self.function is None:
+            return "code"
+        return self.function.handler_file or HANDLER_FILES.get(self.function.runtime, "code")
 
     def workspace(self) -> tuple[str, dict[str, str]]:
         """(code, files) as edited: what a save sends."""

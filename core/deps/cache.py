@@ -70,9 +70,10 @@ class EnvCache:
 
     def meta(self, key: str) -> dict[str, Any] | None:
         try:
-            return json.loads((self.envs / key / META).read_text())
+            doc = json.loads((self.envs / key / META).read_text())
         except (OSError, ValueError):
             return None
+        return doc if isinstance(doc, dict) else None
 
     def touch(self, key: str) -> None:
         now = time.monotonic()

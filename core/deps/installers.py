@@ -97,7 +97,8 @@ def target_dir(cache_dir: Path, build_dir: Path) -> Path:
     return cache_dir / "targets" / build_dir.name
 
 
-async def _uv(sandbox, manifest, build_dir, cache_dir, settings, on_line, launcher=None) -> tuple[BuildResult, Path]:
+async def _uv(sandbox: Any, manifest: Manifest, build_dir: Path, cache_dir: Path, settings: InstallSettings,
+              on_line: Callable[[str], None], launcher: Any = None) -> tuple[BuildResult, Path]:
     """A source build runs the package's own code as the sandbox user, so it gets a cache of its
     own: it could otherwise plant files in the shared cache that every later install would use."""
     from core.executors.runtimes.python import PythonRuntime, _interpreter
@@ -132,14 +133,9 @@ async def _uv(sandbox, manifest, build_dir, cache_dir, settings, on_line, launch
     mounts += [m for m in PythonRuntime._mounts(build_dir) if m.target not in ("/function",)
                and not m.target.startswith("/runtime")]
     if settings.pypi_find_links:
-        links = Path(settings.pypi_find_links)
-        try:
-            mode = links.stat().st_mode
-        except OSError as exc:
-            return _refused(f"runtime.pypi_find_links {links} cannot be read: {exc.strerror}"), tree
-        if sandbox.drops_uid and mode & 0o005 != 0o005:
-            return _refused(f"runtime.pypi_find_links {links} is not readable by the sandbox user that runs "
-                               f"installs: chmod o+rx {links} (and o+r its files)"), tree
+        why = _links_problem(Path(settings.pypi_find_links), sandbox.drops_uid)
+        if why:
+            return _refused(why), tree
         mounts.append(Mount(Path(settings.pypi_find_links), LINKS_IN_SANDBOX))
         argv += ["--find-links", LINKS_IN_SANDBOX]
     env = {**BASE_ENV, "UV_PYTHON_DOWNLOADS": "never", "UV_NO_CACHE_BUCKET_PRUNE": "1", **_ca_env("SSL_CERT_FILE")}
@@ -149,7 +145,8 @@ async def _uv(sandbox, manifest, build_dir, cache_dir, settings, on_line, launch
     return result, tree
 
 
-async def _npm(sandbox, manifest, build_dir, cache_dir, settings, on_line, launcher=None) -> tuple[BuildResult, Path]:
+async def _npm(sandbox: Any, manifest: Manifest, build_dir: Path, cache_dir: Path, settings: InstallSettings,
+               on_line: Callable[[str], None], launcher: Any = None) -> tuple[BuildResult, Path]:
     from core.executors.runtimes.nodejs import _node
 
     node, _ = _node()
@@ -173,6 +170,18 @@ async def _npm(sandbox, manifest, build_dir, cache_dir, settings, on_line, launc
     result = await run_build(sandbox, argv, env, build_dir, cache_dir, settings.limits or BuildLimits(),
                              on_line=on_line, network=True, launcher=launcher)
     return result, tree
+
+
+def _links_problem(links: Path, sandbox_user: bool) -> str:
+    """Why the find-links folder cannot serve an install, or ""."""
+    try:
+        mode = links.stat().st_mode
+    except OSError as exc:
+        return f"runtime.pypi_find_links {links} cannot be read: {exc.strerror}"
+    if sandbox_user and mode & 0o005 != 0o005:
+        return (f"runtime.pypi_find_links {links} is not readable by the sandbox user that runs "
+                f"installs: chmod o+rx {links} (and o+r its files)")
+    return ""
 
 
 def _refused(why: str) -> BuildResult:  # a failed result before the installer runs

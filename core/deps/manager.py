@@ -9,6 +9,7 @@ import contextlib
 import logging
 import os
 import shutil
+import stat
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -19,7 +20,7 @@ from core.executors.buildlauncher import ReadyLauncher, start_launcher
 from core.executors.builds import BuildLimits, BuildResult
 
 from . import installers
-from .cache import EnvCache, cache_key, tree_bytes
+from .cache import EnvCache, cache_key
 from .installers import NODE_TREE, PY_TREE, InstallSettings
 from .manifest import Manifest
 
@@ -169,10 +170,10 @@ class DepsManager:
                 self.publish("build.finished", {**base, "ok": False, "error": message, "seconds": round(seconds, 3)})
                 log.warning("%s", message, extra={"function": function})
                 raise BuildError(message, output[-64 * 1024:])
-            await asyncio.to_thread(_seal, tree)
+            size = await asyncio.to_thread(seal, tree)
             packages = (installers.python_packages(tree) if manifest.runtime == "python"
                         else installers.node_packages(tree))
-            meta = {"key": key, "runtime": manifest.runtime, "packages": packages, "bytes": tree_bytes(tree),
+            meta = {"key": key, "runtime": manifest.runtime, "packages": packages, "bytes": size,
                     "installed_at": time.time(), "seconds": round(seconds, 3), "log": result.output[-16 * 1024:]}
             await asyncio.to_thread(self._commit, key, tree, meta)
         finally:
@@ -203,17 +204,41 @@ class DepsManager:
         return removed
 
 
-def _seal(tree: Path) -> None:
+def seal(tree: Path) -> int:
     """Root's and read-only to everyone else: the installer ran as the sandbox user, and so do
-    functions; a later install or function must not be able to change a shared env."""
-    for root, dirs, files in os.walk(tree):
-        for name in (root, *(os.path.join(root, d) for d in dirs), *(os.path.join(root, f) for f in files)):
-            st = os.lstat(name)
-            if os.geteuid() == 0:
-                os.lchown(name, 0, 0)
-            if not os.path.islink(name):
-                os.chmod(name, (st.st_mode & 0o755) | 0o444 | (0o111 if os.path.isdir(name) else 0))
+    functions; a later install or function must not be able to change a shared env. Returns the
+    bytes of what is not a folder (the env's size for collection), counted in the same walk.
+
+    One scandir walk, whose entries carry their lstat, and a chown or chmod only where one
+    changes something: an install's tree of ~250 entries took three walks and five calls an
+    entry before (~9 ms of a ~100 ms install). The installer has exited (its whole cgroup is
+    gone) before this runs, so nothing changes the tree meanwhile."""
+    root = os.geteuid() == 0
+    total = 0
+
+    def fix(path: str, st: os.stat_result) -> None:
+        if root and (st.st_uid or st.st_gid):
+            os.lchown(path, 0, 0)
+        if stat.S_ISLNK(st.st_mode):
+            return
+        mode = (st.st_mode & 0o755) | 0o444 | (0o111 if stat.S_ISDIR(st.st_mode) else 0)
+        # a chown clears set-id bits, which `mode` never keeps anyway
+        if stat.S_IMODE(st.st_mode) != mode:
+            os.chmod(path, mode)
+
+    fix(str(tree), os.lstat(tree))
+    folders = [str(tree)]
+    while folders:
+        with os.scandir(folders.pop()) as entries:
+            for entry in entries:
+                st = entry.stat(follow_symlinks=False)
+                fix(entry.path, st)
+                if stat.S_ISDIR(st.st_mode):
+                    folders.append(entry.path)
+                else:
+                    total += st.st_size
     os.chmod(tree.parent, 0o755)
+    return total
 
 
 def _last_error(output: str) -> str:

@@ -123,7 +123,7 @@ def requirement_problems(text: str) -> list[str]:
         try:
             from packaging.requirements import InvalidRequirement, Requirement
         except ImportError:  # packaging comes with pip and uv's tooling; without it trust the name check
-            name = re.split(r"[\s\[<>=!~;]", spec, 1)[0]
+            name = re.split(r"[\s\[<>=!~;]", spec, maxsplit=1)[0]
             if not _PY_NAME.match(name):
                 problems.append(f"{where}: {name!r} is not a package name")
         else:

@@ -117,6 +117,7 @@ class DependencySupport:
                                "packages": []}
         if m is None:
             return out
+        meta: dict[str, Any] | None
         if rebuild:
             meta = await self.manager.ensure(m, fn.name, rebuild=True)
             # The old tree is gone: every function sharing the env gets new workers, which mount the new one.

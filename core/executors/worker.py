@@ -268,7 +268,7 @@ class Worker:
         init = dict(self.wi.init)
         if extra:
             init.update(extra)
-        for key in ("code_path", "deps_path"):
+        for key in ("code_path", "deps_path", "root_path"):
             if key in init:
                 init[key] = self.sandbox.host_path(spec, init[key])
         # The runner reports its own peak memory only where the cgroup cannot (one read of

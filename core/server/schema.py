@@ -17,7 +17,15 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from core.errors import FieldError, InvalidInput
-from core.funcfiles import FILES_RULE, MANIFEST, MAX_FILE_BYTES, MAX_FILES, MAX_TOTAL_BYTES, path_pattern
+from core.funcfiles import (
+    FILES_RULE,
+    MANIFEST,
+    MAX_FILE_BYTES,
+    MAX_FILES,
+    MAX_PATH_CHARS,
+    MAX_TOTAL_BYTES,
+    path_pattern,
+)
 from core.models import (  # the model classes are re-exported for app.py's bodies
     ALERT_METRICS,
     ASYNC_AGE_RANGE,
@@ -315,6 +323,13 @@ def _function_properties(patch: bool) -> dict[str, Any]:
                                "description": "a function's name or an http(s) webhook URL; empty or null: none"}
                          for key in ("on_success", "on_failure")},
                   }},
+        # -- subfolder handlers (issue 15) --
+        "handler_file": {"type": "string", "maxLength": MAX_PATH_CHARS,
+                         "pattern": r"^(|[^\\/\u0000-\u001f][^\\\u0000-\u001f]*\.(py|c?js|go))$",
+                         "description": ("where the handler file (`code`) sits in the function folder, e.g. "
+                                         "src/main.py (python: .py, nodejs: .js or .cjs; go: main.go only); "
+                                         "its folder is importable. Empty: the runtime's default at the top"
+                                         + ("; absent: unchanged" if patch else ""))},
     }
     if not patch:
         props["handler"]["default"] = "handler"

@@ -11,6 +11,10 @@
   function without any (goal: <= 50 ms added);
 - cold start (a fresh worker, no pre-started sandbox) of a function with dependencies mounted
   against the same code without (goal <= 1.2x), and with the packages imported, for reference.
+- list size (`--list-only`): `GET /api/v1/functions` of a `cloudfn serve` holding 50 functions
+  with a 200 KB file each, against the same server's list of 50 functions without files (the
+  floor: what a list costs when no file travels). Lists and events carry file names and sizes;
+  `get_function` carries the contents.
 - where the fixed overhead of a Python install goes: the build sandbox's launch (run_build of
   /bin/true with the install's limits) after an idle moment, as an install meets it, and right after
   another cgroup join, against a bare `sh -c true`. The difference between the two launches is the
@@ -37,6 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "deps"))
+sys.path.insert(0, str(ROOT / "tests" / "benchmarks"))
 
 from deps_packages import NpmRegistry, make_npm_tarball, make_wheel, readable  # noqa: E402
 
@@ -87,6 +92,18 @@ def bare_uv(wheels: Path, requirements: str, work: Path) -> float:
     subprocess.run([uv, "pip", "install", "-q", "--python", str(venv / "bin" / "python"), "--no-index",
                     "--find-links", str(wheels), "--cache-dir", str(cache), "--only-binary", ":all:",
                     "-r", str(work / "req.txt")], check=True)
+    return time.perf_counter() - t0
+
+
+def bare_uv_target(wheels: Path, requirements: str, work: Path) -> float:
+    """The issue's own peer: `uv pip install --target` (what cloudfn runs), same wheels, empty cache."""
+    work.mkdir(parents=True)
+    exe, _ = _interpreter()
+    (work / "req.txt").write_text(requirements)
+    t0 = time.perf_counter()
+    subprocess.run([uv_binary(), "pip", "install", "-q", "--target", str(work / "site"), "--python", exe,
+                    "--no-index", "--find-links", str(wheels), "--cache-dir", str(work / "uv-cache"),
+                    "--only-binary", ":all:", "--no-compile", "-r", str(work / "req.txt")], check=True)
     return time.perf_counter() - t0
 
 
@@ -157,15 +174,65 @@ async def launch_breakdown(tmp: Path, rounds: int) -> None:
     ratio_line("launch through a launcher started ahead vs idle", ahead, idle, "(this round's change)")
 
 
+def list_size(tmp: Path, rounds: int, count: int = 50, file_kb: int = 200) -> None:
+    """GET /api/v1/functions with `count` functions of one `file_kb` KB file each, against the
+    list of as many functions without files, on two servers of this checkout, turn about."""
+    import httpx
+    from bench_server import TOKEN, free_port, start_cloudfn, wait_200
+
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    blob = ("x" * 99 + "\n") * (file_kb * 1024 // 100)
+    servers = {}
+    try:
+        for kind in ("files", "floor"):
+            port = free_port()
+            servers[kind] = (start_cloudfn(tmp / kind, port), f"http://127.0.0.1:{port}")
+        for kind, (_, url) in servers.items():
+            wait_200("GET", f"{url}/api/v1/health", 60)
+            with httpx.Client(base_url=url, headers=auth, timeout=60) as c:
+                for i in range(count):
+                    body = {"name": f"f{i}", "runtime": "python", "code": PLAIN,
+                            "files": {"data/blob.txt": blob} if kind == "files" else {}}
+                    r = c.post("/api/v1/functions", json=body)
+                    assert r.status_code == 201, r.text
+        times: dict[str, list[float]] = {"files": [], "floor": []}
+        sizes = {}
+        clients = {k: httpx.Client(base_url=u, headers=auth, timeout=60) for k, (_, u) in servers.items()}
+        for _ in range(rounds):
+            for kind, c in clients.items():
+                t0 = time.perf_counter()
+                r = c.get("/api/v1/functions")
+                times[kind].append(time.perf_counter() - t0)
+                assert r.status_code == 200 and r.json()["count"] >= count  # (and the bundled examples)
+                sizes[kind] = len(r.content)
+        one = clients["files"].get("/api/v1/functions/f0").content
+        for c in clients.values():
+            c.close()
+    finally:
+        for proc, _ in servers.values():
+            proc.stop()
+    print(f"\n-- list: {count} functions x {file_kb} KB file vs {count} without files ({rounds} rounds) --")
+    print(f"list body {sizes['files'] / 1024:.1f} KiB vs {sizes['floor'] / 1024:.1f} KiB; "
+          f"one function's get {len(one) / 1024:.1f} KiB")
+    ratio_line("list with files vs list without", times["files"], times["floor"], "~1 (files stay out)")
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--packages", type=int, default=5)
     ap.add_argument("--cold", type=int, default=9)
     ap.add_argument("--launch-only", action="store_true", help="only the launch breakdown (quick, less noisy)")
+    ap.add_argument("--list-only", action="store_true", help="only the list size figure")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-deps-"))
     os.chmod(tmp, 0o755)
+    if args.list_only:
+        try:
+            list_size(tmp, max(args.rounds * 4, 20))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return
     if args.launch_only:
         await launch_breakdown(tmp, max(args.rounds * 3, 9))
         shutil.rmtree(tmp, ignore_errors=True)
@@ -181,7 +248,7 @@ async def main() -> None:
     print(f"{args.packages} packages of {MODULES} modules each; {args.rounds} rounds; {os.cpu_count()} cores")
 
     ours_py, bare_py, ours_js, bare_js, hit, plain = [], [], [], [], [], []
-    started_py, bare_py2 = [], []
+    started_py, bare_py2, target_py = [], [], []
     for r in range(args.rounds):
         work = tmp / f"round{r}"
         work.mkdir()
@@ -192,6 +259,7 @@ async def main() -> None:
         assert await p.deps.manager.launcher_ready()
         await asyncio.sleep(0.2)
         bare_py2.append(bare_uv(wheels, requirements, work / "uv2"))
+        target_py.append(bare_uv_target(wheels, requirements, work / "uvt"))
         await asyncio.sleep(0.2)
         try:
             t, _ = await timed(p.create_function({"name": "first", "runtime": "python", "code": PLAIN,
@@ -224,6 +292,7 @@ async def main() -> None:
     print("\n-- first install (fresh data dir and cache) --")
     ratio_line("python, started platform: create vs bare uv", started_py, bare_py2, "<= 1.3")
     ratio_line("python, one-shot (CLI owns the dir): create vs uv", ours_py, bare_py, "<= 1.3")
+    ratio_line("python, started platform: vs bare uv --target", started_py, target_py, "<= 1.3")
     if ours_js:
         ratio_line("nodejs: cloudfn create vs bare npm install", ours_js, bare_js, "<= 1.3")
     print("\n-- where a Python install's fixed overhead goes --")

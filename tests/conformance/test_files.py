@@ -4,6 +4,8 @@ cover every file, every bad path is named and nothing is stored, and an invoke i
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from core.errors import InvalidInput, NotFound
@@ -35,8 +37,12 @@ async def test_files_come_back_exactly_and_an_invoke_imports_them(platform, name
     assert fn.files == FILES
     assert (await platform.get_function(fn.id)).files == FILES
     assert (await platform.get_function(name)).files == FILES
+    # a list names the files with their sizes; their texts come with the function alone
     listed = {f.id: f for f in await platform.list_functions()}
-    assert listed[fn.id].files == FILES
+    assert listed[fn.id].files == {} and not listed[fn.id].complete
+    assert listed[fn.id].file_sizes == {p: len(t.encode()) for p, t in FILES.items()}
+    assert listed[fn.id].code == CODE and listed[fn.id].version == fn.version
+    assert (await platform.get_function(fn.id)).complete
     res = await platform.invoke(name, {"n": 21})
     assert res.success, res.error
     assert res.result == ["héllo ✓", 42, "line one\n\ttabbed\n"]
@@ -123,3 +129,51 @@ async def test_a_bad_update_changes_nothing(platform, name):
     assert fields(info.value) == {"files"}
     again = await platform.get_function(name)
     assert (again.version, again.files) == (fn.version, FILES)
+
+
+async def test_a_subfolder_handler_round_trips_and_rolls_back(platform, name):
+    code = "import util\ndef handler(event, context):\n    return [util.WHERE, open('src/util.py').read()]\n"
+    fn = await platform.create_function({"name": name, "runtime": "python", "code": code,
+                                         "handler_file": "src/main.py", "files": {"src/util.py": "WHERE = 'src'\n"}})
+    assert fn.handler_file == "src/main.py"
+    assert (await platform.get_function(name)).handler_file == "src/main.py"
+    assert (await platform.invoke(name, {})).result == ["src", "WHERE = 'src'\n"]
+    top = await platform.update_function(name, {"handler_file": "", "files": {"util.py": "WHERE = 'top'\n",
+                                                                              "src/util.py": "x\n"}})
+    assert top.handler_file == "" and (await platform.invoke(name, {})).result == ["top", "x\n"]
+    await platform.rollback_function(name, 1)
+    assert (await platform.get_function(name)).handler_file == "src/main.py"
+    assert (await platform.invoke(name, {})).result == ["src", "WHERE = 'src'\n"]
+    with pytest.raises(InvalidInput) as exc:
+        await platform.update_function(name, {"handler_file": "../main.py"})
+    assert fields(exc.value) == {"handler_file"}
+
+
+
+async def test_events_name_the_files_and_a_plain_function_lists_whole(platform, name):
+    """function.created/updated carry names and sizes, never the texts (up to 5 MiB each)."""
+    stream = platform.events({"function.updated"})
+    first = asyncio.ensure_future(anext(stream))
+    try:
+        fn = await platform.create_function(spec(name))
+        for i in range(50):  # the subscription starts with the first read: update until it sees one
+            await platform.update_function(name, {"timeout": 5 + i})
+            done, _ = await asyncio.wait({first}, timeout=0.2)
+            if done:
+                break
+        ev = await asyncio.wait_for(first, 10)
+        assert ev.data["id"] == fn.id and "files" not in ev.data
+        assert ev.data["file_sizes"] == {p: len(t.encode()) for p, t in FILES.items()}
+        assert ev.data["code"] == CODE
+    finally:
+        first.cancel()
+        await stream.aclose()
+    plain = await platform.create_function({"name": name + "-plain", "runtime": "python",
+                                            "code": "def handler(e, c):\n    return 1\n"})
+    listed = {f.id: f for f in await platform.list_functions()}
+    assert listed[plain.id].complete and listed[plain.id].file_sizes == {}
+    doc = listed[plain.id].to_doc()
+    assert doc["files"] == {} and "file_sizes" not in doc
+    # a client sending a listed function back (the seed's clients echo what they read) changes no file
+    back = await platform.update_function(fn.id, {**listed[fn.id].to_doc(), "description": "echoed"})
+    assert back.files == FILES and back.description == "echoed"

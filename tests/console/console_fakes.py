@@ -88,9 +88,11 @@ class FakePlatform(PlatformAPI):
 
     # -- functions
     async def list_functions(self) -> list[Function]:
-        return list(self.functions.values())
+        self.lists = getattr(self, "lists", 0) + 1
+        return [f.summary() for f in self.functions.values()]  # as the platform: file names and sizes only
 
     async def get_function(self, ref: str) -> Function:
+        self.gets = getattr(self, "gets", 0) + 1
         return self._get(ref)
 
     async def create_function(self, data: dict[str, Any]) -> Function:

@@ -157,3 +157,22 @@ async def test_per_file_drafts_outlive_the_console(fake, make_app, tmp_path):
         assert editor.workspace() == (CODE, {**FILES, "helper.py": "# kept\nX = 1\n", "new.txt": ""})
         await command(pilot, again, "discard")
         assert editor.workspace() == (CODE, FILES) and not editor.dirty
+
+
+async def test_files_changed_elsewhere_reach_the_editor_though_events_carry_names_only(fake, make_app):
+    fn = await multi(fake)
+    app = make_app(fake)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_multi(pilot, app, fn)
+        assert screen.editor.texts["helper.py"] == FILES["helper.py"]
+        # another client saves new texts: the event names the files with their sizes only
+        new = await fake.update_function(fn.id, {"files": {**FILES, "helper.py": "X = 2\n"}})
+        doc = new.summary().to_doc()
+        assert "files" not in doc and doc["file_sizes"]["helper.py"] == 6
+        fake.publish("function.updated", doc)
+        await until(pilot, lambda: screen.editor.texts.get("helper.py") == "X = 2\n", "the new text in the editor")
+        assert screen.current.version == new.version and screen.current.complete
+        # a refresh of the list fetches nothing it already holds whole
+        gets = fake.gets
+        await screen._load_functions()
+        assert fake.gets == gets and screen.editor.texts["helper.py"] == "X = 2\n"

@@ -4,6 +4,7 @@ and what its cache key depends on."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -132,3 +133,40 @@ def test_package_listing_does_not_follow_links_out_of_the_env(tmp_path):
     (tree / "ok" / "package.json").write_text('{"name": "ok", "version": "1.0.0"}')
     (tree / "evil").symlink_to(outside)
     assert node_packages(tree) == [{"name": "ok", "version": "1.0.0"}]
+
+
+def test_sealing_makes_a_tree_roots_and_read_only_without_following_links(tmp_path):
+    """What an installer (the sandbox user) left becomes root's and read-only to anyone else;
+    a symlink it planted is left alone, never followed to what it points at; set-id bits go."""
+    import stat
+
+    from core.deps.manager import seal
+
+    outside = tmp_path / "host-file"
+    outside.write_text("host")
+    os.chmod(outside, 0o600)
+    holder = tmp_path / "env"
+    tree = holder / "site"
+    (tree / "pkg" / "sub").mkdir(parents=True)
+    (tree / "pkg" / "__init__.py").write_text("X = 1\n")
+    (tree / "pkg" / "sub" / "run").write_text("#!/bin/sh\n")
+    os.chmod(tree / "pkg" / "sub" / "run", 0o4777)
+    os.chmod(tree / "pkg" / "sub", 0o777)
+    os.symlink(outside, tree / "pkg" / "link")
+    owner = 65534 if os.geteuid() == 0 else os.geteuid()
+    for p in [tree, *tree.rglob("*")]:
+        if os.geteuid() == 0:
+            os.lchown(p, owner, owner)
+    size = seal(tree)
+    assert size == len("X = 1\n") + len("#!/bin/sh\n") + len(str(outside))  # a link counts its own size
+    for p in [tree, *tree.rglob("*")]:
+        st = os.lstat(p)
+        if os.geteuid() == 0:
+            assert (st.st_uid, st.st_gid) == (0, 0), p
+        if not stat.S_ISLNK(st.st_mode):
+            assert not st.st_mode & 0o022 and not st.st_mode & 0o7000, (p, oct(st.st_mode))
+            assert st.st_mode & 0o444 == 0o444
+    assert stat.S_IMODE(os.stat(tree / "pkg" / "sub").st_mode) == 0o755
+    assert stat.S_IMODE(os.stat(tree / "pkg" / "sub" / "run").st_mode) == 0o755
+    assert stat.S_IMODE(outside.stat().st_mode) == 0o600 and outside.read_text() == "host"
+    assert stat.S_IMODE(holder.stat().st_mode) == 0o755

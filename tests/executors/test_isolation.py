@@ -90,13 +90,13 @@ async def test_sandbox_user_code_folder_and_tmp(service):
     r = res.result
     assert r["uid"] == 65534
     assert r["code"] in ("Read-only file system", "Permission denied")
-    assert r["tmp"] == ["scratch"] and r["cwd"] == "/tmp"
+    assert r["tmp"] == ["scratch"] and r["cwd"] == "/function"  # its own folder, read-only (as /var/task)
     assert r["root_home"] is False  # the host's folders are not there
     assert max(r["pids"]) < 10  # its own pid namespace
 
 
 async def test_file_size_is_limited(service):
-    code = ("def handler(event, context):\n    with open('big', 'wb') as f:\n"
+    code = ("def handler(event, context):\n    with open('/tmp/big', 'wb') as f:\n"
             "        for _ in range(200):\n            f.write(b'x' * (1 << 20))\n")
     res = await service.invoke(fn("python", code), {})
     assert res.error_type == ErrorType.HANDLER_ERROR

@@ -105,7 +105,8 @@ function closeLogs(nonce) {
 }
 
 let codeFile = '';
-const fileName = () => path.basename(codeFile);
+let rootDir = '';  // the function's top folder: stack frames name files relative to it
+const fileName = () => path.relative(rootDir || path.dirname(codeFile), codeFile);
 
 function userFrames(err) {
   const frames = [];
@@ -114,7 +115,7 @@ function userFrames(err) {
     const m = /^\s*at (?:(.*?) \()?(.*?):(\d+):(\d+)\)?$/.exec(line);
     if (!m) continue;
     // the function's other files are user code too; installed packages are not
-    const dir = path.dirname(codeFile) + '/';
+    const dir = (rootDir || path.dirname(codeFile)) + '/';
     const own = m[2] === codeFile || (m[2].startsWith(dir) && !m[2].includes('/node_modules/'));
     if (!own) continue;
     const file = m[2] === codeFile ? fileName() : m[2].slice(dir.length);
@@ -150,6 +151,7 @@ function syntaxLocation(err, source) {
 
 function load(init) {
   codeFile = init.code_path;
+  rootDir = init.root_path || path.dirname(codeFile);
   const source = fs.readFileSync(codeFile, 'utf8');
   const name = init.handler;
   const bare = name.startsWith('exports.') ? name.slice(8) : name;

@@ -58,6 +58,7 @@ REQ_FD = int(sys.argv[1])
 RESP_FD = int(sys.argv[2])
 PREWARM = sys.argv[3:4] == ["prewarm"]
 RUNNER_PID = os.getpid()
+ROOT = []  # the function's top folder, once loaded: stack frames name files relative to it
 
 
 def _close_inherited(keep):
@@ -165,7 +166,7 @@ def user_frames(tb, code_file):
     import traceback
 
     frames = []
-    folder = os.path.dirname(code_file) + "/"  # the function's other files are user code too
+    folder = _root(code_file)  # the function's other files are user code too
     for fs in traceback.extract_tb(tb):
         if fs.filename == code_file or fs.filename.startswith(folder):
             colno = getattr(fs, "colno", None)
@@ -175,11 +176,15 @@ def user_frames(tb, code_file):
     return frames
 
 
+def _root(code_file):
+    return (ROOT[0] if ROOT else os.path.dirname(code_file)) + "/"
+
+
 def exc_frames(exc, code_file):
     """user_frames, with the spot of a SyntaxError in another file of the function first (an
     import of a module that does not compile): its traceback stops at the import line."""
     frames = user_frames(exc.__traceback__, code_file)
-    folder = os.path.dirname(code_file) + "/"
+    folder = _root(code_file)
     name = getattr(exc, "filename", None) if isinstance(exc, SyntaxError) else None
     if isinstance(name, str) and name.startswith(folder) and exc.lineno:
         frames.insert(0, {"file": name[len(folder):], "line": exc.lineno, "function": "<module>",
@@ -238,6 +243,7 @@ class Context(dict):
 def load(init):
     code_file = init["code_path"]
     handler_name = init["handler"]
+    ROOT[:] = [init.get("root_path") or os.path.dirname(code_file)]
     with open(code_file, encoding="utf-8") as f:
         source = f.read()
     try:
@@ -246,16 +252,21 @@ def load(init):
         msg = f"{type(exc).__name__}: {exc.msg} (line {exc.lineno}"
         msg += f", column {exc.offset})" if exc.offset else ")"
         return None, {"ok": False, "error_type": "CompileError", "error": msg,
-                      "stack": [{"file": os.path.basename(code_file), "line": exc.lineno or 0,
+                      "stack": [{"file": code_file[len(_root(code_file)):], "line": exc.lineno or 0,
                                  "function": "<module>", "column": exc.offset}]}
     import types
 
     module = types.ModuleType("function")
     module.__file__ = code_file
     sys.modules["function"] = module
-    sys.path.insert(0, os.path.dirname(code_file))
+    # The handler's own folder first (a handler in src/ imports src/util.py as `util`), then the
+    # function's top folder (`from src import util`, as Lambda's /var/task), then dependencies.
+    own = [os.path.dirname(code_file)]
+    if ROOT[0] != own[0]:
+        own.append(ROOT[0])
     if init.get("deps_path"):  # installed dependencies: after the function's own modules
-        sys.path.insert(1, init["deps_path"])
+        own.append(init["deps_path"])
+    sys.path[0:0] = own
     try:
         exec(code, module.__dict__)
     except BaseException as exc:  # the module itself raised while loading

@@ -11,10 +11,10 @@ from typing import Any
 
 from core.deps.manifest import has_dependencies
 from core.filemodes import private_dir
-from core.funcfiles import UnsafePath, files_digest, write_tree
+from core.funcfiles import UnsafePath, files_digest, handler_path, write_tree
 from core.models import TIMEOUT_RANGE, ErrorType, Function, InvokeResult
 
-from ..sandbox import BASE_ENV, HostSandbox, WorkerSpec
+from ..sandbox import BASE_ENV, HostSandbox, Mount, WorkerSpec
 from ..worker import Adoption, WorkerInit
 
 RUNNERS_DIR = Path(__file__).resolve().parent.parent / "runners"
@@ -48,6 +48,8 @@ class Runtime:
     # --- per code version ---------------------------------------------------------------------
     def function_dir(self, fn: Function) -> Path:
         key = f"{fn.handler}\0{fn.code}"
+        if fn.handler_file:
+            key += "\0" + fn.handler_file
         if fn.files:
             key += "\0" + files_digest(fn.files)
         digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
@@ -58,24 +60,29 @@ class Runtime:
         once into a temp folder that is then renamed into place, so a folder that exists is
         whole. Read-only to the worker. Raises UnsafePath for a path that would leave it."""
         d = self.function_dir(fn)
-        if (d / self.code_file).exists():
+        code_file = self.handler_path(fn)
+        if (d / code_file).exists():
             return d
         if not d.parent.is_dir():
             private_dir(d.parent, 0o755)
         tmp = d.parent / f".{d.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
         private_dir(tmp, 0o755)
         try:
-            write_tree(tmp, {**fn.files, self.code_file: code if code is not None else fn.code})
+            write_tree(tmp, {**fn.files, code_file: code if code is not None else fn.code})
             if os.path.lexists(d):  # an older, partial layout: never half-used
                 shutil.rmtree(d, ignore_errors=True)
             try:
                 os.rename(tmp, d)
             except OSError:
-                if not (d / self.code_file).exists():
+                if not (d / code_file).exists():
                     raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return d
+
+    def handler_path(self, fn: Function) -> str:
+        """The handler file's path in the function's folder (`handler_file`, else the default)."""
+        return handler_path(self.name, fn.handler_file) if self.name != "go" else self.code_file
 
     def laid_out(self, fn: Function) -> Path | InvokeResult:
         """write_code, with a path that would leave the folder (only a tampered store holds
@@ -89,7 +96,7 @@ class Runtime:
         result when it names some that are not installed (the platform installs them first)."""
         if self.deps_tree is None or not has_dependencies(fn):
             return None
-        tree = self.deps_tree(fn)
+        tree: Path | None = self.deps_tree(fn)
         if tree is None:
             return InvokeResult.failure(ErrorType.BUILD_ERROR, "the function's dependencies are not installed: "
                                         "run `cloudfn deps NAME --rebuild`")
@@ -121,6 +128,9 @@ class Runtime:
         where the runtime can, and a worker near its budget is replaced."""
         return int(max(fn.timeout * 4, 120))
 
-    def base_spec(self, fn: Function, argv: list[str], env: dict[str, str], mounts, **kw) -> WorkerSpec:
+    def base_spec(self, fn: Function, argv: list[str], env: dict[str, str], mounts: list[Mount],
+                  **kw: Any) -> WorkerSpec:
+        # The working folder is the function's own (read-only) folder, as Lambda's /var/task:
+        # a bare open('data.json') finds a shipped file; /tmp stays the writable place.
         return WorkerSpec(argv=argv, env=env, mounts=mounts, memory_mb=fn.memory,
-                          cpu_seconds=self.cpu_budget(fn), network=fn.network, **kw)
+                          cpu_seconds=self.cpu_budget(fn), network=fn.network, chdir=FUNCTION_DIR, **kw)

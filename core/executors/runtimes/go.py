@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import time
 import uuid
+from collections.abc import Set as AbstractSet
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from core.funcfiles import UnsafePath, files_digest, write_tree
 from core.models import ErrorType, Function, InvokeResult, StackFrame
 
 from ..builds import BUILD_DIR, CACHE_DIR, BuildLimits, reclaim, run_build
-from ..sandbox import BASE_ENV, Mount, WorkerSpec
+from ..sandbox import BASE_ENV, HostSandbox, Mount, WorkerSpec
 from ..worker import Adoption, NotAdopted, WorkerInit
 from .base import FUNCTION_DIR, PREWARM_CPU_SECONDS, RUNNERS_DIR, Runtime
 
@@ -72,8 +73,8 @@ def _go_on(search_path: str) -> tuple[str | None, str]:
     if not path:
         return None, ""
     try:
-        out = subprocess.run([path, "env", "GOVERSION"], capture_output=True, text=True, timeout=30,
-                             env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/tmp", "GOTOOLCHAIN": "local"})
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/tmp", "GOTOOLCHAIN": "local"}
+        out = subprocess.run([path, "env", "GOVERSION"], capture_output=True, text=True, timeout=30, env=env)
         version = out.stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         return None, ""
@@ -140,7 +141,7 @@ class GoSource:
                         self.auto_imports.append(pkg)
             self.offset = 1
 
-    def render(self, skip_imports: set[str] = frozenset()) -> str:
+    def render(self, skip_imports: AbstractSet[str] = frozenset()) -> str:
         lines = list(self.lines)
         for line_no, pkg in self.blanked.items():
             lines[line_no - 1] = re.sub(rf'(?:(?<![\w.])(?!import\b)[\w.]+\s+)?"{re.escape(pkg)}"', f'_ "{pkg}"',
@@ -211,7 +212,7 @@ class GoRuntime(Runtime):
     name = "go"
     code_file = USER_FILE
 
-    def __init__(self, work_dir: Path, cache_dir: Path, sandbox=None):
+    def __init__(self, work_dir: Path, cache_dir: Path, sandbox: HostSandbox | None = None):
         super().__init__(work_dir, cache_dir, sandbox)
         self._locks: dict[str, asyncio.Lock] = {}
         self.build_limits = BuildLimits()
@@ -286,7 +287,8 @@ class GoRuntime(Runtime):
     async def prepare(self, fn: Function) -> WorkerInit | InvokeResult:
         go, version = _go()
         if go is None:
-            return InvokeResult.failure(ErrorType.RUNTIME_UNAVAILABLE, f"Go is not installed on this host: {INSTALL_HINT}")
+            return InvokeResult.failure(ErrorType.RUNTIME_UNAVAILABLE,
+                                        f"Go is not installed on this host: {INSTALL_HINT}")
         key = self._key(fn, version)
         out_dir = self.cache_dir / "go" / key
         binary = out_dir / "handler"
@@ -323,7 +325,8 @@ class GoRuntime(Runtime):
                   f". {FUNCTION_DIR}/{PREWARM_START}\n"
                   "exit 71\n")
         return WorkerSpec(argv=[sh, "-c", script, "cloudfn-prewarm", "{REQ_FD}", "{RESP_FD}"],
-                          env=dict(BASE_ENV), mounts=[Mount(slot, FUNCTION_DIR)], cpu_seconds=PREWARM_CPU_SECONDS)
+                          env=dict(BASE_ENV), mounts=[Mount(slot, FUNCTION_DIR)], cpu_seconds=PREWARM_CPU_SECONDS,
+                          chdir=FUNCTION_DIR)
 
     def adoption(self, wi: WorkerInit) -> Adoption:
         cpu = wi.spec.cpu_seconds

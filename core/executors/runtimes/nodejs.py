@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from core.models import ErrorType, Function, InvokeResult
@@ -44,10 +45,11 @@ class NodeRuntime(Runtime):
     def _runtime_mounts(node: str) -> list[Mount]:
         mounts = [Mount(RUNNERS_DIR / "node_runner.js", f"{RUNTIME_DIR}/node_runner.js", copy=True)]
         if not node.startswith("/usr/"):
-            mounts.append(Mount(os.path.dirname(os.path.dirname(node)), os.path.dirname(os.path.dirname(node))))
+            prefix = os.path.dirname(os.path.dirname(node))
+            mounts.append(Mount(Path(prefix), prefix))
         return mounts
 
-    def prewarm_spec(self, slot) -> WorkerSpec | None:
+    def prewarm_spec(self, slot: Path) -> WorkerSpec | None:
         # Node cannot lower its own limits or heap once started: a shell waits in the sandbox and
         # execs node with the function's flags at adoption (runtimes/shell_prewarm.py).
         node, _ = _node()
@@ -66,7 +68,8 @@ class NodeRuntime(Runtime):
     async def prepare(self, fn: Function) -> WorkerInit | InvokeResult:
         node, _ = _node()
         if node is None:
-            return InvokeResult.failure(ErrorType.RUNTIME_UNAVAILABLE, f"Node.js is not installed on this host: {INSTALL_HINT}")
+            return InvokeResult.failure(ErrorType.RUNTIME_UNAVAILABLE,
+                                        f"Node.js is not installed on this host: {INSTALL_HINT}")
         deps = self.installed_deps(fn)
         if isinstance(deps, InvokeResult):
             return deps
@@ -85,5 +88,6 @@ class NodeRuntime(Runtime):
             if not self.sandbox.bwrap:
                 env["NODE_PATH"] = str(deps)
         spec = self.base_spec(fn, argv, env, mounts, host_dir=d.parent / "run")
-        return WorkerInit(spec=spec, init={"type": "init", "code_path": f"{FUNCTION_DIR}/{self.code_file}",
+        return WorkerInit(spec=spec, init={"type": "init", "code_path": f"{FUNCTION_DIR}/{self.handler_path(fn)}",
+                                           "root_path": FUNCTION_DIR,
                                            "handler": fn.handler})

@@ -59,7 +59,8 @@ class PythonRuntime(Runtime):
         if isinstance(d, InvokeResult):
             return d
         mounts = self._mounts(d)
-        init = {"type": "init", "code_path": f"{FUNCTION_DIR}/{self.code_file}", "handler": fn.handler}
+        init = {"type": "init", "code_path": f"{FUNCTION_DIR}/{self.handler_path(fn)}", "handler": fn.handler,
+                "root_path": FUNCTION_DIR}
         if deps is not None:  # bound, not copied: a cold start costs the same with 1 or 1000 files
             mounts.append(Mount(deps, DEPS_DIR))
             init["deps_path"] = DEPS_DIR
@@ -71,7 +72,8 @@ class PythonRuntime(Runtime):
         # The interpreter and runner start now; the function's rlimits (CPU, data) and
         # environment come with its init frame and are applied before its code loads.
         return WorkerSpec(argv=self._argv("prewarm"), env=dict(BASE_ENV), mounts=self._mounts(slot, copy=False),
-                          cpu_seconds=PREWARM_CPU_SECONDS)
+                          cpu_seconds=PREWARM_CPU_SECONDS,
+                          chdir=FUNCTION_DIR)
 
     def adoption(self, wi: WorkerInit) -> Adoption:
         # python_runner.py applies these (rlimits first) before it loads the code.

@@ -40,7 +40,8 @@ def waiting_spec(slot: Path, extra_mounts: list[Mount]) -> WorkerSpec | None:
               f". {FUNCTION_DIR}/{START_FILE}\n"
               "exit 71\n")
     return WorkerSpec(argv=[sh, "-c", script, "cloudfn-prewarm", "{REQ_FD}", "{RESP_FD}"], env=dict(BASE_ENV),
-                      mounts=[Mount(slot, FUNCTION_DIR), *extra_mounts], cpu_seconds=PREWARM_CPU_SECONDS)
+                      mounts=[Mount(slot, FUNCTION_DIR), *extra_mounts], cpu_seconds=PREWARM_CPU_SECONDS,
+                          chdir=FUNCTION_DIR)
 
 
 def exec_adoption(wi: WorkerInit) -> Adoption:

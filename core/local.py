@@ -271,7 +271,8 @@ class LocalPlatform(PlatformAPI):
 
     async def rollback_function(self, ref: str, version: int) -> Function:
         old = next((v for v in await self.function_versions(ref) if v.version == version), None)
-        if old is not None:  # its dependencies may have been collected since
+        if old is not None:  # its secrets may have been deleted and its dependencies collected since
+            self._refuse_missing_secrets(old.secrets, old.secret_env, f", which version {version} names")
             await self.deps.ensure(old)
         fn = await asyncio.to_thread(self.registry.rollback, ref, version)
         await self.executor.retire(fn.id)
@@ -284,13 +285,15 @@ class LocalPlatform(PlatformAPI):
         if not isinstance(data, dict) or not ({"secrets", "secret_env"} & set(data)):
             return
         spec = parse_patch(data) if patch else parse_spec(data)
-        missing = [f"{name!r} (in {field})" for field, names in (("secrets", spec.secrets or []),
-                                                                 ("secret_env", (spec.secret_env or {}).values()))
-                   for name in dict.fromkeys(names) if not self.secrets.exists(name)]
+        self._refuse_missing_secrets(spec.secrets or [], spec.secret_env or {})
+
+    def _refuse_missing_secrets(self, names: list[str], env: dict[str, str], where: str = "") -> None:
+        missing = [f"{name!r} (in {field})" for field, held in (("secrets", names), ("secret_env", env.values()))
+                   for name in dict.fromkeys(held) if not self.secrets.exists(name)]
         if missing:
             # A 404, as everywhere a request names something that is not there (the REST fuzzer reads
             # a 422 as a schema-valid body refused); exit 3 in the CLI.
-            raise NotFound(f"no secret named {', '.join(missing)}: set it first (cloudfn secrets set NAME), "
+            raise NotFound(f"no secret named {', '.join(missing)}{where}: set it first (cloudfn secrets set NAME), "
                            "or see `cloudfn secrets list`")
 
     def _changed(self, kind: str, fn: Function) -> None:

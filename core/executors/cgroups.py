@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import os
+import select
 import signal
 import threading
 import time
@@ -219,20 +220,38 @@ class CgroupSet:
                 os.close(fd)
         return []
 
-    def kill_all(self, keep: set[int] | None = None) -> int:
-        """SIGKILL every member but `keep`; repeat while members appear (a forking child)."""
+    def kill_all(self, keep: set[int] | None = None, wait: float = 0.0) -> int:
+        """SIGKILL every member but `keep`; repeat while members appear (a forking child).
+
+        `wait`: seconds to wait, at most, until every process killed has exited. Leaving the
+        cgroup is not exiting: a sandbox's pid-namespace init leaves it, then waits in the
+        kernel for its namespace's last processes, and under load was still running after the
+        cgroup was removed (a worker "stopped" with a process of it alive). Each is watched by
+        a pidfd, which also never signals a pid reused meanwhile."""
         killed = 0
-        for _ in range(50):
-            victims = [p for p in self.members() if not keep or p not in keep]
-            if not victims:
-                break
-            for pid in victims:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                    killed += 1
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.002 if killed else 0)
+        pidfds: list[int] = []
+        try:
+            for _ in range(50):
+                victims = [p for p in self.members() if not keep or p not in keep]
+                if not victims:
+                    break
+                for pid in victims:
+                    try:
+                        fd = os.pidfd_open(pid)
+                    except OSError:
+                        continue  # gone already
+                    pidfds.append(fd)
+                    try:
+                        signal.pidfd_send_signal(fd, signal.SIGKILL)
+                        killed += 1
+                    except ProcessLookupError:
+                        pass
+                time.sleep(0.002 if killed else 0)
+            if wait > 0 and pidfds:
+                _wait_exited(pidfds, wait)
+        finally:
+            for fd in pidfds:
+                os.close(fd)
         return killed
 
     def remove(self) -> None:
@@ -406,3 +425,19 @@ class CgroupManager:
                 base.rmdir()
             except OSError:
                 pass
+
+
+def _wait_exited(pidfds: list[int], timeout: float) -> None:
+    """Until every process behind `pidfds` has exited (a pidfd turns readable then), or timeout."""
+    poller = select.poll()
+    for fd in pidfds:
+        poller.register(fd, select.POLLIN)
+    left = set(pidfds)
+    deadline = time.monotonic() + timeout
+    while left:
+        ms = (deadline - time.monotonic()) * 1000
+        if ms <= 0:
+            return
+        for fd, _ in poller.poll(ms):
+            poller.unregister(fd)
+            left.discard(fd)

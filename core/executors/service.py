@@ -701,7 +701,9 @@ class ExecutionService:
         pool.demand.queued_since = None  # the queue drained
         pool.idle.append(worker)
         self.budget.wake()  # a start waiting for memory may reap it, or use it
-        if not pool.demand.running:  # the burst is over (a drained queue under steady load is not)
+        # The burst is over (a drained queue under steady load is not): no worker runs, and none
+        # was handed to a caller that has yet to begin (pool.busy holds both).
+        if not pool.demand.running and not pool.busy:
             self._grow_for_next_burst(pool)
 
     def _grow_for_next_burst(self, pool: _Pool) -> None:
@@ -714,7 +716,7 @@ class ExecutionService:
         cold_ms = self._cold_guess(pool, pool.runtime)
         if demand.debt < cold_ms or pool.retired or self._closed or self.settings.scaling != "demand":
             return
-        have = len(pool.idle) + len(demand.running) + len(demand.starts)
+        have = len(pool.idle) + len(pool.busy | set(demand.running)) + len(demand.starts)
         limit = min(demand.peak, pool.fn.max_concurrency or demand.peak, self.settings.max_concurrent)
         want = min(int(demand.debt // cold_ms), limit - have, self.budget.free() // max(1, pool.fn.memory))
         demand.debt = 0.0

@@ -43,6 +43,7 @@ __all__ = ["EVENT_LIMIT_BYTES", "Adoption", "NotAdopted", "Worker", "WorkerDied"
 
 SIGNAL_NAMES = {s.value: s.name for s in signal.Signals}
 PIDS_NOTE = " (the worker reached its limit on processes and threads)"
+KILL_WAIT = 5.0  # seconds a kill waits for the last process of a worker to exit (see CgroupSet.kill_all)
 
 
 class WorkerDied(Exception):
@@ -337,7 +338,7 @@ class Worker:
                 self.last_peak = self.cg.peak_mb()
             # Killing a cgroup full of processes (a fork bomb's) polls until they are gone:
             # off the event loop, which keeps serving every other function meanwhile.
-            await asyncio.to_thread(self.cg.kill_all)
+            await asyncio.to_thread(self.cg.kill_all, None, KILL_WAIT)
         if self.proc and self.proc.returncode is None:
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)

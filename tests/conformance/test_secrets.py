@@ -93,3 +93,25 @@ async def test_rotate_key(platform, name):
     assert done["rotated"] >= 1 and "secrets.key" in done["key_source"]
     assert f"{name}-s" in {s.name for s in await platform.list_secrets()}
     await platform.delete_secret(f"{name}-s")
+
+
+async def test_rollback_to_a_version_naming_a_deleted_secret_is_refused(platform, name):
+    """A version that names a secret deleted since would only fail at its next start: rollback
+    answers what update answers (NotFound naming each missing secret) and changes nothing."""
+    await platform.set_secret(f"{name}-old", "value-for-rollback")
+    await platform.create_function({"name": name, "runtime": "python", "code": HOLDER,
+                                    "secrets": [f"{name}-old"], "secret_env": {"PW": f"{name}-old"}})
+    current = await platform.update_function(name, {"secrets": [], "secret_env": {}})
+    await platform.delete_secret(f"{name}-old")
+    with pytest.raises(NotFound) as missing:
+        await platform.rollback_function(name, 1)
+    message = missing.value.message
+    assert f"'{name}-old' (in secrets)" in message and f"'{name}-old' (in secret_env)" in message, message
+    assert "version 1" in message and "cloudfn secrets set" in message, message
+    after = await platform.get_function(name)
+    assert (after.version, after.secrets, after.secret_env) == (current.version, [], {})
+    await platform.set_secret(f"{name}-old", "value-for-rollback")
+    back = await platform.rollback_function(name, 1)
+    assert (back.secrets, back.secret_env) == ([f"{name}-old"], {"PW": f"{name}-old"})
+    await platform.delete_function(name)
+    await platform.delete_secret(f"{name}-old")

@@ -32,6 +32,18 @@ def _wait_for(session: str, needle: str, timeout: float = 30.0, gone: bool = Fal
     raise AssertionError(f"{needle!r} never {'went' if gone else 'appeared'}; the screen was:\n{screen}")
 
 
+def _wait_until(session: str, ready, what: str, timeout: float = 30.0) -> str:
+    """Poll the terminal until `ready(screen)` holds (as _wait_for, for more than one needle)."""
+    deadline = time.monotonic() + timeout
+    screen = ""
+    while time.monotonic() < deadline:
+        screen = _capture(session)
+        if ready(screen):
+            return screen
+        time.sleep(0.1)
+    raise AssertionError(f"never {what}; the screen was:\n{screen}")
+
+
 def test_the_console_in_tmux_lists_invokes_and_quits(tmp_path):
     session = f"cloudfn-test-{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "cfg"), "XDG_DATA_HOME": str(tmp_path / "data"),
@@ -76,18 +88,27 @@ def test_alt_digits_in_the_editors_switch_panes_and_type_nothing(tmp_path):
         _wait_for(session, "analyze-text")
         keys("M-5")
         _wait_for(session, "Logs · following")  # the live panes are up: keys are read now
+        def in_editor(title: str) -> None:
+            # The footer follows the focus a frame after the title: until it shows the editor's
+            # keys (no "n New"), the editor may not have the focus yet. An Escape sent then was
+            # seen as already handled (the list's "n New" still showing), and the next key came
+            # within Textual's ESCDELAY of it: ESC and `q` read as alt+q, and nothing quit.
+            _wait_until(session, lambda screen: title in screen and "n New" not in screen, f"{title!r} focused")
+
         for editor, title in (("M-2", "esc: back to list"), ("M-3", "esc: list · alt+N")):
             for digit in range(1, 9):
                 keys(editor)
-                _wait_for(session, title)
+                in_editor(title)
                 keys(f"M-{digit}")
                 if f"M-{digit}" != editor:  # at 80x24 one pane shows: the editor's went away
                     _wait_for(session, title, gone=True)
             keys(editor)
-            _wait_for(session, title)
+            in_editor(title)
             keys("Escape")  # back to the list, whose footer has the list's keys
-            # not "n New" alone: the alerts table's footer (alt+8, just before) says "n New rule"
-            _wait_for(session, "n New  d Delete")
+            # "n New  d Delete", not "n New" alone: the alerts table's footer (alt+8, just before)
+            # says "n New rule"
+            _wait_until(session, lambda screen, t=title: "n New  d Delete" in screen and t not in screen,
+                        "the list focused")
         screen = _capture(session)
         assert not set("¡™£¢∞§¶•") & set(screen)
         keys("q")

@@ -257,3 +257,24 @@ async def test_a_nodejs_cold_start_adopts_a_sandbox_with_the_functions_own_limit
     # Its cgroup has the function's memory limit: past it, only this worker dies.
     hog = await svc.invoke(f, {"mb": 400})
     assert hog.error_type == ErrorType.MEMORY_LIMIT, (hog.error_type, hog.error)
+
+
+async def test_a_worker_idle_while_another_is_handed_to_a_caller_starts_no_spare(make_service):
+    """Under steady load a worker often goes idle while another was just handed to a waiting
+    caller that has not begun its invocation yet (the handoff crosses a turn of the loop). That is
+    no burst's end: counting only the workers that run, every such moment looked like one, with
+    the handed worker missing from the count, and started spares again and again."""
+    svc = make_service(max_concurrent=16, queue_timeout=30, max_memory=2048)
+    f = fn("python", SLOW, name="handed", memory=64)
+    results = await asyncio.gather(*(svc.invoke(f, {"s": 1.0}) for _ in range(2)))
+    assert all(r.success for r in results)
+    await asyncio.gather(*svc._background, return_exceptions=True)
+    pool = svc._pools[(f.id, f.version)]
+    assert len(pool.idle) == 2 and not pool.busy
+    handed, freed = pool.idle.popleft(), pool.idle.popleft()
+    pool.busy.add(handed)  # as _offer does when it hands a worker to a waiting caller
+    pool.demand.debt, pool.demand.peak = 1e6, 3  # the load's waiting paid for more, up to 3 at once
+    svc._offer(pool, freed)
+    await asyncio.gather(*svc._background, return_exceptions=True)
+    assert svc.stats()["burst"][f.id]["spare_starts"] == 0, svc.stats()["burst"][f.id]
+    assert len(pool.idle) == 1

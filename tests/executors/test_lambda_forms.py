@@ -379,3 +379,18 @@ async def test_python_context_still_a_plain_dict_for_the_original_code(service):
     assert res.result["user"] == "u2" and res.result["request_id"] == res.invocation_id
     assert res.result["has_name"] is True and "aws_request_id" not in res.result["keys"], res.result
     assert json.dumps(res.result)
+
+
+@pytest.mark.go
+@pytest.mark.parametrize("head", ["", "package main\n\n"], ids=["no-package", "package-line"])
+@pytest.mark.parametrize("word", ["errors", "fmt"])
+async def test_go_string_naming_a_package_is_not_an_import(service, head, word):
+    """A string literal "errors" (or "fmt") in code that imports neither is just a string: the
+    build must not route errors.New / fmt.Errorf through the runner as if the package were imported."""
+    code = head + (
+        "func handler(event interface{}, context map[string]string) interface{} {\n"
+        f'\tword := "{word}"\n'
+        "\treturn word\n}\n")
+    res = await service.invoke(fn("go", code, name="word"), None)
+    assert res.success, f"{res.error_type}: {res.error}"
+    assert res.result == word

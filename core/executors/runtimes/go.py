@@ -101,9 +101,24 @@ def _proxies(value: str) -> str:
     return ",".join(kept) or "off"
 
 
+_FIRST_DECL_RE = re.compile(r"^(?:func|var|const|type)\b", re.M)
+_IMPORT_DECL_RE = re.compile(r'\bimport\s*(\([^)]*\)|(?:[\w.]+\s+)?"[^"\n]*")')
+
+
+def _import_specs(body: str, pkg: str) -> list[str]:
+    """The import specs naming the package (`"fmt"`, `f "fmt"`). Go puts every import before
+    the first other declaration, so only that head is read: a string "errors" in code is no import."""
+    first = _FIRST_DECL_RE.search(body)
+    head = re.sub(r"//[^\n]*", "", body[:first.start()] if first else body)
+    specs = []
+    for decl in _IMPORT_DECL_RE.finditer(head):
+        specs += [m.group(0) for m in re.finditer(rf'(?:[\w.]+[ \t]+)?"{re.escape(pkg)}"', decl.group(1))]
+    return specs
+
+
 def _aliased(body: str, pkg: str) -> bool:
     """Whether the package is imported under another name (`f "fmt"`, `. "fmt"`)."""
-    return any(m.group(1) != "import" for m in re.finditer(rf'([\w.]+)\s+"{pkg}"', body))
+    return any(not spec.startswith('"') for spec in _import_specs(body, pkg))
 
 
 class GoSource:
@@ -156,8 +171,8 @@ class GoSource:
         # fmt.Errorf / errors.New calls are routed through the runner so a returned error keeps
         # the stack where it was made. Same length: columns in compile errors stay the user's.
         tail = []
-        uses_fmt = '"fmt"' in body or "fmt" in imports
-        uses_errors = '"errors"' in body or "errors" in imports
+        uses_fmt = bool(_import_specs(body, "fmt")) or "fmt" in imports
+        uses_errors = bool(_import_specs(body, "errors")) or "errors" in imports
         if uses_fmt and not _aliased(body, "fmt"):
             body = re.sub(r"(?<![\w.])fmt\.Errorf\(", "cfn_Errorf(", body)
             tail.append("var _ = fmt.Sprint")

@@ -69,6 +69,10 @@ TRIGGERS = ("manual", "http", "schedule", "async", "retry")
 
 
 class LocalPlatform(PlatformAPI):
+    # With cluster.nats_url, invocations go to `cloudfn worker`s (core/cluster/dispatch.py); a
+    # worker's own platform (core/cluster/worker.py) says False.
+    dispatch_over_nats = True
+
     def __init__(self, config: Config, command: str = "cloudfn", install_examples: bool = True,
                  announce: bool = True, serve_socket: bool = False, run_schedules: bool | None = None,
                  consume_async: bool | None = None):
@@ -151,7 +155,7 @@ class LocalPlatform(PlatformAPI):
         from core.executors import ExecutionService, ExecutionSettings
 
         c = self.config
-        return ExecutionService(
+        local = ExecutionService(
             ExecutionSettings(
                 work_dir=c.work_dir,
                 cache_dir=c.cache_dir,
@@ -167,6 +171,11 @@ class LocalPlatform(PlatformAPI):
                 deps_tree=self.deps.tree_of,
             )
         )
+        if c["cluster.nats_url"] and self.dispatch_over_nats:
+            from core.cluster.dispatch import NatsDispatcher
+
+            return NatsDispatcher(c, local)
+        return local
 
     async def start(self) -> None:
         """Start the background work (history flushing, alert evaluation, the pre-started
@@ -635,6 +644,7 @@ class LocalPlatform(PlatformAPI):
             "protections": self.executor.protections(),
             "functions": len(await self.list_functions()),
             "secrets": self.secrets.describe(),
+            **getattr(self.executor, "cluster_info", dict)(),  # cluster mode: its nodes (core/cluster)
         }
 
     async def close(self) -> None:

@@ -1,0 +1,237 @@
+"""The gateway's executor: LocalPlatform.run_invocation calls `invoke` as it would the local
+ExecutionService, and the invocation runs on a `cloudfn worker` instead.
+
+The version's definition goes to the JetStream object store once (keyed by its digest); the
+request names the digest, and the worker refuses to run code whose digest differs. A worker
+that has the version warm and a free slot is asked directly (its heartbeat says so); otherwise
+the queue group spreads requests over all workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+from nats.aio.client import Client
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.object_store import ObjectStore
+
+from core.cluster import protocol as p
+from core.cluster.connect import connect
+from core.config import Config
+from core.errors import NotFound
+from core.models import ErrorType, Function, InvokeResult, normalize_runtime
+from core.secrets import held_by
+
+log = logging.getLogger("cloudfn.cluster")
+START_MARGIN = 30.0  # seconds on top of the function's timeout: a cold start, a dependency install
+
+
+class Nodes:
+    """The workers' last heartbeats; a node silent for DOWN_AFTER seconds is marked down."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, tuple[float, dict[str, Any]]] = {}
+
+    def beat(self, doc: dict[str, Any]) -> None:
+        node = doc.get("node")
+        if isinstance(node, str):
+            self.seen[node] = (time.monotonic(), doc)
+
+    def up(self) -> list[dict[str, Any]]:
+        now = time.monotonic()
+        return [doc for at, doc in self.seen.values() if now - at <= p.DOWN_AFTER and not doc.get("leaving")]
+
+    def describe(self) -> list[dict[str, Any]]:
+        now = time.monotonic()
+        out = []
+        for node, (at, doc) in sorted(self.seen.items()):
+            age = now - at
+            health = "left" if doc.get("leaving") else ("up" if age <= p.DOWN_AFTER else "down")
+            out.append({"node": node, "role": doc.get("role", "worker"), "health": health,
+                        "last_seen_s": round(age, 1), "capacity": doc.get("capacity", 0),
+                        "load": doc.get("load", 0), "runtimes": sorted(doc.get("runtimes", {})),
+                        "warm_workers": doc.get("warm_workers", 0), "served": doc.get("served", 0)})
+        return out
+
+
+class NatsDispatcher:
+    def __init__(self, config: Config, local: Any) -> None:
+        # The local ExecutionService stays for what a gateway itself does: its sandbox installs
+        # dependencies at create time (errors reach the caller there) and says what it protects.
+        self.config = config
+        self.local = local
+        self.sandbox = local.sandbox
+        self.burst: dict[str, Any] = {}
+        self.secret_values: Callable[[Any], dict[str, str]] | None = None
+        self.nodes = Nodes()
+        self._nc: Client | None = None
+        self._obs: ObjectStore | None = None
+        self._connecting: asyncio.Task[None] | None = None
+        self._stored: set[str] = set()
+        self._closed = False
+
+    # -- connection --------------------------------------------------------------------------
+    def warm_up(self) -> None:
+        if self._connecting is None:
+            self._connecting = asyncio.get_running_loop().create_task(self._connect(), name="cloudfn-nats-connect")
+
+    async def _connect(self) -> None:
+        nc = await connect(self.config, "cloudfn-gateway")
+        js = nc.jetstream()
+        self._obs = await js.create_object_store(p.CODE_BUCKET)
+        await nc.subscribe(p.HEARTBEAT, cb=self._on_heartbeat)
+        self._nc = nc
+
+    async def ready(self) -> Client:
+        if self._connecting is None or (self._connecting.done() and self._connecting.exception() is not None):
+            self._connecting = asyncio.get_running_loop().create_task(self._connect(), name="cloudfn-nats-connect")
+        await asyncio.shield(self._connecting)
+        assert self._nc is not None
+        return self._nc
+
+    async def _on_heartbeat(self, msg: Any) -> None:
+        try:
+            self.nodes.beat(json.loads(msg.data))
+        except ValueError:
+            log.warning("ignored a heartbeat that is not JSON")
+
+    # -- invoke --------------------------------------------------------------------------------
+    async def invoke(self, fn: Function, event: Any, context: dict[str, str] | None = None,
+                     request_id: str | None = None) -> InvokeResult:
+        from core.models import new_uuid
+
+        request_id = request_id or new_uuid()
+        t0 = time.perf_counter()
+        try:
+            res = await self._invoke(fn, event, context or {}, request_id)
+        except _Refused as exc:
+            res = InvokeResult.failure(ErrorType.RUNTIME_UNAVAILABLE, str(exc))
+        except Exception as exc:  # the platform (CloudfnError) answers these itself
+            from core.errors import CloudfnError
+
+            if isinstance(exc, CloudfnError):
+                res = InvokeResult.failure(ErrorType.RUNTIME_UNAVAILABLE, f"Unavailable: {exc.message}")
+            else:
+                res = InvokeResult.failure(ErrorType.WORKER_CRASHED,
+                                           f"internal error while dispatching: {type(exc).__name__}: {exc}")
+        res.invocation_id, res.function_id, res.function_name, res.function_version = \
+            request_id, fn.id, fn.name, fn.version
+        if not res.duration_ms:
+            res.duration_ms = (time.perf_counter() - t0) * 1000
+        return res
+
+    async def _invoke(self, fn: Function, event: Any, context: dict[str, str], request_id: str) -> InvokeResult:
+        nc = await self.ready()
+        if not nc.is_connected:  # a request would wait out its whole timeout in the reconnect buffer
+            raise _Refused(f"Unavailable: the NATS server at {self.config['cluster.nats_url']} is unreachable "
+                           "(reconnecting); retry when it is back")
+        digest = await self._publish_version(fn)
+        try:
+            secrets = self._secrets(fn)
+        except NotFound as exc:
+            return InvokeResult.failure(
+                ErrorType.RUNTIME_UNAVAILABLE,
+                f"{exc.message.split(' (')[0]}, which this function holds: set it (cloudfn secrets set NAME) or "
+                "remove it from the function's secrets and secret_env")
+        try:
+            body = p.dumps({"digest": digest, "event": event, "context": context, "request_id": request_id,
+                            "secrets": secrets})
+        except (TypeError, ValueError) as exc:
+            return InvokeResult.failure(ErrorType.INVALID_EVENT, f"the event is not JSON: {exc}")
+        subject = self._subject(fn)
+        try:
+            msg = await nc.request(subject, body, timeout=fn.timeout + START_MARGIN)
+        except NoRespondersError:
+            raise _Refused(self._no_worker(fn)) from None
+        except NatsTimeout:
+            return InvokeResult.failure(
+                ErrorType.WORKER_CRASHED, f"no answer from a worker within {fn.timeout + START_MARGIN:g} s "
+                "(the worker died or lost its NATS connection); the invocation may have run")
+        return InvokeResult.model_validate_json(msg.data)
+
+    def _no_worker(self, fn: Function) -> str:
+        up = self.nodes.up()
+        if not up:
+            return "Unavailable: no cloudfn worker is connected to the cluster (start one: cloudfn worker)"
+        names = ", ".join(f"{d['node']} [{', '.join(sorted(d.get('runtimes', {})))}]" for d in up)
+        return f"Unavailable: no worker can take runtime {fn.runtime!r} (workers: {names})"
+
+    def _subject(self, fn: Function) -> str:
+        """A worker with the version warm and room to spare, else the queue group."""
+        key = f"{fn.id}:{fn.version}"
+        warm = [d for d in self.nodes.up()
+                if key in d.get("warm", ()) and d.get("load", 0) < d.get("capacity", 0)]
+        if warm:
+            return p.node_invoke(random.choice(warm)["node"])
+        return f"{p.INVOKE}.{normalize_runtime(fn.runtime)}"
+
+    def _secrets(self, fn: Function) -> dict[str, str]:
+        names = held_by(fn)
+        if not names:
+            return {}
+        if self.secret_values is None:
+            raise NotFound("no secret store")
+        return dict(self.secret_values(names))
+
+    async def _publish_version(self, fn: Function) -> str:
+        digest, data = p.function_blob(fn)
+        if digest not in self._stored:
+            assert self._obs is not None
+            await self._obs.put(digest, data)
+            self._stored.add(digest)
+        return digest
+
+    # -- what LocalPlatform asks of its executor -------------------------------------------------
+    async def retire(self, function_id: str) -> None:
+        await self._control("retire", function_id)
+
+    async def replace_workers(self, function_id: str) -> None:
+        await self._control("replace", function_id)
+
+    async def _control(self, action: str, function_id: str) -> None:
+        if self._nc is not None and self._nc.is_connected:
+            await self._nc.publish(p.CONTROL, p.dumps({"action": action, "function_id": function_id}))
+
+    def cluster_info(self) -> dict[str, Any]:
+        return {"mode": "cluster gateway", "cluster": {"nats_url": self.config["cluster.nats_url"],
+                                                       "connected": bool(self._nc and self._nc.is_connected),
+                                                       "nodes": self.nodes.describe()}}
+
+    def protections(self) -> dict[str, Any]:
+        return dict(self.local.protections())
+
+    def runtimes(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for d in self.nodes.up():
+            for name, info in d.get("runtimes", {}).items():
+                out.setdefault(name, dict(info, nodes=[]))["nodes"].append(d["node"])
+        return out
+
+    def stats(self) -> dict[str, Any]:
+        up = self.nodes.up()
+        return {"workers": {}, "warm_workers": sum(d.get("warm_workers", 0) for d in up),
+                "busy_workers": sum(d.get("load", 0) for d in up), "in_flight": sum(d.get("load", 0) for d in up),
+                "queued": sum(d.get("queued", 0) for d in up), "burst": {},
+                "nodes": self.nodes.describe()}
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._connecting is not None and not self._connecting.done():
+            self._connecting.cancel()
+        if self._nc is not None:
+            try:
+                await (self._nc.drain() if self._nc.is_connected else self._nc.close())
+            except Exception as exc:  # NATS went away meanwhile: nothing left to hand over
+                log.warning("NATS close: %s", exc or type(exc).__name__)
+        await self.local.close()
+
+
+class _Refused(Exception):
+    pass

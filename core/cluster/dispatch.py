@@ -87,6 +87,7 @@ class NatsDispatcher:
         js = nc.jetstream()
         self._obs = await js.create_object_store(p.CODE_BUCKET)
         await nc.subscribe(p.HEARTBEAT, cb=self._on_heartbeat)
+        await nc.publish(p.PING, b"")
         self._nc = nc
 
     async def ready(self) -> Client:

@@ -56,7 +56,8 @@ def start_nats(store_dir: Path, token: str, deadline: float = 30.0, binary: str 
     conf.touch(mode=0o600)
     conf.write_text(f'authorization {{ token: "{token}" }}\n')
     proc = subprocess.Popen([exe, "-js", "-a", "127.0.0.1", "-p", "-1", "-sd", str(store_dir), "-c", str(conf)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)  # a terminal's Ctrl-C is for our owner, who stops it last
     log: list[str] = []
     found: dict[str, str] = {}
     ready = threading.Event()

@@ -12,6 +12,7 @@ from core.models import Function
 INVOKE = "cloudfn.invoke"  # a queue group of all workers
 WORKERS_GROUP = "workers"
 HEARTBEAT = "cloudfn.nodes.heartbeat"
+PING = "cloudfn.nodes.ping"  # a gateway that just connected: every node beats at once
 CONTROL = "cloudfn.control"  # retire / replace a function's workers, to every worker
 CODE_BUCKET = "cloudfn-code"  # JetStream object store: function versions by digest
 HEARTBEAT_EVERY = 1.0  # seconds

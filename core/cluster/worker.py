@@ -79,6 +79,7 @@ class Worker:
             await nc.subscribe(f"{p.INVOKE}.{rt}", queue=p.WORKERS_GROUP, cb=self._on_invoke)
         await nc.subscribe(p.node_invoke(self.node), cb=self._on_invoke)
         await nc.subscribe(p.CONTROL, cb=self._on_control)
+        await nc.subscribe(p.PING, cb=self._on_ping)
         beats = asyncio.create_task(self._beat(), name="cloudfn-heartbeat")
         await nc.flush()
         log.info("worker %s serving %s on %s", self.node, ", ".join(runtimes), self.config["cluster.nats_url"])
@@ -91,7 +92,10 @@ class Worker:
             beats.cancel()
             with contextlib.suppress(Exception):
                 await nc.publish(p.HEARTBEAT, p.dumps(self._heartbeat()))
-            await nc.drain()  # stops taking requests; those in flight finish and answer
+            try:  # stops taking requests; those in flight finish and answer
+                await (nc.drain() if nc.is_connected else nc.close())
+            except Exception as exc:  # NATS went away first: nobody is left to answer
+                log.warning("NATS close: %s", exc or type(exc).__name__)
             if self._tasks:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
 
@@ -110,6 +114,10 @@ class Worker:
             with contextlib.suppress(Exception):  # a reconnect in progress: the next beat goes out
                 await self._nc.publish(p.HEARTBEAT, p.dumps(self._heartbeat()))
             await asyncio.sleep(p.HEARTBEAT_EVERY)
+
+    async def _on_ping(self, msg: Msg) -> None:
+        assert self._nc is not None
+        await self._nc.publish(p.HEARTBEAT, p.dumps(self._heartbeat()))
 
     async def _on_control(self, msg: Msg) -> None:
         try:

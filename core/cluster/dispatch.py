@@ -68,7 +68,9 @@ class NatsDispatcher:
         self.config = config
         self.local = local
         self.sandbox = local.sandbox
-        self.burst: dict[str, Any] = {}
+        self.burst: dict[str, dict[str, dict[str, Any]]] = {}  # function id -> node -> its scheduling counts
+        self.warm: dict[str, set[str]] = {}  # "function id:version" -> nodes that have it warm
+        self.sent: dict[str, int] = {}  # node -> requests this gateway has in flight there
         self.secret_values: Callable[[Any], dict[str, str]] | None = None
         self.nodes = Nodes()
         self._nc: Client | None = None
@@ -147,15 +149,30 @@ class NatsDispatcher:
         except (TypeError, ValueError) as exc:
             return InvokeResult.failure(ErrorType.INVALID_EVENT, f"the event is not JSON: {exc}")
         subject = self._subject(fn)
+        direct = subject.split(".")[2] if subject.startswith("cloudfn.node.") else None
+        if direct:
+            self.sent[direct] = self.sent.get(direct, 0) + 1
         try:
             msg = await nc.request(subject, body, timeout=fn.timeout + START_MARGIN)
         except NoRespondersError:
+            if direct:  # it left since its last heartbeat: any worker will do
+                self.warm.get(f"{fn.id}:{fn.version}", set()).discard(direct)
+                return await self._invoke(fn, event, context, request_id)
             raise _Refused(self._no_worker(fn)) from None
         except NatsTimeout:
             return InvokeResult.failure(
                 ErrorType.WORKER_CRASHED, f"no answer from a worker within {fn.timeout + START_MARGIN:g} s "
                 "(the worker died or lost its NATS connection); the invocation may have run")
-        return InvokeResult.model_validate_json(msg.data)
+        reply = json.loads(msg.data)
+        node = str(reply.get("node", ""))
+        key = f"{fn.id}:{fn.version}"
+        if reply.get("warm"):
+            self.warm.setdefault(key, set()).add(node)
+        else:
+            self.warm.get(key, set()).discard(node)
+        if reply.get("burst"):
+            self.burst.setdefault(fn.id, {})[node] = reply["burst"]
+        return InvokeResult.model_validate(reply["result"])
 
     def _no_worker(self, fn: Function) -> str:
         up = self.nodes.up()
@@ -165,12 +182,14 @@ class NatsDispatcher:
         return f"Unavailable: no worker can take runtime {fn.runtime!r} (workers: {names})"
 
     def _subject(self, fn: Function) -> str:
-        """A worker with the version warm and room to spare, else the queue group."""
+        """A live worker that has the version warm (its last answer or heartbeat said so) and
+        room to spare, else the queue group, which spreads requests over all workers."""
         key = f"{fn.id}:{fn.version}"
-        warm = [d for d in self.nodes.up()
-                if key in d.get("warm", ()) and d.get("load", 0) < d.get("capacity", 0)]
-        if warm:
-            return p.node_invoke(random.choice(warm)["node"])
+        up = {d["node"]: d for d in self.nodes.up()}
+        known = self.warm.get(key, set()) | {n for n, d in up.items() if key in d.get("warm", ())}
+        free = [n for n in known if n in up and up[n].get("load", 0) + self.sent.get(n, 0) < up[n].get("capacity", 0)]
+        if free:
+            return p.node_invoke(min(free, key=lambda n: self.sent.get(n, 0)))
         return f"{p.INVOKE}.{normalize_runtime(fn.runtime)}"
 
     def _secrets(self, fn: Function) -> dict[str, str]:
@@ -219,7 +238,8 @@ class NatsDispatcher:
         up = self.nodes.up()
         return {"workers": {}, "warm_workers": sum(d.get("warm_workers", 0) for d in up),
                 "busy_workers": sum(d.get("load", 0) for d in up), "in_flight": sum(d.get("load", 0) for d in up),
-                "queued": sum(d.get("queued", 0) for d in up), "burst": {},
+                "queued": sum(d.get("queued", 0) for d in up),
+                "burst": {fid: _summed(per_node) for fid, per_node in self.burst.items() if per_node},
                 "nodes": self.nodes.describe()}
 
     async def close(self) -> None:
@@ -232,6 +252,28 @@ class NatsDispatcher:
             except Exception as exc:  # NATS went away meanwhile: nothing left to hand over
                 log.warning("NATS close: %s", exc or type(exc).__name__)
         await self.local.close()
+
+
+def _summed(per_node: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One function's scheduling counts over all nodes (core/executors/demand.py's shape)."""
+    docs = list(per_node.values())
+    started = sum(d.get("workers_started", 0) for d in docs)
+    cold = sum((d.get("start_ms_avg") or 0) * d.get("workers_started", 0) for d in docs)
+    waits = [d.get("queue_wait_ms", {}) for d in docs]
+
+    def most(k: str) -> float | None:
+        vals = [w[k] for w in waits if w.get(k) is not None]
+        return max(vals) if vals else None
+
+    out: dict[str, Any] = {
+        "name": docs[0].get("name"), "runtime": docs[0].get("runtime"), "workers_started": started,
+        "start_ms_avg": round(cold / started, 3) if started else None,
+        "queue_wait_ms": {"sum": round(sum(w.get("sum", 0) for w in waits), 3), "max": most("max"),
+                          "p50": most("p50"), "p99": most("p99")},
+        "nodes": sorted(per_node)}
+    for k in ("background_starts", "spare_starts", "clones", "queue_waits"):
+        out[k] = sum(d.get(k, 0) for d in docs)
+    return out
 
 
 class _Refused(Exception):

@@ -143,8 +143,15 @@ class Worker:
         finally:
             self.load -= 1
         self.served += 1
+        # With the answer, what the gateway routes and reports by: this node has the version warm,
+        # and how its invocations found a worker here (summed over nodes by the gateway).
+        st = self.executor.burst.get(result.function_id)
+        pools = self.executor.stats()["workers"].get(result.function_id, {})
+        reply = {"result": result.model_dump(mode="json"), "node": self.node,
+                 "warm": bool(pools.get("warm")) or bool(pools.get("busy")),
+                 "burst": dict(st.to_dict(), name=st.name) if st is not None else None}
         with contextlib.suppress(Exception):  # the gateway is gone: nobody to answer
-            await msg.respond(result.model_dump_json().encode())
+            await msg.respond(p.dumps(reply))
 
     async def _run(self, msg: Msg) -> InvokeResult:
         try:

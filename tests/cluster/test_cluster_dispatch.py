@@ -90,7 +90,7 @@ async def test_a_worker_refuses_code_that_does_not_hash_to_its_digest(cluster, n
                                           "code": "def handler(e, c):\n    return 'pwned'\n"}).encode())
         msg = await nc.request(f"{p.INVOKE}.python", json.dumps(
             {"digest": forged, "event": None, "context": {}, "request_id": "r1", "secrets": {}}).encode(), timeout=30)
-        answer = json.loads(msg.data)
+        answer = json.loads(msg.data)["result"]
         assert answer["success"] is False and "refused" in answer["error"] and "pwned" not in msg.data.decode()
     finally:
         await nc.close()

@@ -10,9 +10,9 @@ the queue group spreads requests over all workers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-import random
 import time
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +30,7 @@ from core.models import ErrorType, Function, InvokeResult, normalize_runtime
 from core.secrets import held_by
 
 log = logging.getLogger("cloudfn.cluster")
+ACCEPT_WITHIN = 10.0  # seconds for some worker to take a request (they accept on arrival)
 START_MARGIN = 30.0  # seconds on top of the function's timeout: a cold start, a dependency install
 
 
@@ -43,6 +44,11 @@ class Nodes:
         node = doc.get("node")
         if isinstance(node, str):
             self.seen[node] = (time.monotonic(), doc)
+
+    def alive(self, node: str) -> bool:
+        """Still beating (a leaving node beats until its invocations in flight have answered)."""
+        at, _ = self.seen.get(node, (0.0, {}))
+        return time.monotonic() - at <= p.DOWN_AFTER
 
     def up(self) -> list[dict[str, Any]]:
         now = time.monotonic()
@@ -153,16 +159,17 @@ class NatsDispatcher:
         if direct:
             self.sent[direct] = self.sent.get(direct, 0) + 1
         try:
-            msg = await nc.request(subject, body, timeout=fn.timeout + START_MARGIN)
+            msg = await self._exchange(nc, subject, body, fn)
         except NoRespondersError:
             if direct:  # it left since its last heartbeat: any worker will do
                 self.warm.get(f"{fn.id}:{fn.version}", set()).discard(direct)
                 return await self._invoke(fn, event, context, request_id)
             raise _Refused(self._no_worker(fn)) from None
-        except NatsTimeout:
-            return InvokeResult.failure(
-                ErrorType.WORKER_CRASHED, f"no answer from a worker within {fn.timeout + START_MARGIN:g} s "
-                "(the worker died or lost its NATS connection); the invocation may have run")
+        except _WorkerLost as exc:
+            return InvokeResult.failure(ErrorType.WORKER_CRASHED, str(exc))
+        finally:
+            if direct:
+                self.sent[direct] -= 1
         reply = json.loads(msg.data)
         node = str(reply.get("node", ""))
         key = f"{fn.id}:{fn.version}"
@@ -173,6 +180,36 @@ class NatsDispatcher:
         if reply.get("burst"):
             self.burst.setdefault(fn.id, {})[node] = reply["burst"]
         return InvokeResult.model_validate(reply["result"])
+
+    async def _exchange(self, nc: Client, subject: str, body: bytes, fn: Function) -> Any:
+        """Request and answer, with the worker's acceptance in between: the worker says at once
+        that it took the request, so a worker that dies mid-invocation (its heartbeats stop) is
+        noticed within DOWN_AFTER seconds, not at the end of the function's timeout."""
+        inbox = nc.new_inbox()
+        sub = await nc.subscribe(inbox, max_msgs=2)
+        try:
+            await nc.publish(subject, body, reply=inbox)
+            try:
+                first = await sub.next_msg(timeout=ACCEPT_WITHIN)
+            except NatsTimeout:
+                raise _WorkerLost(f"no worker took the invocation within {ACCEPT_WITHIN:g} s") from None
+            if first.headers and first.headers.get("Status") == "503":
+                raise NoRespondersError
+            node = json.loads(first.data).get("accepted", "")
+            deadline = time.monotonic() + fn.timeout + START_MARGIN
+            while True:
+                try:
+                    return await sub.next_msg(timeout=min(p.HEARTBEAT_EVERY, max(0.01, deadline - time.monotonic())))
+                except NatsTimeout:
+                    if not self.nodes.alive(node):
+                        raise _WorkerLost(f"worker {node} stopped answering during the invocation (no heartbeat "
+                                          f"for {p.DOWN_AFTER:g} s); it may have run") from None
+                    if time.monotonic() >= deadline:
+                        raise _WorkerLost(f"no answer from worker {node} within {fn.timeout + START_MARGIN:g} s; "
+                                          "it may have run") from None
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
 
     def _no_worker(self, fn: Function) -> str:
         up = self.nodes.up()
@@ -274,6 +311,10 @@ def _summed(per_node: dict[str, dict[str, Any]]) -> dict[str, Any]:
     for k in ("background_starts", "spare_starts", "clones", "queue_waits"):
         out[k] = sum(d.get(k, 0) for d in docs)
     return out
+
+
+class _WorkerLost(Exception):
+    pass
 
 
 class _Refused(Exception):

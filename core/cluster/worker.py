@@ -75,9 +75,9 @@ class Worker:
         js = nc.jetstream()
         self.obs = await js.create_object_store(p.CODE_BUCKET)
         runtimes = [name for name, info in self.executor.runtimes().items() if info.get("available")]
-        for rt in runtimes:
-            await nc.subscribe(f"{p.INVOKE}.{rt}", queue=p.WORKERS_GROUP, cb=self._on_invoke)
-        await nc.subscribe(p.node_invoke(self.node), cb=self._on_invoke)
+        taking = [await nc.subscribe(f"{p.INVOKE}.{rt}", queue=p.WORKERS_GROUP, cb=self._on_invoke)
+                  for rt in runtimes]
+        taking.append(await nc.subscribe(p.node_invoke(self.node), cb=self._on_invoke))
         await nc.subscribe(p.CONTROL, cb=self._on_control)
         await nc.subscribe(p.PING, cb=self._on_ping)
         beats = asyncio.create_task(self._beat(), name="cloudfn-heartbeat")
@@ -88,16 +88,20 @@ class Worker:
         try:
             await stop.wait()
         finally:
+            # Stop taking requests; keep beating (as leaving) while those in flight finish and answer.
             self._leaving = True
+            for sub in taking:
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
             beats.cancel()
             with contextlib.suppress(Exception):
                 await nc.publish(p.HEARTBEAT, p.dumps(self._heartbeat()))
-            try:  # stops taking requests; those in flight finish and answer
+            try:
                 await (nc.drain() if nc.is_connected else nc.close())
             except Exception as exc:  # NATS went away first: nobody is left to answer
                 log.warning("NATS close: %s", exc or type(exc).__name__)
-            if self._tasks:
-                await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _heartbeat(self) -> dict[str, Any]:
         stats = self.executor.stats()
@@ -132,6 +136,8 @@ class Worker:
 
     async def _on_invoke(self, msg: Msg) -> None:
         # nats-py runs a subscription's callbacks one at a time: each invocation gets a task.
+        with contextlib.suppress(Exception):  # taken: the gateway now watches this node's heartbeats
+            await msg.respond(p.dumps({"accepted": self.node}))
         task = asyncio.create_task(self._serve(msg))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

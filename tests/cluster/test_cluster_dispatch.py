@@ -88,8 +88,12 @@ async def test_a_worker_refuses_code_that_does_not_hash_to_its_digest(cluster, n
         forged = "0" * 64
         await obs.put(forged, json.dumps({"id": "x", "name": "evil", "runtime": "python", "handler": "handler",
                                           "code": "def handler(e, c):\n    return 'pwned'\n"}).encode())
-        msg = await nc.request(f"{p.INVOKE}.python", json.dumps(
-            {"digest": forged, "event": None, "context": {}, "request_id": "r1", "secrets": {}}).encode(), timeout=30)
+        inbox = nc.new_inbox()
+        sub = await nc.subscribe(inbox, max_msgs=2)
+        await nc.publish(f"{p.INVOKE}.python", json.dumps(
+            {"digest": forged, "event": None, "context": {}, "request_id": "r1", "secrets": {}}).encode(), reply=inbox)
+        assert "accepted" in json.loads((await sub.next_msg(timeout=30)).data)
+        msg = await sub.next_msg(timeout=30)
         answer = json.loads(msg.data)["result"]
         assert answer["success"] is False and "refused" in answer["error"] and "pwned" not in msg.data.decode()
     finally:

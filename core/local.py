@@ -192,15 +192,32 @@ class LocalPlatform(PlatformAPI):
         self.deps.prepare()
         if self.consume_async:
             self.async_invoker.start()
-        interval = self.config["monitor.alert_interval"]
-        if interval:
-            self._tasks.append(asyncio.create_task(self.alert_engine.run(interval), name="cloudfn-alerts"))
-        if self.run_schedules:
-            self.scheduler.start()
+        lead = getattr(self.executor, "lead", None)  # cluster mode: only while this gateway holds the lease
+        if lead is not None:
+            lead(self._lead, self._follow)
+        else:
+            self._tasks.extend(self._lead_tasks())
         if self.serve_socket:
             self.start_socket()
         if self.announce:
             log.info("platform started", extra={"data_dir": str(self.data_dir)})
+
+    def _lead_tasks(self) -> list[asyncio.Task]:
+        """What exactly one node of a cluster runs: alert evaluation and the schedules."""
+        interval = self.config["monitor.alert_interval"]
+        if self.run_schedules:
+            self.scheduler.start()
+        return [asyncio.create_task(self.alert_engine.run(interval), name="cloudfn-alerts")] if interval else []
+
+    async def _lead(self) -> None:
+        self._leading = self._lead_tasks()
+
+    async def _follow(self) -> None:
+        for task in getattr(self, "_leading", []):
+            task.cancel()
+        await asyncio.gather(*getattr(self, "_leading", []), return_exceptions=True)
+        self._leading = []
+        await self.scheduler.pause()
 
     def start_socket(self) -> None:
         """Serve the API on `<data_dir>/cloudfn.sock` (0600) from the running loop, so other

@@ -14,7 +14,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from nats.aio.client import Client
@@ -24,6 +24,7 @@ from nats.js.object_store import ObjectStore
 
 from core.cluster import protocol as p
 from core.cluster.connect import connect
+from core.cluster.leader import Lease
 from core.config import Config
 from core.errors import NotFound
 from core.models import ErrorType, Function, InvokeResult, normalize_runtime
@@ -84,6 +85,9 @@ class NatsDispatcher:
         self._connecting: asyncio.Task[None] | None = None
         self._stored: set[str] = set()
         self._closed = False
+        self.node = p.node_id(config, "gateway")
+        self.lease: Lease | None = None
+        self._lease_task: asyncio.Task[None] | None = None
 
     # -- connection --------------------------------------------------------------------------
     def warm_up(self) -> None:
@@ -97,6 +101,13 @@ class NatsDispatcher:
         await nc.subscribe(p.HEARTBEAT, cb=self._on_heartbeat)
         await nc.publish(p.PING, b"")
         self._nc = nc
+        if self.lease is not None:
+            self._lease_task = asyncio.get_running_loop().create_task(self.lease.run(js), name="cloudfn-lease")
+
+    def lead(self, on_won: Callable[[], Awaitable[None]], on_lost: Callable[[], Awaitable[None]]) -> None:
+        """Run `on_won` when this gateway takes the cluster's lease, `on_lost` when it loses it."""
+        self.lease = Lease(self.node, on_won, on_lost)
+        self.warm_up()
 
     async def ready(self) -> Client:
         if self._connecting is None or (self._connecting.done() and self._connecting.exception() is not None):
@@ -257,9 +268,11 @@ class NatsDispatcher:
             await self._nc.publish(p.CONTROL, p.dumps({"action": action, "function_id": function_id}))
 
     def cluster_info(self) -> dict[str, Any]:
-        return {"mode": "cluster gateway", "cluster": {"nats_url": self.config["cluster.nats_url"],
-                                                       "connected": bool(self._nc and self._nc.is_connected),
-                                                       "nodes": self.nodes.describe()}}
+        cluster = {"nats_url": self.config["cluster.nats_url"], "node": self.node,
+                   "connected": bool(self._nc and self._nc.is_connected),
+                   "leader": self.lease.holder if self.lease else None,
+                   "is_leader": bool(self.lease and self.lease.leader), "nodes": self.nodes.describe()}
+        return {"mode": "cluster gateway", "cluster": cluster}
 
     def protections(self) -> dict[str, Any]:
         return dict(self.local.protections())
@@ -281,6 +294,9 @@ class NatsDispatcher:
 
     async def close(self) -> None:
         self._closed = True
+        if self._lease_task is not None:  # first: the lease goes to another gateway at once
+            self._lease_task.cancel()
+            await asyncio.gather(self._lease_task, return_exceptions=True)
         if self._connecting is not None and not self._connecting.done():
             self._connecting.cancel()
         if self._nc is not None:

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
+import socket
 from typing import Any
 
+from core.config import Config
 from core.models import Function
 
 INVOKE = "cloudfn.invoke"  # a queue group of all workers
@@ -17,6 +21,12 @@ CONTROL = "cloudfn.control"  # retire / replace a function's workers, to every w
 CODE_BUCKET = "cloudfn-code"  # JetStream object store: function versions by digest
 HEARTBEAT_EVERY = 1.0  # seconds
 DOWN_AFTER = 3.5  # seconds without a heartbeat: the node is marked down
+
+
+def node_id(config: Config, role: str) -> str:
+    """cluster.node_id, else host name and process id; a valid NATS subject token."""
+    raw = config["cluster.node_id"] or f"{role}-{socket.gethostname()}-{os.getpid()}"
+    return re.sub(r"[^A-Za-z0-9_-]", "-", raw)[:64]
 
 
 def node_invoke(node_id: str) -> str:

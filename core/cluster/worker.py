@@ -12,10 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
-import re
 import signal
-import socket
 from typing import Any
 
 from nats.aio.client import Client
@@ -39,17 +36,12 @@ class WorkerPlatform(LocalPlatform):
     dispatch_over_nats = False
 
 
-def node_id(config: Config) -> str:
-    raw = config["cluster.node_id"] or f"{socket.gethostname()}-{os.getpid()}"
-    return re.sub(r"[^A-Za-z0-9_-]", "-", raw)[:64]
-
-
 class Worker:
     def __init__(self, config: Config, platform: LocalPlatform) -> None:
         self.config = config
         self.platform = platform
         self.executor = platform.executor
-        self.node = node_id(config)
+        self.node = p.node_id(config, "worker")
         self.capacity: int = config["runtime.max_concurrent"]
         self.load = 0
         self.served = 0

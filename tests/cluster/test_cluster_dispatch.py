@@ -52,7 +52,10 @@ async def test_invocations_spread_over_both_workers(cluster, nats_server, name):
     gateway, _ = cluster
     api = RemotePlatform(gateway.url, gateway.token)
     try:
-        await api.create_function({"name": name, "runtime": "python", "handler": "handler", "code": CODE})
+        # Warm workers are preferred while they have room (runtime.max_concurrent each): 40 calls of
+        # 0.3 s at once are more than one worker takes, so both serve.
+        await api.create_function({"name": name, "runtime": "python", "handler": "handler",
+                                   "code": CODE.replace("    return", "    __import__('time').sleep(0.3)\n    return")})
         results = await asyncio.gather(*(api.invoke(name, {"n": i}) for i in range(40)))
         assert all(r.success for r in results), [r.error for r in results if not r.success]
         assert sorted(r.result["echo"]["n"] for r in results) == list(range(40))

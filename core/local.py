@@ -202,7 +202,7 @@ class LocalPlatform(PlatformAPI):
         if self.announce:
             log.info("platform started", extra={"data_dir": str(self.data_dir)})
 
-    def _lead_tasks(self) -> list[asyncio.Task]:
+    def _lead_tasks(self) -> list[asyncio.Task[None]]:
         """What exactly one node of a cluster runs: alert evaluation and the schedules."""
         interval = self.config["monitor.alert_interval"]
         if self.run_schedules:

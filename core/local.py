@@ -174,7 +174,7 @@ class LocalPlatform(PlatformAPI):
         if c["cluster.nats_url"] and self.dispatch_over_nats:
             from core.cluster.dispatch import NatsDispatcher
 
-            return NatsDispatcher(c, local)
+            return NatsDispatcher(c, local, self.bus)
         return local
 
     async def start(self) -> None:

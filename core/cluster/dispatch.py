@@ -27,10 +27,13 @@ from core.cluster.connect import connect
 from core.cluster.leader import Lease
 from core.config import Config
 from core.errors import NotFound
+from core.events import EventBus
 from core.models import ErrorType, Function, InvokeResult, normalize_runtime
 from core.secrets import held_by
 
 log = logging.getLogger("cloudfn.cluster")
+SHARED_KINDS = ("invocation.started", "invocation.finished", "log", "alert.fired", "alert.resolved",
+                "schedule.fired", "schedule.skipped")
 ACCEPT_WITHIN = 10.0  # seconds for some worker to take a request (they accept on arrival)
 START_MARGIN = 30.0  # seconds on top of the function's timeout: a cold start, a dependency install
 
@@ -69,7 +72,7 @@ class Nodes:
 
 
 class NatsDispatcher:
-    def __init__(self, config: Config, local: Any) -> None:
+    def __init__(self, config: Config, local: Any, bus: EventBus | None = None) -> None:
         # The local ExecutionService stays for what a gateway itself does: its sandbox installs
         # dependencies at create time (errors reach the caller there) and says what it protects.
         self.config = config
@@ -87,6 +90,8 @@ class NatsDispatcher:
         self._closed = False
         self.node = p.node_id(config, "gateway")
         self.lease: Lease | None = None
+        self.bus = bus
+        self._share_task: asyncio.Task[None] | None = None
         self._lease_task: asyncio.Task[None] | None = None
 
     # -- connection --------------------------------------------------------------------------
@@ -100,6 +105,10 @@ class NatsDispatcher:
         self._obs = await js.create_object_store(p.CODE_BUCKET)
         await nc.subscribe(p.HEARTBEAT, cb=self._on_heartbeat)
         await nc.publish(p.PING, b"")
+        if self.bus is not None:
+            await nc.subscribe(f"{p.EVENTS}.>", cb=self._on_shared_event)
+            self._share_task = asyncio.get_running_loop().create_task(self._share(nc, self.bus),
+                                                                      name="cloudfn-share-events")
         self._nc = nc
         if self.lease is not None:
             self._lease_task = asyncio.get_running_loop().create_task(self.lease.run(js), name="cloudfn-lease")
@@ -115,6 +124,30 @@ class NatsDispatcher:
         await asyncio.shield(self._connecting)
         assert self._nc is not None
         return self._nc
+
+    async def _share(self, nc: Client, bus: EventBus) -> None:
+        """This gateway's events (invocations, logs, alerts...) to the other gateways, so every
+        gateway's SSE stream, `logs -f` and console show the whole cluster. Events that came from
+        another gateway carry its name in `gateway` and are not sent back."""
+        async for ev in bus.subscribe(set(SHARED_KINDS)):
+            if ev.data.get("gateway", self.node) != self.node:
+                continue
+            with contextlib.suppress(Exception):  # NATS reconnecting: those events stay local
+                await nc.publish(f"{p.EVENTS}.{self.node}.{ev.kind}", p.dumps(dict(ev.data, gateway=self.node)))
+
+    async def _on_shared_event(self, msg: Any) -> None:
+        parts = msg.subject.split(".")
+        if len(parts) < 4 or parts[2] == self.node or self.bus is None:
+            return
+        kind = ".".join(parts[3:])
+        if kind not in SHARED_KINDS:
+            return
+        try:
+            data = json.loads(msg.data)
+        except ValueError:
+            return
+        if isinstance(data, dict):
+            self.bus.publish(kind, data)
 
     async def _on_heartbeat(self, msg: Any) -> None:
         try:
@@ -294,6 +327,9 @@ class NatsDispatcher:
 
     async def close(self) -> None:
         self._closed = True
+        if self._share_task is not None:
+            self._share_task.cancel()
+            await asyncio.gather(self._share_task, return_exceptions=True)
         if self._lease_task is not None:  # first: the lease goes to another gateway at once
             self._lease_task.cancel()
             await asyncio.gather(self._lease_task, return_exceptions=True)

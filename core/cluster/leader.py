@@ -52,7 +52,7 @@ class Lease:
                 self._rev = await self._kv.update(KEY, self.node.encode(), last=self._rev)
             else:
                 self._rev = await self._kv.create(KEY, self.node.encode())
-                self.leader = True
+                self.leader, self.holder = True, self.node
                 log.info("this gateway (%s) now leads the cluster: alerts and schedules run here", self.node)
                 await self.on_won()
             self.holder = self.node

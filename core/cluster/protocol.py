@@ -18,6 +18,7 @@ WORKERS_GROUP = "workers"
 HEARTBEAT = "cloudfn.nodes.heartbeat"
 PING = "cloudfn.nodes.ping"  # a gateway that just connected: every node beats at once
 CONTROL = "cloudfn.control"  # retire / replace a function's workers, to every worker
+EVENTS = "cloudfn.events"  # cloudfn.events.<gateway>.<kind>: what a gateway's event bus carries
 CODE_BUCKET = "cloudfn-code"  # JetStream object store: function versions by digest
 HEARTBEAT_EVERY = 1.0  # seconds
 DOWN_AFTER = 3.5  # seconds without a heartbeat: the node is marked down

@@ -1,4 +1,5 @@
-"""A gateway SIGKILLed mid-stream: a client attached to another gateway keeps working.
+"""A gateway SIGKILLed mid-stream: a client attached to another gateway keeps working; and
+the event stream of each gateway carries the other's invocations (cloudfn.events.* subjects).
 
 What two gateways share here: the NATS server, the workers, the code store and the lease. Their
 registries and histories are each gateway's own embedded store until the PostgreSQL backend
@@ -55,6 +56,8 @@ async def test_a_client_of_another_gateway_keeps_working(nats_server, tmp_path, 
             got.clear()
             await asyncio.wait_for(got.wait(), 30)
         collector.cancel()
+        # Events are cluster-wide: the doomed gateway's invocation reached the survivor's stream too.
+        assert "first" in seen
         history = await b.list_invocations(function=name, limit=100)
         assert len([r for r in history if r.status == "success" and isinstance(r.event, dict)]) == 10
     finally:

@@ -517,6 +517,8 @@ class LocalPlatform(PlatformAPI):
         sched = _scheduling_by_name(stats)
         snap["scheduling"] = {function: sched[function]} if function in sched else ({} if function else sched)
         snap["async"] = self.async_invoker.stats()
+        if "nodes" in stats:  # cluster mode: each worker's share (served, load, capacity)
+            snap["nodes"] = stats["nodes"]
         return snap
 
     async def prometheus_metrics(self) -> str:

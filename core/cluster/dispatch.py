@@ -180,7 +180,8 @@ class NatsDispatcher:
             res.duration_ms = (time.perf_counter() - t0) * 1000
         return res
 
-    async def _invoke(self, fn: Function, event: Any, context: dict[str, str], request_id: str) -> InvokeResult:
+    async def _invoke(self, fn: Function, event: Any, context: dict[str, str], request_id: str,
+                      any_worker: bool = False) -> InvokeResult:
         nc = await self.ready()
         if not nc.is_connected:  # a request would wait out its whole timeout in the reconnect buffer
             raise _Refused(f"Unavailable: the NATS server at {self.config['cluster.nats_url']} is unreachable "
@@ -198,7 +199,7 @@ class NatsDispatcher:
                             "secrets": secrets})
         except (TypeError, ValueError) as exc:
             return InvokeResult.failure(ErrorType.INVALID_EVENT, f"the event is not JSON: {exc}")
-        subject = self._subject(fn)
+        subject = f"{p.INVOKE}.{normalize_runtime(fn.runtime)}" if any_worker else self._subject(fn)
         direct = subject.split(".")[2] if subject.startswith("cloudfn.node.") else None
         if direct:
             self.sent[direct] = self.sent.get(direct, 0) + 1
@@ -207,7 +208,7 @@ class NatsDispatcher:
         except NoRespondersError:
             if direct:  # it left since its last heartbeat: any worker will do
                 self.warm.get(f"{fn.id}:{fn.version}", set()).discard(direct)
-                return await self._invoke(fn, event, context, request_id)
+                return await self._invoke(fn, event, context, request_id, any_worker=True)
             raise _Refused(self._no_worker(fn)) from None
         except _WorkerLost as exc:
             return InvokeResult.failure(ErrorType.WORKER_CRASHED, str(exc))
@@ -239,7 +240,10 @@ class NatsDispatcher:
                 raise _WorkerLost(f"no worker took the invocation within {ACCEPT_WITHIN:g} s") from None
             if first.headers and first.headers.get("Status") == "503":
                 raise NoRespondersError
-            node = json.loads(first.data).get("accepted", "")
+            doc = json.loads(first.data)
+            if "result" in doc:  # its "accepted" could not be sent: the answer came alone
+                return first
+            node = str(doc.get("accepted", ""))
             deadline = time.monotonic() + fn.timeout + START_MARGIN
             while True:
                 try:

@@ -40,6 +40,10 @@ async def test_cluster_up_serves_invocations_and_stops_everything_on_ctrl_c(tmp_
                 if len(nodes) == 2:
                     break
             assert nodes == {"worker-1", "worker-2"}
+            from cloudfn_tui.output import info_text
+
+            text = info_text(await api.info())  # what `cloudfn info` prints
+            assert "cluster: nats://" in text and "worker-1" in text and "worker-2" in text and " up " in text
         finally:
             await api.close()
         proc.send_signal(signal.SIGINT)

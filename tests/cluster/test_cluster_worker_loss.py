@@ -42,6 +42,9 @@ async def test_a_killed_worker_loses_no_async_invocation(nats_server, tmp_path, 
         succeeded = [r.id for r in history if r.status == "success"]
         assert sorted(succeeded) == sorted(ids)  # every id once, none lost, none twice
         lost = [r for r in history if r.status != "success"]
+        # The lost attempts were noticed by the silence of its heartbeats: `cloudfn info` marks it down.
+        health = {n["node"]: n["health"] for n in (await api.info())["cluster"]["nodes"]}
+        assert health == {"loss0": "down", "loss1": "up"}, health
         assert lost and all(r.error_type == "WorkerCrashed" and r.id in ids for r in lost), lost[:3]  # it hit mid-run
     finally:
         await api.close()

@@ -14,12 +14,12 @@ import contextlib
 import json
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from nats.aio.client import Client
 from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js.object_store import ObjectStore
 
 from core.cluster import protocol as p
@@ -92,6 +92,9 @@ class NatsDispatcher:
         self.lease: Lease | None = None
         self.bus = bus
         self._share_task: asyncio.Task[None] | None = None
+        self._inbox = ""
+        self._boxes: dict[str, asyncio.Queue[Any]] = {}
+        self._digests: dict[tuple[str, int, str], str] = {}
         self._lease_task: asyncio.Task[None] | None = None
 
     # -- connection --------------------------------------------------------------------------
@@ -104,6 +107,8 @@ class NatsDispatcher:
         js = nc.jetstream()
         self._obs = await js.create_object_store(p.CODE_BUCKET)
         await nc.subscribe(p.HEARTBEAT, cb=self._on_heartbeat)
+        self._inbox = nc.new_inbox()
+        await nc.subscribe(f"{self._inbox}.*", cb=self._on_reply)
         await nc.publish(p.PING, b"")
         if self.bus is not None:
             await nc.subscribe(f"{p.EVENTS}.>", cb=self._on_shared_event)
@@ -229,14 +234,16 @@ class NatsDispatcher:
     async def _exchange(self, nc: Client, subject: str, body: bytes, fn: Function) -> Any:
         """Request and answer, with the worker's acceptance in between: the worker says at once
         that it took the request, so a worker that dies mid-invocation (its heartbeats stop) is
-        noticed within DOWN_AFTER seconds, not at the end of the function's timeout."""
-        inbox = nc.new_inbox()
-        sub = await nc.subscribe(inbox, max_msgs=2)
+        noticed within DOWN_AFTER seconds, not at the end of the function's timeout. Replies come
+        to one wildcard inbox of this gateway (no subscription per request)."""
+        token = uuid.uuid4().hex
+        box: asyncio.Queue[Any] = asyncio.Queue()
+        self._boxes[token] = box
         try:
-            await nc.publish(subject, body, reply=inbox)
+            await nc.publish(subject, body, reply=f"{self._inbox}.{token}")
             try:
-                first = await sub.next_msg(timeout=ACCEPT_WITHIN)
-            except NatsTimeout:
+                first = await asyncio.wait_for(box.get(), ACCEPT_WITHIN)
+            except TimeoutError:
                 raise _WorkerLost(f"no worker took the invocation within {ACCEPT_WITHIN:g} s") from None
             if first.headers and first.headers.get("Status") == "503":
                 raise NoRespondersError
@@ -247,8 +254,9 @@ class NatsDispatcher:
             deadline = time.monotonic() + fn.timeout + START_MARGIN
             while True:
                 try:
-                    return await sub.next_msg(timeout=min(p.HEARTBEAT_EVERY, max(0.01, deadline - time.monotonic())))
-                except NatsTimeout:
+                    return await asyncio.wait_for(
+                        box.get(), min(p.HEARTBEAT_EVERY, max(0.01, deadline - time.monotonic())))
+                except TimeoutError:
                     if not self.nodes.alive(node):
                         raise _WorkerLost(f"worker {node} stopped answering during the invocation (no heartbeat "
                                           f"for {p.DOWN_AFTER:g} s); it may have run") from None
@@ -256,8 +264,12 @@ class NatsDispatcher:
                         raise _WorkerLost(f"no answer from worker {node} within {fn.timeout + START_MARGIN:g} s; "
                                           "it may have run") from None
         finally:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+            del self._boxes[token]
+
+    async def _on_reply(self, msg: Any) -> None:
+        box = self._boxes.get(msg.subject.rsplit(".", 1)[-1])
+        if box is not None:  # else: the caller gave up; a late answer has nobody to go to
+            box.put_nowait(msg)
 
     def _no_worker(self, fn: Function) -> str:
         up = self.nodes.up()
@@ -286,11 +298,20 @@ class NatsDispatcher:
         return dict(self.secret_values(names))
 
     async def _publish_version(self, fn: Function) -> str:
+        # Every change makes a new version, so (id, version, updated_at) names one content: its
+        # digest is computed once, not per invocation.
+        key = (fn.id, fn.version, fn.updated_at.isoformat() if fn.updated_at else "")
+        known = self._digests.get(key)
+        if known is not None:
+            return known
         digest, data = p.function_blob(fn)
         if digest not in self._stored:
             assert self._obs is not None
             await self._obs.put(digest, data)
             self._stored.add(digest)
+        if len(self._digests) > 10_000:
+            self._digests.clear()
+        self._digests[key] = digest  # only once it is in the store
         return digest
 
     # -- what LocalPlatform asks of its executor -------------------------------------------------

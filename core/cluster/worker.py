@@ -144,9 +144,9 @@ class Worker:
         # With the answer, what the gateway routes and reports by: this node has the version warm,
         # and how its invocations found a worker here (summed over nodes by the gateway).
         st = self.executor.burst.get(result.function_id)
-        pools = self.executor.stats()["workers"].get(result.function_id, {})
-        reply = {"result": result.model_dump(mode="json"), "node": self.node,
-                 "warm": bool(pools.get("warm")) or bool(pools.get("busy")),
+        # A worker that ran it and did not die stays warm (cheaper than the executor's full stats).
+        warm = result.success or result.error_type in (ErrorType.HANDLER_ERROR, ErrorType.INVALID_RESULT)
+        reply = {"result": result.model_dump(mode="json"), "node": self.node, "warm": warm,
                  "burst": dict(st.to_dict(), name=st.name) if st is not None else None}
         with contextlib.suppress(Exception):  # the gateway is gone: nobody to answer
             await msg.respond(p.dumps(reply))

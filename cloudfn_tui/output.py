@@ -119,6 +119,15 @@ def info_text(info: dict[str, Any]) -> str:
         st = info["storage"]
         shared = " (shared with other cloudfn processes)" if st.get("shared") else ""
         out.append(f"storage: {st['location']}{shared}")
+    if info.get("cluster"):  # cluster mode (issue 18): this gateway, the leader and every node
+        c = info["cluster"]
+        out += ["", f"cluster: {c['nats_url']} ({'connected' if c['connected'] else 'NOT CONNECTED'}), this gateway "
+                    f"{c['node']}, leader {c.get('leader') or '-'}"]
+        out.append(f"  {'NODE':<24} {'HEALTH':<7} {'LOAD':>4}/{'CAP':<4} {'WARM':>4} {'SERVED':>7}  RUNTIMES")
+        for n in c["nodes"]:
+            out.append(f"  {n['node']:<24} {n['health']:<7} {n['load']:>4}/{n['capacity']:<4} {n['warm_workers']:>4} "
+                       f"{n['served']:>7}  {', '.join(n['runtimes'])}"
+                       + (f"  (silent {n['last_seen_s']:g} s)" if n["health"] == "down" else ""))
     return "\n".join(out)
 
 

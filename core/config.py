@@ -178,6 +178,22 @@ def seed_primary_url(raw: Any, environ: Mapping[str, str] | None = None) -> str 
     url += f":{fields['port']}" if fields.get("port") else ""
     url += "/" + quote(fields.get("database", ""), safe="")
     return url + (f"?sslmode={quote(fields['ssl_mode'], safe='')}" if fields.get("ssl_mode") else "")
+def _nats_url(v: Any) -> str:
+    """nats:// (or tls://) URLs, comma-separated, or "" / none for none. Credentials do not belong
+    in it (`cloudfn info` shows it): cluster.nats_token_file and the others."""
+    if v is None or (isinstance(v, str) and v.strip().lower() in ("", "none")):
+        return ""
+    urls = [u.strip() for u in v.split(",")] if isinstance(v, str) else []
+    if urls and all(re.match(r"^(nats|tls)://[^\s@/]+(:\d+)?/?$", u) for u in urls):
+        return ",".join(urls)
+    raise ValueError("nats://host:port (comma-separated for several; no user:password@, which "
+                     "belongs in cluster.nats_user and its password file), or none")
+
+
+def _optional_path(v: Any) -> Path | None:
+    if v is None or (isinstance(v, str) and v.strip().lower() in ("", "none")):
+        return None
+    return _path(v)
 
 
 def _path(v: Any) -> Path:
@@ -322,6 +338,22 @@ OPTIONS: tuple[Option, ...] = (
     Option("storage", "url", _storage_url, None, _env("storage", "url"),
            "postgresql://USER:PASSWORD@HOST:PORT/DATABASE: keep the registry, alert rules and history in "
            "PostgreSQL, shared by every cloudfn pointing at it (default: the embedded store in the data directory)"),
+    # -- cluster mode (issue 18): none of core/cluster is imported without nats_url. Credentials come
+    # from files or CLOUDFN_CLUSTER_NATS_TOKEN / _PASSWORD (core/cluster/connect.py), never settings,
+    # since `cloudfn info` lists the settings.
+    Option("cluster", "nats_url", _nats_url, "", _env("cluster", "nats_url"),
+           "nats://host:port of the cluster's NATS server(s), comma-separated: `serve` becomes a gateway "
+           "and `cloudfn worker` runs functions (default: none, one machine)"),
+    Option("cluster", "nats_user", _optional_text, None, _env("cluster", "nats_user"),
+           "user name for NATS (its password: CLOUDFN_CLUSTER_NATS_PASSWORD or cluster.nats_password_file)"),
+    Option("cluster", "nats_password_file", _optional_path, None, _env("cluster", "nats_password_file"),
+           "file holding the NATS user's password"),
+    Option("cluster", "nats_token_file", _optional_path, None, _env("cluster", "nats_token_file"),
+           "file holding the NATS token (or CLOUDFN_CLUSTER_NATS_TOKEN)"),
+    Option("cluster", "nats_creds_file", _optional_path, None, _env("cluster", "nats_creds_file"),
+           "NATS credentials file (JWT + nkey seed), or an nkey seed file (begins with SU)"),
+    Option("cluster", "node_id", _optional_text, None, _env("cluster", "node_id"),
+           "this node's name in `cloudfn info` (default: host name and process id)"),
 )
 BY_NAME = {o.name: o for o in OPTIONS}
 # `remotes` is not a section of options but a table of named servers, like kubectl's contexts:

@@ -69,6 +69,10 @@ TRIGGERS = ("manual", "http", "schedule", "async", "retry")
 
 
 class LocalPlatform(PlatformAPI):
+    # With cluster.nats_url, invocations go to `cloudfn worker`s (core/cluster/dispatch.py); a
+    # worker's own platform (core/cluster/worker.py) says False.
+    dispatch_over_nats = True
+
     def __init__(self, config: Config, command: str = "cloudfn", install_examples: bool = True,
                  announce: bool = True, serve_socket: bool = False, run_schedules: bool | None = None,
                  consume_async: bool | None = None):
@@ -163,7 +167,7 @@ class LocalPlatform(PlatformAPI):
         from core.executors import ExecutionService, ExecutionSettings
 
         c = self.config
-        return ExecutionService(
+        local = ExecutionService(
             ExecutionSettings(
                 work_dir=c.work_dir,
                 cache_dir=c.cache_dir,
@@ -179,6 +183,11 @@ class LocalPlatform(PlatformAPI):
                 deps_tree=self.deps.tree_of,
             )
         )
+        if c["cluster.nats_url"] and self.dispatch_over_nats:
+            from core.cluster.dispatch import NatsDispatcher
+
+            return NatsDispatcher(c, local, self.bus)
+        return local
 
     async def start(self) -> None:
         """Start the background work (history flushing, alert evaluation, the pre-started
@@ -195,15 +204,32 @@ class LocalPlatform(PlatformAPI):
         self.deps.prepare()
         if self.consume_async:
             self.async_invoker.start()
-        interval = self.config["monitor.alert_interval"]
-        if interval:
-            self._tasks.append(asyncio.create_task(self.alert_engine.run(interval), name="cloudfn-alerts"))
-        if self.run_schedules:
-            self.scheduler.start()
+        lead = getattr(self.executor, "lead", None)  # cluster mode: only while this gateway holds the lease
+        if lead is not None:
+            lead(self._lead, self._follow)
+        else:
+            self._tasks.extend(self._lead_tasks())
         if self.serve_socket:
             self.start_socket()
         if self.announce:
             log.info("platform started", extra={"data_dir": str(self.data_dir)})
+
+    def _lead_tasks(self) -> list[asyncio.Task[None]]:
+        """What exactly one node of a cluster runs: alert evaluation and the schedules."""
+        interval = self.config["monitor.alert_interval"]
+        if self.run_schedules:
+            self.scheduler.start()
+        return [asyncio.create_task(self.alert_engine.run(interval), name="cloudfn-alerts")] if interval else []
+
+    async def _lead(self) -> None:
+        self._leading = self._lead_tasks()
+
+    async def _follow(self) -> None:
+        for task in getattr(self, "_leading", []):
+            task.cancel()
+        await asyncio.gather(*getattr(self, "_leading", []), return_exceptions=True)
+        self._leading = []
+        await self.scheduler.pause()
 
     def start_socket(self) -> None:
         """Serve the API on `<data_dir>/cloudfn.sock` (0600) from the running loop, so other
@@ -509,6 +535,8 @@ class LocalPlatform(PlatformAPI):
         sched = _scheduling_by_name(stats)
         snap["scheduling"] = {function: sched[function]} if function in sched else ({} if function else sched)
         snap["async"] = self.async_invoker.stats()
+        if "nodes" in stats:  # cluster mode: each worker's share (served, load, capacity)
+            snap["nodes"] = stats["nodes"]
         return snap
 
     async def prometheus_metrics(self) -> str:
@@ -655,6 +683,7 @@ class LocalPlatform(PlatformAPI):
             "secrets": self.secrets.describe(),
             "storage": {"backend": self.storage.kind, "location": self.storage.describe(),
                         "shared": self.storage.shared},
+            **getattr(self.executor, "cluster_info", dict)(),  # cluster mode: its nodes (core/cluster)
         }
 
     async def close(self) -> None:

@@ -24,6 +24,7 @@ if [ "${CLOUDFN_SETUP_TEST:-0}" = 1 ]; then
   command -v wrk >/dev/null 2>&1 || need+=(wrk)
   # tests/pgserver.py runs a throwaway PostgreSQL 15 for the storage tests (storage.url).
   [ -x /usr/lib/postgresql/15/bin/pg_ctl ] || need+=(postgresql)
+  command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || need+=(nats-server)  # cluster tests
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

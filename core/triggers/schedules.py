@@ -188,6 +188,15 @@ class Scheduler:
             owner = fns.get(fid)
             self.state.forget(fid, {s.key for s in owner.schedules} if owner else set())
 
+    async def pause(self) -> None:
+        """Stop firing (in cluster mode another gateway leads); start() resumes. Runs in flight finish."""
+        self.running = False
+        tasks = [s.task for s in self._slots.values() if s.task]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._slots.clear()
+
     async def close(self) -> None:
         self.running = False
         tasks = [s.task for s in self._slots.values() if s.task] + [t for s in self._slots.values() for t in s.runs]

@@ -16,6 +16,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "server"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "deps"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "cluster"))
+from clusterproc import start_gateway, start_test_nats, start_worker  # noqa: E402
 from deps_packages import make_wheel  # noqa: E402
 from serverproc import start_server  # noqa: E402
 
@@ -48,7 +50,23 @@ def served(tmp_path_factory, shared_cache, deps_wheels):
     assert code == 0, server.stderr()
 
 
-@pytest.fixture(params=["local", "remote", "local-pg"])
+@pytest.fixture(scope="session")
+def cluster_gateway(tmp_path_factory, shared_cache, deps_wheels):
+    """A gateway of a two-worker cluster (issue 18): nats-server, `cloudfn worker` x2, `cloudfn serve`."""
+    root = tmp_path_factory.mktemp("conformance-cluster")
+    nats = start_test_nats(root)
+    workers = [start_worker(root / f"w{i}", nats, f"conf{i}", cache=shared_cache, **deps_env(deps_wheels))
+               for i in range(2)]
+    gateway = start_gateway(root / "gw", nats, cache=shared_cache, **deps_env(deps_wheels))
+    yield gateway
+    code = gateway.stop()
+    for w in workers:
+        w.stop()
+    nats.stop()
+    assert code == 0, gateway.stderr()
+
+
+@pytest.fixture(params=["local", "remote", "local-pg", "cluster"])
 async def platform(request, data_dir, deps_wheels):
     if request.param.startswith("local"):
         flags = {"storage.data_dir": str(data_dir), "runtime.pypi_index_url": "none",
@@ -57,7 +75,7 @@ async def platform(request, data_dir, deps_wheels):
             flags["storage.url"] = request.getfixturevalue("pg_url")
         p = LocalPlatform(load_config(flags=flags), install_examples=False)
     else:
-        served = request.getfixturevalue("served")
+        served = request.getfixturevalue("served" if request.param == "remote" else "cluster_gateway")
         p = RemotePlatform(served.url, served.token)
     try:
         yield p

@@ -1,0 +1,398 @@
+"""The gateway's executor: LocalPlatform.run_invocation calls `invoke` as it would the local
+ExecutionService, and the invocation runs on a `cloudfn worker` instead.
+
+The version's definition goes to the JetStream object store once (keyed by its digest); the
+request names the digest, and the worker refuses to run code whose digest differs. A worker
+that has the version warm and a free slot is asked directly (its heartbeat says so); otherwise
+the queue group spreads requests over all workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from nats.aio.client import Client
+from nats.errors import NoRespondersError
+from nats.js.object_store import ObjectStore
+
+from core.cluster import protocol as p
+from core.cluster.connect import connect
+from core.cluster.leader import Lease
+from core.config import Config
+from core.errors import NotFound
+from core.events import EventBus
+from core.models import ErrorType, Function, InvokeResult, normalize_runtime
+from core.secrets import held_by
+
+log = logging.getLogger("cloudfn.cluster")
+SHARED_KINDS = ("invocation.started", "invocation.finished", "log", "alert.fired", "alert.resolved",
+                "schedule.fired", "schedule.skipped")
+ACCEPT_WITHIN = 10.0  # seconds for some worker to take a request (they accept on arrival)
+START_MARGIN = 30.0  # seconds on top of the function's timeout: a cold start, a dependency install
+
+
+class Nodes:
+    """The workers' last heartbeats; a node silent for DOWN_AFTER seconds is marked down."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, tuple[float, dict[str, Any]]] = {}
+
+    def beat(self, doc: dict[str, Any]) -> None:
+        node = doc.get("node")
+        if isinstance(node, str):
+            self.seen[node] = (time.monotonic(), doc)
+
+    def alive(self, node: str) -> bool:
+        """Still beating (a leaving node beats until its invocations in flight have answered)."""
+        at, _ = self.seen.get(node, (0.0, {}))
+        return time.monotonic() - at <= p.DOWN_AFTER
+
+    def up(self) -> list[dict[str, Any]]:
+        now = time.monotonic()
+        return [doc for at, doc in self.seen.values() if now - at <= p.DOWN_AFTER and not doc.get("leaving")]
+
+    def describe(self) -> list[dict[str, Any]]:
+        now = time.monotonic()
+        out = []
+        for node, (at, doc) in sorted(self.seen.items()):
+            age = now - at
+            health = "left" if doc.get("leaving") else ("up" if age <= p.DOWN_AFTER else "down")
+            out.append({"node": node, "role": doc.get("role", "worker"), "health": health,
+                        "last_seen_s": round(age, 1), "capacity": doc.get("capacity", 0),
+                        "load": doc.get("load", 0), "runtimes": sorted(doc.get("runtimes", {})),
+                        "warm_workers": doc.get("warm_workers", 0), "served": doc.get("served", 0)})
+        return out
+
+
+class NatsDispatcher:
+    def __init__(self, config: Config, local: Any, bus: EventBus | None = None) -> None:
+        # The local ExecutionService stays for what a gateway itself does: its sandbox installs
+        # dependencies at create time (errors reach the caller there) and says what it protects.
+        self.config = config
+        self.local = local
+        self.sandbox = local.sandbox
+        self.burst: dict[str, dict[str, dict[str, Any]]] = {}  # function id -> node -> its scheduling counts
+        self.warm: dict[str, set[str]] = {}  # "function id:version" -> nodes that have it warm
+        self.sent: dict[str, int] = {}  # node -> requests this gateway has in flight there
+        self.secret_values: Callable[[Any], dict[str, str]] | None = None
+        self.nodes = Nodes()
+        self._nc: Client | None = None
+        self._obs: ObjectStore | None = None
+        self._connecting: asyncio.Task[None] | None = None
+        self._stored: set[str] = set()
+        self._closed = False
+        self.node = p.node_id(config, "gateway")
+        self.lease: Lease | None = None
+        self.bus = bus
+        self._share_task: asyncio.Task[None] | None = None
+        self._inbox = ""
+        self._boxes: dict[str, asyncio.Queue[Any]] = {}
+        self._digests: dict[tuple[str, int, str], str] = {}
+        self._lease_task: asyncio.Task[None] | None = None
+
+    # -- connection --------------------------------------------------------------------------
+    def warm_up(self) -> None:
+        if self._connecting is None:
+            self._connecting = asyncio.get_running_loop().create_task(self._connect(), name="cloudfn-nats-connect")
+
+    async def _connect(self) -> None:
+        nc = await connect(self.config, "cloudfn-gateway")
+        js = nc.jetstream()
+        self._obs = await js.create_object_store(p.CODE_BUCKET)
+        await nc.subscribe(p.HEARTBEAT, cb=self._on_heartbeat)
+        self._inbox = nc.new_inbox()
+        await nc.subscribe(f"{self._inbox}.*", cb=self._on_reply)
+        await nc.publish(p.PING, b"")
+        if self.bus is not None:
+            await nc.subscribe(f"{p.EVENTS}.>", cb=self._on_shared_event)
+            self._share_task = asyncio.get_running_loop().create_task(self._share(nc, self.bus),
+                                                                      name="cloudfn-share-events")
+        self._nc = nc
+        if self.lease is not None:
+            self._lease_task = asyncio.get_running_loop().create_task(self.lease.run(js), name="cloudfn-lease")
+
+    def lead(self, on_won: Callable[[], Awaitable[None]], on_lost: Callable[[], Awaitable[None]]) -> None:
+        """Run `on_won` when this gateway takes the cluster's lease, `on_lost` when it loses it."""
+        self.lease = Lease(self.node, on_won, on_lost)
+        self.warm_up()
+
+    async def ready(self) -> Client:
+        if self._connecting is None or (self._connecting.done() and self._connecting.exception() is not None):
+            self._connecting = asyncio.get_running_loop().create_task(self._connect(), name="cloudfn-nats-connect")
+        await asyncio.shield(self._connecting)
+        assert self._nc is not None
+        return self._nc
+
+    async def _share(self, nc: Client, bus: EventBus) -> None:
+        """This gateway's events (invocations, logs, alerts...) to the other gateways, so every
+        gateway's SSE stream, `logs -f` and console show the whole cluster. Events that came from
+        another gateway carry its name in `gateway` and are not sent back."""
+        async for ev in bus.subscribe(set(SHARED_KINDS)):
+            if ev.data.get("gateway", self.node) != self.node:
+                continue
+            with contextlib.suppress(Exception):  # NATS reconnecting: those events stay local
+                await nc.publish(f"{p.EVENTS}.{self.node}.{ev.kind}", p.dumps(dict(ev.data, gateway=self.node)))
+
+    async def _on_shared_event(self, msg: Any) -> None:
+        parts = msg.subject.split(".")
+        if len(parts) < 4 or parts[2] == self.node or self.bus is None:
+            return
+        kind = ".".join(parts[3:])
+        if kind not in SHARED_KINDS:
+            return
+        try:
+            data = json.loads(msg.data)
+        except ValueError:
+            return
+        if isinstance(data, dict):
+            self.bus.publish(kind, data)
+
+    async def _on_heartbeat(self, msg: Any) -> None:
+        try:
+            self.nodes.beat(json.loads(msg.data))
+        except ValueError:
+            log.warning("ignored a heartbeat that is not JSON")
+
+    # -- invoke --------------------------------------------------------------------------------
+    async def invoke(self, fn: Function, event: Any, context: dict[str, str] | None = None,
+                     request_id: str | None = None) -> InvokeResult:
+        from core.models import new_uuid
+
+        request_id = request_id or new_uuid()
+        t0 = time.perf_counter()
+        try:
+            res = await self._invoke(fn, event, context or {}, request_id)
+        except _Refused as exc:
+            res = InvokeResult.failure(ErrorType.RUNTIME_UNAVAILABLE, str(exc))
+        except Exception as exc:  # the platform (CloudfnError) answers these itself
+            from core.errors import CloudfnError
+
+            if isinstance(exc, CloudfnError):
+                res = InvokeResult.failure(ErrorType.RUNTIME_UNAVAILABLE, f"Unavailable: {exc.message}")
+            else:
+                res = InvokeResult.failure(ErrorType.WORKER_CRASHED,
+                                           f"internal error while dispatching: {type(exc).__name__}: {exc}")
+        res.invocation_id, res.function_id, res.function_name, res.function_version = \
+            request_id, fn.id, fn.name, fn.version
+        if not res.duration_ms:
+            res.duration_ms = (time.perf_counter() - t0) * 1000
+        return res
+
+    async def _invoke(self, fn: Function, event: Any, context: dict[str, str], request_id: str,
+                      any_worker: bool = False) -> InvokeResult:
+        nc = await self.ready()
+        if not nc.is_connected:  # a request would wait out its whole timeout in the reconnect buffer
+            raise _Refused(f"Unavailable: the NATS server at {self.config['cluster.nats_url']} is unreachable "
+                           "(reconnecting); retry when it is back")
+        digest = await self._publish_version(fn)
+        try:
+            secrets = self._secrets(fn)
+        except NotFound as exc:
+            return InvokeResult.failure(
+                ErrorType.RUNTIME_UNAVAILABLE,
+                f"{exc.message.split(' (')[0]}, which this function holds: set it (cloudfn secrets set NAME) or "
+                "remove it from the function's secrets and secret_env")
+        try:
+            body = p.dumps({"digest": digest, "event": event, "context": context, "request_id": request_id,
+                            "secrets": secrets})
+        except (TypeError, ValueError) as exc:
+            return InvokeResult.failure(ErrorType.INVALID_EVENT, f"the event is not JSON: {exc}")
+        subject = f"{p.INVOKE}.{normalize_runtime(fn.runtime)}" if any_worker else self._subject(fn)
+        direct = subject.split(".")[2] if subject.startswith("cloudfn.node.") else None
+        if direct:
+            self.sent[direct] = self.sent.get(direct, 0) + 1
+        try:
+            msg = await self._exchange(nc, subject, body, fn)
+        except NoRespondersError:
+            if direct:  # it left since its last heartbeat: any worker will do
+                self.warm.get(f"{fn.id}:{fn.version}", set()).discard(direct)
+                return await self._invoke(fn, event, context, request_id, any_worker=True)
+            raise _Refused(self._no_worker(fn)) from None
+        except _WorkerLost as exc:
+            return InvokeResult.failure(ErrorType.WORKER_CRASHED, str(exc))
+        finally:
+            if direct:
+                self.sent[direct] -= 1
+        reply = json.loads(msg.data)
+        node = str(reply.get("node", ""))
+        key = f"{fn.id}:{fn.version}"
+        if reply.get("warm"):
+            self.warm.setdefault(key, set()).add(node)
+        else:
+            self.warm.get(key, set()).discard(node)
+        if reply.get("burst"):
+            self.burst.setdefault(fn.id, {})[node] = reply["burst"]
+        return InvokeResult.model_validate(reply["result"])
+
+    async def _exchange(self, nc: Client, subject: str, body: bytes, fn: Function) -> Any:
+        """Request and answer, with the worker's acceptance in between: the worker says at once
+        that it took the request, so a worker that dies mid-invocation (its heartbeats stop) is
+        noticed within DOWN_AFTER seconds, not at the end of the function's timeout. Replies come
+        to one wildcard inbox of this gateway (no subscription per request)."""
+        token = uuid.uuid4().hex
+        box: asyncio.Queue[Any] = asyncio.Queue()
+        self._boxes[token] = box
+        try:
+            await nc.publish(subject, body, reply=f"{self._inbox}.{token}")
+            try:
+                first = await asyncio.wait_for(box.get(), ACCEPT_WITHIN)
+            except TimeoutError:
+                raise _WorkerLost(f"no worker took the invocation within {ACCEPT_WITHIN:g} s") from None
+            if first.headers and first.headers.get("Status") == "503":
+                raise NoRespondersError
+            doc = json.loads(first.data)
+            if "result" in doc:  # its "accepted" could not be sent: the answer came alone
+                return first
+            node = str(doc.get("accepted", ""))
+            deadline = time.monotonic() + fn.timeout + START_MARGIN
+            while True:
+                try:
+                    return await asyncio.wait_for(
+                        box.get(), min(p.HEARTBEAT_EVERY, max(0.01, deadline - time.monotonic())))
+                except TimeoutError:
+                    if not self.nodes.alive(node):
+                        raise _WorkerLost(f"worker {node} stopped answering during the invocation (no heartbeat "
+                                          f"for {p.DOWN_AFTER:g} s); it may have run") from None
+                    if time.monotonic() >= deadline:
+                        raise _WorkerLost(f"no answer from worker {node} within {fn.timeout + START_MARGIN:g} s; "
+                                          "it may have run") from None
+        finally:
+            del self._boxes[token]
+
+    async def _on_reply(self, msg: Any) -> None:
+        box = self._boxes.get(msg.subject.rsplit(".", 1)[-1])
+        if box is not None:  # else: the caller gave up; a late answer has nobody to go to
+            box.put_nowait(msg)
+
+    def _no_worker(self, fn: Function) -> str:
+        up = self.nodes.up()
+        if not up:
+            return "Unavailable: no cloudfn worker is connected to the cluster (start one: cloudfn worker)"
+        names = ", ".join(f"{d['node']} [{', '.join(sorted(d.get('runtimes', {})))}]" for d in up)
+        return f"Unavailable: no worker can take runtime {fn.runtime!r} (workers: {names})"
+
+    def _subject(self, fn: Function) -> str:
+        """A live worker that has the version warm (its last answer or heartbeat said so) and
+        room to spare, else the queue group, which spreads requests over all workers."""
+        key = f"{fn.id}:{fn.version}"
+        up = {d["node"]: d for d in self.nodes.up()}
+        known = self.warm.get(key, set()) | {n for n, d in up.items() if key in d.get("warm", ())}
+        free = [n for n in known if n in up and up[n].get("load", 0) + self.sent.get(n, 0) < up[n].get("capacity", 0)]
+        if free:
+            return p.node_invoke(min(free, key=lambda n: self.sent.get(n, 0)))
+        return f"{p.INVOKE}.{normalize_runtime(fn.runtime)}"
+
+    def _secrets(self, fn: Function) -> dict[str, str]:
+        names = held_by(fn)
+        if not names:
+            return {}
+        if self.secret_values is None:
+            raise NotFound("no secret store")
+        return dict(self.secret_values(names))
+
+    async def _publish_version(self, fn: Function) -> str:
+        # Every change makes a new version, so (id, version, updated_at) names one content: its
+        # digest is computed once, not per invocation.
+        key = (fn.id, fn.version, fn.updated_at.isoformat() if fn.updated_at else "")
+        known = self._digests.get(key)
+        if known is not None:
+            return known
+        digest, data = p.function_blob(fn)
+        if digest not in self._stored:
+            assert self._obs is not None
+            await self._obs.put(digest, data)
+            self._stored.add(digest)
+        if len(self._digests) > 10_000:
+            self._digests.clear()
+        self._digests[key] = digest  # only once it is in the store
+        return digest
+
+    # -- what LocalPlatform asks of its executor -------------------------------------------------
+    async def retire(self, function_id: str) -> None:
+        await self._control("retire", function_id)
+
+    async def replace_workers(self, function_id: str) -> None:
+        await self._control("replace", function_id)
+
+    async def _control(self, action: str, function_id: str) -> None:
+        if self._nc is not None and self._nc.is_connected:
+            await self._nc.publish(p.CONTROL, p.dumps({"action": action, "function_id": function_id}))
+
+    def cluster_info(self) -> dict[str, Any]:
+        cluster = {"nats_url": self.config["cluster.nats_url"], "node": self.node,
+                   "connected": bool(self._nc and self._nc.is_connected),
+                   "leader": self.lease.holder if self.lease else None,
+                   "is_leader": bool(self.lease and self.lease.leader), "nodes": self.nodes.describe()}
+        return {"mode": "cluster gateway", "cluster": cluster}
+
+    def protections(self) -> dict[str, Any]:
+        return dict(self.local.protections())
+
+    def runtimes(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for d in self.nodes.up():
+            for name, info in d.get("runtimes", {}).items():
+                out.setdefault(name, dict(info, nodes=[]))["nodes"].append(d["node"])
+        return out
+
+    def stats(self) -> dict[str, Any]:
+        up = self.nodes.up()
+        return {"workers": {}, "warm_workers": sum(d.get("warm_workers", 0) for d in up),
+                "busy_workers": sum(d.get("load", 0) for d in up), "in_flight": sum(d.get("load", 0) for d in up),
+                "queued": sum(d.get("queued", 0) for d in up),
+                "burst": {fid: _summed(per_node) for fid, per_node in self.burst.items() if per_node},
+                "nodes": self.nodes.describe()}
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._share_task is not None:
+            self._share_task.cancel()
+            await asyncio.gather(self._share_task, return_exceptions=True)
+        if self._lease_task is not None:  # first: the lease goes to another gateway at once
+            self._lease_task.cancel()
+            await asyncio.gather(self._lease_task, return_exceptions=True)
+        if self._connecting is not None and not self._connecting.done():
+            self._connecting.cancel()
+        if self._nc is not None:
+            try:
+                await (self._nc.drain() if self._nc.is_connected else self._nc.close())
+            except Exception as exc:  # NATS went away meanwhile: nothing left to hand over
+                log.warning("NATS close: %s", exc or type(exc).__name__)
+        await self.local.close()
+
+
+def _summed(per_node: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One function's scheduling counts over all nodes (core/executors/demand.py's shape)."""
+    docs = list(per_node.values())
+    started = sum(d.get("workers_started", 0) for d in docs)
+    cold = sum((d.get("start_ms_avg") or 0) * d.get("workers_started", 0) for d in docs)
+    waits = [d.get("queue_wait_ms", {}) for d in docs]
+
+    def most(k: str) -> float | None:
+        vals = [w[k] for w in waits if w.get(k) is not None]
+        return max(vals) if vals else None
+
+    out: dict[str, Any] = {
+        "name": docs[0].get("name"), "runtime": docs[0].get("runtime"), "workers_started": started,
+        "start_ms_avg": round(cold / started, 3) if started else None,
+        "queue_wait_ms": {"sum": round(sum(w.get("sum", 0) for w in waits), 3), "max": most("max"),
+                          "p50": most("p50"), "p99": most("p99")},
+        "nodes": sorted(per_node)}
+    for k in ("background_starts", "spare_starts", "clones", "queue_waits"):
+        out[k] = sum(d.get(k, 0) for d in docs)
+    return out
+
+
+class _WorkerLost(Exception):
+    pass
+
+
+class _Refused(Exception):
+    pass

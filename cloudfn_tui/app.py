@@ -53,12 +53,21 @@ def all_binding_ids() -> set[str]:
     from cloudfn_tui.screens import auth, forms, metrics, modals, pickers, secrets
     from cloudfn_tui.screens.main import MAIN_COMMANDS
 
-    tables = [APP_COMMANDS, MAIN_COMMANDS, forms.FORM_COMMANDS, modals.DIALOG_COMMANDS,
-              modals.QuitScreen.COMMANDS_TABLE,
-              modals.ConfirmScreen.COMMANDS_TABLE, modals.HelpScreen.COMMANDS_TABLE,
-              pickers.VersionsScreen.COMMANDS_TABLE, pickers.SavedEventsScreen.COMMANDS_TABLE,
-              pickers.InvocationScreen.COMMANDS_TABLE, metrics.MetricsScreen.COMMANDS_TABLE, auth.AUTH_COMMANDS,
-              secrets.SecretsScreen.COMMANDS_TABLE]
+    tables = [
+        APP_COMMANDS,
+        MAIN_COMMANDS,
+        forms.FORM_COMMANDS,
+        modals.DIALOG_COMMANDS,
+        modals.QuitScreen.COMMANDS_TABLE,
+        modals.ConfirmScreen.COMMANDS_TABLE,
+        modals.HelpScreen.COMMANDS_TABLE,
+        pickers.VersionsScreen.COMMANDS_TABLE,
+        pickers.SavedEventsScreen.COMMANDS_TABLE,
+        pickers.InvocationScreen.COMMANDS_TABLE,
+        metrics.MetricsScreen.COMMANDS_TABLE,
+        auth.AUTH_COMMANDS,
+        secrets.SecretsScreen.COMMANDS_TABLE,
+    ]
     from cloudfn_tui.widgets.editors import EDITOR_COMMANDS
 
     tables += [t for _, _, t in _widget_tables()] + [EDITOR_COMMANDS]
@@ -213,8 +222,11 @@ class CloudfnApp(App):
         if self.user_keymap:
             unknown = sorted(set(self.user_keymap) - all_binding_ids())
             if unknown:
-                self.notify(f"console.keymap: unknown binding ids {', '.join(unknown)} (press ? for the ids)",
-                            severity="warning", timeout=10)
+                self.notify(
+                    f"console.keymap: unknown binding ids {', '.join(unknown)} (press ? for the ids)",
+                    severity="warning",
+                    timeout=10,
+                )
             self.set_keymap({k: v for k, v in self.user_keymap.items() if k not in unknown})
         self._update_subtitle()
         self.run_worker(self._event_stream(), group="events", name="event-stream", exit_on_error=False)
@@ -234,8 +246,9 @@ class CloudfnApp(App):
         if warning:
             self.sandbox_note = " · ⚠ functions run unsandboxed"
             self._update_subtitle()
-            self.notify(warning + " (cloudfn info lists every protection)", title="Sandbox",
-                        severity="warning", timeout=15)
+            self.notify(
+                warning + " (cloudfn info lists every protection)", title="Sandbox", severity="warning", timeout=15
+            )
 
     def started(self) -> None:
         """The main screen is up (called after its first paint): what the start allocated (the
@@ -380,8 +393,12 @@ class CloudfnApp(App):
     def _dispatch(self, ev: Any) -> None:
         if ev.kind == "alert.fired":
             d = ev.data
-            self.notify(d.get("summary") or f"{d.get('rule')} is firing", title=f"Alert: {d.get('rule')}",
-                        severity="error" if d.get("severity") == "critical" else "warning", timeout=8)
+            self.notify(
+                d.get("summary") or f"{d.get('rule')} is firing",
+                title=f"Alert: {d.get('rule')}",
+                severity="error" if d.get("severity") == "critical" else "warning",
+                timeout=8,
+            )
         elif ev.kind == "alert.resolved":
             self.notify(ev.data.get("summary") or "resolved", title=f"Alert: {ev.data.get('rule')}", timeout=4)
         main = self._main()
@@ -421,8 +438,9 @@ class CloudfnApp(App):
         problems = await main.save_drafts()
         if problems:
             main.keep_drafts()
-            self.notify("Not saved, so not quitting: " + "; ".join(problems), title="Quit", severity="error",
-                        timeout=15)
+            self.notify(
+                "Not saved, so not quitting: " + "; ".join(problems), title="Quit", severity="error", timeout=15
+            )
             return
         self.exit()
 
@@ -453,8 +471,12 @@ class CloudfnApp(App):
 
             for cmd in EDITOR_COMMANDS:
                 add(cmd, "editor")
-            for keys, desc in (("ctrl+z", "undo (also after a save)"), ("ctrl+y", "redo"),
-                               ("home,end", "line start / end"), ("f6 / f7", "select line / select all")):
+            for keys, desc in (
+                ("ctrl+z", "undo (also after a save)"),
+                ("ctrl+y", "redo"),
+                ("home,end", "line start / end"),
+                ("f6 / f7", "select line / select all"),
+            ):
                 rows.append((keys, desc, "editor", "(textual)"))
         for cmd in APP_COMMANDS:
             add(cmd, "everywhere")

@@ -26,8 +26,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="cloudfn", description="A cloud-function platform in your terminal. "
-                "Run with no command to open the console.")
+    p = _Parser(
+        prog="cloudfn",
+        description="A cloud-function platform in your terminal. Run with no command to open the console.",
+    )
     p.add_argument("--data-dir", metavar="DIR", help="data directory (default: the XDG data folder)")
     p.add_argument("--config", metavar="FILE", help="YAML config file (default: the XDG config folder)")
     p.add_argument("--version", dest="show_version", action="store_true", help="print the version and exit")
@@ -53,9 +55,13 @@ def _subparsers(parser: argparse.ArgumentParser):
 # -- remote attach: --remote/--token (CLOUDFN_REMOTE, CLOUDFN_TOKEN, the config's remotes) ------
 def _remote_flags(parser: argparse.ArgumentParser, default: object, token_only: bool = False) -> None:
     if not token_only:
-        parser.add_argument("--remote", metavar="URL|NAME", default=default,
-                            help="use the cloudfn server at URL (or a name from the config file's remotes) "
-                                 "instead of the local data directory (also CLOUDFN_REMOTE)")
+        parser.add_argument(
+            "--remote",
+            metavar="URL|NAME",
+            default=default,
+            help="use the cloudfn server at URL (or a name from the config file's remotes) "
+            "instead of the local data directory (also CLOUDFN_REMOTE)",
+        )
     parser.add_argument(
         "--token",
         metavar="T",
@@ -165,8 +171,10 @@ def run_console(args: argparse.Namespace) -> int:
     except ImportError as exc:
         from core.errors import ConfigError
 
-        raise ConfigError(f"the console needs {exc.name or 'textual'}, which this install left out "
-                          "(a server-only install?): pip install 'cloudfn[console]'") from None
+        raise ConfigError(
+            f"the console needs {exc.name or 'textual'}, which this install left out "
+            "(a server-only install?): pip install 'cloudfn[console]'"
+        ) from None
     config = load_settings(args)
     platform = open_platform(args, "cloudfn console", config, owner=True)
 

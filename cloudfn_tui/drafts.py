@@ -61,15 +61,14 @@ class DraftStore:
                 continue
             if isinstance(doc, dict) and isinstance(doc.get("code"), str) and doc.get("function_id") == path.stem:
                 files = doc.get("files")
-                if files is not None and not (isinstance(files, dict)
-                                              and all(isinstance(k, str) and isinstance(v, str)
-                                                      for k, v in files.items())):
+                if files is not None and not (
+                    isinstance(files, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in files.items())
+                ):
                     doc.pop("files")  # a damaged files map: the code draft is still worth keeping
                 found[path.stem] = doc
         return found
 
-    def write(self, fn_id: str, code: str, version: int, name: str = "",
-              files: dict[str, str] | None = None) -> bool:
+    def write(self, fn_id: str, code: str, version: int, name: str = "", files: dict[str, str] | None = None) -> bool:
         """`files`: the function's other files as edited, when they differ from the saved ones."""
         path = self._path(fn_id)
         if path is None:

@@ -22,9 +22,7 @@ class Command:
     palette: bool = True  # in the command palette (ctrl+p)
 
     def binding(self) -> Binding:
-        return Binding(
-            self.keys, self.action, self.description, show=self.show, priority=self.priority, id=self.id
-        )
+        return Binding(self.keys, self.action, self.description, show=self.show, priority=self.priority, id=self.id)
 
 
 def bindings(commands: Iterable[Command]) -> list[BindingType]:
@@ -35,8 +33,16 @@ def bindings(commands: Iterable[Command]) -> list[BindingType]:
 # What Textual makes of alt+1…8 in xterm, tmux and most Linux terminals, which send ESC and the
 # digit: the characters macOS's Option+digit types (¡ ™ £ ¢ ∞ § ¶ •), not alt+digit. Bound with
 # alt+digit, they make those keys work there, except in an editor, where they are typed.
-ESC_DIGIT_KEYS = ("inverted_exclamation_mark", "trade_mark_sign", "pound_sign", "cent_sign", "infinity",
-                  "section_sign", "pilcrow_sign", "bullet")
+ESC_DIGIT_KEYS = (
+    "inverted_exclamation_mark",
+    "trade_mark_sign",
+    "pound_sign",
+    "cent_sign",
+    "infinity",
+    "section_sign",
+    "pilcrow_sign",
+    "bullet",
+)
 
 
 def listed_keys(keys: str) -> str:
@@ -44,9 +50,20 @@ def listed_keys(keys: str) -> str:
     return ",".join(k for k in keys.split(",") if k.strip() not in ESC_DIGIT_KEYS)
 
 
-_KEY_NAMES = {"question_mark": "?", "slash": "/", "colon": ":", "left_square_bracket": "[",
-              "right_square_bracket": "]", "escape": "esc", "delete": "del", "full_stop": ".",
-              "comma": ",", "underscore": "_", "plus": "+", "minus": "-"}
+_KEY_NAMES = {
+    "question_mark": "?",
+    "slash": "/",
+    "colon": ":",
+    "left_square_bracket": "[",
+    "right_square_bracket": "]",
+    "escape": "esc",
+    "delete": "del",
+    "full_stop": ".",
+    "comma": ",",
+    "underscore": "_",
+    "plus": "+",
+    "minus": "-",
+}
 
 
 def key_name(key: str) -> str:

@@ -55,13 +55,21 @@ def print_function_table(fns: list[Function]) -> None:
 def function_text(fn: Function) -> str:
     env = ", ".join(f"{k}={v}" for k, v in fn.environment.items()) or "-"
     rows = [
-        ("name", fn.name), ("id", fn.id), ("runtime", fn.runtime), ("handler", fn.handler),
-        ("version", fn.version), ("timeout", f"{fn.timeout}s"), ("memory", f"{fn.memory}MB"),
+        ("name", fn.name),
+        ("id", fn.id),
+        ("runtime", fn.runtime),
+        ("handler", fn.handler),
+        ("version", fn.version),
+        ("timeout", f"{fn.timeout}s"),
+        ("memory", f"{fn.memory}MB"),
         ("max concurrency", fn.max_concurrency or "platform limit"),
-        ("network", "on" if fn.network else "off"), ("environment", env),
+        ("network", "on" if fn.network else "off"),
+        ("environment", env),
         ("secrets", ", ".join(fn.secrets) or "-"),
         ("secret env", ", ".join(f"{k} <- {v}" for k, v in fn.secret_env.items()) or "-"),
-        ("description", fn.description or "-"), ("created", when(fn.created_at)), ("updated", when(fn.updated_at)),
+        ("description", fn.description or "-"),
+        ("created", when(fn.created_at)),
+        ("updated", when(fn.updated_at)),
     ]
     if fn.handler_file:  # issue 15: a handler in a subfolder
         rows.insert(4, ("handler file", fn.handler_file))
@@ -121,13 +129,18 @@ def info_text(info: dict[str, Any]) -> str:
         out.append(f"storage: {st['location']}{shared}")
     if info.get("cluster"):  # cluster mode (issue 18): this gateway, the leader and every node
         c = info["cluster"]
-        out += ["", f"cluster: {c['nats_url']} ({'connected' if c['connected'] else 'NOT CONNECTED'}), this gateway "
-                    f"{c['node']}, leader {c.get('leader') or '-'}"]
+        out += [
+            "",
+            f"cluster: {c['nats_url']} ({'connected' if c['connected'] else 'NOT CONNECTED'}), this gateway "
+            f"{c['node']}, leader {c.get('leader') or '-'}",
+        ]
         out.append(f"  {'NODE':<24} {'HEALTH':<7} {'LOAD':>4}/{'CAP':<4} {'WARM':>4} {'SERVED':>7}  RUNTIMES")
         for n in c["nodes"]:
-            out.append(f"  {n['node']:<24} {n['health']:<7} {n['load']:>4}/{n['capacity']:<4} {n['warm_workers']:>4} "
-                       f"{n['served']:>7}  {', '.join(n['runtimes'])}"
-                       + (f"  (silent {n['last_seen_s']:g} s)" if n["health"] == "down" else ""))
+            out.append(
+                f"  {n['node']:<24} {n['health']:<7} {n['load']:>4}/{n['capacity']:<4} {n['warm_workers']:>4} "
+                f"{n['served']:>7}  {', '.join(n['runtimes'])}"
+                + (f"  (silent {n['last_seen_s']:g} s)" if n["health"] == "down" else "")
+            )
     return "\n".join(out)
 
 
@@ -170,8 +183,10 @@ def metrics_text(snap: dict[str, Any]) -> str:
         head = f"from the history since {snap['since']}  functions {snap['function_count']}"
     else:
         warm = snap.get("warm_workers")
-        head = (f"uptime {snap['uptime_seconds']:.0f}s  functions {snap['function_count']}  in flight "
-                f"{snap['in_flight']}  warm workers {warm if warm is not None else '-'}")
+        head = (
+            f"uptime {snap['uptime_seconds']:.0f}s  functions {snap['function_count']}  in flight "
+            f"{snap['in_flight']}  warm workers {warm if warm is not None else '-'}"
+        )
     lines = [
         head,
         f"invocations {o['invocations']}  success {_pct(o['success_rate'])}  failures {o['failures']}"
@@ -183,21 +198,61 @@ def metrics_text(snap: dict[str, Any]) -> str:
         lines.append("errors: " + ", ".join(f"{k} {v}" for k, v in sorted(o["errors_by_type"].items())))
     for title, group in (("FUNCTION", snap["functions"]), ("RUNTIME", snap["runtimes"])):
         if group:
-            lines += ["", table(
-                [title, "CALLS", "SUCCESS", "FAIL", "THROTTLED", "COLD", "P50", "P95", "P99", "MAX"],
-                [[name, s["invocations"], _pct(s["success_rate"]), s["failures"], s["throttles"], s["cold_starts"],
-                  _ms(s["duration_ms"]["p50"]), _ms(s["duration_ms"]["p95"]), _ms(s["duration_ms"]["p99"]),
-                  _ms(s["duration_ms"]["max"])] for name, s in group.items()],
-            )]
+            lines += [
+                "",
+                table(
+                    [title, "CALLS", "SUCCESS", "FAIL", "THROTTLED", "COLD", "P50", "P95", "P99", "MAX"],
+                    [
+                        [
+                            name,
+                            s["invocations"],
+                            _pct(s["success_rate"]),
+                            s["failures"],
+                            s["throttles"],
+                            s["cold_starts"],
+                            _ms(s["duration_ms"]["p50"]),
+                            _ms(s["duration_ms"]["p95"]),
+                            _ms(s["duration_ms"]["p99"]),
+                            _ms(s["duration_ms"]["max"]),
+                        ]
+                        for name, s in group.items()
+                    ],
+                ),
+            ]
     sched = snap.get("scheduling") or {}
     if sched:  # how invocations found a worker (issue 19)
-        lines += ["", table(
-            ["WORKERS OF", "STARTED", "START AVG", "BACKGROUND", "SPARE", "CLONES", "WAITS", "WAIT P50", "WAIT P99",
-             "WAIT MAX"],
-            [[name, s["workers_started"], _ms(s["start_ms_avg"]), s["background_starts"], s["spare_starts"],
-              s["clones"], s["queue_waits"], _ms(s["queue_wait_ms"]["p50"]), _ms(s["queue_wait_ms"]["p99"]),
-              _ms(s["queue_wait_ms"]["max"])] for name, s in sorted(sched.items())],
-        )]
+        lines += [
+            "",
+            table(
+                [
+                    "WORKERS OF",
+                    "STARTED",
+                    "START AVG",
+                    "BACKGROUND",
+                    "SPARE",
+                    "CLONES",
+                    "WAITS",
+                    "WAIT P50",
+                    "WAIT P99",
+                    "WAIT MAX",
+                ],
+                [
+                    [
+                        name,
+                        s["workers_started"],
+                        _ms(s["start_ms_avg"]),
+                        s["background_starts"],
+                        s["spare_starts"],
+                        s["clones"],
+                        s["queue_waits"],
+                        _ms(s["queue_wait_ms"]["p50"]),
+                        _ms(s["queue_wait_ms"]["p99"]),
+                        _ms(s["queue_wait_ms"]["max"]),
+                    ]
+                    for name, s in sorted(sched.items())
+                ],
+            ),
+        ]
     return "\n".join(lines)
 
 

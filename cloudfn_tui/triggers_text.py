@@ -19,9 +19,11 @@ def endpoint_line(t: FunctionTriggers) -> str:
 
 
 def async_line(a: AsyncSettings) -> str:
-    return (f"{a.max_retries} retries, backoff {a.retry_backoff:g}s, max age {a.max_event_age}s"
-            + (f", on success {a.on_success}" if a.on_success else "")
-            + (f", on failure {a.on_failure}" if a.on_failure else ""))
+    return (
+        f"{a.max_retries} retries, backoff {a.retry_backoff:g}s, max age {a.max_event_age}s"
+        + (f", on success {a.on_success}" if a.on_success else "")
+        + (f", on failure {a.on_failure}" if a.on_failure else "")
+    )
 
 
 def rate_line(t: FunctionTriggers) -> str:

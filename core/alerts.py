@@ -31,16 +31,32 @@ META = "meta"
 HISTORY_LIMIT = 1000
 SEED_RULES = (
     # The seed's two rules: success rate under 90%, average duration over 5 s.
-    {"name": "high_error_rate", "metric": "success_rate", "comparison": "<", "threshold": 90,
-     "window": 300, "for": 60, "severity": "warning",
-     "description": "Success rate under 90% over the last 5 minutes"},
-    {"name": "slow_execution", "metric": "duration_avg", "comparison": ">", "threshold": 5000,
-     "window": 300, "for": 60, "severity": "warning",
-     "description": "Average duration over 5000 ms over the last 5 minutes"},
+    {
+        "name": "high_error_rate",
+        "metric": "success_rate",
+        "comparison": "<",
+        "threshold": 90,
+        "window": 300,
+        "for": 60,
+        "severity": "warning",
+        "description": "Success rate under 90% over the last 5 minutes",
+    },
+    {
+        "name": "slow_execution",
+        "metric": "duration_avg",
+        "comparison": ">",
+        "threshold": 5000,
+        "window": 300,
+        "for": 60,
+        "severity": "warning",
+        "description": "Average duration over 5000 ms over the last 5 minutes",
+    },
 )
 COMPARE: dict[str, Callable[[float, float], bool]] = {
-    ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
-    "<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
 }
 UNITS = {"error_rate": "%", "success_rate": "%", "duration_p95": " ms", "duration_avg": " ms", "invocation_rate": "/s"}
 
@@ -115,22 +131,35 @@ def alertmanager_payload(alert: Alert, rule: AlertRule) -> dict[str, Any]:
         "commonLabels": {"alertname": rule.name, "severity": rule.severity, "scope": rule.scope},
         "commonAnnotations": {"summary": alert.summary, "description": rule.description},
         "externalURL": "",
-        "alerts": [{
-            "status": status,
-            "labels": {"alertname": rule.name, "severity": rule.severity, "scope": rule.scope, "metric": rule.metric},
-            "annotations": {"summary": alert.summary, "description": rule.description},
-            "startsAt": (alert.fired_at or alert.since or utcnow()).isoformat(),
-            "endsAt": alert.resolved_at.isoformat() if alert.resolved_at else "0001-01-01T00:00:00Z",
-            "generatorURL": f"cloudfn/{__version__}",
-            "fingerprint": rule.id,
-        }],
+        "alerts": [
+            {
+                "status": status,
+                "labels": {
+                    "alertname": rule.name,
+                    "severity": rule.severity,
+                    "scope": rule.scope,
+                    "metric": rule.metric,
+                },
+                "annotations": {"summary": alert.summary, "description": rule.description},
+                "startsAt": (alert.fired_at or alert.since or utcnow()).isoformat(),
+                "endsAt": alert.resolved_at.isoformat() if alert.resolved_at else "0001-01-01T00:00:00Z",
+                "generatorURL": f"cloudfn/{__version__}",
+                "fingerprint": rule.id,
+            }
+        ],
     }
 
 
 class AlertEngine:
-    def __init__(self, store: Storage, metrics: Metrics, publish: Callable[[str, dict[str, Any]], Any] | None = None,
-                 webhook_timeout: float = 5.0, webhook_retries: int = 3,
-                 function_exists: Callable[[str], bool] | None = None):
+    def __init__(
+        self,
+        store: Storage,
+        metrics: Metrics,
+        publish: Callable[[str, dict[str, Any]], Any] | None = None,
+        webhook_timeout: float = 5.0,
+        webhook_retries: int = 3,
+        function_exists: Callable[[str], bool] | None = None,
+    ):
         self.store = store
         # A rule scoped to a function that does not exist would never fire, silently: refused.
         self.function_exists = function_exists
@@ -175,8 +204,10 @@ class AlertEngine:
         kind, _, target = scope.partition(":")
         if kind == "function" and self.function_exists is not None and not self.function_exists(target):
             # A 404, as everywhere a request names a function that is not there (exit 3 in the CLI).
-            raise NotFound(f"alert rule scope {scope}: there is no function named {target!r}; create it first, "
-                           "or scope the rule to all or to a runtime")
+            raise NotFound(
+                f"alert rule scope {scope}: there is no function named {target!r}; create it first, "
+                "or scope the rule to all or to a runtime"
+            )
 
     def create(self, data: dict[str, Any]) -> AlertRule:
         rule = AlertRule(**parse_rule(data).model_dump())
@@ -197,8 +228,9 @@ class AlertEngine:
         spec = parse_rule(data, partial_of=current)
         if spec.scope != current.scope:  # a rule whose function went since still edits
             self._check_scope(spec.scope)
-        updated = AlertRule(**{**spec.model_dump(), "id": current.id, "created_at": current.created_at,
-                               "updated_at": utcnow()})
+        updated = AlertRule(
+            **{**spec.model_dump(), "id": current.id, "created_at": current.created_at, "updated_at": utcnow()}
+        )
 
         def write(store: Storage) -> AlertRule:
             if updated.name != current.name and store.get(RULES, "name", updated.name) is not None:
@@ -221,8 +253,9 @@ class AlertEngine:
     def current(self) -> list[Alert]:
         out = []
         for rule in self.rules():
-            out.append(self.states.get(rule.name)
-                       or Alert(rule=rule.name, severity=rule.severity, threshold=rule.threshold))
+            out.append(
+                self.states.get(rule.name) or Alert(rule=rule.name, severity=rule.severity, threshold=rule.threshold)
+            )
         return out
 
     def history(self, limit: int = 100) -> list[Alert]:
@@ -276,8 +309,14 @@ class AlertEngine:
         if alert.state in ("firing", "resolved"):
             kind = "alert.fired" if alert.state == "firing" else "alert.resolved"
             level = logging.WARNING if alert.state == "firing" else logging.INFO
-            log.log(level, "alert %s %s: %s", rule.name, alert.state, alert.summary,
-                    extra={"rule": rule.name, "severity": rule.severity, "state": alert.state})
+            log.log(
+                level,
+                "alert %s %s: %s",
+                rule.name,
+                alert.state,
+                alert.summary,
+                extra={"rule": rule.name, "severity": rule.severity, "state": alert.state},
+            )
             if self.publish:
                 self.publish(kind, doc)
             if rule.webhook:

@@ -49,8 +49,9 @@ class PlatformAPI(Protocol):
         await self.start()
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.close()
 
     # -- functions ---------------------------------------------------------------------
@@ -72,6 +73,7 @@ class PlatformAPI(Protocol):
     async def function_triggers(self, ref: str) -> FunctionTriggers:
         """The endpoint (its URL when a server serves it), rate limit and schedules with their
         next and last runs."""
+
     # -- dependencies ------------------------------------------------------------------
     async def function_dependencies(self, ref: str, rebuild: bool = False) -> dict[str, Any]:
         """{function, runtime, manifest (file name or None), installed, key, packages: [{name,
@@ -120,8 +122,9 @@ class PlatformAPI(Protocol):
     # -- saved test events (per function) ----------------------------------------------
     async def list_saved_events(self, ref: str) -> list[SavedEvent]: ...
 
-    async def save_event(self, ref: str, name: str, event: Any,
-                         last_result: dict[str, Any] | None = None) -> SavedEvent: ...
+    async def save_event(
+        self, ref: str, name: str, event: Any, last_result: dict[str, Any] | None = None
+    ) -> SavedEvent: ...
 
     async def delete_saved_event(self, ref: str, name: str) -> None: ...
 

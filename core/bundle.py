@@ -29,7 +29,9 @@ DEFAULT_FILES = {"python": "handler.py", "nodejs": "index.js", "go": "main.go"}
 # `files` come from the folder itself, never from the manifest
 # (`file:` is the handler file's path: it fills `handler_file`, which is not a key of its own)
 MANIFEST_KEYS = {"file", "event", *(f.alias or n for n, f in FunctionSpec.model_fields.items())} - {
-    "files", "handler_file"}
+    "files",
+    "handler_file",
+}
 MAX_FILE = 64 * 1024 * 1024  # larger than any code a function may hold; stops /dev-like surprises early
 
 
@@ -63,7 +65,7 @@ def _read_inside(folder_fd: int, rel: PurePosixPath, shown: Path, field: str, wh
             try:
                 fd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
             except OSError as exc:
-                step = base.joinpath(*rel.parts[:i + 1])
+                step = base.joinpath(*rel.parts[: i + 1])
                 raise InvalidInput(what, [FieldError(field, _refusal(step, exc, folder=True))]) from None
             opened.append(fd)
         try:
@@ -73,8 +75,15 @@ def _read_inside(folder_fd: int, rel: PurePosixPath, shown: Path, field: str, wh
         opened.append(fd)
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise InvalidInput(what, [FieldError(field, f"{shown} is not a regular file; deploy reads only "
-                                                        f"regular files inside the function folder")])
+            raise InvalidInput(
+                what,
+                [
+                    FieldError(
+                        field,
+                        f"{shown} is not a regular file; deploy reads only regular files inside the function folder",
+                    )
+                ],
+            )
         if st.st_size > MAX_FILE:
             raise InvalidInput(what, [FieldError(field, f"{shown} is {st.st_size} bytes; the limit is {MAX_FILE}")])
         chunks = []
@@ -91,8 +100,10 @@ def _read_inside(folder_fd: int, rel: PurePosixPath, shown: Path, field: str, wh
 
 def _refusal(shown: Path, exc: OSError, folder: bool = False) -> str:
     if exc.errno == errno.ELOOP or shown.is_symlink():
-        return (f"{shown} is a symlink; deploy does not follow links inside a function folder "
-                f"(they could point at secrets): put a copy of the file there instead")
+        return (
+            f"{shown} is a symlink; deploy does not follow links inside a function folder "
+            f"(they could point at secrets): put a copy of the file there instead"
+        )
     if exc.errno == errno.ENOENT:
         return f"{shown} does not exist"
     if folder and exc.errno == errno.ENOTDIR:
@@ -123,8 +134,9 @@ def _load(folder: Path, folder_fd: int, what: str) -> Bundle:
     except yaml.YAMLError as exc:
         raise InvalidInput(what, [FieldError(MANIFEST, f"cannot be read as YAML: {exc}")]) from None
     if not isinstance(data, dict):
-        raise InvalidInput(what, [FieldError(MANIFEST,
-                                             "must be a mapping of keys (name, runtime, handler, file, ...)")])
+        raise InvalidInput(
+            what, [FieldError(MANIFEST, "must be a mapping of keys (name, runtime, handler, file, ...)")]
+        )
 
     unknown = sorted(set(data) - MANIFEST_KEYS)
     if unknown:
@@ -144,8 +156,9 @@ def _load(folder: Path, folder_fd: int, what: str) -> Bundle:
     ignore_text = None
     if os.path.lexists(folder / IGNORE_FILE):
         ignore_text = _read_inside(folder_fd, PurePosixPath(IGNORE_FILE), folder / IGNORE_FILE, IGNORE_FILE, what)
-    data["files"] = read_folder_files(folder_fd, folder, {MANIFEST, IGNORE_FILE, rel.as_posix()},
-                                      ignore_spec(ignore_text), what)
+    data["files"] = read_folder_files(
+        folder_fd, folder, {MANIFEST, IGNORE_FILE, rel.as_posix()}, ignore_spec(ignore_text), what
+    )
     try:
         spec = parse_spec(data)
     except InvalidInput as exc:
@@ -167,23 +180,37 @@ def export_bundle(fn: Function, folder: Path, overwrite: bool = False) -> list[P
     code_path = folder / handler_file
     manifest = folder / MANIFEST
     # a stored path is hostile input too (a hand-edited store): checked before anything is written
-    unsafe = [FieldError(f"files.{shown_path(p)}", f"{why}; export writes nothing outside the folder")
-              for p in (*fn.files, handler_file) for why in [path_problem(p, reserved_ok=True)] if why]
+    unsafe = [
+        FieldError(f"files.{shown_path(p)}", f"{why}; export writes nothing outside the folder")
+        for p in (*fn.files, handler_file)
+        for why in [path_problem(p, reserved_ok=True)]
+        if why
+    ]
     if unsafe:
         raise InvalidInput("export", unsafe)
     extra = [folder / p for p in sorted(fn.files)]
     links = [p for p in (folder, manifest, code_path, *extra) if p.is_symlink()]
-    links += sorted({d for p in (code_path, *extra) for d in p.parents
-                     if d != folder and folder in d.parents and d.is_symlink()})
+    links += sorted(
+        {d for p in (code_path, *extra) for d in p.parents if d != folder and folder in d.parents and d.is_symlink()}
+    )
     if links:
         names = ", ".join(str(p) for p in links)
-        raise InvalidInput("export", [FieldError("dir", f"{names} is a symlink; export does not write through links: "
-                                                        f"remove the link or choose another folder")])
+        raise InvalidInput(
+            "export",
+            [
+                FieldError(
+                    "dir",
+                    f"{names} is a symlink; export does not write through links: "
+                    f"remove the link or choose another folder",
+                )
+            ],
+        )
     existing = [p for p in (manifest, code_path, *extra) if p.exists()]
     if existing and not overwrite:
         names = ", ".join(str(p) for p in existing)
-        raise InvalidInput("export", [FieldError("dir",
-                                                 f"already holds {names}; choose an empty folder or pass --force")])
+        raise InvalidInput(
+            "export", [FieldError("dir", f"already holds {names}; choose an empty folder or pass --force")]
+        )
     try:
         folder.mkdir(parents=True, exist_ok=True)
         folder_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
@@ -215,8 +242,9 @@ def export_bundle(fn: Function, folder: Path, overwrite: bool = False) -> list[P
             write_tree_at(folder_fd, {handler_file: fn.code}, exclusive=not overwrite)
         else:
             _write_inside(folder_fd, code_path, fn.code.encode("utf-8"), overwrite)
-        _write_inside(folder_fd, manifest, yaml.safe_dump(doc, sort_keys=False, allow_unicode=True).encode("utf-8"),
-                      overwrite)
+        _write_inside(
+            folder_fd, manifest, yaml.safe_dump(doc, sort_keys=False, allow_unicode=True).encode("utf-8"), overwrite
+        )
         # every other file, through folder fds with O_NOFOLLOW (a link made after the checks above
         # is not followed either)
         write_tree_at(folder_fd, fn.files, exclusive=not overwrite)
@@ -248,6 +276,6 @@ def _write_inside(folder_fd: int, path: Path, data: bytes, overwrite: bool) -> N
             raise InvalidInput("export", [FieldError("dir", f"{path} is not a regular file; remove it first")])
         view = memoryview(data)
         while view:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
     finally:
         os.close(fd)

@@ -32,8 +32,9 @@ def ignore_spec(ignore_text: str | None) -> pathspec.GitIgnoreSpec:
     return pathspec.GitIgnoreSpec.from_lines(lines)
 
 
-def read_folder_files(folder_fd: int, folder: Path, skip: set[str], ignore: pathspec.GitIgnoreSpec,
-                      what: str) -> dict[str, str]:
+def read_folder_files(
+    folder_fd: int, folder: Path, skip: set[str], ignore: pathspec.GitIgnoreSpec, what: str
+) -> dict[str, str]:
     """{relative path: text} of every file to deploy under the open folder. `skip`: top-level
     paths that are not files of the function (the manifest, the handler file, the ignore file)."""
     files: dict[str, str] = {}
@@ -57,8 +58,11 @@ def read_folder_files(folder_fd: int, folder: Path, skip: set[str], ignore: path
                 continue
             shown = Path(shown_path(str(folder / rel)))  # a hostile name may hold terminal escapes
             if stat.S_ISLNK(st.st_mode):
-                refuse(rel, f"{shown} is a symlink; deploy does not follow links (they could point at secrets): "
-                            f"put a copy of the file there, or list it in {IGNORE_FILE}")
+                refuse(
+                    rel,
+                    f"{shown} is a symlink; deploy does not follow links (they could point at secrets): "
+                    f"put a copy of the file there, or list it in {IGNORE_FILE}",
+                )
                 continue
             if is_dir:
                 try:
@@ -72,28 +76,39 @@ def read_folder_files(folder_fd: int, folder: Path, skip: set[str], ignore: path
                     os.close(sub)
                 continue
             if not stat.S_ISREG(st.st_mode):
-                refuse(rel, f"{shown} is not a regular file (a device, FIFO or socket); remove it or list it "
-                            f"in {IGNORE_FILE}")
+                refuse(
+                    rel,
+                    f"{shown} is not a regular file (a device, FIFO or socket); remove it or list it in {IGNORE_FILE}",
+                )
                 continue
             why = path_problem(rel, reserved_ok=True)  # reserved names: the API names them
             if why:
                 refuse(rel, f"{shown}: the name {why}")
                 continue
             if len(files) >= MAX_FILES:
-                refuse(rel, f"the folder holds more than {MAX_FILES} files (the limit, MAX_FILES); list generated "
-                            f"or vendored files you do not need in {IGNORE_FILE}")
+                refuse(
+                    rel,
+                    f"the folder holds more than {MAX_FILES} files (the limit, MAX_FILES); list generated "
+                    f"or vendored files you do not need in {IGNORE_FILE}",
+                )
                 return
             if st.st_size > MAX_FILE_BYTES:
-                refuse(rel, f"{shown} is {st.st_size} bytes; the limit per file is {MAX_FILE_BYTES} bytes "
-                            f"(MAX_FILE_BYTES): list it in {IGNORE_FILE} or make it smaller")
+                refuse(
+                    rel,
+                    f"{shown} is {st.st_size} bytes; the limit per file is {MAX_FILE_BYTES} bytes "
+                    f"(MAX_FILE_BYTES): list it in {IGNORE_FILE} or make it smaller",
+                )
                 continue
             text = _read(dir_fd, entry.name, shown, refuse, rel)
             if text is None:
                 continue
             total += len(text.encode("utf-8"))
             if total > MAX_TOTAL_BYTES:
-                refuse(rel, f"the files hold more than {MAX_TOTAL_BYTES} bytes in all (MAX_TOTAL_BYTES); list "
-                            f"what the function does not need in {IGNORE_FILE}")
+                refuse(
+                    rel,
+                    f"the files hold more than {MAX_TOTAL_BYTES} bytes in all (MAX_TOTAL_BYTES); list "
+                    f"what the function does not need in {IGNORE_FILE}",
+                )
                 return
             files[rel] = text
 
@@ -124,11 +139,16 @@ def _read(dir_fd: int, name: str, shown: Path, refuse: Callable[[str, str], None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        refuse(rel, f"{shown} is not UTF-8 text; a function holds text files only: list it in {IGNORE_FILE}, "
-                    "or turn it into text (base64) the code decodes")
+        refuse(
+            rel,
+            f"{shown} is not UTF-8 text; a function holds text files only: list it in {IGNORE_FILE}, "
+            "or turn it into text (base64) the code decodes",
+        )
         return None
     if "\0" in text:
-        refuse(rel, f"{shown} holds NUL characters (binary data); a function holds text files only: list it in "
-                    f"{IGNORE_FILE}")
+        refuse(
+            rel,
+            f"{shown} holds NUL characters (binary data); a function holds text files only: list it in {IGNORE_FILE}",
+        )
         return None
     return text

@@ -90,8 +90,9 @@ def _keymap(v: Any) -> dict[str, str]:
         v = {k.strip(): keys.strip() for k, _, keys in pairs}
     if v is None:
         return {}
-    if not isinstance(v, dict) or not all(isinstance(k, str) and isinstance(x, str) and x.strip()
-                                          for k, x in v.items()):
+    if not isinstance(v, dict) or not all(
+        isinstance(k, str) and isinstance(x, str) and x.strip() for k, x in v.items()
+    ):
         raise ValueError("a mapping of binding ids to keys, such as {main.invoke: f5}")
     return dict(v)
 
@@ -178,6 +179,8 @@ def seed_primary_url(raw: Any, environ: Mapping[str, str] | None = None) -> str 
     url += f":{fields['port']}" if fields.get("port") else ""
     url += "/" + quote(fields.get("database", ""), safe="")
     return url + (f"?sslmode={quote(fields['ssl_mode'], safe='')}" if fields.get("ssl_mode") else "")
+
+
 def _nats_url(v: Any) -> str:
     """nats:// (or tls://) URLs, comma-separated, or "" / none for none. Credentials do not belong
     in it (`cloudfn info` shows it): cluster.nats_token_file and the others."""
@@ -186,8 +189,10 @@ def _nats_url(v: Any) -> str:
     urls = [u.strip() for u in v.split(",")] if isinstance(v, str) else []
     if urls and all(re.match(r"^(nats|tls)://[^\s@/]+(:\d+)?/?$", u) for u in urls):
         return ",".join(urls)
-    raise ValueError("nats://host:port (comma-separated for several; no user:password@, which "
-                     "belongs in cluster.nats_user and its password file), or none")
+    raise ValueError(
+        "nats://host:port (comma-separated for several; no user:password@, which "
+        "belongs in cluster.nats_user and its password file), or none"
+    )
 
 
 def _optional_path(v: Any) -> Path | None:
@@ -234,126 +239,430 @@ def default_max_memory() -> int:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("server", "host", _text, "127.0.0.1", _env("server", "host", "CLOUDFN_HOST"),
-           "address `cloudfn serve` binds (the seed used 0.0.0.0; loopback is the safe default)"),
-    Option("server", "port", _int(0, 65535), 8080, _env("server", "port", "PORT", "CLOUDFN_PORT"),
-           "port `cloudfn serve` listens on"),
-    Option("server", "mode", _choice("debug", "release"), "debug",
-           _env("server", "mode", "GIN_MODE", "CLOUDFN_MODE"), "debug logs more than release"),
-    Option("server", "cors_origins", _text, "", _env("server", "cors_origins"),
-           "origins allowed to call the REST API from a browser, comma-separated (default: none)"),
-    Option("server", "max_body", _int(1024, 1024 ** 3), 6 * 1024 * 1024, _env("server", "max_body"),
-           "largest request body `cloudfn serve` accepts, in bytes (larger answers 413)"),
-    Option("server", "shutdown_grace", _number(0, 3600), 30.0, _env("server", "shutdown_grace"),
-           "seconds `cloudfn serve` lets invocations in flight finish after SIGTERM/SIGINT"),
-    Option("server", "header_timeout", _number(0.1, 3600), 10.0, _env("server", "header_timeout"),
-           "seconds a client has, from connecting (or from its next request's first byte), to send all its "
-           "request headers; then 408 and the connection closes (a slowloris defence)"),
-    Option("server", "body_timeout", _number(0.1, 3600), 60.0, _env("server", "body_timeout"),
-           "seconds a client has, after its headers, to send the whole request body; then 408 and close"),
-    Option("server", "max_connections", _int(1, 1_000_000), 1000, _env("server", "max_connections"),
-           "open connections `cloudfn serve` holds at once; past it a new one gets 503 and is closed"),
-    Option("client", "remote", _text, None, ("CLOUDFN_REMOTE",),
-           "attach to this server instead of a local data directory: a URL or a name from `remotes`"),
-    Option("runtime", "work_dir", _path, None, _env("runtime", "work_dir", "FUNCTIONS_DIR"),
-           "where workers get their folders (default: <data_dir>/functions)"),
-    Option("runtime", "max_concurrent", _int(1, 10000), 10, _env("runtime", "max_concurrent"),
-           "invocations running at once, across all functions"),
-    Option("runtime", "default_timeout", _int(1, 900), 30, _env("runtime", "default_timeout"),
-           "timeout in seconds for functions that set none"),
-    Option("runtime", "default_memory", _int(64, 8192), 128, _env("runtime", "default_memory"),
-           "memory limit in MB for functions that set none"),
-    Option("runtime", "queue_size", _int(0, 100000), 100, _env("runtime", "queue_size"),
-           "invocations that may wait for a free slot before being throttled"),
-    Option("runtime", "keep_warm", _number(0, 86400), 300.0, _env("runtime", "keep_warm"),
-           "seconds an idle worker stays warm"),
-    Option("runtime", "sandbox", _choice("auto", "none"), "auto", _env("runtime", "sandbox"),
-           "auto uses every protection the host has; none uses rlimits only"),
-    Option("runtime", "sandbox_user", _optional_text, None, _env("runtime", "sandbox_user"),
-           "host user functions and builds run as when cloudfn runs as root (default: cloudfn-sandbox, "
-           "which scripts/setup.sh creates, else nobody, 65534)"),
-    Option("runtime", "build_memory", _int(128, 65536), 1024, _env("runtime", "build_memory"),
-           "memory limit of one Go build, in MB (compile and link together)"),
-    Option("runtime", "prewarm", _int(0, 16), 1, _env("runtime", "prewarm"),
-           "sandboxes kept started per runtime, ready for a cold start (0: start each one then)"),
-    Option("runtime", "max_memory", _int(128, 16 * 1024 * 1024), default_max_memory(),
-           _env("runtime", "max_memory"),
-           "MB all workers' memory limits may add up to; idle ones are reaped for room (default: half the host's)"),
+    Option(
+        "server",
+        "host",
+        _text,
+        "127.0.0.1",
+        _env("server", "host", "CLOUDFN_HOST"),
+        "address `cloudfn serve` binds (the seed used 0.0.0.0; loopback is the safe default)",
+    ),
+    Option(
+        "server",
+        "port",
+        _int(0, 65535),
+        8080,
+        _env("server", "port", "PORT", "CLOUDFN_PORT"),
+        "port `cloudfn serve` listens on",
+    ),
+    Option(
+        "server",
+        "mode",
+        _choice("debug", "release"),
+        "debug",
+        _env("server", "mode", "GIN_MODE", "CLOUDFN_MODE"),
+        "debug logs more than release",
+    ),
+    Option(
+        "server",
+        "cors_origins",
+        _text,
+        "",
+        _env("server", "cors_origins"),
+        "origins allowed to call the REST API from a browser, comma-separated (default: none)",
+    ),
+    Option(
+        "server",
+        "max_body",
+        _int(1024, 1024**3),
+        6 * 1024 * 1024,
+        _env("server", "max_body"),
+        "largest request body `cloudfn serve` accepts, in bytes (larger answers 413)",
+    ),
+    Option(
+        "server",
+        "shutdown_grace",
+        _number(0, 3600),
+        30.0,
+        _env("server", "shutdown_grace"),
+        "seconds `cloudfn serve` lets invocations in flight finish after SIGTERM/SIGINT",
+    ),
+    Option(
+        "server",
+        "header_timeout",
+        _number(0.1, 3600),
+        10.0,
+        _env("server", "header_timeout"),
+        "seconds a client has, from connecting (or from its next request's first byte), to send all its "
+        "request headers; then 408 and the connection closes (a slowloris defence)",
+    ),
+    Option(
+        "server",
+        "body_timeout",
+        _number(0.1, 3600),
+        60.0,
+        _env("server", "body_timeout"),
+        "seconds a client has, after its headers, to send the whole request body; then 408 and close",
+    ),
+    Option(
+        "server",
+        "max_connections",
+        _int(1, 1_000_000),
+        1000,
+        _env("server", "max_connections"),
+        "open connections `cloudfn serve` holds at once; past it a new one gets 503 and is closed",
+    ),
+    Option(
+        "client",
+        "remote",
+        _text,
+        None,
+        ("CLOUDFN_REMOTE",),
+        "attach to this server instead of a local data directory: a URL or a name from `remotes`",
+    ),
+    Option(
+        "runtime",
+        "work_dir",
+        _path,
+        None,
+        _env("runtime", "work_dir", "FUNCTIONS_DIR"),
+        "where workers get their folders (default: <data_dir>/functions)",
+    ),
+    Option(
+        "runtime",
+        "max_concurrent",
+        _int(1, 10000),
+        10,
+        _env("runtime", "max_concurrent"),
+        "invocations running at once, across all functions",
+    ),
+    Option(
+        "runtime",
+        "default_timeout",
+        _int(1, 900),
+        30,
+        _env("runtime", "default_timeout"),
+        "timeout in seconds for functions that set none",
+    ),
+    Option(
+        "runtime",
+        "default_memory",
+        _int(64, 8192),
+        128,
+        _env("runtime", "default_memory"),
+        "memory limit in MB for functions that set none",
+    ),
+    Option(
+        "runtime",
+        "queue_size",
+        _int(0, 100000),
+        100,
+        _env("runtime", "queue_size"),
+        "invocations that may wait for a free slot before being throttled",
+    ),
+    Option(
+        "runtime",
+        "keep_warm",
+        _number(0, 86400),
+        300.0,
+        _env("runtime", "keep_warm"),
+        "seconds an idle worker stays warm",
+    ),
+    Option(
+        "runtime",
+        "sandbox",
+        _choice("auto", "none"),
+        "auto",
+        _env("runtime", "sandbox"),
+        "auto uses every protection the host has; none uses rlimits only",
+    ),
+    Option(
+        "runtime",
+        "sandbox_user",
+        _optional_text,
+        None,
+        _env("runtime", "sandbox_user"),
+        "host user functions and builds run as when cloudfn runs as root (default: cloudfn-sandbox, "
+        "which scripts/setup.sh creates, else nobody, 65534)",
+    ),
+    Option(
+        "runtime",
+        "build_memory",
+        _int(128, 65536),
+        1024,
+        _env("runtime", "build_memory"),
+        "memory limit of one Go build, in MB (compile and link together)",
+    ),
+    Option(
+        "runtime",
+        "prewarm",
+        _int(0, 16),
+        1,
+        _env("runtime", "prewarm"),
+        "sandboxes kept started per runtime, ready for a cold start (0: start each one then)",
+    ),
+    Option(
+        "runtime",
+        "max_memory",
+        _int(128, 16 * 1024 * 1024),
+        default_max_memory(),
+        _env("runtime", "max_memory"),
+        "MB all workers' memory limits may add up to; idle ones are reaped for room (default: half the host's)",
+    ),
     # Bursts (issue 19): how far the pre-started pool grows when cold starts come together.
-    Option("runtime", "prewarm_max", _int(0, 64), 4, _env("runtime", "prewarm_max"),
-           "most sandboxes kept started per runtime while cold starts come in bursts (runtime.prewarm is the "
-           "least); the ones past the least use free memory only"),
+    Option(
+        "runtime",
+        "prewarm_max",
+        _int(0, 64),
+        4,
+        _env("runtime", "prewarm_max"),
+        "most sandboxes kept started per runtime while cold starts come in bursts (runtime.prewarm is the "
+        "least); the ones past the least use free memory only",
+    ),
     # -- dependencies (issue 15): installs are sandboxed builds, envs a shared cache ------------
-    Option("runtime", "deps_cache_max", _int(16, 16 * 1024 * 1024), 2048, _env("runtime", "deps_cache_max"),
-           "MB of installed dependency environments kept; the least recently used unused ones go first"),
-    Option("runtime", "deps_memory", _int(16, 65536), 1024, _env("runtime", "deps_memory"),
-           "memory limit of one dependency install (uv, npm), in MB"),
-    Option("runtime", "deps_timeout", _int(5, 3600), 300, _env("runtime", "deps_timeout"),
-           "seconds one dependency install may take (wall clock, and its CPU time)"),
-    Option("runtime", "deps_pids", _int(16, 4096), 256, _env("runtime", "deps_pids"),
-           "processes and threads one dependency install may run"),
-    Option("runtime", "pypi_index_url", _url_or_none, "https://pypi.org/simple", _env("runtime", "pypi_index_url"),
-           "the package index uv installs Python dependencies from; none: only runtime.pypi_find_links (offline)"),
-    Option("runtime", "pypi_find_links", _optional_text, None, _env("runtime", "pypi_find_links"),
-           "a folder of wheels Python dependencies may also come from (read-only to the installer)"),
-    Option("runtime", "npm_registry", _url, "https://registry.npmjs.org/", _env("runtime", "npm_registry"),
-           "the registry npm installs Node.js dependencies from"),
-    Option("monitor", "log_level", _choice("debug", "info", "warning", "warn", "error"), "info",
-           _env("monitor", "log_level", "LOG_LEVEL", "CLOUDFN_LOG_LEVEL"), "platform log level"),
-    Option("monitor", "enable_metrics", _bool, True, _env("monitor", "enable_metrics"),
-           "collect metrics"),
-    Option("monitor", "alert_interval", _number(0, 3600), 1.0, _env("monitor", "alert_interval"),
-           "seconds between alert evaluations (0 turns background evaluation off)"),
-    Option("monitor", "history_max_records", _int(100, 10_000_000), 100_000, _env("monitor", "history_max_records"),
-           "invocations kept in the history"),
-    Option("monitor", "history_max_age_days", _number(0.001, 3650), 7.0, _env("monitor", "history_max_age_days"),
-           "days an invocation is kept in the history"),
-    Option("storage", "data_dir", _path, None, _env("storage", "data_dir", "DATA_DIR", "CLOUDFN_DATA_DIR"),
-           "where cloudfn keeps its stores (default: the XDG data folder)"),
-    Option("storage", "max_versions", _int(1, 10_000), 20, _env("storage", "max_versions"),
-           "versions kept per function for `cloudfn versions` and rollback; the oldest are removed"),
+    Option(
+        "runtime",
+        "deps_cache_max",
+        _int(16, 16 * 1024 * 1024),
+        2048,
+        _env("runtime", "deps_cache_max"),
+        "MB of installed dependency environments kept; the least recently used unused ones go first",
+    ),
+    Option(
+        "runtime",
+        "deps_memory",
+        _int(16, 65536),
+        1024,
+        _env("runtime", "deps_memory"),
+        "memory limit of one dependency install (uv, npm), in MB",
+    ),
+    Option(
+        "runtime",
+        "deps_timeout",
+        _int(5, 3600),
+        300,
+        _env("runtime", "deps_timeout"),
+        "seconds one dependency install may take (wall clock, and its CPU time)",
+    ),
+    Option(
+        "runtime",
+        "deps_pids",
+        _int(16, 4096),
+        256,
+        _env("runtime", "deps_pids"),
+        "processes and threads one dependency install may run",
+    ),
+    Option(
+        "runtime",
+        "pypi_index_url",
+        _url_or_none,
+        "https://pypi.org/simple",
+        _env("runtime", "pypi_index_url"),
+        "the package index uv installs Python dependencies from; none: only runtime.pypi_find_links (offline)",
+    ),
+    Option(
+        "runtime",
+        "pypi_find_links",
+        _optional_text,
+        None,
+        _env("runtime", "pypi_find_links"),
+        "a folder of wheels Python dependencies may also come from (read-only to the installer)",
+    ),
+    Option(
+        "runtime",
+        "npm_registry",
+        _url,
+        "https://registry.npmjs.org/",
+        _env("runtime", "npm_registry"),
+        "the registry npm installs Node.js dependencies from",
+    ),
+    Option(
+        "monitor",
+        "log_level",
+        _choice("debug", "info", "warning", "warn", "error"),
+        "info",
+        _env("monitor", "log_level", "LOG_LEVEL", "CLOUDFN_LOG_LEVEL"),
+        "platform log level",
+    ),
+    Option("monitor", "enable_metrics", _bool, True, _env("monitor", "enable_metrics"), "collect metrics"),
+    Option(
+        "monitor",
+        "alert_interval",
+        _number(0, 3600),
+        1.0,
+        _env("monitor", "alert_interval"),
+        "seconds between alert evaluations (0 turns background evaluation off)",
+    ),
+    Option(
+        "monitor",
+        "history_max_records",
+        _int(100, 10_000_000),
+        100_000,
+        _env("monitor", "history_max_records"),
+        "invocations kept in the history",
+    ),
+    Option(
+        "monitor",
+        "history_max_age_days",
+        _number(0.001, 3650),
+        7.0,
+        _env("monitor", "history_max_age_days"),
+        "days an invocation is kept in the history",
+    ),
+    Option(
+        "storage",
+        "data_dir",
+        _path,
+        None,
+        _env("storage", "data_dir", "DATA_DIR", "CLOUDFN_DATA_DIR"),
+        "where cloudfn keeps its stores (default: the XDG data folder)",
+    ),
+    Option(
+        "storage",
+        "max_versions",
+        _int(1, 10_000),
+        20,
+        _env("storage", "max_versions"),
+        "versions kept per function for `cloudfn versions` and rollback; the oldest are removed",
+    ),
     # -- secrets (issue 17); the key itself may come from CLOUDFN_SECRETS_KEY, never a setting (info shows these)
-    Option("secrets", "key_file", _path, None, _env("secrets", "key_file"),
-           "file holding the secrets' encryption key (default: <data_dir>/secrets.key, made at the first set); "
-           "kept elsewhere, a backup of the data directory reveals no secret"),
-    Option("console", "theme", _optional_text, None, _env("console", "theme"),
-           "the console's theme (default: the last one chosen in the console, else cloudfn-night)"),
-    Option("console", "keymap", _keymap, {}, _env("console", "keymap"),
-           "binding id -> keys, remapping the console's keys (`?` in the console lists the ids)"),
+    Option(
+        "secrets",
+        "key_file",
+        _path,
+        None,
+        _env("secrets", "key_file"),
+        "file holding the secrets' encryption key (default: <data_dir>/secrets.key, made at the first set); "
+        "kept elsewhere, a backup of the data directory reveals no secret",
+    ),
+    Option(
+        "console",
+        "theme",
+        _optional_text,
+        None,
+        _env("console", "theme"),
+        "the console's theme (default: the last one chosen in the console, else cloudfn-night)",
+    ),
+    Option(
+        "console",
+        "keymap",
+        _keymap,
+        {},
+        _env("console", "keymap"),
+        "binding id -> keys, remapping the console's keys (`?` in the console lists the ids)",
+    ),
     # -- asynchronous invocation (issue 16) --
-    Option("async", "workers", _int(1, 1000), 4, _env("async", "workers"),
-           "asynchronous invocations run at once (each still takes a slot of runtime.max_concurrent)"),
-    Option("async", "max_queued", _int(1, 100_000_000), 100_000, _env("async", "max_queued"),
-           "asynchronous invocations queued at most (waiting or retrying); past it an accept is refused (429)"),
-    Option("async", "sync", _choice("normal", "full"), "normal", _env("async", "sync"),
-           "normal: an accepted async invocation survives a crash of cloudfn; full: a power loss too "
-           "(an fsync per accept, slower)"),
-    Option("async", "webhook_timeout", _number(0.1, 60), 5.0, _env("async", "webhook_timeout"),
-           "seconds a destination webhook has to answer; 3 tries in all"),
-    Option("async", "webhook_allow_private", _bool, False, _env("async", "webhook_allow_private"),
-           "let destination webhooks reach loopback, link-local (cloud metadata) and private addresses"),
-    Option("async", "max_dead_letters", _int(1, 10_000_000), 10_000, _env("async", "max_dead_letters"),
-           "dead letters kept at most; past it the oldest are dropped (counted in metrics, an event says which)"),
+    Option(
+        "async",
+        "workers",
+        _int(1, 1000),
+        4,
+        _env("async", "workers"),
+        "asynchronous invocations run at once (each still takes a slot of runtime.max_concurrent)",
+    ),
+    Option(
+        "async",
+        "max_queued",
+        _int(1, 100_000_000),
+        100_000,
+        _env("async", "max_queued"),
+        "asynchronous invocations queued at most (waiting or retrying); past it an accept is refused (429)",
+    ),
+    Option(
+        "async",
+        "sync",
+        _choice("normal", "full"),
+        "normal",
+        _env("async", "sync"),
+        "normal: an accepted async invocation survives a crash of cloudfn; full: a power loss too "
+        "(an fsync per accept, slower)",
+    ),
+    Option(
+        "async",
+        "webhook_timeout",
+        _number(0.1, 60),
+        5.0,
+        _env("async", "webhook_timeout"),
+        "seconds a destination webhook has to answer; 3 tries in all",
+    ),
+    Option(
+        "async",
+        "webhook_allow_private",
+        _bool,
+        False,
+        _env("async", "webhook_allow_private"),
+        "let destination webhooks reach loopback, link-local (cloud metadata) and private addresses",
+    ),
+    Option(
+        "async",
+        "max_dead_letters",
+        _int(1, 10_000_000),
+        10_000,
+        _env("async", "max_dead_letters"),
+        "dead letters kept at most; past it the oldest are dropped (counted in metrics, an event says which)",
+    ),
     # -- storage on PostgreSQL (issue 18) --
-    Option("storage", "url", _storage_url, None, _env("storage", "url"),
-           "postgresql://USER:PASSWORD@HOST:PORT/DATABASE: keep the registry, alert rules and history in "
-           "PostgreSQL, shared by every cloudfn pointing at it (default: the embedded store in the data directory)"),
+    Option(
+        "storage",
+        "url",
+        _storage_url,
+        None,
+        _env("storage", "url"),
+        "postgresql://USER:PASSWORD@HOST:PORT/DATABASE: keep the registry, alert rules and history in "
+        "PostgreSQL, shared by every cloudfn pointing at it (default: the embedded store in the data directory)",
+    ),
     # -- cluster mode (issue 18): none of core/cluster is imported without nats_url. Credentials come
     # from files or CLOUDFN_CLUSTER_NATS_TOKEN / _PASSWORD (core/cluster/connect.py), never settings,
     # since `cloudfn info` lists the settings.
-    Option("cluster", "nats_url", _nats_url, "", _env("cluster", "nats_url"),
-           "nats://host:port of the cluster's NATS server(s), comma-separated: `serve` becomes a gateway "
-           "and `cloudfn worker` runs functions (default: none, one machine)"),
-    Option("cluster", "nats_user", _optional_text, None, _env("cluster", "nats_user"),
-           "user name for NATS (its password: CLOUDFN_CLUSTER_NATS_PASSWORD or cluster.nats_password_file)"),
-    Option("cluster", "nats_password_file", _optional_path, None, _env("cluster", "nats_password_file"),
-           "file holding the NATS user's password"),
-    Option("cluster", "nats_token_file", _optional_path, None, _env("cluster", "nats_token_file"),
-           "file holding the NATS token (or CLOUDFN_CLUSTER_NATS_TOKEN)"),
-    Option("cluster", "nats_creds_file", _optional_path, None, _env("cluster", "nats_creds_file"),
-           "NATS credentials file (JWT + nkey seed), or an nkey seed file (begins with SU)"),
-    Option("cluster", "node_id", _optional_text, None, _env("cluster", "node_id"),
-           "this node's name in `cloudfn info` (default: host name and process id)"),
+    Option(
+        "cluster",
+        "nats_url",
+        _nats_url,
+        "",
+        _env("cluster", "nats_url"),
+        "nats://host:port of the cluster's NATS server(s), comma-separated: `serve` becomes a gateway "
+        "and `cloudfn worker` runs functions (default: none, one machine)",
+    ),
+    Option(
+        "cluster",
+        "nats_user",
+        _optional_text,
+        None,
+        _env("cluster", "nats_user"),
+        "user name for NATS (its password: CLOUDFN_CLUSTER_NATS_PASSWORD or cluster.nats_password_file)",
+    ),
+    Option(
+        "cluster",
+        "nats_password_file",
+        _optional_path,
+        None,
+        _env("cluster", "nats_password_file"),
+        "file holding the NATS user's password",
+    ),
+    Option(
+        "cluster",
+        "nats_token_file",
+        _optional_path,
+        None,
+        _env("cluster", "nats_token_file"),
+        "file holding the NATS token (or CLOUDFN_CLUSTER_NATS_TOKEN)",
+    ),
+    Option(
+        "cluster",
+        "nats_creds_file",
+        _optional_path,
+        None,
+        _env("cluster", "nats_creds_file"),
+        "NATS credentials file (JWT + nkey seed), or an nkey seed file (begins with SU)",
+    ),
+    Option(
+        "cluster",
+        "node_id",
+        _optional_text,
+        None,
+        _env("cluster", "node_id"),
+        "this node's name in `cloudfn info` (default: host name and process id)",
+    ),
 )
 BY_NAME = {o.name: o for o in OPTIONS}
 # `remotes` is not a section of options but a table of named servers, like kubectl's contexts:
@@ -369,11 +678,31 @@ CONFIG_ENV = "CLOUDFN_CONFIG"
 SEED_KEYS: dict[str, frozenset[str]] = {
     "server": frozenset({"host", "port", "mode", "read_timeout", "write_timeout", "idle_timeout"}),
     "storage": frozenset({"type", "data_dir", "max_conns", "max_idle_time", "primary", "cache", "object", "logs"}),
-    "runtime": frozenset({"work_dir", "max_concurrent", "default_timeout", "default_memory", "enabled_runtimes",
-                          "runtime_paths", "max_code_size", "allowed_packages"}),
+    "runtime": frozenset(
+        {
+            "work_dir",
+            "max_concurrent",
+            "default_timeout",
+            "default_memory",
+            "enabled_runtimes",
+            "runtime_paths",
+            "max_code_size",
+            "allowed_packages",
+        }
+    ),
     "security": frozenset({"enable_auth", "jwt_expiry", "allowed_origins", "rate_limit", "enable_https"}),
-    "monitor": frozenset({"enable_metrics", "metrics_path", "enable_profiling", "profiling_path", "log_level",
-                          "log_format", "log_output", "enable_tracing"}),
+    "monitor": frozenset(
+        {
+            "enable_metrics",
+            "metrics_path",
+            "enable_profiling",
+            "profiling_path",
+            "log_level",
+            "log_format",
+            "log_output",
+            "enable_tracing",
+        }
+    ),
 }
 # Sections of the seed's files read as a whole and ignored (storage.yaml's per-environment overrides).
 SEED_IGNORED_SECTIONS = frozenset({"environments"})
@@ -418,8 +747,9 @@ class Remote:
             try:
                 return self.token_file.read_text().strip() or None
             except OSError as exc:
-                raise ConfigError(f"remote {self.name!r}: cannot read token_file {self.token_file}: "
-                                  f"{exc.strerror}") from None
+                raise ConfigError(
+                    f"remote {self.name!r}: cannot read token_file {self.token_file}: {exc.strerror}"
+                ) from None
         return None
 
 
@@ -467,8 +797,9 @@ def load_config(
     path, explicit = _config_path(config_file, environ)
     exists = path.is_file()
     if explicit and not exists:
-        raise ConfigError(f"config file {path}: cannot read it (no such file). "
-                          f"Create it or drop --config/{CONFIG_ENV}.")
+        raise ConfigError(
+            f"config file {path}: cannot read it (no such file). Create it or drop --config/{CONFIG_ENV}."
+        )
     remotes: dict[str, Remote] = {}
     ignored: list[str] = []
     if exists:
@@ -503,8 +834,10 @@ def load_config(
         settings["runtime.work_dir"] = Setting(data_dir / "functions", "default (<data_dir>/functions)")
     pmax, pmin = settings["runtime.prewarm_max"], settings["runtime.prewarm"]
     if pmax.source != "default" and pmax.value < pmin.value:  # (the default 4 under a larger prewarm: prewarm)
-        raise ConfigError(f"runtime.prewarm_max={pmax.value} ({pmax.source}) is less than runtime.prewarm={pmin.value} "
-                          f"({pmin.source}), the least kept: set prewarm_max to {pmin.value} or more")
+        raise ConfigError(
+            f"runtime.prewarm_max={pmax.value} ({pmax.source}) is less than runtime.prewarm={pmin.value} "
+            f"({pmin.source}), the least kept: set prewarm_max to {pmin.value} or more"
+        )
     return Config(settings=settings, file=path, file_exists=exists, remotes=remotes, ignored=ignored)
 
 
@@ -526,8 +859,9 @@ def _read_remotes(path: Path, body: Any, remotes: dict[str, Remote], problems: l
             continue
         unknown = sorted(set(entry) - {"url", "token", "token_file"})
         if unknown:
-            problems.append(f"{REMOTES}.{name}: unknown key(s) {', '.join(map(str, unknown))} "
-                            "(known: url, token, token_file)")
+            problems.append(
+                f"{REMOTES}.{name}: unknown key(s) {', '.join(map(str, unknown))} (known: url, token, token_file)"
+            )
         url = entry.get("url")
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             problems.append(f"{REMOTES}.{name}.url: expected an http:// or https:// URL, got {url!r}")
@@ -549,8 +883,9 @@ def _read_remotes(path: Path, body: Any, remotes: dict[str, Remote], problems: l
         remotes[str(name)] = Remote(str(name), url.rstrip("/"), token, tf)
 
 
-def _read_file(path: Path, remotes: dict[str, Remote] | None = None,
-               ignored: list[str] | None = None) -> dict[str, Any]:
+def _read_file(
+    path: Path, remotes: dict[str, Remote] | None = None, ignored: list[str] | None = None
+) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -564,8 +899,9 @@ def _read_file(path: Path, remotes: dict[str, Remote] | None = None,
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {path}: expected a mapping of sections ({', '.join(SECTIONS)}), "
-                          f"got {type(data).__name__}.")
+        raise ConfigError(
+            f"config file {path}: expected a mapping of sections ({', '.join(SECTIONS)}), got {type(data).__name__}."
+        )
 
     values: dict[str, Any] = {}
     renamed: dict[str, Any] = {}

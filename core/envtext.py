@@ -9,8 +9,9 @@ from collections.abc import Iterable
 from core.errors import FieldError, InvalidInput
 
 
-def parse_env(entries: Iterable[str], field: str = "env", numbered: bool = False,
-              form: str = "KEY=VALUE") -> dict[str, str]:
+def parse_env(
+    entries: Iterable[str], field: str = "env", numbered: bool = False, form: str = "KEY=VALUE"
+) -> dict[str, str]:
     """Blank entries and `#` comments are skipped; the key loses surrounding spaces, the value is
     kept as written (a value may hold `=` and spaces). Every bad entry is named in one
     InvalidInput; `numbered` names entries by line (the console's box). Whether a key is a valid

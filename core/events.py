@@ -114,8 +114,10 @@ class EventBus:
         """Must be called inside the event loop the reader runs in."""
         unknown = set(kinds or ()) - set(EVENT_KINDS)
         if unknown:
-            raise InvalidInput("event subscription", [FieldError(
-                "kinds", f"unknown: {', '.join(sorted(unknown))} (known: {', '.join(EVENT_KINDS)})")])
+            raise InvalidInput(
+                "event subscription",
+                [FieldError("kinds", f"unknown: {', '.join(sorted(unknown))} (known: {', '.join(EVENT_KINDS)})")],
+            )
         sub = Subscription(self, kinds, maxsize or self.maxsize)
         self._subs.add(sub)
         return sub

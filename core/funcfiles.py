@@ -36,8 +36,7 @@ MANIFEST = "function.yaml"  # written by export beside the files
 # Names the platform itself puts in a function folder or Go build (prewarm start scripts, the
 # Go wrapper, build notes): reserved at the top level of every function.
 RESERVED_PREFIXES = (".cloudfn", "cloudfn_")
-FILES_RULE = ("relative paths with '/' between folders, no '..', '.', empty parts, backslashes or control "
-              "characters")
+FILES_RULE = "relative paths with '/' between folders, no '..', '.', empty parts, backslashes or control characters"
 
 
 def path_problem(path: Any, reserved_ok: bool = False) -> str:
@@ -50,7 +49,7 @@ def path_problem(path: Any, reserved_ok: bool = False) -> str:
     for ch in path:
         cat = unicodedata.category(ch)
         if cat in _UNSHOWN:
-            return (f"contains a control or invisible character (U+{ord(ch):04X}); use {FILES_RULE}")
+            return f"contains a control or invisible character (U+{ord(ch):04X}); use {FILES_RULE}"
     if "\\" in path:
         return f"contains a backslash; separate folders with '/' (use {FILES_RULE})"
     if path.startswith("/"):
@@ -64,8 +63,10 @@ def path_problem(path: Any, reserved_ok: bool = False) -> str:
     if long is not None:
         return f"has a part {len(long)} characters long; the limit is {MAX_SEGMENT_CHARS}"
     if not reserved_ok and (parts[0] == MANIFEST or parts[0].startswith(RESERVED_PREFIXES)):
-        return (f"is reserved: {MANIFEST} and top-level names starting with "
-                f"{' or '.join(map(repr, RESERVED_PREFIXES))} belong to cloudfn; rename the file")
+        return (
+            f"is reserved: {MANIFEST} and top-level names starting with "
+            f"{' or '.join(map(repr, RESERVED_PREFIXES))} belong to cloudfn; rename the file"
+        )
     return ""
 
 
@@ -93,8 +94,10 @@ def handler_file_problem(path: Any, runtime: str | None) -> str:
         return ""
     suffixes = HANDLER_SUFFIXES.get(runtime)
     if suffixes is None:
-        return (f"must be empty for {runtime} functions: they build the top folder's package main, whose "
-                f"handler file is {HANDLER_FILES.get(runtime, '')}")
+        return (
+            f"must be empty for {runtime} functions: they build the top folder's package main, whose "
+            f"handler file is {HANDLER_FILES.get(runtime, '')}"
+        )
     why = path_problem(path)
     if why:
         return why
@@ -119,8 +122,13 @@ def files_errors(files: Any, runtime: str | None, handler_file: str = "") -> lis
         return []  # pydantic names the type error
     errors: list[FieldError] = []
     if len(files) > MAX_FILES:
-        errors.append(FieldError("files", f"has {len(files)} files; the limit is {MAX_FILES} (MAX_FILES): "
-                                          "leave generated or vendored files out, or list them in .cloudfnignore"))
+        errors.append(
+            FieldError(
+                "files",
+                f"has {len(files)} files; the limit is {MAX_FILES} (MAX_FILES): "
+                "leave generated or vendored files out, or list them in .cloudfnignore",
+            )
+        )
     handler = handler_path(runtime, handler_file if isinstance(handler_file, str) else "") if runtime else None
     total = 0
     good: list[str] = []
@@ -130,8 +138,10 @@ def files_errors(files: Any, runtime: str | None, handler_file: str = "") -> lis
         field = f"files.{shown_path(path)}"
         why = path_problem(path)
         if not why and handler and (path == handler or path.startswith(handler + "/")):
-            why = (f"is the {runtime} handler file, which holds `code`: send its text as `code`, "
-                   "or give this file another name")
+            why = (
+                f"is the {runtime} handler file, which holds `code`: send its text as `code`, "
+                "or give this file another name"
+            )
         if not why and handler and handler.startswith(path + "/"):
             why = f"is a file, but the handler file {handler!r} needs a folder by that name; rename one of them"
         top = path.split("/", 1)[0]
@@ -147,15 +157,22 @@ def files_errors(files: Any, runtime: str | None, handler_file: str = "") -> lis
                 if "\0" in text:
                     why = "holds a NUL character: files hold text only (UTF-8), not binary data"
                 elif size > MAX_FILE_BYTES:
-                    why = (f"is {size} bytes; the limit per file is {MAX_FILE_BYTES} bytes "
-                           f"({MAX_FILE_BYTES // 1024} KiB, MAX_FILE_BYTES)")
+                    why = (
+                        f"is {size} bytes; the limit per file is {MAX_FILE_BYTES} bytes "
+                        f"({MAX_FILE_BYTES // 1024} KiB, MAX_FILE_BYTES)"
+                    )
         if why:
             errors.append(FieldError(field, why))
         else:
             good.append(path)
     if total > MAX_TOTAL_BYTES:
-        errors.append(FieldError("files", f"hold {total} bytes in all; the limit is {MAX_TOTAL_BYTES} bytes "
-                                          f"({MAX_TOTAL_BYTES // (1024 * 1024)} MiB, MAX_TOTAL_BYTES)"))
+        errors.append(
+            FieldError(
+                "files",
+                f"hold {total} bytes in all; the limit is {MAX_TOTAL_BYTES} bytes "
+                f"({MAX_TOTAL_BYTES // (1024 * 1024)} MiB, MAX_TOTAL_BYTES)",
+            )
+        )
     # a path that is also a folder of another ("lib" and "lib/x.py") cannot both exist on disk
     names = set(good)
     for path in sorted(good):
@@ -163,8 +180,11 @@ def files_errors(files: Any, runtime: str | None, handler_file: str = "") -> lis
         for i in range(1, len(parts)):
             prefix = "/".join(parts[:i])
             if prefix in names:
-                errors.append(FieldError(f"files.{shown_path(path)}", f"is inside {prefix!r}, which is a file; "
-                                                          "rename one of them"))
+                errors.append(
+                    FieldError(
+                        f"files.{shown_path(path)}", f"is inside {prefix!r}, which is a file; rename one of them"
+                    )
+                )
                 break
     return errors
 
@@ -248,7 +268,7 @@ def _write_one(root: int, parts: list[str], data: bytes, mode: int, exclusive: b
             os.fchmod(out, mode)
             view = memoryview(data)
             while view:
-                view = view[os.write(out, view):]
+                view = view[os.write(out, view) :]
         finally:
             os.close(out)
     finally:

@@ -69,8 +69,14 @@ def bounded(value: Any, limit: int = MAX_PAYLOAD) -> tuple[Any, bool, Any]:
 
 
 class History:
-    def __init__(self, directory: Path, max_records: int = 100_000, max_age: timedelta = timedelta(days=7),
-                 batch_size: int = 256, autoflush: bool = True):
+    def __init__(
+        self,
+        directory: Path,
+        max_records: int = 100_000,
+        max_age: timedelta = timedelta(days=7),
+        batch_size: int = 256,
+        autoflush: bool = True,
+    ):
         self.dir = Path(directory)
         private_dir(self.dir)
         self.max_records = max_records
@@ -135,8 +141,20 @@ class History:
                             d = json.loads(raw)
                             if (seg, offset) not in known:
                                 ts = datetime.fromisoformat(d["started_at"]).timestamp()
-                                loaded.append((ts, d["id"], d["function_id"], d["function_name"], d["status"],
-                                               d.get("trigger", "manual"), 0, seg, offset, length))
+                                loaded.append(
+                                    (
+                                        ts,
+                                        d["id"],
+                                        d["function_id"],
+                                        d["function_name"],
+                                        d["status"],
+                                        d.get("trigger", "manual"),
+                                        0,
+                                        seg,
+                                        offset,
+                                        length,
+                                    )
+                                )
                             count += 1
                         except (ValueError, KeyError):
                             pass  # a damaged line is skipped, the rest kept
@@ -179,13 +197,29 @@ class History:
         try:
             line = (rec.model_dump_json() + "\n").encode()
         except ValueError:  # what bounded() let through, such as a lone surrogate in the logs
-            rec = rec.model_copy(update={"event": json_safe(rec.event), "result": json_safe(rec.result),
-                                         "logs": json_safe(rec.logs), "error": json_safe(rec.error)})
+            rec = rec.model_copy(
+                update={
+                    "event": json_safe(rec.event),
+                    "result": json_safe(rec.result),
+                    "logs": json_safe(rec.logs),
+                    "error": json_safe(rec.error),
+                }
+            )
             line = (rec.model_dump_json() + "\n").encode()
         with self._lock:
             key = next(self._keys)
-            entry = (rec.started_at.timestamp(), rec.id, rec.function_id, rec.function_name, rec.status, rec.trigger,
-                     key, -1, 0, 0)
+            entry = (
+                rec.started_at.timestamp(),
+                rec.id,
+                rec.function_id,
+                rec.function_name,
+                rec.status,
+                rec.trigger,
+                key,
+                -1,
+                0,
+                0,
+            )
             self._index.append(entry)
             self._pending.append((entry, line))
             self._pending_by_key[key] = rec
@@ -275,9 +309,16 @@ class History:
         self._ensure_loaded()
         return len(self._index)
 
-    def query(self, function_id: str | None = None, status: str | None = None, since: datetime | None = None,
-              until: datetime | None = None, limit: int = 50, offset: int = 0,
-              trigger: str | None = None) -> list[InvocationRecord]:
+    def query(
+        self,
+        function_id: str | None = None,
+        status: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        trigger: str | None = None,
+    ) -> list[InvocationRecord]:
         self._ensure_loaded()
         lo = since.timestamp() if since else None
         hi = until.timestamp() if until else None
@@ -316,11 +357,21 @@ class History:
         if len(matches) > 1:
             ids = sorted({e[ID] for e in matches})
             shown = ", ".join(ids[:3]) + (", ..." if len(ids) > 3 else "")
-            raise InvalidInput("invocation id", [FieldError("id", (
-                f"{invocation_id!r} is the start of {len(ids)} invocation ids ({shown}); give more characters")
-            )])
-        raise NotFound(f"no invocation with id {invocation_id!r} (nor one starting with it; `cloudfn history` "
-                       "lists them)")
+            raise InvalidInput(
+                "invocation id",
+                [
+                    FieldError(
+                        "id",
+                        (
+                            f"{invocation_id!r} is the start of {len(ids)} invocation ids ({shown}); "
+                            "give more characters"
+                        ),
+                    )
+                ],
+            )
+        raise NotFound(
+            f"no invocation with id {invocation_id!r} (nor one starting with it; `cloudfn history` lists them)"
+        )
 
     def _read(self, e: _Entry) -> InvocationRecord:
         if e[SEGMENT] < 0:

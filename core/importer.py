@@ -66,13 +66,15 @@ def read_seed_folder(folder: Path) -> list[Any]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InvalidInput(what, [FieldError(FUNCTIONS_FILE, f"is not valid JSON: {exc.msg} at line {exc.lineno} "
-                                                           f"column {exc.colno}")]) from None
+        raise InvalidInput(
+            what, [FieldError(FUNCTIONS_FILE, f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")]
+        ) from None
     if isinstance(data, dict) and isinstance(data.get("functions"), list):
         data = data["functions"]  # a saved `GET /api/v1/functions` answer has the same entries
     if not isinstance(data, list):
-        raise InvalidInput(what, [FieldError(FUNCTIONS_FILE, f"must hold a JSON array of functions, got "
-                                                           f"{type(data).__name__}")])
+        raise InvalidInput(
+            what, [FieldError(FUNCTIONS_FILE, f"must hold a JSON array of functions, got {type(data).__name__}")]
+        )
     return data
 
 
@@ -130,9 +132,16 @@ async def import_seed_folder(api: PlatformAPI, folder: Path, dry_run: bool = Fal
         key = name_key(name)
         if key in seen:
             # The original allowed two functions of one name; cloudfn's names are addresses.
-            outcomes.append(Outcome("failed", name, seed_id, reason=f"{seen[key]} in this folder has the same name "
-                                                                    f"(names are unique without regard to case): "
-                                                                    f"rename one in {FUNCTIONS_FILE}"))
+            outcomes.append(
+                Outcome(
+                    "failed",
+                    name,
+                    seed_id,
+                    reason=f"{seen[key]} in this folder has the same name "
+                    f"(names are unique without regard to case): "
+                    f"rename one in {FUNCTIONS_FILE}",
+                )
+            )
             continue
         seen[key] = seed_id
         try:

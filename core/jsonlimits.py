@@ -47,8 +47,10 @@ class _Refused:
 def _parse_int(text: str) -> Any:
     digits = len(text) - (text[0] == "-")
     if digits > MAX_INT_DIGITS:
-        return _Refused(f"is a whole number of {digits} digits; at most {MAX_INT_DIGITS} are accepted "
-                        f"(send a larger number as a string)")
+        return _Refused(
+            f"is a whole number of {digits} digits; at most {MAX_INT_DIGITS} are accepted "
+            f"(send a larger number as a string)"
+        )
     return int(text)
 
 
@@ -92,6 +94,7 @@ def loads_checked(raw: bytes | str) -> Any:
             if isinstance(v, _Refused):
                 refused.append(v)
             return v
+
         return parse_noting
 
     # Integers go through the C parser's own fast path, which raises ValueError past CPython's
@@ -105,8 +108,9 @@ def loads_checked(raw: bytes | str) -> Any:
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise
     except ValueError:
-        value = json.loads(raw, parse_int=hook(_parse_int), parse_float=hook(_parse_float),
-                           parse_constant=hook(_parse_constant))
+        value = json.loads(
+            raw, parse_int=hook(_parse_int), parse_float=hook(_parse_float), parse_constant=hook(_parse_constant)
+        )
     # Each check below walks only when the raw text can hold its problem: the hot path (a small
     # invoke body) pays for a few substring counts.
     if isinstance(raw, bytes):
@@ -122,13 +126,17 @@ def loads_checked(raw: bytes | str) -> Any:
 
 
 def _deep_message() -> str:
-    return (f"is nested more than {MAX_DEPTH} levels deep (arrays and objects inside each other); "
-            f"flatten it or send the inner part as a string")
+    return (
+        f"is nested more than {MAX_DEPTH} levels deep (arrays and objects inside each other); "
+        f"flatten it or send the inner part as a string"
+    )
 
 
 def _surrogate_message(what: str) -> str:
-    return (f"{what} holds a lone UTF-16 surrogate escape (such as \\ud800), which is not a Unicode character; "
-            f"send a full surrogate pair or the character itself")
+    return (
+        f"{what} holds a lone UTF-16 surrogate escape (such as \\ud800), which is not a Unicode character; "
+        f"send a full surrogate pair or the character itself"
+    )
 
 
 def _problems(value: Any, deep: bool, surrogates: bool) -> list[tuple[tuple[str | int, ...], str]]:
@@ -142,8 +150,7 @@ def _problems(value: Any, deep: bool, surrogates: bool) -> list[tuple[tuple[str 
                 continue
             for k, item in reversed(list(v.items())):
                 if surrogates and SURROGATE.search(k):
-                    problems.append((path + (k.encode("utf-8", "replace").decode(),),
-                                     _surrogate_message("the key")))
+                    problems.append((path + (k.encode("utf-8", "replace").decode(),), _surrogate_message("the key")))
                     continue
                 stack.append((item, path + (k,), depth + 1))
         elif isinstance(v, list):

@@ -73,9 +73,16 @@ class LocalPlatform(PlatformAPI):
     # worker's own platform (core/cluster/worker.py) says False.
     dispatch_over_nats = True
 
-    def __init__(self, config: Config, command: str = "cloudfn", install_examples: bool = True,
-                 announce: bool = True, serve_socket: bool = False, run_schedules: bool | None = None,
-                 consume_async: bool | None = None):
+    def __init__(
+        self,
+        config: Config,
+        command: str = "cloudfn",
+        install_examples: bool = True,
+        announce: bool = True,
+        serve_socket: bool = False,
+        run_schedules: bool | None = None,
+        consume_async: bool | None = None,
+    ):
         """`announce`: log "platform started/stopped" (the long-running owners; a CLI call that
         merely passes through would fill the logs with them). `serve_socket`: serve the API on
         the data directory's private socket once started, for the other `cloudfn` processes.
@@ -106,39 +113,56 @@ class LocalPlatform(PlatformAPI):
             # directory's local things (socket, sandboxes' folders, caches, the async queue).
             self.storage = open_backend(config["storage.url"], self.data_dir)
             self.store = self.storage.documents(REGISTRY_FILE.removesuffix(".json"))
-            self.registry = Registry(self.store, default_timeout=config["runtime.default_timeout"],
-                                     max_versions=config["storage.max_versions"],
-                                     default_memory=config["runtime.default_memory"],
-                                     blobs=self.storage.blobs(self.data_dir / CODE_DIR))
+            self.registry = Registry(
+                self.store,
+                default_timeout=config["runtime.default_timeout"],
+                max_versions=config["storage.max_versions"],
+                default_memory=config["runtime.default_memory"],
+                blobs=self.storage.blobs(self.data_dir / CODE_DIR),
+            )
             if install_examples:
                 self._install_examples_once()
             self.bus = EventBus()
             self.logs = LogHub(self.data_dir / "logs", publish=self.bus.publish)
             attach(self.logs, config["monitor.log_level"])
-            self.history = self.storage.history(self.data_dir / "history",
-                                                max_records=config["monitor.history_max_records"],
-                                                max_age=timedelta(days=config["monitor.history_max_age_days"]))
+            self.history = self.storage.history(
+                self.data_dir / "history",
+                max_records=config["monitor.history_max_records"],
+                max_age=timedelta(days=config["monitor.history_max_age_days"]),
+            )
             # Before anything runs: a wrong or missing key stops the start with what to do.
             self.secrets = sec.SecretStore(self.data_dir, config["secrets.key_file"])
             self._needles: dict[tuple[str, ...], list[str]] = {}
             self._previous: dict[str, str] = {}  # a secret's value before its last set or delete
             self.metrics_engine = Metrics()
-            self.alert_engine = AlertEngine(self.storage.documents(ALERTS_FILE.removesuffix(".json")),
-                                            self.metrics_engine,
-                                            publish=self.bus.publish, function_exists=self._function_exists)
+            self.alert_engine = AlertEngine(
+                self.storage.documents(ALERTS_FILE.removesuffix(".json")),
+                self.metrics_engine,
+                publish=self.bus.publish,
+                function_exists=self._function_exists,
+            )
             self.deps = DependencySupport(self)
             self.executor = self._make_executor()
             self.executor.secret_values = self.secrets.values
             # -- triggers (issue 16): rate limits and schedules --
             self.rate_limiter = RateLimiter(self.data_dir / RATE_FILE)
-            self.scheduler = Scheduler(self.data_dir / SCHEDULE_FILE, self.registry.list, self._function_by_id,
-                                       self._scheduled_run, self.bus.publish)
+            self.scheduler = Scheduler(
+                self.data_dir / SCHEDULE_FILE,
+                self.registry.list,
+                self._function_by_id,
+                self._scheduled_run,
+                self.bus.publish,
+            )
             self.queue = SqliteQueue(self.data_dir / QUEUE_FILE, sync=config["async.sync"])
-            self.async_invoker = AsyncInvoker(self, self.queue, workers=config["async.workers"],
-                                              webhook_timeout=config["async.webhook_timeout"],
-                                              webhook_allow_private=config["async.webhook_allow_private"],
-                                              max_queued=config["async.max_queued"],
-                                              max_dead=config["async.max_dead_letters"])
+            self.async_invoker = AsyncInvoker(
+                self,
+                self.queue,
+                workers=config["async.workers"],
+                webhook_timeout=config["async.webhook_timeout"],
+                webhook_allow_private=config["async.webhook_allow_private"],
+                max_queued=config["async.max_queued"],
+                max_dead=config["async.max_dead_letters"],
+            )
         except BaseException:
             if hasattr(self, "logs"):  # a failed start leaves no handler on the `cloudfn` logger
                 detach(self.logs)
@@ -314,20 +338,25 @@ class LocalPlatform(PlatformAPI):
         self._refuse_missing_secrets(spec.secrets or [], spec.secret_env or {})
 
     def _refuse_missing_secrets(self, names: list[str], env: dict[str, str], where: str = "") -> None:
-        missing = [f"{name!r} (in {field})" for field, held in (("secrets", names), ("secret_env", env.values()))
-                   for name in dict.fromkeys(held) if not self.secrets.exists(name)]
+        missing = [
+            f"{name!r} (in {field})"
+            for field, held in (("secrets", names), ("secret_env", env.values()))
+            for name in dict.fromkeys(held)
+            if not self.secrets.exists(name)
+        ]
         if missing:
             # A 404, as everywhere a request names something that is not there (the REST fuzzer reads
             # a 422 as a schema-valid body refused); exit 3 in the CLI.
-            raise NotFound(f"no secret named {', '.join(missing)}{where}: set it first (cloudfn secrets set NAME), "
-                           "or see `cloudfn secrets list`")
+            raise NotFound(
+                f"no secret named {', '.join(missing)}{where}: set it first (cloudfn secrets set NAME), "
+                "or see `cloudfn secrets list`"
+            )
 
     def _changed(self, kind: str, fn: Function) -> None:
         self.scheduler.sync()
         if kind == "function.deleted":
             self.rate_limiter.forget(fn.id)
-        log.info("%s %s (version %d)", kind.replace(".", " "), fn.name, fn.version,
-                 extra={"function": fn.name})
+        log.info("%s %s (version %d)", kind.replace(".", " "), fn.name, fn.version, extra={"function": fn.name})
         self.bus.publish(kind, fn.summary().to_doc())  # files' texts stay out (up to 5 MiB)
 
     # -- invoke --------------------------------------------------------------------------
@@ -336,27 +365,43 @@ class LocalPlatform(PlatformAPI):
         _check_context(context)
         return await self.run_invocation(fn, event, context or {})
 
-    async def run_invocation(self, fn: Function, event: Any, context: dict[str, str],
-                             trigger: Trigger = "manual", invocation_id: str | None = None) -> InvokeResult:
+    async def run_invocation(
+        self,
+        fn: Function,
+        event: Any,
+        context: dict[str, str],
+        trigger: Trigger = "manual",
+        invocation_id: str | None = None,
+    ) -> InvokeResult:
         """Every way of invoking a function ends here (the invoke API, HTTP endpoints, schedules,
         the asynchronous queue), so limits, history, metrics and events treat them alike.
         `invocation_id`: kept by every attempt of an asynchronous invocation."""
         await self.start()
         started_at = utcnow()
         self.metrics_engine.started(fn.name)
-        self.bus.publish("invocation.started", lambda: {
-            "function_id": fn.id, "function_name": fn.name, "function_version": fn.version,
-            "started_at": started_at.isoformat()})
+        self.bus.publish(
+            "invocation.started",
+            lambda: {
+                "function_id": fn.id,
+                "function_name": fn.name,
+                "function_version": fn.version,
+                "started_at": started_at.isoformat(),
+            },
+        )
         try:
             limit = fn.rate_limit
             wait = self.rate_limiter.check(fn) if limit is not None else 0.0
             if limit is not None and wait:
                 result = InvokeResult.failure(
-                    ErrorType.THROTTLED, f"rate limit of {fn.name} exceeded ({limit.requests_per_second:g} per second, "
-                    f"burst {limit.burst}): retry in {wait:.3g} s", retry_after=wait)
+                    ErrorType.THROTTLED,
+                    f"rate limit of {fn.name} exceeded ({limit.requests_per_second:g} per second, "
+                    f"burst {limit.burst}): retry in {wait:.3g} s",
+                    retry_after=wait,
+                )
             else:
-                result = (has_dependencies(fn) and await self.deps.missing(fn)) or \
-                    await self.executor.invoke(fn, event, context, request_id=invocation_id)
+                result = (has_dependencies(fn) and await self.deps.missing(fn)) or await self.executor.invoke(
+                    fn, event, context, request_id=invocation_id
+                )
         finally:
             self.metrics_engine.finished(fn.name)
         # The result is this call's own object: filled in place, not copied.
@@ -379,12 +424,20 @@ class LocalPlatform(PlatformAPI):
         with their next and last runs."""
         fn = await self.get_function(ref)
         endpoint = f"{self.endpoint_base}/fn/{quote(fn.name, safe='')}" if self.endpoint_base else None
-        return FunctionTriggers(function_id=fn.id, function_name=fn.name, endpoint=endpoint, public=fn.http.public,
-                                rate_limit=fn.rate_limit, schedules=self.scheduler.status(fn),
-                                schedules_running=self.scheduler.running, async_settings=fn.async_)
+        return FunctionTriggers(
+            function_id=fn.id,
+            function_name=fn.name,
+            endpoint=endpoint,
+            public=fn.http.public,
+            rate_limit=fn.rate_limit,
+            schedules=self.scheduler.status(fn),
+            schedules_running=self.scheduler.running,
+            async_settings=fn.async_,
+        )
 
-    def _record(self, fn: Function, event: Any, result: InvokeResult, started_at: datetime,
-                trigger: Trigger = "manual") -> InvocationRecord:
+    def _record(
+        self, fn: Function, event: Any, result: InvokeResult, started_at: datetime, trigger: Trigger = "manual"
+    ) -> InvocationRecord:
         throttled = result.error_type == ErrorType.THROTTLED
         status = "success" if result.success else ("throttled" if throttled else "failed")
         ev, ev_cut, _ = bounded(event)
@@ -395,15 +448,32 @@ class LocalPlatform(PlatformAPI):
         error = truncate(result.error, 4096)
         found = self._secret_needles(fn)
         if found:  # what is kept and shown later never holds the values (the caller's own answer does)
-            ev, res, logs, error = sec.mask(ev, found), sec.mask(res, found), sec.mask_text(logs, found), \
-                sec.mask_text(error, found)
+            ev, res, logs, error = (
+                sec.mask(ev, found),
+                sec.mask(res, found),
+                sec.mask_text(logs, found),
+                sec.mask_text(error, found),
+            )
         rec = InvocationRecord(
-            id=result.invocation_id, function_id=fn.id, function_name=fn.name, function_version=fn.version,
-            runtime=fn.runtime, status=status,
-            error_type=result.error_type.value if result.error_type else None, error=error,
-            started_at=started_at, duration=result.duration, init_duration=result.init_duration,
-            cold_start=result.cold_start, memory_used=result.memory_used, event=ev, result=res, logs=logs,
-            event_truncated=ev_cut, result_truncated=res_cut, logs_truncated=len(result.logs) > MAX_LOGS,
+            id=result.invocation_id,
+            function_id=fn.id,
+            function_name=fn.name,
+            function_version=fn.version,
+            runtime=fn.runtime,
+            status=status,
+            error_type=result.error_type.value if result.error_type else None,
+            error=error,
+            started_at=started_at,
+            duration=result.duration,
+            init_duration=result.init_duration,
+            cold_start=result.cold_start,
+            memory_used=result.memory_used,
+            event=ev,
+            result=res,
+            logs=logs,
+            event_truncated=ev_cut,
+            result_truncated=res_cut,
+            logs_truncated=len(result.logs) > MAX_LOGS,
             trigger=trigger,
         )
         if self.history.add(rec):
@@ -411,12 +481,18 @@ class LocalPlatform(PlatformAPI):
         if self.config["monitor.enable_metrics"]:  # the seed's switch; alerts read these too
             self.metrics_engine.record(rec)
         if result.logs:
-            self.logs.function_output(fn.name, rec.id, sec.mask_text(result.logs, found) if found else result.logs,
-                                      when=started_at)
+            self.logs.function_output(
+                fn.name, rec.id, sec.mask_text(result.logs, found) if found else result.logs, when=started_at
+            )
         if not result.success:
-            log.log(logging.INFO if status == "throttled" else logging.WARNING,
-                    "%s failed: %s: %s", fn.name, rec.error_type, rec.error.splitlines()[0] if rec.error else "",
-                    extra={"function": fn.name, "invocation_id": rec.id})
+            log.log(
+                logging.INFO if status == "throttled" else logging.WARNING,
+                "%s failed: %s: %s",
+                fn.name,
+                rec.error_type,
+                rec.error.splitlines()[0] if rec.error else "",
+                extra={"function": fn.name, "invocation_id": rec.id},
+            )
         self.bus.publish("invocation.finished", lambda: rec.model_dump(mode="json"))
         return rec
 
@@ -429,7 +505,8 @@ class LocalPlatform(PlatformAPI):
             current = self.secrets.values(n for n in names if self.secrets.exists(n))
             # Previous values too: an invocation that ran with one may be recorded after the set.
             found = self._needles[names] = sec.needles(
-                [*current.values(), *(self._previous[n] for n in names if n in self._previous)])
+                [*current.values(), *(self._previous[n] for n in names if n in self._previous)]
+            )
         return found
 
     def _spawn_flush(self) -> None:
@@ -439,9 +516,16 @@ class LocalPlatform(PlatformAPI):
         with contextlib.suppress(RuntimeError):  # no running loop: close() flushes
             self._flush_task = asyncio.get_running_loop().create_task(asyncio.to_thread(self.history.flush))
 
-    async def list_invocations(self, function: str | None = None, status: str | None = None,
-                               since: datetime | None = None, until: datetime | None = None,
-                               limit: int = 50, offset: int = 0, trigger: str | None = None) -> list[InvocationRecord]:
+    async def list_invocations(
+        self,
+        function: str | None = None,
+        status: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        trigger: str | None = None,
+    ) -> list[InvocationRecord]:
         errors = []
         if status is not None and status not in STATUSES:
             errors.append(FieldError("status", f"must be one of {', '.join(STATUSES)}"))
@@ -466,8 +550,13 @@ class LocalPlatform(PlatformAPI):
         _check_context(context)
         self._start_background()
         item = self.async_invoker.accept(fn, event, context)
-        return AsyncInvocation(invocation_id=item.id, function_id=fn.id, function_name=fn.name, status="queued",
-                               enqueued_at=datetime.fromtimestamp(item.enqueued_at, UTC))
+        return AsyncInvocation(
+            invocation_id=item.id,
+            function_id=fn.id,
+            function_name=fn.name,
+            status="queued",
+            enqueued_at=datetime.fromtimestamp(item.enqueued_at, UTC),
+        )
 
     async def invocation_status(self, invocation_id: str, wait: float = 0) -> AsyncInvocation:
         """An asynchronous invocation's state (queued, running, failed with a retry due,
@@ -488,9 +577,15 @@ class LocalPlatform(PlatformAPI):
                 raise
         if view is None:
             assert record is not None
-            return AsyncInvocation(invocation_id=record.id, function_id=record.function_id,
-                                   function_name=record.function_name, status=record.status, asynchronous=False,
-                                   attempts=1, record=record)
+            return AsyncInvocation(
+                invocation_id=record.id,
+                function_id=record.function_id,
+                function_name=record.function_name,
+                status=record.status,
+                asynchronous=False,
+                attempts=1,
+                record=record,
+            )
         view.record = record
         return view
 
@@ -512,8 +607,9 @@ class LocalPlatform(PlatformAPI):
     async def list_saved_events(self, ref: str) -> list[SavedEvent]:
         return await asyncio.to_thread(self.registry.saved_events, ref)
 
-    async def save_event(self, ref: str, name: str, event: Any,
-                         last_result: dict[str, Any] | None = None) -> SavedEvent:
+    async def save_event(
+        self, ref: str, name: str, event: Any, last_result: dict[str, Any] | None = None
+    ) -> SavedEvent:
         return await asyncio.to_thread(self.registry.save_event, ref, name, event, last_result)
 
     async def delete_saved_event(self, ref: str, name: str) -> None:
@@ -542,15 +638,22 @@ class LocalPlatform(PlatformAPI):
     async def prometheus_metrics(self) -> str:
         count = len(await self.list_functions())
         stats = self.executor.stats()
-        text = self.metrics_engine.prometheus(function_count=count, warm_workers=stats["warm_workers"],
-                                              scheduling=_scheduling_by_name(stats))
+        text = self.metrics_engine.prometheus(
+            function_count=count, warm_workers=stats["warm_workers"], scheduling=_scheduling_by_name(stats)
+        )
         return text + async_prometheus(self.async_invoker.stats())
 
     # -- logs ----------------------------------------------------------------------------
-    async def query_logs(self, level: str | None = None, function: str | None = None,
-                         invocation_id: str | None = None, text: str | None = None,
-                         since: datetime | None = None, until: datetime | None = None,
-                         limit: int = 200) -> list[LogRecord]:
+    async def query_logs(
+        self,
+        level: str | None = None,
+        function: str | None = None,
+        invocation_id: str | None = None,
+        text: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 200,
+    ) -> list[LogRecord]:
         errors = []
         if level is not None and level.lower() not in ("debug", "info", "warning", "warn", "error", "critical"):
             errors.append(FieldError("level", "must be one of debug, info, warning, error, critical"))
@@ -558,8 +661,9 @@ class LocalPlatform(PlatformAPI):
             errors.append(FieldError("limit", "must be from 1 to 10000"))
         if errors:
             raise InvalidInput("log query", errors)
-        return await asyncio.to_thread(self.logs.query, level, function, invocation_id, text,
-                                       _aware(since), _aware(until), limit)
+        return await asyncio.to_thread(
+            self.logs.query, level, function, invocation_id, text, _aware(since), _aware(until), limit
+        )
 
     # -- secrets -------------------------------------------------------------------------
     def _secret_users(self) -> dict[str, list[str]]:
@@ -584,8 +688,11 @@ class LocalPlatform(PlatformAPI):
             await self.executor.replace_workers(fn.id)
         log.info("secret %s set (%d bytes); %d function(s) hold it", name, info.size, len(holders))
         if len(value) < sec.MIN_MASK_CHARS:
-            log.warning("secret %s is shorter than %d characters: it is not masked in logs and history",
-                        name, sec.MIN_MASK_CHARS)
+            log.warning(
+                "secret %s is shorter than %d characters: it is not masked in logs and history",
+                name,
+                sec.MIN_MASK_CHARS,
+            )
         info.used_by = sorted(fn.name for fn in holders)
         return info
 
@@ -598,8 +705,10 @@ class LocalPlatform(PlatformAPI):
             raise self.secrets.not_found(name)
         info = found[0]
         if info.used_by and not force:
-            raise Conflict(f"secret {name!r} is held by {', '.join(map(repr, info.used_by))}: remove it from their "
-                           "secrets and secret_env first, or delete with --force (their next start then fails)")
+            raise Conflict(
+                f"secret {name!r} is held by {', '.join(map(repr, info.used_by))}: remove it from their "
+                "secrets and secret_env first, or delete with --force (their next start then fails)"
+            )
         self._previous[name] = self.secrets.values([name])[name]
         await asyncio.to_thread(self.secrets.delete, name)
         self._needles.clear()
@@ -681,8 +790,11 @@ class LocalPlatform(PlatformAPI):
             "protections": self.executor.protections(),
             "functions": len(await self.list_functions()),
             "secrets": self.secrets.describe(),
-            "storage": {"backend": self.storage.kind, "location": self.storage.describe(),
-                        "shared": self.storage.shared},
+            "storage": {
+                "backend": self.storage.kind,
+                "location": self.storage.describe(),
+                "shared": self.storage.shared,
+            },
             **getattr(self.executor, "cluster_info", dict)(),  # cluster mode: its nodes (core/cluster)
         }
 
@@ -733,10 +845,18 @@ def async_prometheus(stats: dict[str, Any]) -> str:
         ("cloudfn_async_dead_letters", "gauge", "dead letters kept", stats["dead_letters"]),
         ("cloudfn_async_accepted_total", "counter", "asynchronous invocations accepted", stats["accepted"]),
         ("cloudfn_async_retries_total", "counter", "retries scheduled", stats["retries"]),
-        ("cloudfn_async_dead_lettered_total", "counter", "invocations that became dead letters",
-         stats["dead_lettered"]),
-        ("cloudfn_async_dead_letters_dropped_total", "counter",
-         "oldest dead letters dropped past async.max_dead_letters", stats["dead_letters_dropped"]),
+        (
+            "cloudfn_async_dead_lettered_total",
+            "counter",
+            "invocations that became dead letters",
+            stats["dead_lettered"],
+        ),
+        (
+            "cloudfn_async_dead_letters_dropped_total",
+            "counter",
+            "oldest dead letters dropped past async.max_dead_letters",
+            stats["dead_letters_dropped"],
+        ),
     ]
     return "".join(f"# HELP {n} {h}\n# TYPE {n} {t}\n{n} {v:g}\n" for n, t, h, v in rows)
 

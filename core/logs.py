@@ -53,8 +53,14 @@ def truncate(text: str, limit: int = MAX_LINE) -> str:
 
 
 class LogHub(logging.Handler):
-    def __init__(self, directory: Path, ring_size: int = 20_000, max_bytes: int = 10 * 1024 * 1024,
-                 backups: int = 5, publish: Callable[[str, Callable[[], dict[str, Any]]], object] | None = None):
+    def __init__(
+        self,
+        directory: Path,
+        ring_size: int = 20_000,
+        max_bytes: int = 10 * 1024 * 1024,
+        backups: int = 5,
+        publish: Callable[[str, Callable[[], dict[str, Any]]], object] | None = None,
+    ):
         super().__init__(level=logging.DEBUG)
         self.directory = Path(directory)
         private_dir(self.directory)
@@ -72,25 +78,29 @@ class LogHub(logging.Handler):
     # -- in ------------------------------------------------------------------------------
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            extra = {k: v for k, v in vars(record).items()
-                     if k not in _STD_ATTRS and k not in ("function", "invocation_id")}
+            extra = {
+                k: v for k, v in vars(record).items() if k not in _STD_ATTRS and k not in ("function", "invocation_id")
+            }
             message = record.getMessage()
             if record.exc_info:
                 message = f"{message}\n{logging.Formatter().formatException(record.exc_info)}"
-            self.add(LogRecord(
-                time=datetime.fromtimestamp(record.created, UTC),
-                level=level_name(record.levelno),
-                logger=record.name,
-                message=truncate(message),
-                function=getattr(record, "function", None),
-                invocation_id=getattr(record, "invocation_id", None),
-                extra=_jsonable(extra),
-            ))
+            self.add(
+                LogRecord(
+                    time=datetime.fromtimestamp(record.created, UTC),
+                    level=level_name(record.levelno),
+                    logger=record.name,
+                    message=truncate(message),
+                    function=getattr(record, "function", None),
+                    invocation_id=getattr(record, "invocation_id", None),
+                    extra=_jsonable(extra),
+                )
+            )
         except Exception:  # a log line must never break the caller
             self.handleError(record)
 
-    def function_output(self, function: str, invocation_id: str, text: str,
-                        when: datetime | None = None) -> list[LogRecord]:
+    def function_output(
+        self, function: str, invocation_id: str, text: str, when: datetime | None = None
+    ) -> list[LogRecord]:
         """Turn what a function printed into records, one a line, its level read from a
         leading word (INFO, WARN, ERROR...) and info otherwise."""
         when = when or datetime.now(UTC)
@@ -100,8 +110,14 @@ class LogHub(logging.Handler):
                 continue
             m = _LEVEL_PREFIX.match(line)
             level = _LEVEL_ALIASES.get(m.group(1).lower(), m.group(1).lower()) if m else "info"
-            rec = LogRecord(time=when, level=level, logger=FUNCTION_LOGGER, message=truncate(line),
-                            function=function, invocation_id=invocation_id)
+            rec = LogRecord(
+                time=when,
+                level=level,
+                logger=FUNCTION_LOGGER,
+                message=truncate(line),
+                function=function,
+                invocation_id=invocation_id,
+            )
             self.add(rec)
             records.append(rec)
         return records
@@ -126,9 +142,16 @@ class LogHub(logging.Handler):
         rotated = sorted(self.directory.glob(f"{self.path.name}.*"), key=lambda p: -int(p.suffix[1:]))
         return [*rotated, self.path]
 
-    def query(self, level: str | None = None, function: str | None = None, invocation_id: str | None = None,
-              text: str | None = None, since: datetime | None = None, until: datetime | None = None,
-              limit: int = 200) -> list[LogRecord]:
+    def query(
+        self,
+        level: str | None = None,
+        function: str | None = None,
+        invocation_id: str | None = None,
+        text: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 200,
+    ) -> list[LogRecord]:
         """The newest `limit` matches, oldest first. Served from the ring; when the ring does
         not reach back far enough and `since` asks for older lines, the files are read too."""
         floor = LEVEL_NUM[normalize_level(level)] if level else 0
@@ -139,8 +162,10 @@ class LogHub(logging.Handler):
         def keep(r: LogRecord) -> bool:
             return (
                 LEVEL_NUM.get(r.level, 0) >= floor
-                and (wanted is None or (r.function is not None
-                                        and (r.function == function or name_key(r.function) == wanted)))
+                and (
+                    wanted is None
+                    or (r.function is not None and (r.function == function or name_key(r.function) == wanted))
+                )
                 and (invocation_id is None or r.invocation_id == invocation_id)
                 and (needle is None or needle in r.message.lower())
                 and (since is None or r.time >= since)

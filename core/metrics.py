@@ -87,8 +87,7 @@ class Stats:
     def to_dict(self) -> dict[str, Any]:
         ran = self.invocations - self.throttles
         summary = duration_summary(self.sample)
-        summary.update(min=self.duration_min, max=self.duration_max,
-                       avg=(self.duration_sum / ran) if ran else None)
+        summary.update(min=self.duration_min, max=self.duration_max, avg=(self.duration_sum / ran) if ran else None)
         return {
             "invocations": self.invocations,
             "successes": self.successes,
@@ -145,8 +144,13 @@ class Series:
             i = (start // self.resolution) % self.slots
             if self._start[i] == start:
                 ran = self._count[i] - self._throttle[i]
-                row = (self._count[i], self._fail[i], self._throttle[i],
-                       round(self._dsum[i] / ran, 3) if ran else 0.0, round(self._dmax[i], 3))
+                row = (
+                    self._count[i],
+                    self._fail[i],
+                    self._throttle[i],
+                    round(self._dsum[i] / ran, 3) if ran else 0.0,
+                    round(self._dmax[i], 3),
+                )
             else:
                 row = (0, 0, 0, 0.0, 0.0)
             for col, value in zip(cols.values(), row, strict=True):
@@ -223,8 +227,20 @@ class _Window:
     trimmed when judged. Scanning the recent invocations instead held the event loop for tens of
     milliseconds every second on a busy platform (200,000 of them per rule)."""
 
-    __slots__ = ("kind", "target", "seconds", "items", "count", "failures", "throttles", "timeouts",
-                 "cold_starts", "duration_sum", "ran", "judged_at")
+    __slots__ = (
+        "kind",
+        "target",
+        "seconds",
+        "items",
+        "count",
+        "failures",
+        "throttles",
+        "timeouts",
+        "cold_starts",
+        "duration_sum",
+        "ran",
+        "judged_at",
+    )
 
     def __init__(self, kind: str, target: str, seconds: float):
         self.kind, self.target, self.seconds = kind, target, seconds
@@ -234,8 +250,11 @@ class _Window:
         self.judged_at = -math.inf
 
     def matches(self, r: RecentFields) -> bool:
-        return (self.kind == "all" or (self.kind == "function" and r[FUNCTION] == self.target)
-                or (self.kind == "runtime" and r[RUNTIME] == self.target))
+        return (
+            self.kind == "all"
+            or (self.kind == "function" and r[FUNCTION] == self.target)
+            or (self.kind == "runtime" and r[RUNTIME] == self.target)
+        )
 
     def _count(self, r: RecentFields, sign: int) -> None:
         self.count += sign
@@ -269,8 +288,16 @@ class _Window:
         self.judged_at = now
 
     def stats(self) -> WindowStats:
-        return WindowStats(self.count, self.failures, self.throttles, self.timeouts, self.cold_starts,
-                           self.duration_sum, self.ran, self.items)
+        return WindowStats(
+            self.count,
+            self.failures,
+            self.throttles,
+            self.timeouts,
+            self.cold_starts,
+            self.duration_sum,
+            self.ran,
+            self.items,
+        )
 
 
 class Metrics:
@@ -304,8 +331,15 @@ class Metrics:
         if rt is None:
             rt = self.runtimes[rec.runtime] = _Scope()
         rt.add(rec, ts)
-        recent: RecentFields = (ts, rec.function_name, rec.runtime, rec.status, rec.error_type, rec.duration,
-                                rec.cold_start)
+        recent: RecentFields = (
+            ts,
+            rec.function_name,
+            rec.runtime,
+            rec.status,
+            rec.error_type,
+            rec.duration,
+            rec.cold_start,
+        )
         self.recent.append(recent)
         for w in self._windows.values():
             if w.matches(recent):
@@ -359,8 +393,13 @@ class Metrics:
             del self._windows[key]
 
     # -- exports -------------------------------------------------------------------------
-    def snapshot(self, function: str | None = None, function_count: int = 0,
-                 warm_workers: int | None = None, now: float | None = None) -> dict[str, Any]:
+    def snapshot(
+        self,
+        function: str | None = None,
+        function_count: int = 0,
+        warm_workers: int | None = None,
+        now: float | None = None,
+    ) -> dict[str, Any]:
         overall = self.overall.stats.to_dict()
         scope = self.functions.get(function, _Scope()) if function else self.overall
         by_runtime = {name: s.stats.to_dict() for name, s in sorted(self.runtimes.items())}
@@ -388,8 +427,12 @@ class Metrics:
         }
         return snap
 
-    def prometheus(self, function_count: int = 0, warm_workers: int | None = None,
-                   scheduling: dict[str, dict[str, Any]] | None = None) -> str:
+    def prometheus(
+        self,
+        function_count: int = 0,
+        warm_workers: int | None = None,
+        scheduling: dict[str, dict[str, Any]] | None = None,
+    ) -> str:
         """`scheduling`: how invocations found a worker, per function name (the executor's
         stats()["burst"] by name; core/executors/demand.py)."""
         self._prom.gauges = {"functions": function_count, "warm_workers": warm_workers}
@@ -448,13 +491,16 @@ class _Exposition:
 
     def collect(self) -> Iterator[Metric]:
         m = self.metrics
-        yield self._counter("invocations", "Invocations by outcome", ["function", "runtime", "status"],
-                            self.invocations)
-        yield self._counter("errors", "Failed invocations by error type", ["function", "runtime", "error_type"],
-                            self.errors)
+        yield self._counter(
+            "invocations", "Invocations by outcome", ["function", "runtime", "status"], self.invocations
+        )
+        yield self._counter(
+            "errors", "Failed invocations by error type", ["function", "runtime", "error_type"], self.errors
+        )
         yield self._counter("cold_starts", "Invocations served by a new worker", ["function", "runtime"], self.cold)
-        family = HistogramMetricFamily("cloudfn_invocation_duration_seconds", "Invocation duration",
-                                       labels=["function", "runtime"])
+        family = HistogramMetricFamily(
+            "cloudfn_invocation_duration_seconds", "Invocation duration", labels=["function", "runtime"]
+        )
         for key, hist in self.durations.items():
             total: float = 0
             buckets: list[tuple[str, float]] = []
@@ -464,15 +510,17 @@ class _Exposition:
                 buckets.append(("+Inf" if bound == math.inf else repr(float(bound)), total))
             family.add_metric(list(key), buckets, hist[-1])
             labels = dict(zip(["function", "runtime"], key, strict=True))
-            family.samples.append(Sample("cloudfn_invocation_duration_seconds_created", labels,
-                                         self.created[("durations", key)]))
+            family.samples.append(
+                Sample("cloudfn_invocation_duration_seconds_created", labels, self.created[("durations", key)])
+            )
         yield family
         in_flight = GaugeMetricFamily("cloudfn_in_flight", "Invocations running now", labels=["function"])
         for function, n in m.in_flight.items():
             in_flight.add_metric([function], n)
         yield in_flight
-        yield GaugeMetricFamily("cloudfn_uptime_seconds", "Seconds since the platform started",
-                                value=time.time() - m.started_at)
+        yield GaugeMetricFamily(
+            "cloudfn_uptime_seconds", "Seconds since the platform started", value=time.time() - m.started_at
+        )
         yield GaugeMetricFamily("cloudfn_functions", "Functions registered", value=self.gauges.get("functions") or 0)
         warm = self.gauges.get("warm_workers")
         yield GaugeMetricFamily("cloudfn_warm_workers", "Warm worker processes", value=warm if warm is not None else 0)
@@ -482,14 +530,19 @@ class _Exposition:
         """The scheduler's decisions per function: the executor counts them, so they are read
         from its totals at scrape time (issue 19)."""
         started = CounterMetricFamily(
-            "cloudfn_workers_started", "Workers started, by why: a caller waited for it (caller), callers waited "
+            "cloudfn_workers_started",
+            "Workers started, by why: a caller waited for it (caller), callers waited "
             "while it started (background), or after a burst for the next one (spare)",
-            labels=["function", "runtime", "how"])
-        clones = CounterMetricFamily("cloudfn_worker_clones", "Workers cloned from a warm template",
-                                     labels=["function", "runtime"])
-        waits = SummaryMetricFamily("cloudfn_queue_wait_seconds",
-                                    "Time invocations waited for a busy worker instead of starting one",
-                                    labels=["function", "runtime"])
+            labels=["function", "runtime", "how"],
+        )
+        clones = CounterMetricFamily(
+            "cloudfn_worker_clones", "Workers cloned from a warm template", labels=["function", "runtime"]
+        )
+        waits = SummaryMetricFamily(
+            "cloudfn_queue_wait_seconds",
+            "Time invocations waited for a busy worker instead of starting one",
+            labels=["function", "runtime"],
+        )
         for name, st in sorted(self.scheduling.items()):
             key = [name, st.get("runtime", "")]
             caller = st["workers_started"] - st["background_starts"] - st["spare_starts"]

@@ -34,8 +34,10 @@ RUNTIMES: tuple[str, ...] = get_args(Runtime)  # the one list of runtime names; 
 RUNTIME_ALIASES = {"node": "nodejs", "node.js": "nodejs", "py": "python", "python3": "python", "golang": "go"}
 NAME_MAX = 64
 NAME_PUNCTUATION = frozenset(" -_.")
-NAME_RULE = (f"1-{NAME_MAX} letters (any script), digits, spaces, '-', '_' or '.', not only dots, "
-             "not starting or ending with a space")
+NAME_RULE = (
+    f"1-{NAME_MAX} letters (any script), digits, spaces, '-', '_' or '.', not only dots, "
+    "not starting or ending with a space"
+)
 HANDLER_RE = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*(?:\.[A-Za-z_$][A-Za-z0-9_$]*)?\Z")
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 # Variables that make a program load other code before its runtime starts (the dynamic loader's,
@@ -99,8 +101,15 @@ def name_problem(name: Any) -> str:
     for ch in name:
         cat = unicodedata.category(ch)
         if cat in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn") or (ch.isspace() and ch != " "):
-            kind = ("a control character" if cat == "Cc" else "a line break" if cat in ("Zl", "Zp")
-                    else "whitespace other than a plain space" if ch.isspace() else "an invisible character")
+            kind = (
+                "a control character"
+                if cat == "Cc"
+                else "a line break"
+                if cat in ("Zl", "Zp")
+                else "whitespace other than a plain space"
+                if ch.isspace()
+                else "an invisible character"
+            )
             return f"contains {kind} ({_shown(ch)}) in {name!r}: remove it (only plain spaces may separate words)"
     if name != name.strip(" "):
         return f"must not start or end with a space (got {name!r}): remove the outer spaces"
@@ -148,8 +157,13 @@ class _Editable(BaseModel):
     """Fields a user sets; shared by create, update and the stored function."""
 
     # By alias both ways: `async` is a Python keyword, so its field is `async_`.
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False, validate_by_name=True,
-                              validate_by_alias=True, serialize_by_alias=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=False,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+    )
 
     @field_validator("name", check_fields=False)
     @classmethod
@@ -172,9 +186,7 @@ class _Editable(BaseModel):
     @classmethod
     def _handler(cls, v: str | None) -> str | None:
         if v is not None and not HANDLER_RE.match(v):
-            raise ValueError(
-                f"must be a function name such as 'handler' or 'exports.handler' (got {v!r})"
-            )
+            raise ValueError(f"must be a function name such as 'handler' or 'exports.handler' (got {v!r})")
         return v
 
     @field_validator("code", check_fields=False)
@@ -278,11 +290,18 @@ def _any_case(*words: str) -> str:
 
 
 _CRON_SEC = _cron_field("[1-5]?[0-9]")
-_CRON_FIVE = " ".join([
-    _cron_field("[1-5]?[0-9]"), _cron_field("1?[0-9]|2[0-3]"), _cron_field("[1-9]|[12][0-9]|3[01]"),
-    _cron_field("[1-9]|1[0-2]", _any_case("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct",
-                                          "nov", "dec")),
-    _cron_field("[0-7]", _any_case("sun", "mon", "tue", "wed", "thu", "fri", "sat"))])
+_CRON_FIVE = " ".join(
+    [
+        _cron_field("[1-5]?[0-9]"),
+        _cron_field("1?[0-9]|2[0-3]"),
+        _cron_field("[1-9]|[12][0-9]|3[01]"),
+        _cron_field(
+            "[1-9]|1[0-2]",
+            _any_case("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"),
+        ),
+        _cron_field("[0-7]", _any_case("sun", "mon", "tue", "wed", "thu", "fri", "sat")),
+    ]
+)
 # minute hour day month weekday, optionally seconds first; numbers, names, *, ranges, lists, steps.
 CRON_PATTERN = f"^(?:@(?:{'|'.join(m[1:] for m in CRON_MACROS)})|(?:{_CRON_SEC} )?{_CRON_FIVE})$"
 CRON_RE = re.compile(CRON_PATTERN.replace("$", r"\Z"))
@@ -317,11 +336,15 @@ def cron_problem(expr: str) -> str:
     if expr.startswith("@"):
         return f"unknown macro {expr!r}; known: {', '.join(CRON_MACROS)}"
     if len(fields) not in (5, 6) or "" in fields:
-        return (f"has {len(expr.split())} fields{' (or extra spaces)' if '' in fields else ''}; write 5 (minute hour "
-                "day month weekday) or 6 with seconds first, one space apart, e.g. '*/5 * * * *' or '*/10 * * * * *'")
-    return (f"is not valid cron syntax (got {expr!r}): each field is *, a number in its range (second and minute "
-            "0-59, hour 0-23, day 1-31, month 1-12 or jan-dec, weekday 0-7 or sun-sat), a range a-b, a list a,b "
-            "or a step */n")
+        return (
+            f"has {len(expr.split())} fields{' (or extra spaces)' if '' in fields else ''}; write 5 (minute hour "
+            "day month weekday) or 6 with seconds first, one space apart, e.g. '*/5 * * * *' or '*/10 * * * * *'"
+        )
+    return (
+        f"is not valid cron syntax (got {expr!r}): each field is *, a number in its range (second and minute "
+        "0-59, hour 0-23, day 1-31, month 1-12 or jan-dec, weekday 0-7 or sun-sat), a range a-b, a list a,b "
+        "or a step */n"
+    )
 
 
 @functools.cache
@@ -477,6 +500,7 @@ class Schedule(BaseModel):
             return f"cron {self.cron}" + (f" ({self.timezone})" if self.timezone else "")
         return f"every {self.every}"
 
+
 # -- asynchronous invocation (issue 16) -------------------------------------------------------
 ASYNC_RETRIES_RANGE = (0, 5)
 ASYNC_AGE_RANGE = (1, 6 * 3600)  # Lambda's: at most 6 hours
@@ -490,12 +514,24 @@ class AsyncSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_retries: int = Field(2, ge=ASYNC_RETRIES_RANGE[0], le=ASYNC_RETRIES_RANGE[1],
-                             description="attempts after the first one (Lambda's default: 2)")
-    max_event_age: int = Field(ASYNC_AGE_RANGE[1], ge=ASYNC_AGE_RANGE[0], le=ASYNC_AGE_RANGE[1],
-                               description="seconds an event may wait, retries included, before it is dead")
-    retry_backoff: float = Field(1.0, ge=ASYNC_BACKOFF_RANGE[0], le=ASYNC_BACKOFF_RANGE[1],
-                                 description="seconds before the first retry; doubled each time, with jitter")
+    max_retries: int = Field(
+        2,
+        ge=ASYNC_RETRIES_RANGE[0],
+        le=ASYNC_RETRIES_RANGE[1],
+        description="attempts after the first one (Lambda's default: 2)",
+    )
+    max_event_age: int = Field(
+        ASYNC_AGE_RANGE[1],
+        ge=ASYNC_AGE_RANGE[0],
+        le=ASYNC_AGE_RANGE[1],
+        description="seconds an event may wait, retries included, before it is dead",
+    )
+    retry_backoff: float = Field(
+        1.0,
+        ge=ASYNC_BACKOFF_RANGE[0],
+        le=ASYNC_BACKOFF_RANGE[1],
+        description="seconds before the first retry; doubled each time, with jitter",
+    )
     on_success: str | None = Field(None, description="a function's name or an http(s) webhook URL")
     on_failure: str | None = Field(None, description="a function's name or an http(s) webhook URL")
 
@@ -506,8 +542,10 @@ class AsyncSettings(BaseModel):
             return None
         if "://" in v:
             if not WEBHOOK_RE.match(v) or len(v) > 2048:
-                raise ValueError("a webhook must be an http:// or https:// URL without spaces, of at most 2048 "
-                                 f"characters (got {v[:80]!r})")
+                raise ValueError(
+                    "a webhook must be an http:// or https:// URL without spaces, of at most 2048 "
+                    f"characters (got {v[:80]!r})"
+                )
             return v
         why = name_problem(v)
         if why:
@@ -537,8 +575,10 @@ class FunctionSpec(_Editable):
     rate_limit: RateLimit | None = None
     schedules: list[Schedule] = Field(default_factory=list, max_length=MAX_SCHEDULES)
     # -- multi-file functions (issue #15): every file besides the handler file, which is `code`
-    files: dict[str, str] = Field(default_factory=dict, description=(
-        "the function's other files, {relative path: UTF-8 text}; the handler file stays in `code`"))
+    files: dict[str, str] = Field(
+        default_factory=dict,
+        description=("the function's other files, {relative path: UTF-8 text}; the handler file stays in `code`"),
+    )
     # -- dependencies (issue 15): the runtime's manifest text; installs may build sdists --------
     dependencies: str = Field("", description="requirements.txt (python) or package.json (nodejs) text")
     source_builds: bool = Field(False, description="allow building dependencies from source (runs their code)")
@@ -553,13 +593,18 @@ class FunctionSpec(_Editable):
         if errors:
             raise ValueError("; ".join(errors))
         return v
+
     # -- asynchronous invocation (issue 16) --
     async_: AsyncSettings = Field(default_factory=AsyncSettings, alias="async")
     # -- subfolder handlers (issue 15): where `code` sits in the folder; "" is the runtime's
     # default (handler.py, index.js, main.go) at the top
-    handler_file: str = Field("", description=(
-        "path of the handler file inside the function folder (e.g. src/main.py); its folder is importable. "
-        "Empty: the runtime's default at the top"))
+    handler_file: str = Field(
+        "",
+        description=(
+            "path of the handler file inside the function folder (e.g. src/main.py); its folder is importable. "
+            "Empty: the runtime's default at the top"
+        ),
+    )
 
     @field_validator("handler_file")
     @classmethod
@@ -594,8 +639,9 @@ class FunctionPatch(_Editable):
     rate_limit: RateLimit | None = None
     schedules: list[Schedule] | None = Field(None, max_length=MAX_SCHEDULES)
     # -- multi-file functions (issue #15): given, it replaces the whole set; absent, unchanged
-    files: dict[str, str] | None = Field(None, description=(
-        "replaces every file besides the handler file ({} removes them all); absent: unchanged"))
+    files: dict[str, str] | None = Field(
+        None, description=("replaces every file besides the handler file ({} removes them all); absent: unchanged")
+    )
     # -- dependencies (issue 15) ----------------------------------------------------------------
     dependencies: str | None = None
     source_builds: bool | None = None
@@ -616,8 +662,12 @@ class Function(FunctionSpec):
     updated_at: datetime = Field(default_factory=utcnow)
     # -- lists and events (issue 15): {path: UTF-8 bytes} of `files`, which are then left out (up
     # to 5 MiB a function); get_function carries the texts. Empty in a whole function.
-    file_sizes: dict[str, int] = Field(default_factory=dict, description=(
-        "in lists and events only: the size of each file, whose text is left out (get the function for it)"))
+    file_sizes: dict[str, int] = Field(
+        default_factory=dict,
+        description=(
+            "in lists and events only: the size of each file, whose text is left out (get the function for it)"
+        ),
+    )
 
     def to_doc(self) -> dict[str, Any]:
         # a summary names its files with their sizes; a whole function carries their texts
@@ -887,23 +937,43 @@ class LogRecord(BaseModel):
 
 
 EVENT_KINDS = (
-    "function.created", "function.updated", "function.deleted",
-    "invocation.started", "invocation.finished",
-    "log", "alert.fired", "alert.resolved",
-    "schedule.fired", "schedule.skipped",  # issue 16: schedules
-    "build.started", "build.log", "build.finished",
+    "function.created",
+    "function.updated",
+    "function.deleted",
+    "invocation.started",
+    "invocation.finished",
+    "log",
+    "alert.fired",
+    "alert.resolved",
+    "schedule.fired",
+    "schedule.skipped",  # issue 16: schedules
+    "build.started",
+    "build.log",
+    "build.finished",
     # asynchronous invocation (issue 16)
-    "async.queued", "async.retry_scheduled", "async.dead_lettered",
+    "async.queued",
+    "async.retry_scheduled",
+    "async.dead_lettered",
     "async.dead_letters_dropped",  # the oldest past async.max_dead_letters
 )
 EventKind = Literal[
-    "function.created", "function.updated", "function.deleted",
-    "invocation.started", "invocation.finished",
-    "log", "alert.fired", "alert.resolved",
-    "schedule.fired", "schedule.skipped",  # issue 16: schedules
-    "build.started", "build.log", "build.finished",
+    "function.created",
+    "function.updated",
+    "function.deleted",
+    "invocation.started",
+    "invocation.finished",
+    "log",
+    "alert.fired",
+    "alert.resolved",
+    "schedule.fired",
+    "schedule.skipped",  # issue 16: schedules
+    "build.started",
+    "build.log",
+    "build.finished",
     # asynchronous invocation (issue 16)
-    "async.queued", "async.retry_scheduled", "async.dead_lettered",
+    "async.queued",
+    "async.retry_scheduled",
+    "async.dead_lettered",
     "async.dead_letters_dropped",  # the oldest past async.max_dead_letters
 ]
 
@@ -920,12 +990,26 @@ class Event(BaseModel):
 
 
 ALERT_METRICS = (
-    "error_rate", "success_rate", "failures", "duration_p95", "duration_avg",
-    "throttles", "timeouts", "invocation_rate", "cold_starts",
+    "error_rate",
+    "success_rate",
+    "failures",
+    "duration_p95",
+    "duration_avg",
+    "throttles",
+    "timeouts",
+    "invocation_rate",
+    "cold_starts",
 )
 AlertMetric = Literal[
-    "error_rate", "success_rate", "failures", "duration_p95", "duration_avg",
-    "throttles", "timeouts", "invocation_rate", "cold_starts",
+    "error_rate",
+    "success_rate",
+    "failures",
+    "duration_p95",
+    "duration_avg",
+    "throttles",
+    "timeouts",
+    "invocation_rate",
+    "cold_starts",
 ]
 AlertState = Literal["inactive", "pending", "firing", "resolved"]
 
@@ -1025,5 +1109,6 @@ class FunctionTriggers(BaseModel):
     rate_limit: RateLimit | None = None
     schedules: list[ScheduleStatus] = Field(default_factory=list)
     schedules_running: bool = Field(False, description="whether the platform's owner runs the schedules now")
-    async_settings: AsyncSettings = Field(default_factory=AsyncSettings,
-                                          description="how asynchronous invocations are retried and routed")
+    async_settings: AsyncSettings = Field(
+        default_factory=AsyncSettings, description="how asynchronous invocations are retried and routed"
+    )

@@ -50,9 +50,15 @@ DEFAULT_MAX_VERSIONS = 20
 
 
 class Registry:
-    def __init__(self, store: Storage, default_timeout: int = 30, code_dir: Path | None = None,
-                 max_versions: int = DEFAULT_MAX_VERSIONS, default_memory: int = 128,
-                 blobs: BlobStore | None = None):
+    def __init__(
+        self,
+        store: Storage,
+        default_timeout: int = 30,
+        code_dir: Path | None = None,
+        max_versions: int = DEFAULT_MAX_VERSIONS,
+        default_memory: int = 128,
+        blobs: BlobStore | None = None,
+    ):
         self.store = store
         self.default_timeout = default_timeout
         self.default_memory = default_memory
@@ -127,9 +133,11 @@ class Registry:
         if len(versions) > self.max_versions:
             floor = versions[-self.max_versions]
             store.remove_where(VERSIONS, lambda d: d["id"] == fn_id and d["version"] < floor)
-        self.blobs.retain(store, check_id(fn_id, store.location),
-                          {h for t in (FUNCTIONS, VERSIONS) for d in store.all(t) if d["id"] == fn_id
-                           for h in _digests(d) if h})
+        self.blobs.retain(
+            store,
+            check_id(fn_id, store.location),
+            {h for t in (FUNCTIONS, VERSIONS) for d in store.all(t) if d["id"] == fn_id for h in _digests(d) if h},
+        )
 
     # -- reads ---------------------------------------------------------------------------
     def _cache(self) -> dict[str, Function]:
@@ -251,9 +259,7 @@ class Registry:
             current = self._loaded(self._find(store, ref))
             if "name" in changes and changes["name"] != current.name:
                 self._check_name_free(store, changes["name"], current.id)
-            updated = current.model_copy(
-                update={**changes, "version": current.version + 1, "updated_at": utcnow()}
-            )
+            updated = current.model_copy(update={**changes, "version": current.version + 1, "updated_at": utcnow()})
             _check_files(updated, "function update")  # a new runtime's handler file may clash
             doc = self._stored(store, updated)
             store.upsert(FUNCTIONS, "id", doc)
@@ -285,8 +291,9 @@ class Registry:
     @staticmethod
     def _check_name_free(store: Storage, name: str, renaming: str | None = None) -> None:
         key = name_key(name)
-        taken = next((d["name"] for d in store.all(FUNCTIONS)
-                      if name_key(d["name"]) == key and d["id"] != renaming), None)
+        taken = next(
+            (d["name"] for d in store.all(FUNCTIONS) if name_key(d["name"]) == key and d["id"] != renaming), None
+        )
         if taken is not None:
             same = "" if taken == name else f" ({taken!r}: names are unique without regard to case)"
             raise Conflict(f"a function named {name!r} already exists{same}; pick another name or update it")

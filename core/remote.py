@@ -52,8 +52,14 @@ class Unreachable(Unavailable):
 
 
 class RemotePlatform(PlatformAPI):
-    def __init__(self, url: str, token: str | None = None, timeout: float = 30.0,
-                 transport: httpx.AsyncBaseTransport | None = None, uds: Any = None):
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        uds: Any = None,
+    ):
         """`uds`: reach the server on this unix socket (a data directory owner's, see
         core/server/owner.py) rather than over TCP; a `ShortPath` or a path."""
         if not url.startswith(("http://", "https://")):
@@ -96,8 +102,10 @@ class RemotePlatform(PlatformAPI):
             except ValueError:
                 body = None
             if resp.status_code != 200 or not isinstance(body, dict) or body.get("service") != SERVICE:
-                raise Unavailable(f"{self.url} is not a cloudfn server (GET /api/v1/health answered "
-                                  f"{resp.status_code} {_snippet(resp)})")
+                raise Unavailable(
+                    f"{self.url} is not a cloudfn server (GET /api/v1/health answered "
+                    f"{resp.status_code} {_snippet(resp)})"
+                )
             api = body.get("api")
             if api != API_VERSION:
                 raise Unavailable(
@@ -112,12 +120,14 @@ class RemotePlatform(PlatformAPI):
         try:
             return await self._client.request(method, path, **kw)
         except httpx.ConnectError as exc:
-            raise Unreachable(f"cannot reach the cloudfn server at {self.url}: {_reason(exc)}. "
-                              f"Is `cloudfn serve` running there?") from None
+            raise Unreachable(
+                f"cannot reach the cloudfn server at {self.url}: {_reason(exc)}. Is `cloudfn serve` running there?"
+            ) from None
         except httpx.TimeoutException:
             t = kw.get("timeout", self.timeout)
-            raise Unreachable(f"the cloudfn server at {self.url} did not answer {method} {path} "
-                              f"within {t:g} s") from None
+            raise Unreachable(
+                f"the cloudfn server at {self.url} did not answer {method} {path} within {t:g} s"
+            ) from None
         except httpx.HTTPError as exc:
             raise Unreachable(f"talking to the cloudfn server at {self.url} failed: {_reason(exc)}") from None
 
@@ -128,8 +138,10 @@ class RemotePlatform(PlatformAPI):
             try:
                 return resp.json()
             except ValueError:
-                raise Unavailable(f"the cloudfn server at {self.url} answered {method} {path} with something "
-                                  f"that is not JSON: {_snippet(resp)}") from None
+                raise Unavailable(
+                    f"the cloudfn server at {self.url} answered {method} {path} with something "
+                    f"that is not JSON: {_snippet(resp)}"
+                ) from None
         raise self._error(resp, method, path)
 
     def _error(self, resp: httpx.Response, method: str, path: str) -> CloudfnError:
@@ -144,13 +156,17 @@ class RemotePlatform(PlatformAPI):
         if status == 422 and body.get("type") == "BuildError":
             return BuildError(message, str(body.get("log") or ""))
         if status in (400, 422):
-            errors = [FieldError(str(e.get("field", "body")), str(e.get("message", "")))
-                      for e in body.get("errors") or [] if isinstance(e, dict)]
+            errors = [
+                FieldError(str(e.get("field", "body")), str(e.get("message", "")))
+                for e in body.get("errors") or []
+                if isinstance(e, dict)
+            ]
             return InvalidInput(str(body.get("what") or "request"), errors or [FieldError("body", message)])
         if status == 404:
             if body.get("type") == "NotFound" and "no route" in str(message):
-                return Unavailable(f"the cloudfn server at {self.url} has no route {method} {path}: "
-                                   "is it an older version?")
+                return Unavailable(
+                    f"the cloudfn server at {self.url} has no route {method} {path}: is it an older version?"
+                )
             return NotFound(message)
         if status == 409:
             return Conflict(message)
@@ -193,8 +209,9 @@ class RemotePlatform(PlatformAPI):
         return [Function.model_validate(f) for f in body["versions"]]
 
     async def rollback_function(self, ref: str, version: int) -> Function:
-        body = await self._call("POST", f"/api/v1/functions/{_seg(ref)}/rollback", json={"version": version},
-                                timeout=BUILD_TIMEOUT)
+        body = await self._call(
+            "POST", f"/api/v1/functions/{_seg(ref)}/rollback", json={"version": version}, timeout=BUILD_TIMEOUT
+        )
         return Function.model_validate(body["function"])
 
     # -- triggers (issue 16) ---------------------------------------------------------------------
@@ -206,8 +223,9 @@ class RemotePlatform(PlatformAPI):
     async def function_dependencies(self, ref: str, rebuild: bool = False) -> dict[str, Any]:
         body: dict[str, Any]
         if rebuild:
-            body = await self._call("POST", f"/api/v1/functions/{_seg(ref)}/dependencies/rebuild", json={},
-                                    timeout=BUILD_TIMEOUT)
+            body = await self._call(
+                "POST", f"/api/v1/functions/{_seg(ref)}/dependencies/rebuild", json={}, timeout=BUILD_TIMEOUT
+            )
         else:
             body = await self._call("GET", f"/api/v1/functions/{_seg(ref)}/dependencies")
         return body
@@ -220,15 +238,29 @@ class RemotePlatform(PlatformAPI):
             from core.models import ErrorType
 
             return InvokeResult.failure(ErrorType.INVALID_EVENT, f"the event is not JSON: {exc}")
-        body = await self._call("POST", f"/api/v1/functions/{_seg(ref)}/invoke", ok=(200, 429), content=content,
-                                headers={"content-type": "application/json"}, timeout=INVOKE_TIMEOUT)
+        body = await self._call(
+            "POST",
+            f"/api/v1/functions/{_seg(ref)}/invoke",
+            ok=(200, 429),
+            content=content,
+            headers={"content-type": "application/json"},
+            timeout=INVOKE_TIMEOUT,
+        )
         return InvokeResult.model_validate(body)
 
-    async def list_invocations(self, function: str | None = None, status: str | None = None,
-                               since: datetime | None = None, until: datetime | None = None,
-                               limit: int = 50, offset: int = 0, trigger: str | None = None) -> list[InvocationRecord]:
-        params = _params(function=function, status=status, since=since, until=until, limit=limit, offset=offset,
-                         trigger=trigger)
+    async def list_invocations(
+        self,
+        function: str | None = None,
+        status: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        trigger: str | None = None,
+    ) -> list[InvocationRecord]:
+        params = _params(
+            function=function, status=status, since=since, until=until, limit=limit, offset=offset, trigger=trigger
+        )
         body = await self._call("GET", "/api/v1/invocations", params=params)
         return [InvocationRecord.model_validate(r) for r in body["invocations"]]
 
@@ -244,18 +276,33 @@ class RemotePlatform(PlatformAPI):
             content = _invoke_body(event, context)
         except (TypeError, ValueError) as exc:
             raise InvalidInput("asynchronous invocation", [FieldError("event", f"is not JSON: {exc}")]) from None
-        body = await self._call("POST", f"/api/v1/functions/{_seg(ref)}/invoke", ok=(202,), content=content,
-                                headers={"content-type": "application/json", "x-cloudfn-invocation-type": "Event"})
+        body = await self._call(
+            "POST",
+            f"/api/v1/functions/{_seg(ref)}/invoke",
+            ok=(202,),
+            content=content,
+            headers={"content-type": "application/json", "x-cloudfn-invocation-type": "Event"},
+        )
         return AsyncInvocation.model_validate(body)
 
     async def invocation_status(self, invocation_id: str, wait: float = 0) -> AsyncInvocation:
-        body = await self._call("GET", f"/api/v1/invocations/{_seg(invocation_id)}",
-                                params=_params(wait=wait or None), timeout=self.timeout + (wait or 0))
+        body = await self._call(
+            "GET",
+            f"/api/v1/invocations/{_seg(invocation_id)}",
+            params=_params(wait=wait or None),
+            timeout=self.timeout + (wait or 0),
+        )
         if "status" not in body:  # a server from before asynchronous invocation
             record = InvocationRecord.model_validate(body["invocation"])
-            return AsyncInvocation(invocation_id=record.id, function_id=record.function_id,
-                                   function_name=record.function_name, status=record.status, asynchronous=False,
-                                   attempts=1, record=record)
+            return AsyncInvocation(
+                invocation_id=record.id,
+                function_id=record.function_id,
+                function_name=record.function_name,
+                status=record.status,
+                asynchronous=False,
+                attempts=1,
+                record=record,
+            )
         return AsyncInvocation.model_validate({**body, "record": body.get("invocation")})
 
     async def list_dead_letters(self, function: str | None = None, limit: int = 100) -> list[DeadLetter]:
@@ -275,10 +322,14 @@ class RemotePlatform(PlatformAPI):
         body = await self._call("GET", f"/api/v1/functions/{_seg(ref)}/saved-events")
         return [SavedEvent.model_validate(e) for e in body["saved_events"]]
 
-    async def save_event(self, ref: str, name: str, event: Any,
-                         last_result: dict[str, Any] | None = None) -> SavedEvent:
-        body = await self._call("PUT", f"/api/v1/functions/{_seg(ref)}/saved-events/{_seg(name)}",
-                                json=_jsonable({"event": event, "last_result": last_result}))
+    async def save_event(
+        self, ref: str, name: str, event: Any, last_result: dict[str, Any] | None = None
+    ) -> SavedEvent:
+        body = await self._call(
+            "PUT",
+            f"/api/v1/functions/{_seg(ref)}/saved-events/{_seg(name)}",
+            json=_jsonable({"event": event, "last_result": last_result}),
+        )
         return SavedEvent.model_validate(body["saved_event"])
 
     async def delete_saved_event(self, ref: str, name: str) -> None:
@@ -296,12 +347,25 @@ class RemotePlatform(PlatformAPI):
             raise self._error(resp, "GET", "/metrics")
         return resp.text
 
-    async def query_logs(self, level: str | None = None, function: str | None = None,
-                         invocation_id: str | None = None, text: str | None = None,
-                         since: datetime | None = None, until: datetime | None = None,
-                         limit: int = 200) -> list[LogRecord]:
-        params = _params(level=level, function=function, invocation_id=invocation_id, text=text,
-                         since=since, until=until, limit=limit)
+    async def query_logs(
+        self,
+        level: str | None = None,
+        function: str | None = None,
+        invocation_id: str | None = None,
+        text: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 200,
+    ) -> list[LogRecord]:
+        params = _params(
+            level=level,
+            function=function,
+            invocation_id=invocation_id,
+            text=text,
+            since=since,
+            until=until,
+            limit=limit,
+        )
         body = await self._call("GET", "/api/v1/logs", params=params)
         return [LogRecord.model_validate(r) for r in body["logs"]]
 
@@ -343,8 +407,9 @@ class RemotePlatform(PlatformAPI):
     async def delete_secret(self, name: str, force: bool = False) -> SecretInfo:
         if name_problem(name):
             raise NotFound(f"no secret named {name!r} (`cloudfn secrets list` shows them)")
-        body = await self._call("DELETE", f"/api/v1/secrets/{_seg(name)}",
-                                params={"force": "true" if force else "false"})
+        body = await self._call(
+            "DELETE", f"/api/v1/secrets/{_seg(name)}", params={"force": "true" if force else "false"}
+        )
         return SecretInfo.model_validate(body["secret"])
 
     async def rotate_secrets_key(self) -> dict[str, Any]:
@@ -366,8 +431,9 @@ class RemotePlatform(PlatformAPI):
         transport = self._transport
         if self._uds is not None:
             transport = httpx.AsyncHTTPTransport(uds=getattr(self._uds, "text", str(self._uds)))
-        async with httpx.AsyncClient(base_url=self.base_url, headers=self._headers, timeout=timeout,
-                                     transport=transport) as client:
+        async with httpx.AsyncClient(
+            base_url=self.base_url, headers=self._headers, timeout=timeout, transport=transport
+        ) as client:
             while True:
                 headers = {"accept": "text/event-stream"}
                 if last_id is not None:
@@ -508,8 +574,9 @@ def _snippet(resp: httpx.Response) -> str:
 TOKEN_ENV = "CLOUDFN_TOKEN"
 
 
-def remote_from_config(config: Any, remote: str | None = None, token: str | None = None,
-                       environ: Mapping[str, str] | None = None) -> RemotePlatform | None:
+def remote_from_config(
+    config: Any, remote: str | None = None, token: str | None = None, environ: Mapping[str, str] | None = None
+) -> RemotePlatform | None:
     """The RemotePlatform the user asked for, or None for a local platform. `remote` (the
     --remote flag) wins over CLOUDFN_REMOTE and the config file's client.remote; it is a URL or a
     name from the config file's `remotes`. The token: --token, else CLOUDFN_TOKEN, else the named
@@ -529,14 +596,17 @@ def remote_from_config(config: Any, remote: str | None = None, token: str | None
         url = target
     else:
         known = ", ".join(sorted(config.remotes)) or "none defined"
-        raise ConfigError(f"remote {target!r} is neither a URL nor a name from the config file's remotes "
-                          f"(known: {known}; config file {config.file})")
+        raise ConfigError(
+            f"remote {target!r} is neither a URL nor a name from the config file's remotes "
+            f"(known: {known}; config file {config.file})"
+        )
     token = token or env.get(TOKEN_ENV) or (named.resolve_token() if named else None)
     return RemotePlatform(url, token)
 
 
-def attach_to_owner(data_dir: Any, token: str | None = None,
-                    environ: Mapping[str, str] | None = None) -> RemotePlatform | None:
+def attach_to_owner(
+    data_dir: Any, token: str | None = None, environ: Mapping[str, str] | None = None
+) -> RemotePlatform | None:
     """A RemotePlatform for the `cloudfn serve` that holds `data_dir`, if one does and wrote its
     URL into the lock file; its token is read from the data directory unless given."""
     import os

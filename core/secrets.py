@@ -57,9 +57,12 @@ def name_problem(name: Any) -> str:
 
 def credential_warnings(environment: Mapping[str, str] | None) -> list[str]:
     """A hint per environment key that looks like a credential (values stay plain there)."""
-    return [f"environment variable {k} looks like a credential: its value is stored and shown in plain text; "
-            f"move it to a secret (cloudfn secrets set NAME) and give it as secret_env: {{{k}: NAME}}"
-            for k in sorted(environment or {}) if CREDENTIAL_KEY_RE.search(k)]
+    return [
+        f"environment variable {k} looks like a credential: its value is stored and shown in plain text; "
+        f"move it to a secret (cloudfn secrets set NAME) and give it as secret_env: {{{k}: NAME}}"
+        for k in sorted(environment or {})
+        if CREDENTIAL_KEY_RE.search(k)
+    ]
 
 
 def held_by(fn: Any) -> list[str]:
@@ -119,13 +122,17 @@ class SecretStore:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise ConfigError(f"cannot read the secrets key file {path}: {exc.strerror}; it must be a "
-                              f"regular file (not a link) readable by this user") from None
+            raise ConfigError(
+                f"cannot read the secrets key file {path}: {exc.strerror}; it must be a "
+                f"regular file (not a link) readable by this user"
+            ) from None
         try:
             st = os.fstat(fd)
             if st.st_mode & 0o077:
-                raise ConfigError(f"the secrets key file {path} is readable by others (mode {st.st_mode & 0o777:o}); "
-                                  f"run `chmod 600 {path}`")
+                raise ConfigError(
+                    f"the secrets key file {path} is readable by others (mode {st.st_mode & 0o777:o}); "
+                    f"run `chmod 600 {path}`"
+                )
             data = os.read(fd, 4096).decode("ascii", "replace")
         finally:
             os.close(fd)
@@ -159,8 +166,10 @@ class SecretStore:
                 if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("secrets"), dict):
                     raise ValueError("not a cloudfn secrets store")
             except ValueError as exc:
-                raise StoreCorrupt(f"the secrets store {self.path} is damaged ({exc}); cloudfn left it untouched. "
-                                   f"Restore it from a backup, or move it away to start with no secrets") from None
+                raise StoreCorrupt(
+                    f"the secrets store {self.path} is damaged ({exc}); cloudfn left it untouched. "
+                    f"Restore it from a backup, or move it away to start with no secrets"
+                ) from None
             self._doc = doc
         if "check" not in self._doc:
             self._key = self._current_key()  # may be None: made at the first set
@@ -181,19 +190,23 @@ class SecretStore:
             raise ConfigError(
                 f"the secrets store {self.path} holds secrets but their key is missing ({self.key_source} does not "
                 f"exist): restore that key file, or set {KEY_ENV} or secrets.key_file to the key they were set with; "
-                f"to give up the stored secrets, move {self.path} away")
+                f"to give up the stored secrets, move {self.path} away"
+            )
         if not self._opens(key):
             raise ConfigError(
                 f"the secrets key from {self.key_source} does not open the secrets store {self.path} (a wrong key): "
                 f"use the key the secrets were set with ({KEY_ENV} or secrets.key_file); to give up the stored "
-                f"secrets, move {self.path} away")
+                f"secrets, move {self.path} away"
+            )
         self._key = key
         for name, entry in self._doc["secrets"].items():
             try:
                 self._values[name] = self._open(key, entry["data"], name.encode()).decode("utf-8")
             except (InvalidTag, KeyError, ValueError, TypeError, binascii.Error):
-                raise StoreCorrupt(f"the secret {name!r} in {self.path} does not decrypt (damaged on disk); "
-                                   f"restore the file from a backup, or set the secret again") from None
+                raise StoreCorrupt(
+                    f"the secret {name!r} in {self.path} does not decrypt (damaged on disk); "
+                    f"restore the file from a backup, or set the secret again"
+                ) from None
 
     # -- sealing ---------------------------------------------------------------------------
     @staticmethod
@@ -253,8 +266,11 @@ class SecretStore:
             doc = json.loads(json.dumps(self._doc))
             data = value.encode("utf-8")
             now = utcnow()
-            doc["secrets"][name] = {"data": self._seal(key, data, name.encode()), "size": len(data),
-                                    "set_at": now.isoformat()}
+            doc["secrets"][name] = {
+                "data": self._seal(key, data, name.encode()),
+                "size": len(data),
+                "set_at": now.isoformat(),
+            }
             self._save(doc)
             self._doc = doc
             self._values[name] = value
@@ -283,8 +299,14 @@ class SecretStore:
         out = []
         for name in self.names():
             e = self._doc["secrets"][name]
-            out.append(SecretInfo(name=name, size=int(e["size"]), set_at=datetime.fromisoformat(e["set_at"]),
-                                  used_by=sorted(users.get(name, []))))
+            out.append(
+                SecretInfo(
+                    name=name,
+                    size=int(e["size"]),
+                    set_at=datetime.fromisoformat(e["set_at"]),
+                    used_by=sorted(users.get(name, [])),
+                )
+            )
         return out
 
     def values(self, names: Iterable[str]) -> dict[str, str]:
@@ -301,9 +323,11 @@ class SecretStore:
         key is written beside the old one first (`.new`), then the store, then the key moves into
         place; a start after a crash in between finishes or forgets the rotation (_load)."""
         if self.key_path is None:
-            raise Conflict(f"the secrets key comes from {KEY_ENV}, which cloudfn cannot change: unset it and name a "
-                           f"key file in the config (secrets.key_file) to rotate, or re-set every secret under a "
-                           f"new {KEY_ENV}")
+            raise Conflict(
+                f"the secrets key comes from {KEY_ENV}, which cloudfn cannot change: unset it and name a "
+                f"key file in the config (secrets.key_file) to rotate, or re-set every secret under a "
+                f"new {KEY_ENV}"
+            )
         with self._lock:
             self._ensure_key()
             new = os.urandom(32)

@@ -47,8 +47,10 @@ def read_baseline() -> Counter[tuple[str, str]]:
 
 
 def write_baseline(counts: Counter[tuple[str, str]]) -> None:
-    head = ("# Lint (ruff) and type (mypy) errors per file that the static gate still tolerates; scripts/check\n"
-            "# fails on any more. Lower it with `scripts/check --update-baseline` after fixing some. Goal: empty.\n")
+    head = (
+        "# Lint (ruff) and type (mypy) errors per file that the static gate still tolerates; scripts/check\n"
+        "# fails on any more. Lower it with `scripts/check --update-baseline` after fixing some. Goal: empty.\n"
+    )
     body = "".join(f"{tool} {path} {n}\n" for (tool, path), n in sorted(counts.items()) if n)
     BASELINE.write_text(head + body)
 
@@ -70,8 +72,11 @@ def main(argv: list[str]) -> int:
         for line in lines[key]:
             print("  " + line, file=sys.stderr)
     allowed = {t: sum(n for (tool, _), n in base.items() if tool == t) for t in ("ruff", "mypy")}
-    print(f"static errors: ruff {total['ruff']} (baseline {allowed['ruff']}), "
-          f"mypy {total['mypy']} (baseline {allowed['mypy']})", file=sys.stderr)
+    print(
+        f"static errors: ruff {total['ruff']} (baseline {allowed['ruff']}), "
+        f"mypy {total['mypy']} (baseline {allowed['mypy']})",
+        file=sys.stderr,
+    )
     if not worse and any(counts[k] < n for k, n in base.items()):
         print("fewer errors than the baseline: run scripts/check --update-baseline to keep it so", file=sys.stderr)
     return 1 if worse else 0

@@ -25,8 +25,16 @@ def isolated_xdg(tmp_path, monkeypatch, shared_cache):
     for var, sub in (("XDG_CONFIG_HOME", "xdg-config"), ("XDG_DATA_HOME", "xdg-data")):
         monkeypatch.setenv(var, str(tmp_path / sub))
     monkeypatch.setenv("XDG_CACHE_HOME", str(shared_cache))
-    for var in ("CLOUDFN_CONFIG", "CLOUDFN_DATA_DIR", "DATA_DIR", "FUNCTIONS_DIR", "PORT", "LOG_LEVEL", "GIN_MODE",
-                "CLOUDFN_STORAGE_URL"):
+    for var in (
+        "CLOUDFN_CONFIG",
+        "CLOUDFN_DATA_DIR",
+        "DATA_DIR",
+        "FUNCTIONS_DIR",
+        "PORT",
+        "LOG_LEVEL",
+        "GIN_MODE",
+        "CLOUDFN_STORAGE_URL",
+    ):
         monkeypatch.delenv(var, raising=False)
 
 

@@ -47,13 +47,26 @@ class PostgresServer:
         pwfile.write_text(self.password + "\n")
         shutil.chown(pwfile, USER)
         pwfile.chmod(0o600)
-        self._as_postgres(BIN / "initdb", "-D", self.data, "-U", ROLE, "--pwfile", pwfile, "--auth-local=trust",
-                          "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync")
+        self._as_postgres(
+            BIN / "initdb",
+            "-D",
+            self.data,
+            "-U",
+            ROLE,
+            "--pwfile",
+            pwfile,
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        )
         pwfile.unlink()
 
     def _as_postgres(self, *argv: object, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["runuser", "-u", USER, "--", *map(str, argv)], capture_output=True, text=True,
-                              check=check, cwd=self.root)
+        return subprocess.run(
+            ["runuser", "-u", USER, "--", *map(str, argv)], capture_output=True, text=True, check=check, cwd=self.root
+        )
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://{ROLE}:{self.password}@127.0.0.1:{self.port}/{database}"
@@ -63,8 +76,9 @@ class PostgresServer:
         # the machine does not); commits still wait for the WAL write, so nothing acknowledged
         # is lost to a server restart.
         opts = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
-        self._as_postgres(BIN / "pg_ctl", "start", "-w", "-t", "60", "-D", self.data, "-l", self.root / "log",
-                          "-o", opts)
+        self._as_postgres(
+            BIN / "pg_ctl", "start", "-w", "-t", "60", "-D", self.data, "-l", self.root / "log", "-o", opts
+        )
         self.wait_ready()
 
     def wait_ready(self, timeout: float = 30.0) -> None:

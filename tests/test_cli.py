@@ -50,8 +50,9 @@ def test_info_json_names_paths_settings_with_sources_and_runtimes(cli, data_dir,
 
 
 def test_create_get_update_versions_rollback_delete(cli, code_file):
-    code, out, _ = cli("create", "--name", "echo", "--runtime", "node", "--file", str(code_file),
-                       "--env", "A=1", "--timeout", "7")
+    code, out, _ = cli(
+        "create", "--name", "echo", "--runtime", "node", "--file", str(code_file), "--env", "A=1", "--timeout", "7"
+    )
     assert code == 0 and out.startswith("created echo (nodejs, version 1")
     code, out, _ = cli("get", "echo", "--json")
     fn = json.loads(out)["function"]
@@ -77,8 +78,19 @@ def test_create_get_update_versions_rollback_delete(cli, code_file):
 def test_an_invalid_function_names_every_bad_field_exits_2_and_stores_nothing(cli, code_file, data_dir):
     cli("list")
     before = (data_dir / REGISTRY_FILE).read_bytes()
-    code, out, err = cli("create", "--name", "Bad/Name", "--runtime", "ruby", "--file", str(code_file),
-                         "--timeout", "-1", "--env", "novalue")
+    code, out, err = cli(
+        "create",
+        "--name",
+        "Bad/Name",
+        "--runtime",
+        "ruby",
+        "--file",
+        str(code_file),
+        "--timeout",
+        "-1",
+        "--env",
+        "novalue",
+    )
     assert code == 2 and out == ""
     assert "env: 'novalue' is not KEY=VALUE" in err
     code, out, err = cli(

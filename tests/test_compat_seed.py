@@ -28,8 +28,7 @@ def _names_on_disk(root: Path) -> set[str]:
 
 
 @pytest.mark.parametrize("name", SCRIPT_NAMES)
-def test_a_name_in_any_script_works_in_every_command_and_never_reaches_a_path(cli, code_file, data_dir, tmp_path,
-                                                                              name):
+def test_a_name_in_any_script_works_in_every_command_and_never_reaches_a_path(cli, code_file, data_dir, tmp_path, name):
     code, out, err = cli("create", "--name", name, "--runtime", "python", "--file", str(code_file))
     assert code == 0, err
     assert out.startswith(f"created {name} (python")
@@ -56,14 +55,17 @@ def test_a_name_in_any_script_works_in_every_command_and_never_reaches_a_path(cl
     assert code == 0 and out.strip() == f"deleted {name}"
 
 
-@pytest.mark.parametrize("name, why", [
-    ("...", "must not be only dots"),
-    (" lead", "must not start or end with a space"),
-    ("a/b", "must not contain '/'"),
-    ("zero\u200bwidth", "invisible character (U+200B ZERO WIDTH SPACE)"),
-    ("bell\x07", "control character (U+0007"),
-    ("x" * 65, "is 65 characters long; the limit is 64"),
-])
+@pytest.mark.parametrize(
+    "name, why",
+    [
+        ("...", "must not be only dots"),
+        (" lead", "must not start or end with a space"),
+        ("a/b", "must not contain '/'"),
+        ("zero\u200bwidth", "invisible character (U+200B ZERO WIDTH SPACE)"),
+        ("bell\x07", "control character (U+0007"),
+        ("x" * 65, "is 65 characters long; the limit is 64"),
+    ],
+)
 def test_a_rejected_name_exits_2_saying_why_and_how_to_fix(cli, code_file, name, why):
     code, out, err = cli("create", "--name", name, "--runtime", "python", "--file", str(code_file))
     assert code == 2 and out == ""
@@ -87,8 +89,10 @@ def test_names_are_unique_without_regard_to_case(cli, code_file):
 
 
 # -- import of the original's data folder ------------------------------------------------------
-GO_USER_CODE = ('func handler(event interface{}, context map[string]string) interface{} {\n'
-                '    return map[string]interface{}{"message": "Hello World"}\n}\n')
+GO_USER_CODE = (
+    "func handler(event interface{}, context map[string]string) interface{} {\n"
+    '    return map[string]interface{}{"message": "Hello World"}\n}\n'
+)
 GO_ON_DISK = 'package main\n\nimport (\n    "encoding/json"\n    "fmt"\n)\n\n' + GO_USER_CODE
 
 
@@ -97,29 +101,77 @@ def write_original_data_folder(root: Path) -> Path:
     encoding/json: every field, RFC 3339 times with an offset) and a folder per id with the code."""
     root.mkdir(parents=True)
     entries = [
-        {"id": "fn_1717000000000000001", "name": "方法", "runtime": "python", "code": PY, "handler": "handler",
-         "environment": {"GREETING": "你好"}, "timeout": 10, "memory": 256,
-         "created_at": "2024-05-29T10:00:00.123456789+08:00", "updated_at": "2024-05-29T10:00:00.123456789+08:00"},
+        {
+            "id": "fn_1717000000000000001",
+            "name": "方法",
+            "runtime": "python",
+            "code": PY,
+            "handler": "handler",
+            "environment": {"GREETING": "你好"},
+            "timeout": 10,
+            "memory": 256,
+            "created_at": "2024-05-29T10:00:00.123456789+08:00",
+            "updated_at": "2024-05-29T10:00:00.123456789+08:00",
+        },
         # Zero values: the defaults. The index has no code: it comes from the function's folder.
-        {"id": "fn_1717000000000000002", "name": "Test_Go", "runtime": "go", "code": "", "handler": "",
-         "environment": None, "timeout": 0, "memory": 0,
-         "created_at": "2024-05-29T10:01:00+08:00", "updated_at": "2024-05-29T10:01:00+08:00"},
-        {"id": "fn_1717000000000000003", "name": "hello node", "runtime": "nodejs",
-         "code": "async function handler(event, context) {\n  return {statusCode: 200, body: 'hi'};\n}\n",
-         "handler": "handler", "environment": {}, "timeout": 30, "memory": 128,
-         "created_at": "2024-05-29T10:02:00+08:00", "updated_at": "2024-05-29T10:02:00+08:00"},
+        {
+            "id": "fn_1717000000000000002",
+            "name": "Test_Go",
+            "runtime": "go",
+            "code": "",
+            "handler": "",
+            "environment": None,
+            "timeout": 0,
+            "memory": 0,
+            "created_at": "2024-05-29T10:01:00+08:00",
+            "updated_at": "2024-05-29T10:01:00+08:00",
+        },
+        {
+            "id": "fn_1717000000000000003",
+            "name": "hello node",
+            "runtime": "nodejs",
+            "code": "async function handler(event, context) {\n  return {statusCode: 200, body: 'hi'};\n}\n",
+            "handler": "handler",
+            "environment": {},
+            "timeout": 30,
+            "memory": 128,
+            "created_at": "2024-05-29T10:02:00+08:00",
+            "updated_at": "2024-05-29T10:02:00+08:00",
+        },
         # Broken: a runtime cloudfn does not have.
-        {"id": "fn_1717000000000000004", "name": "legacy ruby", "runtime": "ruby", "code": "puts 1", "handler": "h",
-         "environment": None, "timeout": 30, "memory": 128,
-         "created_at": "2024-05-29T10:03:00+08:00", "updated_at": "2024-05-29T10:03:00+08:00"},
+        {
+            "id": "fn_1717000000000000004",
+            "name": "legacy ruby",
+            "runtime": "ruby",
+            "code": "puts 1",
+            "handler": "h",
+            "environment": None,
+            "timeout": 30,
+            "memory": 128,
+            "created_at": "2024-05-29T10:03:00+08:00",
+            "updated_at": "2024-05-29T10:03:00+08:00",
+        },
         # Broken: the original allowed it, cloudfn's names are path segments.
-        {"id": "fn_1717000000000000005", "name": "a/b", "runtime": "python", "code": PY, "handler": "handler",
-         "environment": None, "timeout": 30, "memory": 128,
-         "created_at": "2024-05-29T10:04:00+08:00", "updated_at": "2024-05-29T10:04:00+08:00"},
+        {
+            "id": "fn_1717000000000000005",
+            "name": "a/b",
+            "runtime": "python",
+            "code": PY,
+            "handler": "handler",
+            "environment": None,
+            "timeout": 30,
+            "memory": 128,
+            "created_at": "2024-05-29T10:04:00+08:00",
+            "updated_at": "2024-05-29T10:04:00+08:00",
+        },
     ]
     (root / "functions.json").write_text(json.dumps(entries, ensure_ascii=False, indent=2), encoding="utf-8")
-    files = {"1": ("main.py", PY), "2": ("main.go", GO_ON_DISK), "3": ("index.js", entries[2]["code"]),
-             "5": ("main.py", PY)}
+    files = {
+        "1": ("main.py", PY),
+        "2": ("main.go", GO_ON_DISK),
+        "3": ("index.js", entries[2]["code"]),
+        "5": ("main.py", PY),
+    }
     for n, (fname, text) in files.items():
         d = root / f"fn_171700000000000000{n}"
         d.mkdir()
@@ -147,10 +199,21 @@ def test_import_of_the_originals_data_folder_twice(cli, tmp_path):
 
     fn = json.loads(cli("get", "方法", "--json")[1])["function"]
     assert (fn["runtime"], fn["handler"], fn["code"], fn["timeout"], fn["memory"], fn["environment"]) == (
-        "python", "handler", PY, 10, 256, {"GREETING": "你好"})
+        "python",
+        "handler",
+        PY,
+        10,
+        256,
+        {"GREETING": "你好"},
+    )
     go = json.loads(cli("get", "Test_Go", "--json")[1])["function"]
     assert (go["code"], go["handler"], go["timeout"], go["memory"], go["environment"]) == (
-        GO_ON_DISK, "handler", 30, 128, {})
+        GO_ON_DISK,
+        "handler",
+        30,
+        128,
+        {},
+    )
     code, out, _ = cli("invoke", "方法", "--event", '{"who": "me"}', "--json")
     assert code == 0 and json.loads(out)["result"] == {"hi": "me", "fn": "方法"}
 
@@ -176,10 +239,14 @@ def test_import_of_a_folder_without_functions_json_says_what_to_name(cli, tmp_pa
 
 
 def test_import_json_output_and_duplicate_names_in_the_folder(cli, tmp_path):
-    tmp_path.joinpath("functions.json").write_text(json.dumps([
-        {"id": "fn_1", "name": "Same", "runtime": "python", "code": PY},
-        {"id": "fn_2", "name": "same", "runtime": "python", "code": PY},
-    ]))
+    tmp_path.joinpath("functions.json").write_text(
+        json.dumps(
+            [
+                {"id": "fn_1", "name": "Same", "runtime": "python", "code": PY},
+                {"id": "fn_2", "name": "same", "runtime": "python", "code": PY},
+            ]
+        )
+    )
     code, out, _ = cli("import", str(tmp_path), "--json")
     assert code == 2
     results = json.loads(out)["results"]

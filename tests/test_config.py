@@ -49,8 +49,14 @@ def test_the_seeds_yaml_file_is_read_with_paths_relative_to_it(tmp_path):
 def test_layers_environment_beats_file_and_flags_beat_environment(tmp_path):
     f = tmp_path / "config.yaml"
     f.write_text(SEED_YAML)
-    env = {"CLOUDFN_CONFIG": str(f), "PORT": "9100", "GIN_MODE": "debug", "LOG_LEVEL": "warning",
-           "DATA_DIR": str(tmp_path / "seed-data"), "FUNCTIONS_DIR": str(tmp_path / "fns")}
+    env = {
+        "CLOUDFN_CONFIG": str(f),
+        "PORT": "9100",
+        "GIN_MODE": "debug",
+        "LOG_LEVEL": "warning",
+        "DATA_DIR": str(tmp_path / "seed-data"),
+        "FUNCTIONS_DIR": str(tmp_path / "fns"),
+    }
     c = load_config(environ=env)
     assert c["server.port"] == 9100 and c.settings["server.port"].source == "env PORT"
     assert c["server.mode"] == "debug"
@@ -210,11 +216,24 @@ def test_the_originals_config_yaml_loads_as_it_is(tmp_path):
     assert c["server.cors_origins"] == "http://localhost:5173,http://localhost:3000"
     assert c["monitor.log_level"] == "info" and c["monitor.enable_metrics"] is True
     assert c.ignored == [
-        "server.write_timeout", "server.idle_timeout", "storage.max_conns", "storage.max_idle_time",
-        "runtime.enabled_runtimes", "runtime.runtime_paths", "runtime.max_code_size", "runtime.allowed_packages",
-        "security.enable_auth", "security.jwt_expiry", "security.rate_limit", "security.enable_https",
-        "monitor.metrics_path", "monitor.enable_profiling", "monitor.profiling_path", "monitor.log_format",
-        "monitor.log_output", "monitor.enable_tracing",
+        "server.write_timeout",
+        "server.idle_timeout",
+        "storage.max_conns",
+        "storage.max_idle_time",
+        "runtime.enabled_runtimes",
+        "runtime.runtime_paths",
+        "runtime.max_code_size",
+        "runtime.allowed_packages",
+        "security.enable_auth",
+        "security.jwt_expiry",
+        "security.rate_limit",
+        "security.enable_https",
+        "monitor.metrics_path",
+        "monitor.enable_profiling",
+        "monitor.profiling_path",
+        "monitor.log_format",
+        "monitor.log_output",
+        "monitor.enable_tracing",
     ]
     assert "storage.type" not in c.ignored  # "file" is what cloudfn does anyway
     assert c.ignored_note().startswith(f"config file {f}: ignored (not used by cloudfn): server.write_timeout, ")
@@ -230,8 +249,10 @@ def test_the_originals_storage_yaml_loads_and_is_reported_ignored(tmp_path):
 
 def test_a_cloudfn_key_beats_the_seeds_and_seed_typos_stay_errors(tmp_path):
     f = tmp_path / "config.yaml"
-    f.write_text("server:\n  read_timeout: 1m30s\n  header_timeout: 5\nsecurity:\n  enable_auht: true\n"
-                 "storage:\n  type: postgresql\n  max_conn: 3\n")
+    f.write_text(
+        "server:\n  read_timeout: 1m30s\n  header_timeout: 5\nsecurity:\n  enable_auht: true\n"
+        "storage:\n  type: postgresql\n  max_conn: 3\n"
+    )
     with pytest.raises(ConfigError) as exc:
         load_config(f, environ={})
     assert "unknown key security.enable_auht" in exc.value.message and "enable_auth" in exc.value.message

@@ -10,10 +10,12 @@ import yaml
 
 from core.funcfiles import MAX_FILE_BYTES
 
-CODE = ("import os, helper\nfrom lib.util import twice\n"
-        "def handler(event, context):\n"
-        "    here = os.path.dirname(__file__)\n"
-        "    return [helper.WORD, twice(2), open(os.path.join(here, 'data', 'table.csv')).read()]\n")
+CODE = (
+    "import os, helper\nfrom lib.util import twice\n"
+    "def handler(event, context):\n"
+    "    here = os.path.dirname(__file__)\n"
+    "    return [helper.WORD, twice(2), open(os.path.join(here, 'data', 'table.csv')).read()]\n"
+)
 
 
 def make_folder(root, name="multi"):
@@ -121,8 +123,7 @@ def test_oversized_binary_and_too_many_files_are_named(cli, tmp_path):
 
 def test_files_in_function_yaml_are_refused(cli, tmp_path):
     d = make_folder(tmp_path)
-    (d / "function.yaml").write_text(yaml.safe_dump({"name": "multi", "runtime": "python",
-                                                     "files": {"../x": "y"}}))
+    (d / "function.yaml").write_text(yaml.safe_dump({"name": "multi", "runtime": "python", "files": {"../x": "y"}}))
     code, _, err = cli("deploy", str(d))
     assert code == 2 and "files: is not a known key" in err
 
@@ -139,8 +140,9 @@ def test_a_handler_in_a_subfolder_deploys_runs_and_exports_where_it_was(cli, tmp
     d = tmp_path / "sub"
     (d / "src").mkdir(parents=True)
     (d / "function.yaml").write_text(yaml.safe_dump({"name": "sub", "runtime": "python", "file": "src/main.py"}))
-    (d / "src" / "main.py").write_text("import util\ndef handler(event, context):\n"
-                                       "    return [util.WORD, open('src/table.csv').read()]\n")
+    (d / "src" / "main.py").write_text(
+        "import util\ndef handler(event, context):\n    return [util.WORD, open('src/table.csv').read()]\n"
+    )
     (d / "src" / "util.py").write_text("WORD = 'beside'\n")
     (d / "src" / "table.csv").write_text("a,b\n")
     assert cli("deploy", str(d))[0] == 0
@@ -154,7 +156,11 @@ def test_a_handler_in_a_subfolder_deploys_runs_and_exports_where_it_was(cli, tmp
     out_dir = tmp_path / "exported"
     assert cli("export", "sub", str(out_dir))[0] == 0
     assert sorted(str(p.relative_to(out_dir)) for p in out_dir.rglob("*") if p.is_file()) == [
-        "function.yaml", "src/main.py", "src/table.csv", "src/util.py"]
+        "function.yaml",
+        "src/main.py",
+        "src/table.csv",
+        "src/util.py",
+    ]
     assert yaml.safe_load((out_dir / "function.yaml").read_text())["file"] == "src/main.py"
     assert cli("deploy", str(out_dir))[0] == 0
     second = stored(cli, "sub")

@@ -46,7 +46,8 @@ def test_an_installed_wheel_finds_its_bundled_examples_and_themes(tmp_path):
     wheels = tmp_path / "wheels"
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(REPO)],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     (wheel,) = wheels.glob("cloudfn-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
@@ -56,7 +57,8 @@ def test_an_installed_wheel_finds_its_bundled_examples_and_themes(tmp_path):
     target = tmp_path / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     probe = (
         "from core import paths, bundle;"
@@ -65,7 +67,10 @@ def test_an_installed_wheel_finds_its_bundled_examples_and_themes(tmp_path):
     )
     out = subprocess.run(
         [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(target)!r}); {probe}"],
-        check=True, capture_output=True, text=True, cwd=tmp_path,
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
     ).stdout.split()
     assert out[0] == str(target / "core" / "bundled_functions")
     assert out[1] == str(target / "cloudfn_tui" / "bundled_themes")

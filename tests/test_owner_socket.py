@@ -37,8 +37,15 @@ def _env() -> dict[str, str]:
 
 async def _cloudfn(*argv: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "cloudfn_tui.cli", *argv, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, env=_env(), cwd=str(REPO))
+        sys.executable,
+        "-m",
+        "cloudfn_tui.cli",
+        *argv,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=_env(),
+        cwd=str(REPO),
+    )
 
 
 async def _line_with(proc: asyncio.subprocess.Process, needle: str, deadline: float = DEADLINE) -> str:
@@ -209,9 +216,19 @@ async def test_history_id_takes_a_unique_prefix_and_prints_a_human_form(cli, con
         fn = await p.create_function({"name": "printer", "runtime": "python", "handler": "handler", "code": PRINTS})
         when = datetime.now(UTC)
         for rid in ("abc1" + "0" * 32, "abc2" + "0" * 32, "f00d" + "1" * 32):
-            p.history.add(InvocationRecord(id=rid, function_id=fn.id, function_name=fn.name, function_version=1,
-                                           runtime="python", status="success", started_at=when, result={"ok": rid},
-                                           logs="marker x\n"))
+            p.history.add(
+                InvocationRecord(
+                    id=rid,
+                    function_id=fn.id,
+                    function_name=fn.name,
+                    function_version=1,
+                    runtime="python",
+                    status="success",
+                    started_at=when,
+                    result={"ok": rid},
+                    logs="marker x\n",
+                )
+            )
     finally:
         await p.close()
     code, out, err = await asyncio.to_thread(cli, "history", "--id", "f00d")
@@ -273,20 +290,33 @@ async def test_a_peer_of_another_uid_is_hung_up_on_even_if_the_modes_are_loosene
     # Under /tmp itself: pytest's own temporary folders are 0700, which would stop the other uid
     # before the socket does.
     data_dir = Path(tempfile.mkdtemp(prefix="cloudfn-peer-", dir="/tmp"))
-    owner = LocalPlatform(load_config(flags={"storage.data_dir": str(data_dir)}), install_examples=False,
-                          serve_socket=True)
+    owner = LocalPlatform(
+        load_config(flags={"storage.data_dir": str(data_dir)}), install_examples=False, serve_socket=True
+    )
     try:
         await owner.start()
         sock = data_dir / SOCKET_FILE
         # What a user might do by hand: open the folder and the socket to everyone.
         os.chmod(data_dir, 0o711)
         os.chmod(sock, 0o666)
-        client = ("import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); "
-                  "s.sendall(b'GET /api/v1/health HTTP/1.1\\r\\nhost: localhost\\r\\n\\r\\n'); "
-                  "print(repr(s.recv(100)))")
+        client = (
+            "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); "
+            "s.sendall(b'GET /api/v1/health HTTP/1.1\\r\\nhost: localhost\\r\\n\\r\\n'); "
+            "print(repr(s.recv(100)))"
+        )
         probe_as = await asyncio.create_subprocess_exec(
-            "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-I", "-c", client,
-            str(sock), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            sys.executable,
+            "-I",
+            "-c",
+            client,
+            str(sock),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         out, err = await asyncio.wait_for(probe_as.communicate(), DEADLINE)
         # Hung up unanswered: an empty read, or a reset.
         assert out.decode().strip() == "b''" or b"ConnectionResetError" in err, (out, err)

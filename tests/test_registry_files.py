@@ -30,8 +30,9 @@ def sha(text: str) -> str:
 
 async def test_files_are_stored_by_hash_not_inline(platform, data_dir):
     big = "# " + "x" * 50_000 + "\n"
-    fn = await platform.create_function({"name": "f", "runtime": "python", "code": PY,
-                                         "files": {"helper.py": "X = 1\n", "big.txt": big}})
+    fn = await platform.create_function(
+        {"name": "f", "runtime": "python", "code": PY, "files": {"helper.py": "X = 1\n", "big.txt": big}}
+    )
     registry = (data_dir / REGISTRY_FILE).read_text()
     assert "x" * 1000 not in registry and "X = 1" not in registry
     doc = next(iter(json.loads(registry)["functions"].values()))
@@ -58,8 +59,9 @@ async def test_pruned_versions_take_their_files_with_them(config, data_dir):
 
 
 async def test_a_damaged_file_is_a_clear_error(platform, data_dir):
-    fn = await platform.create_function({"name": "f", "runtime": "python", "code": PY,
-                                         "files": {"helper.py": "X = 1\n"}})
+    fn = await platform.create_function(
+        {"name": "f", "runtime": "python", "code": PY, "files": {"helper.py": "X = 1\n"}}
+    )
     (data_dir / CODE_DIR / fn.id / sha("X = 1\n")).write_text("X = 666\n")
     platform.registry._by_id = None  # the next read comes from disk
     with pytest.raises(Exception, match="does not match its hash"):

@@ -33,8 +33,9 @@ async def test_every_second_with_two_second_runs_never_overlaps(config):
     p = LocalPlatform(config, install_examples=False)
     stream = p.events({"schedule.fired", "schedule.skipped", "invocation.started", "invocation.finished"})
     try:
-        await p.create_function({"name": "slow", "runtime": "python", "code": SLOW, "timeout": 10,
-                                 "schedules": [{"every": "1s"}]})
+        await p.create_function(
+            {"name": "slow", "runtime": "python", "code": SLOW, "timeout": 10, "schedules": [{"every": "1s"}]}
+        )
         t0 = time.monotonic()
 
         def two_runs_done(seen):
@@ -68,8 +69,15 @@ async def test_overlap_queue_runs_each_due_tick_in_turn(config):
     p = LocalPlatform(config, install_examples=False)
     stream = p.events({"schedule.fired", "invocation.started", "invocation.finished"})
     try:
-        await p.create_function({"name": "queued", "runtime": "python", "code": SLOW, "timeout": 10,
-                                 "schedules": [{"every": "1s", "overlap": "queue"}]})
+        await p.create_function(
+            {
+                "name": "queued",
+                "runtime": "python",
+                "code": SLOW,
+                "timeout": 10,
+                "schedules": [{"every": "1s", "overlap": "queue"}],
+            }
+        )
         seen = await _collect(stream, lambda s: sum(e.kind == "invocation.finished" for e in s) >= 2, deadline=15)
         assert sum(e.kind == "schedule.fired" for e in seen) >= 3  # the tick during the first run was queued
         in_flight = peak = 0
@@ -130,8 +138,9 @@ async def test_last_runs_are_durable_and_a_pass_through_owner_runs_none(config, 
     p = LocalPlatform(config, install_examples=False)
     stream = p.events({"invocation.finished"})
     try:
-        fn = await p.create_function({"name": "tick", "runtime": "python", "code": QUICK,
-                                      "schedules": [{"every": "1s"}]})
+        fn = await p.create_function(
+            {"name": "tick", "runtime": "python", "code": QUICK, "schedules": [{"every": "1s"}]}
+        )
         await _collect(stream, lambda s: bool(s), deadline=15)
     finally:
         await stream.aclose()
@@ -178,8 +187,9 @@ async def test_an_attached_client_sees_the_owners_schedules_and_may_publish(conf
     owner = LocalPlatform(config, install_examples=False, serve_socket=True)
     try:
         await owner.start()
-        await owner.create_function({"name": "owned", "runtime": "python", "code": QUICK,
-                                     "schedules": [{"cron": "@hourly"}]})
+        await owner.create_function(
+            {"name": "owned", "runtime": "python", "code": QUICK, "schedules": [{"cron": "@hourly"}]}
+        )
         attached = attach_to_socket(config.data_dir)
         try:
             fn = await attached.update_function("owned", {"http": {"public": True}})
@@ -204,8 +214,10 @@ async def test_a_console_attached_to_a_serve_by_its_socket_sees_the_tcp_endpoint
     server = start_server(tmp_path / "srv", "--mode", "release", cache=shared_cache)
     try:
         with server.client() as c:
-            assert c.post("/api/v1/functions", json={"name": "via sock", "runtime": "python",
-                                                     "code": QUICK}).status_code == 201
+            assert (
+                c.post("/api/v1/functions", json={"name": "via sock", "runtime": "python", "code": QUICK}).status_code
+                == 201
+            )
         attached = attach_to_socket(server.data_dir)
         try:
             t = await attached.function_triggers("via sock")

@@ -35,7 +35,9 @@ WRITER = textwrap.dedent(
 def _writer(path: Path, tag: str, count: int, pad: int = 0) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-c", WRITER, str(path), tag, str(count), str(pad)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -151,8 +153,9 @@ HOLDER = textwrap.dedent(
 
 
 def test_a_second_process_is_told_which_pid_holds_the_data_dir(tmp_path):
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(tmp_path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(DataDirLocked) as exc:

@@ -31,10 +31,21 @@ def _registry(backend, tmp_path, **kw):
 
 def _record(fn_id="f1", status="success", trigger="manual", when=None, **kw):
     now = when or datetime.now(UTC)
-    return InvocationRecord(id=kw.pop("id", str(uuid.uuid4())), function_id=fn_id, function_name=f"name-{fn_id}",
-                            status=status, trigger=trigger, started_at=now, finished_at=now, duration_ms=1.0,
-                            function_version=1, runtime="python",
-                            event={"n": kw.pop("n", 0)}, result=None, **kw)
+    return InvocationRecord(
+        id=kw.pop("id", str(uuid.uuid4())),
+        function_id=fn_id,
+        function_name=f"name-{fn_id}",
+        status=status,
+        trigger=trigger,
+        started_at=now,
+        finished_at=now,
+        duration_ms=1.0,
+        function_version=1,
+        runtime="python",
+        event={"n": kw.pop("n", 0)},
+        result=None,
+        **kw,
+    )
 
 
 def test_documents_insert_get_upsert_remove_and_transactions(backend):
@@ -70,8 +81,14 @@ def test_documents_insert_get_upsert_remove_and_transactions(backend):
 
 def test_registry_keeps_functions_versions_files_and_saved_events(backend, tmp_path):
     reg = _registry(backend, tmp_path, max_versions=3)
-    fn = reg.create({"name": "hello", "runtime": "python", "code": "def handler(e, c):\n    return 1\n",
-                     "files": {"lib/util.py": "X = 1\n"}})
+    fn = reg.create(
+        {
+            "name": "hello",
+            "runtime": "python",
+            "code": "def handler(e, c):\n    return 1\n",
+            "files": {"lib/util.py": "X = 1\n"},
+        }
+    )
     for i in range(4):
         reg.update("hello", {"code": f"def handler(e, c):\n    return {i + 2}\n"})
     assert reg.get("HELLO").version == 5
@@ -98,8 +115,13 @@ def test_history_queries_match_on_both_backends(backend, tmp_path):
     base = datetime.now(UTC) - timedelta(minutes=10)
     ids = []
     for i in range(30):
-        rec = _record(fn_id="f1" if i % 2 else "f2", status="failed" if i % 3 == 0 else "success",
-                      trigger="http" if i % 5 == 0 else "manual", when=base + timedelta(seconds=i), n=i)
+        rec = _record(
+            fn_id="f1" if i % 2 else "f2",
+            status="failed" if i % 3 == 0 else "success",
+            trigger="http" if i % 5 == 0 else "manual",
+            when=base + timedelta(seconds=i),
+            n=i,
+        )
         ids.append(rec.id)
         h.add(rec)
     h.flush()
@@ -137,11 +159,13 @@ def test_history_retention_keeps_the_newest(backend, tmp_path):
 
 def test_without_a_url_nothing_of_psycopg_is_imported(tmp_path):
     data = str(tmp_path / "d")
-    code = ("import sys, asyncio; from core.config import load_config; from core.local import LocalPlatform; "
-            f"p = LocalPlatform(load_config(flags={{'storage.data_dir': {data!r}}}), install_examples=False); "
-            "asyncio.run(p.close()); "
-            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('psycopg', 'psycopg_pool') "
-            "or m == 'core.storage.postgres'); print(bad); sys.exit(1 if bad else 0)")
+    code = (
+        "import sys, asyncio; from core.config import load_config; from core.local import LocalPlatform; "
+        f"p = LocalPlatform(load_config(flags={{'storage.data_dir': {data!r}}}), install_examples=False); "
+        "asyncio.run(p.close()); "
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('psycopg', 'psycopg_pool') "
+        "or m == 'core.storage.postgres'); print(bad); sys.exit(1 if bad else 0)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
 
@@ -150,15 +174,19 @@ def test_storage_url_from_env_file_and_the_originals_storage_yaml(tmp_path):
     from core.config import load_config
     from core.errors import ConfigError
 
-    assert load_config(environ={"CLOUDFN_STORAGE_URL": "postgresql://u:p@db/x"})["storage.url"] == "postgresql://u:p@db/x"
+    assert (
+        load_config(environ={"CLOUDFN_STORAGE_URL": "postgresql://u:p@db/x"})["storage.url"] == "postgresql://u:p@db/x"
+    )
     assert load_config(environ={"CLOUDFN_STORAGE_URL": "none"})["storage.url"] is None
     with pytest.raises(ConfigError, match="CLOUDFN_STORAGE_URL.*postgresql://USER:PASSWORD@HOST:PORT/DATABASE") as exc:
         load_config(environ={"CLOUDFN_STORAGE_URL": "mysql://u:hunter2@db/x?password=hunter3"})
     assert "hunter" not in exc.value.message and "u:***@" in exc.value.message
     f = tmp_path / "storage.yaml"
-    f.write_text('storage:\n  primary:\n    type: "postgresql"\n    host: "${DB_HOST}"\n    port: 5432\n'
-                 '    database: "cloudfunction"\n    username: "${DB_USER}"\n    password: "${DB_PASSWORD}"\n'
-                 '    ssl_mode: "require"\n')
+    f.write_text(
+        'storage:\n  primary:\n    type: "postgresql"\n    host: "${DB_HOST}"\n    port: 5432\n'
+        '    database: "cloudfunction"\n    username: "${DB_USER}"\n    password: "${DB_PASSWORD}"\n'
+        '    ssl_mode: "require"\n'
+    )
     env = {"DB_HOST": "db.internal", "DB_USER": "cf", "DB_PASSWORD": "s3cr/t"}
     with pytest.MonkeyPatch.context() as mp:
         for k, v in env.items():
@@ -191,8 +219,10 @@ async def test_info_shows_the_backend_with_the_password_masked(tmp_path, pg_url,
     from core.config import load_config
     from core.local import LocalPlatform
 
-    p = LocalPlatform(load_config(environ={}, flags={"storage.data_dir": str(tmp_path / "d"), "storage.url": pg_url}),
-                      install_examples=False)
+    p = LocalPlatform(
+        load_config(environ={}, flags={"storage.data_dir": str(tmp_path / "d"), "storage.url": pg_url}),
+        install_examples=False,
+    )
     try:
         info = await p.info()
     finally:

@@ -7,20 +7,24 @@ import argparse
 
 def register(sub: argparse._SubParsersAction) -> None:
     w = sub.add_parser(
-        "worker", help="run functions for a cluster's gateways (needs cluster.nats_url)",
+        "worker",
+        help="run functions for a cluster's gateways (needs cluster.nats_url)",
         description="Join the cluster at cluster.nats_url (CLOUDFN_CLUSTER_NATS_URL) as a worker: run the "
-                    "invocations gateways send, in today's sandbox, with this data directory for its own "
-                    "dependency environments and caches. SIGTERM/SIGINT: in-flight invocations finish first.")
+        "invocations gateways send, in today's sandbox, with this data directory for its own "
+        "dependency environments and caches. SIGTERM/SIGINT: in-flight invocations finish first.",
+    )
     w.add_argument("--nats", metavar="URL", help="the NATS server (default: cluster.nats_url)")
     w.add_argument("--node-id", metavar="NAME", help="this node's name (default: cluster.node_id, else host-pid)")
     w.set_defaults(main=run_worker_command)
     c = sub.add_parser("cluster", help="cluster mode: try it on one machine")
     csub = c.add_subparsers(dest="cluster_command", metavar="COMMAND", required=True)
     up = csub.add_parser(
-        "up", help="start nats-server, one gateway and two workers here; Ctrl-C stops them all",
+        "up",
+        help="start nats-server, one gateway and two workers here; Ctrl-C stops them all",
         description="Start a local cluster: nats-server (Debian's nats-server package) with JetStream and a "
-                    "token on a free loopback port, one gateway (`cloudfn serve`) and two workers, each with a "
-                    "data directory under DIR. Prints where they are; Ctrl-C stops them all.")
+        "token on a free loopback port, one gateway (`cloudfn serve`) and two workers, each with a "
+        "data directory under DIR. Prints where they are; Ctrl-C stops them all.",
+    )
     up.add_argument("--dir", metavar="DIR", help="where the nodes keep their data (default: <data_dir>/cluster)")
     up.add_argument("--workers", type=int, default=2, help="workers to start (default 2)")
     up.add_argument("--port", type=int, default=8080, help="the gateway's port (default 8080; 0 picks one)")
@@ -31,9 +35,16 @@ def _config(args: argparse.Namespace) -> object:
     from cloudfn_tui.cli import report_ignored
     from core.config import load_config
 
-    return report_ignored(load_config(args.config, flags={
-        "storage.data_dir": args.data_dir, "cluster.nats_url": getattr(args, "nats", None),
-        "cluster.node_id": getattr(args, "node_id", None)}))
+    return report_ignored(
+        load_config(
+            args.config,
+            flags={
+                "storage.data_dir": args.data_dir,
+                "cluster.nats_url": getattr(args, "nats", None),
+                "cluster.node_id": getattr(args, "node_id", None),
+            },
+        )
+    )
 
 
 def run_worker_command(args: argparse.Namespace) -> int:

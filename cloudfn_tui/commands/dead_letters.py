@@ -52,8 +52,9 @@ async def invoke_async(api: PlatformAPI, args: argparse.Namespace, event: Any, c
     elif view.status == "queued" and not args.wait:
         print(f"queued {view.function_name}: invocation {view.invocation_id}")
         if not getattr(api, "consume_async", True):
-            print("it runs when a console or `cloudfn serve` owns this data directory (or pass --wait)",
-                  file=sys.stderr)
+            print(
+                "it runs when a console or `cloudfn serve` owns this data directory (or pass --wait)", file=sys.stderr
+            )
         print(f"(`cloudfn history --id {view.invocation_id[:13]}` shows it once it ran)", file=sys.stderr)
     else:
         print(status_text(view))
@@ -61,11 +62,16 @@ async def invoke_async(api: PlatformAPI, args: argparse.Namespace, event: Any, c
 
 
 def dead_letter_text(d: DeadLetter) -> str:
-    lines = [f"{d.id}  {d.function_name}  dead since {output.when(d.dead_at)} (queued {output.when(d.enqueued_at)})",
-             f"  reason: {d.reason}", f"  event: {output._pretty(d.event)}"]
+    lines = [
+        f"{d.id}  {d.function_name}  dead since {output.when(d.dead_at)} (queued {output.when(d.enqueued_at)})",
+        f"  reason: {d.reason}",
+        f"  event: {output._pretty(d.event)}",
+    ]
     for e in d.errors:
-        lines.append(f"  attempt {e.attempt} at {output.when(e.time)}: {e.error_type or 'error'}: "
-                     f"{(e.error.splitlines() or [''])[0]}")
+        lines.append(
+            f"  attempt {e.attempt} at {output.when(e.time)}: {e.error_type or 'error'}: "
+            f"{(e.error.splitlines() or [''])[0]}"
+        )
     return "\n".join(lines)
 
 
@@ -80,8 +86,9 @@ async def cmd_dead_letters(api: PlatformAPI, args: argparse.Namespace) -> int:
     if args.delete:
         if not args.yes:
             if not sys.stdin.isatty():
-                raise InvalidInput("dead letter", [FieldError(
-                    "--yes", "needed to delete without a terminal to confirm on")])
+                raise InvalidInput(
+                    "dead letter", [FieldError("--yes", "needed to delete without a terminal to confirm on")]
+                )
             answer = input(f"Delete dead letter {args.delete}? Its event is lost. [y/N] ")
             if answer.strip().lower() not in ("y", "yes"):
                 print("not deleted")
@@ -102,6 +109,5 @@ async def cmd_dead_letters(api: PlatformAPI, args: argparse.Namespace) -> int:
         print("no dead letters" + (f" for {args.name}" if args.name else ""))
         return 0
     print("\n\n".join(dead_letter_text(d) for d in items))
-    print(f"\n{len(items)} dead letter(s): `cloudfn dead-letters --replay ID` queues one again, "
-          "`--delete ID` drops it")
+    print(f"\n{len(items)} dead letter(s): `cloudfn dead-letters --replay ID` queues one again, `--delete ID` drops it")
     return 0

@@ -29,8 +29,11 @@ async def _either(event: asyncio.Event, task: asyncio.Future) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    c = sub.add_parser("deps", help="list a function's installed dependencies (package, version)",
-                       description="list a function's installed dependencies; --rebuild reinstalls them")
+    c = sub.add_parser(
+        "deps",
+        help="list a function's installed dependencies (package, version)",
+        description="list a function's installed dependencies; --rebuild reinstalls them",
+    )
     c.set_defaults(run=cmd_deps)
     c.add_argument("name", help="name or id")
     c.add_argument("--rebuild", action="store_true", help="reinstall the dependencies (the cache entry is replaced)")
@@ -51,14 +54,18 @@ async def cmd_deps(api: PlatformAPI, args: argparse.Namespace) -> int:
         print(f"{fn.name} has no dependencies (set them with a {_manifest_hint(fn.runtime)})")
         return 0
     if not report.get("installed"):
-        print(f"{fn.name}: the dependencies in its {report['manifest']} are not installed yet; "
-              f"they install at its next invocation, or now with `cloudfn deps {fn.name} --rebuild`")
+        print(
+            f"{fn.name}: the dependencies in its {report['manifest']} are not installed yet; "
+            f"they install at its next invocation, or now with `cloudfn deps {fn.name} --rebuild`"
+        )
         return 0
     output.print_table(["PACKAGE", "VERSION"], [[p["name"], p["version"]] for p in report["packages"]])
     size = report.get("bytes") or 0
     n = len(report["packages"])
-    print(f"{n} package{'s' if n != 1 else ''} from {report['manifest']}, {size / 1e6:.1f} MB, "
-          f"environment {report.get('key', '')[:12]}")
+    print(
+        f"{n} package{'s' if n != 1 else ''} from {report['manifest']}, {size / 1e6:.1f} MB, "
+        f"environment {report.get('key', '')[:12]}"
+    )
     return 0
 
 

@@ -50,13 +50,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--unset-env", action="append", default=[], metavar="KEY", help="remove a variable")
     c.add_argument("--json", action="store_true")
 
-    c = cmd("deploy", "create or update a function from a folder with a function.yaml (every file in it "
-                      "but what .cloudfnignore lists)", cmd_deploy)
+    c = cmd(
+        "deploy",
+        "create or update a function from a folder with a function.yaml (every file in it "
+        "but what .cloudfnignore lists)",
+        cmd_deploy,
+    )
     c.add_argument("dir", type=Path)
     c.add_argument("--json", action="store_true")
 
-    c = cmd("import", "create or update functions from the original platform's data folder "
-                      "(functions.json and its fn_* folders)", cmd_import)
+    c = cmd(
+        "import",
+        "create or update functions from the original platform's data folder (functions.json and its fn_* folders)",
+        cmd_import,
+    )
     c.add_argument("dir", type=Path, help="the folder holding functions.json (the original's ./data)")
     c.add_argument("--dry-run", action="store_true", help="print what would change, change nothing")
     c.add_argument("--json", action="store_true")
@@ -86,10 +93,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--event-file", metavar="FILE", type=Path, help="read the event from a JSON file ('-' for stdin)")
     c.add_argument("--context", metavar="JSON", help="context, a JSON object of strings")
     c.add_argument("--json", action="store_true", help="print the whole invoke result as JSON")
-    c.add_argument("--async", dest="asynchronous", action="store_true",
-                   help="queue it and print its invocation id at once; retries follow the function's async settings")
-    c.add_argument("--wait", type=float, metavar="SECONDS",
-                   help="with --async: wait up to SECONDS (at most 60) for it to succeed or become a dead letter")
+    c.add_argument(
+        "--async",
+        dest="asynchronous",
+        action="store_true",
+        help="queue it and print its invocation id at once; retries follow the function's async settings",
+    )
+    c.add_argument(
+        "--wait",
+        type=float,
+        metavar="SECONDS",
+        help="with --async: wait up to SECONDS (at most 60) for it to succeed or become a dead letter",
+    )
 
 
 def _settings_flags(c: argparse.ArgumentParser) -> None:
@@ -99,21 +114,43 @@ def _settings_flags(c: argparse.ArgumentParser) -> None:
     c.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="set a variable (repeatable)")
     c.add_argument("--description")
     c.add_argument("--max-concurrency", type=int, metavar="N")
-    c.add_argument("--network", action=argparse.BooleanOptionalAction, default=None,
-                   help="allow network access (off by default)")
+    c.add_argument(
+        "--network", action=argparse.BooleanOptionalAction, default=None, help="allow network access (off by default)"
+    )
     # secrets (issue 17): names only; values are set with `cloudfn secrets set`
-    c.add_argument("--secret", action="append", default=None, metavar="NAME",
-                   help="a secret the function may read at /run/secrets/NAME (repeatable; replaces the list)")
-    c.add_argument("--secret-env", action="append", default=None, metavar="ENV=NAME",
-                   help="set variable ENV to secret NAME's value (repeatable; replaces the mapping)")
-    c.add_argument("--deps-file", type=Path, metavar="FILE",
-                   help="the dependency manifest: requirements.txt (python) or package.json (nodejs)")
-    c.add_argument("--source-builds", action=argparse.BooleanOptionalAction, default=None,
-                   help="let Python dependencies build from source (runs their build code, sandboxed)")
-    c.add_argument("--async", dest="async_settings", metavar="JSON",
-                   help='asynchronous invocation settings, e.g. \'{"max_retries": 1, "retry_backoff": 5, '
-                        '"on_failure": "alert-fn"}\' (replaces the whole block)')
-
+    c.add_argument(
+        "--secret",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="a secret the function may read at /run/secrets/NAME (repeatable; replaces the list)",
+    )
+    c.add_argument(
+        "--secret-env",
+        action="append",
+        default=None,
+        metavar="ENV=NAME",
+        help="set variable ENV to secret NAME's value (repeatable; replaces the mapping)",
+    )
+    c.add_argument(
+        "--deps-file",
+        type=Path,
+        metavar="FILE",
+        help="the dependency manifest: requirements.txt (python) or package.json (nodejs)",
+    )
+    c.add_argument(
+        "--source-builds",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="let Python dependencies build from source (runs their build code, sandboxed)",
+    )
+    c.add_argument(
+        "--async",
+        dest="async_settings",
+        metavar="JSON",
+        help='asynchronous invocation settings, e.g. \'{"max_retries": 1, "retry_backoff": 5, '
+        '"on_failure": "alert-fn"}\' (replaces the whole block)',
+    )
 
 
 async def cmd_info(api: PlatformAPI, args: argparse.Namespace) -> int:
@@ -222,6 +259,7 @@ async def cmd_update(api: PlatformAPI, args: argparse.Namespace) -> int:
 
 async def cmd_deploy(api: PlatformAPI, args: argparse.Namespace) -> int:
     from core.bundle import load_bundle
+
     spec = load_bundle(args.dir).spec
     try:
         existing = await api.get_function(spec.name)
@@ -242,8 +280,13 @@ async def cmd_import(api: PlatformAPI, args: argparse.Namespace) -> int:
     outcomes = await import_seed_folder(api, args.dir, dry_run=args.dry_run)
     failed = sum(1 for o in outcomes if o.action == "failed")
     if args.json:
-        output.print_json({"dry_run": args.dry_run, "results": [vars(o) for o in outcomes],
-                           "summary": summary(outcomes, args.dry_run)})
+        output.print_json(
+            {
+                "dry_run": args.dry_run,
+                "results": [vars(o) for o in outcomes],
+                "summary": summary(outcomes, args.dry_run),
+            }
+        )
     else:
         for o in outcomes:
             print(o.line(args.dry_run))
@@ -287,8 +330,18 @@ async def cmd_versions(api: PlatformAPI, args: argparse.Namespace) -> int:
     else:
         output.print_table(
             ["VERSION", "UPDATED", "RUNTIME", "HANDLER", "TIMEOUT", "MEMORY", "CODE"],
-            [[v.version, output.when(v.updated_at), v.runtime, v.handler, f"{v.timeout}s", f"{v.memory}MB",
-              f"{len(v.code.splitlines())} lines"] for v in versions],
+            [
+                [
+                    v.version,
+                    output.when(v.updated_at),
+                    v.runtime,
+                    v.handler,
+                    f"{v.timeout}s",
+                    f"{v.memory}MB",
+                    f"{len(v.code.splitlines())} lines",
+                ]
+                for v in versions
+            ],
         )
     return 0
 

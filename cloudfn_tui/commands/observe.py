@@ -25,8 +25,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--trigger", choices=list(TRIGGERS), help="only invocations started this way")
     c.add_argument("--since", type=_when, metavar="TIME", help="ISO time, or an age like 10m, 2h, 1d")
     c.add_argument("--limit", type=int, default=20)
-    c.add_argument("--id", dest="invocation", metavar="INVOCATION_ID",
-                   help="show one invocation in full (its id, or a unique start of it)")
+    c.add_argument(
+        "--id",
+        dest="invocation",
+        metavar="INVOCATION_ID",
+        help="show one invocation in full (its id, or a unique start of it)",
+    )
     c.add_argument("--json", action="store_true")
 
     c = cmd("logs", "show platform and function logs", cmd_logs)
@@ -39,20 +43,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--limit", type=int, default=100)
     c.add_argument("--json", action="store_true", help="one JSON object a line")
 
-    c = cmd("metrics", "show invocation metrics: a running owner's live counts, else computed from the history",
-            cmd_metrics)
+    c = cmd(
+        "metrics", "show invocation metrics: a running owner's live counts, else computed from the history", cmd_metrics
+    )
     c.add_argument("--function", metavar="NAME")
-    c.add_argument("--since", type=_when, metavar="TIME",
-                   help="compute from the history since this ISO time or age like 10m, 2h, 1d (default without a "
-                        "running console or server: the last hour)")
+    c.add_argument(
+        "--since",
+        type=_when,
+        metavar="TIME",
+        help="compute from the history since this ISO time or age like 10m, 2h, 1d (default without a "
+        "running console or server: the last hour)",
+    )
     fmt = c.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true")
     fmt.add_argument("--prometheus", action="store_true", help="Prometheus text format")
 
-    alerts = sub.add_parser("alerts", help="alert rules, their state and history",
-                            description="alert rules, their state and history")
-    asub = alerts.add_subparsers(dest="alerts_command", metavar="ACTION", required=True,
-                                 parser_class=type(alerts))
+    alerts = sub.add_parser(
+        "alerts", help="alert rules, their state and history", description="alert rules, their state and history"
+    )
+    asub = alerts.add_subparsers(dest="alerts_command", metavar="ACTION", required=True, parser_class=type(alerts))
     c = cmd("list", "rules with their current state", cmd_alerts_list, asub)
     c.add_argument("--json", action="store_true")
     for name, run, help in (("add", cmd_alerts_add, "add a rule"), ("update", cmd_alerts_update, "change a rule")):
@@ -104,8 +113,20 @@ async def cmd_history(api: PlatformAPI, args: argparse.Namespace) -> int:
         return 0
     output.print_table(
         ["STARTED", "FUNCTION", "VER", "STATUS", "ERROR", "DURATION", "START", "TRIGGER", "ID"],
-        [[output.when(r.started_at), r.function_name, r.function_version, r.status, r.error_type or "",
-          f"{r.duration:.1f}ms", "cold" if r.cold_start else "warm", r.trigger, r.id] for r in records],
+        [
+            [
+                output.when(r.started_at),
+                r.function_name,
+                r.function_version,
+                r.status,
+                r.error_type or "",
+                f"{r.duration:.1f}ms",
+                "cold" if r.cold_start else "warm",
+                r.trigger,
+                r.id,
+            ]
+            for r in records
+        ],
     )
     return 0
 
@@ -136,10 +157,12 @@ async def cmd_logs(api: PlatformAPI, args: argparse.Namespace) -> int:
     floor = LEVEL_NUM[normalize_level(args.level)] if args.level else 0
 
     def wanted(rec: LogRecord) -> bool:
-        return (LEVEL_NUM.get(rec.level, 0) >= floor
-                and (not args.function or rec.function == args.function)
-                and (not args.invocation or rec.invocation_id == args.invocation)
-                and (not args.grep or args.grep.lower() in rec.message.lower()))
+        return (
+            LEVEL_NUM.get(rec.level, 0) >= floor
+            and (not args.function or rec.function == args.function)
+            and (not args.invocation or rec.invocation_id == args.invocation)
+            and (not args.grep or args.grep.lower() in rec.message.lower())
+        )
 
     if log_file is not None:
         # This machine's data directory: follow its log file, which every owner writes, so
@@ -217,7 +240,7 @@ def _local_log_file(api: PlatformAPI, args: argparse.Namespace):
     if isinstance(api, LocalPlatform) and logs is not None:
         return Path(logs.path)
     if str(getattr(api, "url", "")).startswith("unix:"):
-        return Path(api.url[len("unix:"):]).parent / "logs" / "cloudfn.jsonl"
+        return Path(api.url[len("unix:") :]).parent / "logs" / "cloudfn.jsonl"
     return None
 
 
@@ -284,8 +307,7 @@ async def cmd_metrics(api: PlatformAPI, args: argparse.Namespace) -> int:
     # Owning here means no console or server runs: live counts would start from zero, so the
     # history is counted instead (and whenever --since asks for a period).
     if args.since is not None or isinstance(api, LocalPlatform):
-        since = args.since or datetime.fromtimestamp(datetime.now(UTC).timestamp() - HISTORY_WINDOW,
-                                                     UTC)
+        since = args.since or datetime.fromtimestamp(datetime.now(UTC).timestamp() - HISTORY_WINDOW, UTC)
         engine, count = await _metrics_from_history(api, args.function, since)
         if args.prometheus:
             print(engine.prometheus(function_count=count), end="")
@@ -307,9 +329,18 @@ async def cmd_metrics(api: PlatformAPI, args: argparse.Namespace) -> int:
 
 
 def _rule_fields(args: argparse.Namespace) -> dict:
-    fields = {"metric": args.metric, "comparison": args.comparison, "threshold": args.threshold,
-              "scope": args.scope, "window": args.window, "for": args.for_, "severity": args.severity,
-              "webhook": args.webhook, "description": args.description, "enabled": args.enabled}
+    fields = {
+        "metric": args.metric,
+        "comparison": args.comparison,
+        "threshold": args.threshold,
+        "scope": args.scope,
+        "window": args.window,
+        "for": args.for_,
+        "severity": args.severity,
+        "webhook": args.webhook,
+        "description": args.description,
+        "enabled": args.enabled,
+    }
     return {k: v for k, v in fields.items() if v is not None}
 
 
@@ -317,15 +348,29 @@ async def cmd_alerts_list(api: PlatformAPI, args: argparse.Namespace) -> int:
     rules = await api.list_alert_rules()
     states = {a.rule: a for a in await api.alerts()}
     if args.json:
-        output.print_json({"rules": [r.model_dump(mode="json", by_alias=True) for r in rules],
-                           "alerts": [a.model_dump(mode="json") for a in states.values()]})
+        output.print_json(
+            {
+                "rules": [r.model_dump(mode="json", by_alias=True) for r in rules],
+                "alerts": [a.model_dump(mode="json") for a in states.values()],
+            }
+        )
         return 0
     output.print_table(
         ["NAME", "STATE", "METRIC", "CONDITION", "SCOPE", "WINDOW", "FOR", "SEVERITY", "VALUE"],
-        [[r.name, (states[r.name].state if r.name in states else "inactive") if r.enabled else "disabled", r.metric,
-          f"{r.comparison} {r.threshold:g}", r.scope, f"{r.window}s", f"{r.for_}s", r.severity,
-          "" if r.name not in states or states[r.name].value is None else f"{states[r.name].value:.4g}"]
-         for r in rules],
+        [
+            [
+                r.name,
+                (states[r.name].state if r.name in states else "inactive") if r.enabled else "disabled",
+                r.metric,
+                f"{r.comparison} {r.threshold:g}",
+                r.scope,
+                f"{r.window}s",
+                f"{r.for_}s",
+                r.severity,
+                "" if r.name not in states or states[r.name].value is None else f"{states[r.name].value:.4g}",
+            ]
+            for r in rules
+        ],
     )
     return 0
 
@@ -368,8 +413,10 @@ async def cmd_alerts_delete(api: PlatformAPI, args: argparse.Namespace) -> int:
         raise NotFound(f"no alert rule named {args.name!r} (`cloudfn alerts list` shows them)")
     if not args.yes:
         if not sys.stdin.isatty():
-            raise InvalidInput("alerts delete", [FieldError(
-                "--yes", f"needed to delete alert rule {rule.name!r} without a terminal to confirm on")])
+            raise InvalidInput(
+                "alerts delete",
+                [FieldError("--yes", f"needed to delete alert rule {rule.name!r} without a terminal to confirm on")],
+            )
         answer = input(f"Delete alert rule {rule.name} ({rule.metric} {rule.comparison} {rule.threshold:g})? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             print("not deleted")

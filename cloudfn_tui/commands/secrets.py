@@ -15,9 +15,12 @@ from core.errors import FieldError, InvalidInput
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    secrets = sub.add_parser("secrets", help="write-only secrets functions read at /run/secrets/NAME",
-                             description="write-only secrets: encrypted at rest, given only to the functions "
-                                         "that list them, masked in stored logs and history")
+    secrets = sub.add_parser(
+        "secrets",
+        help="write-only secrets functions read at /run/secrets/NAME",
+        description="write-only secrets: encrypted at rest, given only to the functions "
+        "that list them, masked in stored logs and history",
+    )
     ssub = secrets.add_subparsers(dest="secrets_command", metavar="ACTION", required=True, parser_class=type(secrets))
 
     def cmd(name: str, help: str, run) -> argparse.ArgumentParser:
@@ -62,9 +65,12 @@ async def cmd_set(api: PlatformAPI, args: argparse.Namespace) -> int:
         held = f"; replaced the workers of {', '.join(info.used_by)}" if info.used_by else ""
         print(f"set secret {info.name} ({info.size} bytes){held}")
         from core.secrets import MIN_MASK_CHARS
+
         if info.size < MIN_MASK_CHARS:
-            print(f"warning: values shorter than {MIN_MASK_CHARS} characters are not masked in logs and history",
-                  file=sys.stderr)
+            print(
+                f"warning: values shorter than {MIN_MASK_CHARS} characters are not masked in logs and history",
+                file=sys.stderr,
+            )
     return 0
 
 
@@ -75,8 +81,10 @@ async def cmd_list(api: PlatformAPI, args: argparse.Namespace) -> int:
     elif not items:
         print("no secrets yet; set one with `cloudfn secrets set NAME` (the value from stdin or a prompt)")
     else:
-        output.print_table(["NAME", "SIZE", "SET", "USED BY"],
-                           [[s.name, f"{s.size} B", output.when(s.set_at), ", ".join(s.used_by) or "-"] for s in items])
+        output.print_table(
+            ["NAME", "SIZE", "SET", "USED BY"],
+            [[s.name, f"{s.size} B", output.when(s.set_at), ", ".join(s.used_by) or "-"] for s in items],
+        )
     return 0
 
 

@@ -25,13 +25,20 @@ DEFAULT_PORT = 8000
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("web", help="serve the console in a browser (textual-serve), on loopback by default",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "web",
+        help="serve the console in a browser (textual-serve), on loopback by default",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
     p.add_argument("--public-url", metavar="URL", help="the URL browsers reach this at (behind a proxy)")
-    p.add_argument("--allow-remote-access", action="store_true",
-                   help="allow binding a non-loopback address: anyone who reaches it gets the console")
+    p.add_argument(
+        "--allow-remote-access",
+        action="store_true",
+        help="allow binding a non-loopback address: anyone who reaches it gets the console",
+    )
     p.set_defaults(main=run_web)
 
 
@@ -92,11 +99,16 @@ def offline_page(template: str) -> str:
     """textual-serve's page template with every outside reference served locally; refuses (at
     start, not in a user's browser) a template that still names another host."""
     page = _FONT_CDN_LINK.sub(lambda _: _LOCAL_FONTS, template, count=1)
-    outside = re.findall(r"""(?:href|src)\s*=\s*["']?((?:https?:)?//[^"'\s>]+)""", page) + \
-        re.findall(r"""url\(\s*["']?((?:https?:)?//[^"')\s]+)""", page) + re.findall(r"@import[^;]*", page)
+    outside = (
+        re.findall(r"""(?:href|src)\s*=\s*["']?((?:https?:)?//[^"'\s>]+)""", page)
+        + re.findall(r"""url\(\s*["']?((?:https?:)?//[^"')\s]+)""", page)
+        + re.findall(r"@import[^;]*", page)
+    )
     if outside:
-        raise ConfigError(f"cloudfn web: textual-serve's page loads {outside}; this textual-serve is not the "
-                          "version cloudfn was made for (see the pin in pyproject.toml)")
+        raise ConfigError(
+            f"cloudfn web: textual-serve's page loads {outside}; this textual-serve is not the "
+            "version cloudfn was made for (see the pin in pyproject.toml)"
+        )
     return page
 
 
@@ -121,18 +133,29 @@ def _server_class():
         async def handle_websocket(self, request: web.Request) -> web.StreamResponse:
             origin = request.headers.get("Origin")
             if origin is not None and _origin(origin) not in self.origins:
-                print(f"cloudfn web: refused a websocket from the page at {origin[:100]!r} (not this console's "
-                      f"origin: {', '.join(sorted(self.origins))})", file=sys.stderr, flush=True)
-                return web.Response(status=403, text=f"websocket refused: Origin {origin[:100]!r} is not "
-                                                     f"this console's page ({_origin(self.public_url)})\n")
+                print(
+                    f"cloudfn web: refused a websocket from the page at {origin[:100]!r} (not this console's "
+                    f"origin: {', '.join(sorted(self.origins))})",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                return web.Response(
+                    status=403,
+                    text=f"websocket refused: Origin {origin[:100]!r} is not "
+                    f"this console's page ({_origin(self.public_url)})\n",
+                )
             return await super().handle_websocket(request)
 
         async def _make_app(self) -> web.Application:
             # textual-serve takes a folder of templates; ours is its own page, rewritten in memory.
             app = await super()._make_app()
             page = offline_page((self.templates_path / "app_index.html").read_text(encoding="utf-8"))
-            aiohttp_jinja2.setup(app, loader=jinja2.ChoiceLoader([jinja2.DictLoader({"app_index.html": page}),
-                                                                  jinja2.FileSystemLoader(self.templates_path)]))
+            aiohttp_jinja2.setup(
+                app,
+                loader=jinja2.ChoiceLoader(
+                    [jinja2.DictLoader({"app_index.html": page}), jinja2.FileSystemLoader(self.templates_path)]
+                ),
+            )
             return app
 
         def serve(self, debug: bool = False) -> None:
@@ -145,8 +168,14 @@ def _server_class():
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(signal.SIGINT, self.request_exit)
                 loop.add_signal_handler(signal.SIGTERM, self.request_exit)
-            web.run_app(self._make_app(), host=self.host, port=self.port, handle_signals=False, loop=loop,
-                        print=lambda *_: print(self.announce, file=sys.stderr, flush=True))
+            web.run_app(
+                self._make_app(),
+                host=self.host,
+                port=self.port,
+                handle_signals=False,
+                loop=loop,
+                print=lambda *_: print(self.announce, file=sys.stderr, flush=True),
+            )
 
     return OriginCheckedServer
 
@@ -168,8 +197,14 @@ def run_web(args: argparse.Namespace) -> int:
     bind_host = args.host.strip().strip("[]")
     url_host = f"[{bind_host}]" if ":" in bind_host else bind_host
     public_url = args.public_url or f"http://{url_host}:{args.port}"
-    server = server_class(console_command(args), host=bind_host, port=args.port, title="cloudfn",
-                          public_url=public_url, origins=allowed_origins(args.host, args.port, public_url),
-                          announce=f"cloudfn web: serving the console at {public_url} (ctrl+c stops)")
+    server = server_class(
+        console_command(args),
+        host=bind_host,
+        port=args.port,
+        title="cloudfn",
+        public_url=public_url,
+        origins=allowed_origins(args.host, args.port, public_url),
+        announce=f"cloudfn web: serving the console at {public_url} (ctrl+c stops)",
+    )
     server.serve()
     return 0

@@ -29,11 +29,17 @@ def fixes(url: str, config_file: str) -> Table:
     table.add_column()
     table.add_row("--token", f"cloudfn --remote {url} --token TOKEN")
     table.add_row("CLOUDFN_TOKEN", f"CLOUDFN_TOKEN=TOKEN cloudfn --remote {url}")
-    table.add_row("the token file", "the server keeps its token in <its data dir>/server.token (0600), made at its "
-                  "first start, unless it was started with --token or CLOUDFN_TOKEN: use that value")
-    table.add_row("a named remote", f"in {config_file}:\n"
-                  f"remotes: {{prod: {{url: \"{url}\", token_file: ~/.config/cloudfn/prod.token}}}}\n"
-                  "then: cloudfn --remote prod")
+    table.add_row(
+        "the token file",
+        "the server keeps its token in <its data dir>/server.token (0600), made at its "
+        "first start, unless it was started with --token or CLOUDFN_TOKEN: use that value",
+    )
+    table.add_row(
+        "a named remote",
+        f"in {config_file}:\n"
+        f'remotes: {{prod: {{url: "{url}", token_file: ~/.config/cloudfn/prod.token}}}}\n'
+        "then: cloudfn --remote prod",
+    )
     return table
 
 
@@ -68,8 +74,11 @@ class AuthScreen(Screen):
         self.config_file = config_file
 
     def compose(self) -> ComposeResult:
-        what = ("the token this console sent is not the server's" if self.token_sent
-                else "this console sent no token, and the server asks for one")
+        what = (
+            "the token this console sent is not the server's"
+            if self.token_sent
+            else "this console sent no token, and the server asks for one"
+        )
         with Vertical():
             yield Static(Text("The cloudfn server refused this console (401 unauthorized)", style="bold red"))
             head = Table.grid(padding=(0, 2))

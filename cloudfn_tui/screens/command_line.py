@@ -29,14 +29,33 @@ BOXES = {
 }
 
 COMMAND_WORDS = {
-    "q": "app.quit", "quit": "app.quit", "new": "new_function", "create": "new_function",
-    "delete": "delete_function", "rm": "delete_function", "invoke": "invoke", "run": "invoke",
-    "save": "save", "w": "save", "config": "configure", "configure": "configure",
-    "versions": "versions", "rollback": "versions", "events": "saved_events", "metrics": "metrics",
-    "help": "help", "refresh": "refresh", "secrets": "secrets",
-    "discard": "discard_draft", "zoom": "zoom", "diff": "result_diff",
-    "triggers": "triggers", "schedules": "triggers",
-    "dead": "dead_letters", "dead-letters": "dead_letters", "dlq": "dead_letters",
+    "q": "app.quit",
+    "quit": "app.quit",
+    "new": "new_function",
+    "create": "new_function",
+    "delete": "delete_function",
+    "rm": "delete_function",
+    "invoke": "invoke",
+    "run": "invoke",
+    "save": "save",
+    "w": "save",
+    "config": "configure",
+    "configure": "configure",
+    "versions": "versions",
+    "rollback": "versions",
+    "events": "saved_events",
+    "metrics": "metrics",
+    "help": "help",
+    "refresh": "refresh",
+    "secrets": "secrets",
+    "discard": "discard_draft",
+    "zoom": "zoom",
+    "diff": "result_diff",
+    "triggers": "triggers",
+    "schedules": "triggers",
+    "dead": "dead_letters",
+    "dead-letters": "dead_letters",
+    "dlq": "dead_letters",
 }
 
 
@@ -149,10 +168,12 @@ class CommandLineScreen(PaintOnceScreen):
         head, args = words[0].lower(), words[1:]
         if head == "import":
             # The rest of the line, spaces kept: a folder name may hold them.
-            folder = line.strip().lstrip(":").strip()[len(words[0]):].strip()
+            folder = line.strip().lstrip(":").strip()[len(words[0]) :].strip()
             if not folder:
-                self.notify("import needs a folder: :import DIR (the original's data folder with functions.json)",
-                            severity="error")
+                self.notify(
+                    "import needs a folder: :import DIR (the original's data folder with functions.json)",
+                    severity="error",
+                )
                 return
             self.run_worker(self.import_folder(Path(folder).expanduser()), group="write")
             return
@@ -190,7 +211,7 @@ class CommandLineScreen(PaintOnceScreen):
                 self.notify("levels: debug, info, warning, error", severity="error")
             return
         if head in ("file", "files"):
-            self.file_command(line.strip().lstrip(":").strip()[len(words[0]):].strip())
+            self.file_command(line.strip().lstrip(":").strip()[len(words[0]) :].strip())
             return
         if head == "deps" and self.current is not None:
             self.run_worker(self.dependencies(self.current, rebuild=args[:1] == ["rebuild"]), group="write")
@@ -211,11 +232,14 @@ class CommandLineScreen(PaintOnceScreen):
                 self.functions.select_id(fn.id)
                 self.select(fn.id)
                 return
-        self.notify(f"unknown command {head!r}: try help, new, invoke, save, delete, rollback N, deps \\[rebuild], "
-                    "theme NAME, goto PANE, level L, filter TEXT, trigger T, dead, import DIR, "
-                    "file [NAME|mv NEW|rm], q, "
-                    "or a function name",
-                    severity="error", timeout=8)
+        self.notify(
+            f"unknown command {head!r}: try help, new, invoke, save, delete, rollback N, deps \\[rebuild], "
+            "theme NAME, goto PANE, level L, filter TEXT, trigger T, dead, import DIR, "
+            "file [NAME|mv NEW|rm], q, "
+            "or a function name",
+            severity="error",
+            timeout=8,
+        )
 
     def file_command(self, rest: str) -> None:
         """`:file` lists the files; `:file NAME` shows NAME (adding it, empty, if new);
@@ -229,8 +253,12 @@ class CommandLineScreen(PaintOnceScreen):
         arg = arg.strip()
         if not rest:
             names = editor.file_names()
-            self.notify(f"{len(names)} files: " + ", ".join(names) + " · f6 next · :file NAME opens or adds · "
-                        ":file mv NEW renames · :file rm removes", title=fn.name, timeout=10)
+            self.notify(
+                f"{len(names)} files: " + ", ".join(names) + " · f6 next · :file NAME opens or adds · "
+                ":file mv NEW renames · :file rm removes",
+                title=fn.name,
+                timeout=10,
+            )
             return
         if verb in ("rm", "remove", "delete") and not arg:
             if editor.shown == editor.handler_file:
@@ -272,9 +300,15 @@ class CommandLineScreen(PaintOnceScreen):
             self.notify(f"{shown_path(path)} exists already; :file {shown_path(path)} shows it.", severity="error")
             return False
         others = {p: "" for p in editor.texts if p != editor.handler_file and not (renaming and p == editor.shown)}
-        problems = [e for e in files_errors({**others, path: ""}, self.current.runtime if self.current else None,
-                                            self.current.handler_file if self.current else "")
-                    if e.field in (f"files.{shown_path(path)}", "files")]
+        problems = [
+            e
+            for e in files_errors(
+                {**others, path: ""},
+                self.current.runtime if self.current else None,
+                self.current.handler_file if self.current else "",
+            )
+            if e.field in (f"files.{shown_path(path)}", "files")
+        ]
         if problems:
             self.notify(f"{shown_path(path)!r} {problems[0].message}", title="File name", severity="error", timeout=10)
             return False

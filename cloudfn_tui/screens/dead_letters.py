@@ -61,13 +61,21 @@ class DeadLettersScreen(Dialog):
         d = self._selected()
         body = self.query_one("#dead-preview-body", Static)
         if d is None:
-            body.update(Text("No dead letters. An asynchronous invocation lands here when it exhausts its retries, "
-                             "ages out, or its function is deleted.", style="dim"))
+            body.update(
+                Text(
+                    "No dead letters. An asynchronous invocation lands here when it exhausts its retries, "
+                    "ages out, or its function is deleted.",
+                    style="dim",
+                )
+            )
             return
-        parts: list[RenderableType] = [Text(f"{d.id}  dead {d.dead_at.astimezone():%Y-%m-%d %H:%M:%S}", style="dim"),
-                 Text(d.reason, style="bold red"), Text("event", style="bold"),
-                 Syntax(pretty(d.event), "json", theme="ansi_dark", background_color="default"),
-                 Text("attempts", style="bold")]
+        parts: list[RenderableType] = [
+            Text(f"{d.id}  dead {d.dead_at.astimezone():%Y-%m-%d %H:%M:%S}", style="dim"),
+            Text(d.reason, style="bold red"),
+            Text("event", style="bold"),
+            Syntax(pretty(d.event), "json", theme="ansi_dark", background_color="default"),
+            Text("attempts", style="bold"),
+        ]
         for e in d.errors:
             when = e.time.astimezone().strftime("%H:%M:%S")
             parts.append(Text(f"{e.attempt}. {when} {e.error_type or 'error'}: {e.error}"))

@@ -24,7 +24,7 @@ FORM_COMMANDS = [
 STARTER = {
     "python": 'def handler(event, context):\n    return {"hello": event.get("name", "world")}\n',
     "nodejs": "async function handler(event, context) {\n  return { hello: event.name || 'world' };\n}\n",
-    "go": 'func handler(event interface{}, context map[string]string) interface{} {\n'
+    "go": "func handler(event interface{}, context map[string]string) interface{} {\n"
     '\treturn map[string]interface{}{"hello": "world"}\n}\n',
 }
 
@@ -135,8 +135,7 @@ def _credential_hint(env: dict[str, str]) -> str:
     if not keys:
         return ""
     what = "looks like a credential" if len(keys) == 1 else "look like credentials"
-    return (f"⚠ {', '.join(keys)} {what}: stored and shown in plain text here; set a secret (s) and map it "
-            "below instead")
+    return f"⚠ {', '.join(keys)} {what}: stored and shown in plain text here; set a secret (s) and map it below instead"
 
 
 class ConfigureScreen(Form):
@@ -202,8 +201,10 @@ class ConfigureScreen(Form):
                 with Vertical():
                     yield Label("burst (empty: the rate)")
                     yield Input("" if rate is None else str(rate.burst), id="cfg-burst", type="integer")
-            yield Label("schedules (YAML list: - every: 30s / - cron: '*/5 * * * *', event:, timezone:, overlap:, "
-                        "catch_up:, enabled:)")
+            yield Label(
+                "schedules (YAML list: - every: 30s / - cron: '*/5 * * * *', event:, timezone:, overlap:, "
+                "catch_up:, enabled:)"
+            )
             yield TextArea(schedules_text(fn), id="cfg-schedules", soft_wrap=False)
             yield from _async_fields(fn)  # asynchronous invocation (issue 16)
             yield from _dependencies_fields(fn)  # dependencies (issue 15)
@@ -229,8 +230,12 @@ class ConfigureScreen(Form):
         q = lambda i: self.query_one(i, Input).value.strip()  # noqa: E731
         try:
             env = parse_env(self.query_one("#cfg-env", TextArea).text.splitlines(), "environment", numbered=True)
-            secret_env = parse_env(self.query_one("#cfg-secret-env", TextArea).text.splitlines(), "secret variables",
-                                   numbered=True, form="ENV=secret name")
+            secret_env = parse_env(
+                self.query_one("#cfg-secret-env", TextArea).text.splitlines(),
+                "secret variables",
+                numbered=True,
+                form="ENV=secret name",
+            )
         except InvalidInput as exc:
             self.show_error("; ".join(map(str, exc.errors)))
             return
@@ -272,7 +277,6 @@ class ConfigureScreen(Form):
         patch = {k: v for k, v in values.items() if current.get(k) != v}
         self.dismiss(patch)
 
-
     def _triggers(self) -> tuple[dict[str, Any], list[str]]:
         """http, rate_limit and schedules from the form, checked as the platform will check them
         (every bad field named, before anything is sent)."""
@@ -313,8 +317,7 @@ class ConfigureScreen(Form):
 
 
 # dependencies (issue 15): the manifest's text, for the runtimes that install from one
-DEPENDENCY_MANIFESTS = {"python": "requirements.txt: one package a line",
-                        "nodejs": "package.json text"}
+DEPENDENCY_MANIFESTS = {"python": "requirements.txt: one package a line", "nodejs": "package.json text"}
 
 
 def _dependencies_fields(fn: Function) -> ComposeResult:
@@ -356,8 +359,11 @@ def parse_schedules(text: str) -> list[Any]:
 
 
 # -- asynchronous invocation (issue 16) -----------------------------------------------------------
-_ASYNC_NUMBERS = (("max_retries", "#cfg-async-retries", int), ("retry_backoff", "#cfg-async-backoff", float),
-                  ("max_event_age", "#cfg-async-age", int))
+_ASYNC_NUMBERS = (
+    ("max_retries", "#cfg-async-retries", int),
+    ("retry_backoff", "#cfg-async-backoff", float),
+    ("max_event_age", "#cfg-async-age", int),
+)
 
 
 def _async_fields(fn: Function) -> ComposeResult:

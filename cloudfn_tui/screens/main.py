@@ -170,6 +170,7 @@ MAIN_COMMANDS = [
     ),
 ]
 
+
 class SampleEvents(dict):
     """The bundled examples' sample events, by function name (pre-fills the event editor).
 
@@ -422,8 +423,11 @@ class MainScreen(CommandLineScreen):
         """Unsaved code from an earlier console: back in the editors, with a note saying so."""
         restored = self.editor.restore_drafts()
         if restored:
-            self.notify(f"Draft restored: {', '.join(restored)}. ctrl+s saves; :discard drops the one shown.",
-                        title="Unsaved code", timeout=10)
+            self.notify(
+                f"Draft restored: {', '.join(restored)}. ctrl+s saves; :discard drops the one shown.",
+                title="Unsaved code",
+                timeout=10,
+            )
 
     def pending_drafts(self) -> dict[str, str]:
         """{function id: code} of every unsaved draft, the one in the editor included."""
@@ -482,8 +486,9 @@ class MainScreen(CommandLineScreen):
         if fn.id in self.shown_results:
             self.result_view.show(*self.shown_results[fn.id])
         else:
-            self.result_view.show_message(f"{fn.name}: {fn.description or 'no description'}\n\n"
-                                          "Invoke with ctrl+enter, ctrl+r or F5.")
+            self.result_view.show_message(
+                f"{fn.name}: {fn.description or 'no description'}\n\nInvoke with ctrl+enter, ctrl+r or F5."
+            )
 
     @work(group="prefill", exclusive=True)
     async def prefill_event(self, fn: Function) -> None:
@@ -563,8 +568,10 @@ class MainScreen(CommandLineScreen):
             return
         self._mark_line(frame.line, frame.column, frame.file)
         # The line is selected, so a key typed next replaces it: say how to leave instead.
-        self.notify(f"{frame.file}:{frame.line} in {frame.function or '?'} · esc: back to list, alt+N: pane",
-                    title="Failing line")
+        self.notify(
+            f"{frame.file}:{frame.line} in {frame.function or '?'} · esc: back to list, alt+N: pane",
+            title="Failing line",
+        )
 
     def _mark_line(self, line: int, column: int | None, file: str | None = None) -> None:
         editor = self.editor
@@ -607,8 +614,12 @@ class MainScreen(CommandLineScreen):
             self.notify(f"Saved {updated.name} as v{updated.version}.")
             return
         self._mark_line(problem.line, problem.column)
-        self.notify(f"line {problem.line}: {problem.message} · saved as v{updated.version} all the same",
-                    title="Syntax error", severity="warning", timeout=10)
+        self.notify(
+            f"line {problem.line}: {problem.message} · saved as v{updated.version} all the same",
+            title="Syntax error",
+            severity="warning",
+            timeout=10,
+        )
 
     def _replace(self, fn: Function, reload_editor: bool = True) -> None:
         self.functions.upsert(fn)
@@ -729,8 +740,12 @@ class MainScreen(CommandLineScreen):
             return
         failed = [o for o in outcomes if o.action == "failed"]
         details = "\n".join(o.line() for o in failed[:5])
-        self.notify(summary(outcomes) + (f"\n{details}" if details else ""), title="Import",
-                    severity="error" if failed else "information", timeout=12 if failed else 5)
+        self.notify(
+            summary(outcomes) + (f"\n{details}" if details else ""),
+            title="Import",
+            severity="error" if failed else "information",
+            timeout=12 if failed else 5,
+        )
         self.load_all()
 
     async def rollback(self, fn: Function, version: int) -> None:
@@ -752,8 +767,11 @@ class MainScreen(CommandLineScreen):
 
         self._drop_draft(fn.id)
         self._replace(updated)
-        self.notify(f"{updated.name} is now v{updated.version}, as v{version}: {describe_changes(fn, updated)}.",
-                    title="Rolled back", timeout=8)
+        self.notify(
+            f"{updated.name} is now v{updated.version}, as v{version}: {describe_changes(fn, updated)}.",
+            title="Rolled back",
+            timeout=8,
+        )
 
     async def dependencies(self, fn: Function, rebuild: bool = False) -> None:
         """`:deps` lists a function's installed packages; `:deps rebuild` reinstalls them (the
@@ -844,8 +862,9 @@ class MainScreen(CommandLineScreen):
                 await self.app.platform.replay_dead_letter(dead.id)
                 self.notify(f"Queued {dead.function_name}'s event again ({dead.id[:8]}).", title="Replayed")
                 return
-            ok = await self.app.push_screen_wait(ConfirmScreen(
-                f"Delete this dead letter of {dead.function_name}?", "Its event is lost."))
+            ok = await self.app.push_screen_wait(
+                ConfirmScreen(f"Delete this dead letter of {dead.function_name}?", "Its event is lost.")
+            )
             if ok:
                 await self.app.platform.delete_dead_letter(dead.id)
                 self.notify(f"Deleted the dead letter {dead.id[:8]}.")
@@ -1000,8 +1019,10 @@ class MainScreen(CommandLineScreen):
     def action_result_diff(self) -> None:
         view = self.result_view
         if not view.has_diff:
-            self.notify("No diff: it compares a saved event's run with its last one (ctrl+o picks one, "
-                        "then invoke).", severity="warning")
+            self.notify(
+                "No diff: it compares a saved event's run with its last one (ctrl+o picks one, then invoke).",
+                severity="warning",
+            )
             return
         self.action_show_pane("result")
         self.call_after_refresh(view.show_diff)

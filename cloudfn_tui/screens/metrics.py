@@ -109,10 +109,16 @@ class MetricsScreen(Screen):
                 rates = series.rates(now) if series else [0.0] * 60
                 lats = series.latencies(now) if series else [0.0] * 60
                 table.add_row(
-                    name, str(s.get("invocations") or 0), _num(s.get("success_rate"), ".1f"),
-                    _num(s.get("p50"), ".1f"), _num(s.get("p95"), ".1f"), _num(s.get("p99"), ".1f"),
-                    str(s.get("throttles") or 0), str(s.get("cold_starts") or 0),
-                    Text(spark(rates), style="green"), Text(spark(lats), style="yellow"),
+                    name,
+                    str(s.get("invocations") or 0),
+                    _num(s.get("success_rate"), ".1f"),
+                    _num(s.get("p50"), ".1f"),
+                    _num(s.get("p95"), ".1f"),
+                    _num(s.get("p99"), ".1f"),
+                    str(s.get("throttles") or 0),
+                    str(s.get("cold_starts") or 0),
+                    Text(spark(rates), style="green"),
+                    Text(spark(lats), style="yellow"),
                 )
             if table.row_count:
                 table.move_cursor(row=min(keep, table.row_count - 1))

@@ -138,10 +138,12 @@ class QuitScreen(Dialog):
     """Quitting with unsaved code. Dismisses with "save", "keep", "discard" or None (cancel)."""
 
     COMMANDS_TABLE = [
-        Command("quit.save", "s", "choose('save')", "Save", "save every draft as a new version, then quit",
-                palette=False),
-        Command("quit.keep", "k", "choose('keep')", "Keep", "keep the drafts for the next start, then quit",
-                palette=False),
+        Command(
+            "quit.save", "s", "choose('save')", "Save", "save every draft as a new version, then quit", palette=False
+        ),
+        Command(
+            "quit.keep", "k", "choose('keep')", "Keep", "keep the drafts for the next start, then quit", palette=False
+        ),
         Command("quit.discard", "d", "choose('discard')", "Discard", "drop the drafts, then quit", palette=False),
         Command("quit.cancel", "escape,c", "choose('')", "Cancel", "back to the console", palette=False),
     ]
@@ -155,8 +157,7 @@ class QuitScreen(Dialog):
         listed = ", ".join(self.names[:5]) + (f" and {len(self.names) - 5} more" if len(self.names) > 5 else "")
         with Vertical(classes="dialog confirm quit"):
             yield Static(Text(f"Unsaved code in {listed}", style="bold"), id="quit-question")
-            yield Static("Save it as new versions, keep it as drafts for the next start, or discard it?",
-                         classes="dim")
+            yield Static("Save it as new versions, keep it as drafts for the next start, or discard it?", classes="dim")
             with Horizontal(classes="buttons"):
                 yield Button("Save (s)", variant="primary", id="save")
                 yield Button("Keep draft (k)", id="keep")

@@ -125,8 +125,9 @@ class VersionsScreen(Dialog):
         table.add_columns("v", "updated", "vs current")
         for f in self.versions:
             mark = " (current)" if f.version == self.current.version else ""
-            table.add_row(f"{f.version}{mark}", f.updated_at.strftime("%m-%d %H:%M"), self._against_current(f),
-                          key=str(f.version))
+            table.add_row(
+                f"{f.version}{mark}", f.updated_at.strftime("%m-%d %H:%M"), self._against_current(f), key=str(f.version)
+            )
         table.focus()
         self._show(0)
 
@@ -149,10 +150,14 @@ class VersionsScreen(Dialog):
             body.update("no versions")
             return
         a, b = f"v{self.current.version} (current)", f"v{f.version}"
-        body.update(Group(
-            Text("settings", style="bold"), settings_diff(self.current, f, a, b),
-            Text("code", style="bold"), code_diff(self.current.code, f.code, a, b),
-        ))
+        body.update(
+            Group(
+                Text("settings", style="bold"),
+                settings_diff(self.current, f, a, b),
+                Text("code", style="bold"),
+                code_diff(self.current.code, f.code, a, b),
+            )
+        )
 
     def on_data_table_row_highlighted(self, event) -> None:
         self._show(event.cursor_row)
@@ -268,8 +273,10 @@ class InvocationScreen(Dialog):
         r = self.record
         status_style = {"success": "bold green", "failed": "bold red", "throttled": "bold yellow"}[r.status]
         head = Text.assemble(
-            (f"{r.function_name} v{r.function_version}", "bold"), "  ",
-            (r.status + (f" · {r.error_type}" if r.error_type else ""), status_style), "  ",
+            (f"{r.function_name} v{r.function_version}", "bold"),
+            "  ",
+            (r.status + (f" · {r.error_type}" if r.error_type else ""), status_style),
+            "  ",
             f"{r.duration:.1f} ms  {'cold' if r.cold_start else 'warm'}  {r.memory_used:.1f} MB  ",
             (r.started_at.strftime("%Y-%m-%d %H:%M:%S"), "dim"),
         )
@@ -281,8 +288,10 @@ class InvocationScreen(Dialog):
             Syntax(pretty(r.event), "json", theme="ansi_dark", background_color="default", word_wrap=True),
         ]
         if r.status == "success":
-            parts += [Text("result" + (" (truncated)" if r.result_truncated else ""), style="bold"),
-                      Syntax(pretty(r.result), "json", theme="ansi_dark", background_color="default", word_wrap=True)]
+            parts += [
+                Text("result" + (" (truncated)" if r.result_truncated else ""), style="bold"),
+                Syntax(pretty(r.result), "json", theme="ansi_dark", background_color="default", word_wrap=True),
+            ]
         else:
             parts += [Text("error", style="bold"), Text(r.error, style="red")]
         if r.logs:

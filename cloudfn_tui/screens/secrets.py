@@ -158,8 +158,9 @@ class SecretsScreen(Screen):
         name = self.selected()
         if name is None:
             return
-        ok = await self.app.push_screen_wait(ConfirmScreen(f"Delete secret {name}?",
-                                                           "Refused while a function holds it."))
+        ok = await self.app.push_screen_wait(
+            ConfirmScreen(f"Delete secret {name}?", "Refused while a function holds it.")
+        )
         if not ok:
             return
         try:

@@ -31,10 +31,21 @@ class TriggersScreen(Dialog):
 
     def compose(self) -> ComposeResult:
         t = self.triggers
-        body = Text("\n").join([Text("endpoint", style="bold"), Text(endpoint_line(t)), Text(""),
-                                 Text("rate limit", style="bold"), Text(rate_line(t)), Text(""),
-                                 Text("schedules", style="bold"), *(Text(line) for line in schedule_lines(t)), Text(""),
-                                 Text("asynchronous invocation", style="bold"), Text(async_line(t.async_settings))])
+        body = Text("\n").join(
+            [
+                Text("endpoint", style="bold"),
+                Text(endpoint_line(t)),
+                Text(""),
+                Text("rate limit", style="bold"),
+                Text(rate_line(t)),
+                Text(""),
+                Text("schedules", style="bold"),
+                *(Text(line) for line in schedule_lines(t)),
+                Text(""),
+                Text("asynchronous invocation", style="bold"),
+                Text(async_line(t.async_settings)),
+            ]
+        )
         with Vertical(classes="dialog wide"):
             yield Label(Text(f"Triggers of {t.function_name} — c configures · esc closes", style="bold"))
             with VerticalScroll(id="triggers-body"):

@@ -45,8 +45,10 @@ class BuildLog(Vertical):
         # second, hidden or not, and that kept the whole console busy.
         bars = list(self.query(ProgressBar))
         if running and not bars:
-            self.mount(ProgressBar(total=None, show_eta=False, show_percentage=False, id="build-progress"),
-                       after="#build-title")
+            self.mount(
+                ProgressBar(total=None, show_eta=False, show_percentage=False, id="build-progress"),
+                after="#build-title",
+            )
         elif not running:
             for bar in bars:
                 bar.remove()
@@ -79,8 +81,10 @@ class BuildLog(Vertical):
             self._progress(False)
             if data.get("ok"):
                 n = len(data.get("packages") or [])
-                self.title.update(f"Installed {n} package{'s' if n != 1 else ''} for {name} "
-                                  f"in {float(data.get('seconds') or 0):.2f} s")
+                self.title.update(
+                    f"Installed {n} package{'s' if n != 1 else ''} for {name} "
+                    f"in {float(data.get('seconds') or 0):.2f} s"
+                )
                 self.display = False
             else:
                 self.add_class("failed")

@@ -26,8 +26,9 @@ LEAVE_HINT = "esc: back to list · alt+N: pane"
 EDITOR_COMMANDS = [
     # Textual's editor moves to the line's start on ctrl+a (home does that too); people expect
     # select-all there, as in every other editor they use.
-    Command("editor.select_all", "ctrl+a", "select_all", "Select all", "select the whole text", show=False,
-            palette=False),
+    Command(
+        "editor.select_all", "ctrl+a", "select_all", "Select all", "select the whole text", show=False, palette=False
+    ),
 ]
 # Per language: the unit of one indent level (each language's usual style: PEP 8, the bundled
 # JavaScript templates' two spaces, gofmt's tabs), and what opens a block after which enter
@@ -73,9 +74,23 @@ class EditorArea(TextArea):
         return indent
 
 
-EXTENSIONS = {".py": "python", ".js": "javascript", ".mjs": "javascript", ".cjs": "javascript", ".go": "go",
-              ".json": "json", ".md": "markdown", ".yaml": "yaml", ".yml": "yaml", ".toml": "toml", ".html": "html",
-              ".css": "css", ".sh": "bash", ".sql": "sql", ".xml": "xml"}
+EXTENSIONS = {
+    ".py": "python",
+    ".js": "javascript",
+    ".mjs": "javascript",
+    ".cjs": "javascript",
+    ".go": "go",
+    ".json": "json",
+    ".md": "markdown",
+    ".yaml": "yaml",
+    ".yml": "yaml",
+    ".toml": "toml",
+    ".html": "html",
+    ".css": "css",
+    ".sh": "bash",
+    ".sql": "sql",
+    ".xml": "xml",
+}
 
 
 def _language(path: str, runtime: str | None, is_handler: bool) -> str | None:
@@ -312,16 +327,16 @@ class CodeEditor(Vertical):
             self.texts[self.shown] = self.area.text
         self.shown = path
         area = self.area
-        language = _language(path, self.function.runtime if self.function else None,
-                             path == self.handler_file)
+        language = _language(path, self.function.runtime if self.function else None, path == self.handler_file)
         if language == "go":
             area.indent_type, area.indent_width = "tabs", 4
         else:
             area.indent_type, area.indent_width = "spaces", 2 if language in ("javascript", "json", "yaml") else 4
         _load(area, self.texts.get(path, ""), language)
         saved = self._saved()
-        self._others_dirty = {p: t for p, t in self.texts.items() if p != path} != \
-            {p: t for p, t in saved.items() if p != path}
+        self._others_dirty = {p: t for p, t in self.texts.items() if p != path} != {
+            p: t for p, t in saved.items() if p != path
+        }
         self._recheck()
         self._update_strip()
 
@@ -387,7 +402,7 @@ class CodeEditor(Vertical):
         # the shown file and the one before it first: a long list is cut at the right edge
         if at > 1:
             line.append("… ", style="dim")  # files before these: shift+f6 reaches them
-        for i, name in enumerate(names[max(0, at - 1):]):
+        for i, name in enumerate(names[max(0, at - 1) :]):
             if i:
                 line.append(" │ ", style="dim")
             line.append(name, style="reverse bold" if name == self.shown else "")

@@ -82,8 +82,16 @@ class KeyFooter(Widget, can_focus=False):
         palette = app.COMMAND_PALETTE_BINDING
         if app.ENABLE_COMMAND_PALETTE and palette in active:
             _, binding, enabled, tooltip = active[palette]
-            items.append(_Item(binding.key, app.get_key_display(binding), binding.description, enabled,
-                               binding.tooltip or binding.description, True))
+            items.append(
+                _Item(
+                    binding.key,
+                    app.get_key_display(binding),
+                    binding.description,
+                    enabled,
+                    binding.tooltip or binding.description,
+                    True,
+                )
+            )
         return tuple(items)
 
     def _bindings_changed(self, screen) -> None:

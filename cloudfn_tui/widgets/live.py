@@ -106,7 +106,9 @@ def summary_from(stats: dict[str, Any] | None, series: Series | None) -> dict[st
     out: dict[str, Any] = {
         "invocations": snap.get("invocations", snap.get("total_executions")),
         "success_rate": snap.get("success_rate"),
-        "p50": lat.get("p50"), "p95": lat.get("p95"), "p99": lat.get("p99"),
+        "p50": lat.get("p50"),
+        "p95": lat.get("p95"),
+        "p99": lat.get("p99"),
         "throttles": snap.get("throttles"),
         "cold_starts": snap.get("cold_starts"),
     }
@@ -116,8 +118,11 @@ def summary_from(stats: dict[str, Any] | None, series: Series | None) -> dict[st
         out = {
             "invocations": series.invocations,
             "success_rate": 100.0 * series.successes / series.invocations if series.invocations else None,
-            "p50": lat["p50"], "p95": lat["p95"], "p99": lat["p99"],
-            "throttles": series.throttles, "cold_starts": series.cold_starts,
+            "p50": lat["p50"],
+            "p95": lat["p95"],
+            "p99": lat["p99"],
+            "throttles": series.throttles,
+            "cold_starts": series.cold_starts,
         }
     return out
 
@@ -126,9 +131,11 @@ def summary_text(title: str, s: dict[str, Any]) -> Text:
     return Text.assemble(
         (f"{title:<14}", "bold"),
         f"{s.get('invocations') or 0:>6} inv  ",
-        ("ok " + _fmt_pct(s.get("success_rate")), "green"), "  ",
+        ("ok " + _fmt_pct(s.get("success_rate")), "green"),
+        "  ",
         f"p50 {_fmt_ms(s.get('p50'))}  p95 {_fmt_ms(s.get('p95'))}  p99 {_fmt_ms(s.get('p99'))}  ",
-        (f"thr {s.get('throttles') or 0}", "yellow"), "  ",
+        (f"thr {s.get('throttles') or 0}", "yellow"),
+        "  ",
         f"cold {s.get('cold_starts') or 0}",
     )
 
@@ -238,8 +245,13 @@ class OpenInvocation(Message):
 
 HISTORY_COMMANDS = [
     Command("history.open", "enter,o", "open", "Open", "open the invocation: event, result and logs"),
-    Command("history.trigger", "t", "cycle_trigger", "Trigger",
-            "show only one trigger: manual, http, schedule, async, retry, then all again"),
+    Command(
+        "history.trigger",
+        "t",
+        "cycle_trigger",
+        "Trigger",
+        "show only one trigger: manual, http, schedule, async, retry, then all again",
+    ),
 ]
 TRIGGER_CYCLE = (None, "manual", "http", "schedule", "async", "retry")
 
@@ -258,8 +270,14 @@ class HistoryTable(VimTable):
     def on_mount(self) -> None:
         self.drawn = True
         self._title()
-        for col, width in (("time", 8), ("function", 18), ("status", 14), ("duration", 10), ("start", 5),
-                           ("trigger", 8)):
+        for col, width in (
+            ("time", 8),
+            ("function", 18),
+            ("status", 14),
+            ("duration", 10),
+            ("start", 5),
+            ("trigger", 8),
+        ):
             self.add_column(col, key=col, width=width)
         self.set_interval(0.4, self.flush)
         self.rebuild()
@@ -269,9 +287,14 @@ class HistoryTable(VimTable):
         status = rec.get("status", "")
         style = {"success": "green", "failed": "red", "throttled": "yellow"}.get(status, "")
         label = status if status == "success" else (rec.get("error_type") or status)
-        return (t, rec.get("function_name", ""), Text(label, style=style),
-                f"{float(rec.get('duration') or 0):.1f} ms", "cold" if rec.get("cold_start") else "warm",
-                rec.get("trigger") or "manual")
+        return (
+            t,
+            rec.get("function_name", ""),
+            Text(label, style=style),
+            f"{float(rec.get('duration') or 0):.1f} ms",
+            "cold" if rec.get("cold_start") else "warm",
+            rec.get("trigger") or "manual",
+        )
 
     def set_records(self, records: list[dict[str, Any]]) -> None:
         """Newest first."""

@@ -36,8 +36,11 @@ class PaneLayout(Vertical):
         self.metrics_pane = MetricsPane(id="pane-metrics")
         self.history_table = HistoryTable(id="history")
         self.alerts_pane = AlertsPane(id="pane-alerts")
-        self._lazy: dict[str, Widget] = {"metrics": self.metrics_pane, "history-tab": self.history_table,
-                                         "alerts": self.alerts_pane}
+        self._lazy: dict[str, Widget] = {
+            "metrics": self.metrics_pane,
+            "history-tab": self.history_table,
+            "alerts": self.alerts_pane,
+        }
         self._mounting: AwaitMount | None = None
         self.pane_tabs: Tabs | None = None  # the narrow layout's tabs, made when first narrow
 
@@ -65,8 +68,9 @@ class PaneLayout(Vertical):
         if self.pane_tabs is None and self.narrow:
             # Only small terminals show the pane tabs: made when first needed (14 widgets less
             # to mount and style when a wide console starts).
-            self.pane_tabs = Tabs(*[Tab(label, id=f"tab-{tab}") for tab, label, _ in PANES], id="pane-tabs",
-                                  active=f"tab-{self.pane}")
+            self.pane_tabs = Tabs(
+                *[Tab(label, id=f"tab-{tab}") for tab, label, _ in PANES], id="pane-tabs", active=f"tab-{self.pane}"
+            )
             mounting = self.mount(self.pane_tabs, before="#top")
         if self.pane_tabs is not None:
             self.pane_tabs.display = self.narrow

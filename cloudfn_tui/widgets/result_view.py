@@ -17,15 +17,24 @@ from cloudfn_tui.keymap import Command, bindings
 from core.models import InvokeResult
 
 RESULT_COMMANDS = [
-    Command("result.bottom", "G,end", "scroll_end", "Bottom", "scroll the result to its end", show=False,
-            palette=False),
+    Command(
+        "result.bottom", "G,end", "scroll_end", "Bottom", "scroll the result to its end", show=False, palette=False
+    ),
     Command("result.top", "g,home", "scroll_home", "Top", "scroll the result to its start", show=False, palette=False),
     Command("result.down", "j", "scroll_down", "Down", "scroll the result down a line", show=False, palette=False),
     Command("result.up", "k", "scroll_up", "Up", "scroll the result up a line", show=False, palette=False),
-    Command("result.page_down", "pagedown,space", "page_down", "Page down", "scroll the result a page down",
-            show=False, palette=False),
-    Command("result.page_up", "pageup,b", "page_up", "Page up", "scroll the result a page up", show=False,
-            palette=False),
+    Command(
+        "result.page_down",
+        "pagedown,space",
+        "page_down",
+        "Page down",
+        "scroll the result a page down",
+        show=False,
+        palette=False,
+    ),
+    Command(
+        "result.page_up", "pageup,b", "page_up", "Page up", "scroll the result a page up", show=False, palette=False
+    ),
 ]
 
 
@@ -88,10 +97,17 @@ def render_body(result: InvokeResult, theme: str = "ansi_dark") -> RenderableTyp
         status = Text.assemble(("✗ ", "bold red"), (kind, "bold red"))
     start = "cold" if result.cold_start else "warm"
     init = f" (init {result.init_duration:.0f} ms)" if result.cold_start and result.init_duration else ""
-    parts.append(Text.assemble(
-        status, " · ", (f"{result.duration_ms:.1f} ms", "bold"), " · ",
-        (start + init, "yellow" if result.cold_start else "cyan"), " · ", f"{result.memory_used:.1f} MB",
-    ))
+    parts.append(
+        Text.assemble(
+            status,
+            " · ",
+            (f"{result.duration_ms:.1f} ms", "bold"),
+            " · ",
+            (start + init, "yellow" if result.cold_start else "cyan"),
+            " · ",
+            f"{result.memory_used:.1f} MB",
+        )
+    )
     if result.success:
         parts.append(Syntax(pretty(result.result), "json", theme=theme, background_color="default", word_wrap=True))
     else:

@@ -90,8 +90,14 @@ class TabBar(Widget, can_focus=True):
         def control(self) -> TabBar:
             return self.tab_bar
 
-    def __init__(self, tabs: list[tuple[str, str]], active: str | None = None, *, id: str | None = None,
-                 classes: str | None = None) -> None:
+    def __init__(
+        self,
+        tabs: list[tuple[str, str]],
+        active: str | None = None,
+        *,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
         """`tabs`: (id, label) in order."""
         super().__init__(id=id, classes=classes)
         self.tabs = list(tabs)
@@ -135,8 +141,11 @@ class TabBar(Widget, can_focus=True):
         labels.append(" " * max(0, self.size.width - labels.cell_len))
         labels.stylize_before(self.rich_style)
         bar_style = self.get_component_rich_style("tab-bar--bar")
-        bar = Bar(highlight_range=highlight, highlight_style=Style.from_color(bar_style.color),
-                  background_style=Style.from_color(bar_style.bgcolor))
+        bar = Bar(
+            highlight_range=highlight,
+            highlight_style=Style.from_color(bar_style.color),
+            background_style=Style.from_color(bar_style.bgcolor),
+        )
         return Group(labels, bar)
 
     # -- keys and mouse ------------------------------------------------------------------------

@@ -46,11 +46,13 @@ def credentials(config: Config, environ: dict[str, str] | None = None) -> dict[s
         out["token"] = token
     user = config["cluster.nats_user"]
     if user:
-        password = env.get(PASSWORD_ENV) or _read_secret(config["cluster.nats_password_file"],
-                                                         "cluster.nats_password_file")
+        password = env.get(PASSWORD_ENV) or _read_secret(
+            config["cluster.nats_password_file"], "cluster.nats_password_file"
+        )
         if not password:
-            raise ConfigError(f"cluster.nats_user is set but no password: set {PASSWORD_ENV} or "
-                              "cluster.nats_password_file")
+            raise ConfigError(
+                f"cluster.nats_user is set but no password: set {PASSWORD_ENV} or cluster.nats_password_file"
+            )
         out["user"], out["password"] = user, password
     creds: Path | None = config["cluster.nats_creds_file"]
     if creds is not None:
@@ -84,10 +86,21 @@ async def connect(config: Config, name: str) -> Client:
     connected = False
     try:
         # nats-py retries a refused first connection forever once reconnects are on: bounded here.
-        nc = await asyncio.wait_for(nats.connect(
-            servers=url.split(","), name=name, connect_timeout=CONNECT_TIMEOUT, allow_reconnect=True,
-            max_reconnect_attempts=-1, reconnect_time_wait=0.5, error_cb=error_cb,
-            disconnected_cb=disconnected_cb, reconnected_cb=reconnected_cb, **kwargs), CONNECT_TIMEOUT)
+        nc = await asyncio.wait_for(
+            nats.connect(
+                servers=url.split(","),
+                name=name,
+                connect_timeout=CONNECT_TIMEOUT,
+                allow_reconnect=True,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.5,
+                error_cb=error_cb,
+                disconnected_cb=disconnected_cb,
+                reconnected_cb=reconnected_cb,
+                **kwargs,
+            ),
+            CONNECT_TIMEOUT,
+        )
         connected = True
         return nc
     except Exception as exc:  # nats-py raises NoServersError, auth errors, OSError, timeouts

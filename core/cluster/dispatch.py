@@ -32,8 +32,15 @@ from core.models import ErrorType, Function, InvokeResult, normalize_runtime
 from core.secrets import held_by
 
 log = logging.getLogger("cloudfn.cluster")
-SHARED_KINDS = ("invocation.started", "invocation.finished", "log", "alert.fired", "alert.resolved",
-                "schedule.fired", "schedule.skipped")
+SHARED_KINDS = (
+    "invocation.started",
+    "invocation.finished",
+    "log",
+    "alert.fired",
+    "alert.resolved",
+    "schedule.fired",
+    "schedule.skipped",
+)
 ACCEPT_WITHIN = 10.0  # seconds for some worker to take a request (they accept on arrival)
 START_MARGIN = 30.0  # seconds on top of the function's timeout: a cold start, a dependency install
 
@@ -64,10 +71,19 @@ class Nodes:
         for node, (at, doc) in sorted(self.seen.items()):
             age = now - at
             health = "left" if doc.get("leaving") else ("up" if age <= p.DOWN_AFTER else "down")
-            out.append({"node": node, "role": doc.get("role", "worker"), "health": health,
-                        "last_seen_s": round(age, 1), "capacity": doc.get("capacity", 0),
-                        "load": doc.get("load", 0), "runtimes": sorted(doc.get("runtimes", {})),
-                        "warm_workers": doc.get("warm_workers", 0), "served": doc.get("served", 0)})
+            out.append(
+                {
+                    "node": node,
+                    "role": doc.get("role", "worker"),
+                    "health": health,
+                    "last_seen_s": round(age, 1),
+                    "capacity": doc.get("capacity", 0),
+                    "load": doc.get("load", 0),
+                    "runtimes": sorted(doc.get("runtimes", {})),
+                    "warm_workers": doc.get("warm_workers", 0),
+                    "served": doc.get("served", 0),
+                }
+            )
         return out
 
 
@@ -112,8 +128,9 @@ class NatsDispatcher:
         await nc.publish(p.PING, b"")
         if self.bus is not None:
             await nc.subscribe(f"{p.EVENTS}.>", cb=self._on_shared_event)
-            self._share_task = asyncio.get_running_loop().create_task(self._share(nc, self.bus),
-                                                                      name="cloudfn-share-events")
+            self._share_task = asyncio.get_running_loop().create_task(
+                self._share(nc, self.bus), name="cloudfn-share-events"
+            )
         self._nc = nc
         if self.lease is not None:
             self._lease_task = asyncio.get_running_loop().create_task(self.lease.run(js), name="cloudfn-lease")
@@ -161,8 +178,9 @@ class NatsDispatcher:
             log.warning("ignored a heartbeat that is not JSON")
 
     # -- invoke --------------------------------------------------------------------------------
-    async def invoke(self, fn: Function, event: Any, context: dict[str, str] | None = None,
-                     request_id: str | None = None) -> InvokeResult:
+    async def invoke(
+        self, fn: Function, event: Any, context: dict[str, str] | None = None, request_id: str | None = None
+    ) -> InvokeResult:
         from core.models import new_uuid
 
         request_id = request_id or new_uuid()
@@ -177,20 +195,28 @@ class NatsDispatcher:
             if isinstance(exc, CloudfnError):
                 res = InvokeResult.failure(ErrorType.RUNTIME_UNAVAILABLE, f"Unavailable: {exc.message}")
             else:
-                res = InvokeResult.failure(ErrorType.WORKER_CRASHED,
-                                           f"internal error while dispatching: {type(exc).__name__}: {exc}")
-        res.invocation_id, res.function_id, res.function_name, res.function_version = \
-            request_id, fn.id, fn.name, fn.version
+                res = InvokeResult.failure(
+                    ErrorType.WORKER_CRASHED, f"internal error while dispatching: {type(exc).__name__}: {exc}"
+                )
+        res.invocation_id, res.function_id, res.function_name, res.function_version = (
+            request_id,
+            fn.id,
+            fn.name,
+            fn.version,
+        )
         if not res.duration_ms:
             res.duration_ms = (time.perf_counter() - t0) * 1000
         return res
 
-    async def _invoke(self, fn: Function, event: Any, context: dict[str, str], request_id: str,
-                      any_worker: bool = False) -> InvokeResult:
+    async def _invoke(
+        self, fn: Function, event: Any, context: dict[str, str], request_id: str, any_worker: bool = False
+    ) -> InvokeResult:
         nc = await self.ready()
         if not nc.is_connected:  # a request would wait out its whole timeout in the reconnect buffer
-            raise _Refused(f"Unavailable: the NATS server at {self.config['cluster.nats_url']} is unreachable "
-                           "(reconnecting); retry when it is back")
+            raise _Refused(
+                f"Unavailable: the NATS server at {self.config['cluster.nats_url']} is unreachable "
+                "(reconnecting); retry when it is back"
+            )
         digest = await self._publish_version(fn)
         try:
             secrets = self._secrets(fn)
@@ -198,10 +224,12 @@ class NatsDispatcher:
             return InvokeResult.failure(
                 ErrorType.RUNTIME_UNAVAILABLE,
                 f"{exc.message.split(' (')[0]}, which this function holds: set it (cloudfn secrets set NAME) or "
-                "remove it from the function's secrets and secret_env")
+                "remove it from the function's secrets and secret_env",
+            )
         try:
-            body = p.dumps({"digest": digest, "event": event, "context": context, "request_id": request_id,
-                            "secrets": secrets})
+            body = p.dumps(
+                {"digest": digest, "event": event, "context": context, "request_id": request_id, "secrets": secrets}
+            )
         except (TypeError, ValueError) as exc:
             return InvokeResult.failure(ErrorType.INVALID_EVENT, f"the event is not JSON: {exc}")
         subject = f"{p.INVOKE}.{normalize_runtime(fn.runtime)}" if any_worker else self._subject(fn)
@@ -255,14 +283,18 @@ class NatsDispatcher:
             while True:
                 try:
                     return await asyncio.wait_for(
-                        box.get(), min(p.HEARTBEAT_EVERY, max(0.01, deadline - time.monotonic())))
+                        box.get(), min(p.HEARTBEAT_EVERY, max(0.01, deadline - time.monotonic()))
+                    )
                 except TimeoutError:
                     if not self.nodes.alive(node):
-                        raise _WorkerLost(f"worker {node} stopped answering during the invocation (no heartbeat "
-                                          f"for {p.DOWN_AFTER:g} s); it may have run") from None
+                        raise _WorkerLost(
+                            f"worker {node} stopped answering during the invocation (no heartbeat "
+                            f"for {p.DOWN_AFTER:g} s); it may have run"
+                        ) from None
                     if time.monotonic() >= deadline:
-                        raise _WorkerLost(f"no answer from worker {node} within {fn.timeout + START_MARGIN:g} s; "
-                                          "it may have run") from None
+                        raise _WorkerLost(
+                            f"no answer from worker {node} within {fn.timeout + START_MARGIN:g} s; it may have run"
+                        ) from None
         finally:
             del self._boxes[token]
 
@@ -326,10 +358,14 @@ class NatsDispatcher:
             await self._nc.publish(p.CONTROL, p.dumps({"action": action, "function_id": function_id}))
 
     def cluster_info(self) -> dict[str, Any]:
-        cluster = {"nats_url": self.config["cluster.nats_url"], "node": self.node,
-                   "connected": bool(self._nc and self._nc.is_connected),
-                   "leader": self.lease.holder if self.lease else None,
-                   "is_leader": bool(self.lease and self.lease.leader), "nodes": self.nodes.describe()}
+        cluster = {
+            "nats_url": self.config["cluster.nats_url"],
+            "node": self.node,
+            "connected": bool(self._nc and self._nc.is_connected),
+            "leader": self.lease.holder if self.lease else None,
+            "is_leader": bool(self.lease and self.lease.leader),
+            "nodes": self.nodes.describe(),
+        }
         return {"mode": "cluster gateway", "cluster": cluster}
 
     def protections(self) -> dict[str, Any]:
@@ -344,11 +380,15 @@ class NatsDispatcher:
 
     def stats(self) -> dict[str, Any]:
         up = self.nodes.up()
-        return {"workers": {}, "warm_workers": sum(d.get("warm_workers", 0) for d in up),
-                "busy_workers": sum(d.get("load", 0) for d in up), "in_flight": sum(d.get("load", 0) for d in up),
-                "queued": sum(d.get("queued", 0) for d in up),
-                "burst": {fid: _summed(per_node) for fid, per_node in self.burst.items() if per_node},
-                "nodes": self.nodes.describe()}
+        return {
+            "workers": {},
+            "warm_workers": sum(d.get("warm_workers", 0) for d in up),
+            "busy_workers": sum(d.get("load", 0) for d in up),
+            "in_flight": sum(d.get("load", 0) for d in up),
+            "queued": sum(d.get("queued", 0) for d in up),
+            "burst": {fid: _summed(per_node) for fid, per_node in self.burst.items() if per_node},
+            "nodes": self.nodes.describe(),
+        }
 
     async def close(self) -> None:
         self._closed = True
@@ -380,11 +420,18 @@ def _summed(per_node: dict[str, dict[str, Any]]) -> dict[str, Any]:
         return max(vals) if vals else None
 
     out: dict[str, Any] = {
-        "name": docs[0].get("name"), "runtime": docs[0].get("runtime"), "workers_started": started,
+        "name": docs[0].get("name"),
+        "runtime": docs[0].get("runtime"),
+        "workers_started": started,
         "start_ms_avg": round(cold / started, 3) if started else None,
-        "queue_wait_ms": {"sum": round(sum(w.get("sum", 0) for w in waits), 3), "max": most("max"),
-                          "p50": most("p50"), "p99": most("p99")},
-        "nodes": sorted(per_node)}
+        "queue_wait_ms": {
+            "sum": round(sum(w.get("sum", 0) for w in waits), 3),
+            "max": most("max"),
+            "p50": most("p50"),
+            "p99": most("p99"),
+        },
+        "nodes": sorted(per_node),
+    }
     for k in ("background_starts", "spare_starts", "clones", "queue_waits"):
         out[k] = sum(d.get(k, 0) for d in docs)
     return out

@@ -45,19 +45,27 @@ class NatsServer:
 
 def start_nats(store_dir: Path, token: str, deadline: float = 30.0, binary: str | None = None) -> NatsServer:
     """Start nats-server with JetStream, requiring `token` from every client."""
-    exe = binary or shutil.which("nats-server") or ("/usr/sbin/nats-server" if Path("/usr/sbin/nats-server").exists()
-                                                    else None)
+    exe = (
+        binary
+        or shutil.which("nats-server")
+        or ("/usr/sbin/nats-server" if Path("/usr/sbin/nats-server").exists() else None)
+    )
     if exe is None:
-        raise Unavailable("nats-server is not installed: apt-get install nats-server (Debian), or give "
-                          "cluster.nats_url of a running one")
+        raise Unavailable(
+            "nats-server is not installed: apt-get install nats-server (Debian), or give "
+            "cluster.nats_url of a running one"
+        )
     store_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     # The token on the command line is seen by local users in `ps`; a config file (0600) is not.
     conf = store_dir / "nats.conf"
     conf.touch(mode=0o600)
     conf.write_text(f'authorization {{ token: "{token}" }}\n')
-    proc = subprocess.Popen([exe, "-js", "-a", "127.0.0.1", "-p", "-1", "-sd", str(store_dir), "-c", str(conf)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)  # a terminal's Ctrl-C is for our owner, who stops it last
+    proc = subprocess.Popen(
+        [exe, "-js", "-a", "127.0.0.1", "-p", "-1", "-sd", str(store_dir), "-c", str(conf)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )  # a terminal's Ctrl-C is for our owner, who stops it last
     log: list[str] = []
     found: dict[str, str] = {}
     ready = threading.Event()
@@ -82,4 +90,3 @@ def start_nats(store_dir: Path, token: str, deadline: float = 30.0, binary: str 
     proc.kill()
     proc.wait()
     raise Unavailable("nats-server did not start:\n" + "\n".join(log[-20:]))
-

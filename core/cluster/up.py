@@ -63,23 +63,34 @@ def cluster_up(config: Config, directory: str | None, workers: int, port: int) -
         env["CLOUDFN_STORAGE_URL"] = pg
     cli = [sys.executable, "-m", "cloudfn_tui.cli"]
     children: list[tuple[str, subprocess.Popen[bytes]]] = []
-    print(f"nats-server   {nats.url} (JetStream in {root / 'nats'}; token in {root / 'nats' / 'nats.conf'})",
-          flush=True)
+    print(
+        f"nats-server   {nats.url} (JetStream in {root / 'nats'}; token in {root / 'nats' / 'nats.conf'})", flush=True
+    )
     try:
         for i in range(workers):
             name = f"worker-{i + 1}"
-            proc = subprocess.Popen([*cli, "--data-dir", str(root / name), "worker", "--node-id", name],
-                                    stdout=subprocess.PIPE, env=env, start_new_session=True)
+            proc = subprocess.Popen(
+                [*cli, "--data-dir", str(root / name), "worker", "--node-id", name],
+                stdout=subprocess.PIPE,
+                env=env,
+                start_new_session=True,
+            )
             children.append((name, proc))
             line = _wait_line(proc, "ready")
             print(f"{name:<13} {line or 'did not start (see its output above)'}", flush=True)
-        gw = subprocess.Popen([*cli, "--data-dir", str(root / "gateway"), "serve", "--port", str(port)],
-                              stdout=subprocess.PIPE, env=env, start_new_session=True)
+        gw = subprocess.Popen(
+            [*cli, "--data-dir", str(root / "gateway"), "serve", "--port", str(port)],
+            stdout=subprocess.PIPE,
+            env=env,
+            start_new_session=True,
+        )
         children.append(("gateway", gw))
         line = _wait_line(gw, "serving on")
         print(f"{'gateway':<13} {line or 'did not start (see its output above)'}", flush=True)
-        print(f"storage       {'PostgreSQL ' + pg if pg else 'the gateway data directory ' + str(root / 'gateway')}",
-              flush=True)
+        print(
+            f"storage       {'PostgreSQL ' + pg if pg else 'the gateway data directory ' + str(root / 'gateway')}",
+            flush=True,
+        )
         print("Ctrl-C stops them all.", flush=True)
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):

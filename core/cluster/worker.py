@@ -67,8 +67,7 @@ class Worker:
         js = nc.jetstream()
         self.obs = await js.create_object_store(p.CODE_BUCKET)
         runtimes = [name for name, info in self.executor.runtimes().items() if info.get("available")]
-        taking = [await nc.subscribe(f"{p.INVOKE}.{rt}", queue=p.WORKERS_GROUP, cb=self._on_invoke)
-                  for rt in runtimes]
+        taking = [await nc.subscribe(f"{p.INVOKE}.{rt}", queue=p.WORKERS_GROUP, cb=self._on_invoke) for rt in runtimes]
         taking.append(await nc.subscribe(p.node_invoke(self.node), cb=self._on_invoke))
         await nc.subscribe(p.CONTROL, cb=self._on_control)
         await nc.subscribe(p.PING, cb=self._on_ping)
@@ -98,11 +97,22 @@ class Worker:
     def _heartbeat(self) -> dict[str, Any]:
         stats = self.executor.stats()
         warm = [f"{fid}:{d['version']}" for fid, d in stats["workers"].items() if d["warm"]]
-        return {"node": self.node, "role": "worker", "capacity": self.capacity, "load": self.load,
-                "queued": stats["queued"], "warm_workers": stats["warm_workers"], "warm": warm,
-                "served": self.served, "leaving": self._leaving,
-                "runtimes": {k: {"available": v.get("available"), "version": v.get("version")}
-                             for k, v in self.executor.runtimes().items() if v.get("available")}}
+        return {
+            "node": self.node,
+            "role": "worker",
+            "capacity": self.capacity,
+            "load": self.load,
+            "queued": stats["queued"],
+            "warm_workers": stats["warm_workers"],
+            "warm": warm,
+            "served": self.served,
+            "leaving": self._leaving,
+            "runtimes": {
+                k: {"available": v.get("available"), "version": v.get("version")}
+                for k, v in self.executor.runtimes().items()
+                if v.get("available")
+            },
+        }
 
     async def _beat(self) -> None:
         assert self._nc is not None
@@ -146,8 +156,12 @@ class Worker:
         st = self.executor.burst.get(result.function_id)
         # A worker that ran it and did not die stays warm (cheaper than the executor's full stats).
         warm = result.success or result.error_type in (ErrorType.HANDLER_ERROR, ErrorType.INVALID_RESULT)
-        reply = {"result": result.model_dump(mode="json"), "node": self.node, "warm": warm,
-                 "burst": dict(st.to_dict(), name=st.name) if st is not None else None}
+        reply = {
+            "result": result.model_dump(mode="json"),
+            "node": self.node,
+            "warm": warm,
+            "burst": dict(st.to_dict(), name=st.name) if st is not None else None,
+        }
         with contextlib.suppress(Exception):  # the gateway is gone: nobody to answer
             await msg.respond(p.dumps(reply))
 
@@ -165,7 +179,8 @@ class Worker:
             return InvokeResult.failure(
                 ErrorType.RUNTIME_UNAVAILABLE,
                 f"worker {self.node} refused: no function version with digest {digest[:16]}… in the code store, "
-                "or its content does not match the digest")
+                "or its content does not match the digest",
+            )
         if isinstance(secrets, dict):
             self._secrets.update({str(k): str(v) for k, v in secrets.items()})
         missing = has_dependencies(fn) and await self.platform.deps.missing(fn)
@@ -200,12 +215,20 @@ def run_worker(config: Config, data_dir_note: str = "") -> int:
     if not config["cluster.nats_url"]:
         from core.errors import ConfigError
 
-        raise ConfigError("cloudfn worker needs cluster.nats_url (or CLOUDFN_CLUSTER_NATS_URL): the NATS "
-                          "server of the cluster it joins")
+        raise ConfigError(
+            "cloudfn worker needs cluster.nats_url (or CLOUDFN_CLUSTER_NATS_URL): the NATS "
+            "server of the cluster it joins"
+        )
 
     async def main() -> None:
-        platform = WorkerPlatform(config, command="cloudfn worker", install_examples=False, announce=True,
-                                  run_schedules=False, consume_async=False)
+        platform = WorkerPlatform(
+            config,
+            command="cloudfn worker",
+            install_examples=False,
+            announce=True,
+            run_schedules=False,
+            consume_async=False,
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

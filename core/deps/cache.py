@@ -41,9 +41,15 @@ def platform_tag() -> str:
 def cache_key(manifest: Manifest, runtime_version: str, plat: str | None = None) -> str:
     """sha256 of everything that decides what gets installed: the manifest and lock texts, the
     source-build opt-in, the runtime's version and the platform."""
-    doc = {"format": FORMAT, "runtime": manifest.runtime, "version": runtime_version,
-           "platform": plat or platform_tag(), "manifest": manifest.text, "lock": manifest.lock,
-           "source_builds": manifest.source_builds}
+    doc = {
+        "format": FORMAT,
+        "runtime": manifest.runtime,
+        "version": runtime_version,
+        "platform": plat or platform_tag(),
+        "manifest": manifest.text,
+        "lock": manifest.lock,
+        "source_builds": manifest.source_builds,
+    }
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32]
 
 

@@ -75,8 +75,15 @@ def npm_cli() -> str | None:
     return os.path.realpath(npm) if npm else None
 
 
-async def install(sandbox: Any, manifest: Manifest, build_dir: Path, cache_dir: Path, settings: InstallSettings,
-                  on_line: Callable[[str], None], launcher: Any = None) -> tuple[BuildResult, Path]:
+async def install(
+    sandbox: Any,
+    manifest: Manifest,
+    build_dir: Path,
+    cache_dir: Path,
+    settings: InstallSettings,
+    on_line: Callable[[str], None],
+    launcher: Any = None,
+) -> tuple[BuildResult, Path]:
     """Install into `build_dir`; returns the result and the tree to keep (site/ or node_modules/).
     `launcher`: a build launcher started ahead (core/executors/buildlauncher.py), used up here."""
     try:
@@ -97,8 +104,15 @@ def target_dir(cache_dir: Path, build_dir: Path) -> Path:
     return cache_dir / "targets" / build_dir.name
 
 
-async def _uv(sandbox: Any, manifest: Manifest, build_dir: Path, cache_dir: Path, settings: InstallSettings,
-              on_line: Callable[[str], None], launcher: Any = None) -> tuple[BuildResult, Path]:
+async def _uv(
+    sandbox: Any,
+    manifest: Manifest,
+    build_dir: Path,
+    cache_dir: Path,
+    settings: InstallSettings,
+    on_line: Callable[[str], None],
+    launcher: Any = None,
+) -> tuple[BuildResult, Path]:
     """A source build runs the package's own code as the sandbox user, so it gets a cache of its
     own: it could otherwise plant files in the shared cache that every later install would use."""
     from core.executors.runtimes.python import PythonRuntime, _interpreter
@@ -118,20 +132,40 @@ async def _uv(sandbox: Any, manifest: Manifest, build_dir: Path, cache_dir: Path
     if sandbox.drops_uid:
         # The cache's top is the sandbox user's from the start: run_build gives a root-owned
         # cache to that user by walking it, which would hand back the sealed files linked here.
-        for d in ((cache_dir, target) if fresh else (target,)):
+        for d in (cache_dir, target) if fresh else (target,):
             os.lchown(d, sandbox.user.uid, sandbox.user.gid)
     exe, _ = _interpreter()
     in_cache = f"{CACHE_DIR}/targets/{build_dir.name}/{PY_TREE}"
-    argv = [UV_IN_SANDBOX, "--no-config", "--color", "never", "--no-progress", "pip", "install",
-            "--target", in_cache, "--python", exe, "--cache-dir", f"{CACHE_DIR}/uv",
-            "--link-mode", "hardlink", "--no-compile", "-r", f"{BUILD_DIR}/{PY_MANIFEST}"]
+    argv = [
+        UV_IN_SANDBOX,
+        "--no-config",
+        "--color",
+        "never",
+        "--no-progress",
+        "pip",
+        "install",
+        "--target",
+        in_cache,
+        "--python",
+        exe,
+        "--cache-dir",
+        f"{CACHE_DIR}/uv",
+        "--link-mode",
+        "hardlink",
+        "--no-compile",
+        "-r",
+        f"{BUILD_DIR}/{PY_MANIFEST}",
+    ]
     if not manifest.source_builds:
         argv += ["--only-binary", ":all:"]
     argv += ["--index-url", settings.pypi_index_url] if settings.pypi_index_url else ["--no-index"]
     mounts = [Mount(Path(uv), UV_IN_SANDBOX)]
     # The interpreter uv inspects for the target's tags (outside /usr here: a pyenv build).
-    mounts += [m for m in PythonRuntime._mounts(build_dir) if m.target not in ("/function",)
-               and not m.target.startswith("/runtime")]
+    mounts += [
+        m
+        for m in PythonRuntime._mounts(build_dir)
+        if m.target not in ("/function",) and not m.target.startswith("/runtime")
+    ]
     if settings.pypi_find_links:
         why = _links_problem(Path(settings.pypi_find_links), sandbox.drops_uid)
         if why:
@@ -139,14 +173,30 @@ async def _uv(sandbox: Any, manifest: Manifest, build_dir: Path, cache_dir: Path
         mounts.append(Mount(Path(settings.pypi_find_links), LINKS_IN_SANDBOX))
         argv += ["--find-links", LINKS_IN_SANDBOX]
     env = {**BASE_ENV, "UV_PYTHON_DOWNLOADS": "never", "UV_NO_CACHE_BUCKET_PRUNE": "1", **_ca_env("SSL_CERT_FILE")}
-    result = await run_build(sandbox, argv, env, build_dir, cache_dir, settings.limits or BuildLimits(),
-                             extra_mounts=mounts, on_line=on_line, network=bool(settings.pypi_index_url),
-                             launcher=launcher)
+    result = await run_build(
+        sandbox,
+        argv,
+        env,
+        build_dir,
+        cache_dir,
+        settings.limits or BuildLimits(),
+        extra_mounts=mounts,
+        on_line=on_line,
+        network=bool(settings.pypi_index_url),
+        launcher=launcher,
+    )
     return result, tree
 
 
-async def _npm(sandbox: Any, manifest: Manifest, build_dir: Path, cache_dir: Path, settings: InstallSettings,
-               on_line: Callable[[str], None], launcher: Any = None) -> tuple[BuildResult, Path]:
+async def _npm(
+    sandbox: Any,
+    manifest: Manifest,
+    build_dir: Path,
+    cache_dir: Path,
+    settings: InstallSettings,
+    on_line: Callable[[str], None],
+    launcher: Any = None,
+) -> tuple[BuildResult, Path]:
     from core.executors.runtimes.nodejs import _node
 
     node, _ = _node()
@@ -159,16 +209,48 @@ async def _npm(sandbox: Any, manifest: Manifest, build_dir: Path, cache_dir: Pat
     (app / NODE_MANIFEST).write_text(manifest.text)
     if manifest.lock:
         (app / NODE_LOCK).write_text(manifest.lock)
-    argv = [node, npm, "ci" if manifest.lock else "install", "--prefix", f"{BUILD_DIR}/app",
-            "--ignore-scripts", "--no-audit", "--no-fund", "--omit=dev", "--no-update-notifier",
-            "--install-links=false", "--cache", f"{CACHE_DIR}/npm", "--registry", settings.npm_registry,
-            "--loglevel", "http", "--color", "false", "--progress", "false"]
+    argv = [
+        node,
+        npm,
+        "ci" if manifest.lock else "install",
+        "--prefix",
+        f"{BUILD_DIR}/app",
+        "--ignore-scripts",
+        "--no-audit",
+        "--no-fund",
+        "--omit=dev",
+        "--no-update-notifier",
+        "--install-links=false",
+        "--cache",
+        f"{CACHE_DIR}/npm",
+        "--registry",
+        settings.npm_registry,
+        "--loglevel",
+        "http",
+        "--color",
+        "false",
+        "--progress",
+        "false",
+    ]
     if not manifest.lock:
         argv.append("--package-lock=false")
-    env = {**BASE_ENV, "npm_config_userconfig": "/tmp/.npmrc", "npm_config_globalconfig": "/tmp/.npmrc-global",
-           **_ca_env("NODE_EXTRA_CA_CERTS", "npm_config_cafile")}
-    result = await run_build(sandbox, argv, env, build_dir, cache_dir, settings.limits or BuildLimits(),
-                             on_line=on_line, network=True, launcher=launcher)
+    env = {
+        **BASE_ENV,
+        "npm_config_userconfig": "/tmp/.npmrc",
+        "npm_config_globalconfig": "/tmp/.npmrc-global",
+        **_ca_env("NODE_EXTRA_CA_CERTS", "npm_config_cafile"),
+    }
+    result = await run_build(
+        sandbox,
+        argv,
+        env,
+        build_dir,
+        cache_dir,
+        settings.limits or BuildLimits(),
+        on_line=on_line,
+        network=True,
+        launcher=launcher,
+    )
     return result, tree
 
 
@@ -179,8 +261,10 @@ def _links_problem(links: Path, sandbox_user: bool) -> str:
     except OSError as exc:
         return f"runtime.pypi_find_links {links} cannot be read: {exc.strerror}"
     if sandbox_user and mode & 0o005 != 0o005:
-        return (f"runtime.pypi_find_links {links} is not readable by the sandbox user that runs "
-                f"installs: chmod o+rx {links} (and o+r its files)")
+        return (
+            f"runtime.pypi_find_links {links} is not readable by the sandbox user that runs "
+            f"installs: chmod o+rx {links} (and o+r its files)"
+        )
     return ""
 
 

@@ -29,9 +29,14 @@ MAX_EVENT_LINES = 2000  # build.log events per install; the rest is in the build
 
 
 class DepsManager:
-    def __init__(self, cache: EnvCache, sandbox: Any, settings: InstallSettings,
-                 publish: Callable[[str, Any], None] | None = None,
-                 in_use: Callable[[], Iterable[str]] = lambda: ()):
+    def __init__(
+        self,
+        cache: EnvCache,
+        sandbox: Any,
+        settings: InstallSettings,
+        publish: Callable[[str, Any], None] | None = None,
+        in_use: Callable[[], Iterable[str]] = lambda: (),
+    ):
         self.cache = cache
         self.sandbox = sandbox
         self.settings = settings
@@ -158,8 +163,9 @@ class DepsManager:
             if launcher is not None:
                 self.prestarted += 1
             try:
-                result, tree = await installers.install(self.sandbox, manifest, scratch, self.cache.packages_cache,
-                                                        self.settings, line, launcher)
+                result, tree = await installers.install(
+                    self.sandbox, manifest, scratch, self.cache.packages_cache, self.settings, line, launcher
+                )
             except OSError as exc:  # the scratch folder, the cgroup, the sandbox's launch
                 result, tree = BuildResult(None, "", f"the installer could not run: {exc}"), scratch / "missing"
             seconds = time.perf_counter() - t0
@@ -169,12 +175,20 @@ class DepsManager:
                 message = f"installing the dependencies of {function!r} failed: {why}"
                 self.publish("build.finished", {**base, "ok": False, "error": message, "seconds": round(seconds, 3)})
                 log.warning("%s", message, extra={"function": function})
-                raise BuildError(message, output[-64 * 1024:])
+                raise BuildError(message, output[-64 * 1024 :])
             size = await asyncio.to_thread(seal, tree)
-            packages = (installers.python_packages(tree) if manifest.runtime == "python"
-                        else installers.node_packages(tree))
-            meta = {"key": key, "runtime": manifest.runtime, "packages": packages, "bytes": size,
-                    "installed_at": time.time(), "seconds": round(seconds, 3), "log": result.output[-16 * 1024:]}
+            packages = (
+                installers.python_packages(tree) if manifest.runtime == "python" else installers.node_packages(tree)
+            )
+            meta = {
+                "key": key,
+                "runtime": manifest.runtime,
+                "packages": packages,
+                "bytes": size,
+                "installed_at": time.time(),
+                "seconds": round(seconds, 3),
+                "log": result.output[-16 * 1024 :],
+            }
             await asyncio.to_thread(self._commit, key, tree, meta)
         finally:
             if self._keep_ready and not self._closed:
@@ -183,8 +197,13 @@ class DepsManager:
             shutil.rmtree(scratch.parent / f"{scratch.name}-cache", ignore_errors=True)  # a source build's own
             shutil.rmtree(installers.target_dir(self.cache.packages_cache, scratch), ignore_errors=True)
         self.publish("build.finished", {**base, "ok": True, "packages": packages, "seconds": meta["seconds"]})
-        log.info("installed %d packages for %s in %.2f s", len(packages), function, meta["seconds"],
-                 extra={"function": function})
+        log.info(
+            "installed %d packages for %s in %.2f s",
+            len(packages),
+            function,
+            meta["seconds"],
+            extra={"function": function},
+        )
         with contextlib.suppress(OSError):
             await asyncio.to_thread(self.collect)
         return meta
@@ -247,7 +266,7 @@ def _last_error(output: str) -> str:
     for i, ln in enumerate(lines):
         low = ln.lower()
         if low.startswith(("error:", "× no solution found", "no solution found")) or "no solution found" in low:
-            return " ".join(lines[i:i + 6])[:2000]
+            return " ".join(lines[i : i + 6])[:2000]
     errs = [ln.removeprefix("npm error").strip() for ln in lines if ln.startswith(("npm error", "npm ERR!"))]
     errs = [e for e in errs if e and not e.startswith(("A complete log", "/tmp/"))]
     if errs:

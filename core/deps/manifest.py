@@ -45,8 +45,9 @@ class Manifest:
         return PY_MANIFEST if self.runtime == "python" else NODE_MANIFEST
 
 
-def find_manifest(runtime: str, dependencies: str | None, files: Mapping[str, str],
-                  source_builds: bool = False) -> Manifest | None:
+def find_manifest(
+    runtime: str, dependencies: str | None, files: Mapping[str, str], source_builds: bool = False
+) -> Manifest | None:
     """The manifest a function installs, or None: the `dependencies` field wins over a manifest
     among its files (a client that sends one file says what it means). Go has none here: its
     modules come with go.mod among the files and are built with the code."""
@@ -73,8 +74,10 @@ def has_dependencies(fn: Any) -> bool:
     return bool((fn.dependencies and fn.dependencies.strip()) or (fn.files.get(name) or "").strip())
 
 
-GO_HINT = ("is not supported for Go: Go modules come from go.mod (and go.sum, or vendor/) among the "
-           "function's files; leave dependencies empty")
+GO_HINT = (
+    "is not supported for Go: Go modules come from go.mod (and go.sum, or vendor/) among the "
+    "function's files; leave dependencies empty"
+)
 
 
 def manifest_problems(runtime: str | None, text: str | None, lock: str = "") -> list[str]:
@@ -103,9 +106,11 @@ def requirement_problems(text: str) -> list[str]:
             continue
         if line.startswith("-"):
             opt = line.split()[0].split("=")[0]
-            problems.append(f"{where}: the option {opt} is not allowed in dependencies (it changes where or how "
-                            "packages install: editable installs, other indexes and included files are the "
-                            "operator's to configure, see runtime.pypi_index_url); list package names only")
+            problems.append(
+                f"{where}: the option {opt} is not allowed in dependencies (it changes where or how "
+                "packages install: editable installs, other indexes and included files are the "
+                "operator's to configure, see runtime.pypi_index_url); list package names only"
+            )
             continue
         spec = _HASH_OPT.sub("", " " + line).strip()
         if "--" in spec:
@@ -113,12 +118,16 @@ def requirement_problems(text: str) -> list[str]:
             continue
         lowered = spec.lower()
         if "://" in spec or " @ " in f" {spec} " or "@" in spec.split(";")[0] or lowered.startswith(("git+", "file:")):
-            problems.append(f"{where}: URL and VCS requirements are refused (they fetch code past the package "
-                            "index); name the package and a version, e.g. 'requests==2.32.3'")
+            problems.append(
+                f"{where}: URL and VCS requirements are refused (they fetch code past the package "
+                "index); name the package and a version, e.g. 'requests==2.32.3'"
+            )
             continue
         if spec.startswith((".", "/", "~")) or "/" in spec.split(";")[0] or "\\" in spec:
-            problems.append(f"{where}: local paths are refused; publish the package to an index or a find-links "
-                            "folder the operator configures (runtime.pypi_find_links) and name it")
+            problems.append(
+                f"{where}: local paths are refused; publish the package to an index or a find-links "
+                "folder the operator configures (runtime.pypi_find_links) and name it"
+            )
             continue
         try:
             from packaging.requirements import InvalidRequirement, Requirement
@@ -145,8 +154,7 @@ def package_json_problems(text: str, lock: str = "") -> list[str]:
     try:
         doc = json.loads(text)
     except ValueError as exc:
-        return [f"is not valid JSON for a package.json ({exc}); write e.g. "
-                '{"dependencies": {"ms": "^2.1.3"}}']
+        return [f'is not valid JSON for a package.json ({exc}); write e.g. {{"dependencies": {{"ms": "^2.1.3"}}}}']
     if not isinstance(doc, dict):
         return ['must be a package.json object, e.g. {"dependencies": {"ms": "^2.1.3"}}']
     problems: list[str] = []
@@ -176,7 +184,7 @@ def package_json_problems(text: str, lock: str = "") -> list[str]:
 
 def _npm_spec_problems(where: str, spec: object) -> list[str]:
     if not isinstance(spec, str):
-        return [f"{where}: the version must be a string such as \"^1.2.0\""]
+        return [f'{where}: the version must be a string such as "^1.2.0"']
     s = spec.strip()
     if _NPM_ALIAS.match(s) or (_NPM_RANGE.match(s) and ":" not in s):
         return []
@@ -188,8 +196,10 @@ def _npm_spec_problems(where: str, spec: object) -> list[str]:
         kind = "path dependencies"
     else:
         kind = "this kind of dependency"
-    return [f"{where}: {kind} are refused ({s[:80]!r}): they fetch code past the registry; "
-            "use a version range from the registry, e.g. \"^1.2.0\""]
+    return [
+        f"{where}: {kind} are refused ({s[:80]!r}): they fetch code past the registry; "
+        'use a version range from the registry, e.g. "^1.2.0"'
+    ]
 
 
 def _lock_problems(lock: str) -> list[str]:
@@ -205,6 +215,8 @@ def _lock_problems(lock: str) -> list[str]:
             continue
         resolved = entry.get("resolved")
         if entry.get("link") or (isinstance(resolved, str) and not resolved.startswith(("http://", "https://"))):
-            problems.append(f"package-lock.json: {path or 'the root'} resolves to {resolved!r}: git, path and "
-                            "linked packages are refused; lock against the registry")
+            problems.append(
+                f"package-lock.json: {path or 'the root'} resolves to {resolved!r}: git, path and "
+                "linked packages are refused; lock against the registry"
+            )
     return problems

@@ -31,15 +31,26 @@ class DependencySupport:
     def manager(self) -> DepsManager:
         if self._manager is None:
             c = self.platform.config
-            limits = BuildLimits(memory_mb=c["runtime.deps_memory"], cpu_seconds=c["runtime.deps_timeout"],
-                                 wall_seconds=float(c["runtime.deps_timeout"]), pids=c["runtime.deps_pids"],
-                                 setting="runtime.deps_memory")
-            settings = InstallSettings(pypi_index_url=c["runtime.pypi_index_url"],
-                                       pypi_find_links=c["runtime.pypi_find_links"] or "",
-                                       npm_registry=c["runtime.npm_registry"], limits=limits)
-            self._manager = DepsManager(EnvCache(self.root, c["runtime.deps_cache_max"]),
-                                        self.platform.executor.sandbox, settings,
-                                        publish=self.platform.bus.publish, in_use=self._in_use)
+            limits = BuildLimits(
+                memory_mb=c["runtime.deps_memory"],
+                cpu_seconds=c["runtime.deps_timeout"],
+                wall_seconds=float(c["runtime.deps_timeout"]),
+                pids=c["runtime.deps_pids"],
+                setting="runtime.deps_memory",
+            )
+            settings = InstallSettings(
+                pypi_index_url=c["runtime.pypi_index_url"],
+                pypi_find_links=c["runtime.pypi_find_links"] or "",
+                npm_registry=c["runtime.npm_registry"],
+                limits=limits,
+            )
+            self._manager = DepsManager(
+                EnvCache(self.root, c["runtime.deps_cache_max"]),
+                self.platform.executor.sandbox,
+                settings,
+                publish=self.platform.bus.publish,
+                in_use=self._in_use,
+            )
         return self._manager
 
     def prepare(self) -> None:
@@ -113,8 +124,13 @@ class DependencySupport:
     # -- reads -----------------------------------------------------------------------------------
     async def report(self, fn: Function, rebuild: bool = False) -> dict[str, Any]:
         m = self.manifest_of(fn)
-        out: dict[str, Any] = {"function": fn.name, "runtime": fn.runtime, "manifest": None, "installed": False,
-                               "packages": []}
+        out: dict[str, Any] = {
+            "function": fn.name,
+            "runtime": fn.runtime,
+            "manifest": None,
+            "installed": False,
+            "packages": [],
+        }
         if m is None:
             return out
         meta: dict[str, Any] | None
@@ -133,7 +149,11 @@ class DependencySupport:
         out["key"] = self.manager.key(m)
         if meta:
             when = meta.get("installed_at")
-            out.update(installed=True, packages=meta.get("packages", []), bytes=meta.get("bytes", 0),
-                       seconds=meta.get("seconds"),
-                       installed_at=datetime.fromtimestamp(when, UTC).isoformat() if when else None)
+            out.update(
+                installed=True,
+                packages=meta.get("packages", []),
+                bytes=meta.get("bytes", 0),
+                seconds=meta.get("seconds"),
+                installed_at=datetime.fromtimestamp(when, UTC).isoformat() if when else None,
+            )
         return out

@@ -50,8 +50,11 @@ class ReadyLauncher:
             same_loop = asyncio.get_running_loop() is self.loop
         except RuntimeError:
             same_loop = False
-        return (same_loop and self.proc.returncode is None and (self.memory_mb, self.pids, self.cpu_seconds)
-                == (limits.memory_mb, limits.pids, limits.cpu_seconds))
+        return (
+            same_loop
+            and self.proc.returncode is None
+            and (self.memory_mb, self.pids, self.cpu_seconds) == (limits.memory_mb, limits.pids, limits.cpu_seconds)
+        )
 
     def hand_over(self, launch: Launch) -> bool:
         """Send the chain to exec (the part of `launch` after its launching shell). False when it
@@ -101,14 +104,23 @@ async def start_launcher(sandbox: HostSandbox, limits: BuildLimits) -> ReadyLaun
     r, w = os.pipe()
     ready_r, ready_w = os.pipe()  # one byte once the cgroups are joined: "ready" means joined
     # bash, for reading up to a NUL and for fd numbers past 9 in redirections (dash has neither).
-    reader = (f"printf x >&{ready_w}; exec {ready_w}>&-; IFS= read -r -d '' cmd <&{r}; exec {r}<&-; "
-              "[ -n \"$cmd\" ] && eval \"$cmd\"")
+    reader = (
+        f"printf x >&{ready_w}; exec {ready_w}>&-; IFS= read -r -d '' cmd <&{r}; exec {r}<&-; "
+        '[ -n "$cmd" ] && eval "$cmd"'
+    )
     argv = [sandbox.sh, "-c", sandbox._limits_script(spec, cg), "cloudfn-worker", bash, "-c", reader, ARGV0]
     seal_fds()
     try:
         proc = await asyncio.create_subprocess_exec(
-            *argv, env=dict(LAUNCH_ENV), cwd="/", pass_fds=(r, ready_w), stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True)
+            *argv,
+            env=dict(LAUNCH_ENV),
+            cwd="/",
+            pass_fds=(r, ready_w),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
     except OSError:
         os.close(w)
         os.close(ready_r)
@@ -117,8 +129,7 @@ async def start_launcher(sandbox: HostSandbox, limits: BuildLimits) -> ReadyLaun
     finally:
         os.close(r)
         os.close(ready_w)
-    launcher = ReadyLauncher(proc, cg, w, limits.memory_mb, limits.pids, limits.cpu_seconds,
-                             asyncio.get_running_loop())
+    launcher = ReadyLauncher(proc, cg, w, limits.memory_mb, limits.pids, limits.cpu_seconds, asyncio.get_running_loop())
     try:
         joined = await asyncio.to_thread(os.read, ready_r, 1)
     finally:

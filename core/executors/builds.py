@@ -62,10 +62,18 @@ def reclaim(path: Path) -> None:
         os.lchown(path, 0, 0)
 
 
-async def run_build(sandbox: HostSandbox, argv: list[str], env: dict[str, str], build_dir: Path,
-                    cache_dir: Path, limits: BuildLimits, extra_mounts: list[Mount] | None = None,
-                    on_line: Callable[[str], None] | None = None, network: bool = False,
-                    launcher: ReadyLauncher | None = None) -> BuildResult:
+async def run_build(
+    sandbox: HostSandbox,
+    argv: list[str],
+    env: dict[str, str],
+    build_dir: Path,
+    cache_dir: Path,
+    limits: BuildLimits,
+    extra_mounts: list[Mount] | None = None,
+    on_line: Callable[[str], None] | None = None,
+    network: bool = False,
+    launcher: ReadyLauncher | None = None,
+) -> BuildResult:
     """Run one build command in `build_dir` (seen as /build). `argv` and `env` name paths as the
     sandbox sees them (/build, /cache). `on_line` gets each output line as it comes (dependency
     installs show their progress live); `network` only for installs that download. `launcher`:
@@ -77,8 +85,16 @@ async def run_build(sandbox: HostSandbox, argv: list[str], env: dict[str, str], 
     if user is not None and cache_dir.stat().st_uid != user.uid:  # noqa: ASYNC240
         _own(cache_dir, sandbox)  # once: what builds add to it is theirs already
     mounts = [Mount(build_dir, BUILD_DIR, rw=True), Mount(cache_dir, CACHE_DIR, rw=True), *(extra_mounts or [])]
-    spec = WorkerSpec(argv=argv, env=env, mounts=mounts, memory_mb=limits.memory_mb, cpu_seconds=limits.cpu_seconds,
-                      host_dir=build_dir, chdir=BUILD_DIR, network=network)
+    spec = WorkerSpec(
+        argv=argv,
+        env=env,
+        mounts=mounts,
+        memory_mb=limits.memory_mb,
+        cpu_seconds=limits.cpu_seconds,
+        host_dir=build_dir,
+        chdir=BUILD_DIR,
+        network=network,
+    )
     if not sandbox.bwrap:  # host paths: what the environment names (the command is mapped by the sandbox)
         spec.env = {k: sandbox.host_path(spec, v) for k, v in env.items()}
     cg: CgroupSet | None = None
@@ -99,8 +115,15 @@ async def run_build(sandbox: HostSandbox, argv: list[str], env: dict[str, str], 
         seal_fds()
         try:
             proc = await asyncio.create_subprocess_exec(
-                *launch.argv, env=launch.env, cwd=launch.cwd, pass_fds=launch.fds, stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True)
+                *launch.argv,
+                env=launch.env,
+                cwd=launch.cwd,
+                pass_fds=launch.fds,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+            )
         except OSError as exc:
             if cg is not None:
                 cg.remove()
@@ -157,7 +180,7 @@ async def _lines(proc: asyncio.subprocess.Process, on_line: Callable[[str], None
             break
         kept += line
         if len(kept) > MAX_OUTPUT:
-            del kept[:len(kept) - MAX_OUTPUT]
+            del kept[: len(kept) - MAX_OUTPUT]
         on_line(line.decode(errors="replace").rstrip("\r\n"))
     await proc.wait()
     return bytes(kept)

@@ -130,8 +130,15 @@ class LaunchCommand:
             elif p.is_dir():
                 bind(str(p), f"/{link}")
         # A few files from /etc that runtimes read (time zone, DNS when networked, users).
-        etc = ["/etc/localtime", "/etc/passwd", "/etc/group", "/etc/nsswitch.conf", "/etc/ssl",
-               "/etc/ca-certificates", "/etc/alternatives"]
+        etc = [
+            "/etc/localtime",
+            "/etc/passwd",
+            "/etc/group",
+            "/etc/nsswitch.conf",
+            "/etc/ssl",
+            "/etc/ca-certificates",
+            "/etc/alternatives",
+        ]
         if spec.network:
             etc += ["/etc/resolv.conf", "/etc/hosts"]
         for f in etc:
@@ -151,8 +158,17 @@ class LaunchCommand:
         return args
 
     def _namespaces(self, spec: WorkerSpec, fds: list[int]) -> list[str]:
-        args = ["--unshare-all", "--unshare-user", "--disable-userns", "--uid", "65534", "--gid", "65534",
-                "--die-with-parent", "--new-session"]
+        args = [
+            "--unshare-all",
+            "--unshare-user",
+            "--disable-userns",
+            "--uid",
+            "65534",
+            "--gid",
+            "65534",
+            "--die-with-parent",
+            "--new-session",
+        ]
         if spec.network:
             args.append("--share-net")
         if self.seccomp:
@@ -162,15 +178,30 @@ class LaunchCommand:
 
     @staticmethod
     def _private(spec: WorkerSpec) -> list[str]:
-        return ["--proc", "/proc", "--dev", "/dev", "--size", str(TMP_MB * 1024 * 1024), "--tmpfs", "/tmp",
-                "--chdir", spec.chdir]
+        return [
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--size",
+            str(TMP_MB * 1024 * 1024),
+            "--tmpfs",
+            "/tmp",
+            "--chdir",
+            spec.chdir,
+        ]
 
     def _limits_script(self, spec: WorkerSpec, cg: CgroupSet | None) -> str:
         """Join the cgroups first (as root: the sandbox user could not), then set the rlimits."""
         steps = [f"echo $$ > '{p}/cgroup.procs'" for p in (cg.paths() if cg else [])]
         cpu = spec.cpu_seconds
-        steps += [f"ulimit -t {cpu + 1}", f"ulimit -S -t {cpu}", f"ulimit -f {FSIZE_MB * 2048}",
-                  f"ulimit -n {NOFILE}", "ulimit -c 0"]
+        steps += [
+            f"ulimit -t {cpu + 1}",
+            f"ulimit -S -t {cpu}",
+            f"ulimit -f {FSIZE_MB * 2048}",
+            f"ulimit -n {NOFILE}",
+            "ulimit -c 0",
+        ]
         if spec.data_mb:
             steps.append(f"ulimit -d {spec.data_mb * 1024}")
         return " && ".join(steps) + ' && exec "$@"'
@@ -192,18 +223,41 @@ class LaunchCommand:
             inner = self._namespaces(spec, fds)
             if self.drops_uid:
                 # The root bwrap lays out the files; the unprivileged one sees only that layout.
-                outer = [bwrap, "--die-with-parent", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
-                         "--cap-add", "CAP_SETPCAP", *self._layout(spec, fds, plain_files=True),
-                         "--bind", "/proc", "/proc",
-                         "--dev", "/dev", "--dir", "/tmp", "--"]
+                outer = [
+                    bwrap,
+                    "--die-with-parent",
+                    "--cap-add",
+                    "CAP_SETUID",
+                    "--cap-add",
+                    "CAP_SETGID",
+                    "--cap-add",
+                    "CAP_SETPCAP",
+                    *self._layout(spec, fds, plain_files=True),
+                    "--bind",
+                    "/proc",
+                    "/proc",
+                    "--dev",
+                    "/dev",
+                    "--dir",
+                    "/tmp",
+                    "--",
+                ]
                 inner += ["--ro-bind", "/", "/"]
                 for m in spec.mounts:
                     if m.rw:
                         inner += ["--bind", m.target, m.target]
                 u, setpriv = self.user, self.setpriv
                 assert u is not None and setpriv is not None  # what drops_uid means
-                drop = [setpriv, f"--reuid={u.uid}", f"--regid={u.gid}", "--clear-groups",
-                        "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+                drop = [
+                    setpriv,
+                    f"--reuid={u.uid}",
+                    f"--regid={u.gid}",
+                    "--clear-groups",
+                    "--inh-caps=-all",
+                    "--bounding-set=-all",
+                    "--no-new-privs",
+                    "--",
+                ]
                 head = [*outer, *drop, bwrap]
             else:
                 inner += self._layout(spec, fds)
@@ -241,7 +295,7 @@ class LaunchCommand:
             return target
         for m in spec.mounts:
             if target == m.target or target.startswith(m.target + "/"):
-                return str(m.source) + target[len(m.target):]
+                return str(m.source) + target[len(m.target) :]
         return target
 
 

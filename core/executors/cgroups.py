@@ -364,8 +364,7 @@ class CgroupManager:
 
         bases = [b for b in {self.memory_base, self.pids_base} if b is not None]
         if bases:  # off the start's path: the first sweep may meet thousands
-            threading.Thread(target=sweep_dead_owners, args=(bases,), name="cloudfn-cgroup-sweep",
-                             daemon=True).start()
+            threading.Thread(target=sweep_dead_owners, args=(bases,), name="cloudfn-cgroup-sweep", daemon=True).start()
 
     @property
     def memory(self) -> bool:

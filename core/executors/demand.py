@@ -101,8 +101,19 @@ class BurstStats:
     """Per function: how its invocations found a worker. Counted by the execution service, read by
     the metrics snapshot, Prometheus and the console's metrics pane."""
 
-    __slots__ = ("name", "runtime", "workers_started", "cold_ms_sum", "background_starts", "spare_starts", "clones",
-                 "queue_waits", "queue_wait_ms_sum", "queue_wait_ms_max", "recent_waits")
+    __slots__ = (
+        "name",
+        "runtime",
+        "workers_started",
+        "cold_ms_sum",
+        "background_starts",
+        "spare_starts",
+        "clones",
+        "queue_waits",
+        "queue_wait_ms_sum",
+        "queue_wait_ms_max",
+        "recent_waits",
+    )
 
     def __init__(self, name: str, runtime: str) -> None:
         self.name = name
@@ -144,6 +155,10 @@ class BurstStats:
             "spare_starts": self.spare_starts,
             "clones": self.clones,
             "queue_waits": self.queue_waits,
-            "queue_wait_ms": {"sum": round(self.queue_wait_ms_sum, 3), "max": round(self.queue_wait_ms_max, 3),
-                              "p50": pct(0.5), "p99": pct(0.99)},
+            "queue_wait_ms": {
+                "sum": round(self.queue_wait_ms_sum, 3),
+                "max": round(self.queue_wait_ms_max, 3),
+                "p50": pct(0.5),
+                "p99": pct(0.99),
+            },
         }

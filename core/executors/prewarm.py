@@ -90,8 +90,15 @@ def slot_root(work_dir: Path) -> Path:
 
 
 class Prewarm:
-    def __init__(self, sandbox: HostSandbox, runtimes: dict[str, Runtime], work_dir: Path, size: int,
-                 budget: MemoryBudget | None = None, maximum: int | None = None):
+    def __init__(
+        self,
+        sandbox: HostSandbox,
+        runtimes: dict[str, Runtime],
+        work_dir: Path,
+        size: int,
+        budget: MemoryBudget | None = None,
+        maximum: int | None = None,
+    ):
         self.sandbox = sandbox
         self.budget = budget  # a waiting sandbox's cgroup limit counts in runtime.max_memory
         self.size = size  # the least kept per runtime
@@ -118,8 +125,13 @@ class Prewarm:
         # A function holding secrets starts the usual way: an adoption would carry their values
         # into a host file (Go's start script) or through the init frame after start. A function's
         # dependencies are a mount of their own, which a started sandbox cannot gain.
-        return (runtime_name in self.specs and not fn.network and not held_by(fn) and not has_dependencies(fn)
-                and not any(STARTUP_ENV.match(k) for k in (fn.environment or {})))
+        return (
+            runtime_name in self.specs
+            and not fn.network
+            and not held_by(fn)
+            and not has_dependencies(fn)
+            and not any(STARTUP_ENV.match(k) for k in (fn.environment or {}))
+        )
 
     # --- the pool -----------------------------------------------------------------------------
     def target(self, name: str, now: float | None = None) -> int:

@@ -86,7 +86,7 @@ class LogCollector(asyncio.Protocol):
                 self._take(scan[before:idx])
             else:  # the marker began in bytes already taken: drop them again
                 cut = before - idx
-                del self.buf[max(0, len(self.buf) - cut):]
+                del self.buf[max(0, len(self.buf) - cut) :]
                 self.total -= cut
             self._finish()
             return
@@ -126,8 +126,8 @@ class FrameReader(asyncio.Protocol):
                 return
             if len(self.buf) < 4 + size:
                 return
-            body = bytes(self.buf[4:4 + size])
-            del self.buf[:4 + size]
+            body = bytes(self.buf[4 : 4 + size])
+            del self.buf[: 4 + size]
             try:
                 text = body.decode("utf-8")
             except UnicodeDecodeError as exc:
@@ -155,9 +155,17 @@ class FrameReader(asyncio.Protocol):
 
 # Error types a runner may report about its own invocation; any other (Throttled, say) would
 # have the platform speak for the function.
-RUNNER_ERROR_TYPES = frozenset(e.value for e in (
-    ErrorType.HANDLER_ERROR, ErrorType.COMPILE_ERROR, ErrorType.MEMORY_LIMIT, ErrorType.OUTPUT_TOO_LARGE,
-    ErrorType.INVALID_EVENT, ErrorType.INVALID_RESULT))
+RUNNER_ERROR_TYPES = frozenset(
+    e.value
+    for e in (
+        ErrorType.HANDLER_ERROR,
+        ErrorType.COMPILE_ERROR,
+        ErrorType.MEMORY_LIMIT,
+        ErrorType.OUTPUT_TOO_LARGE,
+        ErrorType.INVALID_EVENT,
+        ErrorType.INVALID_RESULT,
+    )
+)
 _JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number"}
 
 
@@ -171,8 +179,10 @@ def reply_problem(value: Any, nonce: str | None, expect: str | None) -> str | No
     kind = value.get("type")
     if value.get("nonce") != nonce:
         what = f"type {kind!r}" if isinstance(kind, str) else "no type"
-        return (f"a frame ({what}) that does not carry the nonce of the request it answers: "
-                "made up, or a reply to another request")
+        return (
+            f"a frame ({what}) that does not carry the nonce of the request it answers: "
+            "made up, or a reply to another request"
+        )
     if expect == "ready" and kind not in (None, "ready"):
         return f"a frame of type {kind!r} where the reply to loading the code was expected"
     if expect == "result" and kind is not None:

@@ -76,8 +76,9 @@ class HostSandbox(LaunchCommand):
     it. Every process before the last exec runs with LAUNCH_ENV only: a function's variables
     (LD_PRELOAD, say) never reach a process outside its sandbox."""
 
-    def __init__(self, mode: str = "auto", *, use_cgroups: bool = True, user: str | None = None,
-                 hardening: bool = True):
+    def __init__(
+        self, mode: str = "auto", *, use_cgroups: bool = True, user: str | None = None, hardening: bool = True
+    ):
         self.mode = mode
         self.hardening = hardening  # off only in benchmarks, to measure what the hardening costs
         self.sh = _which("sh") or "/bin/sh"
@@ -122,8 +123,9 @@ class HostSandbox(LaunchCommand):
         spec = WorkerSpec(argv=["/bin/sh", "-c", "exit 7"], env={})
         launch = self.command(spec, None)
         try:
-            proc = subprocess.run(launch.argv, env=launch.env, cwd=launch.cwd, pass_fds=launch.fds,
-                                  capture_output=True, timeout=10)
+            proc = subprocess.run(
+                launch.argv, env=launch.env, cwd=launch.cwd, pass_fds=launch.fds, capture_output=True, timeout=10
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
             return f"bwrap does not start: {exc}"
         finally:
@@ -147,15 +149,21 @@ class HostSandbox(LaunchCommand):
         elif self.mode == "none":
             uid_drop = "off: sandbox is 'none' (functions run as root)"
         else:
-            uid_drop = "off: " + (self.user_problem or (
-                f"no namespace sandbox ({self.bwrap_problem}): functions run as host root" if not self.bwrap
-                else "hardening switched off"))
+            uid_drop = "off: " + (
+                self.user_problem
+                or (
+                    f"no namespace sandbox ({self.bwrap_problem}): functions run as host root"
+                    if not self.bwrap
+                    else "hardening switched off"
+                )
+            )
         warning = ""
         if self.mode == "none":
             warning = "runtime.sandbox is 'none': functions run unsandboxed"
         elif not self.namespaces:
-            warning = (f"no namespace sandbox ({self.bwrap_problem}): "
-                       "functions are contained by rlimits and cgroups only")
+            warning = (
+                f"no namespace sandbox ({self.bwrap_problem}): functions are contained by rlimits and cgroups only"
+            )
         return {
             "warning": warning,
             "sandbox_mode": self.mode,
@@ -169,16 +177,18 @@ class HostSandbox(LaunchCommand):
             "uid_drop": uid_drop,
             "non_root_uid": not root or self.drops_uid,
             "seccomp": bool(self.seccomp) and self.namespaces,
-            "seccomp_problem": "" if self.seccomp and self.namespaces else (
-                self.seccomp_problem or "applied by bwrap, which is missing here"),
+            "seccomp_problem": ""
+            if self.seccomp and self.namespaces
+            else (self.seccomp_problem or "applied by bwrap, which is missing here"),
             "read_only_proc_sys": self.namespaces and (not root or self.drops_uid),
             "no_new_user_namespaces": self.namespaces,
             "fd_hygiene": "only the protocol's pipes are passed; the runners close any other",
             "launcher_environment": "fixed; the function's variables are set inside the sandbox only",
             "private_tmp": self.namespaces,
             "read_only_code": self.namespaces,
-            "kill_tree": "pid namespace + cgroup" if self.namespaces else (
-                "cgroup" if cg and cg.pids else "process group"),
+            "kill_tree": "pid namespace + cgroup"
+            if self.namespaces
+            else ("cgroup" if cg and cg.pids else "process group"),
             "rlimits": ["cpu", "fsize", "nofile", "core", "data (python)"],
             "runtime_memory_caps": "node --max-old-space-size, go GOMEMLIMIT, python RLIMIT_DATA",
             "scrubbed_environment": True,
@@ -232,8 +242,10 @@ def resolve_sandbox_user(setting: str | None) -> SandboxUser:
         user = SandboxUser(pw.pw_uid, pw.pw_gid, pw.pw_name)
     except KeyError:
         if not text.isdigit():
-            raise ValueError(f"runtime.sandbox_user: there is no user {text!r} on this host; create it "
-                             f"(useradd --system --no-create-home {text}) or name another") from None
+            raise ValueError(
+                f"runtime.sandbox_user: there is no user {text!r} on this host; create it "
+                f"(useradd --system --no-create-home {text}) or name another"
+            ) from None
         user = SandboxUser(int(text), int(text), text)
     if user.uid == 0 or user.gid == 0:
         raise ValueError("runtime.sandbox_user must not be root (uid or gid 0): functions would run as host root")

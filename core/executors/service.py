@@ -142,8 +142,9 @@ class Scheduler:
             self.running += 1
             return limits
         if self.queued >= self.queue_size:
-            raise _Throttled(f"too many invocations: {self.running} running and {self.queued} waiting "
-                             f"(queue size {self.queue_size})")
+            raise _Throttled(
+                f"too many invocations: {self.running} running and {self.queued} waiting (queue size {self.queue_size})"
+            )
         self.queued += 1
         held: list[_Limit] = []
         loop = asyncio.get_running_loop()
@@ -198,8 +199,9 @@ class ExecutionService:
             self.sandbox = HostSandbox(settings.sandbox, user=settings.sandbox_user, hardening=settings.hardening)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-        self.runtimes_ = {name: cls(self.settings.work_dir, self.settings.cache_dir, self.sandbox)
-                          for name, cls in RUNTIMES.items()}
+        self.runtimes_ = {
+            name: cls(self.settings.work_dir, self.settings.cache_dir, self.sandbox) for name, cls in RUNTIMES.items()
+        }
         for rt in self.runtimes_.values():
             rt.deps_tree = settings.deps_tree
         go = self.runtimes_.get("go")
@@ -217,8 +219,14 @@ class ExecutionService:
         # (runtime, "adopt" | "fresh") -> a new version's first guess at its cold start (demand.py)
         self._cold_by_runtime: dict[tuple[str, str], Ewma] = {}
         self.burst: dict[str, BurstStats] = {}  # per function id (demand.py)
-        self.prewarm = Prewarm(self.sandbox, self.runtimes_, self.settings.work_dir, settings.prewarm,
-                               budget=self.budget, maximum=settings.prewarm_max)
+        self.prewarm = Prewarm(
+            self.sandbox,
+            self.runtimes_,
+            self.settings.work_dir,
+            settings.prewarm,
+            budget=self.budget,
+            maximum=settings.prewarm_max,
+        )
         # Secret names -> values (the platform's SecretStore.values); None: no store.
         self.secret_values: Callable[[Iterable[str]], dict[str, str]] | None = None
 
@@ -269,8 +277,9 @@ class ExecutionService:
         self.prewarm.fill()  # a burst's extra sandboxes go once its demand is past
 
     # --- invoke -------------------------------------------------------------------------------
-    async def invoke(self, fn: Function, event: Any, context: dict[str, str] | None = None,
-                     request_id: str | None = None) -> InvokeResult:
+    async def invoke(
+        self, fn: Function, event: Any, context: dict[str, str] | None = None, request_id: str | None = None
+    ) -> InvokeResult:
         """`request_id`: the invocation's id when the caller has one (an asynchronous
         invocation keeps its id across attempts)."""
         request_id = request_id or new_uuid()
@@ -278,8 +287,9 @@ class ExecutionService:
         try:
             res = await self._invoke(fn, event, context or {}, request_id)
         except Exception as exc:  # a bug of ours must not look like the platform died
-            res = InvokeResult.failure(ErrorType.WORKER_CRASHED,
-                                       f"internal error while invoking: {type(exc).__name__}: {exc}")
+            res = InvokeResult.failure(
+                ErrorType.WORKER_CRASHED, f"internal error while invoking: {type(exc).__name__}: {exc}"
+            )
         res.invocation_id = request_id
         res.function_id = fn.id
         res.function_name = fn.name
@@ -303,13 +313,19 @@ class ExecutionService:
             return InvokeResult.failure(ErrorType.INVALID_EVENT, f"the event is not JSON: {exc}")
         size = len(event_json)
         if size > EVENT_LIMIT_BYTES:
-            return InvokeResult.failure(ErrorType.INVALID_EVENT,
-                                        f"the event is {size} bytes; the limit is {EVENT_LIMIT_BYTES}")
+            return InvokeResult.failure(
+                ErrorType.INVALID_EVENT, f"the event is {size} bytes; the limit is {EVENT_LIMIT_BYTES}"
+            )
         if not isinstance(context, dict) or not all(isinstance(k, str) for k in context):
             return InvokeResult.failure(ErrorType.INVALID_EVENT, "the context must be a map of strings")
         ctx = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in context.items()}
-        ctx.update(function_name=fn.name, function_id=fn.id, request_id=request_id,
-                   memory_limit_mb=str(fn.memory), function_version=str(fn.version))
+        ctx.update(
+            function_name=fn.name,
+            function_id=fn.id,
+            request_id=request_id,
+            memory_limit_mb=str(fn.memory),
+            function_version=str(fn.version),
+        )
         self._start_reaper()
         # One deadline for all waiting: for a slot, then for memory.
         deadline = asyncio.get_running_loop().time() + self.settings.queue_timeout
@@ -329,7 +345,8 @@ class ExecutionService:
         if fn.version < self._floor.get(fn.id, 0):
             return InvokeResult.failure(
                 ErrorType.RUNTIME_UNAVAILABLE,
-                f"version {fn.version} of '{fn.name}' was replaced or deleted; invoke the current version")
+                f"version {fn.version} of '{fn.name}' was replaced or deleted; invoke the current version",
+            )
         return None
 
     async def _pool(self, fn: Function, runtime: Runtime) -> _Pool:
@@ -390,8 +407,9 @@ class ExecutionService:
                 self.prewarm.evict(w)
         return out
 
-    async def _make_room(self, fn: Function, pool: _Pool, holder: object, deadline: float,
-                         reuse_idle: bool = True, reap: bool = True) -> Worker | InvokeResult | None:
+    async def _make_room(
+        self, fn: Function, pool: _Pool, holder: object, deadline: float, reuse_idle: bool = True, reap: bool = True
+    ) -> Worker | InvokeResult | None:
         """Have `holder` hold fn.memory MB of the budget: None once it does. Idle workers are
         reaped for it, oldest first; when they are not enough it waits for a worker to end or go
         idle. A worker of this same function that goes idle meanwhile is returned instead."""
@@ -420,21 +438,30 @@ class ExecutionService:
                         return InvokeResult.failure(
                             ErrorType.THROTTLED,
                             f"no room for a new worker of {fn.memory} MB: runtime.max_memory ({b.limit} MB) is held "
-                            f"by busy workers ({b.used} MB) and the queue is full ({sch.queue_size})")
+                            f"by busy workers ({b.used} MB) and the queue is full ({sch.queue_size})",
+                        )
                     self._memory_waiting += 1
                     counted = True
                 if not await b.wait_change(deadline):
                     return InvokeResult.failure(
                         ErrorType.THROTTLED,
                         f"no room for a new worker of {fn.memory} MB within {self.settings.queue_timeout:g} s: "
-                        f"runtime.max_memory ({b.limit} MB) is held by busy workers ({b.used} MB)")
+                        f"runtime.max_memory ({b.limit} MB) is held by busy workers ({b.used} MB)",
+                    )
         finally:
             if counted:
                 self._memory_waiting -= 1
 
-    async def _start_worker(self, fn: Function, runtime: Runtime, pool: _Pool, deadline: float,
-                            reuse_idle: bool = True, reap: bool = True,
-                            background: bool = False) -> tuple[Worker, bool] | InvokeResult:
+    async def _start_worker(
+        self,
+        fn: Function,
+        runtime: Runtime,
+        pool: _Pool,
+        deadline: float,
+        reuse_idle: bool = True,
+        reap: bool = True,
+        background: bool = False,
+    ) -> tuple[Worker, bool] | InvokeResult:
         """A new worker for `pool` (in its busy set), or a warm one that came back while this
         waited for memory (then False: not a cold start), or why there is none. `background`:
         workers of the function serve meanwhile, so a fresh start runs niced until it is ready
@@ -462,8 +489,14 @@ class ExecutionService:
                 taken.on_gone = self._worker_gone
                 taken.unnice()  # pre-started niced; from here a caller may wait for it
                 try:
-                    failure = await taken.adopt((fn.id, fn.version), prepared, fn.memory, fn.timeout,
-                                                self.prewarm.files(prepared), runtime.adoption(prepared))
+                    failure = await taken.adopt(
+                        (fn.id, fn.version),
+                        prepared,
+                        fn.memory,
+                        fn.timeout,
+                        self.prewarm.files(prepared),
+                        runtime.adoption(prepared),
+                    )
                     worker = taken
                 except NotAdopted:
                     pool.busy.discard(taken)
@@ -491,7 +524,8 @@ class ExecutionService:
                 if worker.retired:
                     failure = InvokeResult.failure(
                         ErrorType.WORKER_CRASHED,
-                        "the function was updated or deleted while its worker started; its old code was stopped")
+                        "the function was updated or deleted while its worker started; its old code was stopped",
+                    )
                 return failure
             return worker, True
         except BaseException:
@@ -505,8 +539,9 @@ class ExecutionService:
                 self._in_background(taken.kill())
             self.budget.release(holder)
 
-    async def _run(self, fn: Function, runtime: Runtime, event_json: str, ctx: dict[str, str],
-                   deadline: float) -> InvokeResult:
+    async def _run(
+        self, fn: Function, runtime: Runtime, event_json: str, ctx: dict[str, str], deadline: float
+    ) -> InvokeResult:
         pool = await self._pool(fn, runtime)
         worker = await self._warm(pool)
         if worker is None:
@@ -514,7 +549,8 @@ class ExecutionService:
                 return InvokeResult.failure(
                     ErrorType.RUNTIME_UNAVAILABLE,
                     f"the function's memory ({fn.memory} MB) is more than runtime.max_memory ({self.budget.limit} MB),"
-                    " the memory all workers together may have; lower its memory or raise runtime.max_memory")
+                    " the memory all workers together may have; lower its memory or raise runtime.max_memory",
+                )
             t0 = time.perf_counter()
             async with pool.prepare_lock:
                 if pool.prepared is None:
@@ -543,8 +579,9 @@ class ExecutionService:
             res = await worker.invoke(event_json, ctx, float(fn.timeout))
         except Exception as exc:  # a bug of ours: the worker is in an unknown state, so it goes
             await worker.kill()
-            res = InvokeResult.failure(ErrorType.WORKER_CRASHED,
-                                       f"internal error while invoking: {type(exc).__name__}: {exc}")
+            res = InvokeResult.failure(
+                ErrorType.WORKER_CRASHED, f"internal error while invoking: {type(exc).__name__}: {exc}"
+            )
         except BaseException:
             self._in_background(worker.kill())
             raise
@@ -557,7 +594,9 @@ class ExecutionService:
             res = InvokeResult.failure(
                 ErrorType.WORKER_CRASHED,
                 "the function was updated or deleted while this invocation ran; its old code was stopped",
-                duration_ms=res.duration_ms, logs=res.logs)
+                duration_ms=res.duration_ms,
+                logs=res.logs,
+            )
         elif worker.dead:
             await worker.kill()  # a timeout, crash, flood or bad frame: its cgroup and memory go now
             self._unstrand(fn, runtime, pool)
@@ -585,7 +624,8 @@ class ExecutionService:
             return InvokeResult.failure(
                 ErrorType.RUNTIME_UNAVAILABLE,
                 "this function holds secrets, which are given only inside the bwrap sandbox, and there is none here "
-                f"({self.sandbox.bwrap_problem or 'runtime.sandbox is none'}); `cloudfn info` lists the protections")
+                f"({self.sandbox.bwrap_problem or 'runtime.sandbox is none'}); `cloudfn info` lists the protections",
+            )
         try:
             if self.secret_values is None:
                 raise NotFound("no secret store")
@@ -594,7 +634,8 @@ class ExecutionService:
             return InvokeResult.failure(
                 ErrorType.RUNTIME_UNAVAILABLE,
                 f"{exc.message.split(' (')[0]}, which this function holds: set it (cloudfn secrets set NAME) or "
-                "remove it from the function's secrets and secret_env")
+                "remove it from the function's secrets and secret_env",
+            )
         prepared.spec.secret_files = {n: values[n].encode() for n in names}
         prepared.spec.env.update({k: values[n] for k, n in (fn.secret_env or {}).items()})
         return None
@@ -627,8 +668,7 @@ class ExecutionService:
     def _cold_guess(self, pool: _Pool, runtime: Runtime) -> float:
         return self._next_start(pool, runtime)[1]
 
-    async def _find_worker(self, fn: Function, runtime: Runtime, pool: _Pool,
-                           deadline: float) -> Worker | InvokeResult:
+    async def _find_worker(self, fn: Function, runtime: Runtime, pool: _Pool, deadline: float) -> Worker | InvokeResult:
         """No worker is idle: wait for a busy one when it is expected to free up sooner than a
         new one starts; else start one (in the background if some run already, so this caller
         takes whichever is free first)."""
@@ -645,8 +685,9 @@ class ExecutionService:
             self._grow(fn, runtime, pool)
         return await self._wait_for_worker(fn, runtime, pool, deadline)
 
-    async def _wait_for_worker(self, fn: Function, runtime: Runtime, pool: _Pool,
-                               deadline: float) -> Worker | InvokeResult:
+    async def _wait_for_worker(
+        self, fn: Function, runtime: Runtime, pool: _Pool, deadline: float
+    ) -> Worker | InvokeResult:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Handoff] = loop.create_future()
         t0 = time.perf_counter()
@@ -675,15 +716,20 @@ class ExecutionService:
             return InvokeResult.failure(
                 ErrorType.THROTTLED,
                 f"no worker of '{fn.name}' came free within {self.settings.queue_timeout:g} s "
-                f"({len(demand.running)} busy, {len(demand.starts)} starting)")
+                f"({len(demand.running)} busy, {len(demand.starts)} starting)",
+            )
         if isinstance(got, InvokeResult):
             return got
         demand = pool.demand
         demand.debt += waited
         now = time.perf_counter()
-        if (demand.queued_since is not None and pool.waiters and not pool.retired
-                and (now - demand.queued_since) * 1000 >= self._cold_guess(pool, runtime)
-                and len(demand.starts) < len(pool.waiters)):
+        if (
+            demand.queued_since is not None
+            and pool.waiters
+            and not pool.retired
+            and (now - demand.queued_since) * 1000 >= self._cold_guess(pool, runtime)
+            and len(demand.starts) < len(pool.waiters)
+        ):
             demand.queued_since = now  # a queue that outlasts a start: one more worker
             self._grow(fn, runtime, pool, "queue")
         return got
@@ -724,16 +770,16 @@ class ExecutionService:
         for _ in range(max(0, want)):
             self._grow(pool.fn, pool.runtime, pool, "spare")
 
-    def _record_start(self, fn: Function, runtime: Runtime, pool: _Pool, worker: Worker, ms: float,
-                      how: str) -> None:
+    def _record_start(self, fn: Function, runtime: Runtime, pool: _Pool, worker: Worker, ms: float, how: str) -> None:
         kind = "adopt" if worker.slot is not None else "fresh"  # a pre-started sandbox has its own folder
         pool.demand.cold[kind].add(ms)
         self._cold_by_runtime.setdefault((runtime.name, kind), Ewma()).add(ms)
         self._stats(fn, runtime).started(ms, how)
         pool.fresh[worker] = ms  # the invocation it serves first reports a cold start, if that one waited
 
-    async def _start_inline(self, fn: Function, runtime: Runtime, pool: _Pool,
-                            deadline: float) -> Worker | InvokeResult:
+    async def _start_inline(
+        self, fn: Function, runtime: Runtime, pool: _Pool, deadline: float
+    ) -> Worker | InvokeResult:
         """This caller starts its own worker (nothing runs that could free up for it)."""
         token = object()
         t0 = time.perf_counter()
@@ -779,8 +825,9 @@ class ExecutionService:
         deadline = asyncio.get_running_loop().time() + self.settings.queue_timeout
         try:
             background = bool(pool.demand.running) or why == "spare"  # (else its callers wait for it alone)
-            started = await self._start_worker(fn, runtime, pool, deadline, reuse_idle=why != "spare",
-                                               reap=why == "wait", background=background)
+            started = await self._start_worker(
+                fn, runtime, pool, deadline, reuse_idle=why != "spare", reap=why == "wait", background=background
+            )
         finally:
             pool.demand.starts.pop(token, None)
         ms = (time.perf_counter() - t0) * 1000
@@ -848,10 +895,13 @@ class ExecutionService:
         while pool.waiters:
             fut = pool.waiters.popleft()
             if not fut.done():
-                fut.set_result(InvokeResult.failure(
-                    ErrorType.WORKER_CRASHED,
-                    "the function was updated or deleted while this invocation waited for a worker; "
-                    "invoke the current version"))
+                fut.set_result(
+                    InvokeResult.failure(
+                        ErrorType.WORKER_CRASHED,
+                        "the function was updated or deleted while this invocation waited for a worker; "
+                        "invoke the current version",
+                    )
+                )
 
     async def retire(self, function_id: str) -> None:
         """After an update or delete: the function's workers stop; no old code runs afterwards."""
@@ -877,8 +927,10 @@ class ExecutionService:
 
     # --- reporting ----------------------------------------------------------------------------
     def protections(self) -> dict[str, Any]:
-        return dict(self.sandbox.report(), memory_budget=(
-            f"{self.budget.limit} MB for all workers' memory limits together (runtime.max_memory)"))
+        return dict(
+            self.sandbox.report(),
+            memory_budget=(f"{self.budget.limit} MB for all workers' memory limits together (runtime.max_memory)"),
+        )
 
     def runtimes(self) -> dict[str, dict[str, Any]]:
         return {name: rt.info() for name, rt in self.runtimes_.items()}
@@ -901,8 +953,12 @@ class ExecutionService:
             "queue_size": self.settings.queue_size,
             "prewarmed": self.prewarm.count(),
             "prewarm_target": self.prewarm.targets(),  # grows with bursts of cold starts (prewarm.py)
-            "memory": {"max_memory_mb": self.budget.limit, "reserved_mb": self.budget.used,
-                       "peak_reserved_mb": self.budget.peak, "waiting": self._memory_waiting},
+            "memory": {
+                "max_memory_mb": self.budget.limit,
+                "reserved_mb": self.budget.used,
+                "peak_reserved_mb": self.budget.peak,
+                "waiting": self._memory_waiting,
+            },
             "prewarm_problem": self.prewarm.problem,
             # How invocations found a worker, per function id (demand.py).
             "burst": {fid: dict(st.to_dict(), name=st.name) for fid, st in self.burst.items()},

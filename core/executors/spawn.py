@@ -53,10 +53,20 @@ class ChildProcess:
         return await asyncio.shield(self._exited)
 
 
-def spawn(argv: list[str], *, stdout: int, stderr: int, pass_fds: tuple[int, ...], env: dict[str, str],
-          cwd: str | None) -> ChildProcess:
+def spawn(
+    argv: list[str], *, stdout: int, stderr: int, pass_fds: tuple[int, ...], env: dict[str, str], cwd: str | None
+) -> ChildProcess:
     """Start `argv` in a new session with stdin from /dev/null and no fd but `pass_fds` (and
     stdout/stderr) open in it. Raises OSError as Popen does."""
-    popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, pass_fds=pass_fds,
-                             env=env, cwd=cwd, close_fds=True, start_new_session=True)
+    popen = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=stdout,
+        stderr=stderr,
+        pass_fds=pass_fds,
+        env=env,
+        cwd=cwd,
+        close_fds=True,
+        start_new_session=True,
+    )
     return ChildProcess(popen, asyncio.get_running_loop())

@@ -73,8 +73,9 @@ class Adoption:
 
 
 class Worker:
-    def __init__(self, key: tuple[str, int], runtime: str, wi: WorkerInit, sandbox: HostSandbox,
-                 memory_mb: int, timeout: float):
+    def __init__(
+        self, key: tuple[str, int], runtime: str, wi: WorkerInit, sandbox: HostSandbox, memory_mb: int, timeout: float
+    ):
         self.key = key
         self.runtime = runtime
         self.wi = wi
@@ -148,8 +149,10 @@ class Worker:
             private_dir(host_dir, 0o700)
             self.host_dir = host_dir
         spec = dataclasses.replace(
-            base, host_dir=host_dir,
-            argv=[a.replace("{REQ_FD}", str(req_r)).replace("{RESP_FD}", str(resp_w)) for a in base.argv])
+            base,
+            host_dir=host_dir,
+            argv=[a.replace("{REQ_FD}", str(req_r)).replace("{RESP_FD}", str(resp_w)) for a in base.argv],
+        )
         launch = self.sandbox.command(spec, self.cg)
         if self.sandbox.drops_uid:
             # The sandbox user may reopen its own pipes through /proc/self/fd (Go's pre-started
@@ -166,8 +169,14 @@ class Worker:
             if self.nice and NICE:
                 argv = [NICE, "-n", str(self.nice), *argv]
             with batch_children():
-                self.proc = spawn(argv, stdout=log_w, stderr=log_w, pass_fds=(req_r, resp_w, *launch.fds),
-                                  env=launch.env, cwd=launch.cwd)
+                self.proc = spawn(
+                    argv,
+                    stdout=log_w,
+                    stderr=log_w,
+                    pass_fds=(req_r, resp_w, *launch.fds),
+                    env=launch.env,
+                    cwd=launch.cwd,
+                )
         except OSError as exc:
             for fd in (req_r, req_w, resp_r, resp_w, log_r, log_w):
                 os.close(fd)
@@ -223,8 +232,15 @@ class Worker:
         with contextlib.suppress(OSError):
             os.setpriority(os.PRIO_PGRP, self.proc.pid, 0)  # without cgroups: what stayed in its group
 
-    async def adopt(self, key: tuple[str, int], wi: WorkerInit, memory_mb: int, timeout: float,
-                    files: list[tuple[str, Path]], how: Adoption) -> InvokeResult | None:
+    async def adopt(
+        self,
+        key: tuple[str, int],
+        wi: WorkerInit,
+        memory_mb: int,
+        timeout: float,
+        files: list[tuple[str, Path]],
+        how: Adoption,
+    ) -> InvokeResult | None:
         """A pre-started sandbox (see prewarm.py) takes on one function version: the version's
         files appear in the sandbox's own (read-only) folder `slot`, its cgroup gets the
         function's memory limit, and the runtime's `how` applies the function's rlimits and
@@ -290,8 +306,13 @@ class Worker:
             text = logs.text()
             await self.kill()
             return InvokeResult.failure(
-                ErrorType(reply.get("error_type", "CompileError")), reply.get("error", "the code did not load"),
-                stack=stack_frames(reply.get("stack")), logs=text, cold_start=True, init_duration=self.init_ms)
+                ErrorType(reply.get("error_type", "CompileError")),
+                reply.get("error", "the code did not load"),
+                stack=stack_frames(reply.get("stack")),
+                logs=text,
+                cold_start=True,
+                init_duration=self.init_ms,
+            )
         if self.cg:
             self.baseline = set(self.cg.members())
         return None
@@ -383,16 +404,24 @@ class Worker:
             if not self.dead and not self.busy:
                 self._end_unasked(None)  # died between invocations: its cgroup and pool place go
             return
-        if (w is None and self._exchanges == 0 and self._early is None and kind == "frame"
-                and isinstance(value, dict) and value.get("type") == "up"):
+        if (
+            w is None
+            and self._exchanges == 0
+            and self._early is None
+            and kind == "frame"
+            and isinstance(value, dict)
+            and value.get("type") == "up"
+        ):
             # Said before anyone waits: a pre-started runner's "up" can arrive while its pipes
             # are still being connected (it was lost, and the pool waited 10 s for it).
             self._early = (kind, value)
             return
         # Nobody asked: a second reply, a reply between invocations, a frame a thread of the
         # function wrote after its reply. No later reply of this worker could be trusted.
-        what = {"frame": "a frame nobody asked for (a second reply, or one between invocations)",
-                "toolarge": f"an unasked frame of {value} bytes"}.get(kind, value)
+        what = {
+            "frame": "a frame nobody asked for (a second reply, or one between invocations)",
+            "toolarge": f"an unasked frame of {value} bytes",
+        }.get(kind, value)
         self._end_unasked(what)
 
     def _end_unasked(self, violation: str | None) -> None:
@@ -409,10 +438,12 @@ class Worker:
 
     def _protocol_failure(self) -> InvokeResult:
         return InvokeResult.failure(
-            ErrorType.WORKER_CRASHED, f"the worker broke the protocol: it wrote {self.violation}; it was stopped")
+            ErrorType.WORKER_CRASHED, f"the worker broke the protocol: it wrote {self.violation}; it was stopped"
+        )
 
-    async def _exchange(self, msg: dict[str, Any] | bytes | None, timeout: float, nonce: str | None = None,
-                        expect: str | None = None) -> tuple[dict[str, Any] | None, InvokeResult | None]:
+    async def _exchange(
+        self, msg: dict[str, Any] | bytes | None, timeout: float, nonce: str | None = None, expect: str | None = None
+    ) -> tuple[dict[str, Any] | None, InvokeResult | None]:
         """Send one request (a message, or one already encoded), wait for its reply, the worker's
         death, a log flood or the timeout. A reply must carry `nonce` and fit `expect` (see
         reply_problem); one that does not stops the worker."""
@@ -456,19 +487,23 @@ class Worker:
         if kind == "toolarge":
             await self.kill()
             return None, InvokeResult.failure(
-                ErrorType.OUTPUT_TOO_LARGE, f"the response is {value} bytes; the limit is {RESULT_LIMIT_BYTES}")
+                ErrorType.OUTPUT_TOO_LARGE, f"the response is {value} bytes; the limit is {RESULT_LIMIT_BYTES}"
+            )
         if kind == "flood":
             await self.kill()
             return None, InvokeResult.failure(
                 ErrorType.OUTPUT_TOO_LARGE,
                 f"the function printed more than {LOG_LIMIT_BYTES // 1024} KiB of logs in one invocation; "
-                "the worker was stopped")
+                "the worker was stopped",
+            )
         if kind == "timeout":
             self.killed_for = ErrorType.TIMEOUT
             await self.kill()
             return None, InvokeResult.failure(
-                ErrorType.TIMEOUT, f"the function did not finish within its timeout of {self._fmt_timeout(timeout)}; "
-                "it was stopped with everything it started")
+                ErrorType.TIMEOUT,
+                f"the function did not finish within its timeout of {self._fmt_timeout(timeout)}; "
+                "it was stopped with everything it started",
+            )
         # The worker died, closed its pipe or wrote garbage: find out why.
         if kind == "garbage":
             # This frame, not the runner's real reply that often follows it in the same read.
@@ -500,20 +535,23 @@ class Worker:
         oom = self.cg.oom_since_mark() if self.cg else False
         mem = f"{self.memory_mb} MB"
         if oom or any(m in low for m in ("heap out of memory", "runtime: out of memory", "fatal error: out of memory")):
-            return InvokeResult.failure(ErrorType.MEMORY_LIMIT,
-                                        f"the function used more than its memory limit of {mem} and was stopped")
+            return InvokeResult.failure(
+                ErrorType.MEMORY_LIMIT, f"the function used more than its memory limit of {mem} and was stopped"
+            )
         if sig == signal.SIGXCPU or (sig == signal.SIGKILL and self.cpu_used + 0.5 >= self.wi.spec.cpu_seconds):
             return InvokeResult.failure(ErrorType.TIMEOUT, "the function used up its CPU time limit and was stopped")
         if sig == signal.SIGXFSZ:
-            return InvokeResult.failure(ErrorType.OUTPUT_TOO_LARGE,
-                                        "the function wrote a file larger than the file size limit")
+            return InvokeResult.failure(
+                ErrorType.OUTPUT_TOO_LARGE, "the function wrote a file larger than the file size limit"
+            )
         last = "\n".join(tail.strip().splitlines()[-5:])
         hint = f"; its last output: {last}" if last else ""
         # A runtime's own fatal error (Go: "fatal error: all goroutines are asleep - deadlock!")
         # heads a long dump whose last lines say little: name it first.
         output = self.logs.text() if self.logs else ""
-        fatal = next((line.strip() for line in output.splitlines()
-                      if line.startswith(("fatal error:", "FATAL ERROR:"))), "")
+        fatal = next(
+            (line.strip() for line in output.splitlines() if line.startswith(("fatal error:", "FATAL ERROR:"))), ""
+        )
         if fatal and fatal not in last:
             hint = f"; {fatal}{hint}"
         if self.cg and self.cg.pids_limit_hit_since_mark():
@@ -547,9 +585,11 @@ class Worker:
         ctx["deadline_ms"] = str(int(deadline_ms))
         # The same message as json.dumps of {"type", "event", "context", ...}, without encoding
         # the event a second time.
-        msg = (f'{{"type": "invoke", "event": {event_json}, "context": {json.dumps(ctx)}, '
-               f'"nonce": "{nonce}", "timeout": {float(timeout)!r}, "deadline_ms": {deadline_ms!r}, '
-               f'"max_result_bytes": {RESULT_LIMIT_BYTES}}}').encode()
+        msg = (
+            f'{{"type": "invoke", "event": {event_json}, "context": {json.dumps(ctx)}, '
+            f'"nonce": "{nonce}", "timeout": {float(timeout)!r}, "deadline_ms": {deadline_ms!r}, '
+            f'"max_result_bytes": {RESULT_LIMIT_BYTES}}}'
+        ).encode()
         t0 = time.perf_counter()
         reply, failure = await self._exchange(msg, timeout, nonce=nonce, expect="result")
         if failure is None and self.violation is not None:  # another frame came with the reply
@@ -584,8 +624,9 @@ class Worker:
         if recycle:
             await self.kill()
         # invocation_id is the service's to set: no uuid made here only to be replaced.
-        res = InvokeResult(success=bool(reply.get("ok")), duration_ms=duration, memory_used=round(peak, 2), logs=logs,
-                           invocation_id="")
+        res = InvokeResult(
+            success=bool(reply.get("ok")), duration_ms=duration, memory_used=round(peak, 2), logs=logs, invocation_id=""
+        )
         if res.success:
             res.result = reply.get("result")
         else:

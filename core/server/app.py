@@ -177,12 +177,19 @@ def parse_invoke_body(raw: bytes) -> tuple[Any, Any]:
     if body is None:
         return None, None
     if not isinstance(body, dict):
-        raise InvalidInput("invocation", [FieldError(
-            "body", f'must be an object {{"event": ..., "context": {{...}}}}, got {type(body).__name__}')])
+        raise InvalidInput(
+            "invocation",
+            [FieldError("body", f'must be an object {{"event": ..., "context": {{...}}}}, got {type(body).__name__}')],
+        )
     if len(body) > 2 or any(k not in ("event", "context") for k in body):
-        raise InvalidInput("invocation", [
-            FieldError(k, 'is not a known field (send {"event": ..., "context": {...}})')
-            for k in body if k not in ("event", "context")])
+        raise InvalidInput(
+            "invocation",
+            [
+                FieldError(k, 'is not a known field (send {"event": ..., "context": {...}})')
+                for k in body
+                if k not in ("event", "context")
+            ],
+        )
     return body.get("event"), body.get("context")
 
 
@@ -192,8 +199,13 @@ def invoke_answer(result: InvokeResult) -> tuple[int, bytes, dict[str, str]]:
     try:
         payload = result.model_dump_json().encode()
     except ValueError:  # a value UTF-8 JSON cannot carry (the platform makes results safe; this is the backstop)
-        result = result.model_copy(update={"result": json_safe(result.result), "logs": json_safe(result.logs),
-                                           "error": json_safe(result.error)})
+        result = result.model_copy(
+            update={
+                "result": json_safe(result.result),
+                "logs": json_safe(result.logs),
+                "error": json_safe(result.error),
+            }
+        )
         payload = result.model_dump_json().encode()
     if result.success:
         return 200, payload, {}
@@ -205,14 +217,21 @@ def invoke_answer(result: InvokeResult) -> tuple[int, bytes, dict[str, str]]:
 
 
 # -- the guard: shutdown, auth, body size -----------------------------------------------------
-async def _send_json(send: Callable[..., Awaitable[None]], status: int, body: dict[str, Any],
-                     headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
+async def _send_json(
+    send: Callable[..., Awaitable[None]], status: int, body: dict[str, Any], headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
     payload = _dumps(body)
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", JSON_TYPE.encode()), (b"content-length", str(len(payload)).encode()), *headers],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", JSON_TYPE.encode()),
+                (b"content-length", str(len(payload)).encode()),
+                *headers,
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": payload})
 
 
@@ -241,8 +260,12 @@ class Guard:
             await self.app(scope, receive, send)
             return
         if self.state.shutting_down:
-            await _send_json(send, 503, {"error": "the server is shutting down", "type": "Unavailable", "status": 503},
-                             [(b"connection", b"close"), (b"retry-after", b"5")])
+            await _send_json(
+                send,
+                503,
+                {"error": "the server is shutting down", "type": "Unavailable", "status": 503},
+                [(b"connection", b"close"), (b"retry-after", b"5")],
+            )
             return
         if self.endpoints is not None and scope["path"].startswith("/fn/"):
             self.state.in_flight += 1
@@ -251,8 +274,15 @@ class Guard:
             except Exception:  # an answer, not a dropped connection; the log has the trace
                 log.exception("%s %s failed", scope["method"], scope["path"])
                 with contextlib.suppress(Exception):
-                    await _send_json(send, 500, {"error": "internal server error (the server's log has the details)",
-                                                 "type": "InternalError", "status": 500})
+                    await _send_json(
+                        send,
+                        500,
+                        {
+                            "error": "internal server error (the server's log has the details)",
+                            "type": "InternalError",
+                            "status": 500,
+                        },
+                    )
             finally:
                 self.state.request_done()
             return
@@ -271,11 +301,17 @@ class Guard:
         if self.token is not None and scope["path"] not in HEALTH_PATHS:
             if auth is None or auth[:7].lower() != b"bearer " or not hmac.compare_digest(auth[7:].strip(), self.token):
                 why = "no bearer token" if auth is None else "a wrong token"
-                await _send_json(send, 401, {
-                    "error": f"unauthorized: the request carries {why}. Send `Authorization: Bearer <token>` "
-                             "(the token is in the server's data directory, file server.token, or CLOUDFN_TOKEN)",
-                    "type": "Unauthorized", "status": 401,
-                }, [(b"www-authenticate", b'Bearer realm="cloudfn"')])
+                await _send_json(
+                    send,
+                    401,
+                    {
+                        "error": f"unauthorized: the request carries {why}. Send `Authorization: Bearer <token>` "
+                        "(the token is in the server's data directory, file server.token, or CLOUDFN_TOKEN)",
+                        "type": "Unauthorized",
+                        "status": 401,
+                    },
+                    [(b"www-authenticate", b'Bearer realm="cloudfn"')],
+                )
                 return
         if length is not None:
             try:
@@ -292,9 +328,13 @@ class Guard:
         self.state.in_flight += 1
         try:
             path = scope["path"]
-            if (self.fast_invoke and scope["method"] == "POST" and path.startswith(INVOKE_PREFIX)
-                    and path.endswith(INVOKE_SUFFIX)):
-                ref = path[len(INVOKE_PREFIX):-len(INVOKE_SUFFIX)]
+            if (
+                self.fast_invoke
+                and scope["method"] == "POST"
+                and path.startswith(INVOKE_PREFIX)
+                and path.endswith(INVOKE_SUFFIX)
+            ):
+                ref = path[len(INVOKE_PREFIX) : -len(INVOKE_SUFFIX)]
                 if ref and "/" not in ref:
                     await self._invoke(ref, wrapped, send, scope)
                     return
@@ -324,13 +364,21 @@ class Guard:
             await _send_json(send, exc.http_status, error_body(exc))
             return
         except BodyTooLarge as exc:
-            await _send_json(send, 413, {"error": exc.detail, "type": "BodyTooLarge", "status": 413},
-                             [(b"connection", b"close")])
+            await _send_json(
+                send, 413, {"error": exc.detail, "type": "BodyTooLarge", "status": 413}, [(b"connection", b"close")]
+            )
             return
         except Exception:
             log.exception("POST %s%s%s failed", INVOKE_PREFIX, ref, INVOKE_SUFFIX)
-            await _send_json(send, 500, {"error": "internal server error (the server's log has the details)",
-                                         "type": "InternalError", "status": 500})
+            await _send_json(
+                send,
+                500,
+                {
+                    "error": "internal server error (the server's log has the details)",
+                    "type": "InternalError",
+                    "status": 500,
+                },
+            )
             return
         headers = [(b"content-type", JSON_TYPE.encode()), (b"content-length", str(len(payload)).encode())]
         headers += [(k.encode(), v.encode()) for k, v in extra.items()]
@@ -365,8 +413,9 @@ class _GuardedFastAPI(LeanFastAPI):
         return self._outer_layers(super().build_middleware_stack())
 
 
-def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
-               state: ServerState | None = None) -> FastAPI:
+def create_app(
+    platform: PlatformAPI, settings: ServerSettings | None = None, state: ServerState | None = None
+) -> FastAPI:
     settings = settings or ServerSettings()
     state = state or ServerState()
 
@@ -378,9 +427,13 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
         if settings.cors_origins:
             from starlette.middleware.cors import CORSMiddleware
 
-            stack = CORSMiddleware(stack, allow_origins=settings.cors_origins, allow_credentials=False,
-                                   allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-                                   allow_headers=["authorization", "content-type"])
+            stack = CORSMiddleware(
+                stack,
+                allow_origins=settings.cors_origins,
+                allow_credentials=False,
+                allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                allow_headers=["authorization", "content-type"],
+            )
         return stack
 
     app = _GuardedFastAPI(
@@ -388,7 +441,7 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
         title="cloudfn",
         version=__version__,
         description="A cloud-function platform: functions CRUD, invoke, history, metrics, logs, alerts, "
-                    "and a live event stream. Every route but health needs `Authorization: Bearer <token>`.",
+        "and a live event stream. Every route but health needs `Authorization: Bearer <token>`.",
     )
     app.state.platform = platform
     app.state.settings = settings
@@ -417,14 +470,21 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
             allowed = _methods_of(app, request.url.path)
             headers["allow"] = ", ".join(allowed)
             detail = f"{request.method} is not allowed on {request.url.path} (allowed: {', '.join(allowed)})"
-        return json_response({"error": detail, "type": kind, "status": exc.status_code}, exc.status_code,
-                             headers=headers or None)
+        return json_response(
+            {"error": detail, "type": kind, "status": exc.status_code}, exc.status_code, headers=headers or None
+        )
 
     @app.exception_handler(Exception)
     async def _internal_error(request: Request, exc: Exception) -> Response:
         log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-        return json_response({"error": "internal server error (the server's log has the details)",
-                              "type": "InternalError", "status": 500}, 500)
+        return json_response(
+            {
+                "error": "internal server error (the server's log has the details)",
+                "type": "InternalError",
+                "status": 500,
+            },
+            500,
+        )
 
     # Imported here: the route modules import this module's helpers.
     from core.server.routes import Routes, about, alerts, events, functions, history, invoke, logs, saved_events
@@ -444,8 +504,11 @@ def create_app(platform: PlatformAPI, settings: ServerSettings | None = None,
     add_secret_routes(app, platform, r.body_of, json_response, v1)  # issue 17
     events.add(r)
 
-    app.openapi = _openapi_with_auth(app, bearer=settings.token is not None,  # type: ignore[method-assign]
-                                     endpoints=hasattr(platform, "run_invocation"))
+    app.openapi = _openapi_with_auth(  # type: ignore[method-assign]
+        app,
+        bearer=settings.token is not None,
+        endpoints=hasattr(platform, "run_invocation"),
+    )
     return app
 
 
@@ -465,16 +528,27 @@ _SAVED = "/api/v1/functions/{ref}/saved-events/{name}"
 # next request, for clients and for stateful testing.
 _LINK_TABLE: dict[tuple[str, str, str], list[tuple[str, str, dict[str, str]]]] = {
     ("/api/v1/functions", "post", "201"): [
-        (path, method, {"ref": "$response.body#/function/id"}) for path, method in (
-            (_FN, "get"), (_FN, "put"), (_FN, "patch"), (_FN, "delete"), (f"{_FN}/invoke", "post"),
-            (f"{_FN}/versions", "get"), (f"{_FN}/rollback", "post"), (f"{_FN}/invocations", "get"),
-            (f"{_FN}/saved-events", "get"), (_SAVED, "put"))],
+        (path, method, {"ref": "$response.body#/function/id"})
+        for path, method in (
+            (_FN, "get"),
+            (_FN, "put"),
+            (_FN, "patch"),
+            (_FN, "delete"),
+            (f"{_FN}/invoke", "post"),
+            (f"{_FN}/versions", "get"),
+            (f"{_FN}/rollback", "post"),
+            (f"{_FN}/invocations", "get"),
+            (f"{_FN}/saved-events", "get"),
+            (_SAVED, "put"),
+        )
+    ],
     ("/api/v1/functions/{ref}/invoke", "post", "200"): [
-        ("/api/v1/invocations/{invocation_id}", "get", {"invocation_id": "$response.body#/invocation_id"})],
-    (_SAVED, "put", "200"): [
-        (_SAVED, "delete", {"ref": "$request.path.ref", "name": "$request.path.name"})],
+        ("/api/v1/invocations/{invocation_id}", "get", {"invocation_id": "$response.body#/invocation_id"})
+    ],
+    (_SAVED, "put", "200"): [(_SAVED, "delete", {"ref": "$request.path.ref", "name": "$request.path.name"})],
     ("/api/v1/alerts/rules", "post", "201"): [
-        (_RULE, method, {"ref": "$response.body#/rule/id"}) for method in ("put", "patch", "delete")],
+        (_RULE, method, {"ref": "$response.body#/rule/id"}) for method in ("put", "patch", "delete")
+    ],
 }
 
 
@@ -523,8 +597,12 @@ def _openapi_with_auth(app: FastAPI, bearer: bool, endpoints: bool = False) -> C
             schemas.pop(name, None)
         if bearer:
             spec.setdefault("components", {})["securitySchemes"] = {
-                "bearer": {"type": "http", "scheme": "bearer",
-                           "description": "the token in the server's data directory (server.token) or CLOUDFN_TOKEN"}}
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "the token in the server's data directory (server.token) or CLOUDFN_TOKEN",
+                }
+            }
             spec["security"] = [{"bearer": []}]
         app.openapi_schema = spec
         return spec

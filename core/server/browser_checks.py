@@ -101,25 +101,36 @@ def api_refusal(method: str, h: BrowserHeaders, trusted: frozenset[str]) -> dict
     """The API's policy: why a request to /api is refused on a server without a token, or None."""
     bad_host = foreign_host(h)
     if bad_host is not None:
-        return _refusal(421, "MisdirectedRequest", (
-            f"the Host header {_text(bad_host)[:100]!r} is not a loopback name: this server runs without a token "
-            "(--no-auth) and answers only requests addressed to localhost, 127.0.0.1 or [::1] (a page on another "
-            "name could reach it by DNS rebinding). Connect to http://127.0.0.1:<port>, or serve with a token to "
-            "use other names."))
+        return _refusal(
+            421,
+            "MisdirectedRequest",
+            (
+                f"the Host header {_text(bad_host)[:100]!r} is not a loopback name: this server runs without a token "
+                "(--no-auth) and answers only requests addressed to localhost, 127.0.0.1 or [::1] (a page on another "
+                "name could reach it by DNS rebinding). Connect to http://127.0.0.1:<port>, or serve with a token to "
+                "use other names."
+            ),
+        )
     if method not in STATE_CHANGING:
         return None
     o = foreign_origin(h, trusted)
     if o is not None:
-        return _refusal(403, "ForbiddenOrigin", (
-            f"requests from the web page at {o[:100]!r} are refused: this server runs without a token (--no-auth), "
-            "so only its own pages and the origins in server.cors_origins may change anything. Add the origin to "
-            "server.cors_origins if you trust it."))
+        return _refusal(
+            403,
+            "ForbiddenOrigin",
+            (
+                f"requests from the web page at {o[:100]!r} are refused: this server runs without a token (--no-auth), "
+                "so only its own pages and the origins in server.cors_origins may change anything. Add the origin to "
+                "server.cors_origins if you trust it."
+            ),
+        )
     has_body = h.chunked or (h.length is not None and h.length.strip() not in (b"0", b""))
     if has_body and (not h.types or not all(json_media_type(t) for t in h.types)):
         bad = next((t for t in h.types if not json_media_type(t)), None)
         got = "no Content-Type" if bad is None else f"Content-Type {_text(bad)[:100]!r}"
-        return _refusal(415, "UnsupportedMediaType",
-                        f"the request body has {got}; send it as JSON with `Content-Type: {JSON_TYPE}`")
+        return _refusal(
+            415, "UnsupportedMediaType", f"the request body has {got}; send it as JSON with `Content-Type: {JSON_TYPE}`"
+        )
     return None
 
 
@@ -127,16 +138,31 @@ def endpoint_refusal(h: BrowserHeaders, trusted: frozenset[str]) -> dict[str, An
     """The endpoints' policy: why a request to /fn is refused on a server without a token, or None."""
     bad_host = foreign_host(h)
     if bad_host is not None:
-        return _refusal(421, "MisdirectedRequest", (
-            f"the Host header {_text(bad_host)[:100]!r} is not a loopback name: this server runs without a token "
-            "(--no-auth) and answers only localhost, 127.0.0.1 or [::1]"))
+        return _refusal(
+            421,
+            "MisdirectedRequest",
+            (
+                f"the Host header {_text(bad_host)[:100]!r} is not a loopback name: this server runs without a token "
+                "(--no-auth) and answers only localhost, 127.0.0.1 or [::1]"
+            ),
+        )
     o = foreign_origin(h, trusted)
     if o is not None:
-        return _refusal(403, "ForbiddenOrigin", (
-            f"requests from the web page at {o[:100]!r} are refused: this server runs without a token (--no-auth), "
-            "so web pages elsewhere may not call its endpoints"))
+        return _refusal(
+            403,
+            "ForbiddenOrigin",
+            (
+                f"requests from the web page at {o[:100]!r} are refused: this server runs without a token (--no-auth), "
+                "so web pages elsewhere may not call its endpoints"
+            ),
+        )
     if cross_site(h):
-        return _refusal(403, "ForbiddenOrigin", (
-            "a cross-site request (a link, image or form of another page) is refused: this server runs without "
-            "a token (--no-auth)"))
+        return _refusal(
+            403,
+            "ForbiddenOrigin",
+            (
+                "a cross-site request (a link, image or form of another page) is refused: this server runs without "
+                "a token (--no-auth)"
+            ),
+        )
     return None

@@ -23,9 +23,9 @@ HTTP_EVENT: dict[str, Any] = {
     "title": "HttpEvent",
     "type": "object",
     "description": "The event an endpoint's function receives: AWS API Gateway's HTTP API proxy event, "
-                   "payload version 2.0. Header names are lower case, repeated headers are joined by ',', "
-                   "cookies are in `cookies`; a body that is not text arrives base64-encoded with "
-                   "`isBase64Encoded` true. The platform's bearer token is never passed on.",
+    "payload version 2.0. Header names are lower case, repeated headers are joined by ',', "
+    "cookies are in `cookies`; a body that is not text arrives base64-encoded with "
+    "`isBase64Encoded` true. The platform's bearer token is never passed on.",
     "required": ["version", "routeKey", "rawPath", "rawQueryString", "headers", "requestContext", "isBase64Encoded"],
     "properties": {
         "version": {"type": "string", "enum": ["2.0"]},
@@ -38,9 +38,16 @@ HTTP_EVENT: dict[str, Any] = {
         "requestContext": {
             "type": "object",
             "properties": {
-                "http": {"type": "object", "properties": {
-                    "method": {"type": "string"}, "path": {"type": "string"}, "protocol": {"type": "string"},
-                    "sourceIp": {"type": "string"}, "userAgent": {"type": "string"}}},
+                "http": {
+                    "type": "object",
+                    "properties": {
+                        "method": {"type": "string"},
+                        "path": {"type": "string"},
+                        "protocol": {"type": "string"},
+                        "sourceIp": {"type": "string"},
+                        "userAgent": {"type": "string"},
+                    },
+                },
                 "requestId": {"type": "string"},
                 "domainName": {"type": "string"},
                 "time": {"type": "string"},
@@ -57,9 +64,9 @@ HTTP_ANSWER: dict[str, Any] = {
     "title": "HttpAnswer",
     "type": "object",
     "description": "What a function returns to shape the HTTP answer (a Lambda proxy answer). Any other JSON "
-                   "value is sent as is, 200 application/json. The server owns the framing and hop-by-hop "
-                   f"headers ({', '.join(sorted(H.FORBIDDEN))}) and X-Cloudfn-*: those are dropped; a header "
-                   "value with a control character is a 502 InvalidResult.",
+    "value is sent as is, 200 application/json. The server owns the framing and hop-by-hop "
+    f"headers ({', '.join(sorted(H.FORBIDDEN))}) and X-Cloudfn-*: those are dropped; a header "
+    "value with a control character is a 502 InvalidResult.",
     "required": ["statusCode"],
     "properties": {
         "statusCode": {"type": "integer", "minimum": 200, "maximum": 599},
@@ -77,30 +84,47 @@ def _error(description: str) -> dict[str, Any]:
 
 
 def _operation(method: str, sub_path: bool, bearer: bool) -> dict[str, Any]:
-    name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string", "pattern": S.NAME_MARK},
-            "description": "the function's name"}
+    name = {
+        "name": "name",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "pattern": S.NAME_MARK},
+        "description": "the function's name",
+    }
     params = [name]
     if sub_path:
-        params.append({"name": "path", "in": "path", "required": True, "schema": {"type": "string"},
-                       "description": "any path, slashes included; it reaches the function as rawPath"})
-    auth = ("Needs `Authorization: Bearer <token>` unless the function is public (`http: {public: true}`), "
-            "like a Lambda function URL with auth NONE; the token is removed before the function sees the "
-            "request. " if bearer else
-            "This server runs without a token (--no-auth, loopback only): every endpoint answers this machine, "
-            "and requests a web page could send (a foreign Host, Origin or Sec-Fetch-Site) are refused. ")
+        params.append(
+            {
+                "name": "path",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string"},
+                "description": "any path, slashes included; it reaches the function as rawPath",
+            }
+        )
+    auth = (
+        "Needs `Authorization: Bearer <token>` unless the function is public (`http: {public: true}`), "
+        "like a Lambda function URL with auth NONE; the token is removed before the function sees the "
+        "request. "
+        if bearer
+        else "This server runs without a token (--no-auth, loopback only): every endpoint answers this machine, "
+        "and requests a web page could send (a foreign Host, Origin or Sec-Fetch-Site) are refused. "
+    )
     op: dict[str, Any] = {
         "tags": ["endpoints"],
         "operationId": f"endpoint_{'path_' if sub_path else ''}{method}",
         "summary": f"call a function's HTTP endpoint ({method.upper()})",
         "description": "The function receives the request as an HttpEvent and answers an HttpAnswer or any JSON "
-                       "value. " + auth + f"At most {H.MAX_HEADERS} headers ({H.MAX_HEADER_BYTES // 1024} KiB); "
-                       "the body limit is the server's (server.max_body). Every answer carries "
-                       "X-Cloudfn-Invocation-Id and a CSP sandbox.",
+        "value. " + auth + f"At most {H.MAX_HEADERS} headers ({H.MAX_HEADER_BYTES // 1024} KiB); "
+        "the body limit is the server's (server.max_body). Every answer carries "
+        "X-Cloudfn-Invocation-Id and a CSP sandbox.",
         "parameters": params,
         "responses": {
-            "default": {"description": "the function's answer: its statusCode, headers and body (an HttpAnswer), "
-                                       "or any other JSON value as 200 application/json",
-                        "content": {"*/*": {"schema": {}}}},
+            "default": {
+                "description": "the function's answer: its statusCode, headers and body (an HttpAnswer), "
+                "or any other JSON value as 200 application/json",
+                "content": {"*/*": {"schema": {}}},
+            },
             "401": _error("no bearer token, or a wrong one, and the endpoint is not public"),
             "403": _error("--no-auth only: a foreign Origin or a cross-site fetch"),
             "404": _error("no function of that name"),
@@ -108,8 +132,10 @@ def _operation(method: str, sub_path: bool, bearer: bool) -> dict[str, Any]:
             "421": _error("--no-auth only: a Host that is not a loopback name"),
             "429": _error("over the function's rate limit: Retry-After says when to come back"),
             "431": _error("too many or too large request headers"),
-            "502": _error("the function failed (a stranger is told its kind, not its message) or its answer "
-                          "is not a valid HTTP response"),
+            "502": _error(
+                "the function failed (a stranger is told its kind, not its message) or its answer "
+                "is not a valid HTTP response"
+            ),
             "503": _error("the server is shutting down"),
             "504": _error("the function ran out of time"),
         },
@@ -122,9 +148,11 @@ def _operation(method: str, sub_path: bool, bearer: bool) -> dict[str, Any]:
             del op["responses"][code]
         op["security"] = [{"bearer": []}, {}]  # the empty one: a public function needs none
     if method not in ("get", "head", "options", "delete"):
-        op["requestBody"] = {"required": False, "description": "any body: text reaches the function as is, "
-                                                               "anything else base64-encoded",
-                             "content": {"*/*": {"schema": {}}}}
+        op["requestBody"] = {
+            "required": False,
+            "description": "any body: text reaches the function as is, anything else base64-encoded",
+            "content": {"*/*": {"schema": {}}},
+        }
     return op
 
 
@@ -139,6 +167,11 @@ def add_endpoint_paths(spec: dict[str, Any], bearer: bool) -> None:
     schemas["HttpAnswer"] = HTTP_ANSWER
     tags = spec.setdefault("tags", [])
     if not any(t.get("name") == "endpoints" for t in tags):
-        tags.append({"name": "endpoints", "description": "functions' HTTP endpoints, /fn/<name>[/<path>], any "
-                                                        "method: the request is an HttpEvent, the answer an "
-                                                        "HttpAnswer (components.schemas)"})
+        tags.append(
+            {
+                "name": "endpoints",
+                "description": "functions' HTTP endpoints, /fn/<name>[/<path>], any "
+                "method: the request is an HttpEvent, the answer an "
+                "HttpAnswer (components.schemas)",
+            }
+        )

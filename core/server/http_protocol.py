@@ -89,8 +89,9 @@ class GuardedHttpToolsProtocol(OneWriteHttpToolsProtocol):
             now = self.loop.time()
             if now - GuardedHttpToolsProtocol._last_warning > 10:  # one line per 10 s under a flood
                 GuardedHttpToolsProtocol._last_warning = now
-                self.logger.warning("refusing connections: %d are open (server.max_connections)",
-                                    len(self.connections) - 1)
+                self.logger.warning(
+                    "refusing connections: %d are open (server.max_connections)", len(self.connections) - 1
+                )
             self._answer_and_close(503, "the server has too many open connections; retry shortly")
             return
         super().connection_made(transport)
@@ -120,8 +121,10 @@ class GuardedHttpToolsProtocol(OneWriteHttpToolsProtocol):
         kind = "RequestTimeout" if status == 408 else "Unavailable"
         body = f'{{"error":"{message}","type":"{kind}","status":{status}}}'.encode()
         reason = b"Request Timeout" if status == 408 else b"Service Unavailable"
-        self.transport.write(b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
-                             b"connection: close\r\n\r\n%s" % (status, reason, len(body), body))
+        self.transport.write(
+            b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+            b"connection: close\r\n\r\n%s" % (status, reason, len(body), body)
+        )
         self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -148,5 +151,8 @@ class GuardedHttpToolsProtocol(OneWriteHttpToolsProtocol):
 
 
 def guarded_protocol(header_timeout: float, body_timeout: float, max_connections: int) -> type:
-    return type("GuardedHttpToolsProtocol", (GuardedHttpToolsProtocol,), {
-        "header_timeout": header_timeout, "body_timeout": body_timeout, "max_connections": max_connections})
+    return type(
+        "GuardedHttpToolsProtocol",
+        (GuardedHttpToolsProtocol,),
+        {"header_timeout": header_timeout, "body_timeout": body_timeout, "max_connections": max_connections},
+    )

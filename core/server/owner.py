@@ -77,26 +77,31 @@ def refuse_symlink(path: Path) -> os.stat_result | None:
     except FileNotFoundError:
         return None
     except PermissionError:
-        raise Unavailable(f"cannot look into {path.parent}: permission denied. It is another user's data "
-                          "directory; use one of your own (--data-dir).") from None
+        raise Unavailable(
+            f"cannot look into {path.parent}: permission denied. It is another user's data "
+            "directory; use one of your own (--data-dir)."
+        ) from None
     if stat.S_ISLNK(st.st_mode):
-        raise Unavailable(f"{path} is a symbolic link, not cloudfn's socket: refusing to follow it (someone may "
-                          f"have planted it to capture requests). Remove it and check who can write {path.parent}.")
+        raise Unavailable(
+            f"{path} is a symbolic link, not cloudfn's socket: refusing to follow it (someone may "
+            f"have planted it to capture requests). Remove it and check who can write {path.parent}."
+        )
     return st
 
 
 def probe(path: Path) -> str:
-    """"live" (an owner answers), "stale" (a socket nobody listens on), "absent", or raises for
+    """ "live" (an owner answers), "stale" (a socket nobody listens on), "absent", or raises for
     a symlink or a socket owned by another user."""
     st = refuse_symlink(path)
     if st is None:
         return "absent"
     if not stat.S_ISSOCK(st.st_mode):
-        raise Unavailable(f"{path} is not a socket (a {_kind(st)}); cloudfn keeps its owner's socket there. "
-                          "Remove it.")
+        raise Unavailable(f"{path} is not a socket (a {_kind(st)}); cloudfn keeps its owner's socket there. Remove it.")
     if st.st_uid != os.geteuid():
-        raise Unavailable(f"the socket {path} belongs to uid {st.st_uid}, not to you (uid {os.geteuid()}): "
-                          "refusing to talk to another user's process. Use a data directory of your own.")
+        raise Unavailable(
+            f"the socket {path} belongs to uid {st.st_uid}, not to you (uid {os.geteuid()}): "
+            "refusing to talk to another user's process. Use a data directory of your own."
+        )
     short = ShortPath(path)
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
@@ -105,8 +110,10 @@ def probe(path: Path) -> str:
     except (ConnectionRefusedError, FileNotFoundError):
         return "stale"
     except PermissionError:
-        raise Unavailable(f"cannot connect to the owner's socket {path}: permission denied. Run cloudfn as "
-                          "the user who owns the data directory.") from None
+        raise Unavailable(
+            f"cannot connect to the owner's socket {path}: permission denied. Run cloudfn as "
+            "the user who owns the data directory."
+        ) from None
     finally:
         s.close()
         short.close()
@@ -122,8 +129,9 @@ def bind_socket(path: Path) -> socket.socket:
     st = refuse_symlink(path)
     if st is not None:
         if not stat.S_ISSOCK(st.st_mode):
-            raise Unavailable(f"{path} is not a socket (a {_kind(st)}); cloudfn needs that name for its owner's "
-                              "socket. Remove it.")
+            raise Unavailable(
+                f"{path} is not a socket (a {_kind(st)}); cloudfn needs that name for its owner's socket. Remove it."
+            )
         os.unlink(path)  # unlink does not follow links, and a link was refused above
         log.info("replaced a stale socket at %s (its owner is gone)", path)
     short = ShortPath(path)
@@ -137,8 +145,9 @@ def bind_socket(path: Path) -> socket.socket:
         sock.close()
         short.close()
         if exc.errno == errno.EADDRINUSE:  # something appeared at the path since the check
-            raise Unavailable(f"cannot make the owner's socket {path}: something else is there now. "
-                              "Remove it and start again.") from None
+            raise Unavailable(
+                f"cannot make the owner's socket {path}: something else is there now. Remove it and start again."
+            ) from None
         raise SocketUnavailable(f"cannot make the owner's socket {path}: {exc.strerror}") from None
     short.close()
     return sock
@@ -182,9 +191,16 @@ class OwnerSocket:
         # log_config/log_level None, access_log left on: uvicorn's loggers are global, and setting
         # them here silenced a `cloudfn serve`'s access log (and dictConfig would close the
         # console's handlers). Socket requests are then logged wherever the process logs uvicorn's.
-        config = uvicorn.Config(app, lifespan="off", log_config=None, log_level=None,
-                                timeout_graceful_shutdown=2, server_header=False, date_header=False,
-                                http=_peer_checked_protocol())
+        config = uvicorn.Config(
+            app,
+            lifespan="off",
+            log_config=None,
+            log_level=None,
+            timeout_graceful_shutdown=2,
+            server_header=False,
+            date_header=False,
+            http=_peer_checked_protocol(),
+        )
 
         from core.server._uvicorn_compat import QuietServer
 

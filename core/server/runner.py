@@ -108,10 +108,15 @@ class ServeOptions:
 def options_from_config(config: Config, **overrides: Any) -> ServeOptions:
     origins = [o.strip() for o in str(config["server.cors_origins"] or "").split(",") if o.strip()]
     opts = ServeOptions(
-        host=config["server.host"], port=config["server.port"], mode=config["server.mode"],
-        log_level=config["monitor.log_level"], cors_origins=origins,
-        max_body=config["server.max_body"], grace=config["server.shutdown_grace"],
-        header_timeout=config["server.header_timeout"], body_timeout=config["server.body_timeout"],
+        host=config["server.host"],
+        port=config["server.port"],
+        mode=config["server.mode"],
+        log_level=config["monitor.log_level"],
+        cors_origins=origins,
+        max_body=config["server.max_body"],
+        grace=config["server.shutdown_grace"],
+        header_timeout=config["server.header_timeout"],
+        body_timeout=config["server.body_timeout"],
         max_connections=config["server.max_connections"],
     )
     for k, v in overrides.items():
@@ -137,15 +142,21 @@ def sandbox_refusal(config: Config, platform: LocalPlatform) -> str:
     explicitly (and is warned about at every start)."""
     prot = platform.executor.protections()
     if config["runtime.sandbox"] == "none":
-        print("cloudfn: warning: runtime.sandbox is 'none': functions run without namespaces, seccomp or a "
-              "uid drop" + (", as host root" if os.geteuid() == 0 else ""), file=sys.stderr, flush=True)
+        print(
+            "cloudfn: warning: runtime.sandbox is 'none': functions run without namespaces, seccomp or a "
+            "uid drop" + (", as host root" if os.geteuid() == 0 else ""),
+            file=sys.stderr,
+            flush=True,
+        )
         return ""
     if prot["bwrap_namespaces"]:
         return ""
-    return (f"refusing to serve: the function sandbox cannot start on this host ({prot['bwrap_problem']}). "
-            "Install bubblewrap (apt-get install bubblewrap) and allow user namespaces (README, 'Running in "
-            "containers'), or set runtime.sandbox: none (CLOUDFN_RUNTIME_SANDBOX=none) to run functions "
-            "without it, which every start then warns about.")
+    return (
+        f"refusing to serve: the function sandbox cannot start on this host ({prot['bwrap_problem']}). "
+        "Install bubblewrap (apt-get install bubblewrap) and allow user namespaces (README, 'Running in "
+        "containers'), or set runtime.sandbox: none (CLOUDFN_RUNTIME_SANDBOX=none) to run functions "
+        "without it, which every start then warns about."
+    )
 
 
 def serve(config: Config, opts: ServeOptions) -> int:
@@ -164,8 +175,9 @@ def _level(name: str) -> str:
 
 
 def _setup_logging(opts: ServeOptions) -> None:
-    level = (logging.WARNING if opts.mode == "release"
-             else getattr(logging, _level(opts.log_level).upper(), logging.INFO))
+    level = (
+        logging.WARNING if opts.mode == "release" else getattr(logging, _level(opts.log_level).upper(), logging.INFO)
+    )
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("cloudfn").setLevel(level)
 
@@ -209,26 +221,39 @@ async def _serve(config: Config, opts: ServeOptions) -> int:
     port = sock.getsockname()[1]
     url = connect_url(opts.host, port)
     state = ServerState()
-    settings = ServerSettings(token=token, max_body=opts.max_body, cors_origins=opts.cors_origins,
-                              heartbeat=opts.heartbeat, loopback_only=token is None, refuse_public=token is None)
+    settings = ServerSettings(
+        token=token,
+        max_body=opts.max_body,
+        cors_origins=opts.cors_origins,
+        heartbeat=opts.heartbeat,
+        loopback_only=token is None,
+        refuse_public=token is None,
+    )
     if token is None:
         public = [f.name for f in platform.registry.list() if f.http.public]
         if public:  # made public elsewhere (the console owning the directory): served like the rest
-            log.warning("served without a token: the public endpoints of %s answer this machine only, with the "
-                        "browser checks of every --no-auth endpoint; serve with a token to publish them",
-                        ", ".join(public))
+            log.warning(
+                "served without a token: the public endpoints of %s answer this machine only, with the "
+                "browser checks of every --no-auth endpoint; serve with a token to publish them",
+                ", ".join(public),
+            )
     app = create_app(platform, settings, state)
     release = opts.mode == "release"
     # uvicorn's dictConfig (its access log on stdout) runs logging.shutdown on every handler: the
     # platform's LogHub survives it (see LogHub.close), which once cost the served platform its
     # log file and live log stream.
     uv_config = uvicorn.Config(
-        app, loop="auto", http=_http_protocol(opts), lifespan="off",
+        app,
+        loop="auto",
+        http=_http_protocol(opts),
+        lifespan="off",
         log_level="warning" if release else _level(opts.log_level),
         # uvicorn annotates int, but only passes it to asyncio.wait_for: a grace of 0.5 s works.
-        access_log=not release, timeout_graceful_shutdown=opts.grace,  # type: ignore[arg-type]
+        access_log=not release,
+        timeout_graceful_shutdown=opts.grace,  # type: ignore[arg-type]
         server_header=False,
-        timeout_keep_alive=30, backlog=2048,
+        timeout_keep_alive=30,
+        backlog=2048,
         proxy_headers=False,  # no X-Forwarded-* rewriting: the server uses no client address
     )
     server = _server(uv_config, state)
@@ -240,8 +265,15 @@ async def _serve(config: Config, opts: ServeOptions) -> int:
         gc.collect()
         gc.freeze()  # what exists at start lives as long as the server: keep it out of every GC pass
         platform.endpoint_base = url  # the endpoints' URLs, also for consoles attached by the socket
-        platform.lock.update({"command": "cloudfn serve", "version": __version__, "url": url,
-                              "auth": token is not None, "token_file": token_file})
+        platform.lock.update(
+            {
+                "command": "cloudfn serve",
+                "version": __version__,
+                "url": url,
+                "auth": token is not None,
+                "token_file": token_file,
+            }
+        )
         opts.announce(f"cloudfn {__version__} serving on {url} (pid {os.getpid()}, mode {opts.mode}; {token_note})")
         try:
             await server.serve(sockets=[sock])

@@ -198,8 +198,14 @@ _WHY = {
 }
 
 
-def responses(ok: Any, *errors: int, status: int = 200, auth: bool = True,
-              ok_content: dict[str, Any] | None = None, description: str = "OK") -> dict[int | str, Any]:
+def responses(
+    ok: Any,
+    *errors: int,
+    status: int = 200,
+    auth: bool = True,
+    ok_content: dict[str, Any] | None = None,
+    description: str = "OK",
+) -> dict[int | str, Any]:
     """The `responses` of a route: its answer, the error statuses it can give, and the guard's
     (401 without the token, 413 for a body past the limit, 503 while shutting down)."""
     out: dict[int | str, Any] = {status: {"description": description}}
@@ -213,11 +219,18 @@ def responses(ok: Any, *errors: int, status: int = 200, auth: bool = True,
 
 
 def invoke_responses() -> dict[int | str, Any]:
-    out = responses(InvokeResult, 400, 404, 422,
-                    description="the function ran: `success` tells whether it succeeded; a failure also "
-                                "names its type in the X-Cloudfn-Error-Type header")
-    out[429] = {"model": InvokeResult, "description": "throttled: the platform's limit and queue are full "
-                                                      "(`error_type` Throttled; see Retry-After)"}
+    out = responses(
+        InvokeResult,
+        400,
+        404,
+        422,
+        description="the function ran: `success` tells whether it succeeded; a failure also "
+        "names its type in the X-Cloudfn-Error-Type header",
+    )
+    out[429] = {
+        "model": InvokeResult,
+        "description": "throttled: the platform's limit and queue are full (`error_type` Throttled; see Retry-After)",
+    }
     return out
 
 
@@ -228,26 +241,40 @@ _IGNORED = {"description": "read-only: accepted (so a GET-then-PUT round trip wo
 def _schedule_schema() -> dict[str, Any]:
     """Exactly what core.models.Schedule accepts: one of cron (with an optional time zone) or
     every; the same patterns and the same list of zones."""
+
     def given(name: str) -> dict[str, Any]:
         return {"required": [name], "properties": {name: {"type": "string"}}}
 
     return {
-        "type": "object", "additionalProperties": False,
+        "type": "object",
+        "additionalProperties": False,
         "description": "exactly one of cron or every; timezone goes with cron only",
         "properties": {
-            "cron": {"type": ["string", "null"], "pattern": CRON_PATTERN,
-                     "description": "5 fields (minute hour day month weekday), or 6 with seconds first, "
-                                    "one space apart; or @hourly, @daily..."},
-            "every": {"type": ["string", "null"], "pattern": EVERY_PATTERN,
-                      "description": "an interval of at least 1s, a whole number and a unit: 1500ms, 30s, 5m, 1h"},
+            "cron": {
+                "type": ["string", "null"],
+                "pattern": CRON_PATTERN,
+                "description": "5 fields (minute hour day month weekday), or 6 with seconds first, "
+                "one space apart; or @hourly, @daily...",
+            },
+            "every": {
+                "type": ["string", "null"],
+                "pattern": EVERY_PATTERN,
+                "description": "an interval of at least 1s, a whole number and a unit: 1500ms, 30s, 5m, 1h",
+            },
             "event": {"description": "any JSON value, the event of each run"},
-            "timezone": {"type": ["string", "null"], "enum": [*sorted(timezones()), None],
-                         "description": "an IANA zone (cron only); default: the server's"},
+            "timezone": {
+                "type": ["string", "null"],
+                "enum": [*sorted(timezones()), None],
+                "description": "an IANA zone (cron only); default: the server's",
+            },
             "overlap": {"type": "string", "enum": ["skip", "queue"], "default": "skip"},
             "catch_up": {"type": "boolean", "default": False},
-            "enabled": {"type": "boolean", "default": True}},
-        "oneOf": [{**given("cron"), "not": given("every")},
-                  {**given("every"), "not": {"anyOf": [given("cron"), given("timezone")]}}],
+            "enabled": {"type": "boolean", "default": True},
+        },
+        "oneOf": [
+            {**given("cron"), "not": given("every")},
+            {**given("every"), "not": {"anyOf": [given("cron"), given("timezone")]}},
+        ],
     }
 
 
@@ -257,79 +284,140 @@ def _function_properties(patch: bool) -> dict[str, Any]:
     m0, m1 = MEMORY_RANGE
     c0, c1 = CONCURRENCY_RANGE
     props: dict[str, Any] = {
-        "name": {"type": "string", "pattern": NAME_MARK,
-                 "description": f"unique without regard to case: {NAME_RULE}"},
-        "runtime": {"type": "string", "enum": runtimes,
-                    "description": "python, nodejs or go (aliases: " + ", ".join(RUNTIME_ALIASES) + ")"},
-        "code": {"type": "string", "pattern": NOT_BLANK, "maxLength": MAX_CODE_BYTES,
-                 "description": f"the source; not blank, at most {MAX_CODE_BYTES // 1024} KiB of UTF-8"},
+        "name": {"type": "string", "pattern": NAME_MARK, "description": f"unique without regard to case: {NAME_RULE}"},
+        "runtime": {
+            "type": "string",
+            "enum": runtimes,
+            "description": "python, nodejs or go (aliases: " + ", ".join(RUNTIME_ALIASES) + ")",
+        },
+        "code": {
+            "type": "string",
+            "pattern": NOT_BLANK,
+            "maxLength": MAX_CODE_BYTES,
+            "description": f"the source; not blank, at most {MAX_CODE_BYTES // 1024} KiB of UTF-8",
+        },
         "handler": {"type": "string", "pattern": ecma(HANDLER_RE), "description": "the function to call"},
         "timeout": {"type": "integer", "minimum": t0, "maximum": t1, "description": "seconds"},
         "memory": {"type": "integer", "minimum": m0, "maximum": m1, "description": "MB"},
-        "environment": {"type": "object", "propertyNames": {"pattern": ecma(ENV_KEY_RE)},
-                        # no NUL: the models refuse it (it would cut a variable short)
-                        "additionalProperties": {"type": "string", "pattern": "^[^\\u0000]*$"}},
+        "environment": {
+            "type": "object",
+            "propertyNames": {"pattern": ecma(ENV_KEY_RE)},
+            # no NUL: the models refuse it (it would cut a variable short)
+            "additionalProperties": {"type": "string", "pattern": "^[^\\u0000]*$"},
+        },
         "description": {"type": "string", "maxLength": 1024},
-        "max_concurrency": {"type": ["integer", "null"], "minimum": c0, "maximum": c1,
-                            "description": "parallel invocations; null: the platform's limit"},
+        "max_concurrency": {
+            "type": ["integer", "null"],
+            "minimum": c0,
+            "maximum": c1,
+            "description": "parallel invocations; null: the platform's limit",
+        },
         "network": {"type": "boolean", "description": "allow network access (off by default)"},
         # -- secrets (issue 17)
-        "secrets": {"type": "array", "items": {"type": "string", "pattern": ecma(SECRET_NAME_RE)},
-                    "description": "secrets mounted read-only at /run/secrets/<name> (each must exist)"},
-        "secret_env": {"type": "object", "propertyNames": {"pattern": ecma(ENV_KEY_RE)},
-                       "additionalProperties": {"type": "string", "pattern": ecma(SECRET_NAME_RE)},
-                       "description": "environment variable -> secret name (the secret is held implicitly)"},
+        "secrets": {
+            "type": "array",
+            "items": {"type": "string", "pattern": ecma(SECRET_NAME_RE)},
+            "description": "secrets mounted read-only at /run/secrets/<name> (each must exist)",
+        },
+        "secret_env": {
+            "type": "object",
+            "propertyNames": {"pattern": ecma(ENV_KEY_RE)},
+            "additionalProperties": {"type": "string", "pattern": ecma(SECRET_NAME_RE)},
+            "description": "environment variable -> secret name (the secret is held implicitly)",
+        },
         # -- triggers (issue 16) --
-        "http": {"type": "object", "additionalProperties": False, "description": "the endpoint /fn/<name>",
-                 "properties": {"public": {"type": "boolean", "description": "answer without a token"}}},
-        "rate_limit": {"type": ["object", "null"], "additionalProperties": False, "required": ["requests_per_second"],
-                       "description": "a token bucket; null: no limit",
-                       "properties": {"requests_per_second": {"type": "number", "exclusiveMinimum": 0,
-                                                              "maximum": RATE_MAX},
-                                      "burst": {"type": ["integer", "null"], "minimum": 1, "maximum": RATE_MAX}}},
+        "http": {
+            "type": "object",
+            "additionalProperties": False,
+            "description": "the endpoint /fn/<name>",
+            "properties": {"public": {"type": "boolean", "description": "answer without a token"}},
+        },
+        "rate_limit": {
+            "type": ["object", "null"],
+            "additionalProperties": False,
+            "required": ["requests_per_second"],
+            "description": "a token bucket; null: no limit",
+            "properties": {
+                "requests_per_second": {"type": "number", "exclusiveMinimum": 0, "maximum": RATE_MAX},
+                "burst": {"type": ["integer", "null"], "minimum": 1, "maximum": RATE_MAX},
+            },
+        },
         "schedules": {"type": "array", "maxItems": MAX_SCHEDULES, "items": _schedule_schema()},
         # -- multi-file functions (issue #15)
-        "files": {"type": "object", "maxProperties": MAX_FILES,
-                  # patternProperties, not propertyNames: fuzzers (and most generators) honour it
-                  # text: no NUL; a quarter of the byte limit in characters always fits in UTF-8
-                  "patternProperties": {PATH_MARK: {"type": "string", "pattern": "^[^\\u0000]*$",
-                                                    "maxLength": MAX_FILE_BYTES // 4}},
-                  "additionalProperties": False,
-                  "description": (f"the function's other files, {{relative path: UTF-8 text}}; the handler file is "
-                                  f"`code`. Paths: {FILES_RULE}, not the runtime's handler file, {MANIFEST} or "
-                                  f"names starting with .cloudfn or cloudfn_. At most {MAX_FILES} files, "
-                                  f"{MAX_FILE_BYTES} bytes each, {MAX_TOTAL_BYTES} in all; text only"
-                                  + ("; given on update it replaces every file ({} removes them), absent: "
-                                     "unchanged" if patch else ""))},
+        "files": {
+            "type": "object",
+            "maxProperties": MAX_FILES,
+            # patternProperties, not propertyNames: fuzzers (and most generators) honour it
+            # text: no NUL; a quarter of the byte limit in characters always fits in UTF-8
+            "patternProperties": {
+                PATH_MARK: {"type": "string", "pattern": "^[^\\u0000]*$", "maxLength": MAX_FILE_BYTES // 4}
+            },
+            "additionalProperties": False,
+            "description": (
+                f"the function's other files, {{relative path: UTF-8 text}}; the handler file is "
+                f"`code`. Paths: {FILES_RULE}, not the runtime's handler file, {MANIFEST} or "
+                f"names starting with .cloudfn or cloudfn_. At most {MAX_FILES} files, "
+                f"{MAX_FILE_BYTES} bytes each, {MAX_TOTAL_BYTES} in all; text only"
+                + ("; given on update it replaces every file ({} removes them), absent: unchanged" if patch else "")
+            ),
+        },
         # -- dependencies (issue 15) --
-        "dependencies": {"type": "string", "maxLength": 64 * 1024,
-                         "description": "requirements.txt (python) or package.json (nodejs) text; installed "
-                                        "before the version becomes current (422 BuildError with the log if not)"},
+        "dependencies": {
+            "type": "string",
+            "maxLength": 64 * 1024,
+            "description": "requirements.txt (python) or package.json (nodejs) text; installed "
+            "before the version becomes current (422 BuildError with the log if not)",
+        },
         "source_builds": {"type": "boolean", "description": "allow building Python dependencies from sdists"},
         # -- asynchronous invocation (issue 16) --
-        "async": {"type": "object", "additionalProperties": False,
-                  "description": "how asynchronous invocations are retried; replaced as a whole on update",
-                  "properties": {
-                      "max_retries": {"type": "integer", "minimum": ASYNC_RETRIES_RANGE[0],
-                                      "maximum": ASYNC_RETRIES_RANGE[1], "default": 2},
-                      "max_event_age": {"type": "integer", "minimum": ASYNC_AGE_RANGE[0],
-                                        "maximum": ASYNC_AGE_RANGE[1], "default": ASYNC_AGE_RANGE[1],
-                                        "description": "seconds"},
-                      "retry_backoff": {"type": "number", "minimum": ASYNC_BACKOFF_RANGE[0],
-                                        "maximum": ASYNC_BACKOFF_RANGE[1], "default": 1.0,
-                                        "description": "seconds before the first retry, doubled each time"},
-                      **{key: {"type": ["string", "null"], "maxLength": 2048,
-                               "pattern": f"^(|https?://[^/\\s]+\\S*|{NAME_MARK})$",
-                               "description": "a function's name or an http(s) webhook URL; empty or null: none"}
-                         for key in ("on_success", "on_failure")},
-                  }},
+        "async": {
+            "type": "object",
+            "additionalProperties": False,
+            "description": "how asynchronous invocations are retried; replaced as a whole on update",
+            "properties": {
+                "max_retries": {
+                    "type": "integer",
+                    "minimum": ASYNC_RETRIES_RANGE[0],
+                    "maximum": ASYNC_RETRIES_RANGE[1],
+                    "default": 2,
+                },
+                "max_event_age": {
+                    "type": "integer",
+                    "minimum": ASYNC_AGE_RANGE[0],
+                    "maximum": ASYNC_AGE_RANGE[1],
+                    "default": ASYNC_AGE_RANGE[1],
+                    "description": "seconds",
+                },
+                "retry_backoff": {
+                    "type": "number",
+                    "minimum": ASYNC_BACKOFF_RANGE[0],
+                    "maximum": ASYNC_BACKOFF_RANGE[1],
+                    "default": 1.0,
+                    "description": "seconds before the first retry, doubled each time",
+                },
+                **{
+                    key: {
+                        "type": ["string", "null"],
+                        "maxLength": 2048,
+                        "pattern": f"^(|https?://[^/\\s]+\\S*|{NAME_MARK})$",
+                        "description": "a function's name or an http(s) webhook URL; empty or null: none",
+                    }
+                    for key in ("on_success", "on_failure")
+                },
+            },
+        },
         # -- subfolder handlers (issue 15) --
-        "handler_file": {"type": "string", "maxLength": MAX_PATH_CHARS,
-                         "pattern": r"^(|[^\\/\u0000-\u001f][^\\\u0000-\u001f]*\.(py|c?js|go))$",
-                         "description": ("where the handler file (`code`) sits in the function folder, e.g. "
-                                         "src/main.py (python: .py, nodejs: .js or .cjs; go: main.go only); "
-                                         "its folder is importable. Empty: the runtime's default at the top"
-                                         + ("; absent: unchanged" if patch else ""))},
+        "handler_file": {
+            "type": "string",
+            "maxLength": MAX_PATH_CHARS,
+            "pattern": r"^(|[^\\/\u0000-\u001f][^\\\u0000-\u001f]*\.(py|c?js|go))$",
+            "description": (
+                "where the handler file (`code`) sits in the function folder, e.g. "
+                "src/main.py (python: .py, nodejs: .js or .cjs; go: main.go only); "
+                "its folder is importable. Empty: the runtime's default at the top"
+                + ("; absent: unchanged" if patch else "")
+            ),
+        },
     }
     if not patch:
         props["handler"]["default"] = "handler"
@@ -340,9 +428,12 @@ def _function_properties(patch: bool) -> dict[str, Any]:
     # default" on create and "unchanged" on update (see core.models.drop_zero_values).
     zero = "0 or absent: the default" if not patch else "0 or absent: unchanged"
     for key, (lo, hi) in (("timeout", (t0, t1)), ("memory", (m0, m1))):
-        props[key] = {"type": "integer", "anyOf": [{"const": 0}, {"minimum": lo, "maximum": hi}],
-                      "description": f"{props[key]['description']}; {zero}", **({"default": props[key]["default"]}
-                                                                              if "default" in props[key] else {})}
+        props[key] = {
+            "type": "integer",
+            "anyOf": [{"const": 0}, {"minimum": lo, "maximum": hi}],
+            "description": f"{props[key]['description']}; {zero}",
+            **({"default": props[key]["default"]} if "default" in props[key] else {}),
+        }
     props["handler"]["pattern"] = "^$|" + props["handler"]["pattern"]
     props["environment"]["type"] = ["object", "null"]
     if patch:
@@ -355,8 +446,11 @@ def _function_properties(patch: bool) -> dict[str, Any]:
 
 
 def function_body(patch: bool = False) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "object", "properties": _function_properties(patch),
-                              "additionalProperties": False}
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": _function_properties(patch),
+        "additionalProperties": False,
+    }
     if not patch:
         schema["required"] = ["name", "runtime", "code"]
     return body(schema)
@@ -369,16 +463,33 @@ def _rule_properties() -> dict[str, Any]:
         "metric": {"type": "string", "enum": list(ALERT_METRICS)},
         "comparison": {"type": "string", "enum": [">", ">=", "<", "<="], "default": ">"},
         "threshold": {"type": "number"},
-        "scope": {"type": "string", "pattern": f"^(all|function:{fn_name}|runtime:({'|'.join(RUNTIMES)}))$",
-                  "default": "all", "description": "all, function:NAME or runtime:RUNTIME"},
-        "window": {"type": "integer", "minimum": 1, "maximum": 86400, "default": 300,
-                   "description": "seconds of data the metric is computed over"},
-        "for": {"type": "integer", "minimum": 0, "maximum": 86400, "default": 0,
-                "description": "seconds the condition must hold before firing"},
+        "scope": {
+            "type": "string",
+            "pattern": f"^(all|function:{fn_name}|runtime:({'|'.join(RUNTIMES)}))$",
+            "default": "all",
+            "description": "all, function:NAME or runtime:RUNTIME",
+        },
+        "window": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 86400,
+            "default": 300,
+            "description": "seconds of data the metric is computed over",
+        },
+        "for": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 86400,
+            "default": 0,
+            "description": "seconds the condition must hold before firing",
+        },
         "severity": {"type": "string", "enum": ["info", "warning", "critical"], "default": "warning"},
         "enabled": {"type": "boolean", "default": True},
-        "webhook": {"type": ["string", "null"], "pattern": "^(https?://|$)",
-                    "description": "an http:// or https:// URL (Alertmanager's body); empty or null: none"},
+        "webhook": {
+            "type": ["string", "null"],
+            "pattern": "^(https?://|$)",
+            "description": "an http:// or https:// URL (Alertmanager's body); empty or null: none",
+        },
         "description": {"type": "string", "default": ""},
     }
 
@@ -396,17 +507,26 @@ def rule_body(patch: bool = False) -> dict[str, Any]:
     return body(schema)
 
 
-ROLLBACK_BODY = {"type": "object", "required": ["version"], "additionalProperties": False,
-                 "properties": {"version": {"type": "integer", "minimum": 1}}}
-SAVED_EVENT_BODY = {"type": "object", "additionalProperties": False,
-                    "properties": {"event": {"description": "any JSON value"},
-                                   "last_result": {"type": ["object", "null"]}}}
+ROLLBACK_BODY = {
+    "type": "object",
+    "required": ["version"],
+    "additionalProperties": False,
+    "properties": {"version": {"type": "integer", "minimum": 1}},
+}
+SAVED_EVENT_BODY = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {"event": {"description": "any JSON value"}, "last_result": {"type": ["object", "null"]}},
+}
 INVOKE_BODY = {
     "type": "object",
     "properties": {
         "event": {"description": "any JSON value, passed to the handler as `event`"},
-        "context": {"type": ["object", "null"], "additionalProperties": {"type": "string"},
-                    "description": "a map of strings, merged into the handler's `context`"},
+        "context": {
+            "type": ["object", "null"],
+            "additionalProperties": {"type": "string"},
+            "description": "a map of strings, merged into the handler's `context`",
+        },
     },
     "additionalProperties": False,
     "example": {"event": {"name": "World"}, "context": {"user": "test"}},
@@ -417,8 +537,15 @@ def body(schema: dict[str, Any], required: bool = True) -> dict[str, Any]:
     return {"requestBody": {"required": required, "content": {JSON_TYPE: {"schema": schema}}}}
 
 
-_JSON_TYPES = {"string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,),
-               "object": (dict,), "array": (list,), "null": (type(None),)}
+_JSON_TYPES = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "object": (dict,),
+    "array": (list,),
+    "null": (type(None),),
+}
 
 
 def type_errors(schema: dict[str, Any], data: dict[str, Any]) -> list[FieldError]:
@@ -445,8 +572,9 @@ def type_errors(schema: dict[str, Any], data: dict[str, Any]) -> list[FieldError
     return errors
 
 
-def check_body(schema: dict[str, Any], data: dict[str, Any], what: str, model: Any = None,
-               base: dict[str, Any] | None = None) -> None:
+def check_body(
+    schema: dict[str, Any], data: dict[str, Any], what: str, model: Any = None, base: dict[str, Any] | None = None
+) -> None:
     """Raise InvalidInput when a field's JSON type is not the documented one, naming every bad
     field: the wrongly typed ones, and what `model` (the platform's own validation, given `base`
     for a partial update) says of the others."""
@@ -461,8 +589,11 @@ def check_body(schema: dict[str, Any], data: dict[str, Any], what: str, model: A
 
 
 # -- query parameters: their schemas and their parsing ------------------------------------------------
-TIME_SCHEMA = {"type": "string", "format": "date-time",
-               "description": "an RFC 3339 time with its offset, such as 2024-05-01T12:00:00Z"}
+TIME_SCHEMA = {
+    "type": "string",
+    "format": "date-time",
+    "description": "an RFC 3339 time with its offset, such as 2024-05-01T12:00:00Z",
+}
 LEVELS = ("debug", "info", "warning", "warn", "error", "critical")
 LEVEL_CHOICES = (*LEVELS, *(lv.upper() for lv in LEVELS))
 STATUSES = ("success", "failed", "throttled")
@@ -479,8 +610,9 @@ def int_schema(lo: int | None, hi: int | None, default: int) -> dict[str, Any]:
     return s
 
 
-def param(name: str, schema: dict[str, Any], description: str = "", where: str = "query",
-          required: bool = False) -> dict[str, Any]:
+def param(
+    name: str, schema: dict[str, Any], description: str = "", where: str = "query", required: bool = False
+) -> dict[str, Any]:
     p: dict[str, Any] = {"name": name, "in": where, "required": required or where == "path", "schema": schema}
     if description:
         p["description"] = description
@@ -536,8 +668,9 @@ class Query:
             return None
         value = parse_time(raw)
         if value is None:
-            self.errors.append(FieldError(name, f"must be an RFC 3339 time with an offset, such as "
-                                                f"2024-05-01T12:00:00Z (got {raw!r})"))
+            self.errors.append(
+                FieldError(name, f"must be an RFC 3339 time with an offset, such as 2024-05-01T12:00:00Z (got {raw!r})")
+            )
         return value
 
     def done(self) -> None:

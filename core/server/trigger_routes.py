@@ -24,15 +24,25 @@ def refuse_public_without_token(data: Any, refuse: bool) -> None:
     """A --no-auth server answers only this machine, and keeps web pages out of its endpoints;
     a public endpoint promises the opposite, so it is refused rather than silently not kept."""
     if refuse and isinstance(data, dict) and isinstance(data.get("http"), dict) and data["http"].get("public"):
-        raise InvalidInput("function", [FieldError(
-            "http.public", "this server runs without a token (--no-auth, loopback only), where no endpoint can be "
-                           "public: serve with a token (drop --no-auth) to publish endpoints")])
+        raise InvalidInput(
+            "function",
+            [
+                FieldError(
+                    "http.public",
+                    "this server runs without a token (--no-auth, loopback only), where no endpoint can be "
+                    "public: serve with a token (drop --no-auth) to publish endpoints",
+                )
+            ],
+        )
 
 
 def add_trigger_routes(app: FastAPI, platform: PlatformAPI) -> None:
-    @app.get("/api/v1/functions/{ref}/triggers", tags=["functions"],
-             summary="the function's endpoint URL, rate limit and schedules with their next runs",
-             responses=S.responses(TriggersAnswer, 404))
+    @app.get(
+        "/api/v1/functions/{ref}/triggers",
+        tags=["functions"],
+        summary="the function's endpoint URL, rate limit and schedules with their next runs",
+        responses=S.responses(TriggersAnswer, 404),
+    )
     async def function_triggers(ref: str, request: Request) -> Response:
         from core.server.app import json_response
 

@@ -25,8 +25,20 @@ from core.storage.embedded import (
 )
 
 __all__ = [
-    "TEMP_MARK", "Backend", "BlobStore", "DataDirLock", "EmbeddedBackend", "FileBlobs", "HistoryStore", "Storage",
-    "TinyStore", "atomic_write_bytes", "fsync_dir", "mask_url", "open_backend", "remove_stale_temp_files",
+    "TEMP_MARK",
+    "Backend",
+    "BlobStore",
+    "DataDirLock",
+    "EmbeddedBackend",
+    "FileBlobs",
+    "HistoryStore",
+    "Storage",
+    "TinyStore",
+    "atomic_write_bytes",
+    "fsync_dir",
+    "mask_url",
+    "open_backend",
+    "remove_stale_temp_files",
 ]
 
 

@@ -20,8 +20,10 @@ SAFE_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
 
 def check_id(fn_id: object, where: str) -> str:
     if not isinstance(fn_id, str) or not SAFE_ID.fullmatch(fn_id):
-        raise StoreCorrupt(f"the store {where} holds a function id {fn_id!r} that is not a "
-                           f"plain id; cloudfn left it untouched. Restore the store from a backup.")
+        raise StoreCorrupt(
+            f"the store {where} holds a function id {fn_id!r} that is not a "
+            f"plain id; cloudfn left it untouched. Restore the store from a backup."
+        )
     return fn_id
 
 
@@ -53,11 +55,15 @@ class FileBlobs:
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            raise StoreCorrupt(f"the code of a stored version of function {fn_id} is missing ({path}); "
-                               f"restore the data directory from a backup") from None
+            raise StoreCorrupt(
+                f"the code of a stored version of function {fn_id} is missing ({path}); "
+                f"restore the data directory from a backup"
+            ) from None
         if hashlib.sha256(data).hexdigest() != digest:
-            raise StoreCorrupt(f"the code file {path} does not match its hash (damaged on disk); "
-                               f"restore the data directory from a backup")
+            raise StoreCorrupt(
+                f"the code file {path} does not match its hash (damaged on disk); "
+                f"restore the data directory from a backup"
+            )
         return data
 
     def retain(self, store: Storage, fn_id: str, keep: set[str]) -> None:

@@ -89,8 +89,10 @@ def _password(url: str) -> str | None:
 
 def check_url(url: str) -> str:
     """The URL if it is one psycopg can use, else a ConfigError naming the option and the fix."""
-    fix = ("set storage.url (or CLOUDFN_STORAGE_URL) to postgresql://USER:PASSWORD@HOST:PORT/DATABASE, "
-           "or unset it to keep the embedded store")
+    fix = (
+        "set storage.url (or CLOUDFN_STORAGE_URL) to postgresql://USER:PASSWORD@HOST:PORT/DATABASE, "
+        "or unset it to keep the embedded store"
+    )
     try:
         parts = urlsplit(url)
         ok = parts.scheme in ("postgresql", "postgres") and bool(parts.hostname or "host=" in parts.query)
@@ -122,18 +124,25 @@ class PostgresBackend:
         self._used: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = weakref.WeakKeyDictionary()
         self._failed: tuple[float, BaseException] | None = None  # when and why the last request met no server
         self.pool = psycopg_pool.ConnectionPool(
-            url, min_size=min_size, max_size=max_size, timeout=CONNECT_TIMEOUT, open=False,
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            timeout=CONNECT_TIMEOUT,
+            open=False,
             # Autocommit: a read is one round trip, not a query and a COMMIT (the registry reads
             # the store's generation on every request); writes open transactions explicitly.
             kwargs={"connect_timeout": CONNECT_TIMEOUT, "application_name": "cloudfn", "autocommit": True},
-            check=self._check, name="cloudfn-storage",
+            check=self._check,
+            name="cloudfn-storage",
         )
         try:
             self.pool.open(wait=True, timeout=CONNECT_TIMEOUT)
         except psycopg_pool.PoolTimeout:
             self.pool.close()
-            raise Unavailable(f"cannot reach the PostgreSQL storage at {self.masked} within {CONNECT_TIMEOUT} s. "
-                              f"Start the server, or fix storage.url (CLOUDFN_STORAGE_URL).") from None
+            raise Unavailable(
+                f"cannot reach the PostgreSQL storage at {self.masked} within {CONNECT_TIMEOUT} s. "
+                f"Start the server, or fix storage.url (CLOUDFN_STORAGE_URL)."
+            ) from None
         try:
             self._migrate()
         except BaseException:
@@ -152,8 +161,10 @@ class PostgresBackend:
             psycopg_pool.ConnectionPool.check_connection(conn)
 
     def unavailable(self, exc: BaseException) -> Unavailable:
-        return Unavailable(f"the PostgreSQL storage at {self.masked} is unavailable ({_clean(str(exc), self.url)}). "
-                           f"cloudfn reconnects by itself: retry once the server is back.")
+        return Unavailable(
+            f"the PostgreSQL storage at {self.masked} is unavailable ({_clean(str(exc), self.url)}). "
+            f"cloudfn reconnects by itself: retry once the server is back."
+        )
 
     @contextmanager
     def connection(self, fail_fast: bool = True) -> Iterator[psycopg.Connection[Any]]:
@@ -204,13 +215,17 @@ class PostgresBackend:
         with self.connection() as conn:
             conn.execute("SELECT pg_advisory_lock(%s)", [MIGRATION_LOCK])
             try:
-                conn.execute("CREATE TABLE IF NOT EXISTS cloudfn_schema_version "
-                             "(version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS cloudfn_schema_version "
+                    "(version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+                )
                 row = conn.execute("SELECT coalesce(max(version), 0) FROM cloudfn_schema_version").fetchone()
                 current = int(row[0]) if row else 0
                 if current > len(MIGRATIONS):
-                    raise StoreCorrupt(f"the PostgreSQL storage at {self.masked} has schema version {current}, newer "
-                                       f"than this cloudfn knows ({len(MIGRATIONS)}): upgrade cloudfn")
+                    raise StoreCorrupt(
+                        f"the PostgreSQL storage at {self.masked} has schema version {current}, newer "
+                        f"than this cloudfn knows ({len(MIGRATIONS)}): upgrade cloudfn"
+                    )
                 for version in range(current + 1, len(MIGRATIONS) + 1):
                     with conn.transaction():
                         conn.execute(MIGRATIONS[version - 1])
@@ -267,7 +282,9 @@ class PgStore:
         assert self._conn is not None
         self._conn.execute(
             "INSERT INTO cloudfn_generations (store, n) VALUES (%s, 1) "
-            "ON CONFLICT (store) DO UPDATE SET n = cloudfn_generations.n + 1", [self.name])
+            "ON CONFLICT (store) DO UPDATE SET n = cloudfn_generations.n + 1",
+            [self.name],
+        )
 
     def transaction(self, fn: Callable[[Storage], T]) -> T:
         if self._conn is not None:
@@ -285,8 +302,10 @@ class PgStore:
         return [dict(r[0]) for r in rows]
 
     def get(self, table: str, key: str, value: Any) -> dict[str, Any] | None:
-        rows = self._fetch("SELECT doc FROM cloudfn_documents WHERE store = %s AND doc -> %s = %s ORDER BY id LIMIT 1",
-                           [self._tag(table), key, Jsonb(value)])
+        rows = self._fetch(
+            "SELECT doc FROM cloudfn_documents WHERE store = %s AND doc -> %s = %s ORDER BY id LIMIT 1",
+            [self._tag(table), key, Jsonb(value)],
+        )
         return dict(rows[0][0]) if rows else None
 
     def insert(self, table: str, doc: dict[str, Any]) -> None:
@@ -296,8 +315,10 @@ class PgStore:
         def write(s: PgStore) -> None:
             assert s._conn is not None
             with s._conn.cursor() as cur:
-                cur.executemany("INSERT INTO cloudfn_documents (store, doc) VALUES (%s, %s)",
-                                [(self._tag(table), Jsonb(d)) for d in docs])
+                cur.executemany(
+                    "INSERT INTO cloudfn_documents (store, doc) VALUES (%s, %s)",
+                    [(self._tag(table), Jsonb(d)) for d in docs],
+                )
             s._bump()
 
         if docs:
@@ -318,7 +339,8 @@ class PgStore:
             cur = s._conn.execute(
                 "UPDATE cloudfn_documents SET doc = %s WHERE id = (SELECT id FROM cloudfn_documents "
                 "WHERE store = %s AND doc -> %s = %s ORDER BY id LIMIT 1)",
-                [Jsonb(doc), self._tag(table), key, Jsonb(doc[key])])
+                [Jsonb(doc), self._tag(table), key, Jsonb(doc[key])],
+            )
             if not cur.rowcount:
                 s.insert(table, doc)
             s._bump()
@@ -328,8 +350,10 @@ class PgStore:
     def remove(self, table: str, key: str, value: Any) -> int:
         def write(s: PgStore) -> int:
             assert s._conn is not None
-            cur = s._conn.execute("DELETE FROM cloudfn_documents WHERE store = %s AND doc -> %s = %s",
-                                  [self._tag(table), key, Jsonb(value)])
+            cur = s._conn.execute(
+                "DELETE FROM cloudfn_documents WHERE store = %s AND doc -> %s = %s",
+                [self._tag(table), key, Jsonb(value)],
+            )
             s._bump()
             return cur.rowcount
 
@@ -338,8 +362,9 @@ class PgStore:
     def remove_where(self, table: str, keep_out: Callable[[dict[str, Any]], bool]) -> int:
         def write(s: PgStore) -> int:
             assert s._conn is not None
-            rows = s._conn.execute("SELECT id, doc FROM cloudfn_documents WHERE store = %s",
-                                   [self._tag(table)]).fetchall()
+            rows = s._conn.execute(
+                "SELECT id, doc FROM cloudfn_documents WHERE store = %s", [self._tag(table)]
+            ).fetchall()
             ids = [r[0] for r in rows if keep_out(dict(r[1]))]
             if ids:
                 s._conn.execute("DELETE FROM cloudfn_documents WHERE id = ANY(%s)", [ids])
@@ -350,14 +375,16 @@ class PgStore:
 
     def rewrite(self, transform: Callable[[dict[str, Any]], dict[str, Any] | None]) -> bool:
         """The embedded store's whole-file rewrite (format migrations), over this store's rows."""
+
         def write(s: PgStore) -> bool:
             assert s._conn is not None
             prefix = self.name + "."
-            rows = s._conn.execute("SELECT id, store, doc FROM cloudfn_documents WHERE store LIKE %s",
-                                   [prefix.replace("_", r"\_") + "%"]).fetchall()
+            rows = s._conn.execute(
+                "SELECT id, store, doc FROM cloudfn_documents WHERE store LIKE %s", [prefix.replace("_", r"\_") + "%"]
+            ).fetchall()
             data: dict[str, Any] = {}
             for rid, tag, doc in rows:
-                data.setdefault(tag[len(prefix):], {})[str(rid)] = doc
+                data.setdefault(tag[len(prefix) :], {})[str(rid)] = doc
             new = transform(data)
             if new is None:
                 return False
@@ -395,8 +422,10 @@ class PgBlobs:
         digest = hashlib.sha256(data).hexdigest()
         if isinstance(store, PgStore) and store._conn is None:
             return store.transaction(lambda s: self.put(s, fn_id, data))
-        self._conn(store).execute("INSERT INTO cloudfn_blobs (function_id, sha256, data) VALUES (%s, %s, %s) "
-                                  "ON CONFLICT DO NOTHING", [fn_id, digest, data])
+        self._conn(store).execute(
+            "INSERT INTO cloudfn_blobs (function_id, sha256, data) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+            [fn_id, digest, data],
+        )
         return digest
 
     def get(self, fn_id: str, digest: str) -> bytes:
@@ -404,16 +433,20 @@ class PgBlobs:
             hit = self._cache.get((fn_id, digest))
         if hit is not None:
             return hit
-        rows = self.backend.read("SELECT data FROM cloudfn_blobs WHERE function_id = %s AND sha256 = %s",
-                                 [fn_id, digest])
+        rows = self.backend.read(
+            "SELECT data FROM cloudfn_blobs WHERE function_id = %s AND sha256 = %s", [fn_id, digest]
+        )
         row = rows[0] if rows else None
         if row is None:
-            raise StoreCorrupt(f"the code of a stored version of function {fn_id} is missing from the PostgreSQL "
-                               f"storage at {self.backend.masked} (blob {digest}); restore the database from a backup")
+            raise StoreCorrupt(
+                f"the code of a stored version of function {fn_id} is missing from the PostgreSQL "
+                f"storage at {self.backend.masked} (blob {digest}); restore the database from a backup"
+            )
         data = bytes(row[0])
         if hashlib.sha256(data).hexdigest() != digest:
-            raise StoreCorrupt(f"the blob {digest} of function {fn_id} does not match its hash; restore the "
-                               f"database from a backup")
+            raise StoreCorrupt(
+                f"the blob {digest} of function {fn_id} does not match its hash; restore the database from a backup"
+            )
         with self._lock:
             if self._cached_bytes + len(data) > BLOB_CACHE_BYTES:
                 self._cache.clear()
@@ -423,8 +456,10 @@ class PgBlobs:
         return data
 
     def retain(self, store: Storage, fn_id: str, keep: set[str]) -> None:
-        self._conn(store).execute("DELETE FROM cloudfn_blobs WHERE function_id = %s AND NOT (sha256 = ANY(%s))",
-                                  [fn_id, [k for k in keep if k]])
+        self._conn(store).execute(
+            "DELETE FROM cloudfn_blobs WHERE function_id = %s AND NOT (sha256 = ANY(%s))",
+            [fn_id, [k for k in keep if k]],
+        )
 
     def drop(self, store: Storage, fn_id: str) -> None:
         self._conn(store).execute("DELETE FROM cloudfn_blobs WHERE function_id = %s", [fn_id])
@@ -439,8 +474,10 @@ class PgBlobs:
         with conn.cursor() as cur, cur.copy("COPY cloudfn_named FROM STDIN") as copy:
             for pair in pairs:
                 copy.write_row(pair)
-        conn.execute("DELETE FROM cloudfn_blobs b WHERE NOT EXISTS (SELECT 1 FROM cloudfn_named n "
-                     "WHERE n.function_id = b.function_id AND n.sha256 = b.sha256)")
+        conn.execute(
+            "DELETE FROM cloudfn_blobs b WHERE NOT EXISTS (SELECT 1 FROM cloudfn_named n "
+            "WHERE n.function_id = b.function_id AND n.sha256 = b.sha256)"
+        )
 
 
 class PgHistory:
@@ -469,11 +506,16 @@ class PgHistory:
         try:
             line = rec.model_dump_json()
         except ValueError:
-            rec = rec.model_copy(update={"event": json_safe(rec.event), "result": json_safe(rec.result),
-                                         "logs": json_safe(rec.logs), "error": json_safe(rec.error)})
+            rec = rec.model_copy(
+                update={
+                    "event": json_safe(rec.event),
+                    "result": json_safe(rec.result),
+                    "logs": json_safe(rec.logs),
+                    "error": json_safe(rec.error),
+                }
+            )
             line = rec.model_dump_json()
-        row = (rec.id, rec.started_at.timestamp(), rec.function_id, rec.function_name, rec.status, rec.trigger,
-               line)
+        row = (rec.id, rec.started_at.timestamp(), rec.function_id, rec.function_name, rec.status, rec.trigger, line)
         with self._lock:
             self._pending.append(row)
             return len(self._pending) >= self.batch_size
@@ -504,9 +546,14 @@ class PgHistory:
     def _write(self, rows: list[tuple[str, float, str, str, str, str, str]]) -> int:
         try:
             with self.backend.connection() as conn:
-                with conn.transaction(), conn.cursor() as cur, cur.copy(
-                    "COPY cloudfn_invocations (id, ts, function_id, function_name, status, trigger, record) FROM STDIN"
-                ) as copy:
+                with (
+                    conn.transaction(),
+                    conn.cursor() as cur,
+                    cur.copy(
+                        "COPY cloudfn_invocations (id, ts, function_id, function_name, status, trigger, record) "
+                        "FROM STDIN"
+                    ) as copy,
+                ):
                     for row in rows:
                         copy.write_row(row)
                 now = time.monotonic()
@@ -523,16 +570,26 @@ class PgHistory:
     def _trim(self, conn: psycopg.Connection[Any]) -> None:
         cutoff = (datetime.now(UTC) - self.max_age).timestamp()
         conn.execute("DELETE FROM cloudfn_invocations WHERE ts < %s", [cutoff])
-        conn.execute("DELETE FROM cloudfn_invocations WHERE seq <= (SELECT seq FROM cloudfn_invocations "
-                     "ORDER BY seq DESC OFFSET %s LIMIT 1)", [self.max_records])
+        conn.execute(
+            "DELETE FROM cloudfn_invocations WHERE seq <= (SELECT seq FROM cloudfn_invocations "
+            "ORDER BY seq DESC OFFSET %s LIMIT 1)",
+            [self.max_records],
+        )
 
     def _read(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
         self.flush()
         return self.backend.read(sql, params)
 
-    def query(self, function_id: str | None = None, status: str | None = None, since: datetime | None = None,
-              until: datetime | None = None, limit: int = 50, offset: int = 0,
-              trigger: str | None = None) -> list[InvocationRecord]:
+    def query(
+        self,
+        function_id: str | None = None,
+        status: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        trigger: str | None = None,
+    ) -> list[InvocationRecord]:
         where: list[str] = []
         params: list[Any] = []
         for column, value in (("function_id", function_id), ("status", status), ("trigger", trigger)):
@@ -545,36 +602,56 @@ class PgHistory:
         if until is not None:
             where.append("ts <= %s")
             params.append(until.timestamp())
-        sql = ("SELECT record FROM cloudfn_invocations" + (" WHERE " + " AND ".join(where) if where else "")
-               + " ORDER BY seq DESC LIMIT %s OFFSET %s")
+        sql = (
+            "SELECT record FROM cloudfn_invocations"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY seq DESC LIMIT %s OFFSET %s"
+        )
         rows = self._read(sql, [*params, limit, offset])
         return [InvocationRecord.model_validate_json(r[0]) for r in rows]
 
     def get(self, invocation_id: str) -> InvocationRecord:
-        rows = self._read("SELECT record FROM cloudfn_invocations WHERE id = %s ORDER BY seq DESC LIMIT 1",
-                          [invocation_id])
+        rows = self._read(
+            "SELECT record FROM cloudfn_invocations WHERE id = %s ORDER BY seq DESC LIMIT 1", [invocation_id]
+        )
         if rows:
             return InvocationRecord.model_validate_json(rows[0][0])
         if invocation_id:
             pattern = invocation_id.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_") + "%"
-            ids = [r[0] for r in self._read("SELECT DISTINCT id FROM cloudfn_invocations WHERE id LIKE %s "
-                                            "ORDER BY id LIMIT 4", [pattern])]
+            ids = [
+                r[0]
+                for r in self._read(
+                    "SELECT DISTINCT id FROM cloudfn_invocations WHERE id LIKE %s ORDER BY id LIMIT 4", [pattern]
+                )
+            ]
             if len(ids) == 1:
                 return self.get(ids[0])
             if ids:
-                count = self._read("SELECT count(DISTINCT id) FROM cloudfn_invocations WHERE id LIKE %s",
-                                   [pattern])[0][0]
+                count = self._read("SELECT count(DISTINCT id) FROM cloudfn_invocations WHERE id LIKE %s", [pattern])[0][
+                    0
+                ]
                 shown = ", ".join(ids[:3]) + (", ..." if count > 3 else "")
-                raise InvalidInput("invocation id", [FieldError("id", (
-                    f"{invocation_id!r} is the start of {count} invocation ids ({shown}); give more characters"))])
-        raise NotFound(f"no invocation with id {invocation_id!r} (nor one starting with it; `cloudfn history` "
-                       "lists them)")
+                raise InvalidInput(
+                    "invocation id",
+                    [
+                        FieldError(
+                            "id",
+                            (
+                                f"{invocation_id!r} is the start of {count} invocation ids ({shown}); "
+                                "give more characters"
+                            ),
+                        )
+                    ],
+                )
+        raise NotFound(
+            f"no invocation with id {invocation_id!r} (nor one starting with it; `cloudfn history` lists them)"
+        )
 
     def counts(self) -> dict[str, int]:
-        return {str(s): int(n) for s, n in self._read(
-            "SELECT status, count(*) FROM cloudfn_invocations GROUP BY status", [])}
+        return {
+            str(s): int(n)
+            for s, n in self._read("SELECT status, count(*) FROM cloudfn_invocations GROUP BY status", [])
+        }
 
     def __len__(self) -> int:
         return int(self._read("SELECT count(*) FROM cloudfn_invocations", [])[0][0])
-
-

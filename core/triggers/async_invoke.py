@@ -53,18 +53,33 @@ def _ts(t: float | None) -> datetime | None:
 
 
 def _errors(item: QueuedInvocation, found: list[str] | None = None) -> list[AttemptError]:
-    return [AttemptError(attempt=e.get("attempt", 0), time=_ts(e.get("time", 0.0)), error_type=e.get("error_type"),
-                         error=sec.mask_text(e.get("error", ""), found or [])) for e in item.errors]
+    return [
+        AttemptError(
+            attempt=e.get("attempt", 0),
+            time=_ts(e.get("time", 0.0)),
+            error_type=e.get("error_type"),
+            error=sec.mask_text(e.get("error", ""), found or []),
+        )
+        for e in item.errors
+    ]
 
 
 def dead_letter_model(dead: DeadItem, found: list[str] | None = None) -> DeadLetter:
     """A dead letter as users see it: `found` (core/secrets.py needles) masked in its event,
     context, reason and errors. The queue keeps the event as sent, for a replay."""
     it, found = dead.item, found or []
-    return DeadLetter(id=it.id, function_id=it.function_id, function_name=it.function_name,
-                      event=sec.mask(it.event, found), context=sec.mask(it.context, found),
-                      reason=sec.mask_text(dead.reason, found), attempts=it.attempt, errors=_errors(it, found),
-                      enqueued_at=_ts(it.enqueued_at), dead_at=_ts(dead.dead_at))
+    return DeadLetter(
+        id=it.id,
+        function_id=it.function_id,
+        function_name=it.function_name,
+        event=sec.mask(it.event, found),
+        context=sec.mask(it.context, found),
+        reason=sec.mask_text(dead.reason, found),
+        attempts=it.attempt,
+        errors=_errors(it, found),
+        enqueued_at=_ts(it.enqueued_at),
+        dead_at=_ts(dead.dead_at),
+    )
 
 
 def backoff(base: float, retry: int) -> float:
@@ -74,9 +89,16 @@ def backoff(base: float, retry: int) -> float:
 
 
 class AsyncInvoker:
-    def __init__(self, platform: LocalPlatform, queue: AsyncQueue, workers: int = 4,
-                 webhook_timeout: float = 5.0, webhook_allow_private: bool = False, max_queued: int = 100_000,
-                 max_dead: int = 10_000):
+    def __init__(
+        self,
+        platform: LocalPlatform,
+        queue: AsyncQueue,
+        workers: int = 4,
+        webhook_timeout: float = 5.0,
+        webhook_allow_private: bool = False,
+        max_queued: int = 100_000,
+        max_dead: int = 10_000,
+    ):
         self.platform = platform
         self.queue = queue
         self.workers = workers
@@ -95,8 +117,14 @@ class AsyncInvoker:
         self._unacked: dict[str, QueuedInvocation] = {}
         self._acker: asyncio.Task[None] | None = None
         self._ack_wake: asyncio.Event | None = None
-        self.counts = {"accepted": 0, "retries": 0, "dead_lettered": 0, "succeeded": 0, "destinations_failed": 0,
-                       "dead_letters_dropped": 0}
+        self.counts = {
+            "accepted": 0,
+            "retries": 0,
+            "dead_lettered": 0,
+            "succeeded": 0,
+            "destinations_failed": 0,
+            "dead_letters_dropped": 0,
+        }
 
     # -- accept ----------------------------------------------------------------------------
     def accept(self, fn: Function, event: Any, context: dict[str, str] | None, depth: int = 0) -> QueuedInvocation:
@@ -106,19 +134,37 @@ class AsyncInvoker:
         except (TypeError, ValueError) as exc:
             raise InvalidInput("asynchronous invocation", [FieldError("event", f"is not JSON: {exc}")]) from None
         if size > MAX_EVENT_BYTES:
-            raise InvalidInput("asynchronous invocation", [FieldError(
-                "event", f"is {size} bytes; an asynchronous event may be at most {MAX_EVENT_BYTES} bytes "
-                         "(send a reference to larger data instead)")])
+            raise InvalidInput(
+                "asynchronous invocation",
+                [
+                    FieldError(
+                        "event",
+                        f"is {size} bytes; an asynchronous event may be at most {MAX_EVENT_BYTES} bytes "
+                        "(send a reference to larger data instead)",
+                    )
+                ],
+            )
         if self.queue.depth() >= self.max_queued:
-            raise QueueFull(f"the asynchronous queue is full ({self.max_queued} invocations waiting, "
-                            "async.max_queued): retry later, or raise the limit")
+            raise QueueFull(
+                f"the asynchronous queue is full ({self.max_queued} invocations waiting, "
+                "async.max_queued): retry later, or raise the limit"
+            )
         now = time.time()
-        item = QueuedInvocation(id=new_uuid(), function_id=fn.id, function_name=fn.name, event=event,
-                                context=dict(context or {}), enqueued_at=now, not_before=now, depth=depth)
+        item = QueuedInvocation(
+            id=new_uuid(),
+            function_id=fn.id,
+            function_name=fn.name,
+            event=event,
+            context=dict(context or {}),
+            enqueued_at=now,
+            not_before=now,
+            depth=depth,
+        )
         self.queue.enqueue(item)
         self.counts["accepted"] += 1
-        self.platform.bus.publish("async.queued", lambda: {
-            "invocation_id": item.id, "function_id": fn.id, "function_name": fn.name})
+        self.platform.bus.publish(
+            "async.queued", lambda: {"invocation_id": item.id, "function_id": fn.id, "function_name": fn.name}
+        )
         self._kick(later=True)
         return item
 
@@ -142,8 +188,11 @@ class AsyncInvoker:
             return
         recovered = self.queue.recover()
         if recovered:
-            log.warning("%d asynchronous invocation(s) were running when the last owner stopped; running them again "
-                        "(at least once: the same invocation id)", recovered)
+            log.warning(
+                "%d asynchronous invocation(s) were running when the last owner stopped; running them again "
+                "(at least once: the same invocation id)",
+                recovered,
+            )
         self._wake = asyncio.Event()
         self._ack_wake = asyncio.Event()
         self._dispatcher = asyncio.create_task(self._dispatch(), name="cloudfn-async-dispatch")
@@ -213,8 +262,9 @@ class AsyncInvoker:
         settings = fn.async_
         age = time.time() - item.enqueued_at
         if age > settings.max_event_age:
-            self._dead(item, fn, f"aged out: waited {age:.0f} s, longer than async.max_event_age "
-                                 f"({settings.max_event_age} s)")
+            self._dead(
+                item, fn, f"aged out: waited {age:.0f} s, longer than async.max_event_age ({settings.max_event_age} s)"
+            )
             return
         item.attempt += 1
         ctx = {**item.context, "attempt": str(item.attempt), "invocation_type": "Event"}
@@ -237,40 +287,68 @@ class AsyncInvoker:
             self.counts["succeeded"] += 1
             self._destination(fn, item, result, "Success")
             return
-        item.errors.append({"attempt": item.attempt, "time": time.time(),
-                            "error_type": result.error_type.value if result.error_type else None,
-                            "error": sec.mask_text((result.error or "")[:2048], self.platform._secret_needles(fn))})
+        item.errors.append(
+            {
+                "attempt": item.attempt,
+                "time": time.time(),
+                "error_type": result.error_type.value if result.error_type else None,
+                "error": sec.mask_text((result.error or "")[:2048], self.platform._secret_needles(fn)),
+            }
+        )
         throttled = result.error_type == ErrorType.THROTTLED
         failures = sum(1 for e in item.errors if e.get("error_type") != ErrorType.THROTTLED.value)
         if not throttled and failures > settings.max_retries:
-            self._dead(item, fn, f"retries exhausted: {item.attempt} attempt(s) failed "
-                                 f"(async.max_retries is {settings.max_retries})", result)
+            self._dead(
+                item,
+                fn,
+                f"retries exhausted: {item.attempt} attempt(s) failed (async.max_retries is {settings.max_retries})",
+                result,
+            )
             return
         delay = backoff(settings.retry_backoff or 0.0, len(item.errors))
         due = time.time() + delay
         if due - item.enqueued_at > settings.max_event_age:
-            self._dead(item, fn, f"aged out: the next retry would come after async.max_event_age "
-                                 f"({settings.max_event_age} s)", result)
+            self._dead(
+                item,
+                fn,
+                f"aged out: the next retry would come after async.max_event_age ({settings.max_event_age} s)",
+                result,
+            )
             return
         self.queue.retry_later(item, due)
         self.counts["retries"] += 1
-        self.platform.bus.publish("async.retry_scheduled", lambda: {
-            "invocation_id": item.id, "function_id": fn.id, "function_name": fn.name, "attempt": item.attempt,
-            "error_type": item.errors[-1]["error_type"], "retry_at": datetime.fromtimestamp(due, UTC).isoformat(),
-            "delay": delay})
+        self.platform.bus.publish(
+            "async.retry_scheduled",
+            lambda: {
+                "invocation_id": item.id,
+                "function_id": fn.id,
+                "function_name": fn.name,
+                "attempt": item.attempt,
+                "error_type": item.errors[-1]["error_type"],
+                "retry_at": datetime.fromtimestamp(due, UTC).isoformat(),
+                "delay": delay,
+            },
+        )
 
-    def _dead(self, item: QueuedInvocation, fn: Function | None, reason: str,
-              result: InvokeResult | None = None) -> None:
+    def _dead(
+        self, item: QueuedInvocation, fn: Function | None, reason: str, result: InvokeResult | None = None
+    ) -> None:
         dead = self.queue.dead_letter(item, reason)
         self._settled(item.id)
         self.counts["dead_lettered"] += 1
-        log.warning("asynchronous invocation %s of %s is a dead letter: %s", item.id, item.function_name, reason,
-                    extra={"function": item.function_name, "invocation_id": item.id})
+        log.warning(
+            "asynchronous invocation %s of %s is a dead letter: %s",
+            item.id,
+            item.function_name,
+            reason,
+            extra={"function": item.function_name, "invocation_id": item.id},
+        )
         self.platform.bus.publish("async.dead_lettered", lambda: self.dead_letter_view(dead).model_dump(mode="json"))
         self._trim_dead()
         if fn is not None:
-            self._destination(fn, item, result, "RetriesExhausted" if "retries" in reason else "EventAgeExceeded",
-                              reason)
+            self._destination(
+                fn, item, result, "RetriesExhausted" if "retries" in reason else "EventAgeExceeded", reason
+            )
 
     def _trim_dead(self) -> None:
         """Past async.max_dead_letters the oldest go: a function failing forever must not fill
@@ -279,25 +357,43 @@ class AsyncInvoker:
         if not dropped:
             return
         self.counts["dead_letters_dropped"] += len(dropped)
-        log.warning("%d dead letter(s) dropped, the oldest past async.max_dead_letters (%d): %s", len(dropped),
-                    self.max_dead, ", ".join(dropped[:10]) + (" ..." if len(dropped) > 10 else ""))
-        self.platform.bus.publish("async.dead_letters_dropped", lambda: {
-            "invocation_ids": dropped, "count": len(dropped), "max_dead_letters": self.max_dead})
+        log.warning(
+            "%d dead letter(s) dropped, the oldest past async.max_dead_letters (%d): %s",
+            len(dropped),
+            self.max_dead,
+            ", ".join(dropped[:10]) + (" ..." if len(dropped) > 10 else ""),
+        )
+        self.platform.bus.publish(
+            "async.dead_letters_dropped",
+            lambda: {"invocation_ids": dropped, "count": len(dropped), "max_dead_letters": self.max_dead},
+        )
 
     # -- destinations ----------------------------------------------------------------------
-    def _destination(self, fn: Function, item: QueuedInvocation, result: InvokeResult | None, condition: str,
-                     reason: str = "") -> None:
+    def _destination(
+        self, fn: Function, item: QueuedInvocation, result: InvokeResult | None, condition: str, reason: str = ""
+    ) -> None:
         target = fn.async_.on_success if condition == "Success" else fn.async_.on_failure
         if not target:
             return
         body = {
-            "version": "1.0", "timestamp": datetime.now(UTC).isoformat(),
-            "requestContext": {"requestId": item.id, "functionName": fn.name, "condition": condition,
-                               "approximateInvokeCount": item.attempt, "reason": reason},
+            "version": "1.0",
+            "timestamp": datetime.now(UTC).isoformat(),
+            "requestContext": {
+                "requestId": item.id,
+                "functionName": fn.name,
+                "condition": condition,
+                "approximateInvokeCount": item.attempt,
+                "reason": reason,
+            },
             "requestPayload": item.event,
-            "responsePayload": (result.result if result is not None and result.success else
-                                {"errorType": result.error_type.value if result and result.error_type else None,
-                                 "errorMessage": result.error if result else reason}),
+            "responsePayload": (
+                result.result
+                if result is not None and result.success
+                else {
+                    "errorType": result.error_type.value if result and result.error_type else None,
+                    "errorMessage": result.error if result else reason,
+                }
+            ),
         }
         task = asyncio.create_task(self._deliver(fn, item, target, body), name=f"cloudfn-destination-{item.id}")
         self._side_tasks.add(task)
@@ -316,8 +412,14 @@ class AsyncInvoker:
         except Exception as exc:  # a destination never fails the invocation: counted and logged
             self.counts["destinations_failed"] += 1
             what = exc if isinstance(exc, (webhooks.WebhookRefused, NotFound, RuntimeError)) else repr(exc)
-            log.warning("destination %s of %s (invocation %s) not reached: %s", target[:200], fn.name, item.id, what,
-                        extra={"function": fn.name, "invocation_id": item.id})
+            log.warning(
+                "destination %s of %s (invocation %s) not reached: %s",
+                target[:200],
+                fn.name,
+                item.id,
+                what,
+                extra={"function": fn.name, "invocation_id": item.id},
+            )
 
     # -- the API's view ----------------------------------------------------------------------
     def _needles(self, function_id: str) -> list[str]:
@@ -368,10 +470,16 @@ class AsyncInvoker:
         if item is None:
             return None
         next_at = _ts(item.not_before) if state == "failed" else None
-        return AsyncInvocation(invocation_id=invocation_id, function_id=item.function_id,
-                               function_name=item.function_name, status=state, attempts=item.attempt,
-                               errors=_errors(item, self._needles(item.function_id)),
-                               enqueued_at=_ts(item.enqueued_at) if item.enqueued_at else None, next_attempt_at=next_at)
+        return AsyncInvocation(
+            invocation_id=invocation_id,
+            function_id=item.function_id,
+            function_name=item.function_name,
+            status=state,
+            attempts=item.attempt,
+            errors=_errors(item, self._needles(item.function_id)),
+            enqueued_at=_ts(item.enqueued_at) if item.enqueued_at else None,
+            next_attempt_at=next_at,
+        )
 
     def find_dead(self, ref: str) -> DeadItem:
         if not ref:
@@ -383,8 +491,10 @@ class AsyncInvoker:
         if len(found) == 1:
             return found[0]
         if found:
-            raise InvalidInput("dead letter", [FieldError("id", f"{ref!r} is the start of several dead letters' ids "
-                                                                "; give more characters")])
+            raise InvalidInput(
+                "dead letter",
+                [FieldError("id", f"{ref!r} is the start of several dead letters' ids ; give more characters")],
+            )
         raise NotFound(f"no dead letter with id {ref!r} (nor one starting with it; `cloudfn dead-letters` lists them)")
 
     def replay(self, ref: str) -> AsyncInvocation:
@@ -392,16 +502,25 @@ class AsyncInvoker:
         try:
             fn = self.platform.registry.get(dead.item.function_id)
         except NotFound:
-            raise NotFound(f"the function {dead.item.function_name!r} of dead letter {dead.item.id} no longer exists; "
-                           "create it again (a new function has a new id) or delete the dead letter") from None
+            raise NotFound(
+                f"the function {dead.item.function_name!r} of dead letter {dead.item.id} no longer exists; "
+                "create it again (a new function has a new id) or delete the dead letter"
+            ) from None
         item = self.queue.take_dead(dead.item.id, time.time())
         if item is None:
             raise NotFound(f"dead letter {dead.item.id} was replayed or deleted meanwhile")
-        self.platform.bus.publish("async.queued", lambda: {
-            "invocation_id": item.id, "function_id": fn.id, "function_name": fn.name, "replay": True})
+        self.platform.bus.publish(
+            "async.queued",
+            lambda: {"invocation_id": item.id, "function_id": fn.id, "function_name": fn.name, "replay": True},
+        )
         self._kick()
-        return AsyncInvocation(invocation_id=item.id, function_id=fn.id, function_name=fn.name, status="queued",
-                               enqueued_at=_ts(item.enqueued_at))
+        return AsyncInvocation(
+            invocation_id=item.id,
+            function_id=fn.id,
+            function_name=fn.name,
+            status="queued",
+            enqueued_at=_ts(item.enqueued_at),
+        )
 
     def delete(self, ref: str) -> DeadLetter:
         dead = self.find_dead(ref)

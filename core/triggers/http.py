@@ -26,18 +26,38 @@ MAX_HEADERS = 100  # request headers; more answers 431 (API Gateway allows about
 MAX_HEADER_BYTES = 32 * 1024
 # Headers the server alone sets: the message's framing and the connection's management
 # (RFC 9110 section 7.6.1 and the ones proxies strip).
-FORBIDDEN = frozenset({
-    "content-length", "transfer-encoding", "connection", "keep-alive", "proxy-connection", "te", "trailer",
-    "upgrade", "proxy-authenticate", "proxy-authorization", "date", "server",
-})
+FORBIDDEN = frozenset(
+    {
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "upgrade",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "date",
+        "server",
+    }
+)
 TOKEN_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 BAD_VALUE_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-TEXT_TYPES = ("application/json", "application/xml", "application/javascript", "application/x-www-form-urlencoded",
-              "application/x-ndjson", "application/graphql")
+TEXT_TYPES = (
+    "application/json",
+    "application/xml",
+    "application/javascript",
+    "application/x-www-form-urlencoded",
+    "application/x-ndjson",
+    "application/graphql",
+)
 # Every answer's page runs in an opaque origin: a function's HTML served from this host cannot
 # use the API's origin (on a --no-auth server its scripts would pass the Origin check).
-SANDBOX_CSP = (b"content-security-policy",
-               b"sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads")
+SANDBOX_CSP = (
+    b"content-security-policy",
+    b"sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads",
+)
 
 
 class BadAnswer(Exception):
@@ -48,7 +68,7 @@ def split_path(path: str) -> tuple[str, str] | None:
     """'/fn/name/a/b' -> ('name', '/a/b'); '/fn/name' -> ('name', '/'); None when no name."""
     if not path.startswith(PREFIX + "/"):
         return None
-    rest = path[len(PREFIX) + 1:]
+    rest = path[len(PREFIX) + 1 :]
     name, slash, sub = rest.partition("/")
     if not name:
         return None
@@ -69,7 +89,7 @@ def is_text(content_type: str | None) -> bool:
     if content_type is None:
         return True
     media = content_type.split(";", 1)[0].strip().lower()
-    return (media.startswith("text/") or media in TEXT_TYPES or media.endswith("+json") or media.endswith("+xml"))
+    return media.startswith("text/") or media in TEXT_TYPES or media.endswith("+json") or media.endswith("+xml")
 
 
 @dataclass
@@ -110,11 +130,21 @@ def request_event(req: Request) -> dict[str, Any]:
         "rawQueryString": req.raw_query,
         "headers": headers,
         "requestContext": {
-            "accountId": "cloudfn", "apiId": "cloudfn", "domainName": headers.get("host", ""),
-            "http": {"method": req.method, "path": req.path, "protocol": req.protocol,
-                     "sourceIp": req.source_ip, "userAgent": headers.get("user-agent", "")},
-            "requestId": request_id, "routeKey": "$default", "stage": "$default",
-            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)), "timeEpoch": int(now * 1000),
+            "accountId": "cloudfn",
+            "apiId": "cloudfn",
+            "domainName": headers.get("host", ""),
+            "http": {
+                "method": req.method,
+                "path": req.path,
+                "protocol": req.protocol,
+                "sourceIp": req.source_ip,
+                "userAgent": headers.get("user-agent", ""),
+            },
+            "requestId": request_id,
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "timeEpoch": int(now * 1000),
         },
         "isBase64Encoded": False,
     }

@@ -138,15 +138,35 @@ CREATE INDEX IF NOT EXISTS done_age ON done (finished_at);
 
 
 def _row_item(row: tuple[Any, ...]) -> QueuedInvocation:
-    return QueuedInvocation(id=row[0], function_id=row[1], function_name=row[2], event=json.loads(row[3]),
-                            context=json.loads(row[4]), attempt=row[5], enqueued_at=row[6], not_before=row[7],
-                            errors=json.loads(row[8]), depth=row[9], state=row[10])
+    return QueuedInvocation(
+        id=row[0],
+        function_id=row[1],
+        function_name=row[2],
+        event=json.loads(row[3]),
+        context=json.loads(row[4]),
+        attempt=row[5],
+        enqueued_at=row[6],
+        not_before=row[7],
+        errors=json.loads(row[8]),
+        depth=row[9],
+        state=row[10],
+    )
 
 
 def _item_row(item: QueuedInvocation) -> tuple[Any, ...]:
-    return (item.id, item.function_id, item.function_name, json.dumps(item.event, ensure_ascii=False),
-            json.dumps(item.context), item.attempt, item.enqueued_at, item.not_before, json.dumps(item.errors),
-            item.depth, item.state)
+    return (
+        item.id,
+        item.function_id,
+        item.function_name,
+        json.dumps(item.event, ensure_ascii=False),
+        json.dumps(item.context),
+        item.attempt,
+        item.enqueued_at,
+        item.not_before,
+        json.dumps(item.errors),
+        item.depth,
+        item.state,
+    )
 
 
 class SqliteQueue:
@@ -202,7 +222,9 @@ class SqliteQueue:
             return []
         rows = self._run(
             f"UPDATE queue SET state='running' WHERE id IN (SELECT id FROM queue WHERE state='queued' "
-            f"AND not_before <= ? ORDER BY not_before LIMIT ?) RETURNING {_ITEM_COLUMNS}", (now, limit))
+            f"AND not_before <= ? ORDER BY not_before LIMIT ?) RETURNING {_ITEM_COLUMNS}",
+            (now, limit),
+        )
         items = [_row_item(r) for r in rows]
         items.sort(key=lambda i: i.not_before)
         return items
@@ -217,18 +239,25 @@ class SqliteQueue:
 
     def retry_later(self, item: QueuedInvocation, not_before: float) -> None:
         item.not_before, item.state = not_before, "queued"
-        self._run("UPDATE queue SET state='queued', not_before=?, attempt=?, errors=? WHERE id=?",
-                  (not_before, item.attempt, json.dumps(item.errors), item.id))
+        self._run(
+            "UPDATE queue SET state='queued', not_before=?, attempt=?, errors=? WHERE id=?",
+            (not_before, item.attempt, json.dumps(item.errors), item.id),
+        )
 
     def dead_letter(self, item: QueuedInvocation, reason: str) -> DeadItem:
         dead = DeadItem(item, reason, time.time())
         item.state = "dead"
-        gone = self._tx([
-            ("DELETE FROM queue WHERE id=? RETURNING id", (item.id,)),
-            (f"INSERT OR REPLACE INTO dead ({_ITEM_COLUMNS}, reason, dead_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-             (*_item_row(item), reason, dead.dead_at)),
-            self._done(item, "dead"),
-        ])
+        gone = self._tx(
+            [
+                ("DELETE FROM queue WHERE id=? RETURNING id", (item.id,)),
+                (
+                    f"INSERT OR REPLACE INTO dead ({_ITEM_COLUMNS}, reason, dead_at) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (*_item_row(item), reason, dead.dead_at),
+                ),
+                self._done(item, "dead"),
+            ]
+        )
         self._depth -= len(gone[0])
         return dead
 
@@ -244,9 +273,11 @@ class SqliteQueue:
 
     @staticmethod
     def _done(item: QueuedInvocation, state: str) -> tuple[str, tuple[Any, ...]]:
-        return ("INSERT OR REPLACE INTO done (id, state, function_id, function_name, attempt, errors, finished_at) "
-                "VALUES (?,?,?,?,?,?,?)", (item.id, state, item.function_id, item.function_name, item.attempt,
-                                           json.dumps(item.errors), time.time()))
+        return (
+            "INSERT OR REPLACE INTO done (id, state, function_id, function_name, attempt, errors, finished_at) "
+            "VALUES (?,?,?,?,?,?,?)",
+            (item.id, state, item.function_id, item.function_name, item.attempt, json.dumps(item.errors), time.time()),
+        )
 
     def next_due(self) -> float | None:
         rows = self._run("SELECT MIN(not_before) FROM queue WHERE state='queued'")
@@ -255,10 +286,15 @@ class SqliteQueue:
     def stats(self, now: float) -> dict[str, Any]:
         with self._lock:
             depth, running, oldest = self._db.execute(
-                "SELECT COUNT(*), SUM(state='running'), MIN(enqueued_at) FROM queue").fetchone()
+                "SELECT COUNT(*), SUM(state='running'), MIN(enqueued_at) FROM queue"
+            ).fetchone()
             dead = self._db.execute("SELECT COUNT(*) FROM dead").fetchone()[0]
-        return {"depth": depth, "running": running or 0, "dead_letters": dead,
-                "oldest_age": None if oldest is None else max(0.0, now - oldest)}
+        return {
+            "depth": depth,
+            "running": running or 0,
+            "dead_letters": dead,
+            "oldest_age": None if oldest is None else max(0.0, now - oldest),
+        }
 
     def status(self, invocation_id: str) -> tuple[str, QueuedInvocation | DeadItem | None] | None:
         rows = self._run(f"SELECT {_ITEM_COLUMNS} FROM queue WHERE id=?", (invocation_id,))
@@ -268,12 +304,21 @@ class SqliteQueue:
         dead = self.find_dead(invocation_id, exact=True)
         if dead:
             return "dead", dead[0]
-        rows = self._run("SELECT state, function_id, function_name, attempt, errors, finished_at FROM done "
-                         "WHERE id=?", (invocation_id,))
+        rows = self._run(
+            "SELECT state, function_id, function_name, attempt, errors, finished_at FROM done WHERE id=?",
+            (invocation_id,),
+        )
         if rows:
             state, fid, fname, attempt, errors, finished = rows[0]
-            return state, QueuedInvocation(id=invocation_id, function_id=fid, function_name=fname, attempt=attempt,
-                                           errors=json.loads(errors), state=state, not_before=finished)
+            return state, QueuedInvocation(
+                id=invocation_id,
+                function_id=fid,
+                function_name=fname,
+                attempt=attempt,
+                errors=json.loads(errors),
+                state=state,
+                not_before=finished,
+            )
         return None
 
     # -- dead letters ------------------------------------------------------------------------
@@ -298,16 +343,18 @@ class SqliteQueue:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                rows = self._db.execute(f"DELETE FROM dead WHERE id=? RETURNING {_ITEM_COLUMNS}",
-                                        (invocation_id,)).fetchall()
+                rows = self._db.execute(
+                    f"DELETE FROM dead WHERE id=? RETURNING {_ITEM_COLUMNS}", (invocation_id,)
+                ).fetchall()
                 if not rows:
                     self._db.execute("ROLLBACK")
                     return None
                 item = _row_item(rows[0])
                 item.attempt, item.errors, item.enqueued_at, item.not_before = 0, [], now, now
                 item.state = "queued"
-                self._db.execute(f"INSERT OR REPLACE INTO queue ({_ITEM_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                                 _item_row(item))
+                self._db.execute(
+                    f"INSERT OR REPLACE INTO queue ({_ITEM_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)", _item_row(item)
+                )
                 self._db.execute("DELETE FROM done WHERE id=?", (invocation_id,))
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -338,5 +385,6 @@ class SqliteQueue:
                 return []
             rows = self._db.execute(
                 "DELETE FROM dead WHERE id IN (SELECT id FROM dead ORDER BY dead_at, id LIMIT ?) RETURNING id",
-                (count - keep,)).fetchall()
+                (count - keep,),
+            ).fetchall()
         return [r[0] for r in rows]

@@ -88,8 +88,12 @@ class RateLimiter:
         if self.path is None or not (self._buckets or self._saved):
             return
         buckets = dict(self._saved)
-        buckets.update({fid: {"limit": limit.model_dump(mode="json"), "tokens": b.tokens, "stamp": b.stamp}
-                        for fid, (limit, b) in self._buckets.items()})
+        buckets.update(
+            {
+                fid: {"limit": limit.model_dump(mode="json"), "tokens": b.tokens, "stamp": b.stamp}
+                for fid, (limit, b) in self._buckets.items()
+            }
+        )
         try:
             atomic_write_bytes(self.path, json.dumps({"version": 1, "buckets": buckets}).encode())
         except OSError as exc:

@@ -83,10 +83,13 @@ class ScheduleState:
             if not isinstance(runs, dict):
                 raise ValueError("no last_runs map")
             self.runs: dict[str, dict[str, float]] = {
-                fid: {k: float(v) for k, v in keys.items()} for fid, keys in runs.items()}
+                fid: {k: float(v) for k, v in keys.items()} for fid, keys in runs.items()
+            }
         except (ValueError, TypeError, AttributeError) as exc:
-            raise StoreCorrupt(f"the schedule state {path} is corrupt ({exc}); it is left as it is: move it away "
-                               "to start afresh (schedules then forget when they last ran)") from None
+            raise StoreCorrupt(
+                f"the schedule state {path} is corrupt ({exc}); it is left as it is: move it away "
+                "to start afresh (schedules then forget when they last ran)"
+            ) from None
         self._dirty = False
         self._writer: asyncio.Task[None] | None = None
 
@@ -146,9 +149,15 @@ Runner = Callable[[Function, Any, dict[str, str]], Awaitable[Any]]
 
 
 class Scheduler:
-    def __init__(self, state_path: Path, functions: Callable[[], list[Function]],
-                 lookup: Callable[[str], Function | None], run: Runner,
-                 publish: Callable[[str, Any], Any], clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        state_path: Path,
+        functions: Callable[[], list[Function]],
+        lookup: Callable[[str], Function | None],
+        run: Runner,
+        publish: Callable[[str, Any], Any],
+        clock: Callable[[], float] = time.time,
+    ):
         self.state = ScheduleState(state_path)
         self.functions = functions
         self.lookup = lookup
@@ -219,9 +228,16 @@ class Scheduler:
                 nxt = slot.next_at
             else:
                 nxt = next_run(sched, last, now)
-            out.append(ScheduleStatus(
-                index=i, schedule=sched, description=sched.describe(),
-                next_run=_dt(nxt), last_run=_dt(last), running=slot.in_flight if slot else 0))
+            out.append(
+                ScheduleStatus(
+                    index=i,
+                    schedule=sched,
+                    description=sched.describe(),
+                    next_run=_dt(nxt),
+                    last_run=_dt(last),
+                    running=slot.in_flight if slot else 0,
+                )
+            )
         return out
 
     # -- the loop of one schedule -------------------------------------------------------------
@@ -278,14 +294,25 @@ class Scheduler:
 
     def _event(self, slot: _Slot, scheduled: float, **extra: Any) -> dict[str, Any]:
         fn = self.lookup(slot.fn_id)
-        return {"function_id": slot.fn_id, "function_name": fn.name if fn else "", "index": slot.index,
-                "schedule": slot.schedule.describe(), "scheduled_for": _iso(scheduled), **extra}
+        return {
+            "function_id": slot.fn_id,
+            "function_name": fn.name if fn else "",
+            "index": slot.index,
+            "schedule": slot.schedule.describe(),
+            "scheduled_for": _iso(scheduled),
+            **extra,
+        }
 
     def _skipped(self, slot: _Slot, scheduled: float, reason: str) -> None:
         self.publish("schedule.skipped", self._event(slot, scheduled, reason=reason))
         fn = self.lookup(slot.fn_id)
-        log.info("schedule %s of %s skipped: %s", slot.schedule.describe(), fn.name if fn else slot.fn_id, reason,
-                 extra={"function": fn.name if fn else None})
+        log.info(
+            "schedule %s of %s skipped: %s",
+            slot.schedule.describe(),
+            fn.name if fn else slot.fn_id,
+            reason,
+            extra={"function": fn.name if fn else None},
+        )
 
     def _fire(self, slot: _Slot, scheduled: float, catch_up: bool = False) -> None:
         fired = self.clock()
@@ -294,21 +321,27 @@ class Scheduler:
             return
         sched = slot.schedule
         if slot.in_flight and (sched.overlap == "skip" or slot.in_flight > MAX_QUEUED):
-            why = ("the previous run is still running (overlap: skip)" if sched.overlap == "skip"
-                   else f"{MAX_QUEUED} runs already wait behind the one running (overlap: queue)")
+            why = (
+                "the previous run is still running (overlap: skip)"
+                if sched.overlap == "skip"
+                else f"{MAX_QUEUED} runs already wait behind the one running (overlap: queue)"
+            )
             self._skipped(slot, scheduled, why)
             return
         self.state.set(slot.fn_id, sched.key, scheduled)
-        self.publish("schedule.fired", self._event(slot, scheduled, fired_at=_iso(fired),
-                                                   delay_ms=round((fired - scheduled) * 1000, 3), catch_up=catch_up))
+        self.publish(
+            "schedule.fired",
+            self._event(
+                slot, scheduled, fired_at=_iso(fired), delay_ms=round((fired - scheduled) * 1000, 3), catch_up=catch_up
+            ),
+        )
         slot.in_flight += 1
         task = asyncio.get_running_loop().create_task(self._run(slot, fn, scheduled))
         slot.runs.add(task)
         task.add_done_callback(slot.runs.discard)
 
     async def _run(self, slot: _Slot, fn: Function, scheduled: float) -> None:
-        context = {"trigger": "schedule", "schedule": slot.schedule.describe(),
-                   "scheduled_time": _iso(scheduled)}
+        context = {"trigger": "schedule", "schedule": slot.schedule.describe(), "scheduled_time": _iso(scheduled)}
         try:
             async with slot.lock:
                 current = self.lookup(fn.id) or fn

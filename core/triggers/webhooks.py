@@ -36,9 +36,14 @@ class WebhookRefused(Exception):
 def _forbidden(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
         addr = addr.ipv4_mapped
-    for test, what in ((addr.is_loopback, "loopback"), (addr.is_link_local, "link-local (cloud metadata)"),
-                       (addr.is_unspecified, "unspecified"), (addr.is_multicast, "multicast"),
-                       (addr.is_private, "private"), (addr.is_reserved, "reserved")):
+    for test, what in (
+        (addr.is_loopback, "loopback"),
+        (addr.is_link_local, "link-local (cloud metadata)"),
+        (addr.is_unspecified, "unspecified"),
+        (addr.is_multicast, "multicast"),
+        (addr.is_private, "private"),
+        (addr.is_reserved, "reserved"),
+    ):
         if test:
             return what
     return ""
@@ -67,8 +72,10 @@ async def resolve_checked(url: str, allow_private: bool) -> tuple[str, str, int]
         for addr in addrs:
             why = _forbidden(addr)
             if why:
-                raise WebhookRefused(f"webhook {host!r} resolves to {addr}, a {why} address: destinations may not "
-                                     "reach this host or its network unless async.webhook_allow_private is on")
+                raise WebhookRefused(
+                    f"webhook {host!r} resolves to {addr}, a {why} address: destinations may not "
+                    "reach this host or its network unless async.webhook_allow_private is on"
+                )
     return host, str(addrs[0]), port
 
 
@@ -80,8 +87,11 @@ async def send(url: str, body: dict[str, Any], timeout: float, allow_private: bo
     netloc = f"[{addr}]" if ":" in addr else addr
     target = parts._replace(netloc=f"{netloc}:{port}").geturl()
     default_port = port == (443 if parts.scheme == "https" else 80)
-    headers = {"host": host if default_port else f"{host}:{port}", "content-type": "application/json",
-               "user-agent": f"cloudfn/{__version__} (async destination)"}
+    headers = {
+        "host": host if default_port else f"{host}:{port}",
+        "content-type": "application/json",
+        "user-agent": f"cloudfn/{__version__} (async destination)",
+    }
     extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
     delay = BACKOFF
     async with httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False) as client:

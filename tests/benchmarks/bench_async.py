@@ -50,11 +50,32 @@ def pct(values: list[float], p: float) -> float:
 
 def start_server(root: Path) -> tuple[subprocess.Popen, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDFN_")}
-    env.update(XDG_CONFIG_HOME=str(root / "cfg"), XDG_DATA_HOME=str(root / "xdg"), XDG_CACHE_HOME=str(root / "cache"),
-               PYTHONPATH=str(REPO), CLOUDFN_TOKEN=TOKEN)
-    p = subprocess.Popen([sys.executable, "-m", "cloudfn_tui.cli", "--data-dir", str(root / "data"), "serve",
-                          "--port", "0", "--mode", "release"], env=env, cwd=REPO, stdout=subprocess.PIPE,
-                         stderr=subprocess.DEVNULL, start_new_session=True)
+    env.update(
+        XDG_CONFIG_HOME=str(root / "cfg"),
+        XDG_DATA_HOME=str(root / "xdg"),
+        XDG_CACHE_HOME=str(root / "cache"),
+        PYTHONPATH=str(REPO),
+        CLOUDFN_TOKEN=TOKEN,
+    )
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cloudfn_tui.cli",
+            "--data-dir",
+            str(root / "data"),
+            "serve",
+            "--port",
+            "0",
+            "--mode",
+            "release",
+        ],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     line = p.stdout.readline().decode()
     if "serving on " not in line:
         raise SystemExit(f"cloudfn serve did not start: {line!r}")
@@ -70,8 +91,9 @@ class Finished:
         self.completed: dict[str, float] = {}  # wall-clock end of each, by the server's own record
         self.cond = threading.Condition()
         self.ready = threading.Event()
-        self.client = httpx.Client(base_url=url, headers={"authorization": f"Bearer {TOKEN}"},
-                                   timeout=httpx.Timeout(30, read=None))
+        self.client = httpx.Client(
+            base_url=url, headers={"authorization": f"Bearer {TOKEN}"}, timeout=httpx.Timeout(30, read=None)
+        )
         threading.Thread(target=self._read, daemon=True).start()
         if not self.ready.wait(30):
             raise SystemExit("the event stream did not open")
@@ -137,8 +159,11 @@ async def in_process(n: int) -> dict[str, list[float]]:
     from core.local import LocalPlatform
 
     with tempfile.TemporaryDirectory() as d:
-        p = LocalPlatform(load_config(environ={}, flags={"storage.data_dir": d, "monitor.alert_interval": 0}),
-                          install_examples=False, consume_async=False)  # accept only: nothing runs meanwhile
+        p = LocalPlatform(
+            load_config(environ={}, flags={"storage.data_dir": d, "monitor.alert_interval": 0}),
+            install_examples=False,
+            consume_async=False,
+        )  # accept only: nothing runs meanwhile
         try:
             await p.create_function({"name": "hello", "runtime": "python", "code": FN})
             out: dict[str, list[float]] = {"accept": []}
@@ -158,8 +183,10 @@ def main() -> None:
     args = ap.parse_args()
     ms = 1000.0
     local = asyncio.run(in_process(args.n * 2))
-    print(f"in process: accept p50 {pct(local['accept'], 50) * ms:.3f} ms  p99 {pct(local['accept'], 99) * ms:.3f} ms"
-          f"  (goal p50 <= 1 ms)")
+    print(
+        f"in process: accept p50 {pct(local['accept'], 50) * ms:.3f} ms  p99 {pct(local['accept'], 99) * ms:.3f} ms"
+        f"  (goal p50 <= 1 ms)"
+    )
     with tempfile.TemporaryDirectory() as d:
         proc, url = start_server(Path(d))
         try:
@@ -177,21 +204,31 @@ def main() -> None:
                 done_ratio.append(d50 / s50)
                 w50 = pct(m["waited"], 50)
                 wait_ratio.append(w50 / s50)
-                print(f"round {rnd}: accept p50 {a50 * ms:.3f} ms p99 {pct(m['accept'], 99) * ms:.3f} ms "
-                      f"(health round trip p50 {h50 * ms:.3f} ms: {a50 / h50:.2f}x) | end to end p50 {e50 * ms:.3f} ms "
-                      f"p99 {pct(m['e2e'], 99) * ms:.3f} ms vs sync invoke p50 {s50 * ms:.3f} ms "
-                      f"p99 {pct(m['sync'], 99) * ms:.3f} ms: {e50 / s50:.2f}x | request sent to its end on the "
-                      f"server's clock p50 {d50 * ms:.3f} ms: {d50 / s50:.2f}x | 202 then GET ?wait= until success "
-                      f"p50 {w50 * ms:.3f} ms p99 {pct(m['waited'], 99) * ms:.3f} ms: {w50 / s50:.2f}x")
-            print(f"accept vs health round trip: median {statistics.median(accept_ratio):.2f}x "
-                  f"(range {min(accept_ratio):.2f}-{max(accept_ratio):.2f})")
-            print(f"async end to end vs sync invoke: median {statistics.median(e2e_ratio):.2f}x "
-                  f"(range {min(e2e_ratio):.2f}-{max(e2e_ratio):.2f}; goal <= 1.5x)")
-            print(f"202 then GET /api/v1/invocations/<id>?wait= answering success, vs sync invoke: median "
-                  f"{statistics.median(wait_ratio):.2f}x (range {min(wait_ratio):.2f}-{max(wait_ratio):.2f}; two "
-                  "round trips against one)")
-            print(f"request sent to its end (server's record), vs sync invoke: median "
-                  f"{statistics.median(done_ratio):.2f}x (range {min(done_ratio):.2f}-{max(done_ratio):.2f})")
+                print(
+                    f"round {rnd}: accept p50 {a50 * ms:.3f} ms p99 {pct(m['accept'], 99) * ms:.3f} ms "
+                    f"(health round trip p50 {h50 * ms:.3f} ms: {a50 / h50:.2f}x) | end to end p50 {e50 * ms:.3f} ms "
+                    f"p99 {pct(m['e2e'], 99) * ms:.3f} ms vs sync invoke p50 {s50 * ms:.3f} ms "
+                    f"p99 {pct(m['sync'], 99) * ms:.3f} ms: {e50 / s50:.2f}x | request sent to its end on the "
+                    f"server's clock p50 {d50 * ms:.3f} ms: {d50 / s50:.2f}x | 202 then GET ?wait= until success "
+                    f"p50 {w50 * ms:.3f} ms p99 {pct(m['waited'], 99) * ms:.3f} ms: {w50 / s50:.2f}x"
+                )
+            print(
+                f"accept vs health round trip: median {statistics.median(accept_ratio):.2f}x "
+                f"(range {min(accept_ratio):.2f}-{max(accept_ratio):.2f})"
+            )
+            print(
+                f"async end to end vs sync invoke: median {statistics.median(e2e_ratio):.2f}x "
+                f"(range {min(e2e_ratio):.2f}-{max(e2e_ratio):.2f}; goal <= 1.5x)"
+            )
+            print(
+                f"202 then GET /api/v1/invocations/<id>?wait= answering success, vs sync invoke: median "
+                f"{statistics.median(wait_ratio):.2f}x (range {min(wait_ratio):.2f}-{max(wait_ratio):.2f}; two "
+                "round trips against one)"
+            )
+            print(
+                f"request sent to its end (server's record), vs sync invoke: median "
+                f"{statistics.median(done_ratio):.2f}x (range {min(done_ratio):.2f}-{max(done_ratio):.2f})"
+            )
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(60)

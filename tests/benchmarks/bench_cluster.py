@@ -29,8 +29,12 @@ sys.path.insert(0, str(REPO / "tests" / "server"))
 from clusterproc import start_gateway, start_test_nats, start_worker  # noqa: E402
 from serverproc import start_server  # noqa: E402
 
-FN = {"name": "hello", "runtime": "python", "handler": "handler",
-      "code": "def handler(event, context):\n    return {'message': 'Hello ' + str(event) + '!'}\n"}
+FN = {
+    "name": "hello",
+    "runtime": "python",
+    "handler": "handler",
+    "code": "def handler(event, context):\n    return {'message': 'Hello ' + str(event) + '!'}\n",
+}
 ECHO = """
 import asyncio, sys, nats
 async def main():
@@ -67,8 +71,9 @@ async def load(call, duration: float, connections: int) -> dict[str, float]:
 
 async def http_target(url: str, token: str, duration: float, connections: int) -> dict[str, float]:
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    async with httpx.AsyncClient(base_url=url, headers={"authorization": f"Bearer {token}"}, limits=limits,
-                                 timeout=60) as c:
+    async with httpx.AsyncClient(
+        base_url=url, headers={"authorization": f"Bearer {token}"}, limits=limits, timeout=60
+    ) as c:
         r = await c.post("/api/v1/functions", json=FN)
         assert r.status_code in (200, 201), r.text
 
@@ -117,15 +122,17 @@ def main() -> None:
         procs.extend(w.proc for w in workers)
         gw = start_gateway(root / "gw", nats)
         procs.append(gw.proc)
-        results["gateway + 1 worker"] = asyncio.run(http_target(gw.url, gw.token or "", args.duration,
-                                                                args.connections))
+        results["gateway + 1 worker"] = asyncio.run(
+            http_target(gw.url, gw.token or "", args.duration, args.connections)
+        )
         workers.append(start_worker(root / "w2", nats, "bench2"))
         procs.append(workers[-1].proc)
         gw.stop()
         gw = start_gateway(root / "gw2", nats)
         procs.append(gw.proc)
-        results["gateway + 2 workers"] = asyncio.run(http_target(gw.url, gw.token or "", args.duration,
-                                                                 args.connections))
+        results["gateway + 2 workers"] = asyncio.run(
+            http_target(gw.url, gw.token or "", args.duration, args.connections)
+        )
         gw.stop()
         for w in workers:
             w.stop()
@@ -135,15 +142,19 @@ def main() -> None:
                 pr.kill()
                 pr.wait()
         nats.stop()
-    print(f"{'target':<22} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8}   ({args.connections} connections, "
-          f"{args.duration:g} s)")
+    print(
+        f"{'target':<22} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8}   ({args.connections} connections, "
+        f"{args.duration:g} s)"
+    )
     for name, r in results.items():
         print(f"{name:<22} {r['p50']:>8.2f} {r['p99']:>8.2f} {r['rps']:>8.0f}")
     echo50, emb50 = results["NATS echo"]["p50"], results["embedded"]["p50"]
     for name in ("gateway + 1 worker", "gateway + 2 workers"):
         over = results[name]["p50"] - emb50
-        print(f"{name}: p50 overhead over embedded {over:.2f} ms = {over / echo50:.2f}x the echo's p50 "
-              f"(goal <= 2x); throughput {results[name]['rps'] / results['embedded']['rps']:.2f}x embedded")
+        print(
+            f"{name}: p50 overhead over embedded {over:.2f} ms = {over / echo50:.2f}x the echo's p50 "
+            f"(goal <= 2x); throughput {results[name]['rps'] / results['embedded']['rps']:.2f}x embedded"
+        )
 
 
 if __name__ == "__main__":

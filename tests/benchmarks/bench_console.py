@@ -66,10 +66,17 @@ def _screen_complete(app: CloudfnApp, n: int) -> bool:
     except Exception:
         return False
     fn = editor.function
-    return (screen.functions.row_count >= n and fn is not None and editor.area.text == fn.code
-            and editor.area.language is not None and screen.event_editor.area.text.strip() != ""
-            and "Invoke with" in str(screen.result_view.query_one("#result-body").render())
-            and bool(footer._items) and len(screen.log_view.view) > 0 and app.stream_state == "live")
+    return (
+        screen.functions.row_count >= n
+        and fn is not None
+        and editor.area.text == fn.code
+        and editor.area.language is not None
+        and screen.event_editor.area.text.strip() != ""
+        and "Invoke with" in str(screen.result_view.query_one("#result-body").render())
+        and bool(footer._items)
+        and len(screen.log_view.view) > 0
+        and app.stream_state == "live"
+    )
 
 
 async def _time_console_complete(n: int) -> float:
@@ -128,9 +135,18 @@ async def bench_keypress(rate: int = 200, presses: int = 60) -> dict:
             while not stop:
                 i += 1
                 fn = f"extra-{i % 200:05d}"
-                platform.publish("invocation.finished", {
-                    "id": f"b-{i}", "function_id": f"fx-{i % 200:05d}", "function_name": fn, "runtime": "python",
-                    "status": "success", "started_at": "2025-01-02T03:04:05Z", "duration": 3.0})
+                platform.publish(
+                    "invocation.finished",
+                    {
+                        "id": f"b-{i}",
+                        "function_id": f"fx-{i % 200:05d}",
+                        "function_name": fn,
+                        "runtime": "python",
+                        "status": "success",
+                        "started_at": "2025-01-02T03:04:05Z",
+                        "duration": 3.0,
+                    },
+                )
                 platform.publish(
                     "log",
                     {
@@ -164,19 +180,28 @@ async def bench_keypress(rate: int = 200, presses: int = 60) -> dict:
         await task
         seen = app.events_seen
     lat.sort()
-    return {"rate_per_s": rate, "events_seen": seen, "p50_ms": statistics.median(lat),
-            "p95_ms": lat[int(len(lat) * 0.95) - 1], "max_ms": lat[-1]}
+    return {
+        "rate_per_s": rate,
+        "events_seen": seen,
+        "p50_ms": statistics.median(lat),
+        "p95_ms": lat[int(len(lat) * 0.95) - 1],
+        "max_ms": lat[-1],
+    }
 
 
 async def main() -> None:
     start = await bench_start()
-    print(f"start: hello app {start['hello_s']*1000:.0f} ms, console with 1,000 functions "
-          f"{start['console_1000_s']*1000:.0f} ms, ratio {start['ratio']:.2f}x (goal <= 3x); "
-          f"until the whole main screen is complete {start['complete_1000_s']*1000:.0f} ms, "
-          f"ratio {start['complete_ratio']:.2f}x")
+    print(
+        f"start: hello app {start['hello_s'] * 1000:.0f} ms, console with 1,000 functions "
+        f"{start['console_1000_s'] * 1000:.0f} ms, ratio {start['ratio']:.2f}x (goal <= 3x); "
+        f"until the whole main screen is complete {start['complete_1000_s'] * 1000:.0f} ms, "
+        f"ratio {start['complete_ratio']:.2f}x"
+    )
     keys = await bench_keypress()
-    print(f"key press to repaint while {keys['rate_per_s']} invocations/s stream: p50 {keys['p50_ms']:.1f} ms, "
-          f"p95 {keys['p95_ms']:.1f} ms, max {keys['max_ms']:.1f} ms ({keys['events_seen']} events seen)")
+    print(
+        f"key press to repaint while {keys['rate_per_s']} invocations/s stream: p50 {keys['p50_ms']:.1f} ms, "
+        f"p95 {keys['p95_ms']:.1f} ms, max {keys['max_ms']:.1f} ms ({keys['events_seen']} events seen)"
+    )
     mem = await bench_log_memory()
     marks = ", ".join(f"{n:,} lines {mb:.1f} MB" for n, mb in mem["mb_at"].items())
     print(f"log pane memory (buffer {mem['buffer']:,} lines): {marks}; {mem['lines_per_s']:,.0f} lines/s appended")

@@ -89,9 +89,26 @@ def bare_uv(wheels: Path, requirements: str, work: Path) -> float:
     subprocess.run([uv, "venv", "-q", "--python", exe, str(venv)], check=True)
     (work / "req.txt").write_text(requirements)
     t0 = time.perf_counter()
-    subprocess.run([uv, "pip", "install", "-q", "--python", str(venv / "bin" / "python"), "--no-index",
-                    "--find-links", str(wheels), "--cache-dir", str(cache), "--only-binary", ":all:",
-                    "-r", str(work / "req.txt")], check=True)
+    subprocess.run(
+        [
+            uv,
+            "pip",
+            "install",
+            "-q",
+            "--python",
+            str(venv / "bin" / "python"),
+            "--no-index",
+            "--find-links",
+            str(wheels),
+            "--cache-dir",
+            str(cache),
+            "--only-binary",
+            ":all:",
+            "-r",
+            str(work / "req.txt"),
+        ],
+        check=True,
+    )
     return time.perf_counter() - t0
 
 
@@ -101,9 +118,29 @@ def bare_uv_target(wheels: Path, requirements: str, work: Path) -> float:
     exe, _ = _interpreter()
     (work / "req.txt").write_text(requirements)
     t0 = time.perf_counter()
-    subprocess.run([uv_binary(), "pip", "install", "-q", "--target", str(work / "site"), "--python", exe,
-                    "--no-index", "--find-links", str(wheels), "--cache-dir", str(work / "uv-cache"),
-                    "--only-binary", ":all:", "--no-compile", "-r", str(work / "req.txt")], check=True)
+    subprocess.run(
+        [
+            uv_binary(),
+            "pip",
+            "install",
+            "-q",
+            "--target",
+            str(work / "site"),
+            "--python",
+            exe,
+            "--no-index",
+            "--find-links",
+            str(wheels),
+            "--cache-dir",
+            str(work / "uv-cache"),
+            "--only-binary",
+            ":all:",
+            "--no-compile",
+            "-r",
+            str(work / "req.txt"),
+        ],
+        check=True,
+    )
     return time.perf_counter() - t0
 
 
@@ -112,15 +149,37 @@ def bare_npm(reg: NpmRegistry, manifest: str, work: Path) -> float:
     app.mkdir(parents=True)
     (app / "package.json").write_text(manifest)
     t0 = time.perf_counter()
-    subprocess.run(["npm", "install", "--prefix", str(app), "--ignore-scripts", "--no-audit", "--no-fund",
-                    "--cache", str(work / "npm-cache"), "--registry", reg.url, "--package-lock=false",
-                    "--loglevel", "error"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "npm",
+            "install",
+            "--prefix",
+            str(app),
+            "--ignore-scripts",
+            "--no-audit",
+            "--no-fund",
+            "--cache",
+            str(work / "npm-cache"),
+            "--registry",
+            reg.url,
+            "--package-lock=false",
+            "--loglevel",
+            "error",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return time.perf_counter() - t0
 
 
 def platform(data: Path, wheels: Path, reg: NpmRegistry) -> LocalPlatform:
-    flags = {"storage.data_dir": str(data), "runtime.pypi_index_url": "none", "runtime.pypi_find_links": str(wheels),
-             "runtime.npm_registry": reg.url, "runtime.prewarm": "0"}
+    flags = {
+        "storage.data_dir": str(data),
+        "runtime.pypi_index_url": "none",
+        "runtime.pypi_find_links": str(wheels),
+        "runtime.npm_registry": reg.url,
+        "runtime.prewarm": "0",
+    }
     return LocalPlatform(load_config(flags=flags), install_examples=False)
 
 
@@ -132,8 +191,10 @@ async def timed(coro) -> tuple[float, object]:
 
 def ratio_line(label: str, ours: list[float], peer: list[float], goal: str) -> None:
     r = [a / b for a, b in zip(ours, peer, strict=True)]  # paired runs: one of each per round
-    print(f"{label:<44} {statistics.median(ours) * 1000:8.1f} ms vs {statistics.median(peer) * 1000:8.1f} ms  "
-          f"ratio {statistics.median(r):.2f} (range {min(r):.2f}-{max(r):.2f})  goal {goal}")
+    print(
+        f"{label:<44} {statistics.median(ours) * 1000:8.1f} ms vs {statistics.median(peer) * 1000:8.1f} ms  "
+        f"ratio {statistics.median(r):.2f} (range {min(r):.2f}-{max(r):.2f})  goal {goal}"
+    )
 
 
 async def launch_breakdown(tmp: Path, rounds: int) -> None:
@@ -150,19 +211,24 @@ async def launch_breakdown(tmp: Path, rounds: int) -> None:
         build = tmp / f"launch{i}"
         build.mkdir()
         await asyncio.sleep(0.1)  # idle, as before an install: the kernel's grace period has ended
-        t, res = await timed(run_build(sandbox, ["/bin/true"], {"PATH": "/usr/bin:/bin"}, build, tmp / "lc",
-                                       BuildLimits()))
+        t, res = await timed(
+            run_build(sandbox, ["/bin/true"], {"PATH": "/usr/bin:/bin"}, build, tmp / "lc", BuildLimits())
+        )
         assert res.returncode == 0, res.output
         idle.append(t)
         cg = sandbox.cgroups.create(64)  # a join right before: the next one finds the grace period passed
         subprocess.run(["/bin/sh", "-c", " && ".join(f"echo $$ > {p}/cgroup.procs" for p in cg.paths())], check=True)
-        t, res = await timed(run_build(sandbox, ["/bin/true"], {"PATH": "/usr/bin:/bin"}, build, tmp / "lc",
-                                       BuildLimits()))
+        t, res = await timed(
+            run_build(sandbox, ["/bin/true"], {"PATH": "/usr/bin:/bin"}, build, tmp / "lc", BuildLimits())
+        )
         primed.append(t)
         cg.remove()
         await asyncio.sleep(0.1)  # idle again: the launcher joined long before
-        t, res = await timed(run_build(sandbox, ["/bin/true"], {"PATH": "/usr/bin:/bin"}, build, tmp / "lc",
-                                       BuildLimits(), launcher=launcher))
+        t, res = await timed(
+            run_build(
+                sandbox, ["/bin/true"], {"PATH": "/usr/bin:/bin"}, build, tmp / "lc", BuildLimits(), launcher=launcher
+            )
+        )
         assert res.returncode == 0, res.output
         ahead.append(t)
         t0 = time.perf_counter()
@@ -191,8 +257,12 @@ def list_size(tmp: Path, rounds: int, count: int = 50, file_kb: int = 200) -> No
             wait_200("GET", f"{url}/api/v1/health", 60)
             with httpx.Client(base_url=url, headers=auth, timeout=60) as c:
                 for i in range(count):
-                    body = {"name": f"f{i}", "runtime": "python", "code": PLAIN,
-                            "files": {"data/blob.txt": blob} if kind == "files" else {}}
+                    body = {
+                        "name": f"f{i}",
+                        "runtime": "python",
+                        "code": PLAIN,
+                        "files": {"data/blob.txt": blob} if kind == "files" else {},
+                    }
                     r = c.post("/api/v1/functions", json=body)
                     assert r.status_code == 201, r.text
         times: dict[str, list[float]] = {"files": [], "floor": []}
@@ -212,8 +282,10 @@ def list_size(tmp: Path, rounds: int, count: int = 50, file_kb: int = 200) -> No
         for proc, _ in servers.values():
             proc.stop()
     print(f"\n-- list: {count} functions x {file_kb} KB file vs {count} without files ({rounds} rounds) --")
-    print(f"list body {sizes['files'] / 1024:.1f} KiB vs {sizes['floor'] / 1024:.1f} KiB; "
-          f"one function's get {len(one) / 1024:.1f} KiB")
+    print(
+        f"list body {sizes['files'] / 1024:.1f} KiB vs {sizes['floor'] / 1024:.1f} KiB; "
+        f"one function's get {len(one) / 1024:.1f} KiB"
+    )
     ratio_line("list with files vs list without", times["files"], times["floor"], "~1 (files stay out)")
 
 
@@ -262,8 +334,9 @@ async def main() -> None:
         target_py.append(bare_uv_target(wheels, requirements, work / "uvt"))
         await asyncio.sleep(0.2)
         try:
-            t, _ = await timed(p.create_function({"name": "first", "runtime": "python", "code": PLAIN,
-                                                  "dependencies": requirements}))
+            t, _ = await timed(
+                p.create_function({"name": "first", "runtime": "python", "code": PLAIN, "dependencies": requirements})
+            )
             started_py.append(t)
             assert p.deps.manager.prestarted == 1
         finally:
@@ -272,19 +345,30 @@ async def main() -> None:
         bare_js.append(bare_npm(reg, package_json, work / "npm") if shutil.which("npm") else float("nan"))
         p = platform(work / "data", wheels, reg)
         try:
-            t, _ = await timed(p.create_function({"name": "first", "runtime": "python", "code": PLAIN,
-                                                  "dependencies": requirements}))
+            t, _ = await timed(
+                p.create_function({"name": "first", "runtime": "python", "code": PLAIN, "dependencies": requirements})
+            )
             ours_py.append(t)
             if shutil.which("npm"):
-                t, _ = await timed(p.create_function({"name": "first-js", "runtime": "nodejs",
-                                                      "code": "exports.handler = () => 1;",
-                                                      "dependencies": package_json}))
+                t, _ = await timed(
+                    p.create_function(
+                        {
+                            "name": "first-js",
+                            "runtime": "nodejs",
+                            "code": "exports.handler = () => 1;",
+                            "dependencies": package_json,
+                        }
+                    )
+                )
                 ours_js.append(t)
             for i in range(5):  # alternate, so drift hits both alike
                 t, _ = await timed(p.create_function({"name": f"plain{i}", "runtime": "python", "code": PLAIN}))
                 plain.append(t)
-                t, _ = await timed(p.create_function({"name": f"hit{i}", "runtime": "python", "code": PLAIN,
-                                                      "dependencies": requirements}))
+                t, _ = await timed(
+                    p.create_function(
+                        {"name": f"hit{i}", "runtime": "python", "code": PLAIN, "dependencies": requirements}
+                    )
+                )
                 hit.append(t)
             assert p.deps.manager.installs == (2 if shutil.which("npm") else 1)
         finally:
@@ -300,14 +384,19 @@ async def main() -> None:
 
     print("\n-- cache hit: a second function with the same requirements --")
     added = statistics.median(hit) - statistics.median(plain)
-    print(f"{'create with a cached env vs without deps':<44} {statistics.median(hit) * 1000:8.1f} ms vs "
-          f"{statistics.median(plain) * 1000:8.1f} ms  added {added * 1000:.1f} ms  goal <= 50 ms")
+    print(
+        f"{'create with a cached env vs without deps':<44} {statistics.median(hit) * 1000:8.1f} ms vs "
+        f"{statistics.median(plain) * 1000:8.1f} ms  added {added * 1000:.1f} ms  goal <= 50 ms"
+    )
 
     print("\n-- cold start (fresh worker) --")
     p = platform(tmp / "cold", wheels, reg)
     imports = "".join(f"import {n}\n" for n in names)
-    kinds = {"without deps": ("", PLAIN), "deps mounted": (requirements, PLAIN),
-             "deps imported": (requirements, imports + PLAIN)}
+    kinds = {
+        "without deps": ("", PLAIN),
+        "deps mounted": (requirements, PLAIN),
+        "deps imported": (requirements, imports + PLAIN),
+    }
     cold: dict[str, list[float]] = {k: [] for k in kinds}
     try:
         await p.create_function({"name": "warmup", "runtime": "python", "code": PLAIN, "dependencies": requirements})
@@ -322,8 +411,12 @@ async def main() -> None:
     finally:
         await p.close()
     ratio_line("python: deps mounted vs without", cold["deps mounted"], cold["without deps"], "<= 1.2")
-    ratio_line(f"python: {args.packages} packages imported vs without", cold["deps imported"], cold["without deps"],
-               "(reference)")
+    ratio_line(
+        f"python: {args.packages} packages imported vs without",
+        cold["deps imported"],
+        cold["without deps"],
+        "(reference)",
+    )
     reg.close()
     shutil.rmtree(tmp, ignore_errors=True)
 

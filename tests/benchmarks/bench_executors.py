@@ -199,11 +199,15 @@ async def main() -> None:
     pre = ExecutionService(ExecutionSettings(work_dir=tmp / "work-pre", cache_dir=tmp / "cache", prewarm=1))
     have_go = _go()[0] is not None
     runtimes = ["python", "nodejs"] + (["go"] if have_go else [])
-    print(f"host: {os.cpu_count()} cores; event loop: {type(asyncio.get_running_loop()).__module__}; protections: "
-          + ", ".join(k for k, v in svc.protections().items() if v is True))
+    print(
+        f"host: {os.cpu_count()} cores; event loop: {type(asyncio.get_running_loop()).__module__}; protections: "
+        + ", ".join(k for k, v in svc.protections().items() if v is True)
+    )
     print()
-    print("warm invoke (ms)        floor p50  floor p99 | invoke p50  invoke p99 | ratio p50  ratio p99"
-          " | asyncio floor p50  p99 (reference)")
+    print(
+        "warm invoke (ms)        floor p50  floor p99 | invoke p50  invoke p99 | ratio p50  ratio p99"
+        " | asyncio floor p50  p99 (reference)"
+    )
     for rt in runtimes:
         floor = echo_floor(rt, args.n, tmp)
         afloor = await asyncio_floor(rt, args.n, tmp)
@@ -218,8 +222,10 @@ async def main() -> None:
                 times.append((time.perf_counter() - t0) * 1000)
             assert r.success
         fp50, fp99, p50, p99 = pct(floor, 50), pct(floor, 99), pct(times, 50), pct(times, 99)
-        print(f"  {rt:<20} {fp50:9.3f}  {fp99:9.3f} | {p50:10.3f}  {p99:10.3f} | {p50 / fp50:8.2f}x  {p99 / fp99:8.2f}x"
-              f" | {pct(afloor, 50):17.3f}  {pct(afloor, 99):6.3f}")
+        print(
+            f"  {rt:<20} {fp50:9.3f}  {fp99:9.3f} | {p50:10.3f}  {p99:10.3f} | {p50 / fp50:8.2f}x  {p99 / fp99:8.2f}x"
+            f" | {pct(afloor, 50):17.3f}  {pct(afloor, 99):6.3f}"
+        )
     print()
     print("cold start (ms)          bare p50 | first result p50  (init p50) | ratio")
     print("  (fresh worker; below each, a pre-started sandbox adopting the function)")
@@ -271,8 +277,12 @@ async def main() -> None:
             for name, text in files.items():
                 (d / name).write_text(text)
             t0 = time.perf_counter()
-            env = dict(go_rt._go_env(), GOCACHE=str(tmp / "cache" / "go" / "sandbox-cache" / "build-cache"),
-                       HOME=str(d), GOPATH=str(d / "gopath"))  # the sandbox's paths, as the host sees them
+            env = dict(
+                go_rt._go_env(),
+                GOCACHE=str(tmp / "cache" / "go" / "sandbox-cache" / "build-cache"),
+                HOME=str(d),
+                GOPATH=str(d / "gopath"),
+            )  # the sandbox's paths, as the host sees them
             subprocess.run(["go", "build", "-o", str(d / "out"), "."], cwd=d, env=env, check=True)
             plain.append((time.perf_counter() - t0) * 1000)
             shutil.rmtree(d)
@@ -290,8 +300,9 @@ async def main() -> None:
     shutil.rmtree(tmp, ignore_errors=True)
 
 
-async def _burst_windows(service: ExecutionService, f: Function, seconds: float,
-                         callers: int = 16) -> tuple[dict[str, float], dict[str, float], dict[str, int]]:
+async def _burst_windows(
+    service: ExecutionService, f: Function, seconds: float, callers: int = 16
+) -> tuple[dict[str, float], dict[str, float], dict[str, int]]:
     """Two back-to-back windows of `callers` calling without pause: requests/s and p99 (ms) of
     the invocations that ended in each, and the cold starts counted from the results."""
     done: list[tuple[float, float, bool]] = []  # (end, latency ms, cold)
@@ -320,13 +331,20 @@ async def _burst_windows(service: ExecutionService, f: Function, seconds: float,
 
 async def burst(args, tmp: Path) -> None:
     print()
-    print(f"burst: 16 callers arrive at once at a Python function with one warm worker, calling back to back; "
-          f"first {args.burst_seconds:g} s vs the next {args.burst_seconds:g} s (goal: throughput >= 0.8x, p99 <= 3x)")
-    print(f"  {'scheduler':34} {'first rps':>9} {'p99 ms':>8} {'cold':>5} | {'next rps':>9} {'p99 ms':>8} {'cold':>5}"
-          f" | {'rps ratio':>9} {'p99 ratio':>9}")
+    print(
+        f"burst: 16 callers arrive at once at a Python function with one warm worker, calling back to back; "
+        f"first {args.burst_seconds:g} s vs the next {args.burst_seconds:g} s (goal: throughput >= 0.8x, p99 <= 3x)"
+    )
+    print(
+        f"  {'scheduler':34} {'first rps':>9} {'p99 ms':>8} {'cold':>5} | {'next rps':>9} {'p99 ms':>8} {'cold':>5}"
+        f" | {'rps ratio':>9} {'p99 ratio':>9}"
+    )
     for label, scaling in (("wait or start (demand)", "demand"), ("start per caller (before)", "start")):
-        service = ExecutionService(ExecutionSettings(work_dir=tmp / f"work-burst-{scaling}", cache_dir=tmp / "cache",
-                                                     prewarm=1, scaling=scaling))
+        service = ExecutionService(
+            ExecutionSettings(
+                work_dir=tmp / f"work-burst-{scaling}", cache_dir=tmp / "cache", prewarm=1, scaling=scaling
+            )
+        )
         try:
             f = Function(name="burst-python", runtime="python", code=HANDLERS["python"])
             await service.prewarm.wait_ready()
@@ -334,8 +352,10 @@ async def burst(args, tmp: Path) -> None:
             assert first.success, first.error
             await service.prewarm.wait_ready()
             a, b, colds = await _burst_windows(service, f, args.burst_seconds)
-            print(f"  {label:34} {a['rps']:9.0f} {a['p99']:8.2f} {colds['first']:5d} | {b['rps']:9.0f} {b['p99']:8.2f}"
-                  f" {colds['next']:5d} | {a['rps'] / b['rps']:8.2f}x {a['p99'] / b['p99']:8.2f}x")
+            print(
+                f"  {label:34} {a['rps']:9.0f} {a['p99']:8.2f} {colds['first']:5d} | {b['rps']:9.0f} {b['p99']:8.2f}"
+                f" {colds['next']:5d} | {a['rps'] / b['rps']:8.2f}x {a['p99'] / b['p99']:8.2f}x"
+            )
         finally:
             await service.close()
 
@@ -351,8 +371,10 @@ async def multifile_cost(args, svc: ExecutionService, runtimes: list[str]) -> No
         await svc.invoke(alone, EVENT)
         base = statistics.median([await _cold(svc, alone, v) for v in range(2, args.cold + 2)])
         for n in (50, 500):
-            files = {f"lib{i % 20}/m{i}.{ext[rt]}": f"// module {i}\n" if rt == "nodejs" else f"# module {i}\n"
-                     for i in range(n)}
+            files = {
+                f"lib{i % 20}/m{i}.{ext[rt]}": f"// module {i}\n" if rt == "nodejs" else f"# module {i}\n"
+                for i in range(n)
+            }
             f = Function(name=f"mf-{rt}-{n}", runtime=rt, code=HANDLERS[rt], files=files)
             await svc.invoke(f, EVENT)
             c = statistics.median([await _cold(svc, f, v) for v in range(2, args.cold + 2)])
@@ -385,15 +407,20 @@ async def hardening_cost(args, tmp: Path, runtimes: list[str]) -> None:
     services = {}
     for on in (True, False):
         for prewarm in (0, 1):
-            services[on, prewarm] = ExecutionService(ExecutionSettings(
-                work_dir=tmp / f"work-h{on}{prewarm}", cache_dir=tmp / "cache", prewarm=prewarm, hardening=on))
+            services[on, prewarm] = ExecutionService(
+                ExecutionSettings(
+                    work_dir=tmp / f"work-h{on}{prewarm}", cache_dir=tmp / "cache", prewarm=prewarm, hardening=on
+                )
+            )
     if not services[True, 0].protections()["seccomp"]:
         print("  (the hardening is not in force on this host: nothing to compare)")
     rounds = 5
     for rt in runtimes:
         figures: dict[tuple[str, bool], list[float]] = {}
-        fns = {on: Function(name=f"hard-{rt}-{'on' if on else 'off'}", runtime=rt, code=HANDLERS[rt])
-               for on in (True, False)}
+        fns = {
+            on: Function(name=f"hard-{rt}-{'on' if on else 'off'}", runtime=rt, code=HANDLERS[rt])
+            for on in (True, False)
+        }
         for key, service in services.items():
             assert (await service.invoke(fns[key[0]], EVENT)).success  # builds, first start
             await service.prewarm.wait_ready()
@@ -401,8 +428,7 @@ async def hardening_cost(args, tmp: Path, runtimes: list[str]) -> None:
         # background work (a pool refilling after a cold start) and a noisy moment falls on both.
         for _ in range(rounds):
             for on in (True, False):
-                figures.setdefault(("warm", on), []).append(
-                    await _warm_p50(services[on, 0], fns[on], args.n // rounds))
+                figures.setdefault(("warm", on), []).append(await _warm_p50(services[on, 0], fns[on], args.n // rounds))
         version = 2
         for kind, prewarm in (("fresh", 0), ("pre-started", 1)):
             if kind == "pre-started" and rt not in services[True, 1].prewarm.specs:
@@ -419,6 +445,7 @@ async def hardening_cost(args, tmp: Path, runtimes: list[str]) -> None:
             print(f"  {rt + ' ' + kind:<22} {a:8.3f} | {b:9.3f} | {a / b:6.2f}x")
     for service in services.values():
         await service.close()
+
 
 if __name__ == "__main__":
     if "--uvloop" in sys.argv:

@@ -32,16 +32,35 @@ ECHO = "def handler(event, context):\n    return event\n"
 
 def open_platform(records: int) -> LocalPlatform:
     data = Path(tempfile.mkdtemp(prefix="cfbench-"))
-    p = LocalPlatform(load_config(environ={}, flags={"storage.data_dir": str(data), "monitor.alert_interval": 0,
-                                                     "monitor.history_max_records": max(records, 1000) + 100_000}),
-                      install_examples=False)
+    p = LocalPlatform(
+        load_config(
+            environ={},
+            flags={
+                "storage.data_dir": str(data),
+                "monitor.alert_interval": 0,
+                "monitor.history_max_records": max(records, 1000) + 100_000,
+            },
+        ),
+        install_examples=False,
+    )
     if records:
         t0 = datetime.now(UTC) - timedelta(hours=1)
         for i in range(records):
-            p.history.add(InvocationRecord(
-                id=f"old-{i}", function_id="old", function_name="old", function_version=1, runtime="python",
-                status="success" if i % 10 else "failed", started_at=t0 + timedelta(milliseconds=i),
-                duration=1.0, event={"i": i}, result={"i": i}, logs="a line\n"))
+            p.history.add(
+                InvocationRecord(
+                    id=f"old-{i}",
+                    function_id="old",
+                    function_name="old",
+                    function_version=1,
+                    runtime="python",
+                    status="success" if i % 10 else "failed",
+                    started_at=t0 + timedelta(milliseconds=i),
+                    duration=1.0,
+                    event={"i": i},
+                    result={"i": i},
+                    logs="a line\n",
+                )
+            )
         p.history.flush()
     return p
 
@@ -72,8 +91,10 @@ async def main() -> None:
         a.append(await throughput(empty, args.n))
         b.append(await throughput(full, args.n))
     ta, tb = statistics.median(a), statistics.median(b)
-    print(f"invoke throughput, {args.records:,} recorded vs none: {tb / ta:.3f}x  (goal >= 0.9x; "
-          f"{tb:.0f} vs {ta:.0f} invocations/s, medians of {args.rounds} alternating rounds)")
+    print(
+        f"invoke throughput, {args.records:,} recorded vs none: {tb / ta:.3f}x  (goal >= 0.9x; "
+        f"{tb:.0f} vs {ta:.0f} invocations/s, medians of {args.rounds} alternating rounds)"
+    )
 
     # Recording cost: the platform's whole _record step against building the record alone.
     fn = await full.get_function("echo")
@@ -82,16 +103,28 @@ async def main() -> None:
     reps = 20_000
     t = time.perf_counter()
     for i in range(reps):
-        InvocationRecord(id=str(i), function_id=fn.id, function_name=fn.name, function_version=1, runtime="python",
-                         status="success", started_at=now, duration=1.0, event={"i": i}, result={"i": 1})
+        InvocationRecord(
+            id=str(i),
+            function_id=fn.id,
+            function_name=fn.name,
+            function_version=1,
+            runtime="python",
+            status="success",
+            started_at=now,
+            duration=1.0,
+            event={"i": i},
+            result={"i": 1},
+        )
     floor = (time.perf_counter() - t) / reps
     t = time.perf_counter()
     for i in range(reps):
         full._record(fn, {"i": i}, res, now)
     cost = (time.perf_counter() - t) / reps
     warm = 1 / tb
-    print(f"recording one invocation: {cost / floor:.2f}x building its record alone "
-          f"({cost * 1e6:.1f} us vs {floor * 1e6:.1f} us), {100 * cost / warm:.1f}% of a warm invoke")
+    print(
+        f"recording one invocation: {cost / floor:.2f}x building its record alone "
+        f"({cost * 1e6:.1f} us vs {floor * 1e6:.1f} us), {100 * cost / warm:.1f}% of a warm invoke"
+    )
     for p in (empty, full):
         await p.close()
 

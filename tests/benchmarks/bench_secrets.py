@@ -45,14 +45,23 @@ async def main() -> None:
     ap.add_argument("--rounds", type=int, default=15)
     args = ap.parse_args()
     data = Path(tempfile.mkdtemp(prefix="cfbench-secrets-"))
-    p = LocalPlatform(load_config(environ={}, flags={"storage.data_dir": str(data), "monitor.alert_interval": 0}),
-                      install_examples=False)
+    p = LocalPlatform(
+        load_config(environ={}, flags={"storage.data_dir": str(data), "monitor.alert_interval": 0}),
+        install_examples=False,
+    )
     try:
         for i, v in enumerate(VALUES):
             await p.set_secret(f"s{i}", v)
         await p.create_function({"name": "plain", "runtime": "python", "code": CODE})
-        await p.create_function({"name": "holder", "runtime": "python", "code": CODE, "secrets": ["s0", "s1"],
-                                 "secret_env": {"TOKEN": "s2"}})
+        await p.create_function(
+            {
+                "name": "holder",
+                "runtime": "python",
+                "code": CODE,
+                "secrets": ["s0", "s1"],
+                "secret_env": {"TOKEN": "s2"},
+            }
+        )
         for name in ("plain", "holder"):
             await throughput(p, name, 50)  # warm
         a, b = [], []
@@ -60,24 +69,38 @@ async def main() -> None:
             a.append(await throughput(p, "plain", args.n))
             b.append(await throughput(p, "holder", args.n))
         ta, tb = statistics.median(a), statistics.median(b)
-        print(f"warm invoke throughput, holding 3 secrets vs none: {tb / ta:.3f}x  (goal >= 0.95x; "
-              f"{tb:.0f} vs {ta:.0f} invocations/s, medians of {args.rounds} alternating rounds; "
-              f"best rounds {max(b) / max(a):.3f}x)")
+        print(
+            f"warm invoke throughput, holding 3 secrets vs none: {tb / ta:.3f}x  (goal >= 0.95x; "
+            f"{tb:.0f} vs {ta:.0f} invocations/s, medians of {args.rounds} alternating rounds; "
+            f"best rounds {max(b) / max(a):.3f}x)"
+        )
 
         found = sec.needles(VALUES)
         event, result, logs = {"i": 1, "text": "some event text " * 8}, {"i": 1}, "x" * 1000 + "\n"
         reps = 20000
         t0 = time.perf_counter()
         for _ in range(reps):
-            InvocationRecord(id="i", function_id="f", function_name="holder", function_version=1, runtime="python",
-                             status="success", started_at=utcnow(), event=event, result=result, logs=logs)
+            InvocationRecord(
+                id="i",
+                function_id="f",
+                function_name="holder",
+                function_version=1,
+                runtime="python",
+                status="success",
+                started_at=utcnow(),
+                event=event,
+                result=result,
+                logs=logs,
+            )
         build = (time.perf_counter() - t0) / reps
         t0 = time.perf_counter()
         for _ in range(reps):
             sec.mask(event, found), sec.mask(result, found), sec.mask_text(logs, found), sec.mask_text("", found)
         scan = (time.perf_counter() - t0) / reps
-        print(f"masking scan per invocation ({len(found)} needles): {scan / build:.2f}x building its record "
-              f"({scan * 1e6:.1f} vs {build * 1e6:.1f} µs)")
+        print(
+            f"masking scan per invocation ({len(found)} needles): {scan / build:.2f}x building its record "
+            f"({scan * 1e6:.1f} vs {build * 1e6:.1f} µs)"
+        )
     finally:
         await p.close()
 

@@ -45,8 +45,7 @@ import httpx
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "bench-token-0123456789abcdef"
 CLOUDFN_FN = (
-    "def handler(event, context):\n"
-    "    return {'message': 'Hello ' + (event or {}).get('name', 'World') + '!'}\n"
+    "def handler(event, context):\n    return {'message': 'Hello ' + (event or {}).get('name', 'World') + '!'}\n"
 )
 FF_FN = (
     "def hello(request):\n"
@@ -93,8 +92,9 @@ class Proc:
     def __init__(self, cmd: list[str], env: dict[str, str], cwd: Path):
         self.t0 = time.perf_counter()
         self.log = tempfile.TemporaryFile()
-        self.p = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=self.log, stderr=subprocess.STDOUT,
-                                  start_new_session=True)
+        self.p = subprocess.Popen(
+            cmd, env=env, cwd=cwd, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     def output(self) -> str:
         self.log.seek(0)
@@ -112,19 +112,39 @@ class Proc:
 
 def cloudfn_env(root: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDFN_")}
-    env.update(XDG_CONFIG_HOME=str(root / "cfg"), XDG_DATA_HOME=str(root / "xdg"), XDG_CACHE_HOME=str(root / "cache"),
-               PYTHONPATH=str(REPO), CLOUDFN_TOKEN=TOKEN, GIN_MODE="release")
+    env.update(
+        XDG_CONFIG_HOME=str(root / "cfg"),
+        XDG_DATA_HOME=str(root / "xdg"),
+        XDG_CACHE_HOME=str(root / "cache"),
+        PYTHONPATH=str(REPO),
+        CLOUDFN_TOKEN=TOKEN,
+        GIN_MODE="release",
+    )
     return env
 
 
-STOCK_SWITCHES = {"uvicorn": ["CLOUDFN_STOCK_UVICORN"], "fastapi": ["CLOUDFN_STOCK_FASTAPI"],
-                  "all": ["CLOUDFN_STOCK_UVICORN", "CLOUDFN_STOCK_FASTAPI"]}
+STOCK_SWITCHES = {
+    "uvicorn": ["CLOUDFN_STOCK_UVICORN"],
+    "fastapi": ["CLOUDFN_STOCK_FASTAPI"],
+    "all": ["CLOUDFN_STOCK_UVICORN", "CLOUDFN_STOCK_FASTAPI"],
+}
 
 
-def start_cloudfn(root: Path, port: int, max_concurrent: int | None = None, stock: str | None = None,
-                  repo: Path = REPO) -> Proc:
-    cmd = [sys.executable, "-m", "cloudfn_tui.cli", "--data-dir", str(root / "data"), "serve", "--port", str(port),
-           "--mode", "release"]
+def start_cloudfn(
+    root: Path, port: int, max_concurrent: int | None = None, stock: str | None = None, repo: Path = REPO
+) -> Proc:
+    cmd = [
+        sys.executable,
+        "-m",
+        "cloudfn_tui.cli",
+        "--data-dir",
+        str(root / "data"),
+        "serve",
+        "--port",
+        str(port),
+        "--mode",
+        "release",
+    ]
     env = dict(cloudfn_env(root), PYTHONPATH=str(repo))
     if max_concurrent:
         env["CLOUDFN_RUNTIME_MAX_CONCURRENT"] = str(max_concurrent)
@@ -134,8 +154,17 @@ def start_cloudfn(root: Path, port: int, max_concurrent: int | None = None, stoc
 
 
 def start_ff(venv: Path, src: Path, port: int, asgi: bool) -> Proc:
-    cmd = [str(venv / "bin" / "functions-framework"), "--target", "hello", "--source", str(src / "main.py"),
-           "--host", "127.0.0.1", "--port", str(port)] + (["--asgi"] if asgi else [])
+    cmd = [
+        str(venv / "bin" / "functions-framework"),
+        "--target",
+        "hello",
+        "--source",
+        str(src / "main.py"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ] + (["--asgi"] if asgi else [])
     env = {k: v for k, v in os.environ.items()}
     return Proc(cmd, env, src)
 
@@ -147,8 +176,21 @@ def wrk(url: str, body: str, headers: dict[str, str], connections: int, duration
     script.write("\n".join(lines) + "\n")
     script.close()
     threads = min(2, connections)
-    run = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency",
-                          "-s", script.name, url], capture_output=True, text=True, timeout=duration + 60)
+    run = subprocess.run(
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{max(1, round(duration))}s",
+            "--latency",
+            "-s",
+            script.name,
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=duration + 60,
+    )
     os.unlink(script.name)
     out = run.stdout
     found = re.search(r"Requests/sec:\s+([\d.]+)", out)
@@ -158,8 +200,13 @@ def wrk(url: str, body: str, headers: dict[str, str], connections: int, duration
     lat = {m.group(1): _ms(m.group(2)) for m in re.finditer(r"^\s+(50|75|90|99)%\s+([\d.]+\w+)", out, re.M)}
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
-    return {"rps": rps, "p50": lat["50"], "p99": lat["99"], "non2xx": int(bad.group(1)) if bad else 0,
-            "socket_errors": errors.group(1) if errors else ""}
+    return {
+        "rps": rps,
+        "p50": lat["50"],
+        "p99": lat["99"],
+        "non2xx": int(bad.group(1)) if bad else 0,
+        "socket_errors": errors.group(1) if errors else "",
+    }
 
 
 def _ms(text: str) -> float:
@@ -203,10 +250,17 @@ def burst_once(root: Path, repo: Path, duration: float) -> dict[str, float]:
     fn = stats.get("functions", {}).get("bench-hello", {})
     sched = (stats.get("scheduling") or {}).get("bench-hello")  # (not in servers before issue 19)
     if sched:
-        print(f"  workers started {sched['workers_started']} (background {sched['background_starts']}, spare "
-              f"{sched['spare_starts']}), queue waits {sched['queue_waits']} (p99 {sched['queue_wait_ms']['p99']} ms)")
-    return {"rps_first": first["rps"], "p99_first": first["p99"], "rps_next": after["rps"], "p99_next": after["p99"],
-            "cold": fn.get("cold_starts", 0)}
+        print(
+            f"  workers started {sched['workers_started']} (background {sched['background_starts']}, spare "
+            f"{sched['spare_starts']}), queue waits {sched['queue_waits']} (p99 {sched['queue_wait_ms']['p99']} ms)"
+        )
+    return {
+        "rps_first": first["rps"],
+        "p99_first": first["p99"],
+        "rps_next": after["rps"],
+        "p99_next": after["p99"],
+        "cold": fn.get("cold_starts", 0),
+    }
 
 
 def burst(root: Path, before: Path | None, duration: float, rounds: int) -> None:
@@ -216,8 +270,11 @@ def burst(root: Path, before: Path | None, duration: float, rounds: int) -> None
     try:
         base = f"http://127.0.0.1:{port}"
         wait_200("GET", base + "/api/health", START_DEADLINE)
-        r = httpx.post(base + "/api/v1/functions", headers={"Authorization": f"Bearer {TOKEN}"},
-                       json={"name": "bench-hello", "runtime": "python", "code": CLOUDFN_FN})
+        r = httpx.post(
+            base + "/api/v1/functions",
+            headers={"Authorization": f"Bearer {TOKEN}"},
+            json={"name": "bench-hello", "runtime": "python", "code": CLOUDFN_FN},
+        )
         assert r.status_code == 201, r.text
     finally:
         proc.stop()
@@ -230,37 +287,63 @@ def burst(root: Path, before: Path | None, duration: float, rounds: int) -> None
     for n in range(rounds):
         for name, (data_root, repo) in servers.items():
             results[name].append(burst_once(data_root, repo, duration))
-        print(f"burst round {n + 1}/{rounds}: " + ", ".join(
-            f"{k} {v[-1]['rps_first']:.0f}/s then {v[-1]['rps_next']:.0f}/s" for k, v in results.items()), flush=True)
-    print(f"\nburst: a restarted server with one warm worker, then 16 connections at once; the first {duration:g} s "
-          f"vs the next {duration:g} s on the same server, median of {rounds} rounds [lowest-highest]")
+        print(
+            f"burst round {n + 1}/{rounds}: "
+            + ", ".join(f"{k} {v[-1]['rps_first']:.0f}/s then {v[-1]['rps_next']:.0f}/s" for k, v in results.items()),
+            flush=True,
+        )
+    print(
+        f"\nburst: a restarted server with one warm worker, then 16 connections at once; the first {duration:g} s "
+        f"vs the next {duration:g} s on the same server, median of {rounds} rounds [lowest-highest]"
+    )
     print(f"  {'server':26} {'first rps':>9} {'p99 ms':>8} | {'next rps':>9} {'p99 ms':>8} | {'cold':>4} | ratios")
     for name, runs in results.items():
         med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
         rps = sorted(r["rps_first"] / r["rps_next"] for r in runs)
         p99 = sorted(r["p99_first"] / r["p99_next"] for r in runs)
-        print(f"  {name:26} {med['rps_first']:9.0f} {med['p99_first']:8.2f} | {med['rps_next']:9.0f} "
-              f"{med['p99_next']:8.2f} | {med['cold']:4.0f} | throughput {statistics.median(rps):4.2f}x "
-              f"[{rps[0]:.2f}-{rps[-1]:.2f}]   p99 {statistics.median(p99):4.2f}x [{p99[0]:.2f}-{p99[-1]:.2f}]")
+        print(
+            f"  {name:26} {med['rps_first']:9.0f} {med['p99_first']:8.2f} | {med['rps_next']:9.0f} "
+            f"{med['p99_next']:8.2f} | {med['cold']:4.0f} | throughput {statistics.median(rps):4.2f}x "
+            f"[{rps[0]:.2f}-{rps[-1]:.2f}]   p99 {statistics.median(p99):4.2f}x [{p99[0]:.2f}-{p99[-1]:.2f}]"
+        )
     print("  goals (issue 19): throughput >= 0.8x, p99 <= 3x")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run (default 5)")
-    ap.add_argument("--rounds", type=int, default=3,
-                    help="rounds; each measures every server in turn, and ratios are taken within a round (default 3)")
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="rounds; each measures every server in turn, and ratios are taken within a round (default 3)",
+    )
     ap.add_argument("--ff-venv", type=Path, default=Path("/tmp/ffvenv"))
-    ap.add_argument("--max-concurrent", type=int, action="append", default=None, metavar="N",
-                    help="cloudfn's runtime.max_concurrent (warm workers); repeat to compare "
-                         "(default: the platform's default, 10, and 2 x CPUs)")
-    ap.add_argument("--stock", action="append", choices=sorted(STOCK_SWITCHES), default=[],
-                    help="add cloudfn with CLOUDFN_STOCK_UVICORN and/or _FASTAPI=1 as a peer (repeat for more): "
-                         "what the overrides in core/server/_uvicorn_compat.py and _fastapi_compat.py still buy")
+    ap.add_argument(
+        "--max-concurrent",
+        type=int,
+        action="append",
+        default=None,
+        metavar="N",
+        help="cloudfn's runtime.max_concurrent (warm workers); repeat to compare "
+        "(default: the platform's default, 10, and 2 x CPUs)",
+    )
+    ap.add_argument(
+        "--stock",
+        action="append",
+        choices=sorted(STOCK_SWITCHES),
+        default=[],
+        help="add cloudfn with CLOUDFN_STOCK_UVICORN and/or _FASTAPI=1 as a peer (repeat for more): "
+        "what the overrides in core/server/_uvicorn_compat.py and _fastapi_compat.py still buy",
+    )
     ap.add_argument("--no-ff", action="store_true", help="leave functions-framework out (with --stock)")
     ap.add_argument("--burst-only", action="store_true", help="only the burst figure")
-    ap.add_argument("--before", type=Path, default=None,
-                    help="a checkout of an older cloudfn whose burst is measured beside this one's")
+    ap.add_argument(
+        "--before",
+        type=Path,
+        default=None,
+        help="a checkout of an older cloudfn whose burst is measured beside this one's",
+    )
     args = ap.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("needs wrk (apt-get install wrk)")
@@ -270,8 +353,10 @@ def main() -> int:
         return 0
     ff_bin = args.ff_venv / "bin" / "functions-framework"
     if not args.no_ff and not ff_bin.exists():
-        raise SystemExit(f"needs functions-framework in {args.ff_venv}: python3 -m venv {args.ff_venv} && "
-                         f"{args.ff_venv}/bin/pip install functions-framework")
+        raise SystemExit(
+            f"needs functions-framework in {args.ff_venv}: python3 -m venv {args.ff_venv} && "
+            f"{args.ff_venv}/bin/pip install functions-framework"
+        )
 
     # name -> (invoke url, body, headers); every server stays up and the rounds take turns, so
     # that a noisy minute on this shared machine falls on all of them, not on one.
@@ -288,14 +373,18 @@ def main() -> int:
             proc = start_cloudfn(root, port)  # first start: makes the data directory
             try:
                 wait_200("GET", base + "/api/health", START_DEADLINE)
-                r = httpx.post(base + "/api/v1/functions", headers=auth,
-                               json={"name": "bench-hello", "runtime": "python", "code": CLOUDFN_FN})
+                r = httpx.post(
+                    base + "/api/v1/functions",
+                    headers=auth,
+                    json={"name": "bench-hello", "runtime": "python", "code": CLOUDFN_FN},
+                )
                 assert r.status_code == 201, r.text
             finally:
                 proc.stop()
             body = json.dumps({"event": {"name": "World"}})
             variants: list[tuple[int | None, str | None]] = [
-                (mc, None) for mc in args.max_concurrent or [None, 2 * (os.cpu_count() or 1)]]
+                (mc, None) for mc in args.max_concurrent or [None, 2 * (os.cpu_count() or 1)]
+            ]
             variants += [(None, which) for which in args.stock]
             for i, (mc, stock) in enumerate(variants):
                 label = "cloudfn serve" + (f" (max_concurrent {mc})" if mc else "")
@@ -307,8 +396,9 @@ def main() -> int:
                 # A restart, timed; the others get data directories of their own (one owner each).
                 data_root = root if i == 0 else root / f"copy-{i}"
                 if i:
-                    shutil.copytree(root / "data", data_root / "data",
-                                    ignore=shutil.ignore_patterns("*.lock", "*.sock", "server.*"))
+                    shutil.copytree(
+                        root / "data", data_root / "data", ignore=shutil.ignore_patterns("*.lock", "*.sock", "server.*")
+                    )
                 procs.append(start_cloudfn(data_root, port, mc, stock))
                 health = wait_200("GET", base + "/api/health", START_DEADLINE)
                 first = health + wait_200("POST", invoke_url, START_DEADLINE, headers=auth, content=body)
@@ -346,8 +436,10 @@ def main() -> int:
                 for label, (url, payload, headers) in servers.items():
                     this[label] = measure(label, url, payload, headers, args.duration)
                 rounds.append(this)
-                print(f"round {n + 1}/{args.rounds}: " + ", ".join(f"{k} {v['rps_16']:.0f}/s" for k, v in this.items()),
-                      flush=True)
+                print(
+                    f"round {n + 1}/{args.rounds}: " + ", ".join(f"{k} {v['rps_16']:.0f}/s" for k, v in this.items()),
+                    flush=True,
+                )
         finally:
             for proc in procs:
                 proc.stop()
@@ -361,15 +453,19 @@ def main() -> int:
 def report(rounds: list[dict[str, dict[str, float]]], starts: dict[str, dict[str, float]], duration: float) -> None:
     names = list(rounds[0])
     results = {name: {k: statistics.median(r[name][k] for r in rounds) for k in rounds[0][name]} for name in names}
-    print(f"\nREST invoke of a Python hello over loopback, wrk {duration:g} s per run, {os.cpu_count()} CPUs, "
-          f"median of {len(rounds)} rounds")
+    print(
+        f"\nREST invoke of a Python hello over loopback, wrk {duration:g} s per run, {os.cpu_count()} CPUs, "
+        f"median of {len(rounds)} rounds"
+    )
     print(f"{'server':38} {'p50@1 ms':>9} {'p99@1 ms':>9} {'rps@16':>9} {'p99@16 ms':>10}")
     for name, r in results.items():
         print(f"{name:38} {r['p50_1']:9.2f} {r['p99_1']:9.2f} {r['rps_16']:9.0f} {r['p99_16']:10.2f}")
     ours = [n for n in results if n.startswith("cloudfn")]
     peers = [n for n in results if not n.startswith("cloudfn")]
-    print("\nas a ratio to each peer, median over the rounds [lowest-highest] (throughput: higher is better; "
-          "latency: lower is better)")
+    print(
+        "\nas a ratio to each peer, median over the rounds [lowest-highest] (throughput: higher is better; "
+        "latency: lower is better)"
+    )
     for mine in ours:
         for name in peers:
             cells = []

@@ -42,10 +42,21 @@ CODE = "def handler(event, context):\n    return {'n': event.get('n')}\n" + "# p
 
 def record(i: int, at: datetime) -> InvocationRecord:
     fn = i % FUNCTIONS
-    return InvocationRecord(id=str(uuid.uuid4()), function_id=f"fn{fn:03d}", function_name=f"f-{fn}",
-                            function_version=1, runtime="python", status="failed" if i % 50 == 0 else "success",
-                            trigger="http" if i % 10 == 0 else "manual", started_at=at, finished_at=at,
-                            duration_ms=1.5, event={"n": i, "path": "/x"}, result={"n": i}, logs="")
+    return InvocationRecord(
+        id=str(uuid.uuid4()),
+        function_id=f"fn{fn:03d}",
+        function_name=f"f-{fn}",
+        function_version=1,
+        runtime="python",
+        status="failed" if i % 50 == 0 else "success",
+        trigger="http" if i % 10 == 0 else "manual",
+        started_at=at,
+        finished_at=at,
+        duration_ms=1.5,
+        event={"n": i, "path": "/x"},
+        result={"n": i},
+        logs="",
+    )
 
 
 def per_op_ms(fn: Callable[[], Any], reps: int) -> float:
@@ -85,7 +96,8 @@ def measure(url: str | None, records: int, reps: int) -> dict[str, float]:
             "history by function, 50": per_op_ms(lambda: history.query(function_id="fn007", limit=50), reps),
             "history by status failed, 50": per_op_ms(lambda: history.query(status="failed", limit=50), reps),
             "history by trigger http, page 10": per_op_ms(
-                lambda: history.query(trigger="http", limit=50, offset=450), reps),
+                lambda: history.query(trigger="http", limit=50, offset=450), reps
+            ),
             "history get by id": per_op_ms(lambda: history.get(some_id), reps),
             "history counts": per_op_ms(history.counts, max(1, reps // 10)),
         }
@@ -96,14 +108,17 @@ def measure(url: str | None, records: int, reps: int) -> dict[str, float]:
 
 async def invoke_ms(url: str | None, n: int) -> float:
     """A warm Python echo through LocalPlatform.invoke: what the registry read costs an invoke."""
-    flags: dict[str, Any] = {"storage.data_dir": tempfile.mkdtemp(prefix="cfbench-storage-inv-"),
-                             "monitor.alert_interval": 0}
+    flags: dict[str, Any] = {
+        "storage.data_dir": tempfile.mkdtemp(prefix="cfbench-storage-inv-"),
+        "monitor.alert_interval": 0,
+    }
     if url:
         flags["storage.url"] = url
     p = LocalPlatform(load_config(environ={}, flags=flags), install_examples=False, announce=False)
     try:
-        await p.create_function({"name": "echo-bench", "runtime": "python",
-                                 "code": "def handler(event, context):\n    return event\n"})
+        await p.create_function(
+            {"name": "echo-bench", "runtime": "python", "code": "def handler(event, context):\n    return event\n"}
+        )
         for i in range(50):
             await p.invoke("echo-bench", {"i": i})
         runs = []
@@ -129,8 +144,9 @@ def main() -> None:
         embedded = measure(None, args.records, args.reps)
         pg = measure(url, args.records, args.reps)
         embedded["warm invoke (python echo, in process)"] = asyncio.run(invoke_ms(None, args.reps))
-        pg["warm invoke (python echo, in process)"] = asyncio.run(invoke_ms(server.url(server.create_database()),
-                                                                            args.reps))
+        pg["warm invoke (python echo, in process)"] = asyncio.run(
+            invoke_ms(server.url(server.create_database()), args.reps)
+        )
     finally:
         server.close()
     print(f"storage, {args.records:,} invocations recorded, {FUNCTIONS} functions (ms per operation)")

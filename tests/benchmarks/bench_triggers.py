@@ -184,14 +184,16 @@ def setup_cloudfn(root: Path, repo: Path, procs: list[Proc], body: str, auth: di
     base = f"http://127.0.0.1:{port}"
     procs.append(start_cloudfn(root, port, repo=repo))
     wait_200("GET", base + "/api/health", START_DEADLINE)
-    r = httpx.post(base + "/api/v1/functions", headers=auth,
-                   json={"name": "bench-web", "runtime": "python", "code": ENDPOINT_FN})
+    r = httpx.post(
+        base + "/api/v1/functions", headers=auth, json={"name": "bench-web", "runtime": "python", "code": ENDPOINT_FN}
+    )
     assert r.status_code == 201, r.text
     url = base + "/fn/bench-web"
     r = httpx.post(url, headers=auth, content=body)
     assert r.json() == {"message": "Hello World!"}, r.text
-    r = httpx.post(base + "/api/v1/functions", headers=auth,
-                   json={"name": "bench-hello", "runtime": "python", "code": CLOUDFN_FN})
+    r = httpx.post(
+        base + "/api/v1/functions", headers=auth, json={"name": "bench-hello", "runtime": "python", "code": CLOUDFN_FN}
+    )
     assert r.status_code == 201, r.text
     return base, url
 
@@ -199,8 +201,11 @@ def setup_cloudfn(root: Path, repo: Path, procs: list[Proc], body: str, auth: di
 def schedule_windows(base: str, url: str, body: str, auth: dict[str, str], seconds: float):
     """(idle, loaded, load): the schedule windows of one server, its own endpoint the load."""
     for i in range(SCHEDULED):
-        r = httpx.post(base + "/api/v1/functions", headers=auth, json={
-            "name": f"tick-{i}", "runtime": "python", "code": LATE_FN, "schedules": [{"every": "1s"}]})
+        r = httpx.post(
+            base + "/api/v1/functions",
+            headers=auth,
+            json={"name": f"tick-{i}", "runtime": "python", "code": LATE_FN, "schedules": [{"every": "1s"}]},
+        )
         assert r.status_code == 201, r.text
     watch = ScheduleWatch(base, auth)
     # Past the first runs' cold starts: wait until every function has run once.
@@ -212,8 +217,9 @@ def schedule_windows(base: str, url: str, body: str, auth: dict[str, str], secon
         time.sleep(0.5)
     idle = watch.window(seconds)
     load: dict[str, object] = {}
-    loader = threading.Thread(target=lambda: load.update(
-        wrk(url, body, {**auth, "Content-Type": "application/json"}, 16, seconds + 2)))
+    loader = threading.Thread(
+        target=lambda: load.update(wrk(url, body, {**auth, "Content-Type": "application/json"}, 16, seconds + 2))
+    )
     loader.start()
     loaded = watch.window(seconds)
     loader.join()
@@ -235,8 +241,10 @@ def main() -> int:
     if not shutil.which("wrk"):
         raise SystemExit("needs wrk (apt-get install wrk)")
     if not (args.ff_venv / "bin" / "functions-framework").exists():
-        raise SystemExit(f"needs functions-framework in {args.ff_venv}: python3 -m venv {args.ff_venv} && "
-                         f"{args.ff_venv}/bin/pip install functions-framework")
+        raise SystemExit(
+            f"needs functions-framework in {args.ff_venv}: python3 -m venv {args.ff_venv} && "
+            f"{args.ff_venv}/bin/pip install functions-framework"
+        )
     body = json.dumps({"name": "World"})
     invoke_body = json.dumps({"event": {"name": "World"}})
     servers: dict[str, tuple[str, dict[str, str]]] = {}
@@ -252,11 +260,15 @@ def main() -> int:
                 bases[tag] = (base, url)
                 servers[f"cloudfn /fn endpoint{tag}"] = (url, {**auth, "Content-Type": "application/json"})
                 # The same server's invoke API with the same body: what the endpoint adds to a call.
-                servers[f"cloudfn REST invoke{tag}"] = (base + "/api/v1/functions/bench-hello/invoke",
-                                                        {**auth, "Content-Type": "application/json"})
-            for label, asgi, code in (("functions-framework", False, FF_FN),
-                                      ("functions-framework --asgi", True, FF_ASGI_FN),
-                                      (f"ff --asgi + {FF_CROSSING_WORKERS} worker procs", True, FF_CROSSING_FN)):
+                servers[f"cloudfn REST invoke{tag}"] = (
+                    base + "/api/v1/functions/bench-hello/invoke",
+                    {**auth, "Content-Type": "application/json"},
+                )
+            for label, asgi, code in (
+                ("functions-framework", False, FF_FN),
+                ("functions-framework --asgi", True, FF_ASGI_FN),
+                (f"ff --asgi + {FF_CROSSING_WORKERS} worker procs", True, FF_CROSSING_FN),
+            ):
                 src = root / f"ff{len(servers)}"
                 src.mkdir()
                 (src / "main.py").write_text(code)
@@ -268,15 +280,21 @@ def main() -> int:
 
             rounds = []
             for n in range(args.rounds):
-                this = {label: measure_endpoint(u, invoke_body if "invoke" in label else body, h, args.duration)
-                        for label, (u, h) in servers.items()}
+                this = {
+                    label: measure_endpoint(u, invoke_body if "invoke" in label else body, h, args.duration)
+                    for label, (u, h) in servers.items()
+                }
                 rounds.append(this)
-                print(f"round {n + 1}/{args.rounds}: " + ", ".join(f"{k} {v['rps']:.0f}/s" for k, v in this.items()),
-                      flush=True)
+                print(
+                    f"round {n + 1}/{args.rounds}: " + ", ".join(f"{k} {v['rps']:.0f}/s" for k, v in this.items()),
+                    flush=True,
+                )
 
             # -- schedules: idle, then under the endpoint's load, one server after the other ----
-            sched = {tag: schedule_windows(base, url, body, auth, args.schedule_seconds)
-                     for tag, (base, url) in bases.items()}
+            sched = {
+                tag: schedule_windows(base, url, body, auth, args.schedule_seconds)
+                for tag, (base, url) in bases.items()
+            }
         finally:
             for proc in procs:
                 proc.stop()
@@ -288,8 +306,10 @@ def main() -> int:
 def report(rounds, sched, args) -> None:
     names = list(rounds[0])
     med = {n: {k: statistics.median(r[n][k] for r in rounds) for k in rounds[0][n]} for n in names}
-    print(f"\nHTTP endpoint, a Python hello taking a JSON body, wrk 16 connections {args.duration:g} s, "
-          f"median of {len(rounds)} rounds")
+    print(
+        f"\nHTTP endpoint, a Python hello taking a JSON body, wrk 16 connections {args.duration:g} s, "
+        f"median of {len(rounds)} rounds"
+    )
     print(f"{'server':30} {'rps@16':>9} {'p50 ms':>8} {'p99 ms':>8}")
     for n, r in med.items():
         print(f"{n:30} {r['rps']:9.0f} {r['p50']:8.2f} {r['p99']:8.2f}")
@@ -302,8 +322,9 @@ def report(rounds, sched, args) -> None:
                 cells.append(f"{key} {statistics.median(ratios):4.2f}x [{ratios[0]:.2f}-{ratios[-1]:.2f}]")
             print(f"  {mine} vs {peer:30} " + "   ".join(cells))
     for tag, (idle, loaded, load) in sched.items():
-        print(f"\nschedule firing{tag}, {SCHEDULED} functions every 1s, {args.schedule_seconds:g} s per window "
-              "(ms late)")
+        print(
+            f"\nschedule firing{tag}, {SCHEDULED} functions every 1s, {args.schedule_seconds:g} s per window (ms late)"
+        )
         print(f"{'':34} {'n':>5} {'p50':>7} {'p99':>7} {'max':>7}   floor p99 (asyncio in the bench)  ratio")
         for label, (fired, started, floor) in (("idle", idle), ("under 16-connection endpoint load", loaded)):
             for what, vals in (("fired", fired), ("function started", started)):
@@ -311,8 +332,10 @@ def report(rounds, sched, args) -> None:
                     print(f"  {label}: no {what} samples")
                     continue
                 fp99 = pct(floor, 99)
-                print(f"  {label[:14] + ' ' + what:32} {len(vals):5d} {pct(vals, 50):7.2f} {pct(vals, 99):7.2f} "
-                      f"{max(vals):7.2f}   {fp99:7.2f}   {pct(vals, 99) / max(fp99, 0.01):6.1f}x")
+                print(
+                    f"  {label[:14] + ' ' + what:32} {len(vals):5d} {pct(vals, 50):7.2f} {pct(vals, 99):7.2f} "
+                    f"{max(vals):7.2f}   {fp99:7.2f}   {pct(vals, 99) / max(fp99, 0.01):6.1f}x"
+                )
         if load:
             print(f"  (endpoint load meanwhile: {load['rps']:.0f} req/s, p99 {load['p99']:.2f} ms)")
     print("\ngoals (issue 16): endpoint throughput >= 1.0x ff --asgi after warm-up; schedule fired p99 <= 10 ms late")

@@ -54,8 +54,14 @@ async def test_invocations_spread_over_both_workers(cluster, nats_server, name):
     try:
         # Warm workers are preferred while they have room (runtime.max_concurrent each): 40 calls of
         # 0.3 s at once are more than one worker takes, so both serve.
-        await api.create_function({"name": name, "runtime": "python", "handler": "handler",
-                                   "code": CODE.replace("    return", "    __import__('time').sleep(0.3)\n    return")})
+        await api.create_function(
+            {
+                "name": name,
+                "runtime": "python",
+                "handler": "handler",
+                "code": CODE.replace("    return", "    __import__('time').sleep(0.3)\n    return"),
+            }
+        )
         results = await asyncio.gather(*(api.invoke(name, {"n": i}) for i in range(40)))
         assert all(r.success for r in results), [r.error for r in results if not r.success]
         assert sorted(r.result["echo"]["n"] for r in results) == list(range(40))
@@ -89,12 +95,25 @@ async def test_a_worker_refuses_code_that_does_not_hash_to_its_digest(cluster, n
     try:
         obs = await nc.jetstream().object_store(p.CODE_BUCKET)
         forged = "0" * 64
-        await obs.put(forged, json.dumps({"id": "x", "name": "evil", "runtime": "python", "handler": "handler",
-                                          "code": "def handler(e, c):\n    return 'pwned'\n"}).encode())
+        await obs.put(
+            forged,
+            json.dumps(
+                {
+                    "id": "x",
+                    "name": "evil",
+                    "runtime": "python",
+                    "handler": "handler",
+                    "code": "def handler(e, c):\n    return 'pwned'\n",
+                }
+            ).encode(),
+        )
         inbox = nc.new_inbox()
         sub = await nc.subscribe(inbox, max_msgs=2)
-        await nc.publish(f"{p.INVOKE}.python", json.dumps(
-            {"digest": forged, "event": None, "context": {}, "request_id": "r1", "secrets": {}}).encode(), reply=inbox)
+        await nc.publish(
+            f"{p.INVOKE}.python",
+            json.dumps({"digest": forged, "event": None, "context": {}, "request_id": "r1", "secrets": {}}).encode(),
+            reply=inbox,
+        )
         assert "accepted" in json.loads((await sub.next_msg(timeout=30)).data)
         msg = await sub.next_msg(timeout=30)
         answer = json.loads(msg.data)["result"]

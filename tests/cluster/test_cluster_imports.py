@@ -29,8 +29,9 @@ print(info["mode"], loaded)
 def test_the_embedded_platform_imports_no_nats(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDFN_")}
     env.update(PYTHONPATH=str(REPO), XDG_CONFIG_HOME=str(tmp_path / "cfg"))
-    out = subprocess.run([sys.executable, "-c", PROBE, str(tmp_path / "data")], capture_output=True, text=True,
-                         env=env, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, str(tmp_path / "data")], capture_output=True, text=True, env=env, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "local []"
 

@@ -14,9 +14,26 @@ from core.remote import RemotePlatform
 
 async def test_cluster_up_serves_invocations_and_stops_everything_on_ctrl_c(tmp_path, shared_cache):
     env = server_env(tmp_path, shared_cache)
-    proc = subprocess.Popen([sys.executable, "-m", "cloudfn_tui.cli", "--data-dir", str(tmp_path / "data"), "cluster",
-                             "up", "--port", "0", "--dir", str(tmp_path / "c")],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=str(REPO), text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cloudfn_tui.cli",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "cluster",
+            "up",
+            "--port",
+            "0",
+            "--dir",
+            str(tmp_path / "c"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=str(REPO),
+        text=True,
+    )
     lines = []
     try:
         assert proc.stdout is not None
@@ -31,8 +48,14 @@ async def test_cluster_up_serves_invocations_and_stops_everything_on_ctrl_c(tmp_
         token = (tmp_path / "c" / "gateway" / "server.token").read_text().strip()
         api = RemotePlatform(url.group(1), token)
         try:
-            await api.create_function({"name": "up", "runtime": "python", "handler": "handler",
-                                       "code": "def handler(e, c):\n    return e * 2\n"})
+            await api.create_function(
+                {
+                    "name": "up",
+                    "runtime": "python",
+                    "handler": "handler",
+                    "code": "def handler(e, c):\n    return e * 2\n",
+                }
+            )
             assert (await api.invoke("up", 21)).result == 42
             # The gateway asks for heartbeats when it connects; they arrive within moments.
             for _ in range(200):

@@ -26,8 +26,15 @@ async def test_a_killed_worker_loses_no_async_invocation(nats_server, tmp_path, 
     gateway = start_gateway(tmp_path / "gw", nats_server, cache=shared_cache, CLOUDFN_ASYNC_WORKERS="8")
     api = RemotePlatform(gateway.url, gateway.token)
     try:
-        await api.create_function({"name": name, "runtime": "python", "handler": "handler", "code": CODE,
-                                   "async": {"max_retries": 3, "retry_backoff": 0.1}})
+        await api.create_function(
+            {
+                "name": name,
+                "runtime": "python",
+                "handler": "handler",
+                "code": CODE,
+                "async": {"max_retries": 3, "retry_backoff": 0.1},
+            }
+        )
         accepted = [await api.invoke_async(name, {"n": i}) for i in range(N)]
         ids = {a.invocation_id for a in accepted}
         # Kill one worker once the first invocations have finished: mid-run, not before it.
@@ -36,8 +43,9 @@ async def test_a_killed_worker_loses_no_async_invocation(nats_server, tmp_path, 
         workers[0].proc.send_signal(signal.SIGKILL)
         workers[0].proc.wait()
         states = await asyncio.gather(*(api.invocation_status(i, wait=60) for i in ids))
-        assert {s.status for s in states} == {"success"}, [(s.status, s.errors) for s in states
-                                                          if s.status != "success"][:3]
+        assert {s.status for s in states} == {"success"}, [
+            (s.status, s.errors) for s in states if s.status != "success"
+        ][:3]
         history = await api.list_invocations(function=name, limit=1000)
         succeeded = [r.id for r in history if r.status == "success"]
         assert sorted(succeeded) == sorted(ids)  # every id once, none lost, none twice

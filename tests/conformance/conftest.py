@@ -43,8 +43,9 @@ def deps_env(wheels: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def served(tmp_path_factory, shared_cache, deps_wheels):
-    server = start_server(tmp_path_factory.mktemp("conformance-server"), "--mode", "release", cache=shared_cache,
-                          **deps_env(deps_wheels))
+    server = start_server(
+        tmp_path_factory.mktemp("conformance-server"), "--mode", "release", cache=shared_cache, **deps_env(deps_wheels)
+    )
     yield server
     code = server.stop()
     assert code == 0, server.stderr()
@@ -55,8 +56,9 @@ def cluster_gateway(tmp_path_factory, shared_cache, deps_wheels):
     """A gateway of a two-worker cluster (issue 18): nats-server, `cloudfn worker` x2, `cloudfn serve`."""
     root = tmp_path_factory.mktemp("conformance-cluster")
     nats = start_test_nats(root)
-    workers = [start_worker(root / f"w{i}", nats, f"conf{i}", cache=shared_cache, **deps_env(deps_wheels))
-               for i in range(2)]
+    workers = [
+        start_worker(root / f"w{i}", nats, f"conf{i}", cache=shared_cache, **deps_env(deps_wheels)) for i in range(2)
+    ]
     gateway = start_gateway(root / "gw", nats, cache=shared_cache, **deps_env(deps_wheels))
     yield gateway
     code = gateway.stop()
@@ -69,8 +71,11 @@ def cluster_gateway(tmp_path_factory, shared_cache, deps_wheels):
 @pytest.fixture(params=["local", "remote", "local-pg", "cluster"])
 async def platform(request, data_dir, deps_wheels):
     if request.param.startswith("local"):
-        flags = {"storage.data_dir": str(data_dir), "runtime.pypi_index_url": "none",
-                 "runtime.pypi_find_links": str(deps_wheels)}
+        flags = {
+            "storage.data_dir": str(data_dir),
+            "runtime.pypi_index_url": "none",
+            "runtime.pypi_find_links": str(deps_wheels),
+        }
         if request.param == "local-pg":  # the registry, alerts and history in PostgreSQL (tests/pgserver.py)
             flags["storage.url"] = request.getfixturevalue("pg_url")
         p = LocalPlatform(load_config(flags=flags), install_examples=False)

@@ -61,7 +61,9 @@ async def test_exhausted_retries_make_a_dead_letter_that_replays_once_fixed(plat
     d = dead[0]
     assert (d.id, d.function_id, d.event, d.attempts) == (accepted.invocation_id, fn.id, {"order": 42}, 2)
     assert [(e.attempt, e.error_type, e.error) for e in d.errors] == [
-        (1, "HandlerError", "ValueError: broken 1"), (2, "HandlerError", "ValueError: broken 2")]
+        (1, "HandlerError", "ValueError: broken 1"),
+        (2, "HandlerError", "ValueError: broken 2"),
+    ]
     assert "retries exhausted" in d.reason and d.dead_at >= d.enqueued_at
     assert d.id in {x.id for x in await platform.list_dead_letters()}
 
@@ -82,8 +84,12 @@ async def test_delete_a_dead_letter(platform, name):
     gone = await platform.delete_dead_letter(accepted.invocation_id)
     assert gone.id == accepted.invocation_id and gone.errors[0].error == "ValueError: broken 1"
     assert await platform.list_dead_letters(name) == []
-    for call in (platform.delete_dead_letter(accepted.invocation_id), platform.replay_dead_letter("no-such-letter"),
-                 platform.replay_dead_letter("%"), platform.delete_dead_letter("_")):  # no LIKE wildcards
+    for call in (
+        platform.delete_dead_letter(accepted.invocation_id),
+        platform.replay_dead_letter("no-such-letter"),
+        platform.replay_dead_letter("%"),
+        platform.delete_dead_letter("_"),
+    ):  # no LIKE wildcards
         with pytest.raises(NotFound):
             await call
 

@@ -53,13 +53,17 @@ async def test_a_failed_install_is_a_build_error_with_the_log_and_changes_nothin
 
 
 async def test_bad_manifests_are_invalid_input_naming_dependencies(platform, name):
-    for runtime, deps in (("python", "-e git+https://example.com/x\n"),
-                          ("nodejs", '{"dependencies": {"x": "github:a/b"}}'), ("go", "github.com/x/y v1.0.0")):
+    for runtime, deps in (
+        ("python", "-e git+https://example.com/x\n"),
+        ("nodejs", '{"dependencies": {"x": "github:a/b"}}'),
+        ("go", "github.com/x/y v1.0.0"),
+    ):
         with pytest.raises(InvalidInput) as exc:
             await platform.create_function({"name": name, "runtime": runtime, "code": "x", "dependencies": deps})
         assert "dependencies" in {e.field for e in exc.value.errors}, exc.value.errors
-    await platform.create_function({"name": name, "runtime": "python", "code": "def handler(e, c):\n    return 1\n",
-                                    "dependencies": "confpkg\n"})
+    await platform.create_function(
+        {"name": name, "runtime": "python", "code": "def handler(e, c):\n    return 1\n", "dependencies": "confpkg\n"}
+    )
     with pytest.raises(InvalidInput) as exc:  # the manifest checked against the runtime it would run on
         await platform.update_function(name, {"runtime": "nodejs", "code": "exports.handler = () => 1;"})
     assert {e.field for e in exc.value.errors} == {"dependencies"}

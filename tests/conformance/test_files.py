@@ -11,10 +11,12 @@ import pytest
 from core.errors import InvalidInput, NotFound
 from core.funcfiles import MAX_FILE_BYTES, MAX_FILES, shown_path
 
-CODE = ("import os\nimport helper\nfrom lib.util import twice\n"
-        "def handler(event, context):\n"
-        "    here = os.path.dirname(__file__)\n"
-        "    return [helper.WORD, twice(event['n']), open(os.path.join(here, 'data', 'x.txt')).read()]\n")
+CODE = (
+    "import os\nimport helper\nfrom lib.util import twice\n"
+    "def handler(event, context):\n"
+    "    here = os.path.dirname(__file__)\n"
+    "    return [helper.WORD, twice(event['n']), open(os.path.join(here, 'data', 'x.txt')).read()]\n"
+)
 FILES = {
     "helper.py": "WORD = 'héllo ✓'\r\n",  # non-ASCII and CRLF come back byte for byte
     "lib/__init__.py": "",
@@ -49,8 +51,9 @@ async def test_files_come_back_exactly_and_an_invoke_imports_them(platform, name
 
 
 async def test_a_function_without_files_keeps_working_alone(platform, name):
-    fn = await platform.create_function({"name": name, "runtime": "python",
-                                         "code": "def handler(e, c):\n    return 'alone'\n"})
+    fn = await platform.create_function(
+        {"name": name, "runtime": "python", "code": "def handler(e, c):\n    return 'alone'\n"}
+    )
     assert fn.files == {}
     assert (await platform.invoke(name, {})).result == "alone"
 
@@ -59,8 +62,12 @@ async def test_update_replaces_the_whole_set_absent_keeps_it_empty_clears_it(pla
     await platform.create_function(spec(name))
     kept = await platform.update_function(name, {"timeout": 7})
     assert kept.files == FILES and kept.version == 2
-    smaller = {"helper.py": "WORD = 'v3'\n", "lib/__init__.py": "", "lib/util.py": "def twice(n):\n    return n\n",
-               "data/x.txt": "new\n"}
+    smaller = {
+        "helper.py": "WORD = 'v3'\n",
+        "lib/__init__.py": "",
+        "lib/util.py": "def twice(n):\n    return n\n",
+        "data/x.txt": "new\n",
+    }
     replaced = await platform.update_function(name, {"files": smaller})
     assert replaced.files == smaller and replaced.version == 3
     assert (await platform.invoke(name, {"n": 5})).result == ["v3", 5, "new\n"]
@@ -102,8 +109,17 @@ async def test_every_bad_path_is_named_and_nothing_is_stored(platform, name):
     assert fields(info.value) == {f"files.{shown_path(p)}" for p in HOSTILE}
     assert "files.bell\\u0007.py" in fields(info.value)  # escaped: safe to print
     text = info.value.message
-    for words in ("'..'", "absolute", "backslash", "empty part", "control", "handler file", "reserved", "text only",
-                  f"{MAX_FILE_BYTES} bytes"):
+    for words in (
+        "'..'",
+        "absolute",
+        "backslash",
+        "empty part",
+        "control",
+        "handler file",
+        "reserved",
+        "text only",
+        f"{MAX_FILE_BYTES} bytes",
+    ):
         assert words in text, words
     assert name not in {f.name for f in await platform.list_functions()}
 
@@ -121,8 +137,9 @@ async def test_a_bad_update_changes_nothing(platform, name):
     assert fields(info.value) == {"files.../../x"}
     # a new runtime whose handler file is one of the files: the merged function is checked
     with pytest.raises(InvalidInput) as info:
-        await platform.update_function(name, {"runtime": "nodejs", "code": "exports.handler = () => 1;\n",
-                                              "files": {**FILES, "index.js": "x"}})
+        await platform.update_function(
+            name, {"runtime": "nodejs", "code": "exports.handler = () => 1;\n", "files": {**FILES, "index.js": "x"}}
+        )
     assert fields(info.value) == {"files.index.js"}
     with pytest.raises(InvalidInput) as info:
         await platform.update_function(name, {"files": None})
@@ -133,13 +150,21 @@ async def test_a_bad_update_changes_nothing(platform, name):
 
 async def test_a_subfolder_handler_round_trips_and_rolls_back(platform, name):
     code = "import util\ndef handler(event, context):\n    return [util.WHERE, open('src/util.py').read()]\n"
-    fn = await platform.create_function({"name": name, "runtime": "python", "code": code,
-                                         "handler_file": "src/main.py", "files": {"src/util.py": "WHERE = 'src'\n"}})
+    fn = await platform.create_function(
+        {
+            "name": name,
+            "runtime": "python",
+            "code": code,
+            "handler_file": "src/main.py",
+            "files": {"src/util.py": "WHERE = 'src'\n"},
+        }
+    )
     assert fn.handler_file == "src/main.py"
     assert (await platform.get_function(name)).handler_file == "src/main.py"
     assert (await platform.invoke(name, {})).result == ["src", "WHERE = 'src'\n"]
-    top = await platform.update_function(name, {"handler_file": "", "files": {"util.py": "WHERE = 'top'\n",
-                                                                              "src/util.py": "x\n"}})
+    top = await platform.update_function(
+        name, {"handler_file": "", "files": {"util.py": "WHERE = 'top'\n", "src/util.py": "x\n"}}
+    )
     assert top.handler_file == "" and (await platform.invoke(name, {})).result == ["top", "x\n"]
     await platform.rollback_function(name, 1)
     assert (await platform.get_function(name)).handler_file == "src/main.py"
@@ -147,7 +172,6 @@ async def test_a_subfolder_handler_round_trips_and_rolls_back(platform, name):
     with pytest.raises(InvalidInput) as exc:
         await platform.update_function(name, {"handler_file": "../main.py"})
     assert fields(exc.value) == {"handler_file"}
-
 
 
 async def test_events_name_the_files_and_a_plain_function_lists_whole(platform, name):
@@ -168,8 +192,9 @@ async def test_events_name_the_files_and_a_plain_function_lists_whole(platform, 
     finally:
         first.cancel()
         await stream.aclose()
-    plain = await platform.create_function({"name": name + "-plain", "runtime": "python",
-                                            "code": "def handler(e, c):\n    return 1\n"})
+    plain = await platform.create_function(
+        {"name": name + "-plain", "runtime": "python", "code": "def handler(e, c):\n    return 1\n"}
+    )
     listed = {f.id: f for f in await platform.list_functions()}
     assert listed[plain.id].complete and listed[plain.id].file_sizes == {}
     doc = listed[plain.id].to_doc()

@@ -69,9 +69,14 @@ async def test_name_taken_is_a_conflict(platform, name):
 
 
 async def test_unknown_function_is_not_found(platform, name):
-    for call in (platform.get_function(name), platform.update_function(name, {"timeout": 5}),
-                 platform.delete_function(name), platform.invoke(name, {}), platform.function_versions(name),
-                 platform.rollback_function(name, 1)):
+    for call in (
+        platform.get_function(name),
+        platform.update_function(name, {"timeout": 5}),
+        platform.delete_function(name),
+        platform.invoke(name, {}),
+        platform.function_versions(name),
+        platform.rollback_function(name, 1),
+    ):
         with pytest.raises(NotFound):
             await call
 
@@ -199,8 +204,18 @@ async def test_metrics(platform, name):
     await platform.create_function(spec(name))
     await platform.invoke(name, {})
     snap = await platform.metrics()
-    for key in ("total_executions", "success_rate", "failure_rate", "avg_execution_time", "min_execution_time",
-                "max_execution_time", "runtime_distribution", "errors_by_type", "uptime_seconds", "function_count"):
+    for key in (
+        "total_executions",
+        "success_rate",
+        "failure_rate",
+        "avg_execution_time",
+        "min_execution_time",
+        "max_execution_time",
+        "runtime_distribution",
+        "errors_by_type",
+        "uptime_seconds",
+        "function_count",
+    ):
         assert key in snap, key
     assert snap["total_executions"] >= 1 and snap["function_count"] >= 1
     mine = await platform.metrics(name)
@@ -242,12 +257,14 @@ async def test_query_logs(platform, name):
 # -- alerts -------------------------------------------------------------------------------------
 async def test_alert_rules(platform, name):
     with pytest.raises(NotFound) as missing:  # a scope naming no function would never fire
-        await platform.create_alert_rule({"name": name, "metric": "failures", "threshold": 0,
-                                          "scope": f"function:{name}"})
+        await platform.create_alert_rule(
+            {"name": name, "metric": "failures", "threshold": 0, "scope": f"function:{name}"}
+        )
     assert f"scope function:{name}" in str(missing.value)
     await platform.create_function(spec(name))
-    rule = await platform.create_alert_rule({"name": name, "metric": "error_rate", "threshold": 50,
-                                             "scope": f"function:{name}", "for": 0})
+    rule = await platform.create_alert_rule(
+        {"name": name, "metric": "error_rate", "threshold": 50, "scope": f"function:{name}", "for": 0}
+    )
     assert (rule.name, rule.metric, rule.comparison, rule.threshold, rule.for_) == (name, "error_rate", ">", 50, 0)
     assert rule.id in {r.id for r in await platform.list_alert_rules()}
     up = await platform.update_alert_rule(name, {"threshold": 75, "severity": "critical"})

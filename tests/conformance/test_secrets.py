@@ -8,8 +8,10 @@ import pytest
 from core.errors import Conflict, InvalidInput, NotFound
 from core.secrets import SecretInfo
 
-HOLDER = ("import os\ndef handler(event, context):\n"
-          "    return {'file': open('/run/secrets/' + event['s']).read(), 'env': os.environ.get('PW')}\n")
+HOLDER = (
+    "import os\ndef handler(event, context):\n"
+    "    return {'file': open('/run/secrets/' + event['s']).read(), 'env': os.environ.get('PW')}\n"
+)
 
 
 async def _needs_sandbox(platform) -> None:
@@ -34,8 +36,12 @@ async def test_set_list_delete_and_no_value_in_any_answer(platform, name):
 
 
 async def test_bad_names_and_values_are_invalid_input(platform, name):
-    for bad_name, bad_value, field in (("../x", "value-1", "name"), ("a/b", "value-1", "name"),
-                                       (f"{name}-ok", "", "value"), (f"{name}-ok", "x" * (64 * 1024 + 1), "value")):
+    for bad_name, bad_value, field in (
+        ("../x", "value-1", "name"),
+        ("a/b", "value-1", "name"),
+        (f"{name}-ok", "", "value"),
+        (f"{name}-ok", "x" * (64 * 1024 + 1), "value"),
+    ):
         with pytest.raises(InvalidInput) as info:
             await platform.set_secret(bad_name, bad_value)
         assert [e.field for e in info.value.errors] == [field]
@@ -45,16 +51,19 @@ async def test_bad_names_and_values_are_invalid_input(platform, name):
 
 async def test_functions_name_existing_secrets_and_delete_is_refused_while_held(platform, name):
     with pytest.raises(NotFound) as missing:
-        await platform.create_function({"name": name, "runtime": "python", "code": HOLDER,
-                                        "secrets": [f"{name}-missing"]})
+        await platform.create_function(
+            {"name": name, "runtime": "python", "code": HOLDER, "secrets": [f"{name}-missing"]}
+        )
     assert f"'{name}-missing' (in secrets)" in missing.value.message
     with pytest.raises(InvalidInput) as info:
-        await platform.create_function({"name": name, "runtime": "python", "code": HOLDER,
-                                        "secret_env": {"PW": "../up"}})
+        await platform.create_function(
+            {"name": name, "runtime": "python", "code": HOLDER, "secret_env": {"PW": "../up"}}
+        )
     assert [e.field for e in info.value.errors] == ["secret_env"]
     await platform.set_secret(f"{name}-s", "value-for-delete-test")
-    fn = await platform.create_function({"name": name, "runtime": "python", "code": HOLDER,
-                                         "secret_env": {"PW": f"{name}-s"}})
+    fn = await platform.create_function(
+        {"name": name, "runtime": "python", "code": HOLDER, "secret_env": {"PW": f"{name}-s"}}
+    )
     assert (fn.secrets, fn.secret_env) == ([], {"PW": f"{name}-s"})
     listed = {s.name: s for s in await platform.list_secrets()}
     assert listed[f"{name}-s"].used_by == [name]
@@ -70,10 +79,12 @@ async def test_invoke_reads_the_secret_and_history_masks_it(platform, name):
     await _needs_sandbox(platform)
     value = f"conf-{name}-value"
     await platform.set_secret(f"{name}-s", value)
-    code = HOLDER.replace("    return",
-                          "    print('the value is', open('/run/secrets/' + event['s']).read())\n    return")
-    await platform.create_function({"name": name, "runtime": "python", "code": code, "secrets": [f"{name}-s"],
-                                    "secret_env": {"PW": f"{name}-s"}})
+    code = HOLDER.replace(
+        "    return", "    print('the value is', open('/run/secrets/' + event['s']).read())\n    return"
+    )
+    await platform.create_function(
+        {"name": name, "runtime": "python", "code": code, "secrets": [f"{name}-s"], "secret_env": {"PW": f"{name}-s"}}
+    )
     res = await platform.invoke(name, {"s": f"{name}-s"})
     assert res.success, res.error
     assert res.result == {"file": value, "env": value}  # the caller's own answer is the function's
@@ -99,8 +110,15 @@ async def test_rollback_to_a_version_naming_a_deleted_secret_is_refused(platform
     """A version that names a secret deleted since would only fail at its next start: rollback
     answers what update answers (NotFound naming each missing secret) and changes nothing."""
     await platform.set_secret(f"{name}-old", "value-for-rollback")
-    await platform.create_function({"name": name, "runtime": "python", "code": HOLDER,
-                                    "secrets": [f"{name}-old"], "secret_env": {"PW": f"{name}-old"}})
+    await platform.create_function(
+        {
+            "name": name,
+            "runtime": "python",
+            "code": HOLDER,
+            "secrets": [f"{name}-old"],
+            "secret_env": {"PW": f"{name}-old"},
+        }
+    )
     current = await platform.update_function(name, {"secrets": [], "secret_env": {}})
     await platform.delete_secret(f"{name}-old")
     with pytest.raises(NotFound) as missing:

@@ -20,17 +20,36 @@ def spec(name: str, **kw) -> dict:
 
 async def test_trigger_fields_name_every_bad_field_and_store_nothing(platform, name):
     with pytest.raises(InvalidInput) as info:
-        await platform.create_function(spec(name, http={"public": "maybe", "cors": True},
-                                            rate_limit={"requests_per_second": 0, "burst": 0},
-                                            schedules=[{"every": "100ms"}, {"cron": "61 * * * *"},
-                                                       {"cron": "* * * * *", "timezone": "Mars/Olympus"},
-                                                       {"cron": "* * * * *", "every": "1m"},
-                                                       {"every": "5 minutes"}, {"cron": "*/5 * *"},
-                                                       {"every": "1s", "overlap": "sometimes"}]))
+        await platform.create_function(
+            spec(
+                name,
+                http={"public": "maybe", "cors": True},
+                rate_limit={"requests_per_second": 0, "burst": 0},
+                schedules=[
+                    {"every": "100ms"},
+                    {"cron": "61 * * * *"},
+                    {"cron": "* * * * *", "timezone": "Mars/Olympus"},
+                    {"cron": "* * * * *", "every": "1m"},
+                    {"every": "5 minutes"},
+                    {"cron": "*/5 * *"},
+                    {"every": "1s", "overlap": "sometimes"},
+                ],
+            )
+        )
     errors = {e.field: e.message for e in info.value.errors}
-    assert {"http.public", "http.cors", "rate_limit.requests_per_second", "rate_limit.burst",
-            "schedules.0.every", "schedules.1.cron", "schedules.2.timezone", "schedules.3",
-            "schedules.4.every", "schedules.5.cron", "schedules.6.overlap"} <= set(errors), errors
+    assert {
+        "http.public",
+        "http.cors",
+        "rate_limit.requests_per_second",
+        "rate_limit.burst",
+        "schedules.0.every",
+        "schedules.1.cron",
+        "schedules.2.timezone",
+        "schedules.3",
+        "schedules.4.every",
+        "schedules.5.cron",
+        "schedules.6.overlap",
+    } <= set(errors), errors
     assert "1s" in errors["schedules.0.every"] and "Europe/Berlin" in errors["schedules.2.timezone"]
     assert "exactly one" in errors["schedules.3"] and "5" in errors["schedules.5.cron"]
     with pytest.raises(NotFound):
@@ -38,9 +57,14 @@ async def test_trigger_fields_name_every_bad_field_and_store_nothing(platform, n
 
 
 async def test_trigger_fields_round_trip_and_clear(platform, name):
-    fn = await platform.create_function(spec(name, http={"public": False}, rate_limit={"requests_per_second": 2.5},
-                                             schedules=[{"cron": "0 3 * * *", "timezone": "Europe/Berlin",
-                                                         "event": {"k": 1}, "catch_up": True}]))
+    fn = await platform.create_function(
+        spec(
+            name,
+            http={"public": False},
+            rate_limit={"requests_per_second": 2.5},
+            schedules=[{"cron": "0 3 * * *", "timezone": "Europe/Berlin", "event": {"k": 1}, "catch_up": True}],
+        )
+    )
     assert fn.rate_limit.burst == 3  # default: the rate rounded up
     assert fn.schedules[0].timezone == "Europe/Berlin" and fn.schedules[0].event == {"k": 1}
     got = await platform.get_function(name)
@@ -65,10 +89,14 @@ async def test_rate_limit_throttles_invoke_and_is_recorded(platform, name):
 
 
 async def test_triggers_view_shows_next_runs(platform, name):
-    await platform.create_function(spec(name, http={"public": True},
-                                        schedules=[{"cron": "0 3 * * *", "timezone": "Asia/Tokyo"},
-                                                   {"every": "1h", "enabled": False}],
-                                        **{"async": {"max_retries": 0, "retry_backoff": 2.5}}))
+    await platform.create_function(
+        spec(
+            name,
+            http={"public": True},
+            schedules=[{"cron": "0 3 * * *", "timezone": "Asia/Tokyo"}, {"every": "1h", "enabled": False}],
+            **{"async": {"max_retries": 0, "retry_backoff": 2.5}},
+        )
+    )
     t = await platform.function_triggers(name)
     assert t.function_name == name and t.public is True and t.rate_limit is None
     assert (t.async_settings.max_retries, t.async_settings.retry_backoff) == (0, 2.5)

@@ -20,4 +20,5 @@ def make_app(tmp_path):
         kw.setdefault("theme", "cloudfn-night")
         kw.setdefault("remember_theme", False)
         return CloudfnApp(platform, **kw)
+
     return make

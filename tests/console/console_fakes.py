@@ -36,12 +36,12 @@ PY_OK = (
     'def handler(event, context):\n    name = event.get("name", "World")\n    return {"message": f"Hello, {name}!"}\n'
 )
 PY_FAIL = (
-    "def check_stock(order_id):\n    raise ValueError(f\"order {order_id}: out of stock\")\n\n\n"
-    "def handler(event, context):\n    return check_stock(event.get(\"order_id\", 42))\n"
+    'def check_stock(order_id):\n    raise ValueError(f"order {order_id}: out of stock")\n\n\n'
+    'def handler(event, context):\n    return check_stock(event.get("order_id", 42))\n'
 )
 JS_OK = "async function handler(event, context) {\n  return { sum: (event.a || 0) + (event.b || 0) };\n}\n"
 GO_OK = (
-    'func handler(event interface{}, context map[string]string) interface{} {\n'
+    "func handler(event interface{}, context map[string]string) interface{} {\n"
     '\treturn map[string]interface{}{"ok": true}\n}\n'
 )
 
@@ -70,11 +70,23 @@ class FakePlatform(PlatformAPI):
         self.dead: dict[str, DeadLetter] = {}
         self.replayed: list[str] = []
         for i, (name, runtime, code, desc) in enumerate(SEED):
-            self._add(Function(id=f"fn-{i:04d}", name=name, runtime=runtime, code=code, description=desc,
-                               created_at=T0, updated_at=T0))
+            self._add(
+                Function(
+                    id=f"fn-{i:04d}",
+                    name=name,
+                    runtime=runtime,
+                    code=code,
+                    description=desc,
+                    created_at=T0,
+                    updated_at=T0,
+                )
+            )
         for i in range(n_extra):
-            self._add(Function(id=f"fx-{i:05d}", name=f"extra-{i:05d}", runtime="python", code=PY_OK,
-                               created_at=T0, updated_at=T0))
+            self._add(
+                Function(
+                    id=f"fx-{i:05d}", name=f"extra-{i:05d}", runtime="python", code=PY_OK, created_at=T0, updated_at=T0
+                )
+            )
 
     def _add(self, fn: Function) -> None:
         self.functions[fn.id] = fn
@@ -115,11 +127,20 @@ class FakePlatform(PlatformAPI):
 
     async def function_triggers(self, ref: str) -> FunctionTriggers:
         fn = self._get(ref)
-        schedules = [ScheduleStatus(index=i, schedule=s, description=s.describe(), next_run=T0 if s.enabled else None)
-                     for i, s in enumerate(fn.schedules)]
-        return FunctionTriggers(function_id=fn.id, function_name=fn.name, endpoint=None, public=fn.http.public,
-                                rate_limit=fn.rate_limit, schedules=schedules, schedules_running=True,
-                                async_settings=fn.async_)
+        schedules = [
+            ScheduleStatus(index=i, schedule=s, description=s.describe(), next_run=T0 if s.enabled else None)
+            for i, s in enumerate(fn.schedules)
+        ]
+        return FunctionTriggers(
+            function_id=fn.id,
+            function_name=fn.name,
+            endpoint=None,
+            public=fn.http.public,
+            rate_limit=fn.rate_limit,
+            schedules=schedules,
+            schedules_running=True,
+            async_settings=fn.async_,
+        )
 
     async def delete_function(self, ref: str) -> Function:
         fn = self._get(ref)
@@ -141,14 +162,27 @@ class FakePlatform(PlatformAPI):
         fn = self._get(ref)
         self.invocations += 1
         inv_id = f"inv-{self.invocations:04d}"
-        common = dict(duration=12.5, memory_used=6.0, cold_start=self.invocations == 1, init_duration=40.0,
-                      invocation_id=inv_id, function_id=fn.id, function_name=fn.name, function_version=fn.version)
+        common = dict(
+            duration=12.5,
+            memory_used=6.0,
+            cold_start=self.invocations == 1,
+            init_duration=40.0,
+            invocation_id=inv_id,
+            function_id=fn.id,
+            function_name=fn.name,
+            function_version=fn.version,
+        )
         if fn.name.startswith("fail"):
             result = InvokeResult.failure(
-                ErrorType.HANDLER_ERROR, "ValueError: order 42: out of stock",
-                stack=[StackFrame(file="handler.py", line=2, function="check_stock", column=5),
-                       StackFrame(file="handler.py", line=6, function="handler", column=12)],
-                logs="checking stock\n", **common)
+                ErrorType.HANDLER_ERROR,
+                "ValueError: order 42: out of stock",
+                stack=[
+                    StackFrame(file="handler.py", line=2, function="check_stock", column=5),
+                    StackFrame(file="handler.py", line=6, function="handler", column=12),
+                ],
+                logs="checking stock\n",
+                **common,
+            )
         else:
             greeting = fn.environment.get("GREETING", "Hello")
             result = InvokeResult(
@@ -179,32 +213,56 @@ class FakePlatform(PlatformAPI):
         )
         return result
 
-    async def list_invocations(self, function=None, status=None, since=None, until=None, limit=50, offset=0,
-                               trigger=None):
+    async def list_invocations(
+        self, function=None, status=None, since=None, until=None, limit=50, offset=0, trigger=None
+    ):
         records = [r for r in self.records if trigger is None or r.trigger == trigger]
-        return records[offset:offset + limit]
+        return records[offset : offset + limit]
 
     # -- asynchronous invocation
     def add_dead_letter(self, name: str, n: int) -> DeadLetter:
         fn = self._get(name)
-        d = DeadLetter(id=f"dead-{n:04d}", function_id=fn.id, function_name=fn.name, event={"order_id": n},
-                       reason="retries exhausted: 3 attempt(s) failed (async.max_retries is 2)", attempts=3,
-                       errors=[AttemptError(attempt=i, time=T0, error_type="HandlerError",
-                                            error=f"ValueError: order {n}: out of stock") for i in (1, 2, 3)],
-                       enqueued_at=T0, dead_at=T0)
+        d = DeadLetter(
+            id=f"dead-{n:04d}",
+            function_id=fn.id,
+            function_name=fn.name,
+            event={"order_id": n},
+            reason="retries exhausted: 3 attempt(s) failed (async.max_retries is 2)",
+            attempts=3,
+            errors=[
+                AttemptError(
+                    attempt=i, time=T0, error_type="HandlerError", error=f"ValueError: order {n}: out of stock"
+                )
+                for i in (1, 2, 3)
+            ],
+            enqueued_at=T0,
+            dead_at=T0,
+        )
         self.dead[d.id] = d
         return d
 
     async def invoke_async(self, ref: str, event: Any = None, context: dict[str, str] | None = None):
         fn = self._get(ref)
         self.invocations += 1
-        return AsyncInvocation(invocation_id=f"inv-{self.invocations:04d}", function_id=fn.id,
-                               function_name=fn.name, status="queued", enqueued_at=T0)
+        return AsyncInvocation(
+            invocation_id=f"inv-{self.invocations:04d}",
+            function_id=fn.id,
+            function_name=fn.name,
+            status="queued",
+            enqueued_at=T0,
+        )
 
     async def invocation_status(self, invocation_id: str, wait: float = 0) -> AsyncInvocation:
         rec = await self.get_invocation(invocation_id)
-        return AsyncInvocation(invocation_id=rec.id, function_id=rec.function_id, function_name=rec.function_name,
-                               status=rec.status, asynchronous=False, attempts=1, record=rec)
+        return AsyncInvocation(
+            invocation_id=rec.id,
+            function_id=rec.function_id,
+            function_name=rec.function_name,
+            status=rec.status,
+            asynchronous=False,
+            attempts=1,
+            record=rec,
+        )
 
     async def list_dead_letters(self, function: str | None = None, limit: int = 100) -> list[DeadLetter]:
         fid = self._get(function).id if function else None
@@ -215,8 +273,13 @@ class FakePlatform(PlatformAPI):
         if d is None:
             raise NotFound(f"no dead letter with id {dead_letter_id!r}")
         self.replayed.append(d.id)
-        return AsyncInvocation(invocation_id=d.id, function_id=d.function_id, function_name=d.function_name,
-                               status="queued", enqueued_at=T0)
+        return AsyncInvocation(
+            invocation_id=d.id,
+            function_id=d.function_id,
+            function_name=d.function_name,
+            status="queued",
+            enqueued_at=T0,
+        )
 
     async def delete_dead_letter(self, dead_letter_id: str) -> DeadLetter:
         d = self.dead.pop(dead_letter_id, None)
@@ -246,11 +309,25 @@ class FakePlatform(PlatformAPI):
 
     # -- metrics, logs, alerts
     async def metrics(self, function: str | None = None) -> dict[str, Any]:
-        stats = {"invocations": 10, "successes": 9, "failures": 1, "throttles": 0, "timeouts": 0, "cold_starts": 2,
-                 "success_rate": 90.0, "error_rate": 10.0, "errors_by_type": {"HandlerError": 1},
-                 "duration_ms": {"avg": 10.0, "min": 1.0, "max": 40.0, "p50": 8.0, "p95": 30.0, "p99": 40.0}}
-        return {"total_executions": 10, "success_rate": 90.0, "overall": stats,
-                "functions": {"hello-python": stats}, "runtimes": {"python": stats}}
+        stats = {
+            "invocations": 10,
+            "successes": 9,
+            "failures": 1,
+            "throttles": 0,
+            "timeouts": 0,
+            "cold_starts": 2,
+            "success_rate": 90.0,
+            "error_rate": 10.0,
+            "errors_by_type": {"HandlerError": 1},
+            "duration_ms": {"avg": 10.0, "min": 1.0, "max": 40.0, "p50": 8.0, "p95": 30.0, "p99": 40.0},
+        }
+        return {
+            "total_executions": 10,
+            "success_rate": 90.0,
+            "overall": stats,
+            "functions": {"hello-python": stats},
+            "runtimes": {"python": stats},
+        }
 
     async def prometheus_metrics(self) -> str:
         return ""
@@ -297,8 +374,9 @@ class FakePlatform(PlatformAPI):
         from core.secrets import SecretInfo, SecretStore
 
         SecretStore.validate(name, value)
-        self.__dict__.setdefault("secrets", {})[name] = SecretInfo(name=name, size=len(value.encode()),
-                                                                   set_at=datetime.now(UTC))
+        self.__dict__.setdefault("secrets", {})[name] = SecretInfo(
+            name=name, size=len(value.encode()), set_at=datetime.now(UTC)
+        )
         return self.secrets[name]
 
     async def list_secrets(self):
@@ -332,8 +410,14 @@ class FakePlatform(PlatformAPI):
         """Like the platform's: a rebuild streams build events; it holds after the first lines
         until `build_gate` is set, so a test can look at the console mid-install."""
         fn = self._get(ref)
-        report = {"function": fn.name, "runtime": fn.runtime, "manifest": "requirements.txt", "installed": True,
-                  "key": "k" * 32, "packages": [{"name": "tinypkg", "version": "1.0"}]}
+        report = {
+            "function": fn.name,
+            "runtime": fn.runtime,
+            "manifest": "requirements.txt",
+            "installed": True,
+            "key": "k" * 32,
+            "packages": [{"name": "tinypkg", "version": "1.0"}],
+        }
         if rebuild:
             await self._install(fn)
         return report
@@ -351,8 +435,9 @@ class FakePlatform(PlatformAPI):
 
             raise BuildError("installing failed: No solution found: reqeusts", "error: No solution found")
         self.publish("build.log", {**base, "line": " + tinypkg==1.0"})
-        self.publish("build.finished", {**base, "ok": True, "packages": [{"name": "tinypkg", "version": "1.0"}],
-                                        "seconds": 0.25})
+        self.publish(
+            "build.finished", {**base, "ok": True, "packages": [{"name": "tinypkg", "version": "1.0"}], "seconds": 0.25}
+        )
 
     def publish(self, kind: str, data: dict[str, Any]) -> None:
         if self.queue is None:

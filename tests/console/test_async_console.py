@@ -14,9 +14,16 @@ from core.models import InvocationRecord
 
 
 def record(i: int, trigger: str, inv: str | None = None) -> InvocationRecord:
-    return InvocationRecord(id=inv or f"inv-{i:04d}", function_id="fn-0000", function_name="hello-python",
-                            function_version=1, runtime="python", status="success" if i % 2 else "failed",
-                            started_at=T0.replace(second=i), trigger=trigger)
+    return InvocationRecord(
+        id=inv or f"inv-{i:04d}",
+        function_id="fn-0000",
+        function_name="hello-python",
+        function_version=1,
+        runtime="python",
+        status="success" if i % 2 else "failed",
+        started_at=T0.replace(second=i),
+        trigger=trigger,
+    )
 
 
 def rows(table: HistoryTable) -> list[tuple[str, str]]:
@@ -25,8 +32,13 @@ def rows(table: HistoryTable) -> list[tuple[str, str]]:
 
 async def test_history_shows_the_trigger_and_filters_by_it(fake, make_app):
     # Three attempts of one asynchronous invocation share an id: one row each.
-    fake.records = [record(5, "retry", "inv-a"), record(4, "retry", "inv-a"), record(3, "async", "inv-a"),
-                    record(2, "http"), record(1, "manual")]
+    fake.records = [
+        record(5, "retry", "inv-a"),
+        record(4, "retry", "inv-a"),
+        record(3, "async", "inv-a"),
+        record(2, "http"),
+        record(1, "manual"),
+    ]
     app = make_app(fake)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("alt+7")
@@ -92,8 +104,9 @@ async def test_configure_edits_the_async_settings(fake, make_app):
         await pilot.press("ctrl+s")
         await settle(pilot, app)
         # The platform's answer names the field; the form stays open and nothing changed.
-        assert isinstance(app.screen, ConfigureScreen) or any("async.max_retries" in n.message
-                                                              for n in app._notifications)
+        assert isinstance(app.screen, ConfigureScreen) or any(
+            "async.max_retries" in n.message for n in app._notifications
+        )
         assert (await fake.get_function(name)).async_.max_retries == 2
         if not isinstance(app.screen, ConfigureScreen):
             await pilot.press("c")

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from console_waits import screen_text, settle, until
 
-SCHED = {"runtime": "python", "workers_started": 3, "start_ms_avg": 41.5, "background_starts": 1, "spare_starts": 1,
-         "clones": 0, "queue_waits": 15, "queue_wait_ms": {"sum": 120.0, "max": 19.0, "p50": 8.0, "p99": 19.0}}
+SCHED = {
+    "runtime": "python",
+    "workers_started": 3,
+    "start_ms_avg": 41.5,
+    "background_starts": 1,
+    "spare_starts": 1,
+    "clones": 0,
+    "queue_waits": 15,
+    "queue_wait_ms": {"sum": 120.0, "max": 19.0, "p50": 8.0, "p99": 19.0},
+}
 
 
 async def test_the_metrics_pane_shows_starts_and_queue_waits_of_the_selected_function(fake, make_app):
@@ -33,11 +41,26 @@ async def test_the_metrics_pane_shows_starts_and_queue_waits_of_the_selected_fun
 def test_cloudfn_metrics_prints_a_workers_table_when_the_owner_reports_one():
     from cloudfn_tui.output import metrics_text
 
-    stats = {"invocations": 16, "success_rate": 100.0, "failures": 0, "throttles": 0, "timeouts": 0, "cold_starts": 1,
-             "errors_by_type": {}, "duration_ms": dict.fromkeys(("avg", "min", "max", "p50", "p95", "p99"), 1.0)}
-    snap = {"uptime_seconds": 5, "function_count": 1, "in_flight": 0, "warm_workers": 3, "overall": stats,
-            "functions": {"hello-python": stats}, "runtimes": {"python": stats},
-            "scheduling": {"hello-python": SCHED}}
+    stats = {
+        "invocations": 16,
+        "success_rate": 100.0,
+        "failures": 0,
+        "throttles": 0,
+        "timeouts": 0,
+        "cold_starts": 1,
+        "errors_by_type": {},
+        "duration_ms": dict.fromkeys(("avg", "min", "max", "p50", "p95", "p99"), 1.0),
+    }
+    snap = {
+        "uptime_seconds": 5,
+        "function_count": 1,
+        "in_flight": 0,
+        "warm_workers": 3,
+        "overall": stats,
+        "functions": {"hello-python": stats},
+        "runtimes": {"python": stats},
+        "scheduling": {"hello-python": SCHED},
+    }
     text = metrics_text(snap)
     head = next(line for line in text.splitlines() if line.startswith("WORKERS OF"))
     row = next(line for line in text.splitlines() if line.startswith("hello-python") and "41.5" in line)

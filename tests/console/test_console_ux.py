@@ -107,8 +107,11 @@ async def test_drafts_survive_a_restart_on_the_same_data_dir(fake, make_app, tmp
     again = make_app(fake, drafts_dir=folder)
     async with again.run_test(size=size) as pilot:
         await settle(pilot, again)
-        await until(pilot, lambda: any("Draft restored" in str(n.message) for n in again._notifications),
-                    "the draft restored note")
+        await until(
+            pilot,
+            lambda: any("Draft restored" in str(n.message) for n in again._notifications),
+            "the draft restored note",
+        )
         note = next(str(n.message) for n in again._notifications if "Draft restored" in str(n.message))
         assert "hello-python" in note and "sum-nodejs" in note
         screen = again.screen
@@ -178,8 +181,15 @@ async def test_a_refused_token_shows_what_was_wrong_and_how_to_fix_it(make_app, 
         await until(pilot, lambda: isinstance(app.screen, AuthScreen), "the refused-token screen")
         await settle(pilot, app)
         text = statics_text(app.screen)
-        for needle in ("http://cloudfn.test:8080", "401", "--token", "CLOUDFN_TOKEN", "server.token", "token_file",
-                       "/home/me/.config/cloudfn/config.yaml"):
+        for needle in (
+            "http://cloudfn.test:8080",
+            "401",
+            "--token",
+            "CLOUDFN_TOKEN",
+            "server.token",
+            "token_file",
+            "/home/me/.config/cloudfn/config.yaml",
+        ):
             assert needle in text, needle
         assert ("not the server's" in text) == bool(token) and ("sent no token" in text) == (not token)
         assert "token refused" in app.sub_title and "reconnecting" not in app.sub_title
@@ -201,8 +211,10 @@ async def test_rollback_previews_and_reports_settings_as_well_as_code(fake, make
     app = make_app(fake)
     hello = next(f for f in fake.functions.values() if f.name == "hello-python")
     v1 = hello
-    await fake.update_function(hello.id, {"code": "def handler(e, c):\n    return 2\n", "timeout": 5, "memory": 256,
-                                          "environment": {"MODE": "fast"}})
+    await fake.update_function(
+        hello.id,
+        {"code": "def handler(e, c):\n    return 2\n", "timeout": 5, "memory": 256, "environment": {"MODE": "fast"}},
+    )
     async with app.run_test(size=size) as pilot:
         await settle(pilot, app)
         table = app.screen.query_one(FunctionList)
@@ -213,8 +225,15 @@ async def test_rollback_previews_and_reports_settings_as_well_as_code(fake, make
         await pilot.press("j")  # v1
         await pilot.pause()
         preview = statics_text(app.screen)
-        for needle in ("-timeout: 5 s", "+timeout: 30 s", "-memory: 256 MB", "+memory: 128 MB",
-                       "-environment.MODE: fast", "-def handler(e, c):", "+def handler(event, context):"):
+        for needle in (
+            "-timeout: 5 s",
+            "+timeout: 30 s",
+            "-memory: 256 MB",
+            "+memory: 128 MB",
+            "-environment.MODE: fast",
+            "-def handler(e, c):",
+            "+def handler(event, context):",
+        ):
             assert needle in preview, needle
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "confirm")

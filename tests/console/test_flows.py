@@ -353,6 +353,7 @@ async def test_help_lists_every_key_with_its_id(fake, make_app):
         assert isinstance(app.screen, HelpScreen)
         ids = {row[3] for row in app.screen.rows}
         from cloudfn_tui.screens.main import MAIN_COMMANDS
+
         assert {c.id for c in MAIN_COMMANDS} <= ids
         assert {"logs.level", "alerts.new", "list.down", "app.quit"} <= ids
         await pilot.press("escape")
@@ -367,11 +368,29 @@ async def test_every_binding_has_an_id():
     from cloudfn_tui.screens import auth, forms, main, metrics, modals, pickers
     from cloudfn_tui.widgets import editors, function_list, live, log_view, result_view, tab_bar
 
-    classes = [app_module.CloudfnApp, main.MainScreen, metrics.MetricsScreen, modals.ConfirmScreen, modals.HelpScreen,
-               modals.PromptScreen, forms.CreateFunctionScreen, forms.ConfigureScreen, forms.AlertRuleScreen,
-               pickers.VersionsScreen, pickers.SavedEventsScreen, pickers.InvocationScreen, function_list.FunctionList,
-               live.HistoryTable, live.AlertsTable, log_view.LogView, tab_bar.TabBar, modals.QuitScreen,
-               auth.AuthScreen, result_view.ResultView, editors.EditorArea]
+    classes = [
+        app_module.CloudfnApp,
+        main.MainScreen,
+        metrics.MetricsScreen,
+        modals.ConfirmScreen,
+        modals.HelpScreen,
+        modals.PromptScreen,
+        forms.CreateFunctionScreen,
+        forms.ConfigureScreen,
+        forms.AlertRuleScreen,
+        pickers.VersionsScreen,
+        pickers.SavedEventsScreen,
+        pickers.InvocationScreen,
+        function_list.FunctionList,
+        live.HistoryTable,
+        live.AlertsTable,
+        log_view.LogView,
+        tab_bar.TabBar,
+        modals.QuitScreen,
+        auth.AuthScreen,
+        result_view.ResultView,
+        editors.EditorArea,
+    ]
     for cls in classes:
         for b in cls.__dict__.get("BINDINGS", []):
             assert isinstance(b, Binding) and b.id, f"{cls.__name__}: {b}"
@@ -520,7 +539,6 @@ async def test_alt_digit_switches_pane_as_xterm_and_tmux_send_it(fake, make_app)
         assert screen.pane == "code" and "™" not in screen.query_one(CodeEditor).area.text
 
 
-
 @pytest.mark.parametrize("warning", ["runtime.sandbox is 'none': functions run unsandboxed", ""])
 async def test_the_header_says_when_functions_run_unsandboxed(fake, make_app, warning):
     async def info():
@@ -540,18 +558,32 @@ async def test_the_header_says_when_functions_run_unsandboxed(fake, make_app, wa
 async def test_command_mode_imports_the_originals_data_folder(fake, make_app, tmp_path):
     folder = tmp_path / "seed data"  # the rest of the line is the folder, spaces kept
     folder.mkdir()
-    (folder / "functions.json").write_text(json.dumps([
-        {"id": "fn_1", "name": "Imported Fn", "runtime": "python", "code": "def handler(e, c):\n    return 1\n",
-         "handler": "", "environment": None, "timeout": 0, "memory": 0},
-        {"id": "fn_2", "name": "a/b", "runtime": "python", "code": "x"},
-    ]), encoding="utf-8")
+    (folder / "functions.json").write_text(
+        json.dumps(
+            [
+                {
+                    "id": "fn_1",
+                    "name": "Imported Fn",
+                    "runtime": "python",
+                    "code": "def handler(e, c):\n    return 1\n",
+                    "handler": "",
+                    "environment": None,
+                    "timeout": 0,
+                    "memory": 0,
+                },
+                {"id": "fn_2", "name": "a/b", "runtime": "python", "code": "x"},
+            ]
+        ),
+        encoding="utf-8",
+    )
     app = make_app(fake)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("colon", *f"import {folder}", "enter")
         await settle(pilot, app)
         assert "Imported Fn" in names(app)
-        assert any("1 created" in n and "1 failed" in n and "'a/b' [fn_2]: name must not contain '/'" in n
-                   for n in notes(app))
+        assert any(
+            "1 created" in n and "1 failed" in n and "'a/b' [fn_2]: name must not contain '/'" in n for n in notes(app)
+        )
         await pilot.press("colon", *"imported fn", "enter")  # a name with a space, in another case
         await settle(pilot, app)
         assert app.screen.current.name == "Imported Fn"

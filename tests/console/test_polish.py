@@ -92,12 +92,15 @@ async def test_select_all_then_typing_replaces_everything(fake, make_app, size):
 
 
 @pytest.mark.parametrize("size", SIZES)
-@pytest.mark.parametrize("name, line, indent", [
-    ("hello-python", "def f():", "    "),
-    ("hello-python", "x = call(", "    "),
-    ("sum-nodejs", "function f() {", "  "),
-    ("ok-go", "func f() {", "\t"),
-])
+@pytest.mark.parametrize(
+    "name, line, indent",
+    [
+        ("hello-python", "def f():", "    "),
+        ("hello-python", "x = call(", "    "),
+        ("sum-nodejs", "function f() {", "  "),
+        ("ok-go", "func f() {", "\t"),
+    ],
+)
 async def test_enter_after_a_block_opener_indents_per_language(fake, make_app, size, name, line, indent):
     app = make_app(fake)
     async with app.run_test(size=size) as pilot:
@@ -129,11 +132,14 @@ async def test_undo_after_a_save_brings_back_the_text_before_it(fake, make_app, 
 
 
 @pytest.mark.parametrize("size", SIZES)
-@pytest.mark.parametrize("name, broken, line", [
-    ("hello-python", "def handler(event, context):\n    return {\n\ndef other(:\n    pass\n", 4),
-    ("sum-nodejs", "function handler(e) {\n  return 1;\n}\n}\n", 4),
-    ("ok-go", "func handler(e interface{}) interface{} {\n\treturn e +\n}\n", 3),
-])
+@pytest.mark.parametrize(
+    "name, broken, line",
+    [
+        ("hello-python", "def handler(event, context):\n    return {\n\ndef other(:\n    pass\n", 4),
+        ("sum-nodejs", "function handler(e) {\n  return 1;\n}\n}\n", 4),
+        ("ok-go", "func handler(e interface{}) interface{} {\n\treturn e +\n}\n", 3),
+    ],
+)
 async def test_a_save_of_broken_code_marks_the_line_and_still_saves(fake, make_app, size, name, broken, line):
     app = make_app(fake)
     async with app.run_test(size=size, notifications=True) as pilot:
@@ -156,17 +162,33 @@ async def test_alert_banner_and_table_say_each_thing_once_with_readable_values(f
     from core.alerts import describe
     from core.models import AlertRule
 
-    rule = AlertRule.model_validate({"name": "okrate", "metric": "success_rate", "comparison": "<", "threshold": 90,
-                                     "id": "rule-0", "created_at": "2025-01-01T00:00:00Z",
-                                     "updated_at": "2025-01-01T00:00:00Z"})
+    rule = AlertRule.model_validate(
+        {
+            "name": "okrate",
+            "metric": "success_rate",
+            "comparison": "<",
+            "threshold": 90,
+            "id": "rule-0",
+            "created_at": "2025-01-01T00:00:00Z",
+            "updated_at": "2025-01-01T00:00:00Z",
+        }
+    )
     fake.rules[rule.id] = rule
     app = make_app(fake)
     async with app.run_test(size=size) as pilot:
         await until(pilot, lambda: app.stream_state == "live", "stream")
         await pilot.press("alt+8")
         await settle(pilot, app)
-        fake.publish("alert.fired", {"rule": "okrate", "state": "firing", "severity": "warning", "value": 53.846153,
-                                     "summary": describe(rule, 53.846153, "firing")})
+        fake.publish(
+            "alert.fired",
+            {
+                "rule": "okrate",
+                "state": "firing",
+                "severity": "warning",
+                "value": 53.846153,
+                "summary": describe(rule, 53.846153, "firing"),
+            },
+        )
         await until(pilot, lambda: app.events_seen == 1, "the alert")
         await settle(pilot, app)
         lines = screen_text(app)
@@ -195,7 +217,7 @@ async def test_the_template_picker_shows_whole_descriptions_and_no_seed(fake, ma
                 form.query_one("#new-template", Select).value = b.spec.name
                 await pilot.pause()
                 box = form.query_one(".dialog").region
-                lines = [line[box.x:box.right] for line in screen_text(app)[box.y:box.bottom]]
+                lines = [line[box.x : box.right] for line in screen_text(app)[box.y : box.bottom]]
                 assert shown(lines, b.spec.description), b.spec.description
                 assert "seed" not in "\n".join(lines)
                 options = [str(p) for p, _ in form._template_options(runtime)]
@@ -214,8 +236,9 @@ async def test_a_following_log_pane_shows_the_newest_line_as_it_first_overflows(
         view = app.screen.query_one(LogView)
         assert view.following
         for i in range(view.size.height + 3):  # through the first overflow and past it
-            view.append_record({"time": "2025-01-02T03:04:05Z", "level": "info", "function": "f",
-                                "message": f"line number {i:03d}"})
+            view.append_record(
+                {"time": "2025-01-02T03:04:05Z", "level": "info", "function": "f", "message": f"line number {i:03d}"}
+            )
             view.flush()
             await pilot.pause()
             await pilot.pause()
@@ -293,5 +316,8 @@ async def test_no_changed_elsewhere_toast_after_ones_own_save(fake, make_app, si
         await pilot.press(*" more")
         other = app.screen.current.model_copy(update={"version": 3, "code": "def handler(e, c):\n    return 3\n"})
         fake.publish("function.updated", other.model_dump(mode="json"))
-        await until(pilot, lambda: any("changed elsewhere (now v3)" in str(n.message) for n in app._notifications),
-                    "the warning")
+        await until(
+            pilot,
+            lambda: any("changed elsewhere (now v3)" in str(n.message) for n in app._notifications),
+            "the warning",
+        )

@@ -39,6 +39,7 @@ def after(*keys: str, select: str | None = "hello-python", invoke: bool = False,
         for widget in a.screen.query("Input, TextArea"):
             widget.cursor_blink = False  # a blinking cursor would make the picture depend on timing
         await settle(pilot, a)
+
     return run_before
 
 

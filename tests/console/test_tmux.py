@@ -46,8 +46,13 @@ def _wait_until(session: str, ready, what: str, timeout: float = 30.0) -> str:
 
 def test_the_console_in_tmux_lists_invokes_and_quits(tmp_path):
     session = f"cloudfn-test-{uuid.uuid4().hex[:8]}"
-    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "cfg"), "XDG_DATA_HOME": str(tmp_path / "data"),
-           "TERM": "xterm-256color", "PYTHONPATH": str(REPO)}
+    env = {
+        **os.environ,
+        "XDG_CONFIG_HOME": str(tmp_path / "cfg"),
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        "TERM": "xterm-256color",
+        "PYTHONPATH": str(REPO),
+    }
     cmd = f"{sys.executable} -m cloudfn_tui.cli --data-dir {tmp_path / 'd'} console; echo EXITED=$?; sleep 30"
     subprocess.run(
         ["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40", cmd], check=True, env=env, cwd=REPO
@@ -75,11 +80,18 @@ def test_alt_digits_in_the_editors_switch_panes_and_type_nothing(tmp_path):
     each editor, every one moves to its pane; none is typed: `q` from the list then quits at
     once, where a typed character would have made a draft and the quit dialog."""
     session = f"cloudfn-test-{uuid.uuid4().hex[:8]}"
-    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "cfg"), "XDG_DATA_HOME": str(tmp_path / "data"),
-           "XDG_STATE_HOME": str(tmp_path / "state"), "TERM": "xterm-256color", "PYTHONPATH": str(REPO)}
+    env = {
+        **os.environ,
+        "XDG_CONFIG_HOME": str(tmp_path / "cfg"),
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "TERM": "xterm-256color",
+        "PYTHONPATH": str(REPO),
+    }
     cmd = f"{sys.executable} -m cloudfn_tui.cli --data-dir {tmp_path / 'd'} console; echo EXITED=$?; sleep 30"
-    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24", cmd], check=True, env=env,
-                   cwd=REPO)
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24", cmd], check=True, env=env, cwd=REPO
+    )
 
     def keys(*k: str) -> None:
         subprocess.run(["tmux", "send-keys", "-t", session, *k], check=True)
@@ -88,6 +100,7 @@ def test_alt_digits_in_the_editors_switch_panes_and_type_nothing(tmp_path):
         _wait_for(session, "analyze-text")
         keys("M-5")
         _wait_for(session, "Logs · following")  # the live panes are up: keys are read now
+
         def in_editor(title: str) -> None:
             # The footer follows the focus a frame after the title: until it shows the editor's
             # keys (no "n New"), the editor may not have the focus yet. An Escape sent then was
@@ -107,8 +120,9 @@ def test_alt_digits_in_the_editors_switch_panes_and_type_nothing(tmp_path):
             keys("Escape")  # back to the list, whose footer has the list's keys
             # "n New  d Delete", not "n New" alone: the alerts table's footer (alt+8, just before)
             # says "n New rule"
-            _wait_until(session, lambda screen, t=title: "n New  d Delete" in screen and t not in screen,
-                        "the list focused")
+            _wait_until(
+                session, lambda screen, t=title: "n New  d Delete" in screen and t not in screen, "the list focused"
+            )
         screen = _capture(session)
         assert not set("¡™£¢∞§¶•") & set(screen)
         keys("q")
@@ -122,12 +136,21 @@ def test_quitting_after_a_resize_leaves_the_terminal_as_the_shell_left_it(tmp_pa
     untouched, also when the terminal grew while the console ran (a window maximised, an SSH
     client's window enlarged): nothing of the console may stay on the user's screen or scrollback."""
     session = f"cloudfn-test-{uuid.uuid4().hex[:8]}"
-    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "cfg"), "XDG_DATA_HOME": str(tmp_path / "data"),
-           "XDG_STATE_HOME": str(tmp_path / "state"), "TERM": "xterm-256color", "PYTHONPATH": str(REPO)}
-    cmd = (f"echo shell-before; {sys.executable} -m cloudfn_tui.cli --data-dir {tmp_path / 'd'} console; "
-           "echo EXITED=$?; sleep 30")
-    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40", cmd], check=True, env=env,
-                   cwd=REPO)
+    env = {
+        **os.environ,
+        "XDG_CONFIG_HOME": str(tmp_path / "cfg"),
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "TERM": "xterm-256color",
+        "PYTHONPATH": str(REPO),
+    }
+    cmd = (
+        f"echo shell-before; {sys.executable} -m cloudfn_tui.cli --data-dir {tmp_path / 'd'} console; "
+        "echo EXITED=$?; sleep 30"
+    )
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40", cmd], check=True, env=env, cwd=REPO
+    )
     try:
         _wait_for(session, "Logs · following")  # the live panes are up: keys are read now
         subprocess.run(["tmux", "resize-window", "-t", session, "-x", "150", "-y", "50"], check=True)
@@ -138,8 +161,9 @@ def test_quitting_after_a_resize_leaves_the_terminal_as_the_shell_left_it(tmp_pa
             time.sleep(0.1)
         subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
         _wait_for(session, "EXITED=0", timeout=60)
-        everything = subprocess.run(["tmux", "capture-pane", "-p", "-S", "-", "-t", session], capture_output=True,
-                                    text=True).stdout  # the scrollback too: the user scrolls back into it
+        everything = subprocess.run(
+            ["tmux", "capture-pane", "-p", "-S", "-", "-t", session], capture_output=True, text=True
+        ).stdout  # the scrollback too: the user scrolls back into it
         lines = [line for line in everything.splitlines() if line.strip()]
         assert lines == ["shell-before", "EXITED=0"], f"the console left lines on the terminal:\n{everything}"
     finally:

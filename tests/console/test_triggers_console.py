@@ -19,8 +19,9 @@ async def test_configure_edits_public_rate_limit_and_schedules(fake, make_app):
         await until(pilot, lambda: isinstance(app.screen, ConfigureScreen), "configure")
         app.screen.query_one("#cfg-public", Switch).value = True
         app.screen.query_one("#cfg-rate", Input).value = "2.5"
-        app.screen.query_one("#cfg-schedules").load_text("- every: 30s\n- cron: '0 3 * * *'\n  timezone: Asia/Tokyo\n"
-                                                         "  event: {job: nightly}\n")
+        app.screen.query_one("#cfg-schedules").load_text(
+            "- every: 30s\n- cron: '0 3 * * *'\n  timezone: Asia/Tokyo\n  event: {job: nightly}\n"
+        )
         await pilot.press("ctrl+s")
         await settle(pilot, app)
         fn = await fake.get_function("hello-python")
@@ -58,9 +59,14 @@ async def test_configure_names_bad_trigger_fields_and_keeps_the_form(fake, make_
 
 
 async def test_triggers_dialog_shows_endpoint_schedules_and_rate_limit(fake, make_app):
-    await fake.update_function("hello-python", {"rate_limit": {"requests_per_second": 5},
-                                                "schedules": [{"every": "1h"}, {"cron": "@daily", "enabled": False}],
-                                                "async": {"max_retries": 4, "on_failure": "fail-python"}})
+    await fake.update_function(
+        "hello-python",
+        {
+            "rate_limit": {"requests_per_second": 5},
+            "schedules": [{"every": "1h"}, {"cron": "@daily", "enabled": False}],
+            "async": {"max_retries": 4, "on_failure": "fail-python"},
+        },
+    )
     app = make_app(fake)
     async with app.run_test(size=(80, 24)) as pilot:
         await select(pilot, app, "hello-python")

@@ -43,7 +43,10 @@ async def test_the_browser_console_draws_the_functions(tmp_path):
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "cfg"), "XDG_DATA_HOME": str(tmp_path / "data")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "cloudfn_tui.cli", "--data-dir", str(tmp_path / "d"), "web", "--port", str(port)],
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env)
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        env=env,
+    )
     try:
         wait_for_line(proc, "serving the console at")
         wait_for_port(port)
@@ -66,8 +69,12 @@ async def test_the_browser_console_draws_the_functions(tmp_path):
 
 
 def test_web_refuses_a_public_address_without_asking():
-    r = subprocess.run([sys.executable, "-m", "cloudfn_tui.cli", "web", "--host", "0.0.0.0"],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "cloudfn_tui.cli", "web", "--host", "0.0.0.0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2 and "not a loopback address" in r.stderr and "Traceback" not in r.stderr
 
 

@@ -27,9 +27,13 @@ from serverproc import wait_for_line  # noqa: E402
 from test_web import free_port, wait_for_port  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium; "
-                                                           "scripts/setup.sh installs it for the tests)")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        CHROMIUM is None,
+        reason="needs Debian's chromium (apt-get install chromium; scripts/setup.sh installs it for the tests)",
+    ),
+]
 LOOPBACK = {"127.0.0.1", "localhost", "[::1]", "::1"}
 STEP = 60.0  # bound on each wait; a 2-core CI machine starts a browser and a console in a few seconds
 
@@ -52,13 +56,17 @@ _ROWS = """const screen = (t) => {
     };"""
 SCREEN_TEXT = "function () { " + _ROWS + " return screen(this); }"
 # Resolves once the screen holds (or has lost) the text: on xterm's own parse event, not a timer.
-WAIT_TEXT = "function (needle, gone) { " + _ROWS + """
+WAIT_TEXT = (
+    "function (needle, gone) { "
+    + _ROWS
+    + """
     return new Promise(resolve => {
         const check = () => { if (screen(this).includes(needle) !== gone) { sub.dispose(); resolve(true); } };
         const sub = this.onWriteParsed(check);
         check();
     });
 }"""
+)
 
 # document.fonts.check() is true for a family no @font-face declares: ask for a loaded face.
 ROBOTO_LOADED = """document.fonts.ready.then(() => [...document.fonts].some(
@@ -111,16 +119,24 @@ async def _devtools_url(browser: asyncio.subprocess.Process) -> str:
                 return text.removeprefix("DevTools listening on ")
             seen.append(text)
         raise AssertionError("chromium exited before opening DevTools:\n" + "\n".join(seen[-20:]))
+
     return await asyncio.wait_for(read(), STEP)
 
 
 async def test_the_console_in_headless_chromium_draws_reads_keys_and_stays_on_loopback(tmp_path):
     port = free_port()
-    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "cfg"), "XDG_DATA_HOME": str(tmp_path / "data"),
-           "XDG_STATE_HOME": str(tmp_path / "state")}
+    env = {
+        **os.environ,
+        "XDG_CONFIG_HOME": str(tmp_path / "cfg"),
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+    }
     server = subprocess.Popen(
         [sys.executable, "-m", "cloudfn_tui.cli", "--data-dir", str(tmp_path / "d"), "web", "--port", str(port)],
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env)
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        env=env,
+    )
     browser = drain = None
     try:
         wait_for_line(server, "serving the console at")
@@ -129,12 +145,25 @@ async def test_the_console_in_headless_chromium_draws_reads_keys_and_stays_on_lo
         # the only requests are the page's. The resolver rule makes a slip fail here, offline,
         # as it would for the user, instead of reaching the internet from CI.
         browser = await asyncio.create_subprocess_exec(
-            CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'chromium'}", "--window-size=1280,900",
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            f"--user-data-dir={tmp_path / 'chromium'}",
+            "--window-size=1280,900",
             "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
-            "--remote-debugging-port=0", "about:blank",
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+            "--remote-debugging-port=0",
+            "about:blank",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
         devtools = await _devtools_url(browser)
         drain = asyncio.ensure_future(browser.stderr.read())  # a full pipe would stall the browser
         async with aiohttp.ClientSession() as http, http.ws_connect(devtools, max_msg_size=0) as ws:
@@ -149,6 +178,7 @@ async def test_the_console_in_headless_chromium_draws_reads_keys_and_stays_on_lo
                     requests.append(event["params"]["url"])
                 elif event["method"] == "Page.loadEventFired":
                     loaded.set()
+
             cdp.listeners.append(on_event)
 
             target = (await cdp.call("Target.createTarget", url="about:blank"))["targetId"]
@@ -161,28 +191,37 @@ async def test_the_console_in_headless_chromium_draws_reads_keys_and_stays_on_lo
 
             proto = (await cdp.call("Runtime.evaluate", page, expression="Object.prototype"))["result"]["objectId"]
             heap = (await cdp.call("Runtime.queryObjects", page, prototypeObjectId=proto))["objects"]["objectId"]
-            term = (await cdp.call("Runtime.callFunctionOn", page, objectId=heap,
-                                   functionDeclaration=FIND_TERMINAL))["result"].get("objectId")
+            term = (await cdp.call("Runtime.callFunctionOn", page, objectId=heap, functionDeclaration=FIND_TERMINAL))[
+                "result"
+            ].get("objectId")
             assert term, "no xterm.js Terminal on the page"
 
             async def screen() -> str:
-                r = await cdp.call("Runtime.callFunctionOn", page, objectId=term, functionDeclaration=SCREEN_TEXT,
-                                   returnByValue=True)
+                r = await cdp.call(
+                    "Runtime.callFunctionOn", page, objectId=term, functionDeclaration=SCREEN_TEXT, returnByValue=True
+                )
                 return r["result"]["value"]
 
             async def wait_text(needle: str, gone: bool = False) -> str:
                 try:
-                    await cdp.call("Runtime.callFunctionOn", page, objectId=term, functionDeclaration=WAIT_TEXT,
-                                   arguments=[{"value": needle}, {"value": gone}], awaitPromise=True)
+                    await cdp.call(
+                        "Runtime.callFunctionOn",
+                        page,
+                        objectId=term,
+                        functionDeclaration=WAIT_TEXT,
+                        arguments=[{"value": needle}, {"value": gone}],
+                        awaitPromise=True,
+                    )
                 except TimeoutError:
-                    raise AssertionError(f"{needle!r} never {'went' if gone else 'appeared'}; the page's "
-                                         f"terminal showed:\n{await screen()}") from None
+                    raise AssertionError(
+                        f"{needle!r} never {'went' if gone else 'appeared'}; the page's "
+                        f"terminal showed:\n{await screen()}"
+                    ) from None
                 return await screen()
 
             async def type_keys(text: str) -> None:
                 for ch in text:  # as a keyboard does: xterm reads keydown/keypress on its textarea
-                    await cdp.call("Input.dispatchKeyEvent", page, type="keyDown", text=ch, key=ch,
-                                   unmodifiedText=ch)
+                    await cdp.call("Input.dispatchKeyEvent", page, type="keyDown", text=ch, key=ch, unmodifiedText=ch)
                     await cdp.call("Input.dispatchKeyEvent", page, type="keyUp", key=ch)
 
             shown = await wait_text("hello-python")
@@ -190,20 +229,25 @@ async def test_the_console_in_headless_chromium_draws_reads_keys_and_stays_on_lo
             await wait_text("Logs · following")  # the live panes are up: the console reads keys now
 
             # what a user's click does; a click itself would also reach the console as a mouse event
-            await cdp.call("Runtime.callFunctionOn", page, objectId=term,
-                           functionDeclaration="function () { this.focus(); }")
+            await cdp.call(
+                "Runtime.callFunctionOn", page, objectId=term, functionDeclaration="function () { this.focus(); }"
+            )
             await type_keys("/")
             await wait_text("filter: name")
             await type_keys("hello-py")
             narrowed = await wait_text("fail-python", gone=True)
             assert "hello-python" in narrowed and "sleep-go" not in narrowed
 
-            foreign = [u for u in requests if urlsplit(u).scheme in ("http", "https", "ws", "wss")
-                       and urlsplit(u).hostname not in LOOPBACK]
+            foreign = [
+                u
+                for u in requests
+                if urlsplit(u).scheme in ("http", "https", "ws", "wss") and urlsplit(u).hostname not in LOOPBACK
+            ]
             assert requests and not foreign, f"the page asked hosts beyond loopback: {foreign}"
             # offline is not enough: the terminal must still get its own font, not a fallback
-            fonts = await cdp.call("Runtime.evaluate", page, returnByValue=True, awaitPromise=True,
-                                   expression=ROBOTO_LOADED)
+            fonts = await cdp.call(
+                "Runtime.evaluate", page, returnByValue=True, awaitPromise=True, expression=ROBOTO_LOADED
+            )
             assert fonts["result"]["value"] is True and any("/static/fonts/" in u for u in requests), requests
             await cdp.call("Browser.close", timeout=10)
     finally:

@@ -35,17 +35,26 @@ def wheels(tmp_path_factory) -> Path:
     return readable(d)
 
 
-
-
-
 @pytest.fixture(scope="session")
 def npm_registry():
     reg = NpmRegistry()
-    reg.add("tiny-npm", "1.0.0", make_npm_tarball(
-        "tiny-npm", "1.0.0", {"index.js": "module.exports = { shout: (s) => s.toUpperCase() + '!' };\n"},
-        scripts={"postinstall": POSTINSTALL, "preinstall": POSTINSTALL, "install": POSTINSTALL}))
-    reg.add("tiny-npm", "2.0.0", make_npm_tarball(
-        "tiny-npm", "2.0.0", {"index.js": "module.exports = { shout: (s) => s.toUpperCase() + '!!' };\n"}))
+    reg.add(
+        "tiny-npm",
+        "1.0.0",
+        make_npm_tarball(
+            "tiny-npm",
+            "1.0.0",
+            {"index.js": "module.exports = { shout: (s) => s.toUpperCase() + '!' };\n"},
+            scripts={"postinstall": POSTINSTALL, "preinstall": POSTINSTALL, "install": POSTINSTALL},
+        ),
+    )
+    reg.add(
+        "tiny-npm",
+        "2.0.0",
+        make_npm_tarball(
+            "tiny-npm", "2.0.0", {"index.js": "module.exports = { shout: (s) => s.toUpperCase() + '!!' };\n"}
+        ),
+    )
     reg.stall.add("slow-npm")
     yield reg
     reg.close()
@@ -53,9 +62,13 @@ def npm_registry():
 
 @pytest.fixture
 def deps_flags(data_dir, wheels, npm_registry) -> dict[str, str]:
-    return {"storage.data_dir": str(data_dir), "runtime.pypi_index_url": "none",
-            "runtime.pypi_find_links": str(wheels), "runtime.npm_registry": npm_registry.url,
-            "runtime.prewarm": "0"}
+    return {
+        "storage.data_dir": str(data_dir),
+        "runtime.pypi_index_url": "none",
+        "runtime.pypi_find_links": str(wheels),
+        "runtime.npm_registry": npm_registry.url,
+        "runtime.prewarm": "0",
+    }
 
 
 @pytest.fixture

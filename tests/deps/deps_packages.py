@@ -14,16 +14,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 
-def make_wheel(folder: Path, name: str, version: str, files: dict[str, str],
-               requires: tuple[str, ...] = ()) -> Path:
+def make_wheel(folder: Path, name: str, version: str, files: dict[str, str], requires: tuple[str, ...] = ()) -> Path:
     """A pure-Python wheel; `files` maps paths inside site-packages to their text."""
     dist = f"{name.replace('-', '_')}-{version}"
     path = folder / f"{dist}-py3-none-any.whl"
     meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n" + "".join(
-        f"Requires-Dist: {r}\n" for r in requires)
-    entries = {**files, f"{dist}.dist-info/METADATA": meta,
-               f"{dist}.dist-info/WHEEL": ("Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
-                                           "Tag: py3-none-any\n")}
+        f"Requires-Dist: {r}\n" for r in requires
+    )
+    entries = {
+        **files,
+        f"{dist}.dist-info/METADATA": meta,
+        f"{dist}.dist-info/WHEEL": ("Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"),
+    }
     record = []
     with zipfile.ZipFile(path, "w") as z:
         for p, text in entries.items():
@@ -99,9 +101,15 @@ class NpmRegistry:
         doc = {"name": name, "dist-tags": {"latest": sorted(versions)[-1]}, "versions": {}}
         for v, tgz in versions.items():
             integrity = "sha512-" + base64.b64encode(hashlib.sha512(tgz).digest()).decode()
-            doc["versions"][v] = {"name": name, "version": v,
-                                  "dist": {"tarball": f"{self.url}{name}/-/{name.split('/')[-1]}-{v}.tgz",
-                                           "shasum": hashlib.sha1(tgz).hexdigest(), "integrity": integrity}}
+            doc["versions"][v] = {
+                "name": name,
+                "version": v,
+                "dist": {
+                    "tarball": f"{self.url}{name}/-/{name.split('/')[-1]}-{v}.tgz",
+                    "shasum": hashlib.sha1(tgz).hexdigest(),
+                    "integrity": integrity,
+                },
+            }
         return json.dumps(doc).encode(), "application/json"
 
     def close(self) -> None:
@@ -146,9 +154,11 @@ def make_hostile_sdist(folder: Path, name: str, targets: list[str], port: int = 
     dist = f"{name}-1.0"
     path = folder / f"{dist}.tar.gz"
     backend = HOSTILE_BACKEND + f"\nTARGETS = {targets!r}\nPORT = {port}\n"
-    files = {"PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n",
-             "pyproject.toml": '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n',
-             "backend.py": backend}
+    files = {
+        "PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n",
+        "pyproject.toml": '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n',
+        "backend.py": backend,
+    }
     with tarfile.open(path, "w:gz") as t:
         for p, text in files.items():
             data = text.encode()

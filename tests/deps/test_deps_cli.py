@@ -24,8 +24,17 @@ def offline_index(monkeypatch, wheels, npm_registry):
 def test_create_shows_plain_progress_lines_then_invoke_and_deps(cli, tmp_path):
     (tmp_path / "h.py").write_text(CODE)
     (tmp_path / "req.txt").write_text("tinypkg==1.0\n")
-    code, out, err = cli("create", "--name", "c1", "--runtime", "python", "--file", str(tmp_path / "h.py"),
-                         "--deps-file", str(tmp_path / "req.txt"))
+    code, out, err = cli(
+        "create",
+        "--name",
+        "c1",
+        "--runtime",
+        "python",
+        "--file",
+        str(tmp_path / "h.py"),
+        "--deps-file",
+        str(tmp_path / "req.txt"),
+    )
     assert code == 0, err
     assert out.startswith("created c1 (python, version 1")
     lines = err.splitlines()
@@ -45,8 +54,20 @@ def test_a_failed_install_exits_2_with_the_installers_message(cli, tmp_path):
     (tmp_path / "h.py").write_text(CODE)
     (tmp_path / "req.txt").write_text("tinypkg==1.0\n")
     (tmp_path / "bad.txt").write_text("reqeusts\n")
-    assert cli("create", "--name", "c2", "--runtime", "python", "--file", str(tmp_path / "h.py"),
-               "--deps-file", str(tmp_path / "req.txt"))[0] == 0
+    assert (
+        cli(
+            "create",
+            "--name",
+            "c2",
+            "--runtime",
+            "python",
+            "--file",
+            str(tmp_path / "h.py"),
+            "--deps-file",
+            str(tmp_path / "req.txt"),
+        )[0]
+        == 0
+    )
     code, out, err = cli("update", "c2", "--deps-file", str(tmp_path / "bad.txt"))
     assert code == 2 and out == ""
     assert "error: installing the dependencies of 'c2' failed: error: No solution found" in err
@@ -59,8 +80,17 @@ def test_a_failed_install_exits_2_with_the_installers_message(cli, tmp_path):
 def test_bad_manifest_is_refused_before_installing(cli, tmp_path):
     (tmp_path / "h.py").write_text(CODE)
     (tmp_path / "req.txt").write_text("--index-url https://evil.example/simple\ntinypkg\n")
-    code, _, err = cli("create", "--name", "c3", "--runtime", "python", "--file", str(tmp_path / "h.py"),
-                       "--deps-file", str(tmp_path / "req.txt"))
+    code, _, err = cli(
+        "create",
+        "--name",
+        "c3",
+        "--runtime",
+        "python",
+        "--file",
+        str(tmp_path / "h.py"),
+        "--deps-file",
+        str(tmp_path / "req.txt"),
+    )
     assert code == 2 and "dependencies: line 1" in err and "--index-url is not allowed" in err
     assert "installing" not in err
 

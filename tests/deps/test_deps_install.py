@@ -13,8 +13,9 @@ from deps_packages import make_hostile_sdist, open_platform, readable
 
 from core.errors import BuildError, NotFound
 
-PY_CODE = ("import tinypkg\n\ndef handler(event, context):\n"
-           "    return {'v': tinypkg.VALUE, 's': tinypkg.shout(event['s'])}\n")
+PY_CODE = (
+    "import tinypkg\n\ndef handler(event, context):\n    return {'v': tinypkg.VALUE, 's': tinypkg.shout(event['s'])}\n"
+)
 NODE_CODE = "const tiny = require('tiny-npm');\nexports.handler = async (event) => tiny.shout(event.s);\n"
 NODE_DEPS = json.dumps({"dependencies": {"tiny-npm": "1.0.0"}})
 
@@ -39,10 +40,16 @@ async def test_python_function_imports_its_dependency(platform):
     # install (both the sandbox user) can change an env other functions share.
     tree = env_tree(platform, fn)
     assert os.stat(tree / "tinypkg" / "__init__.py").st_uid == os.geteuid()
-    write = await platform.create_function(py("writes-deps", code=(
-        "import tinypkg, os\n\ndef handler(event, context):\n"
-        "    try:\n        open(os.path.join(os.path.dirname(tinypkg.__file__), 'x.py'), 'w')\n"
-        "    except OSError as exc:\n        return type(exc).__name__\n    return 'wrote'\n")))
+    write = await platform.create_function(
+        py(
+            "writes-deps",
+            code=(
+                "import tinypkg, os\n\ndef handler(event, context):\n"
+                "    try:\n        open(os.path.join(os.path.dirname(tinypkg.__file__), 'x.py'), 'w')\n"
+                "    except OSError as exc:\n        return type(exc).__name__\n    return 'wrote'\n"
+            ),
+        )
+    )
     res = await platform.invoke(write.name, {})
     assert res.result in ("OSError", "PermissionError"), res
 
@@ -71,8 +78,9 @@ async def test_a_code_only_update_does_not_reinstall(platform):
 async def test_a_misspelt_package_is_a_build_error_and_the_previous_version_serves(platform):
     await platform.create_function(py("typo"))
     with pytest.raises(BuildError) as exc:
-        await platform.update_function("typo", {"dependencies": "reqeusts\n",
-                                                "code": "def handler(e, c):\n    return 2\n"})
+        await platform.update_function(
+            "typo", {"dependencies": "reqeusts\n", "code": "def handler(e, c):\n    return 2\n"}
+        )
     # uv's own words, naming the package.
     assert "No solution found" in exc.value.message and "reqeusts" in exc.value.message
     assert "reqeusts was not found" in exc.value.log
@@ -94,8 +102,14 @@ async def test_an_sdist_is_refused_by_default(platform, wheels, tmp_path):
     make_hostile_sdist(links, "buildme", [])
     readable(links)
     await platform.close()
-    p = open_platform({"storage.data_dir": str(tmp_path / "d2"), "runtime.pypi_index_url": "none",
-                       "runtime.pypi_find_links": str(links), "runtime.prewarm": "0"})
+    p = open_platform(
+        {
+            "storage.data_dir": str(tmp_path / "d2"),
+            "runtime.pypi_index_url": "none",
+            "runtime.pypi_find_links": str(links),
+            "runtime.prewarm": "0",
+        }
+    )
     try:
         with pytest.raises(BuildError) as exc:
             await p.create_function(py("sdist", deps="buildme\n"))
@@ -126,8 +140,12 @@ async def test_an_install_cannot_read_the_platforms_token_or_environment(deps_fl
             assert await p.deps.manager.launcher_ready()
         token = data_dir / "server.token"
         token.write_text("tok-secret-from-file")
-        make_hostile_sdist(links, "evilpkg", [str(token), str(data_dir / "registry.json"), "/etc/shadow",
-                                              "/proc/1/environ"], listener.getsockname()[1])
+        make_hostile_sdist(
+            links,
+            "evilpkg",
+            [str(token), str(data_dir / "registry.json"), "/etc/shadow", "/proc/1/environ"],
+            listener.getsockname()[1],
+        )
         readable(links)
         with pytest.raises(BuildError) as exc:
             await p.create_function(py("evil", deps="evilpkg\n", source_builds=True))
@@ -162,8 +180,9 @@ async def test_an_install_past_its_memory_limit_fails_cleanly(deps_flags, starte
             await p.start()
             assert await p.deps.manager.launcher_ready()
         with pytest.raises(BuildError) as exc:
-            await p.create_function({"name": "oom-node", "runtime": "nodejs", "code": NODE_CODE,
-                                     "dependencies": NODE_DEPS})
+            await p.create_function(
+                {"name": "oom-node", "runtime": "nodejs", "code": NODE_CODE, "dependencies": NODE_DEPS}
+            )
         assert "memory limit of 16 MB (runtime.deps_memory)" in exc.value.message
         assert p.deps.manager.prestarted == int(started)
         with pytest.raises(NotFound):
@@ -182,8 +201,14 @@ async def test_an_install_past_its_time_limit_fails_cleanly(deps_flags, npm_regi
             await p.start()
             assert await p.deps.manager.launcher_ready()
         with pytest.raises(BuildError) as exc:
-            await p.create_function({"name": "slow-node", "runtime": "nodejs", "code": NODE_CODE,
-                                     "dependencies": json.dumps({"dependencies": {"slow-npm": "1"}})})
+            await p.create_function(
+                {
+                    "name": "slow-node",
+                    "runtime": "nodejs",
+                    "code": NODE_CODE,
+                    "dependencies": json.dumps({"dependencies": {"slow-npm": "1"}}),
+                }
+            )
         assert "did not finish within its time limit of 5 s" in exc.value.message
         assert "/slow-npm" in npm_registry.requests  # it did reach the registry, and hung there
         assert p.deps.manager.prestarted == int(started)
@@ -194,8 +219,9 @@ async def test_an_install_past_its_time_limit_fails_cleanly(deps_flags, npm_regi
 
 
 async def test_node_function_requires_its_dependency_and_install_scripts_never_run(platform):
-    fn = await platform.create_function({"name": "node-tiny", "runtime": "nodejs", "code": NODE_CODE,
-                                         "dependencies": NODE_DEPS})
+    fn = await platform.create_function(
+        {"name": "node-tiny", "runtime": "nodejs", "code": NODE_CODE, "dependencies": NODE_DEPS}
+    )
     res = await platform.invoke("node-tiny", {"s": "hey"})
     assert res.success, f"{res.error_type}: {res.error}\n{res.logs}"
     assert res.result == "HEY!"
@@ -212,8 +238,14 @@ async def test_node_git_and_url_dependencies_are_refused_before_any_install(plat
     before = len(npm_registry.requests)
     for spec in ("github:evil/pkg", "https://evil.example/p.tgz", "file:/etc"):
         with pytest.raises(Exception) as exc:
-            await platform.create_function({"name": "bad-node", "runtime": "nodejs", "code": NODE_CODE,
-                                            "dependencies": json.dumps({"dependencies": {"p": spec}})})
+            await platform.create_function(
+                {
+                    "name": "bad-node",
+                    "runtime": "nodejs",
+                    "code": NODE_CODE,
+                    "dependencies": json.dumps({"dependencies": {"p": spec}}),
+                }
+            )
         assert "are refused" in str(exc.value)
     assert platform.deps.manager.installs == 0 and len(npm_registry.requests) == before
 

@@ -46,9 +46,11 @@ build_wheel = prepare_metadata_for_build_wheel
 
 def _sdist(folder: Path, name: str) -> None:
     dist = f"{name}-1.0"
-    files = {"PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n",
-             "pyproject.toml": '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n',
-             "backend.py": FD_BACKEND}
+    files = {
+        "PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n",
+        "pyproject.toml": '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n',
+        "backend.py": FD_BACKEND,
+    }
     with tarfile.open(folder / f"{dist}.tar.gz", "w:gz") as t:
         for p, text in files.items():
             data = text.encode()
@@ -89,13 +91,25 @@ def test_a_source_build_reaches_no_fd_of_the_server_or_the_launcher(tmp_path, wh
     links = tmp_path / "links"
     links.mkdir()
     _sdist(links, "fdprobe")
-    server = start_server(tmp_path / "srv", cache=shared_cache, CLOUDFN_RUNTIME_PYPI_INDEX_URL="none",
-                          CLOUDFN_RUNTIME_PYPI_FIND_LINKS=str(readable(links)), CLOUDFN_RUNTIME_PREWARM="0")
+    server = start_server(
+        tmp_path / "srv",
+        cache=shared_cache,
+        CLOUDFN_RUNTIME_PYPI_INDEX_URL="none",
+        CLOUDFN_RUNTIME_PYPI_FIND_LINKS=str(readable(links)),
+        CLOUDFN_RUNTIME_PREWARM="0",
+    )
     try:
         with server.client() as c:
-            r = c.post("/api/v1/functions", json={"name": "fdprobe", "runtime": "python", "source_builds": True,
-                                                  "code": "def handler(event, context):\n    return 1\n",
-                                                  "dependencies": "fdprobe\n"})
+            r = c.post(
+                "/api/v1/functions",
+                json={
+                    "name": "fdprobe",
+                    "runtime": "python",
+                    "source_builds": True,
+                    "code": "def handler(event, context):\n    return 1\n",
+                    "dependencies": "fdprobe\n",
+                },
+            )
             assert r.status_code == 422 and "FD-REPORT" in r.json()["log"], r.text
         log = r.json()["log"]
         report = json.loads(log.rsplit("FD-REPORT ", 1)[1].split(" END", 1)[0])

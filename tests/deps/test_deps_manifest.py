@@ -14,20 +14,23 @@ from core.errors import InvalidInput
 from core.models import parse_patch, parse_spec
 
 
-@pytest.mark.parametrize("line,why", [
-    ("-e git+https://github.com/x/y#egg=y", "the option -e"),
-    ("--index-url https://evil.example/simple", "the option --index-url"),
-    ("--extra-index-url=https://evil.example/simple", "the option --extra-index-url"),
-    ("-r other.txt", "the option -r"),
-    ("--find-links /tmp/x", "the option --find-links"),
-    ("foo @ https://evil.example/foo.whl", "URL and VCS requirements are refused"),
-    ("git+https://github.com/x/y", "URL and VCS requirements are refused"),
-    ("./local/pkg", "local paths are refused"),
-    ("/abs/pkg.whl", "local paths are refused"),
-    ("requests==2 --install-option=x", "only --hash may follow"),
-    ("requests>=2 \\", "line continuations"),
-    ("not a requirement!!", "not a requirement"),
-])
+@pytest.mark.parametrize(
+    "line,why",
+    [
+        ("-e git+https://github.com/x/y#egg=y", "the option -e"),
+        ("--index-url https://evil.example/simple", "the option --index-url"),
+        ("--extra-index-url=https://evil.example/simple", "the option --extra-index-url"),
+        ("-r other.txt", "the option -r"),
+        ("--find-links /tmp/x", "the option --find-links"),
+        ("foo @ https://evil.example/foo.whl", "URL and VCS requirements are refused"),
+        ("git+https://github.com/x/y", "URL and VCS requirements are refused"),
+        ("./local/pkg", "local paths are refused"),
+        ("/abs/pkg.whl", "local paths are refused"),
+        ("requests==2 --install-option=x", "only --hash may follow"),
+        ("requests>=2 \\", "line continuations"),
+        ("not a requirement!!", "not a requirement"),
+    ],
+)
 def test_refused_requirements_name_the_line_and_the_fix(line, why):
     problems = manifest_problems("python", f"ok-package==1.0\n{line}\n")
     assert len(problems) == 1, problems
@@ -35,28 +38,41 @@ def test_refused_requirements_name_the_line_and_the_fix(line, why):
 
 
 def test_plain_requirements_pass():
-    text = ("# comment\nrequests==2.32.3  # pinned\nnumpy>=1.26,<3\nrich[jupyter]~=13.0\n"
-            "tomli; python_version < '3.11'\n"
-            "six==1.16.0 --hash=sha256:8abb2f1d86890a2dfb989f9a77cfcfd3e47c2a354b01111771326f8aa26e0254\n")
+    text = (
+        "# comment\nrequests==2.32.3  # pinned\nnumpy>=1.26,<3\nrich[jupyter]~=13.0\n"
+        "tomli; python_version < '3.11'\n"
+        "six==1.16.0 --hash=sha256:8abb2f1d86890a2dfb989f9a77cfcfd3e47c2a354b01111771326f8aa26e0254\n"
+    )
     assert manifest_problems("python", text) == []
 
 
-@pytest.mark.parametrize("spec,kind", [
-    ("git+https://github.com/x/y.git", "git dependencies"),
-    ("github:x/y", "git dependencies"),
-    ("x/y", "git dependencies"),
-    ("https://evil.example/y.tgz", "URL dependencies"),
-    ("file:../y", "path dependencies"),
-    ("link:../y", "path dependencies"),
-])
+@pytest.mark.parametrize(
+    "spec,kind",
+    [
+        ("git+https://github.com/x/y.git", "git dependencies"),
+        ("github:x/y", "git dependencies"),
+        ("x/y", "git dependencies"),
+        ("https://evil.example/y.tgz", "URL dependencies"),
+        ("file:../y", "path dependencies"),
+        ("link:../y", "path dependencies"),
+    ],
+)
 def test_refused_npm_specs(spec, kind):
     problems = manifest_problems("nodejs", json.dumps({"dependencies": {"ok": "^1.0.0", "y": spec}}))
     assert len(problems) == 1 and problems[0].startswith(f"dependencies.y: {kind} are refused"), problems
 
 
 def test_npm_ranges_tags_and_aliases_pass():
-    doc = {"dependencies": {"a": "^1.2.3", "b": "~2.0 || >=3", "c": "latest", "@scope/d": "1.x",
-                            "e": "npm:lodash@^4.17.0", "f": "*"}}
+    doc = {
+        "dependencies": {
+            "a": "^1.2.3",
+            "b": "~2.0 || >=3",
+            "c": "latest",
+            "@scope/d": "1.x",
+            "e": "npm:lodash@^4.17.0",
+            "f": "*",
+        }
+    }
     assert manifest_problems("nodejs", json.dumps(doc)) == []
 
 
@@ -101,11 +117,14 @@ def test_cache_key_covers_manifest_lock_runtime_version_platform_and_source_buil
     m = Manifest("python", "tinypkg\n")
     base = cache_key(m, "3.11.7", "linux-x86_64")
     assert base == cache_key(Manifest("python", "tinypkg\n"), "3.11.7", "linux-x86_64")
-    others = {cache_key(Manifest("python", "tinypkg==2\n"), "3.11.7", "linux-x86_64"),
-              cache_key(m, "3.12.1", "linux-x86_64"), cache_key(m, "3.11.7", "linux-aarch64"),
-              cache_key(Manifest("python", "tinypkg\n", source_builds=True), "3.11.7", "linux-x86_64"),
-              cache_key(Manifest("nodejs", "tinypkg\n"), "3.11.7", "linux-x86_64"),
-              cache_key(Manifest("nodejs", "tinypkg\n", lock="{}"), "3.11.7", "linux-x86_64")}
+    others = {
+        cache_key(Manifest("python", "tinypkg==2\n"), "3.11.7", "linux-x86_64"),
+        cache_key(m, "3.12.1", "linux-x86_64"),
+        cache_key(m, "3.11.7", "linux-aarch64"),
+        cache_key(Manifest("python", "tinypkg\n", source_builds=True), "3.11.7", "linux-x86_64"),
+        cache_key(Manifest("nodejs", "tinypkg\n"), "3.11.7", "linux-x86_64"),
+        cache_key(Manifest("nodejs", "tinypkg\n", lock="{}"), "3.11.7", "linux-x86_64"),
+    }
     assert base not in others and len(others) == 6
 
 

@@ -16,8 +16,10 @@ from core.models import ErrorType
 
 # Each worker names itself (pids repeat: every sandbox has its own pid namespace).
 FAST = "import time\ndef handler(event, context):\n    time.sleep(0.001)\n    return 1\n"
-SLOW = ("import os, time\nME = os.urandom(8).hex()\ndef handler(event, context):\n    t0 = time.time()\n"
-        "    time.sleep(event['s'])\n    return [ME, t0, time.time(), event.get('tag')]\n")
+SLOW = (
+    "import os, time\nME = os.urandom(8).hex()\ndef handler(event, context):\n    t0 = time.time()\n"
+    "    time.sleep(event['s'])\n    return [ME, t0, time.time(), event.get('tag')]\n"
+)
 
 
 def _max_overlap(spans) -> int:
@@ -49,13 +51,15 @@ async def test_16_callers_on_one_warm_worker_of_a_1ms_function_wait_rather_than_
     results = [r for r, _ in timed]
     assert all(r.success for r in results), [r.error for r in results if not r.success]
     colds = sum(r.cold_start for r in results)
-    assert colds <= 3, (f"{colds} of 16 callers waited for a cold start ({cold_ms:.1f} ms) "
-                        f"of a {warm_ms:.2f} ms function")
+    assert colds <= 3, (
+        f"{colds} of 16 callers waited for a cold start ({cold_ms:.1f} ms) of a {warm_ms:.2f} ms function"
+    )
     slowest = max(ms for _, ms in timed)
     # The warm queue: 16 invocations one after another on the one worker, plus the loop's own work.
     warm_queue = 16 * warm_ms + 30
-    assert slowest <= warm_queue, (f"the slowest caller took {slowest:.1f} ms; "
-                                   f"the warm queue would take {warm_queue:.1f}")
+    assert slowest <= warm_queue, (
+        f"the slowest caller took {slowest:.1f} ms; the warm queue would take {warm_queue:.1f}"
+    )
     burst = svc.stats()["burst"][f.id]
     assert burst["queue_waits"] >= 16 - 1 - colds  # all but the one that found it idle waited
     assert burst["workers_started"] == 1 + colds
@@ -183,6 +187,7 @@ async def test_the_pre_started_pool_grows_with_a_burst_of_cold_starts_and_shrink
     svc = make_service(prewarm=1, prewarm_max=3, max_concurrent=10)
     if not svc.protections()["bwrap_namespaces"]:
         import pytest
+
         pytest.skip("pre-started sandboxes need bwrap namespaces")
     await svc.prewarm.wait_ready()
     assert svc.stats()["prewarmed"]["python"] == 1 and svc.stats()["prewarm_target"]["python"] == 1
@@ -239,6 +244,7 @@ async def test_a_nodejs_cold_start_adopts_a_sandbox_with_the_functions_own_limit
     svc = make_service(prewarm=1)
     if not svc.protections()["bwrap_namespaces"] or "nodejs" not in svc.prewarm.specs:
         import pytest
+
         pytest.skip("pre-started sandboxes need bwrap namespaces and Node.js")
     await svc.prewarm.wait_ready()
     assert svc.stats()["prewarmed"]["nodejs"] == 1, svc.stats()["prewarm_problem"]

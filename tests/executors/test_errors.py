@@ -42,10 +42,12 @@ async def test_nodejs_exception_has_user_frames(service):
 
 @pytest.mark.go
 async def test_go_panic_and_error_have_user_frames(service):
-    code = ('import "fmt"\n\nfunc inner(crash bool) error {\n\tif crash {\n\t\tpanic("boom")\n\t}\n'
-            '\treturn fmt.Errorf("bad %d", 7)\n}\n\n'
-            'func handler(event interface{}, context map[string]string) (interface{}, error) {\n'
-            '\treturn nil, inner(event.(map[string]interface{})["crash"] == true)\n}\n')
+    code = (
+        'import "fmt"\n\nfunc inner(crash bool) error {\n\tif crash {\n\t\tpanic("boom")\n\t}\n'
+        '\treturn fmt.Errorf("bad %d", 7)\n}\n\n'
+        "func handler(event interface{}, context map[string]string) (interface{}, error) {\n"
+        '\treturn nil, inner(event.(map[string]interface{})["crash"] == true)\n}\n'
+    )
     f = fn("go", code)
     res = await service.invoke(f, {"crash": True})
     assert res.error_type == ErrorType.HANDLER_ERROR and res.error == "panic: boom"
@@ -75,8 +77,7 @@ async def test_nodejs_syntax_error_line(service):
 
 @pytest.mark.go
 async def test_go_compile_error_line_and_column_in_user_code(service):
-    code = ('func handler(event interface{}, context map[string]string) interface{} {\n'
-            '\tx := 1\n\treturn y\n}\n')
+    code = "func handler(event interface{}, context map[string]string) interface{} {\n\tx := 1\n\treturn y\n}\n"
     res = await service.invoke(fn("go", code), {})
     assert res.error_type == ErrorType.COMPILE_ERROR
     # line 3 of the user's code, though the compiled file starts with an added `package main`
@@ -85,12 +86,18 @@ async def test_go_compile_error_line_and_column_in_user_code(service):
     assert "undefined: y" in res.error
 
 
-@pytest.mark.parametrize("runtime,code", [
-    ("python", "def other(event, context):\n    return 1\n"),
-    ("nodejs", "function other(event) { return 1; }"),
-    pytest.param("go", "func other(event interface{}, context map[string]string) interface{} { return 1 }",
-                 marks=pytest.mark.go),
-])
+@pytest.mark.parametrize(
+    "runtime,code",
+    [
+        ("python", "def other(event, context):\n    return 1\n"),
+        ("nodejs", "function other(event) { return 1; }"),
+        pytest.param(
+            "go",
+            "func other(event interface{}, context map[string]string) interface{} { return 1 }",
+            marks=pytest.mark.go,
+        ),
+    ],
+)
 async def test_missing_handler_is_named(service, runtime, code):
     res = await service.invoke(fn(runtime, code, handler="main_handler"), {})
     assert res.error_type == ErrorType.COMPILE_ERROR
@@ -175,10 +182,13 @@ async def test_memory_hog(service, runtime, code):
 # --- OutputTooLarge: log flood, huge result ------------------------------------------------------
 
 
-@pytest.mark.parametrize("runtime,code", [
-    ("python", "def handler(event, context):\n    while True:\n        print('x' * 1000)\n"),
-    ("nodejs", "function handler() { for (;;) console.log('x'.repeat(1000)); }"),
-])
+@pytest.mark.parametrize(
+    "runtime,code",
+    [
+        ("python", "def handler(event, context):\n    while True:\n        print('x' * 1000)\n"),
+        ("nodejs", "function handler() { for (;;) console.log('x'.repeat(1000)); }"),
+    ],
+)
 async def test_output_flood(service, runtime, code):
     res = await service.invoke(fn(runtime, code), {})
     assert res.error_type == ErrorType.OUTPUT_TOO_LARGE
@@ -186,12 +196,19 @@ async def test_output_flood(service, runtime, code):
     assert 0 < len(res.logs) <= 70 * 1024  # what was kept, bounded
 
 
-@pytest.mark.parametrize("runtime,code", [
-    ("python", "def handler(event, context):\n    return 'x' * (7 * 1024 * 1024)\n"),
-    ("nodejs", "function handler() { return 'x'.repeat(7 * 1024 * 1024); }"),
-    pytest.param("go", 'import "strings"\n\nfunc handler(event interface{}, context map[string]string) interface{} {\n'
-                 '\treturn strings.Repeat("x", 7*1024*1024)\n}\n', marks=pytest.mark.go),
-])
+@pytest.mark.parametrize(
+    "runtime,code",
+    [
+        ("python", "def handler(event, context):\n    return 'x' * (7 * 1024 * 1024)\n"),
+        ("nodejs", "function handler() { return 'x'.repeat(7 * 1024 * 1024); }"),
+        pytest.param(
+            "go",
+            'import "strings"\n\nfunc handler(event interface{}, context map[string]string) interface{} {\n'
+            '\treturn strings.Repeat("x", 7*1024*1024)\n}\n',
+            marks=pytest.mark.go,
+        ),
+    ],
+)
 async def test_result_too_large(service, runtime, code):
     f = fn(runtime, code)
     res = await service.invoke(f, {})
@@ -202,12 +219,19 @@ async def test_result_too_large(service, runtime, code):
 # --- InvalidResult / InvalidEvent ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("runtime,code", [
-    ("python", "def handler(event, context):\n    return {'when': {1, 2}}\n"),
-    ("nodejs", "function handler() { return {n: 10n}; }"),
-    pytest.param("go", "func handler(event interface{}, context map[string]string) interface{} {\n"
-                 "\treturn map[string]interface{}{\"c\": make(chan int)}\n}\n", marks=pytest.mark.go),
-])
+@pytest.mark.parametrize(
+    "runtime,code",
+    [
+        ("python", "def handler(event, context):\n    return {'when': {1, 2}}\n"),
+        ("nodejs", "function handler() { return {n: 10n}; }"),
+        pytest.param(
+            "go",
+            "func handler(event interface{}, context map[string]string) interface{} {\n"
+            '\treturn map[string]interface{}{"c": make(chan int)}\n}\n',
+            marks=pytest.mark.go,
+        ),
+    ],
+)
 async def test_result_not_json(service, runtime, code):
     res = await service.invoke(fn(runtime, code), {})
     assert res.error_type == ErrorType.INVALID_RESULT
@@ -224,7 +248,7 @@ async def test_event_not_json(service):
 
 @pytest.mark.go
 async def test_event_that_does_not_fit_a_typed_go_handler(service):
-    code = "func handler(event map[string]int, context map[string]string) interface{} {\n\treturn event[\"n\"] + 1\n}\n"
+    code = 'func handler(event map[string]int, context map[string]string) interface{} {\n\treturn event["n"] + 1\n}\n'
     f = fn("go", code)
     assert (await service.invoke(f, {"n": 1})).result == 2
     res = await service.invoke(f, ["not", "a", "map"])

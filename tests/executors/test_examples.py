@@ -30,9 +30,15 @@ def _examples() -> list:
 @pytest.mark.parametrize("folder,meta", _examples())
 async def test_bundled_example(service, folder: Path, meta: dict):
     code = (folder / meta["file"]).read_text()
-    f = Function(name=meta["name"], runtime=meta["runtime"], handler=meta.get("handler", "handler"),
-                 code=code, timeout=meta.get("timeout", 30), memory=meta.get("memory", 128),
-                 environment={k: str(v) for k, v in (meta.get("environment") or {}).items()})
+    f = Function(
+        name=meta["name"],
+        runtime=meta["runtime"],
+        handler=meta.get("handler", "handler"),
+        code=code,
+        timeout=meta.get("timeout", 30),
+        memory=meta.get("memory", 128),
+        environment={k: str(v) for k, v in (meta.get("environment") or {}).items()},
+    )
     res = await service.invoke(f, meta.get("event"), {"user": "test"})
     if meta["name"].startswith("fail-"):
         assert not res.success
@@ -82,14 +88,14 @@ async def test_seed_go_hello_world_as_written(service):
         # with imports, and a handler returning (interface{}, error)
         (
             'import "strings"\n\n'
-            'func processData(event interface{}, context map[string]string) (interface{}, error) {\n'
+            "func processData(event interface{}, context map[string]string) (interface{}, error) {\n"
             '\tm := event.(map[string]interface{})\n\treturn strings.ToUpper(m["name"].(string)), nil\n}\n',
             "processData",
         ),
         # a package line, a typed event parameter
         (
             'package main\n\nimport "strings"\n\n'
-            'func analyze_text(event map[string]interface{}, context map[string]string) interface{} {\n'
+            "func analyze_text(event map[string]interface{}, context map[string]string) interface{} {\n"
             '\treturn strings.ToUpper(event["name"].(string))\n}\n',
             "analyze_text",
         ),
@@ -109,8 +115,7 @@ async def test_go_handler_forms(service, code, handler):
 
 @pytest.mark.go
 async def test_go_context_has_the_platform_fields(service):
-    code = ('func handler(event interface{}, context map[string]string) interface{} {\n'
-            '\treturn context\n}\n')
+    code = "func handler(event interface{}, context map[string]string) interface{} {\n\treturn context\n}\n"
     res = await service.invoke(fn("go", code, name="ctx-go", memory=96), None, {"user": "test"})
     assert res.success, res.error
     ctx = res.result
@@ -205,13 +210,22 @@ async def test_logs_are_captured_per_invocation(service, runtime, code):
         assert res.logs == "to stdout\nto stderr\n"  # each invocation gets its own, nothing more
 
 
-@pytest.mark.parametrize("runtime,code", [
-    # Printing protocol-looking bytes (a length prefix, JSON) must not confuse the platform.
-    ("python", "import sys, os\ndef handler(event, context):\n    sys.stdout.buffer.write(b'\\x00\\x00\\x00\\x02{}')\n"
-               "    print('{\"ok\": true, \"result\": 666}')\n    return 'real'\n"),
-    ("nodejs", "function handler(event, context) { process.stdout.write('\\x00\\x00\\x00\\x02{}'); "
-               "console.log('{\"ok\": true, \"result\": 666}'); return 'real'; }"),
-])
+@pytest.mark.parametrize(
+    "runtime,code",
+    [
+        # Printing protocol-looking bytes (a length prefix, JSON) must not confuse the platform.
+        (
+            "python",
+            "import sys, os\ndef handler(event, context):\n    sys.stdout.buffer.write(b'\\x00\\x00\\x00\\x02{}')\n"
+            "    print('{\"ok\": true, \"result\": 666}')\n    return 'real'\n",
+        ),
+        (
+            "nodejs",
+            "function handler(event, context) { process.stdout.write('\\x00\\x00\\x00\\x02{}'); "
+            "console.log('{\"ok\": true, \"result\": 666}'); return 'real'; }",
+        ),
+    ],
+)
 async def test_printing_cannot_corrupt_the_protocol(service, runtime, code):
     res = await service.invoke(fn(runtime, code), {})
     assert res.success and res.result == "real"

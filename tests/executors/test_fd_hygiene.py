@@ -44,12 +44,12 @@ CODE = {
     ),
     "go": (
         "package main\n\n"
-        "import \"os\"\n\n"
+        'import "os"\n\n'
         "func handler(event interface{}, context map[string]string) interface{} {\n"
         "\tout := map[string]string{}\n"
-        "\tents, _ := os.ReadDir(\"/proc/self/fd\")\n"
+        '\tents, _ := os.ReadDir("/proc/self/fd")\n'
         "\tfor _, e := range ents {\n"
-        "\t\tif l, err := os.Readlink(\"/proc/self/fd/\" + e.Name()); err == nil {\n"
+        '\t\tif l, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil {\n'
         "\t\t\tout[e.Name()] = l\n"
         "\t\t}\n"
         "\t}\n"
@@ -80,8 +80,10 @@ async def _command(runtime: str, tmp_path: Path, go_cache: Path) -> tuple[list[s
     if runtime == "python":
         code = tmp_path / "function.py"
         code.write_text(CODE["python"])
-        return ([os.path.realpath(sys.executable), "-I", "-S", "-u", "-B", str(RUNNERS / "python_runner.py")],
-                {"type": "init", "code_path": str(code), "handler": "handler"})
+        return (
+            [os.path.realpath(sys.executable), "-I", "-S", "-u", "-B", str(RUNNERS / "python_runner.py")],
+            {"type": "init", "code_path": str(code), "handler": "handler"},
+        )
     if runtime == "nodejs":
         code = tmp_path / "index.js"
         code.write_text(CODE["nodejs"])
@@ -108,16 +110,33 @@ async def test_the_function_sees_no_inherited_fd(runtime, tmp_path, go_cache):
     extra = (listener.fileno(), secret_fd, other_r)
     for fd in extra:
         os.set_inheritable(fd, True)
-    proc = subprocess.Popen(argv + [str(req_r), str(resp_w)], pass_fds=(req_r, resp_w, *extra),
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        argv + [str(req_r), str(resp_w)],
+        pass_fds=(req_r, resp_w, *extra),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         os.close(req_r)
         os.close(resp_w)
         os.write(req_w, _frame(dict(init, nonce="0" * 32, rss=False)))
         ready = _read_frame(resp_r)
         assert ready.get("ok"), ready
-        os.write(req_w, _frame({"type": "invoke", "event": {}, "context": {}, "nonce": "1" * 32,
-                                "timeout": 10.0, "deadline_ms": 0, "max_result_bytes": 1 << 20}))
+        os.write(
+            req_w,
+            _frame(
+                {
+                    "type": "invoke",
+                    "event": {},
+                    "context": {},
+                    "nonce": "1" * 32,
+                    "timeout": 10.0,
+                    "deadline_ms": 0,
+                    "max_result_bytes": 1 << 20,
+                }
+            ),
+        )
         reply = _read_frame(resp_r)
         assert reply.get("ok"), reply
         assert reply["nonce"] == "1" * 32, "the runner did not echo the request's nonce"
@@ -131,8 +150,11 @@ async def test_the_function_sees_no_inherited_fd(runtime, tmp_path, go_cache):
         # What is left: stdio, the protocol's pipes and the runtime's own (Node's libuv loops and
         # self-pipes, a /dev/null it opens later, maybe at a number an inherited fd had).
         for n, link in seen.items():
-            assert int(n) in (0, 1, 2, req_r, resp_w) or link.startswith(("anon_inode:", "pipe:", "/proc/")) \
-                or link == "/dev/null", f"fd {n} -> {link} is open in the function"
+            assert (
+                int(n) in (0, 1, 2, req_r, resp_w)
+                or link.startswith(("anon_inode:", "pipe:", "/proc/"))
+                or link == "/dev/null"
+            ), f"fd {n} -> {link} is open in the function"
     finally:
         os.close(req_w)
         proc.wait(timeout=30)

@@ -12,19 +12,21 @@ from core.models import ErrorType, parse_patch, parse_spec
 
 DATA = '{"greeting": "hi from data.json"}'
 
-PY_CWD = ("import json, os\n"
-          "def handler(event, context):\n"
-          "    with open('data.json') as f:\n"
-          "        data = json.load(f)\n"
-          "    with open('/tmp/scratch', 'w') as f:\n"
-          "        f.write('ok')\n"
-          "    try:\n"
-          "        open('new.txt', 'w').write('x')\n"
-          "        wrote = 'writable'\n"
-          "    except OSError as exc:\n"
-          "        wrote = exc.strerror\n"
-          "    return {'cwd': os.getcwd(), 'data': data['greeting'], 'tmp': open('/tmp/scratch').read(),\n"
-          "            'wrote': wrote}\n")
+PY_CWD = (
+    "import json, os\n"
+    "def handler(event, context):\n"
+    "    with open('data.json') as f:\n"
+    "        data = json.load(f)\n"
+    "    with open('/tmp/scratch', 'w') as f:\n"
+    "        f.write('ok')\n"
+    "    try:\n"
+    "        open('new.txt', 'w').write('x')\n"
+    "        wrote = 'writable'\n"
+    "    except OSError as exc:\n"
+    "        wrote = exc.strerror\n"
+    "    return {'cwd': os.getcwd(), 'data': data['greeting'], 'tmp': open('/tmp/scratch').read(),\n"
+    "            'wrote': wrote}\n"
+)
 
 
 async def test_python_reads_a_shipped_file_by_a_relative_path(service):
@@ -52,14 +54,16 @@ async def test_a_pre_started_python_sandbox_runs_in_the_function_folder_too(make
 
 
 async def test_nodejs_reads_a_shipped_file_by_a_relative_path(service):
-    code = ("const fs = require('fs');\n"
-            "exports.handler = async () => {\n"
-            "  fs.writeFileSync('/tmp/scratch', 'ok');\n"
-            "  let wrote = 'writable';\n"
-            "  try { fs.writeFileSync('new.txt', 'x'); } catch (e) { wrote = e.code; }\n"
-            "  return {cwd: process.cwd(), data: JSON.parse(fs.readFileSync('data.json', 'utf8')).greeting,\n"
-            "          tmp: fs.readFileSync('/tmp/scratch', 'utf8'), wrote};\n"
-            "};\n")
+    code = (
+        "const fs = require('fs');\n"
+        "exports.handler = async () => {\n"
+        "  fs.writeFileSync('/tmp/scratch', 'ok');\n"
+        "  let wrote = 'writable';\n"
+        "  try { fs.writeFileSync('new.txt', 'x'); } catch (e) { wrote = e.code; }\n"
+        "  return {cwd: process.cwd(), data: JSON.parse(fs.readFileSync('data.json', 'utf8')).greeting,\n"
+        "          tmp: fs.readFileSync('/tmp/scratch', 'utf8'), wrote};\n"
+        "};\n"
+    )
     res = await service.invoke(fn("nodejs", code, handler="exports.handler", files={"data.json": DATA}), {})
     assert res.success, res.error
     assert res.result["data"] == "hi from data.json" and res.result["tmp"] == "ok"
@@ -69,14 +73,16 @@ async def test_nodejs_reads_a_shipped_file_by_a_relative_path(service):
 
 @pytest.mark.go
 async def test_go_reads_a_shipped_file_by_a_relative_path(service):
-    code = ("package main\n\nimport \"os\"\n\n"
-            "func handler(event interface{}, context map[string]string) interface{} {\n"
-            "\tdata, err := os.ReadFile(\"conf/data.json\")\n"
-            "\tif err != nil {\n\t\treturn err.Error()\n\t}\n"
-            "\tif err := os.WriteFile(\"/tmp/scratch\", []byte(\"ok\"), 0o600); err != nil {\n"
-            "\t\treturn err.Error()\n\t}\n"
-            "\tcwd, _ := os.Getwd()\n"
-            "\treturn map[string]string{\"data\": string(data), \"cwd\": cwd}\n}\n")
+    code = (
+        'package main\n\nimport "os"\n\n'
+        "func handler(event interface{}, context map[string]string) interface{} {\n"
+        '\tdata, err := os.ReadFile("conf/data.json")\n'
+        "\tif err != nil {\n\t\treturn err.Error()\n\t}\n"
+        '\tif err := os.WriteFile("/tmp/scratch", []byte("ok"), 0o600); err != nil {\n'
+        "\t\treturn err.Error()\n\t}\n"
+        "\tcwd, _ := os.Getwd()\n"
+        '\treturn map[string]string{"data": string(data), "cwd": cwd}\n}\n'
+    )
     res = await service.invoke(fn("go", code, files={"conf/data.json": DATA}), {})
     assert res.success, res.error
     assert res.result["data"] == DATA
@@ -84,17 +90,25 @@ async def test_go_reads_a_shipped_file_by_a_relative_path(service):
         assert res.result["cwd"] == "/function"
 
 
-PY_MAIN = ("import util\nfrom src import util as same\n"
-           "def handler(event, context):\n"
-           "    return [util.shout(event['x']), same is util or same.shout('y'), __file__, util.boom_line()]\n")
-PY_UTIL = ("def shout(s):\n    return s.upper()\n"
-           "def boom_line():\n    return 'fine'\n"
-           "def boom():\n    raise ValueError('in util')\n")
+PY_MAIN = (
+    "import util\nfrom src import util as same\n"
+    "def handler(event, context):\n"
+    "    return [util.shout(event['x']), same is util or same.shout('y'), __file__, util.boom_line()]\n"
+)
+PY_UTIL = (
+    "def shout(s):\n    return s.upper()\n"
+    "def boom_line():\n    return 'fine'\n"
+    "def boom():\n    raise ValueError('in util')\n"
+)
 
 
 async def test_a_python_handler_in_a_subfolder_imports_the_files_beside_it(service):
-    f = fn("python", PY_MAIN, handler_file="src/main.py",
-           files={"src/util.py": PY_UTIL, "src/__init__.py": "", "handler.py": "raise SystemExit('not me')\n"})
+    f = fn(
+        "python",
+        PY_MAIN,
+        handler_file="src/main.py",
+        files={"src/util.py": PY_UTIL, "src/__init__.py": "", "handler.py": "raise SystemExit('not me')\n"},
+    )
     res = await service.invoke(f, {"x": "hey"})
     assert res.success, res.error
     assert res.result[0] == "HEY" and res.result[3] == "fine"
@@ -111,24 +125,34 @@ async def test_a_python_subfolder_handler_names_its_files_in_stacks(service):
 
 
 async def test_a_nodejs_handler_in_a_subfolder_requires_the_files_beside_it(service):
-    code = ("const util = require('./util');\nconst data = require('../conf/data.json');\n"
-            "exports.handler = async (e) => ({up: util.up(e.x), data: data.greeting, file: __filename});\n")
-    f = fn("nodejs", code, handler="exports.handler", handler_file="src/main.js",
-           files={"src/util.js": "exports.up = (s) => s.toUpperCase();\n", "conf/data.json": DATA})
+    code = (
+        "const util = require('./util');\nconst data = require('../conf/data.json');\n"
+        "exports.handler = async (e) => ({up: util.up(e.x), data: data.greeting, file: __filename});\n"
+    )
+    f = fn(
+        "nodejs",
+        code,
+        handler="exports.handler",
+        handler_file="src/main.js",
+        files={"src/util.js": "exports.up = (s) => s.toUpperCase();\n", "conf/data.json": DATA},
+    )
     res = await service.invoke(f, {"x": "hey"})
     assert res.success, res.error
     assert res.result["up"] == "HEY" and res.result["data"] == "hi from data.json"
     assert res.result["file"].endswith("/src/main.js")
 
 
-@pytest.mark.parametrize("runtime, path, why", [
-    ("python", "../main.py", "'..'"),
-    ("python", "/abs/main.py", "absolute"),
-    ("python", "src/main.js", "must name a .py file"),
-    ("nodejs", "src/main.mjs", "must name a .js or .cjs file"),
-    ("go", "cmd/main.go", "must be empty for go functions"),
-    ("python", ".cloudfn-x/main.py", "reserved"),
-])
+@pytest.mark.parametrize(
+    "runtime, path, why",
+    [
+        ("python", "../main.py", "'..'"),
+        ("python", "/abs/main.py", "absolute"),
+        ("python", "src/main.js", "must name a .py file"),
+        ("nodejs", "src/main.mjs", "must name a .js or .cjs file"),
+        ("go", "cmd/main.go", "must be empty for go functions"),
+        ("python", ".cloudfn-x/main.py", "reserved"),
+    ],
+)
 def test_a_bad_handler_file_is_named_with_the_fix(runtime, path, why):
     with pytest.raises(InvalidInput) as exc:
         parse_spec({"name": "f", "runtime": runtime, "code": "x", "handler_file": path})

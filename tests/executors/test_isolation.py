@@ -15,8 +15,8 @@ ENV_CODE = {
     "python": "import os\ndef handler(event, context):\n    return dict(os.environ)\n",
     "nodejs": "function handler() { return Object.assign({}, process.env); }",
     "go": 'import ("os"; "strings")\n\nfunc handler(event interface{}, context map[string]string) interface{} {\n'
-          '\tm := map[string]string{}\n\tfor _, kv := range os.Environ() {\n\t\tp := strings.SplitN(kv, "=", 2)\n'
-          '\t\tm[p[0]] = p[1]\n\t}\n\treturn m\n}\n',
+    '\tm := map[string]string{}\n\tfor _, kv := range os.Environ() {\n\t\tp := strings.SplitN(kv, "=", 2)\n'
+    "\t\tm[p[0]] = p[1]\n\t}\n\treturn m\n}\n",
 }
 
 
@@ -50,9 +50,11 @@ async def _loopback_server():
     return server, server.sockets[0].getsockname()[1]
 
 
-NET_CODE = ("import socket\ndef handler(event, context):\n    s = socket.socket()\n    s.settimeout(2)\n"
-            "    try:\n        s.connect(('127.0.0.1', event['port']))\n        return s.recv(100).decode()\n"
-            "    except OSError as exc:\n        return 'refused: ' + str(exc)\n")
+NET_CODE = (
+    "import socket\ndef handler(event, context):\n    s = socket.socket()\n    s.settimeout(2)\n"
+    "    try:\n        s.connect(('127.0.0.1', event['port']))\n        return s.recv(100).decode()\n"
+    "    except OSError as exc:\n        return 'refused: ' + str(exc)\n"
+)
 
 
 async def test_no_access_to_host_loopback_without_network(service):
@@ -69,9 +71,11 @@ async def test_no_access_to_host_loopback_without_network(service):
 async def test_nodejs_cannot_reach_host_loopback(service):
     _needs(service, "network_isolation")
     server, port = await _loopback_server()
-    code = ("const net = require('net');\nfunction handler(event) { return new Promise((resolve) => {\n"
-            "  const s = net.connect(event.port, '127.0.0.1', () => resolve('connected'));\n"
-            "  s.on('error', (e) => resolve('refused: ' + e.code)); }); }")
+    code = (
+        "const net = require('net');\nfunction handler(event) { return new Promise((resolve) => {\n"
+        "  const s = net.connect(event.port, '127.0.0.1', () => resolve('connected'));\n"
+        "  s.on('error', (e) => resolve('refused: ' + e.code)); }); }"
+    )
     async with server:
         res = await service.invoke(fn("nodejs", code), {"port": port})
     assert res.success and res.result.startswith("refused"), res.result
@@ -79,12 +83,14 @@ async def test_nodejs_cannot_reach_host_loopback(service):
 
 async def test_sandbox_user_code_folder_and_tmp(service):
     _needs(service, "bwrap_namespaces")
-    code = ("import os\ndef handler(event, context):\n    out = {'uid': os.getuid(), 'cwd': os.getcwd()}\n"
-            "    try:\n        open(__file__, 'a').write('# changed')\n        out['code'] = 'writable'\n"
-            "    except OSError as exc:\n        out['code'] = exc.strerror\n"
-            "    open('/tmp/scratch', 'w').write('x')\n    out['tmp'] = sorted(os.listdir('/tmp'))\n"
-            "    out['root_home'] = os.path.exists('/root/.ssh') or os.path.exists('/work')\n"
-            "    out['pids'] = sorted(int(p) for p in os.listdir('/proc') if p.isdigit())\n    return out\n")
+    code = (
+        "import os\ndef handler(event, context):\n    out = {'uid': os.getuid(), 'cwd': os.getcwd()}\n"
+        "    try:\n        open(__file__, 'a').write('# changed')\n        out['code'] = 'writable'\n"
+        "    except OSError as exc:\n        out['code'] = exc.strerror\n"
+        "    open('/tmp/scratch', 'w').write('x')\n    out['tmp'] = sorted(os.listdir('/tmp'))\n"
+        "    out['root_home'] = os.path.exists('/root/.ssh') or os.path.exists('/work')\n"
+        "    out['pids'] = sorted(int(p) for p in os.listdir('/proc') if p.isdigit())\n    return out\n"
+    )
     res = await service.invoke(fn("python", code), {})
     assert res.success, res.error
     r = res.result
@@ -96,8 +102,10 @@ async def test_sandbox_user_code_folder_and_tmp(service):
 
 
 async def test_file_size_is_limited(service):
-    code = ("def handler(event, context):\n    with open('/tmp/big', 'wb') as f:\n"
-            "        for _ in range(200):\n            f.write(b'x' * (1 << 20))\n")
+    code = (
+        "def handler(event, context):\n    with open('/tmp/big', 'wb') as f:\n"
+        "        for _ in range(200):\n            f.write(b'x' * (1 << 20))\n"
+    )
     res = await service.invoke(fn("python", code), {})
     assert res.error_type == ErrorType.HANDLER_ERROR
     assert "File too large" in res.error or "No space left" in res.error, res.error
@@ -146,13 +154,15 @@ async def test_no_process_left_after_success(service, runtime, code):
     assert processes_matching(f"sleep {marker}") == []
 
 
-LINGER = ("import subprocess, threading\nstop = threading.Event()\n"
-          "waiter = threading.Thread(target=stop.wait, daemon=True)\n"
-          "waiter.start()  # a thread of the worker from the moment its code loaded\n"
-          "def handler(event, context):\n"
-          "    stop.set()\n    waiter.join()  # that thread has ended...\n"
-          "    subprocess.Popen(['sleep', '987664'], start_new_session=True)  # ...and a process began\n"
-          "    return 'process'\n")
+LINGER = (
+    "import subprocess, threading\nstop = threading.Event()\n"
+    "waiter = threading.Thread(target=stop.wait, daemon=True)\n"
+    "waiter.start()  # a thread of the worker from the moment its code loaded\n"
+    "def handler(event, context):\n"
+    "    stop.set()\n    waiter.join()  # that thread has ended...\n"
+    "    subprocess.Popen(['sleep', '987664'], start_new_session=True)  # ...and a process began\n"
+    "    return 'process'\n"
+)
 
 
 async def test_a_process_is_stopped_even_when_a_thread_ended_meanwhile(service):
@@ -168,9 +178,12 @@ async def test_the_cheap_leftover_check_tells_a_clean_worker_from_one_with_a_pro
     """After an invocation the worker compares the cgroup's task count with its own processes'
     threads before listing cgroup.procs: a clean worker passes, one more process does not."""
     _needs(service, "pids_cgroup")
-    f = fn("python", "import threading, time\n"
-                     "threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n"
-                     "def handler(event, context):\n    return 1\n")
+    f = fn(
+        "python",
+        "import threading, time\n"
+        "threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n"
+        "def handler(event, context):\n    return 1\n",
+    )
     assert (await service.invoke(f, {})).success
     [worker] = service._pools[(f.id, f.version)].idle
     assert worker.cg.holds_only(worker.baseline)  # its extra thread is one of its own

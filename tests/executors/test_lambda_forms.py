@@ -26,8 +26,11 @@ UI_IMPORTS = 'package main\n\nimport (\n\t"context"\n\t"fmt"\n)\n\n'
 
 
 @pytest.mark.go
-@pytest.mark.parametrize("head", ["", UI_IMPORTS, UI_IMPORTS.replace("package main\n\n", "")],
-                         ids=["no-imports", "package-and-imports", "imports-only"])
+@pytest.mark.parametrize(
+    "head",
+    ["", UI_IMPORTS, UI_IMPORTS.replace("package main\n\n", "")],
+    ids=["no-imports", "package-and-imports", "imports-only"],
+)
 @pytest.mark.parametrize("event,shown", [(None, "<nil>"), ({"name": "ada"}, "map[name:ada]")], ids=["null", "name"])
 async def test_go_ui_template_runs(service, head, event, shown):
     f = fn("go", head + UI_TEMPLATE, handler="Handler", name="ui-template")
@@ -87,8 +90,12 @@ async def test_go_missing_and_unused_imports_fixed_by_goimports(service):
     res = await service.invoke(fn("go", PARTIAL_IMPORTS, name="partial-imports"), {"s": "ab"})
     assert res.success, f"{res.error_type}: {res.error}"
     assert res.result == "abab+"
-    for note in ('added the missing import "strings"', 'added the missing import "context"',
-                 'added the missing import "net/url"', 'removed the unused import "os" at line 3'):
+    for note in (
+        'added the missing import "strings"',
+        'added the missing import "context"',
+        'added the missing import "net/url"',
+        'removed the unused import "os" at line 3',
+    ):
         assert note in res.logs, res.logs
 
 
@@ -109,25 +116,29 @@ async def test_go_missing_imports_without_goimports(service):
 
 
 @pytest.mark.go
-@pytest.mark.parametrize("code", [
-    # a package line and an import block that cloudfn rewrites (json unused, strings missing)
-    'package main\n\nimport (\n\t"encoding/json"\n\t"fmt"\n)\n\n'
-    "func Handler(ctx context.Context, event interface{}) interface{} {\n"
-    '\tvar n int = "seven"\n'
-    "\treturn fmt.Sprint(strings.ToUpper(\"a\"), n)\n}\n",
-    # no package, no imports: cloudfn writes a line before the code
-    "func Handler(ctx context.Context, event interface{}) interface{} {\n"
-    '\tvar n int = "seven"\n'
-    "\treturn fmt.Sprint(strings.ToUpper(\"a\"), n)\n}\n",
-    # imports but no package line
-    'import "encoding/json"\n\n'
-    "func Handler(ctx context.Context, event interface{}) interface{} {\n"
-    '\tvar n int = "seven"\n'
-    "\treturn fmt.Sprint(strings.ToUpper(\"a\"), n)\n}\n",
-], ids=["package-and-imports", "no-imports", "imports-only"])
+@pytest.mark.parametrize(
+    "code",
+    [
+        # a package line and an import block that cloudfn rewrites (json unused, strings missing)
+        'package main\n\nimport (\n\t"encoding/json"\n\t"fmt"\n)\n\n'
+        "func Handler(ctx context.Context, event interface{}) interface{} {\n"
+        '\tvar n int = "seven"\n'
+        '\treturn fmt.Sprint(strings.ToUpper("a"), n)\n}\n',
+        # no package, no imports: cloudfn writes a line before the code
+        "func Handler(ctx context.Context, event interface{}) interface{} {\n"
+        '\tvar n int = "seven"\n'
+        '\treturn fmt.Sprint(strings.ToUpper("a"), n)\n}\n',
+        # imports but no package line
+        'import "encoding/json"\n\n'
+        "func Handler(ctx context.Context, event interface{}) interface{} {\n"
+        '\tvar n int = "seven"\n'
+        '\treturn fmt.Sprint(strings.ToUpper("a"), n)\n}\n',
+    ],
+    ids=["package-and-imports", "no-imports", "imports-only"],
+)
 async def test_go_compile_error_position_after_imports_rewritten(service, code):
     line = code.split("\n").index('\tvar n int = "seven"') + 1
-    column = len('\tvar n int = ') + 1  # Go counts a tab as one column
+    column = len("\tvar n int = ") + 1  # Go counts a tab as one column
     res = await service.invoke(fn("go", code, handler="Handler", name="bad-type"), None)
     assert res.error_type == ErrorType.COMPILE_ERROR, f"{res.error_type}: {res.error}"
     assert res.stack and (res.stack[0].line, res.stack[0].column) == (line, column), (res.error, res.stack)
@@ -152,27 +163,51 @@ R = 'Receipt{Greeting: "hi " + o.Name, Total: o.Count * 2}'
 
 
 @pytest.mark.go
-@pytest.mark.parametrize("signature,body,event,result,log", [
-    ("func H()", 'fmt.Println("ran")', None, None, "ran"),
-    ("func H() error", 'fmt.Println("ran"); return nil', None, None, "ran"),
-    ("func H(o Order) error", 'fmt.Println("got", o.Name, o.Count); return nil', ORDER, None, "got ada 3"),
-    ("func H() (Receipt, error)", 'return Receipt{Greeting: "hi"}, nil', None, {"greeting": "hi", "total": 0}, ""),
-    ("func H(o Order) (Receipt, error)", f"return {R}, nil", ORDER, RECEIPT, ""),
-    ("func H(o *Order) (*Receipt, error)", f"return &{R}, nil", ORDER, RECEIPT, ""),
-    ("func H(m map[string]int) (map[string]int, error)", 'm["total"] = m["a"] + m["b"]; return m, nil',
-     {"a": 1, "b": 2}, {"a": 1, "b": 2, "total": 3}, ""),
-    ("func H(n int) (string, error)", "return strconv.Itoa(n + 1), nil", 41, "42", ""),
-    ("func H(e interface{}) (interface{}, error)", "return e, nil", [1, "x"], [1, "x"], ""),
-    ("func H(ctx context.Context)", 'fmt.Println("ctx", ctx.Err())', None, None, "ctx <nil>"),
-    ("func H(ctx context.Context) error", "return ctx.Err()", None, None, ""),
-    ("func H(ctx context.Context, o Order) error", 'fmt.Println("got", o.Name); return nil', ORDER, None, "got ada"),
-    ("func H(ctx context.Context) (Receipt, error)", 'return Receipt{Greeting: "hi"}, nil', None,
-     {"greeting": "hi", "total": 0}, ""),
-    ("func H(ctx context.Context, o Order) (Receipt, error)", f"return {R}, nil", ORDER, RECEIPT, ""),
-    ("func H(ctx context.Context, m map[string]int) (map[string]int, error)", "return m, ctx.Err()",
-     {"a": 1}, {"a": 1}, ""),
-    ("func H(ctx context.Context, n float64) (float64, error)", "return n * 2, nil", 1.5, 3.0, ""),
-])
+@pytest.mark.parametrize(
+    "signature,body,event,result,log",
+    [
+        ("func H()", 'fmt.Println("ran")', None, None, "ran"),
+        ("func H() error", 'fmt.Println("ran"); return nil', None, None, "ran"),
+        ("func H(o Order) error", 'fmt.Println("got", o.Name, o.Count); return nil', ORDER, None, "got ada 3"),
+        ("func H() (Receipt, error)", 'return Receipt{Greeting: "hi"}, nil', None, {"greeting": "hi", "total": 0}, ""),
+        ("func H(o Order) (Receipt, error)", f"return {R}, nil", ORDER, RECEIPT, ""),
+        ("func H(o *Order) (*Receipt, error)", f"return &{R}, nil", ORDER, RECEIPT, ""),
+        (
+            "func H(m map[string]int) (map[string]int, error)",
+            'm["total"] = m["a"] + m["b"]; return m, nil',
+            {"a": 1, "b": 2},
+            {"a": 1, "b": 2, "total": 3},
+            "",
+        ),
+        ("func H(n int) (string, error)", "return strconv.Itoa(n + 1), nil", 41, "42", ""),
+        ("func H(e interface{}) (interface{}, error)", "return e, nil", [1, "x"], [1, "x"], ""),
+        ("func H(ctx context.Context)", 'fmt.Println("ctx", ctx.Err())', None, None, "ctx <nil>"),
+        ("func H(ctx context.Context) error", "return ctx.Err()", None, None, ""),
+        (
+            "func H(ctx context.Context, o Order) error",
+            'fmt.Println("got", o.Name); return nil',
+            ORDER,
+            None,
+            "got ada",
+        ),
+        (
+            "func H(ctx context.Context) (Receipt, error)",
+            'return Receipt{Greeting: "hi"}, nil',
+            None,
+            {"greeting": "hi", "total": 0},
+            "",
+        ),
+        ("func H(ctx context.Context, o Order) (Receipt, error)", f"return {R}, nil", ORDER, RECEIPT, ""),
+        (
+            "func H(ctx context.Context, m map[string]int) (map[string]int, error)",
+            "return m, ctx.Err()",
+            {"a": 1},
+            {"a": 1},
+            "",
+        ),
+        ("func H(ctx context.Context, n float64) (float64, error)", "return n * 2, nil", 1.5, 3.0, ""),
+    ],
+)
 async def test_go_aws_lambda_signatures(service, signature, body, event, result, log):
     code = GO_TYPES + f"{signature} {{\n\t{body}\n}}\n"
     res = await service.invoke(fn("go", code, handler="H", name="sig"), event)
@@ -188,7 +223,8 @@ async def test_go_typed_errors_and_events(service):
         "\tif o.Count < 0 {\n"
         '\t\treturn Receipt{}, errors.New("negative count")\n'
         "\t}\n"
-        f"\treturn {R}, nil\n}}\n")
+        f"\treturn {R}, nil\n}}\n"
+    )
     f = fn("go", code, handler="H", name="typed")
     res = await service.invoke(f, {"name": "x", "count": -1})
     assert res.error_type == ErrorType.HANDLER_ERROR and res.error == "negative count", res.error
@@ -202,16 +238,20 @@ async def test_go_typed_errors_and_events(service):
 
 
 @pytest.mark.go
-@pytest.mark.parametrize("signature,words", [
-    ("func H(a, b, c int) error", "more than two parameters"),
-    ("func H(ctx context.Context, a, b int) error", "more than two parameters"),
-    ("func H(e interface{}, ctx context.Context) error", "context.Context must be the handler's first parameter"),
-    ("func H(e int) (int, int)", "second result is int; it must be error"),
-    ("func H(e ...int) error", "variadic"),
-])
+@pytest.mark.parametrize(
+    "signature,words",
+    [
+        ("func H(a, b, c int) error", "more than two parameters"),
+        ("func H(ctx context.Context, a, b int) error", "more than two parameters"),
+        ("func H(e interface{}, ctx context.Context) error", "context.Context must be the handler's first parameter"),
+        ("func H(e int) (int, int)", "second result is int; it must be error"),
+        ("func H(e ...int) error", "variadic"),
+    ],
+)
 async def test_go_signatures_refused_clearly(service, signature, words):
-    code = f"{signature} {{\n\treturn nil\n}}\n".replace("return nil", "return 0, 0" if "(int, int)" in signature
-                                                          else "return nil")
+    code = f"{signature} {{\n\treturn nil\n}}\n".replace(
+        "return nil", "return 0, 0" if "(int, int)" in signature else "return nil"
+    )
     res = await service.invoke(fn("go", code, handler="H", name="bad-sig"), None)
     assert res.error_type == ErrorType.COMPILE_ERROR and words in res.error, f"{res.error_type}: {res.error}"
 
@@ -233,7 +273,8 @@ async def test_go_context_deadline_is_the_timeout(service):
         "\t}\n"
         '\treturn map[string]interface{}{"has_deadline": ok, "left_ms": left, "inner": inner.Err().Error(),\n'
         '\t\t"outer": fmt.Sprint(ctx.Err())}, nil\n'
-        "}\n")
+        "}\n"
+    )
     f = fn("go", code, handler="H", name="deadline", timeout=5)
     res = await service.invoke(f, 30)
     assert res.success, f"{res.error_type}: {res.error}"
@@ -247,7 +288,7 @@ async def test_go_context_deadline_is_the_timeout(service):
 
 # --- Python and Node.js: Lambda's context, and the original's map ------------------------------
 
-PY_LAMBDA = '''
+PY_LAMBDA = """
 import json
 
 def lambda_handler(event, context):
@@ -271,9 +312,9 @@ def lambda_handler(event, context):
         "as_json": json.loads(json.dumps(context)),
         "is_dict": isinstance(context, dict),
     }
-'''
+"""
 
-NODE_LAMBDA = '''
+NODE_LAMBDA = """
 exports.handler = async (event, context) => {
   const first = context.getRemainingTimeInMillis();
   while (context.getRemainingTimeInMillis() === first) { /* until a millisecond has passed */ }
@@ -296,11 +337,14 @@ exports.handler = async (event, context) => {
     waits: context.callbackWaitsForEmptyEventLoop,
   };
 };
-'''
+"""
 
 
-@pytest.mark.parametrize("runtime,code,handler", [("python", PY_LAMBDA, "lambda_handler"),
-                                                  ("nodejs", NODE_LAMBDA, "handler")], ids=["python", "nodejs"])
+@pytest.mark.parametrize(
+    "runtime,code,handler",
+    [("python", PY_LAMBDA, "lambda_handler"), ("nodejs", NODE_LAMBDA, "handler")],
+    ids=["python", "nodejs"],
+)
 async def test_lambda_context_object(service, runtime, code, handler):
     f = fn(runtime, code, handler=handler, name="aws-style", memory=160, timeout=7)
     res = await service.invoke(f, {}, {"user": "u1"})
@@ -315,8 +359,16 @@ async def test_lambda_context_object(service, runtime, code, handler):
     assert 0 < later < first <= 7000, out["remaining"]
     assert f"Lambda function ARN: {out['invoked_function_arn']}" in res.logs
     assert out["dict_name"] == "aws-style" and out["dict_request"] == res.invocation_id and out["dict_user"] == "u1"
-    platform = {"user", "function_name", "function_id", "request_id", "memory_limit_mb", "function_version",
-                "time_remaining_ms", "deadline_ms"}
+    platform = {
+        "user",
+        "function_name",
+        "function_id",
+        "request_id",
+        "memory_limit_mb",
+        "function_version",
+        "time_remaining_ms",
+        "deadline_ms",
+    }
     assert set(out["as_json"]) == platform, out["as_json"]  # the map, as the original's code sees it
     if runtime == "python":
         assert out["is_dict"] is True
@@ -324,27 +376,61 @@ async def test_lambda_context_object(service, runtime, code, handler):
         assert set(out["keys"]) == platform and out["waits"] is True, out["keys"]
 
 
-@pytest.mark.parametrize("code,event,ok,expected", [
-    # callback style, called later from a timer
-    ("exports.handler = (event, context, callback) => { setTimeout(() => callback(null, {hi: event.name}), 5); };",
-     {"name": "ada"}, True, {"hi": "ada"}),
-    ("exports.handler = (event, context, callback) => { callback(new Error('bad input')); };",
-     {}, False, "Error: bad input"),
-    ("exports.handler = function (event, context, callback) { callback(null); };", {}, True, None),
-    # context.succeed / fail / done, the oldest style
-    ("exports.handler = function (event, context) { setTimeout(() => context.succeed({n: event.n + 1}), 5); };",
-     {"n": 1}, True, {"n": 2}),
-    ("exports.handler = function (event, context) { context.fail(new Error('it failed')); };",
-     {}, False, "Error: it failed"),
-    ("exports.handler = function (event, context) { context.done(null, 'done'); };", {}, True, "done"),
-    ("exports.handler = function (event, context) { context.done(new TypeError('nope')); };",
-     {}, False, "TypeError: nope"),
-    # returns nothing and leaves nothing pending: Lambda answers null
-    ("exports.handler = function (event, context) { console.log('only logs'); };", {}, True, None),
-    # an async handler given a callback parameter: its promise decides, as in Lambda
-    ("exports.handler = async (event, context, callback) => ({via: 'promise'});", {}, True, {"via": "promise"}),
-], ids=["callback-later", "callback-error", "callback-null", "succeed-later", "fail", "done", "done-error",
-        "returns-nothing", "async-with-callback-param"])
+@pytest.mark.parametrize(
+    "code,event,ok,expected",
+    [
+        # callback style, called later from a timer
+        (
+            "exports.handler = (event, context, callback) => "
+            "{ setTimeout(() => callback(null, {hi: event.name}), 5); };",
+            {"name": "ada"},
+            True,
+            {"hi": "ada"},
+        ),
+        (
+            "exports.handler = (event, context, callback) => { callback(new Error('bad input')); };",
+            {},
+            False,
+            "Error: bad input",
+        ),
+        ("exports.handler = function (event, context, callback) { callback(null); };", {}, True, None),
+        # context.succeed / fail / done, the oldest style
+        (
+            "exports.handler = function (event, context) { setTimeout(() => context.succeed({n: event.n + 1}), 5); };",
+            {"n": 1},
+            True,
+            {"n": 2},
+        ),
+        (
+            "exports.handler = function (event, context) { context.fail(new Error('it failed')); };",
+            {},
+            False,
+            "Error: it failed",
+        ),
+        ("exports.handler = function (event, context) { context.done(null, 'done'); };", {}, True, "done"),
+        (
+            "exports.handler = function (event, context) { context.done(new TypeError('nope')); };",
+            {},
+            False,
+            "TypeError: nope",
+        ),
+        # returns nothing and leaves nothing pending: Lambda answers null
+        ("exports.handler = function (event, context) { console.log('only logs'); };", {}, True, None),
+        # an async handler given a callback parameter: its promise decides, as in Lambda
+        ("exports.handler = async (event, context, callback) => ({via: 'promise'});", {}, True, {"via": "promise"}),
+    ],
+    ids=[
+        "callback-later",
+        "callback-error",
+        "callback-null",
+        "succeed-later",
+        "fail",
+        "done",
+        "done-error",
+        "returns-nothing",
+        "async-with-callback-param",
+    ],
+)
 async def test_nodejs_lambda_styles(service, code, event, ok, expected):
     res = await service.invoke(fn("nodejs", code, name="node-style"), event)
     assert res.success is ok, f"{res.error_type}: {res.error}"
@@ -356,12 +442,14 @@ async def test_nodejs_lambda_styles(service, code, event, ok, expected):
 
 async def test_nodejs_late_callback_does_not_answer_the_next_invocation(service):
     """A callback from an earlier invocation that fires during a later one settles nothing."""
-    code = ("let n = 0;\n"
-            "exports.handler = (event, context, callback) => {\n"
-            "  n += 1;\n"
-            "  if (n === 1) { callback(null, 'first'); setTimeout(() => callback(null, 'stale'), 0); return; }\n"
-            "  setTimeout(() => callback(null, 'second'), 20);\n"
-            "};\n")
+    code = (
+        "let n = 0;\n"
+        "exports.handler = (event, context, callback) => {\n"
+        "  n += 1;\n"
+        "  if (n === 1) { callback(null, 'first'); setTimeout(() => callback(null, 'stale'), 0); return; }\n"
+        "  setTimeout(() => callback(null, 'second'), 20);\n"
+        "};\n"
+    )
     f = fn("nodejs", code, name="late-callback")
     assert (await service.invoke(f, {})).result == "first"
     res = await service.invoke(f, {})
@@ -369,11 +457,13 @@ async def test_nodejs_late_callback_does_not_answer_the_next_invocation(service)
 
 
 async def test_python_context_still_a_plain_dict_for_the_original_code(service):
-    code = ("def handler(event, context):\n"
-            "    ctx = dict(context)\n"
-            "    ctx['keys'] = sorted(context.keys())\n"
-            "    ctx['has_name'] = 'function_name' in context\n"
-            "    return ctx\n")
+    code = (
+        "def handler(event, context):\n"
+        "    ctx = dict(context)\n"
+        "    ctx['keys'] = sorted(context.keys())\n"
+        "    ctx['has_name'] = 'function_name' in context\n"
+        "    return ctx\n"
+    )
     res = await service.invoke(fn("python", code, name="dict-ctx"), {}, {"user": "u2"})
     assert res.success, res.error
     assert res.result["user"] == "u2" and res.result["request_id"] == res.invocation_id
@@ -390,7 +480,8 @@ async def test_go_string_naming_a_package_is_not_an_import(service, head, word):
     code = head + (
         "func handler(event interface{}, context map[string]string) interface{} {\n"
         f'\tword := "{word}"\n'
-        "\treturn word\n}\n")
+        "\treturn word\n}\n"
+    )
     res = await service.invoke(fn("go", code, name="word"), None)
     assert res.success, f"{res.error_type}: {res.error}"
     assert res.result == word

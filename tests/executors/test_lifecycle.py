@@ -13,7 +13,7 @@ PID_CODE = {
     "python": "import os\ndef handler(event, context):\n    return os.getpid()\n",
     "nodejs": "function handler() { return process.pid; }",
     "go": 'import "os"\n\nfunc handler(event interface{}, context map[string]string) interface{} {\n'
-    '\treturn os.Getpid()\n}\n',
+    "\treturn os.Getpid()\n}\n",
 }
 
 
@@ -86,8 +86,10 @@ async def test_idle_workers_are_reaped_after_keep_warm(make_service):
     assert res.success and res.cold_start
 
 
-CONC_CODE = ("import time\ndef handler(event, context):\n    t0 = time.time()\n    time.sleep(event['s'])\n"
-             "    return [t0, time.time()]\n")
+CONC_CODE = (
+    "import time\ndef handler(event, context):\n    t0 = time.time()\n    time.sleep(event['s'])\n"
+    "    return [t0, time.time()]\n"
+)
 
 
 def _max_overlap(spans):
@@ -126,8 +128,9 @@ async def test_per_function_max_concurrency(make_service):
     svc = make_service(max_concurrent=10, queue_timeout=30)
     limited = fn("python", CONC_CODE, name="limited", max_concurrency=2)
     free = fn("python", CONC_CODE, name="free")
-    results = await asyncio.gather(*(svc.invoke(limited, {"s": 0.1}) for _ in range(6)),
-                                   *(svc.invoke(free, {"s": 0.1}) for _ in range(4)))
+    results = await asyncio.gather(
+        *(svc.invoke(limited, {"s": 0.1}) for _ in range(6)), *(svc.invoke(free, {"s": 0.1}) for _ in range(4))
+    )
     assert all(r.success for r in results), [r.error for r in results]
     assert _max_overlap([r.result for r in results[:6]]) <= 2
     assert svc.stats()["workers"][limited.id]["warm"] <= 2

@@ -15,27 +15,42 @@ DATA = '{"greeting": "hi from data.json"}'
 
 
 async def test_python_imports_a_module_and_a_package_and_reads_a_data_file(service):
-    code = ("import json, os\nimport helper\nfrom pkg.deep import twice\n"
-            "HERE = os.path.dirname(__file__)\n"
-            "def handler(event, context):\n"
-            "    with open(os.path.join(HERE, 'conf', 'data.json')) as f:\n"
-            "        data = json.load(f)\n"
-            "    return {'shout': helper.shout(event['x']), 'twice': twice(3), 'data': data['greeting'],\n"
-            "            'listing': sorted(os.listdir(HERE))}\n")
-    f = fn("python", code, files={"helper.py": "def shout(s):\n    return s.upper() + '!'\n",
-                                  "pkg/__init__.py": "", "pkg/deep.py": "def twice(n):\n    return n * 2\n",
-                                  "conf/data.json": DATA})
+    code = (
+        "import json, os\nimport helper\nfrom pkg.deep import twice\n"
+        "HERE = os.path.dirname(__file__)\n"
+        "def handler(event, context):\n"
+        "    with open(os.path.join(HERE, 'conf', 'data.json')) as f:\n"
+        "        data = json.load(f)\n"
+        "    return {'shout': helper.shout(event['x']), 'twice': twice(3), 'data': data['greeting'],\n"
+        "            'listing': sorted(os.listdir(HERE))}\n"
+    )
+    f = fn(
+        "python",
+        code,
+        files={
+            "helper.py": "def shout(s):\n    return s.upper() + '!'\n",
+            "pkg/__init__.py": "",
+            "pkg/deep.py": "def twice(n):\n    return n * 2\n",
+            "conf/data.json": DATA,
+        },
+    )
     res = await service.invoke(f, {"x": "hey"})
     assert res.success, res.error
-    assert res.result == {"shout": "HEY!", "twice": 6, "data": "hi from data.json",
-                          "listing": ["conf", "handler.py", "helper.py", "pkg"]}
+    assert res.result == {
+        "shout": "HEY!",
+        "twice": 6,
+        "data": "hi from data.json",
+        "listing": ["conf", "handler.py", "helper.py", "pkg"],
+    }
 
 
 async def test_python_files_are_read_only_in_the_sandbox(service):
-    code = ("import os\ndef handler(event, context):\n"
-            "    p = os.path.join(os.path.dirname(__file__), 'helper.py')\n"
-            "    try:\n        open(p, 'a').write('x')\n        return 'writable'\n"
-            "    except OSError as exc:\n        return exc.strerror\n")
+    code = (
+        "import os\ndef handler(event, context):\n"
+        "    p = os.path.join(os.path.dirname(__file__), 'helper.py')\n"
+        "    try:\n        open(p, 'a').write('x')\n        return 'writable'\n"
+        "    except OSError as exc:\n        return exc.strerror\n"
+    )
     res = await service.invoke(fn("python", code, files={"helper.py": "X = 1\n"}), {})
     assert res.success, res.error
     if service.sandbox.bwrap:
@@ -43,10 +58,16 @@ async def test_python_files_are_read_only_in_the_sandbox(service):
 
 
 async def test_nodejs_requires_a_local_module_and_json(service):
-    code = ("const lib = require('./lib');\nconst data = require('./conf/data.json');\n"
-            "exports.handler = async (event) => ({sum: lib.add(event.a, event.b), data: data.greeting});\n")
-    f = fn("nodejs", code, handler="exports.handler",
-           files={"lib/index.js": "exports.add = (a, b) => a + b;\n", "conf/data.json": DATA})
+    code = (
+        "const lib = require('./lib');\nconst data = require('./conf/data.json');\n"
+        "exports.handler = async (event) => ({sum: lib.add(event.a, event.b), data: data.greeting});\n"
+    )
+    f = fn(
+        "nodejs",
+        code,
+        handler="exports.handler",
+        files={"lib/index.js": "exports.add = (a, b) => a + b;\n", "conf/data.json": DATA},
+    )
     res = await service.invoke(f, {"a": 2, "b": 3})
     assert res.success, res.error
     assert res.result == {"sum": 5, "data": "hi from data.json"}
@@ -54,10 +75,18 @@ async def test_nodejs_requires_a_local_module_and_json(service):
 
 @pytest.mark.go
 async def test_go_builds_several_files_of_package_main(service):
-    code = ("package main\n\nfunc handler(event interface{}, context map[string]string) interface{} {\n"
-            "\treturn greet(\"go\")\n}\n")
-    f = fn("go", code, files={"greet.go": "package main\n\nfunc greet(s string) string { return \"hello \" + s }\n",
-                              "data.txt": "beside the binary\n"})
+    code = (
+        "package main\n\nfunc handler(event interface{}, context map[string]string) interface{} {\n"
+        '\treturn greet("go")\n}\n'
+    )
+    f = fn(
+        "go",
+        code,
+        files={
+            "greet.go": 'package main\n\nfunc greet(s string) string { return "hello " + s }\n',
+            "data.txt": "beside the binary\n",
+        },
+    )
     res = await service.invoke(f, {})
     assert res.success, res.error
     assert res.result == "hello go"
@@ -77,13 +106,16 @@ GO_MOD = "module example.com/fn\n\ngo 1.19\n\nrequire example.com/shout v1.0.0\n
 VENDORED = {
     "go.mod": GO_MOD,
     "vendor/modules.txt": "# example.com/shout v1.0.0\n## explicit\nexample.com/shout\n",
-    "vendor/example.com/shout/shout.go": ("package shout\n\nimport \"strings\"\n\n"
-                                          "func Shout(s string) string { return strings.ToUpper(s) + \"!\" }\n"),
+    "vendor/example.com/shout/shout.go": (
+        'package shout\n\nimport "strings"\n\nfunc Shout(s string) string { return strings.ToUpper(s) + "!" }\n'
+    ),
     "internal/util/util.go": "package util\n\nfunc Twice(n int) int { return n * 2 }\n",
 }
-GO_MODULE_CODE = ("package main\n\nimport (\n\t\"example.com/fn/internal/util\"\n\t\"example.com/shout\"\n)\n\n"
-                  "func handler(event interface{}, context map[string]string) interface{} {\n"
-                  "\treturn map[string]interface{}{\"s\": shout.Shout(\"vendored\"), \"n\": util.Twice(21)}\n}\n")
+GO_MODULE_CODE = (
+    'package main\n\nimport (\n\t"example.com/fn/internal/util"\n\t"example.com/shout"\n)\n\n'
+    "func handler(event interface{}, context map[string]string) interface{} {\n"
+    '\treturn map[string]interface{}{"s": shout.Shout("vendored"), "n": util.Twice(21)}\n}\n'
+)
 
 
 @pytest.mark.go
@@ -116,8 +148,12 @@ async def test_go_module_without_vendor_and_no_proxy_says_vendor_them(make_servi
 async def test_a_tampered_path_is_never_written_outside_the_folder(service, tmp_path):
     # A store edited by hand can hold any path: Function objects from it skip the API's checks.
     escape = tmp_path / "escaped.txt"
-    f = Function.model_construct(**{**fn("python", "def handler(e, c):\n    return 1\n").model_dump(),
-                                    "files": {f"../../../../../../..{escape}": "pwned", "ok.py": ""}})
+    f = Function.model_construct(
+        **{
+            **fn("python", "def handler(e, c):\n    return 1\n").model_dump(),
+            "files": {f"../../../../../../..{escape}": "pwned", "ok.py": ""},
+        }
+    )
     res = await service.invoke(f, {})
     assert not res.success and res.error_type == ErrorType.COMPILE_ERROR
     assert "cannot be laid out" in res.error and "'..'" in res.error
@@ -145,11 +181,16 @@ async def test_a_pre_started_sandbox_gets_every_file_folders_included(make_servi
         pytest.skip("pre-started sandboxes need bwrap's namespaces")
     await svc.prewarm.wait_ready()
     assert svc.stats()["prewarmed"]["python"] == 1, svc.stats()["prewarm_problem"]
-    code = ("import os\nfrom pkg.deep import twice\ndef handler(event, context):\n"
-            "    here = os.path.dirname(__file__)\n"
-            "    return [twice(2), sorted(os.listdir(here)), open(os.path.join(here, '.env')).read()]\n")
-    f = fn("python", code, files={"pkg/__init__.py": "", "pkg/deep.py": "def twice(n):\n    return 2 * n\n",
-                                  ".env": "A=1\n"})
+    code = (
+        "import os\nfrom pkg.deep import twice\ndef handler(event, context):\n"
+        "    here = os.path.dirname(__file__)\n"
+        "    return [twice(2), sorted(os.listdir(here)), open(os.path.join(here, '.env')).read()]\n"
+    )
+    f = fn(
+        "python",
+        code,
+        files={"pkg/__init__.py": "", "pkg/deep.py": "def twice(n):\n    return 2 * n\n", ".env": "A=1\n"},
+    )
     res = await svc.invoke(f, {})
     assert res.success, res.error
     pool = svc._pools[(f.id, f.version)]
@@ -158,21 +199,31 @@ async def test_a_pre_started_sandbox_gets_every_file_folders_included(make_servi
 
 
 async def test_stack_frames_name_the_second_file_and_its_line(service):
-    py = fn("python", "import helper\ndef handler(event, context):\n    return helper.boom()\n",
-            files={"helper.py": "def boom():\n    x = 1\n    raise ValueError('in helper')\n"})
+    py = fn(
+        "python",
+        "import helper\ndef handler(event, context):\n    return helper.boom()\n",
+        files={"helper.py": "def boom():\n    x = 1\n    raise ValueError('in helper')\n"},
+    )
     res = await service.invoke(py, {})
     assert res.error_type == ErrorType.HANDLER_ERROR
     assert [(s.file, s.line) for s in res.stack] == [("helper.py", 3), ("handler.py", 3)]
-    node = fn("nodejs", "const h = require('./lib/h');\nexports.handler = () => h.boom();\n",
-              handler="exports.handler", files={"lib/h.js": "exports.boom = () => {\n  throw new Error('in h');\n};\n"})
+    node = fn(
+        "nodejs",
+        "const h = require('./lib/h');\nexports.handler = () => h.boom();\n",
+        handler="exports.handler",
+        files={"lib/h.js": "exports.boom = () => {\n  throw new Error('in h');\n};\n"},
+    )
     res = await service.invoke(node, {})
     assert res.error_type == ErrorType.HANDLER_ERROR
     assert [(s.file, s.line) for s in res.stack][:2] == [("lib/h.js", 2), ("index.js", 2)]
 
 
 async def test_a_syntax_error_in_an_imported_file_points_at_it(service):
-    f = fn("python", "import helper\ndef handler(event, context):\n    return 1\n",
-           files={"helper.py": "x = 1\ndef broken(:\n"})
+    f = fn(
+        "python",
+        "import helper\ndef handler(event, context):\n    return 1\n",
+        files={"helper.py": "x = 1\ndef broken(:\n"},
+    )
     res = await service.invoke(f, {})
     assert res.error_type == ErrorType.COMPILE_ERROR and "helper.py" in res.error
     assert (res.stack[0].file, res.stack[0].line) == ("helper.py", 2)
@@ -194,11 +245,12 @@ async def test_a_module_build_never_fetches_directly(make_service, monkeypatch):
 
 @pytest.mark.go
 async def test_a_go_mod_requiring_nothing_builds_offline_with_its_own_packages(service):
-    files = {"go.mod": "module example.com/fn\n\ngo 1.19\n",
-             "internal/util/util.go": VENDORED["internal/util/util.go"]}
+    files = {"go.mod": "module example.com/fn\n\ngo 1.19\n", "internal/util/util.go": VENDORED["internal/util/util.go"]}
     assert service.runtimes_["go"].module_mode(fn("go", "x", files=files)) == ""
-    code = ("package main\n\nimport \"example.com/fn/internal/util\"\n\n"
-            "func handler(event interface{}, context map[string]string) interface{} {\n\treturn util.Twice(4)\n}\n")
+    code = (
+        'package main\n\nimport "example.com/fn/internal/util"\n\n'
+        "func handler(event interface{}, context map[string]string) interface{} {\n\treturn util.Twice(4)\n}\n"
+    )
     res = await service.invoke(fn("go", code, files=files), {})
     assert res.success, res.error
     assert res.result == 8

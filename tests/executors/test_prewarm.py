@@ -103,8 +103,9 @@ async def test_update_of_an_adopted_function_never_runs_old_code(prewarmed):
         assert res.result == f"v{v}" and res.cold_start and _adopted(prewarmed, f)
 
 
-@pytest.mark.parametrize("kw", [{"network": True}, {"environment": {"TZ": "UTC"}},
-                                {"environment": {"MALLOC_ARENA_MAX": "2"}}])
+@pytest.mark.parametrize(
+    "kw", [{"network": True}, {"environment": {"TZ": "UTC"}}, {"environment": {"MALLOC_ARENA_MAX": "2"}}]
+)
 async def test_functions_that_need_their_own_start_are_not_adopted(prewarmed, kw):
     f = fn("python", "def handler(e, c):\n    return 1\n", **kw)
     res = await prewarmed.invoke(f, {})
@@ -163,7 +164,7 @@ async def test_without_namespaces_nothing_is_prestarted(make_service):
     assert svc.stats()["prewarmed"] == {}
 
 
-GO_PROBE = '''import ("os"; "sort"; "syscall")
+GO_PROBE = """import ("os"; "sort"; "syscall")
 
 func handler(event interface{}, context map[string]string) interface{} {
 	var r syscall.Rlimit
@@ -182,13 +183,13 @@ func handler(event interface{}, context map[string]string) interface{} {
 	}
 	return map[string]interface{}{"env": env, "cpu": []uint64{r.Cur, r.Max}, "files": names, "uid": os.Getuid()}
 }
-'''
+"""
 
 
 @pytest.mark.go
 async def test_a_go_cold_start_adopts_a_sandbox_with_the_functions_own_limits(prewarmed, monkeypatch):
     monkeypatch.setenv("CLOUDFN_TEST_SECRET", "hunter2")
-    odd = "it's a \"quoted\" $HOME `x` \\ value\nwith a line"  # pasted into a shell script: exact
+    odd = 'it\'s a "quoted" $HOME `x` \\ value\nwith a line'  # pasted into a shell script: exact
     f = fn("go", GO_PROBE, environment={"GREETING": odd}, memory=200, timeout=7)
     await prewarmed.invoke(f.model_copy(update={"version": 99}), {})  # builds outside the measure
     await prewarmed.prewarm.wait_ready()

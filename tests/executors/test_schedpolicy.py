@@ -9,8 +9,10 @@ import os
 from exec_helpers import fn
 
 POLICY_PY = "import os\ndef handler(event, context):\n    return os.sched_getscheduler(0)\n"
-POLICY_NODE = ("const fs = require('fs');\nfunction handler(event, context) {\n"
-               "  return fs.readFileSync('/proc/self/sched', 'utf8').match(/policy\\s*:\\s*(\\d+)/)[1];\n}\n")
+POLICY_NODE = (
+    "const fs = require('fs');\nfunction handler(event, context) {\n"
+    "  return fs.readFileSync('/proc/self/sched', 'utf8').match(/policy\\s*:\\s*(\\d+)/)[1];\n}\n"
+)
 
 
 async def test_a_python_worker_runs_under_sched_batch_and_the_server_keeps_its_policy(make_service):

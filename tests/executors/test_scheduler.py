@@ -12,8 +12,9 @@ from core.models import Function
 
 
 def fn(name: str = "f", max_concurrency: int | None = None) -> Function:
-    return Function(name=name, runtime="python", code="def handler(e, c):\n    return e\n",
-                    max_concurrency=max_concurrency)
+    return Function(
+        name=name, runtime="python", code="def handler(e, c):\n    return e\n", max_concurrency=max_concurrency
+    )
 
 
 async def _settle() -> None:

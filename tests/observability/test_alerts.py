@@ -50,10 +50,12 @@ class Receiver:
 FUNCTIONS = (  # as tests/observability/conftest.py's platform has them
     ("echo", "def handler(event, context):\n    return event\n", 30),
     ("fail", "def handler(event, context):\n    raise RuntimeError('boom')\n", 30),
-    ("nap", "import time\n\ndef handler(event, context):\n"
-            "    time.sleep(event.get('s', 0))\n    return 'slept'\n", 1),
-    ("chatty", "def handler(event, context):\n    print('INFO starting')\n"
-               "    print('ERROR it hurts')\n    return 1\n", 30),
+    ("nap", "import time\n\ndef handler(event, context):\n    time.sleep(event.get('s', 0))\n    return 'slept'\n", 1),
+    (
+        "chatty",
+        "def handler(event, context):\n    print('INFO starting')\n    print('ERROR it hurts')\n    return 1\n",
+        30,
+    ),
 )
 
 
@@ -88,8 +90,17 @@ async def test_the_seeds_two_rules_ship_enabled(platform):
 
 async def test_an_invalid_rule_names_every_bad_field(platform):
     with pytest.raises(InvalidInput) as exc:
-        await platform.create_alert_rule({"name": "Bad Name", "metric": "vibes", "threshold": "high",
-                                          "scope": "planet:earth", "window": 0, "comparison": "!=", "colour": 1})
+        await platform.create_alert_rule(
+            {
+                "name": "Bad Name",
+                "metric": "vibes",
+                "threshold": "high",
+                "scope": "planet:earth",
+                "window": 0,
+                "comparison": "!=",
+                "colour": 1,
+            }
+        )
     assert {e.field for e in exc.value.errors} == {
         "name",
         "metric",
@@ -107,9 +118,19 @@ async def test_an_invalid_rule_names_every_bad_field(platform):
 
 
 async def test_pending_firing_resolved_through_real_failures_with_a_webhook(platform, receiver):
-    await platform.create_alert_rule({"name": "fail-rate", "metric": "error_rate", "comparison": ">", "threshold": 50,
-                                      "scope": "function:fail", "window": 60, "for": 2, "severity": "critical",
-                                      "webhook": receiver.url})
+    await platform.create_alert_rule(
+        {
+            "name": "fail-rate",
+            "metric": "error_rate",
+            "comparison": ">",
+            "threshold": 50,
+            "scope": "function:fail",
+            "window": 60,
+            "for": 2,
+            "severity": "critical",
+            "webhook": receiver.url,
+        }
+    )
     events = platform.events({"alert.fired", "alert.resolved"})
     engine = platform.alert_engine
     for _ in range(3):
@@ -148,8 +169,9 @@ async def test_pending_firing_resolved_through_real_failures_with_a_webhook(plat
 async def test_a_hanging_webhook_never_delays_invocations(platform):
     hung = Receiver(hang=True)
     try:
-        await platform.create_alert_rule({"name": "any-failure", "metric": "failures", "threshold": 0,
-                                          "window": 60, "webhook": hung.url})
+        await platform.create_alert_rule(
+            {"name": "any-failure", "metric": "failures", "threshold": 0, "window": 60, "webhook": hung.url}
+        )
         await platform.delete_alert_rule("high_error_rate")
         await platform.invoke("fail", {})
         fired = platform.alert_engine.evaluate()
@@ -172,8 +194,9 @@ async def test_rules_change_while_running(platform):
 
 async def test_a_rule_scoped_to_a_missing_function_is_refused_naming_the_scope(platform):
     with pytest.raises(NotFound) as exc:
-        await platform.create_alert_rule({"name": "ghost", "metric": "failures", "threshold": 0,
-                                          "scope": "function:nope"})
+        await platform.create_alert_rule(
+            {"name": "ghost", "metric": "failures", "threshold": 0, "scope": "function:nope"}
+        )
     assert "scope function:nope" in str(exc.value)
     assert "ghost" not in {r.name for r in await platform.list_alert_rules()}
     await platform.create_alert_rule({"name": "real", "metric": "failures", "threshold": 0, "scope": "function:fail"})

@@ -13,9 +13,17 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def rec(i: int, fn: str = "f", status: str = "success", at: datetime | None = None) -> InvocationRecord:
-    return InvocationRecord(id=f"inv-{i}", function_id=f"id-{fn}", function_name=fn, function_version=1,
-                            runtime="python", status=status, started_at=at or T0 + timedelta(seconds=i),
-                            duration=float(i), result={"i": i})
+    return InvocationRecord(
+        id=f"inv-{i}",
+        function_id=f"id-{fn}",
+        function_name=fn,
+        function_version=1,
+        runtime="python",
+        status=status,
+        started_at=at or T0 + timedelta(seconds=i),
+        duration=float(i),
+        result={"i": i},
+    )
 
 
 @pytest.fixture(params=["embedded", "postgresql"])
@@ -28,7 +36,8 @@ def open_history(request, tmp_path):
 
     backend = PostgresBackend(request.getfixturevalue("pg_url"))
     yield lambda max_records=100_000, max_age=timedelta(days=7), batch_size=256: PgHistory(
-        backend, max_records, max_age, batch_size)
+        backend, max_records, max_age, batch_size
+    )
     backend.close()
 
 

@@ -37,8 +37,12 @@ def test_platform_records_are_structured_json_lines_with_extra_fields(hub):
 def test_function_output_levels_come_from_the_line(hub):
     recs = hub.function_output("fn", "inv", "INFO up\n[warn] careful\nlevel=error broke\nplain\n\nfatal: gone\n")
     assert [(r.level, r.message) for r in recs] == [
-        ("info", "INFO up"), ("warning", "[warn] careful"), ("error", "level=error broke"),
-        ("info", "plain"), ("critical", "fatal: gone")]
+        ("info", "INFO up"),
+        ("warning", "[warn] careful"),
+        ("error", "level=error broke"),
+        ("info", "plain"),
+        ("critical", "fatal: gone"),
+    ]
     assert [r.message for r in hub.query(level="warning")] == ["[warn] careful", "level=error broke", "fatal: gone"]
     assert [r.message for r in hub.query(text="CAREFUL")] == ["[warn] careful"]
     assert hub.query(function="other") == []
@@ -61,6 +65,7 @@ def test_rotation_keeps_a_bounded_number_of_files_and_old_lines_stay_queryable(h
     # Asking for lines older than the ring reads the files.
     oldest_kept = json.loads(files[0].read_text().splitlines()[0])
     from datetime import datetime
+
     found = hub.query(since=datetime.fromisoformat(oldest_kept["time"]), text=oldest_kept["message"])
     assert [r.message for r in found] == [oldest_kept["message"]]
 

@@ -10,11 +10,29 @@ from core.metrics import Metrics, Series, duration_summary
 from core.models import InvocationRecord
 
 
-def rec(i: int, duration: float, status: str = "success", error_type: str | None = None, fn: str = "f",
-        runtime: str = "python", cold: bool = False, ts: float | None = None) -> InvocationRecord:
+def rec(
+    i: int,
+    duration: float,
+    status: str = "success",
+    error_type: str | None = None,
+    fn: str = "f",
+    runtime: str = "python",
+    cold: bool = False,
+    ts: float | None = None,
+) -> InvocationRecord:
     at = datetime.fromtimestamp(ts if ts is not None else time.time(), UTC)
-    return InvocationRecord(id=str(i), function_id=fn, function_name=fn, function_version=1, runtime=runtime,
-                            status=status, error_type=error_type, started_at=at, duration=duration, cold_start=cold)
+    return InvocationRecord(
+        id=str(i),
+        function_id=fn,
+        function_name=fn,
+        function_version=1,
+        runtime=runtime,
+        status=status,
+        error_type=error_type,
+        started_at=at,
+        duration=duration,
+        cold_start=cold,
+    )
 
 
 def test_percentiles_of_a_known_distribution():
@@ -106,14 +124,40 @@ def test_running_window_totals_equal_a_scan_of_the_recent_invocations():
     rnd = random.Random(11)
     t = 1_000_000.0
     scopes = [("all", 5), ("all", 30), ("function:a", 10), ("runtime:go", 7)]
-    metrics = ["invocation_rate", "failures", "throttles", "timeouts", "cold_starts",
-               "error_rate", "success_rate", "duration_avg", "duration_p95"]
+    metrics = [
+        "invocation_rate",
+        "failures",
+        "throttles",
+        "timeouts",
+        "cold_starts",
+        "error_rate",
+        "success_rate",
+        "duration_avg",
+        "duration_p95",
+    ]
     for step in range(400):
         for _ in range(rnd.randrange(0, 6)):
-            status, error = rnd.choice([("success", None), ("success", None), ("failed", "HandlerError"),
-                                        ("failed", "Timeout"), ("throttled", "Throttled")])
-            m.record(rec(step, rnd.uniform(0.1, 900.0), status, error, fn=rnd.choice("ab"),
-                         runtime=rnd.choice(["python", "go"]), cold=rnd.random() < 0.2, ts=t))
+            status, error = rnd.choice(
+                [
+                    ("success", None),
+                    ("success", None),
+                    ("failed", "HandlerError"),
+                    ("failed", "Timeout"),
+                    ("throttled", "Throttled"),
+                ]
+            )
+            m.record(
+                rec(
+                    step,
+                    rnd.uniform(0.1, 900.0),
+                    status,
+                    error,
+                    fn=rnd.choice("ab"),
+                    runtime=rnd.choice(["python", "go"]),
+                    cold=rnd.random() < 0.2,
+                    ts=t,
+                )
+            )
             t += rnd.uniform(0.0, 0.3)
         now = t + rnd.uniform(0.0, 0.5)
         for scope, seconds in scopes:

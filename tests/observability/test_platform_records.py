@@ -44,8 +44,13 @@ async def test_every_outcome_is_recorded_and_counted_exactly(platform):
 
 async def test_throttled_invocations_are_recorded_too(make_platform):
     p = make_platform(**{"runtime.max_concurrent": 1, "runtime.queue_size": 0})
-    await p.create_function({"name": "nap", "runtime": "python",
-                             "code": "import time\n\ndef handler(e, c):\n    time.sleep(1)\n    return 1\n"})
+    await p.create_function(
+        {
+            "name": "nap",
+            "runtime": "python",
+            "code": "import time\n\ndef handler(e, c):\n    time.sleep(1)\n    return 1\n",
+        }
+    )
     results = await asyncio.gather(*(p.invoke("nap", {}) for _ in range(3)))
     throttled = [r for r in results if not r.success]
     assert len(throttled) == 2 and all(r.error_type.value == "Throttled" for r in throttled)
@@ -60,7 +65,9 @@ async def test_history_survives_a_restart_and_what_a_function_prints_becomes_log
     assert "ERROR it hurts" in r.logs
     logs = await platform.query_logs(invocation_id=r.invocation_id)
     assert [(x.level, x.message, x.function) for x in logs] == [
-        ("info", "INFO starting", "chatty"), ("error", "ERROR it hurts", "chatty")]
+        ("info", "INFO starting", "chatty"),
+        ("error", "ERROR it hurts", "chatty"),
+    ]
     errors = await platform.query_logs(level="error", function="chatty")
     assert [x.message for x in errors] == ["ERROR it hurts"]
     await platform.close()

@@ -1,7 +1,7 @@
 """The hostile corpus's function bodies: one program per runtime, the case chosen by
 `event["case"]` (one Go build for every case). Used by test_hostile.py."""
 
-PYTHON = r'''
+PYTHON = r"""
 import asyncio, os, signal, socket, sys, threading, time
 
 
@@ -128,7 +128,7 @@ def handler(event, context):
     if case == "hello":
         return "hello"
     raise ValueError("unknown case " + case)
-'''
+"""
 
 NODEJS = r"""
 const fs = require('fs');
@@ -242,7 +242,7 @@ async function handler(event, context) {
 }
 """
 
-GO = r'''
+GO = r"""
 package main
 
 import (
@@ -448,6 +448,6 @@ func handler(event map[string]interface{}, context map[string]string) (interface
 	}
 	return nil, fmt.Errorf("unknown case %s", c)
 }
-'''
+"""
 
 CODE = {"python": PYTHON, "nodejs": NODEJS, "go": GO}

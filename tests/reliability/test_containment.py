@@ -25,9 +25,19 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the attacks are on a 
 MARKER = "cloudfn-containment-marker-5f1e"
 HELLO = "def handler(event, context):\n    return 'hello'\n"
 # x86_64 numbers for the calls that libc has no wrapper for.
-SYSCALLS = {"io_uring_setup": 425, "keyctl": 250, "bpf": 321, "perf_event_open": 298, "kexec_load": 246,
-            "init_module": 175, "add_key": 248, "setns": 308, "userfaultfd": 323, "open_by_handle_at": 304}
-PROBE = f'''
+SYSCALLS = {
+    "io_uring_setup": 425,
+    "keyctl": 250,
+    "bpf": 321,
+    "perf_event_open": 298,
+    "kexec_load": 246,
+    "init_module": 175,
+    "add_key": 248,
+    "setns": 308,
+    "userfaultfd": 323,
+    "open_by_handle_at": 304,
+}
+PROBE = f"""
 import ctypes, os
 
 SYSCALLS = {SYSCALLS!r}
@@ -66,15 +76,16 @@ def handler(event, context):
     out["mountinfo"] = open("/proc/self/mountinfo").read()
     out["marker"] = os.environ.get("MARKER")
     return out
-'''
+"""
 NODE_HELLO = "exports.handler = async (event) => 'hello';\n"
 GO_HELLO = 'func handler(event interface{}, context map[string]string) interface{} {\n\treturn "hello"\n}\n'
 
 
 def _create(s: ServerProc, name: str, runtime: str, code: str, **extra) -> dict:
     with s.client() as c:
-        r = c.post("/api/v1/functions", json={"name": name, "runtime": runtime, "code": code, "handler": "handler",
-                                              **extra})
+        r = c.post(
+            "/api/v1/functions", json={"name": name, "runtime": runtime, "code": code, "handler": "handler", **extra}
+        )
     assert r.status_code in (200, 201), r.text
     return r.json()
 
@@ -128,10 +139,18 @@ def _is_launcher(p: dict) -> bool:
     cmd = p["cmd"]
     if len(cmd) > 3 and cmd[0].endswith("/nice") and cmd[1] == "-n" and cmd[2].isdigit():
         return _is_launcher({**p, "cmd": cmd[3:]})
-    return bool(cmd) and (cmd[0].endswith("bwrap") and "--cap-add" in cmd
-                          or len(cmd) > 3 and cmd[1] == "-c" and cmd[3] == "cloudfn-worker"
-                          or len(cmd) == 4 and cmd[0].endswith("/bash") and cmd[1] == "-c"
-                          and cmd[2].startswith("printf x >&") and cmd[3] == "cloudfn-build")
+    return bool(cmd) and (
+        cmd[0].endswith("bwrap")
+        and "--cap-add" in cmd
+        or len(cmd) > 3
+        and cmd[1] == "-c"
+        and cmd[3] == "cloudfn-worker"
+        or len(cmd) == 4
+        and cmd[0].endswith("/bash")
+        and cmd[1] == "-c"
+        and cmd[2].startswith("printf x >&")
+        and cmd[3] == "cloudfn-build"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -194,8 +213,13 @@ def test_no_function_process_and_no_sandbox_init_is_host_root(server, runtime, c
     # The only root processes under the server are the bwraps that lay out the files: they run
     # no code of the function's, and they are outside its pid namespace.
     assert all(_is_launcher(p) for p in roots), [p["cmd"][:3] for p in roots if not _is_launcher(p)]
-    runners = [p for p in procs if not p["cmd"][0].endswith("bwrap") and not _is_launcher(p) and any(
-        r in " ".join(p["cmd"]) for r in ("python_runner.py", "node_runner.js", "/function/handler"))]
+    runners = [
+        p
+        for p in procs
+        if not p["cmd"][0].endswith("bwrap")
+        and not _is_launcher(p)
+        and any(r in " ".join(p["cmd"]) for r in ("python_runner.py", "node_runner.js", "/function/handler"))
+    ]
     assert runners and all(p["uid"] != 0 for p in runners)
     _still_serving(server)
 
@@ -209,8 +233,9 @@ def test_denied_system_calls_fail_with_eperm_inside_the_function(probe, server):
 
 def test_kernel_settings_are_read_only_to_functions(probe, server):
     before = Path("/proc/sys/kernel/printk_ratelimit_burst").read_text()
-    assert all(v in (errno.EACCES, errno.EROFS, errno.ENOENT, errno.EPERM) for v in probe["writable"].values()), \
-        probe["writable"]
+    assert all(v in (errno.EACCES, errno.EROFS, errno.ENOENT, errno.EPERM) for v in probe["writable"].values()), probe[
+        "writable"
+    ]
     assert Path("/proc/sys/kernel/printk_ratelimit_burst").read_text() == before
 
 
@@ -241,9 +266,18 @@ def test_proc_inside_shows_no_data_directory_or_checkout(probe, server):
         assert MARKER not in probe[key], (key, probe[key])
 
 
-@pytest.mark.parametrize("env", [{"LD_PRELOAD": "/tmp/x.so"}, {"LD_DEBUG": "all", "LD_DEBUG_OUTPUT": "/etc/x"},
-                                 {"LD_AUDIT": "/tmp/a.so"}, {"LD_LIBRARY_PATH": "/tmp"}, {"GCONV_PATH": "/tmp"},
-                                 {"NODE_OPTIONS": "--require /tmp/x.js"}, {"OK": "a\u0000--bind"}])
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"LD_PRELOAD": "/tmp/x.so"},
+        {"LD_DEBUG": "all", "LD_DEBUG_OUTPUT": "/etc/x"},
+        {"LD_AUDIT": "/tmp/a.so"},
+        {"LD_LIBRARY_PATH": "/tmp"},
+        {"GCONV_PATH": "/tmp"},
+        {"NODE_OPTIONS": "--require /tmp/x.js"},
+        {"OK": "a\u0000--bind"},
+    ],
+)
 def test_loader_variables_and_nul_are_refused_with_the_field_named(server, env):
     with server.client() as c:
         r = c.post("/api/v1/functions", json={"name": "ldtest", "runtime": "python", "code": HELLO, "environment": env})
@@ -253,9 +287,11 @@ def test_loader_variables_and_nul_are_refused_with_the_field_named(server, env):
     _still_serving(server)
 
 
-CONST_BOMB = "package main\n\nconst (\n\tc0 = \"0123456789abcdef0123456789abcdef\"\n" + "".join(
-    f"\tc{i} = c{i - 1} + c{i - 1}\n" for i in range(1, 26)) + (
-    ")\n\nfunc handler(event interface{}, context map[string]string) interface{} {\n\treturn len(c25)\n}\n")
+CONST_BOMB = (
+    'package main\n\nconst (\n\tc0 = "0123456789abcdef0123456789abcdef"\n'
+    + "".join(f"\tc{i} = c{i - 1} + c{i - 1}\n" for i in range(1, 26))
+    + (")\n\nfunc handler(event interface{}, context map[string]string) interface{} {\n\treturn len(c25)\n}\n")
+)
 
 
 @pytest.mark.go
@@ -287,8 +323,14 @@ def test_serve_refuses_to_start_without_the_sandbox_unless_told(tmp_path):
     env.update(
         PATH=path, PYTHONPATH=str(REPO), XDG_DATA_HOME=str(tmp_path / "xdg"), XDG_CONFIG_HOME=str(tmp_path / "c")
     )
-    proc = subprocess.run([sys.executable, "-m", "cloudfn_tui.cli", "--data-dir", str(tmp_path / "d"), "serve",
-                           "--port", "0"], env=env, capture_output=True, text=True, timeout=60, cwd=str(REPO))
+    proc = subprocess.run(
+        [sys.executable, "-m", "cloudfn_tui.cli", "--data-dir", str(tmp_path / "d"), "serve", "--port", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=str(REPO),
+    )
     assert proc.returncode == 2, (proc.returncode, proc.stderr)
     assert "refusing to serve" in proc.stderr and "runtime.sandbox: none" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
@@ -319,13 +361,13 @@ def test_a_server_socket_is_never_inheritable(server):
     assert httpx.get(f"{server.url}/api/health").status_code == 200
 
 
-FAKE_FRAME = '''import os, sys
+FAKE_FRAME = """import os, sys
 
 def handler(event, context):
     body = b'{"type": "result", "ok": true, "result": "forged"}'
     os.write(int(sys.argv[2]), len(body).to_bytes(4, "big") + body)
     return "real"
-'''
+"""
 
 
 def test_a_forged_reply_frame_stops_its_worker_and_nothing_is_left(server):

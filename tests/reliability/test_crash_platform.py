@@ -69,8 +69,12 @@ def test_200_kills_under_mixed_load_lose_no_acknowledged_function_write(tmp_path
     acked: dict[str, int] = {}  # function name -> highest acknowledged version
     invocations = 0
     for round_ in range(200):
-        p = subprocess.Popen([sys.executable, "-c", WRITER, str(data_dir), f"r{round_}"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        p = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(data_dir), f"r{round_}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         assert p.stdout.readline().strip() == "open", p.stderr.read()
         seen = [p.stdout.readline() for _ in range(rng.randint(0, 9))]
         time.sleep(rng.uniform(0, 0.01))  # a random kill point, not a wait for anything
@@ -103,8 +107,10 @@ def test_200_kills_under_mixed_load_lose_no_acknowledged_function_write(tmp_path
         TinyStore(data_dir / "alerts.json").close()
         History(data_dir / "history")
 
-    print(f"\nplatform crash test: 200 SIGKILLs, {len(acked)} functions and {invocations} invocations "
-          f"acknowledged, 0 function writes lost")
+    print(
+        f"\nplatform crash test: 200 SIGKILLs, {len(acked)} functions and {invocations} invocations "
+        f"acknowledged, 0 function writes lost"
+    )
     assert len(acked) >= 100, "too few writes were acknowledged for the test to mean much"
     assert invocations >= 50
     assert _descendants_alive(data_dir) == []

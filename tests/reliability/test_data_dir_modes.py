@@ -70,13 +70,23 @@ async def test_every_store_file_is_0600_in_0700_folders_whatever_the_umask(data_
     config = load_config(flags={"storage.data_dir": str(data_dir)})
     await use_everything(config)
     found = modes_outside(data_dir, config.work_dir)
-    for expected in ("registry.json", "alerts.json", "server.token", "cloudfn.lock", "registry.json.lock",
-                     "history", "logs", "logs/cloudfn.jsonl", "versions"):
+    for expected in (
+        "registry.json",
+        "alerts.json",
+        "server.token",
+        "cloudfn.lock",
+        "registry.json.lock",
+        "history",
+        "logs",
+        "logs/cloudfn.jsonl",
+        "versions",
+    ):
         assert expected in found, f"{expected} was not written: the test would not cover it"
     assert any(k.startswith("history/segment-") for k in found)
     assert sum(k.startswith("versions/") for k in found) >= 3  # a function folder and two files
-    loose = {k: oct(m) for k, m in found.items()
-             if m != (0o700 if stat.S_ISDIR(os.lstat(data_dir / k).st_mode) else 0o600)}
+    loose = {
+        k: oct(m) for k, m in found.items() if m != (0o700 if stat.S_ISDIR(os.lstat(data_dir / k).st_mode) else 0o600)
+    }
     assert loose == {}
     # The workers' folders are under it (the default), and still it is private: the sandbox's
     # files are bound by root.
@@ -85,8 +95,9 @@ async def test_every_store_file_is_0600_in_0700_folders_whatever_the_umask(data_
 
 async def test_with_the_work_dir_elsewhere_the_data_dir_is_0700(data_dir, tmp_path, umask):
     umask(0o000)
-    config = load_config(flags={"storage.data_dir": str(data_dir)},
-                         environ={"CLOUDFN_RUNTIME_WORK_DIR": str(tmp_path / "work")})
+    config = load_config(
+        flags={"storage.data_dir": str(data_dir)}, environ={"CLOUDFN_RUNTIME_WORK_DIR": str(tmp_path / "work")}
+    )
     p = LocalPlatform(config, install_examples=False)
     await p.close()
     assert mode(data_dir) == 0o700
@@ -94,8 +105,13 @@ async def test_with_the_work_dir_elsewhere_the_data_dir_is_0700(data_dir, tmp_pa
 
 def cloudfn(data_dir: Path, *argv: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "cloudfn_tui.cli", "--data-dir", str(data_dir), *argv],
-                          capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "cloudfn_tui.cli", "--data-dir", str(data_dir), *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
 
 
 @pytest.mark.skipif(shutil.which("setpriv") is None or os.geteuid() != 0, reason="needs setpriv and root")

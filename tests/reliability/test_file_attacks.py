@@ -18,8 +18,13 @@ PY = "def handler(event, context):\n    return {'ok': True}\n"
 
 def cloudfn(data_dir: Path, *argv: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "cloudfn_tui.cli", "--data-dir", str(data_dir), *argv],
-                          capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "cloudfn_tui.cli", "--data-dir", str(data_dir), *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
 
 
 def folder(root: Path, manifest: dict | None = None, code: str | None = PY) -> Path:
@@ -80,12 +85,15 @@ def test_a_code_file_under_a_symlinked_subfolder_is_refused(tmp_path, data_dir, 
     assert_nothing_stored(data_dir)
 
 
-@pytest.mark.parametrize("name, why", [
-    ("/etc/passwd", "absolute path"),
-    ("/etc/shadow", "absolute path"),
-    ("../x.py", "leads out of the function folder"),
-    ("sub/../../x.py", "leads out of the function folder"),
-])
+@pytest.mark.parametrize(
+    "name, why",
+    [
+        ("/etc/passwd", "absolute path"),
+        ("/etc/shadow", "absolute path"),
+        ("../x.py", "leads out of the function folder"),
+        ("sub/../../x.py", "leads out of the function folder"),
+    ],
+)
 def test_a_file_outside_the_folder_is_refused(tmp_path, data_dir, name, why):
     (tmp_path / "x.py").write_text(PY)
     d = folder(tmp_path, {"name": "victim", "runtime": "python", "file": name})

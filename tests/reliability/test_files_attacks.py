@@ -43,8 +43,17 @@ def server(tmp_path_factory, shared_cache):
 
 
 def test_hostile_paths_over_http_are_named_and_nothing_is_stored(server):
-    hostile = ["../../etc/cron.d/evil", "/root/.ssh/authorized_keys", "a/../../b", "x\\..\\y", "ok/\u202egnp.py",
-               "nul\x00.py", "lib//a.py", "handler.py", ".cloudfn-start"]
+    hostile = [
+        "../../etc/cron.d/evil",
+        "/root/.ssh/authorized_keys",
+        "a/../../b",
+        "x\\..\\y",
+        "ok/\u202egnp.py",
+        "nul\x00.py",
+        "lib//a.py",
+        "handler.py",
+        ".cloudfn-start",
+    ]
     body = {"name": "evil-files", "runtime": "python", "code": PROBE, "files": {p: "x" for p in hostile}}
     with server.client() as c:
         r = c.post("/api/v1/functions", json=body)
@@ -64,12 +73,25 @@ def test_hostile_paths_over_http_are_named_and_nothing_is_stored(server):
 
 def test_a_functions_files_are_read_only_and_its_own_only(server):
     with server.client() as c:
-        r = c.post("/api/v1/functions", json={"name": "other", "runtime": "python",
-                                              "code": "def handler(e, c):\n    return 1\n",
-                                              "files": {"secret.txt": "OTHER-SECRET"}})
+        r = c.post(
+            "/api/v1/functions",
+            json={
+                "name": "other",
+                "runtime": "python",
+                "code": "def handler(e, c):\n    return 1\n",
+                "files": {"secret.txt": "OTHER-SECRET"},
+            },
+        )
         assert r.status_code in (200, 201), r.text
-        r = c.post("/api/v1/functions", json={"name": "probe-files", "runtime": "python", "code": PROBE,
-                                              "files": {"lib/a.py": "A = 1\n", "lib/b.txt": "b"}})
+        r = c.post(
+            "/api/v1/functions",
+            json={
+                "name": "probe-files",
+                "runtime": "python",
+                "code": PROBE,
+                "files": {"lib/a.py": "A = 1\n", "lib/b.txt": "b"},
+            },
+        )
         assert r.status_code in (200, 201), r.text
         r = c.post("/api/v1/functions/probe-files/invoke", json={"event": {}})
         res = r.json()

@@ -100,8 +100,9 @@ async def host(tmp_path_factory, shared_cache):
     mp.setenv("CLOUDFN_HOSTILE_SECRET", env_secret)  # in the platform's own environment
     data_dir = root / "data"
     foreign_roots = _descendants(os.getpid())
-    p = LocalPlatform(load_config(flags={"storage.data_dir": str(data_dir), "monitor.alert_interval": 0}),
-                      install_examples=False)
+    p = LocalPlatform(
+        load_config(flags={"storage.data_dir": str(data_dir), "monitor.alert_interval": 0}), install_examples=False
+    )
     token_secret = f"token-secret-{uuid.uuid4().hex}"
     token = data_dir / "token"
     token.write_text(token_secret + "\n")
@@ -114,29 +115,44 @@ async def host(tmp_path_factory, shared_cache):
         shadow = Path("/etc/shadow").read_text().splitlines()
     except OSError:
         shadow = []
-    h = Host(platform=p, data_dir=data_dir, cache_dir=p.config.cache_dir, env_secret=env_secret,
-             token_secret=token_secret, victim_secret=victim_secret, victim_code=Path("/nonexistent"),
-             canary=canary, canary_text=canary_text,
-             shadow_lines=[line for line in shadow if len(line) > 8 and ":" in line],
-             foreign_roots=foreign_roots)
+    h = Host(
+        platform=p,
+        data_dir=data_dir,
+        cache_dir=p.config.cache_dir,
+        env_secret=env_secret,
+        token_secret=token_secret,
+        victim_secret=victim_secret,
+        victim_code=Path("/nonexistent"),
+        canary=canary,
+        canary_text=canary_text,
+        shadow_lines=[line for line in shadow if len(line) > 8 and ":" in line],
+        foreign_roots=foreign_roots,
+    )
     try:
         await p.create_function({"name": "hello", "runtime": "python", "code": HELLO})
-        victim = await p.create_function({
-            "name": "victim", "runtime": "python",
-            "code": f"# {victim_secret}\ndef handler(event, context):\n    return 'victim'\n"})
+        victim = await p.create_function(
+            {
+                "name": "victim",
+                "runtime": "python",
+                "code": f"# {victim_secret}\ndef handler(event, context):\n    return 'victim'\n",
+            }
+        )
         assert (await p.invoke("victim", {})).success  # writes its code folder
         h.victim_code = p.executor.runtimes_["python"].function_dir(victim) / "handler.py"
         assert victim_secret in h.victim_code.read_text()
         for rt in RUNTIME_NAMES:
             if not _missing(rt):
-                await p.create_function({"name": f"hostile-{rt}", "runtime": rt, "code": CODE[rt],
-                                         "timeout": TIMEOUT_S, "memory": 128})
+                await p.create_function(
+                    {"name": f"hostile-{rt}", "runtime": rt, "code": CODE[rt], "timeout": TIMEOUT_S, "memory": 128}
+                )
                 r = await p.invoke(f"hostile-{rt}", {"case": "hello", "marker": "warm"})  # Go builds here
                 assert r.success and r.result == "hello", (rt, r.error)
         await _hello_latencies(p, 10)  # warm
         h.baseline_ms = _p50(await _hello_latencies(p, 40))
-        print(f"\n[hostile] baseline: warm invoke of another function p50 {h.baseline_ms:.2f} ms "
-              f"(protections: {_protection_summary(p)})")
+        print(
+            f"\n[hostile] baseline: warm invoke of another function p50 {h.baseline_ms:.2f} ms "
+            f"(protections: {_protection_summary(p)})"
+        )
         yield h
     finally:
         await p.close()
@@ -177,9 +193,12 @@ def snapshot(h: Host) -> dict[str, Any]:
     """mode, mtime and content of what no function may change."""
     snap: dict[str, Any] = {}
     paths: list[Path] = [h.data_dir]
-    paths += [p for p in h.data_dir.rglob("*")
-              if p.relative_to(h.data_dir).parts[0] not in ("history", "logs")  # the platform's own writes
-              and ".prewarm" not in p.relative_to(h.data_dir).parts]
+    paths += [
+        p
+        for p in h.data_dir.rglob("*")
+        if p.relative_to(h.data_dir).parts[0] not in ("history", "logs")  # the platform's own writes
+        and ".prewarm" not in p.relative_to(h.data_dir).parts
+    ]
     paths += [h.canary, Path("/etc/shadow"), Path("/etc/passwd"), RUNNERS_DIR, *RUNNERS_DIR.iterdir()]
     go_root = h.cache_dir / "go"
     if go_root.is_dir():  # built Go functions (each folder is mounted as a worker's /function)
@@ -192,8 +211,12 @@ def snapshot(h: Host) -> dict[str, Any]:
         except FileNotFoundError:
             snap[str(p)] = "missing"
             continue
-        snap[str(p)] = (oct(st.st_mode), st.st_uid, st.st_mtime_ns,
-                        _sha(p) if p.is_file() else sorted(os.listdir(p)) if p.is_dir() else None)
+        snap[str(p)] = (
+            oct(st.st_mode),
+            st.st_uid,
+            st.st_mtime_ns,
+            _sha(p) if p.is_file() else sorted(os.listdir(p)) if p.is_dir() else None,
+        )
     return snap
 
 
@@ -351,18 +374,29 @@ def _all(t: ErrorType | None, **kw) -> dict[str, ErrorType | None]:
 CASES: dict[str, Case] = {
     "memory_bomb": Case("memory_bomb", _all(E.MEMORY_LIMIT), needs=("memory_cgroup",)),
     # Fork until the pids cgroup refuses: the error names the limit; the children are killed.
-    "fork_bomb": Case("fork_bomb", _all(E.HANDLER_ERROR), error_has=dict.fromkeys(RUNTIME_NAMES, "limit on processes"),
-                      needs=("pids_cgroup",)),
+    "fork_bomb": Case(
+        "fork_bomb",
+        _all(E.HANDLER_ERROR),
+        error_has=dict.fromkeys(RUNTIME_NAMES, "limit on processes"),
+        needs=("pids_cgroup",),
+    ),
     # Python: RuntimeError (thread stacks reach RLIMIT_DATA); Node: each worker thread is a V8
     # isolate, so memory runs out before pids; Go: the runtime aborts when it cannot make a thread.
-    "thread_bomb": Case("thread_bomb", _all(E.HANDLER_ERROR, nodejs=E.MEMORY_LIMIT, go=E.WORKER_CRASHED),
-                        error_has={"go": "limit on processes"}, needs=("pids_cgroup", "memory_cgroup")),
+    "thread_bomb": Case(
+        "thread_bomb",
+        _all(E.HANDLER_ERROR, nodejs=E.MEMORY_LIMIT, go=E.WORKER_CRASHED),
+        error_has={"go": "limit on processes"},
+        needs=("pids_cgroup", "memory_cgroup"),
+    ),
     "cpu_spin": Case("cpu_spin", _all(E.TIMEOUT), slow=True),
     "sleep_forever": Case("sleep_forever", _all(E.TIMEOUT), slow=True),
     # A promise or coroutine nothing can settle: Python waits out its timeout; Node's event loop
     # empties (the runner says so at once); Go's runtime detects the deadlock and dies.
-    "never_settles": Case("never_settles", _all(E.TIMEOUT, nodejs=E.HANDLER_ERROR, go=E.WORKER_CRASHED),
-                          error_has={"nodejs": "never settle", "go": "deadlock"}),
+    "never_settles": Case(
+        "never_settles",
+        _all(E.TIMEOUT, nodejs=E.HANDLER_ERROR, go=E.WORKER_CRASHED),
+        error_has={"nodejs": "never settle", "go": "deadlock"},
+    ),
     "stdout_flood": Case("stdout_flood", _all(E.OUTPUT_TOO_LARGE)),
     "fill_tmp": Case("fill_tmp", _all(E.HANDLER_ERROR), needs=("private_tmp",)),
     "huge_result": Case("huge_result", _all(E.OUTPUT_TOO_LARGE)),
@@ -404,8 +438,16 @@ def _snoop_targets(h: Host, name: str, marker: str) -> tuple[list[str], list[str
         "read_shadow": ["/etc/shadow"],
         "read_other_code": [str(h.victim_code), str(h.victim_code.parent)],
     }[name]
-    writes = [token, str(h.data_dir / f"{marker}-planted"), str(h.victim_code), str(h.canary),
-              "/function/planted", f"/runtime/{marker}", "/etc/passwd", f"/tmp/{marker}"]
+    writes = [
+        token,
+        str(h.data_dir / f"{marker}-planted"),
+        str(h.victim_code),
+        str(h.canary),
+        "/function/planted",
+        f"/runtime/{marker}",
+        "/etc/passwd",
+        f"/tmp/{marker}",
+    ]
     return reads, writes
 
 
@@ -419,7 +461,8 @@ async def _check_outcome(h: Host, name: str, rt: str, case: Case, res: InvokeRes
         assert res.success, f"expected success, got {res.error_type}: {res.error}"
     else:
         assert not res.success and res.error_type == want, (
-            f"expected {want.value}, got {res.error_type and res.error_type.value}: {res.error}")
+            f"expected {want.value}, got {res.error_type and res.error_type.value}: {res.error}"
+        )
     if rt in case.error_has:
         assert case.error_has[rt] in res.error, res.error
     r = res.result
@@ -470,8 +513,10 @@ async def test_hostile(host: Host, name: str, rt: str):
     prot = p.executor.protections()
     missing = [n for n in case.needs if not prot.get(n)]
     if missing:
-        pytest.skip(f"this host cannot enforce it: no {', '.join(missing)} ({prot.get('bwrap_problem')}; "
-                    f"{prot.get('cgroup_problems')})")
+        pytest.skip(
+            f"this host cannot enforce it: no {', '.join(missing)} ({prot.get('bwrap_problem')}; "
+            f"{prot.get('cgroup_problems')})"
+        )
     marker = f"cfnhostile{uuid.uuid4().hex[:12]}"
     event: dict[str, Any] = {"case": case.event_case, "marker": marker}
     ctx: dict[str, Any] = {"marker": marker}
@@ -510,8 +555,10 @@ async def test_hostile(host: Host, name: str, rt: str):
     after = await _hello_latencies(p, 15)
     outcome = "ok" if res.success else res.error_type.value
     worst = max(during, default=float("nan"))
-    row = (f"{name:17} {rt:6} -> {outcome:20} {took:7.0f} ms | hello p50 during {_p50(during):6.2f} ms "
-           f"(max {worst:6.2f}, n={len(during)}), after {_p50(after):6.2f} ms, baseline {h.baseline_ms:.2f} ms")
+    row = (
+        f"{name:17} {rt:6} -> {outcome:20} {took:7.0f} ms | hello p50 during {_p50(during):6.2f} ms "
+        f"(max {worst:6.2f}, n={len(during)}), after {_p50(after):6.2f} ms, baseline {h.baseline_ms:.2f} ms"
+    )
     print(f"\n[hostile] {row}")
     h.rows.append(row)
     limit = LATENCY_FACTOR * h.baseline_ms + LATENCY_SLACK_MS

@@ -55,8 +55,16 @@ def still_serving(c: httpx.Client, function: str = "echo") -> None:
 @pytest.fixture(scope="module")
 def open_server(tmp_path_factory, shared_cache):
     """--no-auth on loopback, one trusted browser origin configured."""
-    s = start_server(tmp_path_factory.mktemp("noauth"), "--no-auth", "--mode", "release",
-                     "--cors-origin", "https://ui.example", token=None, cache=shared_cache)
+    s = start_server(
+        tmp_path_factory.mktemp("noauth"),
+        "--no-auth",
+        "--mode",
+        "release",
+        "--cors-origin",
+        "https://ui.example",
+        token=None,
+        cache=shared_cache,
+    )
     with s.client() as c:
         assert c.post("/api/v1/functions", json=fn_body("echo")).status_code == 201
         still_serving(c)
@@ -70,33 +78,107 @@ INVOKE = b'{"event": {"from": "a web page"}}'
 
 # (why, method, path, headers, body, expected status, expected error type)
 CROSS_SITE = [
-    ("text/plain create", "POST", "/api/v1/functions", {"content-type": "text/plain"}, CREATE, 415,
-     "UnsupportedMediaType"),
-    ("form-urlencoded create", "POST", "/api/v1/functions", {"content-type": "application/x-www-form-urlencoded"},
-     b"name=planted&runtime=python&handler=handler&code=x", 415, "UnsupportedMediaType"),
-    ("multipart create", "POST", "/api/v1/functions", {"content-type": "multipart/form-data; boundary=XyZ"},
-     b'--XyZ\r\nContent-Disposition: form-data; name="f"\r\n\r\n' + CREATE + b"\r\n--XyZ--\r\n", 415,
-     "UnsupportedMediaType"),
+    (
+        "text/plain create",
+        "POST",
+        "/api/v1/functions",
+        {"content-type": "text/plain"},
+        CREATE,
+        415,
+        "UnsupportedMediaType",
+    ),
+    (
+        "form-urlencoded create",
+        "POST",
+        "/api/v1/functions",
+        {"content-type": "application/x-www-form-urlencoded"},
+        b"name=planted&runtime=python&handler=handler&code=x",
+        415,
+        "UnsupportedMediaType",
+    ),
+    (
+        "multipart create",
+        "POST",
+        "/api/v1/functions",
+        {"content-type": "multipart/form-data; boundary=XyZ"},
+        b'--XyZ\r\nContent-Disposition: form-data; name="f"\r\n\r\n' + CREATE + b"\r\n--XyZ--\r\n",
+        415,
+        "UnsupportedMediaType",
+    ),
     ("no content type, a body", "POST", "/api/v1/functions", {}, CREATE, 415, "UnsupportedMediaType"),
-    ("text/plain invoke", "POST", "/api/v1/functions/echo/invoke", {"content-type": "text/plain"}, INVOKE, 415,
-     "UnsupportedMediaType"),
-    ("text/plain delete", "DELETE", "/api/v1/functions/echo", {"content-type": "text/plain"}, b"x", 415,
-     "UnsupportedMediaType"),
-    ("foreign Origin, JSON create", "POST", "/api/v1/functions",
-     {"content-type": "application/json", "origin": "https://evil.example"}, CREATE, 403, "ForbiddenOrigin"),
-    ("foreign Origin, JSON invoke", "POST", "/api/v1/functions/echo/invoke",
-     {"content-type": "application/json", "origin": "https://evil.example"}, INVOKE, 403, "ForbiddenOrigin"),
-    ("Origin null (sandboxed frame)", "DELETE", "/api/v1/functions/echo", {"origin": "null"}, b"", 403,
-     "ForbiddenOrigin"),
-    ("Host evil.example", "POST", "/api/v1/functions",
-     {"content-type": "application/json", "host": "evil.example"}, CREATE, 421, "MisdirectedRequest"),
-    ("Host 127.0.0.1.evil.example", "POST", "/api/v1/functions",
-     {"content-type": "application/json", "host": "127.0.0.1.evil.example:8080"}, CREATE, 421,
-     "MisdirectedRequest"),
-    ("GET with a foreign Host", "GET", "/api/v1/functions", {"host": "evil.example"}, b"", 421,
-     "MisdirectedRequest"),
-    ("invoke with a foreign Host", "POST", "/api/v1/functions/echo/invoke",
-     {"content-type": "application/json", "host": "rebind.evil.example"}, INVOKE, 421, "MisdirectedRequest"),
+    (
+        "text/plain invoke",
+        "POST",
+        "/api/v1/functions/echo/invoke",
+        {"content-type": "text/plain"},
+        INVOKE,
+        415,
+        "UnsupportedMediaType",
+    ),
+    (
+        "text/plain delete",
+        "DELETE",
+        "/api/v1/functions/echo",
+        {"content-type": "text/plain"},
+        b"x",
+        415,
+        "UnsupportedMediaType",
+    ),
+    (
+        "foreign Origin, JSON create",
+        "POST",
+        "/api/v1/functions",
+        {"content-type": "application/json", "origin": "https://evil.example"},
+        CREATE,
+        403,
+        "ForbiddenOrigin",
+    ),
+    (
+        "foreign Origin, JSON invoke",
+        "POST",
+        "/api/v1/functions/echo/invoke",
+        {"content-type": "application/json", "origin": "https://evil.example"},
+        INVOKE,
+        403,
+        "ForbiddenOrigin",
+    ),
+    (
+        "Origin null (sandboxed frame)",
+        "DELETE",
+        "/api/v1/functions/echo",
+        {"origin": "null"},
+        b"",
+        403,
+        "ForbiddenOrigin",
+    ),
+    (
+        "Host evil.example",
+        "POST",
+        "/api/v1/functions",
+        {"content-type": "application/json", "host": "evil.example"},
+        CREATE,
+        421,
+        "MisdirectedRequest",
+    ),
+    (
+        "Host 127.0.0.1.evil.example",
+        "POST",
+        "/api/v1/functions",
+        {"content-type": "application/json", "host": "127.0.0.1.evil.example:8080"},
+        CREATE,
+        421,
+        "MisdirectedRequest",
+    ),
+    ("GET with a foreign Host", "GET", "/api/v1/functions", {"host": "evil.example"}, b"", 421, "MisdirectedRequest"),
+    (
+        "invoke with a foreign Host",
+        "POST",
+        "/api/v1/functions/echo/invoke",
+        {"content-type": "application/json", "host": "rebind.evil.example"},
+        INVOKE,
+        421,
+        "MisdirectedRequest",
+    ),
 ]
 
 
@@ -144,8 +226,10 @@ def test_with_a_token_other_hosts_work(tmp_path, shared_cache):
         with s.client() as c:
             r = c.get("/api/v1/functions", headers={"host": "cloudfn.example.com"})
             assert r.status_code == 200, r.text
-            assert c.get("/api/v1/functions", headers={"host": "cloudfn.example.com",
-                                                        "authorization": ""}).status_code == 401
+            assert (
+                c.get("/api/v1/functions", headers={"host": "cloudfn.example.com", "authorization": ""}).status_code
+                == 401
+            )
     finally:
         assert s.stop() == 0, s.stderr()
 
@@ -170,16 +254,28 @@ async def _ws_status(port: int, origin: str | None) -> int:
 
 async def test_web_refuses_a_websocket_from_another_origin(tmp_path):
     port = _free_port()
-    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "cfg"), "XDG_DATA_HOME": str(tmp_path / "data"),
-           "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    env = {
+        **os.environ,
+        "XDG_CONFIG_HOME": str(tmp_path / "cfg"),
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "cloudfn_tui.cli", "--data-dir", str(tmp_path / "d"), "web", "--port", str(port)],
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env)
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        env=env,
+    )
     try:
         # Announced once the socket listens: no polling for the port.
         wait_for_line(proc, "serving the console at")
-        foreign = ["https://evil.example", "null", f"http://127.0.0.1.evil.example:{port}",
-                   f"http://127.0.0.1:{port + 1}", f"https://127.0.0.1:{port}"]
+        foreign = [
+            "https://evil.example",
+            "null",
+            f"http://127.0.0.1.evil.example:{port}",
+            f"http://127.0.0.1:{port + 1}",
+            f"https://127.0.0.1:{port}",
+        ]
         for origin in foreign:
             assert await _ws_status(port, origin) == 403, origin
         line = wait_for_line(proc, "refused a websocket")
@@ -245,9 +341,15 @@ def _status(data: bytes) -> int | None:
 
 @pytest.fixture(scope="module")
 def slow_server(tmp_path_factory, shared_cache):
-    s = start_server(tmp_path_factory.mktemp("slow"), "--mode", "release", cache=shared_cache,
-                     CLOUDFN_SERVER_HEADER_TIMEOUT=str(HEADER_TIMEOUT), CLOUDFN_SERVER_BODY_TIMEOUT=str(BODY_TIMEOUT),
-                     CLOUDFN_SERVER_MAX_CONNECTIONS=str(MAX_CONNECTIONS))
+    s = start_server(
+        tmp_path_factory.mktemp("slow"),
+        "--mode",
+        "release",
+        cache=shared_cache,
+        CLOUDFN_SERVER_HEADER_TIMEOUT=str(HEADER_TIMEOUT),
+        CLOUDFN_SERVER_BODY_TIMEOUT=str(BODY_TIMEOUT),
+        CLOUDFN_SERVER_MAX_CONNECTIONS=str(MAX_CONNECTIONS),
+    )
     with s.client() as c:
         assert c.post("/api/v1/functions", json=fn_body("echo")).status_code == 201
         still_serving(c)
@@ -289,17 +391,22 @@ def test_slowloris_connections_are_closed_and_others_served(slow_server):
     assert drip_bytes >= 3 and drip_secs < HEADER_TIMEOUT + 5, (drip_bytes, drip_secs)
     with slow_server.client() as c:
         still_serving(c)
-    print(f"\nslowloris: {SLOW} half-sent requests; a normal invoke served in {served_in * 1000:.0f} ms meanwhile; "
-          f"all closed with 408 at the {HEADER_TIMEOUT} s header deadline; a drip-feeder ({drip_bytes} bytes) too")
+    print(
+        f"\nslowloris: {SLOW} half-sent requests; a normal invoke served in {served_in * 1000:.0f} ms meanwhile; "
+        f"all closed with 408 at the {HEADER_TIMEOUT} s header deadline; a drip-feeder ({drip_bytes} bytes) too"
+    )
 
 
 def test_a_body_that_never_finishes_is_cut(slow_server):
     port = port_of(slow_server)
     sk = _connect(port)
-    sk.send(b"POST /api/v1/functions/echo/invoke HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
-            + slow_server.token.encode() + b"\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
-            + b'{"event": "')
-    (secs, data), = _wait_closed([sk], 30).values()
+    sk.send(
+        b"POST /api/v1/functions/echo/invoke HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
+        + slow_server.token.encode()
+        + b"\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+        + b'{"event": "'
+    )
+    ((secs, data),) = _wait_closed([sk], 30).values()
     sk.close()
     assert _status(data) == 408 and b"body" in data, data[:300]
     assert secs < BODY_TIMEOUT + 5, secs
@@ -325,8 +432,10 @@ def test_past_the_connection_cap_new_ones_are_closed_at_once(slow_server):
     slowest_refusal = max(secs for secs, _ in refused.values())
     with slow_server.client() as c:
         still_serving(c)
-    print(f"\ncap: {total} connections against max_connections {MAX_CONNECTIONS}: {len(refused)} refused "
-          f"(503 + close) within {slowest_refusal * 1000:.0f} ms, {len(timed_out)} held until the header deadline")
+    print(
+        f"\ncap: {total} connections against max_connections {MAX_CONNECTIONS}: {len(refused)} refused "
+        f"(503 + close) within {slowest_refusal * 1000:.0f} ms, {len(timed_out)} held until the header deadline"
+    )
 
 
 # -- 4. JSON edge cases ----------------------------------------------------------------------------------
@@ -354,18 +463,28 @@ def json_routes(rule: str) -> list[tuple[str, str, str, str]]:
     code = json.dumps(ECHO)
     nested = '{"a": [0, BAD]}'
     return [
-        ("POST", "/api/v1/functions",
-         '{"name": "jx", "runtime": "python", "handler": "handler", "code": ' + code + ', "description": '
-         + nested + "}", "description.a[1]"),
+        (
+            "POST",
+            "/api/v1/functions",
+            '{"name": "jx", "runtime": "python", "handler": "handler", "code": '
+            + code
+            + ', "description": '
+            + nested
+            + "}",
+            "description.a[1]",
+        ),
         ("PUT", "/api/v1/functions/echo", '{"description": ' + nested + "}", "description.a[1]"),
         ("PATCH", "/api/v1/functions/echo", '{"environment": {"K": ' + nested + "}}", "environment.K.a[1]"),
         ("POST", "/api/v1/functions/echo/rollback", '{"version": ' + nested + "}", "version.a[1]"),
         ("POST", "/api/v1/functions/echo/invoke", '{"event": ' + nested + "}", "event.a[1]"),
-        ("POST", "/api/v1/functions/echo/invoke", '{"event": {"ok": 1}, "context": ' + nested + "}",
-         "context.a[1]"),
+        ("POST", "/api/v1/functions/echo/invoke", '{"event": {"ok": 1}, "context": ' + nested + "}", "context.a[1]"),
         ("PUT", "/api/v1/functions/echo/saved-events/s1", '{"event": ' + nested + "}", "event.a[1]"),
-        ("POST", "/api/v1/alerts/rules", '{"name": ' + nested + ', "metric": "error_rate", "threshold": 1}',
-         "name.a[1]"),
+        (
+            "POST",
+            "/api/v1/alerts/rules",
+            '{"name": ' + nested + ', "metric": "error_rate", "threshold": 1}',
+            "name.a[1]",
+        ),
         ("PUT", f"/api/v1/alerts/rules/{rule}", '{"threshold": ' + nested + "}", "threshold.a[1]"),
         ("PATCH", f"/api/v1/alerts/rules/{rule}", '{"name": ' + nested + "}", "name.a[1]"),
     ]
@@ -398,8 +517,10 @@ def test_json_edge_cases_answer_400_naming_the_field(open_server, rule_id):
 DEEP = "def deep(n):\n    v = []\n    for _ in range(n):\n        v = [v]\n    return v\n\n"
 RESULTS = {
     "lone surrogate": ("'\\ud800'", lambda r: r["success"] and r["result"] == "\ufffd"),
-    "surrogate key and value": ("{'\\udc00': ['x\\ud800']}",
-                                lambda r: r["success"] and r["result"] == {"\ufffd": ["x\ufffd"]}),
+    "surrogate key and value": (
+        "{'\\udc00': ['x\\ud800']}",
+        lambda r: r["success"] and r["result"] == {"\ufffd": ["x\ufffd"]},
+    ),
     "5000-digit integer": ("10 ** 5000", lambda r: r["error_type"] == "InvalidResult"),
     "900 deep": ("deep(900)", lambda r: r["error_type"] == "InvalidResult" or r["success"]),
     "NaN": ("float('nan')", lambda r: r["error_type"] == "InvalidResult"),
@@ -436,7 +557,7 @@ async def test_an_invocation_is_recorded_whatever_its_event(config):
     platform = LocalPlatform(config, install_examples=False)
     try:
         await platform.create_function(fn_body("echo"))
-        for event in ("\ud800", {"k\udc00": ["\ud800"]}, 10 ** 5000):
+        for event in ("\ud800", {"k\udc00": ["\ud800"]}, 10**5000):
             result = await platform.invoke("echo", event)
             json.dumps(result.model_dump(mode="json"), ensure_ascii=False).encode()  # sendable
             record = await platform.get_invocation(result.invocation_id)

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the attacks are on a 
 
 # Each probe answers the (st_dev, st_ino, st_mode) of every fd it can reach through /proc, all
 # processes' (`all`) and its own (`own`).
-PY_PROBE = '''
+PY_PROBE = """
 import glob, os
 def _ids(pattern):
     out = []
@@ -33,8 +33,8 @@ def _ids(pattern):
     return out
 def handler(event, context):
     return {"all": _ids("/proc/[0-9]*/fd/*") + _ids("/proc/[0-9]*/task/*/fd/*"), "own": _ids("/proc/self/fd/*")}
-'''
-JS_PROBE = '''
+"""
+JS_PROBE = """
 const fs = require("fs");
 function ids(dirs) {
   const out = [];
@@ -51,8 +51,8 @@ function handler(event, context) {
   const procs = fs.readdirSync("/proc").filter((n) => /^[0-9]+$/.test(n));
   return {all: ids(procs.map((p) => "/proc/" + p + "/fd")), own: ids(["/proc/self/fd"])};
 }
-'''
-GO_PROBE = '''import ("path/filepath"; "syscall")
+"""
+GO_PROBE = """import ("path/filepath"; "syscall")
 
 func ids(pattern string) [][]uint64 {
 	out := [][]uint64{}
@@ -69,13 +69,16 @@ func ids(pattern string) [][]uint64 {
 func handler(event interface{}, context map[string]string) interface{} {
 	return map[string]interface{}{"all": ids("/proc/[0-9]*/fd/*"), "own": ids("/proc/self/fd/*")}
 }
-'''
+"""
 PROBES = {"python": PY_PROBE, "nodejs": JS_PROBE, "go": GO_PROBE}
 
 
 def _launchers(server_pid: int) -> list[int]:
-    return [p["pid"] for p in map(_proc, _descendants(server_pid))
-            if p and p["cmd"][:2] and p["cmd"][0].endswith("/bash") and p["cmd"][-1] == "cloudfn-build"]
+    return [
+        p["pid"]
+        for p in map(_proc, _descendants(server_pid))
+        if p and p["cmd"][:2] and p["cmd"][0].endswith("/bash") and p["cmd"][-1] == "cloudfn-build"
+    ]
 
 
 def _fd_ids(pid: int) -> set[tuple[int, int]]:
@@ -127,7 +130,7 @@ def test_no_function_reaches_the_launchers_pipe_or_any_platform_fd(server, fd_so
 
 
 PTRACE_ATTACH = 16
-SIGNAL_AND_PTRACE = f'''
+SIGNAL_AND_PTRACE = f"""
 import ctypes, errno, os, sys
 pid = int(sys.argv[1])
 out = []
@@ -142,18 +145,34 @@ if libc.ptrace({PTRACE_ATTACH}, pid, None, None) == 0:
 else:
     out.append("ptrace: " + errno.errorcode[ctypes.get_errno()])
 print(" ".join(out))
-'''
+"""
 
 
 def test_the_sandbox_uid_can_neither_signal_nor_ptrace_the_launcher(server):  # noqa: F811
     launchers = _launchers(server.proc.pid)
     assert launchers
-    user = pwd.getpwnam("cloudfn-sandbox") if "cloudfn-sandbox" in server.info["protections"]["uid_drop"] \
+    user = (
+        pwd.getpwnam("cloudfn-sandbox")
+        if "cloudfn-sandbox" in server.info["protections"]["uid_drop"]
         else pwd.getpwnam("nobody")
+    )
     for pid in launchers:
         assert _proc(pid)["uid"] == 0  # root: which is why no other uid may reach it
-        out = subprocess.run(["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups",
-                              sys.executable, "-I", "-c", SIGNAL_AND_PTRACE, str(pid)],
-                             capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [
+                "setpriv",
+                f"--reuid={user.pw_uid}",
+                f"--regid={user.pw_gid}",
+                "--clear-groups",
+                sys.executable,
+                "-I",
+                "-c",
+                SIGNAL_AND_PTRACE,
+                str(pid),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert out.stdout.split() == ["signal:", "EPERM", "ptrace:", "EPERM"], (out.stdout, out.stderr)
         assert Path(f"/proc/{pid}").exists(), "the launcher died"

@@ -23,8 +23,9 @@ async def test_two_platforms_on_one_database_see_each_others_writes(tmp_path, pg
     a, b = _platform(tmp_path, pg_url, "a"), _platform(tmp_path, pg_url, "b")
     try:
         assert await b.list_functions() == []  # b's cache is loaded (empty) before a writes
-        fn = await a.create_function({"name": "shared", "runtime": "python", "code": CODE % 1,
-                                      "files": {"data.txt": "hello"}})
+        fn = await a.create_function(
+            {"name": "shared", "runtime": "python", "code": CODE % 1, "files": {"data.txt": "hello"}}
+        )
         got = await b.get_function("shared")
         assert (got.id, got.code, got.files) == (fn.id, CODE % 1, {"data.txt": "hello"})
         assert (await b.invoke("shared", {})).result == {"v": 1}
@@ -34,8 +35,9 @@ async def test_two_platforms_on_one_database_see_each_others_writes(tmp_path, pg
         assert [v.version for v in await b.function_versions("shared")] == [1, 2]
         await b.save_event("shared", "sample", {"x": 1})
         assert [e.name for e in await a.list_saved_events("shared")] == ["sample"]
-        rule = await a.create_alert_rule({"name": "errs", "metric": "error_rate", "comparison": ">",
-                                          "threshold": 50, "window": 60})
+        rule = await a.create_alert_rule(
+            {"name": "errs", "metric": "error_rate", "comparison": ">", "threshold": 50, "window": 60}
+        )
         assert [r.id for r in await b.list_alert_rules() if r.name == "errs"] == [rule.id]
         assert len(await b.list_alert_rules()) == 3  # the two seed rules, installed once
         r1 = await a.invoke("shared", {"from": "a"})
@@ -107,8 +109,7 @@ async def test_postgresql_restarted_under_load_loses_nothing_acknowledged(tmp_pa
         await p.close()
 
 
-def test_two_served_gateways_share_functions_and_answer_503_while_postgresql_is_away(tmp_path, pg_url,
-                                                                                     postgres_server):
+def test_two_served_gateways_share_functions_and_answer_503_while_postgresql_is_away(tmp_path, pg_url, postgres_server):
     import sys
     from pathlib import Path
 

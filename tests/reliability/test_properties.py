@@ -19,8 +19,20 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=12,
 )
-FIELDS = ["name", "runtime", "code", "handler", "timeout", "memory", "environment", "description",
-          "max_concurrency", "network", "id", "bogus"]
+FIELDS = [
+    "name",
+    "runtime",
+    "code",
+    "handler",
+    "timeout",
+    "memory",
+    "environment",
+    "description",
+    "max_concurrency",
+    "network",
+    "id",
+    "bogus",
+]
 
 
 @settings(max_examples=300, deadline=None)
@@ -85,6 +97,15 @@ def test_a_config_file_of_arbitrary_text_never_crashes(tmp_path, text):
 def test_results_and_records_round_trip_through_json(event, result):
     r = InvokeResult(success=True, result=result, duration=1.5)
     assert InvokeResult.model_validate_json(r.model_dump_json()).result == result
-    rec = InvocationRecord(id="i", function_id="f", function_name="f", function_version=1, runtime="python",
-                           status="success", started_at="2026-01-01T00:00:00Z", event=event, result=result)
+    rec = InvocationRecord(
+        id="i",
+        function_id="f",
+        function_name="f",
+        function_version=1,
+        runtime="python",
+        status="success",
+        started_at="2026-01-01T00:00:00Z",
+        event=event,
+        result=result,
+    )
     assert InvocationRecord.model_validate_json(rec.model_dump_json()) == rec

@@ -26,7 +26,7 @@ NODE_MISSING = shutil.which("node") is None
 # Every attack writes with the runner's own framing (4-byte big-endian length) unless it is the
 # framing that is under attack. "nonce" attacks take the request's nonce from the runner's own
 # variables, as any code in the worker process can: the checks past the nonce must hold too.
-PY = r'''
+PY = r"""
 import os, sys, threading
 
 RESP = int(sys.argv[2])
@@ -81,9 +81,9 @@ def handler(event, context):
         main.write_frame = twice
         return "real"
     raise ValueError(a)
-'''
+"""
 
-NODE = r'''
+NODE = r"""
 const fs = require('fs');
 const RESP = Number(process.argv[3]);
 function frame(s) {
@@ -102,9 +102,9 @@ function handler(event, context) {
   }
   return 'real';
 }
-'''
+"""
 
-GO = r'''
+GO = r"""
 package main
 
 import (
@@ -138,7 +138,7 @@ func handler(event interface{}, context map[string]string) interface{} {
 	}
 	return "real"
 }
-'''
+"""
 
 CODE = {"python": PY, "nodejs": NODE, "go": GO}
 
@@ -165,8 +165,9 @@ OTHER_ATTACKS = {
 
 @pytest.fixture
 async def svc(tmp_path, shared_cache):
-    s = ExecutionService(ExecutionSettings(work_dir=tmp_path / "work", cache_dir=shared_cache / "exec",
-                                           max_memory=4096))
+    s = ExecutionService(
+        ExecutionSettings(work_dir=tmp_path / "work", cache_dir=shared_cache / "exec", max_memory=4096)
+    )
     yield s
     await s.close()
 

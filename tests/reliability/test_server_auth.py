@@ -55,13 +55,22 @@ def concrete(path: str) -> str:
 def server(tmp_path_factory, shared_cache) -> ServerProc:
     """The token made at the first start, debug mode and debug logging: the most the server
     ever writes, for the leak checks."""
-    s = start_server(tmp_path_factory.mktemp("auth"), "--mode", "debug", "--heartbeat", "0.2", token=None,
-                     cache=shared_cache, CLOUDFN_MONITOR_LOG_LEVEL="debug")
+    s = start_server(
+        tmp_path_factory.mktemp("auth"),
+        "--mode",
+        "debug",
+        "--heartbeat",
+        "0.2",
+        token=None,
+        cache=shared_cache,
+        CLOUDFN_MONITOR_LOG_LEVEL="debug",
+    )
     assert s.token and len(s.token) >= 32
     # uvicorn's access log goes to stdout: drain it (a full pipe would stall the server) and keep it.
     s.stdout_lines = []
-    reader = threading.Thread(target=lambda: s.stdout_lines.extend(
-        line.decode(errors="replace") for line in s.proc.stdout), daemon=True)
+    reader = threading.Thread(
+        target=lambda: s.stdout_lines.extend(line.decode(errors="replace") for line in s.proc.stdout), daemon=True
+    )
     reader.start()
     s.stdout_reader = reader
     yield s
@@ -97,8 +106,9 @@ def test_every_route_but_health_answers_401_without_the_right_token(server):
     with httpx.Client(base_url=server.url, timeout=30) as c:
         for method, path in guarded:
             for why, headers in wrong_forms(server.token):
-                r = c.request(method, concrete(path), headers=headers,
-                              json={} if method in ("POST", "PUT", "PATCH") else None)
+                r = c.request(
+                    method, concrete(path), headers=headers, json={} if method in ("POST", "PUT", "PATCH") else None
+                )
                 assert r.status_code == 401, (method, path, why, r.status_code, r.text)
                 assert r.headers["www-authenticate"].startswith("Bearer")
                 if method != "HEAD":
@@ -107,15 +117,23 @@ def test_every_route_but_health_answers_401_without_the_right_token(server):
         for path in sorted(HEALTH_PATHS):
             assert c.get(path).status_code == 200
     assert not any(server.token in b for b in bodies)
-    print(f"\nauth: {len(guarded)} routes ({len(documented) - len(HEALTH_PATHS)} documented operations, the "
-          f"undocumented docs routes, an unknown path) x {len(wrong_forms(server.token))} wrong forms -> "
-          f"{len(guarded) * len(wrong_forms(server.token))} x 401; health answers without a token")
+    print(
+        f"\nauth: {len(guarded)} routes ({len(documented) - len(HEALTH_PATHS)} documented operations, the "
+        f"undocumented docs routes, an unknown path) x {len(wrong_forms(server.token))} wrong forms -> "
+        f"{len(guarded) * len(wrong_forms(server.token))} x 401; health answers without a token"
+    )
 
 
 def _cli(server: ServerProc, *args: str, **env: str) -> subprocess.CompletedProcess:
     base = {k: v for k, v in server.env.items() if k != "CLOUDFN_TOKEN"}
-    return subprocess.run([sys.executable, "-m", "cloudfn_tui.cli", *args], env={**base, **env}, cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "cloudfn_tui.cli", *args],
+        env={**base, **env},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_the_token_never_shows(server, tmp_path):
@@ -127,8 +145,10 @@ def test_the_token_never_shows(server, tmp_path):
             assert next(lines) == ": connected"
             # Work that writes to every store and log: functions, invocations (output, errors),
             # a throttle-free failure, errors of each kind, alert rules, saved events.
-            for body in ({"name": "leak-ok", "runtime": "python", "code": PRINTS},
-                         {"name": "leak-fail", "runtime": "python", "code": FAILS}):
+            for body in (
+                {"name": "leak-ok", "runtime": "python", "code": PRINTS},
+                {"name": "leak-fail", "runtime": "python", "code": FAILS},
+            ):
                 r = c.post("/api/v1/functions", json=body)
                 assert r.status_code == 201, r.text
                 seen.append(r.text)
@@ -201,6 +221,8 @@ def test_the_token_never_shows(server, tmp_path):
     log = server.stderr()
     assert "GET /api/v1/info" in access and "401" in access, access[-2000:]  # it did log every request
     assert token not in log and token not in access and token not in server.announce
-    print(f"\ntoken leaks: none in {len(seen)} answers (errors, info, metrics, history, logs, SSE), "
-          f"{len(outputs)} `cloudfn info` outputs, {scanned} files of the data directory, the server's "
-          f"output and its access log ({len(server.stdout_lines)} lines)")
+    print(
+        f"\ntoken leaks: none in {len(seen)} answers (errors, info, metrics, history, logs, SSE), "
+        f"{len(outputs)} `cloudfn info` outputs, {scanned} files of the data directory, the server's "
+        f"output and its access log ({len(server.stdout_lines)} lines)"
+    )

@@ -91,9 +91,16 @@ def fuzz_server(tmp_path_factory, shared_cache):
     from deps_packages import NpmRegistry
 
     registry = NpmRegistry()
-    server = start_server(tmp_path_factory.mktemp("fuzz"), "--mode", "release", cache=shared_cache,
-                          token="fuzz-token-" + "x" * 24, CLOUDFN_MONITOR_ALERT_INTERVAL="0",
-                          CLOUDFN_RUNTIME_PYPI_INDEX_URL="none", CLOUDFN_RUNTIME_NPM_REGISTRY=registry.url)
+    server = start_server(
+        tmp_path_factory.mktemp("fuzz"),
+        "--mode",
+        "release",
+        cache=shared_cache,
+        token="fuzz-token-" + "x" * 24,
+        CLOUDFN_MONITOR_ALERT_INTERVAL="0",
+        CLOUDFN_RUNTIME_PYPI_INDEX_URL="none",
+        CLOUDFN_RUNTIME_NPM_REGISTRY=registry.url,
+    )
     yield server
     registry.close()
     assert server.stop() == 0, server.stderr()
@@ -102,18 +109,40 @@ def fuzz_server(tmp_path_factory, shared_cache):
 def test_schemathesis_all_checks_find_nothing(fuzz_server, tmp_path):
     config = tmp_path / "schemathesis.toml"
     config.write_text(CONFIG)
-    cmd = [sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "--no-color", "run",
-           f"{fuzz_server.url}/openapi.json", "-H", f"Authorization: Bearer {fuzz_server.token}",
-           "--checks", "all", "--max-examples", str(EXAMPLES), "--seed", str(SEED), "--request-timeout", "60",
-           # The event stream never ends, and a request/response fuzzer waits for the end of the
-           # body; test_the_event_stream_accepts_exactly_the_documented_kinds below fuzzes it.
-           "--exclude-path", EVENTS,
-           # The functions' endpoints answer what their function answers: a failing function is a
-           # documented 502, a DELETE deletes nothing of the platform's, a slow function is slow. The
-           # REST checks (no 5xx, use after free, response time) do not apply; test_endpoints.py
-           # and test_server_auth.py test them.
-           "--exclude-path-regex", ENDPOINTS,
-           "--report", "junit", "--report-junit-path", str(tmp_path / "junit.xml")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "schemathesis.cli",
+        "--config-file",
+        str(config),
+        "--no-color",
+        "run",
+        f"{fuzz_server.url}/openapi.json",
+        "-H",
+        f"Authorization: Bearer {fuzz_server.token}",
+        "--checks",
+        "all",
+        "--max-examples",
+        str(EXAMPLES),
+        "--seed",
+        str(SEED),
+        "--request-timeout",
+        "60",
+        # The event stream never ends, and a request/response fuzzer waits for the end of the
+        # body; test_the_event_stream_accepts_exactly_the_documented_kinds below fuzzes it.
+        "--exclude-path",
+        EVENTS,
+        # The functions' endpoints answer what their function answers: a failing function is a
+        # documented 502, a DELETE deletes nothing of the platform's, a slow function is slow. The
+        # REST checks (no 5xx, use after free, response time) do not apply; test_endpoints.py
+        # and test_server_auth.py test them.
+        "--exclude-path-regex",
+        ENDPOINTS,
+        "--report",
+        "junit",
+        "--report-junit-path",
+        str(tmp_path / "junit.xml"),
+    ]
     r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     out = r.stdout + r.stderr
     assert r.returncode == 0, out[-20000:]
@@ -127,15 +156,16 @@ def test_schemathesis_all_checks_find_nothing(fuzz_server, tmp_path):
     assert operations and int(operations.group(1)) == documented - 1, out[-3000:]  # all but the stream
     log = fuzz_server.stderr()
     assert "Traceback" not in log and "InternalError" not in log, log[-5000:]
-    print(f"\nfuzzing: schemathesis --checks all, {cases.group(1)} cases over {operations.group(1)} of "
-          f"{documented} operations (examples, coverage, fuzzing, stateful), seed {SEED}: "
-          f"{cases.group(2)} passed, 0 failures, no server error")
+    print(
+        f"\nfuzzing: schemathesis --checks all, {cases.group(1)} cases over {operations.group(1)} of "
+        f"{documented} operations (examples, coverage, fuzzing, stateful), seed {SEED}: "
+        f"{cases.group(2)} passed, 0 failures, no server error"
+    )
 
 
 # -- the event stream: accepted exactly when its documented schema says so ---------------------------
 kind_items = st.lists(
-    st.sampled_from([*EVENT_KINDS, "", " ", "\t", "bogus", "log ", "LOG", "function.*", "\x1c"])
-    | st.text(max_size=12),
+    st.sampled_from([*EVENT_KINDS, "", " ", "\t", "bogus", "log ", "LOG", "function.*", "\x1c"]) | st.text(max_size=12),
     max_size=4,
 ).map(",".join)
 

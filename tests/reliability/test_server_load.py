@@ -62,8 +62,10 @@ def history_counts(server: ServerProc) -> Counter:
         for status in ("success", "throttled", "failed"):
             offset = 0
             while True:
-                page = c.get("/api/v1/invocations", params={"function": "load", "status": status,
-                                                            "limit": 1000, "offset": offset}).json()
+                page = c.get(
+                    "/api/v1/invocations",
+                    params={"function": "load", "status": status, "limit": 1000, "offset": offset},
+                ).json()
                 counts[status] += page["count"]
                 offset += page["count"]
                 if page["count"] < 1000:
@@ -72,8 +74,14 @@ def history_counts(server: ServerProc) -> Counter:
 
 
 async def test_10000_invocations_over_32_connections(tmp_path, shared_cache):
-    server = start_server(tmp_path / "s", "--mode", "release", cache=shared_cache,
-                          CLOUDFN_RUNTIME_MAX_CONCURRENT="10", CLOUDFN_RUNTIME_QUEUE_SIZE="5")
+    server = start_server(
+        tmp_path / "s",
+        "--mode",
+        "release",
+        cache=shared_cache,
+        CLOUDFN_RUNTIME_MAX_CONCURRENT="10",
+        CLOUDFN_RUNTIME_QUEUE_SIZE="5",
+    )
     try:
         limits = httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS)
         async with httpx.AsyncClient(base_url=server.url, headers=server.headers(), timeout=120, limits=limits) as c:
@@ -96,13 +104,19 @@ async def test_10000_invocations_over_32_connections(tmp_path, shared_cache):
             m = c.get("/api/metrics", params={"function": "load"}).json()["functions"]["load"]
         assert dict(history) == {"success": seen["success"], "throttled": seen["throttled"], "failed": 0}, history
         assert (m["invocations"], m["successes"], m["throttles"], m["failures"]) == (
-            TOTAL, seen["success"], seen["throttled"], seen["throttled"]), m  # a throttle counts as a failure
+            TOTAL,
+            seen["success"],
+            seen["throttled"],
+            seen["throttled"],
+        ), m  # a throttle counts as a failure
         growth = rss_end - rss_half
         assert growth < RSS_GROWTH_MB, f"server RSS grew {growth:.1f} MB over the second {TOTAL // 2}"
     finally:
         assert server.stop() == 0, server.stderr()
-    print(f"\nload: {TOTAL} invocations over {CONNECTIONS} connections in {elapsed:.1f} s "
-          f"({TOTAL / elapsed:.0f}/s): {seen['success']} success + {seen['throttled']} throttled (429), 0 other; "
-          f"history and metrics count the same; server RSS {rss_half:.1f} MB after {TOTAL // 2}, "
-          f"{rss_end:.1f} MB after {TOTAL} ({growth:+.1f} MB, {growth * 2**20 / (TOTAL - TOTAL // 2):.0f} bytes "
-          f"per invocation; bound {RSS_GROWTH_MB:.0f} MB)")
+    print(
+        f"\nload: {TOTAL} invocations over {CONNECTIONS} connections in {elapsed:.1f} s "
+        f"({TOTAL / elapsed:.0f}/s): {seen['success']} success + {seen['throttled']} throttled (429), 0 other; "
+        f"history and metrics count the same; server RSS {rss_half:.1f} MB after {TOTAL // 2}, "
+        f"{rss_end:.1f} MB after {TOTAL} ({growth:+.1f} MB, {growth * 2**20 / (TOTAL - TOTAL // 2):.0f} bytes "
+        f"per invocation; bound {RSS_GROWTH_MB:.0f} MB)"
+    )

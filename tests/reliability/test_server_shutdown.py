@@ -72,14 +72,17 @@ class Events:
 async def _fifty_in_flight(server: ServerProc, seconds: float):
     """Create the function, and fire N invocations over N connections; return once the event
     stream has seen every one of them start."""
-    client = httpx.AsyncClient(base_url=server.url, headers=server.headers(), timeout=300,
-                               limits=httpx.Limits(max_connections=N + 10))
+    client = httpx.AsyncClient(
+        base_url=server.url, headers=server.headers(), timeout=300, limits=httpx.Limits(max_connections=N + 10)
+    )
     r = await client.post("/api/v1/functions", json={"name": "sleepy", "runtime": "python", "code": SLEEPY})
     assert r.status_code == 201, r.text
     events = Events(server)
     await asyncio.wait_for(events.connected.wait(), 60)
-    calls = [asyncio.ensure_future(client.post("/api/v1/functions/sleepy/invoke",
-                                               json={"event": {"s": seconds, "n": i}})) for i in range(N)]
+    calls = [
+        asyncio.ensure_future(client.post("/api/v1/functions/sleepy/invoke", json={"event": {"s": seconds, "n": i}}))
+        for i in range(N)
+    ]
     for _ in range(N):
         kind, _data = await events.next()
         assert kind == "invocation.started", kind
@@ -116,8 +119,11 @@ def _descendants(pid: int) -> dict[int, str]:
 async def _probe(url: str, headers: dict[str, str]) -> list[httpx.Response]:
     """New requests (new connections) while the server drains: health and an invocation."""
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as c:
-        return [await c.get("/api/health"), await c.get("/api/v1/functions"),
-                await c.post("/api/v1/functions/sleepy/invoke", json={"event": {"s": 0, "n": -1}})]
+        return [
+            await c.get("/api/health"),
+            await c.get("/api/v1/functions"),
+            await c.post("/api/v1/functions/sleepy/invoke", json={"event": {"s": 0, "n": -1}}),
+        ]
 
 
 async def test_sigterm_with_50_in_flight_completes_all_answers_503_and_exits_0(tmp_path, shared_cache):
@@ -159,9 +165,11 @@ async def test_sigterm_with_50_in_flight_completes_all_answers_503_and_exits_0(t
     assert set(ids) <= set(stored), f"{len(set(ids) - set(stored))} invocations missing from the history"
     assert all(stored[i]["status"] == "success" for i in ids)
     assert len(stored) == N, f"{len(stored)} records; expected exactly the {N} that ran"
-    print(f"\nshutdown under load: {N}/{N} in flight completed successfully after SIGTERM ({running} still "
-          f"running when {len(probes)} new requests got 503); drained in {drained:.2f} s, exit 0 after "
-          f"{exited:.2f} s; {N}/{N} in the history after a restart")
+    print(
+        f"\nshutdown under load: {N}/{N} in flight completed successfully after SIGTERM ({running} still "
+        f"running when {len(probes)} new requests got 503); drained in {drained:.2f} s, exit 0 after "
+        f"{exited:.2f} s; {N}/{N} in the history after a restart"
+    )
 
 
 async def test_a_second_sigterm_during_the_grace_period_forces_the_exit(tmp_path, shared_cache):
@@ -196,5 +204,7 @@ async def test_a_second_sigterm_during_the_grace_period_forces_the_exit(tmp_path
     for p in left:  # leave nothing behind even when the test fails (the same processes: pid and start time)
         os.kill(p, signal.SIGKILL)
     assert not left, f"worker processes outlived the server: {left}"
-    print(f"\nforced shutdown: second SIGTERM during the grace period -> exit 1 in {forced:.2f} s with "
-          f"{cut}/{N} invocations cut off; 0 of {len(workers)} worker processes left")
+    print(
+        f"\nforced shutdown: second SIGTERM during the grace period -> exit 1 in {forced:.2f} s with "
+        f"{cut}/{N} invocations cut off; 0 of {len(workers)} worker processes left"
+    )

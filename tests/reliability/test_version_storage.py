@@ -31,8 +31,13 @@ def sha(code: str) -> str:
 
 def cloudfn(data_dir: Path, *argv: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "cloudfn_tui.cli", "--data-dir", str(data_dir), *argv],
-                          capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "cloudfn_tui.cli", "--data-dir", str(data_dir), *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
 
 
 def cfg(data_dir: Path, **settings):

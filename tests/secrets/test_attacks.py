@@ -17,8 +17,9 @@ PLANT = json.dumps({"value": "planted-by-attacker"}).encode()
 
 @pytest.fixture(scope="module")
 def open_server(tmp_path_factory, shared_cache):
-    s = start_server(tmp_path_factory.mktemp("secrets-noauth"), "--no-auth", "--mode", "release", token=None,
-                     cache=shared_cache)
+    s = start_server(
+        tmp_path_factory.mktemp("secrets-noauth"), "--no-auth", "--mode", "release", token=None, cache=shared_cache
+    )
     with s.client() as c:
         assert c.put("/api/v1/secrets/target", json={"value": VALUE}).status_code == 200
     yield s
@@ -31,16 +32,34 @@ def sizes(c: httpx.Client) -> dict[str, int]:
 
 WEB_PAGE = [
     ("text/plain set", "PUT", "/api/v1/secrets/target", {"content-type": "text/plain"}, PLANT, 415),
-    ("form set", "PUT", "/api/v1/secrets/planted", {"content-type": "application/x-www-form-urlencoded"},
-     b"value=planted", 415),
+    (
+        "form set",
+        "PUT",
+        "/api/v1/secrets/planted",
+        {"content-type": "application/x-www-form-urlencoded"},
+        b"value=planted",
+        415,
+    ),
     ("no content type", "PUT", "/api/v1/secrets/planted", {}, PLANT, 415),
-    ("foreign Origin set", "PUT", "/api/v1/secrets/target",
-     {"content-type": "application/json", "origin": "https://evil.example"}, PLANT, 403),
+    (
+        "foreign Origin set",
+        "PUT",
+        "/api/v1/secrets/target",
+        {"content-type": "application/json", "origin": "https://evil.example"},
+        PLANT,
+        403,
+    ),
     ("foreign Origin delete", "DELETE", "/api/v1/secrets/target", {"origin": "https://evil.example"}, b"", 403),
     ("foreign Origin rotate", "POST", "/api/v1/secrets/key/rotate", {"origin": "null"}, b"", 403),
     ("rebinding list", "GET", "/api/v1/secrets", {"host": "evil.example"}, b"", 421),
-    ("rebinding set", "PUT", "/api/v1/secrets/target",
-     {"content-type": "application/json", "host": "rebind.evil.example"}, PLANT, 421),
+    (
+        "rebinding set",
+        "PUT",
+        "/api/v1/secrets/target",
+        {"content-type": "application/json", "host": "rebind.evil.example"},
+        PLANT,
+        421,
+    ),
 ]
 
 
@@ -59,13 +78,20 @@ def test_without_the_token_a_peer_gets_401_everywhere(tmp_path, shared_cache):
         with s.client() as c:
             assert c.put("/api/v1/secrets/target", json={"value": VALUE}).status_code == 200
         with httpx.Client(base_url=s.url, timeout=30) as anon:
-            for method, path, body in (("GET", "/api/v1/secrets", None), ("PUT", "/api/v1/secrets/target", PLANT),
-                                       ("DELETE", "/api/v1/secrets/target", None),
-                                       ("POST", "/api/v1/secrets/key/rotate", None)):
+            for method, path, body in (
+                ("GET", "/api/v1/secrets", None),
+                ("PUT", "/api/v1/secrets/target", PLANT),
+                ("DELETE", "/api/v1/secrets/target", None),
+                ("POST", "/api/v1/secrets/key/rotate", None),
+            ):
                 r = anon.request(method, path, content=body, headers={"content-type": "application/json"})
                 assert r.status_code == 401 and VALUE not in r.text, (method, path, r.text)
-                r = anon.request(method, path, content=body, headers={"content-type": "application/json",
-                                                                      "authorization": "Bearer wrong-token-000000"})
+                r = anon.request(
+                    method,
+                    path,
+                    content=body,
+                    headers={"content-type": "application/json", "authorization": "Bearer wrong-token-000000"},
+                )
                 assert r.status_code == 401, (method, path)
         with s.client() as c:
             assert sizes(c) == {"target": len(VALUE)}
@@ -94,9 +120,14 @@ def test_bad_names_are_refused_and_nothing_is_stored(open_server, why, path, sta
 
 def test_bad_bodies_name_the_field_and_never_echo_a_value(open_server):
     with open_server.client() as c:
-        for body, field in (({"value": "x" * (64 * 1024 + 1)}, "value"), ({"value": ""}, "value"),
-                            ({"value": 5}, "value"), ({}, "value"), ({"value": VALUE, "colour": "x"}, "colour"),
-                            ([VALUE], "body")):
+        for body, field in (
+            ({"value": "x" * (64 * 1024 + 1)}, "value"),
+            ({"value": ""}, "value"),
+            ({"value": 5}, "value"),
+            ({}, "value"),
+            ({"value": VALUE, "colour": "x"}, "colour"),
+            ([VALUE], "body"),
+        ):
             r = c.put("/api/v1/secrets/other", json=body)
             assert r.status_code == 422, r.text
             assert field in {e["field"] for e in r.json()["errors"]} and VALUE not in r.text, r.text

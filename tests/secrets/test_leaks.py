@@ -105,17 +105,32 @@ def test_no_value_anywhere_but_the_functions_own_answer(tmp_path, shared_cache):
         # the CLI, attached to the server: the value from stdin
         env = {**server.env, "CLOUDFN_REMOTE": server.url, "CLOUDFN_TOKEN": server.token}
         cli = [sys.executable, "-m", "cloudfn_tui.cli"]
-        out = subprocess.run([*cli, "secrets", "set", "cli-pw"], input=CLI_VALUE + "\n", capture_output=True,
-                             text=True, env=env, cwd=str(REPO), timeout=60)
+        out = subprocess.run(
+            [*cli, "secrets", "set", "cli-pw"],
+            input=CLI_VALUE + "\n",
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=str(REPO),
+            timeout=60,
+        )
         assert out.returncode == 0, out.stderr
         assert "cli-pw" in out.stdout
         cli_output = out.stdout + out.stderr
 
         for runtime in ("python", "nodejs"):
-            r = call("POST", "/api/v1/functions", json={
-                "name": f"leaky-{runtime}", "runtime": runtime, "code": HOLDER[runtime],
-                "secrets": ["db-pw", "cli-pw"], "secret_env": {"DB_PW": "db-pw"},
-                "environment": {"API_TOKEN": "plain-and-warned"}})
+            r = call(
+                "POST",
+                "/api/v1/functions",
+                json={
+                    "name": f"leaky-{runtime}",
+                    "runtime": runtime,
+                    "code": HOLDER[runtime],
+                    "secrets": ["db-pw", "cli-pw"],
+                    "secret_env": {"DB_PW": "db-pw"},
+                    "environment": {"API_TOKEN": "plain-and-warned"},
+                },
+            )
             assert r.status_code == 201, r.text
             assert any("API_TOKEN" in w and "secret" in w for w in r.json()["warnings"])
         for runtime in ("python", "nodejs"):
@@ -145,13 +160,26 @@ def test_no_value_anywhere_but_the_functions_own_answer(tmp_path, shared_cache):
         # error paths answer without echoing a value
         call("PUT", "/api/v1/secrets/..%2Fx", json={"value": V1})
         call("PUT", "/api/v1/secrets/ok-name", json={"value": V1, "extra": V2})
-        call("PUT", "/api/v1/secrets/ok-name", content=b'{"value": "' + V1.encode() + b'"',
-             headers={"content-type": "application/json"})
+        call(
+            "PUT",
+            "/api/v1/secrets/ok-name",
+            content=b'{"value": "' + V1.encode() + b'"',
+            headers={"content-type": "application/json"},
+        )
         assert call("DELETE", "/api/v1/secrets/db-pw").status_code == 409
-        for path in ("/api/v1/secrets", "/api/v1/functions", "/api/v1/functions/leaky-python",
-                     "/api/v1/functions/leaky-python/versions", "/api/v1/invocations?limit=100",
-                     "/api/v1/logs?limit=1000", "/api/metrics", "/metrics", "/api/v1/info", "/api/v1/alerts",
-                     "/openapi.json"):
+        for path in (
+            "/api/v1/secrets",
+            "/api/v1/functions",
+            "/api/v1/functions/leaky-python",
+            "/api/v1/functions/leaky-python/versions",
+            "/api/v1/invocations?limit=100",
+            "/api/v1/logs?limit=1000",
+            "/api/metrics",
+            "/metrics",
+            "/api/v1/info",
+            "/api/v1/alerts",
+            "/openapi.json",
+        ):
             assert call("GET", path).status_code == 200, path
         listed = {s["name"]: s for s in c.get("/api/v1/secrets").json()["secrets"]}
         assert listed["db-pw"]["used_by"] == ["leaky-nodejs", "leaky-python"]
@@ -160,8 +188,15 @@ def test_no_value_anywhere_but_the_functions_own_answer(tmp_path, shared_cache):
             if rec["function_name"].startswith("leaky"):
                 assert rec["result"]["file"] == "***" and "leaking *** ***" in rec["logs"], rec
 
-        for args in (["secrets", "list"], ["info"], ["history", "--json"], ["logs", "--limit", "500"],
-                     ["get", "leaky-python"], ["list"], ["metrics"]):
+        for args in (
+            ["secrets", "list"],
+            ["info"],
+            ["history", "--json"],
+            ["logs", "--limit", "500"],
+            ["get", "leaky-python"],
+            ["list"],
+            ["metrics"],
+        ):
             out = subprocess.run([*cli, *args], capture_output=True, text=True, env=env, cwd=str(REPO), timeout=60)
             assert out.returncode == 0, (args, out.stderr)
             cli_output += out.stdout + out.stderr

@@ -173,8 +173,9 @@ def test_delete(tmp_path):
 def test_masking_covers_the_value_and_its_base64_forms():
     found = needles([VALUE, "abc"])  # "abc" is too short to mask
     raw = VALUE.encode()
-    text = (f"v={VALUE} b={base64.b64encode(raw).decode()} u={base64.urlsafe_b64encode(raw).decode().rstrip('=')} "
-            "abc stays")
+    text = (
+        f"v={VALUE} b={base64.b64encode(raw).decode()} u={base64.urlsafe_b64encode(raw).decode().rstrip('=')} abc stays"
+    )
     out = mask_text(text, found)
     assert VALUE not in out and base64.b64encode(raw).decode() not in out and out.count("***") == 3
     assert "abc stays" in out
@@ -182,9 +183,16 @@ def test_masking_covers_the_value_and_its_base64_forms():
 
 
 def test_credential_like_keys_and_held_by():
-    warned = credential_warnings({"DB_PASSWORD": "x", "API_TOKEN": "y", "AWS_SECRET_ACCESS_KEY": "z",
-                                  "SIGNING_KEY": "k",
-                                  "GREETING": "hi", "KEYBOARD": "us"})
+    warned = credential_warnings(
+        {
+            "DB_PASSWORD": "x",
+            "API_TOKEN": "y",
+            "AWS_SECRET_ACCESS_KEY": "z",
+            "SIGNING_KEY": "k",
+            "GREETING": "hi",
+            "KEYBOARD": "us",
+        }
+    )
     assert [w.split()[2] for w in warned] == ["API_TOKEN", "AWS_SECRET_ACCESS_KEY", "DB_PASSWORD", "SIGNING_KEY"]
     assert all("secret_env" in w for w in warned)
 

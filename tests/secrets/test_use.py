@@ -37,8 +37,16 @@ def forms(v: str) -> list[str]:
 async def test_file_and_variable_then_a_new_value_with_warm_workers(platform, runtime):
     await platform.set_secret("db-pw", V1)
     await platform.set_secret("unrelated", "not-for-this-function")
-    await platform.create_function({"name": f"holder-{runtime}", "runtime": runtime, "code": HOLDER[runtime],
-                                    "secrets": ["db-pw"], "secret_env": {"DB_PW": "db-pw"}, "max_concurrency": 3})
+    await platform.create_function(
+        {
+            "name": f"holder-{runtime}",
+            "runtime": runtime,
+            "code": HOLDER[runtime],
+            "secrets": ["db-pw"],
+            "secret_env": {"DB_PW": "db-pw"},
+            "max_concurrency": 3,
+        }
+    )
     first = await asyncio.gather(*(platform.invoke(f"holder-{runtime}", {}) for _ in range(3)))
     for r in first:
         assert r.success, r.error
@@ -59,8 +67,10 @@ async def test_file_and_variable_then_a_new_value_with_warm_workers(platform, ru
 
 async def test_an_invocation_running_across_a_set_never_answers_with_the_old_value(platform):
     await platform.set_secret("slow-pw", V1)
-    code = ("import time\ndef handler(event, context):\n    v = open('/run/secrets/slow-pw').read()\n"
-            "    print('started', flush=True)\n    time.sleep(event.get('sleep', 0))\n    return v\n")
+    code = (
+        "import time\ndef handler(event, context):\n    v = open('/run/secrets/slow-pw').read()\n"
+        "    print('started', flush=True)\n    time.sleep(event.get('sleep', 0))\n    return v\n"
+    )
     await platform.create_function({"name": "slow", "runtime": "python", "code": code, "secrets": ["slow-pw"]})
     assert (await platform.invoke("slow", {})).result == V1  # warm now
     events = platform.events({"invocation.started"})
@@ -77,11 +87,19 @@ async def test_an_invocation_running_across_a_set_never_answers_with_the_old_val
 @pytest.mark.parametrize("runtime", RUNTIMES)
 async def test_a_function_that_did_not_list_a_secret_cannot_read_it(platform, runtime, data_dir):
     await platform.set_secret("db-pw", V1)
-    await platform.create_function({"name": "holder", "runtime": "python", "code": HOLDER["python"],
-                                    "secrets": ["db-pw"], "secret_env": {"DB_PW": "db-pw"}})
+    await platform.create_function(
+        {
+            "name": "holder",
+            "runtime": "python",
+            "code": HOLDER["python"],
+            "secrets": ["db-pw"],
+            "secret_env": {"DB_PW": "db-pw"},
+        }
+    )
     assert (await platform.invoke("holder", {})).success  # a warm holder runs beside the hunter
-    await platform.create_function({"name": f"hunter-{runtime}", "runtime": runtime, "code": HUNTER[runtime],
-                                    "environment": {"GREETING": "hi"}})
+    await platform.create_function(
+        {"name": f"hunter-{runtime}", "runtime": runtime, "code": HUNTER[runtime], "environment": {"GREETING": "hi"}}
+    )
     paths = [str(data_dir / "secrets.json"), str(data_dir / "secrets.key"), str(data_dir / "registry.json")]
     res = await platform.invoke(f"hunter-{runtime}", {"paths": paths})
     assert res.success, res.error
@@ -93,18 +111,27 @@ async def test_a_function_that_did_not_list_a_secret_cannot_read_it(platform, ru
 
 async def test_names_must_exist_and_a_held_secret_is_not_deleted(platform):
     with pytest.raises(NotFound) as info:  # a 404, as a request naming a missing function
-        await platform.create_function({"name": "f", "runtime": "python", "code": HOLDER["python"],
-                                        "secrets": ["nope"], "secret_env": {"X_PW": "nada"}})
+        await platform.create_function(
+            {
+                "name": "f",
+                "runtime": "python",
+                "code": HOLDER["python"],
+                "secrets": ["nope"],
+                "secret_env": {"X_PW": "nada"},
+            }
+        )
     assert "'nope' (in secrets), 'nada' (in secret_env)" in info.value.message
     assert "cloudfn secrets set" in info.value.message
     with pytest.raises(InvalidInput) as bad:  # a bad shape is still reported first, per field
-        await platform.create_function({"name": "f", "runtime": "python", "code": HOLDER["python"],
-                                        "secrets": ["../up"], "timeout": 0.5})
+        await platform.create_function(
+            {"name": "f", "runtime": "python", "code": HOLDER["python"], "secrets": ["../up"], "timeout": 0.5}
+        )
     assert {e.field for e in bad.value.errors} == {"secrets", "timeout"}
     assert not await platform.list_functions()
     await platform.set_secret("db-pw", V1)
-    await platform.create_function({"name": "f", "runtime": "python", "code": HOLDER["python"],
-                                    "secret_env": {"DB_PW": "db-pw"}})  # held implicitly
+    await platform.create_function(
+        {"name": "f", "runtime": "python", "code": HOLDER["python"], "secret_env": {"DB_PW": "db-pw"}}
+    )  # held implicitly
     with pytest.raises(Conflict) as c:
         await platform.delete_secret("db-pw")
     assert "'f'" in c.value.message and "--force" in c.value.message
@@ -122,8 +149,7 @@ async def test_holders_skip_pre_started_sandboxes(config):
         if not p.executor.prewarm.specs:
             pytest.skip("no pre-started sandboxes on this host")
         await p.set_secret("db-pw", V1)
-        fn = await p.create_function({"name": "g", "runtime": "python", "code": HOLDER["python"],
-                                      "secrets": ["db-pw"]})
+        fn = await p.create_function({"name": "g", "runtime": "python", "code": HOLDER["python"], "secrets": ["db-pw"]})
         assert not p.executor.prewarm.eligible(fn, "python")
         assert (await p.invoke("g", {})).result["file"] == V1
     finally:

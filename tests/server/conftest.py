@@ -9,8 +9,9 @@ from serverproc import ServerProc, start_server
 @pytest.fixture(scope="module")
 def seed_server(tmp_path_factory, shared_cache):
     """Served without a token on loopback, as the seed's own clients expect."""
-    server = start_server(tmp_path_factory.mktemp("seed"), "--no-auth", "--mode", "release", token=None,
-                          cache=shared_cache)
+    server = start_server(
+        tmp_path_factory.mktemp("seed"), "--no-auth", "--mode", "release", token=None, cache=shared_cache
+    )
     yield server
     assert server.stop() == 0, server.stderr()
 
@@ -18,7 +19,13 @@ def seed_server(tmp_path_factory, shared_cache):
 @pytest.fixture(scope="module")
 def auth_server(tmp_path_factory, shared_cache) -> ServerProc:
     """Served with the token it makes at its first start (no CLOUDFN_TOKEN)."""
-    server = start_server(tmp_path_factory.mktemp("auth"), "--heartbeat", "0.2", token=None, cache=shared_cache,
-                          CLOUDFN_SERVER_MAX_BODY="65536")
+    server = start_server(
+        tmp_path_factory.mktemp("auth"),
+        "--heartbeat",
+        "0.2",
+        token=None,
+        cache=shared_cache,
+        CLOUDFN_SERVER_MAX_BODY="65536",
+    )
     yield server
     assert server.stop() == 0, server.stderr()

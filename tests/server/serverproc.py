@@ -45,8 +45,9 @@ class ServerProc:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-            raise AssertionError(f"cloudfn serve did not stop within {timeout} s after {signal.Signals(sig).name}\n"
-                                 + self.stderr()) from None
+            raise AssertionError(
+                f"cloudfn serve did not stop within {timeout} s after {signal.Signals(sig).name}\n" + self.stderr()
+            ) from None
 
     def stderr(self) -> str:
         try:
@@ -56,19 +57,32 @@ class ServerProc:
 
 
 def server_env(root: Path, cache: Path | None = None, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("CLOUDFN_") and k not in ("PORT", "DATA_DIR", "FUNCTIONS_DIR", "LOG_LEVEL", "GIN_MODE")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("CLOUDFN_") and k not in ("PORT", "DATA_DIR", "FUNCTIONS_DIR", "LOG_LEVEL", "GIN_MODE")
+    }
     env.update(
-        XDG_CONFIG_HOME=str(root / "xdg-config"), XDG_DATA_HOME=str(root / "xdg-data"),
-        XDG_CACHE_HOME=str(cache or root / "xdg-cache"), PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1",
+        XDG_CONFIG_HOME=str(root / "xdg-config"),
+        XDG_DATA_HOME=str(root / "xdg-data"),
+        XDG_CACHE_HOME=str(cache or root / "xdg-cache"),
+        PYTHONPATH=str(REPO),
+        PYTHONUNBUFFERED="1",
     )
     env.update(extra)
     return env
 
 
-def start_server(root: Path, *args: str, token: str | None = "test-token-0123456789", cache: Path | None = None,
-                 wait_health: bool = True, pass_fds: tuple[int, ...] = (), umask: int = -1,
-                 **env_extra: str) -> ServerProc:
+def start_server(
+    root: Path,
+    *args: str,
+    token: str | None = "test-token-0123456789",
+    cache: Path | None = None,
+    wait_health: bool = True,
+    pass_fds: tuple[int, ...] = (),
+    umask: int = -1,
+    **env_extra: str,
+) -> ServerProc:
     """Start `cloudfn --data-dir root/data serve --port 0 ARGS`; with `token`, CLOUDFN_TOKEN."""
     root.mkdir(parents=True, exist_ok=True)
     data_dir = root / "data"
@@ -79,8 +93,9 @@ def start_server(root: Path, *args: str, token: str | None = "test-token-0123456
     stderr_path = root / "serve.stderr"
     cmd = [sys.executable, "-m", "cloudfn_tui.cli", "--data-dir", str(data_dir), "serve", "--port", "0", *args]
     with open(stderr_path, "wb") as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, env=env, cwd=str(REPO), pass_fds=pass_fds,
-                                umask=umask)
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=err, env=env, cwd=str(REPO), pass_fds=pass_fds, umask=umask
+        )
     line = _first_line(proc, START_DEADLINE)
     if "serving on " not in line:
         proc.kill()

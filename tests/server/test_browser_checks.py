@@ -41,30 +41,55 @@ CASES = [
     ("two trailing dots", {"host": "localhost..:8000"}, "MisdirectedRequest", "MisdirectedRequest"),
     ("empty port", {"host": "localhost:"}, "MisdirectedRequest", "MisdirectedRequest"),
     ("0.0.0.0", {"host": "0.0.0.0:8000"}, "MisdirectedRequest", "MisdirectedRequest"),
-    ("a second, foreign Host", {"host": ["127.0.0.1:8000", "evil.example"]}, "MisdirectedRequest",
-     "MisdirectedRequest"),
-    ("a foreign Host first", {"host": ["evil.example", "127.0.0.1:8000"]}, "MisdirectedRequest",
-     "MisdirectedRequest"),
-    ("origin null (a sandboxed frame)", {"host": "127.0.0.1:8000", "origin": "null"}, "ForbiddenOrigin",
-     "ForbiddenOrigin"),
-    ("a foreign origin", {"host": "127.0.0.1:8000", "origin": "https://evil.example"}, "ForbiddenOrigin",
-     "ForbiddenOrigin"),
-    ("own host, other port", {"host": "127.0.0.1:8000", "origin": "http://127.0.0.1:9000"}, "ForbiddenOrigin",
-     "ForbiddenOrigin"),
-    ("another loopback name", {"host": "127.0.0.1:8000", "origin": "http://localhost:8000"}, "ForbiddenOrigin",
-     "ForbiddenOrigin"),
+    (
+        "a second, foreign Host",
+        {"host": ["127.0.0.1:8000", "evil.example"]},
+        "MisdirectedRequest",
+        "MisdirectedRequest",
+    ),
+    ("a foreign Host first", {"host": ["evil.example", "127.0.0.1:8000"]}, "MisdirectedRequest", "MisdirectedRequest"),
+    (
+        "origin null (a sandboxed frame)",
+        {"host": "127.0.0.1:8000", "origin": "null"},
+        "ForbiddenOrigin",
+        "ForbiddenOrigin",
+    ),
+    (
+        "a foreign origin",
+        {"host": "127.0.0.1:8000", "origin": "https://evil.example"},
+        "ForbiddenOrigin",
+        "ForbiddenOrigin",
+    ),
+    (
+        "own host, other port",
+        {"host": "127.0.0.1:8000", "origin": "http://127.0.0.1:9000"},
+        "ForbiddenOrigin",
+        "ForbiddenOrigin",
+    ),
+    (
+        "another loopback name",
+        {"host": "127.0.0.1:8000", "origin": "http://localhost:8000"},
+        "ForbiddenOrigin",
+        "ForbiddenOrigin",
+    ),
     ("origin without a Host", {"origin": "http://127.0.0.1:8000"}, "ForbiddenOrigin", "ForbiddenOrigin"),
-    ("own origin, then a foreign one", {"host": "127.0.0.1:8000",
-                                        "origin": ["http://127.0.0.1:8000", "https://evil.example"]},
-     "ForbiddenOrigin", "ForbiddenOrigin"),
-    ("origin with a userinfo trick", {"host": "127.0.0.1:8000", "origin": "http://127.0.0.1:8000@evil.example"},
-     "ForbiddenOrigin", "ForbiddenOrigin"),
+    (
+        "own origin, then a foreign one",
+        {"host": "127.0.0.1:8000", "origin": ["http://127.0.0.1:8000", "https://evil.example"]},
+        "ForbiddenOrigin",
+        "ForbiddenOrigin",
+    ),
+    (
+        "origin with a userinfo trick",
+        {"host": "127.0.0.1:8000", "origin": "http://127.0.0.1:8000@evil.example"},
+        "ForbiddenOrigin",
+        "ForbiddenOrigin",
+    ),
     # Sec-Fetch-Site: the endpoints hold on to it (no content type to check there); the API to
     # the content type and the Origin, as before.
     ("cross-site fetch", {"host": "127.0.0.1:8000", "sec_fetch_site": "cross-site"}, None, "ForbiddenOrigin"),
     ("same-site sibling", {"host": "127.0.0.1:8000", "sec_fetch_site": "Same-Site"}, None, "ForbiddenOrigin"),
-    ("cross-site, odd spacing", {"host": "127.0.0.1:8000", "sec_fetch_site": " CROSS-SITE "}, None,
-     "ForbiddenOrigin"),
+    ("cross-site, odd spacing", {"host": "127.0.0.1:8000", "sec_fetch_site": " CROSS-SITE "}, None, "ForbiddenOrigin"),
     ("typed in the address bar", {"host": "127.0.0.1:8000", "sec_fetch_site": "none"}, None, None),
     ("same origin", {"host": "127.0.0.1:8000", "sec_fetch_site": "same-origin"}, None, None),
 ]
@@ -83,18 +108,21 @@ def test_the_api_lets_a_foreign_origin_read_nothing_but_does_not_refuse_reads(me
     assert api_refusal(method, headers(host="127.0.0.1", origin="https://evil.example"), TRUSTED) is None
     assert kind(api_refusal(method, headers(host="evil.example"), TRUSTED)) == "MisdirectedRequest"
     # The endpoints run code on a read: refused.
-    assert kind(endpoint_refusal(headers(host="127.0.0.1", origin="https://evil.example"), TRUSTED)) == \
-        "ForbiddenOrigin"
+    assert (
+        kind(endpoint_refusal(headers(host="127.0.0.1", origin="https://evil.example"), TRUSTED)) == "ForbiddenOrigin"
+    )
 
 
 BODIES = [
     ("text/plain", {"content_type": "text/plain", "content_length": "5"}, "UnsupportedMediaType"),
-    ("a form", {"content_type": "application/x-www-form-urlencoded", "content_length": "3"},
-     "UnsupportedMediaType"),
+    ("a form", {"content_type": "application/x-www-form-urlencoded", "content_length": "3"}, "UnsupportedMediaType"),
     ("no content type", {"content_length": "5"}, "UnsupportedMediaType"),
     ("chunked, no content type", {"transfer_encoding": "chunked"}, "UnsupportedMediaType"),
-    ("JSON then text/plain", {"content_type": ["application/json", "text/plain"], "content_length": "2"},
-     "UnsupportedMediaType"),
+    (
+        "JSON then text/plain",
+        {"content_type": ["application/json", "text/plain"], "content_length": "2"},
+        "UnsupportedMediaType",
+    ),
     ("JSON with a charset", {"content_type": "application/json; charset=utf-8", "content_length": "2"}, None),
     ("a +json type", {"content_type": "application/problem+json", "content_length": "2"}, None),
     ("upper-case JSON", {"content_type": "Application/JSON", "content_length": "2"}, None),

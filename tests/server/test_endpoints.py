@@ -14,7 +14,7 @@ import pytest
 from serverproc import REPO, server_env, start_server
 
 TOKEN = "endpoint-token-0123456789"
-WEB = r'''
+WEB = r"""
 import base64, time
 def handler(event, context):
     path = event["rawPath"]
@@ -42,7 +42,7 @@ def handler(event, context):
     if path == "/slow":
         time.sleep(5)
     return [1, "two", None]
-'''
+"""
 
 
 def create(client: httpx.Client, name: str, **kw) -> dict:
@@ -53,8 +53,14 @@ def create(client: httpx.Client, name: str, **kw) -> dict:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, shared_cache):
-    s = start_server(tmp_path_factory.mktemp("endpoints"), "--mode", "release", token=TOKEN, cache=shared_cache,
-                     CLOUDFN_SERVER_MAX_BODY="65536")
+    s = start_server(
+        tmp_path_factory.mktemp("endpoints"),
+        "--mode",
+        "release",
+        token=TOKEN,
+        cache=shared_cache,
+        CLOUDFN_SERVER_MAX_BODY="65536",
+    )
     with s.client() as c:
         create(c, "web", timeout=2)
         create(c, "open web", http={"public": True})
@@ -75,9 +81,12 @@ def auth(server):
 
 
 def test_path_query_headers_and_method_reach_the_function(auth):
-    r = auth.request("PATCH", "/fn/web/echo/a%20b/c?x=1&x=2&empty=&q=%C3%A9", content='{"k": 1}',
-                     headers={"content-type": "application/json", "x-multi": "one", "cookie": "s=1; t=2",
-                              "user-agent": "probe/1"})
+    r = auth.request(
+        "PATCH",
+        "/fn/web/echo/a%20b/c?x=1&x=2&empty=&q=%C3%A9",
+        content='{"k": 1}',
+        headers={"content-type": "application/json", "x-multi": "one", "cookie": "s=1; t=2", "user-agent": "probe/1"},
+    )
     assert r.status_code == 200, r.text
     ev = r.json()
     assert ev["version"] == "2.0" and ev["routeKey"] == "$default"
@@ -171,10 +180,18 @@ def test_without_a_token_the_document_says_so(noauth):
 def test_no_cors_by_default_and_pages_run_sandboxed(anon):
     r = anon.get("/fn/open%20web", headers={"origin": "https://evil.example"})
     assert r.status_code == 200 and "access-control-allow-origin" not in r.headers
-    assert r.headers["content-security-policy"].startswith("sandbox") and "allow-same-origin" not in \
-        r.headers["content-security-policy"]
-    pre = anon.options("/fn/web", headers={"origin": "https://evil.example", "access-control-request-method": "POST",
-                                           "access-control-request-headers": "authorization"})
+    assert (
+        r.headers["content-security-policy"].startswith("sandbox")
+        and "allow-same-origin" not in r.headers["content-security-policy"]
+    )
+    pre = anon.options(
+        "/fn/web",
+        headers={
+            "origin": "https://evil.example",
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "authorization",
+        },
+    )
     assert "access-control-allow-origin" not in pre.headers and "access-control-allow-headers" not in pre.headers
 
 
@@ -241,8 +258,14 @@ def test_rate_limit_is_429_with_retry_after_on_invoke_and_endpoint(auth, server)
     assert sorted(h["trigger"] for h in hist) == ["http", "manual"]
     # The CLI attached to this server is limited by the same bucket.
     env = server_env(server.data_dir.parent, CLOUDFN_TOKEN=TOKEN)
-    p = subprocess.run([sys.executable, "-m", "cloudfn_tui.cli", "--remote", server.url, "invoke", "limited"],
-                       env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [sys.executable, "-m", "cloudfn_tui.cli", "--remote", server.url, "invoke", "limited"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode != 0 and "Throttled" in p.stdout + p.stderr and "rate limit" in p.stdout + p.stderr
     metrics = auth.get("/api/metrics", params={"function": "limited"}).json()
     assert metrics["functions"]["limited"]["throttles"] == 3
@@ -255,8 +278,14 @@ def test_the_cli_owning_the_data_dir_keeps_the_bucket_across_calls(cli, config):
 
     async def make() -> None:
         p = LocalPlatform(config, install_examples=False)
-        await p.create_function({"name": "once", "runtime": "python", "code": "def handler(e, c):\n    return 1\n",
-                                 "rate_limit": {"requests_per_second": 0.01, "burst": 1}})
+        await p.create_function(
+            {
+                "name": "once",
+                "runtime": "python",
+                "code": "def handler(e, c):\n    return 1\n",
+                "rate_limit": {"requests_per_second": 0.01, "burst": 1},
+            }
+        )
         await p.close()
 
     asyncio.run(make())
@@ -274,8 +303,9 @@ def test_triggers_route_gives_the_endpoint_url(auth, server):
 # -- a server without a token ------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def noauth(tmp_path_factory, shared_cache):
-    s = start_server(tmp_path_factory.mktemp("endpoints-noauth"), "--no-auth", "--mode", "release", token=None,
-                     cache=shared_cache)
+    s = start_server(
+        tmp_path_factory.mktemp("endpoints-noauth"), "--no-auth", "--mode", "release", token=None, cache=shared_cache
+    )
     with s.client() as c:
         create(c, "local")
     yield s
@@ -284,8 +314,9 @@ def noauth(tmp_path_factory, shared_cache):
 
 def test_no_auth_refuses_public_endpoints(noauth):
     with noauth.client() as c:
-        r = c.post("/api/v1/functions", json={"name": "pub", "runtime": "python", "code": WEB,
-                                              "http": {"public": True}})
+        r = c.post(
+            "/api/v1/functions", json={"name": "pub", "runtime": "python", "code": WEB, "http": {"public": True}}
+        )
         assert r.status_code == 422 and r.json()["errors"][0]["field"] == "http.public"
         assert "--no-auth" in r.json()["errors"][0]["message"]
         assert c.get("/api/v1/functions/pub").status_code == 404
@@ -302,9 +333,14 @@ def test_no_auth_endpoints_keep_web_pages_out(noauth):
         assert r.status_code == 421
         # A foreign page's fetch or form, on any method (an endpoint runs code on a GET too).
         assert c.get("/fn/local", headers={"origin": "https://evil.example"}).status_code == 403
-        assert c.post("/fn/local", content="a=1", headers={"origin": "null",
-                                                           "content-type": "application/x-www-form-urlencoded"}
-                      ).status_code == 403
+        assert (
+            c.post(
+                "/fn/local",
+                content="a=1",
+                headers={"origin": "null", "content-type": "application/x-www-form-urlencoded"},
+            ).status_code
+            == 403
+        )
         # An <img> or link from another site: no Origin, but the browser says cross-site.
         assert c.get("/fn/local", headers={"sec-fetch-site": "cross-site"}).status_code == 403
         # Its own pages (sandboxed: their Origin is "null", refused above) and curl pass.
@@ -316,8 +352,25 @@ def test_serve_refuses_no_auth_beyond_loopback_with_public_endpoints(tmp_path, s
     with s.client() as c:
         create(c, "pub", http={"public": True})
     assert s.stop() == 0
-    r = subprocess.run([sys.executable, "-m", "cloudfn_tui.cli", "--data-dir", str(s.data_dir), "serve",
-                        "--host", "0.0.0.0", "--port", "0", "--no-auth"], env=server_env(tmp_path / "pub"),
-                       cwd=REPO, capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cloudfn_tui.cli",
+            "--data-dir",
+            str(s.data_dir),
+            "serve",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "0",
+            "--no-auth",
+        ],
+        env=server_env(tmp_path / "pub"),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2 and "refusing to serve without a token" in r.stderr
     assert "/fn/<name>" in r.stderr and "public" in r.stderr

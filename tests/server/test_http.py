@@ -30,15 +30,32 @@ def test_token_is_made_at_first_start_and_kept_0600(auth_server):
     assert auth_server.token not in auth_server.announce and auth_server.token not in auth_server.stderr()
 
 
-@pytest.mark.parametrize("method,path", [
-    ("GET", "/api/v1/functions"), ("POST", "/api/v1/functions"), ("GET", "/api/v1/functions/x"),
-    ("POST", "/api/v1/functions/x/invoke"), ("DELETE", "/api/v1/functions/x"), ("GET", "/api/metrics"),
-    ("GET", "/metrics"), ("GET", "/api/v1/events"), ("GET", "/api/v1/invocations"), ("GET", "/api/v1/logs"),
-    ("GET", "/api/v1/alerts/rules"), ("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/api/v1/info"),
-])
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("GET", "/api/v1/functions"),
+        ("POST", "/api/v1/functions"),
+        ("GET", "/api/v1/functions/x"),
+        ("POST", "/api/v1/functions/x/invoke"),
+        ("DELETE", "/api/v1/functions/x"),
+        ("GET", "/api/metrics"),
+        ("GET", "/metrics"),
+        ("GET", "/api/v1/events"),
+        ("GET", "/api/v1/invocations"),
+        ("GET", "/api/v1/logs"),
+        ("GET", "/api/v1/alerts/rules"),
+        ("GET", "/openapi.json"),
+        ("GET", "/docs"),
+        ("GET", "/api/v1/info"),
+    ],
+)
 def test_every_route_but_health_needs_the_token(auth_server, method, path):
-    for headers in ({}, {"authorization": "Bearer wrong"}, {"authorization": auth_server.token},
-                    {"authorization": f"Basic {auth_server.token}"}):
+    for headers in (
+        {},
+        {"authorization": "Bearer wrong"},
+        {"authorization": auth_server.token},
+        {"authorization": f"Basic {auth_server.token}"},
+    ):
         r = httpx.request(method, auth_server.url + path, headers=headers, timeout=10)
         assert r.status_code == 401, (headers, r.text)
         assert r.headers["www-authenticate"].startswith("Bearer")
@@ -162,8 +179,12 @@ def test_event_stream_is_sse_with_heartbeats_and_kinds(auth_server):
                     seen_heartbeat = True
                     if not created:
                         with auth_server.client() as c2:
-                            assert c2.post("/api/v1/functions", json={"name": "sse-fn", "runtime": "python",
-                                                                      "code": PY}).status_code == 201
+                            assert (
+                                c2.post(
+                                    "/api/v1/functions", json={"name": "sse-fn", "runtime": "python", "code": PY}
+                                ).status_code
+                                == 201
+                            )
                         created = True
                 elif line.startswith(("id:", "event:", "data:")):
                     event_lines.append(line)
@@ -182,9 +203,20 @@ def test_openapi_lists_the_routes(auth_server):
     with auth_server.client() as c:
         spec = c.get("/openapi.json").json()
         paths = set(spec["paths"])
-        for p in ("/api/v1/functions", "/api/v1/functions/{ref}", "/api/v1/functions/{ref}/invoke",
-                  "/api/health", "/api/v1/health", "/api/metrics", "/metrics", "/api/v1/events",
-                  "/api/v1/invocations", "/api/v1/logs", "/api/v1/alerts/rules", "/api/v1/functions/{ref}/rollback"):
+        for p in (
+            "/api/v1/functions",
+            "/api/v1/functions/{ref}",
+            "/api/v1/functions/{ref}/invoke",
+            "/api/health",
+            "/api/v1/health",
+            "/api/metrics",
+            "/metrics",
+            "/api/v1/events",
+            "/api/v1/invocations",
+            "/api/v1/logs",
+            "/api/v1/alerts/rules",
+            "/api/v1/functions/{ref}/rollback",
+        ):
             assert p in paths, p
         assert (
             "name"
@@ -196,20 +228,29 @@ def test_openapi_lists_the_routes(auth_server):
 
 
 def test_cors_is_closed_by_default(auth_server):
-    r = httpx.options(auth_server.url + "/api/v1/functions", headers={
-        "origin": "https://evil.example", "access-control-request-method": "GET"})
+    r = httpx.options(
+        auth_server.url + "/api/v1/functions",
+        headers={"origin": "https://evil.example", "access-control-request-method": "GET"},
+    )
     assert "access-control-allow-origin" not in r.headers
 
 
 def test_cors_origin_can_be_allowed(tmp_path, shared_cache):
     server = start_server(tmp_path / "cors", "--cors-origin", "https://ui.example", cache=shared_cache)
     try:
-        r = httpx.options(server.url + "/api/v1/functions", headers={
-            "origin": "https://ui.example", "access-control-request-method": "GET",
-            "access-control-request-headers": "authorization"})
+        r = httpx.options(
+            server.url + "/api/v1/functions",
+            headers={
+                "origin": "https://ui.example",
+                "access-control-request-method": "GET",
+                "access-control-request-headers": "authorization",
+            },
+        )
         assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "https://ui.example"
-        r = httpx.options(server.url + "/api/v1/functions", headers={
-            "origin": "https://evil.example", "access-control-request-method": "GET"})
+        r = httpx.options(
+            server.url + "/api/v1/functions",
+            headers={"origin": "https://evil.example", "access-control-request-method": "GET"},
+        )
         assert r.headers.get("access-control-allow-origin") != "https://evil.example"
     finally:
         assert server.stop() == 0
@@ -251,9 +292,26 @@ async def test_throttled_invocation_is_429_with_the_result_shape(tmp_path, share
 # -- the loopback rule ------------------------------------------------------------------------------
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.10"])
 def test_no_auth_beyond_loopback_refuses_to_start(tmp_path, host):
-    r = subprocess.run([sys.executable, "-m", "cloudfn_tui.cli", "--data-dir", str(tmp_path / "d"), "serve",
-                        "--host", host, "--port", "0", "--no-auth"], env=server_env(tmp_path), cwd=REPO,
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cloudfn_tui.cli",
+            "--data-dir",
+            str(tmp_path / "d"),
+            "serve",
+            "--host",
+            host,
+            "--port",
+            "0",
+            "--no-auth",
+        ],
+        env=server_env(tmp_path),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2
     assert "refusing to serve without a token" in r.stderr and host in r.stderr and "loopback" in r.stderr
 
@@ -274,9 +332,25 @@ def test_a_second_cloudfn_on_a_served_data_dir_attaches(auth_server):
     info = json.loads(r.stdout)
     # Through the server's private socket, with no token (the socket's mode is the guard).
     assert info["mode"] == "remote" and info["server"] == f"unix:{auth_server.data_dir.resolve() / 'cloudfn.sock'}"
-    r = subprocess.run([sys.executable, "-m", "cloudfn_tui.cli", "--data-dir", str(auth_server.data_dir), "invoke",
-                        "hello-python", "--event", '{"name": "attach"}', "--json"],
-                       env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cloudfn_tui.cli",
+            "--data-dir",
+            str(auth_server.data_dir),
+            "invoke",
+            "hello-python",
+            "--event",
+            '{"name": "attach"}',
+            "--json",
+        ],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["result"]["message"] == "Hello, attach!"
 
@@ -349,10 +423,13 @@ def _fake_server(body: dict) -> tuple[http.server.HTTPServer, str]:
     return srv, f"http://127.0.0.1:{srv.server_address[1]}"
 
 
-@pytest.mark.parametrize("body,expect", [
-    ({"status": "ok", "service": "cloudfn", "version": "9.0.0", "api": 9}, "API version 9"),
-    ({"status": "ok", "service": "something-else"}, "is not a cloudfn server"),
-])
+@pytest.mark.parametrize(
+    "body,expect",
+    [
+        ({"status": "ok", "service": "cloudfn", "version": "9.0.0", "api": 9}, "API version 9"),
+        ({"status": "ok", "service": "something-else"}, "is not a cloudfn server"),
+    ],
+)
 async def test_an_incompatible_server_is_named(body, expect):
     srv, url = _fake_server(body)
     remote = RemotePlatform(url, "t")

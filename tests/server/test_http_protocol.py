@@ -49,8 +49,13 @@ async def app(scope, receive, send):
         body += message.get("body", b"")
         if not message.get("more_body"):
             break
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(body) + 4).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(body) + 4).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": b"got " + body})
 
 
@@ -71,8 +76,14 @@ async def settle(transport: RecordingTransport, writes: int) -> None:
 
 
 def request(body: bytes, extra: bytes = b"") -> bytes:
-    return (b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: " + str(len(body)).encode() + b"\r\n"
-            + extra + b"\r\n" + body)
+    return (
+        b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: "
+        + str(len(body)).encode()
+        + b"\r\n"
+        + extra
+        + b"\r\n"
+        + body
+    )
 
 
 async def test_a_response_is_one_write_and_the_connection_stays_open():

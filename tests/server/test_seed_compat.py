@@ -20,8 +20,18 @@ GO_ZERO_TIME = "0001-01-01T00:00:00Z"
 
 def go_function(**fields):
     """A body as the original's Go clients send it: json.Marshal(cloudfunction.Function{...})."""
-    body = {"id": "", "name": "", "runtime": "", "code": "", "handler": "", "environment": None,
-            "timeout": 0, "memory": 0, "created_at": GO_ZERO_TIME, "updated_at": GO_ZERO_TIME}
+    body = {
+        "id": "",
+        "name": "",
+        "runtime": "",
+        "code": "",
+        "handler": "",
+        "environment": None,
+        "timeout": 0,
+        "memory": 0,
+        "created_at": GO_ZERO_TIME,
+        "updated_at": GO_ZERO_TIME,
+    }
     return {**body, **fields}
 
 
@@ -55,14 +65,17 @@ def test_the_cli_reaches_a_named_function_on_a_remote_server(http, seed_server, 
     assert json.loads(capsys.readouterr().out)["result"] == {"name": "远程 函数", "event": 7}
 
 
-@pytest.mark.parametrize("name, why", [
-    ("..", "must not be only dots"),
-    (" x", "must not start or end with a space"),
-    ("a/b", "must not contain '/'"),
-    ("a\u200bb", "U+200B ZERO WIDTH SPACE"),
-    ("a\x01b", "control character"),
-    ("n" * 65, "the limit is 64"),
-])
+@pytest.mark.parametrize(
+    "name, why",
+    [
+        ("..", "must not be only dots"),
+        (" x", "must not start or end with a space"),
+        ("a/b", "must not contain '/'"),
+        ("a\u200bb", "U+200B ZERO WIDTH SPACE"),
+        ("a\x01b", "control character"),
+        ("n" * 65, "the limit is 64"),
+    ],
+)
 def test_a_rejected_name_is_a_422_naming_the_field(http, name, why):
     r = http.post("/api/v1/functions", json={"name": name, "runtime": "python", "code": CODE})
     assert r.status_code == 422
@@ -91,7 +104,13 @@ def test_a_go_clients_create_and_update_with_zero_values(http):
     assert r.status_code == 200, r.text
     up = r.json()["function"]
     assert (up["name"], up["runtime"], up["code"], up["handler"], up["memory"], up["timeout"]) == (
-        "Go Client", "python", CODE, "handler", 128, 45)
+        "Go Client",
+        "python",
+        CODE,
+        "handler",
+        128,
+        45,
+    )
     r = http.put(f"/api/v1/functions/{fn['id']}", json={"timeout": 0, "code": ""})  # the brief's own example
     assert r.status_code == 200 and (r.json()["function"]["timeout"], r.json()["function"]["code"]) == (45, CODE)
 

@@ -12,7 +12,7 @@ SEED_GO_CREATE = {
     "name": "hello-world",
     "runtime": "go",
     "handler": "handler",
-    "code": 'func handler(event interface{}, context map[string]string) interface{} {\n'
+    "code": "func handler(event interface{}, context map[string]string) interface{} {\n"
     '    return map[string]interface{}{\n        "message": "Hello World",\n        "event": event\n    }\n}',
     "timeout": 30,
     "memory": 128,
@@ -20,12 +20,22 @@ SEED_GO_CREATE = {
 # The seed document's invoke body, verbatim.
 SEED_INVOKE = {"event": {"name": "World"}, "context": {"user": "test"}}
 
-PY = {"name": "seed-py", "runtime": "python", "handler": "handler",
-      "code": "def handler(event, context):\n    return {'hello': event['name'], 'user': context['user']}\n",
-      "timeout": 30, "memory": 128}
-NODE = {"name": "seed-node", "runtime": "nodejs", "handler": "handler",
-        "code": "async function handler(event, context) {\n  return {hello: event.name, user: context.user};\n}\n",
-        "timeout": 30, "memory": 128}
+PY = {
+    "name": "seed-py",
+    "runtime": "python",
+    "handler": "handler",
+    "code": "def handler(event, context):\n    return {'hello': event['name'], 'user': context['user']}\n",
+    "timeout": 30,
+    "memory": 128,
+}
+NODE = {
+    "name": "seed-node",
+    "runtime": "nodejs",
+    "handler": "handler",
+    "code": "async function handler(event, context) {\n  return {hello: event.name, user: context.user};\n}\n",
+    "timeout": 30,
+    "memory": 128,
+}
 
 
 @pytest.fixture(scope="module")
@@ -114,8 +124,18 @@ def test_metrics_json_has_the_seeds_fields(http):
     r = http.get("/api/metrics")
     assert r.status_code == 200
     m = r.json()
-    for key in ("total_executions", "success_rate", "failure_rate", "avg_execution_time", "min_execution_time",
-                "max_execution_time", "runtime_distribution", "errors_by_type", "uptime_seconds", "function_count"):
+    for key in (
+        "total_executions",
+        "success_rate",
+        "failure_rate",
+        "avg_execution_time",
+        "min_execution_time",
+        "max_execution_time",
+        "runtime_distribution",
+        "errors_by_type",
+        "uptime_seconds",
+        "function_count",
+    ):
         assert key in m
     r = http.get("/metrics")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain") and "# TYPE" in r.text

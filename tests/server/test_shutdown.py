@@ -34,15 +34,21 @@ async def _start_in_flight(server, n: int, seconds: float):
     # The stream subscribes on its first read; start invocations until it has seen one, then
     # start the rest: every one after the first is certainly seen.
     while True:
-        calls.append(asyncio.ensure_future(client.post("/api/v1/functions/sleepy/invoke",
-                                                       json={"event": {"s": seconds, "n": len(calls)}})))
+        calls.append(
+            asyncio.ensure_future(
+                client.post("/api/v1/functions/sleepy/invoke", json={"event": {"s": seconds, "n": len(calls)}})
+            )
+        )
         done, _ = await asyncio.wait({first}, timeout=0.1)
         if done:
             break
     seen = 1
     while len(calls) < n:
-        calls.append(asyncio.ensure_future(client.post("/api/v1/functions/sleepy/invoke",
-                                                       json={"event": {"s": seconds, "n": len(calls)}})))
+        calls.append(
+            asyncio.ensure_future(
+                client.post("/api/v1/functions/sleepy/invoke", json={"event": {"s": seconds, "n": len(calls)}})
+            )
+        )
     while seen < len(calls):
         await asyncio.wait_for(anext(stream), 30)
         seen += 1

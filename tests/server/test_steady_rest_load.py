@@ -32,8 +32,9 @@ def test_a_steady_rest_load_after_warm_up_starts_no_more_spares(tmp_path, shared
     server = start_server(tmp_path, "--mode", "release", cache=shared_cache)  # (no access log to fill the pipe)
     try:
         with server.client() as client:
-            r = client.post("/api/v1/functions", json={"name": "steady", "runtime": "python", "code": FAST,
-                                                       "memory": 64})
+            r = client.post(
+                "/api/v1/functions", json={"name": "steady", "runtime": "python", "code": FAST, "memory": 64}
+            )
             assert r.status_code in (200, 201), r.text
             assert client.post("/api/v1/functions/steady/invoke", json={}).json()["success"]  # one warm worker
             asyncio.run(_load(server.url, server.headers(), 30))  # warm-up: the load's workers start

@@ -38,6 +38,7 @@ async def next_event(stream, kind: str, pred=lambda d: True, timeout: float = 60
         async for ev in stream:
             if ev.kind == kind and pred(ev.data):
                 return ev
+
     return await asyncio.wait_for(find(), timeout)
 
 
@@ -82,8 +83,9 @@ async def test_throttled_attempts_are_retried_without_spending_retries(data_dir)
     config = load_config(flags={"storage.data_dir": str(data_dir), "runtime.queue_size": 0})
     p = LocalPlatform(config, install_examples=False)
     try:
-        await p.create_function(spec("narrow", SLOW, max_concurrency=1,
-                                     **{"async": {"max_retries": 0, "retry_backoff": 0.05}}))
+        await p.create_function(
+            spec("narrow", SLOW, max_concurrency=1, **{"async": {"max_retries": 0, "retry_backoff": 0.05}})
+        )
         ids = [(await p.invoke_async("narrow", i)).invocation_id for i in range(4)]
         views = [await p.invocation_status(i, wait=60) for i in ids]
         assert [v.status for v in views] == ["success"] * 4
@@ -132,8 +134,16 @@ async def test_loopback_webhook_is_refused_by_default(platform, catcher):
     assert (await platform.metrics())["async"]["destinations_failed"] == 1
 
 
-@pytest.mark.parametrize("target", ["http://169.254.169.254/latest/meta-data/", "http://[::1]:9/x",
-                                    "http://localhost:9/x", "http://10.1.2.3/x", "http://0.0.0.0:9/"])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]:9/x",
+        "http://localhost:9/x",
+        "http://10.1.2.3/x",
+        "http://0.0.0.0:9/",
+    ],
+)
 async def test_metadata_private_and_loopback_webhooks_are_refused(target):
     from core.triggers.webhooks import WebhookRefused, resolve_checked
 
@@ -147,8 +157,9 @@ async def test_destinations_when_allowed_carry_no_platform_credential(data_dir, 
     try:
         url = f"http://127.0.0.1:{catcher.server_port}/hook?x=1"
         await p.create_function(spec("sink", OK, **{"async": {"max_retries": 0}}))
-        await p.create_function(spec("src", FAILS, **{"async": {"max_retries": 0, "on_failure": url,
-                                                                "on_success": "sink"}}))
+        await p.create_function(
+            spec("src", FAILS, **{"async": {"max_retries": 0, "on_failure": url, "on_success": "sink"}})
+        )
         accepted = await p.invoke_async("src", {"order": 7})
         assert await asyncio.to_thread(_Catcher.arrived.wait, 30)
         path, headers, body = _Catcher.got[0]

@@ -17,10 +17,12 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "server"))
 from serverproc import start_server  # noqa: E402
 
-SLOWISH = ("import time\n"
-           "def handler(event, context):\n"
-           "    time.sleep(0.05)\n"
-           "    return {'id': context['request_id'], 'attempt': context.get('attempt')}\n")
+SLOWISH = (
+    "import time\n"
+    "def handler(event, context):\n"
+    "    time.sleep(0.05)\n"
+    "    return {'id': context['request_id'], 'attempt': context.get('attempt')}\n"
+)
 FAILS = "def handler(event, context):\n    raise ValueError('no')\n"
 EVENT = {"x-cloudfn-invocation-type": "Event"}
 
@@ -85,13 +87,18 @@ def test_wire_format_token_and_bad_requests(tmp_path, shared_cache):
             body = settled(c, r.json()["invocation_id"])
             assert body["status"] == "success" and body["invocation"]["trigger"] == "async"
             assert body["invocation"]["result"]["attempt"] == "1"
-            sync = c.post("/api/v1/functions/wired/invoke", json={"event": 1},
-                          headers={"x-cloudfn-invocation-type": "RequestResponse"})
+            sync = c.post(
+                "/api/v1/functions/wired/invoke",
+                json={"event": 1},
+                headers={"x-cloudfn-invocation-type": "RequestResponse"},
+            )
             assert sync.status_code == 200 and sync.json()["success"] is True
             got = c.get(f"/api/v1/invocations/{sync.json()['invocation_id']}").json()
             assert got["status"] == "success" and got["invocation"]["id"] == sync.json()["invocation_id"]
-            for headers, url in (({"x-cloudfn-invocation-type": "Later"}, "/api/v1/functions/wired/invoke"),
-                                 ({}, "/api/v1/functions/wired/invoke?async=maybe")):
+            for headers, url in (
+                ({"x-cloudfn-invocation-type": "Later"}, "/api/v1/functions/wired/invoke"),
+                ({}, "/api/v1/functions/wired/invoke?async=maybe"),
+            ):
                 bad = c.post(url, json={}, headers=headers)
                 assert bad.status_code == 422, bad.text
                 assert bad.json()["errors"][0]["field"] in ("X-Cloudfn-Invocation-Type", "async")
@@ -140,8 +147,9 @@ class _Catcher(BaseHTTPRequestHandler):
 def test_webhook_sent_by_the_server_carries_no_token_and_follows_no_redirect(tmp_path, shared_cache):
     catcher = HTTPServer(("127.0.0.1", 0), _Catcher)
     threading.Thread(target=catcher.serve_forever, daemon=True).start()
-    server = start_server(tmp_path / "hook", "--mode", "release", cache=shared_cache,
-                          CLOUDFN_ASYNC_WEBHOOK_ALLOW_PRIVATE="true")
+    server = start_server(
+        tmp_path / "hook", "--mode", "release", cache=shared_cache, CLOUDFN_ASYNC_WEBHOOK_ALLOW_PRIVATE="true"
+    )
     catcher.api_url = f"{server.url}/api/v1/functions"
     try:
         with server.client() as c:
@@ -167,8 +175,11 @@ def test_a_web_page_cannot_queue_or_replay_on_a_no_auth_server(tmp_path, shared_
             page = {"origin": "https://evil.example"}
             r = c.post("/api/v1/functions/target/invoke?async=true", json={}, headers=page)
             assert r.status_code == 403 and r.json()["type"] == "ForbiddenOrigin"
-            form = c.post("/api/v1/functions/target/invoke", content=b"event=1", headers={
-                **EVENT, "content-type": "application/x-www-form-urlencoded"})
+            form = c.post(
+                "/api/v1/functions/target/invoke",
+                content=b"event=1",
+                headers={**EVENT, "content-type": "application/x-www-form-urlencoded"},
+            )
             assert form.status_code == 415
             rebound = c.get("/api/v1/dead-letters", headers={"host": "evil.example"})
             assert rebound.status_code == 421

@@ -36,6 +36,7 @@ async def next_event(stream, kind: str, timeout: float = 60):
         async for ev in stream:
             if ev.kind == kind:
                 return ev
+
     return await asyncio.wait_for(find(), timeout)
 
 
@@ -45,8 +46,9 @@ def leaks(text: str) -> bool:
 
 @pytest.fixture
 async def capped(data_dir):
-    p = LocalPlatform(load_config(flags={"storage.data_dir": str(data_dir), "async.max_dead_letters": 3}),
-                      install_examples=False)
+    p = LocalPlatform(
+        load_config(flags={"storage.data_dir": str(data_dir), "async.max_dead_letters": 3}), install_examples=False
+    )
     yield p
     await p.close()
 
@@ -113,8 +115,11 @@ async def test_held_secrets_are_masked_in_dead_letters_not_in_what_the_function_
     assert "received-as-sent" in dead.errors[0].error
     # ...and nothing users see holds the value or its base64.
     assert dead.event == {"token": "***", "b64": "***", "note": "bearer ***"} and dead.context == {"ctx": "***"}
-    shown = [dead.model_dump_json(), repr(seen.data),
-             (await p.invocation_status(accepted.invocation_id)).model_dump_json()]
+    shown = [
+        dead.model_dump_json(),
+        repr(seen.data),
+        (await p.invocation_status(accepted.invocation_id)).model_dump_json(),
+    ]
     for text in shown:
         assert not leaks(text), text
     assert "***" in dead.errors[0].error

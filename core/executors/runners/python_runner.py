@@ -33,8 +33,9 @@ def _not_serialisable(o):
 
 
 def _encoder(allow_nan):
-    return _json.make_encoder(None, _not_serialisable, _json.encode_basestring_ascii, None, ": ", ", ",
-                              False, False, allow_nan)
+    return _json.make_encoder(
+        None, _not_serialisable, _json.encode_basestring_ascii, None, ": ", ", ", False, False, allow_nan
+    )
 
 
 _encode_strict = _encoder(False)
@@ -170,8 +171,14 @@ def user_frames(tb, code_file):
     for fs in traceback.extract_tb(tb):
         if fs.filename == code_file or fs.filename.startswith(folder):
             colno = getattr(fs, "colno", None)
-            frames.append({"file": fs.filename[len(folder):], "line": fs.lineno or 0,
-                           "function": fs.name, "column": (colno + 1) if colno is not None else None})
+            frames.append(
+                {
+                    "file": fs.filename[len(folder) :],
+                    "line": fs.lineno or 0,
+                    "function": fs.name,
+                    "column": (colno + 1) if colno is not None else None,
+                }
+            )
     frames.reverse()  # innermost first, as in the Node.js and Go runners
     return frames
 
@@ -187,8 +194,9 @@ def exc_frames(exc, code_file):
     folder = _root(code_file)
     name = getattr(exc, "filename", None) if isinstance(exc, SyntaxError) else None
     if isinstance(name, str) and name.startswith(folder) and exc.lineno:
-        frames.insert(0, {"file": name[len(folder):], "line": exc.lineno, "function": "<module>",
-                          "column": exc.offset})
+        frames.insert(
+            0, {"file": name[len(folder) :], "line": exc.lineno, "function": "<module>", "column": exc.offset}
+        )
     return frames
 
 
@@ -251,9 +259,19 @@ def load(init):
     except SyntaxError as exc:
         msg = f"{type(exc).__name__}: {exc.msg} (line {exc.lineno}"
         msg += f", column {exc.offset})" if exc.offset else ")"
-        return None, {"ok": False, "error_type": "CompileError", "error": msg,
-                      "stack": [{"file": code_file[len(_root(code_file)):], "line": exc.lineno or 0,
-                                 "function": "<module>", "column": exc.offset}]}
+        return None, {
+            "ok": False,
+            "error_type": "CompileError",
+            "error": msg,
+            "stack": [
+                {
+                    "file": code_file[len(_root(code_file)) :],
+                    "line": exc.lineno or 0,
+                    "function": "<module>",
+                    "column": exc.offset,
+                }
+            ],
+        }
     import types
 
     module = types.ModuleType("function")
@@ -270,9 +288,12 @@ def load(init):
     try:
         exec(code, module.__dict__)
     except BaseException as exc:  # the module itself raised while loading
-        return None, {"ok": False, "error_type": "CompileError",
-                      "error": f"error while loading the code: {describe(exc)}",
-                      "stack": exc_frames(exc, code_file)}
+        return None, {
+            "ok": False,
+            "error_type": "CompileError",
+            "error": f"error while loading the code: {describe(exc)}",
+            "stack": exc_frames(exc, code_file),
+        }
     target = module.__dict__.get(handler_name)
     if target is None and "." in handler_name:
         obj = module
@@ -280,11 +301,16 @@ def load(init):
             obj = getattr(obj, part, None)
         target = obj or module.__dict__.get(handler_name.rsplit(".", 1)[-1])
     if not callable(target):
-        defined = sorted(k for k, v in module.__dict__.items()
-                         if callable(v) and getattr(v, "__module__", None) == "function")
+        defined = sorted(
+            k for k, v in module.__dict__.items() if callable(v) and getattr(v, "__module__", None) == "function"
+        )
         hint = f"; functions defined: {', '.join(defined)}" if defined else ""
-        return None, {"ok": False, "error_type": "CompileError",
-                      "error": f"handler '{handler_name}' is not defined in the code{hint}", "stack": []}
+        return None, {
+            "ok": False,
+            "error_type": "CompileError",
+            "error": f"handler '{handler_name}' is not defined in the code{hint}",
+            "stack": [],
+        }
     return (target, code_file), {"ok": True, "type": "ready"}
 
 
@@ -357,31 +383,52 @@ def main():
                     asyncio.set_event_loop(loop)
                 result = loop.run_until_complete(result)
         except MemoryError as exc:
-            reply = {"ok": False, "error_type": "MemoryLimitExceeded",
-                     "error": f"MemoryError: the function needed more than its {init.get('memory_mb')} MB",
-                     "stack": exc_frames(exc, code_file)}
+            reply = {
+                "ok": False,
+                "error_type": "MemoryLimitExceeded",
+                "error": f"MemoryError: the function needed more than its {init.get('memory_mb')} MB",
+                "stack": exc_frames(exc, code_file),
+            }
         except RecursionError as exc:
-            reply = {"ok": False, "error_type": "HandlerError",
-                     "error": f"RecursionError: {exc}", "stack": user_frames(exc.__traceback__, code_file)[:20]}
+            reply = {
+                "ok": False,
+                "error_type": "HandlerError",
+                "error": f"RecursionError: {exc}",
+                "stack": user_frames(exc.__traceback__, code_file)[:20],
+            }
         except BaseException as exc:
             if os.getpid() != RUNNER_PID:
                 os._exit(1)
-            reply = {"ok": False, "error_type": "HandlerError", "error": describe(exc),
-                     "stack": exc_frames(exc, code_file)}
+            reply = {
+                "ok": False,
+                "error_type": "HandlerError",
+                "error": describe(exc),
+                "stack": exc_frames(exc, code_file),
+            }
         raw = None
         if reply is None:
             try:
                 body = json.dumps(result, allow_nan=False)
                 if len(body) > max_result:
-                    reply = {"ok": False, "error_type": "OutputTooLarge",
-                             "error": f"the result is {len(body)} bytes; the limit is {max_result}"}
+                    reply = {
+                        "ok": False,
+                        "error_type": "OutputTooLarge",
+                        "error": f"the result is {len(body)} bytes; the limit is {max_result}",
+                    }
                 else:
                     raw = ('{"ok":true,"result":' + body).encode()
             except (TypeError, ValueError, RecursionError) as exc:
-                reply = {"ok": False, "error_type": "InvalidResult",
-                         "error": f"the result is not JSON-serialisable: {exc}"}
-        extra = {"maxrss_kb": _maxrss_kb() if want_rss else 0, "cpu": _cpu(),
-                 "logs_closed": close_logs(req.get("nonce", "")), "nonce": req.get("nonce", "")}
+                reply = {
+                    "ok": False,
+                    "error_type": "InvalidResult",
+                    "error": f"the result is not JSON-serialisable: {exc}",
+                }
+        extra = {
+            "maxrss_kb": _maxrss_kb() if want_rss else 0,
+            "cpu": _cpu(),
+            "logs_closed": close_logs(req.get("nonce", "")),
+            "nonce": req.get("nonce", ""),
+        }
         if raw is not None:
             raw += b"," + json.dumps(extra).encode()[1:]
             write_frame(None, raw)

@@ -91,6 +91,7 @@ class Runtime:
             return self.write_code(fn)
         except (UnsafePath, OSError) as exc:
             return InvokeResult.failure(ErrorType.COMPILE_ERROR, f"the function's files cannot be laid out: {exc}")
+
     def installed_deps(self, fn: Function) -> Path | InvokeResult | None:
         """The function's installed dependency tree, None when it has none, or a BuildError
         result when it names some that are not installed (the platform installs them first)."""
@@ -98,8 +99,10 @@ class Runtime:
             return None
         tree: Path | None = self.deps_tree(fn)
         if tree is None:
-            return InvokeResult.failure(ErrorType.BUILD_ERROR, "the function's dependencies are not installed: "
-                                        "run `cloudfn deps NAME --rebuild`")
+            return InvokeResult.failure(
+                ErrorType.BUILD_ERROR,
+                "the function's dependencies are not installed: run `cloudfn deps NAME --rebuild`",
+            )
         return tree
 
     async def prepare(self, fn: Function) -> WorkerInit | InvokeResult:
@@ -128,9 +131,18 @@ class Runtime:
         where the runtime can, and a worker near its budget is replaced."""
         return int(max(fn.timeout * 4, 120))
 
-    def base_spec(self, fn: Function, argv: list[str], env: dict[str, str], mounts: list[Mount],
-                  **kw: Any) -> WorkerSpec:
+    def base_spec(
+        self, fn: Function, argv: list[str], env: dict[str, str], mounts: list[Mount], **kw: Any
+    ) -> WorkerSpec:
         # The working folder is the function's own (read-only) folder, as Lambda's /var/task:
         # a bare open('data.json') finds a shipped file; /tmp stays the writable place.
-        return WorkerSpec(argv=argv, env=env, mounts=mounts, memory_mb=fn.memory,
-                          cpu_seconds=self.cpu_budget(fn), network=fn.network, chdir=FUNCTION_DIR, **kw)
+        return WorkerSpec(
+            argv=argv,
+            env=env,
+            mounts=mounts,
+            memory_mb=fn.memory,
+            cpu_seconds=self.cpu_budget(fn),
+            network=fn.network,
+            chdir=FUNCTION_DIR,
+            **kw,
+        )

@@ -41,23 +41,42 @@ PREWARM_START = ".cloudfn-start"  # a pre-started sandbox's last step (see prewa
 
 # Packages added automatically when code without any `import` line uses them.
 AUTO_IMPORTS = {
-    "fmt": "fmt", "strings": "strings", "strconv": "strconv", "math": "math", "time": "time",
-    "sort": "sort", "errors": "errors", "os": "os", "json": "encoding/json", "regexp": "regexp",
-    "bytes": "bytes", "unicode": "unicode", "rand": "math/rand", "utf8": "unicode/utf8",
-    "base64": "encoding/base64", "hex": "encoding/hex", "sha256": "crypto/sha256", "context": "context",
+    "fmt": "fmt",
+    "strings": "strings",
+    "strconv": "strconv",
+    "math": "math",
+    "time": "time",
+    "sort": "sort",
+    "errors": "errors",
+    "os": "os",
+    "json": "encoding/json",
+    "regexp": "regexp",
+    "bytes": "bytes",
+    "unicode": "unicode",
+    "rand": "math/rand",
+    "utf8": "unicode/utf8",
+    "base64": "encoding/base64",
+    "hex": "encoding/hex",
+    "sha256": "crypto/sha256",
+    "context": "context",
 }
 # go 1.19 says `imported and not used: "p"`, later releases `"p" imported and not used`
-UNUSED_IMPORT_RE = re.compile(r'(?:"([\w./\-]+)" imported (?:as \w+ )?and not used'
-                              r'|imported (?:as \w+ )?and not used: "([\w./\-]+)")')
+UNUSED_IMPORT_RE = re.compile(
+    r'(?:"([\w./\-]+)" imported (?:as \w+ )?and not used'
+    r'|imported (?:as \w+ )?and not used: "([\w./\-]+)")'
+)
 UNDEFINED_RE = re.compile(r"^undefined: (\w+)$")
 IMPORT_SPEC_RE = re.compile(r'^\s*(?:import\s+)?\(?\s*(?:[\w.]+\s+)?"([^"]+)"\s*\)?\s*$', re.M)
 PACKAGE_RE = re.compile(r"^\s*package\s+\w+\s*;?\s*(//.*)?$")
 IMPORT_RE = re.compile(r"^\s*import\b", re.M)
 ERROR_LINE_RE = re.compile(r"^(?:\./)?([\w.\-/]+\.go):(\d+):(?:(\d+):)?\s*(.*)$")
 # What `go` prints when it cannot reach the module proxy (or may not: GOPROXY=off).
-MODULE_FETCH_RE = re.compile(r"dial tcp|no such host|i/o timeout|connection refused|network is unreachable"
-                             r"|proxyconnect|TLS handshake|server misbehaving|module lookup disabled"
-                             r"|GOPROXY=off|temporary failure in name resolution", re.I)
+MODULE_FETCH_RE = re.compile(
+    r"dial tcp|no such host|i/o timeout|connection refused|network is unreachable"
+    r"|proxyconnect|TLS handshake|server misbehaving|module lookup disabled"
+    r"|GOPROXY=off|temporary failure in name resolution",
+    re.I,
+)
 VENDOR_MANIFEST = "vendor/modules.txt"
 MISSING_COMMA = "unexpected newline in composite literal; possibly missing comma or }"
 
@@ -88,8 +107,13 @@ def _default_proxy() -> str:
     if go is None:
         return "off"
     try:
-        out = subprocess.run([go, "env", "GOPROXY"], capture_output=True, text=True, timeout=30,
-                             env={"PATH": "/usr/bin:/bin", "HOME": "/tmp", "GOTOOLCHAIN": "local", "GOENV": "off"})
+        out = subprocess.run(
+            [go, "env", "GOPROXY"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={"PATH": "/usr/bin:/bin", "HOME": "/tmp", "GOTOOLCHAIN": "local", "GOENV": "off"},
+        )
     except (OSError, subprocess.TimeoutExpired):
         return "off"
     return out.stdout.strip() or "off"
@@ -109,7 +133,7 @@ def _import_specs(body: str, pkg: str) -> list[str]:
     """The import specs naming the package (`"fmt"`, `f "fmt"`). Go puts every import before
     the first other declaration, so only that head is read: a string "errors" in code is no import."""
     first = _FIRST_DECL_RE.search(body)
-    head = re.sub(r"//[^\n]*", "", body[:first.start()] if first else body)
+    head = re.sub(r"//[^\n]*", "", body[: first.start()] if first else body)
     specs = []
     for decl in _IMPORT_DECL_RE.finditer(head):
         specs += [m.group(0) for m in re.finditer(rf'(?:[\w.]+[ \t]+)?"{re.escape(pkg)}"', decl.group(1))]
@@ -159,8 +183,9 @@ class GoSource:
     def render(self, skip_imports: AbstractSet[str] = frozenset()) -> str:
         lines = list(self.lines)
         for line_no, pkg in self.blanked.items():
-            lines[line_no - 1] = re.sub(rf'(?:(?<![\w.])(?!import\b)[\w.]+\s+)?"{re.escape(pkg)}"', f'_ "{pkg}"',
-                                        lines[line_no - 1], count=1)
+            lines[line_no - 1] = re.sub(
+                rf'(?:(?<![\w.])(?!import\b)[\w.]+\s+)?"{re.escape(pkg)}"', f'_ "{pkg}"', lines[line_no - 1], count=1
+            )
         imports = [p for p in self.auto_imports + self.added if p not in skip_imports]
         if self.package_index is not None:
             clause = "package main"
@@ -203,8 +228,10 @@ class GoSource:
     def import_notes(self, skip: set[str]) -> list[str]:
         added = [p for p in self.auto_imports + self.added if p not in skip]
         notes = [f'cloudfn: added the missing import "{p}" (the code uses it without importing it)' for p in added]
-        notes += [f'cloudfn: removed the unused import "{p}" at line {n} (Go refuses to build with it)'
-                  for n, p in sorted(self.blanked.items())]
+        notes += [
+            f'cloudfn: removed the unused import "{p}" at line {n} (Go refuses to build with it)'
+            for n, p in sorted(self.blanked.items())
+        ]
         return notes
 
     def add_comma(self, user_line: int) -> bool:
@@ -217,9 +244,11 @@ class GoSource:
         s = line.rstrip()
         if not s or "//" in s or s.endswith((",", "{", "(", "[")) or s.strip() in ("}", ")", "]"):
             return False
-        self.lines[i] = s + "," + line[len(s):]
-        self.notes.append(f"cloudfn: added a missing trailing comma at the end of line {user_line} "
-                          "(Go requires one after the last element of a multi-line literal)")
+        self.lines[i] = s + "," + line[len(s) :]
+        self.notes.append(
+            f"cloudfn: added a missing trailing comma at the end of line {user_line} "
+            "(Go requires one after the last element of a multi-line literal)"
+        )
         return True
 
 
@@ -236,8 +265,13 @@ class GoRuntime(Runtime):
 
     def info(self) -> dict[str, Any]:
         path, version = _go()
-        return {"available": path is not None, "version": version, "path": path or "",
-                "hint": "" if path else INSTALL_HINT, "goimports": self._goimports() or ""}
+        return {
+            "available": path is not None,
+            "version": version,
+            "path": path or "",
+            "hint": "" if path else INSTALL_HINT,
+            "goimports": self._goimports() or "",
+        }
 
     def _key(self, fn: Function, version: str) -> str:
         h = hashlib.sha256()
@@ -302,8 +336,9 @@ class GoRuntime(Runtime):
     async def prepare(self, fn: Function) -> WorkerInit | InvokeResult:
         go, version = _go()
         if go is None:
-            return InvokeResult.failure(ErrorType.RUNTIME_UNAVAILABLE,
-                                        f"Go is not installed on this host: {INSTALL_HINT}")
+            return InvokeResult.failure(
+                ErrorType.RUNTIME_UNAVAILABLE, f"Go is not installed on this host: {INSTALL_HINT}"
+            )
         key = self._key(fn, version)
         out_dir = self.cache_dir / "go" / key
         binary = out_dir / "handler"
@@ -320,8 +355,13 @@ class GoRuntime(Runtime):
             pass
         mounts = [Mount(out_dir, FUNCTION_DIR, copy=True)]
         env = self.env(fn, {"GOMEMLIMIT": f"{max(8, int(fn.memory * 0.9))}MiB"})
-        spec = self.base_spec(fn, [f"{FUNCTION_DIR}/handler", "{REQ_FD}", "{RESP_FD}"], env, mounts,
-                              host_dir=self.function_dir(fn).parent / "run")
+        spec = self.base_spec(
+            fn,
+            [f"{FUNCTION_DIR}/handler", "{REQ_FD}", "{RESP_FD}"],
+            env,
+            mounts,
+            host_dir=self.function_dir(fn).parent / "run",
+        )
         return WorkerInit(spec=spec, init={"type": "init", "handler": fn.handler}, notes=notes)
 
     # --- pre-started sandboxes (prewarm.py) ----------------------------------------------------
@@ -335,13 +375,19 @@ class GoRuntime(Runtime):
             return None
         up = '{"type":"up","logs_closed":false}'
         # (dash redirects only fds 0-9 with >&N: the pipes are reopened through /proc instead)
-        script = (f"printf '\\000\\000\\000\\{len(up):03o}%s' '{up}' >/proc/self/fd/\"$2\" || exit 70\n"
-                  'IFS= read -r _ </proc/self/fd/"$1" || exit 0\n'
-                  f". {FUNCTION_DIR}/{PREWARM_START}\n"
-                  "exit 71\n")
-        return WorkerSpec(argv=[sh, "-c", script, "cloudfn-prewarm", "{REQ_FD}", "{RESP_FD}"],
-                          env=dict(BASE_ENV), mounts=[Mount(slot, FUNCTION_DIR)], cpu_seconds=PREWARM_CPU_SECONDS,
-                          chdir=FUNCTION_DIR)
+        script = (
+            f"printf '\\000\\000\\000\\{len(up):03o}%s' '{up}' >/proc/self/fd/\"$2\" || exit 70\n"
+            'IFS= read -r _ </proc/self/fd/"$1" || exit 0\n'
+            f". {FUNCTION_DIR}/{PREWARM_START}\n"
+            "exit 71\n"
+        )
+        return WorkerSpec(
+            argv=[sh, "-c", script, "cloudfn-prewarm", "{REQ_FD}", "{RESP_FD}"],
+            env=dict(BASE_ENV),
+            mounts=[Mount(slot, FUNCTION_DIR)],
+            cpu_seconds=PREWARM_CPU_SECONDS,
+            chdir=FUNCTION_DIR,
+        )
 
     def adoption(self, wi: WorkerInit) -> Adoption:
         cpu = wi.spec.cpu_seconds
@@ -383,10 +429,15 @@ class GoRuntime(Runtime):
                 for name, text in self.build_dir_files(src, skip, own_go_mod="go.mod" in fn.files).items():
                     (tmp / name).write_text(text)
                 res = await run_build(
-                    self.sandbox, [go, "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w", "-o",
-                                   f"{BUILD_DIR}/handler", "."],
-                    self._go_env(mode), tmp, self.cache_dir / "go" / "sandbox-cache", self.build_limits,
-                    extra_mounts=self._toolchain_mounts(go), network=mode == "proxy")
+                    self.sandbox,
+                    [go, "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w", "-o", f"{BUILD_DIR}/handler", "."],
+                    self._go_env(mode),
+                    tmp,
+                    self.cache_dir / "go" / "sandbox-cache",
+                    self.build_limits,
+                    extra_mounts=self._toolchain_mounts(go),
+                    network=mode == "proxy",
+                )
                 if res.limit:
                     return InvokeResult.failure(ErrorType.COMPILE_ERROR, f"go build was stopped: {res.limit}")
                 if res.returncode == 0:
@@ -397,8 +448,13 @@ class GoRuntime(Runtime):
                 errors = self._parse_errors(out.decode(errors="replace"), src)
                 # unused and missing imports both fixed before the next try: one more compile, not two
                 retry = self._fix_imports(src, errors, skip)
-                missing = {m.group(1) for e in errors if e["file"] == USER_FILE
-                           for m in [UNDEFINED_RE.match(e["message"])] if m}
+                missing = {
+                    m.group(1)
+                    for e in errors
+                    if e["file"] == USER_FILE
+                    for m in [UNDEFINED_RE.match(e["message"])]
+                    if m
+                }
                 if missing:
                     (tmp / USER_FILE).write_text(src.render(skip))
                     found = await self._resolve_imports(src, missing, skip, tmp)
@@ -435,7 +491,8 @@ class GoRuntime(Runtime):
             ErrorType.COMPILE_ERROR,
             "go build could not download the modules go.mod requires (the Go module proxy is not reachable "
             "from this host). Vendor them: run `go mod vendor` in the function folder and deploy it with its "
-            "vendor/ folder (cloudfn then builds with -mod=vendor, offline). go said: " + " | ".join(lines[-3:]))
+            "vendor/ folder (cloudfn then builds with -mod=vendor, offline). go said: " + " | ".join(lines[-3:]),
+        )
 
     def _goimports(self) -> str | None:
         if not self.use_goimports:
@@ -474,9 +531,15 @@ class GoRuntime(Runtime):
         mounts = {m.target: m for m in self._toolchain_mounts(_go()[0] or "/usr/bin/go")}
         if not goimports.startswith("/usr/"):  # the binary alone, not the folder it was installed in
             mounts[goimports] = Mount(Path(goimports), goimports)
-        res = await run_build(self.sandbox, [goimports, f"{BUILD_DIR}/{USER_FILE}"], self._go_env(), tmp,
-                              self.cache_dir / "go" / "sandbox-cache", self.build_limits,
-                              extra_mounts=list(mounts.values()))
+        res = await run_build(
+            self.sandbox,
+            [goimports, f"{BUILD_DIR}/{USER_FILE}"],
+            self._go_env(),
+            tmp,
+            self.cache_dir / "go" / "sandbox-cache",
+            self.build_limits,
+            extra_mounts=list(mounts.values()),
+        )
         if res.returncode != 0:
             return listed
         out = res.output.split("\nfunc ", 1)[0]
@@ -507,12 +570,14 @@ class GoRuntime(Runtime):
                         ErrorType.COMPILE_ERROR,
                         f"handler '{handler}' is not defined in the code (define func {handler}(event interface{{}}, "
                         "context map[string]string) interface{}, or an aws-lambda-go form such as "
-                        f"func {handler}(ctx context.Context, event T) (R, error))")
+                        f"func {handler}(ctx context.Context, event T) (R, error))",
+                    )
                 if e["file"] == "cloudfn_runner.go" or e["file"] == "cloudfn_handler.go":
                     return InvokeResult.failure(
                         ErrorType.COMPILE_ERROR,
                         f"the code clashes with cloudfn's wrapper: {e['message']} "
-                        "(do not define main() or names starting with cfn or cloudfn)")
+                        "(do not define main() or names starting with cfn or cloudfn)",
+                    )
             text = raw.strip().splitlines()
             return InvokeResult.failure(ErrorType.COMPILE_ERROR, "go build failed: " + " | ".join(text[-5:]))
         first = user[0]
@@ -522,5 +587,7 @@ class GoRuntime(Runtime):
         if len(user) > 1:
             msg += "".join(f"\n{e['file']}:{e['line']}:{e['column'] or 0}: {e['message']}" for e in user[1:10])
         return InvokeResult.failure(
-            ErrorType.COMPILE_ERROR, msg,
-            stack=[StackFrame(file=e["file"], line=e["line"], column=e["column"], function="") for e in user[:10]])
+            ErrorType.COMPILE_ERROR,
+            msg,
+            stack=[StackFrame(file=e["file"], line=e["line"], column=e["column"], function="") for e in user[:10]],
+        )

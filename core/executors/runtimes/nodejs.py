@@ -62,14 +62,19 @@ class NodeRuntime(Runtime):
 
     def info(self) -> dict[str, Any]:
         path, version = _node()
-        return {"available": path is not None, "version": version, "path": path or "",
-                "hint": "" if path else INSTALL_HINT}
+        return {
+            "available": path is not None,
+            "version": version,
+            "path": path or "",
+            "hint": "" if path else INSTALL_HINT,
+        }
 
     async def prepare(self, fn: Function) -> WorkerInit | InvokeResult:
         node, _ = _node()
         if node is None:
-            return InvokeResult.failure(ErrorType.RUNTIME_UNAVAILABLE,
-                                        f"Node.js is not installed on this host: {INSTALL_HINT}")
+            return InvokeResult.failure(
+                ErrorType.RUNTIME_UNAVAILABLE, f"Node.js is not installed on this host: {INSTALL_HINT}"
+            )
         deps = self.installed_deps(fn)
         if isinstance(deps, InvokeResult):
             return deps
@@ -78,8 +83,14 @@ class NodeRuntime(Runtime):
             return d
         mounts = [Mount(d, FUNCTION_DIR, copy=True), *self._runtime_mounts(node)]
         heap = max(16, int(fn.memory * 0.75))
-        argv = [node, f"--max-old-space-size={heap}", "--no-warnings",
-                f"{RUNTIME_DIR}/node_runner.js", "{REQ_FD}", "{RESP_FD}"]
+        argv = [
+            node,
+            f"--max-old-space-size={heap}",
+            "--no-warnings",
+            f"{RUNTIME_DIR}/node_runner.js",
+            "{REQ_FD}",
+            "{RESP_FD}",
+        ]
         env = self.env(fn)
         if deps is not None:
             # require() from /function/index.js looks in /node_modules; unsandboxed, NODE_PATH
@@ -88,6 +99,12 @@ class NodeRuntime(Runtime):
             if not self.sandbox.bwrap:
                 env["NODE_PATH"] = str(deps)
         spec = self.base_spec(fn, argv, env, mounts, host_dir=d.parent / "run")
-        return WorkerInit(spec=spec, init={"type": "init", "code_path": f"{FUNCTION_DIR}/{self.handler_path(fn)}",
-                                           "root_path": FUNCTION_DIR,
-                                           "handler": fn.handler})
+        return WorkerInit(
+            spec=spec,
+            init={
+                "type": "init",
+                "code_path": f"{FUNCTION_DIR}/{self.handler_path(fn)}",
+                "root_path": FUNCTION_DIR,
+                "handler": fn.handler,
+            },
+        )

@@ -29,15 +29,21 @@ class PythonRuntime(Runtime):
 
     def info(self) -> dict[str, Any]:
         exe, _ = _interpreter()
-        return {"available": os.access(exe, os.X_OK), "version": sys.version.split()[0], "path": exe,
-                "hint": "" if os.access(exe, os.X_OK) else "the platform's own Python runs Python functions"}
+        return {
+            "available": os.access(exe, os.X_OK),
+            "version": sys.version.split()[0],
+            "path": exe,
+            "hint": "" if os.access(exe, os.X_OK) else "the platform's own Python runs Python functions",
+        }
 
     @staticmethod
     def _mounts(function_dir: Path, copy: bool = True) -> list[Mount]:
         """`copy` False: a pre-started sandbox's folder, bound, since files arrive after it starts."""
         exe, prefix = _interpreter()
-        mounts = [Mount(function_dir, FUNCTION_DIR, copy=copy),
-                  Mount(RUNNERS_DIR / "python_runner.py", f"{RUNTIME_DIR}/python_runner.py", copy=True)]
+        mounts = [
+            Mount(function_dir, FUNCTION_DIR, copy=copy),
+            Mount(RUNNERS_DIR / "python_runner.py", f"{RUNTIME_DIR}/python_runner.py", copy=True),
+        ]
         if not prefix.startswith("/usr/") and prefix != "/usr":
             mounts.append(Mount(Path(prefix), prefix))
         stdlib = sysconfig.get_paths().get("stdlib", "")
@@ -59,21 +65,30 @@ class PythonRuntime(Runtime):
         if isinstance(d, InvokeResult):
             return d
         mounts = self._mounts(d)
-        init = {"type": "init", "code_path": f"{FUNCTION_DIR}/{self.handler_path(fn)}", "handler": fn.handler,
-                "root_path": FUNCTION_DIR}
+        init = {
+            "type": "init",
+            "code_path": f"{FUNCTION_DIR}/{self.handler_path(fn)}",
+            "handler": fn.handler,
+            "root_path": FUNCTION_DIR,
+        }
         if deps is not None:  # bound, not copied: a cold start costs the same with 1 or 1000 files
             mounts.append(Mount(deps, DEPS_DIR))
             init["deps_path"] = DEPS_DIR
-        spec = self.base_spec(fn, self._argv(), self.env(fn), mounts, data_mb=fn.memory + 256,
-                              host_dir=d.parent / "run")
+        spec = self.base_spec(
+            fn, self._argv(), self.env(fn), mounts, data_mb=fn.memory + 256, host_dir=d.parent / "run"
+        )
         return WorkerInit(spec=spec, init=init)
 
     def prewarm_spec(self, slot: Path) -> WorkerSpec | None:
         # The interpreter and runner start now; the function's rlimits (CPU, data) and
         # environment come with its init frame and are applied before its code loads.
-        return WorkerSpec(argv=self._argv("prewarm"), env=dict(BASE_ENV), mounts=self._mounts(slot, copy=False),
-                          cpu_seconds=PREWARM_CPU_SECONDS,
-                          chdir=FUNCTION_DIR)
+        return WorkerSpec(
+            argv=self._argv("prewarm"),
+            env=dict(BASE_ENV),
+            mounts=self._mounts(slot, copy=False),
+            cpu_seconds=PREWARM_CPU_SECONDS,
+            chdir=FUNCTION_DIR,
+        )
 
     def adoption(self, wi: WorkerInit) -> Adoption:
         # python_runner.py applies these (rlimits first) before it loads the code.

@@ -35,13 +35,19 @@ def waiting_spec(slot: Path, extra_mounts: list[Mount]) -> WorkerSpec | None:
         return None
     up = '{"type":"up","logs_closed":false}'
     # (dash redirects only fds 0-9 with >&N: the pipes are reopened through /proc instead)
-    script = (f"printf '\\000\\000\\000\\{len(up):03o}%s' '{up}' >/proc/self/fd/\"$2\" || exit 70\n"
-              'IFS= read -r _ </proc/self/fd/"$1" || exit 0\n'
-              f". {FUNCTION_DIR}/{START_FILE}\n"
-              "exit 71\n")
-    return WorkerSpec(argv=[sh, "-c", script, "cloudfn-prewarm", "{REQ_FD}", "{RESP_FD}"], env=dict(BASE_ENV),
-                      mounts=[Mount(slot, FUNCTION_DIR), *extra_mounts], cpu_seconds=PREWARM_CPU_SECONDS,
-                          chdir=FUNCTION_DIR)
+    script = (
+        f"printf '\\000\\000\\000\\{len(up):03o}%s' '{up}' >/proc/self/fd/\"$2\" || exit 70\n"
+        'IFS= read -r _ </proc/self/fd/"$1" || exit 0\n'
+        f". {FUNCTION_DIR}/{START_FILE}\n"
+        "exit 71\n"
+    )
+    return WorkerSpec(
+        argv=[sh, "-c", script, "cloudfn-prewarm", "{REQ_FD}", "{RESP_FD}"],
+        env=dict(BASE_ENV),
+        mounts=[Mount(slot, FUNCTION_DIR), *extra_mounts],
+        cpu_seconds=PREWARM_CPU_SECONDS,
+        chdir=FUNCTION_DIR,
+    )
 
 
 def exec_adoption(wi: WorkerInit) -> Adoption:

@@ -32,8 +32,14 @@ class Routes:
     async def body_of(self, request: Request, what: str) -> Any:
         return parse_json_body(await request.body(), what)
 
-    async def object_body(self, request: Request, what: str, schema: dict[str, Any] | None = None,
-                          model: Any = None, base: dict[str, Any] | None = None) -> dict[str, Any]:
+    async def object_body(
+        self,
+        request: Request,
+        what: str,
+        schema: dict[str, Any] | None = None,
+        model: Any = None,
+        base: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         data = await self.body_of(request, what)
         if not isinstance(data, dict):
             got = "nothing" if data is None else type(data).__name__

@@ -21,14 +21,23 @@ from core.server.routes import V1, Routes
 def add(r: Routes) -> None:
     app, platform = r.app, r.platform
 
-    @app.get(f"{V1}/events", tags=["events"],
-             summary="Server-Sent Events: function changes, invocations, log lines, alerts, from now on",
-             description="`kinds` filters (comma-separated or repeated): " + ", ".join(EVENT_KINDS) +
-                         f". Each event is `id: <seq>`, `event: <kind>`, `data: <JSON Event>`; a comment line "
-                         f"every {r.settings.heartbeat:g} s keeps idle connections open.",
-             openapi_extra=S.params(S.param("kinds", {"type": "array", "items": {
-                 "type": "string", "pattern": S.KINDS_PATTERN}}, "event kinds, comma-separated or repeated")),
-             responses=S.responses(None, 422, ok_content={"text/event-stream": {"schema": {"type": "string"}}}))
+    @app.get(
+        f"{V1}/events",
+        tags=["events"],
+        summary="Server-Sent Events: function changes, invocations, log lines, alerts, from now on",
+        description="`kinds` filters (comma-separated or repeated): "
+        + ", ".join(EVENT_KINDS)
+        + f". Each event is `id: <seq>`, `event: <kind>`, `data: <JSON Event>`; a comment line "
+        f"every {r.settings.heartbeat:g} s keeps idle connections open.",
+        openapi_extra=S.params(
+            S.param(
+                "kinds",
+                {"type": "array", "items": {"type": "string", "pattern": S.KINDS_PATTERN}},
+                "event kinds, comma-separated or repeated",
+            )
+        ),
+        responses=S.responses(None, 422, ok_content={"text/event-stream": {"schema": {"type": "string"}}}),
+    )
     async def events(request: Request) -> Response:
         kinds = request.query_params.getlist("kinds")
         wanted: set[str] | None = None
@@ -37,11 +46,15 @@ def add(r: Routes) -> None:
             bad = sorted(wanted - set(EVENT_KINDS))
             if bad:
                 known = ", ".join(EVENT_KINDS)
-                raise InvalidInput("event stream", [FieldError("kinds", f"unknown kind {k!r} (known: {known})")
-                                                    for k in bad])
+                raise InvalidInput(
+                    "event stream", [FieldError("kinds", f"unknown kind {k!r} (known: {known})") for k in bad]
+                )
         source = platform.events(wanted or None)
-        return StreamingResponse(_sse(source, r.settings, r.state), media_type="text/event-stream",
-                                 headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
+        return StreamingResponse(
+            _sse(source, r.settings, r.state),
+            media_type="text/event-stream",
+            headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+        )
 
 
 _HEARTBEAT: Any = object()  # in an SSE queue: nothing came for a heartbeat's time

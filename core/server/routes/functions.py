@@ -27,16 +27,26 @@ def add(r: Routes) -> None:
         fns = await platform.list_functions()
         return json_response({"functions": [f.to_doc() for f in fns], "count": len(fns)})
 
-    @app.post(f"{V1}/functions", tags=["functions"], status_code=201, summary="create a function",
-              openapi_extra=create_body, responses=S.responses(S.FunctionChanged, 400, 404, 409, 422, status=201))
+    @app.post(
+        f"{V1}/functions",
+        tags=["functions"],
+        status_code=201,
+        summary="create a function",
+        openapi_extra=create_body,
+        responses=S.responses(S.FunctionChanged, 400, 404, 409, 422, status=201),
+    )
     async def create_function(request: Request) -> Response:
         data = await r.object_body(request, "function", create_body, FunctionSpec)
         refuse_public_without_token(data, r.settings.refuse_public)
         fn = await platform.create_function(data)
         return json_response(_with_warnings({"message": "function created", "function": fn.to_doc()}, fn), 201)
 
-    @app.get(f"{V1}/functions/{{ref}}", tags=["functions"], summary="one function, by id or name",
-             responses=S.responses(S.FunctionAnswer, 404))
+    @app.get(
+        f"{V1}/functions/{{ref}}",
+        tags=["functions"],
+        summary="one function, by id or name",
+        responses=S.responses(S.FunctionAnswer, 404),
+    )
     async def get_function(ref: str) -> Response:
         return json_response({"function": (await platform.get_function(ref)).to_doc()})
 
@@ -46,29 +56,50 @@ def add(r: Routes) -> None:
         fn = await platform.update_function(ref, data)
         return json_response(_with_warnings({"message": "function updated", "function": fn.to_doc()}, fn))
 
-    for method, summary in (("PUT", "update a function: only the fields sent change"),
-                            ("PATCH", "the same as PUT (updates are partial)")):
-        app.add_api_route(f"{V1}/functions/{{ref}}", update_function, methods=[method], tags=["functions"],
-                          operation_id=f"update_function_{method.lower()}", summary=summary,
-                          openapi_extra=patch_body, responses=S.responses(S.FunctionChanged, 400, 404, 409, 422))
+    for method, summary in (
+        ("PUT", "update a function: only the fields sent change"),
+        ("PATCH", "the same as PUT (updates are partial)"),
+    ):
+        app.add_api_route(
+            f"{V1}/functions/{{ref}}",
+            update_function,
+            methods=[method],
+            tags=["functions"],
+            operation_id=f"update_function_{method.lower()}",
+            summary=summary,
+            openapi_extra=patch_body,
+            responses=S.responses(S.FunctionChanged, 400, 404, 409, 422),
+        )
 
-    @app.delete(f"{V1}/functions/{{ref}}", tags=["functions"], summary="delete a function",
-                responses=S.responses(S.FunctionChanged, 404))
+    @app.delete(
+        f"{V1}/functions/{{ref}}",
+        tags=["functions"],
+        summary="delete a function",
+        responses=S.responses(S.FunctionChanged, 404),
+    )
     async def delete_function(ref: str) -> Response:
         fn = await platform.delete_function(ref)
         return json_response({"message": "function deleted", "function": fn.to_doc()})
 
-    @app.get(f"{V1}/functions/{{ref}}/versions", tags=["functions"], summary="every stored version, oldest first",
-             responses=S.responses(S.VersionList, 404))
+    @app.get(
+        f"{V1}/functions/{{ref}}/versions",
+        tags=["functions"],
+        summary="every stored version, oldest first",
+        responses=S.responses(S.VersionList, 404),
+    )
     async def function_versions(ref: str) -> Response:
         versions = await platform.function_versions(ref)
         return json_response({"versions": [v.to_doc() for v in versions], "count": len(versions)})
 
     rollback_body = S.body(S.ROLLBACK_BODY)
 
-    @app.post(f"{V1}/functions/{{ref}}/rollback", tags=["functions"],
-              summary="make an earlier version current again (as a new version)",
-              openapi_extra=rollback_body, responses=S.responses(S.FunctionChanged, 400, 404, 409, 422))
+    @app.post(
+        f"{V1}/functions/{{ref}}/rollback",
+        tags=["functions"],
+        summary="make an earlier version current again (as a new version)",
+        openapi_extra=rollback_body,
+        responses=S.responses(S.FunctionChanged, 400, 404, 409, 422),
+    )
     async def rollback_function(ref: str, request: Request) -> Response:
         data = await r.object_body(request, "rollback")
         version: Any = data.get("version")

@@ -32,28 +32,46 @@ def add(r: Routes) -> None:
         limit, offset = q.integer("limit", 50, 1, 1000), q.integer("offset", 0, 0)
         trigger = q.choice("trigger", TRIGGERS)
         q.done()
-        records = await platform.list_invocations(function=function, status=status, since=since, until=until,
-                                                  limit=limit, offset=offset, trigger=trigger)
+        records = await platform.list_invocations(
+            function=function, status=status, since=since, until=until, limit=limit, offset=offset, trigger=trigger
+        )
         return json_response({"invocations": [r.model_dump(mode="json") for r in records], "count": len(records)})
 
-    @app.get(f"{V1}/invocations", tags=["history"], summary="invocation history, newest first",
-             openapi_extra=S.params(FUNCTION_PARAM, *history_params), responses=S.responses(S.InvocationList, 404, 422))
+    @app.get(
+        f"{V1}/invocations",
+        tags=["history"],
+        summary="invocation history, newest first",
+        openapi_extra=S.params(FUNCTION_PARAM, *history_params),
+        responses=S.responses(S.InvocationList, 404, 422),
+    )
     async def list_invocations(request: Request) -> Response:
         return await _invocations(request.query_params.get("function"), request)
 
-    @app.get(f"{V1}/functions/{{ref}}/invocations", tags=["history"],
-             summary="one function's invocations, newest first",
-             openapi_extra=S.params(*history_params), responses=S.responses(S.InvocationList, 404, 422))
+    @app.get(
+        f"{V1}/functions/{{ref}}/invocations",
+        tags=["history"],
+        summary="one function's invocations, newest first",
+        openapi_extra=S.params(*history_params),
+        responses=S.responses(S.InvocationList, 404, 422),
+    )
     async def function_invocations(ref: str, request: Request) -> Response:
         return await _invocations(ref, request)
 
-    @app.get(f"{V1}/invocations/{{invocation_id}}", tags=["history"],
-             summary="one invocation: its history record (`invocation`, null until an asynchronous one ran) and "
-                     "`status`: queued, running, failed (a retry is due), success, dead; or a synchronous "
-                     "one's success, failed, throttled",
-             openapi_extra=S.params(S.param("wait", {"type": "number", "minimum": 0, "maximum": 60},
-                                            "seconds to wait, at most, for it to succeed or become a dead letter")),
-             responses=S.responses(S.InvocationAnswer, 404, 422))
+    @app.get(
+        f"{V1}/invocations/{{invocation_id}}",
+        tags=["history"],
+        summary="one invocation: its history record (`invocation`, null until an asynchronous one ran) and "
+        "`status`: queued, running, failed (a retry is due), success, dead; or a synchronous "
+        "one's success, failed, throttled",
+        openapi_extra=S.params(
+            S.param(
+                "wait",
+                {"type": "number", "minimum": 0, "maximum": 60},
+                "seconds to wait, at most, for it to succeed or become a dead letter",
+            )
+        ),
+        responses=S.responses(S.InvocationAnswer, 404, 422),
+    )
     async def get_invocation(invocation_id: str, request: Request) -> Response:
         raw = request.query_params.get("wait")
         wait = 0.0
@@ -63,6 +81,7 @@ def add(r: Routes) -> None:
             except ValueError:
                 wait = -1.0
             if not 0 <= wait <= 60:
-                raise InvalidInput("invocation status", [FieldError("wait", f"must be from 0 to 60 seconds "
-                                                                            f"(got {raw[:40]!r})")])
+                raise InvalidInput(
+                    "invocation status", [FieldError("wait", f"must be from 0 to 60 seconds (got {raw[:40]!r})")]
+                )
         return json_response(status_payload(await platform.invocation_status(invocation_id, wait)))

@@ -16,16 +16,29 @@ def add(r: Routes) -> None:
     app, platform = r.app, r.platform
 
     invoke_responses = S.invoke_responses()
-    invoke_responses[202] = {"model": AsyncAccepted, "description": "queued (X-Cloudfn-Invocation-Type: Event or "
-                                                                    "?async=true): poll /api/v1/invocations/{id}"}
+    invoke_responses[202] = {
+        "model": AsyncAccepted,
+        "description": "queued (X-Cloudfn-Invocation-Type: Event or ?async=true): poll /api/v1/invocations/{id}",
+    }
 
-    @app.post(f"{V1}/functions/{{ref}}/invoke", tags=["invoke"],
-              openapi_extra={**S.body(S.INVOKE_BODY, required=False), **S.params(
-                  S.param("X-Cloudfn-Invocation-Type", {"type": "string", "enum": ["Event", "RequestResponse"]},
-                          "Event: queue it and answer 202 at once", where="header"),
-                  S.param("async", {"type": "string", "enum": ["true", "false"]}, "true: the same as Event"))},
-              summary="invoke a function; 200 with success true or false, 429 when throttled, 202 when queued",
-              responses=invoke_responses)
+    @app.post(
+        f"{V1}/functions/{{ref}}/invoke",
+        tags=["invoke"],
+        openapi_extra={
+            **S.body(S.INVOKE_BODY, required=False),
+            **S.params(
+                S.param(
+                    "X-Cloudfn-Invocation-Type",
+                    {"type": "string", "enum": ["Event", "RequestResponse"]},
+                    "Event: queue it and answer 202 at once",
+                    where="header",
+                ),
+                S.param("async", {"type": "string", "enum": ["true", "false"]}, "true: the same as Event"),
+            ),
+        },
+        summary="invoke a function; 200 with success true or false, 429 when throttled, 202 when queued",
+        responses=invoke_responses,
+    )
     async def invoke(ref: str, request: Request) -> Response:
         event, context = parse_invoke_body(await request.body())
         if async_requested(request.scope["headers"], request.scope["query_string"]):

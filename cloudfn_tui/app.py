@@ -182,7 +182,8 @@ class CloudfnApp(App):
         if driver_class.__module__ != "textual.drivers.linux_driver":
             return driver_class  # the web, headless and inline drivers keep no alternate screen of ours
 
-        class ClearingDriver(driver_class):
+        # a subclass of whichever driver Textual picked at run time: mypy cannot type a dynamic base
+        class ClearingDriver(driver_class):  # type: ignore[valid-type, misc]
             def stop_application_mode(self) -> None:
                 # tmux from 3.2 (tmux issue 3510; Debian 12 has 3.3a) keeps lines of an alternate
                 # screen that grew when the program leaves it: they show above the shell's prompt

@@ -187,7 +187,10 @@ def run_console(args: argparse.Namespace) -> int:
 async def _run_handler(args: argparse.Namespace) -> int:
     platform = open_platform(args, f"cloudfn {args.command}")
     try:
-        if getattr(platform, "serve_socket", False):
+        if getattr(platform, "serve_socket", False):  # only a LocalPlatform serves its data dir's socket
+            from core.local import LocalPlatform
+
+            assert isinstance(platform, LocalPlatform)
             platform.start_socket()  # at once: another cloudfn started meanwhile attaches rather than waits
         return await args.run(platform, args)
     finally:

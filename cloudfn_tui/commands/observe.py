@@ -164,7 +164,7 @@ async def cmd_logs(api: PlatformAPI, args: argparse.Namespace) -> int:
             and (not args.grep or args.grep.lower() in rec.message.lower())
         )
 
-    if log_file is not None:
+    if log_file is not None and start is not None:
         # This machine's data directory: follow its log file, which every owner writes, so
         # the follow neither holds the directory (an invoke from another terminal owns it
         # meanwhile) nor misses the lines of owners that come and go.
@@ -177,6 +177,7 @@ async def cmd_logs(api: PlatformAPI, args: argparse.Namespace) -> int:
                 show(rec)
         return 0
     shown = {_key(r) for r in records}
+    assert stream is not None  # opened above whenever following without a local log file
     async for event in stream:
         rec = LogRecord.model_validate(event.data)
         if _key(rec) in shown:
@@ -206,8 +207,9 @@ async def _open_stream(api: PlatformAPI):
     waiter = asyncio.ensure_future(live.wait())
     await asyncio.wait({first, waiter}, timeout=STREAM_OPEN_WAIT, return_when=asyncio.FIRST_COMPLETED)
     waiter.cancel()
-    if first.done() and first.exception() is not None:  # refused (a wrong token...): say so now
-        raise first.exception()
+    refused = first.exception() if first.done() else None
+    if refused is not None:  # refused (a wrong token...): say so now
+        raise refused
 
     async def stream():
         try:
@@ -216,8 +218,10 @@ async def _open_stream(api: PlatformAPI):
                 yield event
         finally:
             first.cancel()
-            with contextlib.suppress(BaseException):
-                await events.aclose()
+            aclose = getattr(events, "aclose", None)  # an async generator's; PlatformAPI promises an iterator
+            if aclose is not None:
+                with contextlib.suppress(BaseException):
+                    await aclose()
 
     return stream()
 
@@ -239,8 +243,9 @@ def _local_log_file(api: PlatformAPI, args: argparse.Namespace):
     logs = getattr(api, "logs", None)
     if isinstance(api, LocalPlatform) and logs is not None:
         return Path(logs.path)
-    if str(getattr(api, "url", "")).startswith("unix:"):
-        return Path(api.url[len("unix:") :]).parent / "logs" / "cloudfn.jsonl"
+    url = str(getattr(api, "url", ""))
+    if url.startswith("unix:"):
+        return Path(url[len("unix:") :]).parent / "logs" / "cloudfn.jsonl"
     return None
 
 

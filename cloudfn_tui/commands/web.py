@@ -130,7 +130,9 @@ def _server_class():
             self.origins = origins
             self.announce = announce
 
-        async def handle_websocket(self, request: web.Request) -> web.StreamResponse:
+        # A refusal answers a plain 403 before any websocket exists: aiohttp serves any StreamResponse
+        # from a handler, textual-serve's annotation names only the websocket it returns itself.
+        async def handle_websocket(self, request: web.Request) -> web.StreamResponse:  # type: ignore[override]
             origin = request.headers.get("Origin")
             if origin is not None and _origin(origin) not in self.origins:
                 print(

@@ -8,6 +8,7 @@ import weakref
 from typing import Any
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
@@ -49,7 +50,7 @@ class EditorArea(TextArea):
         # Textual drops the screen's bindings of any key the focused widget says it consumes.
         return not is_navigation_key(key) and super().check_consume_key(key, character)
 
-    def _on_key(self, event) -> None:
+    async def _on_key(self, event: events.Key) -> None:
         if is_navigation_key(event.key):
             event.prevent_default()  # not typed; the key still bubbles to the bindings
         elif event.key == "enter" and not self.read_only:

@@ -259,7 +259,7 @@ class FunctionList(CachedBaseStyle, ScrollView, can_focus=True):
         if self.selected_id is not None:
             self.post_message(self.Selected(self.selected_id))
 
-    def _on_click(self, event: events.Click) -> None:
+    async def _on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)
         if offset is None or offset.y == 0:  # the header
             return

@@ -82,6 +82,10 @@ def dead_letter_model(dead: DeadItem, found: list[str] | None = None) -> DeadLet
     )
 
 
+def _discard(_: object) -> None:
+    pass
+
+
 def backoff(base: float, retry: int) -> float:
     """Seconds before retry number `retry` (1, 2, ...): base * 2^(retry-1), half of it random."""
     full = min(MAX_BACKOFF, base * 2.0 ** (retry - 1))
@@ -195,6 +199,8 @@ class AsyncInvoker:
             )
         self._wake = asyncio.Event()
         self._ack_wake = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        self.queue.set_waker(lambda: _discard(loop.call_soon_threadsafe(self._kick)), self.workers)
         self._dispatcher = asyncio.create_task(self._dispatch(), name="cloudfn-async-dispatch")
         self._acker = asyncio.create_task(self._ack_loop(), name="cloudfn-async-ack")
 
@@ -257,6 +263,11 @@ class AsyncInvoker:
         try:
             fn = self.platform.registry.get(item.function_id)
         except NotFound:
+            fn = None
+        if item.give_up:
+            self._dead(item, fn, item.give_up)
+            return
+        if fn is None:
             self._dead(item, None, f"the function {item.function_name!r} was deleted before the event ran")
             return
         settings = fn.async_

@@ -108,7 +108,9 @@ class JetStreamQueue:
         self.max_deliver = max_deliver
         self._config = config
         self._lock = threading.Lock()
-        self._buffer: deque[tuple[QueuedInvocation, Msg]] = deque()  # fetched, not yet claimed
+        self._buffer: deque[tuple[QueuedInvocation, Msg | None]] = (
+            deque()
+        )  # None: held by the server  # fetched, not yet claimed
         self._claimed: dict[str, Msg] = {}
         self._seqs: dict[str, int] = {}  # ids listed by queued_for -> their stream sequence
         self._capacity = 0
@@ -165,6 +167,11 @@ class JetStreamQueue:
             ),
         )
         self._depth = (await js.stream_info(STREAM)).state.messages
+        await nc.subscribe(
+            f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{STREAM}.{CONSUMER}",
+            queue="cloudfn-async-max-deliveries",
+            cb=self._on_max_deliveries,
+        )
         self._room = asyncio.Event()
         self._nc, self._js = nc, js
         self._tasks.append(asyncio.create_task(self._keep_claims()))
@@ -210,11 +217,41 @@ class JetStreamQueue:
                 item.not_before = state.get("not_before", item.not_before)
         if delivered >= self.max_deliver:
             item.give_up = (
-                f"delivered {delivered} times without an outcome (JetStream max_deliver {self.max_deliver}): "
-                "the gateways running it stopped before it ended"
+                f"delivered {delivered} times without succeeding (JetStream max_deliver {self.max_deliver}): "
+                "its retries, or the gateways running it, never reached an outcome"
             )
         with self._lock:
             self._buffer.append((item, msg))
+
+    async def _on_max_deliveries(self, advisory: Msg) -> None:
+        """The server gave up on a message (its last delivery went to a gateway that died too):
+        it stays in the stream undelivered, so one gateway (a queue group) takes it from there
+        and hands it to its invoker to be dead-lettered."""
+        try:
+            seq = int(json.loads(advisory.data)["stream_seq"])
+            assert self._js is not None
+            raw = await self._js.get_msg(STREAM, seq=seq)
+        except NotFoundError:
+            return  # dead-lettered or acked meanwhile
+        except Exception:
+            log.exception("a JetStream max-deliveries advisory could not be handled")
+            return
+        item = _doc_item(json.loads(raw.data or b"{}"))
+        state = await self._state(item.id)
+        if state is not None:
+            if state.get("state") in ("success", "dead"):
+                await self._delete_seq(STREAM, seq)
+                return
+            item.attempt, item.errors = state.get("attempt", 0), state.get("errors") or []
+        item.give_up = (
+            f"delivered {self.max_deliver} times without succeeding (JetStream max_deliver): "
+            "the last gateway running it stopped before it ended"
+        )
+        self._seqs[item.id] = seq
+        with self._lock:
+            self._buffer.append((item, None))
+        if self._waker is not None:
+            self._waker()
 
     async def _keep_claims(self) -> None:
         """In-progress acks for the messages held here, so a function longer than ack_wait keeps
@@ -222,7 +259,7 @@ class JetStreamQueue:
         while True:
             await asyncio.sleep(self.ack_wait / 3)  # the ack deadline's own rhythm
             with self._lock:
-                held = [m for _, m in self._buffer] + list(self._claimed.values())
+                held = [m for _, m in self._buffer if m is not None] + list(self._claimed.values())
             for msg in held:
                 with contextlib.suppress(Exception):
                     await msg.in_progress()
@@ -299,7 +336,8 @@ class JetStreamQueue:
         with self._lock:
             while self._buffer and len(out) < limit:
                 item, msg = self._buffer.popleft()
-                self._claimed[item.id] = msg
+                if msg is not None:
+                    self._claimed[item.id] = msg
                 out.append(item)
         for it in out:  # said, not waited for: claim never blocks the caller's loop
             it.state = "running"
@@ -509,8 +547,10 @@ class JetStreamQueue:
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            with contextlib.suppress(Exception):  # first: no nak'ed message comes back to this pull
+                await self._psub.unsubscribe()
             with self._lock:
-                held = [m for _, m in self._buffer] + list(self._claimed.values())
+                held = [m for _, m in self._buffer if m is not None] + list(self._claimed.values())
                 self._buffer.clear()
                 self._claimed.clear()
             for msg in held:

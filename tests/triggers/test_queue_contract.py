@@ -155,19 +155,25 @@ def test_queued_for_and_dead_letter_unclaimed(make_queue):
 
 
 def test_jetstream_max_deliver_gives_up(make_queue):
-    """A message whose holders keep going away without an outcome comes back to the others; its
-    delivery number max_deliver is handed over marked to be dead-lettered, not run again."""
+    """Every delivery counts towards the consumer's max_deliver (retries and redeliveries after a
+    gateway died alike); the last one is handed over marked to be dead-lettered, not run."""
     if make_queue.kind != "jetstream":
         pytest.skip("SQLite has one owner; recover() at its start is its redelivery")
-    q, ready = make_queue(ack_wait=1.0, max_deliver=2)
+    q, ready = make_queue(ack_wait=30.0, max_deliver=2)
     it = item()
     q.enqueue(it)
     [first] = claim(q, ready)
     assert first.give_up == ""
-    # Another gateway sharing the consumer: it receives the redelivery once ack_wait passed.
-    other, other_ready = make_queue(ack_wait=1.0, max_deliver=2)
-    q.close()  # stops without an outcome: its message goes back (nak) for the next delivery
-    [again] = claim(other, other_ready)
-    assert again.id == it.id and "max_deliver 2" in again.give_up
-    other.dead_letter(again, again.give_up)
-    assert other.status(it.id)[0] == "dead"
+    first.attempt = 1
+    first.errors.append({"attempt": 1, "time": time.time(), "error_type": "Throttled", "error": "busy"})
+    q.retry_later(first, time.time())
+    [again] = claim(q, ready)
+    assert again.id == it.id and "max_deliver 2" in again.give_up and again.attempt == 1
+    q.dead_letter(again, again.give_up)
+    assert q.status(it.id)[0] == "dead"
+    [dead] = q.dead_letters()
+    assert dead.item.id == it.id and "max_deliver" in dead.reason
+    assert q.take_dead(it.id, time.time()) is not None  # a replay starts a fresh count
+    [replayed] = claim(q, ready)
+    assert replayed.give_up == "" and replayed.attempt == 0
+    q.ack(replayed)

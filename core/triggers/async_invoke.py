@@ -458,13 +458,21 @@ class AsyncInvoker:
         found = self.queue.status(invocation_id)
         if found is None or found[0] in ("success", "dead"):
             return
-        fut = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
         self._waiters.setdefault(invocation_id, []).append(fut)
+        # A shared queue (JetStream): another gateway may run it; its state says when it ends.
+        watch = getattr(self.queue, "watch_settled", None)
+        remote = watch(invocation_id) if watch is not None else None
+        if remote is not None:
+            remote.add_done_callback(lambda _: _discard(loop.call_soon_threadsafe(self._settled, invocation_id)))
         try:
             await asyncio.wait_for(fut, timeout)
         except TimeoutError:
             pass
         finally:
+            if remote is not None:
+                remote.cancel()
             waiting = self._waiters.get(invocation_id)
             if waiting is not None and fut in waiting:
                 waiting.remove(fut)

@@ -436,6 +436,27 @@ class JetStreamQueue:
             return "failed", item
         return item.state, item
 
+    def watch_settled(self, invocation_id: str) -> concurrent.futures.Future[None]:
+        """Done once the invocation succeeded or became a dead letter, whichever gateway ran it
+        (a watch on its state key); cancel it to stop watching."""
+        return asyncio.run_coroutine_threadsafe(self._watch_settled(invocation_id), self._loop)
+
+    async def _watch_settled(self, invocation_id: str) -> None:
+        await asyncio.wrap_future(self._ready)
+        assert self._kv is not None
+        watcher: Any = await self._kv.watch(invocation_id)  # nats-py leaves its methods untyped
+        try:
+            while True:
+                try:
+                    entry = await watcher.updates(timeout=FETCH_POLL)
+                except nats.errors.TimeoutError:
+                    continue
+                if entry is not None and entry.value and json.loads(entry.value).get("state") in ("success", "dead"):
+                    return
+        finally:
+            with contextlib.suppress(Exception):
+                await watcher.stop()
+
     # -- dead letters ----------------------------------------------------------------------------
     async def _scan(self, stream: str, subject: str, limit: int | None = None) -> list[tuple[int, dict[str, Any]]]:
         """The stream's messages on `subject` (wildcards allowed), oldest first."""

@@ -177,3 +177,19 @@ def test_jetstream_max_deliver_gives_up(make_queue):
     [replayed] = claim(q, ready)
     assert replayed.give_up == "" and replayed.attempt == 0
     q.ack(replayed)
+
+
+def test_jetstream_watch_settled_sees_another_gateways_outcome(make_queue):
+    """`invocation status --wait` on the gateway that accepted: it returns when another one ran it."""
+    if make_queue.kind != "jetstream":
+        pytest.skip("SQLite's owner runs everything it accepts itself")
+    accepting, _ = make_queue(capacity=0)
+    running, ready = make_queue()
+    it = item()
+    accepting.enqueue(it)
+    settled = accepting.watch_settled(it.id)
+    [got] = claim(running, ready)
+    assert not settled.done()
+    running.ack(got)
+    settled.result(10)
+    assert accepting.status(it.id)[0] == "success"

@@ -35,6 +35,7 @@ import concurrent.futures
 import contextlib
 import json
 import logging
+import re
 import threading
 import time
 from collections import deque
@@ -63,6 +64,16 @@ DEAD_SUBJECT = "cloudfn.async.dead"
 CALL_TIMEOUT = 10.0  # seconds for one JetStream operation before the caller gets Unavailable
 FETCH_POLL = 5.0  # seconds a pull waits on the server for work before asking again
 T = TypeVar("T")
+
+
+_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
+def _is_id(text: str) -> bool:
+    """An id as cloudfn makes them. Anything else never reaches a KV key or a subject, where `*`
+    or `>` would be wildcards matching other invocations (nats-py's KV get happens to answer
+    nothing for them; subjects built here, such as the dead-letter lookup, would match)."""
+    return _ID.fullmatch(text) is not None
 
 
 def _item_doc(item: QueuedInvocation, with_event: bool = True) -> dict[str, Any]:
@@ -426,6 +437,8 @@ class JetStreamQueue:
         return self._call(run())
 
     def status(self, invocation_id: str) -> tuple[str, QueuedInvocation | DeadItem | None] | None:
+        if not _is_id(invocation_id):
+            return None
         doc = self._call(self._state(invocation_id))
         if doc is None:
             return None
@@ -442,6 +455,8 @@ class JetStreamQueue:
         return asyncio.run_coroutine_threadsafe(self._watch_settled(invocation_id), self._loop)
 
     async def _watch_settled(self, invocation_id: str) -> None:
+        if not _is_id(invocation_id):
+            return  # no such invocation: nothing to wait for
         await asyncio.wrap_future(self._ready)
         assert self._kv is not None
         watcher: Any = await self._kv.watch(invocation_id)  # nats-py leaves its methods untyped
@@ -482,8 +497,8 @@ class JetStreamQueue:
         return [self._dead_item(d) for _, d in reversed(found)][:limit]
 
     def _find(self, invocation_id: str) -> tuple[int, dict[str, Any]] | None:
-        if not invocation_id or any(c in invocation_id for c in ".*> \t\r\n"):
-            return None  # not an id; as a subject token it would match others or be refused
+        if not _is_id(invocation_id):
+            return None
         found = self._call(self._scan(DEAD_STREAM, f"{DEAD_SUBJECT}.*.{invocation_id}", limit=1))
         return found[0] if found else None
 
@@ -491,6 +506,8 @@ class JetStreamQueue:
         hit = self._find(id_or_prefix)
         if hit is not None or exact:
             return [self._dead_item(hit[1])] if hit else []
+        if not _is_id(id_or_prefix):
+            return []
         found = self._call(self._scan(DEAD_STREAM, f"{DEAD_SUBJECT}.*.*"))
         return [self._dead_item(d) for _, d in found if str(d.get("id", "")).startswith(id_or_prefix)][:5]
 

@@ -80,6 +80,10 @@ def test_enqueue_claim_ack(make_queue):
     assert state == "success" and seen.attempt == 1
     assert q.stats(time.time())["depth"] == 0
     assert q.status("no-such-id") is None
+    # Not ids: as a KV key or subject `>` and `*` would be wildcards answering with another's state.
+    for bad in (">", "*", "a.*", first.id[:8] + ".>", "", "x" * 300, "../x"):
+        assert q.status(bad) is None, bad
+        assert q.find_dead(bad) == [], bad
 
 
 def test_retry_keeps_attempts_and_errors(make_queue):

@@ -197,7 +197,10 @@ class JetStreamQueue:
                 await self._room.wait()
                 continue
             try:
-                msgs = await self._psub.fetch(want, timeout=FETCH_POLL)
+                # One at a time: nats-py's fetch(n) holds a message that came on a waiting pull
+                # until n arrived or the timeout passed (measured: p99 0.5-1.1 s end to end).
+                # A message already waiting comes at once with the next fetch's no-wait probe.
+                msgs = await self._psub.fetch(1, timeout=FETCH_POLL)
             except nats.errors.TimeoutError:
                 continue
             except asyncio.CancelledError:
@@ -599,6 +602,11 @@ class JetStreamQueue:
                     await self._nc.flush(2)  # the naks leave before the connection closes
                 with contextlib.suppress(Exception):
                     await self._nc.close()  # not drain: it would wait on the cancelled pull
+            # What nats-py leaves behind (its KV watchers' timers) ends with the loop.
+            rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in rest:
+                task.cancel()
+            await asyncio.gather(*rest, return_exceptions=True)
 
         if self._ready.done() and not self._ready.cancelled() and self._ready.exception() is None:
             with contextlib.suppress(Exception):

@@ -8,7 +8,11 @@
   accept is timed;
 - queue round trip p50/p99: enqueue -> the item claimed -> acked (state success), the queue's
   whole share of an asynchronous invocation's end-to-end time without the function: SQLite's
-  three statements against JetStream's publish, push to the fetch loop, claim and ack.
+  three statements against JetStream's publish, push to the fetch loop, claim and ack;
+- end to end p50/p99: `invoke_async` until `invocation_status(wait=...)` says success, against a
+  synchronous `invoke` of the same function on the same platform: embedded (SQLite queue, local
+  sandbox) and a cluster gateway (JetStream queue) with one `cloudfn worker` process; the ratio
+  async/sync on each is the queue's share, the worker's trip cancelling out.
 Both run on a real nats-server -js on loopback, the two backends alternating item by item so a
 noisy moment of this shared machine falls on both; ratios per round, median and range printed.
 Not collected by pytest.
@@ -57,6 +61,22 @@ async def accept_round(embedded, gateway, n: int) -> tuple[list[float], list[flo
     return out
 
 
+async def e2e_round(platforms, n: int) -> list[tuple[list[float], list[float]]]:
+    out: list[tuple[list[float], list[float]]] = [([], []) for _ in platforms]
+    for _ in range(n):
+        for i, p in enumerate(platforms):
+            t0 = time.perf_counter()
+            inv = await p.invoke_async("bench", {"name": "x"})
+            done = await p.invocation_status(inv.invocation_id, wait=30)
+            assert done.status == "success", done
+            out[i][0].append((time.perf_counter() - t0) * 1000)
+            t0 = time.perf_counter()
+            res = await p.invoke("bench", {"name": "x"})
+            assert res.success, res.error
+            out[i][1].append((time.perf_counter() - t0) * 1000)
+    return out
+
+
 def round_trip(q, ready: threading.Event) -> float:
     it = QueuedInvocation(id=new_uuid(), function_id="f", function_name="bench", event={"name": "x"})
     t0 = time.perf_counter()
@@ -89,16 +109,25 @@ async def main() -> None:
     gateway = LocalPlatform(gw_config, install_examples=False, consume_async=False)
     sq = SqliteQueue(root / "rt.sqlite3")
     jq = JetStreamQueue(load_config(flags={"storage.data_dir": str(root / "q"), "cluster.nats_url": nats.url}))
+    sys.path.insert(0, str(REPO / "tests" / "cluster"))
+    from clusterproc import start_worker
+
+    worker = start_worker(root / "w", nats, "bench-jsq-w")
+    e2 = LocalPlatform(load_config(flags={"storage.data_dir": str(root / "e2")}), install_examples=False)
+    g2 = LocalPlatform(
+        load_config(flags={"storage.data_dir": str(root / "g2"), "cluster.nats_url": nats.url}), install_examples=False
+    )
     sq_ready, jq_ready = threading.Event(), threading.Event()
     sq.set_waker(sq_ready.set, 1)
     jq.set_waker(jq_ready.set, 1)
     try:
-        for p in (embedded, gateway):
+        for p in (embedded, gateway, e2, g2):
             await p.create_function({"name": "bench", "runtime": "python", "code": FN})
         await accept_round(embedded, gateway, 50)  # warm: connections, streams, caches
         for _ in range(50):
             round_trip(sq, sq_ready), round_trip(jq, jq_ready)
-        acc_ratios, rt_ratios = [], []
+        await e2e_round((e2, g2), 20)
+        acc_ratios, rt_ratios, e2e_ratios = [], [], []
         for r in range(args.rounds):
             e, g = await accept_round(embedded, gateway, args.n)
             s_rt, j_rt = [], []
@@ -112,17 +141,35 @@ async def main() -> None:
             print(line("accept, cluster gateway (JetStream)", g))
             print(line("queue round trip, SQLite", s_rt))
             print(line("queue round trip, JetStream", j_rt))
+            (e_async, e_sync), (g_async, g_sync) = await e2e_round((e2, g2), args.n // 3)
+            print(line("end to end async, embedded", e_async))
+            print(line("sync invoke, embedded", e_sync))
+            print(line("end to end async, gateway+worker", g_async))
+            print(line("sync invoke, gateway+worker", g_sync))
+            e2e_ratios.append(
+                (
+                    pct(e_async, 50) / pct(e_sync, 50),
+                    pct(g_async, 50) / pct(g_sync, 50),
+                    pct(g_async, 50) / pct(e_async, 50),
+                )
+            )
 
         def ratio(rs: list[float]) -> str:
             return f"{statistics.median(rs):.2f}x (range {min(rs):.2f}-{max(rs):.2f})"
 
         print(f"accept p50, JetStream / SQLite:          {ratio(acc_ratios)}")
         print(f"queue round trip p50, JetStream / SQLite: {ratio(rt_ratios)}")
+        print(f"end to end p50 / sync p50, embedded (SQLite):      {ratio([r[0] for r in e2e_ratios])}")
+        print(f"end to end p50 / sync p50, gateway (JetStream):    {ratio([r[1] for r in e2e_ratios])}")
+        print(f"end to end p50, gateway+worker / embedded:         {ratio([r[2] for r in e2e_ratios])}")
     finally:
         jq.close()
         sq.close()
         await gateway.close()
         await embedded.close()
+        await g2.close()
+        await e2.close()
+        worker.stop()
         nats.stop()
 
 

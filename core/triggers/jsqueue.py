@@ -203,7 +203,7 @@ class JetStreamQueue:
                 # until n arrived or the timeout passed (measured: p99 0.5-1.1 s end to end).
                 # A message already waiting comes at once with the next fetch's no-wait probe.
                 msgs = await self._psub.fetch(1, timeout=FETCH_POLL)
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nats-py's own and asyncio's (it raises both): nothing came, ask again
                 continue
             except asyncio.CancelledError:
                 raise

@@ -108,7 +108,9 @@ async def main() -> None:
     gw_config = load_config(flags={"storage.data_dir": str(root / "g"), "cluster.nats_url": nats.url})
     gateway = LocalPlatform(gw_config, install_examples=False, consume_async=False)
     sq = SqliteQueue(root / "rt.sqlite3")
-    jq = JetStreamQueue(load_config(flags={"storage.data_dir": str(root / "q"), "cluster.nats_url": nats.url}))
+    # Its own server: on the gateways' one it would share their consumer and take their work.
+    nats_q = start_nats(root / "nats-q", nats.token)
+    jq = JetStreamQueue(load_config(flags={"storage.data_dir": str(root / "q"), "cluster.nats_url": nats_q.url}))
     sys.path.insert(0, str(REPO / "tests" / "cluster"))
     from clusterproc import start_worker
 
@@ -130,9 +132,10 @@ async def main() -> None:
         acc_ratios, rt_ratios, e2e_ratios = [], [], []
         for r in range(args.rounds):
             e, g = await accept_round(embedded, gateway, args.n)
-            s_rt, j_rt = [], []
+            s_rt: list[float] = []
+            j_rt: list[float] = []
 
-            def trips() -> None:
+            def trips(s_rt: list[float] = s_rt, j_rt: list[float] = j_rt) -> None:
                 for _ in range(args.n):
                     s_rt.append(round_trip(sq, sq_ready))
                     j_rt.append(round_trip(jq, jq_ready))
@@ -177,6 +180,7 @@ async def main() -> None:
         await e2.close()
         worker.stop()
         nats.stop()
+        nats_q.stop()
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Asynchronous invocation: accept (durably queue) now, run soon, retry with backoff, dead-letter.
 
 `AsyncInvoker` is owned by the LocalPlatform that owns the data directory (only that process
-runs consumers). It reads and writes the queue only through `AsyncQueue` (core/triggers/queue.py),
-so a JetStream backend (issue #18) drops in. Every attempt goes through
+runs consumers), or, in cluster mode, by each gateway, all consuming one JetStream queue
+(core/triggers/jsqueue.py). It reads and writes the queue only through `AsyncQueue`
+(core/triggers/queue.py), so the logic here is the same for both backends. Every attempt goes through
 `LocalPlatform.run_invocation(..., trigger="async" | "retry")`, under the same invocation id;
 the context carries `attempt` ("1", "2", ...) and `invocation_type` ("Event"), so a function
 can deduplicate: delivery is at least once.

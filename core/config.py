@@ -663,6 +663,14 @@ OPTIONS: tuple[Option, ...] = (
         _env("cluster", "node_id"),
         "this node's name in `cloudfn info` (default: host name and process id)",
     ),
+    Option(
+        "cluster",
+        "async_ack_wait",
+        _number(1, 3600),
+        30.0,
+        _env("cluster", "async_ack_wait"),
+        "seconds before an asynchronous invocation held by a gateway that stopped answering goes to another",
+    ),
 )
 BY_NAME = {o.name: o for o in OPTIONS}
 # `remotes` is not a section of options but a table of named servers, like kubectl's contexts:

@@ -53,7 +53,7 @@ from core.models import (
 from core.registry import Registry
 from core.storage import DataDirLock, mask_url, open_backend
 from core.triggers.async_invoke import AsyncInvoker
-from core.triggers.queue import QUEUE_FILE, SqliteQueue
+from core.triggers.queue import QUEUE_FILE, AsyncQueue, SqliteQueue
 from core.triggers.ratelimit import STATE_FILE as RATE_FILE
 from core.triggers.ratelimit import RateLimiter
 from core.triggers.schedules import STATE_FILE as SCHEDULE_FILE
@@ -153,7 +153,7 @@ class LocalPlatform(PlatformAPI):
                 self._scheduled_run,
                 self.bus.publish,
             )
-            self.queue = SqliteQueue(self.data_dir / QUEUE_FILE, sync=config["async.sync"])
+            self.queue: AsyncQueue = self._make_queue()
             self.async_invoker = AsyncInvoker(
                 self,
                 self.queue,
@@ -186,6 +186,16 @@ class LocalPlatform(PlatformAPI):
                 if bundle.event is not None:
                     self.registry.save_event(bundle.spec.name, "sample", bundle.event)
         self.registry.set_meta(EXAMPLES_KEY, True)
+
+    def _make_queue(self) -> AsyncQueue:
+        """A cluster's gateways share one queue on JetStream (any of them runs what another
+        accepted); one machine keeps it in a SQLite file of the data directory."""
+        c = self.config
+        if c["cluster.nats_url"] and self.dispatch_over_nats:
+            from core.triggers.jsqueue import JetStreamQueue
+
+            return JetStreamQueue(c, ack_wait=c["cluster.async_ack_wait"])
+        return SqliteQueue(self.data_dir / QUEUE_FILE, sync=c["async.sync"])
 
     def _make_executor(self) -> Any:
         from core.executors import ExecutionService, ExecutionSettings
@@ -775,7 +785,7 @@ class LocalPlatform(PlatformAPI):
                 "data_dir": str(c.data_dir),
                 "registry": self.store.location,
                 "history": self.history.location,
-                "async_queue": str(self.queue.path),
+                "async_queue": str(getattr(self.queue, "path", "")),
                 "logs": str(self.logs.path),
                 "work_dir": str(c.work_dir),
                 "cache_dir": str(c.cache_dir),

@@ -1,8 +1,9 @@
 """Asynchronous invocation: accept (durably queue) now, run soon, retry with backoff, dead-letter.
 
 `AsyncInvoker` is owned by the LocalPlatform that owns the data directory (only that process
-runs consumers). It reads and writes the queue only through `AsyncQueue` (core/triggers/queue.py),
-so a JetStream backend (issue #18) drops in. Every attempt goes through
+runs consumers), or, in cluster mode, by each gateway, all consuming one JetStream queue
+(core/triggers/jsqueue.py). It reads and writes the queue only through `AsyncQueue`
+(core/triggers/queue.py), so the logic here is the same for both backends. Every attempt goes through
 `LocalPlatform.run_invocation(..., trigger="async" | "retry")`, under the same invocation id;
 the context carries `attempt` ("1", "2", ...) and `invocation_type` ("Event"), so a function
 can deduplicate: delivery is at least once.
@@ -80,6 +81,10 @@ def dead_letter_model(dead: DeadItem, found: list[str] | None = None) -> DeadLet
         enqueued_at=_ts(it.enqueued_at),
         dead_at=_ts(dead.dead_at),
     )
+
+
+def _discard(_: object) -> None:
+    pass
 
 
 def backoff(base: float, retry: int) -> float:
@@ -195,6 +200,8 @@ class AsyncInvoker:
             )
         self._wake = asyncio.Event()
         self._ack_wake = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        self.queue.set_waker(lambda: _discard(loop.call_soon_threadsafe(self._kick)), self.workers)
         self._dispatcher = asyncio.create_task(self._dispatch(), name="cloudfn-async-dispatch")
         self._acker = asyncio.create_task(self._ack_loop(), name="cloudfn-async-ack")
 
@@ -257,6 +264,11 @@ class AsyncInvoker:
         try:
             fn = self.platform.registry.get(item.function_id)
         except NotFound:
+            fn = None
+        if item.give_up:
+            self._dead(item, fn, item.give_up)
+            return
+        if fn is None:
             self._dead(item, None, f"the function {item.function_name!r} was deleted before the event ran")
             return
         settings = fn.async_
@@ -447,13 +459,21 @@ class AsyncInvoker:
         found = self.queue.status(invocation_id)
         if found is None or found[0] in ("success", "dead"):
             return
-        fut = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
         self._waiters.setdefault(invocation_id, []).append(fut)
+        # A shared queue (JetStream): another gateway may run it; its state says when it ends.
+        watch = getattr(self.queue, "watch_settled", None)
+        remote = watch(invocation_id) if watch is not None else None
+        if remote is not None:
+            remote.add_done_callback(lambda _: _discard(loop.call_soon_threadsafe(self._settled, invocation_id)))
         try:
             await asyncio.wait_for(fut, timeout)
         except TimeoutError:
             pass
         finally:
+            if remote is not None:
+                remote.cancel()
             waiting = self._waiters.get(invocation_id)
             if waiting is not None and fut in waiting:
                 waiting.remove(fut)

@@ -5,7 +5,7 @@ is the embedded backend, one SQLite file in the data directory. Issue #18 adds a
 backend to the same interface (a work-queue stream: enqueue = publish with the id as
 `Nats-Msg-Id`, claim = pull-consumer fetch, ack = ack, retry_later = nak with delay, dead_letter
 = a term plus a publish to a dead-letter stream), so nothing above this module may reach into
-SQLite.
+SQLite (core/triggers/jsqueue.py is that backend).
 
 Delivery is at least once: a claimed item is `running` until acked, retried or dead-lettered;
 when the owner dies, `recover()` at the next start puts its running items back in the queue, so
@@ -25,6 +25,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -52,6 +53,9 @@ class QueuedInvocation:
     errors: list[dict[str, Any]] = field(default_factory=list)
     depth: int = 0  # how many destinations led here (bounds on_success/on_failure chains)
     state: str = "queued"
+    # Set by a backend that will not deliver the item again (JetStream: max_deliver reached): the
+    # invoker dead-letters it with this reason instead of running it.
+    give_up: str = ""
 
 
 @dataclass
@@ -115,6 +119,11 @@ class AsyncQueue(Protocol):
     def trim_dead(self, keep: int) -> list[str]:
         """Drop the oldest dead letters past the newest `keep`; the ids dropped. (JetStream: a
         dead-letter stream with max_msgs = keep and the discard-old policy.)"""
+        ...
+
+    def set_waker(self, wake: Callable[[], None], capacity: int) -> None:
+        """Called once consuming starts: a backend that receives work by itself (JetStream) calls
+        `wake` (from any thread) when some is ready, holding at most `capacity` items."""
         ...
 
 
@@ -388,3 +397,6 @@ class SqliteQueue:
                 (count - keep,),
             ).fetchall()
         return [r[0] for r in rows]
+
+    def set_waker(self, wake: Callable[[], None], capacity: int) -> None:
+        pass  # claim() reads the file: nothing arrives by itself

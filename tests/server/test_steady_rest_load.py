@@ -43,8 +43,13 @@ def test_a_steady_rest_load_after_warm_up_starts_no_more_spares(tmp_path, shared
             after = _scheduling(client)
         spares = after["spare_starts"] - warm["spare_starts"]
         started = after["workers_started"] - warm["workers_started"]
+        waits = after["queue_waits"] - warm["queue_waits"]
         # A worker going idle while others are handed to waiting callers is no burst's end: a few
-        # starts at most as the load settles, never one per drained queue.
-        assert spares <= 2 and started <= 4, f"{started} started ({spares} spares) after warm-up: {warm} -> {after}"
+        # starts at most as the load settles, never one per drained queue. On a machine busy with
+        # other work callers still wait after the warm-up, and waiting that outlasts a start buys
+        # a worker (README "Bursts"): each start past the few must follow a caller who waited.
+        assert spares <= 2 + waits and started <= 4 + waits, (
+            f"{started} started ({spares} spares, {waits} waits) after warm-up: {warm} -> {after}"
+        )
     finally:
         assert server.stop() == 0, server.stderr()

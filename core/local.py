@@ -131,9 +131,12 @@ class LocalPlatform(PlatformAPI):
                 max_age=timedelta(days=config["monitor.history_max_age_days"]),
             )
             # Before anything runs: a wrong or missing key stops the start with what to do.
-            self.secrets = sec.SecretStore(self.data_dir, config["secrets.key_file"])
+            # On shared storage the secrets are shared too (a cluster's gateways see one set).
+            shared = self.storage.documents("secrets") if self.storage.shared else None
+            self.secrets = sec.SecretStore(self.data_dir, config["secrets.key_file"], shared=shared)
             self._needles: dict[tuple[str, ...], list[str]] = {}
             self._previous: dict[str, str] = {}  # a secret's value before its last set or delete
+            self.secrets.on_change = self._secrets_changed_elsewhere
             self.metrics_engine = Metrics()
             self.alert_engine = AlertEngine(
                 self.storage.documents(ALERTS_FILE.removesuffix(".json")),
@@ -675,6 +678,12 @@ class LocalPlatform(PlatformAPI):
 
     def _holders(self, name: str) -> list[Function]:
         return [fn for fn in self.registry.list() if name in sec.held_by(fn)]
+
+    def _secrets_changed_elsewhere(self, before: dict[str, str]) -> None:
+        """A set or delete through another gateway: mask the old values too, and drop the
+        cached masks (that gateway told the workers to replace theirs)."""
+        self._previous.update(before)
+        self._needles.clear()
 
     async def set_secret(self, name: str, value: str) -> sec.SecretInfo:
         old = self.secrets.values([name]).get(name) if self.secrets.exists(name) else None

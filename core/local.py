@@ -213,8 +213,21 @@ class LocalPlatform(PlatformAPI):
         if c["cluster.nats_url"] and self.dispatch_over_nats:
             from core.cluster.dispatch import NatsDispatcher
 
-            return NatsDispatcher(c, local, self.bus)
+            dispatcher = NatsDispatcher(c, local, self.bus)
+            dispatcher.remote_finished = self._record_remote
+            self._remote_counts: dict[str, int] = {}  # invocations other gateways finished, by gateway
+            return dispatcher
         return local
+
+    def _record_remote(self, data: dict[str, Any]) -> None:
+        """Another gateway's finished invocation (cluster events): counted in this gateway's
+        metrics, so counts, rates and the leader's alert rules cover the whole cluster."""
+        if self.config["monitor.enable_metrics"]:
+            self.metrics_engine.record(
+                InvocationRecord.model_validate({k: v for k, v in data.items() if k != "gateway"})
+            )
+            gateway = str(data.get("gateway"))
+            self._remote_counts[gateway] = self._remote_counts.get(gateway, 0) + 1
 
     async def start(self) -> None:
         """Start the background work (history flushing, alert evaluation, the pre-started
@@ -636,6 +649,11 @@ class LocalPlatform(PlatformAPI):
         snap["async"] = self.async_invoker.stats()
         if "nodes" in stats:  # cluster mode: each worker's share (served, load, capacity)
             snap["nodes"] = stats["nodes"]
+            # The counts above are the cluster's (other gateways' invocations arrive as events);
+            # which gateway served how many, since this one started:
+            remote = dict(self._remote_counts)
+            own = snap["total_executions"] - sum(remote.values())
+            snap["gateways"] = {self.executor.node: own, **remote}
         return snap
 
     async def prometheus_metrics(self) -> str:

@@ -297,7 +297,9 @@ class SecretStore:
         if changed and self.on_change is not None:
             self.on_change(changed)
 
-    def _write_shared(self, change: Callable[[dict[str, Any], bytes], None]) -> None:
+    def _write_shared(
+        self, change: Callable[[dict[str, Any], bytes], None], after: Callable[[], None] | None = None
+    ) -> None:
         """Apply `change(doc, key)` to the shared document in one transaction (under the
         store's advisory lock, so two gateways' sets do not lose one another)."""
         assert self._shared is not None
@@ -314,6 +316,8 @@ class SecretStore:
             store.upsert(SHARED_TABLE, "id", {"id": SHARED_ID, **doc})
 
         self._shared.transaction(write)
+        if after is not None:
+            after()
         self._refresh()
 
     # -- sealing ---------------------------------------------------------------------------
@@ -452,17 +456,14 @@ class SecretStore:
         """Re-encrypt every secret under a new random key; returns how many. Crash-safe: the new
         key is written beside the old one first (`.new`), then the store, then the key moves into
         place; a start after a crash in between finishes or forgets the rotation (_load)."""
-        if self._shared is not None:
-            raise Conflict(
-                "the secrets key is shared by every gateway of this storage (storage.url), so one gateway "
-                "cannot rotate it: stop the gateways, give them all a new key, and set each secret again"
-            )
         if self.key_path is None:
             raise Conflict(
                 f"the secrets key comes from {KEY_ENV}, which cloudfn cannot change: unset it and name a "
                 f"key file in the config (secrets.key_file) to rotate, or re-set every secret under a "
                 f"new {KEY_ENV}"
             )
+        if self._shared is not None:
+            return self._rotate_shared(self.key_path)
         with self._lock:
             self._ensure_key()
             new = os.urandom(32)
@@ -477,6 +478,34 @@ class SecretStore:
             fsync_dir(self.key_path.parent)
             self._doc, self._key = doc, new
             return len(doc["secrets"])
+
+    def _rotate_shared(self, key_path: Path) -> int:
+        """Rotation on shared storage: the records are re-sealed in one transaction, then the new
+        key replaces this gateway's key file. The other gateways' keys no longer open them: each
+        is told so (its next secret read, or its start) until it is given the new key file."""
+        assert self._shared is not None
+        new = os.urandom(32)
+        pending = key_path.with_name(key_path.name + ".new")
+        atomic_write_bytes(pending, base64.b64encode(new) + b"\n", mode=0o600)
+        count = 0
+
+        def reseal(doc: dict[str, Any], key: bytes) -> None:
+            nonlocal count
+            doc["check"] = self._seal(new, _CHECK, b"check")
+            for name, entry in doc["secrets"].items():
+                plain = self._open(key, entry["data"], name.encode())
+                entry["data"] = self._seal(new, plain, name.encode())
+            count = len(doc["secrets"])
+
+        with self._lock:
+            self._ensure_key()
+        self._write_shared(reseal, after=lambda: self._adopt(new, pending, key_path))
+        return count
+
+    def _adopt(self, new: bytes, pending: Path, key_path: Path) -> None:
+        os.replace(pending, key_path)
+        fsync_dir(key_path.parent)
+        self._key = new
 
     def describe(self) -> dict[str, Any]:
         """For `cloudfn info`: where the key comes from, never the key."""

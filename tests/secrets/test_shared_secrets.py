@@ -48,7 +48,7 @@ def test_two_gateways_share_sets_and_deletes(backends, tmp_path, pg_url):
     with pytest.raises(NotFound):
         a.delete("db-password")
     assert "shared secrets store" in a.describe()["store"] and "***" in a.describe()["store"]
-    with pytest.raises(Conflict, match="shared by every gateway"):
+    with pytest.raises(Conflict, match=KEY_ENV):  # an environment key cannot be rotated by cloudfn
         a.rotate_key()
     a.set("api-key", VALUE)
     with psycopg.connect(pg_url) as conn:  # sealed in the database, not plain
@@ -64,3 +64,21 @@ def test_a_gateway_with_another_key_is_refused_at_start(backends, tmp_path):
     assert "different key" in str(wrong.value) and KEY_ENV in str(wrong.value)
     with pytest.raises(ConfigError, match="has no key"):  # no env key, no key file in its data dir
         SecretStore(tmp_path / "c", environ={}, shared=backends[1].documents("secrets"))
+
+
+def test_rotation_on_one_gateway_tells_the_others_to_take_the_new_key(backends, tmp_path):
+    a = SecretStore(tmp_path / "a", environ={}, shared=backends[0].documents("secrets"))
+    a.set("x-key", VALUE)
+    key_file = tmp_path / "a" / "secrets.key"
+    b_dir = tmp_path / "b"
+    b_dir.mkdir()
+    (b_dir / "secrets.key").write_bytes(key_file.read_bytes())
+    (b_dir / "secrets.key").chmod(0o600)
+    b = SecretStore(b_dir, environ={}, shared=backends[1].documents("secrets"))
+    assert b.values(["x-key"]) == {"x-key": VALUE}
+    assert a.rotate_key() == 1
+    assert a.values(["x-key"]) == {"x-key": VALUE}
+    with pytest.raises(ConfigError, match="different key"):
+        b.values(["x-key"])
+    (b_dir / "secrets.key").write_bytes(key_file.read_bytes())  # given the new key file: works again
+    assert SecretStore(b_dir, environ={}, shared=backends[1].documents("secrets")).values(["x-key"]) == {"x-key": VALUE}

@@ -92,6 +92,8 @@ def cluster_up(config: Config, directory: str | None, workers: int, port: int) -
     key_from = "CLOUDFN_SECRETS_KEY" if os.environ.get("CLOUDFN_SECRETS_KEY") else str(root / "secrets.key")
     env.setdefault("CLOUDFN_SECRETS_KEY", _secrets_key(root) if key_from != "CLOUDFN_SECRETS_KEY" else "")
     env.pop("CLOUDFN_DATA_DIR", None)
+    # Workers get what a function needs with each request: never the database or the key.
+    worker_env = {k: v for k, v in env.items() if k not in ("CLOUDFN_STORAGE_URL", "CLOUDFN_SECRETS_KEY")}
     cli = [sys.executable, "-m", "cloudfn_tui.cli"]
     children: list[tuple[str, subprocess.Popen[bytes]]] = []
     print(
@@ -103,7 +105,7 @@ def cluster_up(config: Config, directory: str | None, workers: int, port: int) -
             proc = subprocess.Popen(
                 [*cli, "--data-dir", str(root / name), "worker", "--node-id", name],
                 stdout=subprocess.PIPE,
-                env=env,
+                env=worker_env,
                 start_new_session=True,
             )
             children.append((name, proc))

@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from pgserver import available
@@ -86,6 +87,13 @@ async def test_cluster_up_serves_invocations_and_stops_everything_on_ctrl_c(tmp_
         finally:
             for a in apis:
                 await a.close()
+        # The workers never get the database URL or the secrets key (only the gateways do).
+        found = subprocess.run(["pgrep", "-f", str(tmp_path / "c" / "worker-")], capture_output=True, text=True)
+        pids = found.stdout.split()
+        assert len(pids) >= 2, found
+        for pid in pids:
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+            assert b"CLOUDFN_STORAGE_URL" not in environ and b"CLOUDFN_SECRETS_KEY" not in environ
         proc.send_signal(signal.SIGINT)
         rest = proc.communicate(timeout=90)[0]
         assert proc.returncode == 0 and "cluster stopped" in rest, rest

@@ -131,9 +131,12 @@ class LocalPlatform(PlatformAPI):
                 max_age=timedelta(days=config["monitor.history_max_age_days"]),
             )
             # Before anything runs: a wrong or missing key stops the start with what to do.
-            self.secrets = sec.SecretStore(self.data_dir, config["secrets.key_file"])
+            # On shared storage the secrets are shared too (a cluster's gateways see one set).
+            shared = self.storage.documents("secrets") if self.storage.shared else None
+            self.secrets = sec.SecretStore(self.data_dir, config["secrets.key_file"], shared=shared)
             self._needles: dict[tuple[str, ...], list[str]] = {}
             self._previous: dict[str, str] = {}  # a secret's value before its last set or delete
+            self.secrets.on_change = self._secrets_changed_elsewhere
             self.metrics_engine = Metrics()
             self.alert_engine = AlertEngine(
                 self.storage.documents(ALERTS_FILE.removesuffix(".json")),
@@ -220,8 +223,21 @@ class LocalPlatform(PlatformAPI):
         if c["cluster.nats_url"] and self.dispatch_over_nats:
             from core.cluster.dispatch import NatsDispatcher
 
-            return NatsDispatcher(c, local, self.bus)
+            dispatcher = NatsDispatcher(c, local, self.bus)
+            dispatcher.remote_finished = self._record_remote
+            self._remote_counts: dict[str, int] = {}  # invocations other gateways finished, by gateway
+            return dispatcher
         return local
+
+    def _record_remote(self, data: dict[str, Any]) -> None:
+        """Another gateway's finished invocation (cluster events): counted in this gateway's
+        metrics, so counts, rates and the leader's alert rules cover the whole cluster."""
+        if self.config["monitor.enable_metrics"]:
+            self.metrics_engine.record(
+                InvocationRecord.model_validate({k: v for k, v in data.items() if k != "gateway"})
+            )
+            gateway = str(data.get("gateway"))
+            self._remote_counts[gateway] = self._remote_counts.get(gateway, 0) + 1
 
     async def start(self) -> None:
         """Start the background work (history flushing, alert evaluation, the pre-started
@@ -643,6 +659,11 @@ class LocalPlatform(PlatformAPI):
         snap["async"] = self.async_invoker.stats()
         if "nodes" in stats:  # cluster mode: each worker's share (served, load, capacity)
             snap["nodes"] = stats["nodes"]
+            # The counts above are the cluster's (other gateways' invocations arrive as events);
+            # which gateway served how many, since this one started:
+            remote = dict(self._remote_counts)
+            own = snap["total_executions"] - sum(remote.values())
+            snap["gateways"] = {self.executor.node: own, **remote}
         return snap
 
     async def prometheus_metrics(self) -> str:
@@ -685,6 +706,12 @@ class LocalPlatform(PlatformAPI):
 
     def _holders(self, name: str) -> list[Function]:
         return [fn for fn in self.registry.list() if name in sec.held_by(fn)]
+
+    def _secrets_changed_elsewhere(self, before: dict[str, str]) -> None:
+        """A set or delete through another gateway: mask the old values too, and drop the
+        cached masks (that gateway told the workers to replace theirs)."""
+        self._previous.update(before)
+        self._needles.clear()
 
     async def set_secret(self, name: str, value: str) -> sec.SecretInfo:
         old = self.secrets.values([name]).get(name) if self.secrets.exists(name) else None

@@ -10,6 +10,11 @@ wrong key from a damaged file, so the platform says which at start instead of fa
 
 Values leave this module only towards a function's sandbox (core/executors) and the masker;
 no listing carries them.
+
+With shared storage (`storage.url`: the gateways of a cluster), the same sealed document lives in
+PostgreSQL instead of the file, so every gateway sees every secret; each gateway then needs the
+same key, and a read first compares the store's generation (one indexed read) to pick up a set
+made through another gateway.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -34,6 +39,11 @@ from core.models import SECRET_NAME_RE as NAME_RE
 from core.models import SECRET_NAME_RULE as NAME_RULE
 from core.models import utcnow
 from core.storage import atomic_write_bytes, fsync_dir, remove_stale_temp_files
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from core.storage import Storage
 
 STORE_FILE = "secrets.json"
 KEY_FILE = "secrets.key"
@@ -47,6 +57,8 @@ _CHECK = b"cloudfn secrets key check"
 # Environment keys that look like credentials: suggest moving them to secrets.
 CREDENTIAL_KEY_RE = re.compile(r"(^|_)(PASSWORD|PASSWD|TOKEN|KEY)$|SECRET", re.IGNORECASE)
 MAKE_KEY = "head -c 32 /dev/urandom | base64"
+SHARED_TABLE = "store"  # the one document of the shared store, {"id": SHARED_ID, ...the file's doc}
+SHARED_ID = "secrets"
 
 
 def name_problem(name: Any) -> str:
@@ -99,8 +111,18 @@ class SecretInfo(BaseModel):
 
 
 class SecretStore:
-    def __init__(self, data_dir: Path, key_file: Path | None = None, environ: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        data_dir: Path,
+        key_file: Path | None = None,
+        environ: Mapping[str, str] | None = None,
+        shared: Storage | None = None,
+    ):
         self.path = Path(data_dir) / STORE_FILE
+        self._shared = shared
+        self._generation = -1
+        # Told (name -> value before) when a reload finds values changed through another gateway.
+        self.on_change: Callable[[dict[str, str]], None] | None = None
         environ = os.environ if environ is None else environ
         self._lock = threading.Lock()
         self._env_key = environ.get(KEY_ENV) or None
@@ -153,6 +175,9 @@ class SecretStore:
 
     # -- loading ---------------------------------------------------------------------------
     def _load(self) -> None:
+        if self._shared is not None:
+            self._refresh()
+            return
         remove_stale_temp_files(self.path)
         if self.key_path is not None:
             remove_stale_temp_files(self.key_path)
@@ -208,6 +233,93 @@ class SecretStore:
                     f"restore the file from a backup, or set the secret again"
                 ) from None
 
+    # -- shared storage ----------------------------------------------------------------------
+    @property
+    def where(self) -> str:
+        return f"the shared secrets store in {self._shared.location}" if self._shared else str(self.path)
+
+    def _shared_doc(self, store: Storage) -> dict[str, Any]:
+        doc = store.get(SHARED_TABLE, "id", SHARED_ID)
+        if doc is None:
+            return {"format": FORMAT, "cipher": "AES-256-GCM", "secrets": {}}
+        doc = {k: v for k, v in doc.items() if k != "id"}
+        if doc.get("format") != FORMAT or not isinstance(doc.get("secrets"), dict):
+            raise StoreCorrupt(f"{self.where} is not a cloudfn secrets store (format {doc.get('format')!r})")
+        return doc
+
+    def _shared_key(self, doc: dict[str, Any]) -> bytes | None:
+        """This gateway's key, checked against the shared records: a cluster has one key."""
+        key = self._key or self._current_key()
+        if "check" not in doc:
+            return key
+        same = f"every gateway sharing this storage needs the same key ({KEY_ENV} or secrets.key_file)"
+        if key is None:
+            raise ConfigError(
+                f"{self.where} holds secrets but this gateway has no key ({self.key_source} does not exist): "
+                f"{same}; give it the key they were set with and restart"
+            )
+        if not self._opens_doc(key, doc):
+            raise ConfigError(
+                f"the secrets key from {self.key_source} does not open {self.where} (another gateway set them "
+                f"under a different key): {same}; give it the key they were set with and restart"
+            )
+        return key
+
+    def _opens_doc(self, key: bytes, doc: dict[str, Any]) -> bool:
+        try:
+            self._open(key, doc["check"], b"check")
+            return True
+        except (InvalidTag, KeyError, ValueError, binascii.Error):
+            return False
+
+    def _refresh(self) -> None:
+        """Reload the shared document when another gateway changed it (a no-op on the file)."""
+        if self._shared is None:
+            return
+        gen = self._shared.generation()
+        if gen == self._generation:
+            return
+        with self._lock:
+            doc = self._shared_doc(self._shared)
+            key = self._shared_key(doc)
+            values = {}
+            for name, entry in doc["secrets"].items():
+                assert key is not None  # a record implies a check, so _shared_key had a key
+                try:
+                    values[name] = self._open(key, entry["data"], name.encode()).decode("utf-8")
+                except (InvalidTag, KeyError, ValueError, TypeError, binascii.Error):
+                    raise StoreCorrupt(
+                        f"the secret {name!r} in {self.where} does not decrypt (damaged); set it again"
+                    ) from None
+            before = self._values
+            self._doc, self._values, self._key, self._generation = doc, values, key, gen
+        changed = {n: v for n, v in before.items() if values.get(n) != v}
+        if changed and self.on_change is not None:
+            self.on_change(changed)
+
+    def _write_shared(
+        self, change: Callable[[dict[str, Any], bytes], None], after: Callable[[], None] | None = None
+    ) -> None:
+        """Apply `change(doc, key)` to the shared document in one transaction (under the
+        store's advisory lock, so two gateways' sets do not lose one another)."""
+        assert self._shared is not None
+
+        def write(store: Storage) -> None:
+            doc = self._shared_doc(store)
+            key = self._shared_key(doc)
+            if key is None:
+                self._key = None
+                key = self._ensure_key()
+            if "check" not in doc:
+                doc["check"] = self._seal(key, _CHECK, b"check")
+            change(doc, key)
+            store.upsert(SHARED_TABLE, "id", {"id": SHARED_ID, **doc})
+
+        self._shared.transaction(write)
+        if after is not None:
+            after()
+        self._refresh()
+
     # -- sealing ---------------------------------------------------------------------------
     @staticmethod
     def _seal(key: bytes, data: bytes, aad: bytes) -> str:
@@ -261,6 +373,16 @@ class SecretStore:
 
     def set(self, name: str, value: str) -> SecretInfo:
         self.validate(name, value)
+        if self._shared is not None:
+            data = value.encode("utf-8")
+            now = utcnow()
+
+            def put(doc: dict[str, Any], key: bytes) -> None:
+                sealed = self._seal(key, data, name.encode())
+                doc["secrets"][name] = {"data": sealed, "size": len(data), "set_at": now.isoformat()}
+
+            self._write_shared(put)
+            return SecretInfo(name=name, size=len(data), set_at=now)
         with self._lock:
             key = self._ensure_key()
             doc = json.loads(json.dumps(self._doc))
@@ -277,6 +399,15 @@ class SecretStore:
         return SecretInfo(name=name, size=len(data), set_at=now)
 
     def delete(self, name: str) -> None:
+        if self._shared is not None:
+
+            def drop(doc: dict[str, Any], key: bytes) -> None:
+                if name not in doc["secrets"]:
+                    raise self.not_found(name)
+                del doc["secrets"][name]
+
+            self._write_shared(drop)
+            return
         with self._lock:
             if name not in self._doc["secrets"]:
                 raise self.not_found(name)
@@ -290,9 +421,11 @@ class SecretStore:
         return NotFound(f"no secret named {name!r} (`cloudfn secrets list` shows them)")
 
     def names(self) -> list[str]:
+        self._refresh()
         return sorted(self._doc["secrets"])
 
     def exists(self, name: str) -> bool:
+        self._refresh()
         return name in self._doc["secrets"]
 
     def info(self, users: Mapping[str, list[str]]) -> list[SecretInfo]:
@@ -311,6 +444,7 @@ class SecretStore:
 
     def values(self, names: Iterable[str]) -> dict[str, str]:
         """The values of `names` (for a function's sandbox); NotFound for one that is gone."""
+        self._refresh()
         out = {}
         for name in names:
             if name not in self._values:
@@ -328,6 +462,8 @@ class SecretStore:
                 f"key file in the config (secrets.key_file) to rotate, or re-set every secret under a "
                 f"new {KEY_ENV}"
             )
+        if self._shared is not None:
+            return self._rotate_shared(self.key_path)
         with self._lock:
             self._ensure_key()
             new = os.urandom(32)
@@ -343,9 +479,37 @@ class SecretStore:
             self._doc, self._key = doc, new
             return len(doc["secrets"])
 
+    def _rotate_shared(self, key_path: Path) -> int:
+        """Rotation on shared storage: the records are re-sealed in one transaction, then the new
+        key replaces this gateway's key file. The other gateways' keys no longer open them: each
+        is told so (its next secret read, or its start) until it is given the new key file."""
+        assert self._shared is not None
+        new = os.urandom(32)
+        pending = key_path.with_name(key_path.name + ".new")
+        atomic_write_bytes(pending, base64.b64encode(new) + b"\n", mode=0o600)
+        count = 0
+
+        def reseal(doc: dict[str, Any], key: bytes) -> None:
+            nonlocal count
+            doc["check"] = self._seal(new, _CHECK, b"check")
+            for name, entry in doc["secrets"].items():
+                plain = self._open(key, entry["data"], name.encode())
+                entry["data"] = self._seal(new, plain, name.encode())
+            count = len(doc["secrets"])
+
+        with self._lock:
+            self._ensure_key()
+        self._write_shared(reseal, after=lambda: self._adopt(new, pending, key_path))
+        return count
+
+    def _adopt(self, new: bytes, pending: Path, key_path: Path) -> None:
+        os.replace(pending, key_path)
+        fsync_dir(key_path.parent)
+        self._key = new
+
     def describe(self) -> dict[str, Any]:
         """For `cloudfn info`: where the key comes from, never the key."""
-        return {"store": str(self.path), "key_source": self.key_source, "count": len(self._doc["secrets"])}
+        return {"store": self.where, "key_source": self.key_source, "count": len(self._doc["secrets"])}
 
 
 # -- masking -----------------------------------------------------------------------------

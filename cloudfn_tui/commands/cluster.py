@@ -20,14 +20,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     csub = c.add_subparsers(dest="cluster_command", metavar="COMMAND", required=True)
     up = csub.add_parser(
         "up",
-        help="start nats-server, one gateway and two workers here; Ctrl-C stops them all",
-        description="Start a local cluster: nats-server (Debian's nats-server package) with JetStream and a "
-        "token on a free loopback port, one gateway (`cloudfn serve`) and two workers, each with a "
-        "data directory under DIR. Prints where they are; Ctrl-C stops them all.",
+        help="start PostgreSQL, nats-server, two gateways and two workers here; Ctrl-C stops them all",
+        description="Start a local cluster: PostgreSQL (Debian's postgresql, data under DIR/postgres; or "
+        "storage.url when set) shared by the gateways, nats-server (Debian's nats-server package) with "
+        "JetStream and a token on a free loopback port, two gateways (`cloudfn serve`) and two workers, "
+        "each with a data directory under DIR, one secrets key for all (DIR/secrets.key). Prints where "
+        "they are; Ctrl-C stops them all.",
     )
     up.add_argument("--dir", metavar="DIR", help="where the nodes keep their data (default: <data_dir>/cluster)")
     up.add_argument("--workers", type=int, default=2, help="workers to start (default 2)")
-    up.add_argument("--port", type=int, default=8080, help="the gateway's port (default 8080; 0 picks one)")
+    up.add_argument(
+        "--port",
+        type=int,
+        default=8080,
+        help="the first gateway's port, the second's is the next (default 8080; 0 picks free ones)",
+    )
     up.set_defaults(main=run_cluster_up)
 
 

@@ -35,6 +35,27 @@ def _num(v: Any, fmt: str) -> str:
     return "–" if v is None else format(float(v), fmt)
 
 
+def cluster_text(snapshot: dict[str, Any]) -> Text | None:
+    """Cluster mode: each node's health, load and capacity, and what each gateway served (the
+    counts above are the whole cluster's); None on one machine."""
+    nodes = snapshot.get("nodes")
+    if not isinstance(nodes, list):
+        return None
+    out = Text("cluster nodes  ", style="bold")
+    for n in nodes:
+        if not isinstance(n, dict):
+            continue
+        health = str(n.get("health", "?"))
+        out.append(f"{n.get('node', '?')} ", style="bold")
+        out.append(health, style="green" if health == "up" else "red")
+        out.append(f" {n.get('load', 0)}/{n.get('capacity', 0)} served {n.get('served', 0)}   ")
+    gateways = snapshot.get("gateways")
+    if isinstance(gateways, dict) and gateways:
+        out.append("\ngateways       ", style="bold")
+        out.append("   ".join(f"{g} {c}" for g, c in sorted(gateways.items())))
+    return out
+
+
 class MetricsScreen(Screen):
     app: CloudfnApp  # the console's own, with its platform: for the type checker
 
@@ -46,6 +67,10 @@ class MetricsScreen(Screen):
     #metrics-overall {
         height: auto;
         margin: 1 0;
+    }
+    #metrics-cluster {
+        height: auto;
+        margin: 0 0 1 0;
     }
     #metrics-functions {
         height: 2fr;
@@ -69,6 +94,7 @@ class MetricsScreen(Screen):
         yield ConsoleHeader()
         with Vertical(id="metrics-screen"):
             yield Static(id="metrics-overall")
+            yield Static(id="metrics-cluster")
             yield Label(Text("per function — rate and latency over the last 60 s", style="bold"))
             yield VimTable(id="metrics-functions", cursor_type="row")
             yield Label(Text("per runtime", style="bold"))
@@ -96,6 +122,11 @@ class MetricsScreen(Screen):
         self.query_one("#metrics-overall", Static).update(
             summary_text("all functions", summary_from(self.snapshot, self.stats.all))
         )
+        nodes = cluster_text(self.snapshot)
+        box = self.query_one("#metrics-cluster", Static)
+        box.display = nodes is not None
+        if nodes is not None:
+            box.update(nodes)
         for ident, series_map, snap in (
             ("#metrics-functions", self.stats.by_function, self._per("functions") or self._per("per_function")),
             ("#metrics-runtimes", self.stats.by_runtime, self._per("runtimes") or self._per("per_runtime")),

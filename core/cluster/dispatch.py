@@ -108,6 +108,8 @@ class NatsDispatcher:
         self.lease: Lease | None = None
         self.bus = bus
         self._share_task: asyncio.Task[None] | None = None
+        # Told of each invocation another gateway finished, so metrics are the cluster's.
+        self.remote_finished: Callable[[dict[str, Any]], None] | None = None
         self._inbox = ""
         self._boxes: dict[str, asyncio.Queue[Any]] = {}
         self._digests: dict[tuple[str, int, str], str] = {}
@@ -170,6 +172,9 @@ class NatsDispatcher:
             return
         if isinstance(data, dict):
             self.bus.publish(kind, data)
+            if kind == "invocation.finished" and self.remote_finished is not None:
+                with contextlib.suppress(Exception):  # a malformed record counts nowhere
+                    self.remote_finished(data)
 
     async def _on_heartbeat(self, msg: Any) -> None:
         try:

@@ -29,6 +29,9 @@ sys.path.insert(0, str(REPO / "tests" / "server"))
 from clusterproc import start_gateway, start_test_nats, start_worker  # noqa: E402
 from serverproc import start_server  # noqa: E402
 
+sys.path.insert(0, str(REPO / "tests"))
+from pgserver import PostgresServer, available  # noqa: E402
+
 FN = {
     "name": "hello",
     "runtime": "python",
@@ -134,6 +137,18 @@ def main() -> None:
             http_target(gw.url, gw.token or "", args.duration, args.connections)
         )
         gw.stop()
+        if available():  # the cluster as `cloudfn cluster up` runs it: two gateways' store in PostgreSQL
+            pg = PostgresServer()
+            pg.start()
+            try:
+                gw = start_gateway(root / "gw-pg", nats, CLOUDFN_STORAGE_URL=pg.url(pg.create_database()))
+                procs.append(gw.proc)
+                results["gateway on PG + 2 workers"] = asyncio.run(
+                    http_target(gw.url, gw.token or "", args.duration, args.connections)
+                )
+                gw.stop()
+            finally:
+                pg.close()
         for w in workers:
             w.stop()
     finally:
@@ -143,13 +158,13 @@ def main() -> None:
                 pr.wait()
         nats.stop()
     print(
-        f"{'target':<22} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8}   ({args.connections} connections, "
+        f"{'target':<26} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8}   ({args.connections} connections, "
         f"{args.duration:g} s)"
     )
     for name, r in results.items():
-        print(f"{name:<22} {r['p50']:>8.2f} {r['p99']:>8.2f} {r['rps']:>8.0f}")
+        print(f"{name:<26} {r['p50']:>8.2f} {r['p99']:>8.2f} {r['rps']:>8.0f}")
     echo50, emb50 = results["NATS echo"]["p50"], results["embedded"]["p50"]
-    for name in ("gateway + 1 worker", "gateway + 2 workers"):
+    for name in [n for n in results if n.startswith("gateway")]:
         over = results[name]["p50"] - emb50
         print(
             f"{name}: p50 overhead over embedded {over:.2f} ms = {over / echo50:.2f}x the echo's p50 "

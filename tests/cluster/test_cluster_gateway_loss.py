@@ -1,11 +1,6 @@
-"""A gateway SIGKILLed mid-stream: a client attached to another gateway keeps working; and
+"""A gateway SIGKILLed mid-stream: a client attached to another gateway keeps working, and
+sees the function created through the dead one (the two share PostgreSQL: registry, history);
 the event stream of each gateway carries the other's invocations (cloudfn.events.* subjects).
-
-What two gateways share here: the NATS server, the workers, the code store and the lease. Their
-registries and histories are each gateway's own embedded store until the PostgreSQL backend
-(issue 18, part 1: `storage.url`) lands; then the same function would be seen through both. So the
-client creates its function on the surviving gateway, and one on the doomed gateway keeps
-invoking (mid-stream) when it is killed.
 """
 
 from __future__ import annotations
@@ -20,14 +15,15 @@ from core.remote import RemotePlatform
 CODE = "import time\ndef handler(event, context):\n    time.sleep(0.05)\n    return event\n"
 
 
-async def test_a_client_of_another_gateway_keeps_working(nats_server, tmp_path, shared_cache, name):
+async def test_a_client_of_another_gateway_keeps_working(nats_server, tmp_path, shared_cache, name, pg_url):
     workers = [start_worker(tmp_path / f"w{i}", nats_server, f"gl{i}", cache=shared_cache) for i in range(2)]
-    doomed = start_gateway(tmp_path / "a", nats_server, cache=shared_cache)
-    survivor = start_gateway(tmp_path / "b", nats_server, cache=shared_cache)
+    shared = {"CLOUDFN_STORAGE_URL": pg_url, "CLOUDFN_MONITOR_ALERT_INTERVAL": "0"}
+    doomed = start_gateway(tmp_path / "a", nats_server, cache=shared_cache, **shared)
+    survivor = start_gateway(tmp_path / "b", nats_server, cache=shared_cache, **shared)
     a, b = RemotePlatform(doomed.url, doomed.token), RemotePlatform(survivor.url, survivor.token)
     try:
-        for api in (a, b):
-            await api.create_function({"name": name, "runtime": "python", "handler": "handler", "code": CODE})
+        # Created through the gateway about to die: the survivor's client sees it all the same.
+        await a.create_function({"name": name, "runtime": "python", "handler": "handler", "code": CODE})
         seen: list[object] = []
         got = asyncio.Event()
 
@@ -60,6 +56,9 @@ async def test_a_client_of_another_gateway_keeps_working(nats_server, tmp_path, 
         assert "first" in seen
         history = await b.list_invocations(function=name, limit=100)
         assert len([r for r in history if r.status == "success" and isinstance(r.event, dict)]) == 10
+        # After the kill, through the survivor: the function made on the dead gateway is there and changes.
+        assert (await b.update_function(name, {"description": "after the kill"})).version == 2
+        assert (await b.invoke(name, "v2")).success
     finally:
         await a.close()
         await b.close()

@@ -1,5 +1,5 @@
 """Exactly one gateway leads (alerts, schedules); when it is killed another takes over within the
-lease. Each gateway has its own embedded store here (shared PostgreSQL is part 1 of issue 18):
+lease. The gateways share PostgreSQL as a cluster's do (the lease lives in NATS KV, not there):
 the lease itself is what is tested, through `cloudfn info` and the KV entry."""
 
 from __future__ import annotations
@@ -30,9 +30,13 @@ async def _next_holder(watcher, other_than: str, deadline: float) -> str:
             return entry.value.decode()
 
 
-async def test_one_leader_and_failover_within_the_lease(nats_server, tmp_path, shared_cache):
-    a = start_gateway(tmp_path / "a", nats_server, cache=shared_cache, CLOUDFN_CLUSTER_NODE_ID="gw-a")
-    b = start_gateway(tmp_path / "b", nats_server, cache=shared_cache, CLOUDFN_CLUSTER_NODE_ID="gw-b")
+async def test_one_leader_and_failover_within_the_lease(nats_server, tmp_path, shared_cache, pg_url):
+    a = start_gateway(
+        tmp_path / "a", nats_server, cache=shared_cache, CLOUDFN_CLUSTER_NODE_ID="gw-a", CLOUDFN_STORAGE_URL=pg_url
+    )
+    b = start_gateway(
+        tmp_path / "b", nats_server, cache=shared_cache, CLOUDFN_CLUSTER_NODE_ID="gw-b", CLOUDFN_STORAGE_URL=pg_url
+    )
     apis = {"gw-a": RemotePlatform(a.url, a.token), "gw-b": RemotePlatform(b.url, b.token)}
     try:
         for _ in range(100):  # bounded: each gateway learns the holder at its next renewal (1 s)

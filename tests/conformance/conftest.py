@@ -52,19 +52,28 @@ def served(tmp_path_factory, shared_cache, deps_wheels):
 
 
 @pytest.fixture(scope="session")
-def cluster_gateway(tmp_path_factory, shared_cache, deps_wheels):
-    """A gateway of a two-worker cluster (issue 18): nats-server, `cloudfn worker` x2, `cloudfn serve`."""
+def cluster_gateway(tmp_path_factory, shared_cache, deps_wheels, postgres_server):
+    """A gateway of a two-worker cluster (issue 18): nats-server, `cloudfn worker` x2, `cloudfn serve`
+    on PostgreSQL (its registry, history, alerts and secrets), as `cloudfn cluster up` runs it."""
     root = tmp_path_factory.mktemp("conformance-cluster")
+    database = postgres_server.create_database()
     nats = start_test_nats(root)
     workers = [
         start_worker(root / f"w{i}", nats, f"conf{i}", cache=shared_cache, **deps_env(deps_wheels)) for i in range(2)
     ]
-    gateway = start_gateway(root / "gw", nats, cache=shared_cache, **deps_env(deps_wheels))
+    gateway = start_gateway(
+        root / "gw",
+        nats,
+        cache=shared_cache,
+        CLOUDFN_STORAGE_URL=postgres_server.url(database),
+        **deps_env(deps_wheels),
+    )
     yield gateway
     code = gateway.stop()
     for w in workers:
         w.stop()
     nats.stop()
+    postgres_server.drop_database(database)
     assert code == 0, gateway.stderr()
 
 

@@ -37,6 +37,7 @@ from core.models import (
     SavedEvent,
     ScheduleStatus,
     StackFrame,
+    drop_zero_values,
     name_key,
     parse_patch,
     parse_spec,
@@ -150,7 +151,10 @@ class FakePlatform(PlatformAPI):
 
     async def create_function(self, data: dict[str, Any]) -> Function:
         self._check_secrets_exist(data, patch=False)
-        spec = parse_spec({"timeout": 30, "memory": 128, **data} if isinstance(data, dict) else data)
+        # As the registry: a zero means "the default", then the defaults fill in.
+        if isinstance(data, dict):
+            data = {"timeout": 30, "memory": 128, **drop_zero_values(data, patch=False)}
+        spec = parse_spec(data)
         DependencySupport.check(spec, "function")
         self._check_name_free(spec.name)
         fn = Function(**spec.model_dump(), id=f"fn-new-{self.next_id:04d}", created_at=T0, updated_at=T0)

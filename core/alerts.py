@@ -120,6 +120,17 @@ def parse_rule(data: Any, partial_of: AlertRule | None = None) -> AlertRuleSpec:
     return AlertRuleSpec.model_validate(data)
 
 
+def check_scope(scope: str, function_exists: Callable[[str], bool]) -> None:
+    """Shared with the console tests' fake platform, so both refuse the same scopes alike."""
+    kind, _, target = scope.partition(":")
+    if kind == "function" and not function_exists(target):
+        # A 404, as everywhere a request names a function that is not there (exit 3 in the CLI).
+        raise NotFound(
+            f"alert rule scope {scope}: there is no function named {target!r}; create it first, "
+            "or scope the rule to all or to a runtime"
+        )
+
+
 def alertmanager_payload(alert: Alert, rule: AlertRule) -> dict[str, Any]:
     """Shaped like Alertmanager's webhook body, so existing receivers understand it."""
     status = "firing" if alert.state == "firing" else "resolved"
@@ -201,13 +212,8 @@ class AlertEngine:
         raise NotFound(f"no alert rule named {ref!r}")
 
     def _check_scope(self, scope: str) -> None:
-        kind, _, target = scope.partition(":")
-        if kind == "function" and self.function_exists is not None and not self.function_exists(target):
-            # A 404, as everywhere a request names a function that is not there (exit 3 in the CLI).
-            raise NotFound(
-                f"alert rule scope {scope}: there is no function named {target!r}; create it first, "
-                "or scope the rule to all or to a runtime"
-            )
+        if self.function_exists is not None:
+            check_scope(scope, self.function_exists)
 
     def create(self, data: dict[str, Any]) -> AlertRule:
         rule = AlertRule(**parse_rule(data).model_dump())

@@ -364,19 +364,7 @@ class LocalPlatform(PlatformAPI):
         self._refuse_missing_secrets(spec.secrets or [], spec.secret_env or {})
 
     def _refuse_missing_secrets(self, names: list[str], env: dict[str, str], where: str = "") -> None:
-        missing = [
-            f"{name!r} (in {field})"
-            for field, held in (("secrets", names), ("secret_env", env.values()))
-            for name in dict.fromkeys(held)
-            if not self.secrets.exists(name)
-        ]
-        if missing:
-            # A 404, as everywhere a request names something that is not there (the REST fuzzer reads
-            # a 422 as a schema-valid body refused); exit 3 in the CLI.
-            raise NotFound(
-                f"no secret named {', '.join(missing)}{where}: set it first (cloudfn secrets set NAME), "
-                "or see `cloudfn secrets list`"
-            )
+        sec.refuse_missing(names, env, self.secrets.exists, where)
 
     def _changed(self, kind: str, fn: Function) -> None:
         self.scheduler.sync()
@@ -388,7 +376,7 @@ class LocalPlatform(PlatformAPI):
     # -- invoke --------------------------------------------------------------------------
     async def invoke(self, ref: str, event: Any = None, context: dict[str, str] | None = None) -> InvokeResult:
         fn = await self.get_function(ref)
-        _check_context(context)
+        check_context(context)
         return await self.run_invocation(fn, event, context or {})
 
     async def run_invocation(
@@ -573,7 +561,7 @@ class LocalPlatform(PlatformAPI):
     async def invoke_async(self, ref: str, event: Any = None, context: dict[str, str] | None = None) -> AsyncInvocation:
         """Queue an invocation durably and answer at once (status queued)."""
         fn = await self.get_function(ref)
-        _check_context(context)
+        check_context(context)
         self._start_background()
         item = self.async_invoker.accept(fn, event, context)
         return AsyncInvocation(
@@ -866,7 +854,7 @@ class LocalPlatform(PlatformAPI):
             self.lock.release()
 
 
-def _check_context(context: Any) -> None:
+def check_context(context: Any) -> None:
     if context is not None and (
         not isinstance(context, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in context.items())
     ):

@@ -233,7 +233,7 @@ class Registry:
     def create(self, data: dict[str, Any] | FunctionSpec) -> Function:
         spec = self.spec_from(data)
         fn = Function(**spec.model_dump())
-        _check_files(fn, "function")
+        check_files(fn, "function")
 
         def write(store: Storage) -> tuple[Function, bool]:
             self._check_name_free(store, fn.name)
@@ -260,7 +260,7 @@ class Registry:
             if "name" in changes and changes["name"] != current.name:
                 self._check_name_free(store, changes["name"], current.id)
             updated = current.model_copy(update={**changes, "version": current.version + 1, "updated_at": utcnow()})
-            _check_files(updated, "function update")  # a new runtime's handler file may clash
+            check_files(updated, "function update")  # a new runtime's handler file may clash
             doc = self._stored(store, updated)
             store.upsert(FUNCTIONS, "id", doc)
             store.insert(VERSIONS, doc)
@@ -343,7 +343,7 @@ def _digests(doc: dict[str, Any]) -> set[str]:
     return {doc.get(CODE_KEY), *(files.values() if isinstance(files, dict) else ())}
 
 
-def _check_files(fn: Function, what: str) -> None:
+def check_files(fn: Function, what: str) -> None:
     """The files and where the handler file sits (a merged update is not validated by pydantic)."""
     why = handler_file_problem(fn.handler_file, fn.runtime)
     if not why and fn.handler_file == HANDLER_FILES.get(fn.runtime):

@@ -25,7 +25,7 @@ import json
 import os
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -96,6 +96,24 @@ def _decode_key(text: str, where: str) -> bytes:
     if len(key) != 32:
         raise ConfigError(f"the secrets key in {where} is not 32 bytes of base64 text; make one with `{MAKE_KEY}`")
     return key
+
+
+def refuse_missing(names: list[str], env: dict[str, str], exists: Callable[[str], bool], where: str = "") -> None:
+    """NotFound naming every secret a function (or `where`: one of its versions) names but that
+    does not exist."""
+    missing = [
+        f"{name!r} (in {field})"
+        for field, held in (("secrets", names), ("secret_env", env.values()))
+        for name in dict.fromkeys(held)
+        if not exists(name)
+    ]
+    if missing:
+        # A 404, as everywhere a request names something that is not there (the REST fuzzer reads
+        # a 422 as a schema-valid body refused); exit 3 in the CLI.
+        raise NotFound(
+            f"no secret named {', '.join(missing)}{where}: set it first (cloudfn secrets set NAME), "
+            "or see `cloudfn secrets list`"
+        )
 
 
 class SecretInfo(BaseModel):

@@ -79,10 +79,11 @@ class DependencySupport:
         return self.manager.tree(m) if m is not None else None
 
     # -- writes ----------------------------------------------------------------------------------
-    def check(self, fn: FunctionSpec, what: str) -> None:
+    @staticmethod
+    def check(fn: FunctionSpec, what: str) -> None:
         """Every problem of the manifest the function would install, named by its field: the
         `dependencies` text or the manifest file among its files."""
-        m = self.manifest_of(fn)
+        m = DependencySupport.manifest_of(fn)
         if m is None:
             return
         problems = manifest_problems(m.runtime, m.text, m.lock)

@@ -134,21 +134,7 @@ class AsyncInvoker:
     # -- accept ----------------------------------------------------------------------------
     def accept(self, fn: Function, event: Any, context: dict[str, str] | None, depth: int = 0) -> QueuedInvocation:
         """Durably queue one invocation (committed when this returns) and wake a consumer."""
-        try:
-            size = len(json.dumps(event, ensure_ascii=False, allow_nan=False).encode())
-        except (TypeError, ValueError) as exc:
-            raise InvalidInput("asynchronous invocation", [FieldError("event", f"is not JSON: {exc}")]) from None
-        if size > MAX_EVENT_BYTES:
-            raise InvalidInput(
-                "asynchronous invocation",
-                [
-                    FieldError(
-                        "event",
-                        f"is {size} bytes; an asynchronous event may be at most {MAX_EVENT_BYTES} bytes "
-                        "(send a reference to larger data instead)",
-                    )
-                ],
-            )
+        check_async_event(event)
         if self.queue.depth() >= self.max_queued:
             raise QueueFull(
                 f"the asynchronous queue is full ({self.max_queued} invocations waiting, "
@@ -581,3 +567,22 @@ class AsyncInvoker:
         for task in list(self._side_tasks):
             task.cancel()
         await asyncio.gather(*self._side_tasks, return_exceptions=True)
+
+
+def check_async_event(event: Any) -> None:
+    """An asynchronous event is stored: JSON, and at most MAX_EVENT_BYTES."""
+    try:
+        size = len(json.dumps(event, ensure_ascii=False, allow_nan=False).encode())
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput("asynchronous invocation", [FieldError("event", f"is not JSON: {exc}")]) from None
+    if size > MAX_EVENT_BYTES:
+        raise InvalidInput(
+            "asynchronous invocation",
+            [
+                FieldError(
+                    "event",
+                    f"is {size} bytes; an asynchronous event may be at most {MAX_EVENT_BYTES} bytes "
+                    "(send a reference to larger data instead)",
+                )
+            ],
+        )

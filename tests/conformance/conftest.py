@@ -1,6 +1,7 @@
 """The platforms the conformance suite runs against: LocalPlatform in process (on the embedded
-store, and on PostgreSQL: "local-pg"), and RemotePlatform talking to a real `cloudfn serve`
-subprocess on a free loopback port.
+store, and on PostgreSQL: "local-pg"), RemotePlatform talking to a real `cloudfn serve`
+subprocess on a free loopback port (and to a cluster's gateway), and the console tests' in-memory
+FakePlatform ("fake": without an executor, so the tests marked `executes` skip there).
 
 The served platform is shared by the session (starting one costs a second or two), so every
 test works on functions with names of its own and never assumes an empty platform.
@@ -17,7 +18,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "server"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "deps"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "cluster"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "console"))
 from clusterproc import start_gateway, start_test_nats, start_worker  # noqa: E402
+from console_fakes import FakePlatform  # noqa: E402
 from deps_packages import make_wheel  # noqa: E402
 from serverproc import start_server  # noqa: E402
 
@@ -77,9 +80,21 @@ def cluster_gateway(tmp_path_factory, shared_cache, deps_wheels, postgres_server
     assert code == 0, gateway.stderr()
 
 
-@pytest.fixture(params=["local", "remote", "local-pg", "cluster"])
+# Why the console tests' in-memory fake skips a test, by the test's marker.
+FAKE_LACKS = {
+    "executes": "the fake platform has no executor by design (it never runs a function's code)",
+    "key_file": "the fake platform holds no secrets key, so it has no key file to name",
+}
+
+
+@pytest.fixture(params=["local", "remote", "local-pg", "cluster", "fake"])
 async def platform(request, data_dir, deps_wheels):
-    if request.param.startswith("local"):
+    if request.param == "fake":
+        for marker, why in FAKE_LACKS.items():
+            if request.node.get_closest_marker(marker):
+                pytest.skip(why)
+        p = FakePlatform(seed=False)
+    elif request.param.startswith("local"):
         flags = {
             "storage.data_dir": str(data_dir),
             "runtime.pypi_index_url": "none",

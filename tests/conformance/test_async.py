@@ -32,6 +32,7 @@ async def settle(platform, invocation_id: str) -> AsyncInvocation:
     return view
 
 
+@pytest.mark.executes
 async def test_fails_twice_then_succeeds_with_the_attempt_in_the_context(platform, name):
     await platform.create_function(spec(name, FLAKY, **{"async": FAST}))
     accepted = await platform.invoke_async(name, {"n": 1}, {"user": "ada"})
@@ -51,6 +52,7 @@ async def test_fails_twice_then_succeeds_with_the_attempt_in_the_context(platfor
     assert "cloudfn_async_queue_depth" in await platform.prometheus_metrics()
 
 
+@pytest.mark.executes
 async def test_exhausted_retries_make_a_dead_letter_that_replays_once_fixed(platform, name):
     fn = await platform.create_function(spec(name, ALWAYS_FAILS, **{"async": {**FAST, "max_retries": 1}}))
     accepted = await platform.invoke_async(name, {"order": 42})
@@ -77,6 +79,7 @@ async def test_exhausted_retries_make_a_dead_letter_that_replays_once_fixed(plat
         await platform.replay_dead_letter(d.id)
 
 
+@pytest.mark.executes
 async def test_delete_a_dead_letter(platform, name):
     await platform.create_function(spec(name, ALWAYS_FAILS, **{"async": {"max_retries": 0}}))
     accepted = await platform.invoke_async(name, None)
@@ -94,6 +97,7 @@ async def test_delete_a_dead_letter(platform, name):
             await call
 
 
+@pytest.mark.executes
 async def test_status_of_a_synchronous_invocation_and_of_none(platform, name):
     await platform.create_function(spec(name, FIXED))
     res = await platform.invoke(name, {"a": 1})

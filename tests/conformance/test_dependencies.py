@@ -17,6 +17,7 @@ def spec(name: str, **kw) -> dict:
     return {"name": name, "runtime": "python", "code": CODE, "dependencies": "confpkg==1.0\n", **kw}
 
 
+@pytest.mark.executes
 async def test_create_with_dependencies_invoke_and_list_them(platform, name):
     fn = await platform.create_function(spec(name))
     assert fn.dependencies == "confpkg==1.0\n" and fn.source_builds is False
@@ -38,6 +39,7 @@ async def test_function_without_dependencies_reports_none(platform, name):
         await platform.function_dependencies(name + "-missing")
 
 
+@pytest.mark.executes
 async def test_a_failed_install_is_a_build_error_with_the_log_and_changes_nothing(platform, name):
     await platform.create_function(spec(name))
     with pytest.raises(BuildError) as exc:
@@ -69,6 +71,7 @@ async def test_bad_manifests_are_invalid_input_naming_dependencies(platform, nam
     assert {e.field for e in exc.value.errors} == {"dependencies"}
 
 
+@pytest.mark.executes
 async def test_build_events_stream(platform, name):
     seen: list = []
     done = asyncio.Event()

@@ -34,6 +34,7 @@ def fields(exc: InvalidInput) -> set[str]:
     return {e.field for e in exc.errors}
 
 
+@pytest.mark.executes
 async def test_files_come_back_exactly_and_an_invoke_imports_them(platform, name):
     fn = await platform.create_function(spec(name))
     assert fn.files == FILES
@@ -50,6 +51,7 @@ async def test_files_come_back_exactly_and_an_invoke_imports_them(platform, name
     assert res.result == ["héllo ✓", 42, "line one\n\ttabbed\n"]
 
 
+@pytest.mark.executes
 async def test_a_function_without_files_keeps_working_alone(platform, name):
     fn = await platform.create_function(
         {"name": name, "runtime": "python", "code": "def handler(e, c):\n    return 'alone'\n"}
@@ -58,6 +60,7 @@ async def test_a_function_without_files_keeps_working_alone(platform, name):
     assert (await platform.invoke(name, {})).result == "alone"
 
 
+@pytest.mark.executes
 async def test_update_replaces_the_whole_set_absent_keeps_it_empty_clears_it(platform, name):
     await platform.create_function(spec(name))
     kept = await platform.update_function(name, {"timeout": 7})
@@ -75,6 +78,7 @@ async def test_update_replaces_the_whole_set_absent_keeps_it_empty_clears_it(pla
     assert cleared.files == {}
 
 
+@pytest.mark.executes
 async def test_versions_and_rollback_cover_every_file(platform, name):
     await platform.create_function(spec(name))
     await platform.update_function(name, {"files": {**FILES, "helper.py": "WORD = 'second'\n"}})
@@ -148,6 +152,7 @@ async def test_a_bad_update_changes_nothing(platform, name):
     assert (again.version, again.files) == (fn.version, FILES)
 
 
+@pytest.mark.executes
 async def test_a_subfolder_handler_round_trips_and_rolls_back(platform, name):
     code = "import util\ndef handler(event, context):\n    return [util.WHERE, open('src/util.py').read()]\n"
     fn = await platform.create_function(

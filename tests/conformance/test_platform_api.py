@@ -115,6 +115,7 @@ async def test_versions_and_rollback(platform, name):
 
 
 # -- invoke -------------------------------------------------------------------------------------
+@pytest.mark.executes
 async def test_invoke_python(platform, name):
     fn = await platform.create_function(spec(name))
     res = await platform.invoke(name, {"name": "Ada"}, {"user": "test"})
@@ -130,6 +131,7 @@ async def test_invoke_python(platform, name):
     assert again.cold_start is False
 
 
+@pytest.mark.executes
 async def test_invoke_failure_keeps_the_result_shape(platform, name):
     await platform.create_function(spec(name, code=PY_FAIL))
     res = await platform.invoke(name, 7)
@@ -146,6 +148,7 @@ async def test_invoke_bad_context_is_invalid(platform, name):
     assert fields(info.value) == {"context"}
 
 
+@pytest.mark.executes
 async def test_invoke_node(platform, name):
     await platform.create_function({"name": name, "runtime": "nodejs", "code": NODE_HELLO})
     res = await platform.invoke(name, {"name": "Node"})
@@ -154,6 +157,7 @@ async def test_invoke_node(platform, name):
 
 
 # -- history ------------------------------------------------------------------------------------
+@pytest.mark.executes
 async def test_invocation_history(platform, name):
     fn = await platform.create_function(spec(name))
     ok = await platform.invoke(name, {"name": "a"})
@@ -200,6 +204,7 @@ async def test_saved_events(platform, name):
 
 
 # -- metrics and logs ---------------------------------------------------------------------------
+@pytest.mark.executes
 async def test_metrics(platform, name):
     await platform.create_function(spec(name))
     await platform.invoke(name, {})
@@ -226,6 +231,7 @@ async def test_metrics(platform, name):
     assert "# TYPE" in text and "cloudfn_" in text
 
 
+@pytest.mark.executes
 async def test_metrics_show_how_invocations_found_a_worker(platform, name):
     await platform.create_function(spec(name))
     first = await platform.invoke(name, {})
@@ -242,6 +248,7 @@ async def test_metrics_show_how_invocations_found_a_worker(platform, name):
     assert name not in (await platform.metrics())["scheduling"]
 
 
+@pytest.mark.executes
 async def test_query_logs(platform, name):
     await platform.create_function(spec(name))
     res = await platform.invoke(name, {})
@@ -284,6 +291,7 @@ async def test_alert_rules(platform, name):
 
 
 # -- the event stream ---------------------------------------------------------------------------
+@pytest.mark.executes
 async def test_event_stream(platform, name):
     """Subscribe, then make events until the subscription (which starts with the first read)
     sees one: waiting on the stream with a bound, never sleeping."""
@@ -326,6 +334,7 @@ async def test_health_and_info(platform):
     assert {"python", "nodejs", "go"} <= set(info["runtimes"])
 
 
+@pytest.mark.executes
 async def test_names_of_any_script_are_addresses_without_regard_to_case(platform, name):
     from core.errors import Conflict
 
@@ -342,6 +351,7 @@ async def test_names_of_any_script_are_addresses_without_regard_to_case(platform
     await platform.delete_function(odd)
 
 
+@pytest.mark.executes
 async def test_log_lines_stream(platform, name):
     """What a function prints arrives on the event stream as a `log` event within a second of
     the invocation's answer, locally and through a server (it used to be stored but not pushed)."""

@@ -75,6 +75,7 @@ async def test_functions_name_existing_secrets_and_delete_is_refused_while_held(
     await platform.delete_secret(f"{name}-s")
 
 
+@pytest.mark.executes
 async def test_invoke_reads_the_secret_and_history_masks_it(platform, name):
     await _needs_sandbox(platform)
     value = f"conf-{name}-value"
@@ -98,6 +99,7 @@ async def test_invoke_reads_the_secret_and_history_masks_it(platform, name):
     assert logs and value not in repr(logs)
 
 
+@pytest.mark.key_file
 async def test_rotate_key(platform, name):
     await platform.set_secret(f"{name}-s", "rotated-value-1")
     done = await platform.rotate_secrets_key()

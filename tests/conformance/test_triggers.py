@@ -73,6 +73,7 @@ async def test_trigger_fields_round_trip_and_clear(platform, name):
     assert fn.rate_limit is None and fn.schedules == [] and fn.version == 2
 
 
+@pytest.mark.executes
 async def test_rate_limit_throttles_invoke_and_is_recorded(platform, name):
     await platform.create_function(spec(name, rate_limit={"requests_per_second": 0.2, "burst": 2}))
     results = [await platform.invoke(name, {"i": i}) for i in range(3)]
@@ -111,6 +112,7 @@ async def test_triggers_view_shows_next_runs(platform, name):
         await platform.function_triggers(name + "-missing")
 
 
+@pytest.mark.executes
 async def test_schedule_runs_arrive_as_schedule_invocations(platform, name):
     stream = platform.events({"schedule.fired", "invocation.finished"})
     first = asyncio.ensure_future(anext(stream))

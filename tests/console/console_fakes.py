@@ -1,5 +1,7 @@
 """An in-memory PlatformAPI with fixed ids, times and durations, so the console's snapshots are
-the same on every run. It keeps the contract's shapes (models, errors) without any execution."""
+the same on every run. It keeps the contract (models, validation, errors, events) without any
+execution: the conformance suite runs against it too (tests/conformance/conftest.py, "fake"),
+skipping the tests marked `executes`. Its clock stands still at T0."""
 
 from __future__ import annotations
 
@@ -8,9 +10,17 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
+from core import __version__
+from core.alerts import check_scope, parse_rule
 from core.api import PlatformAPI
-from core.errors import FieldError, InvalidInput, NotFound
+from core.deps.manifest import find_manifest
+from core.deps.platform import DependencySupport
+from core.errors import Conflict, FieldError, InvalidInput, NotFound
+from core.local import STATUSES, TRIGGERS, check_context
 from core.models import (
+    EVENT_KINDS,
+    NULLABLE_ON_UPDATE,
+    RUNTIMES,
     Alert,
     AlertRule,
     AsyncInvocation,
@@ -19,6 +29,7 @@ from core.models import (
     ErrorType,
     Event,
     Function,
+    FunctionPatch,
     FunctionTriggers,
     InvocationRecord,
     InvokeResult,
@@ -26,9 +37,15 @@ from core.models import (
     SavedEvent,
     ScheduleStatus,
     StackFrame,
+    drop_zero_values,
+    name_key,
     parse_patch,
     parse_spec,
 )
+from core.registry import check_files, not_found
+from core.secrets import SecretInfo, SecretStore, held_by, refuse_missing
+from core.triggers.async_invoke import check_async_event
+from core.triggers.schedules import next_run
 
 T0 = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -54,22 +71,27 @@ SEED = [
 
 
 class FakePlatform(PlatformAPI):
-    def __init__(self, n_extra: int = 0) -> None:
+    def __init__(self, n_extra: int = 0, seed: bool = True) -> None:
+        """`seed`: the four functions (and `n_extra` more) the console tests look at; the
+        conformance suite starts empty."""
         self.functions: dict[str, Function] = {}
         self.versions: dict[str, list[Function]] = {}
         self.saved: dict[tuple[str, str], SavedEvent] = {}
         self.rules: dict[str, AlertRule] = {}
         self.states: dict[str, Alert] = {}
         self.records: list[InvocationRecord] = []
+        self.secrets: dict[str, SecretInfo] = {}
         self.invocations = 0
         self.queue: asyncio.Queue[Event | Exception] | None = None
+        self.subscribers = 0
+        self.seq = 0
         self.fail_events = 0  # how many times events() fails before it works
         self.data_dir = "/data/cloudfn"
         self.started = False
         self.closed = False
         self.dead: dict[str, DeadLetter] = {}
         self.replayed: list[str] = []
-        for i, (name, runtime, code, desc) in enumerate(SEED):
+        for i, (name, runtime, code, desc) in enumerate(SEED if seed else []):
             self._add(
                 Function(
                     id=f"fn-{i:04d}",
@@ -81,22 +103,42 @@ class FakePlatform(PlatformAPI):
                     updated_at=T0,
                 )
             )
-        for i in range(n_extra):
+        for i in range(n_extra if seed else 0):
             self._add(
                 Function(
                     id=f"fx-{i:05d}", name=f"extra-{i:05d}", runtime="python", code=PY_OK, created_at=T0, updated_at=T0
                 )
             )
+        self.next_id = len(self.functions)
 
     def _add(self, fn: Function) -> None:
         self.functions[fn.id] = fn
         self.versions.setdefault(fn.id, []).append(fn)
 
     def _get(self, ref: str) -> Function:
-        for fn in self.functions.values():
-            if ref in (fn.id, fn.name):
-                return fn
-        raise NotFound(f"function {ref!r} not found")
+        # As the registry: an id, a name, then a name without regard to case.
+        key = name_key(ref) if isinstance(ref, str) else ref
+        for match in (lambda f: ref == f.id, lambda f: ref == f.name, lambda f: name_key(f.name) == key):
+            for fn in self.functions.values():
+                if match(fn):
+                    return fn
+        raise not_found(ref, [f.name for f in self.functions.values()])
+
+    def _check_name_free(self, name: str, renaming: str | None = None) -> None:
+        taken = next(
+            (f.name for f in self.functions.values() if name_key(f.name) == name_key(name) and f.id != renaming), None
+        )
+        if taken is not None:
+            raise Conflict(f"a function named {name!r} already exists; pick another name or update it")
+
+    def _check_secrets_exist(self, data: Any, patch: bool) -> None:
+        if not isinstance(data, dict) or not ({"secrets", "secret_env"} & set(data)):
+            return
+        spec = parse_patch(data) if patch else parse_spec(data)
+        refuse_missing(spec.secrets or [], spec.secret_env or {}, self.secrets.__contains__)
+
+    def _changed(self, kind: str, fn: Function) -> None:
+        self._emit(kind, fn.summary().to_doc())  # as the platform: file names and sizes, no texts
 
     # -- functions
     async def list_functions(self) -> list[Function]:
@@ -108,29 +150,54 @@ class FakePlatform(PlatformAPI):
         return self._get(ref)
 
     async def create_function(self, data: dict[str, Any]) -> Function:
+        self._check_secrets_exist(data, patch=False)
+        # As the registry: a zero means "the default", then the defaults fill in.
+        if isinstance(data, dict):
+            data = {"timeout": 30, "memory": 128, **drop_zero_values(data, patch=False)}
         spec = parse_spec(data)
-        if any(f.name == spec.name for f in self.functions.values()):
-            raise InvalidInput("function", [FieldError("name", "is taken")])
-        fn = Function(**spec.model_dump(), id=f"fn-new-{len(self.functions):04d}", created_at=T0, updated_at=T0)
+        DependencySupport.check(spec, "function")
+        self._check_name_free(spec.name)
+        fn = Function(**spec.model_dump(), id=f"fn-new-{self.next_id:04d}", created_at=T0, updated_at=T0)
+        check_files(fn, "function")
+        self.next_id += 1
         self._add(fn)
+        self._changed("function.created", fn)
         return fn
 
     async def update_function(self, ref: str, data: dict[str, Any]) -> Function:
+        self._check_secrets_exist(data, patch=True)
         fn = self._get(ref)
-        parsed = parse_patch(data)
+        parsed = data if isinstance(data, FunctionPatch) else parse_patch(data)
         patch = {k: getattr(parsed, k) for k in parsed.model_fields_set}  # nested settings stay models
+        nulls = [k for k, v in patch.items() if v is None and k not in NULLABLE_ON_UPDATE]
+        if nulls:
+            raise InvalidInput("function update", [FieldError(k.rstrip("_"), "cannot be null") for k in nulls])
+        if "name" in patch and patch["name"] != fn.name:
+            self._check_name_free(patch["name"], fn.id)
+        new = fn.model_copy(update={**patch, "version": fn.version + 1})
+        check_files(new, "function update")  # a new runtime's handler file may clash
+        if {"dependencies", "runtime", "source_builds", "files"} & set(patch):
+            DependencySupport.check(new, "function update")
         if patch.get("dependencies") and patch["dependencies"] != fn.dependencies:
             await self._install(fn)  # like the platform: installed before the new version is current
-        new = fn.model_copy(update={**patch, "version": fn.version + 1})
         self._add(new)
+        self._changed("function.updated", new)
         return new
 
     async def function_triggers(self, ref: str) -> FunctionTriggers:
         fn = self._get(ref)
-        schedules = [
-            ScheduleStatus(index=i, schedule=s, description=s.describe(), next_run=T0 if s.enabled else None)
-            for i, s in enumerate(fn.schedules)
-        ]
+        now = T0.timestamp()  # the fake's clock stands still
+        schedules = []
+        for i, s in enumerate(fn.schedules):
+            nxt = next_run(s, None, now) if s.enabled else None
+            schedules.append(
+                ScheduleStatus(
+                    index=i,
+                    schedule=s,
+                    description=s.describe(),
+                    next_run=datetime.fromtimestamp(nxt, UTC) if nxt is not None else None,
+                )
+            )
         return FunctionTriggers(
             function_id=fn.id,
             function_name=fn.name,
@@ -145,6 +212,9 @@ class FakePlatform(PlatformAPI):
     async def delete_function(self, ref: str) -> Function:
         fn = self._get(ref)
         del self.functions[fn.id]
+        self.versions.pop(fn.id, None)
+        self.saved = {k: v for k, v in self.saved.items() if k[0] != fn.id}
+        self._changed("function.deleted", fn)
         return fn
 
     async def function_versions(self, ref: str) -> list[Function]:
@@ -152,14 +222,19 @@ class FakePlatform(PlatformAPI):
 
     async def rollback_function(self, ref: str, version: int) -> Function:
         fn = self._get(ref)
-        old = next(v for v in self.versions[fn.id] if v.version == version)
+        old = next((v for v in self.versions[fn.id] if v.version == version), None)
+        if old is None:
+            raise NotFound(f"function {ref!r} has no version {version}")
+        refuse_missing(old.secrets, old.secret_env, self.secrets.__contains__, f", which version {version} names")
         new = old.model_copy(update={"version": fn.version + 1})
         self._add(new)
+        self._changed("function.updated", new)
         return new
 
     # -- invoke
     async def invoke(self, ref: str, event: Any = None, context: dict[str, str] | None = None) -> InvokeResult:
         fn = self._get(ref)
+        check_context(context)
         self.invocations += 1
         inv_id = f"inv-{self.invocations:04d}"
         common = dict(
@@ -214,9 +289,36 @@ class FakePlatform(PlatformAPI):
         return result
 
     async def list_invocations(
-        self, function=None, status=None, since=None, until=None, limit=50, offset=0, trigger=None
-    ):
-        records = [r for r in self.records if trigger is None or r.trigger == trigger]
+        self,
+        function: str | None = None,
+        status: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        trigger: str | None = None,
+    ) -> list[InvocationRecord]:
+        errors = []
+        if status is not None and status not in STATUSES:
+            errors.append(FieldError("status", f"must be one of {', '.join(STATUSES)}"))
+        if trigger is not None and trigger not in TRIGGERS:
+            errors.append(FieldError("trigger", f"must be one of {', '.join(TRIGGERS)}"))
+        if not 1 <= limit <= 1000:
+            errors.append(FieldError("limit", "must be from 1 to 1000"))
+        if offset < 0:
+            errors.append(FieldError("offset", "must not be negative"))
+        if errors:
+            raise InvalidInput("history query", errors)
+        fid = self._get(function).id if function else None
+        records = [
+            r
+            for r in self.records
+            if (fid is None or r.function_id == fid)
+            and (status is None or r.status == status)
+            and (trigger is None or r.trigger == trigger)
+            and (since is None or r.started_at >= since.astimezone())
+            and (until is None or r.started_at <= until.astimezone())
+        ]
         return records[offset : offset + limit]
 
     # -- asynchronous invocation
@@ -241,8 +343,10 @@ class FakePlatform(PlatformAPI):
         self.dead[d.id] = d
         return d
 
-    async def invoke_async(self, ref: str, event: Any = None, context: dict[str, str] | None = None):
+    async def invoke_async(self, ref: str, event: Any = None, context: dict[str, str] | None = None) -> AsyncInvocation:
         fn = self._get(ref)
+        check_context(context)
+        check_async_event(event)
         self.invocations += 1
         return AsyncInvocation(
             invocation_id=f"inv-{self.invocations:04d}",
@@ -253,6 +357,8 @@ class FakePlatform(PlatformAPI):
         )
 
     async def invocation_status(self, invocation_id: str, wait: float = 0) -> AsyncInvocation:
+        if not 0 <= wait <= 60:
+            raise InvalidInput("invocation status", [FieldError("wait", "must be from 0 to 60 seconds")])
         rec = await self.get_invocation(invocation_id)
         return AsyncInvocation(
             invocation_id=rec.id,
@@ -265,13 +371,22 @@ class FakePlatform(PlatformAPI):
         )
 
     async def list_dead_letters(self, function: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        if not 1 <= limit <= 1000:
+            raise InvalidInput("dead letter query", [FieldError("limit", "must be from 1 to 1000")])
         fid = self._get(function).id if function else None
         return [d for d in self.dead.values() if fid is None or d.function_id == fid][:limit]
 
-    async def replay_dead_letter(self, dead_letter_id: str) -> AsyncInvocation:
-        d = self.dead.pop(dead_letter_id, None)
-        if d is None:
+    def _dead(self, dead_letter_id: str) -> DeadLetter:
+        # As the queue: the id, or a unique start of one (no wildcards).
+        found = [d for i, d in self.dead.items() if i == dead_letter_id] or [
+            d for i, d in self.dead.items() if dead_letter_id and i.startswith(dead_letter_id)
+        ]
+        if len(found) != 1:
             raise NotFound(f"no dead letter with id {dead_letter_id!r}")
+        return found[0]
+
+    async def replay_dead_letter(self, dead_letter_id: str) -> AsyncInvocation:
+        d = self.dead.pop(self._dead(dead_letter_id).id)
         self.replayed.append(d.id)
         return AsyncInvocation(
             invocation_id=d.id,
@@ -282,33 +397,38 @@ class FakePlatform(PlatformAPI):
         )
 
     async def delete_dead_letter(self, dead_letter_id: str) -> DeadLetter:
-        d = self.dead.pop(dead_letter_id, None)
-        if d is None:
-            raise NotFound(f"no dead letter with id {dead_letter_id!r}")
-        return d
+        return self.dead.pop(self._dead(dead_letter_id).id)
 
     async def get_invocation(self, invocation_id: str) -> InvocationRecord:
-        for r in self.records:
-            if r.id == invocation_id:
-                return r
-        raise NotFound(invocation_id)
+        found = [r for r in self.records if r.id == invocation_id] or [
+            r for r in self.records if invocation_id and r.id.startswith(invocation_id)
+        ]
+        if len({r.id for r in found}) != 1:
+            raise NotFound(f"no invocation with id {invocation_id!r}")
+        return found[0]
 
     # -- saved events
     async def list_saved_events(self, ref: str) -> list[SavedEvent]:
         fn = self._get(ref)
-        return [e for (fid, _), e in self.saved.items() if fid == fn.id]
+        return sorted((e for (fid, _), e in self.saved.items() if fid == fn.id), key=lambda e: e.name)
 
-    async def save_event(self, ref, name, event, last_result=None) -> SavedEvent:
+    async def save_event(
+        self, ref: str, name: str, event: Any, last_result: dict[str, Any] | None = None
+    ) -> SavedEvent:
         fn = self._get(ref)
         ev = SavedEvent(function_id=fn.id, name=name, event=event, last_result=last_result, updated_at=T0)
         self.saved[(fn.id, name)] = ev
         return ev
 
     async def delete_saved_event(self, ref: str, name: str) -> None:
-        self.saved.pop((self._get(ref).id, name), None)
+        fn = self._get(ref)
+        if self.saved.pop((fn.id, name), None) is None:
+            raise NotFound(f"function {fn.name!r} has no saved event named {name!r}")
 
     # -- metrics, logs, alerts
     async def metrics(self, function: str | None = None) -> dict[str, Any]:
+        if function is not None:
+            self._get(function)
         stats = {
             "invocations": 10,
             "successes": 9,
@@ -333,8 +453,15 @@ class FakePlatform(PlatformAPI):
         return ""
 
     async def query_logs(
-        self, level=None, function=None, invocation_id=None, text=None, since=None, until=None, limit=200
-    ):
+        self,
+        level: str | None = None,
+        function: str | None = None,
+        invocation_id: str | None = None,
+        text: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 200,
+    ) -> list[LogRecord]:
         return [
             LogRecord(time=T0, level="info", logger="cloudfn.platform", message="platform started"),
             LogRecord(
@@ -346,74 +473,122 @@ class FakePlatform(PlatformAPI):
             ),
         ]
 
+    def _function_exists(self, name: str) -> bool:
+        try:
+            self._get(name)
+        except NotFound:
+            return False
+        return True
+
+    def _rule(self, ref: str) -> AlertRule:
+        for r in self.rules.values():
+            if ref in (r.id, r.name):
+                return r
+        raise NotFound(f"no alert rule named {ref!r}")
+
     async def list_alert_rules(self) -> list[AlertRule]:
         return list(self.rules.values())
 
     async def create_alert_rule(self, data: dict[str, Any]) -> AlertRule:
-        rule = AlertRule.model_validate({**data, "id": f"rule-{len(self.rules)}", "created_at": T0, "updated_at": T0})
+        spec = parse_rule(data)
+        check_scope(spec.scope, self._function_exists)
+        if any(r.name == spec.name for r in self.rules.values()):
+            raise Conflict(f"an alert rule named {spec.name!r} already exists")
+        rule = AlertRule(**spec.model_dump(), id=f"rule-{len(self.rules)}", created_at=T0, updated_at=T0)
         self.rules[rule.id] = rule
         return rule
 
     async def update_alert_rule(self, ref: str, data: dict[str, Any]) -> AlertRule:
-        rule = self.rules[ref]
-        new = AlertRule.model_validate({**rule.model_dump(by_alias=True), **data})
-        self.rules[ref] = new
+        rule = self._rule(ref)
+        spec = parse_rule(data, partial_of=rule)
+        if spec.scope != rule.scope:
+            check_scope(spec.scope, self._function_exists)
+        if spec.name != rule.name and any(r.name == spec.name for r in self.rules.values()):
+            raise Conflict(f"an alert rule named {spec.name!r} already exists")
+        new = AlertRule(**spec.model_dump(), id=rule.id, created_at=rule.created_at, updated_at=T0)
+        self.rules[rule.id] = new
         return new
 
     async def delete_alert_rule(self, ref: str) -> AlertRule:
-        return self.rules.pop(ref)
+        return self.rules.pop(self._rule(ref).id)
 
     async def alerts(self) -> list[Alert]:
-        return list(self.states.values())
+        # Every rule has a state, inactive until it is evaluated (the fake never evaluates).
+        quiet = [
+            Alert(rule=r.name, severity=r.severity, threshold=r.threshold)
+            for r in self.rules.values()
+            if r.name not in self.states
+        ]
+        return list(self.states.values()) + quiet
 
     async def alert_history(self, limit: int = 100) -> list[Alert]:
         return []
 
     # -- secrets (names and sizes only, as the real ones)
-    async def set_secret(self, name: str, value: str):
-        from core.secrets import SecretInfo, SecretStore
+    def _used_by(self, name: str) -> list[str]:
+        return sorted(f.name for f in self.functions.values() if name in held_by(f))
 
+    async def set_secret(self, name: str, value: str) -> SecretInfo:
         SecretStore.validate(name, value)
-        self.__dict__.setdefault("secrets", {})[name] = SecretInfo(
-            name=name, size=len(value.encode()), set_at=datetime.now(UTC)
-        )
-        return self.secrets[name]
+        self.secrets[name] = SecretInfo(name=name, size=len(value.encode()), set_at=T0)
+        return self.secrets[name].model_copy(update={"used_by": self._used_by(name)})
 
-    async def list_secrets(self):
-        return sorted(self.__dict__.get("secrets", {}).values(), key=lambda s: s.name)
+    async def list_secrets(self) -> list[SecretInfo]:
+        return [
+            s.model_copy(update={"used_by": self._used_by(s.name)})
+            for s in sorted(self.secrets.values(), key=lambda s: s.name)
+        ]
 
-    async def delete_secret(self, name: str, force: bool = False):
-        from core.errors import NotFound
-
-        if name not in self.__dict__.get("secrets", {}):
-            raise NotFound(f"no secret named {name!r}")
-        return self.secrets.pop(name)
+    async def delete_secret(self, name: str, force: bool = False) -> SecretInfo:
+        if name not in self.secrets:
+            raise NotFound(f"no secret named {name!r} (`cloudfn secrets list` shows them)")
+        used_by = self._used_by(name)
+        if used_by and not force:
+            raise Conflict(
+                f"secret {name!r} is held by {', '.join(map(repr, used_by))}: remove it from their "
+                "secrets and secret_env first, or delete with --force (their next start then fails)"
+            )
+        return self.secrets.pop(name).model_copy(update={"used_by": used_by})
 
     async def rotate_secrets_key(self) -> dict[str, Any]:
-        return {"rotated": len(self.__dict__.get("secrets", {})), "key_source": "fake"}
+        return {"rotated": len(self.secrets), "key_source": "fake"}
 
     # -- live
     async def events(self, kinds: set[str] | None = None) -> AsyncIterator[Event]:
+        unknown = set(kinds or ()) - set(EVENT_KINDS)
+        if unknown:
+            raise InvalidInput(
+                "event subscription",
+                [FieldError("kinds", f"unknown: {', '.join(sorted(unknown))} (known: {', '.join(EVENT_KINDS)})")],
+            )
         if self.fail_events:
             self.fail_events -= 1
             raise ConnectionError("server went away")
         if self.queue is None:
             self.queue = asyncio.Queue()
-        while True:
-            item = await self.queue.get()
-            if isinstance(item, Exception):
-                self.queue = None
-                raise item
-            yield item
+        self.subscribers += 1
+        try:
+            while True:
+                item = await self.queue.get()
+                if isinstance(item, Exception):
+                    self.queue = None
+                    raise item
+                if kinds is None or item.kind in kinds:
+                    yield item
+        finally:
+            self.subscribers -= 1
 
     async def function_dependencies(self, ref: str, rebuild: bool = False) -> dict[str, Any]:
         """Like the platform's: a rebuild streams build events; it holds after the first lines
         until `build_gate` is set, so a test can look at the console mid-install."""
         fn = self._get(ref)
+        m = find_manifest(fn.runtime, fn.dependencies, fn.files, fn.source_builds)
+        if m is None:
+            return {"function": fn.name, "runtime": fn.runtime, "manifest": None, "installed": False, "packages": []}
         report = {
             "function": fn.name,
             "runtime": fn.runtime,
-            "manifest": "requirements.txt",
+            "manifest": m.file,
             "installed": True,
             "key": "k" * 32,
             "packages": [{"name": "tinypkg", "version": "1.0"}],
@@ -440,15 +615,23 @@ class FakePlatform(PlatformAPI):
         )
 
     def publish(self, kind: str, data: dict[str, Any]) -> None:
+        """What a test makes happen on the platform: queued even before the console subscribes."""
         if self.queue is None:
             self.queue = asyncio.Queue()
-        self.queue.put_nowait(Event(kind=kind, time=T0, data=data))
+        self.seq += 1
+        self.queue.put_nowait(Event(seq=self.seq, kind=kind, time=T0, data=data))
+
+    def _emit(self, kind: str, data: dict[str, Any]) -> None:
+        """What the fake's own changes publish: only to a subscriber there now (the stream is
+        "from now on"), so a console test's queue holds only what the test put there."""
+        if self.subscribers:
+            self.publish(kind, data)
 
     async def health(self) -> dict[str, Any]:
-        return {"status": "ok"}
+        return {"status": "ok", "service": "cloudfn", "version": __version__}
 
     async def info(self) -> dict[str, Any]:
-        return {"mode": "fake"}
+        return {"mode": "fake", "version": __version__, "runtimes": list(RUNTIMES)}
 
     async def start(self) -> None:
         self.started = True

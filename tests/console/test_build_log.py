@@ -20,7 +20,14 @@ async def _select(pilot, app, name: str) -> None:
     await pilot.pause()
 
 
+def _with_dependencies(fake, name: str) -> None:
+    """A rebuild installs a manifest: without one the platform (and the fake) has nothing to build."""
+    fn = next(f for f in fake.functions.values() if f.name == name)
+    fake.functions[fn.id] = fn.model_copy(update={"dependencies": "tinypkg==1.0\n"})
+
+
 async def test_rebuild_shows_live_progress_then_closes(fake, make_app):
+    _with_dependencies(fake, "hello-python")
     fake.build_gate = asyncio.Event()
     app = make_app(fake)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -45,6 +52,7 @@ async def test_rebuild_shows_live_progress_then_closes(fake, make_app):
 
 
 async def test_a_failed_install_keeps_the_log_open_until_esc(fake, make_app):
+    _with_dependencies(fake, "hello-python")
     fake.build_gate = asyncio.Event()
     fake.build_gate.set()
     fake.build_fails = True

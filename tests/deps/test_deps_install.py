@@ -468,3 +468,44 @@ async def test_a_one_shot_platform_keeps_no_launcher(platform):
     await platform.create_function(py("one-shot"))
     assert platform.deps.manager.prestarted == 0
     assert platform.deps.manager.waiting_launcher is None
+
+
+async def test_a_one_shot_command_about_to_install_starts_one_sandbox_ahead_and_no_more(deps_flags):
+    """The CLI starts the build sandbox as it opens the platform (cloudfn_tui.cli), at normal
+    priority; the install goes through it and nothing is started after."""
+    p = open_platform(deps_flags)
+    m = p.deps.manager
+    try:
+        p.deps.prepare(keep=False)
+        await p.create_function(py("one-shot-ahead"))
+        assert m.prestarted == 1 and m.installs == 1
+        assert m.waiting_launcher is None and await m.launcher_ready() is False
+        res = await p.invoke("one-shot-ahead", {"s": "a"})
+        assert res.success and res.result["s"] == "A!", res.error
+    finally:
+        await p.close()
+    # Unused (a command that did not install after all): ended with its folder at close.
+    p = open_platform(deps_flags)
+    try:
+        p.deps.prepare(keep=False)
+        assert await p.deps.manager.launcher_ready()
+        unused = p.deps.manager.waiting_launcher
+        assert unused.niced is False
+    finally:
+        await p.close()
+    assert unused.proc.returncode is not None and not unused.build_dir.exists()
+
+
+def test_which_cli_commands_start_a_build_sandbox_ahead(tmp_path):
+    from argparse import Namespace
+
+    from cloudfn_tui.commands.deps import may_install
+
+    (tmp_path / "function.yaml").write_text("name: x\n")
+    assert not may_install(Namespace(command="deploy", dir=tmp_path))
+    (tmp_path / "requirements.txt").write_text("tinypkg\n")
+    assert may_install(Namespace(command="deploy", dir=tmp_path))
+    assert may_install(Namespace(command="create", deps_file=tmp_path / "requirements.txt"))
+    assert not may_install(Namespace(command="update", deps_file=None))
+    assert not may_install(Namespace(command="invoke"))
+    assert may_install(Namespace(command="deps", rebuild=True))

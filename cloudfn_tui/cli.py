@@ -13,7 +13,6 @@ import sys
 from typing import NoReturn
 
 from cloudfn_tui.commands import MODULES
-from cloudfn_tui.commands.deps import may_install
 from core.api import PlatformAPI
 from core.errors import CloudfnError
 
@@ -188,9 +187,6 @@ def run_console(args: argparse.Namespace) -> int:
 async def _run_handler(args: argparse.Namespace) -> int:
     platform = open_platform(args, f"cloudfn {args.command}")
     try:
-        deps = getattr(platform, "deps", None)  # a LocalPlatform this command owns
-        if deps is not None and may_install(args):
-            deps.prepare(keep=False)  # the build sandbox starts while the command reads its input
         if getattr(platform, "serve_socket", False):
             platform.start_socket()  # at once: another cloudfn started meanwhile attaches rather than waits
         return await args.run(platform, args)

@@ -9,12 +9,10 @@ import asyncio
 import contextlib
 import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any, TextIO
 
 from cloudfn_tui import output
 from core.api import PlatformAPI
-from core.deps.manifest import NODE_MANIFEST, PY_MANIFEST
 
 BUILD_KINDS = {"build.started", "build.log", "build.finished"}
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
@@ -164,16 +162,3 @@ async def build_progress(api: PlatformAPI, name: str, stream: TextIO | None = No
             await task
         with contextlib.suppress(Exception):
             await it.aclose()
-
-
-def may_install(args: argparse.Namespace) -> bool:
-    """Whether a command is likely to install dependencies, so a one-shot CLI starts the build
-    sandbox ahead while it reads its input (an unused one is only ended at exit)."""
-    command = getattr(args, "command", None)
-    if command in ("create", "update"):
-        return getattr(args, "deps_file", None) is not None
-    if command == "deploy":
-        return any((Path(args.dir) / name).is_file() for name in (PY_MANIFEST, NODE_MANIFEST))
-    if command == "deps":
-        return bool(getattr(args, "rebuild", False))
-    return command == "import"

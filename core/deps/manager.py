@@ -51,19 +51,14 @@ class DepsManager:
         self._preparing: asyncio.Task[None] | None = None
         self._closed = False
         self._keep_ready = False  # once prepare() was called: a long-running platform
-        self._nice = True
         self.prestarted = 0  # installs whose launcher was started ahead (tests, benchmarks)
 
     # -- a launcher started ahead ----------------------------------------------------------------
-    def prepare(self, keep: bool = True) -> None:
+    def prepare(self) -> None:
         """Start a build launcher for the next install now (it joins its cgroup meanwhile: the
         first join after an idle moment costs an RCU grace period, 12-14 ms here). Called when a
-        long-running platform starts and after every install; needs a running loop. `keep`
-        False: one launcher, for a one-shot command about to install (the CLI), started at
-        normal priority since the install will wait for it, and none after."""
-        if keep:
-            self._keep_ready = True
-        self._nice = keep
+        long-running platform starts and after every install; needs a running loop."""
+        self._keep_ready = True
         if self._closed or self._launcher is not None or (self._preparing is not None and not self._preparing.done()):
             return
         self._preparing = asyncio.get_running_loop().create_task(self._prepare(), name="cloudfn-build-launcher")
@@ -89,10 +84,10 @@ class DepsManager:
         spec = await asyncio.to_thread(
             installers.ahead_spec, self.sandbox, scratch, self.cache.packages_cache, self.settings
         )
-        launcher = await start_launcher(self.sandbox, limits, spec, nice=self._nice) if spec is not None else None
+        launcher = await start_launcher(self.sandbox, limits, spec, nice=True) if spec is not None else None
         if launcher is None:
             self._remove_scratch(scratch)
-            return await start_launcher(self.sandbox, limits, nice=self._nice)
+            return await start_launcher(self.sandbox, limits, nice=True)
         launcher.build_dir = scratch
         return launcher
 

@@ -53,10 +53,9 @@ class DependencySupport:
             )
         return self._manager
 
-    def prepare(self, keep: bool = True) -> None:
-        """A long-running platform keeps a build launcher started ahead (buildlauncher.py); a
-        one-shot command about to install starts one (`keep` False) while it does the rest."""
-        self.manager.prepare(keep)
+    def prepare(self) -> None:
+        """A long-running platform keeps a build launcher started ahead (buildlauncher.py)."""
+        self.manager.prepare()
 
     async def close(self) -> None:
         if self._manager is not None:

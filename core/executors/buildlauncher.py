@@ -113,7 +113,8 @@ class ReadyLauncher:
         if not self.niced:
             return
         self.niced = False
-        for pid in {self.proc.pid, *self.cg.members()}:
+        # The cgroup's members, and the chain's process tree where there are no cgroups to list.
+        for pid in {*_tree(self.proc.pid), *self.cg.members()}:
             try:
                 tids = os.listdir(f"/proc/{pid}/task")
             except OSError:
@@ -205,6 +206,19 @@ async def start_launcher(
         await launcher.discard()
         return None
     return launcher
+
+
+def _tree(pid: int) -> list[int]:
+    """`pid` and its descendants (all waiting: nothing forks meanwhile)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            todo += [int(k) for k in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
+        except (OSError, ValueError):
+            continue
+    return out
 
 
 def _ahead(

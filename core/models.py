@@ -936,26 +936,6 @@ class LogRecord(BaseModel):
     extra: dict[str, Any] = Field(default_factory=dict)
 
 
-EVENT_KINDS = (
-    "function.created",
-    "function.updated",
-    "function.deleted",
-    "invocation.started",
-    "invocation.finished",
-    "log",
-    "alert.fired",
-    "alert.resolved",
-    "schedule.fired",
-    "schedule.skipped",  # issue 16: schedules
-    "build.started",
-    "build.log",
-    "build.finished",
-    # asynchronous invocation (issue 16)
-    "async.queued",
-    "async.retry_scheduled",
-    "async.dead_lettered",
-    "async.dead_letters_dropped",  # the oldest past async.max_dead_letters
-)
 EventKind = Literal[
     "function.created",
     "function.updated",
@@ -976,6 +956,8 @@ EventKind = Literal[
     "async.dead_lettered",
     "async.dead_letters_dropped",  # the oldest past async.max_dead_letters
 ]
+# The one list of kinds: the type above, and this tuple for validating at run time.
+EVENT_KINDS: tuple[str, ...] = get_args(EventKind)
 
 
 class Event(BaseModel):

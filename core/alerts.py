@@ -131,6 +131,15 @@ def check_scope(scope: str, function_exists: Callable[[str], bool]) -> None:
         )
 
 
+def rule_name_taken(name: str) -> Conflict:
+    """Shared with the console tests' fake platform, as check_scope."""
+    return Conflict(f"an alert rule named {name!r} already exists")
+
+
+def no_rule(ref: str) -> NotFound:
+    return NotFound(f"no alert rule named {ref!r}")
+
+
 def alertmanager_payload(alert: Alert, rule: AlertRule) -> dict[str, Any]:
     """Shaped like Alertmanager's webhook body, so existing receivers understand it."""
     status = "firing" if alert.state == "firing" else "resolved"
@@ -209,7 +218,7 @@ class AlertEngine:
         for r in self.rules():
             if ref in (r.id, r.name):
                 return r
-        raise NotFound(f"no alert rule named {ref!r}")
+        raise no_rule(ref)
 
     def _check_scope(self, scope: str) -> None:
         if self.function_exists is not None:
@@ -221,7 +230,7 @@ class AlertEngine:
 
         def write(store: Storage) -> AlertRule:
             if store.get(RULES, "name", rule.name) is not None:
-                raise Conflict(f"an alert rule named {rule.name!r} already exists")
+                raise rule_name_taken(rule.name)
             store.insert(RULES, rule.model_dump(mode="json", by_alias=True))
             return rule
 
@@ -240,7 +249,7 @@ class AlertEngine:
 
         def write(store: Storage) -> AlertRule:
             if updated.name != current.name and store.get(RULES, "name", updated.name) is not None:
-                raise Conflict(f"an alert rule named {updated.name!r} already exists")
+                raise rule_name_taken(updated.name)
             store.upsert(RULES, "id", updated.model_dump(mode="json", by_alias=True))
             return updated
 

@@ -728,13 +728,10 @@ class LocalPlatform(PlatformAPI):
     async def delete_secret(self, name: str, force: bool = False) -> sec.SecretInfo:
         found = [s for s in self.secrets.info(self._secret_users()) if s.name == name]
         if not found:
-            raise self.secrets.not_found(name)
+            raise sec.no_secret(name)
         info = found[0]
         if info.used_by and not force:
-            raise Conflict(
-                f"secret {name!r} is held by {', '.join(map(repr, info.used_by))}: remove it from their "
-                "secrets and secret_env first, or delete with --force (their next start then fails)"
-            )
+            raise sec.held_secret(name, info.used_by)
         self._previous[name] = self.secrets.values([name])[name]
         await asyncio.to_thread(self.secrets.delete, name)
         self._needles.clear()

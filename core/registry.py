@@ -273,7 +273,7 @@ class Registry:
         """Make an earlier version's code and settings current again, as a new version."""
         old = next((v for v in self.versions(ref) if v.version == version), None)
         if old is None:
-            raise NotFound(f"function {ref!r} has no version {version}")
+            raise no_version(ref, version)
         fields = old.model_dump(include=set(FunctionPatch.model_fields))
         return self.update(ref, FunctionPatch(**fields))
 
@@ -295,8 +295,7 @@ class Registry:
             (d["name"] for d in store.all(FUNCTIONS) if name_key(d["name"]) == key and d["id"] != renaming), None
         )
         if taken is not None:
-            same = "" if taken == name else f" ({taken!r}: names are unique without regard to case)"
-            raise Conflict(f"a function named {name!r} already exists{same}; pick another name or update it")
+            raise name_taken(name, taken)
 
     # -- saved test events --------------------------------------------------------------
     def saved_events(self, ref: str) -> builtins.list[SavedEvent]:
@@ -352,6 +351,16 @@ def check_files(fn: Function, what: str) -> None:
     errors += files_errors(fn.files, fn.runtime, fn.handler_file)
     if errors:
         raise InvalidInput(what, errors)
+
+
+def name_taken(name: str, taken: str) -> Conflict:
+    """Shared with the console tests' fake platform, as the errors below, so both word it alike."""
+    same = "" if taken == name else f" ({taken!r}: names are unique without regard to case)"
+    return Conflict(f"a function named {name!r} already exists{same}; pick another name or update it")
+
+
+def no_version(ref: str, version: int) -> NotFound:
+    return NotFound(f"function {ref!r} has no version {version}")
 
 
 def not_found(ref: str, names: list[str]) -> NotFound:

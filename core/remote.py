@@ -34,7 +34,7 @@ from core.models import (
     LogRecord,
     SavedEvent,
 )
-from core.secrets import SecretInfo, SecretStore, name_problem
+from core.secrets import SecretInfo, SecretStore, name_problem, no_secret
 
 API_VERSION = 1  # the wire format this client speaks; the server reports its own in /health
 SERVICE = "cloudfn"
@@ -406,7 +406,7 @@ class RemotePlatform(PlatformAPI):
 
     async def delete_secret(self, name: str, force: bool = False) -> SecretInfo:
         if name_problem(name):
-            raise NotFound(f"no secret named {name!r} (`cloudfn secrets list` shows them)")
+            raise no_secret(name)
         body = await self._call(
             "DELETE", f"/api/v1/secrets/{_seg(name)}", params={"force": "true" if force else "false"}
         )

@@ -116,6 +116,18 @@ def refuse_missing(names: list[str], env: dict[str, str], exists: Callable[[str]
         )
 
 
+def no_secret(name: str) -> NotFound:
+    """Shared with the remote client and the console tests' fake, so all word it alike."""
+    return NotFound(f"no secret named {name!r} (`cloudfn secrets list` shows them)")
+
+
+def held_secret(name: str, used_by: list[str]) -> Conflict:
+    return Conflict(
+        f"secret {name!r} is held by {', '.join(map(repr, used_by))}: remove it from their "
+        "secrets and secret_env first, or delete with --force (their next start then fails)"
+    )
+
+
 class SecretInfo(BaseModel):
     """What anyone may know of a secret: never its value."""
 
@@ -421,22 +433,19 @@ class SecretStore:
 
             def drop(doc: dict[str, Any], key: bytes) -> None:
                 if name not in doc["secrets"]:
-                    raise self.not_found(name)
+                    raise no_secret(name)
                 del doc["secrets"][name]
 
             self._write_shared(drop)
             return
         with self._lock:
             if name not in self._doc["secrets"]:
-                raise self.not_found(name)
+                raise no_secret(name)
             doc = json.loads(json.dumps(self._doc))
             del doc["secrets"][name]
             self._save(doc)
             self._doc = doc
             self._values.pop(name, None)
-
-    def not_found(self, name: str) -> NotFound:
-        return NotFound(f"no secret named {name!r} (`cloudfn secrets list` shows them)")
 
     def names(self) -> list[str]:
         self._refresh()
@@ -466,7 +475,7 @@ class SecretStore:
         out = {}
         for name in names:
             if name not in self._values:
-                raise self.not_found(name)
+                raise no_secret(name)
             out[name] = self._values[name]
         return out
 

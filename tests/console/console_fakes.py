@@ -11,11 +11,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core import __version__
-from core.alerts import check_scope, parse_rule
+from core.alerts import check_scope, no_rule, parse_rule, rule_name_taken
 from core.api import PlatformAPI
 from core.deps.manifest import find_manifest
 from core.deps.platform import DependencySupport
-from core.errors import Conflict, FieldError, InvalidInput, NotFound
+from core.errors import FieldError, InvalidInput, NotFound
 from core.local import STATUSES, TRIGGERS, check_context
 from core.models import (
     EVENT_KINDS,
@@ -42,8 +42,8 @@ from core.models import (
     parse_patch,
     parse_spec,
 )
-from core.registry import check_files, not_found
-from core.secrets import SecretInfo, SecretStore, held_by, refuse_missing
+from core.registry import check_files, name_taken, no_version, not_found
+from core.secrets import SecretInfo, SecretStore, held_by, held_secret, no_secret, refuse_missing
 from core.triggers.async_invoke import check_async_event
 from core.triggers.schedules import next_run
 
@@ -129,7 +129,7 @@ class FakePlatform(PlatformAPI):
             (f.name for f in self.functions.values() if name_key(f.name) == name_key(name) and f.id != renaming), None
         )
         if taken is not None:
-            raise Conflict(f"a function named {name!r} already exists; pick another name or update it")
+            raise name_taken(name, taken)
 
     def _check_secrets_exist(self, data: Any, patch: bool) -> None:
         if not isinstance(data, dict) or not ({"secrets", "secret_env"} & set(data)):
@@ -224,7 +224,7 @@ class FakePlatform(PlatformAPI):
         fn = self._get(ref)
         old = next((v for v in self.versions[fn.id] if v.version == version), None)
         if old is None:
-            raise NotFound(f"function {ref!r} has no version {version}")
+            raise no_version(ref, version)
         refuse_missing(old.secrets, old.secret_env, self.secrets.__contains__, f", which version {version} names")
         new = old.model_copy(update={"version": fn.version + 1})
         self._add(new)
@@ -484,7 +484,7 @@ class FakePlatform(PlatformAPI):
         for r in self.rules.values():
             if ref in (r.id, r.name):
                 return r
-        raise NotFound(f"no alert rule named {ref!r}")
+        raise no_rule(ref)
 
     async def list_alert_rules(self) -> list[AlertRule]:
         return list(self.rules.values())
@@ -493,7 +493,7 @@ class FakePlatform(PlatformAPI):
         spec = parse_rule(data)
         check_scope(spec.scope, self._function_exists)
         if any(r.name == spec.name for r in self.rules.values()):
-            raise Conflict(f"an alert rule named {spec.name!r} already exists")
+            raise rule_name_taken(spec.name)
         rule = AlertRule(**spec.model_dump(), id=f"rule-{len(self.rules)}", created_at=T0, updated_at=T0)
         self.rules[rule.id] = rule
         return rule
@@ -504,7 +504,7 @@ class FakePlatform(PlatformAPI):
         if spec.scope != rule.scope:
             check_scope(spec.scope, self._function_exists)
         if spec.name != rule.name and any(r.name == spec.name for r in self.rules.values()):
-            raise Conflict(f"an alert rule named {spec.name!r} already exists")
+            raise rule_name_taken(spec.name)
         new = AlertRule(**spec.model_dump(), id=rule.id, created_at=rule.created_at, updated_at=T0)
         self.rules[rule.id] = new
         return new
@@ -541,13 +541,10 @@ class FakePlatform(PlatformAPI):
 
     async def delete_secret(self, name: str, force: bool = False) -> SecretInfo:
         if name not in self.secrets:
-            raise NotFound(f"no secret named {name!r} (`cloudfn secrets list` shows them)")
+            raise no_secret(name)
         used_by = self._used_by(name)
         if used_by and not force:
-            raise Conflict(
-                f"secret {name!r} is held by {', '.join(map(repr, used_by))}: remove it from their "
-                "secrets and secret_env first, or delete with --force (their next start then fails)"
-            )
+            raise held_secret(name, used_by)
         return self.secrets.pop(name).model_copy(update={"used_by": used_by})
 
     async def rotate_secrets_key(self) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.fdprobe import descendants as _descendants
 from tests.server.serverproc import REPO, ServerProc, start_server
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the attacks are on a platform that runs as root")
@@ -96,23 +97,6 @@ def _invoke(s: ServerProc, name: str, event: dict | None = None) -> dict:
     assert r.status_code == 200, r.text
     body = r.json()
     return body
-
-
-def _descendants(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                ppid = int(Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(name))
-    out, todo = [], [root]
-    while todo:
-        for kid in children.get(todo.pop(), []):
-            out.append(kid)
-            todo.append(kid)
-    return out
 
 
 def _proc(pid: int) -> dict:

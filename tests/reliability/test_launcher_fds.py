@@ -8,32 +8,19 @@ from __future__ import annotations
 
 import os
 import pwd
-import stat
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from test_containment import _create, _descendants, _invoke, _proc, fd_socket, server  # noqa: F401
+from fdprobe import PY_REPORT, assert_only_own_pipes, build_launchers, fd_ids, seen
+from test_containment import _create, _invoke, _proc, fd_socket, server  # noqa: F401
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the attacks are on a platform that runs as root")
 
 # Each probe answers the (st_dev, st_ino, st_mode) of every fd it can reach through /proc, all
 # processes' (`all`) and its own (`own`).
-PY_PROBE = """
-import glob, os
-def _ids(pattern):
-    out = []
-    for p in glob.glob(pattern):
-        try:
-            st = os.stat(p)
-        except OSError:
-            continue
-        out.append([st.st_dev, st.st_ino, st.st_mode])
-    return out
-def handler(event, context):
-    return {"all": _ids("/proc/[0-9]*/fd/*") + _ids("/proc/[0-9]*/task/*/fd/*"), "own": _ids("/proc/self/fd/*")}
-"""
+PY_PROBE = PY_REPORT + "\ndef handler(event, context):\n    return _report()\n"
 JS_PROBE = """
 const fs = require("fs");
 function ids(dirs) {
@@ -73,60 +60,24 @@ func handler(event interface{}, context map[string]string) interface{} {
 PROBES = {"python": PY_PROBE, "nodejs": JS_PROBE, "go": GO_PROBE}
 
 
-def _launchers(server_pid: int) -> list[int]:
-    return [
-        p["pid"]
-        for p in map(_proc, _descendants(server_pid))
-        if p and p["cmd"][:2] and p["cmd"][0].endswith("/bash") and p["cmd"][-1] == "cloudfn-build"
-    ]
-
-
-def _fd_ids(pid: int) -> set[tuple[int, int]]:
-    """The identities of a host process's open files. Left out: device nodes (/dev/null is the same
-    node inside the sandbox's /dev by design, and holds nothing) and anonymous inodes (every
-    epoll, eventfd and timerfd of every process shares one inode: identity says nothing there)."""
-    out = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            st = os.stat(fd)
-            anon = os.readlink(fd).startswith("anon_inode:")
-        except OSError:
-            continue
-        if not stat.S_ISCHR(st.st_mode) and not anon:
-            out.add((st.st_dev, st.st_ino))
-    return out
-
-
-def _seen(rows: list[list[int]]) -> set[tuple[int, int]]:
-    return {(int(d), int(i)) for d, i, m in rows if not stat.S_ISCHR(int(m))}
-
-
 @pytest.mark.parametrize("runtime", sorted(PROBES))
 def test_no_function_reaches_the_launchers_pipe_or_any_platform_fd(server, fd_socket, runtime):  # noqa: F811
     if not server.info["runtimes"].get(runtime, {}).get("available"):
         pytest.skip(f"{runtime} is not installed")
-    launchers = _launchers(server.proc.pid)
+    launchers = build_launchers(server.proc.pid)
     assert launchers, "no build launcher waits under the server (DependencyManager.prepare)"
     name = f"fdprobe-{runtime}"
     _create(server, name, runtime, PROBES[runtime])
     res = _invoke(server, name)
     assert res["success"], res
-    seen, own = _seen(res["result"]["all"]), _seen(res["result"]["own"])
-    assert own and own <= seen, "the probe saw not even its own fds"
-    launcher_ids = set().union(*(_fd_ids(pid) for pid in launchers))
+    launcher_ids = set().union(*(fd_ids(pid) for pid in launchers))
     assert launcher_ids, "the launcher holds no fd: the command pipe is gone"
-    assert not seen & launcher_ids, f"a function reaches the build launcher's fds: {seen & launcher_ids}"
-    # The server's fds: the only ones a function may share are its own exchange with the server
-    # (its pipes), held by the probe itself, never through another process, never a socket or file.
-    platform = _fd_ids(server.proc.pid)
-    leaked = {i for i in seen & platform if i not in own}
-    assert not leaked, f"a function reaches fds of the server that are not its own pipes: {leaked}"
-    shared = own & platform
+    reached = seen(res["result"]["all"])
+    assert not reached & launcher_ids, f"a function reaches the build launcher's fds: {reached & launcher_ids}"
+    shared = assert_only_own_pipes(res["result"], fd_ids(server.proc.pid))
     assert shared, "the probe's own pipes to the server were not found by identity: the comparison sees nothing"
-    fifos = {(int(d), int(i)) for d, i, m in res["result"]["own"] if stat.S_ISFIFO(int(m))}
-    assert shared <= fifos, f"a function holds a server socket or file: {shared - fifos}"
     st = os.fstat(fd_socket.fileno())
-    assert (st.st_dev, st.st_ino) not in seen
+    assert (st.st_dev, st.st_ino) not in reached
 
 
 PTRACE_ATTACH = 16
@@ -149,7 +100,7 @@ print(" ".join(out))
 
 
 def test_the_sandbox_uid_can_neither_signal_nor_ptrace_the_launcher(server):  # noqa: F811
-    launchers = _launchers(server.proc.pid)
+    launchers = build_launchers(server.proc.pid)
     assert launchers
     user = (
         pwd.getpwnam("cloudfn-sandbox")

@@ -176,7 +176,6 @@ async def test_remote_logs_follow_shows_new_lines(tmp_path, shared_cache):
         if follow is not None:
             await _stop(follow)
         assert server.stop() == 0
-        server.proc.stdout.close()
 
 
 # -- read-only commands ---------------------------------------------------------------------------
@@ -269,7 +268,6 @@ async def test_a_killed_owners_socket_is_replaced_by_the_next_owner(tmp_path, sh
     sock = server.data_dir / SOCKET_FILE
     assert probe(sock) == "live"
     assert server.stop(signal.SIGKILL) == -signal.SIGKILL
-    server.proc.stdout.close()
     assert probe(sock) == "stale"
     owner = LocalPlatform(load_config(flags={"storage.data_dir": str(server.data_dir)}), serve_socket=True)
     try:

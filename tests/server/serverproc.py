@@ -1,7 +1,9 @@
 """A real `cloudfn serve` in a subprocess, for the server and conformance tests.
 
 Started on a free loopback port (`--port 0`); the test waits for the line the server prints
-once it listens (an event, not a sleep), then for its first health answer.
+once it listens (an event, not a sleep), then for its first health answer. The rest of its
+stdout (the access log, unless `--mode release`) is copied to a file by a thread: a pipe nobody
+reads fills at 64 KiB and stalls the server at its next log line.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +33,8 @@ class ServerProc:
     announce: str
     stderr_path: Path
     env: dict[str, str] = field(default_factory=dict)
+    stdout_path: Path | None = None
+    drain: threading.Thread | None = None
 
     def headers(self) -> dict[str, str]:
         return {"authorization": f"Bearer {self.token}"} if self.token else {}
@@ -48,6 +53,16 @@ class ServerProc:
             raise AssertionError(
                 f"cloudfn serve did not stop within {timeout} s after {signal.Signals(sig).name}\n" + self.stderr()
             ) from None
+
+    def stdout(self, timeout: float = 30) -> str:
+        """What the server wrote to stdout after its "serving on" line; once it has stopped, all
+        of it (the copy ends at the pipe's end, when the server and its children have exited)."""
+        if self.drain is not None and self.proc.poll() is not None:
+            self.drain.join(timeout)
+        try:
+            return self.stdout_path.read_text(errors="replace") if self.stdout_path else ""
+        except OSError:
+            return ""
 
     def stderr(self) -> str:
         try:
@@ -102,7 +117,9 @@ def start_server(
         proc.wait()
         raise AssertionError(f"cloudfn serve did not start: {line!r}\n{stderr_path.read_text(errors='replace')}")
     url = line.split("serving on ", 1)[1].split()[0]
-    server = ServerProc(proc, url, token, data_dir, line, stderr_path, env)
+    server = ServerProc(proc, url, token, data_dir, line, stderr_path, env, root / "serve.stdout")
+    server.drain = threading.Thread(target=_copy, args=(proc.stdout, server.stdout_path), daemon=True)
+    server.drain.start()
     if token is None and "token in " in line:
         server.token = (data_dir / "server.token").read_text().strip()
     if wait_health:
@@ -111,6 +128,14 @@ def start_server(
         r = httpx.get(f"{url}/api/health", timeout=START_DEADLINE)
         assert r.status_code == 200, r.text
     return server
+
+
+def _copy(pipe, path: Path) -> None:
+    with pipe, open(path, "ab") as out:
+        # read1: whatever is there, without waiting to fill a block, so the file is current.
+        while chunk := pipe.read1(65536):
+            out.write(chunk)
+            out.flush()
 
 
 def _first_line(proc: subprocess.Popen, deadline: float) -> str:

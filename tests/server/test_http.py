@@ -70,6 +70,20 @@ def test_health_needs_no_token_and_the_right_token_works(auth_server):
         assert c.get("/api/v1/functions", headers={"authorization": f"bearer {auth_server.token}"}).status_code == 200
 
 
+def test_a_server_with_its_access_log_on_keeps_answering(tmp_path, shared_cache):
+    """Without `--mode release` every request writes an access-log line to stdout, its query
+    string included: 1,000 of these lines are over 500 KB, past a pipe's 64 KiB, so a harness
+    that stops reading stdout after the "serving on" line stalls the server here."""
+    server = start_server(tmp_path / "srv", cache=shared_cache)
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as c:
+            for _ in range(1000):
+                assert c.get("/api/health", params={"pad": "x" * 500}).status_code == 200
+    finally:
+        assert server.stop() == 0, server.stderr()
+    assert server.stdout().count("GET /api/health") == 1001  # start_server's own health check too
+
+
 # -- status codes and error bodies --------------------------------------------------------------
 def test_invalid_input_names_every_field_422(auth_server):
     with auth_server.client() as c:

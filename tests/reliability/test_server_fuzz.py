@@ -36,7 +36,8 @@ EXAMPLES = int(os.environ.get("CLOUDFN_FUZZ_EXAMPLES", "60"))
 EVENTS = "/api/v1/events"
 ENDPOINTS = "^/fn/"
 
-# What this run changes from schemathesis's defaults, and why. Nothing else is excluded.
+# What this run changes from schemathesis's defaults, and why; ST302 is left out on the command
+# line below. Nothing else is excluded.
 CONFIG = """\
 [phases.stateful]
 # Longer sequences than the default 6 steps, so create -> update -> invoke -> history chains
@@ -49,26 +50,6 @@ max-steps = 12
 # bodies for URLs crashes (ValueError: Invalid IPv6 URL, inside schemathesis) on a stored string
 # such as a fuzzed alert webhook "http://[".
 algorithms = ["dependency-analysis"]
-
-[[operations]]
-# ensure_resource_availability (ST302) reads any 404 after a create as "the created resource is
-# missing". A rollback names a version in its body, and a version that does not exist is a 404
-# NotFound by the PlatformAPI contract (tests/conformance), though the function exists. Every
-# other check still runs on this operation, and the declared link rolls back to a real version.
-include-path = "/api/v1/functions/{ref}/rollback"
-checks.ensure_resource_availability.enabled = false
-# The same in the stateful phase, whose own (default) check settings otherwise win over the
-# operation's: a linked rollback with a fuzzed version was reported as a missing function.
-phases.stateful.checks.ensure_resource_availability.enabled = false
-
-[[operations]]
-# The same for an update naming secrets that do not exist: a 404 NotFound naming each missing
-# secret (a schema-valid name the store lacks), though the function exists. Every other check
-# still runs on this operation.
-include-path = "/api/v1/functions/{ref}"
-include-method = "PUT"
-checks.ensure_resource_availability.enabled = false
-phases.stateful.checks.ensure_resource_availability.enabled = false
 
 [[operations]]
 # A function's `dependencies` (issue 15) is a manifest whose packages are installed before the
@@ -125,9 +106,9 @@ def test_schemathesis_all_checks_find_nothing(fuzz_server, tmp_path):
         # ST302 reads any 404 after a create as "the created resource is missing". Updates that
         # name something missing in their body (an alert rule's scope function, a secret, a
         # rollback's version) answer a documented 404 NotFound while the resource exists, and
-        # `--checks all` overrides the per-operation switches in CONFIG (schemathesis 4.32.5: a
-        # PUT /alerts/rules/{ref} with scope `function:<missing>` still failed with them), so ST302
-        # is left out of this run; that a created resource is there afterwards is the conformance
+        # `--checks all` overrides per-operation check switches in a config file (schemathesis
+        # 4.32.5: a PUT /alerts/rules/{ref} with scope `function:<missing>` still failed with
+        # them), so ST302 is left out of this run; that a created resource is there afterwards is the conformance
         # suite's (get after create, on every platform).
         "--exclude-checks",
         "ensure_resource_availability",

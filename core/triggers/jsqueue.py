@@ -15,9 +15,8 @@ dies is run by another. What lives where:
 - `cloudfn-async-state`, a KV bucket: each invocation's state, attempts and errors (without the
   event), so `invocation status` answers from any gateway, and a redelivered message carries on
   from the attempts already made. Entries expire with DONE_KEEP_SECONDS.
-- `CLOUDFN_ASYNC_DEAD`, a limits stream (`cloudfn.async.dead.<function id>.<id>`, one message per
-  subject): dead letters with their event, for list, replay and delete; `trim_dead` deletes the
-  oldest by sequence (which is their age order) and says which.
+- `CLOUDFN_ASYNC_DEAD`, a limits stream of dead letters with their event, for list, replay and
+  delete (core/triggers/jsdead.py).
 
 Delivery is at least once, as with SQLite: a gateway killed after an attempt ran but before its
 ack hands the message to another, which runs it again under the same invocation id (unless the
@@ -35,7 +34,6 @@ import concurrent.futures
 import contextlib
 import json
 import logging
-import re
 import threading
 import time
 from collections import deque
@@ -52,62 +50,17 @@ from nats.js.kv import KeyValue
 
 from core.config import Config
 from core.errors import Unavailable
+from core.triggers.jsdead import DEAD_STREAM_CONFIG, DeadLetters, is_id, scan
 from core.triggers.queue import DONE_KEEP_SECONDS, DeadItem, QueuedInvocation
 
 log = logging.getLogger("cloudfn.async")
 STREAM = "CLOUDFN_ASYNC"
-DEAD_STREAM = "CLOUDFN_ASYNC_DEAD"
 STATE_BUCKET = "cloudfn-async-state"
 CONSUMER = "cloudfn-async-gateways"
 SUBJECT = "cloudfn.async.q"
-DEAD_SUBJECT = "cloudfn.async.dead"
 CALL_TIMEOUT = 10.0  # seconds for one JetStream operation before the caller gets Unavailable
 FETCH_POLL = 5.0  # seconds a pull waits on the server for work before asking again
 T = TypeVar("T")
-
-
-_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
-
-
-def _is_id(text: str) -> bool:
-    """An id as cloudfn makes them. Anything else never reaches a KV key or a subject, where `*`
-    or `>` would be wildcards matching other invocations (nats-py's KV get happens to answer
-    nothing for them; subjects built here, such as the dead-letter lookup, would match)."""
-    return _ID.fullmatch(text) is not None
-
-
-def _item_doc(item: QueuedInvocation, with_event: bool = True) -> dict[str, Any]:
-    doc = {
-        "id": item.id,
-        "function_id": item.function_id,
-        "function_name": item.function_name,
-        "context": item.context,
-        "attempt": item.attempt,
-        "enqueued_at": item.enqueued_at,
-        "not_before": item.not_before,
-        "errors": item.errors,
-        "depth": item.depth,
-        "state": item.state,
-    }
-    if with_event:
-        doc["event"] = item.event
-    return doc
-
-
-def _doc_item(doc: dict[str, Any]) -> QueuedInvocation:
-    return QueuedInvocation(
-        id=doc["id"],
-        function_id=doc["function_id"],
-        function_name=doc["function_name"],
-        event=doc.get("event"),
-        context=doc.get("context") or {},
-        attempt=doc.get("attempt", 0),
-        enqueued_at=doc.get("enqueued_at", 0.0),
-        not_before=doc.get("not_before", 0.0),
-        errors=doc.get("errors") or [],
-        depth=doc.get("depth", 0),
-        state=doc.get("state", "queued"),
-    )
 
 
 class JetStreamQueue:
@@ -135,6 +88,7 @@ class JetStreamQueue:
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
         self._watching: dict[str, list[asyncio.Future[None]]] = {}  # ids waited on -> their waiters
+        self._dead = DeadLetters(lambda: self._js)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="cloudfn-jetstream-queue", daemon=True)
         self._thread.start()
@@ -156,16 +110,7 @@ class JetStreamQueue:
                 duplicate_window=120.0,
             ),
         )
-        await _ensure_stream(
-            js,
-            api.StreamConfig(
-                name=DEAD_STREAM,
-                subjects=[f"{DEAD_SUBJECT}.*.*"],
-                retention=api.RetentionPolicy.LIMITS,
-                storage=api.StorageType.FILE,
-                max_msgs_per_subject=1,
-            ),
-        )
+        await _ensure_stream(js, DEAD_STREAM_CONFIG)
         self._kv = await js.create_key_value(bucket=STATE_BUCKET, ttl=DONE_KEEP_SECONDS, history=1)
         self._psub = await js.pull_subscribe(
             f"{SUBJECT}.*",
@@ -221,7 +166,7 @@ class JetStreamQueue:
                 self._waker()
 
     async def _take(self, msg: Msg) -> None:
-        item = _doc_item(json.loads(msg.data))
+        item = QueuedInvocation.from_doc(json.loads(msg.data))
         delivered = msg.metadata.num_delivered or 1
         if delivered > 1:  # a retry or a redelivery: the state holds the attempts made so far
             state = await self._state(item.id)
@@ -252,7 +197,7 @@ class JetStreamQueue:
         except Exception:
             log.exception("a JetStream max-deliveries advisory could not be handled")
             return
-        item = _doc_item(json.loads(raw.data or b"{}"))
+        item = QueuedInvocation.from_doc(json.loads(raw.data or b"{}"))
         state = await self._state(item.id)
         if state is not None:
             if state.get("state") in ("success", "dead"):
@@ -296,7 +241,7 @@ class JetStreamQueue:
 
     async def _put_state(self, item: QueuedInvocation, **extra: Any) -> None:
         assert self._kv is not None
-        await self._kv.put(item.id, json.dumps({**_item_doc(item, with_event=False), **extra}).encode())
+        await self._kv.put(item.id, json.dumps({**item.to_doc(with_event=False), **extra}).encode())
 
     def _call(self, coro: Coroutine[Any, Any, T], timeout: float = CALL_TIMEOUT) -> T:
         try:
@@ -333,7 +278,7 @@ class JetStreamQueue:
 
         async def run() -> None:
             assert self._js is not None
-            body = json.dumps(_item_doc(item), ensure_ascii=False).encode()
+            body = json.dumps(item.to_doc(), ensure_ascii=False).encode()
             await asyncio.gather(
                 self._js.publish(
                     f"{SUBJECT}.{item.function_id}", body, stream=STREAM, headers={"Nats-Msg-Id": msg_id or item.id}
@@ -403,10 +348,8 @@ class JetStreamQueue:
         settle = self._settle(item, lambda m: m.term())
 
         async def run() -> None:
-            assert self._js is not None
-            body = json.dumps({**_item_doc(item), "reason": reason, "dead_at": dead.dead_at}, ensure_ascii=False)
             # The dead letter before the term: a crash between them leaves a duplicate, never a loss.
-            await self._js.publish(f"{DEAD_SUBJECT}.{item.function_id}.{item.id}", body.encode(), stream=DEAD_STREAM)
+            await self._dead.put(item, reason, dead.dead_at)
             await self._put_state(item, reason=reason, dead_at=dead.dead_at)
             await settle
 
@@ -425,7 +368,7 @@ class JetStreamQueue:
             assert self._js is not None
             info = await self._js.stream_info(STREAM)
             consumer = await self._js.consumer_info(STREAM, CONSUMER)
-            dead = await self._js.stream_info(DEAD_STREAM)
+            dead = await self._dead.count()
             oldest = None
             if info.state.messages:
                 with contextlib.suppress(NotFoundError):
@@ -435,19 +378,19 @@ class JetStreamQueue:
             return {
                 "depth": info.state.messages,
                 "running": consumer.num_ack_pending,
-                "dead_letters": dead.state.messages,
+                "dead_letters": dead,
                 "oldest_age": None if oldest is None else max(0.0, now - oldest),
             }
 
         return self._call(run())
 
     def status(self, invocation_id: str) -> tuple[str, QueuedInvocation | DeadItem | None] | None:
-        if not _is_id(invocation_id):
+        if not is_id(invocation_id):
             return None
         doc = self._call(self._state(invocation_id))
         if doc is None:
             return None
-        item = _doc_item(doc)
+        item = QueuedInvocation.from_doc(doc)
         if item.state == "dead":
             return "dead", DeadItem(item, doc.get("reason", ""), doc.get("dead_at", 0.0))
         if item.state == "queued" and item.errors:
@@ -460,7 +403,7 @@ class JetStreamQueue:
         return asyncio.run_coroutine_threadsafe(self._watch_settled(invocation_id), self._loop)
 
     async def _watch_settled(self, invocation_id: str) -> None:
-        if not _is_id(invocation_id):
+        if not is_id(invocation_id):
             return  # no such invocation: nothing to wait for
         await asyncio.wrap_future(self._ready)
         done = asyncio.get_running_loop().create_future()
@@ -491,83 +434,35 @@ class JetStreamQueue:
                     if not fut.done():
                         fut.set_result(None)
 
-    # -- dead letters ----------------------------------------------------------------------------
-    async def _scan(self, stream: str, subject: str, limit: int | None = None) -> list[tuple[int, dict[str, Any]]]:
-        """The stream's messages on `subject` (wildcards allowed), oldest first."""
-        assert self._js is not None
-        out: list[tuple[int, dict[str, Any]]] = []
-        seq = 1
-        while limit is None or len(out) < limit:
-            try:
-                raw = await self._js.get_msg(stream, seq=seq, subject=subject, next=True)
-            except NotFoundError:
-                break
-            seq = int(raw.seq or 0)
-            out.append((seq, json.loads(raw.data or b"{}")))
-            seq += 1
-        return out
-
-    @staticmethod
-    def _dead_item(doc: dict[str, Any]) -> DeadItem:
-        return DeadItem(_doc_item(doc), doc.get("reason", ""), doc.get("dead_at", 0.0))
-
+    # -- dead letters (core/triggers/jsdead.py) --------------------------------------------------
     def dead_letters(self, function_id: str | None = None, limit: int = 100) -> list[DeadItem]:
-        found = self._call(self._scan(DEAD_STREAM, f"{DEAD_SUBJECT}.{function_id or '*'}.*"))
-        return [self._dead_item(d) for _, d in reversed(found)][:limit]
-
-    def _find(self, invocation_id: str) -> tuple[int, dict[str, Any]] | None:
-        if not _is_id(invocation_id):
-            return None
-        found = self._call(self._scan(DEAD_STREAM, f"{DEAD_SUBJECT}.*.{invocation_id}", limit=1))
-        return found[0] if found else None
+        return self._call(self._dead.listed(function_id, limit))
 
     def find_dead(self, id_or_prefix: str, exact: bool = False) -> list[DeadItem]:
-        hit = self._find(id_or_prefix)
-        if hit is not None or exact:
-            return [self._dead_item(hit[1])] if hit else []
-        if not _is_id(id_or_prefix):
-            return []
-        found = self._call(self._scan(DEAD_STREAM, f"{DEAD_SUBJECT}.*.*"))
-        return [self._dead_item(d) for _, d in found if str(d.get("id", "")).startswith(id_or_prefix)][:5]
+        return self._call(self._dead.find(id_or_prefix, exact))
 
     def take_dead(self, invocation_id: str, now: float) -> QueuedInvocation | None:
-        hit = self._find(invocation_id)
-        if hit is None:
+        doc = self._call(self._dead.take(invocation_id))
+        if doc is None:
             return None
-        seq, doc = hit
-
-        async def remove() -> bool:
-            assert self._js is not None
-            try:
-                return bool(await self._js.delete_msg(DEAD_STREAM, seq))
-            except (NotFoundError, nats.errors.Error):
-                return False  # another gateway replayed or deleted it first
-
-        if not self._call(remove()):
-            return None
-        item = _doc_item(doc)
+        item = QueuedInvocation.from_doc(doc)
         item.attempt, item.errors, item.enqueued_at, item.not_before = 0, [], now, now
         # A fresh message id: the first one may still be in the server's duplicate window.
         self.enqueue(item, msg_id=f"{item.id}.replay.{now}")
         return item
 
     def delete_dead(self, invocation_id: str) -> DeadItem | None:
-        hit = self._find(invocation_id)
-        if hit is None:
-            return None
-        seq, doc = hit
+        return self._call(self._dead.delete(invocation_id))
 
-        async def remove() -> bool:
-            assert self._js is not None
-            try:
-                return bool(await self._js.delete_msg(DEAD_STREAM, seq))
-            except (NotFoundError, nats.errors.Error):
-                return False
-
-        return self._dead_item(doc) if self._call(remove()) else None
+    def trim_dead(self, keep: int) -> list[str]:
+        return self._call(self._dead.trim(keep))
 
     def queued_for(self, function_id: str) -> list[QueuedInvocation]:
-        found = self._call(self._scan(STREAM, f"{SUBJECT}.{function_id}"))
+        async def listed() -> list[tuple[int, dict[str, Any]]]:
+            assert self._js is not None
+            return await scan(self._js, STREAM, f"{SUBJECT}.{function_id}")
+
+        found = self._call(listed())
         with self._lock:
             held = {i.id for i, _ in self._buffer} | set(self._claimed)
         out = []
@@ -576,23 +471,8 @@ class JetStreamQueue:
             if doc["id"] in held or (state or {}).get("state") == "running":
                 continue
             self._seqs[doc["id"]] = seq
-            out.append(_doc_item(doc))
+            out.append(QueuedInvocation.from_doc(doc))
         return out
-
-    def trim_dead(self, keep: int) -> list[str]:
-        async def run() -> list[str]:
-            assert self._js is not None
-            count = (await self._js.stream_info(DEAD_STREAM)).state.messages
-            if count <= keep:
-                return []
-            dropped = []
-            for seq, doc in await self._scan(DEAD_STREAM, f"{DEAD_SUBJECT}.*.*", limit=count - keep):
-                with contextlib.suppress(NotFoundError, nats.errors.Error):  # another gateway trimmed it
-                    await self._js.delete_msg(DEAD_STREAM, seq)
-                    dropped.append(str(doc.get("id")))
-            return dropped
-
-        return self._call(run())
 
     def close(self) -> None:
         """Messages held here go back to the others at once rather than after ack_wait."""

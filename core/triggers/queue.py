@@ -57,6 +57,41 @@ class QueuedInvocation:
     # invoker dead-letters it with this reason instead of running it.
     give_up: str = ""
 
+    def to_doc(self, with_event: bool = True) -> dict[str, Any]:
+        """Its JSON form in JetStream's messages and state (core/triggers/jsqueue.py); `give_up`
+        is this gateway's own verdict, never sent."""
+        doc = {
+            "id": self.id,
+            "function_id": self.function_id,
+            "function_name": self.function_name,
+            "context": self.context,
+            "attempt": self.attempt,
+            "enqueued_at": self.enqueued_at,
+            "not_before": self.not_before,
+            "errors": self.errors,
+            "depth": self.depth,
+            "state": self.state,
+        }
+        if with_event:
+            doc["event"] = self.event
+        return doc
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> QueuedInvocation:
+        return cls(
+            id=doc["id"],
+            function_id=doc["function_id"],
+            function_name=doc["function_name"],
+            event=doc.get("event"),
+            context=doc.get("context") or {},
+            attempt=doc.get("attempt", 0),
+            enqueued_at=doc.get("enqueued_at", 0.0),
+            not_before=doc.get("not_before", 0.0),
+            errors=doc.get("errors") or [],
+            depth=doc.get("depth", 0),
+            state=doc.get("state", "queued"),
+        )
+
 
 @dataclass
 class DeadItem:

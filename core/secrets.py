@@ -278,20 +278,36 @@ class SecretStore:
         return doc
 
     def _shared_key(self, doc: dict[str, Any]) -> bytes | None:
-        """This gateway's key, checked against the shared records: a cluster has one key."""
-        key = self._key or self._current_key()
+        """This gateway's key, checked against the shared records: a cluster has one key. When the
+        key held here stops opening them (another gateway ran rotate-key), the key file is read
+        again: the rotated key copied there is taken without a restart. A file that does not open
+        them is never taken, so the file can only bring the cluster's own key."""
+        held = self._key
+        key = held or self._current_key()
         if "check" not in doc:
             return key
+        if held is not None and self.key_path is not None and not self._opens_doc(held, doc):
+            key = self._current_key()
         same = f"every gateway sharing this storage needs the same key ({KEY_ENV} or secrets.key_file)"
+        if self.key_path is None:
+            fix = f"set {KEY_ENV} to the key they were set with and restart"
+        elif held is not None:
+            fix = (
+                f"copy the key file of a gateway that opens them (after `cloudfn secrets rotate-key`: the one "
+                f"that rotated) to {self.key_path}, mode 0600; it is read again at the next secret read, no "
+                f"restart needed"
+            )
+        else:
+            fix = f"copy the key file of a gateway that opens them to {self.key_path}, mode 0600, and start again"
         if key is None:
             raise ConfigError(
                 f"{self.where} holds secrets but this gateway has no key ({self.key_source} does not exist): "
-                f"{same}; give it the key they were set with and restart"
+                f"{same}; {fix}"
             )
         if not self._opens_doc(key, doc):
             raise ConfigError(
                 f"the secrets key from {self.key_source} does not open {self.where} (another gateway set them "
-                f"under a different key): {same}; give it the key they were set with and restart"
+                f"under a different key, or rotated it): {same}; {fix}"
             )
         return key
 
@@ -509,7 +525,8 @@ class SecretStore:
     def _rotate_shared(self, key_path: Path) -> int:
         """Rotation on shared storage: the records are re-sealed in one transaction, then the new
         key replaces this gateway's key file. The other gateways' keys no longer open them: each
-        is told so (its next secret read, or its start) until it is given the new key file."""
+        is told so at its next secret read until the new key file is copied to its own
+        (_shared_key reads it again then)."""
         assert self._shared is not None
         new = os.urandom(32)
         pending = key_path.with_name(key_path.name + ".new")

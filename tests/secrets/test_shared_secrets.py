@@ -72,13 +72,21 @@ def test_rotation_on_one_gateway_tells_the_others_to_take_the_new_key(backends, 
     key_file = tmp_path / "a" / "secrets.key"
     b_dir = tmp_path / "b"
     b_dir.mkdir()
-    (b_dir / "secrets.key").write_bytes(key_file.read_bytes())
-    (b_dir / "secrets.key").chmod(0o600)
+    b_key = b_dir / "secrets.key"
+    b_key.write_bytes(key_file.read_bytes())
+    b_key.chmod(0o600)
     b = SecretStore(b_dir, environ={}, shared=backends[1].documents("secrets"))
     assert b.values(["x-key"]) == {"x-key": VALUE}
     assert a.rotate_key() == 1
     assert a.values(["x-key"]) == {"x-key": VALUE}
+    with pytest.raises(ConfigError, match="different key, or rotated it") as told:
+        b.values(["x-key"])
+    assert "copy the key file of a gateway that opens them" in str(told.value)
+    assert str(b_key) in str(told.value) and "no restart needed" in str(told.value)
+    b_key.write_text(key() + "\n")  # a key file that does not open them is never taken
     with pytest.raises(ConfigError, match="different key"):
         b.values(["x-key"])
-    (b_dir / "secrets.key").write_bytes(key_file.read_bytes())  # given the new key file: works again
-    assert SecretStore(b_dir, environ={}, shared=backends[1].documents("secrets")).values(["x-key"]) == {"x-key": VALUE}
+    b_key.write_bytes(key_file.read_bytes())  # given the new key file: the running gateway reads it
+    assert b.values(["x-key"]) == {"x-key": VALUE}
+    b.set("y-key", VALUE + "-b")  # and writes under it: the rotating gateway opens that
+    assert a.values(["y-key"]) == {"y-key": VALUE + "-b"}

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.executors.builds import BUILD_DIR, CACHE_DIR, BuildLimits, BuildResult, run_build
-from core.executors.sandbox import Mount
+from core.executors.builds import BUILD_DIR, CACHE_DIR, BuildLimits, BuildResult, build_spec, run_build
+from core.executors.sandbox import Mount, WorkerSpec
 
 from .manifest import NODE_LOCK, NODE_MANIFEST, PY_MANIFEST, Manifest
 
@@ -104,28 +104,33 @@ def target_dir(cache_dir: Path, build_dir: Path) -> Path:
     return cache_dir / "targets" / build_dir.name
 
 
-async def _uv(
-    sandbox: Any,
-    manifest: Manifest,
-    build_dir: Path,
-    cache_dir: Path,
-    settings: InstallSettings,
-    on_line: Callable[[str], None],
-    launcher: Any = None,
-) -> tuple[BuildResult, Path]:
-    """A source build runs the package's own code as the sandbox user, so it gets a cache of its
+@dataclass
+class UvPlan:
+    """A Python install's command and sandbox, all known before its manifest is."""
+
+    argv: list[str]
+    env: dict[str, str]
+    mounts: list[Mount]
+    network: bool
+    cache_dir: Path
+    tree: Path
+
+
+def uv_plan(
+    sandbox: Any, build_dir: Path, cache_dir: Path, settings: InstallSettings, source_builds: bool
+) -> UvPlan | str:
+    """The plan for an install in `build_dir`, with its folders made; or why there is none.
+    A source build runs the package's own code as the sandbox user, so it gets a cache of its
     own: it could otherwise plant files in the shared cache that every later install would use."""
     from core.executors.runtimes.python import PythonRuntime, _interpreter
 
-    if manifest.source_builds:
+    if source_builds:
         cache_dir = build_dir.parent / f"{build_dir.name}-cache"
-
     uv = uv_binary()
     target = target_dir(cache_dir, build_dir)
     tree = target / PY_TREE
     if uv is None:
-        return BuildResult(None, "", "uv is not installed (pip install uv)"), tree
-    (build_dir / PY_MANIFEST).write_text(manifest.text)
+        return "uv is not installed (pip install uv)"
     fresh = not cache_dir.exists()
     for d in (cache_dir, target.parent, target):
         d.mkdir(mode=0o700 if d is cache_dir else 0o755, exist_ok=True)
@@ -156,7 +161,7 @@ async def _uv(
         "-r",
         f"{BUILD_DIR}/{PY_MANIFEST}",
     ]
-    if not manifest.source_builds:
+    if not source_builds:
         argv += ["--only-binary", ":all:"]
     argv += ["--index-url", settings.pypi_index_url] if settings.pypi_index_url else ["--no-index"]
     mounts = [Mount(Path(uv), UV_IN_SANDBOX)]
@@ -169,23 +174,57 @@ async def _uv(
     if settings.pypi_find_links:
         why = _links_problem(Path(settings.pypi_find_links), sandbox.drops_uid)
         if why:
-            return _refused(why), tree
+            return why
         mounts.append(Mount(Path(settings.pypi_find_links), LINKS_IN_SANDBOX))
         argv += ["--find-links", LINKS_IN_SANDBOX]
     env = {**BASE_ENV, "UV_PYTHON_DOWNLOADS": "never", "UV_NO_CACHE_BUCKET_PRUNE": "1", **_ca_env("SSL_CERT_FILE")}
+    return UvPlan(argv, env, mounts, bool(settings.pypi_index_url), cache_dir, tree)
+
+
+def ahead_spec(sandbox: Any, build_dir: Path, cache_dir: Path, settings: InstallSettings) -> WorkerSpec | None:
+    """The sandbox of the next wheels-only Python install into `build_dir` (a scratch folder made
+    ahead), for a launcher started as that install (buildlauncher.py); None when there is none."""
+    plan = uv_plan(sandbox, build_dir, cache_dir, settings, source_builds=False)
+    if isinstance(plan, str):
+        return None
+    limits = settings.limits or BuildLimits()
+    return build_spec(sandbox, plan.argv, plan.env, build_dir, plan.cache_dir, limits, plan.mounts, plan.network)
+
+
+def _write_new(path: Path, text: str) -> None:
+    """A new file, never through whatever might already sit at `path` (a scratch folder made
+    ahead is the sandbox user's before root writes the manifest into it)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+async def _uv(
+    sandbox: Any,
+    manifest: Manifest,
+    build_dir: Path,
+    cache_dir: Path,
+    settings: InstallSettings,
+    on_line: Callable[[str], None],
+    launcher: Any = None,
+) -> tuple[BuildResult, Path]:
+    plan = uv_plan(sandbox, build_dir, cache_dir, settings, manifest.source_builds)
+    if isinstance(plan, str):
+        return _refused(plan), target_dir(cache_dir, build_dir) / PY_TREE
+    _write_new(build_dir / PY_MANIFEST, manifest.text)
     result = await run_build(
         sandbox,
-        argv,
-        env,
+        plan.argv,
+        plan.env,
         build_dir,
-        cache_dir,
+        plan.cache_dir,
         settings.limits or BuildLimits(),
-        extra_mounts=mounts,
+        extra_mounts=plan.mounts,
         on_line=on_line,
-        network=bool(settings.pypi_index_url),
+        network=plan.network,
         launcher=launcher,
     )
-    return result, tree
+    return result, plan.tree
 
 
 async def _npm(

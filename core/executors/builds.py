@@ -21,7 +21,7 @@ from core.filemodes import private_dir
 
 from .buildlauncher import ReadyLauncher
 from .cgroups import CgroupSet
-from .sandbox import HostSandbox, Mount, WorkerSpec, seal_fds
+from .sandbox import HostSandbox, Launch, Mount, WorkerSpec, seal_fds
 
 BUILD_DIR = "/build"
 CACHE_DIR = "/cache"
@@ -62,6 +62,33 @@ def reclaim(path: Path) -> None:
         os.lchown(path, 0, 0)
 
 
+def build_spec(
+    sandbox: HostSandbox,
+    argv: list[str],
+    env: dict[str, str],
+    build_dir: Path,
+    cache_dir: Path,
+    limits: BuildLimits,
+    extra_mounts: list[Mount] | None = None,
+    network: bool = False,
+) -> WorkerSpec:
+    """The sandbox of one build, as run_build launches it (and a launcher started ahead for it)."""
+    mounts = [Mount(build_dir, BUILD_DIR, rw=True), Mount(cache_dir, CACHE_DIR, rw=True), *(extra_mounts or [])]
+    spec = WorkerSpec(
+        argv=argv,
+        env=env,
+        mounts=mounts,
+        memory_mb=limits.memory_mb,
+        cpu_seconds=limits.cpu_seconds,
+        host_dir=build_dir,
+        chdir=BUILD_DIR,
+        network=network,
+    )
+    if not sandbox.bwrap:  # host paths: what the environment names (the command is mapped by the sandbox)
+        spec.env = {k: sandbox.host_path(spec, v) for k, v in env.items()}
+    return spec
+
+
 async def run_build(
     sandbox: HostSandbox,
     argv: list[str],
@@ -84,22 +111,12 @@ async def run_build(
     # One stat of a local folder, next to _own's walk: the set-up before a build is synchronous.
     if user is not None and cache_dir.stat().st_uid != user.uid:  # noqa: ASYNC240
         _own(cache_dir, sandbox)  # once: what builds add to it is theirs already
-    mounts = [Mount(build_dir, BUILD_DIR, rw=True), Mount(cache_dir, CACHE_DIR, rw=True), *(extra_mounts or [])]
-    spec = WorkerSpec(
-        argv=argv,
-        env=env,
-        mounts=mounts,
-        memory_mb=limits.memory_mb,
-        cpu_seconds=limits.cpu_seconds,
-        host_dir=build_dir,
-        chdir=BUILD_DIR,
-        network=network,
-    )
-    if not sandbox.bwrap:  # host paths: what the environment names (the command is mapped by the sandbox)
-        spec.env = {k: sandbox.host_path(spec, v) for k, v in env.items()}
+    spec = build_spec(sandbox, argv, env, build_dir, cache_dir, limits, extra_mounts, network)
     cg: CgroupSet | None = None
-    if launcher is not None and launcher.fits(limits):
-        launch = sandbox.command(spec, None)  # the launcher has joined its cgroup and set the rlimits
+    if launcher is not None and launcher.fits(limits, spec):
+        # The launcher has joined its cgroup and set the rlimits; one started as this very
+        # build (launcher.spec) has its sandbox up and needs no command.
+        launch = sandbox.command(spec, None) if launcher.spec is None else Launch([], {}, None)
         if launcher.hand_over(launch):
             proc, cg = launcher.proc, launcher.cg
         else:

@@ -1,0 +1,83 @@
+"""A build sandbox started ahead as one exact build (core/executors/buildlauncher.py): up to its
+command's exec, as the sandbox user, niced while it waits; it runs that command only when
+told, at normal priority, and never another one."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from core.executors.buildlauncher import start_launcher
+from core.executors.builds import BuildLimits, build_spec, run_build
+from core.executors.sandbox import HostSandbox
+
+SANDBOX = HostSandbox()
+pytestmark = pytest.mark.skipif(
+    not SANDBOX.bwrap or SANDBOX.cgroups is None, reason="no bwrap or cgroups: nothing is started ahead"
+)
+# What the build reports: who it runs as, its niceness, its open fds, and a mark that it ran.
+PROBE = ["/bin/sh", "-c", "id -u; nice; ls /proc/self/fd | sort -n | tr '\\n' ' '; echo; touch /build/ran"]
+ENV = {"PATH": "/usr/bin:/bin"}
+
+
+def _tree(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            kids = [int(k) for k in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
+        except OSError:
+            continue
+        out += kids
+        todo += kids
+    return out
+
+
+@pytest.fixture
+def dirs(tmp_path):
+    os.chmod(tmp_path, 0o755)
+    build, cache = tmp_path / "build", tmp_path / "cache"
+    build.mkdir(mode=0o755)
+    return build, cache
+
+
+async def test_a_build_started_ahead_runs_its_command_when_told_unniced_with_only_its_output(dirs):
+    build, cache = dirs
+    limits = BuildLimits(memory_mb=256)
+    cache.mkdir(mode=0o700)
+    spec = build_spec(SANDBOX, PROBE, ENV, build, cache, limits)
+    launcher = await start_launcher(SANDBOX, limits, spec, nice=True)
+    assert launcher is not None and launcher.spec == spec
+    waiting = [launcher.proc.pid, *_tree(launcher.proc.pid)]
+    assert all(os.getpriority(os.PRIO_PROCESS, p) == 10 for p in waiting)  # waits in the background
+    assert not (build / "ran").exists()  # up to the exec, not past it
+    result = await run_build(SANDBOX, PROBE, ENV, build, cache, limits, launcher=launcher)
+    assert result.returncode == 0, result.output
+    uid, nice, fds = result.output.splitlines()[:3]
+    assert uid != "0" and nice == "0"  # the sandbox user, back at normal priority
+    assert fds.split() == ["0", "1", "2", "3"]  # stdin, stdout, stderr (and ls's own listing)
+    assert (build / "ran").exists()
+    assert launcher.proc.returncode is not None
+    assert launcher.cg.memory is None or not launcher.cg.memory.exists()
+
+
+async def test_a_build_started_ahead_never_runs_another_command_nor_runs_when_discarded(dirs):
+    build, cache = dirs
+    limits = BuildLimits()
+    cache.mkdir(mode=0o700)
+    armed = build_spec(SANDBOX, PROBE, ENV, build, cache, limits)
+    launcher = await start_launcher(SANDBOX, limits, armed)
+    assert launcher is not None
+    other = ["/bin/sh", "-c", "echo other"]
+    assert not launcher.fits(limits, build_spec(SANDBOX, other, ENV, build, cache, limits))
+    result = await run_build(SANDBOX, other, ENV, build, cache, limits, launcher=launcher)
+    assert result.returncode == 0 and result.output.strip() == "other", result.output
+    assert launcher.proc.returncode is not None  # discarded unused: the usual way ran the build
+    assert not (build / "ran").exists()
+    # Dropped without the word: the command never runs.
+    launcher = await start_launcher(SANDBOX, limits, armed)
+    assert launcher is not None
+    await launcher.discard()
+    assert not (build / "ran").exists()

@@ -133,12 +133,14 @@ def uv_plan(
         return "uv is not installed (pip install uv)"
     fresh = not cache_dir.exists()
     for d in (cache_dir, target.parent, target):
-        d.mkdir(mode=0o700 if d is cache_dir else 0o755, exist_ok=True)
-    if sandbox.drops_uid:
-        # The cache's top is the sandbox user's from the start: run_build gives a root-owned
-        # cache to that user by walking it, which would hand back the sealed files linked here.
-        for d in (cache_dir, target) if fresh else (target,):
-            os.lchown(d, sandbox.user.uid, sandbox.user.gid)
+        d.mkdir(mode=0o700, exist_ok=True)
+    # All 0700 (data dir contract) and, where installs drop to the sandbox user, that user's: it
+    # owns the cache above them already (it could rename and remake them), so this grants nothing.
+    # The cache's top is the sandbox user's from the start: run_build gives a root-owned cache to
+    # that user by walking it, which would hand back the sealed files linked here.
+    owner = (sandbox.user.uid, sandbox.user.gid) if sandbox.drops_uid else None
+    for d in (cache_dir, target.parent, target) if fresh else (target.parent, target):
+        _private(d, owner)
     exe, _ = _interpreter()
     in_cache = f"{CACHE_DIR}/targets/{build_dir.name}/{PY_TREE}"
     argv = [
@@ -179,6 +181,16 @@ def uv_plan(
         argv += ["--find-links", LINKS_IN_SANDBOX]
     env = {**BASE_ENV, "UV_PYTHON_DOWNLOADS": "never", "UV_NO_CACHE_BUCKET_PRUNE": "1", **_ca_env("SSL_CERT_FILE")}
     return UvPlan(argv, env, mounts, bool(settings.pypi_index_url), cache_dir, tree)
+
+
+def _private(path: Path, owner: tuple[int, int] | None) -> None:
+    """0700 and `owner`'s, with one lstat when it is so already (`targets` made by an older
+    version was root's and 0755)."""
+    st = os.lstat(path)
+    if owner is not None and (st.st_uid, st.st_gid) != owner:
+        os.lchown(path, *owner)
+    if st.st_mode & 0o7777 != 0o700:
+        os.chmod(path, 0o700)
 
 
 def ahead_spec(sandbox: Any, build_dir: Path, cache_dir: Path, settings: InstallSettings) -> WorkerSpec | None:

@@ -19,8 +19,12 @@ and variable is known before the manifest is; its scratch folder is made ahead),
 goes further ahead: the whole chain runs, and a shell inside the finished sandbox, as the
 sandbox user, waits for one word on the pipe before it execs that fixed command. The bwrap
 launches (namespaces, mounts, seccomp; ~10 ms of a ~13 ms launch here) then leave the install's
-path too; what goes through the pipe is "go", never a command, and the build is handed over
-only when the spec asked for is equal to the one started.
+path too; what goes through its pipe is "go", never a command, and the build is handed over
+only when the spec asked for is equal to the one started. Any other build (a Node.js install,
+a source build) is served as a plain launcher serves it: outside the sandbox, the launching
+shell that started that chain in the background waits on the command pipe too; a command
+there closes the word's pipe (the waiting sandbox reads nothing and ends) and execs that build's
+chain in the cgroup joined ahead, so those builds skip the idle join as before.
 
 A launcher starts niced (`nice`): it is started right after an install, while the platform
 still commits that install's function, and must not take the CPU from it on a two-core host.
@@ -63,8 +67,9 @@ class ReadyLauncher:
     spec: WorkerSpec | None = None  # started ahead as this very build (its sandbox is up)
     build_dir: Path | None = None  # that build's scratch folder, made ahead (its owner removes it)
     niced: bool = False
+    go_pipe: int = -1  # the write end of the word's pipe of a sandbox started ahead (`spec`)
 
-    def fits(self, limits: BuildLimits, spec: WorkerSpec | None = None) -> bool:
+    def fits(self, limits: BuildLimits) -> bool:
         try:
             same_loop = asyncio.get_running_loop() is self.loop
         except RuntimeError:
@@ -73,17 +78,20 @@ class ReadyLauncher:
             same_loop
             and self.proc.returncode is None
             and (self.memory_mb, self.pids, self.cpu_seconds) == (limits.memory_mb, limits.pids, limits.cpu_seconds)
-            and (self.spec is None or self.spec == spec)
         )
 
-    def hand_over(self, launch: Launch) -> bool:
+    def started_as(self, spec: WorkerSpec) -> bool:
+        """Whether its sandbox, waiting, is that of the build `spec` (it then needs only "go")."""
+        return self.spec is not None and self.go_pipe >= 0 and self.spec == spec
+
+    def hand_over(self, launch: Launch, go: bool = False) -> bool:
         """Send the chain to exec (the part of `launch` after its launching shell). False when it
         cannot go this way; the caller then discards this launcher and starts the usual way.
-        Started as the build itself (`spec`), it only needs the word to go: `launch` is unused."""
+        `go` (only when started_as the build): the sandbox waiting ahead runs; `launch` is unused."""
         self.unnice()
-        if self.spec is not None:
+        if go:
             try:
-                os.write(self.pipe, GO)
+                os.write(self.go_pipe, GO)
             except OSError:
                 return False
             finally:
@@ -126,6 +134,9 @@ class ReadyLauncher:
                     pass
 
     def close_pipe(self) -> None:
+        if self.go_pipe >= 0:  # first: the sandbox ahead then never runs, whatever comes next
+            os.close(self.go_pipe)
+            self.go_pipe = -1
         if self.pipe >= 0:
             os.close(self.pipe)
             self.pipe = -1
@@ -159,14 +170,16 @@ async def start_launcher(
         '[ -n "$cmd" ] && eval "$cmd"'
     )
     chain: tuple[int, ...] = ()
+    go_r = go_w = -1
     if spec is None:
         plain = WorkerSpec(argv=[], env={}, mounts=[], memory_mb=limits.memory_mb, cpu_seconds=limits.cpu_seconds)
         argv = [sandbox.sh, "-c", sandbox._limits_script(plain, cg), "cloudfn-worker", bash, "-c", reader, ARGV0]
     else:
+        go_r, go_w = os.pipe()
         try:
-            argv, chain = _ahead(sandbox, spec, cg, bash, r, ready_w)
+            argv, chain = _ahead(sandbox, spec, cg, bash, r, go_r, ready_w)
         except (OSError, ValueError):
-            for fd in (r, w, ready_r, ready_w):
+            for fd in (r, w, go_r, go_w, ready_r, ready_w):
                 os.close(fd)
             await asyncio.to_thread(cg.remove)
             return None
@@ -179,7 +192,7 @@ async def start_launcher(
             *argv,
             env=dict(LAUNCH_ENV),
             cwd="/",
-            pass_fds=(r, ready_w, *chain),
+            pass_fds=(r, ready_w, *chain, *((go_r,) if go_r >= 0 else ())),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
@@ -188,15 +201,24 @@ async def start_launcher(
     except OSError:
         os.close(w)
         os.close(ready_r)
+        if go_w >= 0:
+            os.close(go_w)
         await asyncio.to_thread(cg.remove)
         return None
     finally:
-        os.close(r)
-        os.close(ready_w)
-        for fd in chain:
+        for fd in (r, ready_w, *chain, *((go_r,) if go_r >= 0 else ())):
             os.close(fd)
     launcher = ReadyLauncher(
-        proc, cg, w, limits.memory_mb, limits.pids, limits.cpu_seconds, asyncio.get_running_loop(), spec, niced=niced
+        proc,
+        cg,
+        w,
+        limits.memory_mb,
+        limits.pids,
+        limits.cpu_seconds,
+        asyncio.get_running_loop(),
+        spec,
+        niced=niced,
+        go_pipe=go_w,
     )
     try:
         joined = await asyncio.to_thread(os.read, ready_r, 1)
@@ -222,16 +244,30 @@ def _tree(pid: int) -> list[int]:
 
 
 def _ahead(
-    sandbox: HostSandbox, spec: WorkerSpec, cg: CgroupSet, bash: str, r: int, ready_w: int
+    sandbox: HostSandbox, spec: WorkerSpec, cg: CgroupSet, bash: str, r: int, go_r: int, ready_w: int
 ) -> tuple[list[str], tuple[int, ...]]:
     """The chain of `spec` with, as its command, a shell (the sandbox user's, inside) that says
-    ready, closes every fd the chain left it but its output, waits for the word and execs the
-    build's own command: the build gets only stdin, stdout and stderr, as a usual launch."""
+    ready, closes every fd the chain left it but its output, waits for the word on `go_r` and
+    execs the build's own command: the build gets only stdin, stdout and stderr, as a usual
+    launch. That chain is started in the background by the launching shell (root's, in the
+    cgroup, outside), which keeps only the command pipe `r`: a command there is another build,
+    exec'd as a plain launcher does; nothing there (the word went, or the launcher is dropped)
+    and it waits for the chain, whose status is then the build's."""
     chain = sandbox.command(dataclasses.replace(spec, argv=[]), cg)
+    if chain.argv[3:4] != ["cloudfn-worker"]:
+        raise ValueError("not a launching shell's chain")
     closes = " ".join(f"{fd}<&-" for fd in chain.fds)
     waits = (
         f"printf x >&{ready_w}; exec {ready_w}>&-{' ' + closes if closes else ''}; "
-        f"IFS= read -r -d '' go <&{r}; exec {r}<&-; "
+        f"IFS= read -r -d '' go <&{go_r}; exec {go_r}<&-; "
         f'[ "$go" = go ] && exec {shlex.join(spec.argv)}'
     )
-    return [*chain.argv, bash, "-c", waits, ARGV0], chain.fds
+    # Through env: bash would add SHLVL and _ to the root chain's fixed environment.
+    env = shutil.which("env", path=LAUNCH_ENV["PATH"]) or "/usr/bin/env"
+    launching = (
+        f'{env} -u _ -u SHLVL "$@" {r}<&- & exec {ready_w}>&- {go_r}<&-{" " + closes if closes else ""}; '
+        f"IFS= read -r -d '' cmd <&{r}; exec {r}<&-; "
+        '[ -n "$cmd" ] && eval "$cmd"; wait $!'
+    )
+    head, rest = chain.argv[:4], chain.argv[4:]
+    return [*head, bash, "-c", launching, ARGV0, *rest, bash, "-c", waits, ARGV0], chain.fds

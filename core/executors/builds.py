@@ -113,11 +113,12 @@ async def run_build(
         _own(cache_dir, sandbox)  # once: what builds add to it is theirs already
     spec = build_spec(sandbox, argv, env, build_dir, cache_dir, limits, extra_mounts, network)
     cg: CgroupSet | None = None
-    if launcher is not None and launcher.fits(limits, spec):
+    if launcher is not None and launcher.fits(limits):
         # The launcher has joined its cgroup and set the rlimits; one started as this very
-        # build (launcher.spec) has its sandbox up and needs no command.
-        launch = sandbox.command(spec, None) if launcher.spec is None else Launch([], {}, None)
-        if launcher.hand_over(launch):
+        # build has its sandbox up and needs no command (any other build goes the plain way).
+        go = launcher.started_as(spec)
+        launch = Launch([], {}, None) if go else sandbox.command(spec, None)
+        if launcher.hand_over(launch, go):
             proc, cg = launcher.proc, launcher.cg
         else:
             launch.close()

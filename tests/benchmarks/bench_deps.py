@@ -205,7 +205,7 @@ async def launch_breakdown(tmp: Path, rounds: int) -> None:
     if sandbox.cgroups is None or not sandbox.bwrap:
         print("(no cgroups or bwrap here: launch breakdown skipped)")
         return
-    idle, primed, ahead, whole, floor = [], [], [], [], []
+    idle, primed, ahead, whole, other, floor = [], [], [], [], [], []
     for i in range(rounds):
         launcher = await start_launcher(sandbox, BuildLimits())
         assert launcher is not None
@@ -245,6 +245,24 @@ async def launch_breakdown(tmp: Path, rounds: int) -> None:
         )
         assert res.returncode == 0 and armed.proc.returncode is not None, res.output
         whole.append(t)
+        # Another build (a Node.js install, a source build) meeting a sandbox started ahead for
+        # a Python install: it runs in that launcher's cgroup, joined ahead.
+        armed = await start_launcher(sandbox, BuildLimits(), spec)
+        assert armed is not None
+        await asyncio.sleep(0.1)
+        t, res = await timed(
+            run_build(
+                sandbox,
+                ["/bin/sh", "-c", "true"],
+                {"PATH": "/usr/bin:/bin"},
+                build,
+                tmp / "lc",
+                BuildLimits(),
+                launcher=armed,
+            )
+        )
+        assert res.returncode == 0 and armed.proc.returncode == 0, res.output
+        other.append(t)
         t0 = time.perf_counter()
         subprocess.run(["/bin/sh", "-c", "true"], check=True)
         floor.append(time.perf_counter() - t0)
@@ -252,7 +270,8 @@ async def launch_breakdown(tmp: Path, rounds: int) -> None:
     ratio_line("build sandbox launch, primed vs sh -c true", primed, floor, "(breakdown)")
     ratio_line("build sandbox launch, idle vs primed", idle, primed, "(breakdown)")
     ratio_line("launch through a launcher started ahead vs idle", ahead, idle, "(breakdown)")
-    ratio_line("launch of a sandbox started ahead vs idle", whole, idle, "(this round's change)")
+    ratio_line("launch of a sandbox started ahead vs idle", whole, idle, "(the build it was started as)")
+    ratio_line("another build through that sandbox's launcher vs idle", other, idle, "(Node.js, source builds)")
 
 
 def list_size(tmp: Path, rounds: int, count: int = 50, file_kb: int = 200) -> None:
@@ -335,7 +354,7 @@ async def main() -> None:
     print(f"{args.packages} packages of {MODULES} modules each; {args.rounds} rounds; {os.cpu_count()} cores")
 
     ours_py, bare_py, ours_js, bare_js, hit, plain = [], [], [], [], [], []
-    started_py, bare_py2, target_py = [], [], []
+    started_py, bare_py2, target_py, started_js, bare_js2 = [], [], [], [], []
     for r in range(args.rounds):
         work = tmp / f"round{r}"
         work.mkdir()
@@ -354,6 +373,22 @@ async def main() -> None:
             )
             started_py.append(t)
             assert p.deps.manager.prestarted == 1
+            if shutil.which("npm"):  # next: a Node.js install meets the Python sandbox waiting ahead
+                assert await p.deps.manager.launcher_ready()
+                bare_js2.append(bare_npm(reg, package_json, work / "npm2"))
+                await asyncio.sleep(0.2)
+                t, _ = await timed(
+                    p.create_function(
+                        {
+                            "name": "js",
+                            "runtime": "nodejs",
+                            "code": "exports.handler = () => 1;",
+                            "dependencies": package_json,
+                        }
+                    )
+                )
+                started_js.append(t)
+                assert p.deps.manager.prestarted == 2
         finally:
             await p.close()
         bare_py.append(bare_uv(wheels, requirements, work / "uv"))
@@ -394,6 +429,7 @@ async def main() -> None:
     ratio_line("python, started platform: vs bare uv --target", started_py, target_py, "<= 1.3")
     if ours_js:
         ratio_line("nodejs: cloudfn create vs bare npm install", ours_js, bare_js, "<= 1.3")
+        ratio_line("nodejs, started platform: create vs bare npm", started_js, bare_js2, "<= 1.3")
     for label, ours, peer in (
         ("started platform vs bare uv (venv)", started_py, bare_py2),
         ("started platform vs bare uv --target", started_py, target_py),

@@ -403,7 +403,12 @@ async def test_a_started_platform_installs_through_a_launcher_joined_ahead(deps_
         # Started as the next Python install itself: its sandbox is up, its scratch folder made,
         # and what waits inside is the sandbox user's shell, not root.
         assert first.spec is not None and first.build_dir is not None and first.build_dir.is_dir()
-        waiting = [pid for pid in _descendants(first.proc.pid) if _cmd(pid)[-1:] == [b"cloudfn-build"]]
+        # (its launching shell, root's and outside, has the same last argument: it started it)
+        waiting = [
+            pid
+            for pid in _descendants(first.proc.pid)
+            if _cmd(pid)[-1:] == [b"cloudfn-build"] and _cmd(pid)[2].startswith(b"printf x")
+        ]
         assert waiting and all(os.stat(f"/proc/{pid}").st_uid != 0 for pid in waiting)
         await p.create_function(py("through-launcher"))
         assert m.prestarted == 1 and m.installs == 1
@@ -443,9 +448,10 @@ def _cmd(pid: int) -> list[bytes]:
         return []
 
 
-async def test_a_node_install_leaves_the_python_sandbox_started_ahead_unused_and_removes_it(deps_flags):
-    """The sandbox waiting for a Python install does not fit a Node.js one: the install starts
-    its own, and the unused sandbox ends with its scratch folder."""
+async def test_a_node_install_runs_through_the_launcher_of_the_python_sandbox_started_ahead(deps_flags):
+    """The sandbox waiting for a Python install does not fit a Node.js one: its launching shell,
+    in the cgroup joined ahead, runs the Node.js install's own chain instead (no idle cgroup
+    join on its path), and the unused sandbox ends with its scratch folder."""
     p = open_platform(deps_flags)
     m = p.deps.manager
     try:
@@ -456,7 +462,9 @@ async def test_a_node_install_leaves_the_python_sandbox_started_ahead_unused_and
         await p.create_function({"name": "js", "runtime": "nodejs", "code": NODE_CODE, "dependencies": NODE_DEPS})
         res = await p.invoke("js", {"s": "hi"})
         assert res.success and res.result == "HI!", res.error
-        assert first.proc.returncode is not None and not first.build_dir.exists()
+        assert m.prestarted == 1
+        assert first.proc.returncode == 0  # it became npm's chain (a discarded one is killed: -9)
+        assert not first.build_dir.exists()
         assert first.cg.memory is None or not first.cg.memory.exists()
         assert [d.name for d in p.deps.root.joinpath("tmp").iterdir() if d != m.waiting_launcher.build_dir] == []
     finally:

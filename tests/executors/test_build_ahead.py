@@ -63,19 +63,36 @@ async def test_a_build_started_ahead_runs_its_command_when_told_unniced_with_onl
     assert launcher.cg.memory is None or not launcher.cg.memory.exists()
 
 
-async def test_a_build_started_ahead_never_runs_another_command_nor_runs_when_discarded(dirs):
+async def test_another_build_runs_in_the_cgroup_joined_ahead_and_the_armed_one_never_runs(dirs, tmp_path):
+    build, cache = dirs
+    limits = BuildLimits(memory_mb=64)
+    cache.mkdir(mode=0o700)
+    armed = build_spec(SANDBOX, PROBE, ENV, build, cache, limits)
+    launcher = await start_launcher(SANDBOX, limits, armed, nice=True)
+    assert launcher is not None
+    # Another build (a Node.js install, a source build) in its own folder: it runs as the
+    # sandbox user, at normal priority, with only its output fds, under the memory limit of the
+    # cgroup joined ahead (it asks for 3x that).
+    other_dir = tmp_path / "other"
+    other_dir.mkdir(mode=0o755)
+    other = ["/bin/sh", "-c", PROBE[2].replace("touch /build/ran", "exec python3 -c 'x = b\"x\" * (192 << 20)'")]
+    other_spec = build_spec(SANDBOX, other, ENV, other_dir, cache, limits)
+    assert launcher.fits(limits) and not launcher.started_as(other_spec)
+    result = await run_build(SANDBOX, other, ENV, other_dir, cache, limits, launcher=launcher)
+    uid, nice, fds = result.output.splitlines()[:3]
+    assert uid != "0" and nice == "0"
+    assert fds.split() == ["0", "1", "2", "3"]
+    assert result.returncode != 0 and "memory limit of 64 MB" in result.limit, result
+    assert launcher.proc.returncode == result.returncode  # the launcher ran it (not discarded)
+    assert not (build / "ran").exists()  # the armed command never ran
+    assert launcher.cg.memory is None or not launcher.cg.memory.exists()  # emptied and removed
+
+
+async def test_a_build_started_ahead_never_runs_when_discarded(dirs):
     build, cache = dirs
     limits = BuildLimits()
     cache.mkdir(mode=0o700)
     armed = build_spec(SANDBOX, PROBE, ENV, build, cache, limits)
-    launcher = await start_launcher(SANDBOX, limits, armed)
-    assert launcher is not None
-    other = ["/bin/sh", "-c", "echo other"]
-    assert not launcher.fits(limits, build_spec(SANDBOX, other, ENV, build, cache, limits))
-    result = await run_build(SANDBOX, other, ENV, build, cache, limits, launcher=launcher)
-    assert result.returncode == 0 and result.output.strip() == "other", result.output
-    assert launcher.proc.returncode is not None  # discarded unused: the usual way ran the build
-    assert not (build / "ran").exists()
     # Dropped without the word: the command never runs.
     launcher = await start_launcher(SANDBOX, limits, armed)
     assert launcher is not None

@@ -150,6 +150,14 @@ def _is_launcher(p: dict) -> bool:
         and cmd[1] == "-c"
         and cmd[2].startswith("printf x >&")
         and cmd[3] == "cloudfn-build"
+        # The launching shell of a build sandbox started ahead, waiting beside that sandbox's
+        # chain (its arguments follow) for another build's command.
+        or len(cmd) > 4
+        and cmd[0].endswith("/bash")
+        and cmd[1] == "-c"
+        and cmd[2].split(" ", 1)[0].endswith("/env")
+        and cmd[3] == "cloudfn-build"
+        and cmd[4].endswith("bwrap")
     )
 
 

@@ -11,7 +11,7 @@ import os
 import shutil
 import stat
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,8 @@ class DepsManager:
         self._closed = False
         self._keep_ready = False  # once prepare() was called: a long-running platform
         self.prestarted = 0  # installs whose launcher was started ahead (tests, benchmarks)
+        self._held = 0  # callers between an install and their own write (holding())
+        self._wanted = False  # a launcher to start once they are done
 
     # -- a launcher started ahead ----------------------------------------------------------------
     def prepare(self) -> None:
@@ -62,6 +64,21 @@ class DepsManager:
         if self._closed or self._launcher is not None or (self._preparing is not None and not self._preparing.done()):
             return
         self._preparing = asyncio.get_running_loop().create_task(self._prepare(), name="cloudfn-build-launcher")
+
+    @contextlib.contextmanager
+    def holding(self) -> Iterator[None]:
+        """The next install's launcher starts when this block ends rather than right after an
+        install in it: the caller's own work after the install (a create's durable write) then
+        keeps the loop and the CPU (the spawn forks this process; the chain runs on a 2-core host)."""
+        self._held += 1
+        try:
+            yield
+        finally:
+            self._held -= 1
+            if not self._held and self._wanted:
+                self._wanted = False
+                if not self._closed:
+                    self.prepare()
 
     async def _prepare(self) -> None:
         try:
@@ -76,18 +93,22 @@ class DepsManager:
 
     async def _start_ahead(self) -> ReadyLauncher | None:
         """The sandbox of the next Python install (wheels only, the common case) up to uv's exec,
-        with its scratch folder made: an install is then the manifest's write, a word on a pipe,
-        uv, the seal and the rename. Where that cannot be, a launcher in its cgroup only (Node.js
-        installs and source builds use that one's way, starting their own sandbox)."""
+        with its scratch folder made and uv's interpreter query cached: an install is then the
+        manifest's write, a word on a pipe, uv, the seal and the rename. Other builds (Node.js
+        installs, source builds) go through its launching shell, in the cgroup joined ahead.
+        Where a sandbox cannot be started ahead, a launcher in its cgroup only."""
         limits = self.settings.limits or BuildLimits()
         scratch = self.cache.scratch("ahead")
-        spec = await asyncio.to_thread(
+        ahead = await asyncio.to_thread(
             installers.ahead_spec, self.sandbox, scratch, self.cache.packages_cache, self.settings
         )
-        launcher = await start_launcher(self.sandbox, limits, spec, nice=True) if spec is not None else None
+        launcher = None
+        if ahead is not None:
+            spec, warm = ahead
+            launcher = await start_launcher(self.sandbox, limits, spec, nice=True, warm=warm, umask=installers.UMASK)
         if launcher is None:
             self._remove_scratch(scratch)
-            return await start_launcher(self.sandbox, limits, nice=True)
+            return await start_launcher(self.sandbox, limits, nice=True, umask=installers.UMASK)
         launcher.build_dir = scratch
         return launcher
 
@@ -223,7 +244,10 @@ class DepsManager:
             await asyncio.to_thread(self._commit, key, tree, meta)
         finally:
             if self._keep_ready and not self._closed:
-                self.prepare()  # for the next install
+                if self._held:
+                    self._wanted = True
+                else:
+                    self.prepare()  # for the next install
             self._remove_scratch(scratch)
             if ahead is not None and ahead != scratch:  # an unused sandbox's folder
                 self._remove_scratch(ahead)

@@ -68,8 +68,9 @@ class ReadyLauncher:
     build_dir: Path | None = None  # that build's scratch folder, made ahead (its owner removes it)
     niced: bool = False
     go_pipe: int = -1  # the write end of the word's pipe of a sandbox started ahead (`spec`)
+    umask: int = -1
 
-    def fits(self, limits: BuildLimits) -> bool:
+    def fits(self, limits: BuildLimits, umask: int = -1) -> bool:
         try:
             same_loop = asyncio.get_running_loop() is self.loop
         except RuntimeError:
@@ -78,6 +79,7 @@ class ReadyLauncher:
             same_loop
             and self.proc.returncode is None
             and (self.memory_mb, self.pids, self.cpu_seconds) == (limits.memory_mb, limits.pids, limits.cpu_seconds)
+            and self.umask == umask
         )
 
     def started_as(self, spec: WorkerSpec) -> bool:
@@ -153,11 +155,18 @@ class ReadyLauncher:
 
 
 async def start_launcher(
-    sandbox: HostSandbox, limits: BuildLimits, spec: WorkerSpec | None = None, nice: bool = False
+    sandbox: HostSandbox,
+    limits: BuildLimits,
+    spec: WorkerSpec | None = None,
+    nice: bool = False,
+    warm: list[str] | None = None,
+    umask: int = -1,
 ) -> ReadyLauncher | None:
     """A launcher for builds with `limits`, or None where it would gain nothing (no bwrap or no
     cgroups: nothing to join ahead) or cannot start. With `spec` (run_build's, from build_spec),
-    the sandbox of that one build, started up to its command's exec."""
+    the sandbox of that one build, started up to its command's exec; `warm`, a command that
+    sandbox runs (its output discarded, its failure ignored) before it is ready, such as filling
+    a cache the build reads. `umask`: the builds' (run_build's)."""
     bash = shutil.which("bash", path=LAUNCH_ENV["PATH"])
     if not sandbox.bwrap or sandbox.cgroups is None or bash is None:
         return None
@@ -177,12 +186,13 @@ async def start_launcher(
     else:
         go_r, go_w = os.pipe()
         try:
-            argv, chain = _ahead(sandbox, spec, cg, bash, r, go_r, ready_w)
+            argv, chain = _ahead(sandbox, spec, cg, bash, r, go_r, ready_w, warm)
         except (OSError, ValueError):
             for fd in (r, w, go_r, go_w, ready_r, ready_w):
                 os.close(fd)
             await asyncio.to_thread(cg.remove)
             return None
+    argv = umasked(argv, umask)
     niced = nice and NICE is not None
     if niced:
         argv = [str(NICE), "-n", str(BACKGROUND_NICE), *argv]
@@ -219,6 +229,7 @@ async def start_launcher(
         spec,
         niced=niced,
         go_pipe=go_w,
+        umask=umask,
     )
     try:
         joined = await asyncio.to_thread(os.read, ready_r, 1)
@@ -228,6 +239,16 @@ async def start_launcher(
         await launcher.discard()
         return None
     return launcher
+
+
+def umasked(argv: list[str], umask: int) -> list[str]:
+    """A launching shell's argv (`sh -c SCRIPT ...`) that sets `umask` first (-1: unchanged).
+    In the shell, not as Popen's umask=: uvloop's subprocesses take no such argument."""
+    if umask < 0:
+        return argv
+    if argv[1:2] != ["-c"]:
+        raise ValueError("not a launching shell")
+    return [argv[0], "-c", f"umask {umask:03o} && {argv[2]}", *argv[3:]]
 
 
 def _tree(pid: int) -> list[int]:
@@ -244,7 +265,14 @@ def _tree(pid: int) -> list[int]:
 
 
 def _ahead(
-    sandbox: HostSandbox, spec: WorkerSpec, cg: CgroupSet, bash: str, r: int, go_r: int, ready_w: int
+    sandbox: HostSandbox,
+    spec: WorkerSpec,
+    cg: CgroupSet,
+    bash: str,
+    r: int,
+    go_r: int,
+    ready_w: int,
+    warm: list[str] | None = None,
 ) -> tuple[list[str], tuple[int, ...]]:
     """The chain of `spec` with, as its command, a shell (the sandbox user's, inside) that says
     ready, closes every fd the chain left it but its output, waits for the word on `go_r` and
@@ -257,8 +285,9 @@ def _ahead(
     if chain.argv[3:4] != ["cloudfn-worker"]:
         raise ValueError("not a launching shell's chain")
     closes = " ".join(f"{fd}<&-" for fd in chain.fds)
+    warming = f"{shlex.join(warm)} </dev/null >/dev/null 2>&1 {ready_w}>&- {go_r}<&-; " if warm else ""
     waits = (
-        f"printf x >&{ready_w}; exec {ready_w}>&-{' ' + closes if closes else ''}; "
+        (f"exec {closes}; " if closes else "") + warming + f"printf x >&{ready_w}; exec {ready_w}>&-; "
         f"IFS= read -r -d '' go <&{go_r}; exec {go_r}<&-; "
         f'[ "$go" = go ] && exec {shlex.join(spec.argv)}'
     )

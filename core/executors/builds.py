@@ -19,7 +19,7 @@ from pathlib import Path
 
 from core.filemodes import private_dir
 
-from .buildlauncher import ReadyLauncher
+from .buildlauncher import ReadyLauncher, umasked
 from .cgroups import CgroupSet
 from .sandbox import HostSandbox, Launch, Mount, WorkerSpec, seal_fds
 
@@ -100,11 +100,13 @@ async def run_build(
     on_line: Callable[[str], None] | None = None,
     network: bool = False,
     launcher: ReadyLauncher | None = None,
+    umask: int = -1,
 ) -> BuildResult:
     """Run one build command in `build_dir` (seen as /build). `argv` and `env` name paths as the
     sandbox sees them (/build, /cache). `on_line` gets each output line as it comes (dependency
     installs show their progress live); `network` only for installs that download. `launcher`:
-    one started ahead for these limits (buildlauncher.py), taken over here either way."""
+    one started ahead for these limits (buildlauncher.py), taken over here either way. `umask`:
+    the build's (-1: the platform's own, which may be 000)."""
     private_dir(cache_dir, 0o700)
     _own(build_dir, sandbox)
     user = sandbox.user if sandbox.drops_uid else None
@@ -113,7 +115,7 @@ async def run_build(
         _own(cache_dir, sandbox)  # once: what builds add to it is theirs already
     spec = build_spec(sandbox, argv, env, build_dir, cache_dir, limits, extra_mounts, network)
     cg: CgroupSet | None = None
-    if launcher is not None and launcher.fits(limits):
+    if launcher is not None and launcher.fits(limits, umask):
         # The launcher has joined its cgroup and set the rlimits; one started as this very
         # build has its sandbox up and needs no command (any other build goes the plain way).
         go = launcher.started_as(spec)
@@ -130,6 +132,7 @@ async def run_build(
     if launcher is None:
         cg = sandbox.cgroups.create(limits.memory_mb, pids_max=limits.pids) if sandbox.cgroups is not None else None
         launch = sandbox.command(spec, cg)
+        launch.argv = umasked(launch.argv, umask)
         seal_fds()
         try:
             proc = await asyncio.create_subprocess_exec(

@@ -407,9 +407,13 @@ async def test_a_started_platform_installs_through_a_launcher_joined_ahead(deps_
         waiting = [
             pid
             for pid in _descendants(first.proc.pid)
-            if _cmd(pid)[-1:] == [b"cloudfn-build"] and _cmd(pid)[2].startswith(b"printf x")
+            if _cmd(pid)[-1:] == [b"cloudfn-build"] and b"read -r -d '' go" in _cmd(pid)[2]
         ]
         assert waiting and all(os.stat(f"/proc/{pid}").st_uid != 0 for pid in waiting)
+        # uv's look at the interpreter, done while it waited: in the package cache, the sandbox
+        # user's like the rest of it.
+        found = list((p.deps.root / "cache" / "uv").glob("interpreter-v*/**/*.msgpack"))
+        assert found and all(f.stat().st_uid == os.stat(p.deps.root / "cache").st_uid for f in found), found
         await p.create_function(py("through-launcher"))
         assert m.prestarted == 1 and m.installs == 1
         assert not first.build_dir.exists()  # the install's scratch folder, gone with it

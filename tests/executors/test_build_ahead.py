@@ -36,6 +36,13 @@ def _tree(pid: int) -> list[int]:
 
 
 @pytest.fixture
+def sandbox():
+    """Its own: a platform closed by an earlier test removes this process's cgroup folders, and a
+    sandbox made before then would start builds with no limits."""
+    return HostSandbox()
+
+
+@pytest.fixture
 def dirs(tmp_path):
     os.chmod(tmp_path, 0o755)
     build, cache = tmp_path / "build", tmp_path / "cache"
@@ -43,17 +50,17 @@ def dirs(tmp_path):
     return build, cache
 
 
-async def test_a_build_started_ahead_runs_its_command_when_told_unniced_with_only_its_output(dirs):
+async def test_a_build_started_ahead_runs_its_command_when_told_unniced_with_only_its_output(dirs, sandbox):
     build, cache = dirs
     limits = BuildLimits(memory_mb=256)
     cache.mkdir(mode=0o700)
-    spec = build_spec(SANDBOX, PROBE, ENV, build, cache, limits)
-    launcher = await start_launcher(SANDBOX, limits, spec, nice=True)
+    spec = build_spec(sandbox, PROBE, ENV, build, cache, limits)
+    launcher = await start_launcher(sandbox, limits, spec, nice=True)
     assert launcher is not None and launcher.spec == spec
     waiting = [launcher.proc.pid, *_tree(launcher.proc.pid)]
     assert all(os.getpriority(os.PRIO_PROCESS, p) == 10 for p in waiting)  # waits in the background
     assert not (build / "ran").exists()  # up to the exec, not past it
-    result = await run_build(SANDBOX, PROBE, ENV, build, cache, limits, launcher=launcher)
+    result = await run_build(sandbox, PROBE, ENV, build, cache, limits, launcher=launcher)
     assert result.returncode == 0, result.output
     uid, nice, fds = result.output.splitlines()[:3]
     assert uid != "0" and nice == "0"  # the sandbox user, back at normal priority
@@ -63,38 +70,40 @@ async def test_a_build_started_ahead_runs_its_command_when_told_unniced_with_onl
     assert launcher.cg.memory is None or not launcher.cg.memory.exists()
 
 
-async def test_another_build_runs_in_the_cgroup_joined_ahead_and_the_armed_one_never_runs(dirs, tmp_path):
+async def test_another_build_runs_in_the_cgroup_joined_ahead_and_the_armed_one_never_runs(dirs, tmp_path, sandbox):
     build, cache = dirs
-    limits = BuildLimits(memory_mb=64)
+    limits = BuildLimits(pids=24)
     cache.mkdir(mode=0o700)
-    armed = build_spec(SANDBOX, PROBE, ENV, build, cache, limits)
-    launcher = await start_launcher(SANDBOX, limits, armed, nice=True)
+    armed = build_spec(sandbox, PROBE, ENV, build, cache, limits)
+    launcher = await start_launcher(sandbox, limits, armed, nice=True)
     assert launcher is not None
     # Another build (a Node.js install, a source build) in its own folder: it runs as the
-    # sandbox user, at normal priority, with only its output fds, under the memory limit of the
-    # cgroup joined ahead (it asks for 3x that).
+    # sandbox user, at normal priority, with only its output fds, under the process limit of the
+    # cgroup joined ahead (it starts 40 processes that last; a memory limit would not show on a
+    # host with swap).
     other_dir = tmp_path / "other"
     other_dir.mkdir(mode=0o755)
-    other = ["/bin/sh", "-c", PROBE[2].replace("touch /build/ran", "exec python3 -c 'x = b\"x\" * (192 << 20)'")]
-    other_spec = build_spec(SANDBOX, other, ENV, other_dir, cache, limits)
+    many = "for i in $(seq 40); do sleep 2 & done; wait"
+    other = ["/bin/sh", "-c", PROBE[2].replace("touch /build/ran", many)]
+    other_spec = build_spec(sandbox, other, ENV, other_dir, cache, limits)
     assert launcher.fits(limits) and not launcher.started_as(other_spec)
-    result = await run_build(SANDBOX, other, ENV, other_dir, cache, limits, launcher=launcher)
+    result = await run_build(sandbox, other, ENV, other_dir, cache, limits, launcher=launcher)
     uid, nice, fds = result.output.splitlines()[:3]
     assert uid != "0" and nice == "0"
     assert fds.split() == ["0", "1", "2", "3"]
-    assert result.returncode != 0 and "memory limit of 64 MB" in result.limit, result
+    assert result.returncode != 0 and "limit of 24 processes" in result.limit, result
     assert launcher.proc.returncode == result.returncode  # the launcher ran it (not discarded)
     assert not (build / "ran").exists()  # the armed command never ran
     assert launcher.cg.memory is None or not launcher.cg.memory.exists()  # emptied and removed
 
 
-async def test_a_build_started_ahead_never_runs_when_discarded(dirs):
+async def test_a_build_started_ahead_never_runs_when_discarded(dirs, sandbox):
     build, cache = dirs
     limits = BuildLimits()
     cache.mkdir(mode=0o700)
-    armed = build_spec(SANDBOX, PROBE, ENV, build, cache, limits)
+    armed = build_spec(sandbox, PROBE, ENV, build, cache, limits)
     # Dropped without the word: the command never runs.
-    launcher = await start_launcher(SANDBOX, limits, armed)
+    launcher = await start_launcher(sandbox, limits, armed)
     assert launcher is not None
     await launcher.discard()
     assert not (build / "ran").exists()

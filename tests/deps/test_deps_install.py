@@ -470,6 +470,7 @@ async def test_a_node_install_runs_through_the_launcher_of_the_python_sandbox_st
         assert first.proc.returncode == 0  # it became npm's chain (a discarded one is killed: -9)
         assert not first.build_dir.exists()
         assert first.cg.memory is None or not first.cg.memory.exists()
+        assert await m.launcher_ready()  # the next one, started once the create was written
         assert [d.name for d in p.deps.root.joinpath("tmp").iterdir() if d != m.waiting_launcher.build_dir] == []
     finally:
         await p.close()

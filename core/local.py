@@ -316,8 +316,11 @@ class LocalPlatform(PlatformAPI):
         self.deps.check(spec, "function")
         if self.deps.manifest_of(spec) is not None:  # installed before the function exists
             self.registry.check_name_free(spec.name)
-            await self.deps.ensure(spec)
-        fn = await asyncio.to_thread(self.registry.create, spec)
+            with self.deps.holding():
+                await self.deps.ensure(spec)
+                fn = await asyncio.to_thread(self.registry.create, spec)
+        else:
+            fn = await asyncio.to_thread(self.registry.create, spec)
         self._changed("function.created", fn)
         return fn
 

@@ -11,7 +11,7 @@ import os
 import shutil
 import stat
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,8 @@ class DepsManager:
         self._closed = False
         self._keep_ready = False  # once prepare() was called: a long-running platform
         self.prestarted = 0  # installs whose launcher was started ahead (tests, benchmarks)
+        self._held = 0  # callers between an install and their own write (holding())
+        self._wanted = False  # a launcher to start once they are done
 
     # -- a launcher started ahead ----------------------------------------------------------------
     def prepare(self) -> None:
@@ -63,16 +65,62 @@ class DepsManager:
             return
         self._preparing = asyncio.get_running_loop().create_task(self._prepare(), name="cloudfn-build-launcher")
 
+    @contextlib.contextmanager
+    def holding(self) -> Iterator[None]:
+        """The next install's launcher starts when this block ends rather than right after an
+        install in it: the caller's own work after the install (a create's durable write) then
+        keeps the loop and the CPU (the spawn forks this process; the chain runs on a 2-core host)."""
+        self._held += 1
+        try:
+            yield
+        finally:
+            self._held -= 1
+            if not self._held and self._wanted:
+                self._wanted = False
+                if not self._closed:
+                    self.prepare()
+
     async def _prepare(self) -> None:
         try:
-            launcher = await start_launcher(self.sandbox, self.settings.limits or BuildLimits())
+            launcher = await self._start_ahead()
         except OSError as exc:  # the cgroup or the spawn: installs start the usual way
             log.debug("no build launcher ahead: %s", exc)
             return
         if launcher is not None and (self._closed or self._launcher is not None):
-            await launcher.discard()
+            await self._discard(launcher)
             return
         self._launcher = launcher
+
+    async def _start_ahead(self) -> ReadyLauncher | None:
+        """The sandbox of the next Python install (wheels only, the common case) up to uv's exec,
+        with its scratch folder made and uv's interpreter query cached: an install is then the
+        manifest's write, a word on a pipe, uv, the seal and the rename. Other builds (Node.js
+        installs, source builds) go through its launching shell, in the cgroup joined ahead.
+        Where a sandbox cannot be started ahead, a launcher in its cgroup only."""
+        limits = self.settings.limits or BuildLimits()
+        scratch = self.cache.scratch("ahead")
+        ahead = await asyncio.to_thread(
+            installers.ahead_spec, self.sandbox, scratch, self.cache.packages_cache, self.settings
+        )
+        launcher = None
+        if ahead is not None:
+            spec, warm = ahead
+            launcher = await start_launcher(self.sandbox, limits, spec, nice=True, warm=warm, umask=installers.UMASK)
+        if launcher is None:
+            self._remove_scratch(scratch)
+            return await start_launcher(self.sandbox, limits, nice=True, umask=installers.UMASK)
+        launcher.build_dir = scratch
+        return launcher
+
+    def _remove_scratch(self, scratch: Path) -> None:
+        shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(scratch.parent / f"{scratch.name}-cache", ignore_errors=True)  # a source build's own
+        shutil.rmtree(installers.target_dir(self.cache.packages_cache, scratch), ignore_errors=True)
+
+    async def _discard(self, launcher: ReadyLauncher) -> None:
+        await launcher.discard()
+        if launcher.build_dir is not None:
+            await asyncio.to_thread(self._remove_scratch, launcher.build_dir)
 
     @property
     def waiting_launcher(self) -> ReadyLauncher | None:
@@ -89,7 +137,7 @@ class DepsManager:
             await asyncio.shield(self._preparing)  # spawned already: its join overlaps ours
         launcher, self._launcher = self._launcher, None
         if launcher is not None and launcher.proc.returncode is not None:  # died waiting (killed from outside)
-            await launcher.discard()
+            await self._discard(launcher)
             return None
         return launcher
 
@@ -99,7 +147,7 @@ class DepsManager:
             await asyncio.gather(self._preparing, return_exceptions=True)
         launcher, self._launcher = self._launcher, None
         if launcher is not None:
-            await launcher.discard()
+            await self._discard(launcher)
 
     # -- keys ------------------------------------------------------------------------------------
     def runtime_version(self, runtime: str) -> str:
@@ -157,9 +205,13 @@ class DepsManager:
                 self.publish("build.log", {**base, "line": text})
 
         t0 = time.perf_counter()
-        scratch = self.cache.scratch(key)
+        launcher = await self._take_launcher()
+        ahead = launcher.build_dir if launcher is not None else None
+        if ahead is not None and manifest.runtime == "python" and not manifest.source_builds:
+            scratch = ahead  # the folder its sandbox binds at /build
+        else:
+            scratch = self.cache.scratch(key)
         try:
-            launcher = await self._take_launcher()
             if launcher is not None:
                 self.prestarted += 1
             try:
@@ -192,10 +244,13 @@ class DepsManager:
             await asyncio.to_thread(self._commit, key, tree, meta)
         finally:
             if self._keep_ready and not self._closed:
-                self.prepare()  # for the next install
-            shutil.rmtree(scratch, ignore_errors=True)
-            shutil.rmtree(scratch.parent / f"{scratch.name}-cache", ignore_errors=True)  # a source build's own
-            shutil.rmtree(installers.target_dir(self.cache.packages_cache, scratch), ignore_errors=True)
+                if self._held:
+                    self._wanted = True
+                else:
+                    self.prepare()  # for the next install
+            self._remove_scratch(scratch)
+            if ahead is not None and ahead != scratch:  # an unused sandbox's folder
+                self._remove_scratch(ahead)
         self.publish("build.finished", {**base, "ok": True, "packages": packages, "seconds": meta["seconds"]})
         log.info(
             "installed %d packages for %s in %.2f s",

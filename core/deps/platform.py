@@ -5,6 +5,7 @@ at first start without installing), and report what is installed."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,10 @@ class DependencySupport:
     def prepare(self) -> None:
         """A long-running platform keeps a build launcher started ahead (buildlauncher.py)."""
         self.manager.prepare()
+
+    def holding(self) -> contextlib.AbstractContextManager[None]:
+        """See DepsManager.holding: around an install and the write that follows it."""
+        return self.manager.holding()
 
     async def close(self) -> None:
         if self._manager is not None:

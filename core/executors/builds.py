@@ -19,9 +19,9 @@ from pathlib import Path
 
 from core.filemodes import private_dir
 
-from .buildlauncher import ReadyLauncher
+from .buildlauncher import ReadyLauncher, umasked
 from .cgroups import CgroupSet
-from .sandbox import HostSandbox, Mount, WorkerSpec, seal_fds
+from .sandbox import HostSandbox, Launch, Mount, WorkerSpec, seal_fds
 
 BUILD_DIR = "/build"
 CACHE_DIR = "/cache"
@@ -62,7 +62,7 @@ def reclaim(path: Path) -> None:
         os.lchown(path, 0, 0)
 
 
-async def run_build(
+def build_spec(
     sandbox: HostSandbox,
     argv: list[str],
     env: dict[str, str],
@@ -70,20 +70,9 @@ async def run_build(
     cache_dir: Path,
     limits: BuildLimits,
     extra_mounts: list[Mount] | None = None,
-    on_line: Callable[[str], None] | None = None,
     network: bool = False,
-    launcher: ReadyLauncher | None = None,
-) -> BuildResult:
-    """Run one build command in `build_dir` (seen as /build). `argv` and `env` name paths as the
-    sandbox sees them (/build, /cache). `on_line` gets each output line as it comes (dependency
-    installs show their progress live); `network` only for installs that download. `launcher`:
-    one started ahead for these limits (buildlauncher.py), taken over here either way."""
-    private_dir(cache_dir, 0o700)
-    _own(build_dir, sandbox)
-    user = sandbox.user if sandbox.drops_uid else None
-    # One stat of a local folder, next to _own's walk: the set-up before a build is synchronous.
-    if user is not None and cache_dir.stat().st_uid != user.uid:  # noqa: ASYNC240
-        _own(cache_dir, sandbox)  # once: what builds add to it is theirs already
+) -> WorkerSpec:
+    """The sandbox of one build, as run_build launches it (and a launcher started ahead for it)."""
     mounts = [Mount(build_dir, BUILD_DIR, rw=True), Mount(cache_dir, CACHE_DIR, rw=True), *(extra_mounts or [])]
     spec = WorkerSpec(
         argv=argv,
@@ -97,10 +86,41 @@ async def run_build(
     )
     if not sandbox.bwrap:  # host paths: what the environment names (the command is mapped by the sandbox)
         spec.env = {k: sandbox.host_path(spec, v) for k, v in env.items()}
+    return spec
+
+
+async def run_build(
+    sandbox: HostSandbox,
+    argv: list[str],
+    env: dict[str, str],
+    build_dir: Path,
+    cache_dir: Path,
+    limits: BuildLimits,
+    extra_mounts: list[Mount] | None = None,
+    on_line: Callable[[str], None] | None = None,
+    network: bool = False,
+    launcher: ReadyLauncher | None = None,
+    umask: int = -1,
+) -> BuildResult:
+    """Run one build command in `build_dir` (seen as /build). `argv` and `env` name paths as the
+    sandbox sees them (/build, /cache). `on_line` gets each output line as it comes (dependency
+    installs show their progress live); `network` only for installs that download. `launcher`:
+    one started ahead for these limits (buildlauncher.py), taken over here either way. `umask`:
+    the build's (-1: the platform's own, which may be 000)."""
+    private_dir(cache_dir, 0o700)
+    _own(build_dir, sandbox)
+    user = sandbox.user if sandbox.drops_uid else None
+    # One stat of a local folder, next to _own's walk: the set-up before a build is synchronous.
+    if user is not None and cache_dir.stat().st_uid != user.uid:  # noqa: ASYNC240
+        _own(cache_dir, sandbox)  # once: what builds add to it is theirs already
+    spec = build_spec(sandbox, argv, env, build_dir, cache_dir, limits, extra_mounts, network)
     cg: CgroupSet | None = None
-    if launcher is not None and launcher.fits(limits):
-        launch = sandbox.command(spec, None)  # the launcher has joined its cgroup and set the rlimits
-        if launcher.hand_over(launch):
+    if launcher is not None and launcher.fits(limits, umask):
+        # The launcher has joined its cgroup and set the rlimits; one started as this very
+        # build has its sandbox up and needs no command (any other build goes the plain way).
+        go = launcher.started_as(spec)
+        launch = Launch([], {}, None) if go else sandbox.command(spec, None)
+        if launcher.hand_over(launch, go):
             proc, cg = launcher.proc, launcher.cg
         else:
             launch.close()
@@ -112,6 +132,7 @@ async def run_build(
     if launcher is None:
         cg = sandbox.cgroups.create(limits.memory_mb, pids_max=limits.pids) if sandbox.cgroups is not None else None
         launch = sandbox.command(spec, cg)
+        launch.argv = umasked(launch.argv, umask)
         seal_fds()
         try:
             proc = await asyncio.create_subprocess_exec(

@@ -366,7 +366,12 @@ async def test_installs_link_from_the_cache_and_the_links_stay_sealed(platform):
     sandbox = platform.executor.sandbox
     if sandbox.drops_uid:  # the cache's top stays the installer's: run_build never re-owns it by walking
         assert (platform.deps.root / "cache").stat().st_uid == sandbox.user.uid
-    assert not any((platform.deps.root / "cache" / "targets").iterdir())
+    # No install's target is left; only the folder of a sandbox waiting for the next one (the
+    # first invocation started the platform, which keeps one ready).
+    await platform.deps.manager.launcher_ready()
+    waiting = platform.deps.manager.waiting_launcher
+    ahead = {waiting.build_dir.name} if waiting is not None and waiting.build_dir is not None else set()
+    assert {d.name for d in (platform.deps.root / "cache" / "targets").iterdir()} <= ahead
 
 
 def _cgroup_limits(pid: int) -> dict[str, str]:
@@ -395,8 +400,23 @@ async def test_a_started_platform_installs_through_a_launcher_joined_ahead(deps_
         limits = _cgroup_limits(first.proc.pid)
         assert limits.get("memory.limit_in_bytes", limits.get("memory.max")) == str(200 * 1024 * 1024), limits
         assert limits.get("pids.max") == "77", limits
+        # Started as the next Python install itself: its sandbox is up, its scratch folder made,
+        # and what waits inside is the sandbox user's shell, not root.
+        assert first.spec is not None and first.build_dir is not None and first.build_dir.is_dir()
+        # (its launching shell, root's and outside, has the same last argument: it started it)
+        waiting = [
+            pid
+            for pid in _descendants(first.proc.pid)
+            if _cmd(pid)[-1:] == [b"cloudfn-build"] and b"read -r -d '' go" in _cmd(pid)[2]
+        ]
+        assert waiting and all(os.stat(f"/proc/{pid}").st_uid != 0 for pid in waiting)
+        # uv's look at the interpreter, done while it waited: in the package cache, the sandbox
+        # user's like the rest of it.
+        found = list((p.deps.root / "cache" / "uv").glob("interpreter-v*/**/*.msgpack"))
+        assert found and all(f.stat().st_uid == os.stat(p.deps.root / "cache").st_uid for f in found), found
         await p.create_function(py("through-launcher"))
         assert m.prestarted == 1 and m.installs == 1
+        assert not first.build_dir.exists()  # the install's scratch folder, gone with it
         assert first.proc.returncode is not None  # it became the install, which has ended
         assert first.cg.memory is None or not first.cg.memory.exists()  # and its cgroup is gone
         res = await p.invoke("through-launcher", {"s": "ok"})
@@ -409,6 +429,51 @@ async def test_a_started_platform_installs_through_a_launcher_joined_ahead(deps_
     assert second.proc.returncode is not None
     assert second.cg.memory is None or not second.cg.memory.exists()
     assert m.waiting_launcher is None
+    assert second.build_dir is not None and not second.build_dir.exists()
+
+
+def _descendants(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            kids = Path(f"/proc/{p}/task/{p}/children").read_text().split()
+        except OSError:
+            continue
+        out += [int(k) for k in kids]
+        todo += [int(k) for k in kids]
+    return out
+
+
+def _cmd(pid: int) -> list[bytes]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
+    except OSError:
+        return []
+
+
+async def test_a_node_install_runs_through_the_launcher_of_the_python_sandbox_started_ahead(deps_flags):
+    """The sandbox waiting for a Python install does not fit a Node.js one: its launching shell,
+    in the cgroup joined ahead, runs the Node.js install's own chain instead (no idle cgroup
+    join on its path), and the unused sandbox ends with its scratch folder."""
+    p = open_platform(deps_flags)
+    m = p.deps.manager
+    try:
+        await p.start()
+        assert await m.launcher_ready()
+        first = m.waiting_launcher
+        assert first.spec is not None
+        await p.create_function({"name": "js", "runtime": "nodejs", "code": NODE_CODE, "dependencies": NODE_DEPS})
+        res = await p.invoke("js", {"s": "hi"})
+        assert res.success and res.result == "HI!", res.error
+        assert m.prestarted == 1
+        assert first.proc.returncode == 0  # it became npm's chain (a discarded one is killed: -9)
+        assert not first.build_dir.exists()
+        assert first.cg.memory is None or not first.cg.memory.exists()
+        assert await m.launcher_ready()  # the next one, started once the create was written
+        assert [d.name for d in p.deps.root.joinpath("tmp").iterdir() if d != m.waiting_launcher.build_dir] == []
+    finally:
+        await p.close()
 
 
 async def test_a_one_shot_platform_keeps_no_launcher(platform):

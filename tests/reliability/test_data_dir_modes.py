@@ -29,8 +29,15 @@ def mode(p: Path) -> int:
 
 
 def modes_outside(data_dir: Path, work_dir: Path) -> dict[str, int]:
+    """Modes of everything in the data dir but the workers' folders and what the installers
+    write inside their own caches (deps/cache/uv and npm, themselves listed: in the sandbox
+    user's 0700 package cache, so no other user reaches in; uv makes its lock files 0666
+    whatever the umask). The package cache's other folders (targets) are listed."""
     found = {}
+    own_caches = {data_dir / "deps" / "cache" / name for name in ("uv", "npm")}
     for root, dirs, files in os.walk(data_dir):
+        if Path(root) in own_caches:
+            dirs[:], files = [], []
         dirs[:] = [d for d in dirs if Path(root) / d != work_dir]
         for name in [*dirs, *files]:
             p = Path(root) / name

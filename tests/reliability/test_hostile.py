@@ -285,12 +285,24 @@ def leftovers(h: Host, marker: str) -> list[str]:
     for name, pids in ex.prewarm.members().items():  # the platform's waiting sandboxes
         live[name] = pids
         allowed |= pids
+    # The build sandbox waiting for the next Python install (started ahead up to uv's exec): the
+    # platform's own, named by the launcher it holds, running no function code.
+    deps = h.platform.deps._manager
+    waiting = deps.waiting_launcher if deps is not None else None
+    ahead: set[int] = set()
+    if waiting is not None and waiting.proc.returncode is None:
+        ahead = {waiting.proc.pid, *_descendants(waiting.proc.pid), *waiting.cg.members()}
+    allowed |= ahead
     found = []
     cg = ex.sandbox.cgroups
     for base in {cg.memory_base, cg.pids_base} - {None} if cg else ():
         for d in base.iterdir():
             if d.is_dir():
-                extra = {pid for pid in _procs(d) - live.get(d.name, set()) if _alive(pid) and not _build_launcher(pid)}
+                extra = {
+                    pid
+                    for pid in _procs(d) - live.get(d.name, set())
+                    if _alive(pid) and not _build_launcher(pid) and pid not in ahead
+                }
                 found += [f"cgroup {d.name}: {pid} {_cmdline(pid)!r}" for pid in sorted(extra)]
     foreign = set(h.foreign_roots).union(*(_descendants(r) for r in h.foreign_roots))
     for pid in sorted(_descendants(os.getpid()) - allowed - foreign):

@@ -108,6 +108,9 @@ def test_the_sandbox_uid_can_neither_signal_nor_ptrace_the_launcher(server):  # 
         else pwd.getpwnam("nobody")
     )
     for pid in launchers:
+        if _proc(pid)["uid"] != 0:
+            _sandbox_ahead_is_out_of_reach(server, pid)
+            continue
         assert _proc(pid)["uid"] == 0  # root: which is why no other uid may reach it
         out = subprocess.run(
             [
@@ -127,3 +130,34 @@ def test_the_sandbox_uid_can_neither_signal_nor_ptrace_the_launcher(server):  # 
         )
         assert out.stdout.split() == ["signal:", "EPERM", "ptrace:", "EPERM"], (out.stdout, out.stderr)
         assert Path(f"/proc/{pid}").exists(), "the launcher died"
+
+
+FROM_A_FUNCTION = (
+    "import ctypes, errno, os\n"
+    "def handler(event, context):\n"
+    "    out = []\n"
+    "    try:\n"
+    "        os.kill(event['pid'], 0)\n"
+    "        out.append('signal: allowed')\n"
+    "    except OSError as exc:\n"
+    "        out.append('signal: ' + errno.errorcode[exc.errno])\n"
+    "    libc = ctypes.CDLL(None, use_errno=True)\n"
+    f"    if libc.ptrace({PTRACE_ATTACH}, event['pid'], None, None) == 0:\n"
+    "        out.append('ptrace: allowed')\n"
+    "    else:\n"
+    "        out.append('ptrace: ' + errno.errorcode[ctypes.get_errno()])\n"
+    "    return ' '.join(out)\n"
+)
+
+
+def _sandbox_ahead_is_out_of_reach(srv, pid: int) -> None:
+    """The build sandbox started ahead for the next Python install waits as the sandbox user, in
+    user and pid namespaces of its own: a function (the same uid, in its own) can neither see,
+    signal nor ptrace it."""
+    ns = {k: os.readlink(f"/proc/{pid}/ns/{k}") for k in ("pid", "user")}
+    assert ns != {k: os.readlink(f"/proc/{srv.proc.pid}/ns/{k}") for k in ("pid", "user")}
+    _create(srv, "reach-ahead", "python", FROM_A_FUNCTION)
+    res = _invoke(srv, "reach-ahead", {"event": {"pid": pid}})
+    assert res["success"], res
+    assert "allowed" not in res["result"], res["result"]
+    assert Path(f"/proc/{pid}").exists(), "the sandbox started ahead died"

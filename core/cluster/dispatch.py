@@ -45,6 +45,7 @@ SHARED_KINDS = (
 )
 ACCEPT_WITHIN = 10.0  # seconds for some worker to take a request (they accept on arrival)
 START_MARGIN = 30.0  # seconds on top of the function's timeout: a cold start, a dependency install
+PEERS_KEPT = 300.0  # seconds a silent gateway stays known (info shows only those up)
 
 
 class Nodes:
@@ -162,6 +163,9 @@ class NatsDispatcher:
         while True:
             with contextlib.suppress(Exception):  # a reconnect in progress: the next beat goes out
                 await nc.publish(p.GATEWAYS, beat)
+            now = time.monotonic()  # restarted gateways come back under new names: forget old ones
+            for node in [n for n, at in self.peers.items() if now - at > PEERS_KEPT]:
+                del self.peers[node]
             await asyncio.sleep(p.HEARTBEAT_EVERY)  # the heartbeat's own rhythm
 
     async def _on_ping(self, msg: Any) -> None:

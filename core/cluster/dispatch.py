@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -376,7 +377,8 @@ class NatsDispatcher:
             sent = self.sent.get
             if warm_free:  # by this gateway's own count: sequential calls stay on one warm worker
                 return p.node_invoke(min(warm_free, key=lambda n: (sent(n, 0), n)))
-            return p.node_invoke(min(free, key=lambda n: (sent(n, 0) + up[n].get("load", 0), n)))
+            # Ties at random: gateways that read the same heartbeats would all pick the same node.
+            return p.node_invoke(min(free, key=lambda n: (sent(n, 0) + up[n].get("load", 0), random.random())))
         return f"{p.INVOKE}.{runtime}"
 
     def _secrets(self, fn: Function) -> dict[str, str]:

@@ -375,8 +375,10 @@ class NatsDispatcher:
             warm = self.warm.get(key, set())
             warm_free = [n for n in free if n in warm or key in up[n].get("warm", ())]
             sent = self.sent.get
-            if warm_free:  # by this gateway's own count: sequential calls stay on one warm worker
-                return p.node_invoke(min(warm_free, key=lambda n: (sent(n, 0), n)))
+            if warm_free:
+                # By this gateway's own count, ties by its own (per-process, salted) string hash:
+                # sequential calls stay on one warm worker, and gateways do not all pick the same.
+                return p.node_invoke(min(warm_free, key=lambda n: (sent(n, 0), hash(n))))
             # Ties at random: gateways that read the same heartbeats would all pick the same node.
             return p.node_invoke(min(free, key=lambda n: (sent(n, 0) + up[n].get("load", 0), random.random())))
         return f"{p.INVOKE}.{runtime}"

@@ -64,8 +64,9 @@ def credentials(config: Config, environ: dict[str, str] | None = None) -> dict[s
     return out
 
 
-async def connect(config: Config, name: str) -> Client:
-    """Connected, or Unavailable naming the URL (never the credentials)."""
+async def connect(config: Config, name: str, no_echo: bool = False) -> Client:
+    """Connected, or Unavailable naming the URL (never the credentials). `no_echo`: the server
+    does not send this connection its own messages back."""
     url = config["cluster.nats_url"]
     kwargs = credentials(config)
     errors: list[str] = []
@@ -97,6 +98,7 @@ async def connect(config: Config, name: str) -> Client:
                 error_cb=error_cb,
                 disconnected_cb=disconnected_cb,
                 reconnected_cb=reconnected_cb,
+                no_echo=no_echo,
                 **kwargs,
             ),
             CONNECT_TIMEOUT,

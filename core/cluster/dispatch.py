@@ -3,8 +3,10 @@ ExecutionService, and the invocation runs on a `cloudfn worker` instead.
 
 The version's definition goes to the JetStream object store once (keyed by its digest); the
 request names the digest, and the worker refuses to run code whose digest differs. A worker
-that has the version warm and a free slot is asked directly (its heartbeat says so); otherwise
-the queue group spreads requests over all workers.
+with a free slot is asked directly (warm for the version if one is, by its heartbeats and
+answers), and answers once; the queue group spreads requests only when no worker is known to
+have room. Per invocation a gateway sends the request and receives the result, nothing else
+unless another gateway is up to read its events.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -43,6 +46,7 @@ SHARED_KINDS = (
 )
 ACCEPT_WITHIN = 10.0  # seconds for some worker to take a request (they accept on arrival)
 START_MARGIN = 30.0  # seconds on top of the function's timeout: a cold start, a dependency install
+PEERS_KEPT = 300.0  # seconds a silent gateway stays known (info shows only those up)
 
 
 class Nodes:
@@ -114,6 +118,8 @@ class NatsDispatcher:
         self._boxes: dict[str, asyncio.Queue[Any]] = {}
         self._digests: dict[tuple[str, int, str], str] = {}
         self._lease_task: asyncio.Task[None] | None = None
+        self.peers: dict[str, float] = {}  # other gateways -> when last heard (monotonic)
+        self._beat_task: asyncio.Task[None] | None = None
 
     # -- connection --------------------------------------------------------------------------
     def warm_up(self) -> None:
@@ -121,18 +127,22 @@ class NatsDispatcher:
             self._connecting = asyncio.get_running_loop().create_task(self._connect(), name="cloudfn-nats-connect")
 
     async def _connect(self) -> None:
-        nc = await connect(self.config, "cloudfn-gateway")
+        nc = await connect(self.config, "cloudfn-gateway", no_echo=True)
         js = nc.jetstream()
         self._obs = await js.create_object_store(p.CODE_BUCKET)
         await nc.subscribe(p.HEARTBEAT, cb=self._on_heartbeat)
         self._inbox = nc.new_inbox()
         await nc.subscribe(f"{self._inbox}.*", cb=self._on_reply)
-        await nc.publish(p.PING, b"")
+        await nc.subscribe(p.GATEWAYS, cb=self._on_gateway)
+        await nc.subscribe(p.PING, cb=self._on_ping)
         if self.bus is not None:
             await nc.subscribe(f"{p.EVENTS}.>", cb=self._on_shared_event)
             self._share_task = asyncio.get_running_loop().create_task(
                 self._share(nc, self.bus), name="cloudfn-share-events"
             )
+        # Subscribed first: the others' answers to this ping, and their events, find us listening.
+        await nc.publish(p.PING, b"")
+        self._beat_task = asyncio.get_running_loop().create_task(self._beat(nc), name="cloudfn-gateway-heartbeat")
         self._nc = nc
         if self.lease is not None:
             self._lease_task = asyncio.get_running_loop().create_task(self.lease.run(js), name="cloudfn-lease")
@@ -149,12 +159,45 @@ class NatsDispatcher:
         assert self._nc is not None
         return self._nc
 
+    async def _beat(self, nc: Client) -> None:
+        beat = p.dumps({"node": self.node})
+        while True:
+            with contextlib.suppress(Exception):  # a reconnect in progress: the next beat goes out
+                await nc.publish(p.GATEWAYS, beat)
+            now = time.monotonic()  # restarted gateways come back under new names: forget old ones
+            for node in [n for n, at in self.peers.items() if now - at > PEERS_KEPT]:
+                del self.peers[node]
+            await asyncio.sleep(p.HEARTBEAT_EVERY)  # the heartbeat's own rhythm
+
+    async def _on_ping(self, msg: Any) -> None:
+        if self._nc is not None:
+            with contextlib.suppress(Exception):
+                await self._nc.publish(p.GATEWAYS, p.dumps({"node": self.node}))
+
+    async def _on_gateway(self, msg: Any) -> None:
+        try:
+            node = json.loads(msg.data).get("node")
+        except (ValueError, AttributeError):
+            return
+        if isinstance(node, str) and node != self.node:
+            self.peers[node] = time.monotonic()
+
+    def gateways(self) -> list[str]:
+        """The other gateways heard from within DOWN_AFTER seconds."""
+        now = time.monotonic()
+        return sorted(n for n, at in self.peers.items() if now - at <= p.DOWN_AFTER)
+
+    def _peer_up(self) -> bool:
+        now = time.monotonic()
+        return any(now - at <= p.DOWN_AFTER for at in self.peers.values())
+
     async def _share(self, nc: Client, bus: EventBus) -> None:
         """This gateway's events (invocations, logs, alerts...) to the other gateways, so every
         gateway's SSE stream, `logs -f` and console show the whole cluster. Events that came from
-        another gateway carry its name in `gateway` and are not sent back."""
+        another gateway carry its name in `gateway` and are not sent back. With no other gateway
+        up, nothing is sent: two messages per invocation that nobody would read."""
         async for ev in bus.subscribe(set(SHARED_KINDS)):
-            if ev.data.get("gateway", self.node) != self.node:
+            if ev.data.get("gateway", self.node) != self.node or not self._peer_up():
                 continue
             with contextlib.suppress(Exception):  # NATS reconnecting: those events stay local
                 await nc.publish(f"{p.EVENTS}.{self.node}.{ev.kind}", p.dumps(dict(ev.data, gateway=self.node)))
@@ -242,7 +285,7 @@ class NatsDispatcher:
         if direct:
             self.sent[direct] = self.sent.get(direct, 0) + 1
         try:
-            msg = await self._exchange(nc, subject, body, fn)
+            reply = await self._exchange(nc, subject, body, fn, direct)
         except NoRespondersError:
             if direct:  # it left since its last heartbeat: any worker will do
                 self.warm.get(f"{fn.id}:{fn.version}", set()).discard(direct)
@@ -253,7 +296,6 @@ class NatsDispatcher:
         finally:
             if direct:
                 self.sent[direct] -= 1
-        reply = json.loads(msg.data)
         node = str(reply.get("node", ""))
         key = f"{fn.id}:{fn.version}"
         if reply.get("warm"):
@@ -264,42 +306,47 @@ class NatsDispatcher:
             self.burst.setdefault(fn.id, {})[node] = reply["burst"]
         return InvokeResult.model_validate(reply["result"])
 
-    async def _exchange(self, nc: Client, subject: str, body: bytes, fn: Function) -> Any:
-        """Request and answer, with the worker's acceptance in between: the worker says at once
-        that it took the request, so a worker that dies mid-invocation (its heartbeats stop) is
-        noticed within DOWN_AFTER seconds, not at the end of the function's timeout. Replies come
-        to one wildcard inbox of this gateway (no subscription per request)."""
+    async def _exchange(self, nc: Client, subject: str, body: bytes, fn: Function, node: str | None) -> dict[str, Any]:
+        """Request and answer. Replies come to one wildcard inbox of this gateway (no
+        subscription per request). `node`: the worker it was sent to, which answers once, with
+        the result. Sent to the queue group instead, some worker takes it and says at once which
+        (its "accepted"). Either way the gateway then watches that node's heartbeats, so a worker
+        that dies mid-invocation is noticed within DOWN_AFTER seconds, not at the end of the
+        function's timeout."""
         token = uuid.uuid4().hex
         box: asyncio.Queue[Any] = asyncio.Queue()
         self._boxes[token] = box
         try:
             await nc.publish(subject, body, reply=f"{self._inbox}.{token}")
-            try:
-                first = await asyncio.wait_for(box.get(), ACCEPT_WITHIN)
-            except TimeoutError:
-                raise _WorkerLost(f"no worker took the invocation within {ACCEPT_WITHIN:g} s") from None
-            if first.headers and first.headers.get("Status") == "503":
-                raise NoRespondersError
-            doc = json.loads(first.data)
-            if "result" in doc:  # its "accepted" could not be sent: the answer came alone
-                return first
-            node = str(doc.get("accepted", ""))
             deadline = time.monotonic() + fn.timeout + START_MARGIN
             while True:
-                try:
-                    return await asyncio.wait_for(
-                        box.get(), min(p.HEARTBEAT_EVERY, max(0.01, deadline - time.monotonic()))
-                    )
-                except TimeoutError:
-                    if not self.nodes.alive(node):
-                        raise _WorkerLost(
-                            f"worker {node} stopped answering during the invocation (no heartbeat "
-                            f"for {p.DOWN_AFTER:g} s); it may have run"
-                        ) from None
-                    if time.monotonic() >= deadline:
-                        raise _WorkerLost(
-                            f"no answer from worker {node} within {fn.timeout + START_MARGIN:g} s; it may have run"
-                        ) from None
+                if node is None:
+                    try:
+                        msg = await asyncio.wait_for(box.get(), ACCEPT_WITHIN)
+                    except TimeoutError:
+                        raise _WorkerLost(f"no worker took the invocation within {ACCEPT_WITHIN:g} s") from None
+                else:
+                    try:
+                        msg = await asyncio.wait_for(
+                            box.get(), min(p.HEARTBEAT_EVERY, max(0.01, deadline - time.monotonic()))
+                        )
+                    except TimeoutError:
+                        if not self.nodes.alive(node):
+                            raise _WorkerLost(
+                                f"worker {node} stopped answering during the invocation (no heartbeat "
+                                f"for {p.DOWN_AFTER:g} s); it may have run"
+                            ) from None
+                        if time.monotonic() >= deadline:
+                            raise _WorkerLost(
+                                f"no answer from worker {node} within {fn.timeout + START_MARGIN:g} s; it may have run"
+                            ) from None
+                        continue
+                if msg.headers and msg.headers.get("Status") == "503":
+                    raise NoRespondersError
+                doc: dict[str, Any] = json.loads(msg.data)
+                if "result" in doc:
+                    return doc
+                node = str(doc.get("accepted", "")) or node  # the result follows
         finally:
             del self._boxes[token]
 
@@ -316,15 +363,25 @@ class NatsDispatcher:
         return f"Unavailable: no worker can take runtime {fn.runtime!r} (workers: {names})"
 
     def _subject(self, fn: Function) -> str:
-        """A live worker that has the version warm (its last answer or heartbeat said so) and
-        room to spare, else the queue group, which spreads requests over all workers."""
+        """A live worker with room to spare, asked directly (it answers once, with the result):
+        one that has the version warm (its last answer or heartbeat said so), else the least
+        busy that has the runtime. With none known (no heartbeat yet) or all full, the queue
+        group, which spreads requests over all workers."""
         key = f"{fn.id}:{fn.version}"
-        up = {d["node"]: d for d in self.nodes.up()}
-        known = self.warm.get(key, set()) | {n for n, d in up.items() if key in d.get("warm", ())}
-        free = [n for n in known if n in up and up[n].get("load", 0) + self.sent.get(n, 0) < up[n].get("capacity", 0)]
+        runtime = normalize_runtime(fn.runtime)
+        up = {d["node"]: d for d in self.nodes.up() if runtime in d.get("runtimes", {})}
+        free = [n for n, d in up.items() if d.get("load", 0) + self.sent.get(n, 0) < d.get("capacity", 0)]
         if free:
-            return p.node_invoke(min(free, key=lambda n: self.sent.get(n, 0)))
-        return f"{p.INVOKE}.{normalize_runtime(fn.runtime)}"
+            warm = self.warm.get(key, set())
+            warm_free = [n for n in free if n in warm or key in up[n].get("warm", ())]
+            sent = self.sent.get
+            if warm_free:
+                # By this gateway's own count, ties by its own (per-process, salted) string hash:
+                # sequential calls stay on one warm worker, and gateways do not all pick the same.
+                return p.node_invoke(min(warm_free, key=lambda n: (sent(n, 0), hash(n))))
+            # Ties at random: gateways that read the same heartbeats would all pick the same node.
+            return p.node_invoke(min(free, key=lambda n: (sent(n, 0) + up[n].get("load", 0), random.random())))
+        return f"{p.INVOKE}.{runtime}"
 
     def _secrets(self, fn: Function) -> dict[str, str]:
         names = held_by(fn)
@@ -370,6 +427,7 @@ class NatsDispatcher:
             "leader": self.lease.holder if self.lease else None,
             "is_leader": bool(self.lease and self.lease.leader),
             "nodes": self.nodes.describe(),
+            "gateways": sorted([self.node, *self.gateways()]),
         }
         return {"mode": "cluster gateway", "cluster": cluster}
 
@@ -397,9 +455,10 @@ class NatsDispatcher:
 
     async def close(self) -> None:
         self._closed = True
-        if self._share_task is not None:
-            self._share_task.cancel()
-            await asyncio.gather(self._share_task, return_exceptions=True)
+        for task in (self._share_task, self._beat_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         if self._lease_task is not None:  # first: the lease goes to another gateway at once
             self._lease_task.cancel()
             await asyncio.gather(self._lease_task, return_exceptions=True)

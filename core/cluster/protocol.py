@@ -16,7 +16,8 @@ from core.models import Function
 INVOKE = "cloudfn.invoke"  # a queue group of all workers
 WORKERS_GROUP = "workers"
 HEARTBEAT = "cloudfn.nodes.heartbeat"
-PING = "cloudfn.nodes.ping"  # a gateway that just connected: every node beats at once
+GATEWAYS = "cloudfn.gateways.heartbeat"  # gateways beat too: one shares its events only with others up
+PING = "cloudfn.nodes.ping"  # a gateway that just connected: every node (gateways too) beats at once
 CONTROL = "cloudfn.control"  # retire / replace a function's workers, to every worker
 EVENTS = "cloudfn.events"  # cloudfn.events.<gateway>.<kind>: what a gateway's event bus carries
 CODE_BUCKET = "cloudfn-code"  # JetStream object store: function versions by digest

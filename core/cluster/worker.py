@@ -42,6 +42,7 @@ class Worker:
         self.platform = platform
         self.executor = platform.executor
         self.node = p.node_id(config, "worker")
+        self.subject = p.node_invoke(self.node)  # asked directly: the gateway knows who runs it
         self.capacity: int = config["runtime.max_concurrent"]
         self.load = 0
         self.served = 0
@@ -68,7 +69,7 @@ class Worker:
         self.obs = await js.create_object_store(p.CODE_BUCKET)
         runtimes = [name for name, info in self.executor.runtimes().items() if info.get("available")]
         taking = [await nc.subscribe(f"{p.INVOKE}.{rt}", queue=p.WORKERS_GROUP, cb=self._on_invoke) for rt in runtimes]
-        taking.append(await nc.subscribe(p.node_invoke(self.node), cb=self._on_invoke))
+        taking.append(await nc.subscribe(self.subject, cb=self._on_invoke))
         await nc.subscribe(p.CONTROL, cb=self._on_control)
         await nc.subscribe(p.PING, cb=self._on_ping)
         beats = asyncio.create_task(self._beat(), name="cloudfn-heartbeat")
@@ -138,8 +139,9 @@ class Worker:
 
     async def _on_invoke(self, msg: Msg) -> None:
         # nats-py runs a subscription's callbacks one at a time: each invocation gets a task.
-        with contextlib.suppress(Exception):  # taken: the gateway now watches this node's heartbeats
-            await msg.respond(p.dumps({"accepted": self.node}))
+        if msg.subject != self.subject:  # from the queue group: the gateway learns who took it
+            with contextlib.suppress(Exception):  # now it watches this node's heartbeats
+                await msg.respond(p.dumps({"accepted": self.node}))
         task = asyncio.create_task(self._serve(msg))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

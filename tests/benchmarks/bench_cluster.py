@@ -2,22 +2,28 @@
 workers, against the embedded platform (`cloudfn serve` without cluster.nats_url) and a bare NATS
 request-reply echo, side by side in one run.
 
-    python tests/benchmarks/bench_cluster.py [--duration 3] [--connections 16]
+    python tests/benchmarks/bench_cluster.py [--duration 3] [--connections 16] [--rounds 3]
 
-Every target gets the same Python hello function, invoked over HTTP on loopback by 16 concurrent
-httpx clients for `--duration` seconds after a warm-up: p50, p99 (ms) and requests/s. The echo is
-nats-py's request() to a responder in another process, 16 at a time. Goal: the gateway's p50
-minus the embedded p50 is at most 2x the echo's p50. Not collected by pytest.
+Every target gets the same Python hello function, invoked over HTTP on loopback by `--connections`
+concurrent httpx clients: p50, p99 (ms) and requests/s. The echo is nats-py's request() to a
+responder in another process, as many at a time. All targets run at once, each cluster on its own
+nats-server, and are measured in turn, `--rounds` times for `--duration / --rounds` seconds each
+after a warm-up, in a rotated order: on a shared machine the load drifts, and alternating
+exposes every target to it alike. A target's figures are the median over rounds; the goal (the gateway's p50 minus the
+embedded p50 at most 2x the echo's p50) is checked per round, with the median and range of those
+ratios. Not collected by pytest.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -52,6 +58,9 @@ asyncio.run(main())
 """
 
 
+Call = Callable[[], Awaitable[None]]
+
+
 def pct(values: list[float], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, int(q * len(s)))]
@@ -72,103 +81,116 @@ async def load(call, duration: float, connections: int) -> dict[str, float]:
     return {"p50": pct(lat, 0.5), "p99": pct(lat, 0.99), "rps": len(lat) / (time.perf_counter() - t0)}
 
 
-async def http_target(url: str, token: str, duration: float, connections: int) -> dict[str, float]:
+async def http_client(url: str, token: str, connections: int) -> tuple[httpx.AsyncClient, Call]:
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    async with httpx.AsyncClient(
-        base_url=url, headers={"authorization": f"Bearer {token}"}, limits=limits, timeout=60
-    ) as c:
-        r = await c.post("/api/v1/functions", json=FN)
-        assert r.status_code in (200, 201), r.text
+    c = httpx.AsyncClient(base_url=url, headers={"authorization": f"Bearer {token}"}, limits=limits, timeout=60)
+    r = await c.post("/api/v1/functions", json=FN)
+    assert r.status_code in (200, 201), r.text
 
-        async def call() -> None:
-            r = await c.post("/api/v1/functions/hello/invoke", json={"event": "bench"})
-            assert r.status_code == 200 and r.json()["success"], r.text
+    async def call() -> None:
+        r = await c.post("/api/v1/functions/hello/invoke", json={"event": "bench"})
+        assert r.status_code == 200 and r.json()["success"], r.text
 
-        await load(call, 1.0, connections)  # warm-up: workers started everywhere
-        return await load(call, duration, connections)
+    return c, call
 
 
-async def echo_target(nats_url: str, token: str, duration: float, connections: int) -> dict[str, float]:
+async def measure(targets: dict[str, tuple[str, str]], nats_url: str, token: str, args) -> dict:
+    """Each target's per-round figures, targets taking turns within every round."""
     import nats
 
     nc = await nats.connect(nats_url, token=token)
     body = b'{"event":"bench"}' * 4
 
-    async def call() -> None:
+    async def echo() -> None:
         await nc.request("bench.echo", body, timeout=10)
 
-    await load(call, 1.0, connections)
-    out = await load(call, duration, connections)
-    await nc.close()
-    return out
+    calls: dict[str, Call] = {"NATS echo": echo}
+    clients = []
+    for name, (url, tok) in targets.items():
+        client, calls[name] = await http_client(url, tok, args.connections)
+        clients.append(client)
+    try:
+        for call in calls.values():  # warm-up: workers started everywhere
+            await load(call, 1.0, args.connections)
+        rounds: dict[str, list[dict[str, float]]] = {name: [] for name in calls}
+        names = list(calls)
+        for r in range(args.rounds):
+            # Rotated each round: whatever the previous target leaves running (its history flush)
+            # falls on every target in turn.
+            for name in names[r % len(names) :] + names[: r % len(names)]:
+                rounds[name].append(await load(calls[name], args.duration / args.rounds, args.connections))
+        return rounds
+    finally:
+        for client in clients:
+            await client.aclose()
+        await nc.close()
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--duration", type=float, default=3.0)
+    ap.add_argument("--duration", type=float, default=3.0, help="seconds per target, over all rounds")
     ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench-cluster-"))
-    results: dict[str, dict[str, float]] = {}
-    nats = start_test_nats(root)
+    natss = []
     procs: list = []
+    pg = None
     try:
-        echo = subprocess.Popen([sys.executable, "-c", ECHO, nats.url, nats.token], stdout=subprocess.PIPE, text=True)
+        echo_nats = start_test_nats(root / "n1")
+        natss.append(echo_nats)
+        echo = subprocess.Popen(
+            [sys.executable, "-c", ECHO, echo_nats.url, echo_nats.token], stdout=subprocess.PIPE, text=True
+        )
         procs.append(echo)
         assert echo.stdout is not None and echo.stdout.readline().strip() == "ready"
-        results["NATS echo"] = asyncio.run(echo_target(nats.url, nats.token, args.duration, args.connections))
         emb = start_server(root / "embedded", "--mode", "release")
         procs.append(emb.proc)
-        results["embedded"] = asyncio.run(http_target(emb.url, emb.token or "", args.duration, args.connections))
-        emb.stop()
-        workers = [start_worker(root / "w1", nats, "bench1")]
-        procs.extend(w.proc for w in workers)
-        gw = start_gateway(root / "gw", nats)
-        procs.append(gw.proc)
-        results["gateway + 1 worker"] = asyncio.run(
-            http_target(gw.url, gw.token or "", args.duration, args.connections)
-        )
-        workers.append(start_worker(root / "w2", nats, "bench2"))
-        procs.append(workers[-1].proc)
-        gw.stop()
-        gw = start_gateway(root / "gw2", nats)
-        procs.append(gw.proc)
-        results["gateway + 2 workers"] = asyncio.run(
-            http_target(gw.url, gw.token or "", args.duration, args.connections)
-        )
-        gw.stop()
-        if available():  # the cluster as `cloudfn cluster up` runs it: two gateways' store in PostgreSQL
+        targets: dict[str, tuple[str, str]] = {"embedded": (emb.url, emb.token or "")}
+
+        def cluster(name: str, nats, workers: int, **env: str) -> None:
+            for i in range(workers):
+                procs.append(start_worker(root / f"{name}-w{i}", nats, f"{name}-{i}").proc)
+            gw = start_gateway(root / f"{name}-gw", nats, **env)
+            procs.append(gw.proc)
+            targets[{"one": "gateway + 1 worker", "two": "gateway + 2 workers"}.get(name, name)] = (
+                gw.url,
+                gw.token or "",
+            )
+
+        cluster("one", echo_nats, 1)  # the echo's responder idles on that server meanwhile
+        natss.append(start_test_nats(root / "n2"))
+        cluster("two", natss[-1], 2)
+        if available():  # the cluster as `cloudfn cluster up` runs it: the gateway's store in PostgreSQL
             pg = PostgresServer()
             pg.start()
-            try:
-                gw = start_gateway(root / "gw-pg", nats, CLOUDFN_STORAGE_URL=pg.url(pg.create_database()))
-                procs.append(gw.proc)
-                results["gateway on PG + 2 workers"] = asyncio.run(
-                    http_target(gw.url, gw.token or "", args.duration, args.connections)
-                )
-                gw.stop()
-            finally:
-                pg.close()
-        for w in workers:
-            w.stop()
+            natss.append(start_test_nats(root / "n3"))
+            cluster("gateway on PG + 2 workers", natss[-1], 2, CLOUDFN_STORAGE_URL=pg.url(pg.create_database()))
+        rounds = asyncio.run(measure(targets, echo_nats.url, echo_nats.token, args))
     finally:
         for pr in procs:
             if pr.poll() is None:
                 pr.kill()
                 pr.wait()
-        nats.stop()
+        if pg is not None:
+            pg.close()
+        for n in natss:
+            n.stop()
     print(
         f"{'target':<26} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8}   ({args.connections} connections, "
-        f"{args.duration:g} s)"
+        f"{args.rounds} rounds, {args.duration:g} s per target; medians over rounds)"
     )
-    for name, r in results.items():
+    med = {name: {k: statistics.median(r[k] for r in rs) for k in ("p50", "p99", "rps")} for name, rs in rounds.items()}
+    for name, r in med.items():
         print(f"{name:<26} {r['p50']:>8.2f} {r['p99']:>8.2f} {r['rps']:>8.0f}")
-    echo50, emb50 = results["NATS echo"]["p50"], results["embedded"]["p50"]
-    for name in [n for n in results if n.startswith("gateway")]:
-        over = results[name]["p50"] - emb50
+    echo_r, emb_r = rounds["NATS echo"], rounds["embedded"]
+    for name in [n for n in rounds if n.startswith("gateway")]:
+        ratios = sorted((g["p50"] - e["p50"]) / x["p50"] for g, e, x in zip(rounds[name], emb_r, echo_r, strict=True))
+        over = med[name]["p50"] - med["embedded"]["p50"]
         print(
-            f"{name}: p50 overhead over embedded {over:.2f} ms = {over / echo50:.2f}x the echo's p50 "
-            f"(goal <= 2x); throughput {results[name]['rps'] / results['embedded']['rps']:.2f}x embedded"
+            f"{name}: p50 overhead over embedded {over:.2f} ms; per round {statistics.median(ratios):.2f}x the "
+            f"echo's p50 (range {ratios[0]:.2f}-{ratios[-1]:.2f}; goal <= 2x); throughput "
+            f"{med[name]['rps'] / med['embedded']['rps']:.2f}x embedded"
         )
 
 

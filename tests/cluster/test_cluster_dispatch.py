@@ -84,7 +84,7 @@ async def test_an_update_runs_the_new_code_on_every_worker(cluster, name):
         assert all(r.success for r in await asyncio.gather(*(api.invoke(name, 1) for i in range(8))))
         await api.update_function(name, {"code": "def handler(event, context):\n    return 'v2'\n"})
         results = await asyncio.gather(*(api.invoke(name, 1) for i in range(8)))
-        assert [r.result for r in results] == ["v2"] * 8
+        assert [r.result for r in results] == ["v2"] * 8, [(r.error_type, r.error) for r in results]
     finally:
         await api.close()
 
@@ -120,6 +120,61 @@ async def test_a_worker_refuses_code_that_does_not_hash_to_its_digest(cluster, n
         assert answer["success"] is False and "refused" in answer["error"] and "pwned" not in msg.data.decode()
     finally:
         await nc.close()
+
+
+async def test_a_worker_asked_directly_answers_once_with_the_result(cluster, nats_server):
+    """Sent to one worker's own subject (what a gateway does when it knows a worker with room),
+    the answer is the result alone: no "accepted" round trip first (issue 18's dispatch cost)."""
+    nc = await nats.connect(nats_server.url, token=nats_server.token)
+    try:
+        inbox = nc.new_inbox()
+        sub = await nc.subscribe(inbox)
+        request = {"digest": "1" * 64, "event": None, "context": {}, "request_id": "r2", "secrets": {}}
+        await nc.publish(p.node_invoke("node1"), json.dumps(request).encode(), reply=inbox)
+        first = json.loads((await sub.next_msg(timeout=30)).data)
+        assert "accepted" not in first and first["node"] == "node1", first
+        assert first["result"]["success"] is False and "refused" in first["result"]["error"]
+    finally:
+        await nc.close()
+
+
+async def test_a_lone_gateway_sends_its_events_only_once_another_gateway_is_up(cluster, nats_server, name):
+    """Events go over NATS for the other gateways' streams; with none up, a gateway sends none
+    (two messages per invocation that nobody would read). A gateway beating makes it share."""
+    gateway, _ = cluster
+    api = RemotePlatform(gateway.url, gateway.token)
+    nc = await nats.connect(nats_server.url, token=nats_server.token)
+    events: list[str] = []
+    beats: asyncio.Queue[str] = asyncio.Queue()
+
+    async def on_event(msg):
+        events.append(msg.subject)
+
+    async def on_beat(msg):
+        beats.put_nowait(json.loads(msg.data)["node"])
+
+    try:
+        await nc.subscribe(f"{p.EVENTS}.>", cb=on_event)
+        await nc.subscribe(p.GATEWAYS, cb=on_beat)
+        await api.create_function({"name": name, "runtime": "python", "handler": "handler", "code": CODE})
+        assert (await api.invoke(name, 1)).success
+        # A fence: what the gateway sent before answering our ping precedes its beat (one
+        # connection, in order); two beats, in case one was already on its way.
+        await nc.publish(p.PING, b"")
+        gateway_node = await asyncio.wait_for(beats.get(), 30)
+        await asyncio.wait_for(beats.get(), 30)
+        assert events == [], events
+        await nc.publish(p.GATEWAYS, p.dumps({"node": "probe"}))  # another gateway, as far as it knows
+        await nc.flush()
+        for _ in range(100):  # bounded: the beat and the invocation race on two connections
+            assert (await api.invoke(name, 2)).success
+            if any(e.endswith("invocation.finished") for e in events):
+                break
+        assert f"{p.EVENTS}.{gateway_node}.invocation.finished" in events, events
+        assert set((await api.info())["cluster"]["gateways"]) == {gateway_node, "probe"}
+    finally:
+        await nc.close()
+        await api.close()
 
 
 async def test_a_peer_without_the_cluster_token_cannot_connect(nats_server):

@@ -119,7 +119,7 @@ def request_event(req: Request) -> dict[str, Any]:
             continue
         headers[n] = f"{headers[n]},{v}" if n in headers else v
     query: dict[str, str] = {}
-    for k, v in parse_qsl(req.raw_query, keep_blank_values=True, errors="replace"):
+    for k, v in parse_qsl(req.raw_query, keep_blank_values=True, errors="replace") if req.raw_query else ():
         query[k] = f"{query[k]},{v}" if k in query else v
     now = time.time()
     request_id = new_uuid()

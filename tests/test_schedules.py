@@ -226,3 +226,31 @@ async def test_a_console_attached_to_a_serve_by_its_socket_sees_the_tcp_endpoint
             await attached.close()
     finally:
         assert server.stop() == 0
+
+
+@pytest.mark.parametrize("loop_kind", ["uvloop", "asyncio"])
+def test_a_schedule_timer_never_runs_before_its_time(loop_kind):
+    """A run fires at its time or after, never before: an early timer had to re-arm for the
+    rest, and under load that waited a whole pass of the loop. uvloop rounds delays to whole
+    milliseconds from a truncated clock, so plain call_later ran up to ~1.5 ms early."""
+    from core.triggers.schedules import _timer_at
+
+    async def fire_all() -> list[float]:
+        loop = asyncio.get_running_loop()
+        early: list[float] = []
+        for i in range(40):
+            left = 0.01 + (i % 9) * 0.00037  # delays that fall between whole milliseconds
+            due = time.monotonic() + left
+            fired = loop.create_future()
+            _timer_at(loop, left, lambda due=due, fired=fired: fired.set_result(time.monotonic() - due))
+            late = await fired
+            if late < 0:
+                early.append(late * 1000)
+        return early
+
+    if loop_kind == "uvloop":
+        uvloop = pytest.importorskip("uvloop")
+        early = uvloop.run(fire_all())
+    else:
+        early = asyncio.run(fire_all())
+    assert early == [], f"{len(early)} of 40 timers ran early, by up to {-min(early):.3f} ms"

@@ -759,8 +759,12 @@ class ExecutionService:
         under steady load over REST they took the CPU from the worker and the server (p99 of
         the first 5 s 5x the next)."""
         demand = pool.demand
+        # No debt is the usual case (each worker that goes idle with none running asks): decided
+        # before the guess, which looks at the pre-started sandboxes and costs more than the rest.
+        if demand.debt <= 0 or pool.retired or self._closed or self.settings.scaling != "demand":
+            return
         cold_ms = self._cold_guess(pool, pool.runtime)
-        if demand.debt < cold_ms or pool.retired or self._closed or self.settings.scaling != "demand":
+        if demand.debt < cold_ms:
             return
         have = len(pool.idle) + len(pool.busy | set(demand.running)) + len(demand.starts)
         limit = min(demand.peak, pool.fn.max_concurrency or demand.peak, self.settings.max_concurrent)

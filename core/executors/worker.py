@@ -624,12 +624,16 @@ class Worker:
         if recycle:
             await self.kill()
         # invocation_id is the service's to set: no uuid made here only to be replaced.
+        ok = bool(reply.get("ok"))
         res = InvokeResult(
-            success=bool(reply.get("ok")), duration_ms=duration, memory_used=round(peak, 2), logs=logs, invocation_id=""
+            success=ok,
+            result=reply.get("result") if ok else None,
+            duration_ms=duration,
+            memory_used=round(peak, 2),
+            logs=logs,
+            invocation_id="",
         )
-        if res.success:
-            res.result = reply.get("result")
-        else:
+        if not ok:
             res.error_type = ErrorType(reply.get("error_type", "HandlerError"))
             res.error = (reply.get("error") or "the function failed") + pids_note
             res.stack = stack_frames(reply.get("stack"))

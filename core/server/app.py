@@ -122,11 +122,15 @@ class BodyTooLarge(StarletteHTTPException):
         super().__init__(413, f"the request body is larger than the limit of {limit} bytes")
 
 
+# Made once: json.dumps with options builds a new encoder on every call.
+_compact_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def _dumps(data: Any) -> bytes:
     try:
-        return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+        return _compact_json(data).encode()
     except (ValueError, RecursionError):  # a lone surrogate or a huge integer got this far: answer, not 500
-        return json.dumps(json_safe(data), separators=(",", ":"), ensure_ascii=False).encode()
+        return _compact_json(json_safe(data)).encode()
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -73,7 +73,12 @@ class GuardedHttpToolsProtocol(OneWriteHttpToolsProtocol):
     uvicorn arms a timer only between requests (keep-alive): a connection that opens and then
     sends its headers a byte at a time, or never, holds a file descriptor and a protocol for
     ever, and a few hundred of them (slowloris) exhaust the server without a token. Subclassed
-    with the limits as class attributes by `guarded_protocol`."""
+    with the limits as class attributes by `guarded_protocol`.
+
+    The parser's callbacks only note what the connection waits for (`_phase`); the deadline is
+    armed or dropped once the read they came in is parsed. A request that arrives in one read
+    then arms and cancels no timer at all, where arming at each callback made two timers per
+    request; one that trickles in is armed at its first read, the same moment to a few µs."""
 
     header_timeout: float = 10.0
     body_timeout: float = 60.0
@@ -82,6 +87,8 @@ class GuardedHttpToolsProtocol(OneWriteHttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._deadline: asyncio.TimerHandle | None = None
+        self._armed_for: str | None = None  # what the armed deadline waits for
+        self._phase: str | None = "headers"  # what the connection waits for: headers, body, or nothing
         # Counted before this one joins the set; refused here, before any byte is read, so
         # that past the cap a connection costs one accept and one close.
         if len(self.connections) >= self.max_connections:
@@ -100,14 +107,17 @@ class GuardedHttpToolsProtocol(OneWriteHttpToolsProtocol):
     def _arm(self, seconds: float, what: str) -> None:
         self._disarm()
         self._deadline = self.loop.call_later(seconds, self._expired, what)
+        self._armed_for = what
 
     def _disarm(self) -> None:
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
+        self._armed_for = None
 
     def _expired(self, what: str) -> None:
         self._deadline = None
+        self._armed_for = None
         if self.transport.is_closing():
             return
         limit = self.header_timeout if what == "headers" else self.body_timeout
@@ -131,22 +141,31 @@ class GuardedHttpToolsProtocol(OneWriteHttpToolsProtocol):
         self._disarm()
         super().connection_lost(exc)
 
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        phase = self._phase
+        if phase == self._armed_for or self.transport.is_closing():
+            return  # still waiting for the same part: its deadline keeps running from its start
+        if phase is None:
+            self._disarm()
+        else:
+            self._arm(self.header_timeout if phase == "headers" else self.body_timeout, phase)
+
     def on_message_begin(self) -> None:
         super().on_message_begin()
         # A keep-alive connection's next request: the deadline runs from its first byte. (The
         # first request's runs from the connect, armed in connection_made.)
-        if self._deadline is None:
-            self._arm(self.header_timeout, "headers")
+        self._phase = "headers"
 
     def on_headers_complete(self) -> None:
-        self._disarm()
         super().on_headers_complete()
         if self.transport.is_closing() or (self.parser.should_upgrade() and self._should_upgrade()):
+            self._phase = None
             return
-        self._arm(self.body_timeout, "body")
+        self._phase = "body"
 
     def on_message_complete(self) -> None:
-        self._disarm()
+        self._phase = None
         super().on_message_complete()
 
 

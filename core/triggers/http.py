@@ -92,6 +92,10 @@ def is_text(content_type: str | None) -> bool:
     return media.startswith("text/") or media in TEXT_TYPES or media.endswith("+json") or media.endswith("+xml")
 
 
+# Made once: json.dumps with options builds a new encoder on every call (~3 µs of a request).
+_compact_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 @dataclass
 class Request:
     method: str
@@ -119,7 +123,7 @@ def request_event(req: Request) -> dict[str, Any]:
             continue
         headers[n] = f"{headers[n]},{v}" if n in headers else v
     query: dict[str, str] = {}
-    for k, v in parse_qsl(req.raw_query, keep_blank_values=True, errors="replace"):
+    for k, v in parse_qsl(req.raw_query, keep_blank_values=True, errors="replace") if req.raw_query else ():
         query[k] = f"{query[k]},{v}" if k in query else v
     now = time.time()
     request_id = new_uuid()
@@ -187,7 +191,7 @@ def response_of(value: Any) -> tuple[int, list[tuple[bytes, bytes]], bytes, list
     """(status, headers, body, names of the headers dropped) for a function's answer; BadAnswer
     when it cannot be sent."""
     if not (isinstance(value, dict) and "statusCode" in value):
-        body = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+        body = _compact_json(value).encode()
         return 200, [(b"content-type", b"application/json")], body, []
     status = value.get("statusCode")
     if isinstance(status, float) and status.is_integer():
@@ -236,7 +240,7 @@ def response_of(value: Any) -> tuple[int, list[tuple[bytes, bytes]], bytes, list
     elif isinstance(given, str):
         raw = given.encode("utf-8", "replace")  # a lone surrogate cannot be UTF-8
     else:  # lenient: an object for a body is sent as JSON
-        raw = json.dumps(given, separators=(",", ":"), ensure_ascii=False).encode()
+        raw = _compact_json(given).encode()
     if "content-type" not in seen:
         out.append((b"content-type", b"application/json"))
     return status, out, raw, dropped

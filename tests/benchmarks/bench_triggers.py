@@ -1,6 +1,7 @@
 """Triggers benchmark: HTTP endpoints against functions-framework, and how late schedules fire.
 
     python tests/benchmarks/bench_triggers.py [--duration 5] [--rounds 3] [--ff-venv /tmp/ffvenv] [--before DIR]
+    python tests/benchmarks/bench_triggers.py --schedules-only N [--schedule-seconds 10] [--before DIR]
 
 1. HTTP endpoint: the same hello function answering POST requests with a JSON body, over
    loopback, with `wrk` at 16 connections: throughput and p99, for `cloudfn serve`'s
@@ -237,7 +238,16 @@ def main() -> int:
     ap.add_argument("--schedule-seconds", type=float, default=15.0, help="seconds per schedule window (default 15)")
     ap.add_argument("--ff-venv", type=Path, default=Path("/tmp/ffvenv"))
     ap.add_argument("--before", type=Path, default=None, help="an older checkout measured beside this one")
+    ap.add_argument(
+        "--schedules-only",
+        type=int,
+        default=0,
+        metavar="N",
+        help="skip the endpoint rounds and the peers: N schedule rounds per server, the servers taking turns",
+    )
     args = ap.parse_args()
+    if args.schedules_only:
+        return schedules_only(args)
     if not shutil.which("wrk"):
         raise SystemExit("needs wrk (apt-get install wrk)")
     if not (args.ff_venv / "bin" / "functions-framework").exists():
@@ -303,6 +313,56 @@ def main() -> int:
     return 0
 
 
+def schedules_only(args: argparse.Namespace) -> int:
+    """Schedule windows alone, idle then under the endpoint's load, this checkout and --before
+    taking turns round by round (each server restarted per round), so both see the same machine."""
+    body = json.dumps({"name": "World"})
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    cloudfns = [("", REPO)] + ([(" (before)", args.before.resolve())] if args.before else [])
+    runs: dict[str, list] = {tag: [] for tag, _ in cloudfns}
+    with tempfile.TemporaryDirectory(prefix="bench-triggers-") as tmp:
+        for n in range(args.schedules_only):
+            for tag, repo in cloudfns:
+                procs: list[Proc] = []
+                try:
+                    base, url = setup_cloudfn(Path(tmp) / f"s{n}{len(tag)}", repo, procs, body, auth)
+                    wrk(url, body, {**auth, "Content-Type": "application/json"}, 16, 1.0)  # warm the workers
+                    runs[tag].append(schedule_windows(base, url, body, auth, args.schedule_seconds))
+                finally:
+                    for proc in procs:
+                        proc.stop()
+                idle, loaded, _ = runs[tag][-1]
+                print(
+                    f"round {n + 1}{tag}: fired p99 idle {pct(idle[0], 99):.2f} / loaded {pct(loaded[0], 99):.2f} ms "
+                    f"(floor {pct(idle[2], 99):.2f} / {pct(loaded[2], 99):.2f})",
+                    flush=True,
+                )
+    for tag, windows in runs.items():
+        pooled = tuple(tuple([v for w in windows for v in w[i][j]] for j in range(3)) for i in range(2))
+        loads = [w[2] for w in windows if w[2]]
+        load = {"rps": statistics.median(x["rps"] for x in loads), "p99": statistics.median(x["p99"] for x in loads)}
+        print(f"\n== {len(windows)} rounds pooled{tag}")
+        report_schedules(tag, pooled[0], pooled[1], load, args)
+    return 0
+
+
+def report_schedules(tag, idle, loaded, load, args) -> None:
+    print(f"\nschedule firing{tag}, {SCHEDULED} functions every 1s, {args.schedule_seconds:g} s per window (ms late)")
+    print(f"{'':34} {'n':>5} {'p50':>7} {'p99':>7} {'max':>7}   floor p99 (asyncio in the bench)  ratio")
+    for label, (fired, started, floor) in (("idle", idle), ("under 16-connection endpoint load", loaded)):
+        for what, vals in (("fired", fired), ("function started", started)):
+            if not vals:
+                print(f"  {label}: no {what} samples")
+                continue
+            fp99 = pct(floor, 99)
+            print(
+                f"  {label[:14] + ' ' + what:32} {len(vals):5d} {pct(vals, 50):7.2f} {pct(vals, 99):7.2f} "
+                f"{max(vals):7.2f}   {fp99:7.2f}   {pct(vals, 99) / max(fp99, 0.01):6.1f}x"
+            )
+    if load:
+        print(f"  (endpoint load meanwhile: {load['rps']:.0f} req/s, p99 {load['p99']:.2f} ms)")
+
+
 def report(rounds, sched, args) -> None:
     names = list(rounds[0])
     med = {n: {k: statistics.median(r[n][k] for r in rounds) for k in rounds[0][n]} for n in names}
@@ -322,22 +382,7 @@ def report(rounds, sched, args) -> None:
                 cells.append(f"{key} {statistics.median(ratios):4.2f}x [{ratios[0]:.2f}-{ratios[-1]:.2f}]")
             print(f"  {mine} vs {peer:30} " + "   ".join(cells))
     for tag, (idle, loaded, load) in sched.items():
-        print(
-            f"\nschedule firing{tag}, {SCHEDULED} functions every 1s, {args.schedule_seconds:g} s per window (ms late)"
-        )
-        print(f"{'':34} {'n':>5} {'p50':>7} {'p99':>7} {'max':>7}   floor p99 (asyncio in the bench)  ratio")
-        for label, (fired, started, floor) in (("idle", idle), ("under 16-connection endpoint load", loaded)):
-            for what, vals in (("fired", fired), ("function started", started)):
-                if not vals:
-                    print(f"  {label}: no {what} samples")
-                    continue
-                fp99 = pct(floor, 99)
-                print(
-                    f"  {label[:14] + ' ' + what:32} {len(vals):5d} {pct(vals, 50):7.2f} {pct(vals, 99):7.2f} "
-                    f"{max(vals):7.2f}   {fp99:7.2f}   {pct(vals, 99) / max(fp99, 0.01):6.1f}x"
-                )
-        if load:
-            print(f"  (endpoint load meanwhile: {load['rps']:.0f} req/s, p99 {load['p99']:.2f} ms)")
+        report_schedules(tag, idle, loaded, load, args)
     print("\ngoals (issue 16): endpoint throughput >= 1.0x ff --asgi after warm-up; schedule fired p99 <= 10 ms late")
 
 

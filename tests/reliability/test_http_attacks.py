@@ -414,6 +414,37 @@ def test_a_body_that_never_finishes_is_cut(slow_server):
         still_serving(c)
 
 
+def test_a_keep_alive_connections_next_request_has_the_deadlines_too(slow_server):
+    """A whole request in one read arms no deadline (http_protocol.py arms after each read);
+    the next request on the same connection is still held to both: half its headers, then
+    (on a second connection) its headers and half its body."""
+    port = port_of(slow_server)
+    whole = b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    halves = [
+        b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Half: ",
+        b"POST /api/v1/functions/echo/invoke HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
+        + slow_server.token.encode()
+        + b'\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"event": "',
+    ]
+    socks = []
+    for half in halves:
+        sk = socket.create_connection(("127.0.0.1", port), timeout=30)
+        sk.sendall(whole)
+        first = b""
+        while b"\r\n\r\n" not in first or not first.rstrip().endswith(b"}"):
+            first += sk.recv(65536)
+        assert _status(first) == 200, first[:200]
+        sk.setblocking(False)
+        sk.send(half)
+        socks.append(sk)
+    closed = _wait_closed(socks, 30)
+    for sk, what in zip(socks, (b"headers", b"body"), strict=True):
+        secs, data = closed[sk]
+        sk.close()
+        assert _status(data) == 408 and what in data, data[:300]
+        assert secs < HEADER_TIMEOUT + 5, secs
+
+
 def test_past_the_connection_cap_new_ones_are_closed_at_once(slow_server):
     port = port_of(slow_server)
     total = MAX_CONNECTIONS + 20

@@ -455,3 +455,30 @@ async def test_an_incompatible_server_is_named(body, expect):
         await remote.close()
         srv.shutdown()
         srv.server_close()
+
+
+async def test_events_queued_together_leave_in_one_chunk_in_order():
+    """The SSE writer joins what is already queued (one send through the framework per loop
+    pass under load, not one per event), keeps the order and the framing, and still ends at
+    the end mark."""
+    from core.models import Event
+    from core.server.app import ServerSettings, ServerState
+    from core.server.routes.events import SSE_BATCH, _sse
+
+    source: asyncio.Queue[Event | None] = asyncio.Queue()
+    n = SSE_BATCH + 6  # more than one chunk's worth
+
+    async def events():
+        while (ev := await source.get()) is not None:
+            yield ev
+
+    stream = _sse(events(), ServerSettings(heartbeat=60), ServerState())
+    assert await anext(stream) == b": connected\n\n"
+    for i in range(n):
+        source.put_nowait(Event(seq=i, kind="invocation.finished", data={"i": i}))
+    source.put_nowait(None)
+    chunks = [chunk async for chunk in stream]
+    assert len(chunks) == 2, [c[:80] for c in chunks]  # SSE_BATCH events, then the rest
+    frames = b"".join(chunks).split(b"\n\n")[:-1]
+    assert [json.loads(f.split(b"data: ", 1)[1])["data"]["i"] for f in frames] == list(range(n))
+    assert all(f.startswith(b"id: %d\nevent: invocation.finished\n" % i) for i, f in enumerate(frames))

@@ -58,6 +58,7 @@ def add(r: Routes) -> None:
 
 
 _HEARTBEAT: Any = object()  # in an SSE queue: nothing came for a heartbeat's time
+SSE_BATCH = 64  # events joined into one write at most: a backlog still leaves in bounded chunks
 
 
 def _offer_heartbeat(queue: DroppingQueue[Any]) -> None:
@@ -93,17 +94,30 @@ async def _sse(source: AsyncIterator[Event], settings: ServerSettings, state: Se
                     timer.cancel()
             else:
                 ev = queue.get_nowait()
-            if ev is _HEARTBEAT:
-                yield b": heartbeat\n\n"
-                continue
-            if ev is None:
-                if state.shutting_down:
-                    yield b"event: shutdown\ndata: {}\n\n"
-                return
-            dropped = queue.take_dropped()
-            if dropped:
-                yield f": dropped {dropped} events (slow reader)\n\n".encode()
-            yield b"id: %d\nevent: %s\ndata: %s\n\n" % (ev.seq, ev.kind.encode(), ev.model_dump_json().encode())
+            # What else is queued already goes out in the same chunk: one send through Starlette
+            # and uvicorn (their checks, a held write) per loop pass, not one per event: under
+            # load an invocation.finished comes with every request served.
+            chunk: list[bytes] = []
+            while True:
+                if ev is None:
+                    if state.shutting_down:
+                        chunk.append(b"event: shutdown\ndata: {}\n\n")
+                    if chunk:
+                        yield b"".join(chunk)
+                    return
+                if ev is _HEARTBEAT:
+                    chunk.append(b": heartbeat\n\n")
+                else:
+                    dropped = queue.take_dropped()
+                    if dropped:
+                        chunk.append(f": dropped {dropped} events (slow reader)\n\n".encode())
+                    chunk.append(
+                        b"id: %d\nevent: %s\ndata: %s\n\n" % (ev.seq, ev.kind.encode(), ev.model_dump_json().encode())
+                    )
+                if queue.empty() or len(chunk) >= SSE_BATCH:
+                    break
+                ev = queue.get_nowait()
+            yield b"".join(chunk)
     finally:
         state.streams.discard(queue)
         task.cancel()

@@ -244,5 +244,8 @@ def run_worker(config: Config, data_dir_note: str = "") -> int:
         finally:
             await platform.close()
 
-    asyncio.run(main())
+    from core.server._uvicorn_compat import loop_factory
+
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:  # uvloop when installed, as `serve`
+        runner.run(main())
     return 0

@@ -3,21 +3,28 @@ workers, against the embedded platform (`cloudfn serve` without cluster.nats_url
 request-reply echo, side by side in one run.
 
     python tests/benchmarks/bench_cluster.py [--duration 3] [--connections 16] [--rounds 3]
+        [--client wrk|httpx]
 
 Every target gets the same Python hello function, invoked over HTTP on loopback by `--connections`
-concurrent httpx clients: p50, p99 (ms) and requests/s. The echo is nats-py's request() to a
-responder in another process, as many at a time. All targets run at once, each cluster on its own
-nats-server, and are measured in turn, `--rounds` times for `--duration / --rounds` seconds each
-after a warm-up, in a rotated order: on a shared machine the load drifts, and alternating
-exposes every target to it alike. A target's figures are the median over rounds; the goal (the gateway's p50 minus the
-embedded p50 at most 2x the echo's p50) is checked per round, with the median and range of those
-ratios. Not collected by pytest.
+concurrent connections of wrk (default) or of httpx clients in this process: p50, p99 (ms) and
+requests/s. wrk is the default: an httpx call costs its client ~1.3 ms of Python, more than
+either server spends, and on two cores that client's CPU moves the figures it measures. The echo
+is nats-py's request() to a responder in another process, as many at a time.
+
+All targets run at once, each cluster on its own nats-server, and are measured in turn,
+`--rounds` times for `--duration / --rounds` seconds each after a warm-up, in a rotated order: on
+a shared machine the load drifts, and alternating exposes every target to it alike. A target's
+figures are the median over rounds; the goal (the gateway's p50 minus the embedded p50 at most 2x
+the echo's p50) is checked per round, with the median and range of those ratios. Not collected
+by pytest.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -34,6 +41,9 @@ sys.path.insert(0, str(REPO / "tests" / "cluster"))
 sys.path.insert(0, str(REPO / "tests" / "server"))
 from clusterproc import start_gateway, start_test_nats, start_worker  # noqa: E402
 from serverproc import start_server  # noqa: E402
+
+sys.path.insert(0, str(REPO / "tests" / "benchmarks"))
+from bench_server import wrk  # noqa: E402
 
 sys.path.insert(0, str(REPO / "tests"))
 from pgserver import PostgresServer, available  # noqa: E402
@@ -94,6 +104,24 @@ async def http_client(url: str, token: str, connections: int) -> tuple[httpx.Asy
     return c, call
 
 
+def wrk_client(url: str, token: str, connections: int) -> Callable[[float], Awaitable[dict[str, float]]]:
+    """A load of `connections` wrk connections for a given number of seconds, in a thread (the
+    echo's NATS connection stays on this loop, idle meanwhile)."""
+    r = httpx.post(f"{url}/api/v1/functions", json=FN, headers={"authorization": f"Bearer {token}"}, timeout=60)
+    assert r.status_code in (200, 201), r.text
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    invoke = f"{url}/api/v1/functions/hello/invoke"
+    r = httpx.post(invoke, json={"event": "bench"}, headers=headers, timeout=60)
+    assert r.status_code == 200 and r.json()["success"], r.text  # wrk counts statuses, not answers
+
+    async def run(duration: float) -> dict[str, float]:
+        got = await asyncio.to_thread(wrk, invoke, json.dumps({"event": "bench"}), headers, connections, duration)
+        assert not got["non2xx"] and not got["socket_errors"], got
+        return got
+
+    return run
+
+
 async def measure(targets: dict[str, tuple[str, str]], nats_url: str, token: str, args) -> dict:
     """Each target's per-round figures, targets taking turns within every round."""
     import nats
@@ -104,21 +132,27 @@ async def measure(targets: dict[str, tuple[str, str]], nats_url: str, token: str
     async def echo() -> None:
         await nc.request("bench.echo", body, timeout=10)
 
-    calls: dict[str, Call] = {"NATS echo": echo}
+    loads: dict[str, Callable[[float], Awaitable[dict[str, float]]]] = {
+        "NATS echo": lambda seconds: load(echo, seconds, args.connections)
+    }
     clients = []
     for name, (url, tok) in targets.items():
-        client, calls[name] = await http_client(url, tok, args.connections)
-        clients.append(client)
+        if args.client == "wrk":
+            loads[name] = wrk_client(url, tok, args.connections)
+        else:
+            client, call = await http_client(url, tok, args.connections)
+            clients.append(client)
+            loads[name] = lambda seconds, call=call: load(call, seconds, args.connections)
     try:
-        for call in calls.values():  # warm-up: workers started everywhere
-            await load(call, 1.0, args.connections)
-        rounds: dict[str, list[dict[str, float]]] = {name: [] for name in calls}
-        names = list(calls)
+        for run in loads.values():  # warm-up: workers started everywhere
+            await run(1.0)
+        rounds: dict[str, list[dict[str, float]]] = {name: [] for name in loads}
+        names = list(loads)
         for r in range(args.rounds):
             # Rotated each round: whatever the previous target leaves running (its history flush)
             # falls on every target in turn.
             for name in names[r % len(names) :] + names[: r % len(names)]:
-                rounds[name].append(await load(calls[name], args.duration / args.rounds, args.connections))
+                rounds[name].append(await loads[name](args.duration / args.rounds))
         return rounds
     finally:
         for client in clients:
@@ -131,7 +165,10 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=3.0, help="seconds per target, over all rounds")
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--client", choices=("wrk", "httpx"), default="wrk", help="the HTTP load (default wrk)")
     args = ap.parse_args()
+    if args.client == "wrk" and not shutil.which("wrk"):
+        raise SystemExit("needs wrk (apt-get install wrk, or scripts/bench)")
     root = Path(tempfile.mkdtemp(prefix="bench-cluster-"))
     natss = []
     procs: list = []
@@ -178,7 +215,7 @@ def main() -> None:
             n.stop()
     print(
         f"{'target':<26} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8}   ({args.connections} connections, "
-        f"{args.rounds} rounds, {args.duration:g} s per target; medians over rounds)"
+        f"{args.rounds} rounds, {args.duration:g} s per target, {args.client}; medians over rounds)"
     )
     med = {name: {k: statistics.median(r[k] for r in rs) for k in ("p50", "p99", "rps")} for name, rs in rounds.items()}
     for name, r in med.items():

@@ -13,9 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-import nats
-from nats.aio.client import Client
-
+from core.cluster.natsclient import Client
 from core.config import Config
 from core.errors import ConfigError, Unavailable
 
@@ -87,14 +85,16 @@ async def connect(config: Config, name: str, no_echo: bool = False) -> Client:
     connected = False
     try:
         # nats-py retries a refused first connection forever once reconnects are on: bounded here.
-        nc = await asyncio.wait_for(
-            nats.connect(
+        nc = Client()
+        # Seconds as floats: nats-py annotates them int but sleeps and waits on them as given.
+        timing: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT, "reconnect_time_wait": 0.5}
+        await asyncio.wait_for(
+            nc.connect(
                 servers=url.split(","),
                 name=name,
-                connect_timeout=CONNECT_TIMEOUT,
                 allow_reconnect=True,
                 max_reconnect_attempts=-1,
-                reconnect_time_wait=0.5,
+                **timing,
                 error_cb=error_cb,
                 disconnected_cb=disconnected_cb,
                 reconnected_cb=reconnected_cb,

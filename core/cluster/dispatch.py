@@ -21,13 +21,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from nats.aio.client import Client
 from nats.errors import NoRespondersError
 from nats.js.object_store import ObjectStore
 
 from core.cluster import protocol as p
 from core.cluster.connect import connect
 from core.cluster.leader import Lease
+from core.cluster.natsclient import Client
 from core.config import Config
 from core.errors import NotFound
 from core.events import EventBus
@@ -120,6 +120,7 @@ class NatsDispatcher:
         self._digests: dict[tuple[str, int, str], str] = {}
         self._lease_task: asyncio.Task[None] | None = None
         self.peers: dict[str, float] = {}  # other gateways -> when last heard (monotonic)
+        self._peer_seen = asyncio.Event()
         self._beat_task: asyncio.Task[None] | None = None
 
     # -- connection --------------------------------------------------------------------------
@@ -133,7 +134,7 @@ class NatsDispatcher:
         self._obs = await js.create_object_store(p.CODE_BUCKET)
         await nc.subscribe(p.HEARTBEAT, cb=self._on_heartbeat)
         self._inbox = nc.new_inbox()
-        await nc.subscribe(f"{self._inbox}.*", cb=self._on_reply)
+        await nc.subscribe_direct(f"{self._inbox}.*", self._take_reply, self._on_reply)
         await nc.subscribe(p.GATEWAYS, cb=self._on_gateway)
         await nc.subscribe(p.PING, cb=self._on_ping)
         if self.bus is not None:
@@ -182,6 +183,7 @@ class NatsDispatcher:
             return
         if isinstance(node, str) and node != self.node:
             self.peers[node] = time.monotonic()
+            self._peer_seen.set()
 
     def gateways(self) -> list[str]:
         """The other gateways heard from within DOWN_AFTER seconds."""
@@ -196,12 +198,26 @@ class NatsDispatcher:
         """This gateway's events (invocations, logs, alerts...) to the other gateways, so every
         gateway's SSE stream, `logs -f` and console show the whole cluster. Events that came from
         another gateway carry its name in `gateway` and are not sent back. With no other gateway
-        up, nothing is sent: two messages per invocation that nobody would read."""
-        async for ev in bus.subscribe(set(SHARED_KINDS)):
-            if ev.data.get("gateway", self.node) != self.node or not self._peer_up():
+        up, it does not even listen: a subscriber makes the bus build every event's payload
+        (lazy otherwise) and woke this task twice per invocation for nothing to send."""
+        while True:
+            if not self._peer_up():
+                self._peer_seen.clear()
+                await self._peer_seen.wait()  # set by every beat of another gateway
                 continue
-            with contextlib.suppress(Exception):  # NATS reconnecting: those events stay local
-                await nc.publish(f"{p.EVENTS}.{self.node}.{ev.kind}", p.dumps(dict(ev.data, gateway=self.node)))
+            sub = bus.subscribe(set(SHARED_KINDS))
+            try:
+                while self._peer_up():
+                    try:
+                        ev = await asyncio.wait_for(sub.get(), p.DOWN_AFTER)
+                    except TimeoutError:
+                        continue
+                    if ev.data.get("gateway", self.node) != self.node:
+                        continue
+                    with contextlib.suppress(Exception):  # NATS reconnecting: those events stay local
+                        await nc.publish(f"{p.EVENTS}.{self.node}.{ev.kind}", p.dumps(dict(ev.data, gateway=self.node)))
+            finally:
+                sub.close()
 
     async def _on_shared_event(self, msg: Any) -> None:
         parts = msg.subject.split(".")
@@ -297,17 +313,18 @@ class NatsDispatcher:
         finally:
             if direct:
                 self.sent[direct] -= 1
-        node = str(reply.get("node", ""))
+        node = reply.node
         key = f"{fn.id}:{fn.version}"
-        if reply.get("warm"):
+        if reply.warm:
             self.warm.setdefault(key, set()).add(node)
         else:
             self.warm.get(key, set()).discard(node)
-        if reply.get("burst"):
-            self.burst.setdefault(fn.id, {})[node] = reply["burst"]
-        return InvokeResult.model_validate(reply["result"])
+        if reply.burst:
+            self.burst.setdefault(fn.id, {})[node] = reply.burst
+        assert reply.result is not None
+        return reply.result
 
-    async def _exchange(self, nc: Client, subject: str, body: bytes, fn: Function, node: str | None) -> dict[str, Any]:
+    async def _exchange(self, nc: Client, subject: str, body: bytes, fn: Function, node: str | None) -> p.Reply:
         """Request and answer. Replies come to one wildcard inbox of this gateway (no
         subscription per request). `node`: the worker it was sent to, which answers once, with
         the result. Sent to the queue group instead, some worker takes it and says at once which
@@ -338,19 +355,25 @@ class NatsDispatcher:
                                 f"no answer from worker {node} within {fn.timeout + START_MARGIN:g} s; it may have run"
                             )
                         continue
-                if msg.headers and msg.headers.get("Status") == "503":
+                data, headers = msg
+                if headers and headers.get("Status") == "503":
                     raise NoRespondersError
-                doc: dict[str, Any] = json.loads(msg.data)
-                if "result" in doc:
-                    return doc
-                node = str(doc.get("accepted", "")) or node  # the result follows
+                reply = p.Reply.model_validate_json(data)
+                if reply.result is not None:
+                    return reply
+                node = reply.accepted or node  # the result follows
         finally:
             del self._boxes[token]
 
-    async def _on_reply(self, msg: Any) -> None:
-        box = self._boxes.get(msg.subject.rsplit(".", 1)[-1])
+    def _take_reply(self, subject: bytes, reply: bytes, data: bytes) -> None:
+        box = self._boxes.get(subject.rsplit(b".", 1)[-1].decode())
         if box is not None:  # else: the caller gave up; a late answer has nobody to go to
-            box.put(msg)
+            box.put((data, None))
+
+    async def _on_reply(self, msg: Any) -> None:  # one with headers: no responders, say
+        box = self._boxes.get(msg.subject.rsplit(".", 1)[-1])
+        if box is not None:
+            box.put((msg.data, msg.headers))
 
     def _no_worker(self, fn: Function) -> str:
         up = self.nodes.up()

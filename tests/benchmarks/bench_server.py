@@ -155,7 +155,7 @@ def start_cloudfn(
 
 def start_ff(venv: Path, src: Path, port: int, asgi: bool) -> Proc:
     cmd = [
-        str(venv / "bin" / "functions-framework"),
+        str(venv.resolve() / "bin" / "functions-framework"),  # it starts in `src`: a relative venv misses
         "--target",
         "hello",
         "--source",

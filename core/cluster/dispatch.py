@@ -198,26 +198,16 @@ class NatsDispatcher:
         """This gateway's events (invocations, logs, alerts...) to the other gateways, so every
         gateway's SSE stream, `logs -f` and console show the whole cluster. Events that came from
         another gateway carry its name in `gateway` and are not sent back. With no other gateway
-        up, it does not even listen: a subscriber makes the bus build every event's payload
-        (lazy otherwise) and woke this task twice per invocation for nothing to send."""
-        while True:
-            if not self._peer_up():
-                self._peer_seen.clear()
-                await self._peer_seen.wait()  # set by every beat of another gateway
+        up yet, it does not even listen: a subscriber makes the bus build every event's payload
+        (lazy otherwise) and woke this task twice per invocation for nothing to send. Once one has
+        been seen it listens for good (no per-event timeout: a task per event made it lag, and a
+        gateway killed right after an invocation took that invocation's events with it)."""
+        await self._peer_seen.wait()  # set by the first beat of another gateway
+        async for ev in bus.subscribe(set(SHARED_KINDS)):
+            if ev.data.get("gateway", self.node) != self.node or not self._peer_up():
                 continue
-            sub = bus.subscribe(set(SHARED_KINDS))
-            try:
-                while self._peer_up():
-                    try:
-                        ev = await asyncio.wait_for(sub.get(), p.DOWN_AFTER)
-                    except TimeoutError:
-                        continue
-                    if ev.data.get("gateway", self.node) != self.node:
-                        continue
-                    with contextlib.suppress(Exception):  # NATS reconnecting: those events stay local
-                        await nc.publish(f"{p.EVENTS}.{self.node}.{ev.kind}", p.dumps(dict(ev.data, gateway=self.node)))
-            finally:
-                sub.close()
+            with contextlib.suppress(Exception):  # NATS reconnecting: those events stay local
+                await nc.publish(f"{p.EVENTS}.{self.node}.{ev.kind}", p.dumps(dict(ev.data, gateway=self.node)))
 
     async def _on_shared_event(self, msg: Any) -> None:
         parts = msg.subject.split(".")

@@ -14,6 +14,7 @@ tests/cluster/test_natsclient.py checks that they are still called as assumed.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -21,6 +22,7 @@ from nats.aio.client import Client as _Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
+log = logging.getLogger("cloudfn.cluster")
 Direct = Callable[[bytes, bytes, bytes], None]  # (subject, reply subject, payload), all raw bytes
 
 
@@ -45,7 +47,10 @@ class Client(_Client):
             return
         self.stats["in_msgs"] += 1
         self.stats["in_bytes"] += len(data)
-        direct(subject, reply, data)
+        try:
+            direct(subject, reply, data)
+        except Exception:  # whatever a peer sent, nats-py's read loop must keep reading
+            log.exception("NATS message on %r dropped", subject[:200])
 
     def _remove_sub(self, sid: int, max_msgs: int = 0) -> None:
         self._direct.pop(sid, None)

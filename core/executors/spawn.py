@@ -15,6 +15,7 @@ import asyncio
 import os
 import shutil
 import subprocess
+from io import FileIO
 
 # Background starts run under `nice` (Worker.nice): resolved once, as the launch chain's programs are.
 BACKGROUND_NICE = 10
@@ -36,6 +37,8 @@ class ChildProcess:
         loop.add_reader(self._pidfd, self._reap)
 
     def _reap(self) -> None:
+        if self._pidfd < 0:
+            return  # reaped already
         try:
             pid, status = os.waitpid(self.pid, os.WNOHANG)
         except ChildProcessError:  # reaped elsewhere: the code is lost, the process is gone
@@ -44,6 +47,7 @@ class ChildProcess:
             return  # readable before the exit is collectable: wait for the next wake-up
         asyncio.get_running_loop().remove_reader(self._pidfd)
         os.close(self._pidfd)
+        self._pidfd = -1  # a number closed is never closed again: by then it may be another thread's
         # As asyncio reports it: a signal's death is -signal.
         self.returncode = self._popen.returncode = os.waitstatus_to_exitcode(status)
         if not self._exited.done():
@@ -70,3 +74,15 @@ def spawn(
         start_new_session=True,
     )
     return ChildProcess(popen, asyncio.get_running_loop())
+
+
+def pipe_file(fd: int, mode: str, loop: asyncio.AbstractEventLoop) -> FileIO:
+    """A file object for `loop.connect_read_pipe`/`connect_write_pipe` that closes `fd` once.
+
+    uvloop (0.23, handles/handle.pyx `_close`) hands the fd to libuv, which closes it, and then
+    closes the file object too, expecting EBADF. When another thread opened a file in between,
+    that second close(2) closed the other thread's fd: with 50 workers killed together, a
+    cgroup kill's pidfd went (EBADF in CgroupSet.members) once in three closes. Under uvloop
+    the file object therefore does not own the fd; under asyncio's own loop, whose transport
+    closes the fd through the file object, it does."""
+    return FileIO(fd, mode, closefd=not type(loop).__module__.startswith("uvloop"))

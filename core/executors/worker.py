@@ -36,7 +36,7 @@ from .protocol import (
 )
 from .sandbox import CgroupSet, HostSandbox, WorkerSpec, seal_fds
 from .schedpolicy import batch_children
-from .spawn import NICE, ChildProcess, spawn
+from .spawn import NICE, ChildProcess, pipe_file, spawn
 
 # Callers of the worker layer import these from here.
 __all__ = ["EVENT_LIMIT_BYTES", "Adoption", "NotAdopted", "Worker", "WorkerDied", "WorkerInit"]
@@ -187,10 +187,10 @@ class Worker:
             launch.close()
         for fd in (req_r, resp_w, log_w):
             os.close(fd)
-        await loop.connect_read_pipe(lambda: FrameReader(self._on_event), os.fdopen(resp_r, "rb", 0))
+        await loop.connect_read_pipe(lambda: FrameReader(self._on_event), pipe_file(resp_r, "rb", loop))
         logs = self.logs = LogCollector(lambda: self._on_event("flood", None))
-        await loop.connect_read_pipe(lambda: logs, os.fdopen(log_r, "rb", 0))
-        self.req_w, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(req_w, "wb", 0))
+        await loop.connect_read_pipe(lambda: logs, pipe_file(log_r, "rb", loop))
+        self.req_w, _ = await loop.connect_write_pipe(asyncio.Protocol, pipe_file(req_w, "wb", loop))
         self.exit_task = asyncio.ensure_future(self.proc.wait())
         self.exit_task.add_done_callback(lambda _: self._on_event("exit", None))
         self._spec = spec

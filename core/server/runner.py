@@ -4,12 +4,15 @@ On SIGTERM or SIGINT the server answers every new request 503 (it keeps listenin
 a client gets a clear answer rather than a refused connection, and a load balancer's probe of
 /api/health sees it leave), lets the requests in flight finish within the grace period, then
 stops listening, closes the platform (which flushes history and logs and stops the workers) and
-exits 0. A second signal skips the wait (exit 1); one during the platform's close exits at once.
+exits 0. A second signal skips the wait (exit 1), and the process leaves within
+FORCED_EXIT_DEADLINE seconds whatever the close is doing; one during the platform's close exits at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import faulthandler
 import gc
 import logging
 import os
@@ -18,6 +21,7 @@ import signal
 import socket
 import stat
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +43,7 @@ log = logging.getLogger("cloudfn.server")
 TOKEN_FILE = "server.token"
 TOKEN_ENV = "CLOUDFN_TOKEN"
 EXIT_FORCED = 1
+FORCED_EXIT_DEADLINE = 10.0  # seconds a forced shutdown may take before the process just leaves
 
 
 def token_path(data_dir: Path) -> Path:
@@ -342,6 +347,7 @@ def _server(config: uvicorn.Config, state: ServerState) -> _Serving:
             if self.should_exit:
                 log.warning("second signal: not waiting for requests in flight")
                 self.force_exit = True
+                _arm_forced_exit(FORCED_EXIT_DEADLINE, self.loop)
                 if self.loop is not None:
                     self.loop.call_soon_threadsafe(state.stop_waiting)
                 return
@@ -351,3 +357,27 @@ def _server(config: uvicorn.Config, state: ServerState) -> _Serving:
                 self.loop.call_soon_threadsafe(state.begin_shutdown)
 
     return Server(config)
+
+
+def _arm_forced_exit(deadline: float, loop: asyncio.AbstractEventLoop | None = None) -> None:
+    """A second signal promises a fast exit: if the close still runs after `deadline` seconds
+    (a worker that will not die, a thread that will not end), leave anyway, saying where it
+    hung. The workers' sandboxes die with the process (bwrap --die-with-parent)."""
+
+    def leave() -> None:
+        print(
+            f"cloudfn: the forced shutdown did not finish within {deadline:g} s; exiting now. Where it hung:",
+            file=sys.stderr,
+            flush=True,
+        )
+        faulthandler.dump_traceback(sys.stderr, all_threads=True)
+        if loop is not None:  # the coroutines the loop still runs (read from here: the loop is stuck or busy)
+            with contextlib.suppress(Exception):
+                for task in list(asyncio.all_tasks(loop)):
+                    task.print_stack(limit=4, file=sys.stderr)
+        sys.stderr.flush()
+        os._exit(EXIT_FORCED)
+
+    timer = threading.Timer(deadline, leave)
+    timer.daemon = True
+    timer.start()

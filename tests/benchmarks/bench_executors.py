@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from core.executors import ExecutionService, ExecutionSettings  # noqa: E402
 from core.executors.runtimes.go import GoSource, _go  # noqa: E402
+from core.executors.spawn import pipe_file  # noqa: E402
 from core.models import Function  # noqa: E402
 
 ECHO = {
@@ -148,8 +149,8 @@ async def asyncio_floor(runtime: str, n: int, tmp: Path) -> list[float]:
             if len(state["buf"]) >= state["want"] and state["fut"] and not state["fut"].done():
                 state["fut"].set_result(state["buf"])
 
-    reader, _ = await loop.connect_read_pipe(Reader, os.fdopen(resp_r, "rb", 0))
-    writer, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(req_w, "wb", 0))
+    reader, _ = await loop.connect_read_pipe(Reader, pipe_file(resp_r, "rb", loop))
+    writer, _ = await loop.connect_write_pipe(asyncio.Protocol, pipe_file(req_w, "wb", loop))
     times = []
     for i in range(n + 20):
         t0 = time.perf_counter()

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,6 +18,7 @@ from core.local import LocalPlatform
 from core.remote import RemotePlatform
 from core.server import ServerState, create_app
 
+ROOT = Path(__file__).resolve().parents[2]
 SLEEPY = (
     "import time\ndef handler(event, context):\n    time.sleep(event['s'])\n"
     "    return {'slept': event['s'], 'n': event['n']}\n"
@@ -110,3 +114,21 @@ async def test_requests_arriving_while_shutting_down_get_503(config):
                 assert r.headers["connection"] == "close"
     finally:
         await platform.close()
+
+
+def test_a_forced_shutdown_that_hangs_leaves_anyway_and_says_where():
+    """The second signal's promise holds even when the close itself hangs (a worker that will
+    not die, a thread that will not end): the process leaves with exit 1 and prints the stacks
+    it was stuck in, which is what a bug report needs."""
+    hang = (
+        "import threading, time\n"
+        "from core.server.runner import _arm_forced_exit\n"
+        "_arm_forced_exit(0.2)\n"
+        "def stuck_in_close():\n"
+        "    threading.Event().wait()\n"
+        "stuck_in_close()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", hang], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert proc.returncode == 1, proc.stderr
+    assert "the forced shutdown did not finish within 0.2 s; exiting now" in proc.stderr
+    assert "stuck_in_close" in proc.stderr, proc.stderr

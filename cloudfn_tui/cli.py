@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     except CloudfnError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         log = getattr(exc, "log", "")  # a BuildError: the installer's own output, last lines
-        if log:
+        if log and not getattr(exc, "log_shown", False):
             tail = log.strip().splitlines()[-40:]
             print("the installer said:\n" + "\n".join(f"  | {line}" for line in tail), file=sys.stderr)
         return exc.exit_code

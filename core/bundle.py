@@ -127,7 +127,7 @@ def load_bundle(folder: Path) -> Bundle:
 def _load(folder: Path, folder_fd: int, what: str) -> Bundle:
     manifest = folder / MANIFEST
     if not os.path.lexists(manifest):
-        raise InvalidInput(what, [FieldError(MANIFEST, f"is missing: a function folder needs {manifest}")])
+        raise InvalidInput(what, [FieldError(MANIFEST, f"is missing: {_manifest_hint(folder)}")])
     text = _read_inside(folder_fd, PurePosixPath(MANIFEST), manifest, MANIFEST, what)
     try:
         data = yaml.safe_load(text)
@@ -165,6 +165,25 @@ def _load(folder: Path, folder_fd: int, what: str) -> Bundle:
         errors = [FieldError("file", e.message) if e.field == "handler_file" else e for e in exc.errors]
         raise InvalidInput(f"{MANIFEST} in {folder}", errors) from None
     return Bundle(spec=spec, folder=folder, event=event)
+
+
+def _manifest_hint(folder: Path) -> str:
+    """What a newcomer writes: the two keys every folder needs, with the runtime its handler
+    file suggests, and the file name when it is not the runtime's default."""
+    runtime, file = "python", ""
+    suffixes = {".py": "python", ".js": "nodejs", ".mjs": "nodejs", ".go": "go"}
+    names = sorted(p.name for p in folder.iterdir() if p.is_file() and not p.is_symlink())
+    defaults = [r for r, f in DEFAULT_FILES.items() if f in names]
+    if defaults:
+        runtime = defaults[0]
+    else:
+        code = [n for n in names if Path(n).suffix in suffixes]
+        if len(code) == 1:
+            runtime, file = suffixes[Path(code[0]).suffix], code[0]
+    lines = [f"name: {folder.resolve().name}", f"runtime: {runtime}"] + ([f"file: {file}"] if file else [])
+    return f"a function folder needs {folder / MANIFEST}; the least it holds is:\n" + "\n".join(
+        f"      {line}" for line in lines
+    )
 
 
 def bundles_in(root: Path) -> list[Bundle]:

@@ -178,3 +178,21 @@ def test_a_subfolder_handler_file_outside_the_folder_or_of_another_kind_is_named
     (d / "function.yaml").write_text(yaml.safe_dump({"name": "bad", "runtime": "python", "file": "../x.py"}))
     code, _, err = cli("deploy", str(d))
     assert code == 2 and "leads out of the function folder" in err, err
+
+
+def test_a_folder_without_function_yaml_is_told_what_to_write(cli, tmp_path):
+    """A newcomer's first deploy: the error shows the manifest that folder needs, and writing
+    exactly that makes the deploy work."""
+    d = tmp_path / "hello"
+    d.mkdir()
+    (d / "main.js").write_text("exports.handler = async (event) => ({hello: event.who});\n")
+    code, out, err = cli("deploy", str(d))
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert "function.yaml: is missing: a function folder needs" in err, err
+    shown = err.split("the least it holds is:\n", 1)[1].splitlines()
+    assert [line.strip() for line in shown] == ["name: hello", "runtime: nodejs", "file: main.js"], err
+    (d / "function.yaml").write_text("".join(line.strip() + "\n" for line in shown))
+    code, out, err = cli("deploy", str(d))
+    assert code == 0, err
+    code, out, err = cli("invoke", "hello", "--event", '{"who": "newcomer"}', "--json")
+    assert code == 0 and json.loads(out)["result"] == {"hello": "newcomer"}, (out, err)

@@ -13,6 +13,7 @@ from typing import Any, TextIO
 
 from cloudfn_tui import output
 from core.api import PlatformAPI
+from core.errors import CloudfnError
 
 BUILD_KINDS = {"build.started", "build.log", "build.finished"}
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
@@ -153,6 +154,10 @@ async def build_progress(api: PlatformAPI, name: str, stream: TextIO | None = No
             await asyncio.wait_for(asyncio.shield(_either(live, task)), CONNECT_SECONDS)
     try:
         yield
+    except CloudfnError as exc:
+        if progress.lines and not progress.tty:  # every line is on screen already: no second copy
+            exc.log_shown = True  # type: ignore[attr-defined]
+        raise
     finally:
         if progress.started and not progress.finished and not task.done():
             with contextlib.suppress(asyncio.TimeoutError, Exception):

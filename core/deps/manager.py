@@ -253,8 +253,9 @@ class DepsManager:
                 self._remove_scratch(ahead)
         self.publish("build.finished", {**base, "ok": True, "packages": packages, "seconds": meta["seconds"]})
         log.info(
-            "installed %d packages for %s in %.2f s",
+            "installed %d package%s for %s in %.2f s",
             len(packages),
+            "" if len(packages) == 1 else "s",
             function,
             meta["seconds"],
             extra={"function": function},

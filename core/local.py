@@ -484,7 +484,7 @@ class LocalPlatform(PlatformAPI):
             error_type=result.error_type.value if result.error_type else None,
             error=error,
             started_at=started_at,
-            duration=result.duration,
+            duration=round(result.duration_ms, 3),  # exact: warm invocations take well under 1 ms
             init_duration=result.init_duration,
             cold_start=result.cold_start,
             memory_used=result.memory_used,

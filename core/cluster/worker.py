@@ -168,8 +168,12 @@ class Worker:
         # A worker that ran it and did not die stays warm (cheaper than the executor's full stats).
         warm = result.success or result.error_type in (ErrorType.HANDLER_ERROR, ErrorType.INVALID_RESULT)
         reply = p.encode_reply(result, self.node, warm, self._burst(result.function_id))
-        with contextlib.suppress(Exception):  # the gateway is gone: nobody to answer
+        try:
             await self._nc.publish(reply_to, reply)
+        except Exception as exc:  # NATS is reconnecting, or the gateway is gone: say so, the caller waits in vain
+            log.warning(
+                "the answer to invocation %s could not be sent: %s", result.invocation_id, exc or type(exc).__name__
+            )
 
     def _burst(self, function_id: str) -> bytes:
         """The function's scheduling counts here, encoded once per change: they change only when a

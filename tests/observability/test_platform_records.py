@@ -42,6 +42,20 @@ async def test_every_outcome_is_recorded_and_counted_exactly(platform):
     assert "boom" in one.error
 
 
+async def test_history_and_metrics_keep_sub_millisecond_durations(platform):
+    """A warm invocation takes a fraction of a millisecond: rounded to whole ms (the seed's
+    invoke answer), the history and the console's p50 all read 0 ms."""
+    await platform.invoke("echo", {"n": 0})  # the cold one
+    warm = [await platform.invoke("echo", {"n": i}) for i in range(5)]
+    records = {r.id: r for r in await platform.list_invocations("echo", limit=10)}
+    for res in warm:
+        assert res.duration == round(res.duration_ms)  # the seed's answer: whole ms, unchanged
+        assert records[res.invocation_id].duration == round(res.duration_ms, 3)
+    assert any(r.duration_ms % 1 for r in warm), [r.duration_ms for r in warm]
+    p50 = (await platform.metrics())["functions"]["echo"]["duration_ms"]["p50"]
+    assert p50 in {round(r.duration_ms, 3) for r in warm}, p50
+
+
 async def test_throttled_invocations_are_recorded_too(make_platform):
     p = make_platform(**{"runtime.max_concurrent": 1, "runtime.queue_size": 0})
     await p.create_function(

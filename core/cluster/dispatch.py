@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from nats.errors import NoRespondersError
+from nats.js.errors import ObjectNotFoundError
 from nats.js.object_store import ObjectStore
 
 from core.cluster import protocol as p
@@ -107,6 +108,7 @@ class NatsDispatcher:
         self._obs: ObjectStore | None = None
         self._connecting: asyncio.Task[None] | None = None
         self._stored: set[str] = set()
+        self._storing: dict[str, asyncio.Future[None]] = {}  # digest -> its put, shared while it runs
         self._closed = False
         self.node = p.node_id(config, "gateway")
         self.lease: Lease | None = None
@@ -410,13 +412,30 @@ class NatsDispatcher:
             return known
         digest, data = p.function_blob(fn)
         if digest not in self._stored:
-            assert self._obs is not None
-            await self._obs.put(digest, data)
+            # One put per digest, awaited by every invocation that needs it: the first calls
+            # after an update used to put the same object each, and a put of an existing name
+            # purges its chunks while workers read them (nats-py's get then waited for good).
+            storing = self._storing.get(digest)
+            if storing is None:
+                storing = self._storing[digest] = asyncio.ensure_future(self._store(digest, data))
+                storing.add_done_callback(lambda _: self._storing.pop(digest, None))
+            await asyncio.shield(storing)
             self._stored.add(digest)
         if len(self._digests) > 10_000:
             self._digests.clear()
         self._digests[key] = digest  # only once it is in the store
         return digest
+
+    async def _store(self, digest: str, data: bytes) -> None:
+        """Put the version unless the store has it (another gateway, or this one before a
+        restart): the name is the content's digest, so one there is the same bytes."""
+        assert self._obs is not None
+        try:
+            await self._obs.get_info(digest)
+            return
+        except ObjectNotFoundError:
+            pass
+        await self._obs.put(digest, data)
 
     # -- what LocalPlatform asks of its executor -------------------------------------------------
     async def retire(self, function_id: str) -> None:

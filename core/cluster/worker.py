@@ -13,10 +13,12 @@ import contextlib
 import json
 import logging
 import signal
+import time
 from typing import Any
 
 from nats.aio.msg import Msg
 
+from core.cluster import codestore
 from core.cluster import protocol as p
 from core.cluster.connect import connect
 from core.cluster.natsclient import Client
@@ -28,6 +30,7 @@ from core.models import ErrorType, Function, InvokeResult
 
 log = logging.getLogger("cloudfn.cluster")
 CACHE_VERSIONS = 256  # function versions kept in memory per worker
+SLOW_MARGIN = 30.0  # seconds past a function's timeout after which a gateway gives up (its START_MARGIN)
 
 
 class WorkerPlatform(LocalPlatform):
@@ -66,7 +69,7 @@ class Worker:
     async def run(self, stop: asyncio.Event, ready: Any = None) -> None:
         await self.platform.start()
         nc = self._nc = await connect(self.config, f"cloudfn-worker-{self.node}")
-        js = nc.jetstream()
+        js = self.js = nc.jetstream()
         self.obs = await js.create_object_store(p.CODE_BUCKET)
         runtimes = [name for name, info in self.executor.runtimes().items() if info.get("available")]
         taking = [
@@ -160,10 +163,12 @@ class Worker:
             with contextlib.suppress(Exception):
                 await self._nc.publish(reply_to, p.dumps({"accepted": self.node}))
         self.load += 1
+        steps = _Steps()
         try:
-            result = await self._run(data)
+            result = await self._run(data, steps)
         finally:
             self.load -= 1
+            steps.done()
         self.served += 1
         # A worker that ran it and did not die stays warm (cheaper than the executor's full stats).
         warm = result.success or result.error_type in (ErrorType.HANDLER_ERROR, ErrorType.INVALID_RESULT)
@@ -190,7 +195,7 @@ class Worker:
             known = self._bursts[function_id] = (key, p.dumps(dict(st.to_dict(), name=st.name)))
         return known[1]
 
-    async def _run(self, data: bytes) -> InvokeResult:
+    async def _run(self, data: bytes, steps: _Steps) -> InvokeResult:
         try:
             req = json.loads(data)
             digest = str(req["digest"])
@@ -199,19 +204,24 @@ class Worker:
             secrets = req.get("secrets") or {}
         except (ValueError, KeyError, TypeError):
             return InvokeResult.failure(ErrorType.INVALID_EVENT, "malformed cluster request")
+        steps.invocation = request_id
         fn = await self._function(digest)
+        steps.mark("code fetched")
         if fn is None:
             return InvokeResult.failure(
                 ErrorType.RUNTIME_UNAVAILABLE,
                 f"worker {self.node} refused: no function version with digest {digest[:16]}… in the code store, "
                 "or its content does not match the digest",
             )
+        steps.limit = fn.timeout + SLOW_MARGIN
         if isinstance(secrets, dict):
             self._secrets.update({str(k): str(v) for k, v in secrets.items()})
         missing = has_dependencies(fn) and await self.platform.deps.missing(fn)
+        steps.mark("dependencies checked")
         if missing:
             return missing
         result: InvokeResult = await self.executor.invoke(fn, req.get("event"), context, request_id=request_id)
+        steps.mark("executor answered")
         return result
 
     async def _function(self, digest: str) -> Function | None:
@@ -221,10 +231,9 @@ class Worker:
         if fn is not None:
             return fn
         try:
-            got = await self.obs.get(digest)
+            data = await codestore.fetch(self.js, self.obs, p.CODE_BUCKET, digest)
         except Exception:  # nats-py raises ObjectNotFoundError, or a timeout
             return None
-        data = got.data or b""
         if p.digest_of(data) != digest:
             log.warning("refused function version %s: its content does not match its digest", digest[:16])
             return None
@@ -233,6 +242,41 @@ class Worker:
             self._versions.pop(next(iter(self._versions)))
         self._versions[digest] = fn
         return fn
+
+
+class _Steps:
+    """When each step of one invocation ended here, and a watch on it. The executor stops a
+    function at its timeout, so an invocation still running `limit` seconds after it arrived is
+    stuck outside the function, and its gateway has given up with only "no answer": the worker
+    logs which steps were done, while it is stuck rather than after (it may never end)."""
+
+    __slots__ = ("start", "marks", "limit", "invocation", "_timer")
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+        self.marks: list[tuple[str, float]] = []
+        self.limit = SLOW_MARGIN
+        self.invocation = "?"
+        self._timer = asyncio.get_running_loop().call_later(self.limit, self._check)
+
+    def mark(self, name: str) -> None:
+        self.marks.append((name, time.monotonic()))
+
+    def done(self) -> None:
+        self._timer.cancel()
+
+    def _check(self) -> None:
+        left = self.limit - (time.monotonic() - self.start)
+        if left > 0:  # the limit grew once the function's timeout was known
+            self._timer = asyncio.get_running_loop().call_later(left, self._check)
+            return
+        done = ", ".join(f"{name} at +{at - self.start:.2f} s" for name, at in self.marks) or "none"
+        log.warning(
+            "invocation %s still running on this worker after %.0f s; steps done: %s",
+            self.invocation,
+            time.monotonic() - self.start,
+            done,
+        )
 
 
 def run_worker(config: Config, data_dir_note: str = "") -> int:

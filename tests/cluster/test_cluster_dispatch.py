@@ -23,9 +23,9 @@ def cluster(nats_server, tmp_path_factory, shared_cache):
     workers = [start_worker(root / f"w{i}", nats_server, f"node{i}", cache=shared_cache) for i in range(2)]
     gateway = start_gateway(root / "gw", nats_server, cache=shared_cache)
     yield gateway, workers
-    assert gateway.stop() == 0, gateway.stderr()
-    for w in workers:
-        assert w.stop() == 0, w.stderr()
+    # Every process stopped before any check: a failed one must not leave the others running.
+    codes = [gateway.stop(), *(w.stop() for w in workers)]
+    assert codes == [0] * len(codes), "\n".join([gateway.stderr(), *(w.stderr() for w in workers)])
 
 
 async def _served_by_node(nats_server, at_least: int) -> dict[str, int]:

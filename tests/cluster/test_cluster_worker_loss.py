@@ -53,9 +53,12 @@ async def test_a_killed_worker_loses_no_async_invocation(nats_server, tmp_path, 
         # The lost attempts were noticed by the silence of its heartbeats: `cloudfn info` marks it down.
         health = {n["node"]: n["health"] for n in (await api.info())["cluster"]["nodes"]}
         assert health == {"loss0": "down", "loss1": "up"}, health
-        assert lost and all(r.error_type == "WorkerCrashed" and r.id in ids for r in lost), lost[:3]  # it hit mid-run
+        assert lost and all(r.error_type == "WorkerCrashed" and r.id in ids for r in lost), [  # it hit mid-run
+            (r.error_type, r.error) for r in lost
+        ]
     finally:
         await api.close()
-        assert gateway.stop() == 0, gateway.stderr()
-        for w in workers:
+        code = gateway.stop()
+        for w in workers:  # stopped before the check: a failure leaves no worker running
             w.stop()
+        assert code == 0, gateway.stderr()

@@ -43,6 +43,12 @@ async def test_a_client_of_another_gateway_keeps_working(nats_server, tmp_path, 
                 continue
         busy = [asyncio.create_task(a.invoke(name, i)) for i in range(20)]  # in flight on the doomed one
         assert (await a.invoke(name, "first")).success
+        # Events are cluster-wide: the doomed gateway's invocation reaches the survivor's stream.
+        # Waited for before the kill: the answer leaves before the event is handed to NATS, and
+        # a SIGKILL in between loses that event (the history keeps the invocation).
+        while "first" not in seen:
+            got.clear()
+            await asyncio.wait_for(got.wait(), 30)
         doomed.proc.send_signal(signal.SIGKILL)
         doomed.proc.wait()
         await asyncio.gather(*busy, return_exceptions=True)  # its clients see it go; not ours
@@ -52,7 +58,6 @@ async def test_a_client_of_another_gateway_keeps_working(nats_server, tmp_path, 
             got.clear()
             await asyncio.wait_for(got.wait(), 30)
         collector.cancel()
-        # Events are cluster-wide: the doomed gateway's invocation reached the survivor's stream too.
         assert "first" in seen
         history = await b.list_invocations(function=name, limit=100)
         assert len([r for r in history if r.status == "success" and isinstance(r.event, dict)]) == 10

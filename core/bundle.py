@@ -171,7 +171,8 @@ def _manifest_hint(folder: Path) -> str:
     """What a newcomer writes: the two keys every folder needs, with the runtime its handler
     file suggests, and the file name when it is not the runtime's default."""
     runtime, file = "python", ""
-    suffixes = {".py": "python", ".js": "nodejs", ".mjs": "nodejs", ".go": "go"}
+    # the handler files deploy takes (a .mjs would be refused), and Go's
+    suffixes = {suffix: r for r, all_ in HANDLER_SUFFIXES.items() for suffix in all_} | {".go": "go"}
     names = sorted(p.name for p in folder.iterdir() if p.is_file() and not p.is_symlink())
     defaults = [r for r, f in DEFAULT_FILES.items() if f in names]
     if defaults:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nats.js.errors import NotFoundError
+from nats.js.errors import NotFoundError, ObjectNotFoundError
 from nats.js.object_store import OBJ_CHUNKS_PRE_TEMPLATE, OBJ_STREAM_TEMPLATE, ObjectStore
 
 
@@ -25,22 +25,24 @@ async def fetch(js: Any, obs: ObjectStore, bucket: str, name: str, attempts: int
     A put of a name that exists writes new chunks and purges the old ones; between reading
     the meta and the chunks they can be gone (a gateway storing the same version again), so
     a missing chunk reads the meta again. nats-py's get waited for such a chunk for good."""
-    for attempt in range(attempts):
-        info = await obs.get_info(name)
-        if not info.size:
-            return b""
-        stream = OBJ_STREAM_TEMPLATE.format(bucket=bucket)
-        subject = OBJ_CHUNKS_PRE_TEMPLATE.format(bucket=bucket, obj=info.nuid)
-        data = bytearray()
-        seq = 1
+    for _ in range(attempts - 1):
         try:
-            while len(data) < info.size:
-                msg = await js.get_msg(stream, seq=seq, subject=subject, next=True)
-                data += msg.data or b""
-                seq = msg.seq + 1
+            return await _read(js, obs, bucket, name)
+        except ObjectNotFoundError:
+            raise  # no such version: nothing to read again
         except NotFoundError:
-            if attempt == attempts - 1:
-                raise
-            continue
-        return bytes(data)
-    raise AssertionError("unreachable")  # the loop returns or raises
+            continue  # its chunks went: it was stored again meanwhile
+    return await _read(js, obs, bucket, name)
+
+
+async def _read(js: Any, obs: ObjectStore, bucket: str, name: str) -> bytes:
+    info = await obs.get_info(name)
+    stream = OBJ_STREAM_TEMPLATE.format(bucket=bucket)
+    subject = OBJ_CHUNKS_PRE_TEMPLATE.format(bucket=bucket, obj=info.nuid)
+    data = bytearray()
+    seq = 1
+    while len(data) < (info.size or 0):
+        msg = await js.get_msg(stream, seq=seq, subject=subject, next=True)
+        data += msg.data or b""
+        seq = msg.seq + 1
+    return bytes(data)

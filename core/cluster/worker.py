@@ -54,6 +54,7 @@ class Worker:
         self._versions: dict[str, Function] = {}
         self._bursts: dict[str, tuple[tuple[int, int], bytes]] = {}  # function id -> (counts, JSON)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._running: set[_Steps] = set()  # the invocations in flight, looked at by each beat
         self._nc: Client | None = None
         self._leaving = False
 
@@ -127,6 +128,7 @@ class Worker:
         while True:
             with contextlib.suppress(Exception):  # a reconnect in progress: the next beat goes out
                 await self._nc.publish(p.HEARTBEAT, p.dumps(self._heartbeat()))
+            report_stuck(self._running, time.monotonic())
             await asyncio.sleep(p.HEARTBEAT_EVERY)
 
     async def _on_ping(self, msg: Msg) -> None:
@@ -164,11 +166,12 @@ class Worker:
                 await self._nc.publish(reply_to, p.dumps({"accepted": self.node}))
         self.load += 1
         steps = _Steps()
+        self._running.add(steps)
         try:
             result = await self._run(data, steps)
         finally:
             self.load -= 1
-            steps.done()
+            self._running.discard(steps)
         self.served += 1
         # A worker that ran it and did not die stays warm (cheaper than the executor's full stats).
         warm = result.success or result.error_type in (ErrorType.HANDLER_ERROR, ErrorType.INVALID_RESULT)
@@ -245,36 +248,35 @@ class Worker:
 
 
 class _Steps:
-    """When each step of one invocation ended here, and a watch on it. The executor stops a
-    function at its timeout, so an invocation still running `limit` seconds after it arrived is
-    stuck outside the function, and its gateway has given up with only "no answer": the worker
-    logs which steps were done, while it is stuck rather than after (it may never end)."""
+    """When each step of one invocation ended here. The executor stops a function at its
+    timeout, so an invocation still running `limit` seconds after it arrived is stuck outside
+    the function, and its gateway has given up with only "no answer": the worker's beat logs
+    which steps were done, while it is stuck rather than after (it may never end)."""
 
-    __slots__ = ("start", "marks", "limit", "invocation", "_timer")
+    __slots__ = ("start", "marks", "limit", "invocation", "reported")
 
     def __init__(self) -> None:
         self.start = time.monotonic()
         self.marks: list[tuple[str, float]] = []
-        self.limit = SLOW_MARGIN
+        self.limit = SLOW_MARGIN  # until the function's timeout is known
         self.invocation = "?"
-        self._timer = asyncio.get_running_loop().call_later(self.limit, self._check)
+        self.reported = False
 
     def mark(self, name: str) -> None:
         self.marks.append((name, time.monotonic()))
 
-    def done(self) -> None:
-        self._timer.cancel()
 
-    def _check(self) -> None:
-        left = self.limit - (time.monotonic() - self.start)
-        if left > 0:  # the limit grew once the function's timeout was known
-            self._timer = asyncio.get_running_loop().call_later(left, self._check)
-            return
-        done = ", ".join(f"{name} at +{at - self.start:.2f} s" for name, at in self.marks) or "none"
+def report_stuck(running: set[_Steps], now: float) -> None:
+    """Log, once each, the invocations in flight past their limit (called by every beat)."""
+    for steps in running:
+        if steps.reported or now - steps.start <= steps.limit:
+            continue
+        steps.reported = True
+        done = ", ".join(f"{name} at +{at - steps.start:.2f} s" for name, at in steps.marks) or "none"
         log.warning(
             "invocation %s still running on this worker after %.0f s; steps done: %s",
-            self.invocation,
-            time.monotonic() - self.start,
+            steps.invocation,
+            now - steps.start,
             done,
         )
 

@@ -374,10 +374,23 @@ def _arm_forced_exit(deadline: float, loop: asyncio.AbstractEventLoop | None = N
         if loop is not None:  # the coroutines the loop still runs (read from here: the loop is stuck or busy)
             with contextlib.suppress(Exception):
                 for task in list(asyncio.all_tasks(loop)):
-                    task.print_stack(limit=4, file=sys.stderr)
+                    print(f"task {task.get_name()}:", *_awaiting(task), sep="\n  ", file=sys.stderr)
         sys.stderr.flush()
         os._exit(EXIT_FORCED)
 
     timer = threading.Timer(deadline, leave)
     timer.daemon = True
     timer.start()
+
+
+def _awaiting(task: asyncio.Task[Any]) -> list[str]:
+    """Where a task waits, outermost first: its chain of awaited coroutines (Task.print_stack
+    shows only the outermost frame of a suspended task, which names no culprit)."""
+    out = []
+    coro: Any = task.get_coro()
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            out.append(f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return out

@@ -132,3 +132,27 @@ def test_a_forced_shutdown_that_hangs_leaves_anyway_and_says_where():
     assert proc.returncode == 1, proc.stderr
     assert "the forced shutdown did not finish within 0.2 s; exiting now" in proc.stderr
     assert "stuck_in_close" in proc.stderr, proc.stderr
+
+
+def test_the_watchdog_names_the_coroutine_a_stuck_task_waits_in():
+    """Not only the threads: a task parked deep in an await chain is shown down to the coroutine
+    that waits (found that way: a worker's invocations stuck in nats-py's object-store read)."""
+    hang = (
+        "import asyncio, threading\n"
+        "from core.server.runner import _arm_forced_exit\n"
+        "async def waits_for_a_chunk():\n"
+        "    await asyncio.get_running_loop().create_future()\n"
+        "async def fetch_the_code():\n"
+        "    await waits_for_a_chunk()\n"
+        "async def main():\n"
+        "    task = asyncio.ensure_future(fetch_the_code())\n"
+        "    task.set_name('stuck-invocation')\n"
+        "    _arm_forced_exit(0.2, asyncio.get_running_loop())\n"
+        "    await asyncio.sleep(0)\n"
+        "    threading.Event().wait()  # the loop itself stuck too\n"
+        "asyncio.run(main())\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", hang], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert proc.returncode == 1, proc.stderr
+    chain = proc.stderr.split("task stuck-invocation:", 1)[1]
+    assert chain.index("in fetch_the_code") < chain.index("in waits_for_a_chunk"), proc.stderr

@@ -116,6 +116,13 @@ async def test_requests_arriving_while_shutting_down_get_503(config):
         await platform.close()
 
 
+def _left_by_the_watchdog(script: str) -> str:
+    """Run `script` (it arms the watchdog, then hangs); it must exit 1. Its stderr."""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert proc.returncode == 1, proc.stderr
+    return proc.stderr
+
+
 def test_a_forced_shutdown_that_hangs_leaves_anyway_and_says_where():
     """The second signal's promise holds even when the close itself hangs (a worker that will
     not die, a thread that will not end): the process leaves with exit 1 and prints the stacks
@@ -128,10 +135,9 @@ def test_a_forced_shutdown_that_hangs_leaves_anyway_and_says_where():
         "    threading.Event().wait()\n"
         "stuck_in_close()\n"
     )
-    proc = subprocess.run([sys.executable, "-c", hang], capture_output=True, text=True, timeout=60, cwd=ROOT)
-    assert proc.returncode == 1, proc.stderr
-    assert "the forced shutdown did not finish within 0.2 s; exiting now" in proc.stderr
-    assert "stuck_in_close" in proc.stderr, proc.stderr
+    stderr = _left_by_the_watchdog(hang)
+    assert "the forced shutdown did not finish within 0.2 s; exiting now" in stderr
+    assert "stuck_in_close" in stderr, stderr
 
 
 def test_the_watchdog_names_the_coroutine_a_stuck_task_waits_in():
@@ -152,7 +158,6 @@ def test_the_watchdog_names_the_coroutine_a_stuck_task_waits_in():
         "    threading.Event().wait()  # the loop itself stuck too\n"
         "asyncio.run(main())\n"
     )
-    proc = subprocess.run([sys.executable, "-c", hang], capture_output=True, text=True, timeout=60, cwd=ROOT)
-    assert proc.returncode == 1, proc.stderr
-    chain = proc.stderr.split("task stuck-invocation:", 1)[1]
-    assert chain.index("in fetch_the_code") < chain.index("in waits_for_a_chunk"), proc.stderr
+    stderr = _left_by_the_watchdog(hang)
+    chain = stderr.split("task stuck-invocation:", 1)[1]
+    assert chain.index("in fetch_the_code") < chain.index("in waits_for_a_chunk"), stderr
